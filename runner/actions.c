@@ -1,0 +1,184 @@
+/* actions.c: the action table and the built-in leaf actions that need no
+ * I/O library: sleep, log and assert. Actions with their own modules (http,
+ * exec, lua, ...) are listed here by their ops structs. */
+#include "action.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "engine.h"
+#include "log.h"
+#include "luahost.h"
+#include "util.h"
+
+/* ------------------------------------------------------------------ sleep */
+
+struct sleep_op {
+  uv_timer_t timer;
+  struct pc_attempt *a; /* borrowed; NULL once cancelled */
+};
+
+static void on_sleep_closed(uv_handle_t *h)
+{
+  free(PC_CONTAINER_OF(h, struct sleep_op, timer));
+}
+
+static void on_sleep_done(uv_timer_t *timer)
+{
+  struct sleep_op *op = PC_CONTAINER_OF(timer, struct sleep_op, timer);
+  struct pc_attempt *a = op->a;
+  a->data = NULL;
+  uv_close((uv_handle_t *)&op->timer, on_sleep_closed);
+  pc_attempt_done(a, PC_FAIL_NONE, NULL);
+}
+
+/* A duration value: a number of seconds or a duration string. */
+static int lua_duration(lua_State *L, int idx, double *ms)
+{
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    double s = lua_tonumber(L, idx);
+    if (!(s >= 0) || s > 30.0 * 86400)
+      return -1;
+    *ms = s * 1000.0;
+    return 0;
+  }
+  if (lua_type(L, idx) == LUA_TSTRING)
+    return pc_parse_duration(lua_tostring(L, idx), ms) == 0 ? 0 : -1;
+  return -1;
+}
+
+static int sleep_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
+{
+  if (v->kind != PC_NODE_SCALAR) {
+    pc_load_error(c, v, "sleep: expected a duration like \"250ms\" or \"2s\", got a %s",
+                  pc_node_kind_name(v));
+    return -1;
+  }
+  st->params = pc_load_tmpl(c, v);
+  if (!st->params)
+    return -1;
+  if (!st->params->has_expr) {
+    double ms;
+    if (pc_load_duration(c, v, &ms) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+static void sleep_start(struct pc_attempt *a)
+{
+  lua_State *L = pc_lua_state(pc_run_lua(a->run));
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* value */
+  double ms;
+  int bad = lua_duration(L, -1, &ms);
+  if (bad) {
+    char *m = pc_asprintf("sleep: invalid duration %s", luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 2);
+    pc_attempt_done(a, PC_FAIL_ERROR, m);
+    free(m);
+    return;
+  }
+  lua_pop(L, 1);
+  struct sleep_op *op = pc_xmalloc(sizeof *op);
+  op->a = a;
+  uv_timer_init(pc_run_loop(a->run), &op->timer);
+  uv_timer_start(&op->timer, on_sleep_done, (uint64_t)(ms + 0.5), 0);
+  a->data = op;
+}
+
+static void sleep_cancel(struct pc_attempt *a)
+{
+  struct sleep_op *op = a->data;
+  if (!op)
+    return;
+  a->data = NULL;
+  op->a = NULL;
+  uv_close((uv_handle_t *)&op->timer, on_sleep_closed);
+}
+
+/* -------------------------------------------------------------------- log */
+
+static int log_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
+{
+  st->params = pc_load_tmpl(c, v);
+  return st->params ? 0 : -1;
+}
+
+static void log_start(struct pc_attempt *a)
+{
+  struct pc_lua *h = pc_run_lua(a->run);
+  lua_State *L = pc_lua_state(h);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* value */
+  size_t len;
+  char *text = pc_lua_to_text(h, -1, &len);
+  lua_pop(L, 1);
+  pc_out_line(text, len);
+  free(text);
+  pc_attempt_done(a, PC_FAIL_NONE, NULL);
+}
+
+static void nothing_to_cancel(struct pc_attempt *a)
+{
+  (void)a;
+}
+
+/* ----------------------------------------------------------------- assert */
+
+static void assert_start(struct pc_attempt *a)
+{
+  struct pc_lua *h = pc_run_lua(a->run);
+  const struct pc_step *st = a->step;
+  for (size_t i = 0; i < st->nasserts; i++) {
+    const struct pc_expr *e = st->asserts[i];
+    bool ok = false;
+    char *err = NULL;
+    if (pc_lua_eval_bool(h, e, a->scope_ref, &ok, &err) != 0) {
+      pc_attempt_done(a, PC_FAIL_ERROR, err);
+      free(err);
+      return;
+    }
+    if (!ok) {
+      char *m = pc_asprintf("assertion failed: %s (%s:%d:%d)", e->src, e->file, e->line, e->col);
+      pc_attempt_done(a, PC_FAIL_EXPECT, m);
+      free(m);
+      return;
+    }
+  }
+  pc_attempt_done(a, PC_FAIL_NONE, NULL);
+}
+
+/* ------------------------------------------------------------------ table */
+
+#define PC_ON_DEFAULT_LOCAL (PC_ON_ERROR | PC_ON_TIMEOUT)
+
+static const struct pc_action_ops sleep_ops = {
+    .action = PC_ACT_SLEEP, .key = "sleep", .load = sleep_load, .start = sleep_start,
+    .cancel = sleep_cancel, .default_on = PC_ON_DEFAULT_LOCAL};
+static const struct pc_action_ops log_ops = {
+    .action = PC_ACT_LOG, .key = "log", .load = log_load, .start = log_start,
+    .cancel = nothing_to_cancel, .default_on = PC_ON_DEFAULT_LOCAL};
+static const struct pc_action_ops assert_ops = {
+    .action = PC_ACT_ASSERT, .key = "assert", .start = assert_start,
+    .cancel = nothing_to_cancel, .default_on = PC_ON_DEFAULT_LOCAL};
+
+static const struct pc_action_ops *const table[] = {&sleep_ops, &log_ops, &assert_ops};
+
+const struct pc_action_ops *pc_action_find(const char *key)
+{
+  for (size_t i = 0; i < PC_ARRAY_SIZE(table); i++)
+    if (strcmp(table[i]->key, key) == 0)
+      return table[i];
+  return NULL;
+}
+
+const struct pc_action_ops *pc_action_ops(enum pc_action a)
+{
+  for (size_t i = 0; i < PC_ARRAY_SIZE(table); i++)
+    if (table[i]->action == a)
+      return table[i];
+  return NULL;
+}

@@ -1,0 +1,287 @@
+/* cli.c: parses the command line, loads and checks workflow files, and
+ * hands them to the engine. Loading errors are printed as
+ * "file:line:column: error: ..." and exit 2 before anything runs. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <lua.h>
+#include <uv.h>
+#include <yaml.h>
+
+#include "diag.h"
+#include "engine.h"
+#include "log.h"
+#include "luahost.h"
+#include "util.h"
+#include "workflow.h"
+
+static void usage(FILE *f)
+{
+  fputs("usage: pacer run WORKFLOW.yml [options]   run a workflow\n"
+        "       pacer validate WORKFLOW.yml...       check files without running anything\n"
+        "       pacer version                        print versions\n"
+        "\n"
+        "run options:\n"
+        "  --var NAME=VALUE      override vars.NAME (VALUE is read as YAML)\n"
+        "  --vars-file FILE      YAML map merged over vars (--var wins)\n"
+        "  --timeout DURATION    deadline for the whole run\n"
+        "  --log-format text|json\n"
+        "  -q, -v                quieter / more verbose\n"
+        "  --dry-run             load, validate and print the plan; run nothing\n",
+        f);
+}
+
+/* Loads, checks and compiles one file. Returns 0, or -1 with errors printed. */
+static int load_workflow(const char *path, struct pc_lua *h, struct pc_workflow **out)
+{
+  struct pc_diag d;
+  pc_diag_init(&d);
+  struct pc_workflow *wf = NULL;
+  int rc = pc_workflow_load(path, &wf, &d);
+  if (rc == 0 && pc_lua_compile_workflow(h, wf, &d) != 0)
+    rc = -1;
+  if (rc != 0) {
+    pc_diag_print(&d, stderr);
+    fprintf(stderr, "%s: %zu error%s; nothing was run\n", path, d.n, d.n == 1 ? "" : "s");
+    pc_workflow_free(wf);
+    wf = NULL;
+  }
+  pc_diag_free(&d);
+  *out = wf;
+  return rc;
+}
+
+/* ----------------------------------------------------------- the plan */
+
+static void print_step(const struct pc_workflow *wf, const struct pc_step *s, int depth)
+{
+  printf("%*s- ", depth * 2, "");
+  if (s->id)
+    printf("%s: ", s->id);
+  if (s->name)
+    printf("\"%s\" ", s->name);
+  printf("%s", s->action == PC_ACT_USES ? "uses" : pc_action_name(s->action));
+  if (s->uses)
+    printf(" %s", s->uses);
+  if (s->for_each)
+    printf(", for_each");
+  if (s->if_expr)
+    printf(", if %s", s->if_expr->src);
+  if ((s->for_each || s->action == PC_ACT_GATHER) && s->concurrency)
+    printf(", concurrency %d", s->concurrency);
+  if ((s->for_each || s->action == PC_ACT_GATHER) && !s->fail_fast)
+    printf(", fail_fast false");
+  for (size_t i = 0; i < s->npools; i++)
+    printf("%s%s", i ? "," : ", pool ", wf->pools[s->pools[i]].name);
+  if (s->timeout_ms >= 0) {
+    char d[32];
+    pc_format_duration(s->timeout_ms, d, sizeof d);
+    printf(", timeout %s", d);
+  }
+  if (s->retry.attempts > 1)
+    printf(", retry %d", s->retry.attempts);
+  if (s->continue_on_error)
+    printf(", continue_on_error");
+  printf("  (line %d)\n", s->line);
+  for (size_t i = 0; i < s->nchildren; i++)
+    print_step(wf, s->children[i], depth + 1);
+}
+
+static void print_plan(const struct pc_workflow *wf)
+{
+  printf("workflow %s (%s)\n", wf->name, wf->file);
+  if (wf->timeout_ms >= 0) {
+    char d[32];
+    pc_format_duration(wf->timeout_ms, d, sizeof d);
+    printf("timeout: %s\n", d);
+  }
+  for (size_t i = 0; i < wf->npools; i++) {
+    const struct pc_pool_def *p = &wf->pools[i];
+    printf("pool %s:", p->name);
+    if (p->concurrency)
+      printf(" concurrency %d", p->concurrency);
+    if (p->rate > 0)
+      printf(" rate %g/s burst %d", p->rate, p->burst);
+    printf("\n");
+  }
+  printf("steps:\n");
+  for (size_t i = 0; i < wf->nsteps; i++)
+    print_step(wf, wf->steps[i], 1);
+  if (wf->nfinally) {
+    printf("finally:\n");
+    for (size_t i = 0; i < wf->nfinally; i++)
+      print_step(wf, wf->finally[i], 1);
+  }
+}
+
+/* -------------------------------------------------------- subcommands */
+
+static int cmd_version(void)
+{
+  const curl_version_info_data *c = curl_version_info(CURLVERSION_NOW);
+  printf("pacer %s\n", PACER_VERSION);
+  printf("libuv %s\n", uv_version_string());
+  printf("libcurl %s (%s)\n", c->version, c->ssl_version ? c->ssl_version : "no TLS");
+  printf("libyaml %s\n", yaml_get_version_string());
+  printf("%s\n", LUA_RELEASE);
+  return PC_EXIT_OK;
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+  if (argc < 1) {
+    fprintf(stderr, "pacer validate: name at least one workflow file\n");
+    return PC_EXIT_USAGE;
+  }
+  int code = PC_EXIT_OK;
+  for (int i = 0; i < argc; i++) {
+    struct pc_lua *h = pc_lua_new();
+    if (!h)
+      return PC_EXIT_ERROR;
+    struct pc_workflow *wf = NULL;
+    if (load_workflow(argv[i], h, &wf) != 0) {
+      code = PC_EXIT_USAGE;
+    } else {
+      printf("%s: ok\n", argv[i]);
+      pc_workflow_free(wf);
+    }
+    pc_lua_free(h);
+  }
+  return code;
+}
+
+/* Takes the value of an option given as "--opt VALUE" or "--opt=VALUE". */
+static const char *opt_value(const char *name, int argc, char **argv, int *i)
+{
+  const char *a = argv[*i];
+  size_t n = strlen(name);
+  if (strncmp(a, name, n) == 0 && a[n] == '=')
+    return a + n + 1;
+  if (strcmp(a, name) == 0 && *i + 1 < argc)
+    return argv[++*i];
+  return NULL;
+}
+
+static bool opt_is(const char *a, const char *name)
+{
+  size_t n = strlen(name);
+  return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
+}
+
+static int cmd_run(int argc, char **argv)
+{
+  const char *file = NULL;
+  struct pc_run_opts o;
+  pc_run_opts_init(&o);
+  const char **vars = pc_xcalloc((size_t)argc + 1, sizeof *vars);
+  struct pc_log_opts lo = {0, false, isatty(STDERR_FILENO) && !getenv("NO_COLOR")};
+  bool dry = false;
+  int code = PC_EXIT_USAGE;
+
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if (opt_is(a, "--var")) {
+      if (!(v = opt_value("--var", argc, argv, &i)))
+        goto missing;
+      vars[o.nvars++] = v;
+    } else if (opt_is(a, "--vars-file")) {
+      if (!(v = opt_value("--vars-file", argc, argv, &i)))
+        goto missing;
+      o.vars_file = v;
+    } else if (opt_is(a, "--timeout")) {
+      if (!(v = opt_value("--timeout", argc, argv, &i)))
+        goto missing;
+      if (pc_parse_duration(v, &o.timeout_ms) != 0) {
+        fprintf(stderr, "pacer run: --timeout: invalid duration \"%s\" (try 30s, 2m)\n", v);
+        goto out;
+      }
+    } else if (opt_is(a, "--log-format")) {
+      if (!(v = opt_value("--log-format", argc, argv, &i)))
+        goto missing;
+      if (strcmp(v, "json") == 0) {
+        lo.json = true;
+      } else if (strcmp(v, "text") != 0) {
+        fprintf(stderr, "pacer run: --log-format must be text or json, got \"%s\"\n", v);
+        goto out;
+      }
+    } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+      lo.verbosity = -1;
+    } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+      lo.verbosity = 1;
+    } else if (strcmp(a, "--dry-run") == 0) {
+      dry = true;
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "pacer run: unknown option \"%s\"\n", a);
+      usage(stderr);
+      goto out;
+    } else if (file) {
+      fprintf(stderr, "pacer run: one workflow file at a time (got \"%s\" and \"%s\")\n", file,
+              a);
+      goto out;
+    } else {
+      file = a;
+    }
+  }
+  if (!file) {
+    fprintf(stderr, "pacer run: name a workflow file\n");
+    usage(stderr);
+    goto out;
+  }
+  if (lo.json)
+    lo.color = false;
+  pc_log_init(&lo);
+  o.vars = vars;
+
+  struct pc_lua *h = pc_lua_new();
+  if (!h) {
+    code = PC_EXIT_ERROR;
+    goto out;
+  }
+  struct pc_workflow *wf = NULL;
+  if (load_workflow(file, h, &wf) == 0) {
+    if (dry) {
+      print_plan(wf);
+      code = PC_EXIT_OK;
+    } else {
+      code = pc_run_workflow(wf, h, &o);
+    }
+    pc_workflow_free(wf);
+  }
+  pc_lua_free(h);
+  goto out;
+
+missing:
+  fprintf(stderr, "pacer run: option \"%s\" needs a value\n", argv[argc - 1]);
+out:
+  free(vars);
+  pc_secrets_clear();
+  return code;
+}
+
+int pc_cli_main(int argc, char **argv)
+{
+  if (argc < 2) {
+    usage(stderr);
+    return PC_EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "run") == 0)
+    return cmd_run(argc - 2, argv + 2);
+  if (strcmp(cmd, "validate") == 0)
+    return cmd_validate(argc - 2, argv + 2);
+  if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
+    return cmd_version();
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+    usage(stdout);
+    return PC_EXIT_OK;
+  }
+  fprintf(stderr, "pacer: unknown command \"%s\"\n", cmd);
+  usage(stderr);
+  return PC_EXIT_USAGE;
+}

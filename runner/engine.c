@@ -1,0 +1,1225 @@
+/* engine.c: runs a workflow's step tree on one libuv loop.
+ *
+ * Each running step is a task. Leaf tasks run attempts of an action (see
+ * action.h) under pools, a per-attempt deadline and retries; group tasks
+ * (sequence, gather, fan-out) start children and aggregate their outcomes.
+ * A fan-out is lazy: it holds the item list and one child per item in
+ * flight, never a task per item, so 100 000 items at concurrency 100 cost
+ * 100 tasks plus the results.
+ *
+ * Re-entrancy rule: anything that completes (an attempt, a child, a pool
+ * grant) only sets an event bit on its task and queues it; one drain
+ * callback (a uv_idle handle, active only while the queue is not empty)
+ * processes the queue. So no engine function ever runs inside another one's
+ * iteration over children, and cancellation can walk a subtree without the
+ * tree changing under it.
+ *
+ * Cancellation: task_cancel() on a leaf calls the action's cancel (which
+ * stops its pending operation synchronously), leaves any pool queue and
+ * releases held permits; on a group it cancels every running child and
+ * finishes once the last one has reported. Timers are stopped in the same
+ * call, so no callback of a cancelled task fires afterwards. */
+#include "engine.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "action.h"
+#include "log.h"
+#include "pool.h"
+#include "util.h"
+
+/* ================================================================ types */
+
+enum task_kind { TK_LEAF, TK_SEQ, TK_GATHER, TK_FOREACH };
+enum task_state { TS_NEW, TS_WAIT_POOL, TS_RUNNING, TS_BACKOFF, TS_GROUP, TS_DONE };
+
+enum {
+  EV_GRANTED = 1u,      /* a queued pool permit was granted */
+  EV_ATTEMPT_DONE = 2u, /* the action called pc_attempt_done */
+  EV_NOTIFY = 4u,       /* the task finished; tell the parent */
+};
+
+struct task {
+  struct pc_run *run;
+  struct task *parent;             /* NULL for the run's two root sequences */
+  struct task *prev, *next;        /* links in the parent's running list */
+  struct task *kids_head;          /* running children */
+  const struct pc_step *step;      /* borrowed; NULL for a root sequence */
+  struct pc_step *const *kids;     /* children to run (SEQ, GATHER) */
+  size_t nkids;
+  enum task_kind kind;
+  enum task_state state;
+  bool instance;  /* one item of a fan-out: for_each and if do not apply */
+  size_t item;    /* instance: 1-based item index */
+  int scope_ref;  /* scope for expressions */
+  bool own_scope; /* scope_ref is ours to unref */
+
+  /* groups */
+  size_t next_kid; /* next child (or item) to start */
+  size_t total;    /* number of children (or items) */
+  int running;
+  int limit;        /* max children in flight; 0 = unlimited */
+  bool fail_fast;
+  bool stopping;    /* start no more children */
+  int list_ref;     /* fan-out: the items */
+  int items_ref;    /* fan-out: per-item results */
+  bool failed_error, failed_expect;
+  char *fail_msg;   /* first counted failure among the children */
+  double group_timeout_ms;
+
+  /* cancellation */
+  bool cancelled;
+  enum pc_outcome cancel_as;
+  char *cancel_msg;
+
+  /* leaf */
+  const struct pc_action_ops *ops;
+  struct pc_attempt att;
+  bool att_live;          /* the action is running: cancel it before anything else */
+  int attempts;
+  size_t pools_held;
+  struct pc_pool_waiter *waiters; /* one per pool of the step */
+  enum pc_fail att_fail;
+  char *att_msg;
+  bool status_failed;     /* the last attempt failed its status expectation */
+
+  uv_timer_t timer; /* leaf: attempt deadline or backoff; group: its timeout */
+  double started_wall, started_mono;
+  enum pc_outcome outcome;
+  char *error;
+  int result_ref; /* the finished result table, kept for the parent */
+
+  unsigned events;
+  bool queued;
+  struct task *rq_next;
+  bool closing; /* timer close pending */
+  bool notified;
+};
+
+struct pc_run {
+  uv_loop_t loop;
+  struct pc_lua *lua;
+  lua_State *L;
+  struct pc_workflow *wf;
+  const struct pc_run_opts *opts;
+  struct pc_pool *pools;
+  size_t npools;
+  int root_scope;
+  void *action_slots[PC_ACT_SHELL + 1];
+
+  struct task *rq_head, *rq_tail;
+  uv_idle_t drain;
+  uv_signal_t sigint, sigterm;
+  uv_timer_t deadline;
+  double timeout_ms;
+
+  struct task *main, *fin;
+  enum pc_outcome main_outcome, fin_outcome;
+  bool fin_ran;
+  int signal;        /* first signal received, 0 if none */
+  bool deadline_hit;
+  bool finished;
+  double started_mono;
+  char run_id[40];
+};
+
+static void task_start(struct task *t);
+static void task_finish(struct task *t, enum pc_outcome o, const char *err);
+static void task_cancel(struct task *t, enum pc_outcome as, const char *msg);
+static void group_fill(struct task *t);
+static void leaf_acquire(struct task *t);
+static void attempt_end(struct task *t, enum pc_fail fail, char *msg);
+static void on_root_done(struct task *t);
+static void group_child_done(struct task *t, struct task *c);
+
+const char *pc_outcome_name(enum pc_outcome o)
+{
+  static const char *const names[] = {"ok", "failed", "error", "timeout", "cancelled",
+                                      "skipped"};
+  return names[o];
+}
+
+static bool outcome_is_failure(enum pc_outcome o)
+{
+  return o == PC_FAILED || o == PC_ERROR || o == PC_TIMEOUT;
+}
+
+void pc_run_opts_init(struct pc_run_opts *o)
+{
+  memset(o, 0, sizeof *o);
+  o->timeout_ms = -1;
+  o->finally_grace_ms = 30000;
+}
+
+uv_loop_t *pc_run_loop(struct pc_run *run) { return &run->loop; }
+struct pc_lua *pc_run_lua(struct pc_run *run) { return run->lua; }
+const struct pc_workflow *pc_run_workflow_def(struct pc_run *run) { return run->wf; }
+void **pc_run_action_slot(struct pc_run *run, enum pc_action a) { return &run->action_slots[a]; }
+
+char *pc_step_label(const struct pc_step *s)
+{
+  const char *base = strrchr(s->file, '/');
+  base = base ? base + 1 : s->file;
+  if (s->id)
+    return pc_asprintf("%s (%s:%d)", s->id, base, s->line);
+  if (s->name)
+    return pc_asprintf("%s (%s:%d)", s->name, base, s->line);
+  return pc_asprintf("%s (%s:%d)", pc_action_name(s->action), base, s->line);
+}
+
+static char *task_label(const struct task *t)
+{
+  if (!t->step)
+    return pc_xstrdup(t == t->run->fin ? "finally" : "steps");
+  char *l = pc_step_label(t->step);
+  if (!t->instance)
+    return l;
+  char *r = pc_asprintf("%s[%zu]", l, t->item);
+  free(l);
+  return r;
+}
+
+/* ========================================================== ready queue */
+
+static void on_drain(uv_idle_t *h)
+{
+  struct pc_run *run = PC_CONTAINER_OF(h, struct pc_run, drain);
+  struct task *t;
+  while ((t = run->rq_head)) {
+    run->rq_head = t->rq_next;
+    if (!run->rq_head)
+      run->rq_tail = NULL;
+    t->rq_next = NULL;
+    t->queued = false;
+    unsigned ev = t->events;
+    t->events = 0;
+    if (t->state != TS_DONE) {
+      if ((ev & EV_GRANTED) && t->state == TS_WAIT_POOL)
+        leaf_acquire(t);
+      if ((ev & EV_ATTEMPT_DONE) && t->state == TS_RUNNING) {
+        char *msg = t->att_msg;
+        t->att_msg = NULL;
+        attempt_end(t, t->att_fail, msg);
+      }
+    }
+    /* Last: the parent may free the task. */
+    if (ev & EV_NOTIFY) {
+      if (t->parent)
+        group_child_done(t->parent, t);
+      else
+        on_root_done(t);
+    }
+  }
+  uv_idle_stop(h);
+}
+
+static void post(struct task *t, unsigned ev)
+{
+  struct pc_run *run = t->run;
+  t->events |= ev;
+  if (t->queued)
+    return;
+  t->queued = true;
+  if (run->rq_tail)
+    run->rq_tail->rq_next = t;
+  else
+    run->rq_head = t;
+  run->rq_tail = t;
+  uv_idle_start(&run->drain, on_drain);
+}
+
+/* ================================================================ tasks */
+
+static void task_free(struct task *t)
+{
+  free(t->waiters);
+  free(t->fail_msg);
+  free(t->cancel_msg);
+  free(t->att_msg);
+  free(t->error);
+  free(t);
+}
+
+static void on_task_timer_closed(uv_handle_t *h)
+{
+  struct task *t = PC_CONTAINER_OF(h, struct task, timer);
+  t->closing = false;
+  if (t->notified)
+    task_free(t);
+}
+
+/* Called by the parent after it has consumed the child's result. */
+static void task_release(struct task *t)
+{
+  t->notified = true;
+  pc_lua_unref(t->run->lua, t->result_ref);
+  t->result_ref = LUA_NOREF;
+  if (!t->closing)
+    task_free(t);
+}
+
+static struct task *task_new(struct pc_run *run, struct task *parent, const struct pc_step *st,
+                             int scope_ref, bool own_scope, bool instance)
+{
+  struct task *t = pc_xcalloc(1, sizeof *t);
+  t->run = run;
+  t->parent = parent;
+  t->step = st;
+  t->scope_ref = scope_ref;
+  t->own_scope = own_scope;
+  t->instance = instance;
+  t->list_ref = t->items_ref = t->result_ref = LUA_NOREF;
+  t->att.params_ref = t->att.result_ref = LUA_NOREF;
+  t->fail_fast = true;
+  t->group_timeout_ms = -1;
+  if (!st) {
+    t->kind = TK_SEQ;
+  } else if (st->for_each && !instance) {
+    t->kind = TK_FOREACH;
+  } else if (st->action == PC_ACT_STEPS) {
+    t->kind = TK_SEQ;
+  } else if (st->action == PC_ACT_GATHER) {
+    t->kind = TK_GATHER;
+  } else {
+    t->kind = TK_LEAF;
+    t->ops = pc_action_ops(st->action);
+    assert(t->ops);
+    if (st->npools)
+      t->waiters = pc_xcalloc(st->npools, sizeof *t->waiters);
+  }
+  if (st && t->kind != TK_LEAF) {
+    t->limit = st->concurrency;
+    t->fail_fast = st->fail_fast;
+    if (t->kind != TK_FOREACH)
+      t->group_timeout_ms = st->timeout_ms;
+    if (t->kind != TK_FOREACH) {
+      t->kids = st->children;
+      t->nkids = st->nchildren;
+    }
+  }
+  if (t->kind == TK_SEQ)
+    t->limit = 1;
+  uv_timer_init(&run->loop, &t->timer);
+  return t;
+}
+
+/* ------------------------------------------------------------ results */
+
+/* Pushes a fresh table with the common result fields. */
+static void set_common_fields(struct task *t, int tbl)
+{
+  lua_State *L = t->run->L;
+  char ts[40];
+  lua_pushstring(L, pc_outcome_name(t->outcome)); /* tbl.outcome */
+  lua_setfield(L, tbl, "outcome");
+  if (t->error) {
+    lua_pushstring(L, t->error);
+    lua_setfield(L, tbl, "error");
+  }
+  if (t->kind == TK_LEAF) {
+    lua_pushinteger(L, t->attempts);
+    lua_setfield(L, tbl, "attempts");
+  }
+  if (t->started_wall > 0) {
+    pc_format_iso8601(t->started_wall, ts, sizeof ts);
+    lua_pushstring(L, ts);
+    lua_setfield(L, tbl, "started_at");
+    lua_pushinteger(L, (lua_Integer)llround(pc_mono_ms() - t->started_mono));
+    lua_setfield(L, tbl, "duration_ms");
+  }
+  if (t->items_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref); /* tbl.items */
+    lua_setfield(L, tbl, "items");
+  }
+}
+
+/* Evaluates `outputs` with `result` bound; on failure returns the message. */
+static char *eval_outputs(struct task *t, int tbl)
+{
+  const struct pc_step *st = t->step;
+  lua_State *L = t->run->L;
+  struct pc_lua *h = t->run->lua;
+  lua_newtable(L); /* tbl, outputs */
+  if (st && st->noutputs) {
+    int scope = pc_lua_child_scope(h, t->scope_ref, false);
+    lua_pushvalue(L, tbl); /* tbl, outputs, result */
+    pc_lua_scope_set(h, scope, "result"); /* tbl, outputs */
+    for (size_t i = 0; i < st->noutputs; i++) {
+      char *err = NULL;
+      if (pc_lua_eval_tmpl(h, st->outputs[i].value, scope, &err) != 0) {
+        char *m = pc_asprintf("output %s: %s", st->outputs[i].name, err);
+        free(err);
+        pc_lua_unref(h, scope);
+        lua_pop(L, 1);
+        return m;
+      }
+      lua_setfield(L, -2, st->outputs[i].name); /* tbl, outputs */
+    }
+    pc_lua_unref(h, scope);
+  }
+  lua_setfield(L, tbl, "outputs"); /* tbl */
+  return NULL;
+}
+
+/* Builds the result table, stores it where expressions look for it, logs the
+ * end of the step, and queues the notification to the parent. */
+static void task_finish(struct task *t, enum pc_outcome o, const char *err)
+{
+  struct pc_run *run = t->run;
+  lua_State *L = run->L;
+  assert(t->state != TS_DONE);
+  t->state = TS_DONE;
+  t->events &= ~(EV_GRANTED | EV_ATTEMPT_DONE);
+  uv_timer_stop(&t->timer);
+  t->outcome = o;
+  free(t->error);
+  t->error = err ? pc_xstrdup(err) : NULL;
+
+  if (t->att.result_ref != LUA_NOREF) {
+    t->result_ref = t->att.result_ref;
+    t->att.result_ref = LUA_NOREF;
+  } else {
+    lua_newtable(L);
+    t->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref); /* result */
+  int tbl = lua_gettop(L);
+  if (o == PC_OK && !(t->kind == TK_FOREACH)) {
+    char *oerr = eval_outputs(t, tbl);
+    if (oerr) {
+      t->outcome = PC_ERROR;
+      free(t->error);
+      t->error = oerr;
+      lua_newtable(L);
+      lua_setfield(L, tbl, "outputs");
+    }
+  } else {
+    lua_newtable(L);
+    lua_setfield(L, tbl, "outputs");
+  }
+  set_common_fields(t, tbl);
+
+  /* steps.ID: a fan-out item's instance is visible in its own scope only;
+   * everything else in the scope it runs in. */
+  if (t->step && t->step->id) {
+    lua_pushvalue(L, tbl);
+    pc_lua_scope_set_step(run->lua, t->scope_ref, t->step->id);
+  }
+  lua_pop(L, 1);
+
+  if (t->step) {
+    char *label = task_label(t);
+    double ms = pc_mono_ms() - t->started_mono;
+    char dur[32];
+    pc_format_duration(t->started_mono > 0 ? ms : 0, dur, sizeof dur);
+    bool tolerated = t->step->continue_on_error;
+    if (outcome_is_failure(t->outcome) && t->kind == TK_LEAF) {
+      pc_log(tolerated ? PC_LOG_WARN : PC_LOG_ERROR, label, "%s after %s: %s%s",
+             pc_outcome_name(t->outcome), dur, t->error ? t->error : "",
+             tolerated ? " (continue_on_error)" : "");
+    } else {
+      pc_log(PC_LOG_DEBUG, label, "%s in %s", pc_outcome_name(t->outcome), dur);
+    }
+    free(label);
+  }
+
+  if (t->own_scope) {
+    pc_lua_unref(run->lua, t->scope_ref);
+    t->own_scope = false;
+  }
+  pc_lua_unref(run->lua, t->list_ref);
+  t->list_ref = LUA_NOREF;
+  pc_lua_unref(run->lua, t->items_ref);
+  t->items_ref = LUA_NOREF;
+  t->closing = true;
+  uv_close((uv_handle_t *)&t->timer, on_task_timer_closed);
+  post(t, EV_NOTIFY);
+}
+
+/* ================================================================ groups */
+
+static void on_group_timeout(uv_timer_t *timer)
+{
+  struct task *t = PC_CONTAINER_OF(timer, struct task, timer);
+  char dur[32];
+  pc_format_duration(t->group_timeout_ms, dur, sizeof dur);
+  char *msg = pc_asprintf("timed out after %s", dur);
+  task_cancel(t, PC_TIMEOUT, msg);
+  free(msg);
+}
+
+static void group_finish(struct task *t)
+{
+  if (t->cancelled) {
+    task_finish(t, t->cancel_as, t->cancel_msg);
+    return;
+  }
+  enum pc_outcome o = t->failed_error ? PC_ERROR : t->failed_expect ? PC_FAILED : PC_OK;
+  task_finish(t, o, o == PC_OK ? NULL : t->fail_msg);
+}
+
+static struct task *spawn_child(struct task *t, size_t i)
+{
+  struct pc_run *run = t->run;
+  if (t->kind != TK_FOREACH)
+    return task_new(run, t, t->kids[i], t->scope_ref, false, false);
+  lua_State *L = run->L;
+  int scope = pc_lua_child_scope(run->lua, t->scope_ref, true);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->list_ref); /* list */
+  lua_geti(L, -1, (lua_Integer)(i + 1));          /* list, item */
+  lua_remove(L, -2);                              /* item */
+  pc_lua_scope_set(run->lua, scope, "item");
+  lua_pushinteger(L, (lua_Integer)(i + 1));
+  pc_lua_scope_set(run->lua, scope, "index");
+  struct task *c = task_new(run, t, t->step, scope, true, true);
+  c->item = i + 1;
+  return c;
+}
+
+static void group_fill(struct task *t)
+{
+  while (!t->stopping && t->next_kid < t->total && (t->limit <= 0 || t->running < t->limit)) {
+    struct task *c = spawn_child(t, t->next_kid++);
+    c->next = t->kids_head;
+    if (t->kids_head)
+      t->kids_head->prev = c;
+    t->kids_head = c;
+    t->running++;
+    task_start(c);
+  }
+  if (t->running == 0 && (t->stopping || t->next_kid >= t->total))
+    group_finish(t);
+}
+
+/* A child finished: record its result and failure, cancel its siblings if
+ * this group must stop, then start more children or finish. */
+static void group_child_done(struct task *t, struct task *c)
+{
+  lua_State *L = t->run->L;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    t->kids_head = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  t->running--;
+
+  if (t->kind == TK_FOREACH) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref);  /* items */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, c->result_ref); /* items, result */
+    lua_rawseti(L, -2, (lua_Integer)c->item);         /* items */
+    lua_pop(L, 1);
+  }
+  bool tolerated = c->step && c->step->continue_on_error;
+  if (outcome_is_failure(c->outcome) && !tolerated) {
+    if (c->outcome == PC_FAILED)
+      t->failed_expect = true;
+    else
+      t->failed_error = true;
+    if (!t->fail_msg) {
+      char *label = task_label(c);
+      t->fail_msg = c->kind == TK_LEAF
+                        ? pc_asprintf("%s %s: %s", label, pc_outcome_name(c->outcome),
+                                      c->error ? c->error : "")
+                        : pc_xstrdup(c->error ? c->error : label);
+      free(label);
+    }
+    if (t->kind == TK_SEQ || t->fail_fast) {
+      t->stopping = true;
+      for (struct task *s = t->kids_head; s; s = s->next)
+        task_cancel(s, PC_CANCELLED, "cancelled: a sibling failed");
+    }
+  }
+  task_release(c);
+  group_fill(t);
+}
+
+/* ================================================================= leaves */
+
+static void on_pool_granted(struct pc_pool_waiter *w)
+{
+  struct task *t = w->data;
+  t->pools_held++;
+  post(t, EV_GRANTED);
+}
+
+static void release_pools(struct task *t)
+{
+  const struct pc_step *st = t->step;
+  if (t->pools_held < st->npools)
+    pc_pool_cancel(&t->waiters[t->pools_held]);
+  size_t held = t->pools_held;
+  t->pools_held = 0;
+  for (size_t i = 0; i < held; i++)
+    pc_pool_release(&t->run->pools[st->pools[i]]);
+}
+
+static void on_attempt_timeout(uv_timer_t *timer);
+
+static void attempt_start(struct task *t)
+{
+  struct pc_run *run = t->run;
+  lua_State *L = run->L;
+  const struct pc_step *st = t->step;
+  t->state = TS_RUNNING;
+  struct pc_attempt *a = &t->att;
+  a->run = run;
+  a->step = st;
+  a->scope_ref = t->scope_ref;
+  a->number = t->attempts;
+  a->data = NULL;
+  a->status = 0;
+  a->exit_code = -1;
+  a->retry_after_ms = -1;
+  a->non_idempotent = false;
+  lua_newtable(L);
+  a->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  a->params_ref = LUA_NOREF;
+  t->att_live = true;
+  if (st->timeout_ms >= 0)
+    uv_timer_start(&t->timer, on_attempt_timeout, (uint64_t)ceil(st->timeout_ms), 0);
+  if (st->params) {
+    char *err = NULL;
+    if (pc_lua_eval_tmpl(run->lua, st->params, t->scope_ref, &err) != 0) {
+      pc_attempt_done(a, PC_FAIL_ERROR, err);
+      free(err);
+      return;
+    }
+    a->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  t->ops->start(a);
+}
+
+static void leaf_acquire(struct task *t)
+{
+  const struct pc_step *st = t->step;
+  while (t->pools_held < st->npools) {
+    struct pc_pool_waiter *w = &t->waiters[t->pools_held];
+    w->data = t;
+    if (!pc_pool_acquire(&t->run->pools[st->pools[t->pools_held]], w, on_pool_granted))
+      return;
+    t->pools_held++;
+  }
+  attempt_start(t);
+}
+
+static void leaf_next_attempt(struct task *t)
+{
+  t->attempts++;
+  t->state = TS_WAIT_POOL;
+  t->pools_held = 0;
+  leaf_acquire(t);
+}
+
+static void on_backoff_done(uv_timer_t *timer)
+{
+  leaf_next_attempt(PC_CONTAINER_OF(timer, struct task, timer));
+}
+
+void pc_attempt_done(struct pc_attempt *a, enum pc_fail fail, const char *msg)
+{
+  struct task *t = PC_CONTAINER_OF(a, struct task, att);
+  assert(t->att_live);
+  t->att_live = false;
+  t->att_fail = fail;
+  free(t->att_msg);
+  t->att_msg = msg ? pc_xstrdup(msg) : NULL;
+  post(t, EV_ATTEMPT_DONE);
+}
+
+/* Stops whatever the leaf is doing right now; used by cancel and timeout. */
+static void leaf_abort(struct task *t)
+{
+  if (t->att_live) {
+    t->att_live = false;
+    t->ops->cancel(&t->att);
+  }
+  t->events &= ~(EV_ATTEMPT_DONE | EV_GRANTED);
+  uv_timer_stop(&t->timer);
+  if (t->state == TS_WAIT_POOL || t->state == TS_RUNNING)
+    release_pools(t);
+  pc_lua_unref(t->run->lua, t->att.params_ref);
+  t->att.params_ref = LUA_NOREF;
+}
+
+static void on_attempt_timeout(uv_timer_t *timer)
+{
+  struct task *t = PC_CONTAINER_OF(timer, struct task, timer);
+  if (t->state != TS_RUNNING)
+    return;
+  if (!t->att_live)
+    return; /* finished just now; its completion is queued and stands */
+  t->att_live = false;
+  t->ops->cancel(&t->att);
+  char dur[32];
+  pc_format_duration(t->step->timeout_ms, dur, sizeof dur);
+  attempt_end(t, PC_FAIL_TIMEOUT, pc_asprintf("timed out after %s", dur));
+}
+
+static bool status_in(int status, const struct pc_status_range *r, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (status >= r[i].lo && status <= r[i].hi)
+      return true;
+  return false;
+}
+
+static void describe_ranges(struct pc_buf *b, const struct pc_status_range *r, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      pc_buf_puts(b, i + 1 == n ? " or " : ", ");
+    if (r[i].lo == r[i].hi)
+      pc_buf_printf(b, "%d", r[i].lo);
+    else if (r[i].hi - r[i].lo == 99 && r[i].lo % 100 == 0)
+      pc_buf_printf(b, "%dxx", r[i].lo / 100);
+    else
+      pc_buf_printf(b, "%d-%d", r[i].lo, r[i].hi);
+  }
+}
+
+/* Checks the expectations of a finished attempt. Returns NULL if they hold,
+ * else a malloc'd message; *is_error is set when evaluating failed. */
+static char *check_expect(struct task *t, bool *is_error)
+{
+  const struct pc_step *st = t->step;
+  const struct pc_expect *ex = &st->expect;
+  struct pc_attempt *a = &t->att;
+  struct pc_lua *h = t->run->lua;
+  lua_State *L = t->run->L;
+  *is_error = false;
+  t->status_failed = false;
+
+  if (t->ops->has_status) {
+    static const struct pc_status_range below400 = {0, 399};
+    const struct pc_status_range *r = ex->nstatus ? ex->status : &below400;
+    size_t n = ex->nstatus ? ex->nstatus : 1;
+    if (!status_in(a->status, r, n)) {
+      struct pc_buf b;
+      pc_buf_init(&b, 4096);
+      if (ex->nstatus) {
+        pc_buf_puts(&b, "expected status ");
+        describe_ranges(&b, r, n);
+      } else {
+        pc_buf_puts(&b, "expected status below 400");
+      }
+      pc_buf_printf(&b, ", got %d", a->status);
+      t->status_failed = true;
+      return pc_buf_steal(&b);
+    }
+  }
+  if (t->ops->has_exit_code) {
+    bool ok = false;
+    if (ex->nexit_codes) {
+      for (size_t i = 0; i < ex->nexit_codes; i++)
+        ok = ok || ex->exit_codes[i] == a->exit_code;
+    } else {
+      ok = a->exit_code == 0;
+    }
+    if (!ok)
+      return pc_asprintf("expected exit code %d, got %d",
+                         ex->nexit_codes ? ex->exit_codes[0] : 0, a->exit_code);
+  }
+  if (ex->nthat) {
+    int scope = pc_lua_child_scope(h, t->scope_ref, false);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref);
+    pc_lua_scope_set(h, scope, "result");
+    char *msg = NULL;
+    for (size_t i = 0; i < ex->nthat && !msg; i++) {
+      bool ok = false;
+      char *err = NULL;
+      if (pc_lua_eval_bool(h, ex->that[i], scope, &ok, &err) != 0) {
+        msg = err;
+        *is_error = true;
+      } else if (!ok) {
+        msg = pc_asprintf("expectation failed: %s (%s:%d:%d)", ex->that[i]->src,
+                          ex->that[i]->file, ex->that[i]->line, ex->that[i]->col);
+      }
+    }
+    pc_lua_unref(h, scope);
+    if (msg)
+      return msg;
+  }
+  return NULL;
+}
+
+static bool should_retry(struct task *t, enum pc_fail fail)
+{
+  const struct pc_retry *r = &t->step->retry;
+  if (t->attempts >= r->attempts)
+    return false;
+  if (t->att.non_idempotent && !r->unsafe)
+    return false;
+  unsigned on = r->on_set ? r->on : t->ops->default_on;
+  int status = t->att.status;
+  switch (fail) {
+  case PC_FAIL_NONE:
+    return false;
+  case PC_FAIL_NETWORK:
+    return on & PC_ON_NETWORK;
+  case PC_FAIL_TIMEOUT:
+    return on & PC_ON_TIMEOUT;
+  case PC_FAIL_ERROR:
+    return on & PC_ON_ERROR;
+  case PC_FAIL_EXPECT:
+    if (t->status_failed) {
+      const int *codes = r->on_set ? r->codes : NULL;
+      size_t ncodes = r->on_set ? r->ncodes : 0;
+      static const int http_default[] = {429, 502, 503, 504};
+      if (!r->on_set && t->ops->has_status) {
+        codes = http_default;
+        ncodes = PC_ARRAY_SIZE(http_default);
+      }
+      for (size_t i = 0; i < ncodes; i++)
+        if (codes[i] == status)
+          return true;
+      if (status >= 500 && status <= 599 && (on & PC_ON_5XX))
+        return true;
+      if (status >= 400 && status <= 499 && (on & PC_ON_4XX))
+        return true;
+    }
+    return on & PC_ON_EXPECT;
+  }
+  return false;
+}
+
+static double backoff_ms(struct task *t)
+{
+  const struct pc_retry *r = &t->step->retry;
+  if (t->att.retry_after_ms >= 0)
+    return fmin(t->att.retry_after_ms, r->max_backoff_ms);
+  double d = r->backoff_ms * pow(r->factor, t->attempts - 1);
+  d = fmin(d, r->max_backoff_ms);
+  if (r->jitter)
+    d = d * ((double)rand() / ((double)RAND_MAX + 1.0));
+  return d;
+}
+
+static enum pc_outcome fail_outcome(enum pc_fail f)
+{
+  switch (f) {
+  case PC_FAIL_NONE:
+    return PC_OK;
+  case PC_FAIL_EXPECT:
+    return PC_FAILED;
+  case PC_FAIL_TIMEOUT:
+    return PC_TIMEOUT;
+  case PC_FAIL_NETWORK:
+  case PC_FAIL_ERROR:
+    break;
+  }
+  return PC_ERROR;
+}
+
+/* One attempt is over (done, failed or timed out): check expectations, then
+ * retry or finish. Takes ownership of msg. */
+static void attempt_end(struct task *t, enum pc_fail fail, char *msg)
+{
+  uv_timer_stop(&t->timer);
+  release_pools(t);
+  t->status_failed = false;
+  if (fail == PC_FAIL_NONE) {
+    bool is_error = false;
+    free(msg);
+    msg = check_expect(t, &is_error);
+    if (msg)
+      fail = is_error ? PC_FAIL_ERROR : PC_FAIL_EXPECT;
+    if (msg && t->ops->describe) {
+      struct pc_buf b;
+      pc_buf_init(&b, 8192);
+      pc_buf_puts(&b, msg);
+      t->ops->describe(&t->att, &b);
+      free(msg);
+      msg = pc_buf_steal(&b);
+    }
+  }
+  pc_lua_unref(t->run->lua, t->att.params_ref);
+  t->att.params_ref = LUA_NOREF;
+  if (fail != PC_FAIL_NONE && should_retry(t, fail)) {
+    double wait = backoff_ms(t);
+    char dur[32];
+    pc_format_duration(wait, dur, sizeof dur);
+    char *label = task_label(t);
+    pc_log(PC_LOG_WARN, label, "attempt %d/%d %s: %s; retrying in %s", t->attempts,
+           t->step->retry.attempts, pc_outcome_name(fail_outcome(fail)), msg ? msg : "", dur);
+    free(label);
+    free(msg);
+    pc_lua_unref(t->run->lua, t->att.result_ref);
+    t->att.result_ref = LUA_NOREF;
+    t->state = TS_BACKOFF;
+    uv_timer_start(&t->timer, on_backoff_done, (uint64_t)ceil(wait), 0);
+    return;
+  }
+  task_finish(t, fail_outcome(fail), msg);
+  free(msg);
+}
+
+/* ======================================================= start / cancel */
+
+static void foreach_begin(struct task *t)
+{
+  struct pc_run *run = t->run;
+  lua_State *L = run->L;
+  char *err = NULL;
+  if (pc_lua_eval_tmpl(run->lua, t->step->for_each, t->scope_ref, &err) != 0) {
+    task_finish(t, PC_ERROR, err);
+    free(err);
+    return;
+  }
+  if (!lua_istable(L, -1)) {
+    char *m = pc_asprintf("for_each must be a list, got %s", luaL_typename(L, -1));
+    lua_pop(L, 1);
+    task_finish(t, PC_ERROR, m);
+    free(m);
+    return;
+  }
+  t->total = (size_t)luaL_len(L, -1);
+  t->list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_createtable(L, (int)(t->total < 1000000 ? t->total : 1000000), 0);
+  t->items_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  t->state = TS_GROUP;
+  group_fill(t);
+}
+
+static void task_start(struct task *t)
+{
+  struct pc_run *run = t->run;
+  const struct pc_step *st = t->step;
+  t->started_wall = pc_wall_ms();
+  t->started_mono = pc_mono_ms();
+  if (st && !t->instance && st->if_expr) {
+    bool ok = false;
+    char *err = NULL;
+    if (pc_lua_eval_bool(run->lua, st->if_expr, t->scope_ref, &ok, &err) != 0) {
+      task_finish(t, PC_ERROR, err);
+      free(err);
+      return;
+    }
+    if (!ok) {
+      task_finish(t, PC_SKIPPED, NULL);
+      return;
+    }
+  }
+  if (st) {
+    char *label = task_label(t);
+    pc_log(PC_LOG_DEBUG, label, "start");
+    free(label);
+  }
+  switch (t->kind) {
+  case TK_LEAF:
+    leaf_next_attempt(t);
+    break;
+  case TK_FOREACH:
+    foreach_begin(t);
+    break;
+  case TK_SEQ:
+  case TK_GATHER:
+    t->state = TS_GROUP;
+    t->total = t->nkids;
+    if (t->group_timeout_ms >= 0)
+      uv_timer_start(&t->timer, on_group_timeout, (uint64_t)ceil(t->group_timeout_ms), 0);
+    group_fill(t);
+    break;
+  }
+}
+
+static void task_cancel(struct task *t, enum pc_outcome as, const char *msg)
+{
+  if (t->state == TS_DONE || t->cancelled)
+    return;
+  t->cancelled = true;
+  t->cancel_as = as;
+  t->cancel_msg = pc_xstrdup(msg);
+  if (t->kind == TK_LEAF) {
+    leaf_abort(t);
+    pc_lua_unref(t->run->lua, t->att.result_ref);
+    t->att.result_ref = LUA_NOREF;
+    task_finish(t, as, msg);
+    return;
+  }
+  uv_timer_stop(&t->timer);
+  t->stopping = true;
+  const char *why = as == PC_TIMEOUT ? "cancelled: the enclosing group timed out" : msg;
+  for (struct task *c = t->kids_head; c; c = c->next)
+    task_cancel(c, PC_CANCELLED, why);
+  if (t->running == 0)
+    group_finish(t);
+}
+
+/* ================================================================== run */
+
+static void close_run_handles(struct pc_run *run)
+{
+  uv_close((uv_handle_t *)&run->sigint, NULL);
+  uv_close((uv_handle_t *)&run->sigterm, NULL);
+  uv_close((uv_handle_t *)&run->deadline, NULL);
+  uv_close((uv_handle_t *)&run->drain, NULL);
+  for (size_t i = 0; i < run->npools; i++)
+    pc_pool_close(&run->pools[i], NULL);
+}
+
+static void start_finally(struct pc_run *run)
+{
+  run->fin_ran = true;
+  run->fin = task_new(run, NULL, NULL, run->root_scope, false, false);
+  run->fin->kids = run->wf->finally;
+  run->fin->nkids = run->wf->nfinally;
+  /* After a deadline or a signal, `finally` still runs but is bounded. */
+  if (run->signal || run->deadline_hit)
+    run->fin->group_timeout_ms = run->opts->finally_grace_ms;
+  task_start(run->fin);
+}
+
+static void on_root_done(struct task *t)
+{
+  struct pc_run *run = t->run;
+  lua_State *L = run->L;
+  if (t == run->main) {
+    run->main_outcome = t->outcome;
+    const char *wo = run->signal         ? "cancelled"
+                     : run->deadline_hit ? "timeout"
+                                         : pc_outcome_name(t->outcome);
+    lua_pushstring(L, wo);
+    pc_lua_set_workflow_field(run->lua, run->root_scope, "outcome");
+    task_release(t);
+    run->main = NULL;
+    if (run->wf->nfinally) {
+      start_finally(run);
+      return;
+    }
+  } else {
+    run->fin_outcome = t->outcome;
+    task_release(t);
+    run->fin = NULL;
+  }
+  run->finished = true;
+  close_run_handles(run);
+}
+
+static void cancel_everything(struct pc_run *run, enum pc_outcome as, const char *msg)
+{
+  if (run->main) {
+    task_cancel(run->main, as, msg);
+  } else if (run->fin && run->fin->group_timeout_ms < 0 && !run->fin->cancelled) {
+    /* Already in `finally`: let it finish, within the grace period. */
+    run->fin->group_timeout_ms = run->opts->finally_grace_ms;
+    uv_timer_start(&run->fin->timer, on_group_timeout,
+                   (uint64_t)ceil(run->fin->group_timeout_ms), 0);
+  }
+}
+
+static void on_deadline(uv_timer_t *timer)
+{
+  struct pc_run *run = PC_CONTAINER_OF(timer, struct pc_run, deadline);
+  char dur[32];
+  pc_format_duration(run->timeout_ms, dur, sizeof dur);
+  pc_log(PC_LOG_ERROR, NULL, "workflow deadline of %s exceeded; cancelling", dur);
+  run->deadline_hit = true;
+  char *msg = pc_asprintf("cancelled: the workflow deadline (%s) was exceeded", dur);
+  cancel_everything(run, PC_CANCELLED, msg);
+  free(msg);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+  struct pc_run *run = h->data;
+  const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
+  if (run->signal) {
+    pc_log(PC_LOG_ERROR, NULL, "second %s: exiting at once", name);
+    fflush(NULL);
+    _exit(signum == SIGINT ? PC_EXIT_SIGINT : PC_EXIT_SIGTERM);
+  }
+  run->signal = signum;
+  pc_log(PC_LOG_WARN, NULL, "%s received: cancelling, then running finally", name);
+  uv_timer_stop(&run->deadline);
+  char *msg = pc_asprintf("cancelled: interrupted by %s", name);
+  cancel_everything(run, PC_CANCELLED, msg);
+  free(msg);
+}
+
+/* Evaluates `vars`, then merges --vars-file and --var over it. Leaves the
+ * vars table on the stack. Returns 0 or -1 (message printed). */
+static int build_vars(struct pc_run *run)
+{
+  struct pc_lua *h = run->lua;
+  lua_State *L = run->L;
+  const struct pc_run_opts *o = run->opts;
+
+  /* `vars` may use env/secrets, so evaluate it in a scope with empty vars. */
+  lua_newtable(L);
+  int boot = pc_lua_root_scope(h, run->wf->name, run->run_id);
+  if (run->wf->vars) {
+    char *err = NULL;
+    if (pc_lua_eval_tmpl(h, run->wf->vars, boot, &err) != 0) {
+      pc_log(PC_LOG_ERROR, NULL, "vars: %s", err);
+      free(err);
+      pc_lua_unref(h, boot);
+      return -1;
+    }
+  } else {
+    lua_newtable(L);
+  }
+  pc_lua_unref(h, boot);
+  int vars = lua_gettop(L);
+
+  if (o->vars_file) {
+    struct pc_diag d;
+    pc_diag_init(&d);
+    struct pc_node *n = NULL;
+    if (pc_yaml_load_file(o->vars_file, &pc_yaml_default_limits, &n, &d) != 0) {
+      pc_diag_print(&d, stderr);
+      pc_diag_free(&d);
+      lua_pop(L, 1);
+      return -1;
+    }
+    pc_diag_free(&d);
+    if (n->kind != PC_NODE_MAP) {
+      fprintf(stderr, "%s:%d:%d: error: --vars-file must hold a map of names to values\n",
+              o->vars_file, n->line, n->col);
+      pc_node_free(n);
+      lua_pop(L, 1);
+      return -1;
+    }
+    for (size_t i = 0; i < n->n; i++) {
+      pc_lua_push_node(h, n->items[i]);
+      lua_setfield(L, vars, n->keys[i]->str);
+    }
+    pc_node_free(n);
+  }
+  for (size_t i = 0; i < o->nvars; i++) {
+    const char *eq = strchr(o->vars[i], '=');
+    if (!eq || eq == o->vars[i]) {
+      fprintf(stderr, "error: --var expects NAME=VALUE, got \"%s\"\n", o->vars[i]);
+      lua_pop(L, 1);
+      return -1;
+    }
+    char *name = pc_xstrndup(o->vars[i], (size_t)(eq - o->vars[i]));
+    const char *value = eq + 1;
+    if (!*value) {
+      lua_pushliteral(L, "");
+    } else {
+      struct pc_diag d;
+      pc_diag_init(&d);
+      struct pc_node *n = NULL;
+      char *src = pc_asprintf("--var %s", name);
+      if (pc_yaml_load_string(src, value, strlen(value), &pc_yaml_default_limits, &n, &d) != 0) {
+        pc_diag_print(&d, stderr);
+        pc_diag_free(&d);
+        free(src);
+        free(name);
+        lua_pop(L, 1);
+        return -1;
+      }
+      free(src);
+      pc_diag_free(&d);
+      pc_lua_push_node(h, n);
+      pc_node_free(n);
+    }
+    lua_setfield(L, vars, name);
+    free(name);
+  }
+  return 0;
+}
+
+static int exit_code(const struct pc_run *run)
+{
+  if (run->signal)
+    return run->signal == SIGINT ? PC_EXIT_SIGINT : PC_EXIT_SIGTERM;
+  if (run->deadline_hit)
+    return PC_EXIT_DEADLINE;
+  enum pc_outcome outs[2] = {run->main_outcome, run->fin_ran ? run->fin_outcome : PC_OK};
+  int code = PC_EXIT_OK;
+  for (int i = 0; i < 2; i++) {
+    if (outs[i] == PC_ERROR || outs[i] == PC_TIMEOUT || outs[i] == PC_CANCELLED)
+      code = PC_EXIT_ERROR;
+    else if (outs[i] == PC_FAILED && code == PC_EXIT_OK)
+      code = PC_EXIT_FAILED;
+  }
+  return code;
+}
+
+int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_run_opts *o)
+{
+  struct pc_run *run = pc_xcalloc(1, sizeof *run);
+  run->lua = h;
+  run->L = pc_lua_state(h);
+  run->wf = wf;
+  run->opts = o;
+  run->timeout_ms = o->timeout_ms >= 0 ? o->timeout_ms : wf->timeout_ms;
+  run->started_mono = pc_mono_ms();
+  {
+    double now = pc_wall_ms();
+    char ts[40];
+    pc_format_iso8601(now, ts, sizeof ts);
+    snprintf(run->run_id, sizeof run->run_id, "%.4s%.2s%.2sT%.2s%.2s%.2s-%04x", ts, ts + 5,
+             ts + 8, ts + 11, ts + 14, ts + 17, (unsigned)(getpid() & 0xffff));
+  }
+  srand((unsigned)(uv_hrtime() ^ (uint64_t)getpid()));
+
+  if (build_vars(run) != 0) {
+    free(run);
+    return PC_EXIT_USAGE;
+  }
+  run->root_scope = pc_lua_root_scope(h, wf->name, run->run_id);
+
+  int err = uv_loop_init(&run->loop);
+  if (err) {
+    fprintf(stderr, "error: cannot start the event loop: %s\n", uv_strerror(err));
+    pc_lua_unref(h, run->root_scope);
+    free(run);
+    return PC_EXIT_ERROR;
+  }
+  uv_idle_init(&run->loop, &run->drain);
+  uv_timer_init(&run->loop, &run->deadline);
+  uv_signal_init(&run->loop, &run->sigint);
+  uv_signal_init(&run->loop, &run->sigterm);
+  run->sigint.data = run->sigterm.data = run;
+  uv_signal_start(&run->sigint, on_signal, SIGINT);
+  uv_signal_start(&run->sigterm, on_signal, SIGTERM);
+  run->npools = wf->npools;
+  run->pools = pc_xcalloc(wf->npools ? wf->npools : 1, sizeof *run->pools);
+  for (size_t i = 0; i < wf->npools; i++)
+    pc_pool_init(&run->loop, &run->pools[i], &wf->pools[i]);
+  if (run->timeout_ms >= 0)
+    uv_timer_start(&run->deadline, on_deadline, (uint64_t)ceil(run->timeout_ms), 0);
+
+  pc_log(PC_LOG_DEBUG, NULL, "run %s of %s (%s)", run->run_id, wf->name, wf->file);
+  run->main = task_new(run, NULL, NULL, run->root_scope, false, false);
+  run->main->kids = wf->steps;
+  run->main->nkids = wf->nsteps;
+  task_start(run->main);
+  uv_run(&run->loop, UV_RUN_DEFAULT);
+  assert(run->finished);
+
+  for (int a = 0; a <= PC_ACT_SHELL; a++) {
+    const struct pc_action_ops *ops = pc_action_ops((enum pc_action)a);
+    if (ops && ops->run_cleanup)
+      ops->run_cleanup(run);
+  }
+  uv_run(&run->loop, UV_RUN_DEFAULT);
+  err = uv_loop_close(&run->loop);
+  assert(err == 0);
+  (void)err;
+
+  int code = exit_code(run);
+  char dur[32];
+  pc_format_duration(pc_mono_ms() - run->started_mono, dur, sizeof dur);
+  const char *what = run->signal ? "interrupted" : run->deadline_hit ? "deadline exceeded"
+                     : code == 0 ? "ok" : code == PC_EXIT_FAILED ? "failed" : "error";
+  pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL, "workflow %s: %s in %s (exit %d)",
+         wf->name, what, dur, code);
+  pc_lua_unref(h, run->root_scope);
+  free(run->pools);
+  free(run);
+  return code;
+}

@@ -1,0 +1,58 @@
+/* engine.h: runs a loaded workflow on one libuv loop. The engine turns the
+ * step tree into tasks (sequences, gathers, fan-outs and leaf attempts),
+ * applies pools, timeouts, retries and expectations, stores results where
+ * expressions can see them, runs `finally`, and maps the outcome to the exit
+ * codes of SPEC §1. Actions plug in through action.h. */
+#ifndef PACER_ENGINE_H
+#define PACER_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "luahost.h"
+#include "workflow.h"
+
+enum pc_outcome { PC_OK, PC_FAILED, PC_ERROR, PC_TIMEOUT, PC_CANCELLED, PC_SKIPPED };
+const char *pc_outcome_name(enum pc_outcome o);
+
+/* Exit codes, SPEC §1. */
+enum {
+  PC_EXIT_OK = 0,
+  PC_EXIT_FAILED = 1,
+  PC_EXIT_USAGE = 2,
+  PC_EXIT_ERROR = 3,
+  PC_EXIT_DEADLINE = 4,
+  PC_EXIT_LOCKED = 75,
+  PC_EXIT_SIGINT = 130,
+  PC_EXIT_SIGTERM = 143,
+};
+
+struct pc_run_opts {
+  double timeout_ms;            /* < 0: the file's `timeout` */
+  const char *const *vars;      /* "NAME=VALUE" overrides (VALUE is a YAML scalar) */
+  size_t nvars;
+  const char *vars_file;        /* YAML map merged over `vars`, or NULL */
+  double finally_grace_ms;      /* bound on `finally` after a deadline or signal */
+};
+void pc_run_opts_init(struct pc_run_opts *o);
+
+/* Checks overrides, then runs the workflow to completion and returns the
+ * exit code. Problems with the overrides (bad NAME=VALUE, unreadable vars
+ * file) are reported on stderr and return PC_EXIT_USAGE before anything runs. */
+int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_run_opts *o);
+
+/* For actions. */
+struct pc_run;
+uv_loop_t *pc_run_loop(struct pc_run *run);
+struct pc_lua *pc_run_lua(struct pc_run *run);
+const struct pc_workflow *pc_run_workflow_def(struct pc_run *run);
+/* A run-wide slot per action (e.g. the HTTP session), freed by the action's
+ * run_cleanup. */
+void **pc_run_action_slot(struct pc_run *run, enum pc_action a);
+/* A display label for a step: its id, else its name, else the action, with
+ * the file position: "fetch (wf.yml:12)". Returns a malloc'd string. */
+char *pc_step_label(const struct pc_step *s);
+
+#endif

@@ -1,0 +1,35 @@
+/* log.h: everything pacer prints. Logs go to stderr (text or one JSON object
+ * per line); `log` steps and plugin output go to stdout. Every byte printed
+ * passes through secret redaction first: values read through `secrets` or
+ * marked with secret() are replaced by "***". */
+#ifndef PACER_LOG_H
+#define PACER_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum pc_log_level { PC_LOG_ERROR, PC_LOG_WARN, PC_LOG_INFO, PC_LOG_DEBUG };
+
+struct pc_log_opts {
+  int verbosity; /* -1 quiet (errors only), 0 normal (warn + info), 1 debug */
+  bool json;     /* --log-format json */
+  bool color;    /* only on a TTY, never with NO_COLOR */
+};
+
+void pc_log_init(const struct pc_log_opts *o);
+bool pc_log_enabled(enum pc_log_level lvl);
+/* One log line on stderr. `step` may be NULL; otherwise it names the step in
+ * the line (text: "[step] msg"; json: "step":"..."). */
+void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* One line on stdout (a `log` step). A trailing newline is added. */
+void pc_out_line(const char *text, size_t len);
+
+/* Registers a secret value (ignored if shorter than 3 bytes, which would
+ * redact too much; documented). */
+void pc_secret_add(const char *s, size_t len);
+/* Returns a malloc'd copy of s with every secret replaced by "***". */
+char *pc_redact(const char *s, size_t len, size_t *outlen);
+void pc_secrets_clear(void);
+
+#endif

@@ -1,0 +1,90 @@
+/* luahost.h: the run's single lua_State, the expression sandbox and the
+ * evaluation of templates.
+ *
+ * Expressions are compiled once (pc_lua_compile_workflow) as chunks of the
+ * form `return (EXPR)` and kept in the registry. Evaluation sets the chunk's
+ * _ENV upvalue to a scope table and calls it. Scopes are tables chained by
+ * __index: root scope (vars, env, secrets, steps, workflow, helpers,
+ * string/table/math) <- fan-out item scope (item, index, its own `steps`
+ * that falls back to the parent's) <- result scope (`result`). Everything an
+ * expression can reach is read-only (proxies whose __newindex raises).
+ *
+ * Values the engine stores (results, vars) are plain tables; expressions see
+ * them through read-only proxies. pc_lua_eval unwraps a proxy it returns, so
+ * the caller always gets plain values. */
+#ifndef PACER_LUAHOST_H
+#define PACER_LUAHOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <lua.h>
+
+#include "diag.h"
+#include "workflow.h"
+#include "yamlload.h"
+
+struct pc_lua;
+
+/* Creates the state, opens the safe libraries, lua-cjson and the embedded
+ * prelude (lua/prelude.lua). Returns NULL only on allocation failure or a
+ * broken prelude (a bug), with a message on stderr. */
+struct pc_lua *pc_lua_new(void);
+void pc_lua_free(struct pc_lua *h);
+lua_State *pc_lua_state(struct pc_lua *h);
+
+/* Compiles every expression in wf->exprs, setting each expr->ref. Syntax
+ * errors are added to `d` at the expression's file:line:col. Returns 0 or -1. */
+int pc_lua_compile_workflow(struct pc_lua *h, struct pc_workflow *wf, struct pc_diag *d);
+/* Compiles one expression (used for --var values and by tests). */
+int pc_lua_compile_expr(struct pc_lua *h, struct pc_expr *e, struct pc_diag *d);
+
+/* Pushes a YAML node as a constant Lua value (typed by pc_node_scalar_type;
+ * ${{ }} is NOT evaluated). Maps become tables with string keys, lists become
+ * 1-based sequences, null becomes nil (in a list: a hole is avoided by using
+ * the `null` sentinel of lua-cjson). */
+void pc_lua_push_node(struct pc_lua *h, const struct pc_node *n);
+
+/* --------------------------------------------------------------- scopes */
+
+/* Creates the root scope. Pops the vars table (a plain table) from the stack.
+ * Sets up env, secrets, an empty steps table and workflow = {name, run_id,
+ * outcome = nil}. Returns a registry reference to the scope. */
+int pc_lua_root_scope(struct pc_lua *h, const char *wf_name, const char *run_id);
+/* A scope that inherits `parent_ref`. With own_steps, it gets its own steps
+ * table whose misses fall back to the parent's steps (fan-out items). */
+int pc_lua_child_scope(struct pc_lua *h, int parent_ref, bool own_steps);
+/* Pops a value and binds it to `name` in the scope (item, index, result). */
+void pc_lua_scope_set(struct pc_lua *h, int scope_ref, const char *name);
+/* Pops a value and stores it as steps[id] in the scope's nearest steps table. */
+void pc_lua_scope_set_step(struct pc_lua *h, int scope_ref, const char *id);
+/* Pushes the plain (unproxied) value of steps[id] as seen from the scope, or nil. */
+void pc_lua_scope_get_step(struct pc_lua *h, int scope_ref, const char *id);
+/* Pops a value and sets workflow[field] (e.g. "outcome") in the root scope. */
+void pc_lua_set_workflow_field(struct pc_lua *h, int root_ref, const char *field);
+void pc_lua_unref(struct pc_lua *h, int ref);
+
+/* ----------------------------------------------------------- evaluation */
+
+/* Evaluates a compiled expression in a scope and pushes exactly one value.
+ * Returns 0, or -1 with *err set to a malloc'd message that names the
+ * expression and its file:line:col (nothing pushed). A count hook stops an
+ * expression that runs for too long. */
+int pc_lua_eval(struct pc_lua *h, const struct pc_expr *e, int scope_ref, char **err);
+/* Like pc_lua_eval, then Lua truthiness. */
+int pc_lua_eval_bool(struct pc_lua *h, const struct pc_expr *e, int scope_ref, bool *out,
+                     char **err);
+/* Evaluates a template and pushes one value: constants as typed, PC_T_EXPR
+ * keeps the expression's type, PC_T_INTERP makes a string (interpolating nil
+ * is an error naming the expression), maps/lists become fresh tables. */
+int pc_lua_eval_tmpl(struct pc_lua *h, const struct pc_tmpl *t, int scope_ref, char **err);
+
+/* Formats the value at `idx` as interpolation does: strings as is, integers
+ * and integral floats without ".0", other numbers with %.14g, booleans
+ * "true"/"false", tables as compact JSON, nil as "null". Returns a malloc'd
+ * string (length in *len if not NULL). */
+char *pc_lua_to_text(struct pc_lua *h, int idx, size_t *len);
+/* Compact JSON of the value at `idx` (proxies unwrapped); malloc'd. */
+char *pc_lua_to_json(struct pc_lua *h, int idx);
+
+#endif

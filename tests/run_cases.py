@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Workflow-level integration tests: real workflow files through the real
+binary. Each case is data, in the spirit of curl's tests/data:
+
+tests/cases/NAME.yml is a workflow whose leading comment lines say what must
+happen when it runs:
+
+    # args: --var n=3                 extra arguments to `pacer run` (shlex)
+    # exit: 1                         expected exit code (default 0)
+    # stdout: line                    stdout must be exactly these lines, in order
+    # stdout-sorted: line             ... the same, compared after sorting
+    # stderr: text                    stderr must contain text (repeatable)
+    # not-stderr: text                stderr must not contain text
+    # time: < 1.5                     wall-time bound in seconds (repeatable: < and >)
+    # signal: INT 0.5                 send SIGINT (or TERM) after 0.5 s
+    # env: NAME=VALUE                 extra environment
+    # command: validate               run `pacer validate FILE` instead of `run`
+    # server: http                    start tests/fixture_server.py; {http} is its URL
+
+In args, env and expectations, {dir} is the case directory, {tmp} a fresh
+temporary directory and {http} the fixture server's base URL.
+
+tests/bad/NAME.yml are invalid workflows whose first line is
+`# expect: LINE:COL: text`: `pacer validate` and `pacer run` must both exit 2,
+print FILE:LINE:COL and the text, run nothing, and finish in well under a
+second. empty.yml is the empty file.
+
+Prints one line per case and a closing "N passed, N failed" line.
+"""
+import argparse
+import concurrent.futures
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def parse_header(path):
+    spec = {"args": [], "exit": 0, "stdout": None, "stdout_sorted": None, "stderr": [],
+            "not_stderr": [], "time": [], "signal": None, "env": {}, "command": "run",
+            "server": None}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            m = re.match(r"^#\s*([a-z-]+):\s?(.*?)\s*$", line)
+            if not m:
+                if line.strip() and not line.startswith("#"):
+                    break
+                continue
+            key, val = m.group(1), m.group(2)
+            if key == "args":
+                spec["args"] += shlex.split(val)
+            elif key == "exit":
+                spec["exit"] = int(val)
+            elif key == "stdout":
+                spec["stdout"] = (spec["stdout"] or []) + [val]
+            elif key == "stdout-sorted":
+                spec["stdout_sorted"] = (spec["stdout_sorted"] or []) + [val]
+            elif key == "stderr":
+                spec["stderr"].append(val)
+            elif key == "not-stderr":
+                spec["not_stderr"].append(val)
+            elif key == "time":
+                op, num = val.split()
+                spec["time"].append((op, float(num)))
+            elif key == "signal":
+                name, after = val.split()
+                spec["signal"] = (getattr(signal, "SIG" + name), float(after))
+            elif key == "env":
+                k, v = val.split("=", 1)
+                spec["env"][k] = v
+            elif key == "command":
+                spec["command"] = val
+            elif key == "server":
+                spec["server"] = val
+    return spec
+
+
+class Servers:
+    """Starts shared fixture servers on demand, once per test run."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.procs = {}
+        self.urls = {}
+
+    def get(self, kind):
+        with self.lock:
+            if kind not in self.urls:
+                script = os.path.join(HERE, "fixture_server.py")
+                p = subprocess.Popen([sys.executable, script, "--mode", kind],
+                                     stdout=subprocess.PIPE, text=True)
+                url = p.stdout.readline().strip()
+                if not url:
+                    raise RuntimeError("fixture server %s did not start" % kind)
+                self.procs[kind] = p
+                self.urls[kind] = url
+            return self.urls[kind]
+
+    def stop(self):
+        for p in self.procs.values():
+            p.terminate()
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def subst(s, ctx):
+    for k, v in ctx.items():
+        s = s.replace("{" + k + "}", v)
+    return s
+
+
+def run_case(pacer, path, servers):
+    spec = parse_header(path)
+    tmp = tempfile.mkdtemp(prefix="pacer-case-")
+    ctx = {"dir": os.path.dirname(path), "tmp": tmp}
+    if spec["server"]:
+        ctx[spec["server"]] = servers.get(spec["server"])
+    env = dict(os.environ)
+    env.update({k: subst(v, ctx) for k, v in spec["env"].items()})
+    env["NO_COLOR"] = "1"
+    args = [subst(a, ctx) for a in spec["args"]]
+    cmd = [pacer, spec["command"], path] + args
+    start = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                         text=True, errors="replace")
+    if spec["signal"]:
+        sig, after = spec["signal"]
+        time.sleep(after)
+        p.send_signal(sig)
+    try:
+        out, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        return ["timed out after 60 s"], out, err, time.monotonic() - start
+    elapsed = time.monotonic() - start
+    problems = []
+    if p.returncode != spec["exit"]:
+        problems.append("exit code %d, expected %d" % (p.returncode, spec["exit"]))
+    lines = out.splitlines()
+    if spec["stdout"] is not None:
+        want = [subst(s, ctx) for s in spec["stdout"]]
+        if lines != want:
+            problems.append("stdout %r, expected %r" % (lines, want))
+    if spec["stdout_sorted"] is not None:
+        want = sorted(subst(s, ctx) for s in spec["stdout_sorted"])
+        if sorted(lines) != want:
+            problems.append("sorted stdout %r, expected %r" % (sorted(lines), want))
+    for s in spec["stderr"]:
+        if subst(s, ctx) not in err:
+            problems.append("stderr lacks %r" % subst(s, ctx))
+    for s in spec["not_stderr"]:
+        if subst(s, ctx) in err:
+            problems.append("stderr has %r" % subst(s, ctx))
+    for op, bound in spec["time"]:
+        if (op == "<" and not elapsed < bound) or (op == ">" and not elapsed > bound):
+            problems.append("took %.2fs, expected %s %.2fs" % (elapsed, op, bound))
+    if "ERROR: AddressSanitizer" in err or "runtime error:" in err or "LeakSanitizer" in err:
+        problems.append("sanitizer report")
+    return problems, out, err, elapsed
+
+
+def run_bad(pacer, path):
+    name = os.path.basename(path)
+    with open(path, "rb") as f:
+        first = f.readline().decode("utf-8", "replace")
+    expect = None
+    m = re.match(r"^#\s*expect:\s*(\d+):(\d+):\s*(.*?)\s*$", first)
+    if m:
+        expect = (int(m.group(1)), int(m.group(2)), m.group(3))
+    elif name != "empty.yml":
+        return ["no '# expect: LINE:COL: text' line"], "", "", 0.0
+    problems = []
+    out = err = ""
+    elapsed = 0.0
+    for command in ("validate", "run"):
+        start = time.monotonic()
+        p = subprocess.run([pacer, command, path], capture_output=True, text=True,
+                           errors="replace", timeout=30)
+        elapsed = max(elapsed, time.monotonic() - start)
+        out, err = p.stdout, p.stderr
+        if p.returncode != 2:
+            problems.append("%s: exit code %d, expected 2" % (command, p.returncode))
+        if out.strip():
+            problems.append("%s: printed to stdout: %r" % (command, out[:200]))
+        if expect:
+            loc = "%s:%d:%d:" % (path, expect[0], expect[1])
+            if loc not in err:
+                problems.append("%s: stderr lacks %r" % (command, loc))
+            if expect[2] not in err:
+                problems.append("%s: stderr lacks %r" % (command, expect[2]))
+        elif "empty" not in err:
+            problems.append("%s: no message about the empty file" % command)
+        if elapsed > 1.0:
+            problems.append("%s: took %.2fs" % (command, elapsed))
+        if "AddressSanitizer" in err or "runtime error:" in err:
+            problems.append("%s: sanitizer report" % command)
+    return problems, out, err, elapsed
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pacer", default=os.path.join(HERE, "..", "build", "pacer"))
+    ap.add_argument("--jobs", type=int, default=3)
+    ap.add_argument("filter", nargs="*", help="substrings of case names to run")
+    opts = ap.parse_args()
+    pacer = os.path.abspath(opts.pacer)
+
+    jobs = []
+    # The examples in workflows/ are cases too: users copy them, so they must run.
+    for d, fn in ((os.path.join(HERE, "cases"), "case"), (os.path.join(HERE, "bad"), "bad"),
+                  (os.path.join(HERE, "..", "workflows"), "case")):
+        if not os.path.isdir(d):
+            continue
+        for name in sorted(os.listdir(d)):
+            if name.endswith(".yml") and (not opts.filter or any(f in name for f in opts.filter)):
+                jobs.append((fn, os.path.join(d, name)))
+    servers = Servers()
+    passed = failed = 0
+    try:
+        with concurrent.futures.ThreadPoolExecutor(opts.jobs) as pool:
+            futs = {}
+            for kind, path in jobs:
+                if kind == "case":
+                    futs[pool.submit(run_case, pacer, path, servers)] = path
+                else:
+                    futs[pool.submit(run_bad, pacer, path)] = path
+            for fut in concurrent.futures.as_completed(futs):
+                path = futs[fut]
+                rel = os.path.relpath(path, os.path.join(HERE, ".."))
+                try:
+                    problems, out, err, elapsed = fut.result()
+                except Exception as e:  # a broken case is a failure, not a crash
+                    problems, out, err, elapsed = ["runner error: %r" % e], "", "", 0
+                if problems:
+                    failed += 1
+                    print("FAIL %s (%.2fs)" % (rel, elapsed))
+                    for pr in problems:
+                        print("     " + pr)
+                    print("     --- stdout ---\n" + "\n".join("     " + l for l in out.splitlines()[-20:]))
+                    print("     --- stderr ---\n" + "\n".join("     " + l for l in err.splitlines()[-30:]))
+                else:
+                    passed += 1
+                    print("ok   %s (%.2fs)" % (rel, elapsed))
+                sys.stdout.flush()
+    finally:
+        servers.stop()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

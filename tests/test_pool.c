@@ -1,0 +1,183 @@
+/* test_pool.c: pools on a real loop: concurrency permits, FIFO order, the
+ * evenly spaced rate, bursts, and leaving the queue. Every test ends with
+ * uv_loop_close() == 0. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "pool.h"
+
+struct rec {
+  struct pc_pool_waiter w;
+  int id;
+  double at_ms; /* when granted, relative to the start */
+};
+
+static int order[64];
+static int norder;
+static double t0;
+
+static double now_ms(void)
+{
+  return (double)uv_hrtime() / 1e6;
+}
+
+static void on_grant(struct pc_pool_waiter *w)
+{
+  struct rec *r = w->data;
+  r->at_ms = now_ms() - t0;
+  order[norder++] = r->id;
+}
+
+static void close_loop(uv_loop_t *loop, struct pc_pool *p)
+{
+  pc_pool_close(p, NULL);
+  uv_run(loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(loop), 0);
+}
+
+static void test_concurrency_fifo(void **state)
+{
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct pc_pool_def def = {.name = (char *)"p", .concurrency = 2, .burst = 1};
+  struct pc_pool p;
+  pc_pool_init(&loop, &p, &def);
+  struct rec r[5] = {{.id = 0}};
+  norder = 0;
+  int immediate = 0;
+  for (int i = 0; i < 5; i++) {
+    r[i].id = i;
+    r[i].w.data = &r[i];
+    if (pc_pool_acquire(&p, &r[i].w, on_grant))
+      immediate++;
+  }
+  assert_int_equal(immediate, 2);
+  assert_int_equal(norder, 0);
+  /* Each release lets exactly the head of the queue in, in arrival order. */
+  pc_pool_release(&p);
+  assert_int_equal(norder, 1);
+  assert_int_equal(order[0], 2);
+  pc_pool_release(&p);
+  pc_pool_release(&p);
+  assert_int_equal(norder, 3);
+  assert_int_equal(order[1], 3);
+  assert_int_equal(order[2], 4);
+  assert_int_equal(p.max_in_use, 2);
+  pc_pool_release(&p);
+  pc_pool_release(&p);
+  assert_int_equal(p.in_use, 0);
+  close_loop(&loop, &p);
+}
+
+static void test_cancel_leaves_queue(void **state)
+{
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct pc_pool_def def = {.name = (char *)"p", .concurrency = 1, .burst = 1};
+  struct pc_pool p;
+  pc_pool_init(&loop, &p, &def);
+  struct rec r[3];
+  norder = 0;
+  for (int i = 0; i < 3; i++) {
+    r[i].id = i;
+    r[i].w.data = &r[i];
+    r[i].w.queued = false;
+  }
+  assert_true(pc_pool_acquire(&p, &r[0].w, on_grant));
+  assert_false(pc_pool_acquire(&p, &r[1].w, on_grant));
+  assert_false(pc_pool_acquire(&p, &r[2].w, on_grant));
+  pc_pool_cancel(&r[1].w);
+  assert_false(r[1].w.queued);
+  pc_pool_cancel(&r[1].w); /* idempotent */
+  pc_pool_release(&p);
+  assert_int_equal(norder, 1);
+  assert_int_equal(order[0], 2);
+  pc_pool_release(&p);
+  close_loop(&loop, &p);
+}
+
+/* 10/s spaces permits 100 ms apart; the first goes at once. */
+static void test_rate_even_spacing(void **state)
+{
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct pc_pool_def def = {.name = (char *)"r", .rate = 10, .burst = 1};
+  struct pc_pool p;
+  pc_pool_init(&loop, &p, &def);
+  struct rec r[4];
+  norder = 0;
+  t0 = now_ms();
+  for (int i = 0; i < 4; i++) {
+    r[i].id = i;
+    r[i].w.data = &r[i];
+    r[i].w.queued = false;
+    r[i].at_ms = -1;
+    if (pc_pool_acquire(&p, &r[i].w, on_grant)) {
+      r[i].at_ms = 0;
+      order[norder++] = i;
+    }
+    pc_pool_release(&p); /* rate only: slots are not the limit */
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(norder, 4);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(order[i], i);
+  assert_true(r[0].at_ms < 20);
+  for (int i = 1; i < 4; i++) {
+    double gap = r[i].at_ms - r[i - 1].at_ms;
+    /* Generous upper bound for a loaded machine; the lower bound is exact. */
+    assert_true(gap >= 95);
+    assert_true(gap < 400);
+  }
+  for (int i = 1; i < 4; i++)
+    pc_pool_release(&p);
+  close_loop(&loop, &p);
+}
+
+/* burst: 3 lets three go at once, then the rate applies. */
+static void test_rate_burst(void **state)
+{
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct pc_pool_def def = {.name = (char *)"b", .rate = 5, .burst = 3};
+  struct pc_pool p;
+  pc_pool_init(&loop, &p, &def);
+  struct rec r[4];
+  int immediate = 0;
+  norder = 0;
+  t0 = now_ms();
+  for (int i = 0; i < 4; i++) {
+    r[i].id = i;
+    r[i].w.data = &r[i];
+    r[i].w.queued = false;
+    if (pc_pool_acquire(&p, &r[i].w, on_grant))
+      immediate++;
+  }
+  assert_int_equal(immediate, 3);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(norder, 1);
+  assert_true(r[3].at_ms >= 195);
+  for (int i = 0; i < 4; i++)
+    pc_pool_release(&p);
+  close_loop(&loop, &p);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_concurrency_fifo),
+      cmocka_unit_test(test_cancel_leaves_queue),
+      cmocka_unit_test(test_rate_even_spacing),
+      cmocka_unit_test(test_rate_burst),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
