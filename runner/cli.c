@@ -4,6 +4,8 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #include "engine.h"
 #include "log.h"
 #include "luahost.h"
+#include "report.h"
 #include "util.h"
 #include "workflow.h"
 
@@ -31,6 +34,8 @@ static void usage(FILE *f)
         "  --var NAME=VALUE      override vars.NAME (VALUE is read as YAML)\n"
         "  --vars-file FILE      YAML map merged over vars (--var wins)\n"
         "  --timeout DURATION    deadline for the whole run\n"
+        "  --report FORMAT:PATH  write a report (json, junit, trace, html); repeatable\n"
+        "  --lock PATH           hold an exclusive lock; exit 75 if another run holds it\n"
         "  --log-format text|json\n"
         "  -q, -v                quieter / more verbose\n"
         "  --dry-run             load, validate and print the plan; run nothing\n",
@@ -156,6 +161,32 @@ static int cmd_validate(int argc, char **argv)
   return code;
 }
 
+/* Takes an exclusive, non-blocking flock on `path` (created if needed). The
+ * lock lives as long as the descriptor, and the kernel drops it if pacer
+ * dies, so a crashed run never leaves a stale lock behind (unlike a PID
+ * file). Returns the descriptor, -EWOULDBLOCK if another run holds it, or
+ * another negative errno. */
+static int take_lock(const char *path)
+{
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    int err = errno;
+    fprintf(stderr, "pacer run: --lock %s: %s\n", path, strerror(err));
+    return -err;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    close(fd);
+    if (err == EWOULDBLOCK) {
+      fprintf(stderr, "pacer run: %s is locked by another run; exiting\n", path);
+      return -EWOULDBLOCK;
+    }
+    fprintf(stderr, "pacer run: --lock %s: %s\n", path, strerror(err));
+    return -err;
+  }
+  return fd;
+}
+
 /* Takes the value of an option given as "--opt VALUE" or "--opt=VALUE". */
 static const char *opt_value(const char *name, int argc, char **argv, int *i)
 {
@@ -180,8 +211,11 @@ static int cmd_run(int argc, char **argv)
   struct pc_run_opts o;
   pc_run_opts_init(&o);
   const char **vars = pc_xcalloc((size_t)argc + 1, sizeof *vars);
+  const char **reports = pc_xcalloc((size_t)argc + 1, sizeof *reports);
   struct pc_log_opts lo = {0, false, isatty(STDERR_FILENO) && !getenv("NO_COLOR")};
   bool dry = false;
+  const char *lock_path = NULL;
+  int lock_fd = -1;
   int code = PC_EXIT_USAGE;
 
   for (int i = 0; i < argc; i++) {
@@ -201,6 +235,22 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "pacer run: --timeout: invalid duration \"%s\" (try 30s, 2m)\n", v);
         goto out;
       }
+    } else if (opt_is(a, "--report")) {
+      if (!(v = opt_value("--report", argc, argv, &i)))
+        goto missing;
+      const char *colon = strchr(v, ':');
+      char *format = colon ? pc_xstrndup(v, (size_t)(colon - v)) : NULL;
+      bool known = format && pc_report_format_known(format);
+      free(format);
+      if (!known || !colon[1]) {
+        fprintf(stderr, "pacer run: --report expects FORMAT:PATH with FORMAT one of json, junit, "
+                        "trace, html; got \"%s\"\n", v);
+        goto out;
+      }
+      reports[o.nreports++] = v;
+    } else if (opt_is(a, "--lock")) {
+      if (!(lock_path = opt_value("--lock", argc, argv, &i)))
+        goto missing;
     } else if (opt_is(a, "--log-format")) {
       if (!(v = opt_value("--log-format", argc, argv, &i)))
         goto missing;
@@ -237,6 +287,7 @@ static int cmd_run(int argc, char **argv)
     lo.color = false;
   pc_log_init(&lo);
   o.vars = vars;
+  o.reports = reports;
 
   struct pc_lua *h = pc_lua_new();
   if (!h) {
@@ -245,7 +296,9 @@ static int cmd_run(int argc, char **argv)
   }
   struct pc_workflow *wf = NULL;
   if (load_workflow(file, h, &wf) == 0) {
-    if (dry) {
+    if (lock_path && !dry && (lock_fd = take_lock(lock_path)) < 0) {
+      code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
+    } else if (dry) {
       print_plan(wf);
       code = PC_EXIT_OK;
     } else {
@@ -259,7 +312,10 @@ static int cmd_run(int argc, char **argv)
 missing:
   fprintf(stderr, "pacer run: option \"%s\" needs a value\n", argv[argc - 1]);
 out:
+  if (lock_fd >= 0)
+    close(lock_fd); /* releases the lock */
   free(vars);
+  free(reports);
   pc_secrets_clear();
   return code;
 }

@@ -36,6 +36,7 @@
 #include "action.h"
 #include "log.h"
 #include "pool.h"
+#include "report.h"
 #include "util.h"
 
 /* ================================================================ types */
@@ -104,6 +105,8 @@ struct task {
   struct task *rq_next;
   bool closing; /* timer close pending */
   bool notified;
+  size_t rec; /* record index, PC_NO_RECORD when not recording */
+  int lane;   /* leaves: lane held while running, -1 otherwise */
 };
 
 struct pc_run {
@@ -118,6 +121,7 @@ struct pc_run {
   void *action_slots[PC_ACT_SHELL + 1];
 
   struct task *rq_head, *rq_tail;
+  struct pc_deferred *dq_head, *dq_tail;
   uv_idle_t drain;
   uv_signal_t sigint, sigterm;
   uv_timer_t deadline;
@@ -131,6 +135,13 @@ struct pc_run {
   bool finished;
   double started_mono;
   char run_id[40];
+
+  /* Records for reports and progress (only when asked for). */
+  bool recording;
+  struct pc_run_report rep;
+  size_t rec_cap;
+  int *free_lanes; /* a stack of lanes released by finished leaves */
+  size_t nfree_lanes;
 };
 
 static void task_start(struct task *t);
@@ -166,6 +177,11 @@ struct pc_lua *pc_run_lua(struct pc_run *run) { return run->lua; }
 const struct pc_workflow *pc_run_workflow_def(struct pc_run *run) { return run->wf; }
 void **pc_run_action_slot(struct pc_run *run, enum pc_action a) { return &run->action_slots[a]; }
 
+const struct pc_run_report *pc_run_records(struct pc_run *run)
+{
+  return run->recording ? &run->rep : NULL;
+}
+
 char *pc_step_label(const struct pc_step *s)
 {
   const char *base = strrchr(s->file, '/');
@@ -191,9 +207,67 @@ static char *task_label(const struct task *t)
 
 /* ========================================================== ready queue */
 
+static void drain_deferred(struct pc_run *run)
+{
+  struct pc_deferred *d;
+  while ((d = run->dq_head)) {
+    run->dq_head = d->next;
+    if (run->dq_head)
+      run->dq_head->prev = NULL;
+    else
+      run->dq_tail = NULL;
+    d->next = d->prev = NULL;
+    d->queued = false;
+    d->cb(d);
+  }
+}
+
+static void drain_tasks(struct pc_run *run);
+
 static void on_drain(uv_idle_t *h)
 {
   struct pc_run *run = PC_CONTAINER_OF(h, struct pc_run, drain);
+  while (run->rq_head || run->dq_head) {
+    drain_tasks(run);
+    drain_deferred(run);
+  }
+  uv_idle_stop(h);
+}
+
+void pc_run_defer(struct pc_run *run, struct pc_deferred *d, void (*cb)(struct pc_deferred *d))
+{
+  d->cb = cb;
+  if (d->queued)
+    return;
+  d->queued = true;
+  d->next = NULL;
+  d->prev = run->dq_tail;
+  if (run->dq_tail)
+    run->dq_tail->next = d;
+  else
+    run->dq_head = d;
+  run->dq_tail = d;
+  uv_idle_start(&run->drain, on_drain);
+}
+
+void pc_run_defer_cancel(struct pc_run *run, struct pc_deferred *d)
+{
+  if (!d->queued)
+    return;
+  if (d->prev)
+    d->prev->next = d->next;
+  else
+    run->dq_head = d->next;
+  if (d->next)
+    d->next->prev = d->prev;
+  else
+    run->dq_tail = d->prev;
+  d->next = d->prev = NULL;
+  d->queued = false;
+}
+
+static void drain_tasks(struct pc_run *run)
+{
   struct task *t;
   while ((t = run->rq_head)) {
     run->rq_head = t->rq_next;
@@ -220,7 +294,6 @@ static void on_drain(uv_idle_t *h)
         on_root_done(t);
     }
   }
-  uv_idle_stop(h);
 }
 
 static void post(struct task *t, unsigned ev)
@@ -282,6 +355,8 @@ static struct task *task_new(struct pc_run *run, struct task *parent, const stru
   t->att.params_ref = t->att.result_ref = LUA_NOREF;
   t->fail_fast = true;
   t->group_timeout_ms = -1;
+  t->rec = PC_NO_RECORD;
+  t->lane = -1;
   if (!st) {
     t->kind = TK_SEQ;
   } else if (st->for_each && !instance) {
@@ -311,6 +386,81 @@ static struct task *task_new(struct pc_run *run, struct task *parent, const stru
     t->limit = 1;
   uv_timer_init(&run->loop, &t->timer);
   return t;
+}
+
+/* ============================================================ records */
+
+static struct pc_record *rec_of(struct task *t)
+{
+  return t->rec == PC_NO_RECORD ? NULL : &t->run->rep.records[t->rec];
+}
+
+static void record_start(struct task *t)
+{
+  struct pc_run *run = t->run;
+  if (!run->recording)
+    return;
+  struct pc_run_report *rp = &run->rep;
+  if (rp->nrecords == run->rec_cap) {
+    run->rec_cap = run->rec_cap ? run->rec_cap * 2 : 64;
+    rp->records = pc_xrealloc(rp->records, run->rec_cap * sizeof *rp->records);
+  }
+  t->rec = rp->nrecords++;
+  struct pc_record *r = &rp->records[t->rec];
+  memset(r, 0, sizeof *r);
+  r->parent = t->parent ? t->parent->rec : PC_NO_RECORD;
+  r->step = t->step;
+  r->item = t->item;
+  r->depth = t->parent ? rp->records[t->parent->rec].depth + 1 : 0;
+  static const enum pc_record_kind kinds[] = {PC_REC_LEAF, PC_REC_SEQUENCE, PC_REC_GATHER,
+                                              PC_REC_FOREACH};
+  r->kind = t->step ? kinds[t->kind] : PC_REC_ROOT;
+  r->root_name = t->step ? NULL : t == run->fin ? "finally" : "steps";
+  r->label = task_label(t);
+  r->start_ms = t->started_wall;
+  r->lane = -1;
+  if (t->kind == TK_LEAF && t->step) {
+    r->lane = run->nfree_lanes ? run->free_lanes[--run->nfree_lanes] : rp->nlanes++;
+    t->lane = r->lane;
+  }
+}
+
+static void record_finish(struct task *t)
+{
+  struct pc_record *r = rec_of(t);
+  if (!r)
+    return;
+  struct pc_run *run = t->run;
+  lua_State *L = run->L;
+  r->done = true;
+  r->outcome = t->outcome;
+  r->error = t->error ? pc_xstrdup(t->error) : NULL;
+  r->attempts = t->attempts;
+  r->duration_ms = t->started_mono > 0 ? pc_mono_ms() - t->started_mono : 0;
+  r->status = t->att.status;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref); /* result */
+  if (lua_getfield(L, -1, "url") == LUA_TSTRING)    /* result, url */
+    r->url = pc_xstrdup(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  if (lua_getfield(L, -1, "method") == LUA_TSTRING) /* result, method */
+    r->method = pc_xstrdup(lua_tostring(L, -1));
+  lua_pop(L, 2);
+  if (t->lane >= 0) {
+    run->free_lanes = pc_xrealloc(run->free_lanes, (run->nfree_lanes + 1) * sizeof(int));
+    run->free_lanes[run->nfree_lanes++] = t->lane;
+    t->lane = -1;
+  }
+}
+
+static void records_free(struct pc_run_report *rp)
+{
+  for (size_t i = 0; i < rp->nrecords; i++) {
+    free(rp->records[i].label);
+    free(rp->records[i].error);
+    free(rp->records[i].url);
+    free(rp->records[i].method);
+  }
+  free(rp->records);
 }
 
 /* ------------------------------------------------------------ results */
@@ -433,6 +583,7 @@ static void task_finish(struct task *t, enum pc_outcome o, const char *err)
     free(label);
   }
 
+  record_finish(t);
   if (t->own_scope) {
     pc_lua_unref(run->lua, t->scope_ref);
     t->own_scope = false;
@@ -495,6 +646,8 @@ static void group_fill(struct task *t)
       t->kids_head->prev = c;
     t->kids_head = c;
     t->running++;
+    if (rec_of(t))
+      rec_of(t)->running++;
     task_start(c);
   }
   if (t->running == 0 && (t->stopping || t->next_kid >= t->total))
@@ -513,6 +666,13 @@ static void group_child_done(struct task *t, struct task *c)
   if (c->next)
     c->next->prev = c->prev;
   t->running--;
+  struct pc_record *r = rec_of(t);
+  if (r) {
+    r->running--;
+    r->finished++;
+    if (outcome_is_failure(c->outcome))
+      r->failed++;
+  }
 
   if (t->kind == TK_FOREACH) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref);  /* items */
@@ -884,6 +1044,8 @@ static void foreach_begin(struct task *t)
     return;
   }
   t->total = (size_t)luaL_len(L, -1);
+  if (rec_of(t))
+    rec_of(t)->total = t->total;
   t->list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_createtable(L, (int)(t->total < 1000000 ? t->total : 1000000), 0);
   t->items_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -897,6 +1059,7 @@ static void task_start(struct task *t)
   const struct pc_step *st = t->step;
   t->started_wall = pc_wall_ms();
   t->started_mono = pc_mono_ms();
+  record_start(t);
   if (st && !t->instance && st->if_expr) {
     bool ok = false;
     char *err = NULL;
@@ -926,6 +1089,8 @@ static void task_start(struct task *t)
   case TK_GATHER:
     t->state = TS_GROUP;
     t->total = t->nkids;
+    if (rec_of(t))
+      rec_of(t)->total = t->total;
     if (t->group_timeout_ms >= 0)
       uv_timer_start(&t->timer, on_group_timeout, (uint64_t)ceil(t->group_timeout_ms), 0);
     group_fill(t);
@@ -1165,6 +1330,10 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
              ts + 8, ts + 11, ts + 14, ts + 17, (unsigned)(getpid() & 0xffff));
   }
   srand((unsigned)(uv_hrtime() ^ (uint64_t)getpid()));
+  run->recording = o->record || o->nreports > 0;
+  run->rep.wf = wf;
+  run->rep.run_id = run->run_id;
+  run->rep.start_ms = pc_wall_ms();
 
   if (build_vars(run) != 0) {
     free(run);
@@ -1218,6 +1387,23 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
                      : code == 0 ? "ok" : code == PC_EXIT_FAILED ? "failed" : "error";
   pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL, "workflow %s: %s in %s (exit %d)",
          wf->name, what, dur, code);
+
+  /* Reports are written whatever happened: failure, deadline or signal. */
+  run->rep.duration_ms = pc_mono_ms() - run->started_mono;
+  run->rep.outcome = run->signal         ? "cancelled"
+                     : run->deadline_hit ? "timeout"
+                                         : pc_outcome_name(run->main_outcome);
+  run->rep.exit_code = code;
+  run->rep.finished = true;
+  for (size_t i = 0; i < o->nreports; i++) {
+    const char *colon = strchr(o->reports[i], ':');
+    char *format = pc_xstrndup(o->reports[i], (size_t)(colon - o->reports[i]));
+    if (pc_report_write(format, colon + 1, &run->rep) != 0 && code == PC_EXIT_OK)
+      code = PC_EXIT_ERROR;
+    free(format);
+  }
+  records_free(&run->rep);
+  free(run->free_lanes);
   pc_lua_unref(h, run->root_scope);
   free(run->pools);
   free(run);

@@ -35,6 +35,9 @@ struct pc_run_opts {
   size_t nvars;
   const char *vars_file;        /* YAML map merged over `vars`, or NULL */
   double finally_grace_ms;      /* bound on `finally` after a deadline or signal */
+  const char *const *reports;   /* "FORMAT:PATH" (checked by the CLI), written at the end */
+  size_t nreports;
+  bool record;                  /* keep step records even without reports (progress) */
 };
 void pc_run_opts_init(struct pc_run_opts *o);
 
@@ -51,6 +54,22 @@ const struct pc_workflow *pc_run_workflow_def(struct pc_run *run);
 /* A run-wide slot per action (e.g. the HTTP session), freed by the action's
  * run_cleanup. */
 void **pc_run_action_slot(struct pc_run *run, enum pc_action a);
+/* Deferred work: a callback run from the engine's drain loop, never from
+ * inside the caller. Lua coroutines are resumed this way (the "one place
+ * that resumes Lua"), and anything completing inside a library callback can
+ * use it to get back to a clean stack. The struct is embedded by its owner,
+ * who must cancel it before freeing it. */
+struct pc_deferred {
+  struct pc_deferred *prev, *next;
+  void (*cb)(struct pc_deferred *d);
+  bool queued;
+};
+void pc_run_defer(struct pc_run *run, struct pc_deferred *d, void (*cb)(struct pc_deferred *d));
+void pc_run_defer_cancel(struct pc_run *run, struct pc_deferred *d);
+
+/* The live records of the run (see report.h), or NULL when not recording. */
+struct pc_run_report;
+const struct pc_run_report *pc_run_records(struct pc_run *run);
 /* A display label for a step: its id, else its name, else the action, with
  * the file position: "fetch (wf.yml:12)". Returns a malloc'd string. */
 char *pc_step_label(const struct pc_step *s);

@@ -15,6 +15,11 @@
 
 static struct pc_log_opts opts = {0, false, false};
 
+/* The live display's hooks (progress.c), or NULL. */
+static void (*hook_before)(void *data);
+static void (*hook_after)(void *data);
+static void *hook_data;
+
 /* Secrets are few (a handful per run), so a flat array and a naive scan per
  * printed line is the simplest correct choice. */
 static char **secrets;
@@ -24,6 +29,24 @@ static size_t nsecrets;
 void pc_log_init(const struct pc_log_opts *o)
 {
   opts = *o;
+}
+
+void pc_log_set_hooks(void (*before)(void *data), void (*after)(void *data), void *data)
+{
+  hook_before = before;
+  hook_after = after;
+  hook_data = data;
+}
+
+/* Writes one redacted chunk to `f` between the display hooks. */
+static void emit(FILE *f, const char *data, size_t len)
+{
+  if (hook_before)
+    hook_before(hook_data);
+  fwrite(data, 1, len, f);
+  fflush(f);
+  if (hook_after)
+    hook_after(hook_data);
 }
 
 bool pc_log_enabled(enum pc_log_level lvl)
@@ -137,12 +160,18 @@ void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
     json_string(&b, ts);
     pc_buf_puts(&b, ",\"level\":");
     json_string(&b, level_name(lvl));
+    /* Redact before escaping: a secret holding a quote or a backslash
+     * would no longer match once escaped. */
     if (step) {
+      char *rstep = pc_redact(step, strlen(step), NULL);
       pc_buf_puts(&b, ",\"step\":");
-      json_string(&b, step);
+      json_string(&b, rstep);
+      free(rstep);
     }
+    char *rmsg = pc_redact(msg, strlen(msg), NULL);
     pc_buf_puts(&b, ",\"msg\":");
-    json_string(&b, msg);
+    json_string(&b, rmsg);
+    free(rmsg);
     pc_buf_puts(&b, "}\n");
   } else {
     time_t secs = (time_t)(now / 1000);
@@ -160,8 +189,7 @@ void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
   free(msg);
   size_t n;
   char *red = pc_redact(b.data, b.len, &n);
-  fwrite(red, 1, n, stderr);
-  fflush(stderr);
+  emit(stderr, red, n);
   free(red);
   pc_buf_free(&b);
 }
@@ -170,8 +198,8 @@ void pc_out_line(const char *text, size_t len)
 {
   size_t n;
   char *red = pc_redact(text, len, &n);
-  fwrite(red, 1, n, stdout);
-  fputc('\n', stdout);
-  fflush(stdout);
+  red = pc_xrealloc(red, n + 1);
+  red[n] = '\n';
+  emit(stdout, red, n + 1);
   free(red);
 }

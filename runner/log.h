@@ -25,6 +25,12 @@ void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
 /* One line on stdout (a `log` step). A trailing newline is added. */
 void pc_out_line(const char *text, size_t len);
 
+/* Terminal hooks for a live display on stderr (progress.c): `before` runs
+ * just before pacer writes a line to stderr or stdout, `after` just after,
+ * so the display can erase itself and redraw below the new line instead of
+ * being torn by it. Pass NULLs to remove them. The hooks must not log. */
+void pc_log_set_hooks(void (*before)(void *data), void (*after)(void *data), void *data);
+
 /* Registers a secret value (ignored if shorter than 3 bytes, which would
  * redact too much; documented). */
 void pc_secret_add(const char *s, size_t len);

@@ -215,7 +215,9 @@ void pc_load_error(struct pc_load_ctx *c, const struct pc_node *at, const char *
     __attribute__((format(printf, 3, 4)));
 /* Builds a template from any node, parsing ${{ }} in scalars and
  * registering the expressions. Reports unclosed ${{ and empty expressions.
- * Returns NULL (with an error added) on failure. */
+ * Returns NULL (with an error added) on failure. Keep what it returns (e.g.
+ * in st->params): wf->exprs lists its expressions, so freeing it early is
+ * only safe when the load fails anyway. */
 struct pc_tmpl *pc_load_tmpl(struct pc_load_ctx *c, const struct pc_node *n);
 /* A bare expression (for `if`, `assert` items, `expect.that`): the scalar is
  * either wrapped in ${{ }} or is the expression itself. */

@@ -18,7 +18,8 @@ happen when it runs:
     # server: http                    start tests/fixture_server.py; {http} is its URL
 
 In args, env and expectations, {dir} is the case directory, {tmp} a fresh
-temporary directory and {http} the fixture server's base URL.
+temporary directory, {pacer} the binary under test and {http} the fixture
+server's base URL. The examples in workflows/ are run as cases too.
 
 tests/bad/NAME.yml are invalid workflows whose first line is
 `# expect: LINE:COL: text`: `pacer validate` and `pacer run` must both exit 2,
@@ -121,7 +122,7 @@ def subst(s, ctx):
 def run_case(pacer, path, servers):
     spec = parse_header(path)
     tmp = tempfile.mkdtemp(prefix="pacer-case-")
-    ctx = {"dir": os.path.dirname(path), "tmp": tmp}
+    ctx = {"dir": os.path.dirname(path), "tmp": tmp, "pacer": pacer}
     if spec["server"]:
         ctx[spec["server"]] = servers.get(spec["server"])
     env = dict(os.environ)

@@ -1,0 +1,58 @@
+/* diag.c: the list of located error messages that loading fills. Items
+ * keep their own copies of the file name and message, so a diag outlives
+ * the workflow or YAML tree that produced it. */
+#include "diag.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+#include "util.h"
+
+void pc_diag_init(struct pc_diag *d)
+{
+  d->items = NULL;
+  d->n = 0;
+  d->cap = 0;
+}
+
+void pc_diag_add(struct pc_diag *d, const char *file, int line, int col, const char *fmt,
+                 ...)
+{
+  if (d->n == d->cap) {
+    d->cap = d->cap ? d->cap * 2 : 8;
+    d->items = pc_xrealloc(d->items, d->cap * sizeof *d->items);
+  }
+  struct pc_diag_item *it = &d->items[d->n++];
+  it->file = pc_xstrdup(file ? file : "<input>");
+  it->line = line;
+  it->col = col;
+  va_list ap;
+  va_start(ap, fmt);
+  it->msg = pc_vasprintf(fmt, ap);
+  va_end(ap);
+}
+
+/* Unknown parts of the position are left out rather than printed as 0, the
+ * way compilers do for file-level problems ("file: error: ..."). */
+void pc_diag_print(const struct pc_diag *d, FILE *out)
+{
+  for (size_t i = 0; i < d->n; i++) {
+    const struct pc_diag_item *it = &d->items[i];
+    if (it->line > 0 && it->col > 0)
+      fprintf(out, "%s:%d:%d: error: %s\n", it->file, it->line, it->col, it->msg);
+    else if (it->line > 0)
+      fprintf(out, "%s:%d: error: %s\n", it->file, it->line, it->msg);
+    else
+      fprintf(out, "%s: error: %s\n", it->file, it->msg);
+  }
+}
+
+void pc_diag_free(struct pc_diag *d)
+{
+  for (size_t i = 0; i < d->n; i++) {
+    free(d->items[i].file);
+    free(d->items[i].msg);
+  }
+  free(d->items);
+  pc_diag_init(d);
+}

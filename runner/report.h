@@ -1,0 +1,64 @@
+/* report.h: what a run leaves behind for reports and progress displays.
+ *
+ * When recording is on, the engine appends one record per step instance
+ * when it starts (so a record's parent always has a smaller index) and fills
+ * it in when it finishes. Records are addressed by index because the array
+ * grows. Fan-out and gather records carry live counters that a progress
+ * display can read while the run goes on. */
+#ifndef PACER_REPORT_H
+#define PACER_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "workflow.h"
+
+#define PC_NO_RECORD SIZE_MAX
+
+enum pc_record_kind { PC_REC_ROOT, PC_REC_SEQUENCE, PC_REC_GATHER, PC_REC_FOREACH, PC_REC_LEAF };
+
+struct pc_record {
+  size_t parent;              /* index of the enclosing record, PC_NO_RECORD for a root */
+  const struct pc_step *step; /* borrowed; NULL for the roots */
+  enum pc_record_kind kind;
+  const char *root_name;      /* roots only: "steps" or "finally" */
+  size_t item;                /* 1-based item index inside a fan-out, else 0 */
+  char *label;                /* "fetch (wf.yml:12)", "fetch (wf.yml:12)[3]", "steps" */
+  int depth;                  /* 0 for the roots */
+  bool done;
+  enum pc_outcome outcome;    /* valid when done */
+  char *error;                /* NULL if none */
+  int attempts;               /* leaves */
+  double start_ms;            /* wall clock, epoch milliseconds */
+  double duration_ms;
+  int lane;                   /* leaves: a lane no other running leaf holds; -1 for groups */
+  /* Live counters for gather and fan-out records. */
+  size_t total, finished, running, failed;
+  /* Leaves with a status (HTTP) and a URL, when the action reported them. */
+  int status;
+  char *url;
+  char *method;
+};
+
+struct pc_run_report {
+  const struct pc_workflow *wf; /* borrowed */
+  const char *run_id;
+  double start_ms;    /* wall clock */
+  double duration_ms; /* filled at the end */
+  const char *outcome;/* "ok", "failed", "error", "timeout", "cancelled"; at the end */
+  int exit_code;      /* at the end */
+  bool finished;
+  struct pc_record *records;
+  size_t nrecords;
+  int nlanes;         /* lanes used (max concurrency of leaves seen) */
+};
+
+/* Report formats, as in --report FORMAT:PATH. */
+bool pc_report_format_known(const char *format);
+/* Writes one report atomically (temporary file, fsync, rename). Returns 0 or
+ * -1 with a message on stderr. Secrets are redacted in every format. */
+int pc_report_write(const char *format, const char *path, const struct pc_run_report *r);
+
+#endif

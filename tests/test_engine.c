@@ -1,0 +1,156 @@
+/* test_engine.c: the scheduler end to end, in process: workflows given as
+ * strings are loaded, compiled and run by pc_run_workflow, and the tests
+ * check exit codes, timing and the records the engine keeps. The engine
+ * itself asserts uv_loop_close() == 0 at the end of every run, so each test
+ * also proves that no handle was left open. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "diag.h"
+#include "engine.h"
+#include "log.h"
+#include "luahost.h"
+#include "report.h"
+#include "workflow.h"
+
+struct outcome {
+  int code;
+  double ms;
+};
+
+static struct outcome run_text(const char *text)
+{
+  struct pc_diag d;
+  pc_diag_init(&d);
+  struct pc_workflow *wf = NULL;
+  struct pc_lua *h = pc_lua_new();
+  assert_non_null(h);
+  int rc = pc_workflow_load_string("test.yml", text, strlen(text), &wf, &d);
+  if (rc == 0)
+    rc = pc_lua_compile_workflow(h, wf, &d);
+  if (rc != 0)
+    pc_diag_print(&d, stderr);
+  assert_int_equal(rc, 0);
+  pc_diag_free(&d);
+  struct pc_run_opts o;
+  pc_run_opts_init(&o);
+  double t0 = (double)uv_hrtime() / 1e6;
+  struct outcome out;
+  out.code = pc_run_workflow(wf, h, &o);
+  out.ms = (double)uv_hrtime() / 1e6 - t0;
+  pc_workflow_free(wf);
+  pc_lua_free(h);
+  return out;
+}
+
+static void test_sequence_and_gather(void **state)
+{
+  (void)state;
+  struct outcome seq = run_text("steps:\n"
+                                "  - sleep: 100ms\n"
+                                "  - sleep: 100ms\n"
+                                "  - sleep: 100ms\n");
+  assert_int_equal(seq.code, 0);
+  assert_true(seq.ms >= 290);
+  struct outcome par = run_text("steps:\n"
+                                "  - gather:\n"
+                                "      - sleep: 100ms\n"
+                                "      - sleep: 100ms\n"
+                                "      - sleep: 100ms\n");
+  assert_int_equal(par.code, 0);
+  assert_true(par.ms >= 95);
+  assert_true(par.ms < 280);
+}
+
+static void test_exit_codes(void **state)
+{
+  (void)state;
+  assert_int_equal(run_text("steps:\n  - assert: ['1 == 2']\n").code, PC_EXIT_FAILED);
+  assert_int_equal(run_text("steps:\n  - log: ${{ vars.nope }}\n").code, PC_EXIT_ERROR);
+  assert_int_equal(run_text("steps:\n  - sleep: 5s\n    timeout: 50ms\n").code, PC_EXIT_ERROR);
+  assert_int_equal(run_text("timeout: 50ms\nsteps:\n  - sleep: 5s\n").code, PC_EXIT_DEADLINE);
+  /* An error outranks an expectation failure when both happen. */
+  assert_int_equal(run_text("steps:\n"
+                            "  - gather:\n"
+                            "      - assert: ['false']\n"
+                            "      - log: ${{ vars.nope }}\n"
+                            "    fail_fast: false\n")
+                       .code,
+                   PC_EXIT_ERROR);
+  /* A failing `finally` fails the run. */
+  assert_int_equal(run_text("steps:\n  - sleep: 0\nfinally:\n  - assert: ['false']\n").code,
+                   PC_EXIT_FAILED);
+  assert_int_equal(run_text("steps:\n  - assert: ['false']\n    continue_on_error: true\n").code,
+                   PC_EXIT_OK);
+}
+
+/* fail_fast cancels a 5 s sibling at once: the run takes far less. */
+static void test_fail_fast_cancels(void **state)
+{
+  (void)state;
+  struct outcome o = run_text("steps:\n"
+                              "  - gather:\n"
+                              "      - sleep: 5s\n"
+                              "      - for_each: [1, 2, 3]\n"
+                              "        sleep: 5s\n"
+                              "      - steps:\n"
+                              "          - sleep: 50ms\n"
+                              "          - assert: ['false']\n");
+  assert_int_equal(o.code, PC_EXIT_FAILED);
+  assert_true(o.ms < 2000);
+}
+
+static void test_retry_backoff(void **state)
+{
+  (void)state;
+  /* 3 attempts, waits of 100 and 200 ms without jitter. */
+  struct outcome o = run_text("steps:\n"
+                              "  - assert: ['false']\n"
+                              "    retry: {attempts: 3, backoff: 100ms, jitter: false, "
+                              "on: [expect]}\n");
+  assert_int_equal(o.code, PC_EXIT_FAILED);
+  assert_true(o.ms >= 295);
+  assert_true(o.ms < 2000);
+  /* max_backoff caps the waits: 3 waits of at most 50 ms. */
+  o = run_text("steps:\n"
+               "  - assert: ['false']\n"
+               "    retry: {attempts: 4, backoff: 1s, max_backoff: 50ms, jitter: false, "
+               "on: [expect]}\n");
+  assert_int_equal(o.code, PC_EXIT_FAILED);
+  assert_true(o.ms >= 145);
+  assert_true(o.ms < 900);
+}
+
+/* Lazy fan-out: a large fan-out at bounded concurrency finishes. */
+static void test_large_fanout(void **state)
+{
+  (void)state;
+  struct outcome o = run_text("steps:\n"
+                              "  - id: many\n"
+                              "    for_each: ${{ range(1, 20000) }}\n"
+                              "    concurrency: 50\n"
+                              "    sleep: 0\n"
+                              "  - assert: ['len(steps.many.items) == 20000']\n");
+  assert_int_equal(o.code, PC_EXIT_OK);
+}
+
+int main(void)
+{
+  struct pc_log_opts lo = {-1, false, false};
+  pc_log_init(&lo);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sequence_and_gather),
+      cmocka_unit_test(test_exit_codes),
+      cmocka_unit_test(test_fail_fast_cancels),
+      cmocka_unit_test(test_retry_backoff),
+      cmocka_unit_test(test_large_fanout),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
