@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "engine.h"
+#include "exec.h"
 #include "log.h"
 #include "luahost.h"
 #include "util.h"
@@ -165,7 +166,8 @@ static const struct pc_action_ops assert_ops = {
     .action = PC_ACT_ASSERT, .key = "assert", .start = assert_start,
     .cancel = nothing_to_cancel, .default_on = PC_ON_DEFAULT_LOCAL};
 
-static const struct pc_action_ops *const table[] = {&sleep_ops, &log_ops, &assert_ops};
+static const struct pc_action_ops *const table[] = {&sleep_ops, &log_ops, &assert_ops,
+                                                    &pc_exec_ops, &pc_shell_ops};
 
 const struct pc_action_ops *pc_action_find(const char *key)
 {

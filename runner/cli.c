@@ -20,7 +20,9 @@
 #include "engine.h"
 #include "log.h"
 #include "luahost.h"
+#include "progress.h"
 #include "report.h"
+#include "schema.h"
 #include "util.h"
 #include "workflow.h"
 
@@ -28,6 +30,7 @@ static void usage(FILE *f)
 {
   fputs("usage: pacer run WORKFLOW.yml [options]   run a workflow\n"
         "       pacer validate WORKFLOW.yml...       check files without running anything\n"
+        "       pacer schema                         print the JSON Schema of the workflow format\n"
         "       pacer version                        print versions\n"
         "\n"
         "run options:\n"
@@ -36,6 +39,8 @@ static void usage(FILE *f)
         "  --timeout DURATION    deadline for the whole run\n"
         "  --report FORMAT:PATH  write a report (json, junit, trace, html); repeatable\n"
         "  --lock PATH           hold an exclusive lock; exit 75 if another run holds it\n"
+        "  --progress auto|always|never\n"
+        "                        live progress on stderr (auto: when it is a terminal)\n"
         "  --log-format text|json\n"
         "  -q, -v                quieter / more verbose\n"
         "  --dry-run             load, validate and print the plan; run nothing\n",
@@ -214,6 +219,7 @@ static int cmd_run(int argc, char **argv)
   const char **reports = pc_xcalloc((size_t)argc + 1, sizeof *reports);
   struct pc_log_opts lo = {0, false, isatty(STDERR_FILENO) && !getenv("NO_COLOR")};
   bool dry = false;
+  enum pc_progress_mode progress = PC_PROGRESS_AUTO;
   const char *lock_path = NULL;
   int lock_fd = -1;
   int code = PC_EXIT_USAGE;
@@ -251,6 +257,13 @@ static int cmd_run(int argc, char **argv)
     } else if (opt_is(a, "--lock")) {
       if (!(lock_path = opt_value("--lock", argc, argv, &i)))
         goto missing;
+    } else if (opt_is(a, "--progress")) {
+      if (!(v = opt_value("--progress", argc, argv, &i)))
+        goto missing;
+      if (pc_progress_parse_mode(v, &progress) != 0) {
+        fprintf(stderr, "pacer run: --progress must be auto, always or never, got \"%s\"\n", v);
+        goto out;
+      }
     } else if (opt_is(a, "--log-format")) {
       if (!(v = opt_value("--log-format", argc, argv, &i)))
         goto missing;
@@ -286,6 +299,7 @@ static int cmd_run(int argc, char **argv)
   if (lo.json)
     lo.color = false;
   pc_log_init(&lo);
+  o.progress = pc_progress_wanted(progress);
   o.vars = vars;
   o.reports = reports;
 
@@ -331,6 +345,14 @@ int pc_cli_main(int argc, char **argv)
     return cmd_run(argc - 2, argv + 2);
   if (strcmp(cmd, "validate") == 0)
     return cmd_validate(argc - 2, argv + 2);
+  if (strcmp(cmd, "schema") == 0) {
+    if (argc > 2) {
+      fprintf(stderr, "pacer schema: takes no arguments\n");
+      return PC_EXIT_USAGE;
+    }
+    fputs(pc_schema_json(), stdout);
+    return PC_EXIT_OK;
+  }
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
     return cmd_version();
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {

@@ -36,6 +36,7 @@
 #include "action.h"
 #include "log.h"
 #include "pool.h"
+#include "progress.h"
 #include "report.h"
 #include "util.h"
 
@@ -142,6 +143,7 @@ struct pc_run {
   size_t rec_cap;
   int *free_lanes; /* a stack of lanes released by finished leaves */
   size_t nfree_lanes;
+  struct pc_progress *progress; /* live display, or NULL */
 };
 
 static void task_start(struct task *t);
@@ -176,6 +178,14 @@ uv_loop_t *pc_run_loop(struct pc_run *run) { return &run->loop; }
 struct pc_lua *pc_run_lua(struct pc_run *run) { return run->lua; }
 const struct pc_workflow *pc_run_workflow_def(struct pc_run *run) { return run->wf; }
 void **pc_run_action_slot(struct pc_run *run, enum pc_action a) { return &run->action_slots[a]; }
+
+struct pc_pool *pc_run_pool(struct pc_run *run, const char *name)
+{
+  for (size_t i = 0; i < run->npools; i++)
+    if (strcmp(run->wf->pools[i].name, name) == 0)
+      return &run->pools[i];
+  return NULL;
+}
 
 const struct pc_run_report *pc_run_records(struct pc_run *run)
 {
@@ -1129,6 +1139,8 @@ static void close_run_handles(struct pc_run *run)
   uv_close((uv_handle_t *)&run->sigterm, NULL);
   uv_close((uv_handle_t *)&run->deadline, NULL);
   uv_close((uv_handle_t *)&run->drain, NULL);
+  pc_progress_stop(run->progress);
+  run->progress = NULL;
   for (size_t i = 0; i < run->npools; i++)
     pc_pool_close(&run->pools[i], NULL);
 }
@@ -1330,7 +1342,7 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
              ts + 8, ts + 11, ts + 14, ts + 17, (unsigned)(getpid() & 0xffff));
   }
   srand((unsigned)(uv_hrtime() ^ (uint64_t)getpid()));
-  run->recording = o->record || o->nreports > 0;
+  run->recording = o->record || o->nreports > 0 || o->progress;
   run->rep.wf = wf;
   run->rep.run_id = run->run_id;
   run->rep.start_ms = pc_wall_ms();
@@ -1361,6 +1373,8 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
     pc_pool_init(&run->loop, &run->pools[i], &wf->pools[i]);
   if (run->timeout_ms >= 0)
     uv_timer_start(&run->deadline, on_deadline, (uint64_t)ceil(run->timeout_ms), 0);
+  if (o->progress)
+    run->progress = pc_progress_start(&run->loop, &run->rep);
 
   pc_log(PC_LOG_DEBUG, NULL, "run %s of %s (%s)", run->run_id, wf->name, wf->file);
   run->main = task_new(run, NULL, NULL, run->root_scope, false, false);

@@ -38,6 +38,7 @@ struct pc_run_opts {
   const char *const *reports;   /* "FORMAT:PATH" (checked by the CLI), written at the end */
   size_t nreports;
   bool record;                  /* keep step records even without reports (progress) */
+  bool progress;                /* show the live progress display (progress.h) */
 };
 void pc_run_opts_init(struct pc_run_opts *o);
 
@@ -48,9 +49,12 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
 
 /* For actions. */
 struct pc_run;
+struct pc_pool;
 uv_loop_t *pc_run_loop(struct pc_run *run);
 struct pc_lua *pc_run_lua(struct pc_run *run);
 const struct pc_workflow *pc_run_workflow_def(struct pc_run *run);
+/* The run's pool named `name` (see pool.h), or NULL. */
+struct pc_pool *pc_run_pool(struct pc_run *run, const char *name);
 /* A run-wide slot per action (e.g. the HTTP session), freed by the action's
  * run_cleanup. */
 void **pc_run_action_slot(struct pc_run *run, enum pc_action a);

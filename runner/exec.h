@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <uv.h>
+
 #include "action.h"
 
 #define PC_EXEC_MAX_OUTPUT (1024u * 1024u) /* bytes kept per stream */
@@ -24,6 +26,7 @@ extern const struct pc_action_ops pc_shell_ops;
 
 struct pc_run;
 struct pc_proc;
+struct pc_proc_set;
 
 struct pc_proc_opts {
   const char *const *argv; /* NULL-terminated; argv[0] is looked up in PATH */
@@ -53,16 +56,28 @@ struct pc_proc_result {
  * the call; the process object is freed soon after and must not be used. */
 typedef void (*pc_proc_done_cb)(void *data, const struct pc_proc_result *r);
 
+/* A set of processes on one loop. The run has one (pc_exec_procs, created
+ * on first use and closed by the exec action's run_cleanup); tests make
+ * their own. Closing it kills what is still running (SIGKILL), stops the
+ * background processes finished steps left behind (SIGTERM, then SIGKILL
+ * after the grace period), and frees the set once that is done: run the
+ * loop afterwards until it returns. */
+struct pc_proc_set *pc_proc_set_new(uv_loop_t *loop);
+void pc_proc_set_close(struct pc_proc_set *s);
+struct pc_proc_set *pc_exec_procs(struct pc_run *run);
+
 /* Starts a process. Returns 0 and sets *out, or a negative libuv error code
  * when the program cannot start (UV_ENOENT, UV_EACCES, ...; the callback is
  * then never called). Everything in `o` is copied. */
-int pc_proc_spawn(struct pc_run *run, const struct pc_proc_opts *o, pc_proc_done_cb cb,
+int pc_proc_spawn(struct pc_proc_set *s, const struct pc_proc_opts *o, pc_proc_done_cb cb,
                   void *data, struct pc_proc **out);
 /* Stops a process that has not reported: the callback will not be called,
  * the group gets SIGTERM now and SIGKILL after the grace period. Returns at
  * once; the process is reaped and freed later (at the latest while the run
  * is torn down). The caller must not use `p` afterwards. */
 void pc_proc_cancel(struct pc_proc *p);
+/* The process id, which is also its process group id. */
+int pc_proc_pid(const struct pc_proc *p);
 /* What the process has captured so far (for partial results on cancel). */
 void pc_proc_peek(const struct pc_proc *p, struct pc_proc_result *r);
 

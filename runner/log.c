@@ -13,6 +13,10 @@
 
 #include "util.h"
 
+/* Effectively unbounded, but finite: pc_buf's arithmetic needs max + 1 to
+ * fit in a size_t, so (size_t)-1 would wrap. */
+#define LOG_BUF_MAX ((size_t)1 << 40)
+
 static struct pc_log_opts opts = {0, false, false};
 
 /* The live display's hooks (progress.c), or NULL. */
@@ -91,7 +95,7 @@ void pc_secrets_clear(void)
 char *pc_redact(const char *s, size_t len, size_t *outlen)
 {
   struct pc_buf b;
-  pc_buf_init(&b, (size_t)-1);
+  pc_buf_init(&b, LOG_BUF_MAX);
   size_t i = 0;
   while (i < len) {
     size_t hit = 0;
@@ -152,7 +156,7 @@ void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
 
   double now = pc_wall_ms();
   struct pc_buf b;
-  pc_buf_init(&b, (size_t)-1);
+  pc_buf_init(&b, LOG_BUF_MAX);
   if (opts.json) {
     char ts[40];
     pc_format_iso8601(now, ts, sizeof ts);

@@ -149,6 +149,18 @@ static void lend(struct line *l)
   pc_buf_puts(l->b, "\033[K\n");
 }
 
+/* Elapsed time at a glance: "0.4s", "12.3s", "2m05s", "1h02m". */
+static void format_elapsed(double ms, char *out, size_t n)
+{
+  double s = ms > 0 ? ms / 1000.0 : 0;
+  if (s < 60)
+    snprintf(out, n, "%.1fs", s);
+  else if (s < 3600)
+    snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+  else
+    snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+}
+
 static void format_rate(double per_s, char *out, size_t n)
 {
   snprintf(out, n, per_s < 10 ? "%.1f/s" : "%.0f/s", per_s);
@@ -262,7 +274,7 @@ static void render_bar(struct pc_progress *p, struct line *l, const struct track
     lprintf(l, NULL, "  %s", rs);
     if (rate > 0 && r->total > r->finished) {
       char eta[32];
-      pc_format_duration((double)(r->total - r->finished) / rate * 1000.0, eta, sizeof eta);
+      format_elapsed((double)(r->total - r->finished) / rate * 1000.0, eta, sizeof eta);
       lprintf(l, "\033[2m", "  eta %s", eta);
     }
   }
@@ -274,7 +286,7 @@ static void render_leaf(struct pc_progress *p, struct line *l, const struct trac
   int indent = r->depth > 1 ? (r->depth - 1) * 2 : 0;
   indent = indent > 8 ? 8 : indent;
   char dur[32];
-  pc_format_duration(now - r->start_ms, dur, sizeof dur);
+  format_elapsed(now - r->start_ms, dur, sizeof dur);
   lprintf(l, NULL, "%*s%s ", indent + 2, "", p->utf8 ? "\xe2\x96\xb8" : ">"); /* U+25B8 */
   lput(l, r->label, NULL);
   lprintf(l, "\033[2m", "  %s", dur);
@@ -294,7 +306,7 @@ static int render(struct pc_progress *p, int width, int max_lines, struct pc_buf
   for (size_t i = 0; i < p->nactive; i++)
     running += rep->records[p->active[i].rec].kind == PC_REC_LEAF;
   char dur[32];
-  pc_format_duration(now - rep->start_ms, dur, sizeof dur);
+  format_elapsed(now - rep->start_ms, dur, sizeof dur);
   lput(&l, rep->wf && rep->wf->name ? rep->wf->name : "pacer", p->color ? "\033[1m" : NULL);
   lprintf(&l, NULL, "  %s  %zu running  %zu done", dur, running, p->leaves_done);
   lprintf(&l, p->leaves_failed ? "\033[31m" : NULL, "  %zu failed", p->leaves_failed);
@@ -302,11 +314,13 @@ static int render(struct pc_progress *p, int width, int max_lines, struct pc_buf
   lines++;
 
   /* Bars for fan-outs and gathers; the current step of each sequence.
-   * Leaves inside a fan-out or gather are counted by its bar instead. */
+   * Leaves anywhere below a fan-out or gather are counted by its bar. */
   size_t want = 0;
   for (size_t i = 0; i < p->nactive; i++) {
     const struct pc_record *r = &rep->records[p->active[i].rec];
-    bool in_bar = r->parent != PC_NO_RECORD && is_bar(&rep->records[r->parent]);
+    bool in_bar = false;
+    for (size_t k = r->parent; k != PC_NO_RECORD && !in_bar; k = rep->records[k].parent)
+      in_bar = is_bar(&rep->records[k]);
     p->active[i].shown = is_bar(r) || (r->kind == PC_REC_LEAF && !in_bar);
     want += p->active[i].shown;
   }

@@ -112,7 +112,7 @@ static int buf_reserve(struct pc_buf *b, size_t extra)
   size_t cap = b->cap ? b->cap : 64;
   while (cap < need)
     cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-  if (cap > b->max + 1)
+  if (cap - 1 > b->max) /* written so that max == SIZE_MAX cannot wrap */
     cap = b->max + 1;
   if (b->cap == 0) {
     b->data = pc_xmalloc(cap);

@@ -73,14 +73,14 @@ static void test_exit_codes(void **state)
 {
   (void)state;
   assert_int_equal(run_text("steps:\n  - assert: ['1 == 2']\n").code, PC_EXIT_FAILED);
-  assert_int_equal(run_text("steps:\n  - log: ${{ vars.nope }}\n").code, PC_EXIT_ERROR);
+  assert_int_equal(run_text("steps:\n  - log: x ${{ vars.nope }}\n").code, PC_EXIT_ERROR);
   assert_int_equal(run_text("steps:\n  - sleep: 5s\n    timeout: 50ms\n").code, PC_EXIT_ERROR);
   assert_int_equal(run_text("timeout: 50ms\nsteps:\n  - sleep: 5s\n").code, PC_EXIT_DEADLINE);
   /* An error outranks an expectation failure when both happen. */
   assert_int_equal(run_text("steps:\n"
                             "  - gather:\n"
                             "      - assert: ['false']\n"
-                            "      - log: ${{ vars.nope }}\n"
+                            "      - log: x ${{ vars.nope }}\n"
                             "    fail_fast: false\n")
                        .code,
                    PC_EXIT_ERROR);

@@ -1,0 +1,409 @@
+-- prelude.lua: the Lua half of pacer's expression sandbox, embedded in the
+-- binary. It returns a table of functions the C host (luahost.c) calls:
+-- read-only proxies, scopes, the helpers of SPEC section 4 and the text and
+-- JSON formatting used by interpolation.
+--
+-- Called with: cjson, getenv_secret(name), mark_secret(text), now_seconds().
+local cjson, getenv_secret, mark_secret, now_seconds = ...
+local P = {}
+
+local null = cjson.null
+local type, pairs, next, setmetatable, getmetatable, rawget, rawset, tostring, error, select =
+  type, pairs, next, setmetatable, getmetatable, rawget, rawset, tostring, error, select
+local floor, huge, mtype = math.floor, math.huge, math.type
+local sformat, sbyte, schar, concat, sort = string.format, string.byte, string.char, table.concat, table.sort
+
+---------------------------------------------------------------- read-only proxies
+
+-- target -> proxy and proxy -> target; both weak-keyed (ephemerons), so a
+-- proxy lives exactly as long as someone holds it or its target.
+local proxy_of = setmetatable({}, { __mode = "k" })
+local target_of = setmetatable({}, { __mode = "k" })
+
+local function readonly_error()
+  error("attempt to modify a read-only value", 2)
+end
+
+local function ro(v)
+  if type(v) ~= "table" or target_of[v] then
+    return v
+  end
+  local p = proxy_of[v]
+  if p then
+    return p
+  end
+  p = setmetatable({}, {
+    __index = function(_, k) return ro(v[k]) end,
+    __newindex = readonly_error,
+    __len = function() return #v end,
+    __pairs = function()
+      return function(_, k)
+        local nk, nv = next(v, k)
+        return nk, ro(nv)
+      end, p, nil
+    end,
+    __metatable = "read-only",
+  })
+  proxy_of[v] = p
+  target_of[p] = v
+  return p
+end
+P.ro = ro
+
+local function unwrap(v)
+  return target_of[v] or v
+end
+P.unwrap = unwrap
+
+---------------------------------------------------------------- text and JSON
+
+local function is_array(t)
+  local n = #t
+  if n == 0 then
+    return next(t) == nil
+  end
+  local count = 0
+  for k in pairs(t) do
+    if mtype(k) ~= "integer" or k < 1 or k > n then
+      return false
+    end
+    count = count + 1
+  end
+  return count == n
+end
+
+local function number_text(n)
+  if mtype(n) == "integer" then
+    return sformat("%d", n)
+  end
+  if n ~= n then
+    return "nan"
+  end
+  if n == huge then
+    return "inf"
+  elseif n == -huge then
+    return "-inf"
+  end
+  if n == floor(n) and n > -1e15 and n < 1e15 then
+    return sformat("%d", floor(n))
+  end
+  return sformat("%.14g", n)
+end
+
+local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+                  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+local function json_string(s)
+  return '"' .. s:gsub('[%c"\\]', function(c)
+    return escapes[c] or sformat("\\u%04x", sbyte(c))
+  end) .. '"'
+end
+
+-- Encodes any value; proxies are read through, cycles are an error. Empty
+-- tables encode as [] (a list is far more common than an empty map in a
+-- workflow's data). Map keys are sorted so the text is stable.
+local function encode(v, out, seen)
+  local t = type(v)
+  if v == nil or v == null then
+    out[#out + 1] = "null"
+  elseif t == "boolean" then
+    out[#out + 1] = v and "true" or "false"
+  elseif t == "number" then
+    if v ~= v or v == huge or v == -huge then
+      out[#out + 1] = "null"
+    else
+      out[#out + 1] = number_text(v)
+    end
+  elseif t == "string" then
+    out[#out + 1] = json_string(v)
+  elseif t == "table" then
+    local raw = unwrap(v)
+    if seen[raw] then
+      error("cannot encode a table that contains itself", 0)
+    end
+    seen[raw] = true
+    if is_array(raw) then
+      out[#out + 1] = "["
+      for i = 1, #raw do
+        if i > 1 then out[#out + 1] = "," end
+        encode(raw[i], out, seen)
+      end
+      out[#out + 1] = "]"
+    else
+      local keys = {}
+      for k in pairs(raw) do
+        keys[#keys + 1] = k
+      end
+      sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+      out[#out + 1] = "{"
+      for i, k in ipairs(keys) do
+        if i > 1 then out[#out + 1] = "," end
+        out[#out + 1] = json_string(tostring(k))
+        out[#out + 1] = ":"
+        encode(raw[k], out, seen)
+      end
+      out[#out + 1] = "}"
+    end
+    seen[raw] = nil
+  else
+    out[#out + 1] = json_string(tostring(v))
+  end
+end
+
+function P.to_json(v)
+  local out = {}
+  encode(v, out, {})
+  return concat(out)
+end
+
+-- Interpolation text: strings as is, numbers without a needless ".0",
+-- tables as JSON, nil as "null".
+function P.to_text(v)
+  local t = type(v)
+  if t == "string" then
+    return v
+  elseif t == "number" then
+    return number_text(v)
+  elseif t == "boolean" then
+    return v and "true" or "false"
+  elseif t == "table" or v == nil or v == null then
+    return P.to_json(v)
+  end
+  return tostring(v)
+end
+
+---------------------------------------------------------------- helpers (SPEC section 4)
+
+local H = {}
+
+local function count(v)
+  local raw = unwrap(v)
+  if type(raw) == "string" then
+    return #raw
+  elseif type(raw) == "table" then
+    if #raw > 0 then
+      return #raw
+    end
+    local n = 0
+    for _ in pairs(raw) do
+      n = n + 1
+    end
+    return n
+  elseif v == nil or v == null then
+    return 0
+  end
+  error("len() expects a string or a table, got " .. type(v), 2)
+end
+H.len = count
+
+function H.keys(t)
+  local raw = unwrap(t)
+  if type(raw) ~= "table" then
+    error("keys() expects a table, got " .. type(t), 2)
+  end
+  local r = {}
+  for k in pairs(raw) do
+    r[#r + 1] = k
+  end
+  sort(r, function(a, b)
+    if type(a) == type(b) and (type(a) == "number" or type(a) == "string") then
+      return a < b
+    end
+    return tostring(a) < tostring(b)
+  end)
+  return r
+end
+
+function H.slice(list, i, j)
+  local raw = unwrap(list)
+  if type(raw) ~= "table" then
+    error("slice() expects a list, got " .. type(list), 2)
+  end
+  local n = #raw
+  i = i or 1
+  j = j or n
+  if i < 1 then i = 1 end
+  if j > n then j = n end
+  local r = {}
+  for k = i, j do
+    r[#r + 1] = raw[k]
+  end
+  return r
+end
+
+function H.range(first, last)
+  if mtype(first) ~= "integer" and (type(first) ~= "number" or first ~= floor(first)) then
+    error("range() expects whole numbers", 2)
+  end
+  local r = {}
+  for k = floor(first), floor(last) do
+    r[#r + 1] = k
+  end
+  return r
+end
+
+function H.join(list, sep)
+  local raw = unwrap(list)
+  if type(raw) ~= "table" then
+    error("join() expects a list, got " .. type(list), 2)
+  end
+  local parts = {}
+  for k = 1, #raw do
+    parts[k] = P.to_text(raw[k])
+  end
+  return concat(parts, sep == nil and "," or P.to_text(sep))
+end
+
+function H.contains(hay, needle)
+  local raw = unwrap(hay)
+  if type(raw) == "string" then
+    return raw:find(P.to_text(needle), 1, true) ~= nil
+  elseif type(raw) == "table" then
+    local want = unwrap(needle)
+    for _, v in pairs(raw) do
+      if unwrap(v) == want then
+        return true
+      end
+    end
+    return false
+  elseif hay == nil or hay == null then
+    return false
+  end
+  error("contains() expects a list or a string, got " .. type(hay), 2)
+end
+
+function H.json(v)
+  return P.to_json(v)
+end
+
+function H.from_json(text)
+  if type(text) ~= "string" then
+    error("from_json() expects a string, got " .. type(text), 2)
+  end
+  local ok, v = pcall(cjson.decode, text)
+  if not ok then
+    error("from_json(): invalid JSON: " .. tostring(v), 2)
+  end
+  return v
+end
+
+function H.urlencode(s)
+  s = P.to_text(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return sformat("%%%02X", sbyte(c)) end))
+end
+
+function H.default(v, fallback)
+  if v == nil or v == null then
+    return fallback
+  end
+  return v
+end
+
+function H.secret(v)
+  if v ~= nil and v ~= null then
+    mark_secret(P.to_text(v))
+  end
+  return v
+end
+
+H.now = now_seconds
+H.null = null
+
+---------------------------------------------------------------- scopes
+
+-- Every scope's metatable records its parent and, for scopes that have
+-- their own, the plain steps table the engine writes results into.
+local function scope_newindex()
+  error("expressions cannot assign variables", 2)
+end
+
+local safe_globals = {
+  "assert", "error", "ipairs", "next", "pairs", "pcall", "select", "tonumber", "tostring",
+  "type", "xpcall", "rawequal", "rawlen",
+}
+
+-- base: the read-only library part shared by every root scope.
+local base = {}
+for _, name in ipairs(safe_globals) do
+  base[name] = _G[name]
+end
+base.string = ro(string)
+base.table = ro(table)
+base.math = ro(math)
+base.utf8 = ro(utf8)
+base.unpack = table.unpack
+for k, f in pairs(H) do
+  base[k] = f
+end
+P.helpers = H
+
+local secrets_proxy = setmetatable({}, {
+  __index = function(_, name)
+    if type(name) ~= "string" then
+      return nil
+    end
+    return getenv_secret(name)
+  end,
+  __newindex = readonly_error,
+  __metatable = "read-only",
+})
+
+-- Root scope: vars (plain table), env (plain table), workflow (plain table).
+function P.root_scope(vars, env, workflow)
+  local steps = {}
+  local scope = {
+    vars = ro(vars),
+    env = ro(env),
+    secrets = secrets_proxy,
+    steps = ro(steps),
+    workflow = ro(workflow),
+  }
+  return setmetatable(scope, {
+    __index = base,
+    __newindex = scope_newindex,
+    steps_raw = steps,
+    workflow_raw = workflow,
+  })
+end
+
+function P.child_scope(parent, own_steps)
+  local mt = { __index = parent, __newindex = scope_newindex, parent = parent }
+  local scope = {}
+  if own_steps then
+    local parent_steps = P.steps_table(parent)
+    local steps = setmetatable({}, { __index = parent_steps })
+    mt.steps_raw = steps
+    rawset(scope, "steps", ro(steps))
+  end
+  return setmetatable(scope, mt)
+end
+
+-- The nearest plain steps table of a scope.
+function P.steps_table(scope)
+  local s = scope
+  while s do
+    local mt = getmetatable(s)
+    if mt.steps_raw then
+      return mt.steps_raw
+    end
+    s = mt.parent
+  end
+  error("scope without steps")
+end
+
+function P.scope_set(scope, name, value)
+  rawset(scope, name, ro(value))
+end
+
+function P.set_step(scope, id, value)
+  rawset(P.steps_table(scope), id, value)
+end
+
+function P.get_step(scope, id)
+  return P.steps_table(scope)[id]
+end
+
+function P.set_workflow_field(root, field, value)
+  getmetatable(root).workflow_raw[field] = value
+end
+
+return P

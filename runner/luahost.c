@@ -1,0 +1,562 @@
+/* luahost.c: the run's one lua_State, the expression sandbox and template
+ * evaluation. The sandbox itself (read-only proxies, scopes, helpers, text
+ * and JSON formatting) is Lua code in lua/prelude.lua, embedded in the
+ * binary; this file creates the state, compiles every expression once,
+ * evaluates them with a CPU guard, and turns templates and YAML nodes into
+ * Lua values.
+ *
+ * Each expression is compiled as the chunk `return (EXPR\n)`, whose only
+ * upvalue is _ENV. Evaluating sets that upvalue to a scope table and calls
+ * the chunk: one compiled function serves every scope it runs in. */
+#include "luahost.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua-cjson.h>
+#include <lualib.h>
+#include <uv.h>
+
+#include "log.h"
+#include "util.h"
+
+extern char **environ;
+
+struct pc_embedded {
+  const char *name;
+  const char *data;
+  size_t len;
+};
+extern const struct pc_embedded pc_embedded_lua[];
+
+/* An expression that runs for longer than this is stopped. */
+#define EXPR_CPU_LIMIT_MS 1000.0
+#define EXPR_HOOK_COUNT 10000
+
+struct pc_lua {
+  lua_State *L;
+  int prelude_ref; /* the table lua/prelude.lua returned */
+  int null_ref;    /* cjson.null */
+  double eval_started_ms;
+};
+
+/* Keep the host reachable from C functions called by Lua. */
+static const char HOST_KEY = 'h';
+
+static struct pc_lua *host_of(lua_State *L)
+{
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &HOST_KEY); /* host */
+  struct pc_lua *h = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return h;
+}
+
+/* ------------------------------------------------------ C helpers for Lua */
+
+static int l_getenv_secret(lua_State *L)
+{
+  const char *name = luaL_checkstring(L, 1);
+  const char *v = getenv(name);
+  if (!v) {
+    lua_pushnil(L);
+    return 1;
+  }
+  pc_secret_add(v, strlen(v));
+  lua_pushstring(L, v);
+  return 1;
+}
+
+static int l_mark_secret(lua_State *L)
+{
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  pc_secret_add(s, len);
+  return 0;
+}
+
+static int l_now(lua_State *L)
+{
+  lua_pushnumber(L, floor(pc_wall_ms()) / 1000.0);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static const struct pc_embedded *find_embedded(const char *name)
+{
+  for (const struct pc_embedded *e = pc_embedded_lua; e->name; e++)
+    if (strcmp(e->name, name) == 0)
+      return e;
+  return NULL;
+}
+
+/* Runs inside lua_pcall so that an allocation failure (or a broken prelude)
+ * raises instead of aborting. */
+static int init_state(lua_State *L)
+{
+  struct pc_lua *h = lua_touserdata(L, 1);
+  static const luaL_Reg libs[] = {
+      {LUA_GNAME, luaopen_base},     {LUA_STRLIBNAME, luaopen_string},
+      {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+      {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_COLIBNAME, luaopen_coroutine},
+  };
+  for (size_t i = 0; i < PC_ARRAY_SIZE(libs); i++) {
+    luaL_requiref(L, libs[i].name, libs[i].func, 1);
+    lua_pop(L, 1);
+  }
+  luaL_requiref(L, "cjson", luaopen_cjson, 0); /* cjson */
+  lua_getfield(L, -1, "null");                 /* cjson, null */
+  h->null_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* cjson */
+
+  const struct pc_embedded *e = find_embedded("prelude");
+  if (!e)
+    return luaL_error(L, "prelude.lua is not embedded");
+  if (luaL_loadbuffer(L, e->data, e->len, "=prelude.lua") != LUA_OK) /* cjson, chunk */
+    return lua_error(L);
+  lua_pushvalue(L, -2);                  /* cjson, chunk, cjson */
+  lua_pushcfunction(L, l_getenv_secret); /* ..., getenv_secret */
+  lua_pushcfunction(L, l_mark_secret);   /* ..., mark_secret */
+  lua_pushcfunction(L, l_now);           /* ..., now */
+  lua_call(L, 4, 1);                     /* cjson, P */
+  h->prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* cjson */
+  lua_pop(L, 1);
+  lua_pushlightuserdata(L, h);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
+  return 0;
+}
+
+struct pc_lua *pc_lua_new(void)
+{
+  struct pc_lua *h = pc_xcalloc(1, sizeof *h);
+  h->L = luaL_newstate();
+  if (!h->L) {
+    fprintf(stderr, "pacer: cannot create the Lua state (out of memory)\n");
+    free(h);
+    return NULL;
+  }
+  lua_pushcfunction(h->L, init_state);
+  lua_pushlightuserdata(h->L, h);
+  if (lua_pcall(h->L, 1, 0, 0) != LUA_OK) {
+    fprintf(stderr, "pacer: cannot initialise Lua: %s\n", lua_tostring(h->L, -1));
+    lua_close(h->L);
+    free(h);
+    return NULL;
+  }
+  return h;
+}
+
+void pc_lua_free(struct pc_lua *h)
+{
+  if (!h)
+    return;
+  lua_close(h->L);
+  free(h);
+}
+
+lua_State *pc_lua_state(struct pc_lua *h)
+{
+  return h->L;
+}
+
+void pc_lua_unref(struct pc_lua *h, int ref)
+{
+  luaL_unref(h->L, LUA_REGISTRYINDEX, ref);
+}
+
+/* Pushes prelude function `name`. */
+static void push_fn(struct pc_lua *h, const char *name)
+{
+  lua_rawgeti(h->L, LUA_REGISTRYINDEX, h->prelude_ref); /* P */
+  lua_getfield(h->L, -1, name);                         /* P, fn */
+  lua_remove(h->L, -2);                                 /* fn */
+}
+
+/* ------------------------------------------------------------- compiling */
+
+/* Lua's messages for a chunk named "=" start with ":LINE: "; drop that. */
+static const char *strip_chunk_prefix(const char *msg)
+{
+  if (msg[0] == ':') {
+    const char *p = msg + 1;
+    while (*p >= '0' && *p <= '9')
+      p++;
+    if (*p == ':' && p[1] == ' ')
+      return p + 2;
+  }
+  return msg;
+}
+
+int pc_lua_compile_expr(struct pc_lua *h, struct pc_expr *e, struct pc_diag *d)
+{
+  lua_State *L = h->L;
+  char *code = pc_asprintf("return (%s\n)", e->src);
+  int rc = luaL_loadbuffer(L, code, strlen(code), "=");
+  free(code);
+  if (rc != LUA_OK) {
+    pc_diag_add(d, e->file, e->line, e->col, "syntax error in expression \"%s\": %s", e->src,
+                strip_chunk_prefix(lua_tostring(L, -1)));
+    lua_pop(L, 1);
+    return -1;
+  }
+  e->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+int pc_lua_compile_workflow(struct pc_lua *h, struct pc_workflow *wf, struct pc_diag *d)
+{
+  int rc = 0;
+  for (size_t i = 0; i < wf->nexprs; i++)
+    if (pc_lua_compile_expr(h, wf->exprs[i], d) != 0)
+      rc = -1;
+  return rc;
+}
+
+/* ------------------------------------------------------------ YAML nodes */
+
+static bool parse_yaml_int(const char *s, long long *out)
+{
+  int base = 10;
+  const char *p = s;
+  bool neg = false;
+  if (*p == '-' || *p == '+') {
+    neg = *p == '-';
+    p++;
+  }
+  if (p[0] == '0' && (p[1] == 'x' || p[1] == 'o')) {
+    base = p[1] == 'x' ? 16 : 8;
+    p += 2;
+  }
+  errno = 0;
+  char *end;
+  unsigned long long v = strtoull(p, &end, base);
+  if (errno || end == p || *end)
+    return false;
+  if (v > (unsigned long long)LLONG_MAX + (neg ? 1u : 0u))
+    return false;
+  *out = neg ? (long long)(0 - v) : (long long)v;
+  return true;
+}
+
+static double parse_yaml_float(const char *s)
+{
+  const char *p = s;
+  double sign = 1;
+  if (*p == '-' || *p == '+') {
+    sign = *p == '-' ? -1 : 1;
+    p++;
+  }
+  if (strcasecmp(p, ".inf") == 0)
+    return sign * HUGE_VAL;
+  if (strcasecmp(p, ".nan") == 0)
+    return NAN;
+  return strtod(s, NULL);
+}
+
+static void push_node(struct pc_lua *h, const struct pc_node *n, bool in_list)
+{
+  lua_State *L = h->L;
+  luaL_checkstack(L, 4, "YAML value too deep");
+  switch (n->kind) {
+  case PC_NODE_SCALAR:
+    switch (pc_node_scalar_type(n)) {
+    case PC_SCALAR_NULL:
+      if (in_list)
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->null_ref);
+      else
+        lua_pushnil(L);
+      return;
+    case PC_SCALAR_BOOL:
+      lua_pushboolean(L, n->str[0] == 't' || n->str[0] == 'T');
+      return;
+    case PC_SCALAR_INT: {
+      long long v;
+      if (parse_yaml_int(n->str, &v))
+        lua_pushinteger(L, (lua_Integer)v);
+      else
+        lua_pushnumber(L, strtod(n->str, NULL)); /* too large for an integer */
+      return;
+    }
+    case PC_SCALAR_FLOAT:
+      lua_pushnumber(L, parse_yaml_float(n->str));
+      return;
+    case PC_SCALAR_STR:
+      lua_pushlstring(L, n->str, n->len);
+      return;
+    }
+    return;
+  case PC_NODE_SEQ:
+    lua_createtable(L, (int)n->n, 0); /* list */
+    for (size_t i = 0; i < n->n; i++) {
+      push_node(h, n->items[i], true); /* list, item */
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return;
+  case PC_NODE_MAP:
+    lua_createtable(L, 0, (int)n->n); /* map */
+    for (size_t i = 0; i < n->n; i++) {
+      push_node(h, n->items[i], false); /* map, value */
+      lua_setfield(L, -2, n->keys[i]->str);
+    }
+    return;
+  }
+}
+
+void pc_lua_push_node(struct pc_lua *h, const struct pc_node *n)
+{
+  push_node(h, n, false);
+}
+
+/* --------------------------------------------------------------- scopes */
+
+int pc_lua_root_scope(struct pc_lua *h, const char *wf_name, const char *run_id)
+{
+  lua_State *L = h->L;
+  int vars = lua_gettop(L);
+  push_fn(h, "root_scope"); /* vars, fn */
+  lua_pushvalue(L, vars);   /* vars, fn, vars */
+  lua_newtable(L);          /* vars, fn, vars, env */
+  for (char **e = environ; *e; e++) {
+    const char *eq = strchr(*e, '=');
+    if (!eq)
+      continue;
+    lua_pushlstring(L, *e, (size_t)(eq - *e)); /* ..., env, name */
+    lua_pushstring(L, eq + 1);                 /* ..., env, name, value */
+    lua_rawset(L, -3);                         /* ..., env */
+  }
+  lua_createtable(L, 0, 3); /* vars, fn, vars, env, workflow */
+  lua_pushstring(L, wf_name);
+  lua_setfield(L, -2, "name");
+  lua_pushstring(L, run_id);
+  lua_setfield(L, -2, "run_id");
+  lua_call(L, 3, 1);   /* vars, scope */
+  lua_remove(L, vars); /* scope */
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+int pc_lua_child_scope(struct pc_lua *h, int parent_ref, bool own_steps)
+{
+  lua_State *L = h->L;
+  push_fn(h, "child_scope");                      /* fn */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, parent_ref);  /* fn, parent */
+  lua_pushboolean(L, own_steps);                  /* fn, parent, own */
+  lua_call(L, 2, 1);                              /* scope */
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* Calls prelude function `fn`(scope, name, value) with the value popped. */
+static void scope_call(struct pc_lua *h, const char *fn, int scope_ref, const char *name)
+{
+  lua_State *L = h->L;
+  int value = lua_gettop(L);
+  push_fn(h, fn);                                /* value, fn */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, scope_ref);  /* value, fn, scope */
+  lua_pushstring(L, name);                       /* value, fn, scope, name */
+  lua_pushvalue(L, value);                       /* value, fn, scope, name, value */
+  lua_call(L, 3, 0);                             /* value */
+  lua_pop(L, 1);
+}
+
+void pc_lua_scope_set(struct pc_lua *h, int scope_ref, const char *name)
+{
+  scope_call(h, "scope_set", scope_ref, name);
+}
+
+void pc_lua_scope_set_step(struct pc_lua *h, int scope_ref, const char *id)
+{
+  scope_call(h, "set_step", scope_ref, id);
+}
+
+void pc_lua_set_workflow_field(struct pc_lua *h, int root_ref, const char *field)
+{
+  scope_call(h, "set_workflow_field", root_ref, field);
+}
+
+void pc_lua_scope_get_step(struct pc_lua *h, int scope_ref, const char *id)
+{
+  lua_State *L = h->L;
+  push_fn(h, "get_step");                        /* fn */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, scope_ref);  /* fn, scope */
+  lua_pushstring(L, id);                         /* fn, scope, id */
+  lua_call(L, 2, 1);                             /* value */
+}
+
+/* ------------------------------------------------------------ evaluation */
+
+static void cpu_guard(lua_State *L, lua_Debug *ar)
+{
+  (void)ar;
+  struct pc_lua *h = host_of(L);
+  if (pc_mono_ms() - h->eval_started_ms > EXPR_CPU_LIMIT_MS)
+    luaL_error(L, "the expression ran for more than %d ms and was stopped",
+               (int)EXPR_CPU_LIMIT_MS);
+}
+
+int pc_lua_eval(struct pc_lua *h, const struct pc_expr *e, int scope_ref, char **err)
+{
+  lua_State *L = h->L;
+  int top = lua_gettop(L);
+  if (e->ref == LUA_NOREF || e->ref == LUA_REFNIL) {
+    *err = pc_asprintf("expression \"%s\" at %s:%d:%d was not compiled", e->src, e->file,
+                       e->line, e->col);
+    return -1;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, e->ref);     /* fn */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, scope_ref);  /* fn, scope */
+  lua_setupvalue(L, -2, 1);                      /* fn (with _ENV = scope) */
+  h->eval_started_ms = pc_mono_ms();
+  lua_sethook(L, cpu_guard, LUA_MASKCOUNT, EXPR_HOOK_COUNT);
+  int rc = lua_pcall(L, 0, 1, 0);
+  lua_sethook(L, NULL, 0, 0);
+  if (rc != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    *err = pc_asprintf("expression \"%s\" at %s:%d:%d failed: %s", e->src, e->file, e->line,
+                       e->col, msg ? strip_chunk_prefix(msg) : "(error object is not a string)");
+    lua_settop(L, top);
+    return -1;
+  }
+  /* Hand back plain values, never proxies. */
+  push_fn(h, "unwrap");   /* value, unwrap */
+  lua_insert(L, -2);      /* unwrap, value */
+  lua_call(L, 1, 1);      /* value */
+  return 0;
+}
+
+int pc_lua_eval_bool(struct pc_lua *h, const struct pc_expr *e, int scope_ref, bool *out,
+                     char **err)
+{
+  if (pc_lua_eval(h, e, scope_ref, err) != 0)
+    return -1;
+  *out = lua_toboolean(h->L, -1);
+  lua_pop(h->L, 1);
+  return 0;
+}
+
+char *pc_lua_to_text(struct pc_lua *h, int idx, size_t *len)
+{
+  lua_State *L = h->L;
+  idx = lua_absindex(L, idx);
+  push_fn(h, "to_text");  /* fn */
+  lua_pushvalue(L, idx);  /* fn, value */
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* text or message */
+    char *m = pc_asprintf("<%s>", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (len)
+      *len = strlen(m);
+    return m;
+  }
+  size_t n;
+  const char *s = lua_tolstring(L, -1, &n);
+  char *r = pc_xmalloc(n + 1);
+  memcpy(r, s, n);
+  r[n] = '\0';
+  lua_pop(L, 1);
+  if (len)
+    *len = n;
+  return r;
+}
+
+char *pc_lua_to_json(struct pc_lua *h, int idx)
+{
+  lua_State *L = h->L;
+  idx = lua_absindex(L, idx);
+  push_fn(h, "to_json");
+  lua_pushvalue(L, idx);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_pop(L, 1);
+    return pc_xstrdup("null");
+  }
+  char *r = pc_xstrdup(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return r;
+}
+
+int pc_lua_eval_tmpl(struct pc_lua *h, const struct pc_tmpl *t, int scope_ref, char **err)
+{
+  lua_State *L = h->L;
+  luaL_checkstack(L, 4, "template too deep");
+  switch (t->kind) {
+  case PC_T_NIL:
+    lua_pushnil(L);
+    return 0;
+  case PC_T_BOOL:
+    lua_pushboolean(L, t->u.b);
+    return 0;
+  case PC_T_INT:
+    lua_pushinteger(L, (lua_Integer)t->u.i);
+    return 0;
+  case PC_T_NUM:
+    lua_pushnumber(L, t->u.num);
+    return 0;
+  case PC_T_STR:
+    lua_pushlstring(L, t->u.str.s, t->u.str.len);
+    return 0;
+  case PC_T_EXPR:
+    return pc_lua_eval(h, t->u.expr, scope_ref, err);
+  case PC_T_INTERP: {
+    struct pc_buf b;
+    pc_buf_init(&b, (size_t)64 << 20);
+    for (size_t i = 0; i < t->u.interp.n; i++) {
+      const struct pc_tmpl_part *p = &t->u.interp.parts[i];
+      if (p->lit) {
+        pc_buf_append(&b, p->lit, p->lit_len);
+        continue;
+      }
+      if (pc_lua_eval(h, p->expr, scope_ref, err) != 0) {
+        pc_buf_free(&b);
+        return -1;
+      }
+      if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        *err = pc_asprintf("expression \"%s\" at %s:%d:%d is nil (use default(value, "
+                           "fallback))",
+                           p->expr->src, p->expr->file, p->expr->line, p->expr->col);
+        pc_buf_free(&b);
+        return -1;
+      }
+      size_t n;
+      char *s = pc_lua_to_text(h, -1, &n);
+      lua_pop(L, 1);
+      int rc = pc_buf_append(&b, s, n);
+      free(s);
+      if (rc != 0) {
+        *err = pc_asprintf("interpolated text at %s:%d:%d is larger than 64 MiB",
+                           p->expr->file, p->expr->line, p->expr->col);
+        pc_buf_free(&b);
+        return -1;
+      }
+    }
+    lua_pushlstring(L, b.data ? b.data : "", b.len);
+    pc_buf_free(&b);
+    return 0;
+  }
+  case PC_T_SEQ:
+    lua_createtable(L, (int)t->u.coll.n, 0); /* list */
+    for (size_t i = 0; i < t->u.coll.n; i++) {
+      if (pc_lua_eval_tmpl(h, t->u.coll.items[i], scope_ref, err) != 0) { /* list, item */
+        lua_pop(L, 1);
+        return -1;
+      }
+      if (lua_isnil(L, -1)) { /* keep lists free of holes */
+        lua_pop(L, 1);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->null_ref);
+      }
+      lua_rawseti(L, -2, (lua_Integer)i + 1); /* list */
+    }
+    return 0;
+  case PC_T_MAP:
+    lua_createtable(L, 0, (int)t->u.coll.n); /* map */
+    for (size_t i = 0; i < t->u.coll.n; i++) {
+      if (pc_lua_eval_tmpl(h, t->u.coll.items[i], scope_ref, err) != 0) { /* map, value */
+        lua_pop(L, 1);
+        return -1;
+      }
+      lua_setfield(L, -2, t->u.coll.keys[i]); /* map */
+    }
+    return 0;
+  }
+  *err = pc_xstrdup("unknown template kind");
+  return -1;
+}
