@@ -55,6 +55,10 @@ struct pc_action_ops {
    * "GET http://host/x: 503: <body excerpt>". Called with params_ref and
    * result_ref still valid. */
   void (*describe)(struct pc_attempt *a, struct pc_buf *out);
+  /* Optional: a second SIGINT/SIGTERM makes pacer exit at once; this is
+   * the action's last chance to stop what would outlive it (process groups).
+   * It must not wait, allocate or touch the loop. */
+  void (*kill_now)(struct pc_run *run);
   /* Called once when the run is torn down, for run-wide state (NULL if none). */
   void (*run_cleanup)(struct pc_run *run);
   unsigned default_on; /* retry.on when the step does not set it */

@@ -588,7 +588,10 @@ static void task_finish(struct task *t, enum pc_outcome o, const char *err)
              pc_outcome_name(t->outcome), dur, t->error ? t->error : "",
              tolerated ? " (continue_on_error)" : "");
     } else {
-      pc_log(PC_LOG_DEBUG, label, "%s in %s", pc_outcome_name(t->outcome), dur);
+      /* One line per finished step for cron and CI logs; fan-out items only
+       * with -v, or a large fan-out would drown the log. */
+      pc_log(t->instance ? PC_LOG_DEBUG : PC_LOG_INFO, label, "%s in %s",
+             pc_outcome_name(t->outcome), dur);
     }
     free(label);
   }
@@ -896,6 +899,8 @@ static char *check_expect(struct task *t, bool *is_error)
     } else {
       ok = a->exit_code == 0;
     }
+    if (!ok && a->exit_code < 0)
+      return pc_asprintf("expected exit code %d, got none", ex->nexit_codes ? ex->exit_codes[0] : 0);
     if (!ok)
       return pc_asprintf("expected exit code %d, got %d",
                          ex->nexit_codes ? ex->exit_codes[0] : 0, a->exit_code);
@@ -1213,6 +1218,11 @@ static void on_signal(uv_signal_t *h, int signum)
   const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
   if (run->signal) {
     pc_log(PC_LOG_ERROR, NULL, "second %s: exiting at once", name);
+    for (int a = 0; a <= PC_ACT_SHELL; a++) {
+      const struct pc_action_ops *ops = pc_action_ops((enum pc_action)a);
+      if (ops && ops->kill_now)
+        ops->kill_now(run);
+    }
     fflush(NULL);
     _exit(signum == SIGINT ? PC_EXIT_SIGINT : PC_EXIT_SIGTERM);
   }

@@ -673,6 +673,21 @@ void pc_proc_set_close(struct pc_proc_set *rs)
   rs_maybe_free(rs);
 }
 
+/* A second signal: pacer is about to _exit, and its children live in their
+ * own sessions where the terminal's Ctrl-C does not reach them. SIGKILL
+ * every group now, running or left behind. */
+static void exec_kill_now(struct pc_run *run)
+{
+  struct pc_proc_set *rs = *pc_run_action_slot(run, PC_ACT_EXEC);
+  if (!rs)
+    return;
+  for (struct pc_proc *p = rs->live; p; p = p->next)
+    if (p->spawned && !p->exited)
+      kill(-p->pid, SIGKILL);
+  for (size_t i = 0; i < rs->nlinger; i++)
+    kill(-rs->linger[i].pgid, SIGKILL);
+}
+
 /* After the run's loop has stopped: no process may outlive the run. */
 static void exec_run_cleanup(struct pc_run *run)
 {
@@ -1243,6 +1258,7 @@ const struct pc_action_ops pc_exec_ops = {
     .cancel = exec_cancel,
     .describe = exec_describe,
     .run_cleanup = exec_run_cleanup, /* the registry is shared with shell */
+    .kill_now = exec_kill_now,
     .default_on = PC_ON_DEFAULT_LOCAL,
     .has_exit_code = true,
 };

@@ -23,7 +23,7 @@
 const struct pc_yaml_limits pc_yaml_default_limits = {
   .max_bytes = 4u << 20,
   .max_depth = 64,
-  .max_nodes = 1000000,
+  .max_nodes = 200000,
 };
 
 struct anchor {

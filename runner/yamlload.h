@@ -46,7 +46,7 @@ struct pc_node {
 struct pc_yaml_limits {
   size_t max_bytes; /* default 4 MiB */
   int max_depth;    /* default 64 */
-  size_t max_nodes; /* default 1,000,000, alias copies included */
+  size_t max_nodes; /* default 200,000, alias copies included */
 };
 extern const struct pc_yaml_limits pc_yaml_default_limits;
 
