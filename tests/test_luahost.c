@@ -1,0 +1,292 @@
+/* test_luahost.c: the expression sandbox. Expressions are compiled and
+ * evaluated the way the engine does it (templates from real YAML through
+ * the loader's pc_load_tmpl), and every test checks the Lua stack is left
+ * as it was found. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "diag.h"
+#include "log.h"
+#include "luahost.h"
+#include "workflow.h"
+
+struct fixture {
+  struct pc_lua *h;
+  lua_State *L;
+  int root;
+  int top;
+};
+
+static int setup(void **state)
+{
+  struct fixture *f = calloc(1, sizeof *f);
+  f->h = pc_lua_new();
+  assert_non_null(f->h);
+  f->L = pc_lua_state(f->h);
+  /* vars = {n = 3, list = {1, 2, 3}, name = "pacer", half = 2.5, map = {a = 1}} */
+  lua_newtable(f->L);
+  lua_pushinteger(f->L, 3);
+  lua_setfield(f->L, -2, "n");
+  lua_newtable(f->L);
+  for (int i = 1; i <= 3; i++) {
+    lua_pushinteger(f->L, i);
+    lua_rawseti(f->L, -2, i);
+  }
+  lua_setfield(f->L, -2, "list");
+  lua_pushstring(f->L, "pacer");
+  lua_setfield(f->L, -2, "name");
+  lua_pushnumber(f->L, 2.5);
+  lua_setfield(f->L, -2, "half");
+  lua_newtable(f->L);
+  lua_pushinteger(f->L, 1);
+  lua_setfield(f->L, -2, "a");
+  lua_setfield(f->L, -2, "map");
+  f->root = pc_lua_root_scope(f->h, "wf", "run-1");
+  f->top = lua_gettop(f->L);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  struct fixture *f = *state;
+  assert_int_equal(lua_gettop(f->L), f->top);
+  pc_lua_free(f->h);
+  free(f);
+  pc_secrets_clear();
+  return 0;
+}
+
+/* Evaluates `src` (a bare expression) and returns its text form, or the
+ * error message prefixed with "ERR:". */
+static char *eval_text(struct fixture *f, int scope, const char *src)
+{
+  struct pc_expr e = {.src = (char *)src, .file = "t.yml", .line = 1, .col = 1, .ref = LUA_NOREF};
+  struct pc_diag d;
+  pc_diag_init(&d);
+  if (pc_lua_compile_expr(f->h, &e, &d) != 0) {
+    char *m = malloc(strlen(d.items[0].msg) + 5);
+    strcpy(m, "ERR:");
+    strcat(m, d.items[0].msg);
+    pc_diag_free(&d);
+    return m;
+  }
+  pc_diag_free(&d);
+  char *err = NULL;
+  if (pc_lua_eval(f->h, &e, scope, &err) != 0) {
+    char *m = malloc(strlen(err) + 5);
+    strcpy(m, "ERR:");
+    strcat(m, err);
+    free(err);
+    pc_lua_unref(f->h, e.ref);
+    return m;
+  }
+  char *text = pc_lua_to_text(f->h, -1, NULL);
+  lua_pop(f->L, 1);
+  pc_lua_unref(f->h, e.ref);
+  return text;
+}
+
+#define EXPECT_TEXT(f, src, want)                 \
+  do {                                            \
+    char *got_ = eval_text((f), (f)->root, (src)); \
+    assert_string_equal(got_, (want));            \
+    free(got_);                                   \
+  } while (0)
+
+#define EXPECT_ERR(f, src, substr)                                 \
+  do {                                                             \
+    char *got_ = eval_text((f), (f)->root, (src));                 \
+    if (strncmp(got_, "ERR:", 4) != 0 || !strstr(got_, (substr))) \
+      fail_msg("%s: got \"%s\"", (src), got_);                     \
+    free(got_);                                                    \
+  } while (0)
+
+static void test_helpers(void **state)
+{
+  struct fixture *f = *state;
+  EXPECT_TEXT(f, "len(vars.list)", "3");
+  EXPECT_TEXT(f, "len('abcd')", "4");
+  EXPECT_TEXT(f, "len(vars.map)", "1");
+  EXPECT_TEXT(f, "join(keys({b = 1, a = 2}), ',')", "a,b");
+  EXPECT_TEXT(f, "slice(vars.list, 2, 3)", "[2,3]");
+  EXPECT_TEXT(f, "slice(vars.list, 2, 99)", "[2,3]");
+  EXPECT_TEXT(f, "range(1, 4)", "[1,2,3,4]");
+  EXPECT_TEXT(f, "range(3, 1)", "[]");
+  EXPECT_TEXT(f, "join(vars.list, '-')", "1-2-3");
+  EXPECT_TEXT(f, "contains(vars.list, 2)", "true");
+  EXPECT_TEXT(f, "contains(vars.name, 'ace')", "true");
+  EXPECT_TEXT(f, "contains(vars.list, 9)", "false");
+  EXPECT_TEXT(f, "json(vars.map)", "{\"a\":1}");
+  EXPECT_TEXT(f, "from_json('{\"x\":[1,2]}').x[2]", "2");
+  EXPECT_ERR(f, "from_json('{nope')", "invalid JSON");
+  EXPECT_TEXT(f, "urlencode('a b&c/d')", "a%20b%26c%2Fd");
+  EXPECT_TEXT(f, "default(vars.missing, 'fb')", "fb");
+  EXPECT_TEXT(f, "default(vars.n, 'fb')", "3");
+  EXPECT_TEXT(f, "now() > 1700000000", "true");
+  EXPECT_TEXT(f, "math.max(1, 5)", "5");
+  EXPECT_TEXT(f, "string.upper(vars.name)", "PACER");
+  EXPECT_TEXT(f, "workflow.name .. '/' .. workflow.run_id", "wf/run-1");
+}
+
+static void test_text_formatting(void **state)
+{
+  struct fixture *f = *state;
+  EXPECT_TEXT(f, "3.0", "3");
+  EXPECT_TEXT(f, "vars.half", "2.5");
+  EXPECT_TEXT(f, "10 / 4", "2.5");
+  EXPECT_TEXT(f, "true", "true");
+  EXPECT_TEXT(f, "{1, 'two', {x = false}}", "[1,\"two\",{\"x\":false}]");
+  EXPECT_TEXT(f, "nil", "null");
+}
+
+static void test_errors(void **state)
+{
+  struct fixture *f = *state;
+  EXPECT_ERR(f, "1 +", "syntax error in expression \"1 +\"");
+  /* Statements cannot be smuggled past the `return (...)` wrapper. */
+  EXPECT_ERR(f, "1) x = (2", "syntax error");
+  EXPECT_ERR(f, "vars.nope.deeper", "attempt to index");
+  EXPECT_ERR(f, "vars.nope.deeper", "t.yml:1:1");
+}
+
+static void test_read_only(void **state)
+{
+  struct fixture *f = *state;
+  EXPECT_ERR(f, "table.insert(vars.list, 4)", "read-only");
+  EXPECT_ERR(f, "rawequal(1, 1) and (function() vars.n = 1 end)()", "read-only");
+  EXPECT_ERR(f, "(function() steps.x = 1 end)()", "read-only");
+  EXPECT_ERR(f, "(function() string.upper = nil end)()", "read-only");
+  EXPECT_TEXT(f, "len(vars.list)", "3");
+}
+
+static void test_sandbox(void **state)
+{
+  struct fixture *f = *state;
+  const char *gone[] = {"os", "io", "require", "load", "dofile", "loadfile", "debug",
+                        "package", "setmetatable", "collectgarbage"};
+  for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+    char src[64];
+    snprintf(src, sizeof src, "%s == nil", gone[i]);
+    EXPECT_TEXT(f, src, "true");
+  }
+}
+
+static void test_secrets(void **state)
+{
+  struct fixture *f = *state;
+  setenv("PACER_TEST_TOKEN", "hunter2-secret", 1);
+  EXPECT_TEXT(f, "secrets.PACER_TEST_TOKEN", "hunter2-secret");
+  size_t n;
+  char *red = pc_redact("token=hunter2-secret;", 21, &n);
+  assert_string_equal(red, "token=***;");
+  free(red);
+  EXPECT_TEXT(f, "secret('marked-value') and 'ok'", "ok");
+  red = pc_redact("x marked-value y", 16, &n);
+  assert_string_equal(red, "x *** y");
+  free(red);
+}
+
+static void test_cpu_guard(void **state)
+{
+  struct fixture *f = *state;
+  uint64_t t0 = uv_hrtime();
+  EXPECT_ERR(f, "(function() while true do end end)()", "stopped");
+  assert_true((uv_hrtime() - t0) / 1000000 < 5000);
+}
+
+static void test_scopes(void **state)
+{
+  struct fixture *f = *state;
+  lua_State *L = f->L;
+  /* steps.a in the root; an item scope sees it and has its own steps. */
+  lua_newtable(L);
+  lua_pushstring(L, "ok");
+  lua_setfield(L, -2, "outcome");
+  pc_lua_scope_set_step(f->h, f->root, "a");
+  int item = pc_lua_child_scope(f->h, f->root, true);
+  lua_pushinteger(L, 7);
+  pc_lua_scope_set(f->h, item, "item");
+  lua_pushinteger(L, 2);
+  pc_lua_scope_set(f->h, item, "index");
+  lua_newtable(L);
+  lua_pushstring(L, "failed");
+  lua_setfield(L, -2, "outcome");
+  pc_lua_scope_set_step(f->h, item, "b");
+  char *t = eval_text(f, item, "item * 10 + index .. ' ' .. steps.a.outcome .. ' ' .. steps.b.outcome");
+  assert_string_equal(t, "72 ok failed");
+  free(t);
+  /* The item's own step is not visible from the root. */
+  t = eval_text(f, f->root, "steps.b == nil");
+  assert_string_equal(t, "true");
+  free(t);
+  pc_lua_scope_get_step(f->h, item, "a");
+  assert_true(lua_istable(L, -1));
+  lua_pop(L, 1);
+  pc_lua_unref(f->h, item);
+}
+
+/* Templates from real YAML: types are kept for whole-scalar expressions,
+ * interpolation makes strings, and nil interpolation names the expression. */
+static void test_templates(void **state)
+{
+  struct fixture *f = *state;
+  lua_State *L = f->L;
+  const char *text = "steps:\n"
+                     "  - log: [\"${{ vars.list }}\", \"n=${{ vars.n }}!\", 5, \"${{ vars.n > 2 }}\", ~]\n"
+                     "  - log: \"x ${{ vars.nope }}\"\n";
+  struct pc_diag d;
+  pc_diag_init(&d);
+  struct pc_workflow *wf = NULL;
+  assert_int_equal(pc_workflow_load_string("t.yml", text, strlen(text), &wf, &d), 0);
+  assert_int_equal(pc_lua_compile_workflow(f->h, wf, &d), 0);
+  char *err = NULL;
+  assert_int_equal(pc_lua_eval_tmpl(f->h, wf->steps[0]->params, f->root, &err), 0);
+  lua_geti(L, -1, 1);
+  assert_true(lua_istable(L, -1));
+  lua_pop(L, 1);
+  lua_geti(L, -1, 2);
+  assert_string_equal(lua_tostring(L, -1), "n=3!");
+  lua_pop(L, 1);
+  lua_geti(L, -1, 3);
+  assert_true(lua_isinteger(L, -1));
+  lua_pop(L, 1);
+  lua_geti(L, -1, 4);
+  assert_true(lua_isboolean(L, -1) && lua_toboolean(L, -1));
+  lua_pop(L, 1);
+  assert_int_equal(luaL_len(L, -1), 5); /* the null keeps its place */
+  lua_pop(L, 1);
+  assert_int_equal(pc_lua_eval_tmpl(f->h, wf->steps[1]->params, f->root, &err), -1);
+  assert_non_null(strstr(err, "vars.nope"));
+  assert_non_null(strstr(err, "t.yml:3:"));
+  free(err);
+  pc_workflow_free(wf);
+  pc_diag_free(&d);
+}
+
+int main(void)
+{
+  struct pc_log_opts lo = {-1, false, false};
+  pc_log_init(&lo);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_helpers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_text_formatting, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_read_only, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_sandbox, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_secrets, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cpu_guard, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_scopes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_templates, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
