@@ -622,8 +622,29 @@ static void on_group_timeout(uv_timer_t *timer)
   free(msg);
 }
 
+/* Items a stopped fan-out never started get a result too, so `items` has no
+ * holes and len(steps.ID.items) is the number of items. */
+static void fill_unstarted_items(struct task *t)
+{
+  lua_State *L = t->run->L;
+  if (t->next_kid >= t->total)
+    return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref); /* items */
+  for (size_t i = t->next_kid; i < t->total; i++) {
+    lua_createtable(L, 0, 2); /* items, r */
+    lua_pushstring(L, pc_outcome_name(PC_CANCELLED));
+    lua_setfield(L, -2, "outcome");
+    lua_pushstring(L, "not started: the fan-out stopped early");
+    lua_setfield(L, -2, "error");
+    lua_rawseti(L, -2, (lua_Integer)i + 1); /* items */
+  }
+  lua_pop(L, 1);
+}
+
 static void group_finish(struct task *t)
 {
+  if (t->kind == TK_FOREACH)
+    fill_unstarted_items(t);
   if (t->cancelled) {
     task_finish(t, t->cancel_as, t->cancel_msg);
     return;
