@@ -125,25 +125,6 @@ static const char *level_name(enum pc_log_level lvl)
   return names[lvl];
 }
 
-static void json_string(struct pc_buf *b, const char *s)
-{
-  pc_buf_puts(b, "\"");
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    switch (*p) {
-    case '"': pc_buf_puts(b, "\\\""); break;
-    case '\\': pc_buf_puts(b, "\\\\"); break;
-    case '\n': pc_buf_puts(b, "\\n"); break;
-    case '\r': pc_buf_puts(b, "\\r"); break;
-    case '\t': pc_buf_puts(b, "\\t"); break;
-    default:
-      if (*p < 0x20)
-        pc_buf_printf(b, "\\u%04x", *p);
-      else
-        pc_buf_append(b, p, 1);
-    }
-  }
-  pc_buf_puts(b, "\"");
-}
 
 void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
 {
@@ -161,20 +142,20 @@ void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
     char ts[40];
     pc_format_iso8601(now, ts, sizeof ts);
     pc_buf_puts(&b, "{\"time\":");
-    json_string(&b, ts);
+    pc_json_quote(&b, ts);
     pc_buf_puts(&b, ",\"level\":");
-    json_string(&b, level_name(lvl));
+    pc_json_quote(&b, level_name(lvl));
     /* Redact before escaping: a secret holding a quote or a backslash
      * would no longer match once escaped. */
     if (step) {
       char *rstep = pc_redact(step, strlen(step), NULL);
       pc_buf_puts(&b, ",\"step\":");
-      json_string(&b, rstep);
+      pc_json_quote(&b, rstep);
       free(rstep);
     }
     char *rmsg = pc_redact(msg, strlen(msg), NULL);
     pc_buf_puts(&b, ",\"msg\":");
-    json_string(&b, rmsg);
+    pc_json_quote(&b, rmsg);
     free(rmsg);
     pc_buf_puts(&b, "}\n");
   } else {

@@ -80,22 +80,7 @@ static void json_str(struct pc_buf *b, const char *s)
     return;
   }
   char *c = clean_text(s);
-  pc_buf_puts(b, "\"");
-  for (const unsigned char *p = (const unsigned char *)c; *p; p++) {
-    switch (*p) {
-    case '"': pc_buf_puts(b, "\\\""); break;
-    case '\\': pc_buf_puts(b, "\\\\"); break;
-    case '\n': pc_buf_puts(b, "\\n"); break;
-    case '\r': pc_buf_puts(b, "\\r"); break;
-    case '\t': pc_buf_puts(b, "\\t"); break;
-    default:
-      if (*p < 0x20)
-        pc_buf_printf(b, "\\u%04x", *p);
-      else
-        pc_buf_append(b, p, 1);
-    }
-  }
-  pc_buf_puts(b, "\"");
+  pc_json_quote(b, c);
   free(c);
 }
 

@@ -463,3 +463,33 @@ int pc_read_file(const char *path, size_t max, char **out, size_t *outlen)
   *out = pc_buf_steal(&b);
   return 0;
 }
+
+void pc_json_quote(struct pc_buf *b, const char *s)
+{
+  pc_buf_puts(b, "\"");
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    switch (*p) {
+    case '"':
+      pc_buf_puts(b, "\\\"");
+      break;
+    case '\\':
+      pc_buf_puts(b, "\\\\");
+      break;
+    case '\n':
+      pc_buf_puts(b, "\\n");
+      break;
+    case '\r':
+      pc_buf_puts(b, "\\r");
+      break;
+    case '\t':
+      pc_buf_puts(b, "\\t");
+      break;
+    default:
+      if (*p < 0x20)
+        pc_buf_printf(b, "\\u%04x", *p);
+      else
+        pc_buf_append(b, p, 1);
+    }
+  }
+  pc_buf_puts(b, "\"");
+}

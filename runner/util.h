@@ -40,6 +40,9 @@ void pc_buf_reset(struct pc_buf *b);
 /* Hands the data to the caller (who frees it) and resets the buffer. */
 char *pc_buf_steal(struct pc_buf *b);
 void pc_buf_free(struct pc_buf *b);
+/* Appends s as a JSON string literal (quotes included; bytes >= 0x80 are
+ * copied as they are, so s should be valid UTF-8). */
+void pc_json_quote(struct pc_buf *b, const char *s);
 
 /* "250ms", "5s", "1.5s", "2m", "1h", or a bare number of seconds.
  * Returns 0 and stores milliseconds, or -EINVAL. Negative values, NaN and
