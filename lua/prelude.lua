@@ -55,6 +55,11 @@ local function unwrap(v)
 end
 P.unwrap = unwrap
 
+-- True for a read-only proxy (pacer.lua's rawset refuses to write to one).
+function P.is_ro(v)
+  return target_of[v] ~= nil
+end
+
 ---------------------------------------------------------------- text and JSON
 
 local function is_array(t)

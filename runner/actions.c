@@ -12,8 +12,10 @@
 
 #include "engine.h"
 #include "exec.h"
+#include "http.h"
 #include "log.h"
 #include "luahost.h"
+#include "plugin.h"
 #include "util.h"
 
 /* ------------------------------------------------------------------ sleep */
@@ -166,8 +168,9 @@ static const struct pc_action_ops assert_ops = {
     .action = PC_ACT_ASSERT, .key = "assert", .start = assert_start,
     .cancel = nothing_to_cancel, .default_on = PC_ON_DEFAULT_LOCAL};
 
-static const struct pc_action_ops *const table[] = {&sleep_ops, &log_ops, &assert_ops,
-                                                    &pc_exec_ops, &pc_shell_ops};
+static const struct pc_action_ops *const table[] = {&sleep_ops,   &log_ops,      &assert_ops,
+                                                    &pc_exec_ops, &pc_shell_ops, &pc_uses_ops,
+                                                    &pc_lua_ops,  &pc_http_ops};
 
 const struct pc_action_ops *pc_action_find(const char *key)
 {

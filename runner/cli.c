@@ -20,6 +20,7 @@
 #include "engine.h"
 #include "log.h"
 #include "luahost.h"
+#include "plugin.h"
 #include "progress.h"
 #include "report.h"
 #include "schema.h"
@@ -30,6 +31,7 @@ static void usage(FILE *f)
 {
   fputs("usage: pacer run WORKFLOW.yml [options]   run a workflow\n"
         "       pacer validate WORKFLOW.yml...       check files without running anything\n"
+        "       pacer plugins [WORKFLOW.yml]         list the plugins found, with their inputs\n"
         "       pacer schema                         print the JSON Schema of the workflow format\n"
         "       pacer version                        print versions\n"
         "\n"
@@ -43,8 +45,66 @@ static void usage(FILE *f)
         "                        live progress on stderr (auto: when it is a terminal)\n"
         "  --log-format text|json\n"
         "  -q, -v                quieter / more verbose\n"
-        "  --dry-run             load, validate and print the plan; run nothing\n",
+        "  --dry-run             load, validate and print the plan; run nothing\n"
+        "\n"
+        "run, validate and plugins options:\n"
+        "  --plugins DIR         another plugin directory (repeatable; also PACER_PLUGIN_PATH)\n"
+        "  --lua-memory MB       memory limit of the Lua state (default 512; also\n"
+        "                        PACER_LUA_MEMORY)\n",
         f);
+}
+
+/* The Lua memory limit in MiB: --lua-memory, else PACER_LUA_MEMORY, else
+ * the default (0 here). */
+static long lua_memory_mb;
+
+/* Takes the value of an option given as "--opt VALUE" or "--opt=VALUE". */
+static const char *opt_value(const char *name, int argc, char **argv, int *i);
+static bool opt_is(const char *a, const char *name);
+
+static int parse_memory(const char *v, const char *what)
+{
+  char *end;
+  errno = 0;
+  long mb = strtol(v, &end, 10);
+  if (errno || end == v || *end || mb < 1 || mb > 1024L * 1024) {
+    fprintf(stderr, "pacer: %s: expected a number of MiB between 1 and 1048576, got \"%s\"\n",
+            what, v);
+    return -1;
+  }
+  lua_memory_mb = mb;
+  return 0;
+}
+
+/* Options shared by run, validate and plugins. Returns 1 if argv[*i] was
+ * one (consumed), 0 if not, -1 after printing an error. */
+static int common_option(int argc, char **argv, int *i)
+{
+  const char *a = argv[*i], *v;
+  if (opt_is(a, "--plugins")) {
+    if (!(v = opt_value("--plugins", argc, argv, i)) || !*v) {
+      fprintf(stderr, "pacer: --plugins needs a directory\n");
+      return -1;
+    }
+    pc_plugin_add_dir(v);
+    return 1;
+  }
+  if (opt_is(a, "--lua-memory")) {
+    if (!(v = opt_value("--lua-memory", argc, argv, i))) {
+      fprintf(stderr, "pacer: --lua-memory needs a number of MiB\n");
+      return -1;
+    }
+    return parse_memory(v, "--lua-memory") == 0 ? 1 : -1;
+  }
+  return 0;
+}
+
+static struct pc_lua *new_lua(void)
+{
+  struct pc_lua *h = pc_lua_new();
+  if (h && lua_memory_mb > 0)
+    pc_lua_set_memory_limit(h, (size_t)lua_memory_mb << 20);
+  return h;
 }
 
 /* Loads, checks and compiles one file. Returns 0, or -1 with errors printed. */
@@ -55,6 +115,9 @@ static int load_workflow(const char *path, struct pc_lua *h, struct pc_workflow 
   struct pc_workflow *wf = NULL;
   int rc = pc_workflow_load(path, &wf, &d);
   if (rc == 0 && pc_lua_compile_workflow(h, wf, &d) != 0)
+    rc = -1;
+  /* Plugins and inline Lua: found, loaded, inputs checked, code compiled. */
+  if (rc == 0 && pc_plugins_check(h, wf, &d) != 0)
     rc = -1;
   if (rc != 0) {
     pc_diag_print(&d, stderr);
@@ -145,24 +208,62 @@ static int cmd_version(void)
 
 static int cmd_validate(int argc, char **argv)
 {
-  if (argc < 1) {
+  const char **files = pc_xcalloc((size_t)argc + 1, sizeof *files);
+  int nfiles = 0;
+  for (int i = 0; i < argc; i++) {
+    int r = common_option(argc, argv, &i);
+    if (r < 0) {
+      free(files);
+      return PC_EXIT_USAGE;
+    }
+    if (r == 0)
+      files[nfiles++] = argv[i];
+  }
+  if (nfiles < 1) {
     fprintf(stderr, "pacer validate: name at least one workflow file\n");
+    free(files);
     return PC_EXIT_USAGE;
   }
   int code = PC_EXIT_OK;
-  for (int i = 0; i < argc; i++) {
-    struct pc_lua *h = pc_lua_new();
-    if (!h)
-      return PC_EXIT_ERROR;
+  for (int i = 0; i < nfiles; i++) {
+    struct pc_lua *h = new_lua();
+    if (!h) {
+      code = PC_EXIT_ERROR;
+      break;
+    }
     struct pc_workflow *wf = NULL;
-    if (load_workflow(argv[i], h, &wf) != 0) {
+    if (load_workflow(files[i], h, &wf) != 0) {
       code = PC_EXIT_USAGE;
     } else {
-      printf("%s: ok\n", argv[i]);
+      printf("%s: ok\n", files[i]);
       pc_workflow_free(wf);
     }
     pc_lua_free(h);
   }
+  free(files);
+  return code;
+}
+
+static int cmd_plugins(int argc, char **argv)
+{
+  const char *file = NULL;
+  for (int i = 0; i < argc; i++) {
+    int r = common_option(argc, argv, &i);
+    if (r < 0)
+      return PC_EXIT_USAGE;
+    if (r > 0)
+      continue;
+    if (argv[i][0] == '-' || file) {
+      fprintf(stderr, "pacer plugins: usage: pacer plugins [WORKFLOW.yml] [--plugins DIR]\n");
+      return PC_EXIT_USAGE;
+    }
+    file = argv[i];
+  }
+  struct pc_lua *h = new_lua();
+  if (!h)
+    return PC_EXIT_ERROR;
+  int code = pc_plugins_list(h, file, stdout);
+  pc_lua_free(h);
   return code;
 }
 
@@ -192,7 +293,6 @@ static int take_lock(const char *path)
   return fd;
 }
 
-/* Takes the value of an option given as "--opt VALUE" or "--opt=VALUE". */
 static const char *opt_value(const char *name, int argc, char **argv, int *i)
 {
   const char *a = argv[*i];
@@ -226,6 +326,11 @@ static int cmd_run(int argc, char **argv)
 
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v;
+    int common = common_option(argc, argv, &i);
+    if (common < 0)
+      goto out;
+    if (common > 0)
+      continue;
     if (opt_is(a, "--var")) {
       if (!(v = opt_value("--var", argc, argv, &i)))
         goto missing;
@@ -303,7 +408,7 @@ static int cmd_run(int argc, char **argv)
   o.vars = vars;
   o.reports = reports;
 
-  struct pc_lua *h = pc_lua_new();
+  struct pc_lua *h = new_lua();
   if (!h) {
     code = PC_EXIT_ERROR;
     goto out;
@@ -341,10 +446,20 @@ int pc_cli_main(int argc, char **argv)
     return PC_EXIT_USAGE;
   }
   const char *cmd = argv[1];
+  const char *mem = getenv("PACER_LUA_MEMORY");
+  if (mem && *mem && parse_memory(mem, "PACER_LUA_MEMORY") != 0)
+    return PC_EXIT_USAGE;
+  int code = -1;
   if (strcmp(cmd, "run") == 0)
-    return cmd_run(argc - 2, argv + 2);
-  if (strcmp(cmd, "validate") == 0)
-    return cmd_validate(argc - 2, argv + 2);
+    code = cmd_run(argc - 2, argv + 2);
+  else if (strcmp(cmd, "validate") == 0)
+    code = cmd_validate(argc - 2, argv + 2);
+  else if (strcmp(cmd, "plugins") == 0)
+    code = cmd_plugins(argc - 2, argv + 2);
+  if (code >= 0) {
+    pc_plugin_clear_dirs();
+    return code;
+  }
   if (strcmp(cmd, "schema") == 0) {
     if (argc > 2) {
       fprintf(stderr, "pacer schema: takes no arguments\n");

@@ -179,6 +179,13 @@ struct pc_lua *pc_run_lua(struct pc_run *run) { return run->lua; }
 const struct pc_workflow *pc_run_workflow_def(struct pc_run *run) { return run->wf; }
 void **pc_run_action_slot(struct pc_run *run, enum pc_action a) { return &run->action_slots[a]; }
 
+double pc_run_deadline_ms(struct pc_run *run)
+{
+  return run->timeout_ms >= 0 ? run->started_mono + run->timeout_ms : INFINITY;
+}
+
+double pc_run_started_ms(struct pc_run *run) { return run->started_mono; }
+
 struct pc_pool *pc_run_pool(struct pc_run *run, const char *name)
 {
   for (size_t i = 0; i < run->npools; i++)

@@ -53,6 +53,11 @@ struct pc_pool;
 uv_loop_t *pc_run_loop(struct pc_run *run);
 struct pc_lua *pc_run_lua(struct pc_run *run);
 const struct pc_workflow *pc_run_workflow_def(struct pc_run *run);
+/* The workflow deadline as a pc_mono_ms() time (INFINITY without one),
+ * and when the run started (pc_mono_ms()). For guards that must act while
+ * the loop is blocked (the Lua CPU guard). */
+double pc_run_deadline_ms(struct pc_run *run);
+double pc_run_started_ms(struct pc_run *run);
 /* The run's pool named `name` (see pool.h), or NULL. */
 struct pc_pool *pc_run_pool(struct pc_run *run, const char *name);
 /* A run-wide slot per action (e.g. the HTTP session), freed by the action's

@@ -1090,11 +1090,15 @@ static void on_exec_done(void *data, const struct pc_proc_result *r)
   pc_attempt_done(a, PC_FAIL_NONE, NULL);
 }
 
-/* argv as one line for the debug log, quoting what a shell would split. */
+/* argv as one line for the debug log, quoting what a shell would split.
+ * Each argument is redacted before it is quoted: quoting first would split
+ * a secret holding a ' into pieces ('\'') that the redaction of the whole
+ * log line no longer recognises. */
 static void describe_argv(struct pc_buf *b, char *const *argv)
 {
   for (size_t i = 0; argv[i]; i++) {
-    const char *s = argv[i];
+    char *red = pc_redact(argv[i], strlen(argv[i]), NULL);
+    const char *s = red;
     bool plain = *s != '\0';
     for (const char *q = s; *q && plain; q++)
       plain = strchr(" \t\n'\"\\$`*?[]{}()<>|&;#~", *q) == NULL;
@@ -1102,6 +1106,7 @@ static void describe_argv(struct pc_buf *b, char *const *argv)
       pc_buf_puts(b, " ");
     if (plain) {
       pc_buf_puts(b, s);
+      free(red);
       continue;
     }
     pc_buf_puts(b, "'");
@@ -1112,6 +1117,7 @@ static void describe_argv(struct pc_buf *b, char *const *argv)
         pc_buf_append(b, q, 1);
     }
     pc_buf_puts(b, "'");
+    free(red);
   }
 }
 

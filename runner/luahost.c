@@ -41,6 +41,10 @@ struct pc_lua {
   int prelude_ref; /* the table lua/prelude.lua returned */
   int null_ref;    /* cjson.null */
   double eval_started_ms;
+  /* Memory accounting (see l_alloc). */
+  size_t used;    /* bytes the state holds now */
+  size_t limit;   /* PC_LUA_MEMORY_DEFAULT unless set */
+  bool enforce;   /* the limit applies only while plugin code runs */
 };
 
 /* Keep the host reachable from C functions called by Lua. */
@@ -128,10 +132,71 @@ static int init_state(lua_State *L)
   return 0;
 }
 
+/* The state's allocator. It counts every byte and, while `enforce` is set
+ * (plugin and inline Lua code running, see pacermod.c), refuses to grow past
+ * the limit: Lua then collects garbage and retries, and if that does not
+ * help raises "not enough memory" in the coroutine that asked, which fails
+ * that step. Outside plugin code (the engine building results, expression
+ * helpers) the limit does not apply, so an allocation the engine makes
+ * unprotected can only fail when malloc itself does. Shrinking never fails,
+ * as Lua requires. */
+static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+  struct pc_lua *h = ud;
+  size_t old = ptr ? osize : 0; /* without ptr, osize encodes a type */
+  if (nsize == 0) {
+    free(ptr);
+    h->used -= old;
+    return NULL;
+  }
+  if (nsize > old && h->enforce && h->used - old + nsize > h->limit)
+    return NULL;
+  void *p = realloc(ptr, nsize);
+  if (p)
+    h->used = h->used - old + nsize;
+  return p;
+}
+
+static int l_panic(lua_State *L)
+{
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "pacer: unprotected error in Lua: %s\n", msg ? msg : "(not a string)");
+  return 0; /* abort() follows */
+}
+
+void pc_lua_set_memory_limit(struct pc_lua *h, size_t bytes)
+{
+  h->limit = bytes;
+}
+
+size_t pc_lua_memory_limit(const struct pc_lua *h)
+{
+  return h->limit;
+}
+
+size_t pc_lua_memory_used(const struct pc_lua *h)
+{
+  return h->used;
+}
+
+bool pc_lua_memory_enforce(struct pc_lua *h, bool on)
+{
+  bool was = h->enforce;
+  h->enforce = on;
+  return was;
+}
+
 struct pc_lua *pc_lua_new(void)
 {
   struct pc_lua *h = pc_xcalloc(1, sizeof *h);
-  h->L = luaL_newstate();
+  h->limit = PC_LUA_MEMORY_DEFAULT;
+  h->L = lua_newstate(l_alloc, h);
+  if (h->L) {
+    lua_atpanic(h->L, l_panic);
+    /* Every thread copies the main thread's extra space; pacermod.c keeps a
+     * pointer there (NULL: not a pacer coroutine). Lua leaves it as is. */
+    memset(lua_getextraspace(h->L), 0, LUA_EXTRASPACE);
+  }
   if (!h->L) {
     fprintf(stderr, "pacer: cannot create the Lua state (out of memory)\n");
     free(h);
@@ -164,6 +229,15 @@ lua_State *pc_lua_state(struct pc_lua *h)
 void pc_lua_unref(struct pc_lua *h, int ref)
 {
   luaL_unref(h->L, LUA_REGISTRYINDEX, ref);
+}
+
+void pc_lua_push_prelude(struct pc_lua *h, const char *name)
+{
+  lua_rawgeti(h->L, LUA_REGISTRYINDEX, h->prelude_ref); /* P */
+  if (!name)
+    return;
+  lua_getfield(h->L, -1, name);                         /* P, value */
+  lua_remove(h->L, -2);                                 /* value */
 }
 
 /* Pushes prelude function `name`. */

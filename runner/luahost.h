@@ -33,6 +33,20 @@ struct pc_lua *pc_lua_new(void);
 void pc_lua_free(struct pc_lua *h);
 lua_State *pc_lua_state(struct pc_lua *h);
 
+/* Memory limit of the state (bytes), default 512 MiB. It applies only while
+ * enforcement is on, which pacermod.c turns on around plugin and inline Lua
+ * code: going over it raises "not enough memory" in that code (failing its
+ * step) instead of growing the process. pc_lua_memory_enforce returns the
+ * previous setting. */
+#define PC_LUA_MEMORY_DEFAULT ((size_t)512 << 20)
+void pc_lua_set_memory_limit(struct pc_lua *h, size_t bytes);
+size_t pc_lua_memory_limit(const struct pc_lua *h);
+size_t pc_lua_memory_used(const struct pc_lua *h);
+bool pc_lua_memory_enforce(struct pc_lua *h, bool on);
+/* Pushes field `name` of the table lua/prelude.lua returned (ro, unwrap,
+ * to_json, helpers, ...), or the table itself when name is NULL. */
+void pc_lua_push_prelude(struct pc_lua *h, const char *name);
+
 /* Compiles every expression in wf->exprs, setting each expr->ref. Syntax
  * errors are added to `d` at the expression's file:line:col. Returns 0 or -1. */
 int pc_lua_compile_workflow(struct pc_lua *h, struct pc_workflow *wf, struct pc_diag *d);

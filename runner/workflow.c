@@ -218,7 +218,13 @@ static bool get_int(struct pc_load_ctx *c, const char *what, const struct pc_nod
                     long long min, long long max, int *out)
 {
   long long v;
-  if (n->kind != PC_NODE_SCALAR || pc_node_scalar_type(n) != PC_SCALAR_INT || !parse_int(n, &v)) {
+  bool is_int = n->kind == PC_NODE_SCALAR && pc_node_scalar_type(n) == PC_SCALAR_INT;
+  if (is_int && !parse_int(n, &v)) { /* beyond 64 bits: say what would do */
+    pc_load_error(c, n, "%s: expected an integer from %lld to %lld, got %s", what, min, max,
+                  describe(n).s);
+    return false;
+  }
+  if (!is_int) {
     pc_load_error(c, n, "%s: expected an integer, got %s", what, describe(n).s);
     return false;
   }

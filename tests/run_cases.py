@@ -16,6 +16,8 @@ happen when it runs:
     # env: NAME=VALUE                 extra environment
     # command: validate               run `pacer validate FILE` instead of `run`
     # server: http                    start tests/fixture_server.py; {http} is its URL
+    # server: https                   ... in https mode (nginx, HTTP/2): {https} is its
+                                      URL and {cafile} the CA certificate that signed it
 
 In args, env and expectations, {dir} is the case directory, {tmp} a fresh
 temporary directory, {pacer} the binary under test and {http} the fixture
@@ -92,16 +94,20 @@ class Servers:
         self.urls = {}
 
     def get(self, kind):
+        """Returns the substitutions the server provides: {kind: URL}, and
+        for https also {cafile: PATH}."""
         with self.lock:
             if kind not in self.urls:
                 script = os.path.join(HERE, "fixture_server.py")
                 p = subprocess.Popen([sys.executable, script, "--mode", kind],
                                      stdout=subprocess.PIPE, text=True)
-                url = p.stdout.readline().strip()
-                if not url:
+                fields = p.stdout.readline().split()
+                if not fields:
                     raise RuntimeError("fixture server %s did not start" % kind)
                 self.procs[kind] = p
-                self.urls[kind] = url
+                self.urls[kind] = {kind: fields[0]}
+                if len(fields) > 1:
+                    self.urls[kind]["cafile"] = fields[1]
             return self.urls[kind]
 
     def stop(self):
@@ -127,8 +133,8 @@ def run_case(pacer, path, servers):
     spec = parse_header(path)
     tmp = tempfile.mkdtemp(prefix="pacer-case-")
     ctx = {"dir": os.path.dirname(path), "tmp": tmp, "pacer": pacer}
-    if spec["server"]:
-        ctx[spec["server"]] = servers.get(spec["server"])
+    for kind in (spec["server"] or "").split():
+        ctx.update(servers.get(kind))
     env = dict(os.environ)
     env.update({k: subst(v, ctx) for k, v in spec["env"].items()})
     env["NO_COLOR"] = "1"

@@ -1,0 +1,243 @@
+---@meta pacer
+-- LuaLS annotations for pacer plugins and inline `lua:` steps. Point your
+-- editor at this directory (.luarc.json: { "workspace.library": ["editor"] })
+-- to get completion and type checks for the `pacer` module. See
+-- docs/plugins.md.
+
+---@class pacer
+pacer = {}
+
+---@class pacer.HttpTiming
+---@field dns number seconds
+---@field connect number
+---@field tls number
+---@field ttfb number
+---@field total number
+
+---@class pacer.HttpResult
+---@field method string
+---@field url string final URL (after redirects)
+---@field status integer
+---@field headers table<string, string> names lower-cased
+---@field body string
+---@field json any the body decoded as JSON on first use (raises if it is not JSON)
+---@field http_version string
+---@field reused boolean the connection was reused
+---@field timing pacer.HttpTiming
+
+---@class pacer.HttpOptions
+---@field method? string
+---@field url? string
+---@field headers? table<string, string>
+---@field query? table<string, any>
+---@field body? string
+---@field json? any
+---@field form? table<string, any>
+---@field timeout? number seconds for the whole request
+---@field connect_timeout? string|number
+---@field follow_redirects? boolean
+---@field http_version? "auto"|"1.1"|"2"
+---@field insecure? boolean
+---@field ca_file? string
+---@field max_response_bytes? integer
+---@field save_to? string
+
+---@class pacer.http
+pacer.http = {}
+
+---Sends a request through the run's shared HTTP session and waits for the
+---response. Raises on network errors, not on HTTP statuses.
+---@param opts pacer.HttpOptions
+---@return pacer.HttpResult
+function pacer.http.request(opts) end
+
+---@param url string
+---@param opts? pacer.HttpOptions
+---@return pacer.HttpResult
+function pacer.http.get(url, opts) end
+---@param url string
+---@param opts? pacer.HttpOptions
+---@return pacer.HttpResult
+function pacer.http.head(url, opts) end
+---@param url string
+---@param opts? pacer.HttpOptions
+---@return pacer.HttpResult
+function pacer.http.delete(url, opts) end
+---@param url string
+---@param opts? pacer.HttpOptions
+---@return pacer.HttpResult
+function pacer.http.options(url, opts) end
+---@param url string
+---@param opts? pacer.HttpOptions
+---@return pacer.HttpResult
+function pacer.http.post(url, opts) end
+---@param url string
+---@param opts? pacer.HttpOptions
+---@return pacer.HttpResult
+function pacer.http.put(url, opts) end
+---@param url string
+---@param opts? pacer.HttpOptions
+---@return pacer.HttpResult
+function pacer.http.patch(url, opts) end
+
+---Waits `seconds` (0 lets other tasks run) without blocking the loop.
+---@param seconds number
+function pacer.sleep(seconds) end
+
+---@class pacer.GatherOptions
+---@field concurrency? integer at most this many functions at a time (default: all)
+---@field fail_fast? boolean default true: the first error cancels the others
+
+---Runs functions concurrently, each in its own coroutine. Varargs form:
+---returns the first result of each, in order. List form `gather(list, opts)`:
+---returns a list. The first error cancels the siblings and is re-raised.
+---@param first function|function[]
+---@param ... function|pacer.GatherOptions
+---@return ...
+function pacer.gather(first, ...) end
+
+---@class pacer.Task
+local Task = {}
+---Waits for the task and returns what its function returned (or raises its error).
+---@return ...
+function Task:wait() end
+---Cancels the task: its <close> variables run, its operations stop.
+function Task:cancel() end
+---@return "running"|"ok"|"error"|"cancelled"
+function Task:status() end
+
+---Starts fn(...) as a task. A task never waited for is cancelled (with a
+---warning) when the step ends.
+---@param fn function
+---@param ... any
+---@return pacer.Task
+function pacer.spawn(fn, ...) end
+
+---@class pacer.Permit
+local Permit = {}
+---Gives the permit back (idempotent; also on `<close>` and garbage collection).
+function Permit:release() end
+---@return boolean
+function Permit:held() end
+
+---@class pacer.Semaphore
+local Semaphore = {}
+---Waits for a permit. Use `local p <close> = sem:acquire()`.
+---@return pacer.Permit
+function Semaphore:acquire() end
+---@return integer
+function Semaphore:available() end
+
+---@param n integer
+---@return pacer.Semaphore
+function pacer.semaphore(n) end
+
+---@class pacer.Pool
+local Pool = {}
+---Waits for a permit of the workflow pool (its concurrency and rate).
+---@return pacer.Permit
+function Pool:acquire() end
+
+---A workflow pool (from the file's `pools:`) by name.
+---@param name string
+---@return pacer.Pool
+function pacer.pool(name) end
+
+---Runs fn(...) with a deadline; raises "timed out after Ns" (fn's coroutine is closed).
+---@param seconds number
+---@param fn function
+---@param ... any
+---@return ...
+function pacer.timeout(seconds, fn, ...) end
+
+---@class pacer.ExecOptions
+---@field env? table<string, string> added to pacer's environment
+---@field cwd? string
+---@field stdin? string
+---@field log? boolean stream output lines to the log (default true)
+
+---@class pacer.ExecResult
+---@field exit_code integer|nil nil when killed by a signal
+---@field signal string|nil e.g. "SIGKILL"
+---@field stdout string
+---@field stderr string
+---@field truncated boolean output over 1 MiB per stream was dropped
+
+---Runs a program (no shell) and waits for it.
+---@param argv string[]
+---@param opts? pacer.ExecOptions
+---@return pacer.ExecResult|nil result
+---@return string? error when the program could not start
+function pacer.exec(argv, opts) end
+
+---@class pacer.log
+pacer.log = {}
+---@param ... any
+function pacer.log.debug(...) end
+---@param ... any
+function pacer.log.info(...) end
+---@param ... any
+function pacer.log.warn(...) end
+---@param ... any
+function pacer.log.error(...) end
+
+---@class pacer.json
+pacer.json = {}
+---@param v any
+---@return string
+function pacer.json.encode(v) end
+---@param s string
+---@return any
+function pacer.json.decode(s) end
+---JSON null in decoded values.
+pacer.json.null = nil
+
+---Marks a value secret: it is redacted from all output from now on.
+---@generic T
+---@param v T
+---@return T
+function pacer.secret(v) end
+
+---Wall-clock time in seconds since the epoch (millisecond resolution).
+---@return number
+function pacer.now() end
+
+---JSON null.
+pacer.null = nil
+
+---@class pacer.PluginInput
+---@field type? "string"|"number"|"integer"|"boolean"|"list"|"map"|"table"|"any"
+---@field required? boolean
+---@field default? any
+---@field description? string
+
+---@class pacer.Ctx
+---@field vars table read-only
+---@field env table<string, string> read-only
+---@field secrets table<string, string> read-only; values read are redacted
+---@field steps table read-only results of earlier steps
+---@field workflow {name: string, run_id: string, outcome: string?}
+---@field item any the for_each item, if any
+---@field index integer? 1-based for_each index
+---@field step {id: string?, name: string?, attempt: integer}
+---@field plugin {name: string, path: string}
+---@field log pacer.log
+
+---@class pacer.Plugin
+---@field description? string
+---@field inputs? table<string, pacer.PluginInput>
+---@field run fun(with: table, ctx: pacer.Ctx): any
+
+-- Names in scope in inline `lua:` code (all read-only).
+---@type table
+vars = {}
+---@type table<string, string>
+env = {}
+---@type table<string, string>
+secrets = {}
+---@type table
+steps = {}
+---@type any
+item = nil
+---@type integer?
+index = nil

@@ -1,0 +1,2219 @@
+/* http.c: the `http` action, and the HTTP session it shares with the Lua
+ * API: one libcurl multi handle per run, driven by the run's libuv loop.
+ *
+ * The glue follows curl's multi_socket model (docs/examples/multi-uv.c, with
+ * its known gap fixed): libcurl tells us which sockets to watch through the
+ * socket callback (one uv_poll_t context per socket, attached with
+ * curl_multi_assign) and when to wake it through the timer callback (one
+ * uv_timer_t). Loop events go back to libcurl with curl_multi_socket_action,
+ * and after EVERY call the finished transfers are read with
+ * curl_multi_info_read. Inside libcurl's callbacks we only record state:
+ * requests complete, start and are cancelled from loop callbacks, never
+ * from inside libcurl.
+ *
+ * A request (struct pc_http_req) owns its easy handle while it runs; easy
+ * handles are recycled through a small free list (curl_easy_reset), while
+ * connections live in the multi handle's cache, so they are reused by every
+ * later request of the run whatever step makes it. Over TLS, HTTP/2 is
+ * negotiated and multiplexed (CURLPIPE_MULTIPLEX, CURLOPT_PIPEWAIT).
+ *
+ * Ownership: the session owns its live requests, its socket contexts and
+ * the idle easy handles. A request is freed right after its completion
+ * callback returns, or at once by pc_http_cancel. The session itself is
+ * freed in the close callback of its last uv handle (pending_closes). */
+#include "http.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "engine.h"
+#include "log.h"
+#include "util.h"
+
+#define FREE_EASY_MAX 64            /* idle easy handles kept for reuse */
+#define HEADERS_MAX ((size_t)1 << 20) /* response header bytes kept */
+#define SAVE_HEAD_MAX 4096          /* with save_to: body bytes kept for messages */
+#define EXCERPT_MAX 200             /* body bytes shown in failure messages */
+
+static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
+                                      "OPTIONS", "TRACE"};
+static const char *const shorthands[] = {"get", "post", "put", "patch", "delete", "head"};
+
+/* ============================================================ load time */
+
+static const char *const http_keys[] = {
+    "method",  "url",  "get",  "post",  "put", "patch", "delete", "head",
+    "query",   "headers", "body", "json", "form", "connect_timeout", "follow_redirects",
+    "http_version", "insecure", "ca_file", "max_response_bytes", "save_to"};
+
+static const char *const defaults_keys[] = {
+    "query",    "headers",          "connect_timeout",    "follow_redirects",
+    "http_version", "insecure",     "ca_file",            "max_response_bytes",
+    "max_connections", "max_connections_per_host"};
+
+/* Keys of a request that defaults.http never supplies. */
+static const char *const request_only[] = {"method", "url", "get",  "post", "put",  "patch",
+                                           "delete", "head", "body", "json", "form", "save_to",
+                                           "max_connections", "max_connections_per_host"};
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(s, list[i]) == 0)
+      return true;
+  return false;
+}
+
+static bool is_tchar(unsigned char ch)
+{
+  return isalnum(ch) || strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+static bool valid_header_name(const char *s, size_t len)
+{
+  if (len == 0)
+    return false;
+  for (size_t i = 0; i < len; i++)
+    if (!is_tchar((unsigned char)s[i]))
+      return false;
+  return true;
+}
+
+static bool has_crlf(const char *s, size_t len)
+{
+  return memchr(s, '\r', len) || memchr(s, '\n', len) || memchr(s, '\0', len);
+}
+
+/* The value is known only at run time. */
+static bool dynamic(const struct pc_tmpl *t)
+{
+  return t && (t->kind == PC_T_EXPR || t->kind == PC_T_INTERP);
+}
+
+static bool plain_scalar(const struct pc_node *n)
+{
+  return n->kind == PC_NODE_SCALAR && pc_node_scalar_type(n) != PC_SCALAR_NULL;
+}
+
+static const char *kind_of(const struct pc_node *n)
+{
+  return pc_node_kind_name(n);
+}
+
+static int check_text(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t,
+                      const char *what)
+{
+  if (dynamic(t) || plain_scalar(n))
+    return 0;
+  pc_load_error(c, n, "http.%s: expected text, got %s", what, kind_of(n));
+  return -1;
+}
+
+static int check_bool(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t,
+                      const char *what)
+{
+  if (dynamic(t) || (n->kind == PC_NODE_SCALAR && pc_node_scalar_type(n) == PC_SCALAR_BOOL))
+    return 0;
+  pc_load_error(c, n, "http.%s: expected true or false, got %s", what, kind_of(n));
+  return -1;
+}
+
+static int check_url(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t,
+                     const char *what)
+{
+  if (check_text(c, n, t, what) != 0)
+    return -1;
+  if (dynamic(t))
+    return 0;
+  if (n->len == 0) {
+    pc_load_error(c, n, "http.%s: the URL is empty", what);
+    return -1;
+  }
+  if (strncasecmp(n->str, "http://", 7) != 0 && strncasecmp(n->str, "https://", 8) != 0) {
+    pc_load_error(c, n, "http.%s: \"%s\" is not an http:// or https:// URL", what, n->str);
+    return -1;
+  }
+  return 0;
+}
+
+/* query and form: a map of scalars or lists of scalars. */
+static int check_pairs(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t,
+                       const char *what)
+{
+  if (t && t->kind == PC_T_EXPR)
+    return 0;
+  if (n->kind != PC_NODE_MAP) {
+    pc_load_error(c, n, "http.%s: expected a map of names to values, got %s", what, kind_of(n));
+    return -1;
+  }
+  int bad = 0;
+  for (size_t i = 0; i < n->n; i++) {
+    const struct pc_node *v = n->items[i];
+    bool ok = plain_scalar(v);
+    if (v->kind == PC_NODE_SEQ) {
+      ok = true;
+      for (size_t j = 0; j < v->n; j++)
+        ok = ok && v->items[j]->kind == PC_NODE_SCALAR;
+    }
+    if (!ok) {
+      pc_load_error(c, v, "http.%s: the value of %s must be text or a list of texts, got %s",
+                    what, n->keys[i]->str, kind_of(v));
+      bad = -1;
+    }
+  }
+  return bad;
+}
+
+static int check_headers(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
+{
+  if (t && t->kind == PC_T_EXPR)
+    return 0;
+  if (n->kind != PC_NODE_MAP) {
+    pc_load_error(c, n, "http.headers: expected a map of header names to values, got %s",
+                  kind_of(n));
+    return -1;
+  }
+  int bad = 0;
+  for (size_t i = 0; i < n->n; i++) {
+    const struct pc_node *k = n->keys[i], *v = n->items[i];
+    const struct pc_tmpl *vt = pc_tmpl_get(t, k->str);
+    if (!valid_header_name(k->str, k->len)) {
+      pc_load_error(c, k, "http.headers: \"%s\" is not a valid header name", k->str);
+      bad = -1;
+    }
+    if (!plain_scalar(v) && !dynamic(vt)) {
+      pc_load_error(c, v, "http.headers: the value of %s must be text, got %s", k->str,
+                    kind_of(v));
+      bad = -1;
+      continue;
+    }
+    /* Literal text must not break the header block; evaluated parts are
+     * checked when the request is built. */
+    bool crlf = false;
+    if (vt && vt->kind == PC_T_INTERP) {
+      for (size_t j = 0; j < vt->u.interp.n; j++) {
+        const struct pc_tmpl_part *p = &vt->u.interp.parts[j];
+        if (p->lit && has_crlf(p->lit, p->lit_len))
+          crlf = true;
+      }
+    } else if (!dynamic(vt) && v->kind == PC_NODE_SCALAR) {
+      crlf = has_crlf(v->str, v->len);
+    }
+    if (crlf) {
+      pc_load_error(c, v, "http.headers: the value of %s contains a line break (CR or LF), "
+                    "which would split the header", k->str);
+      bad = -1;
+    }
+  }
+  return bad;
+}
+
+static int check_method(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
+{
+  if (check_text(c, n, t, "method") != 0)
+    return -1;
+  if (dynamic(t))
+    return 0;
+  char up[16];
+  size_t len = n->len < sizeof up - 1 ? n->len : sizeof up - 1;
+  for (size_t i = 0; i < len; i++)
+    up[i] = (char)toupper((unsigned char)n->str[i]);
+  up[len] = '\0';
+  if (n->len < sizeof up && in_list(up, methods, PC_ARRAY_SIZE(methods)))
+    return 0;
+  pc_load_error(c, n, "http.method: unknown method \"%s\" (expected one of GET, HEAD, POST, PUT, "
+                "PATCH, DELETE, OPTIONS, TRACE)", n->str);
+  return -1;
+}
+
+static int check_version(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
+{
+  if (dynamic(t))
+    return 0;
+  if (n->kind == PC_NODE_SCALAR) {
+    static const char *const ok[] = {"auto", "1.0", "1.1", "2", "2.0"};
+    if (in_list(n->str, ok, PC_ARRAY_SIZE(ok)))
+      return 0;
+  }
+  pc_load_error(c, n, "http.http_version: expected auto, 1.0, 1.1 or 2, got %s",
+                n->kind == PC_NODE_SCALAR ? n->str : kind_of(n));
+  return -1;
+}
+
+static int check_int(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t,
+                     const char *what, long long min, long long max, bool static_only)
+{
+  if (dynamic(t) && !static_only)
+    return 0;
+  if (t && t->kind == PC_T_INT && t->u.i >= min && t->u.i <= max)
+    return 0;
+  if (dynamic(t))
+    pc_load_error(c, n, "http.%s: expected a plain number (it applies to the whole run, so it "
+                  "cannot be an expression)", what);
+  else
+    pc_load_error(c, n, "http.%s: expected a whole number from %lld to %lld, got %s", what, min,
+                  max, n->kind == PC_NODE_SCALAR ? n->str : kind_of(n));
+  return -1;
+}
+
+/* The options shared by a step's http map and defaults.http. */
+static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const struct pc_tmpl *t)
+{
+  int bad = 0;
+  for (size_t i = 0; i < map->n; i++) {
+    const char *k = map->keys[i]->str;
+    const struct pc_node *v = map->items[i];
+    const struct pc_tmpl *vt = pc_tmpl_get(t, k);
+    if (strcmp(k, "query") == 0) {
+      bad |= check_pairs(c, v, vt, "query");
+    } else if (strcmp(k, "headers") == 0) {
+      bad |= check_headers(c, v, vt);
+    } else if (strcmp(k, "connect_timeout") == 0) {
+      double ms;
+      if (!dynamic(vt) && (v->kind != PC_NODE_SCALAR || pc_parse_duration(v->str, &ms) != 0)) {
+        pc_load_error(c, v, "http.connect_timeout: expected a duration like \"5s\" or "
+                      "\"250ms\", got %s", v->kind == PC_NODE_SCALAR ? v->str : kind_of(v));
+        bad = -1;
+      }
+    } else if (strcmp(k, "follow_redirects") == 0 || strcmp(k, "insecure") == 0) {
+      bad |= check_bool(c, v, vt, k);
+    } else if (strcmp(k, "http_version") == 0) {
+      bad |= check_version(c, v, vt);
+    } else if (strcmp(k, "ca_file") == 0 || strcmp(k, "save_to") == 0) {
+      bad |= check_text(c, v, vt, k);
+      if (!bad && !dynamic(vt) && v->len == 0) {
+        pc_load_error(c, v, "http.%s: the path is empty", k);
+        bad = -1;
+      }
+    } else if (strcmp(k, "max_response_bytes") == 0) {
+      bad |= check_int(c, v, vt, k, 1, (long long)1 << 50, false);
+    } else if (strcmp(k, "max_connections") == 0 ||
+               strcmp(k, "max_connections_per_host") == 0) {
+      bad |= check_int(c, v, vt, k, 0, 100000, true);
+    }
+  }
+  return bad;
+}
+
+static int http_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
+{
+  struct pc_tmpl *t = pc_load_tmpl(c, v);
+  if (!t)
+    return -1;
+  st->params = t;
+  if (v->kind == PC_NODE_SCALAR && t->kind == PC_T_EXPR)
+    return 0; /* a map made by an expression: checked when it runs */
+  if (v->kind != PC_NODE_MAP) {
+    pc_load_error(c, v, "http: expected a map of options like {get: URL}, got %s", kind_of(v));
+    return -1;
+  }
+  int bad = pc_load_check_keys(c, v, http_keys, PC_ARRAY_SIZE(http_keys), "http") ? -1 : 0;
+
+  /* Exactly one URL (`url`, alone or with `method`, or one shorthand) and
+   * at most one body; a second one is reported where it is written. */
+  const struct pc_node *first_url = NULL, *first_body = NULL, *method = NULL, *url = NULL;
+  for (size_t i = 0; i < v->n; i++) {
+    const struct pc_node *k = v->keys[i], *val = v->items[i];
+    const struct pc_tmpl *vt = pc_tmpl_get(t, k->str);
+    bool is_short = in_list(k->str, shorthands, PC_ARRAY_SIZE(shorthands));
+    if (is_short || strcmp(k->str, "url") == 0) {
+      if (first_url) {
+        pc_load_error(c, k, "http: `%s` and `%s` both give the URL; use one shorthand (get: "
+                      "URL, post: URL, ...) or method + url", first_url->str, k->str);
+        bad = -1;
+      } else {
+        first_url = k;
+      }
+      bad |= check_url(c, val, vt, k->str);
+      if (strcmp(k->str, "url") == 0)
+        url = k;
+    } else if (strcmp(k->str, "method") == 0) {
+      method = k;
+      bad |= check_method(c, val, vt);
+    } else if (strcmp(k->str, "body") == 0 || strcmp(k->str, "json") == 0 ||
+               strcmp(k->str, "form") == 0) {
+      if (first_body) {
+        pc_load_error(c, k, "http: `%s` and `%s` cannot both be set: a request has one body",
+                      first_body->str, k->str);
+        bad = -1;
+      } else {
+        first_body = k;
+      }
+      if (strcmp(k->str, "body") == 0 && !dynamic(vt) && !plain_scalar(val)) {
+        pc_load_error(c, val, "http.body: expected text, got %s; use json: to send a map or a "
+                      "list as JSON", kind_of(val));
+        bad = -1;
+      } else if (strcmp(k->str, "form") == 0) {
+        bad |= check_pairs(c, val, vt, "form");
+      }
+    }
+  }
+  if (method && first_url && first_url != url) {
+    pc_load_error(c, method, "http: `method` goes with `url`, not with the shorthand `%s`",
+                  first_url->str);
+    bad = -1;
+  } else if (method && !url) {
+    pc_load_error(c, method, "http: `method` needs `url` (or use a shorthand like post: URL)");
+    bad = -1;
+  } else if (!first_url) {
+    pc_load_error(c, v, "http: no URL: write get: URL (or post:, put:, patch:, delete:, head:), "
+                  "or method and url");
+    bad = -1;
+  }
+  bad |= check_common(c, v, t);
+  return bad ? -1 : 0;
+}
+
+int pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map)
+{
+  if (!map || map->kind != PC_NODE_MAP) {
+    pc_load_error(c, map, "defaults.http: expected a map of http options, got %s",
+                  map ? kind_of(map) : "nothing");
+    return -1;
+  }
+  int bad = pc_load_check_keys(c, map, defaults_keys, PC_ARRAY_SIZE(defaults_keys),
+                               "defaults.http") ? -1 : 0;
+  /* A throwaway template for the checks; the caller builds its own. The
+   * expressions it registers are the caller's too, so keep it alive only
+   * as long as the checks need: templates are freed with the workflow
+   * when they are kept, so build it from the same node only for kinds. */
+  struct pc_workflow probe_wf;
+  memset(&probe_wf, 0, sizeof probe_wf);
+  struct pc_diag d;
+  pc_diag_init(&d);
+  struct pc_load_ctx pc = {.wf = &probe_wf, .d = &d, .file = c->file};
+  struct pc_tmpl *t = pc_load_tmpl(&pc, map);
+  pc_diag_free(&d);
+  free(probe_wf.exprs);
+  if (t) {
+    bad |= check_common(c, map, t);
+    pc_tmpl_free(t);
+  }
+  return bad ? -1 : 0;
+}
+
+/* ============================================================== session */
+
+struct sock_ctx {
+  uv_poll_t poll;
+  curl_socket_t fd;
+  struct pc_http_session *s; /* borrowed: the owner */
+  struct sock_ctx *prev, *next;
+  bool closing;
+};
+
+struct pc_http_session {
+  uv_loop_t *loop; /* borrowed */
+  CURLM *multi;
+  uv_timer_t timer;
+  bool timer_closing;
+  struct sock_ctx *socks;    /* every socket context not yet closing */
+  struct pc_http_req *live;  /* requests added to the multi handle */
+  CURL *idle[FREE_EASY_MAX]; /* recycled easy handles */
+  size_t nidle;
+  int pending_closes;
+  bool closing;
+  struct pc_http_stats stats;
+  char **warned; /* hosts already warned about insecure: true */
+  size_t nwarned;
+};
+
+struct resp_info {
+  long status;
+  char *url; /* effective URL (owned) */
+  long version;
+  long connects;
+  curl_off_t t_dns, t_connect, t_tls, t_start, t_total; /* microseconds since start */
+  curl_off_t down, up;
+  long header_bytes, request_bytes;
+};
+
+struct pc_http_req {
+  struct pc_http_session *s; /* borrowed */
+  struct pc_http_req *prev, *next;
+  CURL *easy;
+  struct curl_slist *hdr_list;
+  char *method, *url, *label;
+  char errbuf[CURL_ERROR_SIZE];
+  bool non_idempotent;
+  int64_t max_bytes, received;
+  bool too_big;
+  struct pc_buf body;  /* the response body (not with save_to) */
+  struct pc_buf hdrs;  /* header lines of the latest response */
+  /* save_to */
+  char *save_to, *tmp_path;
+  int fd;
+  int write_errno;
+  bool saved;
+  const struct pc_status_range *save_ok; /* borrowed */
+  size_t nsave_ok;
+  pc_http_done_cb cb;
+  void *data;
+  double timeout_ms, connect_timeout_ms;
+  struct resp_info info;
+};
+
+static void on_loop_timer(uv_timer_t *t);
+static void drain(struct pc_http_session *s);
+
+static void session_maybe_free(struct pc_http_session *s)
+{
+  if (!s->closing || s->pending_closes > 0)
+    return;
+  for (size_t i = 0; i < s->nwarned; i++)
+    free(s->warned[i]);
+  free(s->warned);
+  pc_http_stats_free(&s->stats);
+  free(s);
+}
+
+static void on_sock_closed(uv_handle_t *h)
+{
+  struct sock_ctx *ctx = PC_CONTAINER_OF(h, struct sock_ctx, poll);
+  struct pc_http_session *s = ctx->s;
+  free(ctx);
+  s->pending_closes--;
+  session_maybe_free(s);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+  struct pc_http_session *s = PC_CONTAINER_OF(h, struct pc_http_session, timer);
+  s->pending_closes--;
+  session_maybe_free(s);
+}
+
+static void sock_close(struct pc_http_session *s, struct sock_ctx *ctx)
+{
+  if (ctx->closing)
+    return;
+  ctx->closing = true;
+  if (ctx->prev)
+    ctx->prev->next = ctx->next;
+  else
+    s->socks = ctx->next;
+  if (ctx->next)
+    ctx->next->prev = ctx->prev;
+  ctx->prev = ctx->next = NULL;
+  s->pending_closes++;
+  uv_close((uv_handle_t *)&ctx->poll, on_sock_closed);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+  struct sock_ctx *ctx = PC_CONTAINER_OF(p, struct sock_ctx, poll);
+  struct pc_http_session *s = ctx->s;
+  int flags = 0;
+  if (status < 0) {
+    flags = CURL_CSELECT_ERR;
+  } else {
+    if (events & UV_READABLE)
+      flags |= CURL_CSELECT_IN;
+    if (events & UV_WRITABLE)
+      flags |= CURL_CSELECT_OUT;
+  }
+  int running;
+  curl_multi_socket_action(s->multi, ctx->fd, flags, &running);
+  drain(s);
+}
+
+static void on_loop_timer(uv_timer_t *t)
+{
+  struct pc_http_session *s = PC_CONTAINER_OF(t, struct pc_http_session, timer);
+  int running;
+  curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  drain(s);
+}
+
+/* libcurl callbacks: record what to watch, nothing else. */
+static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+  (void)e;
+  struct pc_http_session *s = userp;
+  struct sock_ctx *ctx = socketp;
+  if (what == CURL_POLL_REMOVE) {
+    /* libcurl forgets the socket's context itself. */
+    if (ctx)
+      sock_close(s, ctx);
+    return 0;
+  }
+  if (!ctx || ctx->closing) {
+    ctx = pc_xcalloc(1, sizeof *ctx);
+    ctx->fd = fd;
+    ctx->s = s;
+    int err = uv_poll_init_socket(s->loop, &ctx->poll, fd);
+    if (err) {
+      pc_log(PC_LOG_ERROR, NULL, "http: cannot watch socket %d: %s", (int)fd, uv_strerror(err));
+      free(ctx);
+      return -1;
+    }
+    ctx->next = s->socks;
+    if (s->socks)
+      s->socks->prev = ctx;
+    s->socks = ctx;
+    curl_multi_assign(s->multi, fd, ctx);
+  }
+  int events = 0;
+  if (what & CURL_POLL_IN)
+    events |= UV_READABLE;
+  if (what & CURL_POLL_OUT)
+    events |= UV_WRITABLE;
+  uv_poll_start(&ctx->poll, events, on_poll);
+  return 0;
+}
+
+static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
+{
+  (void)m;
+  struct pc_http_session *s = userp;
+  if (s->timer_closing)
+    return 0;
+  if (timeout_ms < 0)
+    uv_timer_stop(&s->timer);
+  else /* 0 means "now": a 1 ms timer gets us out of libcurl first */
+    uv_timer_start(&s->timer, on_loop_timer, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms, 0);
+  return 0;
+}
+
+static bool curl_ready(void)
+{
+  static int state; /* 0: not tried, 1: ok, -1: failed */
+  if (state == 0)
+    state = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 1 : -1;
+  return state == 1;
+}
+
+struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_http_limits *lim)
+{
+  if (!curl_ready()) {
+    pc_log(PC_LOG_ERROR, NULL, "http: libcurl could not be initialised");
+    return NULL;
+  }
+  CURLM *multi = curl_multi_init();
+  if (!multi) {
+    pc_log(PC_LOG_ERROR, NULL, "http: libcurl could not create a multi handle");
+    return NULL;
+  }
+  struct pc_http_session *s = pc_xcalloc(1, sizeof *s);
+  s->loop = loop;
+  s->multi = multi;
+  uv_timer_init(loop, &s->timer);
+  curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+  curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, s);
+  curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+  curl_multi_setopt(multi, CURLMOPT_TIMERDATA, s);
+  curl_multi_setopt(multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  long total = lim ? lim->max_connections : PC_HTTP_MAX_CONNECTIONS_DEFAULT;
+  long per_host = lim ? lim->max_per_host : PC_HTTP_MAX_PER_HOST_DEFAULT;
+  curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, total);
+  curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, per_host);
+  /* Keep as many idle connections as may be open at once, so a burst
+   * followed by a quiet moment does not lose them. */
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, total > 0 ? total : 1000L);
+  return s;
+}
+
+static void req_free(struct pc_http_req *r);
+
+void pc_http_session_close(struct pc_http_session *s)
+{
+  if (!s || s->closing)
+    return;
+  s->closing = true;
+  if (pc_log_enabled(PC_LOG_DEBUG)) {
+    const struct pc_http_stats *st = &s->stats;
+    pc_log(PC_LOG_DEBUG, NULL,
+           "http: %llu requests (%llu failed, %llu cancelled), %llu connections opened, %llu "
+           "requests on a reused connection, %llu bytes down, %llu bytes up",
+           (unsigned long long)st->requests, (unsigned long long)st->failed,
+           (unsigned long long)st->cancelled, (unsigned long long)st->connections,
+           (unsigned long long)st->reused, (unsigned long long)st->bytes_down,
+           (unsigned long long)st->bytes_up);
+    for (size_t i = 0; i < st->nhosts; i++) {
+      const struct pc_http_host_stats *hs = &st->hosts[i];
+      pc_log(PC_LOG_DEBUG, NULL,
+             "http: %s: %llu requests, %llu connections opened, %llu reused, %llu bytes down, "
+             "%llu bytes up",
+             hs->host, (unsigned long long)hs->requests, (unsigned long long)hs->connections,
+             (unsigned long long)hs->reused, (unsigned long long)hs->bytes_down,
+             (unsigned long long)hs->bytes_up);
+    }
+  }
+  /* 1. every easy handle out of the multi handle and gone */
+  while (s->live) {
+    struct pc_http_req *r = s->live;
+    curl_multi_remove_handle(s->multi, r->easy);
+    s->live = r->next;
+    curl_easy_cleanup(r->easy);
+    r->easy = NULL;
+    req_free(r);
+  }
+  for (size_t i = 0; i < s->nidle; i++)
+    curl_easy_cleanup(s->idle[i]);
+  s->nidle = 0;
+  /* 2. the multi handle (closing connections may still call on_curl_socket) */
+  curl_multi_cleanup(s->multi);
+  s->multi = NULL;
+  /* 3. what libcurl did not tell us to forget, then the timer */
+  while (s->socks)
+    sock_close(s, s->socks);
+  s->timer_closing = true;
+  s->pending_closes++;
+  uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+}
+
+/* ============================================================ requests */
+
+static void req_free(struct pc_http_req *r)
+{
+  if (r->fd >= 0)
+    close(r->fd);
+  if (r->tmp_path) {
+    unlink(r->tmp_path);
+    free(r->tmp_path);
+  }
+  curl_slist_free_all(r->hdr_list);
+  free(r->method);
+  free(r->url);
+  free(r->label);
+  free(r->save_to);
+  free(r->info.url);
+  pc_buf_free(&r->body);
+  pc_buf_free(&r->hdrs);
+  free(r);
+}
+
+static void unlink_live(struct pc_http_session *s, struct pc_http_req *r)
+{
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    s->live = r->next;
+  if (r->next)
+    r->next->prev = r->prev;
+  r->prev = r->next = NULL;
+}
+
+static void recycle_easy(struct pc_http_session *s, CURL *e)
+{
+  if (!e)
+    return;
+  if (s->nidle < FREE_EASY_MAX && !s->closing) {
+    curl_easy_reset(e);
+    s->idle[s->nidle++] = e;
+  } else {
+    curl_easy_cleanup(e);
+  }
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+  struct pc_http_req *r = userdata;
+  size_t n = size * nmemb;
+  if (r->received + (int64_t)n > r->max_bytes) {
+    r->too_big = true;
+    return 0; /* CURLE_WRITE_ERROR */
+  }
+  r->received += (int64_t)n;
+  if (r->fd < 0) {
+    if (pc_buf_append(&r->body, ptr, n) != 0) {
+      r->too_big = true;
+      return 0;
+    }
+    return n;
+  }
+  if (r->body.len < SAVE_HEAD_MAX) {
+    size_t keep = SAVE_HEAD_MAX - r->body.len;
+    pc_buf_append(&r->body, ptr, n < keep ? n : keep);
+  }
+  size_t off = 0;
+  while (off < n) {
+    ssize_t w = write(r->fd, ptr + off, n - off);
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      r->write_errno = w < 0 ? errno : EIO;
+      return 0;
+    }
+    off += (size_t)w;
+  }
+  return n;
+}
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
+{
+  struct pc_http_req *r = userdata;
+  size_t n = size * nitems;
+  /* A status line starts a new response (a redirect, 100 Continue): keep
+   * only the headers of the last one. */
+  if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0)
+    pc_buf_reset(&r->hdrs);
+  pc_buf_append(&r->hdrs, buf, n); /* past HEADERS_MAX the rest is dropped */
+  return n;
+}
+
+/* ------------------------------------------------- options from Lua */
+
+struct spec {
+  char *method;
+  char *url;
+  struct curl_slist *hdrs;
+  bool has_ua, has_ctype, has_expect;
+  char *body;
+  size_t body_len;
+  bool has_body;
+  const char *body_ctype; /* default Content-Type for the body */
+  double connect_timeout_ms, timeout_ms;
+  bool follow;
+  long version;
+  bool insecure;
+  char *ca_file;
+  int64_t max_bytes;
+  char *save_to;
+};
+
+static void spec_free(struct spec *sp)
+{
+  free(sp->method);
+  free(sp->url);
+  curl_slist_free_all(sp->hdrs);
+  free(sp->body);
+  free(sp->ca_file);
+  free(sp->save_to);
+}
+
+static bool is_null(lua_State *L, int idx)
+{
+  return lua_isnil(L, idx) || (lua_type(L, idx) == LUA_TLIGHTUSERDATA &&
+                               lua_touserdata(L, idx) == NULL);
+}
+
+/* Text of a string, number or boolean at idx (malloc'd), else NULL. */
+static char *scalar_text(struct pc_lua *h, int idx, size_t *len)
+{
+  lua_State *L = pc_lua_state(h);
+  int t = lua_type(L, idx);
+  if (t == LUA_TSTRING) {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    char *r = pc_xmalloc(n + 1);
+    memcpy(r, s, n);
+    r[n] = '\0';
+    if (len)
+      *len = n;
+    return r;
+  }
+  if (t == LUA_TNUMBER || t == LUA_TBOOLEAN)
+    return pc_lua_to_text(h, idx, len);
+  return NULL;
+}
+
+/* Optional text field: 0 (absent or set), -1 with *err. */
+static int opt_text(struct pc_lua *h, int tbl, const char *key, char **out, size_t *len,
+                    char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  lua_getfield(L, tbl, key); /* value */
+  int rc = 0;
+  if (!is_null(L, -1)) {
+    *out = scalar_text(h, -1, len);
+    if (!*out) {
+      *err = pc_asprintf("http.%s: expected text, got %s", key, luaL_typename(L, -1));
+      rc = -1;
+    }
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+static int opt_bool(lua_State *L, int tbl, const char *key, bool *out, char **err)
+{
+  lua_getfield(L, tbl, key); /* value */
+  int rc = 0;
+  if (lua_type(L, -1) == LUA_TBOOLEAN) {
+    *out = lua_toboolean(L, -1);
+  } else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "true") == 0) {
+    *out = true;
+  } else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "false") == 0) {
+    *out = false;
+  } else if (!is_null(L, -1)) {
+    *err = pc_asprintf("http.%s: expected true or false, got %s", key, luaL_typename(L, -1));
+    rc = -1;
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+static int opt_duration(lua_State *L, int tbl, const char *key, double *ms, char **err)
+{
+  lua_getfield(L, tbl, key); /* value */
+  int rc = 0;
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    double sec = lua_tonumber(L, -1);
+    if (!(sec >= 0 && sec <= 30.0 * 86400))
+      rc = -1;
+    else
+      *ms = sec * 1000.0;
+  } else if (lua_type(L, -1) == LUA_TSTRING) {
+    rc = pc_parse_duration(lua_tostring(L, -1), ms) == 0 ? 0 : -1;
+  } else if (!is_null(L, -1)) {
+    rc = -1;
+  }
+  if (rc)
+    *err = pc_asprintf("http.%s: expected a duration like \"5s\", got %s", key,
+                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                      : luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return rc;
+}
+
+static int opt_version(lua_State *L, int tbl, long *out, char **err)
+{
+  lua_getfield(L, tbl, "http_version"); /* value */
+  int rc = 0;
+  if (!is_null(L, -1)) {
+    const char *v = NULL;
+    char num[32];
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      double d = lua_tonumber(L, -1);
+      snprintf(num, sizeof num, "%.1f", d);
+      v = num;
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+      v = lua_tostring(L, -1);
+    }
+    if (v && strcmp(v, "auto") == 0)
+      *out = CURL_HTTP_VERSION_2TLS;
+    else if (v && strcmp(v, "1.0") == 0)
+      *out = CURL_HTTP_VERSION_1_0;
+    else if (v && strcmp(v, "1.1") == 0)
+      *out = CURL_HTTP_VERSION_1_1;
+    else if (v && (strcmp(v, "2") == 0 || strcmp(v, "2.0") == 0))
+      *out = CURL_HTTP_VERSION_2_0;
+    else {
+      *err = pc_asprintf("http.http_version: expected auto, 1.0, 1.1 or 2, got %s",
+                         v ? v : luaL_typename(L, -1));
+      rc = -1;
+    }
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void put_escaped(CURL *e, struct pc_buf *b, const char *s, size_t len)
+{
+  char *esc = curl_easy_escape(e, s, (int)len);
+  if (esc) {
+    pc_buf_puts(b, esc);
+    curl_free(esc);
+  }
+}
+
+/* Appends name=value pairs (sorted by name, lists repeated) of the table at
+ * `tbl` to b, urlencoded. Returns NULL or an error message. */
+static char *encode_pairs(struct pc_lua *h, CURL *e, int tbl, const char *what, struct pc_buf *b)
+{
+  lua_State *L = pc_lua_state(h);
+  if (!lua_istable(L, tbl))
+    return pc_asprintf("http.%s: expected a map of names to values, got %s", what,
+                       luaL_typename(L, tbl));
+  char **keys = NULL;
+  size_t n = 0;
+  char *err = NULL;
+  lua_pushnil(L); /* nil */
+  while (lua_next(L, tbl)) { /* key, value */
+    if (lua_type(L, -2) != LUA_TSTRING && !err)
+      err = pc_asprintf("http.%s: names must be text, got %s", what, luaL_typename(L, -2));
+    else if (!err) {
+      keys = pc_xrealloc(keys, (n + 1) * sizeof *keys);
+      keys[n++] = pc_xstrdup(lua_tostring(L, -2));
+    }
+    lua_pop(L, 1); /* key */
+  }
+  if (n)
+    qsort(keys, n, sizeof *keys, cmp_str);
+  for (size_t i = 0; i < n && !err; i++) {
+    lua_getfield(L, tbl, keys[i]); /* value */
+    int vi = lua_gettop(L);
+    size_t cnt = 1;
+    bool list = lua_istable(L, vi);
+    if (list) {
+      cnt = (size_t)luaL_len(L, vi);
+      size_t entries = 0;
+      lua_pushnil(L);
+      while (lua_next(L, vi)) { /* value, k, v */
+        entries++;
+        lua_pop(L, 1);
+      }
+      if (entries != cnt)
+        err = pc_asprintf("http.%s: the value of %s must be text or a list of texts, got a map",
+                          what, keys[i]);
+    }
+    for (size_t j = 1; j <= cnt && !err; j++) {
+      if (list)
+        lua_geti(L, vi, (lua_Integer)j); /* value, item */
+      else
+        lua_pushvalue(L, vi); /* value, value */
+      if (!is_null(L, -1)) {
+        size_t len;
+        char *txt = scalar_text(h, -1, &len);
+        if (!txt) {
+          err = pc_asprintf("http.%s: the value of %s must be text or a list of texts, got %s",
+                            what, keys[i], luaL_typename(L, -1));
+        } else {
+          if (b->len)
+            pc_buf_puts(b, "&");
+          put_escaped(e, b, keys[i], strlen(keys[i]));
+          pc_buf_puts(b, "=");
+          put_escaped(e, b, txt, len);
+          free(txt);
+        }
+      }
+      lua_pop(L, 1); /* value */
+    }
+    lua_pop(L, 1);
+  }
+  for (size_t i = 0; i < n; i++)
+    free(keys[i]);
+  free(keys);
+  return err;
+}
+
+static char *parse_headers(struct pc_lua *h, int tbl, struct spec *sp)
+{
+  lua_State *L = pc_lua_state(h);
+  if (!lua_istable(L, tbl))
+    return pc_asprintf("http.headers: expected a map of header names to values, got %s",
+                       luaL_typename(L, tbl));
+  char *err = NULL;
+  lua_pushnil(L); /* nil */
+  while (!err && lua_next(L, tbl)) { /* name, value */
+    size_t nlen = 0;
+    const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
+    if (!name || !valid_header_name(name, nlen)) {
+      err = name ? pc_asprintf("http.headers: \"%s\" is not a valid header name", name)
+                 : pc_asprintf("http.headers: header names must be text, got %s",
+                               luaL_typename(L, -2));
+      lua_pop(L, 2);
+      break;
+    }
+    if (!is_null(L, -1)) {
+      size_t vlen;
+      char *val = scalar_text(h, -1, &vlen);
+      if (!val) {
+        err = pc_asprintf("http.headers: the value of %s must be text, got %s", name,
+                          luaL_typename(L, -1));
+      } else if (has_crlf(val, vlen)) {
+        /* Never echo the value: it may be a secret. */
+        err = pc_asprintf("http.headers: the value of %s contains a line break (CR or LF) or "
+                          "a NUL byte, which would split the header", name);
+      } else {
+        if (strcasecmp(name, "User-Agent") == 0)
+          sp->has_ua = true;
+        if (strcasecmp(name, "Content-Type") == 0)
+          sp->has_ctype = true;
+        if (strcasecmp(name, "Expect") == 0)
+          sp->has_expect = true;
+        /* "Name;" is curl's way to send a header with an empty value. */
+        char *line = vlen ? pc_asprintf("%s: %s", name, val) : pc_asprintf("%s;", name);
+        sp->hdrs = curl_slist_append(sp->hdrs, line);
+        free(line);
+      }
+      free(val);
+    }
+    lua_pop(L, 1); /* name */
+  }
+  return err;
+}
+
+static const char *const runtime_keys[] = {
+    "method", "url", "get", "post", "put", "patch", "delete", "head", "query", "headers",
+    "body", "json", "form", "connect_timeout", "follow_redirects", "http_version", "insecure",
+    "ca_file", "max_response_bytes", "save_to", "timeout"};
+
+/* Reads the options table at `tbl` into sp. Returns NULL or a message. */
+static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, struct spec *sp)
+{
+  lua_State *L = pc_lua_state(h);
+  char *err = NULL;
+  sp->connect_timeout_ms = -1;
+  sp->timeout_ms = -1;
+  sp->follow = true;
+  sp->version = CURL_HTTP_VERSION_2TLS;
+  sp->max_bytes = PC_HTTP_MAX_RESPONSE_DEFAULT;
+  if (!lua_istable(L, tbl))
+    return pc_asprintf("http: expected a map of options, got %s", luaL_typename(L, tbl));
+
+  /* Unknown keys (a map built by an expression, or the Lua API). */
+  lua_pushnil(L);
+  while (lua_next(L, tbl)) { /* key, value */
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    bool ok = k && in_list(k, runtime_keys, PC_ARRAY_SIZE(runtime_keys)) &&
+              (allow_timeout || strcmp(k, "timeout") != 0);
+    lua_pop(L, 1);
+    if (!ok) {
+      err = k ? pc_asprintf("http: unknown option \"%s\"", k)
+              : pc_asprintf("http: option names must be text, got %s", luaL_typename(L, -1));
+      lua_pop(L, 1);
+      return err;
+    }
+  }
+
+  /* URL and method */
+  const char *url_key = NULL;
+  for (size_t i = 0; i < PC_ARRAY_SIZE(shorthands); i++) {
+    lua_getfield(L, tbl, shorthands[i]);
+    bool set = !is_null(L, -1);
+    lua_pop(L, 1);
+    if (set && url_key)
+      return pc_asprintf("http: `%s` and `%s` both give the URL", url_key, shorthands[i]);
+    if (set)
+      url_key = shorthands[i];
+  }
+  lua_getfield(L, tbl, "url");
+  bool has_url = !is_null(L, -1);
+  lua_pop(L, 1);
+  if (has_url && url_key)
+    return pc_asprintf("http: `%s` and `url` both give the URL", url_key);
+  if (!has_url && !url_key)
+    return pc_xstrdup("http: no URL: give get: URL (or post:, put:, ...), or method and url");
+  if (opt_text(h, tbl, has_url ? "url" : url_key, &sp->url, NULL, &err) != 0)
+    return err;
+  if (opt_text(h, tbl, "method", &sp->method, NULL, &err) != 0)
+    return err;
+  if (sp->method && url_key)
+    return pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key);
+  if (!sp->method)
+    sp->method = pc_xstrdup(url_key ? url_key : "GET");
+  for (char *p = sp->method; *p; p++)
+    *p = (char)toupper((unsigned char)*p);
+  if (!in_list(sp->method, methods, PC_ARRAY_SIZE(methods)))
+    return pc_asprintf("http.method: unknown method \"%s\" (expected one of GET, HEAD, POST, "
+                       "PUT, PATCH, DELETE, OPTIONS, TRACE)", sp->method);
+  if (strncasecmp(sp->url, "http://", 7) != 0 && strncasecmp(sp->url, "https://", 8) != 0)
+    return pc_asprintf("http: \"%s\" is not an http:// or https:// URL", sp->url);
+  if (strpbrk(sp->url, " \r\n\t"))
+    return pc_asprintf("http: the URL \"%s\" contains spaces or line breaks; encode them, or "
+                       "pass values with query:", sp->url);
+
+  /* query */
+  lua_getfield(L, tbl, "query"); /* query */
+  if (!is_null(L, -1)) {
+    struct pc_buf q;
+    pc_buf_init(&q, (size_t)64 << 20);
+    err = encode_pairs(h, e, lua_gettop(L), "query", &q);
+    if (!err && q.len) {
+      const char *hash = strchr(sp->url, '#');
+      size_t base = hash ? (size_t)(hash - sp->url) : strlen(sp->url);
+      char last = base ? sp->url[base - 1] : '\0';
+      const char *sep = !memchr(sp->url, '?', base) ? "?" : (last == '?' || last == '&') ? "" : "&";
+      char *u = pc_asprintf("%.*s%s%s", (int)base, sp->url, sep, q.data);
+      free(sp->url);
+      sp->url = u;
+    }
+    pc_buf_free(&q);
+  }
+  lua_pop(L, 1);
+  if (err)
+    return err;
+
+  /* headers */
+  lua_getfield(L, tbl, "headers"); /* headers */
+  if (!is_null(L, -1))
+    err = parse_headers(h, lua_gettop(L), sp);
+  lua_pop(L, 1);
+  if (err)
+    return err;
+
+  /* body: at most one of body, json, form */
+  static const char *const body_keys[] = {"body", "json", "form"};
+  const char *body_key = NULL;
+  for (size_t i = 0; i < 3; i++) {
+    lua_getfield(L, tbl, body_keys[i]);
+    bool set = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (set && body_key)
+      return pc_asprintf("http: `%s` and `%s` cannot both be set: a request has one body",
+                         body_key, body_keys[i]);
+    if (set)
+      body_key = body_keys[i];
+  }
+  if (body_key && strcmp(body_key, "body") == 0) {
+    lua_getfield(L, tbl, "body"); /* body */
+    sp->body = scalar_text(h, -1, &sp->body_len);
+    if (!sp->body)
+      err = pc_asprintf("http.body: expected text, got %s; use json: to send a map or a list",
+                        luaL_typename(L, -1));
+    lua_pop(L, 1);
+    if (err)
+      return err;
+    sp->body_ctype = "text/plain; charset=utf-8";
+  } else if (body_key && strcmp(body_key, "json") == 0) {
+    lua_getfield(L, tbl, "json"); /* json */
+    sp->body = pc_lua_to_json(h, -1);
+    sp->body_len = strlen(sp->body);
+    lua_pop(L, 1);
+    sp->body_ctype = "application/json";
+  } else if (body_key) {
+    lua_getfield(L, tbl, "form"); /* form */
+    struct pc_buf f;
+    pc_buf_init(&f, (size_t)64 << 20);
+    err = encode_pairs(h, e, lua_gettop(L), "form", &f);
+    lua_pop(L, 1);
+    sp->body_len = f.len;
+    sp->body = pc_buf_steal(&f);
+    if (err)
+      return err;
+    sp->body_ctype = "application/x-www-form-urlencoded";
+  }
+  sp->has_body = body_key != NULL;
+  if (sp->has_body && strcmp(sp->method, "HEAD") == 0)
+    return pc_xstrdup("http: a HEAD request cannot have a body");
+
+  /* the rest */
+  if (opt_duration(L, tbl, "connect_timeout", &sp->connect_timeout_ms, &err) != 0 ||
+      opt_duration(L, tbl, "timeout", &sp->timeout_ms, &err) != 0 ||
+      opt_bool(L, tbl, "follow_redirects", &sp->follow, &err) != 0 ||
+      opt_bool(L, tbl, "insecure", &sp->insecure, &err) != 0 ||
+      opt_version(L, tbl, &sp->version, &err) != 0 ||
+      opt_text(h, tbl, "ca_file", &sp->ca_file, NULL, &err) != 0 ||
+      opt_text(h, tbl, "save_to", &sp->save_to, NULL, &err) != 0)
+    return err;
+  lua_getfield(L, tbl, "max_response_bytes"); /* max */
+  if (!is_null(L, -1)) {
+    int isnum = 0;
+    lua_Integer v = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || v < 1)
+      err = pc_asprintf("http.max_response_bytes: expected a whole number >= 1, got %s",
+                        luaL_tolstring(L, -1, NULL));
+    else
+      sp->max_bytes = (int64_t)v;
+    if (err)
+      lua_pop(L, 1); /* the luaL_tolstring copy */
+  }
+  lua_pop(L, 1);
+  if (err)
+    return err;
+  if (sp->ca_file && access(sp->ca_file, R_OK) != 0)
+    return pc_asprintf("http.ca_file: cannot read \"%s\": %s", sp->ca_file, strerror(errno));
+  if (sp->save_to && !*sp->save_to)
+    return pc_xstrdup("http.save_to: the path is empty");
+  return NULL;
+}
+
+/* Opens a temporary file beside r->save_to (same directory, so rename() is
+ * atomic). Returns NULL or a message. */
+static char *open_temp(struct pc_http_req *r)
+{
+  const char *slash = strrchr(r->save_to, '/');
+  char *dir = slash ? pc_xstrndup(r->save_to, (size_t)(slash - r->save_to) + 1) : pc_xstrdup("");
+  const char *base = slash ? slash + 1 : r->save_to;
+  if (!*base) {
+    free(dir);
+    return pc_asprintf("http.save_to: \"%s\" names a directory, not a file", r->save_to);
+  }
+  r->tmp_path = pc_asprintf("%s.%s.pacer-XXXXXX", dir, base);
+  free(dir);
+  r->fd = mkstemp(r->tmp_path);
+  if (r->fd < 0) {
+    int e = errno;
+    free(r->tmp_path);
+    r->tmp_path = NULL;
+    return pc_asprintf("http.save_to: cannot create a file beside \"%s\": %s", r->save_to,
+                       strerror(e));
+  }
+  /* mkstemp makes the file 0600; the saved file gets the usual mode. */
+  mode_t um = umask(0);
+  umask(um);
+  fchmod(r->fd, 0666 & ~um);
+  return NULL;
+}
+
+static void warn_insecure(struct pc_http_session *s, const char *label, const char *url)
+{
+  CURLU *u = curl_url();
+  char *host = NULL;
+  if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+      curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+    host = NULL;
+  const char *hn = host ? host : url;
+  bool seen = false;
+  for (size_t i = 0; i < s->nwarned && !seen; i++)
+    seen = strcmp(s->warned[i], hn) == 0;
+  if (!seen) {
+    s->warned = pc_xrealloc(s->warned, (s->nwarned + 1) * sizeof *s->warned);
+    s->warned[s->nwarned++] = pc_xstrdup(hn);
+    pc_log(PC_LOG_WARN, label,
+           "WARNING: insecure: true turns OFF TLS certificate verification for %s: anyone on "
+           "the network path can read and change this traffic. Use ca_file to trust a private "
+           "CA instead.", hn);
+  }
+  curl_free(host);
+  curl_url_cleanup(u);
+}
+
+int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
+                  const struct pc_http_start_opts *o, pc_http_done_cb cb, void *data,
+                  struct pc_http_req **out, char **err)
+{
+  assert(s && !s->closing && cb);
+  lua_State *L = pc_lua_state(h);
+  idx = lua_absindex(L, idx);
+  CURL *e = s->nidle ? s->idle[--s->nidle] : curl_easy_init();
+  if (!e) {
+    *err = pc_xstrdup("http: libcurl could not create a transfer");
+    return -1;
+  }
+  struct spec sp;
+  memset(&sp, 0, sizeof sp);
+  *err = parse_spec(h, e, idx, o && o->allow_timeout, &sp);
+  if (*err) {
+    spec_free(&sp);
+    recycle_easy(s, e);
+    return -1;
+  }
+
+  struct pc_http_req *r = pc_xcalloc(1, sizeof *r);
+  r->s = s;
+  r->easy = e;
+  r->fd = -1;
+  r->method = sp.method;
+  r->url = sp.url;
+  sp.method = sp.url = NULL;
+  r->label = pc_xstrdup(o && o->label ? o->label : "http");
+  r->max_bytes = sp.max_bytes;
+  r->save_to = sp.save_to;
+  sp.save_to = NULL;
+  r->save_ok = o ? o->save_ok : NULL;
+  r->nsave_ok = o ? o->nsave_ok : 0;
+  r->cb = cb;
+  r->data = data;
+  r->timeout_ms = sp.timeout_ms;
+  r->connect_timeout_ms = sp.connect_timeout_ms;
+  r->non_idempotent = !(strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ||
+                        strcmp(r->method, "PUT") == 0 || strcmp(r->method, "DELETE") == 0 ||
+                        strcmp(r->method, "OPTIONS") == 0 || strcmp(r->method, "TRACE") == 0);
+  pc_buf_init(&r->body, r->max_bytes > 0 && (uint64_t)r->max_bytes < SIZE_MAX
+                            ? (size_t)r->max_bytes : SIZE_MAX);
+  pc_buf_init(&r->hdrs, HEADERS_MAX);
+  if (r->save_to) {
+    char *m = open_temp(r);
+    if (m) {
+      *err = m;
+      spec_free(&sp);
+      recycle_easy(s, e);
+      r->easy = NULL;
+      req_free(r);
+      return -1;
+    }
+  }
+
+  /* Headers pacer adds unless the request sets them. */
+  r->hdr_list = sp.hdrs;
+  sp.hdrs = NULL;
+  if (sp.has_body && !sp.has_ctype) {
+    char *line = pc_asprintf("Content-Type: %s", sp.body_ctype);
+    r->hdr_list = curl_slist_append(r->hdr_list, line);
+    free(line);
+  } else if (!sp.has_body && !sp.has_ctype) {
+    r->hdr_list = curl_slist_append(r->hdr_list, "Content-Type:");
+  }
+  if (!sp.has_expect) /* no 100-continue round trip before the body */
+    r->hdr_list = curl_slist_append(r->hdr_list, "Expect:");
+
+  curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+  curl_easy_setopt(e, CURLOPT_URL, r->url);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdr_list);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, "pacer/" PACER_VERSION);
+  curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, sp.follow ? 1L : 0L);
+  curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)PC_HTTP_MAX_REDIRECTS);
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, sp.version);
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_bytes);
+  /* Over TLS, wait for a connection that may multiplex (HTTP/2) instead of
+   * opening another one; over cleartext there is nothing to wait for. */
+  if (strncasecmp(r->url, "https://", 8) == 0 && sp.version != CURL_HTTP_VERSION_1_1 &&
+      sp.version != CURL_HTTP_VERSION_1_0)
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  if (sp.connect_timeout_ms >= 0)
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(sp.connect_timeout_ms > 0 && sp.connect_timeout_ms < 1 ? 1
+                                                                   : sp.connect_timeout_ms));
+  if (sp.timeout_ms > 0)
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ceil(sp.timeout_ms));
+  if (sp.insecure) {
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+    warn_insecure(s, r->label, r->url);
+  }
+  if (sp.ca_file)
+    curl_easy_setopt(e, CURLOPT_CAINFO, sp.ca_file);
+
+  if (strcmp(r->method, "HEAD") == 0) {
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+  } else if (strcmp(r->method, "GET") == 0 && !sp.has_body) {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else {
+    if (strcmp(r->method, "POST") == 0)
+      curl_easy_setopt(e, CURLOPT_POST, 1L);
+    else
+      curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+    bool send_empty = strcmp(r->method, "POST") == 0 || strcmp(r->method, "PUT") == 0 ||
+                      strcmp(r->method, "PATCH") == 0;
+    if (sp.has_body || send_empty) {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)sp.body_len);
+      curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, sp.body ? sp.body : "");
+    }
+  }
+  spec_free(&sp);
+
+  CURLMcode mc = curl_multi_add_handle(s->multi, e);
+  if (mc != CURLM_OK) {
+    *err = pc_asprintf("http: cannot start the request: %s", curl_multi_strerror(mc));
+    recycle_easy(s, e);
+    r->easy = NULL;
+    req_free(r);
+    return -1;
+  }
+  r->next = s->live;
+  if (s->live)
+    s->live->prev = r;
+  s->live = r;
+  if (pc_log_enabled(PC_LOG_DEBUG))
+    pc_log(PC_LOG_DEBUG, r->label, "%s %s", r->method, r->url);
+  *out = r;
+  return 0;
+}
+
+void pc_http_cancel(struct pc_http_req *r)
+{
+  if (!r)
+    return;
+  struct pc_http_session *s = r->s;
+  curl_multi_remove_handle(s->multi, r->easy);
+  unlink_live(s, r);
+  recycle_easy(s, r->easy);
+  r->easy = NULL;
+  s->stats.cancelled++;
+  if (pc_log_enabled(PC_LOG_DEBUG))
+    pc_log(PC_LOG_DEBUG, r->label, "%s %s cancelled", r->method, r->url);
+  req_free(r); /* closes and removes the save_to temporary file */
+}
+
+bool pc_http_req_non_idempotent(const struct pc_http_req *r)
+{
+  return r->non_idempotent;
+}
+
+/* ---------------------------------------------------------- completion */
+
+/* "host:port" of a URL (malloc'd), for messages. */
+static char *host_port(const char *url)
+{
+  CURLU *u = curl_url();
+  char *host = NULL, *port = NULL, *r = NULL;
+  if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+    r = pc_asprintf("%s:%s", host, port);
+  curl_free(host);
+  curl_free(port);
+  curl_url_cleanup(u);
+  return r ? r : pc_xstrdup(url);
+}
+
+static char *host_only(const char *url)
+{
+  CURLU *u = curl_url();
+  char *host = NULL, *r = NULL;
+  if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
+    r = pc_xstrdup(host);
+  curl_free(host);
+  curl_url_cleanup(u);
+  return r ? r : pc_xstrdup(url);
+}
+
+/* "scheme://host:port" for the statistics. */
+static char *origin(const char *url)
+{
+  CURLU *u = curl_url();
+  char *scheme = NULL, *host = NULL, *port = NULL, *r = NULL;
+  if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+    r = pc_asprintf("%s://%s:%s", scheme, host, port);
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  curl_url_cleanup(u);
+  return r ? r : pc_xstrdup("?");
+}
+
+static const char *reason(struct pc_http_req *r, CURLcode rc)
+{
+  return r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);
+}
+
+/* Classifies a failed transfer and says what happened, in words. */
+static enum pc_fail describe_failure(struct pc_http_req *r, CURLcode rc, struct pc_buf *m)
+{
+  const char *url = r->info.url ? r->info.url : r->url;
+  char *hp = host_port(url);
+  enum pc_fail f = PC_FAIL_NETWORK;
+  pc_buf_printf(m, "%s %s: ", r->method, r->url);
+  if (r->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+    pc_buf_printf(m, "response larger than %lld bytes (max_response_bytes)",
+                  (long long)r->max_bytes);
+    f = PC_FAIL_ERROR;
+  } else if (r->write_errno) {
+    pc_buf_printf(m, "cannot write \"%s\": %s", r->save_to, strerror(r->write_errno));
+    f = PC_FAIL_ERROR;
+  } else {
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT: {
+      long oserr = 0;
+      curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &oserr);
+      if (oserr == ECONNREFUSED)
+        pc_buf_printf(m, "connection refused to %s", hp);
+      else if (oserr == ENETUNREACH || oserr == EHOSTUNREACH)
+        pc_buf_printf(m, "%s is unreachable (%s)", hp, strerror((int)oserr));
+      else
+        pc_buf_printf(m, "could not connect to %s: %s", hp, reason(r, rc));
+      break;
+    }
+    case CURLE_COULDNT_RESOLVE_HOST: {
+      char *host = host_only(url);
+      pc_buf_printf(m, "could not resolve host %s", host);
+      free(host);
+      break;
+    }
+    case CURLE_OPERATION_TIMEDOUT: {
+      f = PC_FAIL_TIMEOUT;
+      curl_off_t conn = 0;
+      curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &conn);
+      char dur[32];
+      if (conn == 0 && r->connect_timeout_ms >= 0) {
+        pc_format_duration(r->connect_timeout_ms, dur, sizeof dur);
+        pc_buf_printf(m, "could not connect to %s within %s (connect_timeout)", hp, dur);
+      } else if (r->timeout_ms > 0) {
+        pc_format_duration(r->timeout_ms, dur, sizeof dur);
+        pc_buf_printf(m, "timed out after %s", dur);
+      } else {
+        pc_buf_printf(m, "timed out: %s", reason(r, rc));
+      }
+      break;
+    }
+    case CURLE_PEER_FAILED_VERIFICATION:
+      pc_buf_printf(m, "TLS certificate verification failed for %s: %s (use ca_file to trust "
+                    "a private CA)", hp, reason(r, rc));
+      break;
+    case CURLE_SSL_CONNECT_ERROR:
+      pc_buf_printf(m, "TLS handshake with %s failed: %s", hp, reason(r, rc));
+      break;
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+      pc_buf_printf(m, "TLS setup failed: %s", reason(r, rc));
+      f = PC_FAIL_ERROR;
+      break;
+    case CURLE_GOT_NOTHING:
+      pc_buf_printf(m, "%s closed the connection without sending a response", hp);
+      break;
+    case CURLE_RECV_ERROR:
+      pc_buf_printf(m, "the connection to %s failed while receiving the response: %s", hp,
+                    reason(r, rc));
+      break;
+    case CURLE_SEND_ERROR:
+      pc_buf_printf(m, "the connection to %s failed while sending the request: %s", hp,
+                    reason(r, rc));
+      break;
+    case CURLE_PARTIAL_FILE:
+      pc_buf_printf(m, "the response from %s ended early: %s", hp, reason(r, rc));
+      break;
+    case CURLE_TOO_MANY_REDIRECTS:
+      pc_buf_printf(m, "too many redirects (more than %d; a redirect loop?), last at %s",
+                    PC_HTTP_MAX_REDIRECTS, url);
+      f = PC_FAIL_ERROR;
+      break;
+    case CURLE_URL_MALFORMAT:
+      pc_buf_printf(m, "invalid URL: %s", reason(r, rc));
+      f = PC_FAIL_ERROR;
+      break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      pc_buf_printf(m, "unsupported protocol (only http and https): %s", reason(r, rc));
+      f = PC_FAIL_ERROR;
+      break;
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      pc_buf_printf(m, "HTTP/2 error with %s: %s", hp, reason(r, rc));
+      break;
+    case CURLE_WEIRD_SERVER_REPLY:
+      pc_buf_printf(m, "%s sent an invalid HTTP response: %s", hp, reason(r, rc));
+      break;
+    default:
+      pc_buf_printf(m, "%s (%s)", curl_easy_strerror(rc), reason(r, rc));
+      break;
+    }
+  }
+  free(hp);
+  return f;
+}
+
+static bool status_ok(const struct pc_http_req *r, long status)
+{
+  if (!r->nsave_ok)
+    return status > 0 && status < 400;
+  for (size_t i = 0; i < r->nsave_ok; i++)
+    if (status >= r->save_ok[i].lo && status <= r->save_ok[i].hi)
+      return true;
+  return false;
+}
+
+/* Finds header `name` (lower-case) in the raw header block; returns a
+ * pointer to its value and sets *len, or NULL. */
+static const char *find_header(const struct pc_buf *hdrs, const char *name, size_t *len)
+{
+  size_t nlen = strlen(name);
+  const char *p = hdrs->data, *end = hdrs->data + hdrs->len;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *le = eol ? eol : end;
+    if ((size_t)(le - p) > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
+      const char *v = p + nlen + 1;
+      while (v < le && (*v == ' ' || *v == '\t'))
+        v++;
+      const char *ve = le;
+      while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+        ve--;
+      *len = (size_t)(ve - v);
+      return v;
+    }
+    p = eol ? eol + 1 : end;
+  }
+  return NULL;
+}
+
+static double retry_after(const struct pc_buf *hdrs)
+{
+  size_t len;
+  const char *v = find_header(hdrs, "retry-after", &len);
+  if (!v || len == 0 || len > 100)
+    return -1;
+  char tmp[128];
+  memcpy(tmp, v, len);
+  tmp[len] = '\0';
+  bool digits = true;
+  for (size_t i = 0; i < len; i++)
+    digits = digits && isdigit((unsigned char)tmp[i]);
+  if (digits)
+    return len > 9 ? 1e12 : atof(tmp) * 1000.0;
+  time_t when = curl_getdate(tmp, NULL);
+  if (when < 0)
+    return -1;
+  double ms = ((double)when - (double)time(NULL)) * 1000.0;
+  return ms > 0 ? ms : 0;
+}
+
+static void host_stats_add(struct pc_http_stats *st, const struct pc_http_host_stats *d)
+{
+  struct pc_http_host_stats *hs = NULL;
+  for (size_t i = 0; i < st->nhosts && !hs; i++)
+    if (strcmp(st->hosts[i].host, d->host) == 0)
+      hs = &st->hosts[i];
+  if (!hs) {
+    st->hosts = pc_xrealloc(st->hosts, (st->nhosts + 1) * sizeof *st->hosts);
+    hs = &st->hosts[st->nhosts++];
+    memset(hs, 0, sizeof *hs);
+    hs->host = pc_xstrdup(d->host);
+  }
+  hs->requests += d->requests;
+  hs->connections += d->connections;
+  hs->reused += d->reused;
+  hs->bytes_down += d->bytes_down;
+  hs->bytes_up += d->bytes_up;
+}
+
+static void collect_info(struct pc_http_req *r)
+{
+  CURL *e = r->easy;
+  struct resp_info *in = &r->info;
+  char *u = NULL;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &in->status);
+  if (curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &u) == CURLE_OK && u)
+    in->url = pc_xstrdup(u);
+  curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &in->version);
+  curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &in->connects);
+  curl_easy_getinfo(e, CURLINFO_NAMELOOKUP_TIME_T, &in->t_dns);
+  curl_easy_getinfo(e, CURLINFO_CONNECT_TIME_T, &in->t_connect);
+  curl_easy_getinfo(e, CURLINFO_APPCONNECT_TIME_T, &in->t_tls);
+  curl_easy_getinfo(e, CURLINFO_STARTTRANSFER_TIME_T, &in->t_start);
+  curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &in->t_total);
+  curl_easy_getinfo(e, CURLINFO_SIZE_DOWNLOAD_T, &in->down);
+  curl_easy_getinfo(e, CURLINFO_SIZE_UPLOAD_T, &in->up);
+  curl_easy_getinfo(e, CURLINFO_HEADER_SIZE, &in->header_bytes);
+  curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &in->request_bytes);
+}
+
+static const char *version_name(long v)
+{
+  switch (v) {
+  case CURL_HTTP_VERSION_1_0:
+    return "1.0";
+  case CURL_HTTP_VERSION_1_1:
+    return "1.1";
+  case CURL_HTTP_VERSION_2_0:
+    return "2";
+  case CURL_HTTP_VERSION_3:
+    return "3";
+  }
+  return NULL;
+}
+
+static void req_finish(struct pc_http_req *r, CURLcode rc)
+{
+  struct pc_http_session *s = r->s;
+  collect_info(r);
+  curl_multi_remove_handle(s->multi, r->easy);
+  unlink_live(s, r);
+
+  struct pc_http_result res;
+  memset(&res, 0, sizeof res);
+  res.req = r;
+  res.retry_after_ms = -1;
+  struct pc_buf msg;
+  pc_buf_init(&msg, 8192);
+  if (rc != CURLE_OK) {
+    res.fail = describe_failure(r, rc, &msg);
+  } else {
+    res.fail = PC_FAIL_NONE;
+    if (r->fd >= 0) {
+      int fd = r->fd;
+      r->fd = -1;
+      if (close(fd) != 0) {
+        res.fail = PC_FAIL_ERROR;
+        pc_buf_printf(&msg, "%s %s: cannot write \"%s\": %s", r->method, r->url, r->save_to,
+                      strerror(errno));
+      } else if (status_ok(r, r->info.status)) {
+        if (rename(r->tmp_path, r->save_to) != 0) {
+          res.fail = PC_FAIL_ERROR;
+          pc_buf_printf(&msg, "%s %s: cannot rename the download to \"%s\": %s", r->method,
+                        r->url, r->save_to, strerror(errno));
+        } else {
+          free(r->tmp_path);
+          r->tmp_path = NULL;
+          r->saved = true;
+        }
+      }
+    }
+  }
+  if (r->info.status > 0)
+    res.status = (int)r->info.status;
+  res.retry_after_ms = retry_after(&r->hdrs);
+  res.error = res.fail != PC_FAIL_NONE ? msg.data : NULL;
+
+  /* statistics */
+  struct pc_http_stats *st = &s->stats;
+  struct pc_http_host_stats d = {
+      .requests = 1,
+      .connections = (uint64_t)(r->info.connects > 0 ? r->info.connects : 0),
+      .reused = r->info.connects == 0 && r->info.status > 0,
+      .bytes_down = (uint64_t)(r->info.down + r->info.header_bytes),
+      .bytes_up = (uint64_t)(r->info.up + r->info.request_bytes),
+  };
+  st->requests++;
+  st->failed += res.fail != PC_FAIL_NONE;
+  st->connections += d.connections;
+  st->reused += d.reused;
+  st->bytes_down += d.bytes_down;
+  st->bytes_up += d.bytes_up;
+  d.host = origin(r->info.url ? r->info.url : r->url);
+  host_stats_add(st, &d);
+  free(d.host);
+
+  if (pc_log_enabled(PC_LOG_DEBUG)) {
+    const char *v = version_name(r->info.version);
+    if (res.fail == PC_FAIL_NONE)
+      pc_log(PC_LOG_DEBUG, r->label, "%s %s -> %ld (HTTP/%s, %s connection, %.1fms)", r->method,
+             r->url, r->info.status, v ? v : "?", r->info.connects ? "new" : "reused",
+             (double)r->info.t_total / 1000.0);
+    else
+      pc_log(PC_LOG_DEBUG, r->label, "%s", msg.data);
+  }
+
+  r->cb(r->data, &res);
+  pc_buf_free(&msg);
+  recycle_easy(s, r->easy);
+  r->easy = NULL;
+  req_free(r);
+}
+
+static void drain(struct pc_http_session *s)
+{
+  CURLMsg *m;
+  int left;
+  while (s->multi && (m = curl_multi_info_read(s->multi, &left))) {
+    if (m->msg != CURLMSG_DONE)
+      continue;
+    struct pc_http_req *r = NULL;
+    CURLcode rc = m->data.result;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+    assert(r);
+    req_finish(r, rc); /* m is invalid from here on */
+  }
+}
+
+/* --------------------------------------------------------- Lua results */
+
+/* Appends up to `max` bytes of s on one line, control characters replaced. */
+static void append_excerpt(struct pc_buf *b, const char *s, size_t len, size_t max)
+{
+  while (len > 0 && strchr(" \t\r\n", s[0])) {
+    s++;
+    len--;
+  }
+  size_t n = len > max ? max : len;
+  while (n > 0 && n < len && ((unsigned char)s[n] & 0xC0) == 0x80)
+    n--; /* end on a UTF-8 boundary */
+  bool space = false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t') {
+      space = true; /* runs of white space become one space */
+      continue;
+    }
+    if (space)
+      pc_buf_puts(b, " ");
+    space = false;
+    char c = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    pc_buf_append(b, &c, 1);
+  }
+  if (n < len)
+    pc_buf_puts(b, "...");
+}
+
+/* __index of a result table: `json` decodes `body` once (upvalue 1:
+ * cjson.decode, upvalue 2: "GET URL (step ...)"). */
+static int result_index(lua_State *L)
+{
+  if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "json") != 0)
+    return 0;
+  lua_pushliteral(L, "body");
+  if (lua_rawget(L, 1) != LUA_TSTRING) /* t, k, body */
+    return 0;
+  size_t len;
+  const char *body = lua_tolstring(L, 3, &len);
+  lua_pushvalue(L, lua_upvalueindex(1)); /* t, k, body, decode */
+  lua_pushvalue(L, 3);                   /* t, k, body, decode, body */
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* t, k, body, value or message */
+    struct pc_buf b;
+    pc_buf_init(&b, 4096);
+    pc_buf_printf(&b, "response body of %s is not JSON: ", lua_tostring(L, lua_upvalueindex(2)));
+    if (len == 0) {
+      pc_buf_puts(&b, "the body is empty");
+    } else {
+      pc_buf_printf(&b, "%s; it starts with: ", lua_tostring(L, -1));
+      append_excerpt(&b, body, len, 80);
+    }
+    lua_pushlstring(L, b.data, b.len);
+    pc_buf_free(&b);
+    return lua_error(L);
+  }
+  lua_pushliteral(L, "json"); /* t, k, body, value, "json" */
+  lua_pushvalue(L, -2);       /* t, k, body, value, "json", value */
+  lua_rawset(L, 1);           /* t, k, body, value */
+  return 1;
+}
+
+static void push_ms(lua_State *L, curl_off_t us, const char *name, int tbl)
+{
+  lua_pushnumber(L, us > 0 ? (double)llround((double)us / 10.0) / 100.0 : 0.0);
+  lua_setfield(L, tbl, name);
+}
+
+static void push_headers(lua_State *L, const struct pc_buf *hdrs)
+{
+  lua_newtable(L); /* headers */
+  int t = lua_gettop(L);
+  const char *p = hdrs->data, *end = hdrs->data + hdrs->len;
+  char name[256];
+  bool have_name = false;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *le = eol ? eol : end;
+    while (le > p && le[-1] == '\r')
+      le--;
+    if (le > p && (*p == ' ' || *p == '\t') && have_name) {
+      /* obsolete line folding: continues the previous value */
+      const char *v = p;
+      while (v < le && (*v == ' ' || *v == '\t'))
+        v++;
+      lua_getfield(L, t, name);                       /* headers, old */
+      lua_pushfstring(L, "%s %s", lua_tostring(L, -1), ""); /* headers, old, "old " */
+      lua_pushlstring(L, v, (size_t)(le - v));        /* headers, old, "old ", more */
+      lua_concat(L, 2);                               /* headers, old, value */
+      lua_setfield(L, t, name);                       /* headers, old */
+      lua_pop(L, 1);                                  /* headers */
+    } else {
+      const char *colon = memchr(p, ':', (size_t)(le - p));
+      if (colon && colon > p && (size_t)(colon - p) < sizeof name) {
+        size_t nl = (size_t)(colon - p);
+        for (size_t i = 0; i < nl; i++)
+          name[i] = (char)tolower((unsigned char)p[i]);
+        name[nl] = '\0';
+        have_name = true;
+        const char *v = colon + 1;
+        while (v < le && (*v == ' ' || *v == '\t'))
+          v++;
+        const char *ve = le;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+          ve--;
+        if (lua_getfield(L, t, name) == LUA_TSTRING) { /* headers, old */
+          lua_pushliteral(L, ", ");                      /* headers, old, ", " */
+          lua_pushlstring(L, v, (size_t)(ve - v));       /* headers, old, ", ", more */
+          lua_concat(L, 3);                              /* headers, value */
+        } else {
+          lua_pop(L, 1);
+          lua_pushlstring(L, v, (size_t)(ve - v)); /* headers, value */
+        }
+        lua_setfield(L, t, name); /* headers */
+      } else {
+        have_name = false;
+      }
+    }
+    p = eol ? eol + 1 : end;
+  }
+}
+
+void pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int idx)
+{
+  lua_State *L = pc_lua_state(h);
+  const struct pc_http_req *r = res->req;
+  const struct resp_info *in = &r->info;
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, r->method);
+  lua_setfield(L, idx, "method");
+  lua_pushstring(L, in->url ? in->url : r->url);
+  lua_setfield(L, idx, "url");
+  if (res->status <= 0)
+    return;
+  lua_pushinteger(L, res->status);
+  lua_setfield(L, idx, "status");
+  push_headers(L, &r->hdrs); /* headers */
+  lua_setfield(L, idx, "headers");
+  const char *v = version_name(in->version);
+  if (v) {
+    lua_pushstring(L, v);
+    lua_setfield(L, idx, "http_version");
+  }
+  lua_pushboolean(L, in->connects == 0);
+  lua_setfield(L, idx, "reused");
+  lua_createtable(L, 0, 5); /* timing */
+  int t = lua_gettop(L);
+  curl_off_t dns = in->t_dns, conn = in->t_connect, tls = in->t_tls;
+  push_ms(L, dns, "dns", t);
+  push_ms(L, conn > dns ? conn - dns : 0, "connect", t);
+  push_ms(L, tls > conn ? tls - conn : 0, "tls", t);
+  push_ms(L, in->t_start, "ttfb", t);
+  push_ms(L, in->t_total, "total", t);
+  lua_setfield(L, idx, "timing");
+  if (r->saved) {
+    lua_pushstring(L, r->save_to);
+    lua_setfield(L, idx, "saved_to");
+  }
+  if (res->fail != PC_FAIL_NONE || r->saved)
+    return;
+  /* The body (with save_to and a status that was not accepted: its start). */
+  lua_pushlstring(L, r->body.data, r->body.len);
+  lua_setfield(L, idx, "body");
+  lua_createtable(L, 0, 1); /* mt */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* mt, loaded */
+  lua_getfield(L, -1, "cjson");                             /* mt, loaded, cjson */
+  if (lua_istable(L, -1))
+    lua_getfield(L, -1, "decode"); /* mt, loaded, cjson, decode */
+  else
+    lua_pushnil(L);
+  lua_replace(L, -3); /* mt, decode, cjson */
+  lua_pop(L, 1);      /* mt, decode */
+  if (r->label && strcmp(r->label, "http") != 0)
+    lua_pushfstring(L, "%s %s (step %s)", r->method, in->url ? in->url : r->url, r->label);
+  else
+    lua_pushfstring(L, "%s %s", r->method, in->url ? in->url : r->url);
+  lua_pushcclosure(L, result_index, 2); /* mt, __index */
+  lua_setfield(L, -2, "__index");      /* mt */
+  lua_setmetatable(L, idx);
+}
+
+/* ============================================================ the action */
+
+struct pc_http_session *pc_http_session_of(struct pc_run *run)
+{
+  void **slot = pc_run_action_slot(run, PC_ACT_HTTP);
+  if (!*slot) {
+    struct pc_http_limits lim = {PC_HTTP_MAX_CONNECTIONS_DEFAULT, PC_HTTP_MAX_PER_HOST_DEFAULT};
+    const struct pc_tmpl *d = pc_run_workflow_def(run)->http_defaults;
+    const struct pc_tmpl *v;
+    if ((v = pc_tmpl_get(d, "max_connections")) && v->kind == PC_T_INT && v->u.i >= 0)
+      lim.max_connections = (long)v->u.i;
+    if ((v = pc_tmpl_get(d, "max_connections_per_host")) && v->kind == PC_T_INT && v->u.i >= 0)
+      lim.max_per_host = (long)v->u.i;
+    *slot = pc_http_session_new(pc_run_loop(run), &lim);
+  }
+  return *slot;
+}
+
+/* Copies the table at src into the table at dst (keys compared as given,
+ * or case-insensitively for headers: a later name replaces an earlier one
+ * that differs only in case). */
+static void merge_into(lua_State *L, int dst, int src, bool nocase)
+{
+  lua_pushnil(L);
+  while (lua_next(L, src)) { /* key, value */
+    if (nocase && lua_type(L, -2) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -2);
+      lua_pushnil(L);
+      while (lua_next(L, dst)) { /* key, value, dkey, dvalue */
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING && strcasecmp(lua_tostring(L, -1), k) == 0 &&
+            strcmp(lua_tostring(L, -1), k) != 0) {
+          lua_pushvalue(L, -1); /* key, value, dkey, dkey */
+          lua_pushnil(L);
+          lua_rawset(L, dst); /* key, value, dkey */
+          lua_pop(L, 1);
+          lua_pushnil(L); /* restart: the table changed */
+        }
+      }
+    }
+    lua_pushvalue(L, -2); /* key, value, key */
+    lua_insert(L, -2);    /* key, key, value */
+    lua_rawset(L, dst);   /* key */
+  }
+}
+
+int pc_http_push_merged(struct pc_run *run, int idx, int scope_ref, char **err)
+{
+  struct pc_lua *h = pc_run_lua(run);
+  lua_State *L = pc_lua_state(h);
+  idx = lua_absindex(L, idx);
+  const struct pc_tmpl *d = pc_run_workflow_def(run)->http_defaults;
+  if (!d || !lua_istable(L, idx)) {
+    lua_pushvalue(L, idx);
+    return 0;
+  }
+  char *e = NULL;
+  if (pc_lua_eval_tmpl(h, d, scope_ref, &e) != 0) { /* defaults */
+    *err = pc_asprintf("defaults.http: %s", e);
+    free(e);
+    return -1;
+  }
+  int D = lua_gettop(L);
+  if (!lua_istable(L, D)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+    return 0;
+  }
+  lua_newtable(L); /* defaults, merged */
+  int M = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, D)) { /* defaults, merged, key, value */
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    if (k && !in_list(k, request_only, PC_ARRAY_SIZE(request_only))) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, M); /* defaults, merged, key */
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { /* defaults, merged, key, value */
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    bool keywise = k && (strcmp(k, "headers") == 0 || strcmp(k, "query") == 0);
+    if (keywise && lua_istable(L, -1)) {
+      if (lua_getfield(L, M, k) == LUA_TTABLE) { /* ..., key, value, dvalue */
+        lua_newtable(L);                         /* ..., key, value, dvalue, copy */
+        int C = lua_gettop(L);
+        merge_into(L, C, C - 1, false);
+        merge_into(L, C, C - 2, strcmp(k, "headers") == 0);
+        lua_replace(L, C - 2); /* ..., key, copy, dvalue */
+      }
+      lua_pop(L, 1); /* defaults, merged, key, value */
+    }
+    lua_pushvalue(L, -2); /* defaults, merged, key, value, key */
+    lua_insert(L, -2);    /* defaults, merged, key, key, value */
+    lua_rawset(L, M);     /* defaults, merged, key */
+  }
+  lua_remove(L, D); /* merged */
+  return 0;
+}
+
+static void on_http_done(void *data, const struct pc_http_result *r)
+{
+  struct pc_attempt *a = data;
+  a->data = NULL;
+  struct pc_lua *h = pc_run_lua(a->run);
+  lua_State *L = pc_lua_state(h);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* result */
+  pc_http_result_fill(r, h, -1);
+  lua_pop(L, 1);
+  a->status = r->status;
+  a->retry_after_ms = r->retry_after_ms;
+  pc_attempt_done(a, r->fail, r->error);
+}
+
+static void http_start(struct pc_attempt *a)
+{
+  struct pc_lua *h = pc_run_lua(a->run);
+  lua_State *L = pc_lua_state(h);
+  char *err = NULL;
+  struct pc_http_session *s = pc_http_session_of(a->run);
+  if (!s) {
+    pc_attempt_done(a, PC_FAIL_ERROR, "http: libcurl could not be initialised");
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* params */
+  if (pc_http_push_merged(a->run, -1, a->scope_ref, &err) != 0) {
+    lua_pop(L, 1);
+    pc_attempt_done(a, PC_FAIL_ERROR, err);
+    free(err);
+    return;
+  }
+  /* params, merged */
+  char *label = pc_step_label(a->step);
+  struct pc_http_start_opts o = {
+      .label = label,
+      .save_ok = a->step->expect.status,
+      .nsave_ok = a->step->expect.nstatus,
+  };
+  struct pc_http_req *r = NULL;
+  int rc = pc_http_start(s, h, -1, &o, on_http_done, a, &r, &err);
+  lua_pop(L, 2);
+  free(label);
+  if (rc != 0) {
+    pc_attempt_done(a, PC_FAIL_ERROR, err);
+    free(err);
+    return;
+  }
+  a->data = r;
+  a->non_idempotent = pc_http_req_non_idempotent(r);
+}
+
+static void http_cancel(struct pc_attempt *a)
+{
+  struct pc_http_req *r = a->data;
+  if (!r)
+    return;
+  a->data = NULL;
+  /* Keep what was asked for: reports show the URL of a cancelled step. */
+  if (a->result_ref != LUA_NOREF) {
+    lua_State *L = pc_lua_state(pc_run_lua(a->run));
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* result */
+    lua_pushstring(L, r->method);
+    lua_setfield(L, -2, "method");
+    lua_pushstring(L, r->url);
+    lua_setfield(L, -2, "url");
+    lua_pop(L, 1);
+  }
+  pc_http_cancel(r);
+}
+
+static void http_describe(struct pc_attempt *a, struct pc_buf *out)
+{
+  lua_State *L = pc_lua_state(pc_run_lua(a->run));
+  if (a->result_ref == LUA_NOREF)
+    return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* result */
+  int t = lua_gettop(L);
+  lua_getfield(L, t, "method"); /* result, method */
+  lua_getfield(L, t, "url");    /* result, method, url */
+  if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+    pc_buf_printf(out, "; %s %s -> %d", lua_tostring(L, -2), lua_tostring(L, -1), a->status);
+    lua_pushliteral(L, "body"); /* ..., "body" */
+    if (lua_rawget(L, t) == LUA_TSTRING) {
+      size_t len;
+      const char *b = lua_tolstring(L, -1, &len);
+      if (len) {
+        pc_buf_puts(out, ": ");
+        append_excerpt(out, b, len, EXCERPT_MAX);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 3);
+}
+
+static void http_run_cleanup(struct pc_run *run)
+{
+  void **slot = pc_run_action_slot(run, PC_ACT_HTTP);
+  struct pc_http_session *s = *slot;
+  *slot = NULL;
+  pc_http_session_close(s);
+}
+
+const struct pc_action_ops pc_http_ops = {
+    .action = PC_ACT_HTTP,
+    .key = "http",
+    .load = http_load,
+    .start = http_start,
+    .cancel = http_cancel,
+    .describe = http_describe,
+    .run_cleanup = http_run_cleanup,
+    .default_on = PC_ON_NETWORK | PC_ON_TIMEOUT,
+    .has_status = true,
+};
+
+/* =========================================================== statistics */
+
+void pc_http_session_stats(const struct pc_http_session *s, struct pc_http_stats *out)
+{
+  memset(out, 0, sizeof *out);
+  if (!s)
+    return;
+  *out = s->stats;
+  out->hosts = s->stats.nhosts ? pc_xcalloc(s->stats.nhosts, sizeof *out->hosts) : NULL;
+  for (size_t i = 0; i < s->stats.nhosts; i++) {
+    out->hosts[i] = s->stats.hosts[i];
+    out->hosts[i].host = pc_xstrdup(s->stats.hosts[i].host);
+  }
+}
+
+void pc_http_stats_get(struct pc_run *run, struct pc_http_stats *out)
+{
+  pc_http_session_stats(*pc_run_action_slot(run, PC_ACT_HTTP), out);
+}
+
+void pc_http_stats_free(struct pc_http_stats *st)
+{
+  for (size_t i = 0; i < st->nhosts; i++)
+    free(st->hosts[i].host);
+  free(st->hosts);
+  st->hosts = NULL;
+  st->nhosts = 0;
+}

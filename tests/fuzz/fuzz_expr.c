@@ -1,0 +1,181 @@
+/* fuzz_expr.c: libFuzzer harness for the expression and template engine.
+ *
+ * The first input byte picks a mode, the rest is text:
+ *   mode 0  a bare expression (as in `if:` and `assert:`), compiled with
+ *           pc_lua_compile_expr and evaluated by pc_lua_eval_bool;
+ *   mode 1  a template scalar (text with ${{ }} inside, as in any action
+ *           value), split by the loader's pc_load_tmpl, every expression
+ *           compiled, then evaluated by pc_lua_eval_tmpl;
+ *   mode 2  the same as a bare expression, and the value is also formatted
+ *           with pc_lua_to_text and pc_lua_to_json (interpolation and
+ *           reports).
+ * Evaluation happens in a root scope like a run's: a small `vars` table and
+ * one finished step, `steps.top`. Each input gets a fresh Lua state, so a
+ * reproducer never depends on what ran before it.
+ *
+ * Input is capped at EXPR_MAX_INPUT bytes: the expression sandbox is not meant to
+ * withstand arbitrarily large hostile programs, it is meant not to crash on
+ * any text. See fuzz_common.h for the memory cap and the clock speed-up that
+ * keep endless loops and memory bombs cheap. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "diag.h"
+#include "fuzz_common.h"
+#include "log.h"
+#include "luahost.h"
+#include "workflow.h"
+#include "yamlload.h"
+
+#define EXPR_MAX_INPUT 1024
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* vars = {n = 3, list = {1, 2, 3}, name = "pacer", half = 2.5,
+ *         map = {a = 1, b = {"x", "y"}}} */
+static void push_vars(lua_State *L)
+{
+  lua_newtable(L);
+  lua_pushinteger(L, 3);
+  lua_setfield(L, -2, "n");
+  lua_newtable(L);
+  for (int i = 1; i <= 3; i++) {
+    lua_pushinteger(L, i);
+    lua_rawseti(L, -2, i);
+  }
+  lua_setfield(L, -2, "list");
+  lua_pushstring(L, "pacer");
+  lua_setfield(L, -2, "name");
+  lua_pushnumber(L, 2.5);
+  lua_setfield(L, -2, "half");
+  lua_newtable(L);
+  lua_pushinteger(L, 1);
+  lua_setfield(L, -2, "a");
+  lua_newtable(L);
+  lua_pushstring(L, "x");
+  lua_rawseti(L, -2, 1);
+  lua_pushstring(L, "y");
+  lua_rawseti(L, -2, 2);
+  lua_setfield(L, -2, "b");
+  lua_setfield(L, -2, "map");
+}
+
+/* steps.top = {outcome = "ok", attempts = 1, json = {10, 20}, body = "[10,20]"} */
+static void push_step(lua_State *L)
+{
+  lua_newtable(L);
+  lua_pushstring(L, "ok");
+  lua_setfield(L, -2, "outcome");
+  lua_pushinteger(L, 1);
+  lua_setfield(L, -2, "attempts");
+  lua_newtable(L);
+  lua_pushinteger(L, 10);
+  lua_rawseti(L, -2, 1);
+  lua_pushinteger(L, 20);
+  lua_rawseti(L, -2, 2);
+  lua_setfield(L, -2, "json");
+  lua_pushstring(L, "[10,20]");
+  lua_setfield(L, -2, "body");
+}
+
+static void eval_bare(struct pc_lua *h, int root, const char *src, size_t len, bool format)
+{
+  lua_State *L = pc_lua_state(h);
+  /* The loader copies expression text with strndup too, so it never holds
+   * a NUL: stop at the first one, as it does. */
+  struct pc_expr e = {.src = strndup(src, len), .file = "fuzz.yml", .line = 1, .col = 1,
+                      .ref = LUA_NOREF};
+  struct pc_diag d;
+  pc_diag_init(&d);
+  if (pc_lua_compile_expr(h, &e, &d) == 0) {
+    char *err = NULL;
+    if (format) {
+      if (pc_lua_eval(h, &e, root, &err) == 0) {
+        free(pc_lua_to_text(h, -1, NULL));
+        free(pc_lua_to_json(h, -1));
+        lua_pop(L, 1);
+      }
+    } else {
+      bool b;
+      pc_lua_eval_bool(h, &e, root, &b, &err);
+    }
+    free(err);
+    pc_lua_unref(h, e.ref);
+  }
+  pc_diag_free(&d);
+  free(e.src);
+}
+
+static void eval_template(struct pc_lua *h, int root, const char *src, size_t len)
+{
+  lua_State *L = pc_lua_state(h);
+  struct pc_workflow wf;
+  memset(&wf, 0, sizeof wf);
+  wf.file = (char *)"fuzz.yml";
+  struct pc_diag d;
+  pc_diag_init(&d);
+  struct pc_load_ctx c = {.wf = &wf, .d = &d, .file = wf.file};
+  char *text = malloc(len + 1);
+  memcpy(text, src, len);
+  text[len] = '\0';
+  struct pc_node n = {.kind = PC_NODE_SCALAR, .line = 1, .col = 1, .str = text, .len = len,
+                      .style = PC_STYLE_QUOTED, .text_col = 2};
+  struct pc_tmpl *t = pc_load_tmpl(&c, &n);
+  if (t) {
+    if (pc_lua_compile_workflow(h, &wf, &d) == 0) {
+      char *err = NULL;
+      if (pc_lua_eval_tmpl(h, t, root, &err) == 0) {
+        free(pc_lua_to_text(h, -1, NULL));
+        lua_pop(L, 1);
+      }
+      free(err);
+    }
+    for (size_t i = 0; i < wf.nexprs; i++)
+      if (wf.exprs[i]->ref != LUA_NOREF)
+        pc_lua_unref(h, wf.exprs[i]->ref);
+    pc_tmpl_free(t);
+  }
+  free(wf.exprs);
+  free(text);
+  pc_diag_free(&d);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  if (size < 1 || size > EXPR_MAX_INPUT + 1)
+    return 0;
+  int mode = data[0] % 3;
+  const char *src = (const char *)data + 1;
+  size_t len = size - 1;
+
+  struct pc_lua *h = pc_lua_new();
+  if (!h)
+    return 0;
+  struct fuzz_alloc fa;
+  fuzz_cap_memory(h, &fa);
+  lua_State *L = pc_lua_state(h);
+  int top = lua_gettop(L);
+  push_vars(L);
+  int root = pc_lua_root_scope(h, "fuzz", "run-1");
+  push_step(L);
+  pc_lua_scope_set_step(h, root, "top");
+
+  if (mode == 1)
+    eval_template(h, root, src, len);
+  else
+    eval_bare(h, root, src, len, mode == 2);
+
+  /* Every entry point must leave the stack as it found it. */
+  if (lua_gettop(L) != top)
+    abort();
+  pc_lua_unref(h, root);
+  pc_lua_free(h);
+  pc_secrets_clear();
+  return 0;
+}

@@ -1,0 +1,47 @@
+/* fuzz_load.c: libFuzzer harness for the workflow loader. The input is the
+ * text of a workflow file; it goes through everything `pacer validate` does
+ * before a run: the YAML loader (limits, positions, duplicate keys, UTF-8),
+ * the workflow model and its checks (every action's own loader included),
+ * and compilation of every expression in a fresh Lua state. The diagnostics
+ * are formatted too, since that is what the user sees. Any crash, sanitizer
+ * report or leak is a bug; a rejected input is not. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "diag.h"
+#include "fuzz_common.h"
+#include "luahost.h"
+#include "workflow.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static FILE *devnull;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  /* The loader's own limit is 4 MiB; libFuzzer's -max_len keeps inputs far
+   * smaller, this only guards against a huge file given on the command line. */
+  if (size > ((size_t)4 << 20) + 1)
+    return 0;
+  if (!devnull)
+    devnull = fopen("/dev/null", "w");
+
+  struct pc_diag d;
+  pc_diag_init(&d);
+  struct pc_workflow *wf = NULL;
+  if (pc_workflow_load_string("fuzz.yml", (const char *)data, size, &wf, &d) == 0) {
+    struct pc_lua *h = pc_lua_new();
+    if (h) {
+      struct fuzz_alloc fa;
+      fuzz_cap_memory(h, &fa);
+      pc_lua_compile_workflow(h, wf, &d);
+      pc_lua_free(h);
+    }
+    pc_workflow_free(wf);
+  }
+  if (devnull)
+    pc_diag_print(&d, devnull);
+  pc_diag_free(&d);
+  return 0;
+}

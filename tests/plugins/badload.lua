@@ -1,0 +1,3 @@
+-- Calls an async function while loading: refused.
+pacer.sleep(1)
+return { run = function() end }

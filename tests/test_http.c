@@ -1,0 +1,484 @@
+/* test_http.c: the HTTP session (http.c) on a real loop against a tiny
+ * libuv HTTP/1.1 server in this file: a response and its result table,
+ * keep-alive reuse, connection refused, cancellation of a request the
+ * server never answers (no callback afterwards), closing a session with a
+ * request in flight, invalid options; and pc_http_load_defaults. Every test
+ * closes what it opened and ends with uv_loop_close() == 0. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "http.h"
+#include "luahost.h"
+#include "util.h"
+#include "yamlload.h"
+
+/* ------------------------------------------------------- a tiny server */
+
+struct conn {
+  uv_tcp_t tcp;
+  struct server *srv;
+  char buf[8192];
+  size_t len;
+};
+
+struct server {
+  uv_tcp_t tcp;
+  int port;
+  bool answer;  /* false: accept and read, never answer */
+  int accepted; /* connections */
+  int requests;
+  struct conn *conns[16];
+  int nconns;
+  bool closed;
+};
+
+static const char response[] = "HTTP/1.1 200 OK\r\n"
+                               "Content-Type: application/json\r\n"
+                               "X-Rep: 1\r\n"
+                               "x-rep: 2\r\n"
+                               "Retry-After: 3\r\n"
+                               "Content-Length: 12\r\n"
+                               "\r\n"
+                               "{\"ok\": true}";
+
+static void on_conn_closed(uv_handle_t *h)
+{
+  free(PC_CONTAINER_OF(h, struct conn, tcp));
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+  (void)status;
+  free(req);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+  (void)suggested;
+  struct conn *c = PC_CONTAINER_OF(h, struct conn, tcp);
+  buf->base = c->buf + c->len;
+  buf->len = sizeof c->buf - c->len - 1;
+}
+
+static void conn_forget(struct conn *c)
+{
+  struct server *s = c->srv;
+  for (int i = 0; i < s->nconns; i++)
+    if (s->conns[i] == c)
+      s->conns[i] = s->conns[--s->nconns];
+}
+
+static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+  (void)buf;
+  struct conn *c = PC_CONTAINER_OF(st, struct conn, tcp);
+  if (n < 0) {
+    conn_forget(c);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+    return;
+  }
+  c->len += (size_t)n;
+  c->buf[c->len] = '\0';
+  char *end;
+  while ((end = strstr(c->buf, "\r\n\r\n"))) { /* GET requests only: no body */
+    c->srv->requests++;
+    size_t used = (size_t)(end + 4 - c->buf);
+    memmove(c->buf, c->buf + used, c->len - used + 1);
+    c->len -= used;
+    if (c->srv->answer) {
+      uv_write_t *w = pc_xmalloc(sizeof *w);
+      uv_buf_t b = uv_buf_init((char *)response, sizeof response - 1);
+      uv_write(w, st, &b, 1, on_written);
+    }
+  }
+}
+
+static void on_connection(uv_stream_t *st, int status)
+{
+  assert_int_equal(status, 0);
+  struct server *s = PC_CONTAINER_OF(st, struct server, tcp);
+  struct conn *c = pc_xcalloc(1, sizeof *c);
+  c->srv = s;
+  uv_tcp_init(st->loop, &c->tcp);
+  assert_int_equal(uv_accept(st, (uv_stream_t *)&c->tcp), 0);
+  s->accepted++;
+  assert_true(s->nconns < 16);
+  s->conns[s->nconns++] = c;
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void server_start(uv_loop_t *loop, struct server *s, bool answer)
+{
+  memset(s, 0, sizeof *s);
+  s->answer = answer;
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  uv_tcp_init(loop, &s->tcp);
+  assert_int_equal(uv_tcp_bind(&s->tcp, (const struct sockaddr *)&a, 0), 0);
+  assert_int_equal(uv_listen((uv_stream_t *)&s->tcp, 16, on_connection), 0);
+  struct sockaddr_in got;
+  int len = sizeof got;
+  uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&got, &len);
+  s->port = ntohs(got.sin_port);
+}
+
+static void on_server_closed(uv_handle_t *h)
+{
+  PC_CONTAINER_OF(h, struct server, tcp)->closed = true;
+}
+
+/* The server lives on the test's stack: wait until its handle is closed. */
+static void server_stop(struct server *s)
+{
+  uv_loop_t *loop = s->tcp.loop;
+  while (s->nconns > 0) {
+    struct conn *c = s->conns[--s->nconns];
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+  }
+  uv_close((uv_handle_t *)&s->tcp, on_server_closed);
+  while (!s->closed)
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
+/* ------------------------------------------------------------- fixture */
+
+struct fx {
+  uv_loop_t loop;
+  struct pc_lua *h;
+  lua_State *L;
+  struct pc_http_session *s;
+};
+
+struct done {
+  int calls;
+  enum pc_fail fail;
+  char *error;
+  int status;
+  double retry_after_ms;
+  int result_ref;
+  struct fx *fx;
+};
+
+static int setup(void **state)
+{
+  struct fx *f = pc_xcalloc(1, sizeof *f);
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  f->h = pc_lua_new();
+  assert_non_null(f->h);
+  f->L = pc_lua_state(f->h);
+  f->s = pc_http_session_new(&f->loop, NULL);
+  assert_non_null(f->s);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  struct fx *f = *state;
+  pc_http_session_close(f->s);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  pc_lua_free(f->h);
+  free(f);
+  return 0;
+}
+
+static void on_done(void *data, const struct pc_http_result *r)
+{
+  struct done *d = data;
+  d->calls++;
+  d->fail = r->fail;
+  free(d->error);
+  d->error = r->error ? pc_xstrdup(r->error) : NULL;
+  d->status = r->status;
+  d->retry_after_ms = r->retry_after_ms;
+  lua_State *L = d->fx->L;
+  lua_newtable(L);
+  pc_http_result_fill(r, d->fx->h, -1);
+  luaL_unref(L, LUA_REGISTRYINDEX, d->result_ref);
+  d->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void done_init(struct done *d, struct fx *f)
+{
+  memset(d, 0, sizeof *d);
+  d->fx = f;
+  d->result_ref = LUA_NOREF;
+}
+
+static void done_free(struct done *d)
+{
+  free(d->error);
+  luaL_unref(d->fx->L, LUA_REGISTRYINDEX, d->result_ref);
+}
+
+/* Starts a request from a Lua chunk that returns the options table. */
+static int start(struct fx *f, const char *chunk, struct done *d, struct pc_http_req **r,
+                 char **err)
+{
+  assert_int_equal(luaL_dostring(f->L, chunk), LUA_OK); /* opts */
+  int rc = pc_http_start(f->s, f->h, -1, NULL, on_done, d, r, err);
+  lua_pop(f->L, 1);
+  return rc;
+}
+
+static const char *field(struct fx *f, struct done *d, const char *expr)
+{
+  /* tostring(EXPR) with `r` bound to the result table; "error: ..." if it
+   * raises. The text lives in a static buffer until the next call. */
+  static char out[512];
+  char *code = pc_asprintf("return function(r) return tostring(%s) end", expr);
+  assert_int_equal(luaL_dostring(f->L, code), LUA_OK);
+  free(code);
+  lua_rawgeti(f->L, LUA_REGISTRYINDEX, d->result_ref);
+  if (lua_pcall(f->L, 1, 1, 0) != LUA_OK)
+    snprintf(out, sizeof out, "error: %s", lua_tostring(f->L, -1));
+  else
+    snprintf(out, sizeof out, "%s", lua_tostring(f->L, -1));
+  lua_pop(f->L, 1);
+  return out;
+}
+
+/* --------------------------------------------------------------- tests */
+
+static void test_response_and_reuse(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  server_start(&f->loop, &srv, true);
+  char *chunk = pc_asprintf("return {get = 'http://127.0.0.1:%d/x', query = {a = 'b c'}}",
+                            srv.port);
+  struct done d1, d2;
+  done_init(&d1, f);
+  done_init(&d2, f);
+  struct pc_http_req *r = NULL;
+  char *err = NULL;
+  assert_int_equal(start(f, chunk, &d1, &r, &err), 0);
+  assert_false(pc_http_req_non_idempotent(r));
+  while (d1.calls == 0)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(start(f, chunk, &d2, &r, &err), 0);
+  while (d2.calls == 0)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(d1.calls, 1);
+  assert_int_equal(d1.fail, PC_FAIL_NONE);
+  assert_int_equal(d1.status, 200);
+  assert_true(d1.retry_after_ms == 3000);
+  assert_string_equal(field(f, &d1, "r.headers['x-rep']"), "1, 2");
+  assert_string_equal(field(f, &d1, "r.json.ok"), "true");
+  assert_string_equal(field(f, &d1, "r.http_version"), "1.1");
+  assert_string_equal(field(f, &d1, "r.reused"), "false");
+  assert_string_equal(field(f, &d2, "r.reused"), "true");
+  assert_string_equal(field(f, &d1, "r.method"), "GET");
+  assert_string_equal(field(f, &d1, "r.url:match('/x%?a=b%%20c$') ~= nil"), "true");
+  assert_string_equal(field(f, &d1, "type(r.timing.total)"), "number");
+  assert_int_equal(srv.accepted, 1);
+  assert_int_equal(srv.requests, 2);
+
+  struct pc_http_stats st;
+  pc_http_session_stats(f->s, &st);
+  assert_int_equal(st.requests, 2);
+  assert_int_equal(st.connections, 1);
+  assert_int_equal(st.reused, 1);
+  assert_int_equal(st.nhosts, 1);
+  assert_true(strstr(st.hosts[0].host, "http://127.0.0.1:") == st.hosts[0].host);
+  pc_http_stats_free(&st);
+
+  free(chunk);
+  done_free(&d1);
+  done_free(&d2);
+  server_stop(&srv);
+}
+
+static void test_refused(void **state)
+{
+  struct fx *f = *state;
+  struct done d;
+  done_init(&d, f);
+  struct pc_http_req *r = NULL;
+  char *err = NULL;
+  assert_int_equal(start(f, "return {method = 'post', url = 'http://127.0.0.1:9/'}", &d, &r,
+                         &err), 0);
+  assert_true(pc_http_req_non_idempotent(r));
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(d.calls, 1);
+  assert_int_equal(d.fail, PC_FAIL_NETWORK);
+  assert_int_equal(d.status, 0);
+  assert_non_null(strstr(d.error, "POST http://127.0.0.1:9/: connection refused to 127.0.0.1:9"));
+  assert_string_equal(field(f, &d, "r.status"), "nil");
+  done_free(&d);
+}
+
+struct canceller {
+  uv_timer_t timer;
+  struct pc_http_req *req;
+};
+
+static void on_cancel_timer(uv_timer_t *t)
+{
+  struct canceller *c = PC_CONTAINER_OF(t, struct canceller, timer);
+  pc_http_cancel(c->req);
+  c->req = NULL;
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_cancel(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  server_start(&f->loop, &srv, false);
+  struct done d;
+  done_init(&d, f);
+  struct canceller c;
+  char *err = NULL;
+  char *chunk = pc_asprintf("return {get = 'http://127.0.0.1:%d/slow'}", srv.port);
+  assert_int_equal(start(f, chunk, &d, &c.req, &err), 0);
+  uv_timer_init(&f->loop, &c.timer);
+  uv_timer_start(&c.timer, on_cancel_timer, 50, 0);
+  while (srv.requests == 0 || c.req)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  server_stop(&srv);
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* nothing may fire now */
+  assert_int_equal(d.calls, 0);
+  struct pc_http_stats st;
+  pc_http_session_stats(f->s, &st);
+  assert_int_equal(st.cancelled, 1);
+  assert_int_equal(st.requests, 0);
+  pc_http_stats_free(&st);
+  free(chunk);
+  done_free(&d);
+}
+
+static void test_close_in_flight(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  server_start(&f->loop, &srv, false);
+  struct done d;
+  done_init(&d, f);
+  struct pc_http_req *r = NULL;
+  char *err = NULL;
+  char *chunk = pc_asprintf("return {get = 'http://127.0.0.1:%d/slow'}", srv.port);
+  assert_int_equal(start(f, chunk, &d, &r, &err), 0);
+  while (srv.requests == 0)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  /* Closing the session stops the request: its callback never fires. */
+  pc_http_session_close(f->s);
+  f->s = NULL;
+  server_stop(&srv);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(d.calls, 0);
+  free(chunk);
+  done_free(&d);
+}
+
+static void test_bad_options(void **state)
+{
+  struct fx *f = *state;
+  static const char *const cases[][2] = {
+      {"return {}", "http: no URL"},
+      {"return {get = 'ftp://x/'}", "is not an http:// or https:// URL"},
+      {"return {get = 'http://x/', post = 'http://x/'}", "both give the URL"},
+      {"return {url = 'http://x/', method = 'BREW'}", "unknown method \"BREW\""},
+      {"return {get = 'http://x/', headers = {['X-A'] = 'a\\r\\nB: c'}}", "line break"},
+      {"return {get = 'http://x/', headers = {['Bad Name'] = 'x'}}", "not a valid header name"},
+      {"return {post = 'http://x/', body = 'a', json = {}}", "cannot both be set"},
+      {"return {get = 'http://x/', bogus = 1}", "unknown option \"bogus\""},
+      {"return {get = 'http://x/', timeout = '1s'}", "unknown option \"timeout\""},
+      {"return {get = 'http://x/', connect_timeout = 'soon'}", "http.connect_timeout"},
+      {"return {get = 'http://x/', http_version = '3'}", "http.http_version"},
+      {"return {get = 'http://x/', max_response_bytes = 0}", "http.max_response_bytes"},
+      {"return {head = 'http://x/', body = 'a'}", "HEAD request cannot have a body"},
+      {"return {get = 'http://x/', query = {a = {b = {}}}}", "must be text"},
+  };
+  for (size_t i = 0; i < PC_ARRAY_SIZE(cases); i++) {
+    struct done d;
+    done_init(&d, f);
+    struct pc_http_req *r = NULL;
+    char *err = NULL;
+    assert_int_equal(start(f, cases[i][0], &d, &r, &err), -1);
+    assert_non_null(err);
+    if (!strstr(err, cases[i][1]))
+      fail_msg("%s: got \"%s\", expected \"%s\"", cases[i][0], err, cases[i][1]);
+    free(err);
+    done_free(&d);
+  }
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+}
+
+/* ------------------------------------------------------------ defaults */
+
+static int load_defaults(const char *yaml, char **msgs)
+{
+  struct pc_node *n = NULL;
+  struct pc_diag d;
+  pc_diag_init(&d);
+  assert_int_equal(pc_yaml_load_string("t.yml", yaml, strlen(yaml), &pc_yaml_default_limits, &n,
+                                       &d), 0);
+  struct pc_workflow wf;
+  memset(&wf, 0, sizeof wf);
+  struct pc_load_ctx c = {.wf = &wf, .d = &d, .file = "t.yml"};
+  int rc = pc_http_load_defaults(&c, n);
+  struct pc_buf b;
+  pc_buf_init(&b, 1 << 16);
+  for (size_t i = 0; i < d.n; i++)
+    pc_buf_printf(&b, "%d:%d: %s\n", d.items[i].line, d.items[i].col, d.items[i].msg);
+  *msgs = pc_buf_steal(&b);
+  pc_diag_free(&d);
+  pc_node_free(n);
+  free(wf.exprs);
+  return rc;
+}
+
+static void test_load_defaults(void **state)
+{
+  (void)state;
+  char *m = NULL;
+  assert_int_equal(load_defaults("headers: {User-Agent: x, X-T: \"${{ env.T }}\"}\n"
+                                 "query: {k: 1}\nconnect_timeout: 2s\nfollow_redirects: false\n"
+                                 "http_version: 1.1\ninsecure: false\nca_file: ca.pem\n"
+                                 "max_response_bytes: 1000\nmax_connections: 10\n"
+                                 "max_connections_per_host: 0\n", &m), 0);
+  assert_string_equal(m, "");
+  free(m);
+  assert_int_equal(load_defaults("get: http://x/\nmax_connection: 5\n", &m), -1);
+  assert_non_null(strstr(m, "1:1: unknown key \"get\" in defaults.http"));
+  assert_non_null(strstr(m, "2:1: unknown key \"max_connection\" in defaults.http; did you "
+                            "mean \"max_connections\"?"));
+  free(m);
+  assert_int_equal(load_defaults("max_connections: \"${{ vars.n }}\"\n"
+                                 "max_connections_per_host: -1\n"
+                                 "headers: {X-A: \"a\\nb\"}\n", &m), -1);
+  assert_non_null(strstr(m, "1:18: http.max_connections: expected a plain number"));
+  assert_non_null(strstr(m, "2:27: http.max_connections_per_host: expected a whole number"));
+  assert_non_null(strstr(m, "3:16: http.headers: the value of X-A contains a line break"));
+  free(m);
+  assert_int_equal(load_defaults("[1, 2]\n", &m), -1);
+  assert_non_null(strstr(m, "defaults.http: expected a map"));
+  free(m);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_response_and_reuse, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
+      cmocka_unit_test(test_load_defaults),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
