@@ -19,7 +19,7 @@ the connections it opened are counted from nginx's access log ($connection).
 Every run is checked for correctness (exit status, and nginx saw the
 expected number of requests with status 200 over the expected protocol).
 
-The results go to bench/results/ (JSON, and an SVG chart) and, with
+The results go to bench/results/ (results.json, chart.svg) and, with
 --write-doc, into docs/BENCHMARKS.md between its bench:begin/end markers.
 --smoke runs every tool once on a few hundred requests, for correctness
 only (CI), and makes no timing claims.
@@ -187,7 +187,7 @@ class Servers:
             self.delay_mode = f"bench/delay_server.py (asyncio) behind nginx, {DELAY_S}s"
             self.delay = subprocess.Popen(
                 [sys.executable, os.path.join(HERE, "delay_server.py"), str(port), str(DELAY_S)],
-                stdin=subprocess.PIPE, start_new_session=True)
+                stdin=subprocess.PIPE, start_new_session=True, preexec_fn=die_with_parent)
             delay = (f"            proxy_pass http://127.0.0.1:{port};\n"
                      "            proxy_http_version 1.1;\n"
                      "            proxy_set_header Connection \"\";")
@@ -205,7 +205,7 @@ class Servers:
             f.write(conf)
         self.nginx = subprocess.Popen(
             [nginx_binary(), "-p", self.tmp, "-c", conf_path, "-e", os.path.join(self.tmp, "error.log")],
-            stdin=subprocess.DEVNULL, start_new_session=True)
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.nginx.poll() is not None:
@@ -268,11 +268,23 @@ class Servers:
         self.nginx = self.delay = None
 
 
+def die_with_parent():
+    """preexec_fn for the servers: SIGTERM when the harness dies, even by
+    SIGKILL (Linux prctl PR_SET_PDEATHSIG), so nothing outlives a run."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 def nginx_binary():
     return shutil.which("nginx") or "/usr/sbin/nginx"
 
 
 def find_echo_module():
+    if os.environ.get("PACER_BENCH_NO_ECHO"):  # to test the fallback
+        return None
     for d in ("/usr/lib/nginx/modules", "/usr/share/nginx/modules"):
         p = os.path.join(d, "ngx_http_echo_module.so")
         if os.path.exists(p):
@@ -836,6 +848,7 @@ def main():
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
     t_start = time.monotonic()
     try:
         meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -883,8 +896,6 @@ def publish(a, meta, results, t_start):
                                for t in tg]}, f, indent=1)
     svg_chart(results, os.path.join(out_dir, "chart.svg"))
     body = render_markdown(meta, results, tg)
-    with open(os.path.join(out_dir, "results.md"), "w") as f:
-        f.write(body + "\n")
     print(body)
     if a.write_doc:
         write_doc(os.path.join(ROOT, "docs", "BENCHMARKS.md"), body)

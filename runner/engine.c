@@ -787,8 +787,10 @@ static void attempt_start(struct task *t)
   a->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   a->params_ref = LUA_NOREF;
   t->att_live = true;
-  if (st->timeout_ms >= 0)
+  if (st->timeout_ms >= 0) {
+    uv_update_time(&run->loop); /* the loop's cached time may be stale by a busy iteration */
     uv_timer_start(&t->timer, on_attempt_timeout, (uint64_t)ceil(st->timeout_ms), 0);
+  }
   if (st->params) {
     char *err = NULL;
     if (pc_lua_eval_tmpl(run->lua, st->params, t->scope_ref, &err) != 0) {
@@ -1422,6 +1424,9 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   uv_run(&run->loop, UV_RUN_DEFAULT);
   assert(run->finished);
 
+  /* The HTTP session goes with run_cleanup: keep its statistics first. */
+  if (run->recording)
+    pc_http_stats_get(run, &run->rep.http);
   for (int a = 0; a <= PC_ACT_SHELL; a++) {
     const struct pc_action_ops *ops = pc_action_ops((enum pc_action)a);
     if (ops && ops->run_cleanup)
@@ -1455,6 +1460,7 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
     free(format);
   }
   records_free(&run->rep);
+  pc_http_stats_free(&run->rep.http);
   free(run->free_lanes);
   pc_lua_unref(h, run->root_scope);
   free(run->pools);

@@ -386,10 +386,11 @@ int pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map)
   }
   int bad = pc_load_check_keys(c, map, defaults_keys, PC_ARRAY_SIZE(defaults_keys),
                                "defaults.http") ? -1 : 0;
-  /* A throwaway template for the checks; the caller builds its own. The
-   * expressions it registers are the caller's too, so keep it alive only
-   * as long as the checks need: templates are freed with the workflow
-   * when they are kept, so build it from the same node only for kinds. */
+  /* The checks need to know which values hold ${{ }}, i.e. a template.
+   * The caller builds (and keeps) its own, which registers the expressions
+   * with the workflow and reports their syntax errors; this throwaway one
+   * is built against a scratch workflow and diag, so it registers and
+   * reports nothing. */
   struct pc_workflow probe_wf;
   memset(&probe_wf, 0, sizeof probe_wf);
   struct pc_diag d;
@@ -795,6 +796,14 @@ static void spec_free(struct spec *sp)
   free(sp->save_to);
 }
 
+/* t[k] without metamethods: an options table from a plugin may have an
+ * __index that raises, and nothing here runs under a pcall. */
+static int rawfield(lua_State *L, int tbl, const char *k)
+{
+  lua_pushstring(L, k);
+  return lua_rawget(L, tbl);
+}
+
 static bool is_null(lua_State *L, int idx)
 {
   return lua_isnil(L, idx) || (lua_type(L, idx) == LUA_TLIGHTUSERDATA &&
@@ -826,7 +835,7 @@ static int opt_text(struct pc_lua *h, int tbl, const char *key, char **out, size
                     char **err)
 {
   lua_State *L = pc_lua_state(h);
-  lua_getfield(L, tbl, key); /* value */
+  rawfield(L, tbl, key); /* value */
   int rc = 0;
   if (!is_null(L, -1)) {
     *out = scalar_text(h, -1, len);
@@ -841,7 +850,7 @@ static int opt_text(struct pc_lua *h, int tbl, const char *key, char **out, size
 
 static int opt_bool(lua_State *L, int tbl, const char *key, bool *out, char **err)
 {
-  lua_getfield(L, tbl, key); /* value */
+  rawfield(L, tbl, key); /* value */
   int rc = 0;
   if (lua_type(L, -1) == LUA_TBOOLEAN) {
     *out = lua_toboolean(L, -1);
@@ -859,7 +868,7 @@ static int opt_bool(lua_State *L, int tbl, const char *key, bool *out, char **er
 
 static int opt_duration(lua_State *L, int tbl, const char *key, double *ms, char **err)
 {
-  lua_getfield(L, tbl, key); /* value */
+  rawfield(L, tbl, key); /* value */
   int rc = 0;
   if (lua_type(L, -1) == LUA_TNUMBER) {
     double sec = lua_tonumber(L, -1);
@@ -882,7 +891,7 @@ static int opt_duration(lua_State *L, int tbl, const char *key, double *ms, char
 
 static int opt_version(lua_State *L, int tbl, long *out, char **err)
 {
-  lua_getfield(L, tbl, "http_version"); /* value */
+  rawfield(L, tbl, "http_version"); /* value */
   int rc = 0;
   if (!is_null(L, -1)) {
     const char *v = NULL;
@@ -950,12 +959,12 @@ static char *encode_pairs(struct pc_lua *h, CURL *e, int tbl, const char *what, 
   if (n)
     qsort(keys, n, sizeof *keys, cmp_str);
   for (size_t i = 0; i < n && !err; i++) {
-    lua_getfield(L, tbl, keys[i]); /* value */
+    rawfield(L, tbl, keys[i]); /* value */
     int vi = lua_gettop(L);
     size_t cnt = 1;
     bool list = lua_istable(L, vi);
     if (list) {
-      cnt = (size_t)luaL_len(L, vi);
+      cnt = (size_t)lua_rawlen(L, vi);
       size_t entries = 0;
       lua_pushnil(L);
       while (lua_next(L, vi)) { /* value, k, v */
@@ -968,7 +977,7 @@ static char *encode_pairs(struct pc_lua *h, CURL *e, int tbl, const char *what, 
     }
     for (size_t j = 1; j <= cnt && !err; j++) {
       if (list)
-        lua_geti(L, vi, (lua_Integer)j); /* value, item */
+        lua_rawgeti(L, vi, (lua_Integer)j); /* value, item */
       else
         lua_pushvalue(L, vi); /* value, value */
       if (!is_null(L, -1)) {
@@ -1079,7 +1088,7 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
   /* URL and method */
   const char *url_key = NULL;
   for (size_t i = 0; i < PC_ARRAY_SIZE(shorthands); i++) {
-    lua_getfield(L, tbl, shorthands[i]);
+    rawfield(L, tbl, shorthands[i]);
     bool set = !is_null(L, -1);
     lua_pop(L, 1);
     if (set && url_key)
@@ -1087,7 +1096,7 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
     if (set)
       url_key = shorthands[i];
   }
-  lua_getfield(L, tbl, "url");
+  rawfield(L, tbl, "url");
   bool has_url = !is_null(L, -1);
   lua_pop(L, 1);
   if (has_url && url_key)
@@ -1114,7 +1123,7 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
                        "pass values with query:", sp->url);
 
   /* query */
-  lua_getfield(L, tbl, "query"); /* query */
+  rawfield(L, tbl, "query"); /* query */
   if (!is_null(L, -1)) {
     struct pc_buf q;
     pc_buf_init(&q, (size_t)64 << 20);
@@ -1135,7 +1144,7 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
     return err;
 
   /* headers */
-  lua_getfield(L, tbl, "headers"); /* headers */
+  rawfield(L, tbl, "headers"); /* headers */
   if (!is_null(L, -1))
     err = parse_headers(h, lua_gettop(L), sp);
   lua_pop(L, 1);
@@ -1146,7 +1155,7 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
   static const char *const body_keys[] = {"body", "json", "form"};
   const char *body_key = NULL;
   for (size_t i = 0; i < 3; i++) {
-    lua_getfield(L, tbl, body_keys[i]);
+    rawfield(L, tbl, body_keys[i]);
     bool set = !lua_isnil(L, -1);
     lua_pop(L, 1);
     if (set && body_key)
@@ -1156,7 +1165,7 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
       body_key = body_keys[i];
   }
   if (body_key && strcmp(body_key, "body") == 0) {
-    lua_getfield(L, tbl, "body"); /* body */
+    rawfield(L, tbl, "body"); /* body */
     sp->body = scalar_text(h, -1, &sp->body_len);
     if (!sp->body)
       err = pc_asprintf("http.body: expected text, got %s; use json: to send a map or a list",
@@ -1166,13 +1175,13 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
       return err;
     sp->body_ctype = "text/plain; charset=utf-8";
   } else if (body_key && strcmp(body_key, "json") == 0) {
-    lua_getfield(L, tbl, "json"); /* json */
+    rawfield(L, tbl, "json"); /* json */
     sp->body = pc_lua_to_json(h, -1);
     sp->body_len = strlen(sp->body);
     lua_pop(L, 1);
     sp->body_ctype = "application/json";
   } else if (body_key) {
-    lua_getfield(L, tbl, "form"); /* form */
+    rawfield(L, tbl, "form"); /* form */
     struct pc_buf f;
     pc_buf_init(&f, (size_t)64 << 20);
     err = encode_pairs(h, e, lua_gettop(L), "form", &f);
@@ -1196,17 +1205,18 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
       opt_text(h, tbl, "ca_file", &sp->ca_file, NULL, &err) != 0 ||
       opt_text(h, tbl, "save_to", &sp->save_to, NULL, &err) != 0)
     return err;
-  lua_getfield(L, tbl, "max_response_bytes"); /* max */
+  rawfield(L, tbl, "max_response_bytes"); /* max */
   if (!is_null(L, -1)) {
     int isnum = 0;
     lua_Integer v = lua_tointegerx(L, -1, &isnum);
-    if (!isnum || v < 1)
+    if (!isnum || v < 1) {
+      char *txt = scalar_text(h, -1, NULL);
       err = pc_asprintf("http.max_response_bytes: expected a whole number >= 1, got %s",
-                        luaL_tolstring(L, -1, NULL));
-    else
+                        txt ? txt : luaL_typename(L, -1));
+      free(txt);
+    } else {
       sp->max_bytes = (int64_t)v;
-    if (err)
-      lua_pop(L, 1); /* the luaL_tolstring copy */
+    }
   }
   lua_pop(L, 1);
   if (err)

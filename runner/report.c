@@ -17,6 +17,7 @@
 #include "report.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <math.h>
@@ -333,7 +334,23 @@ static void render_json(struct pc_buf *b, const struct pc_run_report *r)
   for (int o = 0; o <= PC_SKIPPED + 1; o++)
     pc_buf_printf(b, "%s\"%s\":%zu", o ? "," : "",
                   o <= PC_SKIPPED ? pc_outcome_name((enum pc_outcome)o) : "running", by[o]);
-  pc_buf_puts(b, "}},\"steps\":[");
+  const struct pc_http_stats *hs = &r->http;
+  pc_buf_printf(b,
+                "},\"http\":{\"requests\":%" PRIu64 ",\"failed\":%" PRIu64
+                ",\"cancelled\":%" PRIu64 ",\"connections\":%" PRIu64 ",\"reused\":%" PRIu64
+                ",\"bytes_down\":%" PRIu64 ",\"bytes_up\":%" PRIu64 ",\"hosts\":[",
+                hs->requests, hs->failed, hs->cancelled, hs->connections, hs->reused,
+                hs->bytes_down, hs->bytes_up);
+  for (size_t i = 0; i < hs->nhosts; i++) {
+    const struct pc_http_host_stats *h = &hs->hosts[i];
+    pc_buf_puts(b, i ? ",{\"host\":" : "{\"host\":");
+    json_str(b, h->host);
+    pc_buf_printf(b,
+                  ",\"requests\":%" PRIu64 ",\"connections\":%" PRIu64 ",\"reused\":%" PRIu64
+                  ",\"bytes_down\":%" PRIu64 ",\"bytes_up\":%" PRIu64 "}",
+                  h->requests, h->connections, h->reused, h->bytes_down, h->bytes_up);
+  }
+  pc_buf_puts(b, "]}},\"steps\":[");
 
   struct pc_buf path;
   pc_buf_init(&path, REPORT_BUF_MAX);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "http.h"
 #include "workflow.h"
 
 #define PC_NO_RECORD SIZE_MAX
@@ -53,6 +54,7 @@ struct pc_run_report {
   struct pc_record *records;
   size_t nrecords;
   int nlanes;         /* lanes used (max concurrency of leaves seen) */
+  struct pc_http_stats http; /* the run's HTTP session, at the end */
 };
 
 /* Report formats, as in --report FORMAT:PATH. */

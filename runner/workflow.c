@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "action.h"
+#include "http.h"
 #include "util.h"
 
 /* ------------------------------------------------------------ vocabulary */
@@ -1206,7 +1207,7 @@ static void load_defaults(struct loader *L, const struct pc_node *n)
     if (v->kind != PC_NODE_MAP)
       pc_load_error(c, v, "defaults.http: expected a map of http options, got %s",
                     describe(v).s);
-    else
+    else if (pc_http_load_defaults(c, v) == 0)
       c->wf->http_defaults = pc_load_tmpl(c, v);
   }
 }

@@ -402,6 +402,8 @@ static void test_bad_options(void **state)
       {"return {get = 'http://x/', max_response_bytes = 0}", "http.max_response_bytes"},
       {"return {head = 'http://x/', body = 'a'}", "HEAD request cannot have a body"},
       {"return {get = 'http://x/', query = {a = {b = {}}}}", "must be text"},
+      /* a plugin's table whose __index raises: read raw, no Lua error escapes */
+      {"return setmetatable({}, {__index = function() error('boom') end})", "http: no URL"},
   };
   for (size_t i = 0; i < PC_ARRAY_SIZE(cases); i++) {
     struct done d;
