@@ -188,6 +188,7 @@ class Servers:
             self.delay = subprocess.Popen(
                 [sys.executable, os.path.join(HERE, "delay_server.py"), str(port), str(DELAY_S)],
                 stdin=subprocess.PIPE, start_new_session=True, preexec_fn=die_with_parent)
+            wait_port(port, self.delay, "the delay server")
             delay = (f"            proxy_pass http://127.0.0.1:{port};\n"
                      "            proxy_http_version 1.1;\n"
                      "            proxy_set_header Connection \"\";")
@@ -266,6 +267,19 @@ class Servers:
                 except (ProcessLookupError, OSError, subprocess.TimeoutExpired):
                     pass
         self.nginx = self.delay = None
+
+
+def wait_port(port, proc, what, secs=10):
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RunError(f"{what} exited at start")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RunError(f"{what} did not listen on port {port} within {secs} s")
 
 
 def die_with_parent():
@@ -497,7 +511,7 @@ def verify_delay(srv, tmp, smoke):
     requests are in flight (wrk's median latency and throughput)."""
     if smoke or not shutil.which("wrk"):
         t0 = time.perf_counter()
-        subprocess.run(["curl", "-s", "-o", "/dev/null", f"{srv.url()}/delay/1.json"], check=True,
+        subprocess.run(["curl", "-sSf", "-o", "/dev/null", f"{srv.url()}/delay/1.json"], check=True,
                        timeout=10)
         dt = time.perf_counter() - t0
         if dt < DELAY_S:
@@ -704,7 +718,8 @@ def fmt_ratio(r, op, limit):
 
 def render_markdown(meta, results, tg):
     L = []
-    L.append(f"Measured {meta['date']} by `scripts/bench {' '.join(meta['args'])}`"
+    cmd = meta.get("command") or "bench/bench.py " + " ".join(meta["args"])
+    L.append(f"Measured {meta['date']} by `{cmd}`"
              f" ({meta['runs']} alternating rounds per workload, {meta['startup_runs']} for start-up;"
              " every figure is the median over the rounds).")
     L.append("")
@@ -852,7 +867,7 @@ def main():
     t_start = time.monotonic()
     try:
         meta = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                "args": sys.argv[1:], "runs": a.runs, "startup_runs": a.startup_runs,
+                "args": sys.argv[1:], "command": os.environ.get("PACER_BENCH_CMD"), "runs": a.runs, "startup_runs": a.startup_runs,
                 "machine": machine_info(), "versions": versions(a), "tmp": tmp}
         srv.start()
         if a.serve:

@@ -160,14 +160,7 @@ pacer.json = {
     return r
   end,
   decode = function(s)
-    if type(s) ~= "string" then
-      error("pacer.json.decode expects a string, got " .. type(s), 2)
-    end
-    local ok, r = pcall(cjson.decode, s)
-    if not ok then
-      error("pacer.json.decode: invalid JSON: " .. tostring(r), 2)
-    end
-    return r
+    return P.decode_json(s, "pacer.json.decode", 3)
   end,
   null = cjson.null,
 }
@@ -184,15 +177,7 @@ if core.http_request then
     end
     return core.http_request(opts)
   end
-  for _, m in ipairs({ "get", "head", "delete", "options" }) do
-    http[m] = function(url, opts)
-      local o = {}
-      for k, v in pairs(opts or {}) do o[k] = v end
-      o.method, o.url = m:upper(), url
-      return core.http_request(o)
-    end
-  end
-  for _, m in ipairs({ "post", "put", "patch" }) do
+  for _, m in ipairs({ "get", "head", "delete", "options", "post", "put", "patch" }) do
     http[m] = function(url, opts)
       local o = {}
       for k, v in pairs(opts or {}) do o[k] = v end

@@ -280,15 +280,21 @@ function H.json(v)
   return P.to_json(v)
 end
 
-function H.from_json(text)
+-- Decodes JSON text for `who` (a name for messages); errors are raised at
+-- `level` so they point at the caller's code.
+function P.decode_json(text, who, level)
   if type(text) ~= "string" then
-    error("from_json() expects a string, got " .. type(text), 2)
+    error(who .. " expects a string, got " .. type(text), level)
   end
   local ok, v = pcall(cjson.decode, text)
   if not ok then
-    error("from_json(): invalid JSON: " .. tostring(v), 2)
+    error(who .. ": invalid JSON: " .. tostring(v), level)
   end
   return v
+end
+
+function H.from_json(text)
+  return P.decode_json(text, "from_json()", 3)
 end
 
 function H.urlencode(s)
