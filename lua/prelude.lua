@@ -15,9 +15,10 @@ local sformat, sbyte, schar, concat, sort = string.format, string.byte, string.c
 
 ---------------------------------------------------------------- read-only proxies
 
--- target -> proxy and proxy -> target; both weak-keyed (ephemerons), so a
--- proxy lives exactly as long as someone holds it or its target.
-local proxy_of = setmetatable({}, { __mode = "k" })
+-- target -> proxy (weak both ways: a proxy is a cache entry, rebuilt when
+-- needed, so it does not live as long as a retained result: that cost ~1 KB
+-- per fan-out item) and proxy -> target (weak-keyed: an ephemeron).
+local proxy_of = setmetatable({}, { __mode = "kv" })
 local target_of = setmetatable({}, { __mode = "k" })
 
 local function readonly_error()
