@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -781,14 +782,9 @@ def render_markdown(meta, results, tg):
             argv = [x.replace(tmp, ".").replace(ROOT + "/", "") for x in t["argv"]]
             argv = [re.sub(r"https?://127\.0\.0\.1:\d+", "BASE", x) for x in argv]
             L.append(f"# {wid} {t['tool']}")
-            L.append(" ".join(shlex_quote(x) for x in argv))
+            L.append(" ".join(shlex.quote(x) for x in argv))
     L.append("```")
     return "\n".join(L)
-
-
-def shlex_quote(s):
-    import shlex
-    return shlex.quote(s)
 
 
 DOC_HEAD = """# Benchmarks
@@ -838,6 +834,8 @@ def main():
                     help="only start the servers, print their URLs and keep them up (max 3600 s)")
     ap.add_argument("--render", metavar="RESULTS_JSON",
                     help="run nothing: render the doc and chart again from a saved results.json")
+    ap.add_argument("--results-dir", metavar="DIR",
+                    help="where results.json and chart.svg go (default: bench/results)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     a = ap.parse_args()
     if a.smoke:
@@ -903,7 +901,7 @@ def main():
 
 def publish(a, meta, results, t_start):
     tg = targets(results)
-    out_dir = os.path.join(HERE, "results")
+    out_dir = a.results_dir or os.path.join(HERE, "results")
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": results,
