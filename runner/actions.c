@@ -89,6 +89,9 @@ static void sleep_start(struct pc_attempt *a)
   struct sleep_op *op = pc_xmalloc(sizeof *op);
   op->a = a;
   uv_timer_init(pc_run_loop(a->run), &op->timer);
+  /* The loop's clock is cached per iteration: refresh it, or a sleep started
+   * late in a busy iteration ends early. */
+  uv_update_time(pc_run_loop(a->run));
   uv_timer_start(&op->timer, on_sleep_done, (uint64_t)(ms + 0.5), 0);
   a->data = op;
 }

@@ -1070,6 +1070,7 @@ static void attempt_end(struct task *t, enum pc_fail fail, char *msg)
     pc_lua_unref(t->run->lua, t->att.result_ref);
     t->att.result_ref = LUA_NOREF;
     t->state = TS_BACKOFF;
+    uv_update_time(&t->run->loop); /* the cached clock may be stale */
     uv_timer_start(&t->timer, on_backoff_done, (uint64_t)ceil(wait), 0);
     return;
   }

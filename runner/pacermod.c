@@ -875,6 +875,7 @@ static int l_sleep(lua_State *L)
   struct sleep_op *op = pc_xmalloc(sizeof *op);
   op->lt = lt;
   uv_timer_init(pc_run_loop(lt->step->run), &op->timer);
+  uv_update_time(pc_run_loop(lt->step->run)); /* the cached clock may be stale */
   uv_timer_start(&op->timer, on_sleep_fired, (uint64_t)llround(sec * 1000.0), 0);
   return lt_await(L, lt, sleep_cancel, op, sleep_k);
 }

@@ -94,6 +94,8 @@ static void arm_timer(struct pc_pool *p)
     return;
   }
   double wait = (1.0 - p->tokens) * 1000.0 / p->def->rate;
+  /* Tokens are counted on uv_hrtime; bring the loop's cached clock level. */
+  uv_update_time(p->timer.loop);
   uv_timer_start(&p->timer, on_token_due, (uint64_t)ceil(wait), 0);
 }
 
