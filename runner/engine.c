@@ -1446,6 +1446,12 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   assert(err == 0);
   (void)err;
 
+  /* A loop blocked past the deadline (CPU-bound Lua stopped by its guard)
+   * can end the run before the deadline timer had a chance to fire: the
+   * deadline was exceeded all the same. */
+  if (!run->deadline_hit && run->timeout_ms >= 0 &&
+      pc_mono_ms() - run->started_mono >= run->timeout_ms)
+    run->deadline_hit = true;
   int code = exit_code(run);
   char dur[32];
   pc_format_duration(pc_mono_ms() - run->started_mono, dur, sizeof dur);
