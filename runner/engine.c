@@ -39,6 +39,7 @@
 #include "progress.h"
 #include "report.h"
 #include "util.h"
+#include "watchdog.h"
 
 /* ================================================================ types */
 
@@ -131,6 +132,7 @@ struct pc_run {
   struct task *main, *fin;
   enum pc_outcome main_outcome, fin_outcome;
   bool fin_ran;
+  struct pc_watchdog *watchdog;
   int signal;        /* first signal received, 0 if none */
   bool deadline_hit;
   bool finished;
@@ -1179,6 +1181,8 @@ static void task_cancel(struct task *t, enum pc_outcome as, const char *msg)
 
 static void close_run_handles(struct pc_run *run)
 {
+  pc_watchdog_stop(run->watchdog);
+  run->watchdog = NULL;
   uv_close((uv_handle_t *)&run->sigint, NULL);
   uv_close((uv_handle_t *)&run->sigterm, NULL);
   uv_close((uv_handle_t *)&run->deadline, NULL);
@@ -1251,17 +1255,25 @@ static void on_deadline(uv_timer_t *timer)
   free(msg);
 }
 
+/* What would outlive an immediate exit (child process groups) is stopped;
+ * used by a second signal and by the watchdog thread. */
+static void kill_children_now(void *data)
+{
+  struct pc_run *run = data;
+  for (int a = 0; a <= PC_ACT_SHELL; a++) {
+    const struct pc_action_ops *ops = pc_action_ops((enum pc_action)a);
+    if (ops && ops->kill_now)
+      ops->kill_now(run);
+  }
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
   struct pc_run *run = h->data;
   const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
   if (run->signal) {
     pc_log(PC_LOG_ERROR, NULL, "second %s: exiting at once", name);
-    for (int a = 0; a <= PC_ACT_SHELL; a++) {
-      const struct pc_action_ops *ops = pc_action_ops((enum pc_action)a);
-      if (ops && ops->kill_now)
-        ops->kill_now(run);
-    }
+    kill_children_now(run);
     fflush(NULL);
     _exit(signum == SIGINT ? PC_EXIT_SIGINT : PC_EXIT_SIGTERM);
   }
@@ -1422,6 +1434,9 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
     pc_pool_init(&run->loop, &run->pools[i], &wf->pools[i]);
   if (run->timeout_ms >= 0)
     uv_timer_start(&run->deadline, on_deadline, (uint64_t)ceil(run->timeout_ms), 0);
+  run->watchdog = pc_watchdog_start(
+      &run->loop, run->timeout_ms >= 0 ? run->started_mono + run->timeout_ms : -1,
+      kill_children_now, run);
   if (o->progress)
     run->progress = pc_progress_start(&run->loop, &run->rep);
 
