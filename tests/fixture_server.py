@@ -29,6 +29,9 @@ HTTP routes (HTTP/1.1 keep-alive; every response has a Content-Length):
     /json/ANYTHING              a fixed JSON object (plus "path")
     /big?bytes=N                N bytes of "x"
     /drop                       closes the connection without a response
+    /truncate                   promises 1000 bytes, sends 100, resets the connection
+    /slow-body?ms=N             headers at once, then the body a byte at a time over N ms
+    /storm?key=K&fail=N&secs=S  503 with Retry-After: S for the first N requests, then 200
     /badjson                    200, Content-Type application/json, body not JSON
     /redirect?n=N               302 chain of N hops, then 200 {"redirected": true}
     /loop                       302 to itself, forever
@@ -63,6 +66,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import socketserver
 import subprocess
 import sys
@@ -200,6 +204,46 @@ class Handler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if path == "/truncate":
+            # A reset in the middle of the body: headers promise more than comes.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"y" * 100)
+            self.wfile.flush()
+            self.close_connection = True
+            try:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))  # RST, not FIN
+                self.connection.close()
+            except OSError:
+                pass
+            return
+        if path == "/slow-body":
+            ms = int(one.get("ms", "1000"))
+            body = b"z" * 20
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for b in body:
+                    self.wfile.write(bytes([b]))
+                    self.wfile.flush()
+                    time.sleep(ms / 1000.0 / len(body))
+            except OSError:
+                self.close_connection = True  # the client gave up: fine
+            return
+        if path == "/storm":
+            fail = int(one.get("fail", "3"))
+            with LOCK:
+                seen = FLAKY.get("storm:%s" % key, 0)
+                FLAKY["storm:%s" % key] = seen + 1
+            if seen < fail:
+                return self.send(503, "overloaded %d of %d" % (seen + 1, fail),
+                                 headers=[("Retry-After", one.get("secs", "1"))])
+            return self.send_json(200, {"ok": True, "attempt": seen + 1})
         if path == "/badjson":
             return self.send(200, "<html>this is not JSON</html>", "application/json")
         if path == "/redirect":
