@@ -146,6 +146,16 @@ static void eval_template(struct pc_lua *h, int root, const char *src, size_t le
   pc_diag_free(&d);
 }
 
+/* Whether `word` occurs in src[0..len) (which need not be NUL-terminated). */
+static bool has_word(const char *src, size_t len, const char *word)
+{
+  size_t n = strlen(word);
+  for (size_t i = 0; i + n <= len; i++)
+    if (memcmp(src + i, word, n) == 0)
+      return true;
+  return false;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (size < 1 || size > EXPR_MAX_INPUT + 1)
@@ -153,6 +163,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   int mode = data[0] % 3;
   const char *src = (const char *)data + 1;
   size_t len = size - 1;
+  /* Lua's pattern matcher can backtrack for hours inside one C call, where
+   * no instruction hook reaches (tests/fuzz/known/README.md; pacer's answer
+   * is the watchdog thread, tested in tests/cases/fault_blocked_loop_*.yml).
+   * The fuzzer would only rediscover that one hang, so inputs that can reach
+   * the matcher are left out: the search goes on everywhere else. */
+  static const char *const matchers[] = {"match", "find", "gsub"}; /* gmatch has match */
+  for (size_t i = 0; i < sizeof matchers / sizeof matchers[0]; i++)
+    if (has_word(src, len, matchers[i]))
+      return 0;
 
   struct pc_lua *h = pc_lua_new();
   if (!h)
