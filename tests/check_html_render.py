@@ -281,8 +281,9 @@ def check_screenshot(png, report):
     check([s["outcome"] for s in sorted(leaves, key=lambda s: s["id"])] ==
           ["failed", "ok", "ok", "ok"], "inner run: unexpected outcomes %r" %
           [(s["id"], s["outcome"]) for s in leaves])
-    # The time axis spans the run (or the latest end, if later).
-    span = max([report["steps"][0]["duration_ms"]] +
+    # The time axis spans the run, teardown included, as report.c draws it
+    # (or the latest end, if later).
+    span = max([report["run"]["duration_ms"]] +
                [s["start_offset_ms"] + s["duration_ms"] for s in report["steps"]])
 
     bars = find_bars(rows, box)
