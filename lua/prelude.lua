@@ -16,8 +16,10 @@ local sformat, sbyte, schar, concat, sort = string.format, string.byte, string.c
 ---------------------------------------------------------------- read-only proxies
 
 -- target -> proxy (weak both ways: a proxy is a cache entry, rebuilt when
--- needed, so it does not live as long as a retained result: that cost ~1 KB
--- per fan-out item) and proxy -> target (weak-keyed: an ephemeron).
+-- needed, so it does not live as long as a retained result) and proxy ->
+-- target (weak-keyed: an ephemeron). Every proxy shares one metatable, so a
+-- proxy costs one empty table: reading `result.json.id` for each of 20 000
+-- responses must not build closures per response.
 local proxy_of = setmetatable({}, { __mode = "kv" })
 local target_of = setmetatable({}, { __mode = "k" })
 
@@ -25,7 +27,24 @@ local function readonly_error()
   error("attempt to modify a read-only value", 2)
 end
 
-local function ro(v)
+local ro
+local ro_mt = {
+  __index = function(p, k) return ro(target_of[p][k]) end,
+  __newindex = readonly_error,
+  __len = function(p) return #target_of[p] end,
+  __pairs = function(p)
+    -- pairs, not next: the target's own __pairs (an HTTP result's lazy
+    -- fields) is honoured through the proxy too.
+    local f, s, init = pairs(target_of[p])
+    return function(_, k)
+      local nk, nv = f(s, k)
+      return nk, ro(nv)
+    end, p, init
+  end,
+  __metatable = "read-only",
+}
+
+ro = function(v)
   if type(v) ~= "table" or target_of[v] then
     return v
   end
@@ -33,18 +52,7 @@ local function ro(v)
   if p then
     return p
   end
-  p = setmetatable({}, {
-    __index = function(_, k) return ro(v[k]) end,
-    __newindex = readonly_error,
-    __len = function() return #v end,
-    __pairs = function()
-      return function(_, k)
-        local nk, nv = next(v, k)
-        return nk, ro(nv)
-      end, p, nil
-    end,
-    __metatable = "read-only",
-  })
+  p = setmetatable({}, ro_mt)
   proxy_of[v] = p
   target_of[p] = v
   return p
@@ -387,6 +395,12 @@ function P.child_scope(parent, own_steps)
     rawset(scope, "steps", ro(steps))
   end
   return setmetatable(scope, mt)
+end
+
+-- The metatable shared by the scopes of a fan-out's items when the body is
+-- a leaf (no steps of its own): the engine builds each item's scope in C.
+function P.instance_mt(parent)
+  return { __index = parent, __newindex = scope_newindex, parent = parent }
 end
 
 -- The nearest plain steps table of a scope.

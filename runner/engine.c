@@ -75,7 +75,8 @@ struct task {
   bool fail_fast;
   bool stopping;    /* start no more children */
   int list_ref;     /* fan-out: the items */
-  int items_ref;    /* fan-out: per-item results */
+  int items_ref;    /* fan-out: per-item results; LUA_NOREF when nothing can read them */
+  int inst_mt_ref;  /* fan-out of a leaf body: the metatable of its items' scopes */
   bool failed_error, failed_expect;
   char *fail_msg;   /* first counted failure among the children */
   double group_timeout_ms;
@@ -138,6 +139,11 @@ struct pc_run {
   bool finished;
   double started_mono;
   char run_id[40];
+
+  /* Who can read a fan-out's per-item results (see results_readable). */
+  bool steps_wild;   /* Lua steps, or an expression reading `steps` other than as steps.ID */
+  char **steps_read; /* every ID an expression reads as steps.ID */
+  size_t nsteps_read;
 
   /* Records for reports and progress (only when asked for). */
   bool recording;
@@ -370,7 +376,7 @@ static struct task *task_new(struct pc_run *run, struct task *parent, const stru
   t->scope_ref = scope_ref;
   t->own_scope = own_scope;
   t->instance = instance;
-  t->list_ref = t->items_ref = t->result_ref = LUA_NOREF;
+  t->list_ref = t->items_ref = t->result_ref = t->inst_mt_ref = LUA_NOREF;
   t->att.params_ref = t->att.result_ref = LUA_NOREF;
   t->fail_fast = true;
   t->group_timeout_ms = -1;
@@ -457,13 +463,15 @@ static void record_finish(struct task *t)
   r->attempts = t->attempts;
   r->duration_ms = t->started_mono > 0 ? pc_mono_ms() - t->started_mono : 0;
   r->status = t->att.status;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref); /* result */
-  if (lua_getfield(L, -1, "url") == LUA_TSTRING)    /* result, url */
-    r->url = pc_xstrdup(lua_tostring(L, -1));
-  lua_pop(L, 1);
-  if (lua_getfield(L, -1, "method") == LUA_TSTRING) /* result, method */
-    r->method = pc_xstrdup(lua_tostring(L, -1));
-  lua_pop(L, 2);
+  if (t->result_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref); /* result */
+    if (lua_getfield(L, -1, "url") == LUA_TSTRING)    /* result, url */
+      r->url = pc_xstrdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "method") == LUA_TSTRING) /* result, method */
+      r->method = pc_xstrdup(lua_tostring(L, -1));
+    lua_pop(L, 2);
+  }
   if (t->lane >= 0) {
     run->free_lanes = pc_xrealloc(run->free_lanes, (run->nfree_lanes + 1) * sizeof(int));
     run->free_lanes[run->nfree_lanes++] = t->lane;
@@ -520,47 +528,33 @@ static char *eval_outputs(struct task *t, int tbl)
   struct pc_lua *h = t->run->lua;
   lua_newtable(L); /* tbl, outputs */
   if (st && st->noutputs) {
-    int scope = pc_lua_child_scope(h, t->scope_ref, false);
-    lua_pushvalue(L, tbl); /* tbl, outputs, result */
-    pc_lua_scope_set(h, scope, "result"); /* tbl, outputs */
+    int scope = t->scope_ref;
+    lua_pushvalue(L, tbl);                 /* tbl, outputs, result */
+    pc_lua_scope_bind(h, scope, "result"); /* tbl, outputs, old */
+    lua_insert(L, -2);                     /* tbl, old, outputs */
     for (size_t i = 0; i < st->noutputs; i++) {
       char *err = NULL;
       if (pc_lua_eval_tmpl(h, st->outputs[i].value, scope, &err) != 0) {
         char *m = pc_asprintf("output %s: %s", st->outputs[i].name, err);
         free(err);
-        pc_lua_unref(h, scope);
-        lua_pop(L, 1);
+        lua_pop(L, 1);                           /* tbl, old */
+        pc_lua_scope_unbind(h, scope, "result"); /* tbl */
         return m;
       }
-      lua_setfield(L, -2, st->outputs[i].name); /* tbl, outputs */
+      lua_setfield(L, -2, st->outputs[i].name); /* tbl, old, outputs */
     }
-    pc_lua_unref(h, scope);
+    lua_insert(L, -2);                       /* tbl, outputs, old */
+    pc_lua_scope_unbind(h, scope, "result"); /* tbl, outputs */
   }
   lua_setfield(L, tbl, "outputs"); /* tbl */
   return NULL;
 }
 
-/* Builds the result table, stores it where expressions look for it, logs the
- * end of the step, and queues the notification to the parent. */
-static void task_finish(struct task *t, enum pc_outcome o, const char *err)
+/* Completes the result table: outputs, common fields, steps.ID. */
+static void build_result(struct task *t, enum pc_outcome o)
 {
   struct pc_run *run = t->run;
   lua_State *L = run->L;
-  assert(t->state != TS_DONE);
-  t->state = TS_DONE;
-  t->events &= ~(EV_GRANTED | EV_ATTEMPT_DONE);
-  uv_timer_stop(&t->timer);
-  t->outcome = o;
-  free(t->error);
-  t->error = err ? pc_xstrdup(err) : NULL;
-
-  if (t->att.result_ref != LUA_NOREF) {
-    t->result_ref = t->att.result_ref;
-    t->att.result_ref = LUA_NOREF;
-  } else {
-    lua_newtable(L);
-    t->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref); /* result */
   int tbl = lua_gettop(L);
   if (o == PC_OK && !(t->kind == TK_FOREACH)) {
@@ -587,6 +581,37 @@ static void task_finish(struct task *t, enum pc_outcome o, const char *err)
     pc_lua_scope_set_step(run->lua, t->scope_ref, t->step->id);
   }
   lua_pop(L, 1);
+}
+
+/* Builds the result table, stores it where expressions look for it, logs the
+ * end of the step, and queues the notification to the parent. */
+static void task_finish(struct task *t, enum pc_outcome o, const char *err)
+{
+  struct pc_run *run = t->run;
+  lua_State *L = run->L;
+  assert(t->state != TS_DONE);
+  t->state = TS_DONE;
+  t->events &= ~(EV_GRANTED | EV_ATTEMPT_DONE);
+  uv_timer_stop(&t->timer);
+  t->outcome = o;
+  free(t->error);
+  t->error = err ? pc_xstrdup(err) : NULL;
+
+  if (t->att.result_ref != LUA_NOREF) {
+    t->result_ref = t->att.result_ref;
+    t->att.result_ref = LUA_NOREF;
+  }
+  /* An item of a fan-out whose results nobody can read needs no result
+   * table: only its outputs are evaluated, since one that fails fails the
+   * item. */
+  bool unread = t->instance && t->parent->items_ref == LUA_NOREF;
+  if (!unread || (o == PC_OK && t->kind != TK_FOREACH && t->step->noutputs)) {
+    if (t->result_ref == LUA_NOREF) {
+      lua_newtable(L);
+      t->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    build_result(t, o);
+  }
 
   /* The end-of-step line: failures always; otherwise one line per finished
    * step for cron and CI logs, fan-out items only with -v (a large fan-out
@@ -619,9 +644,84 @@ static void task_finish(struct task *t, enum pc_outcome o, const char *err)
   t->list_ref = LUA_NOREF;
   pc_lua_unref(run->lua, t->items_ref);
   t->items_ref = LUA_NOREF;
+  pc_lua_unref(run->lua, t->inst_mt_ref);
+  t->inst_mt_ref = LUA_NOREF;
   t->closing = true;
   uv_close((uv_handle_t *)&t->timer, on_task_timer_closed);
   post(t, EV_NOTIFY);
+}
+
+/* ================================================== who reads results */
+
+static bool ident_char(char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Notes what one expression can read of `steps`: steps.ID adds ID; any
+ * other use (steps[...], steps passed to a function, pairs(steps)) could
+ * read anything. Conservative: text inside string literals counts too. */
+static void scan_steps_use(struct pc_run *run, const char *src)
+{
+  for (const char *p = strstr(src, "steps"); p; p = strstr(p + 5, "steps")) {
+    if ((p > src && ident_char(p[-1])) || ident_char(p[5]))
+      continue; /* part of another name */
+    const char *q = p + 5;
+    while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+      q++;
+    if (*q != '.') {
+      run->steps_wild = true;
+      return;
+    }
+    q++;
+    while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+      q++;
+    const char *id = q;
+    while (ident_char(*q))
+      q++;
+    if (q == id) {
+      run->steps_wild = true;
+      return;
+    }
+    run->steps_read = pc_xrealloc(run->steps_read, (run->nsteps_read + 1) * sizeof(char *));
+    run->steps_read[run->nsteps_read++] = pc_xstrndup(id, (size_t)(q - id));
+  }
+}
+
+static bool has_lua_step(struct pc_step *const *steps, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (steps[i]->action == PC_ACT_USES || steps[i]->action == PC_ACT_LUA ||
+        has_lua_step(steps[i]->children, steps[i]->nchildren))
+      return true;
+  return false;
+}
+
+static void scan_results_readers(struct pc_run *run)
+{
+  const struct pc_workflow *wf = run->wf;
+  if (has_lua_step(wf->steps, wf->nsteps) || has_lua_step(wf->finally, wf->nfinally)) {
+    run->steps_wild = true; /* ctx.steps and the `steps` of inline code */
+    return;
+  }
+  for (size_t i = 0; i < wf->nexprs && !run->steps_wild; i++)
+    scan_steps_use(run, wf->exprs[i]->src);
+}
+
+/* Can anything read steps.ID.items of this fan-out? Only an expression or
+ * Lua code can, and only through the step's id. When nothing can, the
+ * fan-out keeps no per-item results: its memory is O(concurrency), not
+ * O(items). Reports do not need them (they have their own records). */
+static bool results_readable(const struct pc_run *run, const struct pc_step *st)
+{
+  if (!st->id)
+    return false;
+  if (run->steps_wild)
+    return true;
+  for (size_t i = 0; i < run->nsteps_read; i++)
+    if (strcmp(run->steps_read[i], st->id) == 0)
+      return true;
+  return false;
 }
 
 /* ================================================================ groups */
@@ -641,7 +741,7 @@ static void on_group_timeout(uv_timer_t *timer)
 static void fill_unstarted_items(struct task *t)
 {
   lua_State *L = t->run->L;
-  if (t->next_kid >= t->total)
+  if (t->next_kid >= t->total || t->items_ref == LUA_NOREF)
     return;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref); /* items */
   for (size_t i = t->next_kid; i < t->total; i++) {
@@ -675,14 +775,21 @@ static struct task *spawn_child(struct task *t, size_t i)
   lua_State *L = run->L;
   /* Only a group body has steps of its own whose `steps.ID` must mean this
    * item's instance; a leaf body needs no steps table per item, and at
-   * 100 000 items that table (and its proxy) is a third of the cost. */
-  int scope = pc_lua_child_scope(run->lua, t->scope_ref, pc_step_is_group(t->step));
+   * 100 000 items that table (and its proxy) is a third of the cost: its
+   * items' scopes share one metatable and are one small table each. */
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->list_ref); /* list */
   lua_geti(L, -1, (lua_Integer)(i + 1));          /* list, item */
   lua_remove(L, -2);                              /* item */
-  pc_lua_scope_set(run->lua, scope, "item");
-  lua_pushinteger(L, (lua_Integer)(i + 1));
-  pc_lua_scope_set(run->lua, scope, "index");
+  int scope;
+  if (t->inst_mt_ref != LUA_NOREF) {
+    lua_pushinteger(L, (lua_Integer)(i + 1)); /* item, index */
+    scope = pc_lua_instance_scope(run->lua, t->inst_mt_ref);
+  } else {
+    scope = pc_lua_child_scope(run->lua, t->scope_ref, true);
+    pc_lua_scope_set(run->lua, scope, "item");
+    lua_pushinteger(L, (lua_Integer)(i + 1));
+    pc_lua_scope_set(run->lua, scope, "index");
+  }
   struct task *c = task_new(run, t, t->step, scope, true, true);
   c->item = i + 1;
   return c;
@@ -725,7 +832,7 @@ static void group_child_done(struct task *t, struct task *c)
       r->failed++;
   }
 
-  if (t->kind == TK_FOREACH) {
+  if (t->kind == TK_FOREACH && t->items_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref);  /* items */
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->result_ref); /* items, result */
     lua_rawseti(L, -2, (lua_Integer)c->item);         /* items */
@@ -946,9 +1053,9 @@ static char *check_expect(struct task *t, bool *is_error)
                          ex->nexit_codes ? ex->exit_codes[0] : 0, a->exit_code);
   }
   if (ex->nthat) {
-    int scope = pc_lua_child_scope(h, t->scope_ref, false);
+    int scope = t->scope_ref;
     lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref);
-    pc_lua_scope_set(h, scope, "result");
+    pc_lua_scope_bind(h, scope, "result"); /* old */
     char *msg = NULL;
     for (size_t i = 0; i < ex->nthat && !msg; i++) {
       bool ok = false;
@@ -961,7 +1068,7 @@ static char *check_expect(struct task *t, bool *is_error)
                           ex->that[i]->file, ex->that[i]->line, ex->that[i]->col);
       }
     }
-    pc_lua_unref(h, scope);
+    pc_lua_scope_unbind(h, scope, "result");
     if (msg)
       return msg;
   }
@@ -1103,8 +1210,12 @@ static void foreach_begin(struct task *t)
   if (rec_of(t))
     rec_of(t)->total = t->total;
   t->list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_createtable(L, (int)(t->total < 1000000 ? t->total : 1000000), 0);
-  t->items_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (results_readable(run, t->step)) {
+    lua_createtable(L, (int)(t->total < 1000000 ? t->total : 1000000), 0);
+    t->items_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  if (!pc_step_is_group(t->step))
+    t->inst_mt_ref = pc_lua_instance_mt(run->lua, t->scope_ref);
   t->state = TS_GROUP;
   group_fill(t);
 }
@@ -1412,6 +1523,7 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
     free(run);
     return PC_EXIT_USAGE;
   }
+  scan_results_readers(run);
   run->root_scope = pc_lua_root_scope(h, wf->name, run->run_id);
 
   int err = uv_loop_init(&run->loop);
@@ -1492,6 +1604,9 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   records_free(&run->rep);
   pc_http_stats_free(&run->rep.http);
   free(run->free_lanes);
+  for (size_t i = 0; i < run->nsteps_read; i++)
+    free(run->steps_read[i]);
+  free(run->steps_read);
   pc_lua_unref(h, run->root_scope);
   free(run->pools);
   free(run);

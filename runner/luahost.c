@@ -40,6 +40,8 @@ struct pc_lua {
   lua_State *L;
   int prelude_ref; /* the table lua/prelude.lua returned */
   int null_ref;    /* cjson.null */
+  /* Prelude functions called on hot paths, looked up once. */
+  int ro_ref, unwrap_ref, to_text_ref, scope_mt_ref;
   double eval_started_ms;
   /* Memory accounting (see l_alloc). */
   size_t used;    /* bytes the state holds now */
@@ -125,6 +127,14 @@ static int init_state(lua_State *L)
   lua_pushcfunction(L, l_mark_secret);   /* ..., mark_secret */
   lua_pushcfunction(L, l_now);           /* ..., now */
   lua_call(L, 4, 1);                     /* cjson, P */
+  lua_getfield(L, -1, "ro");                        /* cjson, P, ro */
+  h->ro_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "unwrap");
+  h->unwrap_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "to_text");
+  h->to_text_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "instance_mt");
+  h->scope_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   h->prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* cjson */
   lua_pop(L, 1);
   lua_pushlightuserdata(L, h);
@@ -433,9 +443,71 @@ static void scope_call(struct pc_lua *h, const char *fn, int scope_ref, const ch
   lua_pop(L, 1);
 }
 
+/* Replaces the table on top of the stack by its read-only proxy. */
+static void to_ro(struct pc_lua *h)
+{
+  lua_State *L = h->L;
+  if (lua_type(L, -1) != LUA_TTABLE)
+    return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->ro_ref); /* v, ro */
+  lua_insert(L, -2);                            /* ro, v */
+  lua_call(L, 1, 1);                            /* proxy */
+}
+
 void pc_lua_scope_set(struct pc_lua *h, int scope_ref, const char *name)
 {
-  scope_call(h, "scope_set", scope_ref, name);
+  lua_State *L = h->L;
+  to_ro(h);                                     /* value */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, scope_ref); /* value, scope */
+  lua_pushstring(L, name);                      /* value, scope, name */
+  lua_rotate(L, -3, -1);                        /* scope, name, value */
+  lua_rawset(L, -3);                            /* scope (scopes refuse __newindex) */
+  lua_pop(L, 1);
+}
+
+void pc_lua_scope_bind(struct pc_lua *h, int scope_ref, const char *name)
+{
+  lua_State *L = h->L;
+  to_ro(h);                                     /* value */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, scope_ref); /* value, scope */
+  lua_pushstring(L, name);                      /* value, scope, name */
+  lua_rawget(L, -2);                            /* value, scope, old */
+  lua_insert(L, -3);                            /* old, value, scope */
+  lua_pushstring(L, name);                      /* old, value, scope, name */
+  lua_rotate(L, -3, -1);                        /* old, scope, name, value */
+  lua_rawset(L, -3);                            /* old, scope */
+  lua_pop(L, 1);                                /* old */
+}
+
+void pc_lua_scope_unbind(struct pc_lua *h, int scope_ref, const char *name)
+{
+  pc_lua_scope_set(h, scope_ref, name);
+}
+
+int pc_lua_instance_mt(struct pc_lua *h, int parent_ref)
+{
+  lua_State *L = h->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->scope_mt_ref); /* fn */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, parent_ref);      /* fn, parent */
+  lua_call(L, 1, 1);                                  /* mt */
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+int pc_lua_instance_scope(struct pc_lua *h, int mt_ref)
+{
+  lua_State *L = h->L;
+  int value = lua_gettop(L) - 1;                /* item, index */
+  lua_createtable(L, 0, 2);                     /* item, index, scope */
+  lua_pushvalue(L, value);
+  to_ro(h);
+  lua_setfield(L, -2, "item"); /* no metatable yet: a raw set */
+  lua_pushvalue(L, value + 1);
+  lua_setfield(L, -2, "index");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, mt_ref);    /* item, index, scope, mt */
+  lua_setmetatable(L, -2);                      /* item, index, scope */
+  int ref = luaL_ref(L, LUA_REGISTRYINDEX);     /* item, index */
+  lua_pop(L, 2);
+  return ref;
 }
 
 void pc_lua_scope_set_step(struct pc_lua *h, int scope_ref, const char *id)
@@ -492,9 +564,11 @@ int pc_lua_eval(struct pc_lua *h, const struct pc_expr *e, int scope_ref, char *
     return -1;
   }
   /* Hand back plain values, never proxies. */
-  push_fn(h, "unwrap");   /* value, unwrap */
-  lua_insert(L, -2);      /* unwrap, value */
-  lua_call(L, 1, 1);      /* value */
+  if (lua_type(L, -1) == LUA_TTABLE) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->unwrap_ref); /* value, unwrap */
+    lua_insert(L, -2);                                /* unwrap, value */
+    lua_call(L, 1, 1);                                /* value */
+  }
   return 0;
 }
 
@@ -512,7 +586,16 @@ char *pc_lua_to_text(struct pc_lua *h, int idx, size_t *len)
 {
   lua_State *L = h->L;
   idx = lua_absindex(L, idx);
-  push_fn(h, "to_text");  /* fn */
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    char *r = pc_xmalloc(n + 1);
+    memcpy(r, s, n + 1);
+    if (len)
+      *len = n;
+    return r;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->to_text_ref); /* fn */
   lua_pushvalue(L, idx);  /* fn, value */
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* text or message */
     char *m = pc_asprintf("<%s>", lua_tostring(L, -1));
@@ -591,10 +674,18 @@ int pc_lua_eval_tmpl(struct pc_lua *h, const struct pc_tmpl *t, int scope_ref, c
         return -1;
       }
       size_t n;
-      char *s = pc_lua_to_text(h, -1, &n);
-      lua_pop(L, 1);
-      int rc = pc_buf_append(&b, s, n);
-      free(s);
+      int rc;
+      if (lua_type(L, -1) == LUA_TSTRING || lua_isinteger(L, -1)) {
+        /* the common cases, formatted as to_text would, without a copy */
+        const char *s = lua_tolstring(L, -1, &n);
+        rc = pc_buf_append(&b, s, n);
+        lua_pop(L, 1);
+      } else {
+        char *s = pc_lua_to_text(h, -1, &n);
+        lua_pop(L, 1);
+        rc = pc_buf_append(&b, s, n);
+        free(s);
+      }
       if (rc != 0) {
         *err = pc_asprintf("interpolated text at %s:%d:%d is larger than 64 MiB",
                            p->expr->file, p->expr->line, p->expr->col);

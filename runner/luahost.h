@@ -70,6 +70,19 @@ int pc_lua_root_scope(struct pc_lua *h, const char *wf_name, const char *run_id)
 int pc_lua_child_scope(struct pc_lua *h, int parent_ref, bool own_steps);
 /* Pops a value and binds it to `name` in the scope (item, index, result). */
 void pc_lua_scope_set(struct pc_lua *h, int scope_ref, const char *name);
+/* Binds a value for one synchronous evaluation: pops the value, binds it to
+ * `name` in the scope (as pc_lua_scope_set) and pushes what was bound there
+ * before. pc_lua_scope_unbind pops that and puts it back. Expressions cannot
+ * yield, so a scope shared by running siblings may be borrowed this way:
+ * `result` for expect.that and outputs needs no scope of its own. */
+void pc_lua_scope_bind(struct pc_lua *h, int scope_ref, const char *name);
+void pc_lua_scope_unbind(struct pc_lua *h, int scope_ref, const char *name);
+/* Fan-out items of a leaf body: one metatable per fan-out (inheriting
+ * `parent_ref`, returned as a registry reference) shared by every item's
+ * scope, which then costs one small table. pc_lua_instance_scope pops the
+ * item and index values and returns a reference to the new scope. */
+int pc_lua_instance_mt(struct pc_lua *h, int parent_ref);
+int pc_lua_instance_scope(struct pc_lua *h, int mt_ref);
 /* Pops a value and stores it as steps[id] in the scope's nearest steps table. */
 void pc_lua_scope_set_step(struct pc_lua *h, int scope_ref, const char *id);
 /* Pushes the plain (unproxied) value of steps[id] as seen from the scope, or nil. */
