@@ -12,6 +12,8 @@ happen when it runs:
     # stderr: text                    stderr must contain text (repeatable)
     # not-stderr: text                stderr must not contain text
     # time: < 1.5                     wall-time bound in seconds (repeatable: < and >)
+    # max-rss: 40                     peak RSS bound in MiB (not with --no-rss:
+                                      sanitizer builds use far more memory)
     # signal: INT 0.5                 send SIGINT (or TERM) after 0.5 s
     # env: NAME=VALUE                 extra environment
     # command: validate               run `pacer validate FILE` instead of `run`
@@ -48,7 +50,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def parse_header(path):
     spec = {"args": [], "exit": 0, "stdout": None, "stdout_sorted": None, "stderr": [],
             "not_stderr": [], "time": [], "signal": None, "env": {}, "command": "run",
-            "server": None}
+            "server": None, "max_rss": None}
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             m = re.match(r"^#\s*([a-z-]+):\s?(.*?)\s*$", line)
@@ -82,6 +84,8 @@ def parse_header(path):
                 spec["command"] = val
             elif key == "server":
                 spec["server"] = val
+            elif key == "max-rss":
+                spec["max_rss"] = float(val)
     return spec
 
 
@@ -127,6 +131,36 @@ def subst(s, ctx):
 
 # Upper time bounds are multiplied by this (sanitizer builds run slower).
 TIME_FACTOR = 1.0
+# Peak RSS bounds are checked (not on sanitizer builds).
+CHECK_RSS = True
+
+
+def communicate_rusage(p, timeout):
+    """Like Popen.communicate, but reaps the child with wait4 so that its
+    peak RSS (ru_maxrss, KiB) is known. Returns (out, err, maxrss_kib)."""
+    bufs = {}
+
+    def reader(name, f):
+        bufs[name] = f.read()
+
+    threads = [threading.Thread(target=reader, args=(n, f))
+               for n, f in (("out", p.stdout), ("err", p.stderr))]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            p.kill()
+            pid, status, ru = os.wait4(p.pid, 0)
+            break
+        time.sleep(0.01)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    for t in threads:
+        t.join()
+    return bufs.get("out", ""), bufs.get("err", ""), ru.ru_maxrss
 
 
 def run_case(pacer, path, servers):
@@ -147,8 +181,12 @@ def run_case(pacer, path, servers):
         sig, after = spec["signal"]
         time.sleep(after)
         p.send_signal(sig)
+    maxrss = None
     try:
-        out, err = p.communicate(timeout=60)
+        if spec["max_rss"] is not None and CHECK_RSS:
+            out, err, maxrss = communicate_rusage(p, 60)
+        else:
+            out, err = p.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         p.kill()
         out, err = p.communicate()
@@ -177,6 +215,9 @@ def run_case(pacer, path, servers):
             bound *= TIME_FACTOR
         if (op == "<" and not elapsed < bound) or (op == ">" and not elapsed > bound):
             problems.append("took %.2fs, expected %s %.2fs" % (elapsed, op, bound))
+    if maxrss is not None and maxrss / 1024.0 > spec["max_rss"]:
+        problems.append("peak RSS %.1f MiB, expected at most %.1f MiB"
+                        % (maxrss / 1024.0, spec["max_rss"]))
     if "ERROR: AddressSanitizer" in err or "runtime error:" in err or "LeakSanitizer" in err:
         problems.append("sanitizer report")
     return problems, out, err, elapsed
@@ -226,11 +267,14 @@ def main():
     ap.add_argument("--jobs", type=int, default=3)
     ap.add_argument("--time-factor", type=float, default=1.0,
                     help="multiply upper time bounds (e.g. 3 for sanitizer builds)")
+    ap.add_argument("--no-rss", action="store_true",
+                    help="skip peak RSS bounds (sanitizer builds)")
     ap.add_argument("filter", nargs="*", help="substrings of case names to run")
     opts = ap.parse_args()
     pacer = os.path.abspath(opts.pacer)
-    global TIME_FACTOR
+    global TIME_FACTOR, CHECK_RSS
     TIME_FACTOR = opts.time_factor
+    CHECK_RSS = not opts.no_rss
 
     jobs = []
     # The examples in workflows/ are cases too: users copy them, so they must run.
