@@ -41,6 +41,8 @@ struct pc_attempt {
   int exit_code;         /* process exit code, -1 if none */
   double retry_after_ms; /* Retry-After, < 0 if none */
   bool non_idempotent;   /* not retried unless retry.unsafe */
+  /* Free for the action: links for a list of its own (sleep). */
+  struct pc_attempt *prev, *next;
 };
 
 struct pc_action_ops {
@@ -64,6 +66,10 @@ struct pc_action_ops {
   unsigned default_on; /* retry.on when the step does not set it */
   bool has_status;     /* expect.status applies (default: status < 400) */
   bool has_exit_code;  /* expect.exit_code applies (default: 0) */
+  /* The action writes fields into a->result_ref. Otherwise the engine
+   * creates no result table before the attempt (unless expect.that reads
+   * it) and a->result_ref is LUA_NOREF. */
+  bool fills_result;
 };
 
 /* The action table; NULL for keys that are not leaf actions (steps, gather)

@@ -3,6 +3,8 @@
  * exec, lua, ...) are listed here by their ops structs. */
 #include "action.h"
 
+#include <assert.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,23 +22,96 @@
 
 /* ------------------------------------------------------------------ sleep */
 
-struct sleep_op {
+/* Sleeps that end in the same millisecond of the loop's clock share one
+ * libuv timer (a bucket): 100 000 gathered sleeps started together need a
+ * handful of timers, not 100 000 (each is a 152-byte handle and a heap
+ * entry). A bucket fires its sleeps in the order they started, as separate
+ * timers with the same due time would. */
+struct sleep_bucket {
   uv_timer_t timer;
-  struct pc_attempt *a; /* borrowed; NULL once cancelled */
+  uint64_t due;                    /* loop time (ms) it fires at */
+  struct pc_attempt *head, *tail;  /* waiting sleeps, linked by a->prev/next */
+  struct sleep_run *sr;            /* NULL once closing */
 };
 
-static void on_sleep_closed(uv_handle_t *h)
+struct sleep_run {
+  struct sleep_bucket *last; /* the newest bucket: the one a new sleep most likely joins */
+};
+
+static void on_bucket_closed(uv_handle_t *h)
 {
-  free(PC_CONTAINER_OF(h, struct sleep_op, timer));
+  free(PC_CONTAINER_OF(h, struct sleep_bucket, timer));
 }
 
-static void on_sleep_done(uv_timer_t *timer)
+static void bucket_close(struct sleep_bucket *b)
 {
-  struct sleep_op *op = PC_CONTAINER_OF(timer, struct sleep_op, timer);
-  struct pc_attempt *a = op->a;
-  a->data = NULL;
-  uv_close((uv_handle_t *)&op->timer, on_sleep_closed);
-  pc_attempt_done(a, PC_FAIL_NONE, NULL);
+  if (b->sr && b->sr->last == b)
+    b->sr->last = NULL;
+  b->sr = NULL;
+  uv_close((uv_handle_t *)&b->timer, on_bucket_closed);
+}
+
+static void on_bucket_due(uv_timer_t *timer)
+{
+  struct sleep_bucket *b = PC_CONTAINER_OF(timer, struct sleep_bucket, timer);
+  struct pc_attempt *a = b->head;
+  b->head = b->tail = NULL;
+  bucket_close(b);
+  while (a) { /* pc_attempt_done only queues: no attempt changes under us */
+    struct pc_attempt *next = a->next;
+    a->data = NULL;
+    a->prev = a->next = NULL;
+    pc_attempt_done(a, PC_FAIL_NONE, NULL);
+    a = next;
+  }
+}
+
+static struct sleep_run *sleep_run_of(struct pc_run *run)
+{
+  void **slot = pc_run_action_slot(run, PC_ACT_SLEEP);
+  if (!*slot)
+    *slot = pc_xcalloc(1, sizeof(struct sleep_run));
+  return *slot;
+}
+
+static void sleep_run_cleanup(struct pc_run *run)
+{
+  void **slot = pc_run_action_slot(run, PC_ACT_SLEEP);
+  struct sleep_run *sr = *slot;
+  if (!sr)
+    return;
+  /* Every sleep has ended or been cancelled by now, which closed its bucket. */
+  assert(!sr->last);
+  free(sr);
+  *slot = NULL;
+}
+
+static void sleep_add(struct pc_attempt *a, double ms)
+{
+  struct sleep_run *sr = sleep_run_of(a->run);
+  uv_loop_t *loop = pc_run_loop(a->run);
+  /* The loop's clock is cached per iteration: refresh it, or a sleep started
+   * late in a busy iteration ends early. */
+  uv_update_time(loop);
+  uint64_t timeout = (uint64_t)(ms + 0.5);
+  uint64_t due = uv_now(loop) + timeout;
+  struct sleep_bucket *b = sr->last;
+  if (!b || b->due != due) {
+    b = pc_xcalloc(1, sizeof *b);
+    b->due = due;
+    b->sr = sr;
+    uv_timer_init(loop, &b->timer);
+    uv_timer_start(&b->timer, on_bucket_due, timeout, 0);
+    sr->last = b;
+  }
+  a->prev = b->tail;
+  a->next = NULL;
+  if (b->tail)
+    b->tail->next = a;
+  else
+    b->head = a;
+  b->tail = a;
+  a->data = b;
 }
 
 /* A duration value: a number of seconds or a duration string. */
@@ -86,24 +161,26 @@ static void sleep_start(struct pc_attempt *a)
     return;
   }
   lua_pop(L, 1);
-  struct sleep_op *op = pc_xmalloc(sizeof *op);
-  op->a = a;
-  uv_timer_init(pc_run_loop(a->run), &op->timer);
-  /* The loop's clock is cached per iteration: refresh it, or a sleep started
-   * late in a busy iteration ends early. */
-  uv_update_time(pc_run_loop(a->run));
-  uv_timer_start(&op->timer, on_sleep_done, (uint64_t)(ms + 0.5), 0);
-  a->data = op;
+  sleep_add(a, ms);
 }
 
 static void sleep_cancel(struct pc_attempt *a)
 {
-  struct sleep_op *op = a->data;
-  if (!op)
+  struct sleep_bucket *b = a->data;
+  if (!b)
     return;
   a->data = NULL;
-  op->a = NULL;
-  uv_close((uv_handle_t *)&op->timer, on_sleep_closed);
+  if (a->prev)
+    a->prev->next = a->next;
+  else
+    b->head = a->next;
+  if (a->next)
+    a->next->prev = a->prev;
+  else
+    b->tail = a->prev;
+  a->prev = a->next = NULL;
+  if (!b->head)
+    bucket_close(b);
 }
 
 /* -------------------------------------------------------------------- log */
@@ -163,7 +240,7 @@ static void assert_start(struct pc_attempt *a)
 
 static const struct pc_action_ops sleep_ops = {
     .action = PC_ACT_SLEEP, .key = "sleep", .load = sleep_load, .start = sleep_start,
-    .cancel = sleep_cancel, .default_on = PC_ON_DEFAULT_LOCAL};
+    .cancel = sleep_cancel, .run_cleanup = sleep_run_cleanup, .default_on = PC_ON_DEFAULT_LOCAL};
 static const struct pc_action_ops log_ops = {
     .action = PC_ACT_LOG, .key = "log", .load = log_load, .start = log_start,
     .cancel = nothing_to_cancel, .default_on = PC_ON_DEFAULT_LOCAL};

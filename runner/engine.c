@@ -56,60 +56,62 @@ struct task {
   struct pc_run *run;
   struct task *parent;             /* NULL for the run's two root sequences */
   struct task *prev, *next;        /* links in the parent's running list */
-  struct task *kids_head;          /* running children */
+  struct task *rq_next;            /* link in the ready queue */
   const struct pc_step *step;      /* borrowed; NULL for a root sequence */
-  struct pc_step *const *kids;     /* children to run (SEQ, GATHER) */
-  size_t nkids;
-  enum task_kind kind;
-  enum task_state state;
-  bool instance;  /* one item of a fan-out: for_each and if do not apply */
-  size_t item;    /* instance: 1-based item index */
-  int scope_ref;  /* scope for expressions */
-  bool own_scope; /* scope_ref is ours to unref */
-
-  /* groups */
-  size_t next_kid; /* next child (or item) to start */
-  size_t total;    /* number of children (or items) */
-  int running;
-  int limit;        /* max children in flight; 0 = unlimited */
-  bool fail_fast;
-  bool stopping;    /* start no more children */
-  int list_ref;     /* fan-out: the items */
-  int items_ref;    /* fan-out: per-item results; LUA_NOREF when nothing can read them */
-  int inst_mt_ref;  /* fan-out of a leaf body: the metatable of its items' scopes */
-  bool failed_error, failed_expect;
-  char *fail_msg;   /* first counted failure among the children */
-  double group_timeout_ms;
-
-  /* cancellation */
-  bool cancelled;
-  enum pc_outcome cancel_as;
-  char *cancel_msg;
-
-  /* leaf */
-  const struct pc_action_ops *ops;
-  struct pc_attempt att;
-  bool att_live;          /* the action is running: cancel it before anything else */
-  int attempts;
-  size_t pools_held;
-  struct pc_pool_waiter *waiters; /* one per pool of the step */
-  enum pc_fail att_fail;
-  char *att_msg;
-  bool status_failed;     /* the last attempt failed its status expectation */
-
-  uv_timer_t timer; /* leaf: attempt deadline or backoff; group: its timeout */
-  double started_wall, started_mono;
-  enum pc_outcome outcome;
+  /* leaf: attempt deadline or backoff; group: its timeout. Allocated on
+   * first use: most tasks never need one. */
+  uv_timer_t *timer;
   char *error;
+  char *cancel_msg;
+  double started_wall, started_mono;
+  size_t item; /* instance: 1-based item index */
+  size_t rec;  /* record index, PC_NO_RECORD when not recording */
+  int scope_ref;  /* scope for expressions */
   int result_ref; /* the finished result table, kept for the parent */
-
+  int lane;       /* leaves: lane held while running, -1 otherwise */
   unsigned events;
+  unsigned char kind;      /* enum task_kind */
+  unsigned char state;     /* enum task_state */
+  unsigned char outcome;   /* enum pc_outcome */
+  unsigned char cancel_as; /* enum pc_outcome */
+  bool instance;  /* one item of a fan-out: for_each and if do not apply */
+  bool own_scope; /* scope_ref is ours to unref */
   bool queued;
-  struct task *rq_next;
-  bool closing; /* timer close pending */
-  bool notified;
-  size_t rec; /* record index, PC_NO_RECORD when not recording */
-  int lane;   /* leaves: lane held while running, -1 otherwise */
+  bool cancelled;
+
+  union {
+    struct { /* groups: TK_SEQ, TK_GATHER, TK_FOREACH */
+      struct task *kids_head;      /* running children */
+      struct pc_step *const *kids; /* children to run (SEQ, GATHER) */
+      size_t nkids;
+      size_t next_kid; /* next child (or item) to start */
+      size_t total;    /* number of children (or items) */
+      char *fail_msg;  /* first counted failure among the children */
+      double group_timeout_ms;
+      int running;
+      int limit;       /* max children in flight; 0 = unlimited */
+      int list_ref;    /* fan-out: the items */
+      int items_ref;   /* fan-out: per-item results; LUA_NOREF when nothing can read them */
+      int inst_mt_ref; /* fan-out of a leaf body: the metatable of its items' scopes */
+      int body_params_ref; /* fan-out of a constant scalar body: its value, shared */
+      bool static_body; /* fan-out whose body has no expression: items need no scope */
+      bool fail_fast;
+      bool stopping;   /* start no more children */
+      bool failed_error, failed_expect;
+    };
+    struct { /* TK_LEAF */
+      const struct pc_action_ops *ops;
+      struct pc_pool_waiter *waiters; /* one per pool of the step */
+      char *att_msg;
+      size_t pools_held;
+      struct pc_attempt att;
+      int attempts;
+      unsigned char att_fail; /* enum pc_fail */
+      bool att_live;          /* the action is running: cancel it before anything else */
+      bool params_shared;     /* att.params_ref is the fan-out's body_params_ref */
+      bool status_failed;     /* the last attempt failed its status expectation */
+    };
+  };
 };
 
 struct pc_run {
@@ -340,30 +342,46 @@ static void post(struct task *t, unsigned ev)
 
 static void task_free(struct task *t)
 {
-  free(t->waiters);
-  free(t->fail_msg);
+  if (t->kind == TK_LEAF) {
+    free(t->waiters);
+    free(t->att_msg);
+  } else {
+    free(t->fail_msg);
+  }
   free(t->cancel_msg);
-  free(t->att_msg);
   free(t->error);
   free(t);
 }
 
-static void on_task_timer_closed(uv_handle_t *h)
+static void on_timer_closed(uv_handle_t *h)
 {
-  struct task *t = PC_CONTAINER_OF(h, struct task, timer);
-  t->closing = false;
-  if (t->notified)
-    task_free(t);
+  free(h);
+}
+
+/* The task's timer, created on first use; its callbacks find the task in
+ * timer->data. */
+static uv_timer_t *task_timer(struct task *t)
+{
+  if (!t->timer) {
+    t->timer = pc_xmalloc(sizeof *t->timer);
+    uv_timer_init(&t->run->loop, t->timer);
+    t->timer->data = t;
+  }
+  return t->timer;
+}
+
+static void task_timer_stop(struct task *t)
+{
+  if (t->timer)
+    uv_timer_stop(t->timer);
 }
 
 /* Called by the parent after it has consumed the child's result. */
 static void task_release(struct task *t)
 {
-  t->notified = true;
   pc_lua_unref(t->run->lua, t->result_ref);
   t->result_ref = LUA_NOREF;
-  if (!t->closing)
-    task_free(t);
+  task_free(t);
 }
 
 static struct task *task_new(struct pc_run *run, struct task *parent, const struct pc_step *st,
@@ -376,10 +394,7 @@ static struct task *task_new(struct pc_run *run, struct task *parent, const stru
   t->scope_ref = scope_ref;
   t->own_scope = own_scope;
   t->instance = instance;
-  t->list_ref = t->items_ref = t->result_ref = t->inst_mt_ref = LUA_NOREF;
-  t->att.params_ref = t->att.result_ref = LUA_NOREF;
-  t->fail_fast = true;
-  t->group_timeout_ms = -1;
+  t->result_ref = LUA_NOREF;
   t->rec = PC_NO_RECORD;
   t->lane = -1;
   if (!st) {
@@ -396,20 +411,23 @@ static struct task *task_new(struct pc_run *run, struct task *parent, const stru
     assert(t->ops);
     if (st->npools)
       t->waiters = pc_xcalloc(st->npools, sizeof *t->waiters);
+    t->att.params_ref = t->att.result_ref = LUA_NOREF;
+    return t;
   }
-  if (st && t->kind != TK_LEAF) {
+  t->list_ref = t->items_ref = t->inst_mt_ref = t->body_params_ref = LUA_NOREF;
+  t->fail_fast = true;
+  t->group_timeout_ms = -1;
+  if (st) {
     t->limit = st->concurrency;
     t->fail_fast = st->fail_fast;
-    if (t->kind != TK_FOREACH)
-      t->group_timeout_ms = st->timeout_ms;
     if (t->kind != TK_FOREACH) {
+      t->group_timeout_ms = st->timeout_ms;
       t->kids = st->children;
       t->nkids = st->nchildren;
     }
   }
   if (t->kind == TK_SEQ)
     t->limit = 1;
-  uv_timer_init(&run->loop, &t->timer);
   return t;
 }
 
@@ -460,9 +478,9 @@ static void record_finish(struct task *t)
   r->done = true;
   r->outcome = t->outcome;
   r->error = t->error ? pc_xstrdup(t->error) : NULL;
-  r->attempts = t->attempts;
+  r->attempts = t->kind == TK_LEAF ? t->attempts : 0;
   r->duration_ms = t->started_mono > 0 ? pc_mono_ms() - t->started_mono : 0;
-  r->status = t->att.status;
+  r->status = t->kind == TK_LEAF ? t->att.status : 0;
   if (t->result_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref); /* result */
     if (lua_getfield(L, -1, "url") == LUA_TSTRING)    /* result, url */
@@ -514,7 +532,7 @@ static void set_common_fields(struct task *t, int tbl)
     lua_pushinteger(L, (lua_Integer)llround(pc_mono_ms() - t->started_mono));
     lua_setfield(L, tbl, "duration_ms");
   }
-  if (t->items_ref != LUA_NOREF) {
+  if (t->kind == TK_FOREACH && t->items_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref); /* tbl.items */
     lua_setfield(L, tbl, "items");
   }
@@ -592,12 +610,15 @@ static void task_finish(struct task *t, enum pc_outcome o, const char *err)
   assert(t->state != TS_DONE);
   t->state = TS_DONE;
   t->events &= ~(EV_GRANTED | EV_ATTEMPT_DONE);
-  uv_timer_stop(&t->timer);
+  if (t->timer) {
+    uv_close((uv_handle_t *)t->timer, on_timer_closed);
+    t->timer = NULL;
+  }
   t->outcome = o;
   free(t->error);
   t->error = err ? pc_xstrdup(err) : NULL;
 
-  if (t->att.result_ref != LUA_NOREF) {
+  if (t->kind == TK_LEAF && t->att.result_ref != LUA_NOREF) {
     t->result_ref = t->att.result_ref;
     t->att.result_ref = LUA_NOREF;
   }
@@ -640,14 +661,16 @@ static void task_finish(struct task *t, enum pc_outcome o, const char *err)
     pc_lua_unref(run->lua, t->scope_ref);
     t->own_scope = false;
   }
-  pc_lua_unref(run->lua, t->list_ref);
-  t->list_ref = LUA_NOREF;
-  pc_lua_unref(run->lua, t->items_ref);
-  t->items_ref = LUA_NOREF;
-  pc_lua_unref(run->lua, t->inst_mt_ref);
-  t->inst_mt_ref = LUA_NOREF;
-  t->closing = true;
-  uv_close((uv_handle_t *)&t->timer, on_task_timer_closed);
+  if (t->kind != TK_LEAF) {
+    pc_lua_unref(run->lua, t->list_ref);
+    t->list_ref = LUA_NOREF;
+    pc_lua_unref(run->lua, t->items_ref);
+    t->items_ref = LUA_NOREF;
+    pc_lua_unref(run->lua, t->inst_mt_ref);
+    t->inst_mt_ref = LUA_NOREF;
+    pc_lua_unref(run->lua, t->body_params_ref);
+    t->body_params_ref = LUA_NOREF;
+  }
   post(t, EV_NOTIFY);
 }
 
@@ -708,6 +731,28 @@ static void scan_results_readers(struct pc_run *run)
     scan_steps_use(run, wf->exprs[i]->src);
 }
 
+/* A leaf step with no expression anywhere (its value, expect.that,
+ * outputs; for HTTP also defaults.http, evaluated in the step's scope) and
+ * no Lua: its items need no scope, since nothing could read item or index. */
+static bool step_is_static(const struct pc_run *run, const struct pc_step *st)
+{
+  switch (st->action) {
+  case PC_ACT_SLEEP:
+  case PC_ACT_LOG:
+  case PC_ACT_EXEC:
+  case PC_ACT_SHELL:
+    break;
+  case PC_ACT_HTTP:
+    if (run->wf->http_defaults && run->wf->http_defaults->has_expr)
+      return false;
+    break;
+  default:
+    return false;
+  }
+  return !(st->params && st->params->has_expr) && !st->expect.nthat && !st->noutputs &&
+         !st->nasserts;
+}
+
 /* Can anything read steps.ID.items of this fan-out? Only an expression or
  * Lua code can, and only through the step's id. When nothing can, the
  * fan-out keeps no per-item results: its memory is O(concurrency), not
@@ -728,7 +773,7 @@ static bool results_readable(const struct pc_run *run, const struct pc_step *st)
 
 static void on_group_timeout(uv_timer_t *timer)
 {
-  struct task *t = PC_CONTAINER_OF(timer, struct task, timer);
+  struct task *t = timer->data;
   char dur[32];
   pc_format_duration(t->group_timeout_ms, dur, sizeof dur);
   char *msg = pc_asprintf("timed out after %s", dur);
@@ -773,6 +818,12 @@ static struct task *spawn_child(struct task *t, size_t i)
   if (t->kind != TK_FOREACH)
     return task_new(run, t, t->kids[i], t->scope_ref, false, false);
   lua_State *L = run->L;
+  if (t->static_body) {
+    /* No expression can see this item: it needs no scope of its own. */
+    struct task *c = task_new(run, t, t->step, t->scope_ref, false, true);
+    c->item = i + 1;
+    return c;
+  }
   /* Only a group body has steps of its own whose `steps.ID` must mean this
    * item's instance; a leaf body needs no steps table per item, and at
    * 100 000 items that table (and its proxy) is a third of the cost: its
@@ -900,15 +951,23 @@ static void attempt_start(struct task *t)
   a->exit_code = -1;
   a->retry_after_ms = -1;
   a->non_idempotent = false;
-  lua_newtable(L);
-  a->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  /* The result table, for actions that fill one or expectations that read
+   * it; otherwise it is made at the end, if anything can read it. */
+  a->result_ref = LUA_NOREF;
+  if (t->ops->fills_result || st->expect.nthat) {
+    lua_createtable(L, 0, t->ops->fills_result ? 16 : 0);
+    a->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   a->params_ref = LUA_NOREF;
   t->att_live = true;
   if (st->timeout_ms >= 0) {
     uv_update_time(&run->loop); /* the loop's cached time may be stale by a busy iteration */
-    uv_timer_start(&t->timer, on_attempt_timeout, (uint64_t)ceil(st->timeout_ms), 0);
+    uv_timer_start(task_timer(t), on_attempt_timeout, (uint64_t)ceil(st->timeout_ms), 0);
   }
-  if (st->params) {
+  if (st->params && t->instance && t->parent->body_params_ref != LUA_NOREF) {
+    a->params_ref = t->parent->body_params_ref;
+    t->params_shared = true;
+  } else if (st->params) {
     char *err = NULL;
     if (pc_lua_eval_tmpl(run->lua, st->params, t->scope_ref, &err) != 0) {
       pc_attempt_done(a, PC_FAIL_ERROR, err);
@@ -943,7 +1002,7 @@ static void leaf_next_attempt(struct task *t)
 
 static void on_backoff_done(uv_timer_t *timer)
 {
-  leaf_next_attempt(PC_CONTAINER_OF(timer, struct task, timer));
+  leaf_next_attempt(timer->data);
 }
 
 void pc_attempt_done(struct pc_attempt *a, enum pc_fail fail, const char *msg)
@@ -965,16 +1024,18 @@ static void leaf_abort(struct task *t)
     t->ops->cancel(&t->att);
   }
   t->events &= ~(EV_ATTEMPT_DONE | EV_GRANTED);
-  uv_timer_stop(&t->timer);
+  task_timer_stop(t);
   if (t->state == TS_WAIT_POOL || t->state == TS_RUNNING)
     release_pools(t);
-  pc_lua_unref(t->run->lua, t->att.params_ref);
+  if (!t->params_shared)
+    pc_lua_unref(t->run->lua, t->att.params_ref);
   t->att.params_ref = LUA_NOREF;
+  t->params_shared = false;
 }
 
 static void on_attempt_timeout(uv_timer_t *timer)
 {
-  struct task *t = PC_CONTAINER_OF(timer, struct task, timer);
+  struct task *t = timer->data;
   if (t->state != TS_RUNNING)
     return;
   if (!t->att_live)
@@ -1147,7 +1208,7 @@ static enum pc_outcome fail_outcome(enum pc_fail f)
  * retry or finish. Takes ownership of msg. */
 static void attempt_end(struct task *t, enum pc_fail fail, char *msg)
 {
-  uv_timer_stop(&t->timer);
+  task_timer_stop(t);
   release_pools(t);
   t->status_failed = false;
   if (fail == PC_FAIL_NONE) {
@@ -1165,8 +1226,10 @@ static void attempt_end(struct task *t, enum pc_fail fail, char *msg)
       msg = pc_buf_steal(&b);
     }
   }
-  pc_lua_unref(t->run->lua, t->att.params_ref);
+  if (!t->params_shared)
+    pc_lua_unref(t->run->lua, t->att.params_ref);
   t->att.params_ref = LUA_NOREF;
+  t->params_shared = false;
   if (fail != PC_FAIL_NONE && should_retry(t, fail)) {
     double wait = backoff_ms(t);
     char dur[32];
@@ -1180,7 +1243,7 @@ static void attempt_end(struct task *t, enum pc_fail fail, char *msg)
     t->att.result_ref = LUA_NOREF;
     t->state = TS_BACKOFF;
     uv_update_time(&t->run->loop); /* the cached clock may be stale */
-    uv_timer_start(&t->timer, on_backoff_done, (uint64_t)ceil(wait), 0);
+    uv_timer_start(task_timer(t), on_backoff_done, (uint64_t)ceil(wait), 0);
     return;
   }
   task_finish(t, fail_outcome(fail), msg);
@@ -1214,8 +1277,16 @@ static void foreach_begin(struct task *t)
     lua_createtable(L, (int)(t->total < 1000000 ? t->total : 1000000), 0);
     t->items_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  if (!pc_step_is_group(t->step))
+  t->static_body = step_is_static(run, t->step);
+  if (!pc_step_is_group(t->step) && !t->static_body)
     t->inst_mt_ref = pc_lua_instance_mt(run->lua, t->scope_ref);
+  const struct pc_tmpl *p = t->step->params;
+  if (t->static_body && p && p->kind != PC_T_SEQ && p->kind != PC_T_MAP) {
+    char *perr = NULL;
+    if (pc_lua_eval_tmpl(run->lua, p, t->scope_ref, &perr) == 0) /* a constant: cannot fail */
+      t->body_params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    free(perr);
+  }
   t->state = TS_GROUP;
   group_fill(t);
 }
@@ -1259,7 +1330,7 @@ static void task_start(struct task *t)
     if (rec_of(t))
       rec_of(t)->total = t->total;
     if (t->group_timeout_ms >= 0)
-      uv_timer_start(&t->timer, on_group_timeout, (uint64_t)ceil(t->group_timeout_ms), 0);
+      uv_timer_start(task_timer(t), on_group_timeout, (uint64_t)ceil(t->group_timeout_ms), 0);
     group_fill(t);
     break;
   }
@@ -1279,7 +1350,7 @@ static void task_cancel(struct task *t, enum pc_outcome as, const char *msg)
     task_finish(t, as, msg);
     return;
   }
-  uv_timer_stop(&t->timer);
+  task_timer_stop(t);
   t->stopping = true;
   const char *why = as == PC_TIMEOUT ? "cancelled: the enclosing group timed out" : msg;
   for (struct task *c = t->kids_head; c; c = c->next)
@@ -1349,7 +1420,7 @@ static void cancel_everything(struct pc_run *run, enum pc_outcome as, const char
   } else if (run->fin && run->fin->group_timeout_ms < 0 && !run->fin->cancelled) {
     /* Already in `finally`: let it finish, within the grace period. */
     run->fin->group_timeout_ms = run->opts->finally_grace_ms;
-    uv_timer_start(&run->fin->timer, on_group_timeout,
+    uv_timer_start(task_timer(run->fin), on_group_timeout,
                    (uint64_t)ceil(run->fin->group_timeout_ms), 0);
   }
 }

@@ -1267,6 +1267,7 @@ const struct pc_action_ops pc_exec_ops = {
     .kill_now = exec_kill_now,
     .default_on = PC_ON_DEFAULT_LOCAL,
     .has_exit_code = true,
+    .fills_result = true,
 };
 
 const struct pc_action_ops pc_shell_ops = {
@@ -1278,4 +1279,5 @@ const struct pc_action_ops pc_shell_ops = {
     .describe = exec_describe,
     .default_on = PC_ON_DEFAULT_LOCAL,
     .has_exit_code = true,
+    .fills_result = true,
 };

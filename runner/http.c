@@ -2197,6 +2197,7 @@ const struct pc_action_ops pc_http_ops = {
     .run_cleanup = http_run_cleanup,
     .default_on = PC_ON_NETWORK | PC_ON_TIMEOUT,
     .has_status = true,
+    .fills_result = true,
 };
 
 /* =========================================================== statistics */

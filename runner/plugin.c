@@ -601,10 +601,10 @@ static int inline_load(struct pc_load_ctx *c, struct pc_step *st, const struct p
 
 const struct pc_action_ops pc_uses_ops = {
     .action = PC_ACT_USES, .key = "uses", .start = uses_start, .cancel = lua_cancel,
-    .default_on = PC_ON_ERROR | PC_ON_TIMEOUT};
+    .default_on = PC_ON_ERROR | PC_ON_TIMEOUT, .fills_result = true};
 const struct pc_action_ops pc_lua_ops = {
     .action = PC_ACT_LUA, .key = "lua", .load = inline_load, .start = inline_start,
-    .cancel = lua_cancel, .default_on = PC_ON_ERROR | PC_ON_TIMEOUT};
+    .cancel = lua_cancel, .default_on = PC_ON_ERROR | PC_ON_TIMEOUT, .fills_result = true};
 
 /* ------------------------------------------------------ pacer plugins */
 
