@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -408,12 +409,33 @@ int pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map)
 
 /* ============================================================== session */
 
+/* One context per socket libcurl asks us to watch, found by descriptor in
+ * the session's table (libcurl's curl_multi_assign pointer is dropped on
+ * every CURL_POLL_REMOVE, which a kept-alive connection gets between two
+ * requests).
+ *
+ * Sockets pacer opened for libcurl (CURLOPT_OPENSOCKETFUNCTION, `owned`)
+ * keep their context, and their uv_poll_t, until libcurl closes them
+ * through CURLOPT_CLOSESOCKETFUNCTION: on_close_socket closes the poll
+ * first (libuv must forget a descriptor before it is closed) and then the
+ * descriptor. CURL_POLL_REMOVE only marks such a context unwanted and
+ * leaves its poll armed: a reused connection usually asks for the same
+ * events again, which then costs no system call at all (uv_poll_start
+ * always removes the descriptor from epoll and adds it back, so it is
+ * called only when the events change). An event on an unwanted socket (an
+ * idle connection the server closed) stops the poll, so it cannot spin the
+ * loop; libcurl notices the dead connection when it next picks it.
+ *
+ * Other sockets (the resolver's, if any) are closed by libcurl without a
+ * callback, so their context is closed at once on CURL_POLL_REMOVE, as in
+ * curl's multi-uv.c. */
 struct sock_ctx {
   uv_poll_t poll;
   curl_socket_t fd;
   struct pc_http_session *s; /* borrowed: the owner */
-  struct sock_ctx *prev, *next;
-  bool closing;
+  int events;                /* UV_READABLE|UV_WRITABLE the poll is armed with */
+  bool wanted;               /* libcurl watches the socket now */
+  bool owned;                /* opened by on_open_socket: closed by on_close_socket */
 };
 
 struct pc_http_session {
@@ -421,7 +443,8 @@ struct pc_http_session {
   CURLM *multi;
   uv_timer_t timer;
   bool timer_closing;
-  struct sock_ctx *socks;    /* every socket context not yet closing */
+  struct sock_ctx **socks;   /* by descriptor: every socket context not yet closing */
+  size_t nsocks;             /* size of socks */
   struct pc_http_req *live;  /* requests added to the multi handle */
   CURL *idle[FREE_EASY_MAX]; /* recycled easy handles */
   size_t nidle;
@@ -477,6 +500,7 @@ static void session_maybe_free(struct pc_http_session *s)
   for (size_t i = 0; i < s->nwarned; i++)
     free(s->warned[i]);
   free(s->warned);
+  free(s->socks);
   pc_http_stats_free(&s->stats);
   free(s);
 }
@@ -497,26 +521,64 @@ static void on_timer_closed(uv_handle_t *h)
   session_maybe_free(s);
 }
 
+static struct sock_ctx *sock_find(const struct pc_http_session *s, curl_socket_t fd)
+{
+  return fd >= 0 && (size_t)fd < s->nsocks ? s->socks[fd] : NULL;
+}
+
+/* Takes the context out of the table and closes its poll (which stops it:
+ * libuv forgets the descriptor now); it is freed in on_sock_closed. */
 static void sock_close(struct pc_http_session *s, struct sock_ctx *ctx)
 {
-  if (ctx->closing)
-    return;
-  ctx->closing = true;
-  if (ctx->prev)
-    ctx->prev->next = ctx->next;
-  else
-    s->socks = ctx->next;
-  if (ctx->next)
-    ctx->next->prev = ctx->prev;
-  ctx->prev = ctx->next = NULL;
+  assert(sock_find(s, ctx->fd) == ctx);
+  s->socks[ctx->fd] = NULL;
   s->pending_closes++;
   uv_close((uv_handle_t *)&ctx->poll, on_sock_closed);
+}
+
+/* A new context for fd, in the table; NULL (logged) if libuv refuses it. */
+static struct sock_ctx *sock_new(struct pc_http_session *s, curl_socket_t fd, bool owned)
+{
+  if (fd < 0)
+    return NULL;
+  if ((size_t)fd >= s->nsocks) {
+    size_t n = s->nsocks ? s->nsocks : 64;
+    while (n <= (size_t)fd)
+      n *= 2;
+    s->socks = pc_xrealloc(s->socks, n * sizeof *s->socks);
+    memset(s->socks + s->nsocks, 0, (n - s->nsocks) * sizeof *s->socks);
+    s->nsocks = n;
+  }
+  assert(!s->socks[fd]);
+  struct sock_ctx *ctx = pc_xcalloc(1, sizeof *ctx);
+  ctx->fd = fd;
+  ctx->s = s;
+  ctx->owned = owned;
+  int err = uv_poll_init_socket(s->loop, &ctx->poll, fd);
+  if (err) {
+    pc_log(PC_LOG_ERROR, NULL, "http: cannot watch socket %d: %s", (int)fd, uv_strerror(err));
+    free(ctx);
+    return NULL;
+  }
+  s->socks[fd] = ctx;
+  s->stats.sockets++;
+  return ctx;
 }
 
 static void on_poll(uv_poll_t *p, int status, int events)
 {
   struct sock_ctx *ctx = PC_CONTAINER_OF(p, struct sock_ctx, poll);
   struct pc_http_session *s = ctx->s;
+  if (!uv_is_active((uv_handle_t *)p))
+    ctx->events = 0; /* libuv stopped it (POLLERR) */
+  if (!ctx->wanted) {
+    /* An idle kept-alive connection that the server closed (or wrote to):
+     * stop watching it until libcurl asks again, or closes it. */
+    if (ctx->events)
+      uv_poll_stop(p);
+    ctx->events = 0;
+    return;
+  }
   int flags = 0;
   if (status < 0) {
     flags = CURL_CSELECT_ERR;
@@ -527,6 +589,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
       flags |= CURL_CSELECT_OUT;
   }
   int running;
+  /* ctx may be closed (not freed) from here on. */
   curl_multi_socket_action(s->multi, ctx->fd, flags, &running);
   drain(s);
 }
@@ -543,37 +606,68 @@ static void on_loop_timer(uv_timer_t *t)
 static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 {
   (void)e;
+  (void)socketp;
   struct pc_http_session *s = userp;
-  struct sock_ctx *ctx = socketp;
+  struct sock_ctx *ctx = sock_find(s, fd);
   if (what == CURL_POLL_REMOVE) {
-    /* libcurl forgets the socket's context itself. */
-    if (ctx)
+    if (ctx && ctx->owned) {
+      /* The poll stays armed (see struct sock_ctx), but an idle
+       * connection must not keep the loop running. */
+      ctx->wanted = false;
+      uv_unref((uv_handle_t *)&ctx->poll);
+    } else if (ctx) {
       sock_close(s, ctx);
+    }
     return 0;
   }
-  if (!ctx || ctx->closing) {
-    ctx = pc_xcalloc(1, sizeof *ctx);
-    ctx->fd = fd;
-    ctx->s = s;
-    int err = uv_poll_init_socket(s->loop, &ctx->poll, fd);
-    if (err) {
-      pc_log(PC_LOG_ERROR, NULL, "http: cannot watch socket %d: %s", (int)fd, uv_strerror(err));
-      free(ctx);
-      return -1;
-    }
-    ctx->next = s->socks;
-    if (s->socks)
-      s->socks->prev = ctx;
-    s->socks = ctx;
-    curl_multi_assign(s->multi, fd, ctx);
-  }
+  if (!ctx && !(ctx = sock_new(s, fd, false)))
+    return -1;
   int events = 0;
   if (what & CURL_POLL_IN)
     events |= UV_READABLE;
   if (what & CURL_POLL_OUT)
     events |= UV_WRITABLE;
-  uv_poll_start(&ctx->poll, events, on_poll);
+  if (!ctx->wanted) {
+    ctx->wanted = true;
+    uv_ref((uv_handle_t *)&ctx->poll);
+  }
+  if (events != ctx->events) {
+    uv_poll_start(&ctx->poll, events, on_poll);
+    ctx->events = events;
+  }
   return 0;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: the connection's socket, and its context
+ * (close-on-exec, so `exec` steps do not inherit connections). */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *a)
+{
+  (void)purpose;
+  struct pc_http_session *s = clientp;
+  curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+  if (fd == CURL_SOCKET_BAD)
+    return CURL_SOCKET_BAD;
+  struct sock_ctx *stale = sock_find(s, fd);
+  if (stale) /* a descriptor libcurl closed without telling us */
+    sock_close(s, stale);
+  if (!sock_new(s, fd, true)) {
+    close(fd);
+    errno = EMFILE;
+    return CURL_SOCKET_BAD;
+  }
+  return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: libuv must forget the descriptor (uv_close
+ * stops the poll at once) before it is closed and its number reused. */
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+  struct pc_http_session *s = clientp;
+  struct sock_ctx *ctx = sock_find(s, fd);
+  if (ctx)
+    sock_close(s, ctx);
+  return close(fd) == 0 ? 0 : 1;
 }
 
 static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
@@ -584,8 +678,8 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
     return 0;
   if (timeout_ms < 0)
     uv_timer_stop(&s->timer);
-  else /* 0 means "now": a 1 ms timer gets us out of libcurl first */
-    uv_timer_start(&s->timer, on_loop_timer, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms, 0);
+  else /* 0 means "now": a 0 ms timer runs on the next loop iteration, out of libcurl */
+    uv_timer_start(&s->timer, on_loop_timer, (uint64_t)timeout_ms, 0);
   return 0;
 }
 
@@ -668,9 +762,10 @@ void pc_http_session_close(struct pc_http_session *s)
   /* 2. the multi handle (closing connections may still call on_curl_socket) */
   curl_multi_cleanup(s->multi);
   s->multi = NULL;
-  /* 3. what libcurl did not tell us to forget, then the timer */
-  while (s->socks)
-    sock_close(s, s->socks);
+  /* 3. what libcurl did not close or tell us to forget, then the timer */
+  for (size_t fd = 0; fd < s->nsocks; fd++)
+    if (s->socks[fd])
+      sock_close(s, s->socks[fd]);
   s->timer_closing = true;
   s->pending_closes++;
   uv_close((uv_handle_t *)&s->timer, on_timer_closed);
@@ -1352,6 +1447,10 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   curl_easy_setopt(e, CURLOPT_URL, r->url);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, s);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, s);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);

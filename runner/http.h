@@ -124,6 +124,7 @@ struct pc_http_stats {
   uint64_t reused;      /* requests that needed no new connection */
   uint64_t bytes_down;  /* headers + body as received */
   uint64_t bytes_up;    /* request headers + body */
+  uint64_t sockets;     /* sockets watched: one poll context each, kept while it is open */
   struct pc_http_host_stats *hosts;
   size_t nhosts;
 };
