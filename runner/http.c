@@ -443,6 +443,7 @@ struct pc_http_session {
   CURLM *multi;
   uv_timer_t timer;
   bool timer_closing;
+  bool in_timer; /* inside on_loop_timer's curl_multi_socket_action */
   struct sock_ctx **socks;   /* by descriptor: every socket context not yet closing */
   size_t nsocks;             /* size of socks */
   struct pc_http_req *live;  /* requests added to the multi handle */
@@ -598,7 +599,9 @@ static void on_loop_timer(uv_timer_t *t)
 {
   struct pc_http_session *s = PC_CONTAINER_OF(t, struct pc_http_session, timer);
   int running;
+  s->in_timer = true;
   curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  s->in_timer = false;
   drain(s);
 }
 
@@ -676,10 +679,16 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
   struct pc_http_session *s = userp;
   if (s->timer_closing)
     return 0;
+  /* 0 means "now": a 0 ms timer runs in the loop's next timer phase, out
+   * of libcurl. But libuv (1.44) runs a timer restarted at 0 from its own
+   * callback again in the same pass, so if libcurl asks for "now" from the
+   * timer's socket_action, wait 1 ms: it cannot starve the I/O it waits
+   * for. */
   if (timeout_ms < 0)
     uv_timer_stop(&s->timer);
-  else /* 0 means "now": a 0 ms timer runs on the next loop iteration, out of libcurl */
-    uv_timer_start(&s->timer, on_loop_timer, (uint64_t)timeout_ms, 0);
+  else
+    uv_timer_start(&s->timer, on_loop_timer,
+                   timeout_ms == 0 && s->in_timer ? 1 : (uint64_t)timeout_ms, 0);
   return 0;
 }
 
