@@ -50,6 +50,8 @@ static const char response[] = "HTTP/1.1 200 OK\r\n"
                                "Content-Type: application/json\r\n"
                                "X-Rep: 1\r\n"
                                "x-rep: 2\r\n"
+                               "X-Fold: a\r\n"
+                               "  b\r\n"
                                "Retry-After: 3\r\n"
                                "Content-Length: 12\r\n"
                                "\r\n"
@@ -286,7 +288,21 @@ static void test_response_and_reuse(void **state)
   assert_int_equal(d1.fail, PC_FAIL_NONE);
   assert_int_equal(d1.status, 200);
   assert_true(d1.retry_after_ms == 3000);
+  /* headers, timing and json are built on first use, once */
+  assert_string_equal(field(f, &d1, "rawget(r, 'headers') == nil and rawget(r, 'timing') == nil"),
+                      "true");
   assert_string_equal(field(f, &d1, "r.headers['x-rep']"), "1, 2");
+  assert_string_equal(field(f, &d1, "r.headers['x-fold']"), "a b");
+  assert_string_equal(field(f, &d1, "rawequal(rawget(r, 'headers'), r.headers)"), "true");
+  assert_string_equal(field(f, &d1, "rawget(r, 'json') == nil and r.json == rawget(r, 'json')"),
+                      "true");
+  assert_string_equal(field(f, &d2, "(function() local n = 0 for k in pairs(r) do "
+                                    "n = n + ((k == 'headers' or k == 'timing') and 1 or 0) end "
+                                    "return n end)()"), "2");
+  assert_string_equal(field(f, &d2, "r.timing.connect == 0 and r.timing.ttfb <= r.timing.total"),
+                      "true");
+  assert_string_equal(field(f, &d2, "getmetatable(r)"), "http result");
+  assert_string_equal(field(f, &d2, "pcall(setmetatable, r, nil)"), "false");
   assert_string_equal(field(f, &d1, "r.json.ok"), "true");
   assert_string_equal(field(f, &d1, "r.http_version"), "1.1");
   assert_string_equal(field(f, &d1, "r.reused"), "false");
