@@ -452,13 +452,15 @@ struct pc_http_session {
   int pending_closes;
   bool closing;
   struct pc_http_stats stats;
+  char *last_prefix; /* "scheme://authority" of the URL last counted, as written */
+  size_t last_host;  /* its entry in stats.hosts */
   char **warned; /* hosts already warned about insecure: true */
   size_t nwarned;
 };
 
 struct resp_info {
   long status;
-  char *url; /* effective URL (owned) */
+  const char *url; /* effective URL (borrowed from the easy handle: valid until it is recycled) */
   long version;
   long connects;
   curl_off_t t_dns, t_connect, t_tls, t_start, t_total; /* microseconds since start */
@@ -502,6 +504,7 @@ static void session_maybe_free(struct pc_http_session *s)
     free(s->warned[i]);
   free(s->warned);
   free(s->socks);
+  free(s->last_prefix);
   pc_http_stats_free(&s->stats);
   free(s);
 }
@@ -795,7 +798,6 @@ static void req_free(struct pc_http_req *r)
   free(r->url);
   free(r->label);
   free(r->save_to);
-  free(r->info.url);
   pc_buf_free(&r->body);
   pc_buf_free(&r->hdrs);
   free(r);
@@ -1469,9 +1471,14 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdr_list);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "pacer/" PACER_VERSION);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, sp.follow ? 1L : 0L);
-  curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)PC_HTTP_MAX_REDIRECTS);
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, sp.version);
+  /* Options left at curl_easy_reset's defaults are not set again (not
+   * following, CURL_HTTP_VERSION_2TLS, GET). */
+  if (sp.follow) {
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)PC_HTTP_MAX_REDIRECTS);
+  }
+  if (sp.version != CURL_HTTP_VERSION_2TLS)
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, sp.version);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_bytes);
   /* Over TLS, wait for a connection that may multiplex (HTTP/2) instead of
    * opening another one; over cleartext there is nothing to wait for. */
@@ -1495,7 +1502,7 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   if (strcmp(r->method, "HEAD") == 0) {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else if (strcmp(r->method, "GET") == 0 && !sp.has_body) {
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    /* the default */
   } else {
     if (strcmp(r->method, "POST") == 0)
       curl_easy_setopt(e, CURLOPT_POST, 1L);
@@ -1760,18 +1767,42 @@ static double retry_after(const struct pc_buf *hdrs)
   return ms > 0 ? ms : 0;
 }
 
-static void host_stats_add(struct pc_http_stats *st, const struct pc_http_host_stats *d)
+/* The length of "scheme://authority" at the start of url (0 if none). */
+static size_t prefix_len(const char *url)
 {
-  struct pc_http_host_stats *hs = NULL;
-  for (size_t i = 0; i < st->nhosts && !hs; i++)
-    if (strcmp(st->hosts[i].host, d->host) == 0)
-      hs = &st->hosts[i];
-  if (!hs) {
+  const char *p = strstr(url, "://");
+  return p ? strcspn(p + 3, "/?#") + (size_t)(p + 3 - url) : 0;
+}
+
+/* The statistics entry of url's origin. Requests to the origin of the
+ * previous one, written the same way, find it without parsing the URL. */
+static struct pc_http_host_stats *host_stats_of(struct pc_http_session *s, const char *url)
+{
+  struct pc_http_stats *st = &s->stats;
+  size_t plen = prefix_len(url);
+  if (s->last_prefix && plen && strlen(s->last_prefix) == plen &&
+      memcmp(s->last_prefix, url, plen) == 0)
+    return &st->hosts[s->last_host];
+  char *host = origin(url);
+  size_t i = 0;
+  while (i < st->nhosts && strcmp(st->hosts[i].host, host) != 0)
+    i++;
+  if (i == st->nhosts) {
     st->hosts = pc_xrealloc(st->hosts, (st->nhosts + 1) * sizeof *st->hosts);
-    hs = &st->hosts[st->nhosts++];
-    memset(hs, 0, sizeof *hs);
-    hs->host = pc_xstrdup(d->host);
+    memset(&st->hosts[i], 0, sizeof *st->hosts);
+    st->hosts[i].host = host;
+    st->nhosts++;
+  } else {
+    free(host);
   }
+  free(s->last_prefix);
+  s->last_prefix = plen ? pc_xstrndup(url, plen) : NULL;
+  s->last_host = i;
+  return &st->hosts[i];
+}
+
+static void host_stats_add(struct pc_http_host_stats *hs, const struct pc_http_host_stats *d)
+{
   hs->requests += d->requests;
   hs->connections += d->connections;
   hs->reused += d->reused;
@@ -1786,7 +1817,7 @@ static void collect_info(struct pc_http_req *r)
   char *u = NULL;
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &in->status);
   if (curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &u) == CURLE_OK && u)
-    in->url = pc_xstrdup(u);
+    in->url = u;
   curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &in->version);
   curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &in->connects);
   curl_easy_getinfo(e, CURLINFO_NAMELOOKUP_TIME_T, &in->t_dns);
@@ -1872,9 +1903,7 @@ static void req_finish(struct pc_http_req *r, CURLcode rc)
   st->reused += d.reused;
   st->bytes_down += d.bytes_down;
   st->bytes_up += d.bytes_up;
-  d.host = origin(r->info.url ? r->info.url : r->url);
-  host_stats_add(st, &d);
-  free(d.host);
+  host_stats_add(host_stats_of(s, r->info.url ? r->info.url : r->url), &d);
 
   if (pc_log_enabled(PC_LOG_DEBUG)) {
     const char *v = version_name(r->info.version);

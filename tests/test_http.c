@@ -395,6 +395,44 @@ static void test_idle_hang_up(void **state)
   server_stop(&srv);
 }
 
+/* Statistics per origin: the entry of the previous request's origin is
+ * found without parsing its URL; another origin gets its own entry, and
+ * going back finds the first again. */
+static void test_host_stats(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  server_start(&f->loop, &srv, true);
+  const char *hosts[] = {"127.0.0.1", "127.0.0.1", "localhost", "127.0.0.1"};
+  for (size_t i = 0; i < 4; i++) {
+    char *chunk = pc_asprintf("return {get = 'http://%s:%d/%s'}", hosts[i], srv.port,
+                              i == 1 ? "?q" : "x");
+    struct done d;
+    done_init(&d, f);
+    struct pc_http_req *r = NULL;
+    char *err = NULL;
+    assert_int_equal(start(f, chunk, &d, &r, &err), 0);
+    while (d.calls == 0)
+      uv_run(&f->loop, UV_RUN_ONCE);
+    done_free(&d);
+    free(chunk);
+  }
+  struct pc_http_stats st;
+  pc_http_session_stats(f->s, &st);
+  assert_int_equal(st.requests, 4);
+  assert_int_equal(st.nhosts, 2);
+  char *want = pc_asprintf("http://127.0.0.1:%d", srv.port);
+  assert_string_equal(st.hosts[0].host, want);
+  free(want);
+  assert_int_equal(st.hosts[0].requests, 3);
+  want = pc_asprintf("http://localhost:%d", srv.port);
+  assert_string_equal(st.hosts[1].host, want);
+  free(want);
+  assert_int_equal(st.hosts[1].requests, 1);
+  pc_http_stats_free(&st);
+  server_stop(&srv);
+}
+
 static void test_refused(void **state)
 {
   struct fx *f = *state;
@@ -570,6 +608,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_response_and_reuse, setup, teardown),
       cmocka_unit_test_setup_teardown(test_idle_hang_up, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_host_stats, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
