@@ -48,6 +48,7 @@
 #define HEADERS_MAX ((size_t)1 << 20) /* response header bytes kept */
 #define SAVE_HEAD_MAX 4096          /* with save_to: body bytes kept for messages */
 #define EXCERPT_MAX 200             /* body bytes shown in failure messages */
+#define LABELS_MAX 8                /* step labels kept by a session */
 
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
                                       "OPTIONS", "TRACE"};
@@ -456,6 +457,13 @@ struct pc_http_session {
   size_t last_host;  /* its entry in stats.hosts */
   char **warned; /* hosts already warned about insecure: true */
   size_t nwarned;
+  /* pc_step_label of the steps that made requests lately (the steps are
+   * the run's, and live as long as the session) */
+  struct {
+    const struct pc_step *step; /* borrowed */
+    char *label;
+  } labels[LABELS_MAX];
+  size_t nextlabel;
 };
 
 struct resp_info {
@@ -505,6 +513,8 @@ static void session_maybe_free(struct pc_http_session *s)
   free(s->warned);
   free(s->socks);
   free(s->last_prefix);
+  for (size_t i = 0; i < LABELS_MAX; i++)
+    free(s->labels[i].label);
   pc_http_stats_free(&s->stats);
   free(s);
 }
@@ -1163,6 +1173,24 @@ static const char *const runtime_keys[] = {
     "body", "json", "form", "connect_timeout", "follow_redirects", "http_version", "insecure",
     "ca_file", "max_response_bytes", "save_to", "timeout"};
 
+/* Indices in runtime_keys: parse_spec looks up only the keys the table has. */
+#define HAS(k) ((present >> (k)) & 1u)
+enum {
+  K_METHOD, K_URL, K_GET, K_POST, K_PUT, K_PATCH, K_DELETE, K_HEAD, K_QUERY, K_HEADERS,
+  K_BODY, K_JSON, K_FORM, K_CONNECT_TIMEOUT, K_FOLLOW, K_VERSION, K_INSECURE, K_CA_FILE,
+  K_MAX_BYTES, K_SAVE_TO, K_TIMEOUT, K_COUNT
+};
+_Static_assert(K_COUNT == PC_ARRAY_SIZE(runtime_keys), "runtime_keys and K_* differ");
+_Static_assert(K_GET + 5 == K_HEAD, "shorthands are K_GET .. K_HEAD, in their order");
+
+static int runtime_key(const char *k)
+{
+  for (int i = 0; i < K_COUNT; i++)
+    if (strcmp(k, runtime_keys[i]) == 0)
+      return i;
+  return -1;
+}
+
 /* Reads the options table at `tbl` into sp. Returns NULL or a message. */
 static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, struct spec *sp)
 {
@@ -1176,12 +1204,16 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
   if (!lua_istable(L, tbl))
     return pc_asprintf("http: expected a map of options, got %s", luaL_typename(L, tbl));
 
-  /* Unknown keys (a map built by an expression, or the Lua API). */
+  /* Unknown keys (a map built by an expression, or the Lua API); the
+   * others are noted in `present`, and only those are looked up. */
+  uint32_t present = 0;
   lua_pushnil(L);
   while (lua_next(L, tbl)) { /* key, value */
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-    bool ok = k && in_list(k, runtime_keys, PC_ARRAY_SIZE(runtime_keys)) &&
-              (allow_timeout || strcmp(k, "timeout") != 0);
+    int ki = k ? runtime_key(k) : -1;
+    bool ok = ki >= 0 && (allow_timeout || ki != K_TIMEOUT);
+    if (ok)
+      present |= (uint32_t)1 << ki;
     lua_pop(L, 1);
     if (!ok) {
       err = k ? pc_asprintf("http: unknown option \"%s\"", k)
@@ -1194,6 +1226,8 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
   /* URL and method */
   const char *url_key = NULL;
   for (size_t i = 0; i < PC_ARRAY_SIZE(shorthands); i++) {
+    if (!HAS(K_GET + (int)i))
+      continue;
     rawfield(L, tbl, shorthands[i]);
     bool set = !is_null(L, -1);
     lua_pop(L, 1);
@@ -1202,16 +1236,19 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
     if (set)
       url_key = shorthands[i];
   }
-  rawfield(L, tbl, "url");
-  bool has_url = !is_null(L, -1);
-  lua_pop(L, 1);
+  bool has_url = false;
+  if (HAS(K_URL)) {
+    rawfield(L, tbl, "url");
+    has_url = !is_null(L, -1);
+    lua_pop(L, 1);
+  }
   if (has_url && url_key)
     return pc_asprintf("http: `%s` and `url` both give the URL", url_key);
   if (!has_url && !url_key)
     return pc_xstrdup("http: no URL: give get: URL (or post:, put:, ...), or method and url");
   if (opt_text(h, tbl, has_url ? "url" : url_key, &sp->url, NULL, &err) != 0)
     return err;
-  if (opt_text(h, tbl, "method", &sp->method, NULL, &err) != 0)
+  if (HAS(K_METHOD) && opt_text(h, tbl, "method", &sp->method, NULL, &err) != 0)
     return err;
   if (sp->method && url_key)
     return pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key);
@@ -1229,7 +1266,10 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
                        "pass values with query:", sp->url);
 
   /* query */
-  rawfield(L, tbl, "query"); /* query */
+  if (HAS(K_QUERY))
+    rawfield(L, tbl, "query"); /* query */
+  else
+    lua_pushnil(L);
   if (!is_null(L, -1)) {
     struct pc_buf q;
     pc_buf_init(&q, (size_t)64 << 20);
@@ -1250,17 +1290,21 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
     return err;
 
   /* headers */
-  rawfield(L, tbl, "headers"); /* headers */
-  if (!is_null(L, -1))
-    err = parse_headers(h, lua_gettop(L), sp);
-  lua_pop(L, 1);
-  if (err)
-    return err;
+  if (HAS(K_HEADERS)) {
+    rawfield(L, tbl, "headers"); /* headers */
+    if (!is_null(L, -1))
+      err = parse_headers(h, lua_gettop(L), sp);
+    lua_pop(L, 1);
+    if (err)
+      return err;
+  }
 
   /* body: at most one of body, json, form */
   static const char *const body_keys[] = {"body", "json", "form"};
   const char *body_key = NULL;
   for (size_t i = 0; i < 3; i++) {
+    if (!HAS(K_BODY + (int)i))
+      continue;
     rawfield(L, tbl, body_keys[i]);
     bool set = !lua_isnil(L, -1);
     lua_pop(L, 1);
@@ -1303,15 +1347,19 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
     return pc_xstrdup("http: a HEAD request cannot have a body");
 
   /* the rest */
-  if (opt_duration(L, tbl, "connect_timeout", &sp->connect_timeout_ms, &err) != 0 ||
-      opt_duration(L, tbl, "timeout", &sp->timeout_ms, &err) != 0 ||
-      opt_bool(L, tbl, "follow_redirects", &sp->follow, &err) != 0 ||
-      opt_bool(L, tbl, "insecure", &sp->insecure, &err) != 0 ||
-      opt_version(L, tbl, &sp->version, &err) != 0 ||
-      opt_text(h, tbl, "ca_file", &sp->ca_file, NULL, &err) != 0 ||
-      opt_text(h, tbl, "save_to", &sp->save_to, NULL, &err) != 0)
+  if ((HAS(K_CONNECT_TIMEOUT) &&
+       opt_duration(L, tbl, "connect_timeout", &sp->connect_timeout_ms, &err) != 0) ||
+      (HAS(K_TIMEOUT) && opt_duration(L, tbl, "timeout", &sp->timeout_ms, &err) != 0) ||
+      (HAS(K_FOLLOW) && opt_bool(L, tbl, "follow_redirects", &sp->follow, &err) != 0) ||
+      (HAS(K_INSECURE) && opt_bool(L, tbl, "insecure", &sp->insecure, &err) != 0) ||
+      (HAS(K_VERSION) && opt_version(L, tbl, &sp->version, &err) != 0) ||
+      (HAS(K_CA_FILE) && opt_text(h, tbl, "ca_file", &sp->ca_file, NULL, &err) != 0) ||
+      (HAS(K_SAVE_TO) && opt_text(h, tbl, "save_to", &sp->save_to, NULL, &err) != 0))
     return err;
-  rawfield(L, tbl, "max_response_bytes"); /* max */
+  if (HAS(K_MAX_BYTES))
+    rawfield(L, tbl, "max_response_bytes"); /* max */
+  else
+    lua_pushnil(L);
   if (!is_null(L, -1)) {
     int isnum = 0;
     lua_Integer v = lua_tointegerx(L, -1, &isnum);
@@ -2396,6 +2444,19 @@ static void on_http_done(void *data, const struct pc_http_result *r)
   pc_attempt_done(a, r->fail, r->error);
 }
 
+/* pc_step_label(step), formatted once per step rather than per request. */
+static const char *step_label(struct pc_http_session *s, const struct pc_step *step)
+{
+  for (size_t i = 0; i < LABELS_MAX; i++)
+    if (s->labels[i].step == step && s->labels[i].label)
+      return s->labels[i].label;
+  size_t i = s->nextlabel++ % LABELS_MAX;
+  free(s->labels[i].label);
+  s->labels[i].step = step;
+  s->labels[i].label = pc_step_label(step);
+  return s->labels[i].label;
+}
+
 static void http_start(struct pc_attempt *a)
 {
   struct pc_lua *h = pc_run_lua(a->run);
@@ -2414,7 +2475,7 @@ static void http_start(struct pc_attempt *a)
     return;
   }
   /* params, merged */
-  char *label = pc_step_label(a->step);
+  const char *label = step_label(s, a->step);
   struct pc_http_start_opts o = {
       .label = label,
       .save_ok = a->step->expect.status,
@@ -2423,7 +2484,6 @@ static void http_start(struct pc_attempt *a)
   struct pc_http_req *r = NULL;
   int rc = pc_http_start(s, h, -1, &o, on_http_done, a, &r, &err);
   lua_pop(L, 2);
-  free(label);
   if (rc != 0) {
     pc_attempt_done(a, PC_FAIL_ERROR, err);
     free(err);
