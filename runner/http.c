@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -47,6 +48,7 @@
 #define HEADERS_MAX ((size_t)1 << 20) /* response header bytes kept */
 #define SAVE_HEAD_MAX 4096          /* with save_to: body bytes kept for messages */
 #define EXCERPT_MAX 200             /* body bytes shown in failure messages */
+#define LABELS_MAX 8                /* step labels kept by a session */
 
 static const char *const methods[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE",
                                       "OPTIONS", "TRACE"};
@@ -408,12 +410,33 @@ int pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map)
 
 /* ============================================================== session */
 
+/* One context per socket libcurl asks us to watch, found by descriptor in
+ * the session's table (libcurl's curl_multi_assign pointer is dropped on
+ * every CURL_POLL_REMOVE, which a kept-alive connection gets between two
+ * requests).
+ *
+ * Sockets pacer opened for libcurl (CURLOPT_OPENSOCKETFUNCTION, `owned`)
+ * keep their context, and their uv_poll_t, until libcurl closes them
+ * through CURLOPT_CLOSESOCKETFUNCTION: on_close_socket closes the poll
+ * first (libuv must forget a descriptor before it is closed) and then the
+ * descriptor. CURL_POLL_REMOVE only marks such a context unwanted and
+ * leaves its poll armed: a reused connection usually asks for the same
+ * events again, which then costs no system call at all (uv_poll_start
+ * always removes the descriptor from epoll and adds it back, so it is
+ * called only when the events change). An event on an unwanted socket (an
+ * idle connection the server closed) stops the poll, so it cannot spin the
+ * loop; libcurl notices the dead connection when it next picks it.
+ *
+ * Other sockets (the resolver's, if any) are closed by libcurl without a
+ * callback, so their context is closed at once on CURL_POLL_REMOVE, as in
+ * curl's multi-uv.c. */
 struct sock_ctx {
   uv_poll_t poll;
   curl_socket_t fd;
   struct pc_http_session *s; /* borrowed: the owner */
-  struct sock_ctx *prev, *next;
-  bool closing;
+  int events;                /* UV_READABLE|UV_WRITABLE the poll is armed with */
+  bool wanted;               /* libcurl watches the socket now */
+  bool owned;                /* opened by on_open_socket: closed by on_close_socket */
 };
 
 struct pc_http_session {
@@ -421,20 +444,31 @@ struct pc_http_session {
   CURLM *multi;
   uv_timer_t timer;
   bool timer_closing;
-  struct sock_ctx *socks;    /* every socket context not yet closing */
+  bool in_timer; /* inside on_loop_timer's curl_multi_socket_action */
+  struct sock_ctx **socks;   /* by descriptor: every socket context not yet closing */
+  size_t nsocks;             /* size of socks */
   struct pc_http_req *live;  /* requests added to the multi handle */
   CURL *idle[FREE_EASY_MAX]; /* recycled easy handles */
   size_t nidle;
   int pending_closes;
   bool closing;
   struct pc_http_stats stats;
+  char *last_prefix; /* "scheme://authority" of the URL last counted, as written */
+  size_t last_host;  /* its entry in stats.hosts */
   char **warned; /* hosts already warned about insecure: true */
   size_t nwarned;
+  /* pc_step_label of the steps that made requests lately (the steps are
+   * the run's, and live as long as the session) */
+  struct {
+    const struct pc_step *step; /* borrowed */
+    char *label;
+  } labels[LABELS_MAX];
+  size_t nextlabel;
 };
 
 struct resp_info {
   long status;
-  char *url; /* effective URL (owned) */
+  const char *url; /* effective URL (borrowed from the easy handle: valid until it is recycled) */
   long version;
   long connects;
   curl_off_t t_dns, t_connect, t_tls, t_start, t_total; /* microseconds since start */
@@ -477,6 +511,10 @@ static void session_maybe_free(struct pc_http_session *s)
   for (size_t i = 0; i < s->nwarned; i++)
     free(s->warned[i]);
   free(s->warned);
+  free(s->socks);
+  free(s->last_prefix);
+  for (size_t i = 0; i < LABELS_MAX; i++)
+    free(s->labels[i].label);
   pc_http_stats_free(&s->stats);
   free(s);
 }
@@ -497,26 +535,64 @@ static void on_timer_closed(uv_handle_t *h)
   session_maybe_free(s);
 }
 
+static struct sock_ctx *sock_find(const struct pc_http_session *s, curl_socket_t fd)
+{
+  return fd >= 0 && (size_t)fd < s->nsocks ? s->socks[fd] : NULL;
+}
+
+/* Takes the context out of the table and closes its poll (which stops it:
+ * libuv forgets the descriptor now); it is freed in on_sock_closed. */
 static void sock_close(struct pc_http_session *s, struct sock_ctx *ctx)
 {
-  if (ctx->closing)
-    return;
-  ctx->closing = true;
-  if (ctx->prev)
-    ctx->prev->next = ctx->next;
-  else
-    s->socks = ctx->next;
-  if (ctx->next)
-    ctx->next->prev = ctx->prev;
-  ctx->prev = ctx->next = NULL;
+  assert(sock_find(s, ctx->fd) == ctx);
+  s->socks[ctx->fd] = NULL;
   s->pending_closes++;
   uv_close((uv_handle_t *)&ctx->poll, on_sock_closed);
+}
+
+/* A new context for fd, in the table; NULL (logged) if libuv refuses it. */
+static struct sock_ctx *sock_new(struct pc_http_session *s, curl_socket_t fd, bool owned)
+{
+  if (fd < 0)
+    return NULL;
+  if ((size_t)fd >= s->nsocks) {
+    size_t n = s->nsocks ? s->nsocks : 64;
+    while (n <= (size_t)fd)
+      n *= 2;
+    s->socks = pc_xrealloc(s->socks, n * sizeof *s->socks);
+    memset(s->socks + s->nsocks, 0, (n - s->nsocks) * sizeof *s->socks);
+    s->nsocks = n;
+  }
+  assert(!s->socks[fd]);
+  struct sock_ctx *ctx = pc_xcalloc(1, sizeof *ctx);
+  ctx->fd = fd;
+  ctx->s = s;
+  ctx->owned = owned;
+  int err = uv_poll_init_socket(s->loop, &ctx->poll, fd);
+  if (err) {
+    pc_log(PC_LOG_ERROR, NULL, "http: cannot watch socket %d: %s", (int)fd, uv_strerror(err));
+    free(ctx);
+    return NULL;
+  }
+  s->socks[fd] = ctx;
+  s->stats.sockets++;
+  return ctx;
 }
 
 static void on_poll(uv_poll_t *p, int status, int events)
 {
   struct sock_ctx *ctx = PC_CONTAINER_OF(p, struct sock_ctx, poll);
   struct pc_http_session *s = ctx->s;
+  if (!uv_is_active((uv_handle_t *)p))
+    ctx->events = 0; /* libuv stopped it (POLLERR) */
+  if (!ctx->wanted) {
+    /* An idle kept-alive connection that the server closed (or wrote to):
+     * stop watching it until libcurl asks again, or closes it. */
+    if (ctx->events)
+      uv_poll_stop(p);
+    ctx->events = 0;
+    return;
+  }
   int flags = 0;
   if (status < 0) {
     flags = CURL_CSELECT_ERR;
@@ -527,6 +603,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
       flags |= CURL_CSELECT_OUT;
   }
   int running;
+  /* ctx may be closed (not freed) from here on. */
   curl_multi_socket_action(s->multi, ctx->fd, flags, &running);
   drain(s);
 }
@@ -535,7 +612,9 @@ static void on_loop_timer(uv_timer_t *t)
 {
   struct pc_http_session *s = PC_CONTAINER_OF(t, struct pc_http_session, timer);
   int running;
+  s->in_timer = true;
   curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  s->in_timer = false;
   drain(s);
 }
 
@@ -543,37 +622,68 @@ static void on_loop_timer(uv_timer_t *t)
 static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
 {
   (void)e;
+  (void)socketp;
   struct pc_http_session *s = userp;
-  struct sock_ctx *ctx = socketp;
+  struct sock_ctx *ctx = sock_find(s, fd);
   if (what == CURL_POLL_REMOVE) {
-    /* libcurl forgets the socket's context itself. */
-    if (ctx)
+    if (ctx && ctx->owned) {
+      /* The poll stays armed (see struct sock_ctx), but an idle
+       * connection must not keep the loop running. */
+      ctx->wanted = false;
+      uv_unref((uv_handle_t *)&ctx->poll);
+    } else if (ctx) {
       sock_close(s, ctx);
+    }
     return 0;
   }
-  if (!ctx || ctx->closing) {
-    ctx = pc_xcalloc(1, sizeof *ctx);
-    ctx->fd = fd;
-    ctx->s = s;
-    int err = uv_poll_init_socket(s->loop, &ctx->poll, fd);
-    if (err) {
-      pc_log(PC_LOG_ERROR, NULL, "http: cannot watch socket %d: %s", (int)fd, uv_strerror(err));
-      free(ctx);
-      return -1;
-    }
-    ctx->next = s->socks;
-    if (s->socks)
-      s->socks->prev = ctx;
-    s->socks = ctx;
-    curl_multi_assign(s->multi, fd, ctx);
-  }
+  if (!ctx && !(ctx = sock_new(s, fd, false)))
+    return -1;
   int events = 0;
   if (what & CURL_POLL_IN)
     events |= UV_READABLE;
   if (what & CURL_POLL_OUT)
     events |= UV_WRITABLE;
-  uv_poll_start(&ctx->poll, events, on_poll);
+  if (!ctx->wanted) {
+    ctx->wanted = true;
+    uv_ref((uv_handle_t *)&ctx->poll);
+  }
+  if (events != ctx->events) {
+    uv_poll_start(&ctx->poll, events, on_poll);
+    ctx->events = events;
+  }
   return 0;
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: the connection's socket, and its context
+ * (close-on-exec, so `exec` steps do not inherit connections). */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
+                                    struct curl_sockaddr *a)
+{
+  (void)purpose;
+  struct pc_http_session *s = clientp;
+  curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+  if (fd == CURL_SOCKET_BAD)
+    return CURL_SOCKET_BAD;
+  struct sock_ctx *stale = sock_find(s, fd);
+  if (stale) /* a descriptor libcurl closed without telling us */
+    sock_close(s, stale);
+  if (!sock_new(s, fd, true)) {
+    close(fd);
+    errno = EMFILE;
+    return CURL_SOCKET_BAD;
+  }
+  return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: libuv must forget the descriptor (uv_close
+ * stops the poll at once) before it is closed and its number reused. */
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+  struct pc_http_session *s = clientp;
+  struct sock_ctx *ctx = sock_find(s, fd);
+  if (ctx)
+    sock_close(s, ctx);
+  return close(fd) == 0 ? 0 : 1;
 }
 
 static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
@@ -582,10 +692,16 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
   struct pc_http_session *s = userp;
   if (s->timer_closing)
     return 0;
+  /* 0 means "now": a 0 ms timer runs in the loop's next timer phase, out
+   * of libcurl. But libuv (1.44) runs a timer restarted at 0 from its own
+   * callback again in the same pass, so if libcurl asks for "now" from the
+   * timer's socket_action, wait 1 ms: it cannot starve the I/O it waits
+   * for. */
   if (timeout_ms < 0)
     uv_timer_stop(&s->timer);
-  else /* 0 means "now": a 1 ms timer gets us out of libcurl first */
-    uv_timer_start(&s->timer, on_loop_timer, timeout_ms == 0 ? 1 : (uint64_t)timeout_ms, 0);
+  else
+    uv_timer_start(&s->timer, on_loop_timer,
+                   timeout_ms == 0 && s->in_timer ? 1 : (uint64_t)timeout_ms, 0);
   return 0;
 }
 
@@ -668,9 +784,10 @@ void pc_http_session_close(struct pc_http_session *s)
   /* 2. the multi handle (closing connections may still call on_curl_socket) */
   curl_multi_cleanup(s->multi);
   s->multi = NULL;
-  /* 3. what libcurl did not tell us to forget, then the timer */
-  while (s->socks)
-    sock_close(s, s->socks);
+  /* 3. what libcurl did not close or tell us to forget, then the timer */
+  for (size_t fd = 0; fd < s->nsocks; fd++)
+    if (s->socks[fd])
+      sock_close(s, s->socks[fd]);
   s->timer_closing = true;
   s->pending_closes++;
   uv_close((uv_handle_t *)&s->timer, on_timer_closed);
@@ -691,7 +808,6 @@ static void req_free(struct pc_http_req *r)
   free(r->url);
   free(r->label);
   free(r->save_to);
-  free(r->info.url);
   pc_buf_free(&r->body);
   pc_buf_free(&r->hdrs);
   free(r);
@@ -1057,6 +1173,24 @@ static const char *const runtime_keys[] = {
     "body", "json", "form", "connect_timeout", "follow_redirects", "http_version", "insecure",
     "ca_file", "max_response_bytes", "save_to", "timeout"};
 
+/* Indices in runtime_keys: parse_spec looks up only the keys the table has. */
+#define HAS(k) ((present >> (k)) & 1u)
+enum {
+  K_METHOD, K_URL, K_GET, K_POST, K_PUT, K_PATCH, K_DELETE, K_HEAD, K_QUERY, K_HEADERS,
+  K_BODY, K_JSON, K_FORM, K_CONNECT_TIMEOUT, K_FOLLOW, K_VERSION, K_INSECURE, K_CA_FILE,
+  K_MAX_BYTES, K_SAVE_TO, K_TIMEOUT, K_COUNT
+};
+_Static_assert(K_COUNT == PC_ARRAY_SIZE(runtime_keys), "runtime_keys and K_* differ");
+_Static_assert(K_GET + 5 == K_HEAD, "shorthands are K_GET .. K_HEAD, in their order");
+
+static int runtime_key(const char *k)
+{
+  for (int i = 0; i < K_COUNT; i++)
+    if (strcmp(k, runtime_keys[i]) == 0)
+      return i;
+  return -1;
+}
+
 /* Reads the options table at `tbl` into sp. Returns NULL or a message. */
 static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, struct spec *sp)
 {
@@ -1070,12 +1204,16 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
   if (!lua_istable(L, tbl))
     return pc_asprintf("http: expected a map of options, got %s", luaL_typename(L, tbl));
 
-  /* Unknown keys (a map built by an expression, or the Lua API). */
+  /* Unknown keys (a map built by an expression, or the Lua API); the
+   * others are noted in `present`, and only those are looked up. */
+  uint32_t present = 0;
   lua_pushnil(L);
   while (lua_next(L, tbl)) { /* key, value */
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-    bool ok = k && in_list(k, runtime_keys, PC_ARRAY_SIZE(runtime_keys)) &&
-              (allow_timeout || strcmp(k, "timeout") != 0);
+    int ki = k ? runtime_key(k) : -1;
+    bool ok = ki >= 0 && (allow_timeout || ki != K_TIMEOUT);
+    if (ok)
+      present |= (uint32_t)1 << ki;
     lua_pop(L, 1);
     if (!ok) {
       err = k ? pc_asprintf("http: unknown option \"%s\"", k)
@@ -1088,6 +1226,8 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
   /* URL and method */
   const char *url_key = NULL;
   for (size_t i = 0; i < PC_ARRAY_SIZE(shorthands); i++) {
+    if (!HAS(K_GET + (int)i))
+      continue;
     rawfield(L, tbl, shorthands[i]);
     bool set = !is_null(L, -1);
     lua_pop(L, 1);
@@ -1096,16 +1236,19 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
     if (set)
       url_key = shorthands[i];
   }
-  rawfield(L, tbl, "url");
-  bool has_url = !is_null(L, -1);
-  lua_pop(L, 1);
+  bool has_url = false;
+  if (HAS(K_URL)) {
+    rawfield(L, tbl, "url");
+    has_url = !is_null(L, -1);
+    lua_pop(L, 1);
+  }
   if (has_url && url_key)
     return pc_asprintf("http: `%s` and `url` both give the URL", url_key);
   if (!has_url && !url_key)
     return pc_xstrdup("http: no URL: give get: URL (or post:, put:, ...), or method and url");
   if (opt_text(h, tbl, has_url ? "url" : url_key, &sp->url, NULL, &err) != 0)
     return err;
-  if (opt_text(h, tbl, "method", &sp->method, NULL, &err) != 0)
+  if (HAS(K_METHOD) && opt_text(h, tbl, "method", &sp->method, NULL, &err) != 0)
     return err;
   if (sp->method && url_key)
     return pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key);
@@ -1123,7 +1266,10 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
                        "pass values with query:", sp->url);
 
   /* query */
-  rawfield(L, tbl, "query"); /* query */
+  if (HAS(K_QUERY))
+    rawfield(L, tbl, "query"); /* query */
+  else
+    lua_pushnil(L);
   if (!is_null(L, -1)) {
     struct pc_buf q;
     pc_buf_init(&q, (size_t)64 << 20);
@@ -1144,17 +1290,21 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
     return err;
 
   /* headers */
-  rawfield(L, tbl, "headers"); /* headers */
-  if (!is_null(L, -1))
-    err = parse_headers(h, lua_gettop(L), sp);
-  lua_pop(L, 1);
-  if (err)
-    return err;
+  if (HAS(K_HEADERS)) {
+    rawfield(L, tbl, "headers"); /* headers */
+    if (!is_null(L, -1))
+      err = parse_headers(h, lua_gettop(L), sp);
+    lua_pop(L, 1);
+    if (err)
+      return err;
+  }
 
   /* body: at most one of body, json, form */
   static const char *const body_keys[] = {"body", "json", "form"};
   const char *body_key = NULL;
   for (size_t i = 0; i < 3; i++) {
+    if (!HAS(K_BODY + (int)i))
+      continue;
     rawfield(L, tbl, body_keys[i]);
     bool set = !lua_isnil(L, -1);
     lua_pop(L, 1);
@@ -1197,15 +1347,19 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
     return pc_xstrdup("http: a HEAD request cannot have a body");
 
   /* the rest */
-  if (opt_duration(L, tbl, "connect_timeout", &sp->connect_timeout_ms, &err) != 0 ||
-      opt_duration(L, tbl, "timeout", &sp->timeout_ms, &err) != 0 ||
-      opt_bool(L, tbl, "follow_redirects", &sp->follow, &err) != 0 ||
-      opt_bool(L, tbl, "insecure", &sp->insecure, &err) != 0 ||
-      opt_version(L, tbl, &sp->version, &err) != 0 ||
-      opt_text(h, tbl, "ca_file", &sp->ca_file, NULL, &err) != 0 ||
-      opt_text(h, tbl, "save_to", &sp->save_to, NULL, &err) != 0)
+  if ((HAS(K_CONNECT_TIMEOUT) &&
+       opt_duration(L, tbl, "connect_timeout", &sp->connect_timeout_ms, &err) != 0) ||
+      (HAS(K_TIMEOUT) && opt_duration(L, tbl, "timeout", &sp->timeout_ms, &err) != 0) ||
+      (HAS(K_FOLLOW) && opt_bool(L, tbl, "follow_redirects", &sp->follow, &err) != 0) ||
+      (HAS(K_INSECURE) && opt_bool(L, tbl, "insecure", &sp->insecure, &err) != 0) ||
+      (HAS(K_VERSION) && opt_version(L, tbl, &sp->version, &err) != 0) ||
+      (HAS(K_CA_FILE) && opt_text(h, tbl, "ca_file", &sp->ca_file, NULL, &err) != 0) ||
+      (HAS(K_SAVE_TO) && opt_text(h, tbl, "save_to", &sp->save_to, NULL, &err) != 0))
     return err;
-  rawfield(L, tbl, "max_response_bytes"); /* max */
+  if (HAS(K_MAX_BYTES))
+    rawfield(L, tbl, "max_response_bytes"); /* max */
+  else
+    lua_pushnil(L);
   if (!is_null(L, -1)) {
     int isnum = 0;
     lua_Integer v = lua_tointegerx(L, -1, &isnum);
@@ -1352,6 +1506,10 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   curl_easy_setopt(e, CURLOPT_URL, r->url);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, s);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, s);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
@@ -1361,9 +1519,14 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdr_list);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "pacer/" PACER_VERSION);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, sp.follow ? 1L : 0L);
-  curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)PC_HTTP_MAX_REDIRECTS);
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, sp.version);
+  /* Options left at curl_easy_reset's defaults are not set again (not
+   * following, CURL_HTTP_VERSION_2TLS, GET). */
+  if (sp.follow) {
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)PC_HTTP_MAX_REDIRECTS);
+  }
+  if (sp.version != CURL_HTTP_VERSION_2TLS)
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, sp.version);
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_bytes);
   /* Over TLS, wait for a connection that may multiplex (HTTP/2) instead of
    * opening another one; over cleartext there is nothing to wait for. */
@@ -1387,7 +1550,7 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   if (strcmp(r->method, "HEAD") == 0) {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
   } else if (strcmp(r->method, "GET") == 0 && !sp.has_body) {
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    /* the default */
   } else {
     if (strcmp(r->method, "POST") == 0)
       curl_easy_setopt(e, CURLOPT_POST, 1L);
@@ -1652,18 +1815,42 @@ static double retry_after(const struct pc_buf *hdrs)
   return ms > 0 ? ms : 0;
 }
 
-static void host_stats_add(struct pc_http_stats *st, const struct pc_http_host_stats *d)
+/* The length of "scheme://authority" at the start of url (0 if none). */
+static size_t prefix_len(const char *url)
 {
-  struct pc_http_host_stats *hs = NULL;
-  for (size_t i = 0; i < st->nhosts && !hs; i++)
-    if (strcmp(st->hosts[i].host, d->host) == 0)
-      hs = &st->hosts[i];
-  if (!hs) {
+  const char *p = strstr(url, "://");
+  return p ? strcspn(p + 3, "/?#") + (size_t)(p + 3 - url) : 0;
+}
+
+/* The statistics entry of url's origin. Requests to the origin of the
+ * previous one, written the same way, find it without parsing the URL. */
+static struct pc_http_host_stats *host_stats_of(struct pc_http_session *s, const char *url)
+{
+  struct pc_http_stats *st = &s->stats;
+  size_t plen = prefix_len(url);
+  if (s->last_prefix && plen && strlen(s->last_prefix) == plen &&
+      memcmp(s->last_prefix, url, plen) == 0)
+    return &st->hosts[s->last_host];
+  char *host = origin(url);
+  size_t i = 0;
+  while (i < st->nhosts && strcmp(st->hosts[i].host, host) != 0)
+    i++;
+  if (i == st->nhosts) {
     st->hosts = pc_xrealloc(st->hosts, (st->nhosts + 1) * sizeof *st->hosts);
-    hs = &st->hosts[st->nhosts++];
-    memset(hs, 0, sizeof *hs);
-    hs->host = pc_xstrdup(d->host);
+    memset(&st->hosts[i], 0, sizeof *st->hosts);
+    st->hosts[i].host = host;
+    st->nhosts++;
+  } else {
+    free(host);
   }
+  free(s->last_prefix);
+  s->last_prefix = plen ? pc_xstrndup(url, plen) : NULL;
+  s->last_host = i;
+  return &st->hosts[i];
+}
+
+static void host_stats_add(struct pc_http_host_stats *hs, const struct pc_http_host_stats *d)
+{
   hs->requests += d->requests;
   hs->connections += d->connections;
   hs->reused += d->reused;
@@ -1678,7 +1865,7 @@ static void collect_info(struct pc_http_req *r)
   char *u = NULL;
   curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &in->status);
   if (curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &u) == CURLE_OK && u)
-    in->url = pc_xstrdup(u);
+    in->url = u;
   curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &in->version);
   curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &in->connects);
   curl_easy_getinfo(e, CURLINFO_NAMELOOKUP_TIME_T, &in->t_dns);
@@ -1764,9 +1951,7 @@ static void req_finish(struct pc_http_req *r, CURLcode rc)
   st->reused += d.reused;
   st->bytes_down += d.bytes_down;
   st->bytes_up += d.bytes_up;
-  d.host = origin(r->info.url ? r->info.url : r->url);
-  host_stats_add(st, &d);
-  free(d.host);
+  host_stats_add(host_stats_of(s, r->info.url ? r->info.url : r->url), &d);
 
   if (pc_log_enabled(PC_LOG_DEBUG)) {
     const char *v = version_name(r->info.version);
@@ -1829,23 +2014,73 @@ static void append_excerpt(struct pc_buf *b, const char *s, size_t len, size_t m
     pc_buf_puts(b, "...");
 }
 
-/* __index of a result table: `json` decodes `body` once (upvalue 1:
- * cjson.decode, upvalue 2: "GET URL (step ...)"). */
-static int result_index(lua_State *L)
+/* A result's lazy fields. Every result table of a Lua state shares one
+ * metatable (made on first use, kept in the registry) whose __index builds
+ * `json`, `headers` and `timing` when first read and rawsets them, so each
+ * is built at most once, and only if something reads it. What they are
+ * built from is a `struct lazy` (a full userdata: the header block, the
+ * timings, the request's method and step label; user value 1: the URL),
+ * found through a weak-keyed table (registry, and upvalue 1 of the
+ * metamethods) from the result, so it lives exactly as long as the result
+ * and nothing shows in the table itself. `__pairs` builds `headers` and
+ * `timing` first, so pairs(), json() and interpolation see every field;
+ * a raw next() sees them only once built. The metatable is protected
+ * (__metatable): one plugin cannot change every result. */
+enum { LAZY_HEADERS = 1, LAZY_TIMING = 2 };
+
+struct lazy {
+  unsigned built;   /* LAZY_* already set in the table */
+  double timing[5]; /* dns, connect, tls, ttfb, total, in ms */
+  size_t hdrs_len;
+  size_t label_off; /* of the step label in data; 0: none ("http") */
+  char data[];      /* header block, method NUL, [label NUL] */
+};
+
+static const char *const timing_names[5] = {"dns", "connect", "tls", "ttfb", "total"};
+static const char result_mt_key = 'm';   /* registry: the shared metatable */
+static const char result_data_key = 'd'; /* registry: result -> struct lazy */
+
+/* The struct lazy of the result at t, or NULL. */
+static struct lazy *lazy_of(lua_State *L, int t)
 {
-  if (lua_type(L, 2) != LUA_TSTRING || strcmp(lua_tostring(L, 2), "json") != 0)
-    return 0;
+  lua_pushvalue(L, t);                          /* result */
+  lua_rawget(L, lua_upvalueindex(1));           /* lazy or nil */
+  struct lazy *z = lua_touserdata(L, -1);
+  lua_pop(L, 1); /* t keeps it alive */
+  return z;
+}
+
+/* "GET URL (step LABEL)": the request, for messages. */
+static void put_request(lua_State *L, const struct lazy *z, int zi, struct pc_buf *b)
+{
+  lua_getiuservalue(L, zi, 1); /* ..., url */
+  pc_buf_printf(b, "%s %s", z->data + z->hdrs_len, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  if (z->label_off)
+    pc_buf_printf(b, " (step %s)", z->data + z->label_off);
+}
+
+/* Decodes `body` (t at 1) with cjson.decode (upvalue 2); pushes the value. */
+static int push_json(lua_State *L)
+{
   lua_pushliteral(L, "body");
   if (lua_rawget(L, 1) != LUA_TSTRING) /* t, k, body */
     return 0;
   size_t len;
   const char *body = lua_tolstring(L, 3, &len);
-  lua_pushvalue(L, lua_upvalueindex(1)); /* t, k, body, decode */
+  lua_pushvalue(L, lua_upvalueindex(2)); /* t, k, body, decode */
   lua_pushvalue(L, 3);                   /* t, k, body, decode, body */
   if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* t, k, body, value or message */
     struct pc_buf b;
     pc_buf_init(&b, 4096);
-    pc_buf_printf(&b, "response body of %s is not JSON: ", lua_tostring(L, lua_upvalueindex(2)));
+    pc_buf_puts(&b, "response body of ");
+    lua_pushvalue(L, 1);                /* ..., message, t */
+    lua_rawget(L, lua_upvalueindex(1)); /* ..., message, lazy */
+    struct lazy *z = lua_touserdata(L, -1);
+    if (z)
+      put_request(L, z, lua_gettop(L), &b);
+    lua_pop(L, 1); /* ..., message */
+    pc_buf_puts(&b, " is not JSON: ");
     if (len == 0) {
       pc_buf_puts(&b, "the body is empty");
     } else {
@@ -1862,17 +2097,12 @@ static int result_index(lua_State *L)
   return 1;
 }
 
-static void push_ms(lua_State *L, curl_off_t us, const char *name, int tbl)
-{
-  lua_pushnumber(L, us > 0 ? (double)llround((double)us / 10.0) / 100.0 : 0.0);
-  lua_setfield(L, tbl, name);
-}
-
-static void push_headers(lua_State *L, const struct pc_buf *hdrs)
+/* Pushes the headers table parsed from a raw header block. */
+static void push_headers(lua_State *L, const char *data, size_t len)
 {
   lua_newtable(L); /* headers */
   int t = lua_gettop(L);
-  const char *p = hdrs->data, *end = hdrs->data + hdrs->len;
+  const char *p = data, *end = data + len;
   char name[256];
   bool have_name = false;
   while (p < end) {
@@ -1885,12 +2115,11 @@ static void push_headers(lua_State *L, const struct pc_buf *hdrs)
       const char *v = p;
       while (v < le && (*v == ' ' || *v == '\t'))
         v++;
-      lua_getfield(L, t, name);                       /* headers, old */
-      lua_pushfstring(L, "%s %s", lua_tostring(L, -1), ""); /* headers, old, "old " */
-      lua_pushlstring(L, v, (size_t)(le - v));        /* headers, old, "old ", more */
-      lua_concat(L, 2);                               /* headers, old, value */
-      lua_setfield(L, t, name);                       /* headers, old */
-      lua_pop(L, 1);                                  /* headers */
+      lua_getfield(L, t, name);                /* headers, old */
+      lua_pushliteral(L, " ");                 /* headers, old, " " */
+      lua_pushlstring(L, v, (size_t)(le - v)); /* headers, old, " ", more */
+      lua_concat(L, 3);                        /* headers, value */
+      lua_setfield(L, t, name);                /* headers */
     } else {
       const char *colon = memchr(p, ':', (size_t)(le - p));
       if (colon && colon > p && (size_t)(colon - p) < sizeof name) {
@@ -1922,6 +2151,119 @@ static void push_headers(lua_State *L, const struct pc_buf *hdrs)
   }
 }
 
+/* Whether t[k] is not set (raw). */
+static bool raw_absent(lua_State *L, int t, const char *k)
+{
+  lua_pushstring(L, k);
+  bool absent = lua_rawget(L, t) == LUA_TNIL;
+  lua_pop(L, 1);
+  return absent;
+}
+
+/* Builds the lazy fields in `which` not built yet into the table at t
+ * (unless the table's owner has set them already). */
+static void lazy_build(lua_State *L, int t, struct lazy *z, unsigned which)
+{
+  which &= ~z->built;
+  z->built |= which;
+  if ((which & LAZY_HEADERS) && raw_absent(L, t, "headers")) {
+    push_headers(L, z->data, z->hdrs_len); /* headers */
+    lua_setfield(L, t, "headers");         /* (t has no __newindex) */
+  }
+  if ((which & LAZY_TIMING) && raw_absent(L, t, "timing")) {
+    lua_createtable(L, 0, 5); /* timing */
+    for (int i = 0; i < 5; i++) {
+      lua_pushnumber(L, z->timing[i]);
+      lua_setfield(L, -2, timing_names[i]);
+    }
+    lua_setfield(L, t, "timing");
+  }
+}
+
+/* __index (t, k); upvalues: the weak table of struct lazy, cjson.decode. */
+static int result_index(lua_State *L)
+{
+  if (lua_type(L, 2) != LUA_TSTRING)
+    return 0;
+  const char *k = lua_tostring(L, 2);
+  unsigned which = 0;
+  if (strcmp(k, "json") == 0)
+    return push_json(L);
+  if (strcmp(k, "headers") == 0)
+    which = LAZY_HEADERS;
+  else if (strcmp(k, "timing") == 0)
+    which = LAZY_TIMING;
+  struct lazy *z = which ? lazy_of(L, 1) : NULL;
+  if (!z || (z->built & which))
+    return 0; /* built once: a field the caller removed stays removed */
+  lazy_build(L, 1, z, which);
+  lua_pushvalue(L, 2); /* t, k, k */
+  lua_rawget(L, 1);    /* t, k, value */
+  return 1;
+}
+
+static int result_next(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 2);
+  if (lua_next(L, 1))
+    return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
+/* __pairs (t): next, t, nil once headers and timing are in the table. */
+static int result_pairs(lua_State *L)
+{
+  struct lazy *z = lazy_of(L, 1);
+  if (z)
+    lazy_build(L, 1, z, LAZY_HEADERS | LAZY_TIMING);
+  lua_pushcfunction(L, result_next); /* t, next */
+  lua_pushvalue(L, 1);               /* t, next, t */
+  lua_pushnil(L);                    /* t, next, t, nil */
+  return 3;
+}
+
+/* Pushes the shared metatable, then the weak table of struct lazy. */
+static void push_result_mt(lua_State *L)
+{
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &result_mt_key) == LUA_TTABLE) { /* mt */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &result_data_key);                 /* mt, data */
+    return;
+  }
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 3);       /* mt */
+  lua_createtable(L, 0, 0);       /* mt, data */
+  lua_createtable(L, 0, 1);       /* mt, data, datamt */
+  lua_pushliteral(L, "k");        /* mt, data, datamt, "k" */
+  lua_setfield(L, -2, "__mode");  /* mt, data, datamt */
+  lua_setmetatable(L, -2);        /* mt, data */
+  lua_pushvalue(L, -1);           /* mt, data, data */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* mt, data, data, loaded */
+  if (lua_getfield(L, -1, "cjson") == LUA_TTABLE) /* mt, data, data, loaded, cjson */
+    lua_getfield(L, -1, "decode");                /* ..., cjson, decode */
+  else
+    lua_pushnil(L);
+  lua_replace(L, -3);                       /* mt, data, data, decode, cjson */
+  lua_pop(L, 1);                            /* mt, data, data, decode */
+  lua_pushcclosure(L, result_index, 2);     /* mt, data, __index */
+  lua_setfield(L, -3, "__index");           /* mt, data */
+  lua_pushvalue(L, -1);                     /* mt, data, data */
+  lua_pushcclosure(L, result_pairs, 1);     /* mt, data, __pairs */
+  lua_setfield(L, -3, "__pairs");           /* mt, data */
+  lua_pushliteral(L, "http result");        /* mt, data, name */
+  lua_setfield(L, -3, "__metatable");       /* mt, data */
+  lua_pushvalue(L, -2);                     /* mt, data, mt */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &result_mt_key); /* mt, data */
+  lua_pushvalue(L, -1);                     /* mt, data, data */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &result_data_key); /* mt, data */
+}
+
+static double to_ms(curl_off_t us)
+{
+  return us > 0 ? (double)llround((double)us / 10.0) / 100.0 : 0.0;
+}
+
 void pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int idx)
 {
   lua_State *L = pc_lua_state(h);
@@ -1930,14 +2272,15 @@ void pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int
   idx = lua_absindex(L, idx);
   lua_pushstring(L, r->method);
   lua_setfield(L, idx, "method");
-  lua_pushstring(L, in->url ? in->url : r->url);
-  lua_setfield(L, idx, "url");
-  if (res->status <= 0)
+  lua_pushstring(L, in->url ? in->url : r->url); /* url */
+  lua_pushvalue(L, -1);                          /* url, url */
+  lua_setfield(L, idx, "url");                   /* url */
+  if (res->status <= 0) {
+    lua_pop(L, 1);
     return;
+  }
   lua_pushinteger(L, res->status);
   lua_setfield(L, idx, "status");
-  push_headers(L, &r->hdrs); /* headers */
-  lua_setfield(L, idx, "headers");
   const char *v = version_name(in->version);
   if (v) {
     lua_pushstring(L, v);
@@ -1945,40 +2288,43 @@ void pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int
   }
   lua_pushboolean(L, in->connects == 0);
   lua_setfield(L, idx, "reused");
-  lua_createtable(L, 0, 5); /* timing */
-  int t = lua_gettop(L);
-  curl_off_t dns = in->t_dns, conn = in->t_connect, tls = in->t_tls;
-  push_ms(L, dns, "dns", t);
-  push_ms(L, conn > dns ? conn - dns : 0, "connect", t);
-  push_ms(L, tls > conn ? tls - conn : 0, "tls", t);
-  push_ms(L, in->t_start, "ttfb", t);
-  push_ms(L, in->t_total, "total", t);
-  lua_setfield(L, idx, "timing");
   if (r->saved) {
     lua_pushstring(L, r->save_to);
     lua_setfield(L, idx, "saved_to");
+  } else if (res->fail == PC_FAIL_NONE) {
+    /* The body (with save_to and a status that was not accepted: its start). */
+    lua_pushlstring(L, r->body.data, r->body.len);
+    lua_setfield(L, idx, "body");
   }
-  if (res->fail != PC_FAIL_NONE || r->saved)
-    return;
-  /* The body (with save_to and a status that was not accepted: its start). */
-  lua_pushlstring(L, r->body.data, r->body.len);
-  lua_setfield(L, idx, "body");
-  lua_createtable(L, 0, 1); /* mt */
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* mt, loaded */
-  lua_getfield(L, -1, "cjson");                             /* mt, loaded, cjson */
-  if (lua_istable(L, -1))
-    lua_getfield(L, -1, "decode"); /* mt, loaded, cjson, decode */
-  else
-    lua_pushnil(L);
-  lua_replace(L, -3); /* mt, decode, cjson */
-  lua_pop(L, 1);      /* mt, decode */
-  if (r->label && strcmp(r->label, "http") != 0)
-    lua_pushfstring(L, "%s %s (step %s)", r->method, in->url ? in->url : r->url, r->label);
-  else
-    lua_pushfstring(L, "%s %s", r->method, in->url ? in->url : r->url);
-  lua_pushcclosure(L, result_index, 2); /* mt, __index */
-  lua_setfield(L, -2, "__index");      /* mt */
-  lua_setmetatable(L, idx);
+
+  /* headers, timing and json: built on first use (see struct lazy) */
+  size_t mlen = strlen(r->method) + 1;
+  bool labelled = r->label && strcmp(r->label, "http") != 0;
+  size_t llen = labelled ? strlen(r->label) + 1 : 0;
+  struct lazy *z = lua_newuserdatauv(L, sizeof *z + r->hdrs.len + mlen + llen, 1);
+  /* url, lazy */
+  z->built = 0;
+  curl_off_t dns = in->t_dns, conn = in->t_connect, tls = in->t_tls;
+  z->timing[0] = to_ms(dns);
+  z->timing[1] = to_ms(conn > dns ? conn - dns : 0);
+  z->timing[2] = to_ms(tls > conn ? tls - conn : 0);
+  z->timing[3] = to_ms(in->t_start);
+  z->timing[4] = to_ms(in->t_total);
+  z->hdrs_len = r->hdrs.len;
+  memcpy(z->data, r->hdrs.data, r->hdrs.len);
+  memcpy(z->data + r->hdrs.len, r->method, mlen);
+  z->label_off = labelled ? r->hdrs.len + mlen : 0;
+  if (labelled)
+    memcpy(z->data + z->label_off, r->label, llen);
+  lua_rotate(L, -2, 1);        /* lazy, url */
+  lua_setiuservalue(L, -2, 1); /* lazy */
+  push_result_mt(L);           /* lazy, mt, data */
+  lua_rotate(L, -2, 1);        /* lazy, data, mt */
+  lua_setmetatable(L, idx);    /* lazy, data */
+  lua_pushvalue(L, idx);       /* lazy, data, result */
+  lua_rotate(L, -3, -1);       /* data, result, lazy */
+  lua_rawset(L, -3);           /* data */
+  lua_pop(L, 1);
 }
 
 /* ============================================================ the action */
@@ -2098,6 +2444,19 @@ static void on_http_done(void *data, const struct pc_http_result *r)
   pc_attempt_done(a, r->fail, r->error);
 }
 
+/* pc_step_label(step), formatted once per step rather than per request. */
+static const char *step_label(struct pc_http_session *s, const struct pc_step *step)
+{
+  for (size_t i = 0; i < LABELS_MAX; i++)
+    if (s->labels[i].step == step && s->labels[i].label)
+      return s->labels[i].label;
+  size_t i = s->nextlabel++ % LABELS_MAX;
+  free(s->labels[i].label);
+  s->labels[i].step = step;
+  s->labels[i].label = pc_step_label(step);
+  return s->labels[i].label;
+}
+
 static void http_start(struct pc_attempt *a)
 {
   struct pc_lua *h = pc_run_lua(a->run);
@@ -2116,7 +2475,7 @@ static void http_start(struct pc_attempt *a)
     return;
   }
   /* params, merged */
-  char *label = pc_step_label(a->step);
+  const char *label = step_label(s, a->step);
   struct pc_http_start_opts o = {
       .label = label,
       .save_ok = a->step->expect.status,
@@ -2125,7 +2484,6 @@ static void http_start(struct pc_attempt *a)
   struct pc_http_req *r = NULL;
   int rc = pc_http_start(s, h, -1, &o, on_http_done, a, &r, &err);
   lua_pop(L, 2);
-  free(label);
   if (rc != 0) {
     pc_attempt_done(a, PC_FAIL_ERROR, err);
     free(err);

@@ -103,10 +103,12 @@ void pc_http_cancel(struct pc_http_req *r);
 bool pc_http_req_non_idempotent(const struct pc_http_req *r);
 
 /* Sets the result fields of SPEC §3 in the table at `idx`: method and url
- * always; status, headers, url (final), http_version, reused, timing, and
- * body (or saved_to) when a response arrived; `json` decodes the body on
- * first access (a metatable __index), raising "response body of ... is not
- * JSON: ..." if it is not. */
+ * always; status, url (final), http_version, reused, and body (or
+ * saved_to) when a response arrived. headers, timing and json are built
+ * on first access (a metatable shared by every result of the Lua state:
+ * __index, and __pairs, which builds headers and timing first); `json`
+ * raises "response body of ... is not JSON: ..." if the body is not. The
+ * table keeps no reference to the request. */
 void pc_http_result_fill(const struct pc_http_result *r, struct pc_lua *h, int idx);
 
 /* ------------------------------------------------------------ statistics */
@@ -124,6 +126,7 @@ struct pc_http_stats {
   uint64_t reused;      /* requests that needed no new connection */
   uint64_t bytes_down;  /* headers + body as received */
   uint64_t bytes_up;    /* request headers + body */
+  uint64_t sockets;     /* sockets watched: one poll context each, kept while it is open */
   struct pc_http_host_stats *hosts;
   size_t nhosts;
 };

@@ -1,6 +1,7 @@
 /* test_http.c: the HTTP session (http.c) on a real loop against a tiny
  * libuv HTTP/1.1 server in this file: a response and its result table,
- * keep-alive reuse, connection refused, cancellation of a request the
+ * keep-alive reuse (one poll context per connection), an idle connection
+ * the server hangs up, connection refused, cancellation of a request the
  * server never answers (no callback afterwards), closing a session with a
  * request in flight, invalid options; and pc_http_load_defaults. Every test
  * closes what it opened and ends with uv_loop_close() == 0. */
@@ -37,6 +38,7 @@ struct server {
   uv_tcp_t tcp;
   int port;
   bool answer;  /* false: accept and read, never answer */
+  bool hang_up; /* close each connection once its response is written */
   int accepted; /* connections */
   int requests;
   struct conn *conns[16];
@@ -48,6 +50,8 @@ static const char response[] = "HTTP/1.1 200 OK\r\n"
                                "Content-Type: application/json\r\n"
                                "X-Rep: 1\r\n"
                                "x-rep: 2\r\n"
+                               "X-Fold: a\r\n"
+                               "  b\r\n"
                                "Retry-After: 3\r\n"
                                "Content-Length: 12\r\n"
                                "\r\n"
@@ -58,10 +62,17 @@ static void on_conn_closed(uv_handle_t *h)
   free(PC_CONTAINER_OF(h, struct conn, tcp));
 }
 
+static void conn_forget(struct conn *c);
+
 static void on_written(uv_write_t *req, int status)
 {
   (void)status;
+  struct conn *c = req->data;
   free(req);
+  if (c && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+    conn_forget(c);
+    uv_close((uv_handle_t *)&c->tcp, on_conn_closed);
+  }
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -99,6 +110,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     c->len -= used;
     if (c->srv->answer) {
       uv_write_t *w = pc_xmalloc(sizeof *w);
+      w->data = c->srv->hang_up ? c : NULL;
       uv_buf_t b = uv_buf_init((char *)response, sizeof response - 1);
       uv_write(w, st, &b, 1, on_written);
     }
@@ -276,7 +288,21 @@ static void test_response_and_reuse(void **state)
   assert_int_equal(d1.fail, PC_FAIL_NONE);
   assert_int_equal(d1.status, 200);
   assert_true(d1.retry_after_ms == 3000);
+  /* headers, timing and json are built on first use, once */
+  assert_string_equal(field(f, &d1, "rawget(r, 'headers') == nil and rawget(r, 'timing') == nil"),
+                      "true");
   assert_string_equal(field(f, &d1, "r.headers['x-rep']"), "1, 2");
+  assert_string_equal(field(f, &d1, "r.headers['x-fold']"), "a b");
+  assert_string_equal(field(f, &d1, "rawequal(rawget(r, 'headers'), r.headers)"), "true");
+  assert_string_equal(field(f, &d1, "rawget(r, 'json') == nil and r.json == rawget(r, 'json')"),
+                      "true");
+  assert_string_equal(field(f, &d2, "(function() local n = 0 for k in pairs(r) do "
+                                    "n = n + ((k == 'headers' or k == 'timing') and 1 or 0) end "
+                                    "return n end)()"), "2");
+  assert_string_equal(field(f, &d2, "r.timing.connect == 0 and r.timing.ttfb <= r.timing.total"),
+                      "true");
+  assert_string_equal(field(f, &d2, "getmetatable(r)"), "http result");
+  assert_string_equal(field(f, &d2, "pcall(setmetatable, r, nil)"), "false");
   assert_string_equal(field(f, &d1, "r.json.ok"), "true");
   assert_string_equal(field(f, &d1, "r.http_version"), "1.1");
   assert_string_equal(field(f, &d1, "r.reused"), "false");
@@ -292,6 +318,7 @@ static void test_response_and_reuse(void **state)
   assert_int_equal(st.requests, 2);
   assert_int_equal(st.connections, 1);
   assert_int_equal(st.reused, 1);
+  assert_int_equal(st.sockets, 1); /* one poll context for both requests */
   assert_int_equal(st.nhosts, 1);
   assert_true(strstr(st.hosts[0].host, "http://127.0.0.1:") == st.hosts[0].host);
   pc_http_stats_free(&st);
@@ -299,6 +326,110 @@ static void test_response_and_reuse(void **state)
   free(chunk);
   done_free(&d1);
   done_free(&d2);
+  server_stop(&srv);
+}
+
+static void on_iteration(uv_prepare_t *p)
+{
+  (*(int *)p->data)++;
+}
+
+static void on_quiet_timer(uv_timer_t *t)
+{
+  *(bool *)t->data = true;
+}
+
+/* A kept-alive connection the server closes while it is idle: its socket
+ * context stays armed after the transfer, so the hang-up wakes it once and
+ * it stops watching (the loop does not spin, nor stay alive for it); the
+ * next request opens a new connection. */
+static void test_idle_hang_up(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  server_start(&f->loop, &srv, true);
+  srv.hang_up = true;
+  char *chunk = pc_asprintf("return {get = 'http://127.0.0.1:%d/x'}", srv.port);
+  struct done d1, d2;
+  done_init(&d1, f);
+  done_init(&d2, f);
+  struct pc_http_req *r = NULL;
+  char *err = NULL;
+  assert_int_equal(start(f, chunk, &d1, &r, &err), 0);
+  while (d1.calls == 0)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(d1.status, 200);
+
+  int iterations = 0;
+  uv_prepare_t prep;
+  uv_prepare_init(&f->loop, &prep);
+  prep.data = &iterations;
+  uv_prepare_start(&prep, on_iteration);
+  uv_timer_t quiet;
+  bool fired = false;
+  uv_timer_init(&f->loop, &quiet);
+  quiet.data = &fired;
+  uv_timer_start(&quiet, on_quiet_timer, 100, 0);
+  while (!fired)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_true(iterations < 10);
+  uv_close((uv_handle_t *)&prep, NULL);
+  uv_close((uv_handle_t *)&quiet, NULL);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+
+  assert_int_equal(start(f, chunk, &d2, &r, &err), 0);
+  while (d2.calls == 0)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(d2.fail, PC_FAIL_NONE);
+  assert_int_equal(d2.status, 200);
+  assert_string_equal(field(f, &d2, "r.reused"), "false");
+  assert_int_equal(srv.accepted, 2);
+  struct pc_http_stats st;
+  pc_http_session_stats(f->s, &st);
+  assert_int_equal(st.connections, 2);
+  assert_int_equal(st.sockets, 2);
+  pc_http_stats_free(&st);
+  free(chunk);
+  done_free(&d1);
+  done_free(&d2);
+  server_stop(&srv);
+}
+
+/* Statistics per origin: the entry of the previous request's origin is
+ * found without parsing its URL; another origin gets its own entry, and
+ * going back finds the first again. */
+static void test_host_stats(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  server_start(&f->loop, &srv, true);
+  const char *hosts[] = {"127.0.0.1", "127.0.0.1", "localhost", "127.0.0.1"};
+  for (size_t i = 0; i < 4; i++) {
+    char *chunk = pc_asprintf("return {get = 'http://%s:%d/%s'}", hosts[i], srv.port,
+                              i == 1 ? "?q" : "x");
+    struct done d;
+    done_init(&d, f);
+    struct pc_http_req *r = NULL;
+    char *err = NULL;
+    assert_int_equal(start(f, chunk, &d, &r, &err), 0);
+    while (d.calls == 0)
+      uv_run(&f->loop, UV_RUN_ONCE);
+    done_free(&d);
+    free(chunk);
+  }
+  struct pc_http_stats st;
+  pc_http_session_stats(f->s, &st);
+  assert_int_equal(st.requests, 4);
+  assert_int_equal(st.nhosts, 2);
+  char *want = pc_asprintf("http://127.0.0.1:%d", srv.port);
+  assert_string_equal(st.hosts[0].host, want);
+  free(want);
+  assert_int_equal(st.hosts[0].requests, 3);
+  want = pc_asprintf("http://localhost:%d", srv.port);
+  assert_string_equal(st.hosts[1].host, want);
+  free(want);
+  assert_int_equal(st.hosts[1].requests, 1);
+  pc_http_stats_free(&st);
   server_stop(&srv);
 }
 
@@ -476,6 +607,8 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_response_and_reuse, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_idle_hang_up, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_host_stats, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
