@@ -16,6 +16,7 @@
 #include <uv.h>
 #include <yaml.h>
 
+#include "curlshim.h"
 #include "diag.h"
 #include "engine.h"
 #include "log.h"
@@ -200,7 +201,10 @@ static int cmd_version(void)
   const curl_version_info_data *c = curl_version_info(CURLVERSION_NOW);
   printf("pacer %s\n", PACER_VERSION);
   printf("libuv %s\n", uv_version_string());
-  printf("libcurl %s (%s)\n", c->version, c->ssl_version ? c->ssl_version : "no TLS");
+  if (c) /* loads libcurl (curlshim.c), which may be missing */
+    printf("libcurl %s (%s)\n", c->version, c->ssl_version ? c->ssl_version : "no TLS");
+  else
+    printf("%s\n", pc_curl_load_error());
   printf("libyaml %s\n", yaml_get_version_string());
   printf("%s\n", LUA_RELEASE);
   return PC_EXIT_OK;
