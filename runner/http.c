@@ -23,6 +23,8 @@
  * freed in the close callback of its last uv handle (pending_closes). */
 #include "http.h"
 
+#include "curlshim.h"
+
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
@@ -2464,7 +2466,8 @@ static void http_start(struct pc_attempt *a)
   char *err = NULL;
   struct pc_http_session *s = pc_http_session_of(a->run);
   if (!s) {
-    pc_attempt_done(a, PC_FAIL_ERROR, "http: libcurl could not be initialised");
+    const char *why = pc_curl_load_error();
+    pc_attempt_done(a, PC_FAIL_ERROR, why ? why : "http: libcurl could not be initialised");
     return;
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* params */

@@ -37,6 +37,8 @@
  * never fail because of it. */
 #include "pacermod.h"
 
+#include "curlshim.h"
+
 #include <assert.h>
 #include <math.h>
 #include <stdlib.h>
@@ -1336,7 +1338,8 @@ static int l_http_request(lua_State *L)
   struct pc_lstep *s = lt->step;
   struct pc_http_session *sess = pc_http_session_of(s->run);
   if (!sess)
-    return luaL_error(L, "pacer.http: libcurl could not be initialised");
+    return luaL_error(L, "pacer.%s", pc_curl_load_error() ? pc_curl_load_error()
+                                                          : "http: libcurl could not be initialised");
   /* The HTTP module works on the main thread's stack: hand it the options
    * there, with the memory limit off (it does not expect to raise). */
   lua_State *M = s->ps->L;
