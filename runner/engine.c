@@ -35,6 +35,7 @@
 
 #include "action.h"
 #include "log.h"
+#include "plugin.h"
 #include "pool.h"
 #include "progress.h"
 #include "report.h"
@@ -711,19 +712,10 @@ static void scan_steps_use(struct pc_run *run, const char *src)
   }
 }
 
-static bool has_lua_step(struct pc_step *const *steps, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    if (steps[i]->action == PC_ACT_USES || steps[i]->action == PC_ACT_LUA ||
-        has_lua_step(steps[i]->children, steps[i]->nchildren))
-      return true;
-  return false;
-}
-
 static void scan_results_readers(struct pc_run *run)
 {
   const struct pc_workflow *wf = run->wf;
-  if (has_lua_step(wf->steps, wf->nsteps) || has_lua_step(wf->finally, wf->nfinally)) {
+  if (pc_workflow_has_lua(wf)) {
     run->steps_wild = true; /* ctx.steps and the `steps` of inline code */
     return;
   }

@@ -428,9 +428,14 @@ static bool has_lua(struct pc_step *const *steps, size_t n)
   return false;
 }
 
+bool pc_workflow_has_lua(const struct pc_workflow *wf)
+{
+  return has_lua(wf->steps, wf->nsteps) || has_lua(wf->finally, wf->nfinally);
+}
+
 int pc_plugins_check(struct pc_lua *h, struct pc_workflow *wf, struct pc_diag *d)
 {
-  if (!has_lua(wf->steps, wf->nsteps) && !has_lua(wf->finally, wf->nfinally))
+  if (!pc_workflow_has_lua(wf))
     return 0;
   char *err = NULL;
   if (pc_pacer_open(h, &err) != 0) {

@@ -23,6 +23,9 @@ extern const struct pc_action_ops pc_lua_ops;
 void pc_plugin_add_dir(const char *dir);
 void pc_plugin_clear_dirs(void);
 
+/* Whether any step (in steps or finally) is `uses:` or `lua:`. */
+bool pc_workflow_has_lua(const struct pc_workflow *wf);
+
 /* Load-time pass over every step: finds and loads each `uses` plugin and
  * checks its inputs (unknown, missing, wrong type for static values), and
  * compiles each inline `lua:` block. Errors go to `d` with the position of
