@@ -385,22 +385,19 @@ function P.root_scope(vars, env, workflow)
   })
 end
 
-function P.child_scope(parent, own_steps)
-  local mt = { __index = parent, __newindex = scope_newindex, parent = parent }
-  local scope = {}
-  if own_steps then
-    local parent_steps = P.steps_table(parent)
-    local steps = setmetatable({}, { __index = parent_steps })
-    mt.steps_raw = steps
-    rawset(scope, "steps", ro(steps))
-  end
-  return setmetatable(scope, mt)
-end
-
 -- The metatable shared by the scopes of a fan-out's items when the body is
 -- a leaf (no steps of its own): the engine builds each item's scope in C.
 function P.instance_mt(parent)
   return { __index = parent, __newindex = scope_newindex, parent = parent }
+end
+
+-- The scope of a fan-out item whose body is a group: its own steps table,
+-- whose misses fall back to the parent's.
+function P.child_scope(parent)
+  local mt = P.instance_mt(parent)
+  local steps = setmetatable({}, { __index = P.steps_table(parent) })
+  mt.steps_raw = steps
+  return setmetatable({ steps = ro(steps) }, mt)
 end
 
 -- The nearest plain steps table of a scope.
@@ -414,10 +411,6 @@ function P.steps_table(scope)
     s = mt.parent
   end
   error("scope without steps")
-end
-
-function P.scope_set(scope, name, value)
-  rawset(scope, name, ro(value))
 end
 
 function P.set_step(scope, id, value)

@@ -828,7 +828,7 @@ static struct task *spawn_child(struct task *t, size_t i)
     lua_pushinteger(L, (lua_Integer)(i + 1)); /* item, index */
     scope = pc_lua_instance_scope(run->lua, t->inst_mt_ref);
   } else {
-    scope = pc_lua_child_scope(run->lua, t->scope_ref, true);
+    scope = pc_lua_child_scope(run->lua, t->scope_ref);
     pc_lua_scope_set(run->lua, scope, "item");
     lua_pushinteger(L, (lua_Integer)(i + 1));
     pc_lua_scope_set(run->lua, scope, "index");
@@ -1008,6 +1008,15 @@ void pc_attempt_done(struct pc_attempt *a, enum pc_fail fail, const char *msg)
   post(t, EV_ATTEMPT_DONE);
 }
 
+/* Drops the attempt's evaluated params (a fan-out's shared value stays). */
+static void release_params(struct task *t)
+{
+  if (!t->params_shared)
+    pc_lua_unref(t->run->lua, t->att.params_ref);
+  t->att.params_ref = LUA_NOREF;
+  t->params_shared = false;
+}
+
 /* Stops whatever the leaf is doing right now; used by cancel and timeout. */
 static void leaf_abort(struct task *t)
 {
@@ -1019,10 +1028,7 @@ static void leaf_abort(struct task *t)
   task_timer_stop(t);
   if (t->state == TS_WAIT_POOL || t->state == TS_RUNNING)
     release_pools(t);
-  if (!t->params_shared)
-    pc_lua_unref(t->run->lua, t->att.params_ref);
-  t->att.params_ref = LUA_NOREF;
-  t->params_shared = false;
+  release_params(t);
 }
 
 static void on_attempt_timeout(uv_timer_t *timer)
@@ -1218,10 +1224,7 @@ static void attempt_end(struct task *t, enum pc_fail fail, char *msg)
       msg = pc_buf_steal(&b);
     }
   }
-  if (!t->params_shared)
-    pc_lua_unref(t->run->lua, t->att.params_ref);
-  t->att.params_ref = LUA_NOREF;
-  t->params_shared = false;
+  release_params(t);
   if (fail != PC_FAIL_NONE && should_retry(t, fail)) {
     double wait = backoff_ms(t);
     char dur[32];

@@ -41,7 +41,7 @@ struct pc_lua {
   int prelude_ref; /* the table lua/prelude.lua returned */
   int null_ref;    /* cjson.null */
   /* Prelude functions called on hot paths, looked up once. */
-  int ro_ref, unwrap_ref, to_text_ref, scope_mt_ref;
+  int ro_ref, unwrap_ref, to_text_ref, instance_mt_ref;
   double eval_started_ms;
   /* Memory accounting (see l_alloc). */
   size_t used;    /* bytes the state holds now */
@@ -134,7 +134,7 @@ static int init_state(lua_State *L)
   lua_getfield(L, -1, "to_text");
   h->to_text_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, -1, "instance_mt");
-  h->scope_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  h->instance_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   h->prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* cjson */
   lua_pop(L, 1);
   lua_pushlightuserdata(L, h);
@@ -420,13 +420,12 @@ int pc_lua_root_scope(struct pc_lua *h, const char *wf_name, const char *run_id)
   return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-int pc_lua_child_scope(struct pc_lua *h, int parent_ref, bool own_steps)
+int pc_lua_child_scope(struct pc_lua *h, int parent_ref)
 {
   lua_State *L = h->L;
   push_fn(h, "child_scope");                      /* fn */
   lua_rawgeti(L, LUA_REGISTRYINDEX, parent_ref);  /* fn, parent */
-  lua_pushboolean(L, own_steps);                  /* fn, parent, own */
-  lua_call(L, 2, 1);                              /* scope */
+  lua_call(L, 1, 1);                              /* scope */
   return luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
@@ -454,17 +453,6 @@ static void to_ro(struct pc_lua *h)
   lua_call(L, 1, 1);                            /* proxy */
 }
 
-void pc_lua_scope_set(struct pc_lua *h, int scope_ref, const char *name)
-{
-  lua_State *L = h->L;
-  to_ro(h);                                     /* value */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, scope_ref); /* value, scope */
-  lua_pushstring(L, name);                      /* value, scope, name */
-  lua_rotate(L, -3, -1);                        /* scope, name, value */
-  lua_rawset(L, -3);                            /* scope (scopes refuse __newindex) */
-  lua_pop(L, 1);
-}
-
 void pc_lua_scope_bind(struct pc_lua *h, int scope_ref, const char *name)
 {
   lua_State *L = h->L;
@@ -475,8 +463,14 @@ void pc_lua_scope_bind(struct pc_lua *h, int scope_ref, const char *name)
   lua_insert(L, -3);                            /* old, value, scope */
   lua_pushstring(L, name);                      /* old, value, scope, name */
   lua_rotate(L, -3, -1);                        /* old, scope, name, value */
-  lua_rawset(L, -3);                            /* old, scope */
+  lua_rawset(L, -3);                            /* old, scope (scopes refuse __newindex) */
   lua_pop(L, 1);                                /* old */
+}
+
+void pc_lua_scope_set(struct pc_lua *h, int scope_ref, const char *name)
+{
+  pc_lua_scope_bind(h, scope_ref, name);
+  lua_pop(h->L, 1);
 }
 
 void pc_lua_scope_unbind(struct pc_lua *h, int scope_ref, const char *name)
@@ -487,7 +481,7 @@ void pc_lua_scope_unbind(struct pc_lua *h, int scope_ref, const char *name)
 int pc_lua_instance_mt(struct pc_lua *h, int parent_ref)
 {
   lua_State *L = h->L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, h->scope_mt_ref); /* fn */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->instance_mt_ref); /* fn */
   lua_rawgeti(L, LUA_REGISTRYINDEX, parent_ref);      /* fn, parent */
   lua_call(L, 1, 1);                                  /* mt */
   return luaL_ref(L, LUA_REGISTRYINDEX);

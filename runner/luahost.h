@@ -5,9 +5,11 @@
  * form `return (EXPR)` and kept in the registry. Evaluation sets the chunk's
  * _ENV upvalue to a scope table and calls it. Scopes are tables chained by
  * __index: root scope (vars, env, secrets, steps, workflow, helpers,
- * string/table/math) <- fan-out item scope (item, index, its own `steps`
- * that falls back to the parent's) <- result scope (`result`). Everything an
- * expression can reach is read-only (proxies whose __newindex raises).
+ * string/table/math) <- fan-out item scope (item, index, and for a group
+ * body its own `steps` that falls back to the parent's). `result` is bound
+ * in the step's scope while expect.that and outputs evaluate
+ * (pc_lua_scope_bind). Everything an expression can reach is read-only
+ * (proxies whose __newindex raises).
  *
  * Values the engine stores (results, vars) are plain tables; expressions see
  * them through read-only proxies. pc_lua_eval unwraps a proxy it returns, so
@@ -65,9 +67,9 @@ void pc_lua_push_node(struct pc_lua *h, const struct pc_node *n);
  * Sets up env, secrets, an empty steps table and workflow = {name, run_id,
  * outcome = nil}. Returns a registry reference to the scope. */
 int pc_lua_root_scope(struct pc_lua *h, const char *wf_name, const char *run_id);
-/* A scope that inherits `parent_ref`. With own_steps, it gets its own steps
- * table whose misses fall back to the parent's steps (fan-out items). */
-int pc_lua_child_scope(struct pc_lua *h, int parent_ref, bool own_steps);
+/* A scope that inherits `parent_ref`, with its own steps table whose misses
+ * fall back to the parent's steps (items of a fan-out whose body is a group). */
+int pc_lua_child_scope(struct pc_lua *h, int parent_ref);
 /* Pops a value and binds it to `name` in the scope (item, index, result). */
 void pc_lua_scope_set(struct pc_lua *h, int scope_ref, const char *name);
 /* Binds a value for one synchronous evaluation: pops the value, binds it to

@@ -213,7 +213,7 @@ static void test_scopes(void **state)
   lua_pushstring(L, "ok");
   lua_setfield(L, -2, "outcome");
   pc_lua_scope_set_step(f->h, f->root, "a");
-  int item = pc_lua_child_scope(f->h, f->root, true);
+  int item = pc_lua_child_scope(f->h, f->root);
   lua_pushinteger(L, 7);
   pc_lua_scope_set(f->h, item, "item");
   lua_pushinteger(L, 2);
