@@ -479,6 +479,19 @@ struct resp_info {
   long header_bytes, request_bytes;
 };
 
+/* A redirect that was followed: the status and the URL that answered it
+ * (kept for the result's redirect chain). */
+struct redirect {
+  int status;
+  char *url;
+};
+
+/* Timings of the responses of a request before its last one (redirects),
+ * in microseconds, added to the last one's in the result. */
+struct hop_sums {
+  curl_off_t dns, connect, tls, total;
+};
+
 struct pc_http_req {
   struct pc_http_session *s; /* borrowed */
   bool plain; /* only the options of every request are set on easy (recycle_easy) */
@@ -503,10 +516,25 @@ struct pc_http_req {
   void *data;
   double timeout_ms, connect_timeout_ms;
   struct resp_info info;
+  /* A request may have reached a server: libcurl got a connection for it
+   * and was about to send (CURLOPT_PREREQFUNCTION). Until then a failure
+   * provably sent nothing, and any method may be retried. */
+  bool sent;
+  /* Redirects are followed here, not by libcurl (follow_redirect). */
+  bool follow;      /* follow_redirects */
+  bool head;        /* the method is HEAD: responses have no body */
+  int resp_status;  /* status line of the response being received */
+  bool discard;     /* its body belongs to a redirect we follow: dropped */
+  bool as_get;      /* a redirect turned the method into GET without a body */
+  bool has_body;    /* the request (still) sends a body */
+  struct redirect *redirects; /* the redirects followed, in order */
+  int nredirects;
+  struct hop_sums before; /* timings of the responses before the last */
 };
 
 static void on_loop_timer(uv_timer_t *t);
 static void drain(struct pc_http_session *s);
+static const char *find_header(const struct pc_buf *hdrs, const char *name, size_t *len);
 
 static void session_maybe_free(struct pc_http_session *s)
 {
@@ -812,6 +840,9 @@ static void req_free(struct pc_http_req *r)
   free(r->url);
   free(r->label);
   free(r->save_to);
+  for (int i = 0; i < r->nredirects; i++)
+    free(r->redirects[i].url);
+  free(r->redirects);
   pc_buf_free(&r->body);
   pc_buf_free(&r->hdrs);
   free(r);
@@ -845,6 +876,7 @@ static void recycle_easy(struct pc_http_session *s, CURL *e, bool primed)
       curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
       curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
       curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+      curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
     } else {
       curl_easy_reset(e);
     }
@@ -855,10 +887,26 @@ static void recycle_easy(struct pc_http_session *s, CURL *e, bool primed)
   }
 }
 
+/* CURLOPT_PREREQFUNCTION: libcurl has a connection for the request (new
+ * or reused, TLS done) and sends it next. */
+static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
+                     int local_port)
+{
+  (void)primary_ip;
+  (void)local_ip;
+  (void)primary_port;
+  (void)local_port;
+  struct pc_http_req *r = clientp;
+  r->sent = true;
+  return CURL_PREREQFUNC_OK;
+}
+
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
   struct pc_http_req *r = userdata;
   size_t n = size * nmemb;
+  if (r->discard)
+    return n; /* a redirect's body: the next response is the one we keep */
   if (r->received + (int64_t)n > r->max_bytes) {
     r->too_big = true;
     return 0; /* CURLE_WRITE_ERROR */
@@ -889,14 +937,32 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
   return n;
 }
 
+/* The statuses whose Location pacer follows (as fetch and aiohttp do;
+ * curl also follows 300). */
+static bool is_redirect(long status)
+{
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
 static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 {
   struct pc_http_req *r = userdata;
   size_t n = size * nitems;
   /* A status line starts a new response (a redirect, 100 Continue): keep
    * only the headers of the last one. */
-  if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0)
+  if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
     pc_buf_reset(&r->hdrs);
+    const char *sp = memchr(buf, ' ', n);
+    r->resp_status = sp && sp + 4 <= buf + n ? atoi(sp + 1) : 0;
+    r->discard = false;
+  } else if (r->follow && (n <= 2 && (buf[0] == '\r' || buf[0] == '\n')) &&
+             is_redirect(r->resp_status)) {
+    /* The end of a redirect's headers: if it says where to go, its body
+     * is of no use (and must not count against max_response_bytes or
+     * reach a save_to file). */
+    size_t len;
+    r->discard = find_header(&r->hdrs, "location", &len) != NULL;
+  }
   pc_buf_append(&r->hdrs, buf, n); /* past HEADERS_MAX the rest is dropped */
   return n;
 }
@@ -1498,6 +1564,9 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   r->data = data;
   r->timeout_ms = sp.timeout_ms;
   r->connect_timeout_ms = sp.connect_timeout_ms;
+  r->follow = sp.follow;
+  r->head = strcmp(r->method, "HEAD") == 0;
+  r->has_body = sp.has_body;
   r->non_idempotent = !(strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0 ||
                         strcmp(r->method, "PUT") == 0 || strcmp(r->method, "DELETE") == 0 ||
                         strcmp(r->method, "OPTIONS") == 0 || strcmp(r->method, "TRACE") == 0);
@@ -1537,7 +1606,11 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdr_list);
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max_bytes);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
+  /* A HEAD response's Content-Length is that of a body it does not have:
+   * no limit applies (0). */
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, r->head ? (curl_off_t)0
+                                                         : (curl_off_t)r->max_bytes);
   if (!primed) {
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
@@ -1548,18 +1621,16 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "pacer/" PACER_VERSION);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   }
   /* Everything below is an option the next request may not want: the
    * handle then goes through curl_easy_reset when it is recycled. Options
    * left at curl_easy_reset's defaults are not set (CURL_HTTP_VERSION_2TLS,
-   * GET); redirects and PIPEWAIT are set either way (MAXREDIRS only matters
-   * while following). */
+   * GET, no CURLOPT_FOLLOWLOCATION: redirects are followed by
+   * follow_redirect); PIPEWAIT is set either way. */
   bool plain = true;
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, sp.follow ? 1L : 0L);
-  if (sp.follow)
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)PC_HTTP_MAX_REDIRECTS);
   if (sp.version != CURL_HTTP_VERSION_2TLS) {
     plain = false;
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, sp.version);
@@ -1648,6 +1719,11 @@ void pc_http_cancel(struct pc_http_req *r)
 bool pc_http_req_non_idempotent(const struct pc_http_req *r)
 {
   return r->non_idempotent;
+}
+
+bool pc_http_req_nothing_sent(const struct pc_http_req *r)
+{
+  return !r->sent;
 }
 
 /* ---------------------------------------------------------- completion */
@@ -1777,11 +1853,6 @@ static enum pc_fail describe_failure(struct pc_http_req *r, CURLcode rc, struct 
       break;
     case CURLE_PARTIAL_FILE:
       pc_buf_printf(m, "the response from %s ended early: %s", hp, reason(r, rc));
-      break;
-    case CURLE_TOO_MANY_REDIRECTS:
-      pc_buf_printf(m, "too many redirects (more than %d; a redirect loop?), last at %s",
-                    PC_HTTP_MAX_REDIRECTS, url);
-      f = PC_FAIL_ERROR;
       break;
     case CURLE_URL_MALFORMAT:
       pc_buf_printf(m, "invalid URL: %s", reason(r, rc));
@@ -1941,6 +2012,188 @@ static const char *version_name(long v)
   return NULL;
 }
 
+/* Adds the response just received (one hop of a redirect chain, or the
+ * last) to the statistics, under the origin that sent it. */
+static void count_response(struct pc_http_session *s, const struct pc_http_req *r, bool failed)
+{
+  struct pc_http_stats *st = &s->stats;
+  struct pc_http_host_stats d = {
+      .requests = 1,
+      .connections = (uint64_t)(r->info.connects > 0 ? r->info.connects : 0),
+      .reused = r->info.connects == 0 && r->info.status > 0,
+      .bytes_down = (uint64_t)(r->info.down + r->info.header_bytes),
+      .bytes_up = (uint64_t)(r->info.up + r->info.request_bytes),
+  };
+  st->requests++;
+  st->failed += failed;
+  st->connections += d.connections;
+  st->reused += d.reused;
+  st->bytes_down += d.bytes_down;
+  st->bytes_up += d.bytes_up;
+  host_stats_add(host_stats_of(s, r->info.url ? r->info.url : r->url), &d);
+}
+
+/* ----------------------------------------------------------- redirects */
+
+/* pacer follows redirects itself instead of with CURLOPT_FOLLOWLOCATION,
+ * because libcurl's rules differ from RFC 9110 as fetch and aiohttp read
+ * it: with CURLOPT_CUSTOMREQUEST it replays PUT, PATCH and DELETE on a
+ * 303, and it re-sends a PUT or PATCH without its body (but with its
+ * Content-Type) on a 301 or 302; and on a redirect to another origin it
+ * drops only Authorization and Cookie, not the custom headers that carry
+ * secrets. When a response is a redirect, req_finish (a loop callback,
+ * never inside libcurl) calls follow_redirect, which changes the request
+ * on the same easy handle and adds it again: connections stay in the
+ * multi handle's cache and are reused as for any request. */
+
+/* Whether the header line ("Name: value", "Name;" or "Name:") is `name`. */
+static bool header_is(const char *line, const char *name)
+{
+  size_t n = strlen(name);
+  return strncasecmp(line, name, n) == 0 && (line[n] == ':' || line[n] == ';');
+}
+
+/* The headers that describe a request body (fetch's "request-body-header
+ * names", plus Content-Length): they go when the body goes. */
+static bool body_header(const char *line)
+{
+  static const char *const names[] = {"Content-Type", "Content-Length", "Content-Encoding",
+                                      "Content-Language", "Content-Location"};
+  for (size_t i = 0; i < PC_ARRAY_SIZE(names); i++)
+    if (header_is(line, names[i]))
+      return true;
+  return false;
+}
+
+/* Whether the value of the header line is, or contains, a secret: pc_redact
+ * changes it exactly then (whatever forms of a secret it knows). */
+static bool holds_secret(const char *line)
+{
+  const char *v = strchr(line, ':');
+  if (!v)
+    return false; /* "Name;": an empty value */
+  v++;
+  size_t len = strlen(v), rlen = 0;
+  char *red = pc_redact(v, len, &rlen);
+  bool hit = rlen != len || memcmp(red, v, len) != 0;
+  free(red);
+  return hit;
+}
+
+/* Whether a and b have the same origin (scheme, host, port: RFC 6454).
+ * A URL that does not parse has no origin in common with anything. */
+static bool same_origin(const char *a, const char *b)
+{
+  char *oa = origin(a), *ob = origin(b);
+  bool same = strcmp(oa, "?") != 0 && strcasecmp(oa, ob) == 0;
+  free(oa);
+  free(ob);
+  return same;
+}
+
+/* The response just received by r is a redirect to `next` (absolute, from
+ * CURLINFO_REDIRECT_URL). Sets the next request up on r's easy handle and
+ * adds it to the multi handle again. Returns PC_FAIL_NONE when it is on its
+ * way; otherwise the request ends with the failure returned and its
+ * message in m. */
+static enum pc_fail follow_redirect(struct pc_http_req *r, const char *next, struct pc_buf *m)
+{
+  struct pc_http_session *s = r->s;
+  CURL *e = r->easy;
+  const char *here = r->info.url ? r->info.url : r->url;
+  int status = (int)r->info.status;
+  if (r->nredirects >= PC_HTTP_MAX_REDIRECTS) {
+    pc_buf_printf(m, "%s %s: too many redirects (more than %d; a redirect loop?), last at %s",
+                  r->method, r->url, PC_HTTP_MAX_REDIRECTS, here);
+    return PC_FAIL_ERROR;
+  }
+  if (strncasecmp(next, "http://", 7) != 0 && strncasecmp(next, "https://", 8) != 0) {
+    pc_buf_printf(m, "%s %s: %s answered %d with a redirect to %s, which is not an http:// or "
+                  "https:// URL", r->method, r->url, here, status, next);
+    return PC_FAIL_ERROR;
+  }
+  /* The Lua API's `timeout` bounds the whole chain. */
+  double left = -1;
+  if (r->timeout_ms > 0) {
+    left = r->timeout_ms - (double)(r->before.total + r->info.t_total) / 1000.0;
+    if (left <= 0) {
+      char dur[32];
+      pc_format_duration(r->timeout_ms, dur, sizeof dur);
+      pc_buf_printf(m, "%s %s: timed out after %s", r->method, r->url, dur);
+      return PC_FAIL_TIMEOUT;
+    }
+  }
+
+  count_response(s, r, false);
+  r->redirects = pc_xrealloc(r->redirects, (size_t)(r->nredirects + 1) * sizeof *r->redirects);
+  r->redirects[r->nredirects].status = status;
+  r->redirects[r->nredirects].url = pc_xstrdup(here);
+  r->nredirects++;
+  const struct resp_info *in = &r->info;
+  r->before.dns += in->t_dns;
+  r->before.connect += in->t_connect > in->t_dns ? in->t_connect - in->t_dns : 0;
+  r->before.tls += in->t_tls > in->t_connect ? in->t_tls - in->t_connect : 0;
+  r->before.total += in->t_total;
+
+  /* RFC 9110 15.4: a 303 makes every method but HEAD a GET without a
+   * body; a 301 or 302 makes a POST a GET (what every browser, fetch,
+   * aiohttp and curl do); every other method, and every method on a 307
+   * or 308, is repeated with its body. */
+  const char *method = r->as_get ? "GET" : r->method;
+  bool to_get = (status == 303 && !r->head && (strcmp(method, "GET") != 0 || r->has_body)) ||
+                ((status == 301 || status == 302) && strcmp(method, "POST") == 0);
+  /* To another origin: no credentials (what libcurl does for Authorization
+   * and Cookie), and no header that carries a secret (X-Api-Key: ...). */
+  bool cross = !same_origin(here, next);
+  bool cross_secret = false;
+  if (to_get || cross) {
+    struct curl_slist *kept = NULL;
+    for (struct curl_slist *h = r->hdr_list; h; h = h->next) {
+      bool drop = (to_get && body_header(h->data)) ||
+                  (cross && (header_is(h->data, "Authorization") ||
+                             header_is(h->data, "Cookie")));
+      if (!drop && cross && holds_secret(h->data))
+        drop = cross_secret = true;
+      if (!drop)
+        kept = curl_slist_append(kept, h->data);
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, kept);
+    curl_slist_free_all(r->hdr_list);
+    r->hdr_list = kept;
+  }
+  if (to_get) {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    r->as_get = true;
+    r->has_body = false;
+    r->plain = false;
+  }
+  curl_easy_setopt(e, CURLOPT_URL, next);
+  if (left > 0)
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ceil(left));
+  if (pc_log_enabled(PC_LOG_DEBUG))
+    pc_log(PC_LOG_DEBUG, r->label, "%s %s -> %d, redirected to %s %s%s", r->method, here, status,
+           r->as_get ? "GET" : r->method, next,
+           cross_secret ? " (without the headers that hold secrets: another origin)" : "");
+  /* The next response starts from nothing. */
+  r->received = 0;
+  r->too_big = false;
+  r->discard = false;
+  r->errbuf[0] = '\0';
+  pc_buf_reset(&r->body);
+  CURLMcode mc = curl_multi_add_handle(s->multi, e);
+  if (mc != CURLM_OK) {
+    pc_buf_printf(m, "%s %s: cannot follow the redirect to %s: %s", r->method, r->url, next,
+                  curl_multi_strerror(mc));
+    return PC_FAIL_ERROR;
+  }
+  r->next = s->live;
+  if (s->live)
+    s->live->prev = r;
+  s->live = r;
+  return PC_FAIL_NONE;
+}
+
 static void req_finish(struct pc_http_req *r, CURLcode rc)
 {
   struct pc_http_session *s = r->s;
@@ -1954,7 +2207,20 @@ static void req_finish(struct pc_http_req *r, CURLcode rc)
   res.retry_after_ms = -1;
   struct pc_buf msg;
   pc_buf_init(&msg, 8192);
-  if (rc != CURLE_OK) {
+  enum pc_fail redirect_fail = PC_FAIL_NONE;
+  if (rc == CURLE_OK && r->follow && is_redirect(r->info.status)) {
+    char *next = NULL;
+    if (curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_URL, &next) == CURLE_OK && next) {
+      redirect_fail = follow_redirect(r, next, &msg);
+      if (redirect_fail == PC_FAIL_NONE) {
+        pc_buf_free(&msg);
+        return; /* the next request of the chain is on its way */
+      }
+    }
+  }
+  if (redirect_fail != PC_FAIL_NONE) {
+    res.fail = redirect_fail;
+  } else if (rc != CURLE_OK) {
     res.fail = describe_failure(r, rc, &msg);
   } else {
     res.fail = PC_FAIL_NONE;
@@ -1982,23 +2248,9 @@ static void req_finish(struct pc_http_req *r, CURLcode rc)
     res.status = (int)r->info.status;
   res.retry_after_ms = retry_after(&r->hdrs);
   res.error = res.fail != PC_FAIL_NONE ? msg.data : NULL;
+  res.nothing_sent = !r->sent;
 
-  /* statistics */
-  struct pc_http_stats *st = &s->stats;
-  struct pc_http_host_stats d = {
-      .requests = 1,
-      .connections = (uint64_t)(r->info.connects > 0 ? r->info.connects : 0),
-      .reused = r->info.connects == 0 && r->info.status > 0,
-      .bytes_down = (uint64_t)(r->info.down + r->info.header_bytes),
-      .bytes_up = (uint64_t)(r->info.up + r->info.request_bytes),
-  };
-  st->requests++;
-  st->failed += res.fail != PC_FAIL_NONE;
-  st->connections += d.connections;
-  st->reused += d.reused;
-  st->bytes_down += d.bytes_down;
-  st->bytes_up += d.bytes_up;
-  host_stats_add(host_stats_of(s, r->info.url ? r->info.url : r->url), &d);
+  count_response(s, r, res.fail != PC_FAIL_NONE);
 
   if (pc_log_enabled(PC_LOG_DEBUG)) {
     const char *v = version_name(r->info.version);
@@ -2351,12 +2603,15 @@ void pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int
   struct lazy *z = lua_newuserdatauv(L, sizeof *z + r->hdrs.len + mlen + llen, 1);
   /* url, lazy */
   z->built = 0;
+  /* After redirects: the phases of every response added up, and ttfb and
+   * total counted from the start of the first request. */
   curl_off_t dns = in->t_dns, conn = in->t_connect, tls = in->t_tls;
-  z->timing[0] = to_ms(dns);
-  z->timing[1] = to_ms(conn > dns ? conn - dns : 0);
-  z->timing[2] = to_ms(tls > conn ? tls - conn : 0);
-  z->timing[3] = to_ms(in->t_start);
-  z->timing[4] = to_ms(in->t_total);
+  const struct hop_sums *p = &r->before;
+  z->timing[0] = to_ms(p->dns + dns);
+  z->timing[1] = to_ms(p->connect + (conn > dns ? conn - dns : 0));
+  z->timing[2] = to_ms(p->tls + (tls > conn ? tls - conn : 0));
+  z->timing[3] = to_ms(p->total + in->t_start);
+  z->timing[4] = to_ms(p->total + in->t_total);
   z->hdrs_len = r->hdrs.len;
   memcpy(z->data, r->hdrs.data, r->hdrs.len);
   memcpy(z->data + r->hdrs.len, r->method, mlen);

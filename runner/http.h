@@ -69,6 +69,11 @@ struct pc_http_result {
   const char *error;     /* the message when fail != PC_FAIL_NONE */
   int status;            /* HTTP status; 0 if no response arrived */
   double retry_after_ms; /* from Retry-After; < 0 if none */
+  /* No byte of the request (nor of any request of its redirect chain) can
+   * have reached a server: it failed before libcurl had a connection to
+   * send it on (refused, DNS, TLS handshake, connect timeout). Retrying
+   * it is safe whatever the method. */
+  bool nothing_sent;
   const struct pc_http_req *req; /* for pc_http_result_fill */
 };
 
@@ -101,6 +106,9 @@ void pc_http_cancel(struct pc_http_req *r);
 /* Whether the method is not idempotent (POST, PATCH, ...; retried only
  * with retry.unsafe). */
 bool pc_http_req_non_idempotent(const struct pc_http_req *r);
+/* Whether nothing of the request can have reached a server yet (see
+ * pc_http_result.nothing_sent); for an attempt cancelled before it ended. */
+bool pc_http_req_nothing_sent(const struct pc_http_req *r);
 
 /* Sets the result fields of SPEC §3 in the table at `idx`: method and url
  * always; status, url (final), http_version, reused, and body (or
