@@ -40,7 +40,8 @@ struct pc_attempt {
   int status;            /* HTTP status, 0 if none */
   int exit_code;         /* process exit code, -1 if none */
   double retry_after_ms; /* Retry-After, < 0 if none */
-  bool non_idempotent;   /* not retried unless retry.unsafe */
+  bool non_idempotent;   /* not retried unless retry.unsafe ... */
+  bool nothing_sent;     /* ... or unless it failed before anything was sent */
   /* Free for the action: links for a list of its own (sleep). */
   struct pc_attempt *prev, *next;
 };
@@ -57,6 +58,11 @@ struct pc_action_ops {
    * "GET http://host/x: 503: <body excerpt>". Called with params_ref and
    * result_ref still valid. */
   void (*describe)(struct pc_attempt *a, struct pc_buf *out);
+  /* Optional: writes what the attempt does, e.g. "GET http://host/x", which
+   * the engine puts before the messages it makes itself ("GET
+   * http://host/x: timed out after 500ms"). Called after cancel, with
+   * result_ref still valid. */
+  void (*subject)(struct pc_attempt *a, struct pc_buf *out);
   /* Optional: a second SIGINT/SIGTERM makes pacer exit at once; this is
    * the action's last chance to stop what would outlive it (process groups).
    * It must not wait, allocate or touch the loop. */

@@ -120,9 +120,10 @@ static int load_workflow(const char *path, struct pc_lua *h, struct pc_workflow 
   /* Plugins and inline Lua: found, loaded, inputs checked, code compiled. */
   if (rc == 0 && pc_plugins_check(h, wf, &d) != 0)
     rc = -1;
+  pc_diag_print(&d, stderr); /* errors, or warnings only */
   if (rc != 0) {
-    pc_diag_print(&d, stderr);
-    fprintf(stderr, "%s: %zu error%s; nothing was run\n", path, d.n, d.n == 1 ? "" : "s");
+    size_t n = pc_diag_errors(&d, 0);
+    fprintf(stderr, "%s: %zu error%s; nothing was run\n", path, n, n == 1 ? "" : "s");
     pc_workflow_free(wf);
     wf = NULL;
   }

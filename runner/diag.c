@@ -15,8 +15,8 @@ void pc_diag_init(struct pc_diag *d)
   d->cap = 0;
 }
 
-void pc_diag_add(struct pc_diag *d, const char *file, int line, int col, const char *fmt,
-                 ...)
+static struct pc_diag_item *add(struct pc_diag *d, const char *file, int line, int col,
+                                bool warning)
 {
   if (d->n == d->cap) {
     d->cap = d->cap ? d->cap * 2 : 8;
@@ -26,10 +26,36 @@ void pc_diag_add(struct pc_diag *d, const char *file, int line, int col, const c
   it->file = pc_xstrdup(file ? file : "<input>");
   it->line = line;
   it->col = col;
+  it->warning = warning;
+  return it;
+}
+
+void pc_diag_add(struct pc_diag *d, const char *file, int line, int col, const char *fmt,
+                 ...)
+{
+  struct pc_diag_item *it = add(d, file, line, col, false);
   va_list ap;
   va_start(ap, fmt);
   it->msg = pc_vasprintf(fmt, ap);
   va_end(ap);
+}
+
+void pc_diag_warn(struct pc_diag *d, const char *file, int line, int col, const char *fmt,
+                  ...)
+{
+  struct pc_diag_item *it = add(d, file, line, col, true);
+  va_list ap;
+  va_start(ap, fmt);
+  it->msg = pc_vasprintf(fmt, ap);
+  va_end(ap);
+}
+
+size_t pc_diag_errors(const struct pc_diag *d, size_t from)
+{
+  size_t n = 0;
+  for (size_t i = from; i < d->n; i++)
+    n += !d->items[i].warning;
+  return n;
 }
 
 /* Unknown parts of the position are left out rather than printed as 0, the
@@ -38,12 +64,13 @@ void pc_diag_print(const struct pc_diag *d, FILE *out)
 {
   for (size_t i = 0; i < d->n; i++) {
     const struct pc_diag_item *it = &d->items[i];
+    const char *kind = it->warning ? "warning" : "error";
     if (it->line > 0 && it->col > 0)
-      fprintf(out, "%s:%d:%d: error: %s\n", it->file, it->line, it->col, it->msg);
+      fprintf(out, "%s:%d:%d: %s: %s\n", it->file, it->line, it->col, kind, it->msg);
     else if (it->line > 0)
-      fprintf(out, "%s:%d: error: %s\n", it->file, it->line, it->msg);
+      fprintf(out, "%s:%d: %s: %s\n", it->file, it->line, kind, it->msg);
     else
-      fprintf(out, "%s: error: %s\n", it->file, it->msg);
+      fprintf(out, "%s: %s: %s\n", it->file, kind, it->msg);
   }
 }
 

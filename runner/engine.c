@@ -943,6 +943,7 @@ static void attempt_start(struct task *t)
   a->exit_code = -1;
   a->retry_after_ms = -1;
   a->non_idempotent = false;
+  a->nothing_sent = false;
   /* The result table, for actions that fill one or expectations that read
    * it; otherwise it is made at the end, if anything can read it. */
   a->result_ref = LUA_NOREF;
@@ -1042,7 +1043,15 @@ static void on_attempt_timeout(uv_timer_t *timer)
   t->ops->cancel(&t->att);
   char dur[32];
   pc_format_duration(t->step->timeout_ms, dur, sizeof dur);
-  attempt_end(t, PC_FAIL_TIMEOUT, pc_asprintf("timed out after %s", dur));
+  struct pc_buf b;
+  pc_buf_init(&b, 8192);
+  if (t->ops->subject) {
+    t->ops->subject(&t->att, &b);
+    if (b.len)
+      pc_buf_puts(&b, ": ");
+  }
+  pc_buf_printf(&b, "timed out after %s", dur);
+  attempt_end(t, PC_FAIL_TIMEOUT, pc_buf_steal(&b));
 }
 
 static bool status_in(int status, const struct pc_status_range *r, size_t n)
@@ -1134,13 +1143,10 @@ static char *check_expect(struct task *t, bool *is_error)
   return NULL;
 }
 
-static bool should_retry(struct task *t, enum pc_fail fail)
+/* Whether retry.on covers this failure (attempts and method aside). */
+static bool retry_on_covers(struct task *t, enum pc_fail fail)
 {
   const struct pc_retry *r = &t->step->retry;
-  if (t->attempts >= r->attempts)
-    return false;
-  if (t->att.non_idempotent && !r->unsafe)
-    return false;
   unsigned on = r->on_set ? r->on : t->ops->default_on;
   int status = t->att.status;
   switch (fail) {
@@ -1172,6 +1178,24 @@ static bool should_retry(struct task *t, enum pc_fail fail)
     return on & PC_ON_EXPECT;
   }
   return false;
+}
+
+/* A failure is retried when retry.on covers it and attempts are left, but
+ * a request that is not idempotent (POST, PATCH) only if retry.unsafe says
+ * so or nothing of it was sent (connection refused, DNS, TLS handshake,
+ * connect timeout): a server cannot have acted on it. *held is set when
+ * only that kept the failure from being retried. */
+static bool should_retry(struct task *t, enum pc_fail fail, bool *held)
+{
+  const struct pc_retry *r = &t->step->retry;
+  *held = false;
+  if (t->attempts >= r->attempts || !retry_on_covers(t, fail))
+    return false;
+  if (t->att.non_idempotent && !r->unsafe && !t->att.nothing_sent) {
+    *held = true;
+    return false;
+  }
+  return true;
 }
 
 static double backoff_ms(struct task *t)
@@ -1225,7 +1249,8 @@ static void attempt_end(struct task *t, enum pc_fail fail, char *msg)
     }
   }
   release_params(t);
-  if (fail != PC_FAIL_NONE && should_retry(t, fail)) {
+  bool held = false;
+  if (fail != PC_FAIL_NONE && should_retry(t, fail, &held)) {
     double wait = backoff_ms(t);
     char dur[32];
     pc_format_duration(wait, dur, sizeof dur);
@@ -1240,6 +1265,13 @@ static void attempt_end(struct task *t, enum pc_fail fail, char *msg)
     uv_update_time(&t->run->loop); /* the cached clock may be stale */
     uv_timer_start(task_timer(t), on_backoff_done, (uint64_t)ceil(wait), 0);
     return;
+  }
+  if (held) {
+    char *m = pc_asprintf("%s; not retried: the server may have acted on the request and its "
+                          "method is not idempotent (retry.unsafe: true retries it anyway)",
+                          msg ? msg : "");
+    free(msg);
+    msg = m;
   }
   task_finish(t, fail_outcome(fail), msg);
   free(msg);

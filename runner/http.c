@@ -365,6 +365,17 @@ static int http_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_
       }
     }
   }
+  /* A method known now that is not idempotent (see pc_http_start): the
+   * loader warns about retries that can never apply to it. */
+  if (first_url && (strcmp(first_url->str, "post") == 0 || strcmp(first_url->str, "patch") == 0))
+    st->unsafe_method = strcmp(first_url->str, "post") == 0 ? "POST" : "PATCH";
+  if (method && !dynamic(pc_tmpl_get(t, "method"))) {
+    const struct pc_node *mv = pc_node_get(v, "method");
+    if (mv && mv->kind == PC_NODE_SCALAR)
+      st->unsafe_method = strcasecmp(mv->str, "POST") == 0    ? "POST"
+                          : strcasecmp(mv->str, "PATCH") == 0 ? "PATCH"
+                                                              : NULL;
+  }
   if (method && first_url && first_url != url) {
     pc_load_error(c, method, "http: `method` goes with `url`, not with the shorthand `%s`",
                   first_url->str);
@@ -2743,6 +2754,7 @@ static void on_http_done(void *data, const struct pc_http_result *r)
   lua_pop(L, 1);
   a->status = r->status;
   a->retry_after_ms = r->retry_after_ms;
+  a->nothing_sent = r->nothing_sent;
   pc_attempt_done(a, r->fail, r->error);
 }
 
@@ -2812,7 +2824,23 @@ static void http_cancel(struct pc_attempt *a)
     lua_setfield(L, -2, "url");
     lua_pop(L, 1);
   }
+  a->nothing_sent = pc_http_req_nothing_sent(r); /* a step timeout while connecting */
   pc_http_cancel(r);
+}
+
+/* "METHOD URL" of the attempt, from the result table (http_cancel keeps
+ * them there), for the engine's own messages: a step timeout. */
+static void http_subject(struct pc_attempt *a, struct pc_buf *out)
+{
+  if (a->result_ref == LUA_NOREF)
+    return;
+  lua_State *L = pc_lua_state(pc_run_lua(a->run));
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* result */
+  lua_getfield(L, -1, "method");                    /* result, method */
+  lua_getfield(L, -2, "url");                       /* result, method, url */
+  if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING)
+    pc_buf_printf(out, "%s %s", lua_tostring(L, -2), lua_tostring(L, -1));
+  lua_pop(L, 3);
 }
 
 static void http_describe(struct pc_attempt *a, struct pc_buf *out)
@@ -2855,6 +2883,7 @@ const struct pc_action_ops pc_http_ops = {
     .start = http_start,
     .cancel = http_cancel,
     .describe = http_describe,
+    .subject = http_subject,
     .run_cleanup = http_run_cleanup,
     .default_on = PC_ON_NETWORK | PC_ON_TIMEOUT,
     .has_status = true,

@@ -80,6 +80,7 @@ struct loader {
   size_t nids, ids_cap;
   double default_timeout_ms; /* defaults.timeout, < 0 if none */
   struct pc_retry default_retry;
+  const struct pc_node *default_retry_node; /* defaults.retry, NULL if none */
 };
 
 /* ---------------------------------------------------------------- errors */
@@ -97,6 +98,16 @@ void pc_load_error(struct pc_load_ctx *c, const struct pc_node *at, const char *
   va_start(ap, fmt);
   verror_at(c, at ? at->line : 0, at ? at->col : 0, fmt, ap);
   va_end(ap);
+}
+
+void pc_load_warn(struct pc_load_ctx *c, const struct pc_node *at, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  char *msg = pc_vasprintf(fmt, ap);
+  va_end(ap);
+  pc_diag_warn(c->d, c->file, at ? at->line : 0, at ? at->col : 0, "%s", msg);
+  free(msg);
 }
 
 static void error_pos(struct pc_load_ctx *c, int line, int col, const char *fmt, ...)
@@ -691,6 +702,43 @@ static void load_retry_on(struct pc_load_ctx *c, const struct pc_node *v, struct
   }
 }
 
+/* A step that sends a request that is not idempotent is retried without
+ * retry.unsafe only after failures that sent nothing (connection refused,
+ * DNS, TLS handshake, connect timeout; see the engine's should_retry): a
+ * failure that comes with a response never qualifies. Warns about each
+ * condition of retry.on (the step's, or defaults.retry's) that therefore
+ * can never apply. `retry` is the step's own retry node, or NULL. */
+static void warn_unsafe_retry(struct loader *L, const struct pc_step *st,
+                              const struct pc_node *retry)
+{
+  const struct pc_retry *r = &st->retry;
+  if (!st->unsafe_method || r->unsafe || r->attempts < 2 || !r->on_set)
+    return;
+  const struct pc_node *on = retry && retry->kind == PC_NODE_MAP ? pc_node_get(retry, "on") : NULL;
+  bool from_defaults = false;
+  if (!on && L->default_retry_node && L->default_retry_node->kind == PC_NODE_MAP) {
+    on = pc_node_get(L->default_retry_node, "on");
+    from_defaults = true;
+  }
+  if (!on || on->kind != PC_NODE_SEQ)
+    return;
+  for (size_t i = 0; i < on->n; i++) {
+    const struct pc_node *it = on->items[i];
+    if (it->kind != PC_NODE_SCALAR || strcmp(it->str, "network") == 0 ||
+        strcmp(it->str, "timeout") == 0 || strcmp(it->str, "error") == 0)
+      continue;
+    char *where = from_defaults ? pc_asprintf(" (from defaults.retry, for the step at line %d)",
+                                              st->line)
+                                : pc_xstrdup("");
+    pc_load_warn(&L->c, it,
+                 "retry.on: %s can never apply%s: %s is not idempotent, so without "
+                 "retry.unsafe: true it is retried only after failures that sent nothing "
+                 "(network, timeout); add unsafe: true if sending it twice is harmless",
+                 it->str, where, st->unsafe_method);
+    free(where);
+  }
+}
+
 /* Applies the keys present in `n` over `r`: a step's retry refines
  * defaults.retry key by key instead of replacing it. */
 static void load_retry(struct pc_load_ctx *c, const struct pc_node *n, struct pc_retry *r)
@@ -1089,7 +1137,9 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
   if ((v = pc_node_get(n, "timeout")))
     has_timeout = get_duration(c, "timeout", v, &st->timeout_ms);
   bool has_retry = false;
+  const struct pc_node *retry_node = NULL;
   if ((v = find_key(n, "retry", &k))) {
+    retry_node = v;
     if (group) {
       pc_load_error(c, k, "retry applies to single steps; put it on the steps inside");
     } else {
@@ -1127,6 +1177,7 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
       st->timeout_ms = L->default_timeout_ms;
     if (!has_retry)
       retry_copy(&st->retry, &L->default_retry);
+    warn_unsafe_retry(L, st, retry_node);
   }
   return st;
 }
@@ -1201,8 +1252,10 @@ static void load_defaults(struct loader *L, const struct pc_node *n)
   const struct pc_node *v;
   if ((v = pc_node_get(n, "timeout")))
     get_duration(c, "defaults.timeout", v, &L->default_timeout_ms);
-  if ((v = pc_node_get(n, "retry")))
+  if ((v = pc_node_get(n, "retry"))) {
     load_retry(c, v, &L->default_retry);
+    L->default_retry_node = v;
+  }
   if ((v = pc_node_get(n, "http"))) {
     if (v->kind != PC_NODE_MAP)
       pc_load_error(c, v, "defaults.http: expected a map of http options, got %s",
@@ -1308,7 +1361,7 @@ static int build(const char *file, struct pc_node *root, struct pc_workflow **ou
   retry_free(&L.default_retry);
   free(L.ids);
   sort_diags(d, first_diag);
-  if (d->n > first_diag) {
+  if (pc_diag_errors(d, first_diag) > 0) {
     pc_workflow_free(wf);
     return -1;
   }

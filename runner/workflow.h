@@ -144,6 +144,11 @@ struct pc_step {
   size_t npools;
   double timeout_ms;         /* < 0: none (after defaults were applied to leaf steps) */
   struct pc_retry retry;     /* after defaults were applied to leaf steps */
+  /* Set by the action's load when the step is known to send a request
+   * that is not idempotent ("POST", "PATCH"; a static string): a retry
+   * without retry.unsafe then applies only to failures that sent nothing,
+   * and the loader warns about retry.on conditions that never can. */
+  const char *unsafe_method;
   bool continue_on_error;
   struct pc_expect expect;
   struct pc_output *outputs;
@@ -212,6 +217,9 @@ struct pc_load_ctx {
 };
 
 void pc_load_error(struct pc_load_ctx *c, const struct pc_node *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A warning: printed with its position, but the load does not fail. */
+void pc_load_warn(struct pc_load_ctx *c, const struct pc_node *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Builds a template from any node, parsing ${{ }} in scalars and
  * registering the expressions. Reports unclosed ${{ and empty expressions.
