@@ -196,7 +196,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path.startswith("/json/"):
             return self.send_json(200, dict(JSON_OBJECT, path=path))
         if path == "/big":
-            return self.send(200, b"x" * int(one.get("bytes", "0")))
+            n = int(one.get("bytes", "0"))
+            if self.command == "HEAD":  # the length of a body it does not send
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(n))
+                self.end_headers()
+                return
+            return self.send(200, b"x" * n)
         if path == "/drop":
             self.close_connection = True
             try:

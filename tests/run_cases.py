@@ -20,6 +20,10 @@ happen when it runs:
     # server: http                    start tests/fixture_server.py; {http} is its URL
     # server: https                   ... in https mode (nginx, HTTP/2): {https} is its
                                       URL and {cafile} the CA certificate that signed it
+    # server: httpbin                 a third-party server nobody here wrote: Debian's
+                                      python3-httpbin under gunicorn on 127.0.0.1 (an
+                                      ephemeral port); {httpbin} is its URL
+                                      (several kinds: `# server: http httpbin`)
 
 In args, env and expectations, {dir} is the case directory, {tmp} a fresh
 temporary directory, {pacer} the binary under test and {http} the fixture
@@ -37,6 +41,7 @@ import concurrent.futures
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,6 +106,8 @@ class Servers:
         """Returns the substitutions the server provides: {kind: URL}, and
         for https also {cafile: PATH}."""
         with self.lock:
+            if kind == "httpbin" and kind not in self.urls:
+                self.procs[kind], self.urls[kind] = start_httpbin()
             if kind not in self.urls:
                 script = os.path.join(HERE, "fixture_server.py")
                 p = subprocess.Popen([sys.executable, script, "--mode", kind],
@@ -115,12 +122,56 @@ class Servers:
             return self.urls[kind]
 
     def stop(self):
-        for p in self.procs.values():
-            p.terminate()
+        for kind, p in self.procs.items():
+            # gunicorn: SIGINT is its quick shutdown (SIGTERM waits for
+            # workers to finish gracefully).
+            if kind == "httpbin":
+                p.send_signal(signal.SIGINT)
+            else:
+                p.terminate()
             try:
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def start_httpbin():
+    """Starts httpbin (python3-httpbin) under gunicorn on a socket bound
+    here to 127.0.0.1 on an ephemeral port and handed to gunicorn (fd://),
+    so there is no race for the port. Returns (process, {"httpbin": URL})
+    once it answers. gunicorn dies with this process (PR_SET_PDEATHSIG), and
+    its workers with gunicorn."""
+    import socket
+    import urllib.request
+    gunicorn = shutil.which("gunicorn") or "/usr/bin/gunicorn"
+    if not os.path.exists(gunicorn):
+        raise RuntimeError("gunicorn is missing: run scripts/setup --test "
+                           "(apt-get install gunicorn python3-httpbin)")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    url = "http://127.0.0.1:%d" % sock.getsockname()[1]
+
+    def pdeathsig():
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    p = subprocess.Popen([gunicorn, "--bind", "fd://%d" % sock.fileno(), "--worker-class",
+                          "gthread", "--workers", "2", "--threads", "8", "--log-level",
+                          "warning", "httpbin:app"],
+                         pass_fds=[sock.fileno()], preexec_fn=pdeathsig,
+                         stdout=subprocess.DEVNULL)
+    sock.close()
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(url + "/get", timeout=5).read()
+            return p, {"httpbin": url}
+        except OSError:
+            if p.poll() is not None or time.monotonic() > deadline:
+                p.kill()
+                raise RuntimeError("httpbin did not start (python3-httpbin installed?)")
+            time.sleep(0.05)
 
 
 def subst(s, ctx):
