@@ -54,8 +54,10 @@ Any route counts towards /stats?key=K when its query has key=K.
 
 HTTPS routes (nginx): /conn answers {"connection": N, "requests": R, "protocol":
 "HTTP/2.0"} where N is nginx's connection serial number (equal for requests
-multiplexed on one connection); /hello.json is a static JSON file;
-/hn/v0/... as above.
+multiplexed on one connection); /method answers the request's method,
+Content-Length ("length") and Content-Type ("type"), its protocol and
+connection; /r301, /r302, /r303, /r307 and /r308 redirect to /method with
+that status; /hello.json is a static JSON file; /hn/v0/... as above.
 """
 import argparse
 import ctypes
@@ -370,6 +372,15 @@ http {{
       return 200 '{{"connection": $connection, "requests": $connection_requests, "protocol": "$server_protocol"}}\\n';
     }}
     location /hn/v0/ {{ alias {d}/www/hn/; }}
+    location = /method {{
+      default_type application/json;
+      return 200 '{{"method": "$request_method", "length": "$content_length", "type": "$content_type", "protocol": "$server_protocol", "connection": $connection}}\n';
+    }}
+    location = /r301 {{ return 301 /method; }}
+    location = /r302 {{ return 302 /method; }}
+    location = /r303 {{ return 303 /method; }}
+    location = /r307 {{ return 307 /method; }}
+    location = /r308 {{ return 308 /method; }}
   }}
 }}
 """
