@@ -33,7 +33,8 @@ HTTP routes (HTTP/1.1 keep-alive; every response has a Content-Length):
     /slow-body?ms=N             headers at once, then the body a byte at a time over N ms
     /storm?key=K&fail=N&secs=S  503 with Retry-After: S for the first N requests, then 200
     /badjson                    200, Content-Type application/json, body not JSON
-    /redirect?n=N               302 chain of N hops, then 200 {"redirected": true}
+    /redirect?n=N[&ms=M]        302 chain of N hops, then 200 {"redirected": true};
+                                every response after M ms
     /loop                       302 to itself, forever
     /headers?NAME=VALUE...      200 with those response headers (repeatable)
     /stats[?key=K]              {"connections": C, "requests": R}: new TCP
@@ -257,9 +258,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send(200, "<html>this is not JSON</html>", "application/json")
         if path == "/redirect":
             n = int(one.get("n", "1"))
+            ms = int(one.get("ms", "0"))
+            time.sleep(ms / 1000.0)
             if n <= 0:
                 return self.send_json(200, {"redirected": True})
-            return self.send(302, "", headers=[("Location", "/redirect?n=%d" % (n - 1))])
+            nxt = "/redirect?n=%d" % (n - 1) + ("&ms=%d" % ms if ms else "")
+            return self.send(302, "", headers=[("Location", nxt)])
         if path == "/loop":
             return self.send(302, "", headers=[("Location", "/loop")])
         if path == "/headers":
