@@ -33,13 +33,13 @@ pacer = {}
 ---@field body? string
 ---@field json? any
 ---@field form? table<string, any>
----@field timeout? number seconds for the whole request
+---@field timeout? number seconds for the whole request (redirects included)
 ---@field connect_timeout? string|number
----@field follow_redirects? boolean
+---@field follow_redirects? boolean follow 301/302/303/307/308, at most 10 (default true); 303 makes any method but HEAD a GET, 301/302 only POST; secret headers never go to another origin
 ---@field http_version? "auto"|"1.1"|"2"
 ---@field insecure? boolean
 ---@field ca_file? string
----@field max_response_bytes? integer
+---@field max_response_bytes? integer default 64 MiB; not checked for HEAD
 ---@field save_to? string
 
 ---@class pacer.http
