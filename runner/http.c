@@ -534,7 +534,6 @@ struct pc_http_req {
   /* Redirects are followed here, not by libcurl (follow_redirect). */
   bool follow;      /* follow_redirects */
   bool head;        /* the method is HEAD: responses have no body */
-  int resp_status;  /* status line of the response being received */
   bool discard;     /* its body belongs to a redirect we follow: dropped */
   bool as_get;      /* a redirect turned the method into GET without a body */
   bool has_body;    /* the request (still) sends a body */
@@ -887,7 +886,8 @@ static void recycle_easy(struct pc_http_session *s, CURL *e, bool primed)
       curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
       curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
       curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-      curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
+      /* CURLOPT_PREREQDATA is left: only a transfer calls it, and the next
+       * one sets it first. */
     } else {
       curl_easy_reset(e);
     }
@@ -955,6 +955,26 @@ static bool is_redirect(long status)
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
+/* The status code of the header block's status line ("HTTP/1.1 302 Found",
+ * "HTTP/2 302"), or 0. Written out rather than with strtol: it runs for
+ * every response. */
+static int status_of(const struct pc_buf *hdrs)
+{
+  const char *d = hdrs->data;
+  size_t i = 5, end = hdrs->len < 16 ? hdrs->len : 16;
+  while (i < end && d[i] != ' ')
+    i++;
+  if (i + 3 >= hdrs->len)
+    return 0;
+  int st = 0;
+  for (size_t j = i + 1; j <= i + 3; j++) {
+    if (d[j] < '0' || d[j] > '9')
+      return 0;
+    st = st * 10 + (d[j] - '0');
+  }
+  return st;
+}
+
 static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 {
   struct pc_http_req *r = userdata;
@@ -963,11 +983,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
    * only the headers of the last one. */
   if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
     pc_buf_reset(&r->hdrs);
-    const char *sp = memchr(buf, ' ', n);
-    r->resp_status = sp && sp + 4 <= buf + n ? atoi(sp + 1) : 0;
     r->discard = false;
-  } else if (r->follow && (n <= 2 && (buf[0] == '\r' || buf[0] == '\n')) &&
-             is_redirect(r->resp_status)) {
+  } else if (n <= 2 && r->follow && is_redirect(status_of(&r->hdrs))) {
     /* The end of a redirect's headers: if it says where to go, its body
      * is of no use (and must not count against max_response_bytes or
      * reach a save_to file). */
