@@ -543,6 +543,44 @@ static void test_yaml_errors_pass_through(void **state)
 
 /* Every error is reported, sorted by position, even when the model is built
  * in a different order (pools and defaults before steps). */
+/* A warning is reported with its position but fails nothing; an error in
+ * the same file still fails the load, and the count of errors leaves the
+ * warning out. */
+static void test_warnings_do_not_fail(void **state)
+{
+  (void)state;
+  const char *text = "steps:\n"
+                     "  - http: { post: \"http://h/x\" }\n"
+                     "    retry: { attempts: 2, on: [network, 503] }\n";
+  struct pc_diag d;
+  pc_diag_init(&d);
+  struct pc_workflow *wf = NULL;
+  assert_int_equal(pc_workflow_load_string("t.yml", text, strlen(text), &wf, &d), 0);
+  assert_non_null(wf);
+  assert_int_equal(d.n, 1);
+  assert_true(d.items[0].warning);
+  assert_int_equal(d.items[0].line, 3);
+  assert_int_equal(d.items[0].col, 41);
+  assert_non_null(strstr(d.items[0].msg, "retry.on: 503 can never apply: POST is not idempotent"));
+  assert_int_equal(pc_diag_errors(&d, 0), 0);
+  pc_workflow_free(wf);
+  pc_diag_free(&d);
+
+  const char *bad_text = "steps:\n"
+                         "  - http: { patch: \"http://h/x\" }\n"
+                         "    retry: { attempts: 2, on: [5xx] }\n"
+                         "  - sleep: nope\n";
+  pc_diag_init(&d);
+  wf = NULL;
+  assert_int_equal(pc_workflow_load_string("t.yml", bad_text, strlen(bad_text), &wf, &d), -1);
+  assert_null(wf);
+  assert_int_equal(d.n, 2);
+  assert_int_equal(pc_diag_errors(&d, 0), 1);
+  assert_true(d.items[0].warning); /* sorted by position */
+  assert_false(d.items[1].warning);
+  pc_diag_free(&d);
+}
+
 static void test_many_errors(void **state)
 {
   (void)state;
@@ -677,6 +715,7 @@ int main(void)
     cmocka_unit_test(test_bad_retry_expect),
     cmocka_unit_test(test_bad_expressions),
     cmocka_unit_test(test_yaml_errors_pass_through),
+    cmocka_unit_test(test_warnings_do_not_fail),
     cmocka_unit_test(test_many_errors),
     cmocka_unit_test(test_bad_fixtures),
   };
