@@ -1812,6 +1812,8 @@ static enum pc_fail describe_failure(struct pc_http_req *r, CURLcode rc, struct 
   char *hp = host_port(url);
   enum pc_fail f = PC_FAIL_NETWORK;
   pc_buf_printf(m, "%s %s: ", r->method, r->url);
+  if (r->nredirects > 0)
+    pc_buf_printf(m, "redirected to %s: ", url);
   if (r->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
     pc_buf_printf(m, "response larger than %lld bytes (max_response_bytes)",
                   (long long)r->max_bytes);
