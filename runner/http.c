@@ -2198,11 +2198,13 @@ static enum pc_fail follow_redirect(struct pc_http_req *r, const char *next, str
     r->has_body = false;
     r->plain = false;
   }
+  /* `here` (the handle's effective URL) is invalid from here on. */
   curl_easy_setopt(e, CURLOPT_URL, next);
   if (left > 0)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ceil(left));
   if (pc_log_enabled(PC_LOG_DEBUG))
-    pc_log(PC_LOG_DEBUG, r->label, "%s %s -> %d, redirected to %s %s%s", r->method, here, status,
+    pc_log(PC_LOG_DEBUG, r->label, "%s %s -> %d, redirected to %s %s%s", r->method,
+           r->redirects[r->nredirects - 1].url, status,
            r->as_get ? "GET" : r->method, next,
            cross_secret ? " (without the headers that hold secrets: another origin)" : "");
   /* The next response starts from nothing. */
@@ -2241,7 +2243,9 @@ static void req_finish(struct pc_http_req *r, CURLcode rc)
   if (rc == CURLE_OK && r->follow && is_redirect(r->info.status)) {
     char *next = NULL;
     if (curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_URL, &next) == CURLE_OK && next) {
+      next = pc_xstrdup(next); /* libcurl's copy goes with the next transfer */
       redirect_fail = follow_redirect(r, next, &msg);
+      free(next);
       if (redirect_fail == PC_FAIL_NONE) {
         pc_buf_free(&msg);
         return; /* the next request of the chain is on its way */
