@@ -2200,6 +2200,7 @@ static enum pc_fail follow_redirect(struct pc_http_req *r, const char *next, str
   }
   /* `here` (the handle's effective URL) is invalid from here on. */
   curl_easy_setopt(e, CURLOPT_URL, next);
+  r->info.url = NULL;
   if (left > 0)
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ceil(left));
   if (pc_log_enabled(PC_LOG_DEBUG))
@@ -2207,7 +2208,15 @@ static enum pc_fail follow_redirect(struct pc_http_req *r, const char *next, str
            r->redirects[r->nredirects - 1].url, status,
            r->as_get ? "GET" : r->method, next,
            cross_secret ? " (without the headers that hold secrets: another origin)" : "");
-  /* The next response starts from nothing. */
+  /* The next response starts from nothing. A redirect's body is dropped
+   * as it arrives (on_header), unless its Location came past HEADERS_MAX:
+   * then what reached a save_to file goes. */
+  if (r->fd >= 0 && r->received > 0 &&
+      (ftruncate(r->fd, 0) != 0 || lseek(r->fd, 0, SEEK_SET) != 0)) {
+    pc_buf_printf(m, "%s %s: cannot write \"%s\": %s", r->method, r->url, r->save_to,
+                  strerror(errno));
+    return PC_FAIL_ERROR;
+  }
   r->received = 0;
   r->too_big = false;
   r->discard = false;
