@@ -120,7 +120,10 @@ static int load_workflow(const char *path, struct pc_lua *h, struct pc_workflow 
   /* Plugins and inline Lua: found, loaded, inputs checked, code compiled. */
   if (rc == 0 && pc_plugins_check(h, wf, &d) != 0)
     rc = -1;
-  pc_diag_print(&d, stderr); /* errors, or warnings only */
+  /* Errors always; warnings unless -q (a cron job run with -q stays
+   * silent when all is well; `validate` shows them). */
+  if (rc != 0 || pc_log_enabled(PC_LOG_WARN))
+    pc_diag_print(&d, stderr);
   if (rc != 0) {
     size_t n = pc_diag_errors(&d, 0);
     fprintf(stderr, "%s: %zu error%s; nothing was run\n", path, n, n == 1 ? "" : "s");
