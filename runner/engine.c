@@ -129,7 +129,7 @@ struct pc_run {
   struct task *rq_head, *rq_tail;
   struct pc_deferred *dq_head, *dq_tail;
   uv_idle_t drain;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   uv_timer_t deadline;
   double timeout_ms;
 
@@ -1362,6 +1362,7 @@ static void close_run_handles(struct pc_run *run)
   run->watchdog = NULL;
   uv_close((uv_handle_t *)&run->sigint, NULL);
   uv_close((uv_handle_t *)&run->sigterm, NULL);
+  uv_close((uv_handle_t *)&run->sighup, NULL);
   uv_close((uv_handle_t *)&run->deadline, NULL);
   uv_close((uv_handle_t *)&run->drain, NULL);
   pc_progress_stop(run->progress);
@@ -1444,15 +1445,28 @@ static void kill_children_now(void *data)
   }
 }
 
+static const char *signal_name(int signum)
+{
+  return signum == SIGINT ? "SIGINT" : signum == SIGHUP ? "SIGHUP" : "SIGTERM";
+}
+
+static int signal_exit(int signum)
+{
+  return signum == SIGINT ? PC_EXIT_SIGINT : signum == SIGHUP ? PC_EXIT_SIGHUP : PC_EXIT_SIGTERM;
+}
+
+/* SIGINT, SIGTERM and SIGHUP (a closed terminal, a restarted supervisor)
+ * all mean "stop": cancel, run `finally`, write the reports. A second one
+ * means "now". */
 static void on_signal(uv_signal_t *h, int signum)
 {
   struct pc_run *run = h->data;
-  const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
+  const char *name = signal_name(signum);
   if (run->signal) {
     pc_log(PC_LOG_ERROR, NULL, "second %s: exiting at once", name);
     kill_children_now(run);
     fflush(NULL);
-    _exit(signum == SIGINT ? PC_EXIT_SIGINT : PC_EXIT_SIGTERM);
+    _exit(signal_exit(signum));
   }
   run->signal = signum;
   pc_log(PC_LOG_WARN, NULL, "%s received: cancelling, then running finally", name);
@@ -1549,7 +1563,7 @@ static int build_vars(struct pc_run *run)
 static int exit_code(const struct pc_run *run)
 {
   if (run->signal)
-    return run->signal == SIGINT ? PC_EXIT_SIGINT : PC_EXIT_SIGTERM;
+    return signal_exit(run->signal);
   if (run->deadline_hit)
     return PC_EXIT_DEADLINE;
   enum pc_outcome outs[2] = {run->main_outcome, run->fin_ran ? run->fin_outcome : PC_OK};
@@ -1603,9 +1617,15 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   uv_timer_init(&run->loop, &run->deadline);
   uv_signal_init(&run->loop, &run->sigint);
   uv_signal_init(&run->loop, &run->sigterm);
-  run->sigint.data = run->sigterm.data = run;
+  uv_signal_init(&run->loop, &run->sighup);
+  run->sigint.data = run->sigterm.data = run->sighup.data = run;
   uv_signal_start(&run->sigint, on_signal, SIGINT);
   uv_signal_start(&run->sigterm, on_signal, SIGTERM);
+  /* Under nohup SIGHUP is ignored, and must stay so: watching it would
+   * turn the hangup nohup protects against into a cancellation. */
+  struct sigaction hup;
+  if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+    uv_signal_start(&run->sighup, on_signal, SIGHUP);
   run->npools = wf->npools;
   run->pools = pc_xcalloc(wf->npools ? wf->npools : 1, sizeof *run->pools);
   for (size_t i = 0; i < wf->npools; i++)
