@@ -1603,12 +1603,35 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
     free(run);
     return PC_EXIT_USAGE;
   }
+  /* Every report must be writable before anything runs: a run that has
+   * done its work and then cannot leave its report turns green into red
+   * with nothing to look at. */
+  struct pc_outfile *outs = pc_xcalloc(o->nreports ? o->nreports : 1, sizeof *outs);
+  for (size_t i = 0; i < o->nreports; i++) {
+    pc_outfile_init(&outs[i]);
+    const char *path = strchr(o->reports[i], ':') + 1;
+    char *oerr = NULL;
+    if (pc_outfile_open(&outs[i], path, PC_OUTFILE_MKDIRS | PC_OUTFILE_SYNC | PC_OUTFILE_LATER,
+                        &oerr) != 0) {
+      fprintf(stderr, "pacer run: --report %s: %s; nothing was run\n", o->reports[i], oerr);
+      free(oerr);
+      for (size_t k = 0; k <= i; k++)
+        pc_outfile_discard(&outs[k]);
+      free(outs);
+      lua_pop(run->L, 1); /* the vars table */
+      free(run);
+      return PC_EXIT_USAGE;
+    }
+  }
   scan_results_readers(run);
   run->root_scope = pc_lua_root_scope(h, wf->name, run->run_id);
 
   int err = uv_loop_init(&run->loop);
   if (err) {
     fprintf(stderr, "error: cannot start the event loop: %s\n", uv_strerror(err));
+    for (size_t i = 0; i < o->nreports; i++)
+      pc_outfile_discard(&outs[i]);
+    free(outs);
     pc_lua_unref(h, run->root_scope);
     free(run);
     return PC_EXIT_ERROR;
@@ -1683,10 +1706,11 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   for (size_t i = 0; i < o->nreports; i++) {
     const char *colon = strchr(o->reports[i], ':');
     char *format = pc_xstrndup(o->reports[i], (size_t)(colon - o->reports[i]));
-    if (pc_report_write(format, colon + 1, &run->rep) != 0 && code == PC_EXIT_OK)
+    if (pc_report_write(format, &outs[i], &run->rep) != 0 && code == PC_EXIT_OK)
       code = PC_EXIT_ERROR;
     free(format);
   }
+  free(outs);
   records_free(&run->rep);
   pc_http_stats_free(&run->rep.http);
   free(run->free_lanes);

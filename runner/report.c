@@ -3,10 +3,12 @@
  * an SVG timeline). docs/reports.md describes each format; the JSON schema
  * is versioned there.
  *
- * Every format is rendered into memory and written atomically: a temporary
- * file beside the target, fsync, rename, fsync of the directory. So a reader
- * (CI, a dashboard) sees the old report or the new one, never half of one,
- * even if pacer is killed while writing.
+ * Every format is rendered into memory and written through outfile.h: a
+ * regular file atomically (a temporary file beside the target, fsync,
+ * rename, fsync of the directory), so a reader (CI, a dashboard) sees the
+ * old report or the new one, never half of one, even if pacer is killed
+ * while writing; a device or a FIFO (/dev/stdout, a pipe to a collector)
+ * by writing into it.
  *
  * Secrets: every string taken from the run (labels, errors, URLs) passes
  * through pc_redact() before it is escaped, because a secret holding a quote
@@ -18,13 +20,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -1007,55 +1006,6 @@ static void render_html(struct pc_buf *b, const struct pc_run_report *r)
   analysis_free(&an);
 }
 
-/* ============================================================ writing */
-
-/* Writes `data` to `path` atomically. */
-static int write_atomic(const char *path, const char *data, size_t len)
-{
-  char *tmp = pc_asprintf("%s.tmp.%ld", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    fprintf(stderr, "pacer: cannot write report %s: %s\n", path, strerror(errno));
-    free(tmp);
-    return -1;
-  }
-  size_t off = 0;
-  while (off < len) {
-    ssize_t n = write(fd, data + off, len - off);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      goto fail;
-    off += (size_t)n;
-  }
-  if (fsync(fd) != 0)
-    goto fail;
-  if (close(fd) != 0) {
-    fd = -1;
-    goto fail;
-  }
-  fd = -1;
-  if (rename(tmp, path) != 0)
-    goto fail;
-  /* Make the rename itself durable (best effort). */
-  char *dcopy = pc_xstrdup(path);
-  int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)fsync(dfd);
-    close(dfd);
-  }
-  free(dcopy);
-  free(tmp);
-  return 0;
-fail:
-  fprintf(stderr, "pacer: cannot write report %s: %s\n", path, strerror(errno));
-  if (fd >= 0)
-    close(fd);
-  unlink(tmp);
-  free(tmp);
-  return -1;
-}
-
 /* ------------------------------------------------------------- public */
 
 static const struct {
@@ -1076,7 +1026,7 @@ bool pc_report_format_known(const char *format)
   return false;
 }
 
-int pc_report_write(const char *format, const char *path, const struct pc_run_report *r)
+int pc_report_write(const char *format, struct pc_outfile *out, const struct pc_run_report *r)
 {
   for (size_t i = 0; i < PC_ARRAY_SIZE(formats); i++) {
     if (strcmp(formats[i].name, format) != 0)
@@ -1089,9 +1039,21 @@ int pc_report_write(const char *format, const char *path, const struct pc_run_re
     size_t len;
     char *red = pc_redact(b.data ? b.data : "", b.len, &len);
     pc_buf_free(&b);
-    int rc = write_atomic(path, red, len);
+    char *path = pc_xstrdup(out->path ? out->path : "?");
+    char *err = NULL;
+    int rc = pc_outfile_write(out, red, len);
+    if (rc == 0) {
+      rc = pc_outfile_commit(out, &err);
+    } else {
+      err = pc_asprintf("cannot write \"%s\": %s", path, strerror(-rc));
+      pc_outfile_discard(out);
+    }
+    if (rc)
+      fprintf(stderr, "pacer: report %s: %s\n", format, err);
+    free(err);
+    free(path);
     free(red);
-    return rc;
+    return rc ? -1 : 0;
   }
   fprintf(stderr, "pacer: unknown report format \"%s\"\n", format);
   return -1;

@@ -14,6 +14,7 @@
 
 #include "engine.h"
 #include "http.h"
+#include "outfile.h"
 #include "workflow.h"
 
 #define PC_NO_RECORD SIZE_MAX
@@ -59,8 +60,10 @@ struct pc_run_report {
 
 /* Report formats, as in --report FORMAT:PATH. */
 bool pc_report_format_known(const char *format);
-/* Writes one report atomically (temporary file, fsync, rename). Returns 0 or
- * -1 with a message on stderr. Secrets are redacted in every format. */
-int pc_report_write(const char *format, const char *path, const struct pc_run_report *r);
+/* Renders one report and writes it to `out`, opened by the caller at the
+ * start of the run (see outfile.h: a regular file is replaced atomically, a
+ * device or FIFO is written into), then commits and closes it. Returns 0
+ * or -1 with a message on stderr. Secrets are redacted in every format. */
+int pc_report_write(const char *format, struct pc_outfile *out, const struct pc_run_report *r);
 
 #endif

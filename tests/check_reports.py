@@ -365,7 +365,9 @@ def scenario_sigkill(tmp):
             cmd += ["--report", "%s:%s" % (fmt, p)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        pattern = os.path.join(tmp, "r%d.*.tmp.*" % attempt)
+        # The temporary file beside the report (".r0.json.pacer-XXXXXX"),
+        # not the start-of-run check (".r0.json.pacer-check-XXXXXX").
+        pattern = os.path.join(tmp, ".r%d.*.pacer-??????" % attempt)
         # Alternate: kill at the first temporary file, or a little later.
         delay = 0.0 if attempt % 2 == 0 else 0.002
         while proc.poll() is None and time.monotonic() < deadline:
