@@ -64,7 +64,11 @@ struct task {
   uv_timer_t *timer;
   char *error;
   char *cancel_msg;
-  double started_wall, started_mono;
+  /* When the task started, on the monotonic clock (a leaf: when it was
+   * reached; it may then wait for pool permits before it runs). Wall-clock
+   * times are derived from it and the run's one reading of the wall clock,
+   * so a clock step during the run cannot move or reorder anything. */
+  double started_mono;
   size_t item; /* instance: 1-based item index */
   size_t rec;  /* record index, PC_NO_RECORD when not recording */
   int scope_ref;  /* scope for expressions */
@@ -111,6 +115,10 @@ struct task {
       bool att_live;          /* the action is running: cancel it before anything else */
       bool params_shared;     /* att.params_ref is the fan-out's body_params_ref */
       bool status_failed;     /* the last attempt failed its status expectation */
+      bool waiting;           /* queued for a pool permit right now */
+      double ran_mono;        /* when the first attempt got its permits and ran; 0: never */
+      double wait_since;      /* while waiting: when the wait began */
+      double queued_ms;       /* time spent waiting for permits, all attempts */
     };
   };
 };
@@ -140,7 +148,8 @@ struct pc_run {
   int signal;        /* first signal received, 0 if none */
   bool deadline_hit;
   bool finished;
-  double started_mono;
+  double started_mono; /* the run's start on the monotonic clock... */
+  double started_wall; /* ...and the one reading of the wall clock, taken with it */
   char run_id[40];
 
   /* Who can read a fan-out's per-item results (see results_readable). */
@@ -439,6 +448,23 @@ static struct pc_record *rec_of(struct task *t)
   return t->rec == PC_NO_RECORD ? NULL : &t->run->rep.records[t->rec];
 }
 
+/* How long the task has run, up to now: a leaf from the moment its first
+ * attempt got its pool permits (0 if it never did: skipped, or stopped
+ * while queued), a group from its start. */
+static double task_run_ms(const struct task *t)
+{
+  double from = t->kind == TK_LEAF ? t->ran_mono : t->started_mono;
+  return from > 0 ? pc_mono_ms() - from : 0;
+}
+
+/* When the task started running (or was reached, if it never ran), as
+ * wall-clock epoch ms: the run's one wall-clock reading plus monotonic time. */
+static double task_start_wall(const struct task *t)
+{
+  double from = t->kind == TK_LEAF && t->ran_mono > 0 ? t->ran_mono : t->started_mono;
+  return t->run->started_wall + (from - t->run->started_mono);
+}
+
 static void record_start(struct task *t)
 {
   struct pc_run *run = t->run;
@@ -461,11 +487,38 @@ static void record_start(struct task *t)
   r->kind = t->step ? kinds[t->kind] : PC_REC_ROOT;
   r->root_name = t->step ? NULL : t == run->fin ? "finally" : "steps";
   r->label = task_label(t);
-  r->start_ms = t->started_wall;
+  r->start_off_ms = r->ready_off_ms = t->started_mono - run->started_mono;
   r->lane = -1;
-  if (t->kind == TK_LEAF && t->step) {
-    r->lane = run->nfree_lanes ? run->free_lanes[--run->nfree_lanes] : rp->nlanes++;
-    t->lane = r->lane;
+}
+
+/* A leaf's first attempt got its pool permits: from now on it runs, and
+ * holds a lane until it ends (backoff between attempts included). Its
+ * record starts here; the time before was spent queued. */
+static void record_running(struct task *t)
+{
+  struct pc_record *r = rec_of(t);
+  if (!r)
+    return;
+  struct pc_run *run = t->run;
+  r->start_off_ms = t->ran_mono - run->started_mono;
+  r->lane = run->nfree_lanes ? run->free_lanes[--run->nfree_lanes] : run->rep.nlanes++;
+  t->lane = r->lane;
+}
+
+/* A leaf starts or stops waiting for a pool permit: its record and its
+ * parent's live counters (the progress display) say so. */
+static void record_waiting(struct task *t, bool waiting)
+{
+  struct pc_record *r = rec_of(t);
+  if (!r || r->waiting == waiting)
+    return;
+  r->waiting = waiting;
+  if (t->parent && rec_of(t->parent)) {
+    struct pc_record *pr = rec_of(t->parent);
+    if (waiting)
+      pr->queued++;
+    else
+      pr->queued--;
   }
 }
 
@@ -480,7 +533,10 @@ static void record_finish(struct task *t)
   r->outcome = t->outcome;
   r->error = t->error ? pc_xstrdup(t->error) : NULL;
   r->attempts = t->kind == TK_LEAF ? t->attempts : 0;
-  r->duration_ms = t->started_mono > 0 ? pc_mono_ms() - t->started_mono : 0;
+  r->duration_ms = task_run_ms(t);
+  if (t->kind == TK_LEAF && t->step)
+    r->queued_ms = t->queued_ms;
+  record_waiting(t, false);
   r->status = t->kind == TK_LEAF ? t->att.status : 0;
   if (t->result_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref); /* result */
@@ -526,12 +582,16 @@ static void set_common_fields(struct task *t, int tbl)
     lua_pushinteger(L, t->attempts);
     lua_setfield(L, tbl, "attempts");
   }
-  if (t->started_wall > 0) {
-    pc_format_iso8601(t->started_wall, ts, sizeof ts);
+  if (t->started_mono > 0) {
+    pc_format_iso8601(task_start_wall(t), ts, sizeof ts);
     lua_pushstring(L, ts);
     lua_setfield(L, tbl, "started_at");
-    lua_pushinteger(L, (lua_Integer)llround(pc_mono_ms() - t->started_mono));
+    lua_pushinteger(L, (lua_Integer)llround(task_run_ms(t)));
     lua_setfield(L, tbl, "duration_ms");
+    if (t->kind == TK_LEAF && t->step) {
+      lua_pushinteger(L, (lua_Integer)llround(t->queued_ms));
+      lua_setfield(L, tbl, "queued_ms");
+    }
   }
   if (t->kind == TK_FOREACH && t->items_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref); /* tbl.items */
@@ -646,14 +706,18 @@ static void task_finish(struct task *t, enum pc_outcome o, const char *err)
                                         : PC_LOG_INFO;
   if (t->step && pc_log_enabled(lvl)) {
     char *label = task_label(t);
-    char dur[32];
-    pc_format_duration(t->started_mono > 0 ? pc_mono_ms() - t->started_mono : 0, dur,
-                       sizeof dur);
+    char dur[32], queued[48] = "";
+    pc_format_duration(task_run_ms(t), dur, sizeof dur);
+    if (t->kind == TK_LEAF && t->queued_ms >= 1) {
+      char q[32];
+      pc_format_duration(t->queued_ms, q, sizeof q);
+      snprintf(queued, sizeof queued, " (queued %s)", q);
+    }
     if (failed)
-      pc_log(lvl, label, "%s after %s: %s%s", pc_outcome_name(t->outcome), dur,
+      pc_log(lvl, label, "%s after %s%s: %s%s", pc_outcome_name(t->outcome), dur, queued,
              t->error ? t->error : "", tolerated ? " (continue_on_error)" : "");
     else
-      pc_log(lvl, label, "%s in %s", pc_outcome_name(t->outcome), dur);
+      pc_log(lvl, label, "%s in %s%s", pc_outcome_name(t->outcome), dur, queued);
     free(label);
   }
 
@@ -971,15 +1035,36 @@ static void attempt_start(struct task *t)
   t->ops->start(a);
 }
 
+/* The leaf stops waiting for permits (it got them, or it is stopped). */
+static void leaf_stop_waiting(struct task *t)
+{
+  if (!t->waiting)
+    return;
+  t->waiting = false;
+  t->queued_ms += pc_mono_ms() - t->wait_since;
+  record_waiting(t, false);
+}
+
 static void leaf_acquire(struct task *t)
 {
   const struct pc_step *st = t->step;
   while (t->pools_held < st->npools) {
     struct pc_pool_waiter *w = &t->waiters[t->pools_held];
     w->data = t;
-    if (!pc_pool_acquire(&t->run->pools[st->pools[t->pools_held]], w, on_pool_granted))
+    if (!pc_pool_acquire(&t->run->pools[st->pools[t->pools_held]], w, on_pool_granted)) {
+      if (!t->waiting) {
+        t->waiting = true;
+        t->wait_since = pc_mono_ms();
+        record_waiting(t, true);
+      }
       return;
+    }
     t->pools_held++;
+  }
+  leaf_stop_waiting(t);
+  if (t->ran_mono == 0) {
+    t->ran_mono = pc_mono_ms();
+    record_running(t);
   }
   attempt_start(t);
 }
@@ -1026,6 +1111,7 @@ static void leaf_abort(struct task *t)
   }
   t->events &= ~(EV_ATTEMPT_DONE | EV_GRANTED);
   task_timer_stop(t);
+  leaf_stop_waiting(t);
   if (t->state == TS_WAIT_POOL || t->state == TS_RUNNING)
     release_pools(t);
   release_params(t);
@@ -1290,7 +1376,6 @@ static void task_start(struct task *t)
 {
   struct pc_run *run = t->run;
   const struct pc_step *st = t->step;
-  t->started_wall = pc_wall_ms();
   t->started_mono = pc_mono_ms();
   record_start(t);
   if (st && !t->instance && st->if_expr) {
@@ -1586,10 +1671,10 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   run->opts = o;
   run->timeout_ms = o->timeout_ms >= 0 ? o->timeout_ms : wf->timeout_ms;
   run->started_mono = pc_mono_ms();
+  run->started_wall = pc_wall_ms();
   {
-    double now = pc_wall_ms();
     char ts[40];
-    pc_format_iso8601(now, ts, sizeof ts);
+    pc_format_iso8601(run->started_wall, ts, sizeof ts);
     snprintf(run->run_id, sizeof run->run_id, "%.4s%.2s%.2sT%.2s%.2s%.2s-%04x", ts, ts + 5,
              ts + 8, ts + 11, ts + 14, ts + 17, (unsigned)(getpid() & 0xffff));
   }
@@ -1597,7 +1682,8 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   run->recording = o->record || o->nreports > 0 || o->progress;
   run->rep.wf = wf;
   run->rep.run_id = run->run_id;
-  run->rep.start_ms = pc_wall_ms();
+  run->rep.start_ms = run->started_wall;
+  run->rep.start_mono = run->started_mono;
 
   if (build_vars(run) != 0) {
     free(run);
