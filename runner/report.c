@@ -200,8 +200,8 @@ struct analysis {
  * ran, or, if it never ran, for as long as it waited. */
 static bool first_wait(const struct pc_record *s, double *from, double *to)
 {
-  if (s->kind != PC_REC_LEAF)
-    return false;
+  if (s->kind != PC_REC_LEAF || s->queued_ms <= 0)
+    return false; /* never waited: a step is reached and runs in the same moment */
   *from = s->ready_off_ms;
   *to = s->lane >= 0 ? s->start_off_ms : s->ready_off_ms + s->queued_ms;
   return *to > *from;
