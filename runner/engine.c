@@ -700,7 +700,11 @@ static void task_finish(struct task *t, enum pc_outcome o, const char *err)
    * would drown the log). The label is built only when the line prints: on
    * a 100 000-item fan-out that formatting is a fifth of the work. */
   bool tolerated = t->step && t->step->continue_on_error;
-  bool failed = outcome_is_failure(t->outcome) && t->kind == TK_LEAF;
+  /* A leaf's failure, or a group's own (its for_each or `if` could not be
+   * evaluated, it timed out): a group failing because a child did has had
+   * that child's failure logged already. */
+  bool failed = outcome_is_failure(t->outcome) &&
+                (t->kind == TK_LEAF || !(t->failed_error || t->failed_expect));
   enum pc_log_level lvl = failed ? (tolerated ? PC_LOG_WARN : PC_LOG_ERROR)
                           : t->instance ? PC_LOG_DEBUG
                                         : PC_LOG_INFO;
@@ -1333,6 +1337,47 @@ static void attempt_end(struct task *t, enum pc_fail fail, char *msg)
 
 /* ======================================================= start / cancel */
 
+/* Checks that the value on top of the stack is a list (a table whose keys
+ * are exactly 1..N; an empty table is the empty list). Returns NULL, or a
+ * message naming the expression's position and what it got instead: a map,
+ * a string or a number would otherwise run zero items and succeed. */
+static char *not_a_list(lua_State *L, const struct pc_step *st)
+{
+  char *got = NULL;
+  if (!lua_istable(L, -1)) {
+    got = lua_type(L, -1) == LUA_TSTRING ? pc_xstrdup("a string")
+          : lua_type(L, -1) == LUA_TNUMBER ? pc_xstrdup("a number")
+          : lua_isnil(L, -1) ? pc_xstrdup("nil")
+                             : pc_asprintf("a %s", luaL_typename(L, -1));
+  } else {
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1), count = 0;
+    lua_pushnil(L); /* value, key */
+    while (!got && lua_next(L, -2) != 0) { /* value, key, v */
+      lua_pop(L, 1);                       /* value, key */
+      count++;
+      if (lua_type(L, -1) == LUA_TSTRING) {
+        got = pc_asprintf("a map (key \"%.40s\")", lua_tostring(L, -1));
+        lua_pop(L, 1); /* value */
+        break;
+      }
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n) {
+        got = pc_xstrdup("a table whose keys are not 1..N");
+        lua_pop(L, 1); /* value */
+        break;
+      }
+    }
+    if (!got && count != n)
+      got = pc_xstrdup("a table whose keys are not 1..N");
+  }
+  if (!got)
+    return NULL;
+  const char *base = strrchr(st->file, '/');
+  char *m = pc_asprintf("for_each (%s:%d:%d) must be a list, got %s", base ? base + 1 : st->file,
+                        st->for_each->line, st->for_each->col, got);
+  free(got);
+  return m;
+}
+
 static void foreach_begin(struct task *t)
 {
   struct pc_run *run = t->run;
@@ -1343,11 +1388,11 @@ static void foreach_begin(struct task *t)
     free(err);
     return;
   }
-  if (!lua_istable(L, -1)) {
-    char *m = pc_asprintf("for_each must be a list, got %s", luaL_typename(L, -1));
+  char *notlist = not_a_list(L, t->step);
+  if (notlist) {
     lua_pop(L, 1);
-    task_finish(t, PC_ERROR, m);
-    free(m);
+    task_finish(t, PC_ERROR, notlist);
+    free(notlist);
     return;
   }
   t->total = (size_t)luaL_len(L, -1);
