@@ -240,15 +240,41 @@ def scenario_regular(tmp):
     no_temp_files(tmp)
 
 
+def stdout_is_link():
+    return os.path.islink("/dev/stdout") and os.readlink("/dev/stdout") == "/proc/self/fd/1"
+
+
+def restore_stdout_link():
+    """Puts /dev/stdout back if a broken pacer renamed a file over it."""
+    if stdout_is_link() or os.geteuid() != 0:
+        return
+    tmp = "/dev/.stdout.pacer-test"
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    os.symlink("/proc/self/fd/1", tmp)
+    os.rename(tmp, "/dev/stdout")
+
+
 def scenario_stdout(tmp):
+    check(stdout_is_link(), "/dev/stdout is not a link to /proc/self/fd/1 before the test")
     wf = workflow(tmp)
-    code, out, err = run(wf, ["--report", "json:/dev/stdout"])
+    try:
+        code, out, err = run(wf, ["--report", "json:/dev/stdout"])
+        replaced = not stdout_is_link()
+    finally:
+        restore_stdout_link()
+    check(not replaced, "/dev/stdout was replaced by a file (restored)")
     check(code == 0, "exit %d\n%s" % (code, err))
     check(json.loads(out)["run"]["outcome"] == "ok", "report on a piped stdout")
     wf = workflow(tmp, log="a log line")
     path = os.path.join(tmp, "out.txt")
-    with open(path, "w") as f:
-        code, _, err = run(wf, ["--report", "json:/dev/stdout"], stdout=f)
+    try:
+        with open(path, "w") as f:
+            code, _, err = run(wf, ["--report", "json:/dev/stdout"], stdout=f)
+        replaced = not stdout_is_link()
+    finally:
+        restore_stdout_link()
+    check(not replaced, "/dev/stdout was replaced by a file (restored)")
     check(code == 0, "exit %d\n%s" % (code, err))
     with open(path, encoding="utf-8") as f:
         text = f.read()
