@@ -1315,7 +1315,7 @@ static void attempt_end(struct task *t, enum pc_fail fail, char *msg)
     }
   }
   release_params(t);
-  if (fail != PC_FAIL_NONE && should_retry(t, fail)) {
+  if (fail != PC_FAIL_NONE && !t->cancelled && should_retry(t, fail)) {
     double wait = backoff_ms(t);
     char dur[32];
     pc_format_duration(wait, dur, sizeof dur);
@@ -1454,8 +1454,13 @@ static void task_start(struct task *t)
     t->total = t->nkids;
     if (rec_of(t))
       rec_of(t)->total = t->total;
-    if (t->group_timeout_ms >= 0)
+    if (t->group_timeout_ms >= 0) {
+      /* The loop's clock is cached per iteration (and the first group starts
+       * before the loop runs at all): refresh it, or the timeout comes early
+       * by however long the loop has been busy. */
+      uv_update_time(&run->loop);
       uv_timer_start(task_timer(t), on_group_timeout, (uint64_t)ceil(t->group_timeout_ms), 0);
+    }
     group_fill(t);
     break;
   }
@@ -1469,6 +1474,18 @@ static void task_cancel(struct task *t, enum pc_outcome as, const char *msg)
   t->cancel_as = as;
   t->cancel_msg = pc_xstrdup(msg);
   if (t->kind == TK_LEAF) {
+    if (t->state == TS_RUNNING && !t->att_live && (t->events & EV_ATTEMPT_DONE)) {
+      /* The attempt had already ended (its completion waits in the ready
+       * queue: a timer that fires in the same loop iteration as the one
+       * that ended it gets here first). What it did stands; `cancelled`
+       * only stops a retry. */
+      t->events &= ~EV_ATTEMPT_DONE;
+      char *amsg = t->att_msg;
+      t->att_msg = NULL;
+      attempt_end(t, t->att_fail, amsg);
+      if (t->state == TS_DONE)
+        return;
+    }
     leaf_abort(t);
     pc_lua_unref(t->run->lua, t->att.result_ref);
     t->att.result_ref = LUA_NOREF;
@@ -1546,6 +1563,7 @@ static void cancel_everything(struct pc_run *run, enum pc_outcome as, const char
   } else if (run->fin && run->fin->group_timeout_ms < 0 && !run->fin->cancelled) {
     /* Already in `finally`: let it finish, within the grace period. */
     run->fin->group_timeout_ms = run->opts->finally_grace_ms;
+    uv_update_time(&run->loop);
     uv_timer_start(task_timer(run->fin), on_group_timeout,
                    (uint64_t)ceil(run->fin->group_timeout_ms), 0);
   }
@@ -1784,8 +1802,12 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   run->pools = pc_xcalloc(wf->npools ? wf->npools : 1, sizeof *run->pools);
   for (size_t i = 0; i < wf->npools; i++)
     pc_pool_init(&run->loop, &run->pools[i], &wf->pools[i]);
-  if (run->timeout_ms >= 0)
-    uv_timer_start(&run->deadline, on_deadline, (uint64_t)ceil(run->timeout_ms), 0);
+  if (run->timeout_ms >= 0) {
+    /* Counted from the run's start, as pc_run_deadline_ms() is. */
+    uv_update_time(&run->loop);
+    double left = run->started_mono + run->timeout_ms - pc_mono_ms();
+    uv_timer_start(&run->deadline, on_deadline, (uint64_t)ceil(left > 0 ? left : 0), 0);
+  }
   run->watchdog = pc_watchdog_start(
       &run->loop, run->timeout_ms >= 0 ? run->started_mono + run->timeout_ms : -1,
       kill_children_now, run);
