@@ -1,15 +1,17 @@
 /* watchdog.c: see watchdog.h. The loop bumps an atomic counter from a
- * uv_prepare handle (just before it waits for events) and a uv_check handle
- * (just after), both unreferenced so they never keep the loop alive, and
- * says whether it is waiting; signal handlers chained in front of libuv's
- * count SIGINT/SIGTERM/SIGHUP; the thread wakes every 200 ms and compares.
- * Only async-signal-safe and lock-free operations happen in the handlers and
- * in the exit path.
+ * uv_prepare handle every iteration (unreferenced, so it never keeps the
+ * loop alive); libuv's idle-time metric (uv_metrics_idle_time, thread-safe)
+ * says how long the loop has spent waiting in epoll_wait; signal handlers
+ * chained in front of libuv's count SIGINT/SIGTERM/SIGHUP; the thread wakes
+ * every 200 ms and compares. Only async-signal-safe and lock-free
+ * operations happen in the handlers and in the exit path.
  *
  * What is NOT a blocked loop:
  * - a loop waiting for events (a long `sleep` in `finally` after the
  *   deadline): it is idle, not stuck, and will turn as soon as a timer or
- *   a signal is due;
+ *   a signal is due. Its idle time grows while it waits; a callback that
+ *   blocks (even one run from inside the poll phase, as libcurl's socket
+ *   callbacks are) stops both the heartbeat and the idle time;
  * - a stopped process (SIGSTOP, Ctrl-Z, a cgroup freezer, `docker pause`):
  *   the watchdog thread is stopped too, so stillness is counted in the
  *   thread's own ticks, not in clock time; after SIGCONT the loop gets the
@@ -21,6 +23,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,11 +42,9 @@
 #define TICK_MS 200
 
 struct pc_watchdog {
-  uv_prepare_t beat;     /* before the loop waits for events */
-  uv_check_t beat_after; /* after it */
-  int pending_closes;
+  uv_prepare_t beat;
+  uv_loop_t *loop; /* borrowed: read by the thread through uv_metrics_idle_time only */
   atomic_ulong heartbeat;
-  atomic_bool waiting;   /* between prepare and check: idle in the poll */
   double deadline_ms;
   pc_watchdog_kill_fn kill;
   void *data;
@@ -64,14 +65,6 @@ static struct sigaction chained[PC_ARRAY_SIZE(watched)];
 static void on_beat(uv_prepare_t *h)
 {
   struct pc_watchdog *w = PC_CONTAINER_OF(h, struct pc_watchdog, beat);
-  atomic_fetch_add_explicit(&w->heartbeat, 1, memory_order_relaxed);
-  atomic_store(&w->waiting, true);
-}
-
-static void on_beat_after(uv_check_t *h)
-{
-  struct pc_watchdog *w = PC_CONTAINER_OF(h, struct pc_watchdog, beat_after);
-  atomic_store(&w->waiting, false);
   atomic_fetch_add_explicit(&w->heartbeat, 1, memory_order_relaxed);
 }
 
@@ -126,6 +119,7 @@ static void *watch(void *arg)
 {
   struct pc_watchdog *w = arg;
   unsigned long last = atomic_load(&w->heartbeat);
+  uint64_t last_idle = uv_metrics_idle_time(w->loop);
   int still_ticks = 0; /* ticks of this thread that saw the loop busy and not turning */
   pthread_mutex_lock(&w->mu);
   while (!w->stop) {
@@ -139,8 +133,10 @@ static void *watch(void *arg)
       break;
     double now = mono_ms();
     unsigned long beat = atomic_load(&w->heartbeat);
-    if (beat != last || atomic_load(&w->waiting)) {
+    uint64_t idle = uv_metrics_idle_time(w->loop);
+    if (beat != last || idle != last_idle) {
       last = beat;
+      last_idle = idle;
       still_ticks = 0;
       continue;
     }
@@ -175,6 +171,10 @@ struct pc_watchdog *pc_watchdog_start(uv_loop_t *loop, double deadline_ms,
                                       pc_watchdog_kill_fn kill, void *data)
 {
   struct pc_watchdog *w = pc_xcalloc(1, sizeof *w);
+  w->loop = loop;
+  /* Time spent waiting for events is idle, not stuck: have libuv count it
+   * (a clock reading around each epoll_wait). */
+  uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
   w->deadline_ms = deadline_ms;
   w->kill = kill;
   w->data = data;
@@ -199,9 +199,6 @@ struct pc_watchdog *pc_watchdog_start(uv_loop_t *loop, double deadline_ms,
   uv_prepare_init(loop, &w->beat);
   uv_prepare_start(&w->beat, on_beat);
   uv_unref((uv_handle_t *)&w->beat);
-  uv_check_init(loop, &w->beat_after);
-  uv_check_start(&w->beat_after, on_beat_after);
-  uv_unref((uv_handle_t *)&w->beat_after);
   /* Only the signals the run handles (a SIGHUP ignored under nohup is not
    * watched): a handler of ours on an ignored signal would un-ignore it. */
   for (size_t i = 0; i < PC_ARRAY_SIZE(watched); i++) {
@@ -215,9 +212,7 @@ struct pc_watchdog *pc_watchdog_start(uv_loop_t *loop, double deadline_ms,
 
 static void on_beat_closed(uv_handle_t *h)
 {
-  struct pc_watchdog *w = h->data;
-  if (--w->pending_closes == 0)
-    free(w);
+  free(PC_CONTAINER_OF(h, struct pc_watchdog, beat));
 }
 
 void pc_watchdog_stop(struct pc_watchdog *w)
@@ -231,8 +226,5 @@ void pc_watchdog_stop(struct pc_watchdog *w)
   pthread_join(w->thread, NULL);
   pthread_cond_destroy(&w->cv);
   pthread_mutex_destroy(&w->mu);
-  w->beat.data = w->beat_after.data = w;
-  w->pending_closes = 2;
   uv_close((uv_handle_t *)&w->beat, on_beat_closed);
-  uv_close((uv_handle_t *)&w->beat_after, on_beat_closed);
 }

@@ -14,6 +14,10 @@ Usage: check_outfile.py --pacer PATH --http URL [SCENARIO...]
              a report FIFO without a reader: exit 2 at once, nothing run; a
              save_to FIFO without a reader: the step errors at once (the
              loop is not blocked: it does not wait for the 20 s timeout)
+  fifo_stalled
+             save_to into a FIFO whose reader never reads: the writes wait
+             (that is the reader's pace), and the watchdog, which sees a loop
+             stuck in a callback, ends the run past its deadline (exit 4)
   symlink    reports and save_to through a symbolic link: the link stays a
              link, the file it points to is replaced atomically and keeps
              its mode; a link to nothing is refused (exit 2 for a report)
@@ -188,6 +192,24 @@ def scenario_fifo_no_reader(tmp):
     check(stat.S_ISFIFO(os.lstat(fifo).st_mode), "the FIFO was replaced")
 
 
+def scenario_fifo_stalled(tmp):
+    fifo = os.path.join(tmp, "stalled.fifo")
+    os.mkfifo(fifo)
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader that never reads
+    try:
+        wf = os.path.join(tmp, "wf.yml")
+        write(wf, "timeout: 1s\nsteps:\n  - http: { get: %s, save_to: %s }\n" % (
+            json.dumps(HTTP + "/big?bytes=4000000"), json.dumps(fifo)))
+        t0 = time.monotonic()
+        code, out, err = run(wf, timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        os.close(fd)
+    check(code == 4, "exit %d, expected 4\n%s" % (code, err))
+    check("event loop is blocked" in err, "not ended by the watchdog: %s" % err)
+    check(took < 15, "took %.1f s" % took)
+
+
 def scenario_symlink(tmp):
     real_rep, real_body = os.path.join(tmp, "real.json"), os.path.join(tmp, "real.body")
     for p in (real_rep, real_body):
@@ -324,6 +346,7 @@ SCENARIOS = {
     "devnull": scenario_devnull,
     "fifo": scenario_fifo,
     "fifo_no_reader": scenario_fifo_no_reader,
+    "fifo_stalled": scenario_fifo_stalled,
     "symlink": scenario_symlink,
     "regular": scenario_regular,
     "stdout": scenario_stdout,
