@@ -199,8 +199,14 @@ static void log_start(struct pc_attempt *a)
   size_t len;
   char *text = pc_lua_to_text(h, -1, &len);
   lua_pop(L, 1);
-  pc_out_line(text, len);
+  int err = pc_out_line(text, len);
   free(text);
+  if (err) {
+    char *m = pc_asprintf("cannot write to stdout: %s", strerror(-err));
+    pc_attempt_done(a, PC_FAIL_ERROR, m);
+    free(m);
+    return;
+  }
   pc_attempt_done(a, PC_FAIL_NONE, NULL);
 }
 

@@ -447,7 +447,27 @@ out:
   return code;
 }
 
+/* What validate, plugins, schema, version and --dry-run print is their
+ * result: if it could not be written (a closed pipe, a full disk), say so
+ * and fail, rather than exit 0 having printed nothing. (`run` output goes
+ * through pc_out_line, whose errors fail the step that printed.) */
+static int check_stdout(int code)
+{
+  errno = 0;
+  if (fflush(stdout) == 0 && !ferror(stdout))
+    return code;
+  fprintf(stderr, "pacer: cannot write to stdout: %s\n", errno ? strerror(errno) : "I/O error");
+  return code == PC_EXIT_OK ? PC_EXIT_ERROR : code;
+}
+
+static int cli_main(int argc, char **argv);
+
 int pc_cli_main(int argc, char **argv)
+{
+  return check_stdout(cli_main(argc, argv));
+}
+
+static int cli_main(int argc, char **argv)
 {
   if (argc < 2) {
     usage(stderr);

@@ -64,7 +64,11 @@ struct task {
   uv_timer_t *timer;
   char *error;
   char *cancel_msg;
-  double started_wall, started_mono;
+  /* When the task started, on the monotonic clock (a leaf: when it was
+   * reached; it may then wait for pool permits before it runs). Wall-clock
+   * times are derived from it and the run's one reading of the wall clock,
+   * so a clock step during the run cannot move or reorder anything. */
+  double started_mono;
   size_t item; /* instance: 1-based item index */
   size_t rec;  /* record index, PC_NO_RECORD when not recording */
   int scope_ref;  /* scope for expressions */
@@ -111,6 +115,10 @@ struct task {
       bool att_live;          /* the action is running: cancel it before anything else */
       bool params_shared;     /* att.params_ref is the fan-out's body_params_ref */
       bool status_failed;     /* the last attempt failed its status expectation */
+      bool waiting;           /* queued for a pool permit right now */
+      double ran_mono;        /* when the first attempt got its permits and ran; 0: never */
+      double wait_since;      /* while waiting: when the wait began */
+      double queued_ms;       /* time spent waiting for permits, all attempts */
     };
   };
 };
@@ -129,7 +137,7 @@ struct pc_run {
   struct task *rq_head, *rq_tail;
   struct pc_deferred *dq_head, *dq_tail;
   uv_idle_t drain;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   uv_timer_t deadline;
   double timeout_ms;
 
@@ -140,7 +148,8 @@ struct pc_run {
   int signal;        /* first signal received, 0 if none */
   bool deadline_hit;
   bool finished;
-  double started_mono;
+  double started_mono; /* the run's start on the monotonic clock... */
+  double started_wall; /* ...and the one reading of the wall clock, taken with it */
   char run_id[40];
 
   /* Who can read a fan-out's per-item results (see results_readable). */
@@ -439,6 +448,23 @@ static struct pc_record *rec_of(struct task *t)
   return t->rec == PC_NO_RECORD ? NULL : &t->run->rep.records[t->rec];
 }
 
+/* How long the task has run, up to now: a leaf from the moment its first
+ * attempt got its pool permits (0 if it never did: skipped, or stopped
+ * while queued), a group from its start. */
+static double task_run_ms(const struct task *t)
+{
+  double from = t->kind == TK_LEAF ? t->ran_mono : t->started_mono;
+  return from > 0 ? pc_mono_ms() - from : 0;
+}
+
+/* When the task started running (or was reached, if it never ran), as
+ * wall-clock epoch ms: the run's one wall-clock reading plus monotonic time. */
+static double task_start_wall(const struct task *t)
+{
+  double from = t->kind == TK_LEAF && t->ran_mono > 0 ? t->ran_mono : t->started_mono;
+  return t->run->started_wall + (from - t->run->started_mono);
+}
+
 static void record_start(struct task *t)
 {
   struct pc_run *run = t->run;
@@ -461,11 +487,38 @@ static void record_start(struct task *t)
   r->kind = t->step ? kinds[t->kind] : PC_REC_ROOT;
   r->root_name = t->step ? NULL : t == run->fin ? "finally" : "steps";
   r->label = task_label(t);
-  r->start_ms = t->started_wall;
+  r->start_off_ms = r->ready_off_ms = t->started_mono - run->started_mono;
   r->lane = -1;
-  if (t->kind == TK_LEAF && t->step) {
-    r->lane = run->nfree_lanes ? run->free_lanes[--run->nfree_lanes] : rp->nlanes++;
-    t->lane = r->lane;
+}
+
+/* A leaf's first attempt got its pool permits: from now on it runs, and
+ * holds a lane until it ends (backoff between attempts included). Its
+ * record starts here; the time before was spent queued. */
+static void record_running(struct task *t)
+{
+  struct pc_record *r = rec_of(t);
+  if (!r)
+    return;
+  struct pc_run *run = t->run;
+  r->start_off_ms = t->ran_mono - run->started_mono;
+  r->lane = run->nfree_lanes ? run->free_lanes[--run->nfree_lanes] : run->rep.nlanes++;
+  t->lane = r->lane;
+}
+
+/* A leaf starts or stops waiting for a pool permit: its record and its
+ * parent's live counters (the progress display) say so. */
+static void record_waiting(struct task *t, bool waiting)
+{
+  struct pc_record *r = rec_of(t);
+  if (!r || r->waiting == waiting)
+    return;
+  r->waiting = waiting;
+  if (t->parent && rec_of(t->parent)) {
+    struct pc_record *pr = rec_of(t->parent);
+    if (waiting)
+      pr->queued++;
+    else
+      pr->queued--;
   }
 }
 
@@ -480,7 +533,10 @@ static void record_finish(struct task *t)
   r->outcome = t->outcome;
   r->error = t->error ? pc_xstrdup(t->error) : NULL;
   r->attempts = t->kind == TK_LEAF ? t->attempts : 0;
-  r->duration_ms = t->started_mono > 0 ? pc_mono_ms() - t->started_mono : 0;
+  r->duration_ms = task_run_ms(t);
+  if (t->kind == TK_LEAF && t->step)
+    r->queued_ms = t->queued_ms;
+  record_waiting(t, false);
   r->status = t->kind == TK_LEAF ? t->att.status : 0;
   if (t->result_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref); /* result */
@@ -526,12 +582,16 @@ static void set_common_fields(struct task *t, int tbl)
     lua_pushinteger(L, t->attempts);
     lua_setfield(L, tbl, "attempts");
   }
-  if (t->started_wall > 0) {
-    pc_format_iso8601(t->started_wall, ts, sizeof ts);
+  if (t->started_mono > 0) {
+    pc_format_iso8601(task_start_wall(t), ts, sizeof ts);
     lua_pushstring(L, ts);
     lua_setfield(L, tbl, "started_at");
-    lua_pushinteger(L, (lua_Integer)llround(pc_mono_ms() - t->started_mono));
+    lua_pushinteger(L, (lua_Integer)llround(task_run_ms(t)));
     lua_setfield(L, tbl, "duration_ms");
+    if (t->kind == TK_LEAF && t->step) {
+      lua_pushinteger(L, (lua_Integer)llround(t->queued_ms));
+      lua_setfield(L, tbl, "queued_ms");
+    }
   }
   if (t->kind == TK_FOREACH && t->items_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref); /* tbl.items */
@@ -640,20 +700,28 @@ static void task_finish(struct task *t, enum pc_outcome o, const char *err)
    * would drown the log). The label is built only when the line prints: on
    * a 100 000-item fan-out that formatting is a fifth of the work. */
   bool tolerated = t->step && t->step->continue_on_error;
-  bool failed = outcome_is_failure(t->outcome) && t->kind == TK_LEAF;
+  /* A leaf's failure, or a group's own (its for_each or `if` could not be
+   * evaluated, it timed out): a group failing because a child did has had
+   * that child's failure logged already. */
+  bool failed = outcome_is_failure(t->outcome) &&
+                (t->kind == TK_LEAF || !(t->failed_error || t->failed_expect));
   enum pc_log_level lvl = failed ? (tolerated ? PC_LOG_WARN : PC_LOG_ERROR)
                           : t->instance ? PC_LOG_DEBUG
                                         : PC_LOG_INFO;
   if (t->step && pc_log_enabled(lvl)) {
     char *label = task_label(t);
-    char dur[32];
-    pc_format_duration(t->started_mono > 0 ? pc_mono_ms() - t->started_mono : 0, dur,
-                       sizeof dur);
+    char dur[32], queued[48] = "";
+    pc_format_duration(task_run_ms(t), dur, sizeof dur);
+    if (t->kind == TK_LEAF && t->queued_ms >= 1) {
+      char q[32];
+      pc_format_duration(t->queued_ms, q, sizeof q);
+      snprintf(queued, sizeof queued, " (queued %s)", q);
+    }
     if (failed)
-      pc_log(lvl, label, "%s after %s: %s%s", pc_outcome_name(t->outcome), dur,
+      pc_log(lvl, label, "%s after %s%s: %s%s", pc_outcome_name(t->outcome), dur, queued,
              t->error ? t->error : "", tolerated ? " (continue_on_error)" : "");
     else
-      pc_log(lvl, label, "%s in %s", pc_outcome_name(t->outcome), dur);
+      pc_log(lvl, label, "%s in %s%s", pc_outcome_name(t->outcome), dur, queued);
     free(label);
   }
 
@@ -972,15 +1040,36 @@ static void attempt_start(struct task *t)
   t->ops->start(a);
 }
 
+/* The leaf stops waiting for permits (it got them, or it is stopped). */
+static void leaf_stop_waiting(struct task *t)
+{
+  if (!t->waiting)
+    return;
+  t->waiting = false;
+  t->queued_ms += pc_mono_ms() - t->wait_since;
+  record_waiting(t, false);
+}
+
 static void leaf_acquire(struct task *t)
 {
   const struct pc_step *st = t->step;
   while (t->pools_held < st->npools) {
     struct pc_pool_waiter *w = &t->waiters[t->pools_held];
     w->data = t;
-    if (!pc_pool_acquire(&t->run->pools[st->pools[t->pools_held]], w, on_pool_granted))
+    if (!pc_pool_acquire(&t->run->pools[st->pools[t->pools_held]], w, on_pool_granted)) {
+      if (!t->waiting) {
+        t->waiting = true;
+        t->wait_since = pc_mono_ms();
+        record_waiting(t, true);
+      }
       return;
+    }
     t->pools_held++;
+  }
+  leaf_stop_waiting(t);
+  if (t->ran_mono == 0) {
+    t->ran_mono = pc_mono_ms();
+    record_running(t);
   }
   attempt_start(t);
 }
@@ -1027,6 +1116,7 @@ static void leaf_abort(struct task *t)
   }
   t->events &= ~(EV_ATTEMPT_DONE | EV_GRANTED);
   task_timer_stop(t);
+  leaf_stop_waiting(t);
   if (t->state == TS_WAIT_POOL || t->state == TS_RUNNING)
     release_pools(t);
   release_params(t);
@@ -1250,7 +1340,7 @@ static void attempt_end(struct task *t, enum pc_fail fail, char *msg)
   }
   release_params(t);
   bool held = false;
-  if (fail != PC_FAIL_NONE && should_retry(t, fail, &held)) {
+  if (fail != PC_FAIL_NONE && !t->cancelled && should_retry(t, fail, &held)) {
     double wait = backoff_ms(t);
     char dur[32];
     pc_format_duration(wait, dur, sizeof dur);
@@ -1279,6 +1369,47 @@ static void attempt_end(struct task *t, enum pc_fail fail, char *msg)
 
 /* ======================================================= start / cancel */
 
+/* Checks that the value on top of the stack is a list (a table whose keys
+ * are exactly 1..N; an empty table is the empty list). Returns NULL, or a
+ * message naming the expression's position and what it got instead: a map,
+ * a string or a number would otherwise run zero items and succeed. */
+static char *not_a_list(lua_State *L, const struct pc_step *st)
+{
+  char *got = NULL;
+  if (!lua_istable(L, -1)) {
+    got = lua_type(L, -1) == LUA_TSTRING ? pc_xstrdup("a string")
+          : lua_type(L, -1) == LUA_TNUMBER ? pc_xstrdup("a number")
+          : lua_isnil(L, -1) ? pc_xstrdup("nil")
+                             : pc_asprintf("a %s", luaL_typename(L, -1));
+  } else {
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1), count = 0;
+    lua_pushnil(L); /* value, key */
+    while (!got && lua_next(L, -2) != 0) { /* value, key, v */
+      lua_pop(L, 1);                       /* value, key */
+      count++;
+      if (lua_type(L, -1) == LUA_TSTRING) {
+        got = pc_asprintf("a map (key \"%.40s\")", lua_tostring(L, -1));
+        lua_pop(L, 1); /* value */
+        break;
+      }
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n) {
+        got = pc_xstrdup("a table whose keys are not 1..N");
+        lua_pop(L, 1); /* value */
+        break;
+      }
+    }
+    if (!got && count != n)
+      got = pc_xstrdup("a table whose keys are not 1..N");
+  }
+  if (!got)
+    return NULL;
+  const char *base = strrchr(st->file, '/');
+  char *m = pc_asprintf("for_each (%s:%d:%d) must be a list, got %s", base ? base + 1 : st->file,
+                        st->for_each->line, st->for_each->col, got);
+  free(got);
+  return m;
+}
+
 static void foreach_begin(struct task *t)
 {
   struct pc_run *run = t->run;
@@ -1289,11 +1420,11 @@ static void foreach_begin(struct task *t)
     free(err);
     return;
   }
-  if (!lua_istable(L, -1)) {
-    char *m = pc_asprintf("for_each must be a list, got %s", luaL_typename(L, -1));
+  char *notlist = not_a_list(L, t->step);
+  if (notlist) {
     lua_pop(L, 1);
-    task_finish(t, PC_ERROR, m);
-    free(m);
+    task_finish(t, PC_ERROR, notlist);
+    free(notlist);
     return;
   }
   t->total = (size_t)luaL_len(L, -1);
@@ -1322,7 +1453,6 @@ static void task_start(struct task *t)
 {
   struct pc_run *run = t->run;
   const struct pc_step *st = t->step;
-  t->started_wall = pc_wall_ms();
   t->started_mono = pc_mono_ms();
   record_start(t);
   if (st && !t->instance && st->if_expr) {
@@ -1356,8 +1486,13 @@ static void task_start(struct task *t)
     t->total = t->nkids;
     if (rec_of(t))
       rec_of(t)->total = t->total;
-    if (t->group_timeout_ms >= 0)
+    if (t->group_timeout_ms >= 0) {
+      /* The loop's clock is cached per iteration (and the first group starts
+       * before the loop runs at all): refresh it, or the timeout comes early
+       * by however long the loop has been busy. */
+      uv_update_time(&run->loop);
       uv_timer_start(task_timer(t), on_group_timeout, (uint64_t)ceil(t->group_timeout_ms), 0);
+    }
     group_fill(t);
     break;
   }
@@ -1371,6 +1506,18 @@ static void task_cancel(struct task *t, enum pc_outcome as, const char *msg)
   t->cancel_as = as;
   t->cancel_msg = pc_xstrdup(msg);
   if (t->kind == TK_LEAF) {
+    if (t->state == TS_RUNNING && !t->att_live && (t->events & EV_ATTEMPT_DONE)) {
+      /* The attempt had already ended (its completion waits in the ready
+       * queue: a timer that fires in the same loop iteration as the one
+       * that ended it gets here first). What it did stands; `cancelled`
+       * only stops a retry. */
+      t->events &= ~EV_ATTEMPT_DONE;
+      char *amsg = t->att_msg;
+      t->att_msg = NULL;
+      attempt_end(t, t->att_fail, amsg);
+      if (t->state == TS_DONE)
+        return;
+    }
     leaf_abort(t);
     pc_lua_unref(t->run->lua, t->att.result_ref);
     t->att.result_ref = LUA_NOREF;
@@ -1394,6 +1541,7 @@ static void close_run_handles(struct pc_run *run)
   run->watchdog = NULL;
   uv_close((uv_handle_t *)&run->sigint, NULL);
   uv_close((uv_handle_t *)&run->sigterm, NULL);
+  uv_close((uv_handle_t *)&run->sighup, NULL);
   uv_close((uv_handle_t *)&run->deadline, NULL);
   uv_close((uv_handle_t *)&run->drain, NULL);
   pc_progress_stop(run->progress);
@@ -1447,6 +1595,7 @@ static void cancel_everything(struct pc_run *run, enum pc_outcome as, const char
   } else if (run->fin && run->fin->group_timeout_ms < 0 && !run->fin->cancelled) {
     /* Already in `finally`: let it finish, within the grace period. */
     run->fin->group_timeout_ms = run->opts->finally_grace_ms;
+    uv_update_time(&run->loop);
     uv_timer_start(task_timer(run->fin), on_group_timeout,
                    (uint64_t)ceil(run->fin->group_timeout_ms), 0);
   }
@@ -1476,15 +1625,28 @@ static void kill_children_now(void *data)
   }
 }
 
+static const char *signal_name(int signum)
+{
+  return signum == SIGINT ? "SIGINT" : signum == SIGHUP ? "SIGHUP" : "SIGTERM";
+}
+
+static int signal_exit(int signum)
+{
+  return signum == SIGINT ? PC_EXIT_SIGINT : signum == SIGHUP ? PC_EXIT_SIGHUP : PC_EXIT_SIGTERM;
+}
+
+/* SIGINT, SIGTERM and SIGHUP (a closed terminal, a restarted supervisor)
+ * all mean "stop": cancel, run `finally`, write the reports. A second one
+ * means "now". */
 static void on_signal(uv_signal_t *h, int signum)
 {
   struct pc_run *run = h->data;
-  const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
+  const char *name = signal_name(signum);
   if (run->signal) {
     pc_log(PC_LOG_ERROR, NULL, "second %s: exiting at once", name);
     kill_children_now(run);
     fflush(NULL);
-    _exit(signum == SIGINT ? PC_EXIT_SIGINT : PC_EXIT_SIGTERM);
+    _exit(signal_exit(signum));
   }
   run->signal = signum;
   pc_log(PC_LOG_WARN, NULL, "%s received: cancelling, then running finally", name);
@@ -1581,7 +1743,7 @@ static int build_vars(struct pc_run *run)
 static int exit_code(const struct pc_run *run)
 {
   if (run->signal)
-    return run->signal == SIGINT ? PC_EXIT_SIGINT : PC_EXIT_SIGTERM;
+    return signal_exit(run->signal);
   if (run->deadline_hit)
     return PC_EXIT_DEADLINE;
   enum pc_outcome outs[2] = {run->main_outcome, run->fin_ran ? run->fin_outcome : PC_OK};
@@ -1604,10 +1766,10 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   run->opts = o;
   run->timeout_ms = o->timeout_ms >= 0 ? o->timeout_ms : wf->timeout_ms;
   run->started_mono = pc_mono_ms();
+  run->started_wall = pc_wall_ms();
   {
-    double now = pc_wall_ms();
     char ts[40];
-    pc_format_iso8601(now, ts, sizeof ts);
+    pc_format_iso8601(run->started_wall, ts, sizeof ts);
     snprintf(run->run_id, sizeof run->run_id, "%.4s%.2s%.2sT%.2s%.2s%.2s-%04x", ts, ts + 5,
              ts + 8, ts + 11, ts + 14, ts + 17, (unsigned)(getpid() & 0xffff));
   }
@@ -1615,11 +1777,32 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   run->recording = o->record || o->nreports > 0 || o->progress;
   run->rep.wf = wf;
   run->rep.run_id = run->run_id;
-  run->rep.start_ms = pc_wall_ms();
+  run->rep.start_ms = run->started_wall;
+  run->rep.start_mono = run->started_mono;
 
   if (build_vars(run) != 0) {
     free(run);
     return PC_EXIT_USAGE;
+  }
+  /* Every report must be writable before anything runs: a run that has
+   * done its work and then cannot leave its report turns green into red
+   * with nothing to look at. */
+  struct pc_outfile *outs = pc_xcalloc(o->nreports ? o->nreports : 1, sizeof *outs);
+  for (size_t i = 0; i < o->nreports; i++) {
+    pc_outfile_init(&outs[i]);
+    const char *path = strchr(o->reports[i], ':') + 1;
+    char *oerr = NULL;
+    if (pc_outfile_open(&outs[i], path, PC_OUTFILE_MKDIRS | PC_OUTFILE_SYNC | PC_OUTFILE_LATER,
+                        &oerr) != 0) {
+      fprintf(stderr, "pacer run: --report %s: %s; nothing was run\n", o->reports[i], oerr);
+      free(oerr);
+      for (size_t k = 0; k <= i; k++)
+        pc_outfile_discard(&outs[k]);
+      free(outs);
+      lua_pop(run->L, 1); /* the vars table */
+      free(run);
+      return PC_EXIT_USAGE;
+    }
   }
   scan_results_readers(run);
   run->root_scope = pc_lua_root_scope(h, wf->name, run->run_id);
@@ -1627,6 +1810,9 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   int err = uv_loop_init(&run->loop);
   if (err) {
     fprintf(stderr, "error: cannot start the event loop: %s\n", uv_strerror(err));
+    for (size_t i = 0; i < o->nreports; i++)
+      pc_outfile_discard(&outs[i]);
+    free(outs);
     pc_lua_unref(h, run->root_scope);
     free(run);
     return PC_EXIT_ERROR;
@@ -1635,15 +1821,25 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   uv_timer_init(&run->loop, &run->deadline);
   uv_signal_init(&run->loop, &run->sigint);
   uv_signal_init(&run->loop, &run->sigterm);
-  run->sigint.data = run->sigterm.data = run;
+  uv_signal_init(&run->loop, &run->sighup);
+  run->sigint.data = run->sigterm.data = run->sighup.data = run;
   uv_signal_start(&run->sigint, on_signal, SIGINT);
   uv_signal_start(&run->sigterm, on_signal, SIGTERM);
+  /* Under nohup SIGHUP is ignored, and must stay so: watching it would
+   * turn the hangup nohup protects against into a cancellation. */
+  struct sigaction hup;
+  if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+    uv_signal_start(&run->sighup, on_signal, SIGHUP);
   run->npools = wf->npools;
   run->pools = pc_xcalloc(wf->npools ? wf->npools : 1, sizeof *run->pools);
   for (size_t i = 0; i < wf->npools; i++)
     pc_pool_init(&run->loop, &run->pools[i], &wf->pools[i]);
-  if (run->timeout_ms >= 0)
-    uv_timer_start(&run->deadline, on_deadline, (uint64_t)ceil(run->timeout_ms), 0);
+  if (run->timeout_ms >= 0) {
+    /* Counted from the run's start, as pc_run_deadline_ms() is. */
+    uv_update_time(&run->loop);
+    double left = run->started_mono + run->timeout_ms - pc_mono_ms();
+    uv_timer_start(&run->deadline, on_deadline, (uint64_t)ceil(left > 0 ? left : 0), 0);
+  }
   run->watchdog = pc_watchdog_start(
       &run->loop, run->timeout_ms >= 0 ? run->started_mono + run->timeout_ms : -1,
       kill_children_now, run);
@@ -1695,10 +1891,11 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   for (size_t i = 0; i < o->nreports; i++) {
     const char *colon = strchr(o->reports[i], ':');
     char *format = pc_xstrndup(o->reports[i], (size_t)(colon - o->reports[i]));
-    if (pc_report_write(format, colon + 1, &run->rep) != 0 && code == PC_EXIT_OK)
+    if (pc_report_write(format, &outs[i], &run->rep) != 0 && code == PC_EXIT_OK)
       code = PC_EXIT_ERROR;
     free(format);
   }
+  free(outs);
   records_free(&run->rep);
   pc_http_stats_free(&run->rep.http);
   free(run->free_lanes);

@@ -44,6 +44,7 @@
 
 #include "engine.h"
 #include "log.h"
+#include "outfile.h"
 #include "util.h"
 
 #define FREE_EASY_MAX 64            /* idle easy handles kept for reuse */
@@ -517,8 +518,8 @@ struct pc_http_req {
   struct pc_buf body;  /* the response body (not with save_to) */
   struct pc_buf hdrs;  /* header lines of the latest response */
   /* save_to */
-  char *save_to, *tmp_path;
-  int fd;
+  char *save_to;
+  struct pc_outfile out; /* open (fd >= 0) while the body streams into save_to */
   int write_errno;
   bool saved;
   const struct pc_status_range *save_ok; /* borrowed */
@@ -839,12 +840,7 @@ void pc_http_session_close(struct pc_http_session *s)
 
 static void req_free(struct pc_http_req *r)
 {
-  if (r->fd >= 0)
-    close(r->fd);
-  if (r->tmp_path) {
-    unlink(r->tmp_path);
-    free(r->tmp_path);
-  }
+  pc_outfile_discard(&r->out); /* closes and removes a temporary file */
   curl_slist_free_all(r->hdr_list);
   free(r->method);
   free(r->url);
@@ -923,7 +919,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     return 0; /* CURLE_WRITE_ERROR */
   }
   r->received += (int64_t)n;
-  if (r->fd < 0) {
+  if (r->out.fd < 0) {
     if (pc_buf_append(&r->body, ptr, n) != 0) {
       r->too_big = true;
       return 0;
@@ -934,16 +930,10 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
     size_t keep = SAVE_HEAD_MAX - r->body.len;
     pc_buf_append(&r->body, ptr, n < keep ? n : keep);
   }
-  size_t off = 0;
-  while (off < n) {
-    ssize_t w = write(r->fd, ptr + off, n - off);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w <= 0) {
-      r->write_errno = w < 0 ? errno : EIO;
-      return 0;
-    }
-    off += (size_t)w;
+  int werr = pc_outfile_write(&r->out, ptr, n);
+  if (werr) {
+    r->write_errno = -werr;
+    return 0;
   }
   return n;
 }
@@ -1495,32 +1485,17 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
   return NULL;
 }
 
-/* Opens a temporary file beside r->save_to (same directory, so rename() is
- * atomic). Returns NULL or a message. */
-static char *open_temp(struct pc_http_req *r)
+/* Opens save_to through outfile.h: a regular file (or none yet) gets a
+ * temporary file beside it, renamed over it only on success; a device or a
+ * FIFO is written into. Returns NULL or a message. */
+static char *open_save_to(struct pc_http_req *r)
 {
-  const char *slash = strrchr(r->save_to, '/');
-  char *dir = slash ? pc_xstrndup(r->save_to, (size_t)(slash - r->save_to) + 1) : pc_xstrdup("");
-  const char *base = slash ? slash + 1 : r->save_to;
-  if (!*base) {
-    free(dir);
-    return pc_asprintf("http.save_to: \"%s\" names a directory, not a file", r->save_to);
-  }
-  r->tmp_path = pc_asprintf("%s.%s.pacer-XXXXXX", dir, base);
-  free(dir);
-  r->fd = mkstemp(r->tmp_path);
-  if (r->fd < 0) {
-    int e = errno;
-    free(r->tmp_path);
-    r->tmp_path = NULL;
-    return pc_asprintf("http.save_to: cannot create a file beside \"%s\": %s", r->save_to,
-                       strerror(e));
-  }
-  /* mkstemp makes the file 0600; the saved file gets the usual mode. */
-  mode_t um = umask(0);
-  umask(um);
-  fchmod(r->fd, 0666 & ~um);
-  return NULL;
+  char *err = NULL;
+  if (pc_outfile_open(&r->out, r->save_to, 0, &err) == 0)
+    return NULL;
+  char *m = pc_asprintf("http.save_to: %s", err);
+  free(err);
+  return m;
 }
 
 static void warn_insecure(struct pc_http_session *s, const char *label, const char *url)
@@ -1578,7 +1553,7 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   struct pc_http_req *r = pc_xcalloc(1, sizeof *r);
   r->s = s;
   r->easy = e;
-  r->fd = -1;
+  pc_outfile_init(&r->out);
   r->method = sp.method;
   r->url = sp.url;
   sp.method = sp.url = NULL;
@@ -1602,7 +1577,7 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
                             ? (size_t)r->max_bytes : SIZE_MAX);
   pc_buf_init(&r->hdrs, HEADERS_MAX);
   if (r->save_to) {
-    char *m = open_temp(r);
+    char *m = open_save_to(r);
     if (m) {
       *err = m;
       spec_free(&sp);
@@ -2266,24 +2241,17 @@ static void req_finish(struct pc_http_req *r, CURLcode rc)
     res.fail = describe_failure(r, rc, &msg);
   } else {
     res.fail = PC_FAIL_NONE;
-    if (r->fd >= 0) {
-      int fd = r->fd;
-      r->fd = -1;
-      if (close(fd) != 0) {
+    if (r->out.fd >= 0) {
+      char *werr = NULL;
+      if (!status_ok(r, r->info.status)) {
+        pc_outfile_discard(&r->out); /* an error status: no file */
+      } else if (pc_outfile_commit(&r->out, &werr) != 0) {
         res.fail = PC_FAIL_ERROR;
-        pc_buf_printf(&msg, "%s %s: cannot write \"%s\": %s", r->method, r->url, r->save_to,
-                      strerror(errno));
-      } else if (status_ok(r, r->info.status)) {
-        if (rename(r->tmp_path, r->save_to) != 0) {
-          res.fail = PC_FAIL_ERROR;
-          pc_buf_printf(&msg, "%s %s: cannot rename the download to \"%s\": %s", r->method,
-                        r->url, r->save_to, strerror(errno));
-        } else {
-          free(r->tmp_path);
-          r->tmp_path = NULL;
-          r->saved = true;
-        }
+        pc_buf_printf(&msg, "%s %s: save_to: %s", r->method, r->url, werr);
+      } else {
+        r->saved = true;
       }
+      free(werr);
     }
   }
   if (r->info.status > 0)

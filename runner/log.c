@@ -5,11 +5,14 @@
  * log shipper, whichever path printed it. */
 #include "log.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -179,12 +182,46 @@ void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
   pc_buf_free(&b);
 }
 
-void pc_out_line(const char *text, size_t len)
+/* Writes all of `data` to `fd`. Returns 0 or -errno. A descriptor left
+ * non-blocking by whoever opened it (EAGAIN) is waited for, since a line
+ * must go out whole or be an error. */
+static int write_all(int fd, const char *data, size_t len)
+{
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+      (void)poll(&pfd, 1, -1);
+      continue;
+    }
+    if (n < 0)
+      return -errno;
+    if (n == 0)
+      return -EIO;
+    data += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+int pc_out_line(const char *text, size_t len)
 {
   size_t n;
   char *red = pc_redact(text, len, &n);
   red = pc_xrealloc(red, n + 1);
   red[n] = '\n';
-  emit(stdout, red, n + 1);
+  if (hook_before)
+    hook_before(hook_data);
+  /* Straight to the descriptor, not through stdio: a failed write must be
+   * seen by this call (and not linger in a buffer to be retried, or lost,
+   * later). SIGPIPE is ignored (main.c), so a reader that went away is
+   * EPIPE here. */
+  fflush(stdout);
+  int err = write_all(STDOUT_FILENO, red, n + 1);
+  if (hook_after)
+    hook_after(hook_data);
   free(red);
+  return err;
 }

@@ -22,8 +22,11 @@ bool pc_log_enabled(enum pc_log_level lvl);
  * the line (text: "[step] msg"; json: "step":"..."). */
 void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* One line on stdout (a `log` step). A trailing newline is added. */
-void pc_out_line(const char *text, size_t len);
+/* One line on stdout (a `log` step, plugin output). A trailing newline is
+ * added. Returns 0, or -errno when stdout cannot be written (a reader that
+ * went away: -EPIPE; a full disk: -ENOSPC): the caller makes that an error
+ * of its step, since what the workflow prints is its output. */
+int pc_out_line(const char *text, size_t len);
 
 /* Terminal hooks for a live display on stderr (progress.c): `before` runs
  * just before pacer writes a line to stderr or stdout, `after` just after,

@@ -1395,7 +1395,9 @@ static int l_out(lua_State *L)
 {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
-  pc_out_line(text, len);
+  int err = pc_out_line(text, len);
+  if (err)
+    return luaL_error(L, "cannot write to stdout: %s", strerror(-err));
   return 0;
 }
 

@@ -34,7 +34,7 @@
 /* A running record, with its rate window for groups. */
 struct track {
   size_t rec;
-  double win_t, mid_t; /* wall ms: start of the window, start of the next one */
+  double win_t, mid_t; /* run offsets (ms): start of the window, start of the next one */
   size_t win_f, mid_f; /* children finished at those times */
   bool shown;          /* scratch for render() */
 };
@@ -168,6 +168,13 @@ static void format_rate(double per_s, char *out, size_t n)
 
 /* ------------------------------------------------------------ tracking */
 
+/* Now, as an offset from the run's start on the monotonic clock (as the
+ * records' times are). */
+static double now_off(const struct pc_progress *p)
+{
+  return pc_mono_ms() - p->rep->start_mono;
+}
+
 static bool is_failure(enum pc_outcome o)
 {
   return o == PC_FAILED || o == PC_ERROR || o == PC_TIMEOUT;
@@ -206,7 +213,7 @@ static void scan(struct pc_progress *p, double now)
     }
     struct track *t = &p->active[p->nactive++];
     t->rec = p->scanned;
-    t->win_t = t->mid_t = r->start_ms;
+    t->win_t = t->mid_t = r->start_off_ms;
     t->win_f = t->mid_f = 0;
   }
   size_t keep = 0;
@@ -264,7 +271,10 @@ static void render_bar(struct pc_progress *p, struct line *l, const struct track
   lput(l, "]", NULL);
 
   lprintf(l, NULL, " %zu/%zu", r->finished, r->total);
-  lprintf(l, NULL, "  %zu running", r->running);
+  /* Children queued for a pool permit are in flight but not running. */
+  lprintf(l, NULL, "  %zu running", r->running - r->queued);
+  if (r->queued)
+    lprintf(l, "\033[2m", "  %zu queued", r->queued);
   lprintf(l, r->failed ? "\033[31m" : NULL, "  %zu failed", r->failed);
   double secs = (now - t->win_t) / 1000.0;
   if (secs >= 0.2) {
@@ -286,10 +296,10 @@ static void render_leaf(struct pc_progress *p, struct line *l, const struct trac
   int indent = r->depth > 1 ? (r->depth - 1) * 2 : 0;
   indent = indent > 8 ? 8 : indent;
   char dur[32];
-  format_elapsed(now - r->start_ms, dur, sizeof dur);
+  format_elapsed(now - (r->waiting ? r->ready_off_ms : r->start_off_ms), dur, sizeof dur);
   lprintf(l, NULL, "%*s%s ", indent + 2, "", p->utf8 ? "\xe2\x96\xb8" : ">"); /* U+25B8 */
   lput(l, r->label, NULL);
-  lprintf(l, "\033[2m", "  %s", dur);
+  lprintf(l, "\033[2m", r->waiting ? "  queued %s" : "  %s", dur);
 }
 
 /* Renders a frame of at most `max_lines` lines for a terminal `width` wide;
@@ -297,18 +307,25 @@ static void render_leaf(struct pc_progress *p, struct line *l, const struct trac
 static int render(struct pc_progress *p, int width, int max_lines, struct pc_buf *out)
 {
   const struct pc_run_report *rep = p->rep;
-  double now = pc_wall_ms();
+  double now = now_off(p);
   int lines = 0;
   /* The last column stays free: writing into it may wrap on some terminals. */
   struct line l = {out, 0, width - 1 > 1 ? width - 1 : 1, p->color};
 
-  size_t running = 0;
-  for (size_t i = 0; i < p->nactive; i++)
-    running += rep->records[p->active[i].rec].kind == PC_REC_LEAF;
+  /* Leaves waiting for a pool permit are queued, not running. */
+  size_t running = 0, queued = 0;
+  for (size_t i = 0; i < p->nactive; i++) {
+    const struct pc_record *r = &rep->records[p->active[i].rec];
+    if (r->kind == PC_REC_LEAF)
+      *(r->waiting ? &queued : &running) += 1;
+  }
   char dur[32];
-  format_elapsed(now - rep->start_ms, dur, sizeof dur);
+  format_elapsed(now, dur, sizeof dur);
   lput(&l, rep->wf && rep->wf->name ? rep->wf->name : "pacer", p->color ? "\033[1m" : NULL);
-  lprintf(&l, NULL, "  %s  %zu running  %zu done", dur, running, p->leaves_done);
+  lprintf(&l, NULL, "  %s  %zu running", dur, running);
+  if (queued)
+    lprintf(&l, NULL, "  %zu queued", queued);
+  lprintf(&l, NULL, "  %zu done", p->leaves_done);
   lprintf(&l, p->leaves_failed ? "\033[31m" : NULL, "  %zu failed", p->leaves_failed);
   lend(&l);
   lines++;
@@ -350,7 +367,7 @@ static int render(struct pc_progress *p, int width, int max_lines, struct pc_buf
 
 void pc_progress_render(struct pc_progress *p, int width, struct pc_buf *out)
 {
-  scan(p, pc_wall_ms());
+  scan(p, now_off(p));
   render(p, width, MAX_LINES, out);
 }
 
@@ -392,7 +409,7 @@ static void on_tick(uv_timer_t *timer)
   int max_lines = rows - 1 < MAX_LINES ? rows - 1 : MAX_LINES;
   if (max_lines < 1)
     max_lines = 1;
-  scan(p, pc_wall_ms());
+  scan(p, now_off(p));
   pc_buf_reset(&p->frame);
   p->frame_lines = render(p, width, max_lines, &p->frame);
 

@@ -3,10 +3,12 @@
  * an SVG timeline). docs/reports.md describes each format; the JSON schema
  * is versioned there.
  *
- * Every format is rendered into memory and written atomically: a temporary
- * file beside the target, fsync, rename, fsync of the directory. So a reader
- * (CI, a dashboard) sees the old report or the new one, never half of one,
- * even if pacer is killed while writing.
+ * Every format is rendered into memory and written through outfile.h: a
+ * regular file atomically (a temporary file beside the target, fsync,
+ * rename, fsync of the directory), so a reader (CI, a dashboard) sees the
+ * old report or the new one, never half of one, even if pacer is killed
+ * while writing; a device or a FIFO (/dev/stdout, a pipe to a collector)
+ * by writing into it.
  *
  * Secrets: every string taken from the run (labels, errors, URLs) passes
  * through pc_redact() before it is escaped, because a secret holding a quote
@@ -18,18 +20,15 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
 
-#define PC_REPORT_SCHEMA_VERSION 1
+#define PC_REPORT_SCHEMA_VERSION 2
 /* Reports grow with the number of step records, which the run already
  * holds in memory, so the buffer cap is only a backstop. (Not SIZE_MAX:
  * pc_buf needs max + 1 to fit in a size_t.) */
@@ -155,9 +154,17 @@ static void record_path(struct pc_buf *b, const struct pc_run_report *r, size_t 
     pc_buf_printf(b, "%s@%d", pc_action_name(s->step->action), s->step->line);
 }
 
+/* The end of a record, as an offset from the run's start. */
 static double rec_end(const struct pc_record *s)
 {
-  return s->start_ms + s->duration_ms;
+  return s->start_off_ms + s->duration_ms;
+}
+
+/* The wall-clock time of an offset: the run's one wall-clock reading plus
+ * monotonic time, so a clock step during the run moves nothing. */
+static double wall_at(const struct pc_run_report *r, double off_ms)
+{
+  return r->start_ms + off_ms;
 }
 
 /* ----------------------------------------------------------- analysis */
@@ -176,9 +183,76 @@ struct analysis {
   size_t *nkids;    /* child records */
   int *group_lane;  /* groups (not roots): a lane no overlapping group holds; else -1 */
   int ngroup_lanes;
+  /* Leaves waiting for their first pool permit, as a step function: at
+   * queue_t[k] the number waiting changes by queue_d[k] (+1 or -1); sorted
+   * by time, ends before starts at equal times. */
+  double *queue_t;
+  int *queue_d;
+  size_t nqueue;
+  size_t max_queued;     /* the most leaves waiting at once */
+  double queued_ms;      /* all leaves' waiting, all attempts */
+  bool never_ran;        /* some leaf never ran (skipped, or stopped while queued) */
   size_t counts[PC_SKIPPED + 2]; /* cases by outcome; the last slot counts "running" */
   size_t ncases, nleaves, ngroups, attempts, retried;
 };
+
+/* A leaf's wait for its first permit: from when it was reached until it
+ * ran, or, if it never ran, for as long as it waited. */
+static bool first_wait(const struct pc_record *s, double *from, double *to)
+{
+  if (s->kind != PC_REC_LEAF || s->queued_ms <= 0)
+    return false; /* never waited: a step is reached and runs in the same moment */
+  *from = s->ready_off_ms;
+  *to = s->lane >= 0 ? s->start_off_ms : s->ready_off_ms + s->queued_ms;
+  return *to > *from;
+}
+
+struct qev {
+  double t;
+  int d;
+};
+
+static int qev_cmp(const void *a, const void *b)
+{
+  const struct qev *x = a, *y = b;
+  if (x->t != y->t)
+    return x->t < y->t ? -1 : 1;
+  return x->d - y->d;
+}
+
+static void analyse_queue(const struct pc_run_report *r, struct analysis *a)
+{
+  size_t n = 0;
+  double from, to;
+  for (size_t k = 0; k < r->nrecords; k++)
+    n += first_wait(&r->records[k], &from, &to) ? 2 : 0;
+  struct qev *ev = pc_xcalloc(n + 1, sizeof *ev);
+  n = 0;
+  for (size_t k = 0; k < r->nrecords; k++) {
+    const struct pc_record *s = &r->records[k];
+    if (s->kind == PC_REC_LEAF) {
+      a->queued_ms += s->queued_ms;
+      a->never_ran = a->never_ran || s->lane < 0;
+    }
+    if (first_wait(s, &from, &to)) {
+      ev[n++] = (struct qev){from, +1};
+      ev[n++] = (struct qev){to, -1};
+    }
+  }
+  qsort(ev, n, sizeof *ev, qev_cmp);
+  a->queue_t = pc_xcalloc(n + 1, sizeof *a->queue_t);
+  a->queue_d = pc_xcalloc(n + 1, sizeof *a->queue_d);
+  size_t cur = 0;
+  for (size_t k = 0; k < n; k++) {
+    a->queue_t[k] = ev[k].t;
+    a->queue_d[k] = ev[k].d;
+    cur = (size_t)((long)cur + ev[k].d);
+    if (cur > a->max_queued)
+      a->max_queued = cur;
+  }
+  a->nqueue = n;
+  free(ev);
+}
 
 static bool case_is_failure(const struct pc_record *s)
 {
@@ -270,7 +344,7 @@ static void analyse(const struct pc_run_report *r, struct analysis *a)
       a->retried += s->attempts > 1;
     } else if (s->kind != PC_REC_ROOT) {
       a->ngroups++;
-      if (h.n && h.end[0] <= s->start_ms) {
+      if (h.n && h.end[0] <= s->start_off_ms) {
         a->group_lane[k] = h.lane[0];
         heap_pop(&h);
       } else {
@@ -285,10 +359,13 @@ static void analyse(const struct pc_run_report *r, struct analysis *a)
   }
   free(h.end);
   free(h.lane);
+  analyse_queue(r, a);
 }
 
 static void analysis_free(struct analysis *a)
 {
+  free(a->queue_t);
+  free(a->queue_d);
   free(a->own_case);
   free(a->fail_below);
   free(a->nkids);
@@ -328,9 +405,10 @@ static void render_json(struct pc_buf *b, const struct pc_run_report *r)
       by[r->records[i].done ? (int)r->records[i].outcome : PC_SKIPPED + 1]++;
   pc_buf_printf(b,
                 "\"stats\":{\"steps\":%zu,\"leaves\":%zu,\"groups\":%zu,\"attempts\":%zu,"
-                "\"retried\":%zu,\"max_concurrency\":%d,\"outcomes\":{",
+                "\"retried\":%zu,\"max_concurrency\":%d,\"max_queued\":%zu,"
+                "\"queued_ms\":%.3f,\"outcomes\":{",
                 an.nleaves + an.ngroups, an.nleaves, an.ngroups, an.attempts, an.retried,
-                r->nlanes);
+                r->nlanes, an.max_queued, an.queued_ms);
   for (int o = 0; o <= PC_SKIPPED + 1; o++)
     pc_buf_printf(b, "%s\"%s\":%zu", o ? "," : "",
                   o <= PC_SKIPPED ? pc_outcome_name((enum pc_outcome)o) : "running", by[o]);
@@ -385,14 +463,19 @@ static void render_json(struct pc_buf *b, const struct pc_run_report *r)
     json_str(b, rec_outcome(s));
     pc_buf_puts(b, ",\"error\":");
     json_str(b, s->error);
-    pc_format_iso8601(s->start_ms, ts, sizeof ts);
+    pc_format_iso8601(wall_at(r, s->start_off_ms), ts, sizeof ts);
     pc_buf_puts(b, ",\"started_at\":");
     json_str(b, ts);
-    pc_buf_printf(b, ",\"start_offset_ms\":%.3f,\"duration_ms\":%.3f", s->start_ms - r->start_ms,
+    pc_buf_printf(b, ",\"start_offset_ms\":%.3f,\"duration_ms\":%.3f", s->start_off_ms,
                   s->duration_ms);
-    if (s->kind == PC_REC_LEAF)
-      pc_buf_printf(b, ",\"attempts\":%d,\"lane\":%d", s->attempts, s->lane);
-    else
+    if (s->kind == PC_REC_LEAF) {
+      pc_buf_printf(b, ",\"ready_offset_ms\":%.3f,\"queued_ms\":%.3f,\"attempts\":%d",
+                    s->ready_off_ms, s->queued_ms, s->attempts);
+      if (s->lane >= 0)
+        pc_buf_printf(b, ",\"lane\":%d", s->lane);
+      else
+        pc_buf_puts(b, ",\"lane\":null");
+    } else
       pc_buf_printf(b, ",\"total\":%zu,\"finished\":%zu,\"failed\":%zu", s->total, s->finished,
                     s->failed);
     if (s->status || s->url) {
@@ -594,7 +677,7 @@ static void render_junit(struct pc_buf *b, const struct pc_run_report *r)
     }
     const struct pc_record *sr = &r->records[su];
     double secs = (sr->parent == PC_NO_RECORD ? sum : sr->duration_ms) / 1000.0;
-    junit_timestamp(sr->start_ms, ts, sizeof ts);
+    junit_timestamp(wall_at(r, sr->start_off_ms), ts, sizeof ts);
     pc_buf_printf(b, "  <testsuite id=\"%zu\" name=\"", suite_no++);
     xml_str(b, sr->label, true);
     pc_buf_printf(b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" "
@@ -652,7 +735,7 @@ static void render_trace(struct pc_buf *b, const struct pc_run_report *r)
   char ts[40];
   pc_format_iso8601(r->start_ms, ts, sizeof ts);
   pc_buf_puts(b, "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"schema\":\"pacer-trace\","
-                 "\"version\":1,\"workflow\":");
+                 "\"version\":2,\"workflow\":");
   json_str(b, r->wf->name);
   pc_buf_puts(b, ",\"run_id\":");
   json_str(b, r->run_id);
@@ -678,16 +761,34 @@ static void render_trace(struct pc_buf *b, const struct pc_run_report *r)
     snprintf(name, sizeof name, "lane %d", l + 1);
     trace_thread(b, first_leaf_tid + l, name, first_leaf_tid + l);
   }
+  /* Leaves that never ran (skipped, or stopped while queued) hold no lane:
+   * they are instants on a track of their own. */
+  int not_run_tid = first_leaf_tid + r->nlanes;
+  if (an.never_ran)
+    trace_thread(b, not_run_tid, "not run", not_run_tid);
+  /* Waiting for a pool permit is not running: a counter track, "queued",
+   * with the number of steps waiting. */
+  if (an.nqueue) {
+    long cur = 0;
+    for (size_t k = 0; k < an.nqueue; k++) {
+      cur += an.queue_d[k];
+      if (k + 1 < an.nqueue && an.queue_t[k + 1] == an.queue_t[k])
+        continue; /* one sample per moment */
+      pc_buf_printf(b, ",\n{\"ph\":\"C\",\"pid\":1,\"name\":\"queued\",\"ts\":%.3f,"
+                       "\"args\":{\"waiting for a pool permit\":%ld}}",
+                    an.queue_t[k] * 1000.0, cur);
+    }
+  }
   struct pc_buf path;
   pc_buf_init(&path, REPORT_BUF_MAX);
   for (size_t i = 0; i < r->nrecords; i++) {
     const struct pc_record *s = &r->records[i];
     int tid = s->kind == PC_REC_ROOT ? 1
-              : s->kind == PC_REC_LEAF ? first_leaf_tid + (s->lane >= 0 ? s->lane : 0)
+              : s->kind == PC_REC_LEAF ? (s->lane >= 0 ? first_leaf_tid + s->lane : not_run_tid)
                                        : 2 + an.group_lane[i];
     pc_buf_puts(b, ",\n{\"ph\":\"X\",\"pid\":1,\"tid\":");
-    pc_buf_printf(b, "%d,\"ts\":%.3f,\"dur\":%.3f,\"name\":", tid,
-                  (s->start_ms - r->start_ms) * 1000.0, s->duration_ms * 1000.0);
+    pc_buf_printf(b, "%d,\"ts\":%.3f,\"dur\":%.3f,\"name\":", tid, s->start_off_ms * 1000.0,
+                  s->duration_ms * 1000.0);
     json_str(b, s->label);
     pc_buf_puts(b, ",\"cat\":");
     json_str(b, s->step ? pc_action_name(s->step->action) : "root");
@@ -704,7 +805,7 @@ static void render_trace(struct pc_buf *b, const struct pc_run_report *r)
       json_str(b, s->error);
     }
     if (s->kind == PC_REC_LEAF)
-      pc_buf_printf(b, ",\"attempts\":%d", s->attempts);
+      pc_buf_printf(b, ",\"attempts\":%d,\"queued_ms\":%.3f", s->attempts, s->queued_ms);
     else if (s->kind != PC_REC_ROOT)
       pc_buf_printf(b, ",\"total\":%zu,\"failed\":%zu", s->total, s->failed);
     if (s->item)
@@ -725,8 +826,9 @@ static void render_trace(struct pc_buf *b, const struct pc_run_report *r)
 /* ============================================================== html */
 
 /* One self-contained page: inline CSS and SVG, no script, nothing fetched.
- * The timeline has a row for the run, one per group lane and one per leaf
- * lane, so concurrency reads as stacked bars. */
+ * The timeline has a row for the run, a "queued" row (steps waiting for a
+ * pool permit, as an area) when any step waited, one per group lane and one
+ * per leaf lane, so concurrency reads as stacked bars. */
 
 static const char *const html_css =
     "body{font:14px/1.4 system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;"
@@ -751,6 +853,7 @@ static const char *const html_css =
     ".o-cancelled{fill:#8c959f;stroke:#8c959f;background:#8c959f}"
     ".o-skipped{fill:#d0d7de;stroke:#afb8c1;background:#afb8c1}"
     ".o-running{fill:#bf8700;stroke:#bf8700;background:#bf8700}"
+    ".queued{fill:#c297ff;stroke:none;background:#c297ff}"
     ".legend span{display:inline-block;margin-right:14px}"
     ".legend i{display:inline-block;width:10px;height:10px;margin-right:4px;"
     "border-radius:2px}";
@@ -791,11 +894,17 @@ static void html_summary(struct pc_buf *b, const struct pc_run_report *r,
     if (o <= PC_SKIPPED || an->counts[o])
       pc_buf_printf(b, "<th>%s</th>",
                     o <= PC_SKIPPED ? pc_outcome_name((enum pc_outcome)o) : "running");
-  pc_buf_printf(b, "<th>max concurrency</th></tr>\n<tr><td>%zu</td>", an->ncases);
+  pc_buf_puts(b, "<th>max concurrency</th>");
+  if (an->max_queued)
+    pc_buf_puts(b, "<th>max queued</th>");
+  pc_buf_printf(b, "</tr>\n<tr><td>%zu</td>", an->ncases);
   for (int o = 0; o <= PC_SKIPPED + 1; o++)
     if (o <= PC_SKIPPED || an->counts[o])
       pc_buf_printf(b, "<td>%zu</td>", an->counts[o]);
-  pc_buf_printf(b, "<td>%d</td></tr></table>\n", r->nlanes);
+  pc_buf_printf(b, "<td>%d</td>", r->nlanes);
+  if (an->max_queued)
+    pc_buf_printf(b, "<td>%zu</td>", an->max_queued);
+  pc_buf_puts(b, "</tr></table>\n");
 }
 
 static void html_failures(struct pc_buf *b, const struct pc_run_report *r,
@@ -828,6 +937,11 @@ static void html_failures(struct pc_buf *b, const struct pc_run_report *r,
     pc_buf_free(&path);
     pc_buf_puts(b, " &middot; ");
     html_duration(b, s->duration_ms);
+    if (s->kind == PC_REC_LEAF && s->queued_ms >= 1) {
+      pc_buf_puts(b, " (queued ");
+      html_duration(b, s->queued_ms);
+      pc_buf_puts(b, ")");
+    }
     if (s->kind == PC_REC_LEAF)
       pc_buf_printf(b, " &middot; %d attempt%s", s->attempts, s->attempts == 1 ? "" : "s");
     if (s->url) {
@@ -854,6 +968,52 @@ static double tick_step(double span_ms)
   return raw <= p ? p : raw <= 2 * p ? 2 * p : raw <= 5 * p ? 5 * p : 10 * p;
 }
 
+/* The row of a leaf: its lane; a leaf that never ran has none, and is
+ * drawn (as a sliver) on the first. */
+static int leaf_row_lane(const struct pc_record *s)
+{
+  return s->lane >= 0 ? s->lane : 0;
+}
+
+/* The "queued" row: how many steps wait for a pool permit at each moment,
+ * as an area (the most waiting within each pixel column), scaled to the
+ * peak. Waiting is not running, so it is never drawn as a step's bar. */
+static void html_queue_row(struct pc_buf *b, const struct analysis *an, double span, int left,
+                           int plot, int y, int rh)
+{
+  size_t *col = pc_xcalloc((size_t)plot + 1, sizeof *col);
+  size_t cur = 0;
+  double prev = 0;
+  for (size_t k = 0; k <= an->nqueue; k++) {
+    double t = k < an->nqueue ? an->queue_t[k] : span;
+    int c0 = (int)(prev / span * plot), c1 = (int)(t / span * plot);
+    c0 = c0 < 0 ? 0 : c0 > plot ? plot : c0;
+    c1 = c1 < 0 ? 0 : c1 > plot ? plot : c1;
+    for (int c = c0; c <= c1 && cur; c++)
+      col[c] = col[c] > cur ? col[c] : cur;
+    if (k == an->nqueue)
+      break;
+    cur = (size_t)((long)cur + an->queue_d[k]);
+    if (c1 <= plot && cur > col[c1])
+      col[c1] = cur;
+    prev = t;
+  }
+  double hmax = rh > 4 ? rh - 2 : rh;
+  int base = y + (rh > 4 ? rh - 1 : rh);
+  pc_buf_printf(b, "<path class=\"queued\" d=\"M%d %d", left, base);
+  double last = 0;
+  for (int c = 0; c < plot; c++) {
+    double h = an->max_queued ? (double)col[c] * hmax / (double)an->max_queued : 0;
+    if (c == 0 || h != last)
+      pc_buf_printf(b, "H%dV%.2f", left + c, base - h);
+    last = h;
+  }
+  pc_buf_printf(b, "H%dV%dZ\"><title>queued: steps waiting for a pool permit (at most %zu at "
+                   "once)</title></path>\n",
+                left + plot, base, an->max_queued);
+  free(col);
+}
+
 static void html_timeline(struct pc_buf *b, const struct pc_run_report *r,
                           const struct analysis *an)
 {
@@ -869,16 +1029,19 @@ static void html_timeline(struct pc_buf *b, const struct pc_run_report *r,
     if (drawn >= HTML_MAX_BARS)
       continue;
     drawn++;
-    if (s->kind == PC_REC_LEAF && s->lane > max_leaf_lane)
-      max_leaf_lane = s->lane;
+    if (s->kind == PC_REC_LEAF && leaf_row_lane(s) > max_leaf_lane)
+      max_leaf_lane = leaf_row_lane(s);
     if (s->kind != PC_REC_LEAF && an->group_lane[i] > max_group_lane)
       max_group_lane = an->group_lane[i];
-    if (rec_end(s) - r->start_ms > span)
-      span = rec_end(s) - r->start_ms;
+    if (rec_end(s) > span)
+      span = rec_end(s);
   }
   if (span <= 0)
     span = 1;
-  int rows = 1 + (max_group_lane + 1) + (max_leaf_lane + 1);
+  /* Rows: the run, "queued" (if any step waited for a permit), the group
+   * lanes, the leaf lanes. */
+  int qrows = an->nqueue ? 1 : 0;
+  int rows = 1 + qrows + (max_group_lane + 1) + (max_leaf_lane + 1);
   int rh = rows <= 40 ? 18 : rows <= 120 ? 8 : rows <= 400 ? 4 : 2;
   const int left = 110, width = 1200, top = 24, plot = width - left - 10;
   int height = top + rows * rh + 10;
@@ -888,6 +1051,11 @@ static void html_timeline(struct pc_buf *b, const struct pc_run_report *r,
   pc_buf_printf(b, "; steps on %d lane%s (a lane is a slot no two overlapping steps share), "
                    "groups drawn pale above them. Hover a bar for details.",
                 max_leaf_lane + 1, max_leaf_lane == 0 ? "" : "s");
+  if (qrows)
+    pc_buf_printf(b, " A step's bar starts when it got its pool permits and ran: the time it "
+                     "waited for them is not running, and is drawn in the <i>queued</i> row "
+                     "(how many steps waited, at most %zu at once).",
+                  an->max_queued);
   if (drawn < nsteps)
     pc_buf_printf(b, " <b>Showing the first %zu of %zu steps</b> (in start order); the JSON "
                      "and trace reports have them all.",
@@ -896,6 +1064,8 @@ static void html_timeline(struct pc_buf *b, const struct pc_run_report *r,
   for (int o = 0; o <= PC_SKIPPED; o++)
     pc_buf_printf(b, "<span><i class=\"o-%s\"></i>%s</span>", pc_outcome_name((enum pc_outcome)o),
                   pc_outcome_name((enum pc_outcome)o));
+  if (qrows)
+    pc_buf_puts(b, "<span><i class=\"queued\"></i>queued (waiting for a pool permit)</span>");
   pc_buf_puts(b, "</p>\n");
   pc_buf_printf(b, "<svg class=\"timeline\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
                    "role=\"img\" aria-label=\"timeline of the run\">\n",
@@ -910,11 +1080,14 @@ static void html_timeline(struct pc_buf *b, const struct pc_run_report *r,
     if (rh >= 12) {
       if (row == 0)
         pc_buf_printf(b, "<text x=\"4\" y=\"%d\">run</text>\n", y + rh - 5);
-      else if (row <= max_group_lane + 1)
-        pc_buf_printf(b, "<text x=\"4\" y=\"%d\">groups %d</text>\n", y + rh - 5, row);
+      else if (row <= qrows)
+        pc_buf_printf(b, "<text x=\"4\" y=\"%d\">queued</text>\n", y + rh - 5);
+      else if (row <= qrows + max_group_lane + 1)
+        pc_buf_printf(b, "<text x=\"4\" y=\"%d\">groups %d</text>\n", y + rh - 5,
+                      row - qrows);
       else
         pc_buf_printf(b, "<text x=\"4\" y=\"%d\">lane %d</text>\n", y + rh - 5,
-                      row - max_group_lane - 1);
+                      row - qrows - max_group_lane - 1);
     }
   }
   /* Axis with ticks. */
@@ -927,6 +1100,8 @@ static void html_timeline(struct pc_buf *b, const struct pc_run_report *r,
     html_duration(b, t);
     pc_buf_puts(b, "</text>\n");
   }
+  if (qrows)
+    html_queue_row(b, an, span, left, plot, top + rh, rh);
 
   drawn = 0;
   for (size_t i = 0; i < r->nrecords; i++) {
@@ -938,10 +1113,10 @@ static void html_timeline(struct pc_buf *b, const struct pc_run_report *r,
       if (drawn >= HTML_MAX_BARS)
         continue;
       drawn++;
-      row = s->kind == PC_REC_LEAF ? 1 + (max_group_lane + 1) + (s->lane >= 0 ? s->lane : 0)
-                                   : 1 + an->group_lane[i];
+      row = s->kind == PC_REC_LEAF ? 1 + qrows + (max_group_lane + 1) + leaf_row_lane(s)
+                                   : 1 + qrows + an->group_lane[i];
     }
-    double x = left + (s->start_ms - r->start_ms) / span * plot;
+    double x = left + s->start_off_ms / span * plot;
     double w = s->duration_ms / span * plot;
     if (w < 1)
       w = 1;
@@ -958,6 +1133,11 @@ static void html_timeline(struct pc_buf *b, const struct pc_run_report *r,
     html_duration(b, s->duration_ms);
     if (s->kind != PC_REC_LEAF && s->kind != PC_REC_ROOT)
       pc_buf_printf(b, ", %zu/%zu finished, %zu failed", s->finished, s->total, s->failed);
+    if (s->kind == PC_REC_LEAF && s->queued_ms >= 1) {
+      pc_buf_puts(b, s->lane >= 0 ? ", after waiting " : ", never ran: waited ");
+      html_duration(b, s->queued_ms);
+      pc_buf_puts(b, " for a pool permit");
+    }
     if (s->attempts > 1)
       pc_buf_printf(b, ", %d attempts", s->attempts);
     if (s->error) {
@@ -1007,55 +1187,6 @@ static void render_html(struct pc_buf *b, const struct pc_run_report *r)
   analysis_free(&an);
 }
 
-/* ============================================================ writing */
-
-/* Writes `data` to `path` atomically. */
-static int write_atomic(const char *path, const char *data, size_t len)
-{
-  char *tmp = pc_asprintf("%s.tmp.%ld", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    fprintf(stderr, "pacer: cannot write report %s: %s\n", path, strerror(errno));
-    free(tmp);
-    return -1;
-  }
-  size_t off = 0;
-  while (off < len) {
-    ssize_t n = write(fd, data + off, len - off);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      goto fail;
-    off += (size_t)n;
-  }
-  if (fsync(fd) != 0)
-    goto fail;
-  if (close(fd) != 0) {
-    fd = -1;
-    goto fail;
-  }
-  fd = -1;
-  if (rename(tmp, path) != 0)
-    goto fail;
-  /* Make the rename itself durable (best effort). */
-  char *dcopy = pc_xstrdup(path);
-  int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)fsync(dfd);
-    close(dfd);
-  }
-  free(dcopy);
-  free(tmp);
-  return 0;
-fail:
-  fprintf(stderr, "pacer: cannot write report %s: %s\n", path, strerror(errno));
-  if (fd >= 0)
-    close(fd);
-  unlink(tmp);
-  free(tmp);
-  return -1;
-}
-
 /* ------------------------------------------------------------- public */
 
 static const struct {
@@ -1076,7 +1207,7 @@ bool pc_report_format_known(const char *format)
   return false;
 }
 
-int pc_report_write(const char *format, const char *path, const struct pc_run_report *r)
+int pc_report_write(const char *format, struct pc_outfile *out, const struct pc_run_report *r)
 {
   for (size_t i = 0; i < PC_ARRAY_SIZE(formats); i++) {
     if (strcmp(formats[i].name, format) != 0)
@@ -1089,9 +1220,21 @@ int pc_report_write(const char *format, const char *path, const struct pc_run_re
     size_t len;
     char *red = pc_redact(b.data ? b.data : "", b.len, &len);
     pc_buf_free(&b);
-    int rc = write_atomic(path, red, len);
+    char *path = pc_xstrdup(out->path ? out->path : "?");
+    char *err = NULL;
+    int rc = pc_outfile_write(out, red, len);
+    if (rc == 0) {
+      rc = pc_outfile_commit(out, &err);
+    } else {
+      err = pc_asprintf("cannot write \"%s\": %s", path, strerror(-rc));
+      pc_outfile_discard(out);
+    }
+    if (rc)
+      fprintf(stderr, "pacer: report %s: %s\n", format, err);
+    free(err);
+    free(path);
     free(red);
-    return rc;
+    return rc ? -1 : 0;
   }
   fprintf(stderr, "pacer: unknown report format \"%s\"\n", format);
   return -1;

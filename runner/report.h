@@ -14,6 +14,7 @@
 
 #include "engine.h"
 #include "http.h"
+#include "outfile.h"
 #include "workflow.h"
 
 #define PC_NO_RECORD SIZE_MAX
@@ -32,11 +33,21 @@ struct pc_record {
   enum pc_outcome outcome;    /* valid when done */
   char *error;                /* NULL if none */
   int attempts;               /* leaves */
-  double start_ms;            /* wall clock, epoch milliseconds */
-  double duration_ms;
-  int lane;                   /* leaves: a lane no other running leaf holds; -1 for groups */
-  /* Live counters for gather and fan-out records. */
-  size_t total, finished, running, failed;
+  /* Times are offsets from the run's start on the monotonic clock (a step
+   * of the wall clock during the run moves nothing). A leaf's start is when
+   * its first attempt got its pool permits and ran; before that, from
+   * ready_off_ms, it was queued. Groups and leaves that never ran start
+   * when they were reached (start_off_ms == ready_off_ms). */
+  double start_off_ms;
+  double ready_off_ms;
+  double duration_ms;         /* from start_off_ms to the end (0 for a leaf that never ran) */
+  double queued_ms;           /* leaves: time waiting for pool permits, all attempts */
+  bool waiting;               /* leaves, live: queued for a permit now */
+  int lane;                   /* leaves that ran: a lane no other running leaf held; else -1 */
+  /* Live counters for gather and fan-out records: children in total,
+   * finished, in flight (started, not finished), of those queued for a
+   * pool permit (leaf children), and failed. */
+  size_t total, finished, running, queued, failed;
   /* Leaves with a status (HTTP) and a URL, when the action reported them. */
   int status;
   char *url;
@@ -46,7 +57,8 @@ struct pc_record {
 struct pc_run_report {
   const struct pc_workflow *wf; /* borrowed */
   const char *run_id;
-  double start_ms;    /* wall clock */
+  double start_ms;    /* wall clock at the start: the run's one reading of it */
+  double start_mono;  /* pc_mono_ms() at the same moment; records count from it */
   double duration_ms; /* filled at the end */
   const char *outcome;/* "ok", "failed", "error", "timeout", "cancelled"; at the end */
   int exit_code;      /* at the end */
@@ -59,8 +71,10 @@ struct pc_run_report {
 
 /* Report formats, as in --report FORMAT:PATH. */
 bool pc_report_format_known(const char *format);
-/* Writes one report atomically (temporary file, fsync, rename). Returns 0 or
- * -1 with a message on stderr. Secrets are redacted in every format. */
-int pc_report_write(const char *format, const char *path, const struct pc_run_report *r);
+/* Renders one report and writes it to `out`, opened by the caller at the
+ * start of the run (see outfile.h: a regular file is replaced atomically, a
+ * device or FIFO is written into), then commits and closes it. Returns 0
+ * or -1 with a message on stderr. Secrets are redacted in every format. */
+int pc_report_write(const char *format, struct pc_outfile *out, const struct pc_run_report *r);
 
 #endif

@@ -1,14 +1,29 @@
 /* watchdog.c: see watchdog.h. The loop bumps an atomic counter from a
- * uv_prepare handle (unreferenced: it never keeps the loop alive); signal
- * handlers chained in front of libuv's count SIGINT/SIGTERM; the thread
- * wakes every 200 ms and compares. Only async-signal-safe and lock-free
- * operations happen in the handlers and in the exit path. */
+ * uv_prepare handle every iteration (unreferenced, so it never keeps the
+ * loop alive); libuv's idle-time metric (uv_metrics_idle_time, thread-safe)
+ * says how long the loop has spent waiting in epoll_wait; signal handlers
+ * chained in front of libuv's count SIGINT/SIGTERM/SIGHUP; the thread wakes
+ * every 200 ms and compares. Only async-signal-safe and lock-free
+ * operations happen in the handlers and in the exit path.
+ *
+ * What is NOT a blocked loop:
+ * - a loop waiting for events (a long `sleep` in `finally` after the
+ *   deadline): it is idle, not stuck, and will turn as soon as a timer or
+ *   a signal is due. Its idle time grows while it waits; a callback that
+ *   blocks (even one run from inside the poll phase, as libcurl's socket
+ *   callbacks are) stops both the heartbeat and the idle time;
+ * - a stopped process (SIGSTOP, Ctrl-Z, a cgroup freezer, `docker pause`):
+ *   the watchdog thread is stopped too, so stillness is counted in the
+ *   thread's own ticks, not in clock time; after SIGCONT the loop gets the
+ *   whole STALL_MS again to show life. */
 #include "watchdog.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,14 +34,16 @@
 #include "log.h"
 #include "util.h"
 
-/* How long the loop must have stood still before the watchdog acts. */
-#define STALL_MS 1000.0
+/* How long the loop must have stood still (outside its wait for events)
+ * before the watchdog acts, counted in watchdog ticks (see above). */
+#define STALL_MS 1000
 /* Grace after the deadline, and after a first signal, before exiting. */
 #define GRACE_MS 5000.0
 #define TICK_MS 200
 
 struct pc_watchdog {
   uv_prepare_t beat;
+  uv_loop_t *loop; /* borrowed: read by the thread through uv_metrics_idle_time only */
   atomic_ulong heartbeat;
   double deadline_ms;
   pc_watchdog_kill_fn kill;
@@ -41,7 +58,9 @@ struct pc_watchdog {
 static atomic_int sig_count;
 static atomic_int first_sig;
 static atomic_long first_sig_ms; /* pc_mono_ms() of the first signal, as integer */
-static struct sigaction chained[2]; /* libuv's handlers for SIGINT, SIGTERM */
+/* libuv's handlers for the signals the run watches, chained behind ours. */
+static const int watched[] = {SIGINT, SIGTERM, SIGHUP};
+static struct sigaction chained[PC_ARRAY_SIZE(watched)];
 
 static void on_beat(uv_prepare_t *h)
 {
@@ -58,9 +77,11 @@ static void counting_handler(int sig)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     atomic_store(&first_sig_ms, (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
   }
-  const struct sigaction *next = &chained[sig == SIGINT ? 0 : 1];
-  if (next->sa_handler != SIG_DFL && next->sa_handler != SIG_IGN)
-    next->sa_handler(sig);
+  for (size_t i = 0; i < PC_ARRAY_SIZE(watched); i++) {
+    const struct sigaction *next = &chained[i];
+    if (watched[i] == sig && next->sa_handler != SIG_DFL && next->sa_handler != SIG_IGN)
+      next->sa_handler(sig);
+  }
   errno = saved;
 }
 
@@ -88,11 +109,18 @@ static void say(const char *msg)
   (void)n;
 }
 
+/* The exit code a signal asks for (SPEC §1). */
+static int signal_exit_code(int sig)
+{
+  return sig == SIGINT ? PC_EXIT_SIGINT : sig == SIGHUP ? PC_EXIT_SIGHUP : PC_EXIT_SIGTERM;
+}
+
 static void *watch(void *arg)
 {
   struct pc_watchdog *w = arg;
   unsigned long last = atomic_load(&w->heartbeat);
-  double still_since = mono_ms();
+  uint64_t last_idle = uv_metrics_idle_time(w->loop);
+  int still_ticks = 0; /* ticks of this thread that saw the loop busy and not turning */
   pthread_mutex_lock(&w->mu);
   while (!w->stop) {
     struct timespec until;
@@ -105,19 +133,22 @@ static void *watch(void *arg)
       break;
     double now = mono_ms();
     unsigned long beat = atomic_load(&w->heartbeat);
-    if (beat != last) {
+    uint64_t idle = uv_metrics_idle_time(w->loop);
+    if (beat != last || idle != last_idle) {
       last = beat;
-      still_since = now;
+      last_idle = idle;
+      still_ticks = 0;
       continue;
     }
-    if (now - still_since < STALL_MS)
+    /* Ticks, not clock time: a process stopped for an hour and resumed has
+     * seen one tick, and its loop gets STALL_MS of its own to turn. */
+    if (++still_ticks * TICK_MS < STALL_MS)
       continue;
     int sigs = atomic_load(&sig_count);
     int code = -1;
     const char *why = NULL;
     if (sigs >= 2 || (sigs == 1 && now - (double)atomic_load(&first_sig_ms) > GRACE_MS)) {
-      int sig = atomic_load(&first_sig);
-      code = sig == SIGINT ? PC_EXIT_SIGINT : PC_EXIT_SIGTERM;
+      code = signal_exit_code(atomic_load(&first_sig));
       why = "pacer: the event loop is blocked (a step is stuck inside one call) and a signal "
             "could not be handled; exiting\n";
     } else if (w->deadline_ms >= 0 && now > w->deadline_ms + GRACE_MS) {
@@ -140,6 +171,10 @@ struct pc_watchdog *pc_watchdog_start(uv_loop_t *loop, double deadline_ms,
                                       pc_watchdog_kill_fn kill, void *data)
 {
   struct pc_watchdog *w = pc_xcalloc(1, sizeof *w);
+  w->loop = loop;
+  /* Time spent waiting for events is idle, not stuck: have libuv count it
+   * (a clock reading around each epoll_wait). */
+  uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
   w->deadline_ms = deadline_ms;
   w->kill = kill;
   w->data = data;
@@ -164,8 +199,14 @@ struct pc_watchdog *pc_watchdog_start(uv_loop_t *loop, double deadline_ms,
   uv_prepare_init(loop, &w->beat);
   uv_prepare_start(&w->beat, on_beat);
   uv_unref((uv_handle_t *)&w->beat);
-  chain(SIGINT, &chained[0]);
-  chain(SIGTERM, &chained[1]);
+  /* Only the signals the run handles (a SIGHUP ignored under nohup is not
+   * watched): a handler of ours on an ignored signal would un-ignore it. */
+  for (size_t i = 0; i < PC_ARRAY_SIZE(watched); i++) {
+    struct sigaction cur;
+    if (sigaction(watched[i], NULL, &cur) == 0 && cur.sa_handler != SIG_DFL &&
+        cur.sa_handler != SIG_IGN)
+      chain(watched[i], &chained[i]);
+  }
   return w;
 }
 

@@ -8,8 +8,9 @@
  * turned for a while AND the run should be over (past the deadline plus a
  * grace period, or interrupted by a signal the loop could not handle), it
  * stops the run's child processes and exits the process itself, with the
- * exit code the run would have had (4, 130 or 143). It never acts while the
- * loop is alive. */
+ * exit code the run would have had (4, 129, 130 or 143). It never acts while
+ * the loop is alive: a loop waiting for events is idle, not blocked, and a
+ * stopped process (SIGSTOP, a cgroup freezer) is not a blocked loop either. */
 #ifndef PACER_WATCHDOG_H
 #define PACER_WATCHDOG_H
 
@@ -23,8 +24,8 @@ typedef void (*pc_watchdog_kill_fn)(void *data);
 
 /* Starts the heartbeat on `loop` and the thread. deadline_ms is the run's
  * deadline on pc_mono_ms()'s clock, or a negative number for none. Must be
- * called after the loop's SIGINT/SIGTERM watchers are started: it chains
- * their handlers to count signals. Returns NULL if the thread cannot start
+ * called after the loop's SIGINT/SIGTERM/SIGHUP watchers are started: it
+ * chains the handlers it finds to count signals. Returns NULL if the thread cannot start
  * (the run goes on without it; a warning is logged). */
 struct pc_watchdog *pc_watchdog_start(uv_loop_t *loop, double deadline_ms,
                                       pc_watchdog_kill_fn kill, void *data);

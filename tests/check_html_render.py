@@ -4,8 +4,10 @@
 Usage: check_html_render.py --pacer PATH [--chromium PATH] [--keep]
 
 Runs the real binary on a small workflow of known shape (a gather of three
-sleeps of 200 ms, 500 ms and 1 s, and a step that fails after 600 ms under
-continue_on_error) with an html and a json report, opens the HTML in headless
+sleeps of 200 ms, 500 ms and 1 s, a step that fails after 600 ms under
+continue_on_error, and two 300 ms steps sharing a pool of 1, so one waits
+300 ms for its permit; the first fails, so the two bars on the lane they
+share have different colours) with an html and a json report, opens the HTML in headless
 Chromium (Debian's `chromium`), takes a screenshot, decodes the PNG with the
 standard library only, and checks what was drawn:
 
@@ -13,9 +15,12 @@ standard library only, and checks what was drawn:
     #d1d9e0) is there, in full, at the width the report gives it;
   - inside that box, one solid bar per leaf step, lane by lane from the top,
     in the colour of its outcome as runner/report.c draws it (#2da44e ok,
-    #cf222e failed): three green bars and one red one;
+    #cf222e failed): four green bars and two red ones;
   - each bar starts and ends where the JSON report's start offset and
-    duration put it on the time axis (a few pixels of tolerance).
+    duration put it on the time axis (a few pixels of tolerance): the step
+    that waited for the pool starts when it got its permit, not before;
+  - the wait is drawn apart, in the "queued" colour (#c297ff), from when the
+    waiting step was reached to when it started.
 
 Chromium runs in its own session, is bounded by a timeout, and its whole
 process group is killed afterwards; no process started with this run's
@@ -44,6 +49,7 @@ OK = (0x2D, 0xA4, 0x4E)
 FAILED = (0xCF, 0x22, 0x2E)
 BORDER = (0xD1, 0xD9, 0xE0)
 OUTCOME_COLOURS = {"ok": OK, "failed": FAILED}
+QUEUED = (0xC2, 0x97, 0xFF)
 TOLERANCE = 10  # per channel, for colour management and anti-aliasing
 
 # Timeline geometry from runner/report.c (html_timeline), in SVG units.
@@ -54,6 +60,8 @@ CHROMIUM_TIMEOUT = 35  # s; the case's step timeout is 50 s, its bound 55 s
 
 WORKFLOW = """\
 name: html-render
+pools:
+  one: { concurrency: 1 }
 steps:
   - id: lanes
     gather:
@@ -66,6 +74,13 @@ steps:
       - id: broken
         shell: "sleep 0.6; exit 1"
         continue_on_error: true
+      - id: pooled_a
+        pool: one
+        shell: "sleep 0.3; exit 1"
+        continue_on_error: true
+      - id: pooled_b
+        pool: one
+        sleep: 300ms
 """
 
 CHROMIUM_FLAGS = [
@@ -279,7 +294,7 @@ def check_screenshot(png, report):
 
     leaves = sorted((s for s in report["steps"] if s["kind"] == "step"), key=lambda s: s["lane"])
     check([s["outcome"] for s in sorted(leaves, key=lambda s: s["id"])] ==
-          ["failed", "ok", "ok", "ok"], "inner run: unexpected outcomes %r" %
+          ["failed", "ok", "ok", "failed", "ok", "ok"], "inner run: unexpected outcomes %r" %
           [(s["id"], s["outcome"]) for s in leaves])
     # The time axis spans the run, teardown included, as report.c draws it
     # (or the latest end, if later).
@@ -292,7 +307,16 @@ def check_screenshot(png, report):
           "one per step: %r" % (len(bars), ", ".join("%d %s" % (n, k) for k, n in counts.items()),
                                 len(leaves), bars))
     slack = 4
-    for bar, s in zip(bars, leaves):
+    # Bars by row (top to bottom) and colour; leaves by lane and outcome: two
+    # steps that ran one after the other share a lane.
+    rows_y = sorted({b[1] for b in bars})
+    lanes = sorted({s["lane"] for s in leaves})
+    check(len(rows_y) == len(lanes), "bars on %d rows for %d lanes" % (len(rows_y), len(lanes)))
+    by_key = {(rows_y.index(b[1]), b[0]): b for b in bars}
+    check(len(by_key) == len(bars), "two bars of one colour on one row: %r" % bars)
+    for s in leaves:
+        bar = by_key.get((lanes.index(s["lane"]), s["outcome"]))
+        check(bar, "%s: no %s bar on the row of lane %d" % (s["id"], s["outcome"], s["lane"]))
         name, y0, y1, x0, x1 = bar
         what = "%s (lane %d)" % (s["id"], s["lane"])
         check(name == s["outcome"], "%s: bar is %s, expected %s" % (what, name, s["outcome"]))
@@ -302,6 +326,20 @@ def check_screenshot(png, report):
         check(abs(x0 - want0) <= slack and abs(x1 - want1) <= slack,
               "%s: bar spans x %d-%d, expected %.0f-%.0f (%.0f ms from %.0f ms of %.0f)" %
               (what, x0, x1, want0, want1, s["duration_ms"], s["start_offset_ms"], span))
+
+    # The pooled step that waited: its wait is drawn in the queued colour,
+    # from when it was reached to when it started, and nowhere else.
+    waited = [s for s in leaves if s["queued_ms"] > 100]
+    check(len(waited) == 1, "expected one step to wait for the pool: %r" %
+          [(s["id"], s["queued_ms"]) for s in leaves])
+    w = waited[0]
+    xs = [r for y in range(by0 + 1, by1 - 1) for r in runs_of(rows, y, QUEUED, bx0 + 1, bx1 - 1)]
+    check(xs, "no queued area (#%02x%02x%02x) in the timeline" % QUEUED)
+    qx0, qx1 = min(r[0] for r in xs), max(r[1] for r in xs)
+    want0 = bx0 + 1 + scale * (LEFT + w["ready_offset_ms"] / span * PLOT)
+    want1 = bx0 + 1 + scale * (LEFT + w["start_offset_ms"] / span * PLOT)
+    check(abs(qx0 - want0) <= slack and abs(qx1 - want1) <= slack,
+          "queued area spans x %d-%d, expected %.0f-%.0f" % (qx0, qx1, want0, want1))
     return bars
 
 

@@ -12,6 +12,8 @@ terminal emulator (\\r, \\n, cursor up, erase line, erase below, SGR). Then:
   - the final screen is clean: no bar is left, every line is whole (a log
     line or one `item N` line, never a mix), each item printed exactly once,
     and no line is wider than the terminal;
+  - steps waiting for a pool permit are shown as queued, never as running
+    (a fan-out of 8 in a pool of 2: no frame shows more than 2 running);
   - colour only without NO_COLOR; no escape sequence at all with
     `--progress never`, nor with `auto` when stderr is not a terminal.
 
@@ -49,6 +51,18 @@ steps:
       - for_each: ${{ range(1, 12) }}
         concurrency: 3
         sleep: 60ms
+"""
+
+# Waiting for a pool permit is not running: a fan-out of 8 in a pool of 2.
+POOL_WORKFLOW = r"""
+name: progress-pool
+pools:
+  two: { concurrency: 2 }
+steps:
+  - id: waits
+    for_each: ${{ range(1, 8) }}
+    pool: two
+    sleep: 150ms
 """
 
 LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (error|warn |info |debug) ")
@@ -167,6 +181,29 @@ def check_display(pacer, wf, color):
     check(any("workflow progress-demo: ok" in l for l in screen), "no closing log line")
 
 
+def check_queued(pacer, tmp):
+    """Steps waiting for a pool permit are shown as queued, never as running:
+    no frame shows more than 2 running, and some show the rest queued."""
+    wf = os.path.join(tmp, "pool.yml")
+    with open(wf, "w") as f:
+        f.write(POOL_WORKFLOW)
+    env = base_env()
+    env["NO_COLOR"] = "1"
+    code, raw = run_pty([pacer, "run", wf, "--progress", "always"], env)
+    check(code == 0, "exit %d:\n%s" % (code, raw[-2000:]))
+    segs = re.split(r"[\r\n]", re.sub(r"\x1b\[\d*[A-Za-z]", "\n", raw))
+    status = [s for s in segs if s.startswith("progress-pool ")]
+    bars = [s for s in segs if re.search(r"\d+/8 ", s)]
+    check(status and bars, "no display:\n%r" % raw[-2000:])
+    for line in status + bars:
+        m = re.search(r"(\d+) running", line)
+        check(m and int(m.group(1)) <= 2, "more than the pool's 2 shown running: %r" % line)
+    check(any(re.search(r"\d+ running  [1-6] queued", s) for s in status),
+          "the status line never shows steps queued: %r" % status[:5])
+    check(any(re.search(r"\d+ running  [1-6] queued", s) for s in bars),
+          "the fan-out bar never shows items queued: %r" % bars[:5])
+
+
 def check_never(pacer, wf):
     env = base_env()
     env["NO_COLOR"] = "1"
@@ -196,6 +233,7 @@ def main():
             f.write(WORKFLOW)
         checks = [("display-colour", lambda: check_display(pacer, wf, True)),
                   ("display-no-colour", lambda: check_display(pacer, wf, False)),
+                  ("queued", lambda: check_queued(pacer, tmp)),
                   ("never", lambda: check_never(pacer, wf)),
                   ("not-a-tty", lambda: check_not_a_tty(pacer, wf))]
         for name, fn in checks:

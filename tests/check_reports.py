@@ -6,6 +6,9 @@ Usage: check_reports.py --pacer PATH SCENARIO...
 Each scenario writes a small workflow to a temporary directory, runs the real
 binary on it with every report format, and checks what came out:
 
+  pool      six 100 ms sleeps in a pool of 2: waiting for a permit is
+            recorded as queued, not running (max_concurrency 2, durations of
+            100 ms, a "queued" counter in the trace and row in the HTML)
   formats   a run with a fan-out, a gather, a group timeout, `if`, a tolerated
             failure and a failing assert (exit 1): the JSON holds every step,
             the JUnit XML parses with the right counts and escaping, the trace
@@ -78,7 +81,7 @@ def load_reports(tmp):
     """Parses all four reports, checking the generic invariants of each."""
     with open(os.path.join(tmp, "report.json"), encoding="utf-8") as f:
         rep = json.load(f)
-    check(rep.get("schema") == "pacer-report" and rep.get("version") == 1, "json: schema/version")
+    check(rep.get("schema") == "pacer-report" and rep.get("version") == 2, "json: schema/version")
     for key in ("workflow", "run", "stats", "steps"):
         check(key in rep, "json: no %r" % key)
     steps = rep["steps"]
@@ -88,6 +91,12 @@ def load_reports(tmp):
         for key in ("path", "kind", "label", "outcome", "started_at", "duration_ms"):
             check(key in s, "json: step %d has no %s" % (i, key))
         check(s["duration_ms"] >= 0, "json: negative duration")
+        check(s["start_offset_ms"] >= 0, "json: negative start offset at %d" % i)
+        if s["kind"] == "step":
+            check(0 <= s["ready_offset_ms"] <= s["start_offset_ms"] and s["queued_ms"] >= 0,
+                  "json: ready/queued of step %d: %r" % (i, s))
+            check(s["lane"] is None or s["lane"] < rep["stats"]["max_concurrency"],
+                  "json: lane %r of step %d" % (s["lane"], i))
     leaves = [s for s in steps if s["kind"] == "step"]
     check(rep["stats"]["leaves"] == len(leaves), "json: stats.leaves")
     check(rep["stats"]["steps"] == len([s for s in steps if s["kind"] != "root"]),
@@ -121,14 +130,14 @@ def load_reports(tmp):
     by_tid = {}
     for e in xs:
         check(e["pid"] == 1 and isinstance(e["tid"], int), "trace: pid/tid")
-        check(e["ts"] >= -1000 and e["dur"] >= 0, "trace: ts/dur")
+        check(e["ts"] >= 0 and e["dur"] >= 0, "trace: ts/dur")
         check(e["tid"] in named, "trace: tid %d has no thread_name" % e["tid"])
         by_tid.setdefault(e["tid"], []).append(e)
     for tid, evs in by_tid.items():
         evs.sort(key=lambda e: e["ts"])
         for a, b in zip(evs, evs[1:]):
-            # 2 ms of slack: start times are wall clock, durations monotonic.
-            check(a["ts"] + a["dur"] <= b["ts"] + 2000,
+            # Times are monotonic offsets; 1 us of slack for rounding.
+            check(a["ts"] + a["dur"] <= b["ts"] + 1,
                   "trace: slices overlap on tid %d: %s and %s" % (tid, a["name"], b["name"]))
 
     with open(os.path.join(tmp, "report.html"), encoding="utf-8") as f:
@@ -263,6 +272,62 @@ def scenario_formats(tmp):
     check("1 &lt; 0 and &#39;a&amp;b&#39;" in page, "html: escaping")
 
 
+POOL = r"""
+name: report-pool
+pools:
+  two: { concurrency: 2 }
+steps:
+  - id: work
+    for_each: ${{ range(1, 6) }}
+    pool: two
+    sleep: 100ms
+"""
+
+
+def scenario_pool(tmp):
+    """Waiting for a pool permit is not running (issue: six 100 ms sleeps
+    in a pool of 2 used to report max_concurrency 6, every item starting at
+    0.5 ms and lasting 100/200/300 ms)."""
+    code, out, err = run(tmp, POOL)
+    check(code == 0, "exit %d\n%s" % (code, err))
+    rep, junit, trace, page, tags = load_reports(tmp)
+    check(rep["stats"]["max_concurrency"] == 2, "json: max_concurrency %r" %
+          rep["stats"]["max_concurrency"])
+    items = [s for s in rep["steps"] if s["kind"] == "step"]
+    check(len(items) == 6 and all(s["lane"] in (0, 1) for s in items), "json: lanes %r" %
+          [s["lane"] for s in items])
+    # Never more than 2 running at once, whatever the machine's load: the
+    # running intervals overlap at most two deep.
+    edges = sorted([(s["start_offset_ms"], 1) for s in items] +
+                   [(s["start_offset_ms"] + s["duration_ms"], -1) for s in items],
+                   key=lambda e: (e[0], e[1]))
+    depth = peak = 0
+    for _, d in edges:
+        depth += d
+        peak = max(peak, depth)
+    check(peak == 2, "json: %d steps ran at once in a pool of 2" % peak)
+    # Each ran for its own 100 ms, not for its wait too.
+    for s in items:
+        check(s["duration_ms"] < s["queued_ms"] + 100 or s["queued_ms"] < 1,
+              "json: %s: duration %.1f ms includes its wait of %.1f ms" %
+              (s["path"], s["duration_ms"], s["queued_ms"]))
+        check(abs(s["start_offset_ms"] - s["ready_offset_ms"] - s["queued_ms"]) < 1,
+              "json: %s: ready %.1f + queued %.1f != start %.1f" %
+              (s["path"], s["ready_offset_ms"], s["queued_ms"], s["start_offset_ms"]))
+    waited = [s for s in items if s["queued_ms"] >= 50]
+    check(len(waited) == 4, "json: %d steps waited, expected 4" % len(waited))
+    check(rep["stats"]["max_queued"] == 4, "json: max_queued %r" % rep["stats"]["max_queued"])
+    # The trace draws waiting as a counter, not as slices on the lanes.
+    counters = [e for e in trace["traceEvents"] if e["ph"] == "C" and e["name"] == "queued"]
+    check(counters and max(list(e["args"].values())[0] for e in counters) == 4,
+          "trace: the queued counter %r" % counters[:6])
+    lanes = {e["tid"] for e in trace["traceEvents"] if e["ph"] == "X" and
+             e["args"]["kind"] == "step"}
+    check(len(lanes) == 2, "trace: steps on %d lanes" % len(lanes))
+    check('class="queued"' in page and ">queued</text>" in page, "html: no queued row")
+    check("max queued" in page, "html: summary without max queued")
+
+
 def scenario_secrets(tmp):
     secret = os.environ.get("PACER_TEST_SECRET") or "s3cr\"t&<x>'y"
     wf = r"""
@@ -365,7 +430,9 @@ def scenario_sigkill(tmp):
             cmd += ["--report", "%s:%s" % (fmt, p)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        pattern = os.path.join(tmp, "r%d.*.tmp.*" % attempt)
+        # The temporary file beside the report (".r0.json.pacer-XXXXXX"),
+        # not the start-of-run check (".r0.json.pacer-check-XXXXXX").
+        pattern = os.path.join(tmp, ".r%d.*.pacer-??????" % attempt)
         # Alternate: kill at the first temporary file, or a little later.
         delay = 0.0 if attempt % 2 == 0 else 0.002
         while proc.poll() is None and time.monotonic() < deadline:
@@ -404,6 +471,7 @@ def scenario_large(tmp):
 
 SCENARIOS = {
     "formats": scenario_formats,
+    "pool": scenario_pool,
     "secrets": scenario_secrets,
     "sigterm": scenario_sigterm,
     "deadline": scenario_deadline,

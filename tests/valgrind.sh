@@ -64,6 +64,8 @@ exec valgrind --tool=memcheck --error-exitcode=97 --leak-check=full \\
   --log-file="$tmp/logs/vg.%p.log" "$pacer" "\$@"
 WRAP
 chmod +x "$tmp/pacer"
+# Test shims built beside the binary (tests/shims/), which cases find there.
+[ -d "$(dirname "$pacer")/shims" ] && ln -s "$(dirname "$pacer")/shims" "$tmp/shims"
 
 # Debian's python3 (what scripts/setup installs packages for) wins over others.
 PY=python3
