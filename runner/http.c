@@ -2185,10 +2185,12 @@ static enum pc_fail follow_redirect(struct pc_http_req *r, const char *next, str
   /* The next response starts from nothing. A redirect's body is dropped
    * as it arrives (on_header), unless its Location came past HEADERS_MAX:
    * then what reached a save_to file goes. */
-  if (r->fd >= 0 && r->received > 0 &&
-      (ftruncate(r->fd, 0) != 0 || lseek(r->fd, 0, SEEK_SET) != 0)) {
+  if (r->out.fd >= 0 && r->received > 0 &&
+      (pc_outfile_is_stream(&r->out) || ftruncate(r->out.fd, 0) != 0 ||
+       lseek(r->out.fd, 0, SEEK_SET) != 0)) {
     pc_buf_printf(m, "%s %s: cannot write \"%s\": %s", r->method, r->url, r->save_to,
-                  strerror(errno));
+                  pc_outfile_is_stream(&r->out) ? "a redirect's body already reached it"
+                                                : strerror(errno));
     return PC_FAIL_ERROR;
   }
   r->received = 0;
