@@ -2034,13 +2034,18 @@ static void drain(struct pc_http_session *s)
 
 /* --------------------------------------------------------- Lua results */
 
-/* Appends up to `max` bytes of s on one line, control characters replaced. */
-static void append_excerpt(struct pc_buf *b, const char *s, size_t len, size_t max)
+/* Appends up to `max` bytes of s on one line, control characters replaced.
+ * Secrets are redacted before the cut (see redact.h). */
+static void append_excerpt(struct pc_buf *b, const char *body, size_t body_len, size_t max)
 {
-  while (len > 0 && strchr(" \t\r\n", s[0])) {
-    s++;
-    len--;
+  while (body_len > 0 && strchr(" \t\r\n", body[0])) {
+    body++;
+    body_len--;
   }
+  bool more;
+  size_t len;
+  char *red = pc_redact_head(body, body_len, max, &len, &more);
+  const char *s = red;
   size_t n = len > max ? max : len;
   while (n > 0 && n < len && ((unsigned char)s[n] & 0xC0) == 0x80)
     n--; /* end on a UTF-8 boundary */
@@ -2057,8 +2062,9 @@ static void append_excerpt(struct pc_buf *b, const char *s, size_t len, size_t m
     char c = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
     pc_buf_append(b, &c, 1);
   }
-  if (n < len)
+  if (n < len || more)
     pc_buf_puts(b, "...");
+  free(red);
 }
 
 /* A result's lazy fields. Every result table of a Lua state shares one
@@ -2340,6 +2346,8 @@ void pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int
     lua_setfield(L, idx, "saved_to");
   } else if (res->fail == PC_FAIL_NONE) {
     /* The body (with save_to and a status that was not accepted: its start). */
+    if ((int64_t)r->body.len < r->received)
+      pc_secret_cut(r->body.data, r->body.len); /* its start: cut by pacer */
     lua_pushlstring(L, r->body.data, r->body.len);
     lua_setfield(L, idx, "body");
   }
