@@ -140,7 +140,7 @@ static const unsigned json_styles[] = {
     J_SHORT_BF,                     /* JavaScript, Rust's serde_json, Python ensure_ascii=False */
     J_SHORT_BF | J_DEL,             /* pacer's json() and pacer.json (lua/prelude.lua) */
     J_SHORT_BF | J_DEL | J_SLASH,   /* lua-cjson (OpenResty) */
-    J_SHORT_BF | J_ASCII,           /* Python's json.dumps */
+    J_SHORT_BF | J_DEL | J_ASCII,   /* Python's json.dumps */
     J_HTML,                         /* Go's encoding/json before 1.22 */
     J_HTML | J_SHORT_BF,            /* Go's encoding/json */
 };
@@ -209,22 +209,33 @@ static void json_form(struct pc_buf *b, const char *s, size_t len, unsigned styl
   }
 }
 
-/* Registers s and every form derived from it. */
+/* Registers s and every form derived from it: URL-encoded, JSON-escaped,
+ * and the JSON text pacer sends for it (json: bodies) JSON-escaped once
+ * more, as an echo server quotes a request body in a JSON string. */
 static void add_forms(const char *s, size_t len)
 {
   insert(s, len, true);
-  struct pc_buf b;
+  struct pc_buf b, sent;
   pc_buf_init(&b, REDACT_BUF_MAX);
+  pc_buf_init(&sent, REDACT_BUF_MAX);
   for (int plus = 0; plus < 2; plus++) {
     pc_buf_reset(&b);
     pct_form(&b, s, len, plus);
     insert(b.data, b.len, false);
   }
+  json_form(&sent, s, len, J_SHORT_BF | J_DEL); /* lua/prelude.lua's to_json */
+  bool twice = sent.len != len || memcmp(sent.data, s, len) != 0;
   for (size_t i = 0; i < PC_ARRAY_SIZE(json_styles); i++) {
     pc_buf_reset(&b);
     json_form(&b, s, len, json_styles[i]);
     insert(b.data, b.len, false);
+    if (twice) {
+      pc_buf_reset(&b);
+      json_form(&b, sent.data, sent.len, json_styles[i]);
+      insert(b.data, b.len, false);
+    }
   }
+  pc_buf_free(&sent);
   pc_buf_free(&b);
 }
 
