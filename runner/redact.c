@@ -318,19 +318,26 @@ enum {
                   * pattern there is the pattern */
 };
 
-/* Appends s to out with every pattern replaced by MASK (leftmost, longest
- * first). Returns the number of bytes of s consumed: all of them unless
- * SCAN_MORE stopped at a byte where a pattern may begin. */
-static size_t scan(struct pc_buf *out, const char *s, size_t len, unsigned flags)
+/* Writes s to dst with every pattern replaced by MASK (leftmost, longest
+ * first); *written is the length written, never more than len since every
+ * pattern is at least as long as MASK (dst needs len bytes). Returns the
+ * number of bytes of s consumed: all of them unless SCAN_MORE stopped at a
+ * byte where a pattern may begin. */
+static size_t scan(char *dst, size_t *written, const char *s, size_t len, unsigned flags)
 {
   const unsigned char *u = (const unsigned char *)s;
-  size_t i = 0, run = 0; /* run: start of the bytes not copied yet */
+  size_t i = 0, run = 0, w = 0; /* run: start of the bytes not copied yet */
   while (i + 1 < len) {
-    unsigned bg = bigram(u + i);
-    if (!bit_test(bigram_bits, bg)) {
-      i++;
-      continue;
+    /* The hot loop: one bit test per byte while no pattern can start. */
+    unsigned bg = u[i];
+    for (i++; i < len; i++) {
+      bg = (bg << 8 | u[i]) & 0xFFFF;
+      if ((bigram_bits[bg >> 6] >> (bg & 63)) & 1)
+        break;
     }
+    i--; /* the bigram starts one byte back */
+    if (i + 1 == len)
+      break; /* no candidate; the last byte is checked below */
     size_t rest = len - i, full = 0;
     bool partial = false;
     for (uint32_t k = bucket_head[bucket_of(bg)]; k; k = pats[k - 1].next) {
@@ -346,26 +353,41 @@ static size_t scan(struct pc_buf *out, const char *s, size_t len, unsigned flags
       }
     }
     if (partial && (flags & SCAN_MORE)) {
-      pc_buf_append(out, s + run, i - run);
+      memcpy(dst + w, s + run, i - run);
+      *written = w + (i - run);
       return i;
     }
     if (partial && (flags & SCAN_CUT) && rest >= PC_SECRET_PART_MIN)
       full = rest;
     if (full) {
-      pc_buf_append(out, s + run, i - run);
-      pc_buf_append(out, MASK, 3);
+      memcpy(dst + w, s + run, i - run);
+      w += i - run;
+      memcpy(dst + w, MASK, 3);
+      w += 3;
       i += full;
       run = i;
       continue;
     }
     i++;
   }
-  if (i + 1 == len && (flags & SCAN_MORE) && bit_test(first_bits, u[i])) {
-    pc_buf_append(out, s + run, i - run);
-    return i;
-  }
-  pc_buf_append(out, s + run, len - run);
-  return len;
+  size_t end = len;
+  if (i + 1 == len && (flags & SCAN_MORE) && bit_test(first_bits, u[i]))
+    end = i; /* the last byte may begin a pattern */
+  memcpy(dst + w, s + run, end - run);
+  *written = w + (end - run);
+  return end;
+}
+
+/* scan() appending to a pc_buf. */
+static size_t scan_buf(struct pc_buf *out, const char *s, size_t len, unsigned flags)
+{
+  if (pc_buf_reserve(out, len) != 0)
+    abort(); /* the buffers here have no practical maximum */
+  size_t w;
+  size_t used = scan(out->data + out->len, &w, s, len, flags);
+  out->len += w;
+  out->data[out->len] = '\0';
+  return used;
 }
 
 /* ------------------------------------------------------------ userinfo */
@@ -385,68 +407,89 @@ static const char *find_sep(const char *s, size_t len)
 /* Bytes that end a URL's authority (or are not part of a URL at all). */
 static bool ends_authority(unsigned char c)
 {
-  return c <= ' ' || c == 0x7f || strchr("/?#\"'<>`\\{}|^", c) != NULL;
+  static bool table[256];
+  static bool ready;
+  if (!ready) {
+    for (int i = 0; i <= ' '; i++)
+      table[i] = true;
+    table[0x7f] = true;
+    for (const char *p = "/?#\"'<>`\\{}|^"; *p; p++)
+      table[(unsigned char)*p] = true;
+    ready = true;
+  }
+  return table[c];
 }
 
-/* Appends s with the password of every `scheme://user:password@host`
- * replaced by MASK. */
-static void userinfo(struct pc_buf *out, const char *s, size_t len)
+/* Finds the next password of a `scheme://user:password@host` in s from
+ * `pos` on: returns true and its span [*pw, *at), or false. */
+static bool next_password(const char *s, size_t len, size_t pos, size_t *pw, size_t *at)
 {
-  size_t run = 0, pos = 0;
   const char *hit;
   while (pos < len && (hit = find_sep(s + pos, len - pos)) != NULL) {
     size_t a = (size_t)(hit - s) + 3, e = a;
     while (e < len && !ends_authority((unsigned char)s[e]))
       e++;
-    pos = e > a ? e : a;
-    const char *at = NULL;
-    for (size_t k = e; k > a; k--)
-      if (s[k - 1] == '@') {
-        at = s + k - 1;
-        break;
-      }
-    if (!at)
+    pos = e;
+    const char *atp = NULL;
+    for (size_t k = e; k > a && !atp; k--)
+      if (s[k - 1] == '@')
+        atp = s + k - 1;
+    if (!atp)
       continue;
-    const char *colon = memchr(s + a, ':', (size_t)(at - (s + a)));
-    if (!colon || colon + 1 == at)
+    const char *colon = memchr(s + a, ':', (size_t)(atp - (s + a)));
+    if (!colon || colon + 1 == atp)
       continue;
-    size_t pw = (size_t)(colon + 1 - s);
-    if ((size_t)(at - s) - pw == 3 && memcmp(s + pw, MASK, 3) == 0)
+    size_t p = (size_t)(colon + 1 - s), t = (size_t)(atp - s);
+    if (t - p == 3 && memcmp(s + p, MASK, 3) == 0)
       continue; /* already redacted */
-    pc_buf_append(out, s + run, pw - run);
-    pc_buf_append(out, MASK, 3);
-    run = (size_t)(at - s);
+    *pw = p;
+    *at = t;
+    return true;
   }
-  pc_buf_append(out, s + run, len - run);
+  return false;
+}
+
+/* Returns a malloc'd copy of s (len bytes) with the password of every URL
+ * userinfo replaced by MASK, or NULL when there is none. */
+static char *userinfo(const char *s, size_t len, size_t *outlen)
+{
+  size_t pw, at;
+  if (!next_password(s, len, 0, &pw, &at))
+    return NULL;
+  struct pc_buf b;
+  pc_buf_init(&b, REDACT_BUF_MAX);
+  size_t run = 0;
+  do {
+    pc_buf_append(&b, s + run, pw - run);
+    pc_buf_append(&b, MASK, 3);
+    run = at;
+  } while (next_password(s, len, at, &pw, &at));
+  pc_buf_append(&b, s + run, len - run);
+  *outlen = b.len;
+  return pc_buf_steal(&b);
 }
 
 /* ================================================================ API */
 
 char *pc_redact(const char *s, size_t len, size_t *outlen)
 {
-  struct pc_buf b;
-  pc_buf_init(&b, REDACT_BUF_MAX);
-  if (npats) {
-    scan(&b, s, len, 0);
-    if (find_sep(b.data, b.len)) {
-      struct pc_buf c;
-      pc_buf_init(&c, REDACT_BUF_MAX);
-      userinfo(&c, b.data, b.len);
-      pc_buf_free(&b);
-      b = c;
-    }
-  } else if (find_sep(s, len)) {
-    userinfo(&b, s, len);
-  } else {
-    /* No secret and no URL: a plain copy, the common case. */
-    char *p = pc_xstrndup(s, len);
-    if (outlen)
-      *outlen = len;
-    return p;
+  size_t n = len;
+  char *out = pc_xmalloc(len + 1);
+  if (npats)
+    scan(out, &n, s, len, 0);
+  else
+    memcpy(out, s, len);
+  out[n] = '\0';
+  size_t un;
+  char *u = find_sep(out, n) ? userinfo(out, n, &un) : NULL;
+  if (u) {
+    free(out);
+    out = u;
+    n = un;
   }
   if (outlen)
-    *outlen = b.len;
-  return pc_buf_steal(&b);
+    *outlen = n;
+  return out;
 }
 
 char *pc_redact_head(const char *s, size_t len, size_t want, size_t *outlen, bool *more)
@@ -459,11 +502,11 @@ char *pc_redact_head(const char *s, size_t len, size_t want, size_t *outlen, boo
   for (;;) {
     pc_buf_reset(&b);
     if (win >= len) {
-      scan(&b, s, len, 0);
+      scan_buf(&b, s, len, 0);
       *more = false;
       break;
     }
-    scan(&b, s, win, SCAN_MORE);
+    scan_buf(&b, s, win, SCAN_MORE);
     if (b.len >= want) {
       *more = true;
       break;
@@ -487,12 +530,12 @@ void pc_redact_stream_feed(struct pc_redact_stream *rs, const char *d, size_t n,
       pc_buf_append(out, d, n);
       return;
     }
-    size_t used = scan(out, d, n, SCAN_MORE);
+    size_t used = scan_buf(out, d, n, SCAN_MORE);
     pc_buf_append(&rs->held, d + used, n - used);
     return;
   }
   pc_buf_append(&rs->held, d, n);
-  size_t used = scan(out, rs->held.data, rs->held.len, SCAN_MORE);
+  size_t used = scan_buf(out, rs->held.data, rs->held.len, SCAN_MORE);
   size_t left = rs->held.len - used;
   memmove(rs->held.data, rs->held.data + used, left);
   rs->held.len = left;
@@ -502,7 +545,7 @@ void pc_redact_stream_feed(struct pc_redact_stream *rs, const char *d, size_t n,
 void pc_redact_stream_end(struct pc_redact_stream *rs, struct pc_buf *out)
 {
   if (rs->held.len)
-    scan(out, rs->held.data, rs->held.len, SCAN_CUT);
+    scan_buf(out, rs->held.data, rs->held.len, SCAN_CUT);
   pc_buf_reset(&rs->held);
 }
 

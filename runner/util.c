@@ -102,7 +102,7 @@ void pc_buf_init(struct pc_buf *b, size_t max)
 }
 
 /* Makes room for `extra` more bytes plus the terminating NUL. */
-static int buf_reserve(struct pc_buf *b, size_t extra)
+int pc_buf_reserve(struct pc_buf *b, size_t extra)
 {
   if (extra > b->max - b->len)
     return -ENOBUFS;
@@ -128,7 +128,7 @@ int pc_buf_append(struct pc_buf *b, const void *data, size_t len)
 {
   if (len == 0)
     return 0;
-  int err = buf_reserve(b, len);
+  int err = pc_buf_reserve(b, len);
   if (err)
     return err;
   memcpy(b->data + b->len, data, len);
@@ -152,7 +152,7 @@ int pc_buf_printf(struct pc_buf *b, const char *fmt, ...)
     abort();
   if (n == 0)
     return 0;
-  int err = buf_reserve(b, (size_t)n);
+  int err = pc_buf_reserve(b, (size_t)n);
   if (err)
     return err;
   va_start(ap, fmt);

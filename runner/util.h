@@ -37,6 +37,9 @@ int pc_buf_puts(struct pc_buf *b, const char *s);
 int pc_buf_printf(struct pc_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void pc_buf_reset(struct pc_buf *b);
+/* Makes room for `extra` more bytes (and the NUL) without changing the
+ * contents, for code that writes into data + len itself; -ENOBUFS past max. */
+int pc_buf_reserve(struct pc_buf *b, size_t extra);
 /* Hands the data to the caller (who frees it) and resets the buffer. */
 char *pc_buf_steal(struct pc_buf *b);
 void pc_buf_free(struct pc_buf *b);
