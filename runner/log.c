@@ -69,7 +69,6 @@ static const char *level_name(enum pc_log_level lvl)
   return names[lvl];
 }
 
-
 /* Appends s for a text log line: tab and newline as they are, every other
  * control character (C0, DEL, C1) and every byte that is not part of valid
  * UTF-8 as \xNN (CR as \r). */

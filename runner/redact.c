@@ -15,7 +15,6 @@
 #include "redact.h"
 
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
