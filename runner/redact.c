@@ -262,6 +262,27 @@ void pc_secret_add(const char *s, size_t len)
   }
 }
 
+void pc_secret_add_userinfo(const char *user, const char *password)
+{
+  static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  pc_secret_add(password, strlen(password));
+  char *cred = pc_asprintf("%s:%s", user, password);
+  const unsigned char *c = (const unsigned char *)cred;
+  size_t n = strlen(cred);
+  struct pc_buf b;
+  pc_buf_init(&b, REDACT_BUF_MAX);
+  for (size_t i = 0; i < n; i += 3) {
+    unsigned v = (unsigned)c[i] << 16 | (i + 1 < n ? (unsigned)c[i + 1] << 8 : 0) |
+                 (i + 2 < n ? c[i + 2] : 0);
+    char q[4] = {b64[v >> 18], b64[(v >> 12) & 63], i + 1 < n ? b64[(v >> 6) & 63] : '=',
+                 i + 2 < n ? b64[v & 63] : '='};
+    pc_buf_append(&b, q, 4);
+  }
+  pc_secret_add(b.data, b.len);
+  pc_buf_free(&b);
+  free(cred);
+}
+
 /* Whether a pattern longer than `rest` begins with the `rest` bytes at u
  * (rest >= 2). */
 static bool starts_pattern(const unsigned char *u, size_t rest)

@@ -27,6 +27,10 @@
 /* Registers a secret value and its derived forms (see above). Values
  * shorter than PC_SECRET_MIN are ignored. Cheap when already registered. */
 void pc_secret_add(const char *s, size_t len);
+/* A URL's userinfo: libcurl sends it as Basic credentials, base64 of
+ * "user:password", which a server may echo back. Registers the password and
+ * those credentials. */
+void pc_secret_add_userinfo(const char *user, const char *password);
 /* `kept` is text pacer cut right after its last byte (the rest was
  * discarded). If it ends with at least PC_SECRET_PART_MIN bytes that begin
  * a registered form, that fragment is registered as a secret of its own,

@@ -308,6 +308,16 @@ static void test_userinfo(void **state)
   add("pa55word");
   EXPECT_REDACT("https://user:pa55word@example.com/", "https://user:***@example.com/");
   EXPECT_REDACT("https://other:hunter22@example.com/", "https://other:***@example.com/");
+  /* A password given in a URL is a secret, with the Basic credentials
+   * libcurl makes of it (base64 padded with one, two or no "="). */
+  pc_secret_add_userinfo("pacer-user", "Url-Pa55w0rd-x");
+  pc_secret_add_userinfo("u", "pwd");
+  pc_secret_add_userinfo("ab", "cdef");
+  pc_secret_add_userinfo("", "secret1");
+  EXPECT_REDACT("password Url-Pa55w0rd-x", "password ***");
+  EXPECT_REDACT("\"authorization\": \"Basic cGFjZXItdXNlcjpVcmwtUGE1NXcwcmQteA==\"",
+                "\"authorization\": \"Basic ***\"");
+  EXPECT_REDACT("dTpwd2Q= YWI6Y2RlZg== OnNlY3JldDE=", "*** *** ***");
 }
 
 /* ------------------------------------------------------------ log lines */
