@@ -1429,6 +1429,23 @@ static char *open_temp(struct pc_http_req *r)
   return NULL;
 }
 
+/* A password in the URL's userinfo is a secret, in the Basic credentials
+ * libcurl makes of it too (a server may echo them back). */
+static void note_url_password(const char *url)
+{
+  CURLU *u = curl_url();
+  char *user = NULL, *pw = NULL;
+  if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PASSWORD, &pw, CURLU_URLDECODE) == CURLUE_OK) {
+    if (curl_url_get(u, CURLUPART_USER, &user, CURLU_URLDECODE) != CURLUE_OK)
+      user = NULL;
+    pc_secret_add_userinfo(user ? user : "", pw);
+  }
+  curl_free(user);
+  curl_free(pw);
+  curl_url_cleanup(u);
+}
+
 static void warn_insecure(struct pc_http_session *s, const char *label, const char *url)
 {
   CURLU *u = curl_url();
@@ -1533,6 +1550,8 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
    * (already set on a primed handle, see recycle_easy). */
   curl_easy_setopt(e, CURLOPT_PRIVATE, r);
   curl_easy_setopt(e, CURLOPT_URL, r->url);
+  if (strchr(r->url, '@'))
+    note_url_password(r->url);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);

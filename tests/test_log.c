@@ -136,6 +136,11 @@ static void test_multiline(void **state)
   /* Lines joined by another separator (an excerpt collapsing white space)
    * are still caught line by line. */
   EXPECT_REDACT("MIIEvQIBADANBgkq short hkiG9w0BAQEFAASC", "*** short ***");
+  /* A line's own forms: URL-encoded, JSON-escaped. */
+  add("user\nMzEf+Yyj/iWA4R4\"x");
+  EXPECT_REDACT("?l=MzEf%2BYyj%2FiWA4R4%22x", "?l=***");
+  EXPECT_REDACT("{\"l\":\"MzEf+Yyj\\/iWA4R4\\\"x\"}", "{\"l\":\"***\"}");
+  EXPECT_REDACT("user", "user");
 }
 
 /* ----------------------------------------------------------------- cuts */
