@@ -77,6 +77,11 @@ struct stream {
   struct pc_buf cap; /* captured bytes, at most max_output */
   bool truncated;
   bool done;         /* EOF, a read error, or given up after the drain */
+  bool eof;          /* the whole output was read */
+  /* The log's copy: redacted as a stream (a secret split across reads or
+   * lines is still found), then cut into lines. */
+  struct pc_redact_stream red;
+  struct pc_buf redacted; /* scratch: what one read gave after redaction */
   size_t line_len;
   char line[PC_EXEC_LINE_MAX + 1];
   char rbuf[16384];
@@ -195,6 +200,10 @@ static void proc_free(struct pc_proc *p)
     p->next->prev = p->prev;
   pc_buf_free(&p->out.cap);
   pc_buf_free(&p->err.cap);
+  pc_redact_stream_free(&p->out.red);
+  pc_redact_stream_free(&p->err.red);
+  pc_buf_free(&p->out.redacted);
+  pc_buf_free(&p->err.redacted);
   free(p->label);
   free(p->stdin_data);
   free(p);
@@ -239,8 +248,19 @@ static void proc_close_all(struct pc_proc *p)
     proc_free(p);
 }
 
+/* A captured text that ends where pacer cut it (at the cap, or before the
+ * program finished writing) may end inside a secret: register that
+ * fragment, so wherever the text goes it is redacted. */
+static void note_cut(const struct stream *s)
+{
+  if (s->truncated || !s->eof)
+    pc_secret_cut(s->cap.data, s->cap.len);
+}
+
 static void result_of(const struct pc_proc *p, struct pc_proc_result *r)
 {
+  note_cut(&p->out);
+  note_cut(&p->err);
   r->signal = p->exited ? p->term_signal : 0;
   r->exit_code = p->exited && !p->term_signal ? (int)p->exit_status : -1;
   r->out = p->out.cap.data;
@@ -310,6 +330,7 @@ static void emit_line(struct stream *s)
   s->line_len = 0;
 }
 
+/* Cuts redacted output into log lines (and pieces of PC_EXEC_LINE_MAX). */
 static void feed_lines(struct stream *s, const char *d, size_t n)
 {
   while (n > 0) {
@@ -355,14 +376,27 @@ static void capture(struct stream *s, const char *d, size_t n)
   }
 }
 
+/* Redacts a piece of output and logs the lines it completes. */
+static void log_output(struct stream *s, const char *d, size_t n)
+{
+  pc_buf_reset(&s->redacted);
+  pc_redact_stream_feed(&s->red, d, n, &s->redacted);
+  feed_lines(s, s->redacted.data, s->redacted.len);
+}
+
 /* No more output from this stream: log the unterminated last line, close. */
 static void stream_finish(struct stream *s)
 {
   if (s->done)
     return;
   s->done = true;
-  if (s->line_len > 0 && s->p->label && pc_log_enabled(PC_LOG_INFO))
-    emit_line(s);
+  if (s->p->label && pc_log_enabled(PC_LOG_INFO)) {
+    pc_buf_reset(&s->redacted);
+    pc_redact_stream_end(&s->red, &s->redacted);
+    feed_lines(s, s->redacted.data, s->redacted.len);
+    if (s->line_len > 0)
+      emit_line(s);
+  }
   uv_read_stop((uv_stream_t *)&s->pipe);
   close_handle(s->p, (uv_handle_t *)&s->pipe);
 }
@@ -382,10 +416,11 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
      * a full pipe) and still logged, but not kept. */
     capture(s, buf->base, (size_t)nread);
     if (s->p->label && pc_log_enabled(PC_LOG_INFO))
-      feed_lines(s, buf->base, (size_t)nread);
+      log_output(s, buf->base, (size_t)nread);
     return;
   }
   if (nread < 0) {
+    s->eof = nread == UV_EOF;
     if (nread != UV_EOF)
       pc_log(PC_LOG_DEBUG, s->p->label, "reading %s: %s", s->name, uv_strerror((int)nread));
     stream_finish(s);
@@ -487,6 +522,8 @@ static void stream_init(struct pc_proc *p, struct stream *s, const char *name, s
   s->p = p;
   s->name = name;
   pc_buf_init(&s->cap, max);
+  pc_redact_stream_init(&s->red);
+  pc_buf_init(&s->redacted, (size_t)1 << 40); /* bounded by a read plus the held bytes */
 }
 
 int pc_proc_spawn(struct pc_proc_set *rs, const struct pc_proc_opts *o, pc_proc_done_cb cb,
@@ -1197,9 +1234,14 @@ static void exec_cancel(struct pc_attempt *a)
   pc_proc_cancel(p);
 }
 
-/* Appends the last ~200 bytes of `s` on one line. */
-static void append_tail(struct pc_buf *b, const char *s, size_t len)
+/* Appends the last ~200 bytes of `text` on one line. The whole text is
+ * redacted first: cutting or joining lines first would leave a secret split
+ * at the cut, or split over lines now joined, that no longer matches. */
+static void append_tail(struct pc_buf *b, const char *text, size_t text_len)
 {
+  size_t len;
+  char *red = pc_redact(text, text_len, &len);
+  const char *s = red;
   while (len > 0 && strchr(" \t\r\n", s[len - 1]))
     len--;
   size_t from = len > 200 ? len - 200 : 0;
@@ -1223,6 +1265,7 @@ static void append_tail(struct pc_buf *b, const char *s, size_t len)
     char c = ch == '\t' ? ' ' : (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
     pc_buf_append(b, &c, 1);
   }
+  free(red);
 }
 
 static void exec_describe(struct pc_attempt *a, struct pc_buf *out)

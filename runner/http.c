@@ -1498,6 +1498,23 @@ static char *open_save_to(struct pc_http_req *r)
   return m;
 }
 
+/* A password in the URL's userinfo is a secret, in the Basic credentials
+ * libcurl makes of it too (a server may echo them back). */
+static void note_url_password(const char *url)
+{
+  CURLU *u = curl_url();
+  char *user = NULL, *pw = NULL;
+  if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_PASSWORD, &pw, CURLU_URLDECODE) == CURLUE_OK) {
+    if (curl_url_get(u, CURLUPART_USER, &user, CURLU_URLDECODE) != CURLUE_OK)
+      user = NULL;
+    pc_secret_add_userinfo(user ? user : "", pw);
+  }
+  curl_free(user);
+  curl_free(pw);
+  curl_url_cleanup(u);
+}
+
 static void warn_insecure(struct pc_http_session *s, const char *label, const char *url)
 {
   CURLU *u = curl_url();
@@ -1605,6 +1622,8 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
    * (already set on a primed handle, see recycle_easy). */
   curl_easy_setopt(e, CURLOPT_PRIVATE, r);
   curl_easy_setopt(e, CURLOPT_URL, r->url);
+  if (strchr(r->url, '@'))
+    note_url_password(r->url);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
@@ -2298,13 +2317,18 @@ static void drain(struct pc_http_session *s)
 
 /* --------------------------------------------------------- Lua results */
 
-/* Appends up to `max` bytes of s on one line, control characters replaced. */
-static void append_excerpt(struct pc_buf *b, const char *s, size_t len, size_t max)
+/* Appends up to `max` bytes of s on one line, control characters replaced.
+ * Secrets are redacted before the cut (see redact.h). */
+static void append_excerpt(struct pc_buf *b, const char *body, size_t body_len, size_t max)
 {
-  while (len > 0 && strchr(" \t\r\n", s[0])) {
-    s++;
-    len--;
+  while (body_len > 0 && strchr(" \t\r\n", body[0])) {
+    body++;
+    body_len--;
   }
+  bool more;
+  size_t len;
+  char *red = pc_redact_head(body, body_len, max, &len, &more);
+  const char *s = red;
   size_t n = len > max ? max : len;
   while (n > 0 && n < len && ((unsigned char)s[n] & 0xC0) == 0x80)
     n--; /* end on a UTF-8 boundary */
@@ -2321,8 +2345,9 @@ static void append_excerpt(struct pc_buf *b, const char *s, size_t len, size_t m
     char c = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
     pc_buf_append(b, &c, 1);
   }
-  if (n < len)
+  if (n < len || more)
     pc_buf_puts(b, "...");
+  free(red);
 }
 
 /* A result's lazy fields. Every result table of a Lua state shares one
@@ -2604,6 +2629,8 @@ void pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int
     lua_setfield(L, idx, "saved_to");
   } else if (res->fail == PC_FAIL_NONE) {
     /* The body (with save_to and a status that was not accepted: its start). */
+    if ((int64_t)r->body.len < r->received)
+      pc_secret_cut(r->body.data, r->body.len); /* its start: cut by pacer */
     lua_pushlstring(L, r->body.data, r->body.len);
     lua_setfield(L, idx, "body");
   }

@@ -1,13 +1,15 @@
 /* log.c: the single place pacer writes text. Log lines go to stderr as
  * "HH:MM:SS.mmm LEVEL [step] message" or, with --log-format json, as one JSON
  * object per line; `log` steps go to stdout. Everything passes through
- * pc_redact() first, so a secret value never reaches a terminal, a pipe or a
- * log shipper, whichever path printed it. */
+ * pc_redact() (redact.c) first, so a secret value never reaches a terminal,
+ * a pipe or a log shipper, whichever path printed it; then log lines are
+ * escaped for their format, never the other way round. */
 #include "log.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,12 +28,6 @@ static struct pc_log_opts opts = {0, false, false};
 static void (*hook_before)(void *data);
 static void (*hook_after)(void *data);
 static void *hook_data;
-
-/* Secrets are few (a handful per run), so a flat array and a naive scan per
- * printed line is the simplest correct choice. */
-static char **secrets;
-static size_t *secret_lens;
-static size_t nsecrets;
 
 void pc_log_init(const struct pc_log_opts *o)
 {
@@ -70,64 +66,41 @@ bool pc_log_enabled(enum pc_log_level lvl)
   return false;
 }
 
-void pc_secret_add(const char *s, size_t len)
-{
-  if (len < 3)
-    return;
-  for (size_t i = 0; i < nsecrets; i++)
-    if (secret_lens[i] == len && memcmp(secrets[i], s, len) == 0)
-      return;
-  secrets = pc_xrealloc(secrets, (nsecrets + 1) * sizeof *secrets);
-  secret_lens = pc_xrealloc(secret_lens, (nsecrets + 1) * sizeof *secret_lens);
-  secrets[nsecrets] = pc_xstrndup(s, len);
-  secret_lens[nsecrets] = len;
-  nsecrets++;
-}
-
-void pc_secrets_clear(void)
-{
-  for (size_t i = 0; i < nsecrets; i++)
-    free(secrets[i]);
-  free(secrets);
-  free(secret_lens);
-  secrets = NULL;
-  secret_lens = NULL;
-  nsecrets = 0;
-}
-
-char *pc_redact(const char *s, size_t len, size_t *outlen)
-{
-  struct pc_buf b;
-  pc_buf_init(&b, LOG_BUF_MAX);
-  size_t i = 0;
-  while (i < len) {
-    size_t hit = 0;
-    for (size_t k = 0; k < nsecrets; k++) {
-      if (secret_lens[k] <= len - i && memcmp(s + i, secrets[k], secret_lens[k]) == 0 &&
-          secret_lens[k] > hit)
-        hit = secret_lens[k];
-    }
-    if (hit) {
-      pc_buf_append(&b, "***", 3);
-      i += hit;
-    } else {
-      pc_buf_append(&b, s + i, 1);
-      i++;
-    }
-  }
-  if (outlen)
-    *outlen = b.len;
-  if (!b.data)
-    return pc_xstrdup("");
-  return pc_buf_steal(&b);
-}
-
 static const char *level_name(enum pc_log_level lvl)
 {
   static const char *const names[] = {"error", "warn", "info", "debug"};
   return names[lvl];
 }
 
+/* Appends s for a text log line: tab and newline as they are, every other
+ * control character (C0, DEL, C1) and every byte that is not part of valid
+ * UTF-8 as \xNN (CR as \r). */
+static void put_text(struct pc_buf *b, const char *s, size_t len)
+{
+  const unsigned char *p = (const unsigned char *)s, *end = p + len;
+  const unsigned char *run = p; /* start of the bytes not copied yet */
+  while (p < end) {
+    uint32_t cp = 0;
+    size_t n = *p < 0x80 ? 1 : pc_utf8_decode(p, (size_t)(end - p), &cp);
+    bool plain = n == 1 ? (*p >= 0x20 && *p != 0x7f) || *p == '\t' || *p == '\n'
+                        : n > 0 && !(cp >= 0x80 && cp <= 0x9f);
+    if (plain) {
+      p += n;
+      continue;
+    }
+    pc_buf_append(b, run, (size_t)(p - run));
+    size_t bad = n ? n : 1;
+    for (size_t i = 0; i < bad; i++) {
+      if (p[i] == '\r')
+        pc_buf_puts(b, "\\r");
+      else
+        pc_buf_printf(b, "\\x%02x", p[i]);
+    }
+    p += bad;
+    run = p;
+  }
+  pc_buf_append(b, run, (size_t)(p - run));
+}
 
 void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
 {
@@ -137,6 +110,13 @@ void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
   va_start(ap, fmt);
   char *msg = pc_vasprintf(fmt, ap);
   va_end(ap);
+
+  /* Redact before escaping: a secret holding a quote, a backslash or a
+   * control character would no longer match once escaped. */
+  size_t msg_len, step_len = 0;
+  char *rmsg = pc_redact(msg, strlen(msg), &msg_len);
+  free(msg);
+  char *rstep = step ? pc_redact(step, strlen(step), &step_len) : NULL;
 
   double now = pc_wall_ms();
   struct pc_buf b;
@@ -148,18 +128,12 @@ void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
     pc_json_quote(&b, ts);
     pc_buf_puts(&b, ",\"level\":");
     pc_json_quote(&b, level_name(lvl));
-    /* Redact before escaping: a secret holding a quote or a backslash
-     * would no longer match once escaped. */
-    if (step) {
-      char *rstep = pc_redact(step, strlen(step), NULL);
+    if (rstep) {
       pc_buf_puts(&b, ",\"step\":");
       pc_json_quote(&b, rstep);
-      free(rstep);
     }
-    char *rmsg = pc_redact(msg, strlen(msg), NULL);
     pc_buf_puts(&b, ",\"msg\":");
     pc_json_quote(&b, rmsg);
-    free(rmsg);
     pc_buf_puts(&b, "}\n");
   } else {
     time_t secs = (time_t)(now / 1000);
@@ -169,16 +143,17 @@ void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
     pc_buf_printf(&b, "%02d:%02d:%02d.%03d %s%-5s%s ", tm.tm_hour, tm.tm_min, tm.tm_sec,
                   (int)((long long)now % 1000), opts.color ? colors[lvl] : "",
                   level_name(lvl), opts.color && *colors[lvl] ? "\033[0m" : "");
-    if (step)
-      pc_buf_printf(&b, "[%s] ", step);
-    pc_buf_puts(&b, msg);
+    if (rstep) {
+      pc_buf_puts(&b, "[");
+      put_text(&b, rstep, step_len);
+      pc_buf_puts(&b, "] ");
+    }
+    put_text(&b, rmsg, msg_len);
     pc_buf_puts(&b, "\n");
   }
-  free(msg);
-  size_t n;
-  char *red = pc_redact(b.data, b.len, &n);
-  emit(stderr, red, n);
-  free(red);
+  free(rmsg);
+  free(rstep);
+  emit(stderr, b.data, b.len);
   pc_buf_free(&b);
 }
 

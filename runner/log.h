@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "redact.h" /* pc_secret_add, pc_redact: what every line passes through */
+
 enum pc_log_level { PC_LOG_ERROR, PC_LOG_WARN, PC_LOG_INFO, PC_LOG_DEBUG };
 
 struct pc_log_opts {
@@ -19,7 +21,11 @@ struct pc_log_opts {
 void pc_log_init(const struct pc_log_opts *o);
 bool pc_log_enabled(enum pc_log_level lvl);
 /* One log line on stderr. `step` may be NULL; otherwise it names the step in
- * the line (text: "[step] msg"; json: "step":"..."). */
+ * the line (text: "[step] msg"; json: "step":"..."). The step and the
+ * message are redacted, then escaped: in JSON, so the line is always valid
+ * UTF-8 JSON; in text, control characters other than tab and newline, and
+ * bytes that are not UTF-8, are shown as \xNN (CR as \r), so a message that
+ * quotes a server or a program cannot drive the user's terminal. */
 void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* One line on stdout (a `log` step, plugin output). A trailing newline is
@@ -33,12 +39,5 @@ int pc_out_line(const char *text, size_t len);
  * so the display can erase itself and redraw below the new line instead of
  * being torn by it. Pass NULLs to remove them. The hooks must not log. */
 void pc_log_set_hooks(void (*before)(void *data), void (*after)(void *data), void *data);
-
-/* Registers a secret value (ignored if shorter than 3 bytes, which would
- * redact too much; documented). */
-void pc_secret_add(const char *s, size_t len);
-/* Returns a malloc'd copy of s with every secret replaced by "***". */
-char *pc_redact(const char *s, size_t len, size_t *outlen);
-void pc_secrets_clear(void);
 
 #endif

@@ -48,20 +48,9 @@ static char *clean_text(const char *s)
   pc_buf_init(&b, REPORT_BUF_MAX);
   const unsigned char *p = (const unsigned char *)red, *end = p + len;
   while (p < end) {
-    unsigned c = *p;
-    size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                        : (c & 0xF8) == 0xF0 ? 4 : 0;
-    bool ok = n > 0 && (size_t)(end - p) >= n;
-    unsigned cp = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
-    for (size_t i = 1; ok && i < n; i++) {
-      ok = (p[i] & 0xC0) == 0x80;
-      cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    /* No overlong forms, no surrogates, nothing past U+10FFFF. */
-    if (ok && ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-               (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF))
-      ok = false;
-    if (ok && c) {
+    uint32_t cp;
+    size_t n = pc_utf8_decode(p, (size_t)(end - p), &cp);
+    if (n > 0 && *p) {
       pc_buf_append(&b, p, n);
       p += n;
     } else {

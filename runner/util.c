@@ -102,7 +102,7 @@ void pc_buf_init(struct pc_buf *b, size_t max)
 }
 
 /* Makes room for `extra` more bytes plus the terminating NUL. */
-static int buf_reserve(struct pc_buf *b, size_t extra)
+int pc_buf_reserve(struct pc_buf *b, size_t extra)
 {
   if (extra > b->max - b->len)
     return -ENOBUFS;
@@ -128,7 +128,7 @@ int pc_buf_append(struct pc_buf *b, const void *data, size_t len)
 {
   if (len == 0)
     return 0;
-  int err = buf_reserve(b, len);
+  int err = pc_buf_reserve(b, len);
   if (err)
     return err;
   memcpy(b->data + b->len, data, len);
@@ -152,7 +152,7 @@ int pc_buf_printf(struct pc_buf *b, const char *fmt, ...)
     abort();
   if (n == 0)
     return 0;
-  int err = buf_reserve(b, (size_t)n);
+  int err = pc_buf_reserve(b, (size_t)n);
   if (err)
     return err;
   va_start(ap, fmt);
@@ -464,11 +464,38 @@ int pc_read_file(const char *path, size_t max, char **out, size_t *outlen)
   return 0;
 }
 
+size_t pc_utf8_decode(const unsigned char *p, size_t avail, uint32_t *cp)
+{
+  if (avail == 0)
+    return 0;
+  unsigned c = p[0];
+  size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+           : (c & 0xF8) == 0xF0 ? 4 : 0;
+  if (n == 0 || avail < n)
+    return 0;
+  uint32_t v = n == 1 ? c : n == 2 ? c & 0x1F : n == 3 ? c & 0x0F : c & 0x07;
+  for (size_t i = 1; i < n; i++) {
+    if ((p[i] & 0xC0) != 0x80)
+      return 0;
+    v = (v << 6) | (p[i] & 0x3F);
+  }
+  /* No overlong forms, no surrogates, nothing past U+10FFFF. */
+  if ((n == 2 && v < 0x80) || (n == 3 && v < 0x800) || (n == 4 && v < 0x10000) ||
+      (v >= 0xD800 && v <= 0xDFFF) || v > 0x10FFFF)
+    return 0;
+  *cp = v;
+  return n;
+}
+
 void pc_json_quote(struct pc_buf *b, const char *s)
 {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t avail = strlen(s);
   pc_buf_puts(b, "\"");
-  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    switch (*p) {
+  while (avail > 0) {
+    unsigned char c = *p;
+    size_t n = 1;
+    switch (c) {
     case '"':
       pc_buf_puts(b, "\\\"");
       break;
@@ -485,11 +512,23 @@ void pc_json_quote(struct pc_buf *b, const char *s)
       pc_buf_puts(b, "\\t");
       break;
     default:
-      if (*p < 0x20)
-        pc_buf_printf(b, "\\u%04x", *p);
-      else
+      if (c < 0x20) {
+        pc_buf_printf(b, "\\u%04x", c);
+      } else if (c < 0x80) {
         pc_buf_append(b, p, 1);
+      } else {
+        uint32_t cp;
+        n = pc_utf8_decode(p, avail, &cp);
+        if (n) {
+          pc_buf_append(b, p, n);
+        } else {
+          pc_buf_puts(b, "\\ufffd"); /* a stray byte: keep the line valid JSON */
+          n = 1;
+        }
+      }
     }
+    p += n;
+    avail -= n;
   }
   pc_buf_puts(b, "\"");
 }

@@ -37,12 +37,22 @@ int pc_buf_puts(struct pc_buf *b, const char *s);
 int pc_buf_printf(struct pc_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void pc_buf_reset(struct pc_buf *b);
+/* Makes room for `extra` more bytes (and the NUL) without changing the
+ * contents, for code that writes into data + len itself; -ENOBUFS past max. */
+int pc_buf_reserve(struct pc_buf *b, size_t extra);
 /* Hands the data to the caller (who frees it) and resets the buffer. */
 char *pc_buf_steal(struct pc_buf *b);
 void pc_buf_free(struct pc_buf *b);
-/* Appends s as a JSON string literal (quotes included; bytes >= 0x80 are
- * copied as they are, so s should be valid UTF-8). */
+/* Appends s as a JSON string literal (quotes included). Valid UTF-8 is
+ * copied as it is; a byte that is not part of a valid UTF-8 sequence
+ * becomes \ufffd, so the result is always valid UTF-8 JSON. */
 void pc_json_quote(struct pc_buf *b, const char *s);
+
+/* The length of the valid UTF-8 sequence at p (of `avail` bytes), storing
+ * its code point in *cp; 0 if the bytes there are not one (a stray or
+ * missing continuation byte, an overlong form, a surrogate, past U+10FFFF).
+ * NUL is a valid one-byte sequence. */
+size_t pc_utf8_decode(const unsigned char *p, size_t avail, uint32_t *cp);
 
 /* "250ms", "5s", "1.5s", "2m", "1h", or a bare number of seconds.
  * Returns 0 and stores milliseconds, or -EINVAL. Negative values, NaN and

@@ -33,6 +33,8 @@ HTTP routes (HTTP/1.1 keep-alive; every response has a Content-Length):
     /slow-body?ms=N             headers at once, then the body a byte at a time over N ms
     /storm?key=K&fail=N&secs=S  503 with Retry-After: S for the first N requests, then 200
     /badjson                    200, Content-Type application/json, body not JSON
+    /binary[?status=N]          a PNG header followed by terminal escapes (ESC, CR, C1)
+                                and bytes that are not UTF-8
     /redirect?n=N[&ms=M]        302 chain of N hops, then 200 {"redirected": true};
                                 every response after M ms
     /loop                       302 to itself, forever
@@ -254,6 +256,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.send(503, "overloaded %d of %d" % (seen + 1, fail),
                                  headers=[("Retry-After", one.get("secs", "1"))])
             return self.send_json(200, {"ok": True, "attempt": seen + 1})
+        if path == "/binary":
+            # A PNG header, then what a hostile server would put in front of a
+            # terminal: clear screen, a window title, CR, C1 CSI, stray bytes.
+            body = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x1b[2J\x1b]0;pwned\x07"
+                    b"\rfake line\x9b31m\xc2\x9b\xff\xfe\xe2\x82 end")
+            return self.send(int(one.get("status", "200")), body, "image/png")
         if path == "/badjson":
             return self.send(200, "<html>this is not JSON</html>", "application/json")
         if path == "/redirect":
