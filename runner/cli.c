@@ -122,7 +122,8 @@ static int load_workflow(const char *path, struct pc_lua *h, struct pc_workflow 
     rc = -1;
   if (rc != 0) {
     pc_diag_print(&d, stderr);
-    fprintf(stderr, "%s: %zu error%s; nothing was run\n", path, d.n, d.n == 1 ? "" : "s");
+    size_t n = pc_diag_count(&d);
+    fprintf(stderr, "%s: %zu error%s; nothing was run\n", path, n, n == 1 ? "" : "s");
     pc_workflow_free(wf);
     wf = NULL;
   }

@@ -13,11 +13,16 @@ void pc_diag_init(struct pc_diag *d)
   d->items = NULL;
   d->n = 0;
   d->cap = 0;
+  d->dropped = 0;
 }
 
 void pc_diag_add(struct pc_diag *d, const char *file, int line, int col, const char *fmt,
                  ...)
 {
+  if (d->n >= PC_DIAG_MAX) {
+    d->dropped++;
+    return;
+  }
   if (d->n == d->cap) {
     d->cap = d->cap ? d->cap * 2 : 8;
     d->items = pc_xrealloc(d->items, d->cap * sizeof *d->items);
@@ -45,6 +50,19 @@ void pc_diag_print(const struct pc_diag *d, FILE *out)
     else
       fprintf(out, "%s: error: %s\n", it->file, it->msg);
   }
+  if (d->dropped > 0)
+    fprintf(out, "%s: ... and %zu more error%s, not shown\n",
+             d->n ? d->items[d->n - 1].file : "pacer", d->dropped, d->dropped == 1 ? "" : "s");
+}
+
+size_t pc_diag_count(const struct pc_diag *d)
+{
+  return d->n + d->dropped;
+}
+
+bool pc_diag_full(const struct pc_diag *d)
+{
+  return d->n >= PC_DIAG_MAX;
 }
 
 void pc_diag_free(struct pc_diag *d)

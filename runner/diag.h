@@ -1,9 +1,13 @@
 /* diag.h: a list of located error messages ("file:line:column: message").
  * Loading collects every error it finds instead of stopping at the first,
- * so `pacer validate` can report them all at once. */
+ * so `pacer validate` can report them all at once. The list keeps at most
+ * PC_DIAG_MAX messages and only counts the rest, the way compilers stop
+ * after a screenful: a hostile file with a million mistakes must not cost a
+ * million formatted messages. */
 #ifndef PACER_DIAG_H
 #define PACER_DIAG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -14,17 +18,26 @@ struct pc_diag_item {
   char *msg;
 };
 
+#define PC_DIAG_MAX 100
+
 struct pc_diag {
   struct pc_diag_item *items;
-  size_t n;
+  size_t n;       /* messages kept, at most PC_DIAG_MAX */
   size_t cap;
+  size_t dropped; /* further errors, counted but not kept */
 };
 
 void pc_diag_init(struct pc_diag *d);
 void pc_diag_add(struct pc_diag *d, const char *file, int line, int col,
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* Prints "file:line:col: error: msg" lines, in the order they were added. */
+/* Prints "file:line:col: error: msg" lines, in the order they were added,
+ * and a last line counting the errors that were not kept. */
 void pc_diag_print(const struct pc_diag *d, FILE *out);
+/* Every error reported: kept and dropped. */
+size_t pc_diag_count(const struct pc_diag *d);
+/* No more messages are kept: callers may skip work that only makes a
+ * message better (a did-you-mean search). */
+bool pc_diag_full(const struct pc_diag *d);
 void pc_diag_free(struct pc_diag *d);
 
 #endif

@@ -193,7 +193,7 @@ static int check_headers(struct pc_load_ctx *c, const struct pc_node *n, const s
   int bad = 0;
   for (size_t i = 0; i < n->n; i++) {
     const struct pc_node *k = n->keys[i], *v = n->items[i];
-    const struct pc_tmpl *vt = pc_tmpl_get(t, k->str);
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
     if (!valid_header_name(k->str, k->len)) {
       pc_load_error(c, k, "http.headers: \"%s\" is not a valid header name", k->str);
       bad = -1;
@@ -280,7 +280,7 @@ static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const 
   for (size_t i = 0; i < map->n; i++) {
     const char *k = map->keys[i]->str;
     const struct pc_node *v = map->items[i];
-    const struct pc_tmpl *vt = pc_tmpl_get(t, k);
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
     if (strcmp(k, "query") == 0) {
       bad |= check_pairs(c, v, vt, "query");
     } else if (strcmp(k, "headers") == 0) {
@@ -331,7 +331,7 @@ static int http_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_
   const struct pc_node *first_url = NULL, *first_body = NULL, *method = NULL, *url = NULL;
   for (size_t i = 0; i < v->n; i++) {
     const struct pc_node *k = v->keys[i], *val = v->items[i];
-    const struct pc_tmpl *vt = pc_tmpl_get(t, k->str);
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
     bool is_short = in_list(k->str, shorthands, PC_ARRAY_SIZE(shorthands));
     if (is_short || strcmp(k->str, "url") == 0) {
       if (first_url) {

@@ -375,7 +375,12 @@ const char *pc_did_you_mean(const char *word, const char *const *cands, size_t n
     limit = 1;
   const char *best = NULL;
   size_t best_d = limit + 1;
+  size_t wlen = strlen(word);
   for (size_t i = 0; i < n; i++) {
+    /* The lengths alone bound the distance from below: skip the table. */
+    size_t clen = strlen(cands[i]);
+    if ((clen > wlen ? clen - wlen : wlen - clen) >= best_d)
+      continue;
     size_t d = pc_edit_distance(word, cands[i]);
     if (d < best_d) {
       best = cands[i];

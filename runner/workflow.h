@@ -69,8 +69,13 @@ struct pc_tmpl {
 };
 
 void pc_tmpl_free(struct pc_tmpl *t);
-/* Lookup in a PC_T_MAP template; NULL if absent or not a map. */
+/* Lookup in a PC_T_MAP template; NULL if absent or not a map. It scans the
+ * keys: loops over every key of a map use pc_tmpl_at instead. */
 const struct pc_tmpl *pc_tmpl_get(const struct pc_tmpl *map, const char *key);
+/* Item i of a PC_T_MAP or PC_T_SEQ template (NULL if out of range or not a
+ * collection). A template built from a node keeps the node's items in their
+ * order, so item i of the template is the value of node item i. */
+const struct pc_tmpl *pc_tmpl_at(const struct pc_tmpl *coll, size_t i);
 
 /* -------------------------------------------------------------------- steps */
 
@@ -133,6 +138,7 @@ struct pc_step {
   char *id;   /* NULL if none */
   char *name; /* NULL if none */
   const char *file; /* borrowed from the workflow */
+  const struct pc_node *node; /* borrowed: the step's map in wf->root */
   int line, col; /* position of the step's map */
   int index;     /* position among its siblings, 1-based */
 
@@ -209,7 +215,14 @@ struct pc_load_ctx {
   struct pc_workflow *wf;
   struct pc_diag *d;
   const char *file;
+  bool exprs_full; /* PC_MAX_EXPRS was reached and reported */
 };
+
+/* A workflow holds at most this many ${{ }} and bare expressions. Each one
+ * is compiled into its own Lua function at load time (about 500 bytes and
+ * 2 us), so the bound keeps `validate` of a hostile file well under a
+ * second; real workflows use a few hundred. */
+#define PC_MAX_EXPRS 100000
 
 void pc_load_error(struct pc_load_ctx *c, const struct pc_node *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
