@@ -43,6 +43,7 @@
 #include <lua.h>
 
 #include "engine.h"
+#include "json.h"
 #include "log.h"
 #include "util.h"
 
@@ -1345,9 +1346,15 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
     sp->body_ctype = "text/plain; charset=utf-8";
   } else if (body_key && strcmp(body_key, "json") == 0) {
     rawfield(L, tbl, "json"); /* json */
-    sp->body = pc_lua_to_json(h, -1);
-    sp->body_len = strlen(sp->body);
+    char *jerr = NULL;
+    sp->body = pc_lua_to_json(h, -1, &jerr);
     lua_pop(L, 1);
+    if (!sp->body) {
+      err = pc_asprintf("http.json: %s", jerr);
+      free(jerr);
+      return err;
+    }
+    sp->body_len = strlen(sp->body);
     sp->body_ctype = "application/json";
   } else if (body_key) {
     rawfield(L, tbl, "form"); /* form */
@@ -2107,7 +2114,7 @@ static void put_request(lua_State *L, const struct lazy *z, int zi, struct pc_bu
     pc_buf_printf(b, " (step %s)", z->data + z->label_off);
 }
 
-/* Decodes `body` (t at 1) with cjson.decode (upvalue 2); pushes the value. */
+/* Decodes `body` (t at 1) with json.decode (upvalue 2, runner/json.c); pushes the value. */
 static int push_json(lua_State *L)
 {
   lua_pushliteral(L, "body");
@@ -2227,7 +2234,7 @@ static void lazy_build(lua_State *L, int t, struct lazy *z, unsigned which)
   }
 }
 
-/* __index (t, k); upvalues: the weak table of struct lazy, cjson.decode. */
+/* __index (t, k); upvalues: the weak table of struct lazy, json.decode. */
 static int result_index(lua_State *L)
 {
   if (lua_type(L, 2) != LUA_TSTRING)
@@ -2287,11 +2294,11 @@ static void push_result_mt(lua_State *L)
   lua_setmetatable(L, -2);        /* mt, data */
   lua_pushvalue(L, -1);           /* mt, data, data */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* mt, data, data, loaded */
-  if (lua_getfield(L, -1, "cjson") == LUA_TTABLE) /* mt, data, data, loaded, cjson */
-    lua_getfield(L, -1, "decode");                /* ..., cjson, decode */
+  if (lua_getfield(L, -1, PC_JSON_MODULE) == LUA_TTABLE) /* mt, data, data, loaded, json */
+    lua_getfield(L, -1, "decode");                /* ..., json, decode */
   else
     lua_pushnil(L);
-  lua_replace(L, -3);                       /* mt, data, data, decode, cjson */
+  lua_replace(L, -3);                       /* mt, data, data, decode, json */
   lua_pop(L, 1);                            /* mt, data, data, decode */
   lua_pushcclosure(L, result_index, 2);     /* mt, data, __index */
   lua_setfield(L, -3, "__index");           /* mt, data */

@@ -52,6 +52,7 @@
 #include "engine.h"
 #include "exec.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
 #include "pool.h"
 #include "util.h"
@@ -1492,10 +1493,10 @@ static int open_module(lua_State *L)
   lua_setfield(L, -2, LUA_OSLIBNAME);
   lua_pushnil(L);
   lua_setfield(L, -2, LUA_DBLIBNAME);
-  lua_getfield(L, -1, "cjson");                    /* chunk, core, loaded, cjson */
-  lua_remove(L, -2);                               /* chunk, core, cjson */
-  pc_lua_push_prelude(ps->h, NULL);                /* chunk, core, cjson, P */
-  lua_insert(L, -2);                               /* chunk, core, P, cjson */
+  lua_getfield(L, -1, PC_JSON_MODULE);             /* chunk, core, loaded, json */
+  lua_remove(L, -2);                               /* chunk, core, json */
+  pc_lua_push_prelude(ps->h, NULL);                /* chunk, core, json, P */
+  lua_insert(L, -2);                               /* chunk, core, P, json */
   lua_call(L, 3, 1);                               /* M */
   ps->M_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   /* The string metatable is shared by every string in the state: keep

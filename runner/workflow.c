@@ -1321,6 +1321,10 @@ static void load_root(struct loader *L, const struct pc_node *root)
       pc_load_error(c, v, "vars: expected a map of NAME: value, got %s", describe(v).s);
     else
       wf->vars = pc_load_tmpl(c, v);
+    /* `token: ${{ env.TOKEN }}` with TOKEN unset declares the var, unset:
+     * using it is the error, with default() as the way out. */
+    for (size_t i = 0; wf->vars && i < wf->vars->u.coll.n; i++)
+      wf->vars->u.coll.items[i]->nil_ok = true;
   }
   if ((v = pc_node_get(root, "timeout")))
     get_duration(c, "timeout", v, &wf->timeout_ms);

@@ -47,6 +47,8 @@ struct pc_tmpl {
   enum pc_tmpl_kind kind;
   int line, col;
   bool has_expr; /* true if this node or any descendant holds an expression */
+  bool nil_ok;   /* as a map member, a nil value leaves the key out instead of
+                    being an error (the members of `vars`) */
   union {
     bool b;
     long long i;
