@@ -114,6 +114,12 @@ static void test_did_you_mean(void **state)
   assert_int_equal(pc_edit_distance("kitten", "sitting"), 3);
   assert_int_equal(pc_edit_distance("", "abc"), 3);
   assert_int_equal(pc_edit_distance("same", "same"), 0);
+  /* a swap of neighbours is one edit */
+  assert_int_equal(pc_edit_distance("tpo", "top"), 1);
+  assert_int_equal(pc_edit_distance("nmae", "name"), 1);
+  assert_int_equal(pc_edit_distance("ab", "ba"), 1);
+  static const char *const ids[] = {"top", "stories"};
+  assert_string_equal(pc_did_you_mean("tpo", ids, 2), "top");
   char big[400];
   memset(big, 'a', sizeof big - 1);
   big[sizeof big - 1] = '\0';
