@@ -141,6 +141,11 @@ static int check_url(struct pc_load_ctx *c, const struct pc_node *n, const struc
 {
   if (check_text(c, n, t, what) != 0)
     return -1;
+  char *w = pc_asprintf("http.%s: the URL", what);
+  int nul = pc_load_no_nul(c, n, w, "a URL");
+  free(w);
+  if (nul != 0)
+    return -1;
   if (dynamic(t))
     return 0;
   if (n->len == 0) {
@@ -218,8 +223,8 @@ static int check_headers(struct pc_load_ctx *c, const struct pc_node *n, const s
       crlf = has_crlf(v->str, v->len);
     }
     if (crlf) {
-      pc_load_error(c, v, "http.headers: the value of %s contains a line break (CR or LF), "
-                    "which would split the header", k->str);
+      pc_load_error(c, v, "http.headers: the value of %s contains a line break (CR or LF) or "
+                    "a NUL byte (\\0), which would split or cut the header", k->str);
       bad = -1;
     }
   }
@@ -228,7 +233,7 @@ static int check_headers(struct pc_load_ctx *c, const struct pc_node *n, const s
 
 static int check_method(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
 {
-  if (check_text(c, n, t, "method") != 0)
+  if (check_text(c, n, t, "method") != 0 || pc_load_no_nul(c, n, "http.method", "a method"))
     return -1;
   if (dynamic(t))
     return 0;
@@ -299,6 +304,9 @@ static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const 
       bad |= check_version(c, v, vt);
     } else if (strcmp(k, "ca_file") == 0 || strcmp(k, "save_to") == 0) {
       bad |= check_text(c, v, vt, k);
+      char *w = pc_asprintf("http.%s", k);
+      bad |= pc_load_no_nul(c, v, w, "a path");
+      free(w);
       if (!bad && !dynamic(vt) && v->len == 0) {
         pc_load_error(c, v, "http.%s: the path is empty", k);
         bad = -1;
@@ -966,7 +974,12 @@ static char *scalar_text(struct pc_lua *h, int idx, size_t *len)
   return NULL;
 }
 
-/* Optional text field: 0 (absent or set), -1 with *err. */
+/* Optional text field: 0 (absent or set), -1 with *err. When `cstring`
+ * names what the text becomes (a URL, a path), a NUL byte in it is refused:
+ * the C string would end there. */
+static int opt_cstring(struct pc_lua *h, int tbl, const char *key, char **out,
+                       const char *cstring, char **err);
+
 static int opt_text(struct pc_lua *h, int tbl, const char *key, char **out, size_t *len,
                     char **err)
 {
@@ -982,6 +995,21 @@ static int opt_text(struct pc_lua *h, int tbl, const char *key, char **out, size
   }
   lua_pop(L, 1);
   return rc;
+}
+
+static int opt_cstring(struct pc_lua *h, int tbl, const char *key, char **out,
+                       const char *cstring, char **err)
+{
+  size_t len = 0;
+  if (opt_text(h, tbl, key, out, &len, err) != 0)
+    return -1;
+  if (*out && memchr(*out, '\0', len)) {
+    *err = pc_asprintf("http.%s contains a NUL byte (\\0), which %s cannot hold", key, cstring);
+    free(*out);
+    *out = NULL;
+    return -1;
+  }
+  return 0;
 }
 
 static int opt_bool(lua_State *L, int tbl, const char *key, bool *out, char **err)
@@ -1266,9 +1294,9 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
     return pc_asprintf("http: `%s` and `url` both give the URL", url_key);
   if (!has_url && !url_key)
     return pc_xstrdup("http: no URL: give get: URL (or post:, put:, ...), or method and url");
-  if (opt_text(h, tbl, has_url ? "url" : url_key, &sp->url, NULL, &err) != 0)
+  if (opt_cstring(h, tbl, has_url ? "url" : url_key, &sp->url, "a URL", &err) != 0)
     return err;
-  if (HAS(K_METHOD) && opt_text(h, tbl, "method", &sp->method, NULL, &err) != 0)
+  if (HAS(K_METHOD) && opt_cstring(h, tbl, "method", &sp->method, "a method", &err) != 0)
     return err;
   if (sp->method && url_key)
     return pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key);
@@ -1379,8 +1407,8 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
       (HAS(K_FOLLOW) && opt_bool(L, tbl, "follow_redirects", &sp->follow, &err) != 0) ||
       (HAS(K_INSECURE) && opt_bool(L, tbl, "insecure", &sp->insecure, &err) != 0) ||
       (HAS(K_VERSION) && opt_version(L, tbl, &sp->version, &err) != 0) ||
-      (HAS(K_CA_FILE) && opt_text(h, tbl, "ca_file", &sp->ca_file, NULL, &err) != 0) ||
-      (HAS(K_SAVE_TO) && opt_text(h, tbl, "save_to", &sp->save_to, NULL, &err) != 0))
+      (HAS(K_CA_FILE) && opt_cstring(h, tbl, "ca_file", &sp->ca_file, "a path", &err) != 0) ||
+      (HAS(K_SAVE_TO) && opt_cstring(h, tbl, "save_to", &sp->save_to, "a path", &err) != 0))
     return err;
   if (HAS(K_MAX_BYTES))
     rawfield(L, tbl, "max_response_bytes"); /* max */

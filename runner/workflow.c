@@ -309,6 +309,15 @@ static bool get_duration(struct pc_load_ctx *c, const char *what, const struct p
   return true;
 }
 
+int pc_load_no_nul(struct pc_load_ctx *c, const struct pc_node *n, const char *what,
+                   const char *kind)
+{
+  if (n == NULL || n->kind != PC_NODE_SCALAR || memchr(n->str, '\0', n->len) == NULL)
+    return 0;
+  pc_load_error(c, n, "%s contains a NUL byte (\\0), which %s cannot hold", what, kind);
+  return -1;
+}
+
 int pc_load_duration(struct pc_load_ctx *c, const struct pc_node *n, double *ms)
 {
   return get_duration(c, NULL, n, ms) ? 0 : -1;
@@ -1072,6 +1081,8 @@ static void load_action(struct loader *L, struct pc_step *st, const struct pc_no
       pc_load_error(c, v, "uses: expected a plugin name, got %s", describe(v).s);
       return;
     }
+    if (pc_load_no_nul(c, v, "uses: the plugin name", "a file name") != 0)
+      return;
     st->uses = pc_xstrndup(v->str, v->len);
     const struct pc_node *with = pc_node_get(stepmap, "with");
     if (with != NULL && with->kind != PC_NODE_MAP)

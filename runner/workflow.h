@@ -242,6 +242,14 @@ struct pc_expr *pc_load_bare_expr(struct pc_load_ctx *c, const struct pc_node *n
  * of unknown keys. Reports an error and returns -1 if `map` is not a map. */
 int pc_load_check_keys(struct pc_load_ctx *c, const struct pc_node *map,
                        const char *const *allowed, size_t nallowed, const char *what);
+/* Text that becomes a C string (a program argument, an environment
+ * variable, a path, a URL, a header, a plugin name) ends at its first NUL
+ * byte, which a double-quoted scalar can hold ("a\0b"): refuse it here,
+ * naming `what` (e.g. "exec: argument 2") and `kind` ("a program
+ * argument"). Returns 0, or -1 after reporting. Any non-scalar passes
+ * (the caller checks types). */
+int pc_load_no_nul(struct pc_load_ctx *c, const struct pc_node *n, const char *what,
+                   const char *kind);
 /* Static duration: a plain scalar parsed with pc_parse_duration. Reports and
  * returns -1 on error. */
 int pc_load_duration(struct pc_load_ctx *c, const struct pc_node *n, double *ms);

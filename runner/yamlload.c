@@ -362,6 +362,11 @@ static void attach(struct loader *l, struct pc_node *n, int height)
     if (n->kind != PC_NODE_SCALAR) {
       yaml_mark_t m = {0, (size_t)n->line - 1, (size_t)n->col - 1};
       error_at(l, &m, "a map key must be a plain value, not a %s", pc_node_kind_name(n));
+    } else if (memchr(n->str, '\0', n->len) != NULL) {
+      /* Keys are names (options, headers, variables), compared and passed
+       * on as C strings: "log\0x" would read as `log`. */
+      yaml_mark_t m = {0, (size_t)n->line - 1, (size_t)n->col - 1};
+      error_at(l, &m, "a map key cannot contain a NUL byte (\\0)");
     }
     f->key = n;
     return;
