@@ -444,10 +444,17 @@ static void scope_call(struct pc_lua *h, const char *fn, int scope_ref, const ch
   lua_pop(L, 1);
 }
 
-/* Replaces the table on top of the stack by its read-only proxy. */
+/* Replaces the value on top of the stack by what expressions see of it: a
+ * table by its read-only proxy, JSON null by nil (an `item` that is null
+ * reads as nil, as a null member does). */
 static void to_ro(struct pc_lua *h)
 {
   lua_State *L = h->L;
+  if (lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    return;
+  }
   if (lua_type(L, -1) != LUA_TTABLE)
     return;
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->ro_ref); /* v, ro */

@@ -186,6 +186,8 @@ static int cmp_name(const void *a, const void *b)
 
 static void names_sort(struct names *s)
 {
+  if (s->n < 2)
+    return;
   qsort(s->v, s->n, sizeof *s->v, cmp_name);
   size_t out = 0;
   for (size_t i = 0; i < s->n; i++)
