@@ -580,8 +580,8 @@ int pc_lua_eval_bool(struct pc_lua *h, const struct pc_expr *e, int scope_ref, b
 {
   if (pc_lua_eval(h, e, scope_ref, err) != 0)
     return -1;
-  /* JSON null is false, as nil is (reads through the sandbox's views
-   * already give nil; this covers a null reached another way, an item). */
+  /* JSON null is false, as nil is. Reads through the sandbox's views
+   * already give nil; this is the safety net for any other way to it. */
   lua_State *L = h->L;
   *out = lua_toboolean(L, -1) &&
          !(lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL);
