@@ -222,9 +222,13 @@ static int check_headers(struct pc_load_ctx *c, const struct pc_node *n, const s
     } else if (!dynamic(vt) && v->kind == PC_NODE_SCALAR) {
       crlf = has_crlf(v->str, v->len);
     }
-    if (crlf) {
-      pc_load_error(c, v, "http.headers: the value of %s contains a line break (CR or LF) or "
-                    "a NUL byte (\\0), which would split or cut the header", k->str);
+    if (v->kind == PC_NODE_SCALAR && memchr(v->str, '\0', v->len)) {
+      pc_load_error(c, v, "http.headers: the value of %s contains a NUL byte (\\0), which "
+                    "would cut the header short", k->str);
+      bad = -1;
+    } else if (crlf) {
+      pc_load_error(c, v, "http.headers: the value of %s contains a line break (CR or LF), "
+                    "which would split the header", k->str);
       bad = -1;
     }
   }
