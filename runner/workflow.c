@@ -697,18 +697,14 @@ static void retry_init(struct pc_retry *r)
   };
 }
 
+/* The codes array is the workflow's (see load_retry_on): a copy shares it. */
 static void retry_copy(struct pc_retry *dst, const struct pc_retry *src)
 {
   *dst = *src;
-  if (src->ncodes) {
-    dst->codes = pc_xmalloc(src->ncodes * sizeof *dst->codes);
-    memcpy(dst->codes, src->codes, src->ncodes * sizeof *dst->codes);
-  }
 }
 
 static void retry_free(struct pc_retry *r)
 {
-  free(r->codes);
   r->codes = NULL;
   r->ncodes = 0;
 }
@@ -724,13 +720,27 @@ static void load_retry_on(struct pc_load_ctx *c, const struct pc_node *v, struct
     pc_load_error(c, v, "retry.on: expected a list of conditions, got a map");
     return;
   }
+  /* Each code is kept once (there are at most 500), in an array the
+   * workflow owns: every leaf step that inherits defaults.retry shares it,
+   * where a copy per step made a hostile list of 60 000 codes over 40 000
+   * steps cost gigabytes. */
+  bool seen[600] = {false};
+  struct pc_workflow *wf = c->wf;
+  int *codes = NULL;
   for (size_t i = 0; i < n; i++) {
     const struct pc_node *it = v->kind == PC_NODE_SEQ ? v->items[i] : v;
     if (it->kind == PC_NODE_SCALAR && pc_node_scalar_type(it) == PC_SCALAR_INT) {
       int code;
-      if (get_int(c, "retry.on", it, 100, 599, &code)) {
-        r->codes = pc_xrealloc(r->codes, (r->ncodes + 1) * sizeof *r->codes);
-        r->codes[r->ncodes++] = code;
+      if (get_int(c, "retry.on", it, 100, 599, &code) && !seen[code]) {
+        seen[code] = true;
+        if (codes == NULL) {
+          codes = pc_xcalloc(500, sizeof *codes);
+          wf->retry_codes = pc_xrealloc(wf->retry_codes,
+                                        (wf->nretry_codes + 1) * sizeof *wf->retry_codes);
+          wf->retry_codes[wf->nretry_codes++] = codes;
+          r->codes = codes;
+        }
+        codes[r->ncodes++] = code;
       }
       continue;
     }
@@ -1450,6 +1460,9 @@ void pc_workflow_free(struct pc_workflow *wf)
   for (size_t i = 0; i < wf->nfinally; i++)
     step_free(wf->finally[i]);
   free(wf->finally);
+  for (size_t i = 0; i < wf->nretry_codes; i++)
+    free(wf->retry_codes[i]);
+  free(wf->retry_codes);
   /* The expressions themselves belong to templates and steps. */
   free(wf->exprs);
   pc_node_free(wf->root);

@@ -112,7 +112,9 @@ struct pc_retry {
   bool jitter;          /* full jitter; default true */
   bool on_set;          /* false: use the action's default `on` */
   unsigned on;          /* PC_ON_* */
-  int *codes;           /* explicit status codes in `on` */
+  int *codes;           /* explicit status codes in `on`, each once; borrowed
+                           from wf->retry_codes: the steps that inherit
+                           defaults.retry share one array */
   size_t ncodes;
   bool unsafe;          /* retry non-idempotent HTTP methods too */
 };
@@ -196,6 +198,8 @@ struct pc_workflow {
   size_t nsteps;
   struct pc_step **finally;
   size_t nfinally;
+  int **retry_codes;      /* the arrays of retry.on codes (owned; see pc_retry) */
+  size_t nretry_codes;
   struct pc_expr **exprs; /* every expression in the file (borrowed), for compilation */
   size_t nexprs;
   struct pc_node *root;   /* the YAML tree (owned), for actions that need it */

@@ -43,6 +43,11 @@ KINDS = {
     # many vars, all used
     "vars": lambda: "vars:\n" + "".join("  v%d: %d\n" % (i, i) for i in range(60000))
     + "steps:\n  - log: \"" + "".join("${{ vars.v%d }}" % i for i in range(0, 60000, 3)) + '"\n',
+    # retry.on codes in defaults, inherited by every step (copied per step:
+    # 9 GB of memory)
+    "retry_codes": lambda: "defaults:\n  retry:\n    on: ["
+    + ", ".join(str(100 + i % 500) for i in range(60000)) + "]\nsteps:\n"
+    + "".join("  - log: x\n" for _ in range(40000)),
     # one long string
     "long": lambda: 'steps:\n  - log: "' + "a" * (LIMIT - 100) + '"\n',
 }
