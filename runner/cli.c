@@ -15,6 +15,7 @@
 #include <lua.h>
 #include <uv.h>
 #include <yaml.h>
+#include <yajl/yajl_version.h>
 
 #include "curlshim.h"
 #include "diag.h"
@@ -302,6 +303,8 @@ static int cmd_version(void)
   else
     printf("%s\n", pc_curl_load_error());
   printf("libyaml %s\n", yaml_get_version_string());
+  int yv = yajl_version();
+  printf("yajl %d.%d.%d\n", yv / 10000, yv / 100 % 100, yv % 100);
   printf("%s\n", LUA_RELEASE);
   return PC_EXIT_OK;
 }
