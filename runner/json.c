@@ -1,11 +1,11 @@
 /* json.c: decodes JSON text into Lua values with yajl's event (SAX)
  * parser, building the tables directly as the events come: no tree in
  * between. For the benchmark's 170-byte document (docs/BENCHMARKS.md, w1)
- * that costs about 16 500 instructions, against lua-cjson's 19 500 and
- * jansson's 40 000 (a tree, then tables). lua-cjson,
- * which pacer used before, turns every number into a float (the id 3 of a
- * response became "3.0" in a URL); yajl hands over each number's text, so
- * integers stay integers here.
+ * that costs about 17 000 instructions, against lua-cjson's 19 500 and
+ * jansson's 40 000 (a tree, then tables). lua-cjson, which pacer used
+ * before, turns every number into a float (the id 3 of a response became
+ * "3.0" in a URL); yajl hands over each number's text, so integers stay
+ * integers here.
  *
  * A Lua error inside a callback (out of memory, the Lua memory limit of
  * plugin code) must not leak the parser: the parse runs in a protected call,
