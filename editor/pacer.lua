@@ -20,7 +20,7 @@ pacer = {}
 ---@field status integer
 ---@field headers table<string, string> names lower-cased
 ---@field body string
----@field json any the body decoded as JSON on first use (raises if it is not JSON)
+---@field json any the body decoded as JSON on first use (raises if it is not JSON); integers are integers, null is pacer.null
 ---@field http_version string
 ---@field reused boolean the connection was reused
 ---@field timing pacer.HttpTiming
@@ -183,13 +183,26 @@ function pacer.log.error(...) end
 
 ---@class pacer.json
 pacer.json = {}
+---Compact JSON, map keys sorted; integers without ".0", floats with the
+---digits that read back the same; pacer.null as null; an empty table as
+---[] unless marked with pacer.json.object.
 ---@param v any
 ---@return string
 function pacer.json.encode(v) end
+---Decodes JSON: integers as Lua integers (floats for fractions, exponents
+---and numbers past 64 bits), null as pacer.null, {} as an empty table
+---marked as an object. Raises "pacer.json.decode: invalid JSON: ...".
 ---@param s string
 ---@return any
 function pacer.json.decode(s) end
----JSON null in decoded values.
+---Marks a table as a JSON object: it encodes as {} even when empty. Its
+---metatable is then protected (getmetatable(t) == "json object").
+---@generic T: table
+---@param t T
+---@return T
+function pacer.json.object(t) end
+---JSON null in decoded values (a light userdata, truthy: test v == pacer.null).
+---Read through the read-only views (ctx.steps, ctx.vars) it is nil.
 pacer.json.null = nil
 
 ---Marks a value secret: it is redacted from all output from now on.
@@ -202,7 +215,7 @@ function pacer.secret(v) end
 ---@return number
 function pacer.now() end
 
----JSON null.
+---JSON null (the same value as pacer.json.null).
 pacer.null = nil
 
 ---@class pacer.PluginInput

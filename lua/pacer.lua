@@ -9,7 +9,7 @@
 -- primitives (gather, timeout, log, json), the plugin environment (the
 -- standard library minus what blocks the loop or escapes it: see
 -- docs/plugins.md for the exact list) and the checking of plugin inputs.
-local core, P, cjson = ...
+local core, P, json = ...
 local M = {}
 
 local ro, unwrap, is_ro, H = P.ro, P.unwrap, P.is_ro, P.helpers
@@ -31,7 +31,7 @@ pacer.pool = core.pool
 pacer.exec = core.exec
 pacer.secret = H.secret
 pacer.now = H.now
-pacer.null = cjson.null
+pacer.null = json.null
 
 local function callable(f)
   if type(f) == "function" then
@@ -162,7 +162,14 @@ pacer.json = {
   decode = function(s)
     return P.decode_json(s, "pacer.json.decode", 3)
   end,
-  null = cjson.null,
+  null = json.null,
+  -- object(t): t encodes as a JSON object even when empty ({}, not []).
+  object = function(t)
+    if type(t) ~= "table" then
+      error("pacer.json.object expects a table, got " .. type(t), 2)
+    end
+    return json.object(t)
+  end,
 }
 
 ---------------------------------------------------------------- pacer.http
@@ -188,7 +195,8 @@ if core.http_request then
   pacer.http = http
 end
 
-local pacer_ro = ro(pacer)
+-- A library view: values as they are (pacer.null is not read as nil).
+local pacer_ro = P.ro_lib(pacer)
 
 ---------------------------------------------------------------- the sandbox
 
@@ -352,7 +360,7 @@ local function value_type_ok(want, v)
 end
 
 local function type_name(v)
-  if v == cjson.null then
+  if v == json.null then
     return "null"
   end
   local t = type(v)
@@ -413,7 +421,7 @@ end
 
 -- Returns nil if `v` suits input `def`, else a message.
 function M.check_input(name, def, v)
-  if v == nil or v == cjson.null then
+  if v == nil or v == json.null then
     if def.required and def.default == nil then
       return "input \"" .. name .. "\" is required"
     end
@@ -446,7 +454,12 @@ function M.prepare_with(spec, with)
     if msg then
       return nil, msg
     end
-    if (v == nil or v == cjson.null) and def.default ~= nil then
+    if v == json.null then
+      -- `name: null` in the file means "not given", as leaving it out does
+      v = nil
+      with[name] = nil
+    end
+    if v == nil and def.default ~= nil then
       with[name] = deep_copy(def.default)
     end
   end

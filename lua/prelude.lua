@@ -3,11 +3,17 @@
 -- read-only proxies, scopes, the helpers of SPEC section 4 and the text and
 -- JSON formatting used by interpolation.
 --
--- Called with: cjson, getenv_secret(name), mark_secret(text), now_seconds().
-local cjson, getenv_secret, mark_secret, now_seconds = ...
+-- Called with: json (runner/json.c: decode, null, object, is_object),
+-- getenv_secret(name), mark_secret(text), now_seconds().
+local json, getenv_secret, mark_secret, now_seconds = ...
 local P = {}
 
-local null = cjson.null
+-- JSON null (a light userdata NULL). It stays in data, so lists keep their
+-- length and maps their keys (and encode back as null), but every read
+-- through a read-only view gives nil: JSON null is falsy in `if:`, and
+-- indexing it fails like indexing a missing field.
+local null = json.null
+local is_object = json.is_object
 local type, pairs, next, setmetatable, getmetatable, rawget, rawset, tostring, error, select =
   type, pairs, next, setmetatable, getmetatable, rawget, rawset, tostring, error, select
 local floor, huge, mtype = math.floor, math.huge, math.type
@@ -29,7 +35,13 @@ end
 
 local ro
 local ro_mt = {
-  __index = function(p, k) return ro(target_of[p][k]) end,
+  __index = function(p, k)
+    local v = target_of[p][k]
+    if v == null then
+      return nil
+    end
+    return ro(v)
+  end,
   __newindex = readonly_error,
   __len = function(p) return #target_of[p] end,
   __pairs = function(p)
@@ -38,6 +50,9 @@ local ro_mt = {
     local f, s, init = pairs(target_of[p])
     return function(_, k)
       local nk, nv = f(s, k)
+      if nv == null then
+        return nk, nil
+      end
       return nk, ro(nv)
     end, p, init
   end,
@@ -58,6 +73,39 @@ ro = function(v)
   return p
 end
 P.ro = ro
+
+-- Read-only views of library tables (the pacer module): like ro, but values
+-- are handed out as they are, so pacer.null is pacer.null and not nil.
+local lib_proxy_of = setmetatable({}, { __mode = "kv" })
+local ro_lib
+local ro_lib_mt = {
+  __index = function(p, k) return ro_lib(target_of[p][k]) end,
+  __newindex = readonly_error,
+  __len = function(p) return #target_of[p] end,
+  __pairs = function(p)
+    local f, s, init = pairs(target_of[p])
+    return function(_, k)
+      local nk, nv = f(s, k)
+      return nk, ro_lib(nv)
+    end, p, init
+  end,
+  __metatable = "read-only",
+}
+
+ro_lib = function(v)
+  if type(v) ~= "table" or target_of[v] then
+    return v
+  end
+  local p = lib_proxy_of[v]
+  if p then
+    return p
+  end
+  p = setmetatable({}, ro_lib_mt)
+  lib_proxy_of[v] = p
+  target_of[p] = v
+  return p
+end
+P.ro_lib = ro_lib
 
 local function unwrap(v)
   return target_of[v] or v
@@ -86,6 +134,12 @@ local function is_array(t)
   return count == n
 end
 
+-- Numbers as text, exactly: integers as integers; a whole float with all
+-- its digits, never in scientific notation (1732700000123456, not
+-- 1.7327000001235e+15, whose "+" would also reach a URL unencoded) and
+-- without a needless ".0"; any other float with the fewest digits that
+-- read back as the same number (0.1, not 0.10000000000000001).
+local tonumber = tonumber
 local function number_text(n)
   if mtype(n) == "integer" then
     return sformat("%d", n)
@@ -98,11 +152,19 @@ local function number_text(n)
   elseif n == -huge then
     return "-inf"
   end
-  if n == floor(n) and n > -1e15 and n < 1e15 then
-    return sformat("%d", floor(n))
+  if n == floor(n) then
+    return sformat("%.0f", n)
   end
-  return sformat("%.14g", n)
+  local s = sformat("%.15g", n)
+  if tonumber(s) ~= n then
+    s = sformat("%.16g", n)
+    if tonumber(s) ~= n then
+      s = sformat("%.17g", n)
+    end
+  end
+  return s
 end
+P.number_text = number_text
 
 local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
                   ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
@@ -112,9 +174,12 @@ local function json_string(s)
   end) .. '"'
 end
 
--- Encodes any value; proxies are read through, cycles are an error. Empty
--- tables encode as [] (a list is far more common than an empty map in a
--- workflow's data). Map keys are sorted so the text is stable.
+-- Encodes any value; proxies are read through, cycles are an error. A
+-- table is a JSON object when it carries the object mark (an empty map
+-- from YAML or JSON, or pacer.json.object(t)) or has keys other than
+-- 1..n; otherwise a list, so an unmarked empty table is []. Map keys are
+-- sorted so the text is stable. Numbers as number_text; NaN and the
+-- infinities, which JSON lacks, as null.
 local function encode(v, out, seen)
   local t = type(v)
   if v == nil or v == null then
@@ -135,7 +200,7 @@ local function encode(v, out, seen)
       error("cannot encode a table that contains itself", 0)
     end
     seen[raw] = true
-    if is_array(raw) then
+    if not is_object(raw) and is_array(raw) then
       out[#out + 1] = "["
       for i = 1, #raw do
         if i > 1 then out[#out + 1] = "," end
@@ -295,15 +360,21 @@ function P.decode_json(text, who, level)
   if type(text) ~= "string" then
     error(who .. " expects a string, got " .. type(text), level)
   end
-  local ok, v = pcall(cjson.decode, text)
+  local ok, v = pcall(json.decode, text)
   if not ok then
-    error(who .. ": invalid JSON: " .. tostring(v), level)
+    error(who .. ": " .. tostring(v), level)
   end
   return v
 end
 
+-- In expressions the decoded value is read like every other: through a
+-- read-only view (so JSON null reads as nil), and null itself is nil.
 function H.from_json(text)
-  return P.decode_json(text, "from_json()", 3)
+  local v = P.decode_json(text, "from_json()", 3)
+  if v == null then
+    return nil
+  end
+  return ro(v)
 end
 
 function H.urlencode(s)
@@ -326,7 +397,8 @@ function H.secret(v)
 end
 
 H.now = now_seconds
-H.null = null
+-- There is no `null` helper: JSON null reads as nil, so `x == null` (an
+-- undefined name, nil) compares as `x == nil` does.
 
 ---------------------------------------------------------------- scopes
 

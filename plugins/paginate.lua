@@ -100,7 +100,7 @@ return {
           nexturl = with.url
           query = {}
           for k, v in pairs(with.query or {}) do query[k] = v end
-          -- JSON numbers decode as floats: send 2, not 2.0
+          -- a cursor written 2.0 in the JSON is a float: send 2, not 2.0
           if type(c) == "number" and c == math.floor(c) then
             c = string.format("%d", c)
           end

@@ -15,6 +15,7 @@
 #include <lua.h>
 #include <uv.h>
 #include <yaml.h>
+#include <yajl/yajl_version.h>
 
 #include "curlshim.h"
 #include "diag.h"
@@ -23,6 +24,7 @@
 #include "luahost.h"
 #include "plugin.h"
 #include "progress.h"
+#include "refs.h"
 #include "report.h"
 #include "schema.h"
 #include "util.h"
@@ -47,6 +49,9 @@ static void usage(FILE *f)
         "  --log-format text|json\n"
         "  -q, -v                quieter / more verbose\n"
         "  --dry-run             load, validate and print the plan; run nothing\n"
+        "\n"
+        "validate options: --var NAME=VALUE and --vars-file FILE, as for run (the names\n"
+        "  they define count as defined vars)\n"
         "\n"
         "run, validate and plugins options:\n"
         "  --plugins DIR         another plugin directory (repeatable; also PACER_PLUGIN_PATH)\n"
@@ -108,24 +113,134 @@ static struct pc_lua *new_lua(void)
   return h;
 }
 
+/* What --var and --vars-file define: their names are known to the
+ * reference check (vars.NAME), and --var names the file does not declare
+ * get a warning. The values themselves are read by the engine when the run
+ * starts (engine.c, build_vars); they are parsed here only enough to refuse
+ * a malformed --var or an unreadable --vars-file before anything runs. */
+struct var_names {
+  char **names; /* owned */
+  size_t n;
+  size_t nvar; /* the first nvar came from --var, the rest from --vars-file */
+};
+
+static void var_names_free(struct var_names *vn)
+{
+  for (size_t i = 0; i < vn->n; i++)
+    free(vn->names[i]);
+  free(vn->names);
+  *vn = (struct var_names){0};
+}
+
+static void var_names_add(struct var_names *vn, char *name)
+{
+  vn->names = pc_xrealloc(vn->names, (vn->n + 1) * sizeof *vn->names);
+  vn->names[vn->n++] = name;
+}
+
+/* Prints load errors and warnings: as they are, or with --log-format json
+ * as log lines (a log shipper reading stderr gets JSON only). */
+static void print_diags(const struct pc_diag *d)
+{
+  if (!pc_log_json()) {
+    pc_diag_print(d, stderr);
+    return;
+  }
+  for (size_t i = 0; i < d->n; i++) {
+    const struct pc_diag_item *it = &d->items[i];
+    pc_log(it->warning ? PC_LOG_WARN : PC_LOG_ERROR, NULL, "%s:%d:%d: %s", it->file, it->line,
+           it->col, it->msg);
+  }
+  if (d->n < pc_diag_count(d))
+    pc_log(PC_LOG_ERROR, NULL, "... and %zu more errors, not shown", pc_diag_count(d) - d->n);
+}
+
+/* Returns 0, or -1 with the problem printed. */
+static int gather_var_names(const char *cmd, const char *const *vars, size_t nvars,
+                            const char *vars_file, struct var_names *out)
+{
+  for (size_t i = 0; i < nvars; i++) {
+    const char *eq = strchr(vars[i], '=');
+    if (!eq || eq == vars[i]) {
+      fprintf(stderr, "pacer %s: --var expects NAME=VALUE, got \"%s\"\n", cmd, vars[i]);
+      return -1;
+    }
+    var_names_add(out, pc_xstrndup(vars[i], (size_t)(eq - vars[i])));
+  }
+  out->nvar = out->n;
+  if (!vars_file)
+    return 0;
+  struct pc_diag d;
+  pc_diag_init(&d);
+  struct pc_node *n = NULL;
+  if (pc_yaml_load_file(vars_file, NULL, &n, &d) != 0) {
+    print_diags(&d);
+    pc_diag_free(&d);
+    return -1;
+  }
+  pc_diag_free(&d);
+  if (n->kind != PC_NODE_MAP) {
+    fprintf(stderr, "%s:%d:%d: error: --vars-file must hold a map of names to values\n",
+            vars_file, n->line, n->col);
+    pc_node_free(n);
+    return -1;
+  }
+  for (size_t i = 0; i < n->n; i++)
+    var_names_add(out, pc_xstrndup(n->keys[i]->str, n->keys[i]->len));
+  pc_node_free(n);
+  return 0;
+}
+
+/* --var of a name the workflow does not declare under `vars:` is allowed (a
+ * var only --var sets), but is often a typo: say so. */
+static void warn_undeclared_vars(const struct pc_workflow *wf, const struct var_names *vn,
+                                 struct pc_diag *d)
+{
+  size_t ndecl = wf->vars ? wf->vars->u.coll.n : 0;
+  const char *const *decl = ndecl ? (const char *const *)wf->vars->u.coll.keys : NULL;
+  for (size_t i = 0; i < vn->nvar; i++) {
+    const char *name = vn->names[i];
+    size_t j = 0;
+    while (j < ndecl && strcmp(decl[j], name) != 0)
+      j++;
+    if (j < ndecl)
+      continue;
+    const char *hint = pc_did_you_mean(name, decl, ndecl);
+    if (hint)
+      pc_diag_warn(d, wf->file, 0, 0,
+                   "--var %s: the workflow declares no var \"%s\"; did you mean \"%s\"?", name,
+                   name, hint);
+    else
+      pc_diag_warn(d, wf->file, 0, 0,
+                   "--var %s: the workflow declares no var \"%s\" under `vars:`", name, name);
+  }
+}
+
 /* Loads, checks and compiles one file. Returns 0, or -1 with errors printed. */
-static int load_workflow(const char *path, struct pc_lua *h, struct pc_workflow **out)
+static int load_workflow(const char *path, struct pc_lua *h, const struct var_names *vn,
+                         struct pc_workflow **out)
 {
   struct pc_diag d;
   pc_diag_init(&d);
   struct pc_workflow *wf = NULL;
   int rc = pc_workflow_load(path, &wf, &d);
-  if (rc == 0 && pc_lua_compile_workflow(h, wf, &d) != 0)
+  /* Names that do not exist (steps.ID, vars.NAME), then expressions are
+   * compiled whatever the outcome, so one validate shows every mistake. */
+  if (rc == 0 && pc_workflow_check_refs(wf, (const char *const *)vn->names, vn->n, &d) != 0)
+    rc = -1;
+  if (wf && pc_lua_compile_workflow(h, wf, &d) != 0)
     rc = -1;
   /* Plugins and inline Lua: found, loaded, inputs checked, code compiled. */
   if (rc == 0 && pc_plugins_check(h, wf, &d) != 0)
     rc = -1;
   /* Errors always; warnings unless -q (a cron job run with -q stays
    * silent when all is well; `validate` shows them). */
+  if (rc == 0)
+    warn_undeclared_vars(wf, vn, &d);
   if (rc != 0 || pc_log_enabled(PC_LOG_WARN))
-    pc_diag_print(&d, stderr);
+    print_diags(&d);
   if (rc != 0) {
-    size_t n = pc_diag_errors(&d, 0);
+    size_t n = pc_diag_count(&d);
     fprintf(stderr, "%s: %zu error%s; nothing was run\n", path, n, n == 1 ? "" : "s");
     pc_workflow_free(wf);
     wf = NULL;
@@ -210,6 +325,8 @@ static int cmd_version(void)
   else
     printf("%s\n", pc_curl_load_error());
   printf("libyaml %s\n", yaml_get_version_string());
+  int yv = yajl_version();
+  printf("yajl %d.%d.%d\n", yv / 10000, yv / 100 % 100, yv % 100);
   printf("%s\n", LUA_RELEASE);
   return PC_EXIT_OK;
 }
@@ -217,22 +334,41 @@ static int cmd_version(void)
 static int cmd_validate(int argc, char **argv)
 {
   const char **files = pc_xcalloc((size_t)argc + 1, sizeof *files);
-  int nfiles = 0;
+  const char **vars = pc_xcalloc((size_t)argc + 1, sizeof *vars);
+  size_t nvars = 0;
+  const char *vars_file = NULL;
+  struct var_names vn = {0};
+  int nfiles = 0, code = PC_EXIT_USAGE;
   for (int i = 0; i < argc; i++) {
     int r = common_option(argc, argv, &i);
-    if (r < 0) {
-      free(files);
-      return PC_EXIT_USAGE;
+    if (r < 0)
+      goto out;
+    if (r > 0)
+      continue;
+    /* --var and --vars-file as for run: the names they define are known
+     * to the check of vars.NAME. */
+    const char *a = argv[i], *v;
+    if (opt_is(a, "--var") || opt_is(a, "--vars-file")) {
+      bool file = opt_is(a, "--vars-file");
+      if (!(v = opt_value(file ? "--vars-file" : "--var", argc, argv, &i))) {
+        fprintf(stderr, "pacer validate: option \"%s\" needs a value\n", a);
+        goto out;
+      }
+      if (file)
+        vars_file = v;
+      else
+        vars[nvars++] = v;
+      continue;
     }
-    if (r == 0)
-      files[nfiles++] = argv[i];
+    files[nfiles++] = a;
   }
   if (nfiles < 1) {
     fprintf(stderr, "pacer validate: name at least one workflow file\n");
-    free(files);
-    return PC_EXIT_USAGE;
+    goto out;
   }
-  int code = PC_EXIT_OK;
+  if (gather_var_names("validate", vars, nvars, vars_file, &vn) != 0)
+    goto out;
+  code = PC_EXIT_OK;
   for (int i = 0; i < nfiles; i++) {
     struct pc_lua *h = new_lua();
     if (!h) {
@@ -240,7 +376,7 @@ static int cmd_validate(int argc, char **argv)
       break;
     }
     struct pc_workflow *wf = NULL;
-    if (load_workflow(files[i], h, &wf) != 0) {
+    if (load_workflow(files[i], h, &vn, &wf) != 0) {
       code = PC_EXIT_USAGE;
     } else {
       printf("%s: ok\n", files[i]);
@@ -248,6 +384,9 @@ static int cmd_validate(int argc, char **argv)
     }
     pc_lua_free(h);
   }
+out:
+  var_names_free(&vn);
+  free(vars);
   free(files);
   return code;
 }
@@ -331,6 +470,7 @@ static int cmd_run(int argc, char **argv)
   const char *lock_path = NULL;
   int lock_fd = -1;
   int code = PC_EXIT_USAGE;
+  struct var_names vn = {0};
 
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v;
@@ -416,13 +556,15 @@ static int cmd_run(int argc, char **argv)
   o.vars = vars;
   o.reports = reports;
 
+  if (gather_var_names("run", vars, o.nvars, o.vars_file, &vn) != 0)
+    goto out;
   struct pc_lua *h = new_lua();
   if (!h) {
     code = PC_EXIT_ERROR;
     goto out;
   }
   struct pc_workflow *wf = NULL;
-  if (load_workflow(file, h, &wf) == 0) {
+  if (load_workflow(file, h, &vn, &wf) == 0) {
     if (lock_path && !dry && (lock_fd = take_lock(lock_path)) < 0) {
       code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
     } else if (dry) {
@@ -441,6 +583,7 @@ missing:
 out:
   if (lock_fd >= 0)
     close(lock_fd); /* releases the lock */
+  var_names_free(&vn);
   free(vars);
   free(reports);
   pc_secrets_clear();

@@ -13,11 +13,21 @@ void pc_diag_init(struct pc_diag *d)
   d->items = NULL;
   d->n = 0;
   d->cap = 0;
+  d->dropped = 0;
+  d->nerrors = 0;
 }
 
+/* A new item, or NULL when PC_DIAG_MAX are kept already (then it is only
+ * counted). */
 static struct pc_diag_item *add(struct pc_diag *d, const char *file, int line, int col,
                                 bool warning)
 {
+  if (!warning)
+    d->nerrors++;
+  if (d->n >= PC_DIAG_MAX) {
+    d->dropped += !warning; /* a dropped warning is not worth a line */
+    return NULL;
+  }
   if (d->n == d->cap) {
     d->cap = d->cap ? d->cap * 2 : 8;
     d->items = pc_xrealloc(d->items, d->cap * sizeof *d->items);
@@ -34,6 +44,8 @@ void pc_diag_add(struct pc_diag *d, const char *file, int line, int col, const c
                  ...)
 {
   struct pc_diag_item *it = add(d, file, line, col, false);
+  if (!it)
+    return;
   va_list ap;
   va_start(ap, fmt);
   it->msg = pc_vasprintf(fmt, ap);
@@ -44,18 +56,12 @@ void pc_diag_warn(struct pc_diag *d, const char *file, int line, int col, const 
                   ...)
 {
   struct pc_diag_item *it = add(d, file, line, col, true);
+  if (!it)
+    return;
   va_list ap;
   va_start(ap, fmt);
   it->msg = pc_vasprintf(fmt, ap);
   va_end(ap);
-}
-
-size_t pc_diag_errors(const struct pc_diag *d, size_t from)
-{
-  size_t n = 0;
-  for (size_t i = from; i < d->n; i++)
-    n += !d->items[i].warning;
-  return n;
 }
 
 /* Unknown parts of the position are left out rather than printed as 0, the
@@ -72,6 +78,19 @@ void pc_diag_print(const struct pc_diag *d, FILE *out)
     else
       fprintf(out, "%s: %s: %s\n", it->file, kind, it->msg);
   }
+  if (d->dropped > 0)
+    fprintf(out, "%s: ... and %zu more error%s, not shown\n",
+            d->n ? d->items[d->n - 1].file : "pacer", d->dropped, d->dropped == 1 ? "" : "s");
+}
+
+size_t pc_diag_count(const struct pc_diag *d)
+{
+  return d->nerrors;
+}
+
+bool pc_diag_full(const struct pc_diag *d)
+{
+  return d->n >= PC_DIAG_MAX;
 }
 
 void pc_diag_free(struct pc_diag *d)

@@ -798,7 +798,11 @@ static int check_argv_node(struct pc_load_ctx *c, const struct pc_node *n,
       pc_load_error(c, it, "%s: argument %zu must be a string, got %s %s", what, i + 1,
                     article(it), pc_node_kind_name(it));
       bad = -1;
+      continue;
     }
+    char arg[64];
+    snprintf(arg, sizeof arg, "%s: argument %zu", what, i + 1);
+    bad |= pc_load_no_nul(c, it, arg, "a program argument");
   }
   if (n->items[0]->kind == PC_NODE_SCALAR && pc_node_scalar_type(n->items[0]) == PC_SCALAR_STR &&
       n->items[0]->len == 0) {
@@ -828,7 +832,11 @@ static int check_env_node(struct pc_load_ctx *c, const struct pc_node *n, const 
       pc_load_error(c, v, "env: the value of %s must be a string, got %s %s", k->str,
                     article(v), pc_node_kind_name(v));
       bad = -1;
+      continue;
     }
+    char *what = pc_asprintf("env: the value of %s", k->str);
+    bad |= pc_load_no_nul(c, v, what, "an environment variable");
+    free(what);
   }
   return bad;
 }
@@ -856,14 +864,17 @@ static int load_map(struct pc_load_ctx *c, const struct pc_node *v, const struct
     bad = -1;
   } else if (shell) {
     bad |= check_scalar_node(c, cmd, "shell.command");
+    bad |= pc_load_no_nul(c, cmd, "shell.command", "a command line");
   } else {
     bad |= check_argv_node(c, cmd, pc_tmpl_get(t, "command"), "exec.command");
   }
   const struct pc_node *n;
   if ((n = pc_node_get(v, "env")))
     bad |= check_env_node(c, n, pc_tmpl_get(t, "env"));
-  if ((n = pc_node_get(v, "cwd")))
+  if ((n = pc_node_get(v, "cwd"))) {
     bad |= check_scalar_node(c, n, "cwd");
+    bad |= pc_load_no_nul(c, n, "cwd", "a path");
+  }
   if ((n = pc_node_get(v, "stdin")) && n->kind != PC_NODE_SCALAR &&
       !is_single_expr(pc_tmpl_get(t, "stdin")))
     bad |= check_scalar_node(c, n, "stdin");
@@ -898,7 +909,7 @@ static int shell_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc
                   article(v), pc_node_kind_name(v));
     return -1;
   }
-  return 0;
+  return pc_load_no_nul(c, v, "shell: the command line", "a command line");
 }
 
 /* ------------------------------------------------- evaluated parameters */
@@ -928,6 +939,16 @@ static void spec_free(struct exec_spec *sp)
 static bool is_text_type(int type)
 {
   return type == LUA_TSTRING || type == LUA_TNUMBER || type == LUA_TBOOLEAN;
+}
+
+/* The message for a value text_arg refused, named `what`: it refuses a
+ * string only for a NUL byte; anything else is not text. */
+static char *refused(lua_State *L, int idx, const char *what, const char *kind,
+                     const char *not_text)
+{
+  if (lua_type(L, idx) == LUA_TSTRING)
+    return pc_asprintf("%s contains a NUL byte (\\0), which %s cannot hold", what, kind);
+  return pc_asprintf("%s, got %s", not_text, luaL_typename(L, idx));
 }
 
 /* Text of a string, number or boolean with no NUL byte; NULL otherwise. */
@@ -961,9 +982,11 @@ static char *parse_argv(struct pc_lua *h, int idx, const struct pc_tmpl *t, stru
     lua_rawgeti(L, idx, (lua_Integer)(i + 1)); /* item */
     char *s = text_arg(h, -1);
     if (!s) {
-      char *m = pc_asprintf("%s: argument %zu must be a string, got %s", what, i + 1,
-                            lua_type(L, -1) == LUA_TSTRING ? "a string with a NUL byte"
-                                                           : luaL_typename(L, -1));
+      char *arg = pc_asprintf("%s: argument %zu", what, i + 1);
+      char *must = pc_asprintf("%s must be a string", arg);
+      char *m = refused(L, -1, arg, "a program argument", must);
+      free(arg);
+      free(must);
       lua_pop(L, 1);
       return m;
     }
@@ -996,8 +1019,11 @@ static char *parse_env(struct pc_lua *h, int idx, struct exec_spec *sp)
     }
     char *v = text_arg(h, -1);
     if (!v) {
-      char *m = pc_asprintf("env: the value of %s must be a string, got %s", name,
-                            luaL_typename(L, -1));
+      char *what = pc_asprintf("env: the value of %s", name);
+      char *must = pc_asprintf("%s must be a string", what);
+      char *m = refused(L, -1, what, "an environment variable", must);
+      free(what);
+      free(must);
       lua_pop(L, 2);
       return m;
     }
@@ -1028,7 +1054,8 @@ static char *parse_params(struct pc_lua *h, int idx, const struct pc_tmpl *t, bo
     if (shell) {
       char *cmd = text_arg(h, idx);
       if (!cmd)
-        return pc_asprintf("shell: expected a command line, got %s", luaL_typename(L, idx));
+        return refused(L, idx, "shell: the command line", "a command line",
+                       "shell: expected a command line");
       sp->argv = pc_xcalloc(4, sizeof *sp->argv);
       sp->argv[0] = pc_xstrdup("/bin/sh");
       sp->argv[1] = pc_xstrdup("-c");
@@ -1059,7 +1086,8 @@ static char *parse_params(struct pc_lua *h, int idx, const struct pc_tmpl *t, bo
   if (shell) {
     char *cmd = text_arg(h, top);
     if (!cmd) {
-      err = pc_asprintf("shell: command must be a command line, got %s", luaL_typename(L, top));
+      err = refused(L, top, "shell.command", "a command line",
+                    "shell: command must be a command line");
     } else {
       sp->argv = pc_xcalloc(4, sizeof *sp->argv);
       sp->argv[0] = pc_xstrdup("/bin/sh");
@@ -1080,8 +1108,10 @@ static char *parse_params(struct pc_lua *h, int idx, const struct pc_tmpl *t, bo
     return err;
   if (lua_getfield(L, idx, "cwd") != LUA_TNIL) { /* cwd */
     sp->cwd = text_arg(h, -1);
-    if (!sp->cwd || !*sp->cwd)
-      err = pc_asprintf("cwd: expected a directory, got %s", luaL_typename(L, -1));
+    if (!sp->cwd)
+      err = refused(L, -1, "cwd", "a path", "cwd: expected a directory");
+    else if (!*sp->cwd)
+      err = pc_xstrdup("cwd: expected a directory, got an empty string");
   }
   lua_pop(L, 1);
   if (err)

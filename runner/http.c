@@ -43,6 +43,7 @@
 #include <lua.h>
 
 #include "engine.h"
+#include "json.h"
 #include "log.h"
 #include "outfile.h"
 #include "util.h"
@@ -141,6 +142,11 @@ static int check_url(struct pc_load_ctx *c, const struct pc_node *n, const struc
 {
   if (check_text(c, n, t, what) != 0)
     return -1;
+  char *w = pc_asprintf("http.%s: the URL", what);
+  int nul = pc_load_no_nul(c, n, w, "a URL");
+  free(w);
+  if (nul != 0)
+    return -1;
   if (dynamic(t))
     return 0;
   if (n->len == 0) {
@@ -194,7 +200,7 @@ static int check_headers(struct pc_load_ctx *c, const struct pc_node *n, const s
   int bad = 0;
   for (size_t i = 0; i < n->n; i++) {
     const struct pc_node *k = n->keys[i], *v = n->items[i];
-    const struct pc_tmpl *vt = pc_tmpl_get(t, k->str);
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
     if (!valid_header_name(k->str, k->len)) {
       pc_load_error(c, k, "http.headers: \"%s\" is not a valid header name", k->str);
       bad = -1;
@@ -217,7 +223,11 @@ static int check_headers(struct pc_load_ctx *c, const struct pc_node *n, const s
     } else if (!dynamic(vt) && v->kind == PC_NODE_SCALAR) {
       crlf = has_crlf(v->str, v->len);
     }
-    if (crlf) {
+    if (v->kind == PC_NODE_SCALAR && memchr(v->str, '\0', v->len)) {
+      pc_load_error(c, v, "http.headers: the value of %s contains a NUL byte (\\0), which "
+                    "would cut the header short", k->str);
+      bad = -1;
+    } else if (crlf) {
       pc_load_error(c, v, "http.headers: the value of %s contains a line break (CR or LF), "
                     "which would split the header", k->str);
       bad = -1;
@@ -228,7 +238,7 @@ static int check_headers(struct pc_load_ctx *c, const struct pc_node *n, const s
 
 static int check_method(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
 {
-  if (check_text(c, n, t, "method") != 0)
+  if (check_text(c, n, t, "method") != 0 || pc_load_no_nul(c, n, "http.method", "a method"))
     return -1;
   if (dynamic(t))
     return 0;
@@ -281,7 +291,7 @@ static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const 
   for (size_t i = 0; i < map->n; i++) {
     const char *k = map->keys[i]->str;
     const struct pc_node *v = map->items[i];
-    const struct pc_tmpl *vt = pc_tmpl_get(t, k);
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
     if (strcmp(k, "query") == 0) {
       bad |= check_pairs(c, v, vt, "query");
     } else if (strcmp(k, "headers") == 0) {
@@ -299,6 +309,9 @@ static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const 
       bad |= check_version(c, v, vt);
     } else if (strcmp(k, "ca_file") == 0 || strcmp(k, "save_to") == 0) {
       bad |= check_text(c, v, vt, k);
+      char *w = pc_asprintf("http.%s", k);
+      bad |= pc_load_no_nul(c, v, w, "a path");
+      free(w);
       if (!bad && !dynamic(vt) && v->len == 0) {
         pc_load_error(c, v, "http.%s: the path is empty", k);
         bad = -1;
@@ -332,7 +345,7 @@ static int http_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_
   const struct pc_node *first_url = NULL, *first_body = NULL, *method = NULL, *url = NULL;
   for (size_t i = 0; i < v->n; i++) {
     const struct pc_node *k = v->keys[i], *val = v->items[i];
-    const struct pc_tmpl *vt = pc_tmpl_get(t, k->str);
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
     bool is_short = in_list(k->str, shorthands, PC_ARRAY_SIZE(shorthands));
     if (is_short || strcmp(k->str, "url") == 0) {
       if (first_url) {
@@ -1049,7 +1062,12 @@ static char *scalar_text(struct pc_lua *h, int idx, size_t *len)
   return NULL;
 }
 
-/* Optional text field: 0 (absent or set), -1 with *err. */
+/* Optional text field: 0 (absent or set), -1 with *err. When `cstring`
+ * names what the text becomes (a URL, a path), a NUL byte in it is refused:
+ * the C string would end there. */
+static int opt_cstring(struct pc_lua *h, int tbl, const char *key, char **out,
+                       const char *cstring, char **err);
+
 static int opt_text(struct pc_lua *h, int tbl, const char *key, char **out, size_t *len,
                     char **err)
 {
@@ -1065,6 +1083,21 @@ static int opt_text(struct pc_lua *h, int tbl, const char *key, char **out, size
   }
   lua_pop(L, 1);
   return rc;
+}
+
+static int opt_cstring(struct pc_lua *h, int tbl, const char *key, char **out,
+                       const char *cstring, char **err)
+{
+  size_t len = 0;
+  if (opt_text(h, tbl, key, out, &len, err) != 0)
+    return -1;
+  if (*out && memchr(*out, '\0', len)) {
+    *err = pc_asprintf("http.%s contains a NUL byte (\\0), which %s cannot hold", key, cstring);
+    free(*out);
+    *out = NULL;
+    return -1;
+  }
+  return 0;
 }
 
 static int opt_bool(lua_State *L, int tbl, const char *key, bool *out, char **err)
@@ -1349,9 +1382,9 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
     return pc_asprintf("http: `%s` and `url` both give the URL", url_key);
   if (!has_url && !url_key)
     return pc_xstrdup("http: no URL: give get: URL (or post:, put:, ...), or method and url");
-  if (opt_text(h, tbl, has_url ? "url" : url_key, &sp->url, NULL, &err) != 0)
+  if (opt_cstring(h, tbl, has_url ? "url" : url_key, &sp->url, "a URL", &err) != 0)
     return err;
-  if (HAS(K_METHOD) && opt_text(h, tbl, "method", &sp->method, NULL, &err) != 0)
+  if (HAS(K_METHOD) && opt_cstring(h, tbl, "method", &sp->method, "a method", &err) != 0)
     return err;
   if (sp->method && url_key)
     return pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key);
@@ -1429,9 +1462,15 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
     sp->body_ctype = "text/plain; charset=utf-8";
   } else if (body_key && strcmp(body_key, "json") == 0) {
     rawfield(L, tbl, "json"); /* json */
-    sp->body = pc_lua_to_json(h, -1);
-    sp->body_len = strlen(sp->body);
+    char *jerr = NULL;
+    sp->body = pc_lua_to_json(h, -1, &jerr);
     lua_pop(L, 1);
+    if (!sp->body) {
+      err = pc_asprintf("http.json: %s", jerr);
+      free(jerr);
+      return err;
+    }
+    sp->body_len = strlen(sp->body);
     sp->body_ctype = "application/json";
   } else if (body_key) {
     rawfield(L, tbl, "form"); /* form */
@@ -1456,8 +1495,8 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
       (HAS(K_FOLLOW) && opt_bool(L, tbl, "follow_redirects", &sp->follow, &err) != 0) ||
       (HAS(K_INSECURE) && opt_bool(L, tbl, "insecure", &sp->insecure, &err) != 0) ||
       (HAS(K_VERSION) && opt_version(L, tbl, &sp->version, &err) != 0) ||
-      (HAS(K_CA_FILE) && opt_text(h, tbl, "ca_file", &sp->ca_file, NULL, &err) != 0) ||
-      (HAS(K_SAVE_TO) && opt_text(h, tbl, "save_to", &sp->save_to, NULL, &err) != 0))
+      (HAS(K_CA_FILE) && opt_cstring(h, tbl, "ca_file", &sp->ca_file, "a path", &err) != 0) ||
+      (HAS(K_SAVE_TO) && opt_cstring(h, tbl, "save_to", &sp->save_to, "a path", &err) != 0))
     return err;
   if (HAS(K_MAX_BYTES))
     rawfield(L, tbl, "max_response_bytes"); /* max */
@@ -2396,7 +2435,7 @@ static void put_request(lua_State *L, const struct lazy *z, int zi, struct pc_bu
     pc_buf_printf(b, " (step %s)", z->data + z->label_off);
 }
 
-/* Decodes `body` (t at 1) with cjson.decode (upvalue 2); pushes the value. */
+/* Decodes `body` (t at 1) with json.decode (upvalue 2, runner/json.c); pushes the value. */
 static int push_json(lua_State *L)
 {
   lua_pushliteral(L, "body");
@@ -2516,7 +2555,7 @@ static void lazy_build(lua_State *L, int t, struct lazy *z, unsigned which)
   }
 }
 
-/* __index (t, k); upvalues: the weak table of struct lazy, cjson.decode. */
+/* __index (t, k); upvalues: the weak table of struct lazy, json.decode. */
 static int result_index(lua_State *L)
 {
   if (lua_type(L, 2) != LUA_TSTRING)
@@ -2576,11 +2615,11 @@ static void push_result_mt(lua_State *L)
   lua_setmetatable(L, -2);        /* mt, data */
   lua_pushvalue(L, -1);           /* mt, data, data */
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* mt, data, data, loaded */
-  if (lua_getfield(L, -1, "cjson") == LUA_TTABLE) /* mt, data, data, loaded, cjson */
-    lua_getfield(L, -1, "decode");                /* ..., cjson, decode */
+  if (lua_getfield(L, -1, PC_JSON_MODULE) == LUA_TTABLE) /* mt, data, data, loaded, json */
+    lua_getfield(L, -1, "decode");                /* ..., json, decode */
   else
     lua_pushnil(L);
-  lua_replace(L, -3);                       /* mt, data, data, decode, cjson */
+  lua_replace(L, -3);                       /* mt, data, data, decode, json */
   lua_pop(L, 1);                            /* mt, data, data, decode */
   lua_pushcclosure(L, result_index, 2);     /* mt, data, __index */
   lua_setfield(L, -3, "__index");           /* mt, data */

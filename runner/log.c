@@ -52,6 +52,11 @@ static void emit(FILE *f, const char *data, size_t len)
     hook_after(hook_data);
 }
 
+bool pc_log_json(void)
+{
+  return opts.json;
+}
+
 bool pc_log_enabled(enum pc_log_level lvl)
 {
   switch (lvl) {

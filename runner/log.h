@@ -20,6 +20,8 @@ struct pc_log_opts {
 
 void pc_log_init(const struct pc_log_opts *o);
 bool pc_log_enabled(enum pc_log_level lvl);
+/* --log-format json: stderr carries JSON lines only. */
+bool pc_log_json(void);
 /* One log line on stderr. `step` may be NULL; otherwise it names the step in
  * the line (text: "[step] msg"; json: "step":"..."). The step and the
  * message are redacted, then escaped: in JSON, so the line is always valid

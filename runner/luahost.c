@@ -16,10 +16,10 @@
 #include <string.h>
 
 #include <lauxlib.h>
-#include <lua-cjson.h>
 #include <lualib.h>
 #include <uv.h>
 
+#include "json.h"
 #include "log.h"
 #include "util.h"
 
@@ -39,7 +39,6 @@ extern const struct pc_embedded pc_embedded_lua[];
 struct pc_lua {
   lua_State *L;
   int prelude_ref; /* the table lua/prelude.lua returned */
-  int null_ref;    /* cjson.null */
   /* Prelude functions called on hot paths, looked up once. */
   int ro_ref, unwrap_ref, to_text_ref, instance_mt_ref;
   double eval_started_ms;
@@ -113,21 +112,19 @@ static int init_state(lua_State *L)
     luaL_requiref(L, libs[i].name, libs[i].func, 1);
     lua_pop(L, 1);
   }
-  luaL_requiref(L, "cjson", luaopen_cjson, 0); /* cjson */
-  lua_getfield(L, -1, "null");                 /* cjson, null */
-  h->null_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* cjson */
+  luaL_requiref(L, PC_JSON_MODULE, pc_json_open, 0); /* json */
 
   const struct pc_embedded *e = find_embedded("prelude");
   if (!e)
     return luaL_error(L, "prelude.lua is not embedded");
-  if (luaL_loadbuffer(L, e->data, e->len, "=prelude.lua") != LUA_OK) /* cjson, chunk */
+  if (luaL_loadbuffer(L, e->data, e->len, "=prelude.lua") != LUA_OK) /* json, chunk */
     return lua_error(L);
-  lua_pushvalue(L, -2);                  /* cjson, chunk, cjson */
+  lua_pushvalue(L, -2);                  /* json, chunk, json */
   lua_pushcfunction(L, l_getenv_secret); /* ..., getenv_secret */
   lua_pushcfunction(L, l_mark_secret);   /* ..., mark_secret */
   lua_pushcfunction(L, l_now);           /* ..., now */
-  lua_call(L, 4, 1);                     /* cjson, P */
-  lua_getfield(L, -1, "ro");                        /* cjson, P, ro */
+  lua_call(L, 4, 1);                     /* json, P */
+  lua_getfield(L, -1, "ro");                        /* json, P, ro */
   h->ro_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, -1, "unwrap");
   h->unwrap_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -135,7 +132,7 @@ static int init_state(lua_State *L)
   h->to_text_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, -1, "instance_mt");
   h->instance_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  h->prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* cjson */
+  h->prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* json */
   lua_pop(L, 1);
   lua_pushlightuserdata(L, h);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &HOST_KEY);
@@ -339,7 +336,10 @@ static double parse_yaml_float(const char *s)
   return strtod(s, NULL);
 }
 
-static void push_node(struct pc_lua *h, const struct pc_node *n, bool in_list)
+/* `nested`: n is inside a list or map, where null is kept as JSON null
+ * (the light userdata NULL) so the key or the list's length survives; at the
+ * top level null is nil. */
+static void push_node(struct pc_lua *h, const struct pc_node *n, bool nested)
 {
   lua_State *L = h->L;
   luaL_checkstack(L, 4, "YAML value too deep");
@@ -347,8 +347,8 @@ static void push_node(struct pc_lua *h, const struct pc_node *n, bool in_list)
   case PC_NODE_SCALAR:
     switch (pc_node_scalar_type(n)) {
     case PC_SCALAR_NULL:
-      if (in_list)
-        lua_rawgeti(L, LUA_REGISTRYINDEX, h->null_ref);
+      if (nested)
+        lua_pushlightuserdata(L, NULL);
       else
         lua_pushnil(L);
       return;
@@ -381,9 +381,11 @@ static void push_node(struct pc_lua *h, const struct pc_node *n, bool in_list)
   case PC_NODE_MAP:
     lua_createtable(L, 0, (int)n->n); /* map */
     for (size_t i = 0; i < n->n; i++) {
-      push_node(h, n->items[i], false); /* map, value */
+      push_node(h, n->items[i], true); /* map, value */
       lua_setfield(L, -2, n->keys[i]->str);
     }
+    if (n->n == 0)
+      pc_json_mark_object(L, -1); /* {} stays a map in JSON */
     return;
   }
 }
@@ -442,10 +444,17 @@ static void scope_call(struct pc_lua *h, const char *fn, int scope_ref, const ch
   lua_pop(L, 1);
 }
 
-/* Replaces the table on top of the stack by its read-only proxy. */
+/* Replaces the value on top of the stack by what expressions see of it: a
+ * table by its read-only proxy, JSON null by nil (an `item` that is null
+ * reads as nil, as a null member does). */
 static void to_ro(struct pc_lua *h)
 {
   lua_State *L = h->L;
+  if (lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    return;
+  }
   if (lua_type(L, -1) != LUA_TTABLE)
     return;
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->ro_ref); /* v, ro */
@@ -571,8 +580,12 @@ int pc_lua_eval_bool(struct pc_lua *h, const struct pc_expr *e, int scope_ref, b
 {
   if (pc_lua_eval(h, e, scope_ref, err) != 0)
     return -1;
-  *out = lua_toboolean(h->L, -1);
-  lua_pop(h->L, 1);
+  /* JSON null is false, as nil is. Reads through the sandbox's views
+   * already give nil; this is the safety net for any other way to it. */
+  lua_State *L = h->L;
+  *out = lua_toboolean(L, -1) &&
+         !(lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL);
+  lua_pop(L, 1);
   return 0;
 }
 
@@ -609,22 +622,155 @@ char *pc_lua_to_text(struct pc_lua *h, int idx, size_t *len)
   return r;
 }
 
-char *pc_lua_to_json(struct pc_lua *h, int idx)
+char *pc_lua_to_json(struct pc_lua *h, int idx, char **err)
 {
   lua_State *L = h->L;
   idx = lua_absindex(L, idx);
-  push_fn(h, "to_json");
-  lua_pushvalue(L, idx);
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+  push_fn(h, "to_json");                 /* fn */
+  lua_pushvalue(L, idx);                 /* fn, value */
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* json or message */
+    const char *m = lua_tostring(L, -1);
+    *err = pc_xstrdup(m ? m : "the value cannot be encoded as JSON");
     lua_pop(L, 1);
-    return pc_xstrdup("null");
+    return NULL;
   }
-  char *r = pc_xstrdup(lua_tostring(L, -1));
+  size_t n;
+  const char *s = lua_tolstring(L, -1, &n);
+  char *r = pc_xmalloc(n + 1);
+  memcpy(r, s, n + 1);
   lua_pop(L, 1);
   return r;
 }
 
-int pc_lua_eval_tmpl(struct pc_lua *h, const struct pc_tmpl *t, int scope_ref, char **err)
+/* If `src` reads one variable of the environment (`secrets.NAME`,
+ * `env.NAME`, or with ["NAME"]) that is not set, its name (malloc'd). */
+static char *unset_env_name(const char *src)
+{
+  const char *p = src;
+  while (*p == ' ')
+    p++;
+  size_t base = strncmp(p, "secrets", 7) == 0 ? 7 : strncmp(p, "env", 3) == 0 ? 3 : 0;
+  if (base == 0)
+    return NULL;
+  p += base;
+  while (*p == ' ')
+    p++;
+  const char *name, *end;
+  if (*p == '.') {
+    p++;
+    while (*p == ' ')
+      p++;
+    name = end = p;
+    while ((*end >= 'a' && *end <= 'z') || (*end >= 'A' && *end <= 'Z') ||
+           (*end >= '0' && *end <= '9') || *end == '_')
+      end++;
+    p = end;
+  } else if (*p == '[') {
+    p++;
+    while (*p == ' ')
+      p++;
+    char q = *p;
+    if (q != '"' && q != '\'')
+      return NULL;
+    name = ++p;
+    end = strchr(name, q);
+    if (!end)
+      return NULL;
+    p = end + 1;
+    while (*p == ' ')
+      p++;
+    if (*p++ != ']')
+      return NULL;
+  } else {
+    return NULL;
+  }
+  while (*p == ' ' || *p == '\n')
+    p++;
+  if (*p || end == name)
+    return NULL;
+  char *n = pc_xstrndup(name, (size_t)(end - name));
+  if (getenv(n)) {
+    free(n);
+    return NULL;
+  }
+  return n;
+}
+
+/* The message for an expression whose nil value would be interpolated or
+ * sent: it names the expression, where it is written and, for an unset
+ * environment variable, which one. */
+static char *nil_error(const struct pc_expr *e)
+{
+  char *var = unset_env_name(e->src);
+  char *m;
+  if (var)
+    m = pc_asprintf("expression \"%s\" at %s:%d:%d is nil: the environment variable %s is not "
+                    "set (use default(value, fallback))",
+                    e->src, e->file, e->line, e->col, var);
+  else
+    m = pc_asprintf("expression \"%s\" at %s:%d:%d is nil (use default(value, fallback))",
+                    e->src, e->file, e->line, e->col);
+  free(var);
+  return m;
+}
+
+static int eval_interp(struct pc_lua *h, const struct pc_tmpl *t, int scope_ref, char **err)
+{
+  lua_State *L = h->L;
+  struct pc_buf b;
+  pc_buf_init(&b, (size_t)64 << 20);
+  for (size_t i = 0; i < t->u.interp.n; i++) {
+    const struct pc_tmpl_part *p = &t->u.interp.parts[i];
+    if (p->lit) {
+      pc_buf_append(&b, p->lit, p->lit_len);
+      continue;
+    }
+    if (pc_lua_eval(h, p->expr, scope_ref, err) != 0) {
+      pc_buf_free(&b);
+      return -1;
+    }
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      *err = nil_error(p->expr);
+      pc_buf_free(&b);
+      return -1;
+    }
+    size_t n;
+    int rc;
+    if (lua_type(L, -1) == LUA_TSTRING || lua_isinteger(L, -1)) {
+      /* the common cases, formatted as to_text would, without a copy */
+      const char *s = lua_tolstring(L, -1, &n);
+      rc = pc_buf_append(&b, s, n);
+      lua_pop(L, 1);
+    } else {
+      char *s = pc_lua_to_text(h, -1, &n);
+      lua_pop(L, 1);
+      rc = pc_buf_append(&b, s, n);
+      free(s);
+    }
+    if (rc != 0) {
+      *err = pc_asprintf("interpolated text at %s:%d:%d is larger than 64 MiB",
+                         p->expr->file, p->expr->line, p->expr->col);
+      pc_buf_free(&b);
+      return -1;
+    }
+  }
+  lua_pushlstring(L, b.data ? b.data : "", b.len);
+  pc_buf_free(&b);
+  return 0;
+}
+
+/* Evaluates a template at `depth` (0: the value as written under its key,
+ * e.g. a step's http map). Inside maps and lists:
+ * - a member written as one ${{ }} whose value is nil is an error, as
+ *   interpolating nil is: it would otherwise vanish from what is sent (a
+ *   header, a JSON member, a plugin input...), unless the template allows
+ *   it (nil_ok: vars), when the member is left out;
+ * - `null` written in the file is kept as JSON null (the light userdata
+ *   NULL), except directly in the top-level map, whose keys are options
+ *   (`timeout: null` means no timeout) and leave it out. */
+static int eval_tmpl(struct pc_lua *h, const struct pc_tmpl *t, int scope_ref, char **err,
+                     int depth)
 {
   lua_State *L = h->L;
   luaL_checkstack(L, 4, "template too deep");
@@ -646,76 +792,49 @@ int pc_lua_eval_tmpl(struct pc_lua *h, const struct pc_tmpl *t, int scope_ref, c
     return 0;
   case PC_T_EXPR:
     return pc_lua_eval(h, t->u.expr, scope_ref, err);
-  case PC_T_INTERP: {
-    struct pc_buf b;
-    pc_buf_init(&b, (size_t)64 << 20);
-    for (size_t i = 0; i < t->u.interp.n; i++) {
-      const struct pc_tmpl_part *p = &t->u.interp.parts[i];
-      if (p->lit) {
-        pc_buf_append(&b, p->lit, p->lit_len);
-        continue;
-      }
-      if (pc_lua_eval(h, p->expr, scope_ref, err) != 0) {
-        pc_buf_free(&b);
+  case PC_T_INTERP:
+    return eval_interp(h, t, scope_ref, err);
+  case PC_T_SEQ:
+  case PC_T_MAP: {
+    bool map = t->kind == PC_T_MAP;
+    if (map)
+      lua_createtable(L, 0, (int)t->u.coll.n); /* map */
+    else
+      lua_createtable(L, (int)t->u.coll.n, 0); /* list */
+    for (size_t i = 0; i < t->u.coll.n; i++) {
+      const struct pc_tmpl *it = t->u.coll.items[i];
+      if (eval_tmpl(h, it, scope_ref, err, depth + 1) != 0) { /* coll, value */
+        lua_pop(L, 1);
         return -1;
       }
       if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        *err = pc_asprintf("expression \"%s\" at %s:%d:%d is nil (use default(value, "
-                           "fallback))",
-                           p->expr->src, p->expr->file, p->expr->line, p->expr->col);
-        pc_buf_free(&b);
-        return -1;
+        if (it->kind == PC_T_EXPR && !it->nil_ok) {
+          lua_pop(L, 2);
+          *err = nil_error(it->u.expr);
+          return -1;
+        }
+        if (it->kind == PC_T_NIL && (!map || depth > 0)) {
+          lua_pop(L, 1);
+          lua_pushlightuserdata(L, NULL); /* coll, null */
+        }
       }
-      size_t n;
-      int rc;
-      if (lua_type(L, -1) == LUA_TSTRING || lua_isinteger(L, -1)) {
-        /* the common cases, formatted as to_text would, without a copy */
-        const char *s = lua_tolstring(L, -1, &n);
-        rc = pc_buf_append(&b, s, n);
+      if (map)
+        lua_setfield(L, -2, t->u.coll.keys[i]); /* map */
+      else if (!lua_isnil(L, -1))
+        lua_rawseti(L, -2, (lua_Integer)i + 1); /* list */
+      else
         lua_pop(L, 1);
-      } else {
-        char *s = pc_lua_to_text(h, -1, &n);
-        lua_pop(L, 1);
-        rc = pc_buf_append(&b, s, n);
-        free(s);
-      }
-      if (rc != 0) {
-        *err = pc_asprintf("interpolated text at %s:%d:%d is larger than 64 MiB",
-                           p->expr->file, p->expr->line, p->expr->col);
-        pc_buf_free(&b);
-        return -1;
-      }
     }
-    lua_pushlstring(L, b.data ? b.data : "", b.len);
-    pc_buf_free(&b);
+    if (map && t->u.coll.n == 0)
+      pc_json_mark_object(L, -1); /* {} stays a map in JSON */
     return 0;
   }
-  case PC_T_SEQ:
-    lua_createtable(L, (int)t->u.coll.n, 0); /* list */
-    for (size_t i = 0; i < t->u.coll.n; i++) {
-      if (pc_lua_eval_tmpl(h, t->u.coll.items[i], scope_ref, err) != 0) { /* list, item */
-        lua_pop(L, 1);
-        return -1;
-      }
-      if (lua_isnil(L, -1)) { /* keep lists free of holes */
-        lua_pop(L, 1);
-        lua_rawgeti(L, LUA_REGISTRYINDEX, h->null_ref);
-      }
-      lua_rawseti(L, -2, (lua_Integer)i + 1); /* list */
-    }
-    return 0;
-  case PC_T_MAP:
-    lua_createtable(L, 0, (int)t->u.coll.n); /* map */
-    for (size_t i = 0; i < t->u.coll.n; i++) {
-      if (pc_lua_eval_tmpl(h, t->u.coll.items[i], scope_ref, err) != 0) { /* map, value */
-        lua_pop(L, 1);
-        return -1;
-      }
-      lua_setfield(L, -2, t->u.coll.keys[i]); /* map */
-    }
-    return 0;
   }
   *err = pc_xstrdup("unknown template kind");
   return -1;
+}
+
+int pc_lua_eval_tmpl(struct pc_lua *h, const struct pc_tmpl *t, int scope_ref, char **err)
+{
+  return eval_tmpl(h, t, scope_ref, err, 0);
 }

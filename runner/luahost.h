@@ -28,8 +28,8 @@
 
 struct pc_lua;
 
-/* Creates the state, opens the safe libraries, lua-cjson and the embedded
- * prelude (lua/prelude.lua). Returns NULL only on allocation failure or a
+/* Creates the state, opens the safe libraries, the JSON module (runner/json.c)
+ * and the embedded prelude (lua/prelude.lua). Returns NULL only on allocation failure or a
  * broken prelude (a bug), with a message on stderr. */
 struct pc_lua *pc_lua_new(void);
 void pc_lua_free(struct pc_lua *h);
@@ -56,9 +56,10 @@ int pc_lua_compile_workflow(struct pc_lua *h, struct pc_workflow *wf, struct pc_
 int pc_lua_compile_expr(struct pc_lua *h, struct pc_expr *e, struct pc_diag *d);
 
 /* Pushes a YAML node as a constant Lua value (typed by pc_node_scalar_type;
- * ${{ }} is NOT evaluated). Maps become tables with string keys, lists become
- * 1-based sequences, null becomes nil (in a list: a hole is avoided by using
- * the `null` sentinel of lua-cjson). */
+ * ${{ }} is NOT evaluated). Maps become tables with string keys (an empty
+ * one marked as a JSON object), lists become 1-based sequences; null is nil
+ * at the top level and JSON null (the light userdata NULL, see json.h)
+ * inside a list or map, so keys and lengths survive. */
 void pc_lua_push_node(struct pc_lua *h, const struct pc_node *n);
 
 /* --------------------------------------------------------------- scopes */
@@ -105,15 +106,22 @@ int pc_lua_eval_bool(struct pc_lua *h, const struct pc_expr *e, int scope_ref, b
                      char **err);
 /* Evaluates a template and pushes one value: constants as typed, PC_T_EXPR
  * keeps the expression's type, PC_T_INTERP makes a string (interpolating nil
- * is an error naming the expression), maps/lists become fresh tables. */
+ * is an error naming the expression), maps/lists become fresh tables. Inside
+ * a map or list, a member written as one ${{ }} that is nil is the same
+ * error (unless the template is nil_ok), and `null` written in the file is
+ * JSON null, except as a member of the top-level map, where it leaves the
+ * key out. An empty map is marked as a JSON object. */
 int pc_lua_eval_tmpl(struct pc_lua *h, const struct pc_tmpl *t, int scope_ref, char **err);
 
-/* Formats the value at `idx` as interpolation does: strings as is, integers
- * and integral floats without ".0", other numbers with %.14g, booleans
- * "true"/"false", tables as compact JSON, nil as "null". Returns a malloc'd
- * string (length in *len if not NULL). */
+/* Formats the value at `idx` as interpolation does: strings as is,
+ * integers as integers, whole floats with every digit (never 1e+15, never a
+ * needless ".0"), other floats with the fewest digits that read back the
+ * same, booleans "true"/"false", tables as compact JSON, nil and JSON null
+ * as "null". Returns a malloc'd string (length in *len if not NULL). */
 char *pc_lua_to_text(struct pc_lua *h, int idx, size_t *len);
-/* Compact JSON of the value at `idx` (proxies unwrapped); malloc'd. */
-char *pc_lua_to_json(struct pc_lua *h, int idx);
+/* Compact JSON of the value at `idx` (proxies unwrapped; see
+ * lua/prelude.lua for numbers, null and empty maps); malloc'd. NULL with
+ * *err (malloc'd) for what JSON cannot hold (a table that contains itself). */
+char *pc_lua_to_json(struct pc_lua *h, int idx, char **err);
 
 #endif

@@ -52,6 +52,7 @@
 #include "engine.h"
 #include "exec.h"
 #include "http.h"
+#include "json.h"
 #include "log.h"
 #include "pool.h"
 #include "util.h"
@@ -1215,7 +1216,12 @@ static int l_exec(lua_State *L)
     if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
       return luaL_error(L, "pacer.exec: argv[%d] is a %s, not a string", (int)i,
                         luaL_typename(L, -1));
-    argv[i - 1] = lua_tostring(L, -1);
+    size_t alen;
+    argv[i - 1] = lua_tolstring(L, -1, &alen);
+    /* argv items are C strings: "a\0b" would silently be "a" */
+    if (memchr(argv[i - 1], '\0', alen))
+      return luaL_error(L, "pacer.exec: argv[%d] contains a NUL byte (\\0), which a program "
+                        "argument cannot hold", (int)i);
   }
   argv[n] = NULL;
   struct pc_proc_opts o;
@@ -1224,8 +1230,13 @@ static int l_exec(lua_State *L)
   const char **env = NULL;
   bool log_output = true;
   if (lua_istable(L, 2)) {
-    if (lua_getfield(L, 2, "cwd") != LUA_TNIL)
-      o.cwd = luaL_checkstring(L, -1);
+    if (lua_getfield(L, 2, "cwd") != LUA_TNIL) {
+      size_t clen;
+      o.cwd = luaL_checklstring(L, -1, &clen);
+      if (memchr(o.cwd, '\0', clen))
+        return luaL_error(L, "pacer.exec: cwd contains a NUL byte (\\0), which a path cannot "
+                          "hold");
+    }
     if (lua_getfield(L, 2, "stdin") != LUA_TNIL)
       o.stdin_data = luaL_checklstring(L, -1, &o.stdin_len);
     if (lua_getfield(L, 2, "log") != LUA_TNIL)
@@ -1240,8 +1251,13 @@ static int l_exec(lua_State *L)
       while (lua_next(L, envt)) {                          /* key, value */
         if (lua_type(L, -2) != LUA_TSTRING)
           return luaL_error(L, "pacer.exec: env names must be strings");
-        const char *v = luaL_tolstring(L, -1, NULL);      /* key, value, vtext */
-        lua_pushfstring(L, "%s=%s", lua_tostring(L, -3), v); /* ..., "k=v" */
+        size_t klen, vlen;
+        const char *k = lua_tolstring(L, -2, &klen);
+        const char *v = luaL_tolstring(L, -1, &vlen);      /* key, value, vtext */
+        if (memchr(k, '\0', klen) || memchr(v, '\0', vlen))
+          return luaL_error(L, "pacer.exec: env %s contains a NUL byte (\\0), which an "
+                            "environment variable cannot hold", k);
+        lua_pushfstring(L, "%s=%s", k, v);                  /* ..., "k=v" */
         lua_rawseti(L, strs, ++cnt);                       /* key, value, vtext */
         lua_pop(L, 2);                                     /* key */
       }
@@ -1494,10 +1510,10 @@ static int open_module(lua_State *L)
   lua_setfield(L, -2, LUA_OSLIBNAME);
   lua_pushnil(L);
   lua_setfield(L, -2, LUA_DBLIBNAME);
-  lua_getfield(L, -1, "cjson");                    /* chunk, core, loaded, cjson */
-  lua_remove(L, -2);                               /* chunk, core, cjson */
-  pc_lua_push_prelude(ps->h, NULL);                /* chunk, core, cjson, P */
-  lua_insert(L, -2);                               /* chunk, core, P, cjson */
+  lua_getfield(L, -1, PC_JSON_MODULE);             /* chunk, core, loaded, json */
+  lua_remove(L, -2);                               /* chunk, core, json */
+  pc_lua_push_prelude(ps->h, NULL);                /* chunk, core, json, P */
+  lua_insert(L, -2);                               /* chunk, core, P, json */
   lua_call(L, 3, 1);                               /* M */
   ps->M_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   /* The string metatable is shared by every string in the state: keep

@@ -192,23 +192,6 @@ struct check {
   int rc;
 };
 
-/* The YAML map of the step at (line, col). */
-static const struct pc_node *find_step_node(const struct pc_node *n, int line, int col)
-{
-  if (!n)
-    return NULL;
-  if (n->kind == PC_NODE_MAP && n->line == line && n->col == col)
-    return n;
-  if (n->kind == PC_NODE_SCALAR)
-    return NULL;
-  for (size_t i = 0; i < n->n; i++) {
-    const struct pc_node *r = find_step_node(n->items[i], line, col);
-    if (r)
-      return r;
-  }
-  return NULL;
-}
-
 /* 1-based column of the first non-blank character of `line` (1 if unknown). */
 static int indent_col(const struct check *c, int line)
 {
@@ -238,7 +221,7 @@ static void check_uses(struct check *c, const struct pc_step *st)
 {
   lua_State *L = c->L;
   const char *file = c->wf->file;
-  const struct pc_node *map = find_step_node(c->wf->root, st->line, st->col);
+  const struct pc_node *map = st->node;
   const struct pc_node *uses = map ? pc_node_get(map, "uses") : NULL;
   int ul = uses ? uses->line : st->line, uc = uses ? uses->col : st->col;
   if (!valid_name(st->uses, strlen(st->uses))) {
@@ -407,14 +390,163 @@ static void compile_inline(struct check *c, const struct pc_step *st)
   lua_rawsetp(L, c->steps, st);
 }
 
+/* Inline code in batches. compile_inline gives each block its file line
+ * numbers with newlines before the code: as many newlines as the block's
+ * line number, which for a file with many `lua:` steps is quadratic (40 000
+ * one-line blocks: 14 s). So the blocks that compile on their own (cheap:
+ * no padding) share chunks, in file order, each block padded only up to
+ * its line from where the previous one ended:
+ *
+ *   return { function(_ENV) return function(...) local vars, ... = ...; CODE
+ *   end end,  (newlines up to the next block)
+ *   function(_ENV) return function(...) local vars, ... = ...; CODE2
+ *   end end, ... }
+ *
+ * Running the chunk runs no workflow code: it makes, per block, a maker
+ * that closes the step's function over the sandbox environment it is
+ * given. A block that compiles alone is a complete function body, so in a
+ * shared chunk it cannot end its own function early or reach another's; a
+ * block that does not compile goes through compile_inline, whose padded
+ * chunk reports the error at its exact line. The rare block that cannot be
+ * placed at its own line (a quoted scalar whose escaped newlines make it
+ * longer than it is in the file, followed on the next line by another
+ * block) starts where the previous one ended; its line numbers were not the
+ * file's anyway. */
+#define INLINE_BATCH 1000
+
+struct inline_block {
+  const struct pc_step *st;
+  size_t order; /* in walk order: keeps the sort stable */
+};
+
+static int cmp_inline_block(const void *pa, const void *pb)
+{
+  const struct inline_block *a = pa, *b = pb;
+  int la = a->st->params->line, lb = b->st->params->line;
+  if (la != lb)
+    return la < lb ? -1 : 1;
+  return (a->order > b->order) - (a->order < b->order);
+}
+
+/* Lines the code spans beyond its first, counted as Lua's lexer does
+ * (\n, \r, \r\n and \n\r each end one line). */
+static int extra_lines(const char *s, size_t len)
+{
+  int n = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] != '\n' && s[i] != '\r')
+      continue;
+    if (i + 1 < len && (s[i + 1] == '\n' || s[i + 1] == '\r') && s[i + 1] != s[i])
+      i++;
+    n++;
+  }
+  return n;
+}
+
+static void compile_batch(struct check *c, const struct inline_block *blocks, size_t n,
+                          const char *prologue)
+{
+  lua_State *L = c->L;
+  struct pc_buf b;
+  pc_buf_init(&b, (size_t)256 << 20);
+  pc_buf_puts(&b, "return {");
+  int line = 1; /* the line the chunk text has reached */
+  for (size_t i = 0; i < n; i++) {
+    const struct pc_tmpl *t = blocks[i].st->params;
+    for (; line < t->line; line++)
+      pc_buf_append(&b, "\n", 1);
+    pc_buf_puts(&b, "function(_ENV) return function(...) ");
+    pc_buf_puts(&b, prologue);
+    pc_buf_append(&b, t->u.str.s, t->u.str.len);
+    pc_buf_puts(&b, "\nend end,");
+    line += extra_lines(t->u.str.s, t->u.str.len) + 1;
+  }
+  pc_buf_puts(&b, "}");
+  char *chunkname = pc_asprintf("@%s", c->wf->file);
+  int rc = luaL_loadbuffer(L, b.data ? b.data : "", b.len, chunkname); /* chunk */
+  free(chunkname);
+  pc_buf_free(&b);
+  if (rc == LUA_OK)
+    rc = lua_pcall(L, 0, 1, 0); /* makers (no workflow code runs) */
+  if (rc != LUA_OK) {
+    /* Cannot happen for blocks that compile alone; be exact anyway. */
+    lua_pop(L, 1);
+    for (size_t i = 0; i < n; i++)
+      compile_inline(c, blocks[i].st);
+    return;
+  }
+  int makers = lua_gettop(L);
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, makers, (lua_Integer)i + 1); /* makers, maker */
+    pc_pacer_push(c->h, "new_env");             /* makers, maker, new_env */
+    lua_call(L, 0, 1);                          /* makers, maker, env */
+    lua_call(L, 1, 1);                          /* makers, fn */
+    lua_rawsetp(L, c->steps, blocks[i].st);     /* makers */
+  }
+  lua_pop(L, 1);
+}
+
+static void collect_inline(struct pc_step *const *steps, size_t n, struct inline_block **out,
+                           size_t *nout, size_t *cap)
+{
+  for (size_t i = 0; i < n; i++) {
+    const struct pc_step *st = steps[i];
+    if (st->action == PC_ACT_LUA && st->params && st->params->kind == PC_T_STR) {
+      if (*nout == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *out = pc_xrealloc(*out, *cap * sizeof **out);
+      }
+      (*out)[*nout] = (struct inline_block){st, *nout};
+      (*nout)++;
+    }
+    collect_inline(st->children, st->nchildren, out, nout, cap);
+  }
+}
+
+static void compile_all_inline(struct check *c)
+{
+  lua_State *L = c->L;
+  struct inline_block *blocks = NULL;
+  size_t n = 0, cap = 0;
+  collect_inline(c->wf->steps, c->wf->nsteps, &blocks, &n, &cap);
+  collect_inline(c->wf->finally, c->wf->nfinally, &blocks, &n, &cap);
+  if (n == 0)
+    return;
+  pc_pacer_push(c->h, "inline_prologue"); /* prologue */
+  size_t plen;
+  const char *prologue = lua_tolstring(L, -1, &plen);
+  struct pc_buf b;
+  pc_buf_init(&b, (size_t)16 << 20);
+  size_t good = 0;
+  for (size_t i = 0; i < n; i++) {
+    const struct pc_tmpl *t = blocks[i].st->params;
+    b.len = 0;
+    pc_buf_append(&b, prologue, plen);
+    pc_buf_append(&b, t->u.str.s, t->u.str.len);
+    if (luaL_loadbuffer(L, b.data, b.len, "=lua") == LUA_OK) { /* prologue, fn */
+      blocks[good++] = blocks[i];
+    } else if (pc_diag_full(c->d)) { /* counted, without the exact position */
+      pc_diag_add(c->d, c->wf->file, t->line, t->col, "lua: syntax error");
+      c->rc = -1;
+    } else {
+      compile_inline(c, blocks[i].st);
+    }
+    lua_pop(L, 1); /* prologue */
+  }
+  pc_buf_free(&b);
+  qsort(blocks, good, sizeof *blocks, cmp_inline_block);
+  for (size_t i = 0; i < good; i += INLINE_BATCH)
+    compile_batch(c, blocks + i, good - i < INLINE_BATCH ? good - i : INLINE_BATCH, prologue);
+  lua_pop(L, 1);
+  free(blocks);
+}
+
 static void walk(struct check *c, struct pc_step *const *steps, size_t n)
 {
   for (size_t i = 0; i < n; i++) {
     const struct pc_step *st = steps[i];
     if (st->action == PC_ACT_USES && st->uses)
       check_uses(c, st);
-    else if (st->action == PC_ACT_LUA)
-      compile_inline(c, st);
     walk(c, st->children, st->nchildren);
   }
 }
@@ -457,6 +589,7 @@ int pc_plugins_check(struct pc_lua *h, struct pc_workflow *wf, struct pc_diag *d
     c.text = NULL;
   walk(&c, wf->steps, wf->nsteps);
   walk(&c, wf->finally, wf->nfinally);
+  compile_all_inline(&c);
   free(c.text);
   lua_settop(L, c.steps - 1);
   return c.rc;
@@ -572,34 +705,9 @@ static int inline_load(struct pc_load_ctx *c, struct pc_step *st, const struct p
   t->kind = PC_T_STR;
   t->u.str.s = pc_xstrndup(v->str, v->len);
   t->u.str.len = v->len;
-  t->line = v->line;
-  t->col = v->text_col ? v->text_col : v->col;
-  if (!v->text_col && v->style == PC_STYLE_QUOTED) {
-    /* A block scalar (| or >) starts on the line after its indicator. */
-    char *text = NULL;
-    size_t len = 0;
-    if (pc_read_file(c->file, (size_t)64 << 20, &text, &len) == 0) {
-      const char *p = text, *end = text + len;
-      for (int l = 1; l < v->line && p < end; l++) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        p = nl ? nl + 1 : end;
-      }
-      if (p + v->col - 1 < end && (p[v->col - 1] == '|' || p[v->col - 1] == '>')) {
-        t->line = v->line + 1;
-        const char *q = p;
-        while (q < end && *q != '\n')
-          q++;
-        q = q < end ? q + 1 : end;
-        int col = 1;
-        while (q < end && *q == ' ') {
-          q++;
-          col++;
-        }
-        t->col = col;
-      }
-      free(text);
-    }
-  }
+  /* A block scalar (| or >) starts on the line after its indicator. */
+  t->line = v->body_line;
+  t->col = v->body_col;
   st->params = t;
   return 0;
 }

@@ -339,6 +339,9 @@ void pc_format_duration(double ms, char *out, size_t outlen)
 
 /* ------------------------------------------------------------ did you mean */
 
+/* Levenshtein distance with adjacent transpositions counted as one edit
+ * (optimal string alignment): "tpo" is one edit from "top", as a typist
+ * sees it. Three rows of the table suffice. */
 size_t pc_edit_distance(const char *a, const char *b)
 {
   size_t la = strlen(a), lb = strlen(b);
@@ -346,24 +349,29 @@ size_t pc_edit_distance(const char *a, const char *b)
    * the quadratic table would be wasted work. */
   if (la > 255 || lb > 255)
     return 255;
-  size_t row[256];
+  size_t rows[3][256];
+  size_t *prev2 = rows[0], *prev = rows[1], *row = rows[2];
   for (size_t j = 0; j <= lb; j++)
-    row[j] = j;
+    prev[j] = j;
   for (size_t i = 1; i <= la; i++) {
-    size_t diag = row[0];
     row[0] = i;
     for (size_t j = 1; j <= lb; j++) {
-      size_t up = row[j];
-      size_t best = diag + (a[i - 1] != b[j - 1]);
+      size_t best = prev[j - 1] + (a[i - 1] != b[j - 1]);
       if (row[j - 1] + 1 < best)
         best = row[j - 1] + 1;
-      if (up + 1 < best)
-        best = up + 1;
+      if (prev[j] + 1 < best)
+        best = prev[j] + 1;
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+          prev2[j - 2] + 1 < best)
+        best = prev2[j - 2] + 1;
       row[j] = best;
-      diag = up;
     }
+    size_t *t = prev2;
+    prev2 = prev;
+    prev = row;
+    row = t;
   }
-  return row[lb] > 255 ? 255 : row[lb];
+  return prev[lb] > 255 ? 255 : prev[lb];
 }
 
 /* About a third of the word's length (at least one edit): "stpes" finds
@@ -375,7 +383,12 @@ const char *pc_did_you_mean(const char *word, const char *const *cands, size_t n
     limit = 1;
   const char *best = NULL;
   size_t best_d = limit + 1;
+  size_t wlen = strlen(word);
   for (size_t i = 0; i < n; i++) {
+    /* The lengths alone bound the distance from below: skip the table. */
+    size_t clen = strlen(cands[i]);
+    if ((clen > wlen ? clen - wlen : wlen - clen) >= best_d)
+      continue;
     size_t d = pc_edit_distance(word, cands[i]);
     if (d < best_d) {
       best = cands[i];

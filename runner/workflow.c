@@ -73,6 +73,11 @@ struct id_use {
   const struct pc_node *at;
 };
 
+struct pool_ref {
+  const char *name; /* borrowed from wf->pools */
+  size_t index;
+};
+
 /* Per-load state beyond what action loaders see (they get only `c`). */
 struct loader {
   struct pc_load_ctx c;
@@ -81,12 +86,21 @@ struct loader {
   double default_timeout_ms; /* defaults.timeout, < 0 if none */
   struct pc_retry default_retry;
   const struct pc_node *default_retry_node; /* defaults.retry, NULL if none */
+  /* wf->pools by name (sorted), and their names for hints; built once the
+   * pools are loaded, so a step naming a pool costs a binary search, not a
+   * scan of every pool (a hostile file has 20 000 of each). */
+  struct pool_ref *pools_by_name;
+  const char **pool_names;
 };
 
 /* ---------------------------------------------------------------- errors */
 
 static void verror_at(struct pc_load_ctx *c, int line, int col, const char *fmt, va_list ap)
 {
+  if (pc_diag_full(c->d)) { /* counted, not kept: do not format it */
+    pc_diag_add(c->d, c->file, line, col, "%s", "");
+    return;
+  }
   char *msg = pc_vasprintf(fmt, ap);
   pc_diag_add(c->d, c->file, line, col, "%s", msg);
   free(msg);
@@ -152,17 +166,32 @@ static struct desc describe(const struct pc_node *n)
   return d;
 }
 
-/* Position of byte `off` of a scalar's text: exact when the loader could map
- * the text onto one source line, the scalar's own position otherwise. */
-static void text_pos(const struct pc_node *n, size_t off, int *line, int *col)
+/* Position of bytes inside a scalar's text: exact when the loader could map
+ * the text onto one source line, the scalar's own position otherwise. The
+ * cursor remembers how many characters precede the last offset asked for,
+ * so the positions of every ${{ in one scalar cost one pass over the text,
+ * not one pass per expression (a hostile string holds 400 000 of them).
+ * Offsets asked of one cursor must not decrease. */
+struct text_cursor {
+  const struct pc_node *n;
+  size_t off; /* bytes counted so far */
+  int chars;  /* characters in n->str[0..off) */
+};
+
+static struct text_cursor text_cursor(const struct pc_node *n)
 {
+  return (struct text_cursor){n, 0, 0};
+}
+
+static void text_pos(struct text_cursor *cur, size_t off, int *line, int *col)
+{
+  const struct pc_node *n = cur->n;
   *line = n->line;
   *col = n->col;
   if (n->text_col > 0) {
-    int chars = 0;
-    for (size_t i = 0; i < off; i++)
-      chars += ((unsigned char)n->str[i] & 0xC0) != 0x80;
-    *col = n->text_col + chars;
+    for (; cur->off < off; cur->off++)
+      cur->chars += ((unsigned char)n->str[cur->off] & 0xC0) != 0x80;
+    *col = n->text_col + cur->chars;
   }
 }
 
@@ -291,6 +320,15 @@ static bool get_duration(struct pc_load_ctx *c, const char *what, const struct p
   return true;
 }
 
+int pc_load_no_nul(struct pc_load_ctx *c, const struct pc_node *n, const char *what,
+                   const char *kind)
+{
+  if (n == NULL || n->kind != PC_NODE_SCALAR || memchr(n->str, '\0', n->len) == NULL)
+    return 0;
+  pc_load_error(c, n, "%s contains a NUL byte (\\0), which %s cannot hold", what, kind);
+  return -1;
+}
+
 int pc_load_duration(struct pc_load_ctx *c, const struct pc_node *n, double *ms)
 {
   return get_duration(c, NULL, n, ms) ? 0 : -1;
@@ -317,12 +355,16 @@ int pc_load_check_keys(struct pc_load_ctx *c, const struct pc_node *map,
       pc_load_error(c, k, "YAML merge keys (<<) are not supported; write the keys out");
       continue;
     }
-    const char *hint = pc_did_you_mean(k->str, allowed, nallowed);
+    const char *hint = pc_diag_full(c->d) ? NULL : pc_did_you_mean(k->str, allowed, nallowed);
     if (hint != NULL) {
       pc_load_error(c, k, "unknown key \"%s\" in %s; did you mean \"%s\"?", k->str, what, hint);
       continue;
     }
     /* No close match: list what is allowed, which is short everywhere. */
+    if (pc_diag_full(c->d)) {
+      pc_load_error(c, k, "unknown key");
+      continue;
+    }
     struct pc_buf b;
     pc_buf_init(&b, 1024);
     for (j = 0; j < nallowed; j++)
@@ -343,9 +385,18 @@ static void expr_free(struct pc_expr *e)
   free(e);
 }
 
+/* Registers a new expression, or reports (once) that the file has too many
+ * and returns NULL. */
 static struct pc_expr *expr_new(struct pc_load_ctx *c, const char *src, size_t len, int line,
                                 int col)
 {
+  if (c->wf->nexprs >= PC_MAX_EXPRS) {
+    if (!c->exprs_full)
+      error_pos(c, line, col, "too many expressions: a workflow holds at most %d ${{ }} and "
+                "bare expressions", PC_MAX_EXPRS);
+    c->exprs_full = true;
+    return NULL;
+  }
   struct pc_expr *e = pc_xcalloc(1, sizeof *e);
   e->src = pc_xstrndup(src, len);
   e->file = c->file;
@@ -418,6 +469,13 @@ const struct pc_tmpl *pc_tmpl_get(const struct pc_tmpl *map, const char *key)
     if (strcmp(map->u.coll.keys[i], key) == 0)
       return map->u.coll.items[i];
   return NULL;
+}
+
+const struct pc_tmpl *pc_tmpl_at(const struct pc_tmpl *coll, size_t i)
+{
+  if (coll == NULL || (coll->kind != PC_T_MAP && coll->kind != PC_T_SEQ) || i >= coll->u.coll.n)
+    return NULL;
+  return coll->u.coll.items[i];
 }
 
 static struct pc_tmpl *tmpl_new(enum pc_tmpl_kind kind, const struct pc_node *n)
@@ -498,6 +556,7 @@ static struct pc_tmpl *tmpl_scalar(struct pc_load_ctx *c, const struct pc_node *
 
   struct pc_tmpl *t = tmpl_new(PC_T_INTERP, n);
   t->has_expr = true;
+  struct text_cursor cur = text_cursor(n);
   size_t cap = 0, pos = 0, nexpr = 0;
   bool ok = true, blank_lits = true;
   while (pos < len) {
@@ -511,7 +570,7 @@ static struct pc_tmpl *tmpl_scalar(struct pc_load_ctx *c, const struct pc_node *
     if (open == NULL)
       break;
     int line, col;
-    text_pos(n, lit_end, &line, &col);
+    text_pos(&cur, lit_end, &line, &col);
     const char *close = find(open + 3, len - lit_end - 3, "}}");
     if (close == NULL) {
       error_pos(c, line, col, "unclosed ${{ (missing }})");
@@ -525,7 +584,12 @@ static struct pc_tmpl *tmpl_scalar(struct pc_load_ctx *c, const struct pc_node *
       error_pos(c, line, col, "empty ${{ }} expression");
       ok = false;
     } else {
-      add_part(t, &cap, NULL, 0, expr_new(c, inner, inner_len, line, col));
+      struct pc_expr *e = expr_new(c, inner, inner_len, line, col);
+      if (e == NULL) {
+        ok = false;
+        break;
+      }
+      add_part(t, &cap, NULL, 0, e);
       nexpr++;
     }
     pos = (size_t)(close - s) + 2;
@@ -600,8 +664,9 @@ struct pc_expr *pc_load_bare_expr(struct pc_load_ctx *c, const struct pc_node *n
   const char *s = n->str;
   size_t len = n->len;
   trim(&s, &len);
+  struct text_cursor cur = text_cursor(n);
   int line, col;
-  text_pos(n, (size_t)(s - n->str), &line, &col);
+  text_pos(&cur, (size_t)(s - n->str), &line, &col);
   if (len == 0) {
     pc_load_error(c, n, "expected an expression, got nothing");
     return NULL;
@@ -609,7 +674,7 @@ struct pc_expr *pc_load_bare_expr(struct pc_load_ctx *c, const struct pc_node *n
   const char *open = find(s, len, "${{");
   if (open == NULL)
     return expr_new(c, s, len, line, col);
-  text_pos(n, (size_t)(open - n->str), &line, &col);
+  text_pos(&cur, (size_t)(open - n->str), &line, &col);
   const char *close = find(open + 3, len - (size_t)(open - s) - 3, "}}");
   if (close == NULL) {
     error_pos(c, line, col, "unclosed ${{ (missing }})");
@@ -643,18 +708,14 @@ static void retry_init(struct pc_retry *r)
   };
 }
 
+/* The codes array is the workflow's (see load_retry_on): a copy shares it. */
 static void retry_copy(struct pc_retry *dst, const struct pc_retry *src)
 {
   *dst = *src;
-  if (src->ncodes) {
-    dst->codes = pc_xmalloc(src->ncodes * sizeof *dst->codes);
-    memcpy(dst->codes, src->codes, src->ncodes * sizeof *dst->codes);
-  }
 }
 
 static void retry_free(struct pc_retry *r)
 {
-  free(r->codes);
   r->codes = NULL;
   r->ncodes = 0;
 }
@@ -670,13 +731,27 @@ static void load_retry_on(struct pc_load_ctx *c, const struct pc_node *v, struct
     pc_load_error(c, v, "retry.on: expected a list of conditions, got a map");
     return;
   }
+  /* Each code is kept once (there are at most 500), in an array the
+   * workflow owns: every leaf step that inherits defaults.retry shares it,
+   * where a copy per step made a hostile list of 60 000 codes over 40 000
+   * steps cost gigabytes. */
+  bool seen[600] = {false};
+  struct pc_workflow *wf = c->wf;
+  int *codes = NULL;
   for (size_t i = 0; i < n; i++) {
     const struct pc_node *it = v->kind == PC_NODE_SEQ ? v->items[i] : v;
     if (it->kind == PC_NODE_SCALAR && pc_node_scalar_type(it) == PC_SCALAR_INT) {
       int code;
-      if (get_int(c, "retry.on", it, 100, 599, &code)) {
-        r->codes = pc_xrealloc(r->codes, (r->ncodes + 1) * sizeof *r->codes);
-        r->codes[r->ncodes++] = code;
+      if (get_int(c, "retry.on", it, 100, 599, &code) && !seen[code]) {
+        seen[code] = true;
+        if (codes == NULL) {
+          codes = pc_xcalloc(500, sizeof *codes);
+          wf->retry_codes = pc_xrealloc(wf->retry_codes,
+                                        (wf->nretry_codes + 1) * sizeof *wf->retry_codes);
+          wf->retry_codes[wf->nretry_codes++] = codes;
+          r->codes = codes;
+        }
+        codes[r->ncodes++] = code;
       }
       continue;
     }
@@ -937,6 +1012,32 @@ static int cmp_size(const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
+static int cmp_pool_ref(const void *a, const void *b)
+{
+  return strcmp(((const struct pool_ref *)a)->name, ((const struct pool_ref *)b)->name);
+}
+
+static void index_pools(struct loader *L)
+{
+  struct pc_workflow *wf = L->c.wf;
+  L->pools_by_name = pc_xcalloc(wf->npools + 1, sizeof *L->pools_by_name);
+  L->pool_names = pc_xcalloc(wf->npools + 1, sizeof *L->pool_names);
+  for (size_t i = 0; i < wf->npools; i++) {
+    L->pools_by_name[i] = (struct pool_ref){wf->pools[i].name, i};
+    L->pool_names[i] = wf->pools[i].name;
+  }
+  qsort(L->pools_by_name, wf->npools, sizeof *L->pools_by_name, cmp_pool_ref);
+}
+
+/* The index in wf->pools of the pool called `name`, or -1. */
+static long find_pool(const struct loader *L, const char *name)
+{
+  struct pool_ref key = {name, 0};
+  const struct pool_ref *r = bsearch(&key, L->pools_by_name, L->c.wf->npools,
+                                     sizeof *L->pools_by_name, cmp_pool_ref);
+  return r ? (long)r->index : -1;
+}
+
 static void load_step_pools(struct loader *L, struct pc_step *st, const struct pc_node *v)
 {
   struct pc_load_ctx *c = &L->c;
@@ -945,10 +1046,9 @@ static void load_step_pools(struct loader *L, struct pc_step *st, const struct p
     pc_load_error(c, v, "pool: expected a pool name or a list of names, got a map");
     return;
   }
+  if (L->pools_by_name == NULL)
+    index_pools(L);
   size_t cnt = v->kind == PC_NODE_SEQ ? v->n : 1;
-  const char **names = pc_xcalloc(wf->npools, sizeof *names);
-  for (size_t i = 0; i < wf->npools; i++)
-    names[i] = wf->pools[i].name;
   st->pools = pc_xcalloc(cnt, sizeof *st->pools);
   for (size_t i = 0; i < cnt; i++) {
     const struct pc_node *it = v->kind == PC_NODE_SEQ ? v->items[i] : v;
@@ -956,15 +1056,14 @@ static void load_step_pools(struct loader *L, struct pc_step *st, const struct p
       pc_load_error(c, it, "pool: expected a pool name, got %s", describe(it).s);
       continue;
     }
-    size_t j;
-    for (j = 0; j < wf->npools; j++)
-      if (strcmp(wf->pools[j].name, it->str) == 0)
-        break;
-    if (j < wf->npools) {
-      st->pools[st->npools++] = j;
+    long j = find_pool(L, it->str);
+    if (j >= 0) {
+      st->pools[st->npools++] = (size_t)j;
       continue;
     }
-    const char *hint = pc_did_you_mean(it->str, names, wf->npools);
+    /* The hint compares with every pool: only while messages are kept. */
+    const char *hint =
+        pc_diag_full(c->d) ? NULL : pc_did_you_mean(it->str, L->pool_names, wf->npools);
     if (hint)
       pc_load_error(c, it, "unknown pool \"%s\"; did you mean \"%s\"?", it->str, hint);
     else if (wf->npools == 0)
@@ -972,7 +1071,6 @@ static void load_step_pools(struct loader *L, struct pc_step *st, const struct p
     else
       pc_load_error(c, it, "unknown pool \"%s\" (not defined under `pools`)", it->str);
   }
-  free(names);
   /* Sorted and unique, so the engine can acquire permits in one global
    * order and never deadlock two steps that share pools. */
   qsort(st->pools, st->npools, sizeof *st->pools, cmp_size);
@@ -1041,6 +1139,8 @@ static void load_action(struct loader *L, struct pc_step *st, const struct pc_no
       pc_load_error(c, v, "uses: expected a plugin name, got %s", describe(v).s);
       return;
     }
+    if (pc_load_no_nul(c, v, "uses: the plugin name", "a file name") != 0)
+      return;
     st->uses = pc_xstrndup(v->str, v->len);
     const struct pc_node *with = pc_node_get(stepmap, "with");
     if (with != NULL && with->kind != PC_NODE_MAP)
@@ -1078,6 +1178,7 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
   }
   struct pc_step *st = pc_xcalloc(1, sizeof *st);
   st->file = c->file;
+  st->node = n;
   st->line = n->line;
   st->col = n->col;
   st->index = index;
@@ -1294,6 +1395,10 @@ static void load_root(struct loader *L, const struct pc_node *root)
       pc_load_error(c, v, "vars: expected a map of NAME: value, got %s", describe(v).s);
     else
       wf->vars = pc_load_tmpl(c, v);
+    /* `token: ${{ env.TOKEN }}` with TOKEN unset declares the var, unset:
+     * using it is the error, with default() as the way out. */
+    for (size_t i = 0; wf->vars && i < wf->vars->u.coll.n; i++)
+      wf->vars->u.coll.items[i]->nil_ok = true;
   }
   if ((v = pc_node_get(root, "timeout")))
     get_duration(c, "timeout", v, &wf->timeout_ms);
@@ -1351,7 +1456,7 @@ static int build(const char *file, struct pc_node *root, struct pc_workflow **ou
   wf->timeout_ms = -1;
   struct loader L = {.c = {.wf = wf, .d = d, .file = wf->file}, .default_timeout_ms = -1};
   retry_init(&L.default_retry);
-  size_t first_diag = d->n;
+  size_t first_diag = d->n, first_count = pc_diag_count(d);
 
   load_root(&L, root);
   check_duplicate_ids(&L);
@@ -1360,8 +1465,10 @@ static int build(const char *file, struct pc_node *root, struct pc_workflow **ou
 
   retry_free(&L.default_retry);
   free(L.ids);
+  free(L.pools_by_name);
+  free(L.pool_names);
   sort_diags(d, first_diag);
-  if (pc_diag_errors(d, first_diag) > 0) {
+  if (pc_diag_count(d) > first_count) {
     pc_workflow_free(wf);
     return -1;
   }
@@ -1406,6 +1513,9 @@ void pc_workflow_free(struct pc_workflow *wf)
   for (size_t i = 0; i < wf->nfinally; i++)
     step_free(wf->finally[i]);
   free(wf->finally);
+  for (size_t i = 0; i < wf->nretry_codes; i++)
+    free(wf->retry_codes[i]);
+  free(wf->retry_codes);
   /* The expressions themselves belong to templates and steps. */
   free(wf->exprs);
   pc_node_free(wf->root);

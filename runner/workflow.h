@@ -47,6 +47,8 @@ struct pc_tmpl {
   enum pc_tmpl_kind kind;
   int line, col;
   bool has_expr; /* true if this node or any descendant holds an expression */
+  bool nil_ok;   /* as a map member, a nil value leaves the key out instead of
+                    being an error (the members of `vars`) */
   union {
     bool b;
     long long i;
@@ -69,8 +71,13 @@ struct pc_tmpl {
 };
 
 void pc_tmpl_free(struct pc_tmpl *t);
-/* Lookup in a PC_T_MAP template; NULL if absent or not a map. */
+/* Lookup in a PC_T_MAP template; NULL if absent or not a map. It scans the
+ * keys: loops over every key of a map use pc_tmpl_at instead. */
 const struct pc_tmpl *pc_tmpl_get(const struct pc_tmpl *map, const char *key);
+/* Item i of a PC_T_MAP or PC_T_SEQ template (NULL if out of range or not a
+ * collection). A template built from a node keeps the node's items in their
+ * order, so item i of the template is the value of node item i. */
+const struct pc_tmpl *pc_tmpl_at(const struct pc_tmpl *coll, size_t i);
 
 /* -------------------------------------------------------------------- steps */
 
@@ -105,7 +112,9 @@ struct pc_retry {
   bool jitter;          /* full jitter; default true */
   bool on_set;          /* false: use the action's default `on` */
   unsigned on;          /* PC_ON_* */
-  int *codes;           /* explicit status codes in `on` */
+  int *codes;           /* explicit status codes in `on`, each once; borrowed
+                           from wf->retry_codes: the steps that inherit
+                           defaults.retry share one array */
   size_t ncodes;
   bool unsafe;          /* retry non-idempotent HTTP methods too */
 };
@@ -133,6 +142,7 @@ struct pc_step {
   char *id;   /* NULL if none */
   char *name; /* NULL if none */
   const char *file; /* borrowed from the workflow */
+  const struct pc_node *node; /* borrowed: the step's map in wf->root */
   int line, col; /* position of the step's map */
   int index;     /* position among its siblings, 1-based */
 
@@ -193,6 +203,8 @@ struct pc_workflow {
   size_t nsteps;
   struct pc_step **finally;
   size_t nfinally;
+  int **retry_codes;      /* the arrays of retry.on codes (owned; see pc_retry) */
+  size_t nretry_codes;
   struct pc_expr **exprs; /* every expression in the file (borrowed), for compilation */
   size_t nexprs;
   struct pc_node *root;   /* the YAML tree (owned), for actions that need it */
@@ -214,7 +226,14 @@ struct pc_load_ctx {
   struct pc_workflow *wf;
   struct pc_diag *d;
   const char *file;
+  bool exprs_full; /* PC_MAX_EXPRS was reached and reported */
 };
+
+/* A workflow holds at most this many ${{ }} and bare expressions. Each one
+ * is compiled into its own Lua function at load time (about 500 bytes and
+ * 2 us), so the bound keeps `validate` of a hostile file well under a
+ * second; real workflows use a few hundred. */
+#define PC_MAX_EXPRS 100000
 
 void pc_load_error(struct pc_load_ctx *c, const struct pc_node *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -235,6 +254,14 @@ struct pc_expr *pc_load_bare_expr(struct pc_load_ctx *c, const struct pc_node *n
  * of unknown keys. Reports an error and returns -1 if `map` is not a map. */
 int pc_load_check_keys(struct pc_load_ctx *c, const struct pc_node *map,
                        const char *const *allowed, size_t nallowed, const char *what);
+/* Text that becomes a C string (a program argument, an environment
+ * variable, a path, a URL, a header, a plugin name) ends at its first NUL
+ * byte, which a double-quoted scalar can hold ("a\0b"): refuse it here,
+ * naming `what` (e.g. "exec: argument 2") and `kind` ("a program
+ * argument"). Returns 0, or -1 after reporting. Any non-scalar passes
+ * (the caller checks types). */
+int pc_load_no_nul(struct pc_load_ctx *c, const struct pc_node *n, const char *what,
+                   const char *kind);
 /* Static duration: a plain scalar parsed with pc_parse_duration. Reports and
  * returns -1 on error. */
 int pc_load_duration(struct pc_load_ctx *c, const struct pc_node *n, double *ms);

@@ -60,6 +60,10 @@ struct loader {
   size_t nslots;
   struct pc_node *root;
   bool failed; /* an error was reported; keep going only to find more */
+  /* Start of a line of buf (0-based line number, byte offset), moved only
+   * forward: block scalars come in file order, so finding the body of every
+   * one of them costs one pass over the text. */
+  size_t cur_line, cur_off;
 };
 
 /* ------------------------------------------------------------ nodes */
@@ -358,6 +362,11 @@ static void attach(struct loader *l, struct pc_node *n, int height)
     if (n->kind != PC_NODE_SCALAR) {
       yaml_mark_t m = {0, (size_t)n->line - 1, (size_t)n->col - 1};
       error_at(l, &m, "a map key must be a plain value, not a %s", pc_node_kind_name(n));
+    } else if (memchr(n->str, '\0', n->len) != NULL) {
+      /* Keys are names (options, headers, variables), compared and passed
+       * on as C strings: "log\0x" would read as `log`. */
+      yaml_mark_t m = {0, (size_t)n->line - 1, (size_t)n->col - 1};
+      error_at(l, &m, "a map key cannot contain a NUL byte (\\0)");
     }
     f->key = n;
     return;
@@ -491,6 +500,45 @@ static bool check_tag(struct loader *l, const yaml_char_t *tag, const char *stan
 
 /* ------------------------------------------------------------- events */
 
+/* Byte offset of the start of 0-based line `line` (or len). */
+static size_t line_start(struct loader *l, size_t line)
+{
+  while (l->cur_line < line && l->cur_off < l->len) {
+    const char *nl = memchr(l->buf + l->cur_off, '\n', l->len - l->cur_off);
+    l->cur_off = nl ? (size_t)(nl - l->buf) + 1 : l->len;
+    l->cur_line++;
+  }
+  return l->cur_off;
+}
+
+/* A block scalar's text starts on the line after its indicator (leading
+ * empty lines are part of the text); its column is the indentation of the
+ * first non-blank line, searched within the scalar (which ends at
+ * end_line, 0-based). */
+static void find_block_body(struct loader *l, struct pc_node *n, size_t end_line)
+{
+  n->body_line = n->line;
+  n->body_col = n->col;
+  size_t line = (size_t)n->line - 1, off = line_start(l, line);
+  if (end_line <= line)
+    return;
+  n->body_line = n->line + 1;
+  while (line < end_line) {
+    const char *nl = memchr(l->buf + off, '\n', l->len - off);
+    if (!nl)
+      return;
+    off = (size_t)(nl - l->buf) + 1;
+    line++;
+    size_t sp = 0;
+    while (off + sp < l->len && l->buf[off + sp] == ' ')
+      sp++;
+    if (off + sp < l->len && l->buf[off + sp] != '\n' && l->buf[off + sp] != '\r') {
+      n->body_col = (int)sp + 1;
+      return;
+    }
+  }
+}
+
 static bool on_scalar(struct loader *l, const yaml_event_t *ev)
 {
   const yaml_mark_t *m = &ev->start_mark;
@@ -511,6 +559,11 @@ static bool on_scalar(struct loader *l, const yaml_event_t *ev)
   if ((plain || quoted) && ev->end_mark.line == m->line &&
       utf8_chars(n->str, n->len) + (quoted ? 2 : 0) == ev->end_mark.column - m->column)
     n->text_col = n->col + (quoted ? 1 : 0);
+  n->body_line = n->line;
+  n->body_col = n->col + (quoted ? 1 : 0);
+  if (ev->data.scalar.style == YAML_LITERAL_SCALAR_STYLE ||
+      ev->data.scalar.style == YAML_FOLDED_SCALAR_STYLE)
+    find_block_body(l, n, ev->end_mark.line);
   if (ev->data.scalar.anchor != NULL)
     add_anchor(l, pc_xstrdup((const char *)ev->data.scalar.anchor), n, 1, 0);
   attach(l, n, 0);
@@ -583,8 +636,11 @@ static bool on_alias(struct loader *l, const yaml_event_t *ev)
   /* The copy reports where the alias was written, not the anchor. */
   n->line = (int)m->line + 1;
   n->col = (int)m->column + 1;
-  if (n->kind == PC_NODE_SCALAR)
+  if (n->kind == PC_NODE_SCALAR) {
     n->text_col = 0;
+    n->body_line = n->line;
+    n->body_col = n->col;
+  }
   attach(l, n, a->height);
   return true;
 }

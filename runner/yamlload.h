@@ -41,6 +41,12 @@ struct pc_node {
    * escapes), so positions inside the text can be reported exactly; 0
    * otherwise (block scalars, escapes, alias copies). */
   int text_col;
+  /* PC_NODE_SCALAR: where the text's first line is written: the scalar's
+   * own position for plain and quoted scalars (inside the quote), the first
+   * non-blank line of the body for block scalars (| and >), whose position
+   * is that of the indicator. For code blocks (`lua: |`) whose line numbers
+   * must match the file. */
+  int body_line, body_col;
 };
 
 struct pc_yaml_limits {

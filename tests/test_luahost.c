@@ -273,6 +273,141 @@ static void test_templates(void **state)
   pc_diag_free(&d);
 }
 
+/* Numbers print exactly (issue 12): integers as integers, whole floats with
+ * every digit and never in scientific notation, other floats with the
+ * fewest digits that read back the same. */
+static void test_numbers(void **state)
+{
+  struct fixture *f = *state;
+  EXPECT_TEXT(f, "1732700000123456", "1732700000123456");
+  EXPECT_TEXT(f, "1732700000123456 / 1", "1732700000123456"); /* a float */
+  EXPECT_TEXT(f, "2^63", "9223372036854775808");
+  EXPECT_TEXT(f, "-2^70", "-1180591620717411303424");
+  EXPECT_TEXT(f, "math.maxinteger", "9223372036854775807");
+  EXPECT_TEXT(f, "0.1", "0.1");
+  EXPECT_TEXT(f, "0.1 + 0.2", "0.30000000000000004");
+  EXPECT_TEXT(f, "1 / 3", "0.3333333333333333");
+  EXPECT_TEXT(f, "123456789012345.6", "123456789012345.6");
+  EXPECT_TEXT(f, "1e-7", "1e-07");
+  EXPECT_TEXT(f, "-0.0", "-0");
+  EXPECT_TEXT(f, "100.0", "100");
+  EXPECT_TEXT(f, "tonumber(tostring(1/3)) ~= 1/3 and tonumber('' .. json(1/3)) == 1/3", "true");
+  EXPECT_TEXT(f, "json({a = 1732700000123456 / 1, b = 2.5, c = 7})",
+              "{\"a\":1732700000123456,\"b\":2.5,\"c\":7}");
+  EXPECT_TEXT(f, "json(0/0) .. json(1/0)", "nullnull");
+}
+
+/* JSON keeps integers, null and empty maps (issue 12). */
+static void test_json(void **state)
+{
+  struct fixture *f = *state;
+  EXPECT_TEXT(f, "math.type(from_json('{\"id\": 3}').id)", "integer");
+  EXPECT_TEXT(f, "'/item/' .. from_json('{\"id\": 40000001}').id .. '.json'",
+              "/item/40000001.json");
+  EXPECT_TEXT(f, "math.type(from_json('1.5'))", "float");
+  EXPECT_TEXT(f, "math.type(from_json('1e2'))", "float");
+  EXPECT_TEXT(f, "math.type(from_json('-9223372036854775808'))", "integer");
+  EXPECT_TEXT(f, "math.type(from_json('9223372036854775808'))", "float"); /* past 2^63 */
+  EXPECT_TEXT(f, "from_json('12345678901234567890')", "12345678901234567168");
+  EXPECT_TEXT(f, "json(from_json('{\"a\":null,\"b\":{},\"c\":[],\"d\":[1,null,3]}'))",
+              "{\"a\":null,\"b\":{},\"c\":[],\"d\":[1,null,3]}");
+  /* null reads as nil: falsy, and indexing it fails like a missing field */
+  EXPECT_TEXT(f, "from_json('{\"a\":null}').a == nil", "true");
+  EXPECT_TEXT(f, "not from_json('{\"a\":null}').a", "true");
+  EXPECT_TEXT(f, "from_json('{\"a\":null}').a == null", "true");
+  EXPECT_TEXT(f, "from_json('null') == nil", "true");
+  EXPECT_TEXT(f, "len(from_json('[1,null,3]'))", "3");
+  EXPECT_TEXT(f, "default(from_json('{\"a\":null}').a, 'fb')", "fb");
+  EXPECT_ERR(f, "from_json('{\"a\":null}').a.b", "attempt to index a nil value (field 'a')");
+  EXPECT_ERR(f, "from_json('{\"a\":1}').x.b", "attempt to index a nil value (field 'x')");
+  /* strings as bytes, escapes decoded */
+  EXPECT_TEXT(f, "from_json('\"caf\\\\u00e9 \\\\\"q\\\\\"\"')", "caf\xc3\xa9 \"q\"");
+  /* what is not JSON */
+  EXPECT_ERR(f, "from_json('[1,')", "from_json(): invalid JSON: parse error: premature EOF");
+  EXPECT_ERR(f, "from_json('1 2')", "invalid JSON");
+  EXPECT_ERR(f, "from_json('')", "invalid JSON");
+  EXPECT_ERR(f, "from_json('{\"a\": NaN}')", "invalid JSON");
+  EXPECT_ERR(f, "from_json(string.rep('[', 1001) .. string.rep(']', 1001))",
+             "nested deeper than 1000 levels");
+  EXPECT_TEXT(f, "len(from_json(string.rep('[', 999) .. string.rep(']', 999)))", "1");
+}
+
+/* Inside maps and lists of a template: `null` is JSON null (except among
+ * the top-level options), {} stays a map, and a whole ${{ }} that is nil is
+ * an error naming it, as interpolation is (issue 12). */
+static void test_template_values(void **state)
+{
+  struct fixture *f = *state;
+  lua_State *L = f->L;
+  const char *text = "steps:\n"
+                     "  - log:\n"
+                     "      url: http://x/\n"
+                     "      timeout: null\n"
+                     "      json: {keep: 1, parent_id: null, empty: {}, list: [], l2: [null]}\n"
+                     "  - log: {a: \"${{ vars.nope }}\"}\n"
+                     "  - log: [1, \"${{ secrets.PACER_TEST_UNSET_X }}\"]\n"
+                     "  - log: [\"${{ secrets['PACER_TEST_UNSET_X'] }}\"]\n"
+                     "  - log: {a: \"${{ default(vars.nope, 'fb') }}\"}\n";
+  struct pc_diag d;
+  pc_diag_init(&d);
+  struct pc_workflow *wf = NULL;
+  assert_int_equal(pc_workflow_load_string("t.yml", text, strlen(text), &wf, &d), 0);
+  assert_int_equal(pc_lua_compile_workflow(f->h, wf, &d), 0);
+  unsetenv("PACER_TEST_UNSET_X");
+  char *err = NULL;
+  assert_int_equal(pc_lua_eval_tmpl(f->h, wf->steps[0]->params, f->root, &err), 0);
+  assert_int_equal(lua_getfield(L, -1, "timeout"), LUA_TNIL); /* an option: left out */
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "json");
+  char *json = pc_lua_to_json(f->h, -1, &err);
+  assert_string_equal(json,
+                      "{\"empty\":{},\"keep\":1,\"l2\":[null],\"list\":[],\"parent_id\":null}");
+  free(json);
+  lua_pop(L, 2);
+  assert_int_equal(pc_lua_eval_tmpl(f->h, wf->steps[1]->params, f->root, &err), -1);
+  assert_string_equal(err, "expression \"vars.nope\" at t.yml:6:15 is nil (use default(value, "
+                           "fallback))");
+  free(err);
+  assert_int_equal(pc_lua_eval_tmpl(f->h, wf->steps[2]->params, f->root, &err), -1);
+  assert_non_null(strstr(err, "t.yml:7:15 is nil: the environment variable PACER_TEST_UNSET_X "
+                              "is not set"));
+  free(err);
+  assert_int_equal(pc_lua_eval_tmpl(f->h, wf->steps[3]->params, f->root, &err), -1);
+  assert_non_null(strstr(err, "the environment variable PACER_TEST_UNSET_X is not set"));
+  free(err);
+  assert_int_equal(pc_lua_eval_tmpl(f->h, wf->steps[4]->params, f->root, &err), 0);
+  lua_getfield(L, -1, "a");
+  assert_string_equal(lua_tostring(L, -1), "fb");
+  lua_pop(L, 2);
+  pc_workflow_free(wf);
+  pc_diag_free(&d);
+}
+
+/* Conditions: JSON null is false (however it is reached). */
+static void test_null_is_false(void **state)
+{
+  struct fixture *f = *state;
+  lua_State *L = f->L;
+  const char *srcs[] = {"from_json('{\"a\":null}').a", "item", "from_json('[null]')[1]"};
+  lua_pushlightuserdata(L, NULL);
+  int scope = pc_lua_child_scope(f->h, f->root);
+  pc_lua_scope_set(f->h, scope, "item");
+  for (size_t i = 0; i < sizeof srcs / sizeof srcs[0]; i++) {
+    struct pc_expr e = {.src = (char *)srcs[i], .file = "t.yml", .line = 1, .col = 1,
+                        .ref = LUA_NOREF};
+    struct pc_diag d;
+    pc_diag_init(&d);
+    assert_int_equal(pc_lua_compile_expr(f->h, &e, &d), 0);
+    bool out = true;
+    char *err = NULL;
+    assert_int_equal(pc_lua_eval_bool(f->h, &e, scope, &out, &err), 0);
+    assert_false(out);
+    pc_lua_unref(f->h, e.ref);
+    pc_diag_free(&d);
+  }
+  pc_lua_unref(f->h, scope);
+}
+
 int main(void)
 {
   struct pc_log_opts lo = {-1, false, false};
@@ -287,6 +422,10 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_cpu_guard, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scopes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_templates, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_numbers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_json, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_template_values, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_null_is_false, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -114,6 +114,12 @@ static void test_did_you_mean(void **state)
   assert_int_equal(pc_edit_distance("kitten", "sitting"), 3);
   assert_int_equal(pc_edit_distance("", "abc"), 3);
   assert_int_equal(pc_edit_distance("same", "same"), 0);
+  /* a swap of neighbours is one edit */
+  assert_int_equal(pc_edit_distance("tpo", "top"), 1);
+  assert_int_equal(pc_edit_distance("nmae", "name"), 1);
+  assert_int_equal(pc_edit_distance("ab", "ba"), 1);
+  static const char *const ids[] = {"top", "stories"};
+  assert_string_equal(pc_did_you_mean("tpo", ids, 2), "top");
   char big[400];
   memset(big, 'a', sizeof big - 1);
   big[sizeof big - 1] = '\0';
@@ -226,6 +232,32 @@ static void test_diag(void **state)
   pc_diag_free(&d);
 }
 
+/* Past PC_DIAG_MAX messages are counted, not kept, and the printout says so. */
+static void test_diag_cap(void **state)
+{
+  (void)state;
+  struct pc_diag d;
+  pc_diag_init(&d);
+  for (int i = 0; i < PC_DIAG_MAX + 50; i++) {
+    assert_int_equal(pc_diag_full(&d), i >= PC_DIAG_MAX);
+    pc_diag_add(&d, "a.yml", i + 1, 1, "error %d", i);
+  }
+  assert_int_equal(d.n, PC_DIAG_MAX);
+  assert_int_equal(d.dropped, 50);
+  assert_int_equal(pc_diag_count(&d), PC_DIAG_MAX + 50);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  pc_diag_print(&d, f);
+  fclose(f);
+  assert_non_null(strstr(text, "a.yml:100:1: error: error 99\n"));
+  assert_null(strstr(text, "error 100"));
+  assert_non_null(strstr(text, "a.yml: ... and 50 more errors, not shown\n"));
+  free(text);
+  pc_diag_free(&d);
+  assert_int_equal(pc_diag_count(&d), 0);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -234,6 +266,7 @@ int main(void)
     cmocka_unit_test(test_did_you_mean),   cmocka_unit_test(test_buf_max),
     cmocka_unit_test(test_buf_growth),     cmocka_unit_test(test_read_file),
     cmocka_unit_test(test_iso8601_and_clocks), cmocka_unit_test(test_diag),
+    cmocka_unit_test(test_diag_cap),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include "util.h"
 #include "luahost.h"
 #include "plugin.h"
+#include "refs.h"
 #include "workflow.h"
 
 static struct pc_workflow *load_ok(const char *text)
@@ -562,7 +563,7 @@ static void test_warnings_do_not_fail(void **state)
   assert_int_equal(d.items[0].line, 3);
   assert_int_equal(d.items[0].col, 41);
   assert_non_null(strstr(d.items[0].msg, "retry.on: 503 can never apply: POST is not idempotent"));
-  assert_int_equal(pc_diag_errors(&d, 0), 0);
+  assert_int_equal(pc_diag_count(&d), 0);
   pc_workflow_free(wf);
   pc_diag_free(&d);
 
@@ -575,7 +576,7 @@ static void test_warnings_do_not_fail(void **state)
   assert_int_equal(pc_workflow_load_string("t.yml", bad_text, strlen(bad_text), &wf, &d), -1);
   assert_null(wf);
   assert_int_equal(d.n, 2);
-  assert_int_equal(pc_diag_errors(&d, 0), 1);
+  assert_int_equal(pc_diag_count(&d), 1);
   assert_true(d.items[0].warning); /* sorted by position */
   assert_false(d.items[1].warning);
   pc_diag_free(&d);
@@ -644,7 +645,9 @@ static void check_fixture(const char *path, bool has_expect_line)
   if (pc_workflow_load(path, &wf, &d) == 0) {
     struct pc_lua *h = pc_lua_new();
     assert_non_null(h);
-    int rc = pc_lua_compile_workflow(h, wf, &d);
+    int rc = pc_workflow_check_refs(wf, NULL, 0, &d);
+    if (pc_lua_compile_workflow(h, wf, &d) != 0)
+      rc = -1;
     if (rc == 0)
       rc = pc_plugins_check(h, wf, &d);
     assert_int_equal(rc, -1);
@@ -700,9 +703,77 @@ static void test_bad_fixtures(void **state)
   assert_true(ncases >= 20);
 }
 
+/* Runs the reference check on `text`; returns the messages joined by "\n". */
+static char *refs_of(const char *text, const char *const *extra, size_t nextra)
+{
+  struct pc_workflow *wf = load_ok(text);
+  struct pc_diag d;
+  pc_diag_init(&d);
+  int rc = pc_workflow_check_refs(wf, extra, nextra, &d);
+  assert_int_equal(rc, d.n ? -1 : 0);
+  struct pc_buf b;
+  pc_buf_init(&b, 1 << 20);
+  pc_buf_puts(&b, "");
+  for (size_t i = 0; i < d.n; i++)
+    pc_buf_printf(&b, "%d:%d %s\n", d.items[i].line, d.items[i].col, d.items[i].msg);
+  pc_diag_free(&d);
+  pc_workflow_free(wf);
+  return pc_buf_steal(&b);
+}
+
+/* steps.ID and vars.NAME are checked where the text says so, and nowhere
+ * else: not in strings or comments, not as fields of something else, not
+ * when computed, not in expressions that define functions. */
+static void test_refs(void **state)
+{
+  (void)state;
+  char *r = refs_of("vars: {name: x, count: 3}\n"
+                    "steps:\n"
+                    "  - id: top\n"
+                    "    log: \"${{ steps.top.outcome }} ${{ steps['top'].outcome }} ${{ vars.name }}\"\n"
+                    "  - log: \"${{ 'steps.zz' .. \\\"vars.zz\\\" .. [[steps.zz]] .. [==[vars.zz]==] }}\"\n"
+                    "  - log: \"${{ 1 --[[ steps.zz ]] + 2 -- vars.zz\n }}\"\n"
+                    "  - log: \"${{ result.steps.zz }} ${{ x:steps() }} ${{ steps[vars.name] }}\"\n"
+                    "  - log: \"${{ (function(steps) return steps.zz end)({}) }}\"\n"
+                    "  - log: \"${{ 1e+5 + 0x1p-2 + .5 }} ${{ steps .. 'x' }} ${{ steps ['top'] }}\"\n"
+                    "  - for_each: [1]\n"
+                    "    steps:\n"
+                    "      - {id: inner, log: \"${{ steps.inner2 }}\"}\n"
+                    "      - {id: inner2, log: \"${{ steps.inner }}\"}\n"
+                    "finally:\n"
+                    "  - {id: fin, log: \"${{ steps.fin }} ${{ steps.inner }}\", if: \"vars.count\"}\n",
+                    NULL, 0);
+  assert_string_equal(r, "");
+  free(r);
+  r = refs_of("vars: {name: x, count: 3}\n"
+              "steps:\n"
+              "  - id: top\n"
+              "    log: \"${{ steps.tpo }} ${{ steps [ \\\"nope\\\" ] }}\"\n"
+              "    if: vars.nmae and vars . token\n"
+              "  - assert: [\"vars['cuont'] > 1\"]\n",
+              NULL, 0);
+  assert_string_equal(r, "4:10 unknown step \"tpo\" in \"steps.tpo\"; did you mean steps.top?\n"
+                         "4:10 unknown step \"nope\" in \"steps [ \"nope\" ]\": no step has the id "
+                         "\"nope\"\n"
+                         "5:9 unknown var \"nmae\" in \"vars.nmae and vars . token\"; did you mean "
+                         "vars.name?\n"
+                         "5:9 unknown var \"token\" in \"vars.nmae and vars . token\": define it "
+                         "under `vars:` (null if it must come from --var) or pass --var "
+                         "token=VALUE\n"
+                         "6:15 unknown var \"cuont\" in \"vars['cuont'] > 1\"; did you mean "
+                         "vars.count?\n");
+  free(r);
+  /* --var and --vars-file names count as defined */
+  static const char *const extra[] = {"token", "nmae"};
+  r = refs_of("steps:\n  - log: \"${{ vars.token }} ${{ vars.nmae }}\"\n", extra, 2);
+  assert_string_equal(r, "");
+  free(r);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_refs),
     cmocka_unit_test(test_valid_header),
     cmocka_unit_test(test_valid_templates),
     cmocka_unit_test(test_valid_steps),

@@ -89,8 +89,44 @@ static void test_positions(void **state)
   assert_string_equal(text->str, "line one\n");
   assert_int_equal(text->style, PC_STYLE_QUOTED);
   assert_int_equal(text->text_col, 0); /* block scalar: no exact columns */
+  assert_int_equal(text->body_line, 8); /* but its text starts on the next line */
+  assert_int_equal(text->body_col, 3);
+  assert_int_equal(name->body_line, 2);
+  assert_int_equal(name->body_col, 7);
+  assert_int_equal(cond->body_col, 10);
   assert_null(pc_node_get(r, "nope"));
   assert_null(pc_node_get(name, "x"));
+  pc_node_free(r);
+}
+
+/* Where block scalars' text starts, for many of them in one file (found in
+ * one pass) and with leading blank lines (part of the text). */
+static void test_block_body(void **state)
+{
+  (void)state;
+  struct pc_node *r = load_ok("a: |\n"
+                              "\n"
+                              "    x\n"
+                              "b: >-\n"
+                              "  y\n"
+                              "c: [\"q\", z]\n"
+                              "d:\n"
+                              "  - |\n"
+                              "      w\n");
+  const struct pc_node *a = pc_node_get(r, "a");
+  assert_string_equal(a->str, "\nx\n");
+  assert_int_equal(a->body_line, 2);
+  assert_int_equal(a->body_col, 5);
+  const struct pc_node *b = pc_node_get(r, "b");
+  assert_int_equal(b->body_line, 5);
+  assert_int_equal(b->body_col, 3);
+  const struct pc_node *c = pc_node_get(r, "c");
+  assert_int_equal(c->items[0]->body_col, 6);
+  assert_int_equal(c->items[1]->body_col, 10);
+  const struct pc_node *d = pc_node_get(r, "d");
+  assert_int_equal(d->items[0]->line, 8);
+  assert_int_equal(d->items[0]->body_line, 9);
+  assert_int_equal(d->items[0]->body_col, 7);
   pc_node_free(r);
 }
 
@@ -391,6 +427,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_positions),     cmocka_unit_test(test_text_col_and_utf8),
+    cmocka_unit_test(test_block_body),
     cmocka_unit_test(test_scalar_types),  cmocka_unit_test(test_kind_names),
     cmocka_unit_test(test_anchors),       cmocka_unit_test(test_many_anchors),
     cmocka_unit_test(test_billion_laughs),

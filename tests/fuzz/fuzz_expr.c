@@ -98,7 +98,9 @@ static void eval_bare(struct pc_lua *h, int root, const char *src, size_t len, b
     if (format) {
       if (pc_lua_eval(h, &e, root, &err) == 0) {
         free(pc_lua_to_text(h, -1, NULL));
-        free(pc_lua_to_json(h, -1));
+        char *jerr = NULL;
+        free(pc_lua_to_json(h, -1, &jerr));
+        free(jerr);
         lua_pop(L, 1);
       }
     } else {

@@ -2,7 +2,8 @@
  * text of a workflow file; it goes through everything `pacer validate` does
  * before a run: the YAML loader (limits, positions, duplicate keys, UTF-8),
  * the workflow model and its checks (every action's own loader included),
- * and compilation of every expression in a fresh Lua state. The diagnostics
+ * the check of the names expressions refer to (refs.c), and compilation of
+ * every expression in a fresh Lua state. The diagnostics
  * are formatted too, since that is what the user sees. Any crash, sanitizer
  * report or leak is a bug; a rejected input is not. */
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include "diag.h"
 #include "fuzz_common.h"
 #include "luahost.h"
+#include "refs.h"
 #include "workflow.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -31,6 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   pc_diag_init(&d);
   struct pc_workflow *wf = NULL;
   if (pc_workflow_load_string("fuzz.yml", (const char *)data, size, &wf, &d) == 0) {
+    static const char *const extra[] = {"x"};
+    pc_workflow_check_refs(wf, extra, 1, &d);
     struct pc_lua *h = pc_lua_new();
     if (h) {
       struct fuzz_alloc fa;
