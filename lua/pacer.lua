@@ -201,9 +201,11 @@ local pacer_ro = ro(pacer)
 local base = {}
 for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select",
                         "tonumber", "tostring", "type", "xpcall", "rawequal", "rawlen",
-                        "rawget", "setmetatable", "getmetatable", "_VERSION" }) do
+                        "rawget", "getmetatable", "_VERSION" }) do
   base[name] = _G[name]
 end
+-- setmetatable keeps __gc finalizers under pacer's guards (pacermod.c).
+base.setmetatable = core.setmetatable
 base.string = ro(string)
 base.table = ro(table)
 base.math = ro(math)
@@ -312,8 +314,11 @@ local function make_require(dir)
   end
 end
 
+-- The environment's metatable is protected: through it, one plugin could
+-- reach `base`, which every plugin shares.
+local env_mt = { __index = base, __metatable = false }
 new_env = function(dir)
-  local env = setmetatable({}, { __index = base })
+  local env = setmetatable({}, env_mt)
   env._G = env
   if dir then
     env.require = make_require(dir)
@@ -362,9 +367,31 @@ local function type_name(v)
   return t
 end
 
+-- A copy of a default value made of plain tables (read with next, no
+-- metatables): the C side reads defaults outside any guard.
+local function plain_copy(v, seen)
+  if type(v) ~= "table" then
+    return v
+  end
+  if seen[v] then
+    return seen[v]
+  end
+  local r = {}
+  seen[v] = r
+  local k, x = next(v)
+  while k ~= nil do
+    rawset(r, plain_copy(k, seen), plain_copy(x, seen))
+    k, x = next(v, k)
+  end
+  return r
+end
+
 -- Loads a plugin file's text (run by pacermod.c under a CPU and memory
 -- guard, outside any coroutine: plugins cannot do I/O while loading) and
--- checks the table it returns.
+-- checks the table it returns. What it returns is a new table of plain
+-- data ({description, inputs = {name = {type, required, default,
+-- description}}, run}): the host reads it from C, where a metamethod of
+-- the plugin's own table would run unguarded.
 function M.load_plugin(path, text)
   local dir = path:match("^(.*)/[^/]*$") or "."
   local fn, err = load(text, "@" .. path, "t", new_env(dir))
@@ -377,20 +404,20 @@ function M.load_plugin(path, text)
     error(where .. "a plugin must return a table {description = ..., inputs = {...}, run = "
           .. "function(with, ctx) ... end}, got " .. type(spec), 0)
   end
-  if type(spec.run) ~= "function" then
+  local run, description, inputs = spec.run, spec.description, spec.inputs
+  if type(run) ~= "function" then
     error(where .. "the plugin table needs run = function(with, ctx)", 0)
   end
-  if spec.description ~= nil and type(spec.description) ~= "string" then
+  if description ~= nil and type(description) ~= "string" then
     error(where .. "description must be a string", 0)
   end
-  local inputs = spec.inputs
   if inputs == nil then
     inputs = {}
-    spec.inputs = inputs
   end
   if type(inputs) ~= "table" then
     error(where .. "inputs must be a table of name = {type =, required =, default =, description =}", 0)
   end
+  local checked = {}
   for name, def in pairs(inputs) do
     if type(name) ~= "string" then
       error(where .. "input names must be strings", 0)
@@ -398,17 +425,22 @@ function M.load_plugin(path, text)
     if type(def) ~= "table" then
       error(where .. "input \"" .. name .. "\" must be a table {type =, ...}", 0)
     end
-    def.type = def.type or "any"
-    if not input_types[def.type] then
-      error(where .. "input \"" .. name .. "\": unknown type \"" .. tostring(def.type) ..
+    local d = { type = def.type or "any", required = def.required and true or false,
+                default = plain_copy(def.default, {}), description = def.description }
+    if not input_types[d.type] then
+      error(where .. "input \"" .. name .. "\": unknown type \"" .. tostring(d.type) ..
             "\" (string, number, integer, boolean, list, map, table, any)", 0)
     end
-    if def.default ~= nil and not value_type_ok(def.type, def.default) then
-      error(where .. "input \"" .. name .. "\": the default is a " .. type_name(def.default) ..
-            ", not a " .. def.type, 0)
+    if d.description ~= nil and type(d.description) ~= "string" then
+      error(where .. "input \"" .. name .. "\": description must be a string", 0)
     end
+    if d.default ~= nil and not value_type_ok(d.type, d.default) then
+      error(where .. "input \"" .. name .. "\": the default is a " .. type_name(d.default) ..
+            ", not a " .. d.type, 0)
+    end
+    checked[name] = d
   end
-  return spec
+  return { run = run, description = description, inputs = checked }
 end
 
 -- Returns nil if `v` suits input `def`, else a message.
@@ -470,7 +502,7 @@ function M.make_ctx(scope, step, plugin_name, plugin_path)
     index = scope.index,
     step = step,
     plugin = { name = plugin_name, path = plugin_path },
-    log = pacer.log,
+    log = pacer_ro.log, -- read-only: every plugin shares it
   }
 end
 

@@ -973,10 +973,18 @@ static int opt_text(struct pc_lua *h, int tbl, const char *key, char **out, size
   rawfield(L, tbl, key); /* value */
   int rc = 0;
   if (!is_null(L, -1)) {
-    *out = scalar_text(h, -1, len);
+    size_t n = 0;
+    *out = scalar_text(h, -1, &n);
     if (!*out) {
       *err = pc_asprintf("http.%s: expected text, got %s", key, luaL_typename(L, -1));
       rc = -1;
+    } else if (!len && strlen(*out) != n) { /* a C string: a NUL would cut it */
+      *err = pc_asprintf("http.%s: contains a NUL byte", key);
+      free(*out);
+      *out = NULL;
+      rc = -1;
+    } else if (len) {
+      *len = n;
     }
   }
   lua_pop(L, 1);
@@ -1085,6 +1093,8 @@ static char *encode_pairs(struct pc_lua *h, CURL *e, int tbl, const char *what, 
   while (lua_next(L, tbl)) { /* key, value */
     if (lua_type(L, -2) != LUA_TSTRING && !err)
       err = pc_asprintf("http.%s: names must be text, got %s", what, luaL_typename(L, -2));
+    else if (!err && strlen(lua_tostring(L, -2)) != lua_rawlen(L, -2))
+      err = pc_asprintf("http.%s: a name contains a NUL byte", what);
     else if (!err) {
       keys = pc_xrealloc(keys, (n + 1) * sizeof *keys);
       keys[n++] = pc_xstrdup(lua_tostring(L, -2));

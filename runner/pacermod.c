@@ -54,6 +54,8 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,6 +179,7 @@ static struct lt *lt_of(lua_State *co)
 static void lt_close(struct lt *lt, const char *why);
 static void lt_run(struct lt *lt);
 static void run_finalizers(struct pm_state *ps);
+static void lt_after_resume(struct lt *lt, int st, int nres);
 
 /* ================================================================ lts */
 
@@ -225,6 +228,28 @@ static struct lt *lt_check(lua_State *L, const char *what)
                   "(a table.sort comparator, a string.gsub replacement function, a __gc "
                   "metamethod, ...)", what);
   return lt;
+}
+
+/* The string at idx as a C string for `who`: a string with a NUL byte in
+ * it would be cut there silently, so it raises instead. `what` is a format
+ * with at most one argument (naming the value). */
+static const char *c_string(lua_State *L, int idx, const char *who, const char *what, ...)
+    __attribute__((format(printf, 4, 5)));
+static const char *c_string(lua_State *L, int idx, const char *who, const char *what, ...)
+{
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  if (s && strlen(s) == len)
+    return s;
+  char name[200];
+  va_list ap;
+  va_start(ap, what);
+  vsnprintf(name, sizeof name, what, ap);
+  va_end(ap);
+  if (!s)
+    luaL_error(L, "%s: %s must be a string, got %s", who, name, luaL_typename(L, idx));
+  luaL_error(L, "%s: %s contains a NUL byte", who, name);
+  return NULL;
 }
 
 /* Puts the lt at the head of its list: its parent's children, or the
@@ -545,8 +570,14 @@ static void lt_run(struct lt *lt)
   if (ran > PC_LUA_BLOCK_WARN_MS)
     pc_log(PC_LOG_WARN, s->label, "Lua code blocked the event loop for %.0f ms without yielding",
            ran);
+  lt_after_resume(lt, st, nres); /* may free lt and its step */
   run_finalizers(ps);
+}
 
+/* What a resume's outcome means for the lt. */
+static void lt_after_resume(struct lt *lt, int st, int nres)
+{
+  struct pc_lstep *s = lt->step;
   if (lt->kill_requested) {
     lt->kill_requested = false;
     if (st != LUA_YIELD && st != LUA_OK)
@@ -1257,7 +1288,8 @@ static int pool_acquire(lua_State *L)
 
 static int l_pool(lua_State *L)
 {
-  const char *name = luaL_checkstring(L, 1);
+  luaL_checktype(L, 1, LUA_TSTRING);
+  const char *name = c_string(L, 1, "pacer.pool", "the name");
   struct lt *lt = lt_of(L);
   if (lt && !pc_run_pool(lt->step->run, name))
     return luaL_error(L, "pacer.pool: the workflow has no pool named \"%s\"", name);
@@ -1356,7 +1388,7 @@ static int l_exec(lua_State *L)
     if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
       return luaL_error(L, "pacer.exec: argv[%d] is a %s, not a string", (int)i,
                         luaL_typename(L, -1));
-    argv[i - 1] = lua_tostring(L, -1);
+    argv[i - 1] = c_string(L, -1, "pacer.exec", "argv[%d]", (int)i);
   }
   argv[n] = NULL;
   struct pc_proc_opts o;
@@ -1365,8 +1397,10 @@ static int l_exec(lua_State *L)
   const char **env = NULL;
   bool log_output = true;
   if (lua_istable(L, 2)) {
-    if (lua_getfield(L, 2, "cwd") != LUA_TNIL)
-      o.cwd = luaL_checkstring(L, -1);
+    if (lua_getfield(L, 2, "cwd") != LUA_TNIL) {
+      luaL_checktype(L, -1, LUA_TSTRING);
+      o.cwd = c_string(L, -1, "pacer.exec", "cwd");
+    }
     if (lua_getfield(L, 2, "stdin") != LUA_TNIL)
       o.stdin_data = luaL_checklstring(L, -1, &o.stdin_len);
     if (lua_getfield(L, 2, "log") != LUA_TNIL)
@@ -1381,8 +1415,16 @@ static int l_exec(lua_State *L)
       while (lua_next(L, envt)) {                          /* key, value */
         if (lua_type(L, -2) != LUA_TSTRING)
           return luaL_error(L, "pacer.exec: env names must be strings");
+        const char *k = c_string(L, -2, "pacer.exec", "an env name");
+        if (!*k || strchr(k, '='))
+          return luaL_error(L, "pacer.exec: env: \"%s\" is not a valid variable name", k);
+        int vt = lua_type(L, -1);
+        if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN)
+          return luaL_error(L, "pacer.exec: env: the value of %s must be a string, got %s", k,
+                            luaL_typename(L, -1));
         const char *v = luaL_tolstring(L, -1, NULL);      /* key, value, vtext */
-        lua_pushfstring(L, "%s=%s", lua_tostring(L, -3), v); /* ..., "k=v" */
+        v = c_string(L, -1, "pacer.exec", "env %s", k);
+        lua_pushfstring(L, "%s=%s", k, v);                 /* ..., "k=v" */
         lua_rawseti(L, strs, ++cnt);                       /* key, value, vtext */
         lua_pop(L, 2);                                     /* key */
       }
@@ -1515,8 +1557,8 @@ static int l_http_request(lua_State *L)
 static int l_log(lua_State *L)
 {
   const char *level = luaL_checkstring(L, 1);
-  size_t len;
-  const char *text = luaL_checklstring(L, 2, &len);
+  luaL_checktype(L, 2, LUA_TSTRING);
+  const char *text = c_string(L, 2, "pacer.log", "the message");
   struct pm_state *ps = state_of(L);
   struct lt *lt = lt_of(L);
   if (!lt && ps)

@@ -249,10 +249,15 @@ static void check_uses(struct check *c, const struct pc_step *st)
   /* The node's length, not strlen: "a\0../x" must not pass as "a". */
   size_t ulen = uses && uses->kind == PC_NODE_SCALAR ? uses->len : strlen(st->uses);
   if (!valid_name(st->uses, ulen) || strlen(st->uses) != ulen) {
+    struct pc_buf shown; /* the name, NUL bytes spelled \0 */
+    pc_buf_init(&shown, 4096);
+    const char *raw = uses && uses->kind == PC_NODE_SCALAR ? uses->str : st->uses;
+    for (size_t i = 0; i < ulen; i++)
+      pc_buf_append(&shown, raw[i] ? &raw[i] : "\\0", raw[i] ? 1 : 2);
     pc_diag_add(c->d, file, ul, uc,
-                "uses: invalid plugin name \"%s%s\": a name is letters, digits, _ and - (the "
-                "file NAME.lua in a plugin directory)", st->uses,
-                strlen(st->uses) != ulen ? "\\0..." : "");
+                "uses: invalid plugin name \"%s\": a name is letters, digits, _ and - (the "
+                "file NAME.lua in a plugin directory)", shown.data ? shown.data : "");
+    pc_buf_free(&shown);
     c->rc = -1;
     return;
   }
