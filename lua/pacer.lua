@@ -264,8 +264,9 @@ base.coroutine = ro({
   end,
   yield = function(...)
     if core.is_managed(co.running()) then
-      error("coroutine.yield outside coroutine.create/wrap would suspend the step itself; "
-            .. "use pacer.sleep(0) to let other tasks run", 2)
+      error("coroutine.yield outside coroutine.create/wrap would suspend pacer's own coroutine "
+            .. "(a step's, a task's or a __gc finalizer's); use pacer.sleep(0) to let other "
+            .. "tasks run", 2)
     end
     return co.yield(...)
   end,
