@@ -272,6 +272,10 @@ static void on_drain(uv_idle_t *h)
       return; /* more next turn */
   }
   uv_idle_stop(h);
+  /* The loop computes how long to poll from the time cached when this
+   * iteration began: after Lua code held it for 300 ms, a timer due then
+   * would wait 300 ms more. */
+  uv_update_time(h->loop);
 }
 
 void pc_run_defer(struct pc_run *run, struct pc_deferred *d, void (*cb)(struct pc_deferred *d))

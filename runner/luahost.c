@@ -613,7 +613,8 @@ static void guard_hook(lua_State *L, lua_Debug *ar)
   char where[256] = "";
   if (ar && lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
     snprintf(where, sizeof where, " (at %s:%d)", ar->short_src, ar->currentline);
-  luaL_error(L, "%s%s", g->what, where);
+  lua_pushfstring(L, "%s%s", g->what, where); /* no "caller:line:" prefix: `where` says it */
+  lua_error(L);
 }
 
 void pc_lua_guard_enter(struct pc_lua *h, struct pc_lua_guard *saved, lua_State *co,
@@ -702,26 +703,62 @@ static void tidy_message(lua_State *L)
   lua_remove(L, -2);   /* new */
 }
 
-/* Pushes the message of the error object at idx: a string or number as it
- * is, what its __tostring gives (plugin code: the caller guards it), or a
- * description of the value. With `meta` false no metamethod is called. */
-static void push_message(lua_State *L, int idx, bool meta)
+/* Pushes a description of the value at idx that calls nothing. */
+static void push_plain_message(lua_State *L, int idx)
 {
   int t = lua_type(L, idx);
   if (t == LUA_TSTRING || t == LUA_TNUMBER) {
     lua_pushvalue(L, idx);
     lua_tostring(L, -1);
-  } else if (meta && luaL_callmeta(L, idx, "__tostring")) {
-    if (lua_type(L, -1) != LUA_TSTRING) {
+  } else if (t == LUA_TNIL || t == LUA_TNONE) {
+    lua_pushliteral(L, "(error object is nil)");
+  } else {
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
+  }
+}
+
+/* tostring_of(obj): its __tostring's result (called unprotected). */
+static int tostring_of(lua_State *L)
+{
+  luaL_callmeta(L, 1, "__tostring");
+  return 1;
+}
+
+/* Pushes the message of the error object at idx: a string or number as it
+ * is, what its __tostring gives (plugin code, under the caller's guard,
+ * and protected: if it raises, yields or runs out of time, the message
+ * says so), or a description of the value. With `meta` false no
+ * metamethod is called. */
+static void push_message(lua_State *L, int idx, bool meta)
+{
+  idx = lua_absindex(L, idx);
+  int t = lua_type(L, idx);
+  if (!meta || t == LUA_TSTRING || t == LUA_TNUMBER || !luaL_getmetafield(L, idx, "__tostring")) {
+    push_plain_message(L, idx);
+  } else {
+    lua_pop(L, 1);                       /* (the field) */
+    lua_pushcfunction(L, tostring_of);   /* tostring_of */
+    lua_pushvalue(L, idx);               /* tostring_of, obj */
+    int st = lua_pcall(L, 1, 1, 0);     /* result, or the failure's object */
+    if (st == LUA_ERRMEM) {
+      char *m = pc_lua_memory_error(host_of(L));
+      lua_pushstring(L, m);
+      free(m);
+      lua_replace(L, -2);
+    }
+    if (st != LUA_OK) {
+      push_plain_message(L, -1);         /* failure, its text */
+      push_plain_message(L, idx);        /* failure, its text, obj's text */
+      lua_pushfstring(L, "(the error object's __tostring failed: %s) %s", lua_tostring(L, -2),
+                      lua_tostring(L, -1));
+      lua_replace(L, -4);
+      lua_pop(L, 2);
+    } else if (lua_type(L, -1) != LUA_TSTRING) {
       const char *got = luaL_typename(L, -1);
       lua_pop(L, 1);
       lua_pushfstring(L, "(error object is a %s value whose __tostring returned a %s)",
                       luaL_typename(L, idx), got);
     }
-  } else if (t == LUA_TNIL || t == LUA_TNONE) {
-    lua_pushliteral(L, "(error object is nil)");
-  } else {
-    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, idx));
   }
   tidy_message(L);
 }

@@ -225,8 +225,8 @@ static struct lt *lt_check(lua_State *L, const char *what)
     luaL_error(L, "%s: the task is being cancelled", what);
   if (!lua_isyieldable(L))
     luaL_error(L, "%s cannot wait here: it was called through a C function that cannot yield "
-                  "(a table.sort comparator, a string.gsub replacement function, a __gc "
-                  "metamethod, ...)", what);
+                  "(a table.sort comparator, a string.gsub replacement function, a "
+                  "__tostring called by tostring, ...)", what);
   return lt;
 }
 
