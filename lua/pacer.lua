@@ -189,6 +189,7 @@ if core.http_request then
 end
 
 local pacer_ro = ro(pacer)
+local pacer_log_ro = pacer_ro.log -- ctx.log: read-only, as every plugin shares it
 
 ---------------------------------------------------------------- the sandbox
 
@@ -503,7 +504,7 @@ function M.make_ctx(scope, step, plugin_name, plugin_path)
     index = scope.index,
     step = step,
     plugin = { name = plugin_name, path = plugin_path },
-    log = pacer_ro.log, -- read-only: every plugin shares it
+    log = pacer_log_ro,
   }
 end
 

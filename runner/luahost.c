@@ -646,7 +646,7 @@ void pc_lua_guard_enter(struct pc_lua *h, struct pc_lua_guard *saved, lua_State 
 double pc_lua_guard_leave(struct pc_lua *h, const struct pc_lua_guard *saved, bool *tripped)
 {
   struct pc_lua_guard *g = &h->g;
-  double ran = pc_mono_ms() - g->started;
+  double ran = tripped ? pc_mono_ms() - g->started : 0; /* only lt_run asks */
   if (tripped)
     *tripped = g->tripped;
   lua_State *co = g->co;
@@ -800,10 +800,15 @@ int pc_lua_call(struct pc_lua *h, int nargs, int nres, double limit_ms, const ch
   int base = lua_gettop(L) - nargs; /* the function */
   lua_pushcfunction(L, traceback ? msgh_traceback : msgh_plain);
   lua_insert(L, base);              /* msgh, fn, args... */
-  struct pc_lua_guard saved;
-  pc_lua_guard_enter(h, &saved, L, pc_mono_ms() + limit_ms, NULL, what);
-  int rc = lua_pcall(L, nargs, nres, base);
-  pc_lua_guard_leave(h, &saved, NULL);
+  int rc;
+  if (limit_ms == PC_LUA_HOST_CODE) {
+    rc = lua_pcall(L, nargs, nres, base);
+  } else {
+    struct pc_lua_guard saved;
+    pc_lua_guard_enter(h, &saved, L, pc_mono_ms() + limit_ms, NULL, what);
+    rc = lua_pcall(L, nargs, nres, base);
+    pc_lua_guard_leave(h, &saved, NULL);
+  }
   if (rc != LUA_OK) {
     *err = call_error(h, rc);
     lua_settop(L, base - 1);

@@ -84,9 +84,9 @@ struct pc_lua_guard {
   lua_State *co;     /* the thread the guard armed the hook on */
 };
 /* Enters a guard around code that is about to run on thread `co` (the
- * current frame is saved into *saved). pc_lua_guard_leave restores it and
- * returns the milliseconds spent; *tripped (if not NULL) tells whether the
- * deadline stopped the code. */
+ * current frame is saved into *saved). pc_lua_guard_leave restores it; with
+ * `tripped` it tells whether the deadline stopped the code and returns the
+ * milliseconds the outermost guard has run (0 without). */
 void pc_lua_guard_enter(struct pc_lua *h, struct pc_lua_guard *saved, lua_State *co,
                         double deadline, const char *label, const char *what);
 double pc_lua_guard_leave(struct pc_lua *h, const struct pc_lua_guard *saved, bool *tripped);
@@ -104,6 +104,12 @@ void pc_lua_guard_trip(struct pc_lua *h, lua_State *co);
  * set (malloc'd) and nothing pushed. */
 int pc_lua_call(struct pc_lua *h, int nargs, int nres, double limit_ms, const char *what,
                 bool traceback, char **err);
+/* As limit_ms: pacer's own Lua code (lua/pacer.lua) on plain data, which
+ * reaches no plugin code -- the plugin spec is copied plain when the file
+ * loads, and pc_lua_eval strips plugin metatables from what it returns --
+ * runs protected but without a guard: a count hook costs every Lua
+ * instruction ~30 more, on the path of every step. */
+#define PC_LUA_HOST_CODE 0.0
 /* The text of the error object on top of thread `co` after a failed
  * resume (`status`), with co's traceback when `traceback` is set. The
  * object is left where it is. Never fails: an object that cannot be

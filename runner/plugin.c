@@ -536,8 +536,8 @@ static void uses_start(struct pc_attempt *a)
   lua_setfield(L, -2, "attempt");
   lua_getfield(L, entry, "name");
   lua_getfield(L, entry, "path");         /* entry, prepare_run, spec, with, scope, step, name, path */
-  char *err = NULL;                       /* (`with` may hold plugin values: guarded) */
-  if (pc_pacer_call(h, 6, 3, CALL_LIMIT_MS, CALL_TOO_LONG, &err) != 0 ||
+  char *err = NULL;                       /* plain data: see PC_LUA_HOST_CODE */
+  if (pc_pacer_call(h, 6, 3, PC_LUA_HOST_CODE, NULL, &err) != 0 ||
       lua_isnil(L, -3)) {                 /* entry, run, with, ctx (or nil, msg, nil) */
     const char *msg = err ? err : lua_tostring(L, -2);
     char *m = pc_asprintf("plugin \"%s\": %s", st->uses, msg ? msg : "?");
@@ -566,7 +566,7 @@ static void inline_start(struct pc_attempt *a)
   pc_pacer_push(h, "inline_args");        /* fn, inline_args */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->scope_ref);
   char *err = NULL;                       /* fn, vars, env, secrets, steps, item, index, pacer */
-  if (pc_pacer_call(h, 1, 7, CALL_LIMIT_MS, CALL_TOO_LONG, &err) != 0) {
+  if (pc_pacer_call(h, 1, 7, PC_LUA_HOST_CODE, NULL, &err) != 0) {
     char *m = pc_asprintf("lua: %s", err);
     free(err);
     lua_settop(L, top);
