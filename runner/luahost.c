@@ -2,8 +2,11 @@
  * evaluation. The sandbox itself (read-only proxies, scopes, helpers, text
  * and JSON formatting) is Lua code in lua/prelude.lua, embedded in the
  * binary; this file creates the state, compiles every expression once,
- * evaluates them with a CPU guard, and turns templates and YAML nodes into
- * Lua values.
+ * evaluates them, and turns templates and YAML nodes into Lua values. It
+ * also holds the machinery every entry into Lua shares: the guard (one
+ * count hook for CPU deadlines and the blocking report, the memory limit
+ * in the allocator), the door (pc_lua_call) and the description of error
+ * objects.
  *
  * Each expression is compiled as the chunk `return (EXPR\n)`, whose only
  * upvalue is _ENV. Evaluating sets that upvalue to a scope table and calls

@@ -13,7 +13,12 @@
  *
  * Values the engine stores (results, vars) are plain tables; expressions see
  * them through read-only proxies. pc_lua_eval unwraps a proxy it returns, so
- * the caller always gets plain values. */
+ * the caller always gets plain values.
+ *
+ * Every call from C into Lua that may reach code pacer does not own goes
+ * through one door, pc_lua_call (a protected call with a message handler),
+ * inside a guard (CPU, blocking report, memory limit); pacermod.c resumes
+ * coroutines inside the same guard. See "guards" below. */
 #ifndef PACER_LUAHOST_H
 #define PACER_LUAHOST_H
 
@@ -176,8 +181,10 @@ void pc_lua_unref(struct pc_lua *h, int ref);
 
 /* Evaluates a compiled expression in a scope and pushes exactly one value.
  * Returns 0, or -1 with *err set to a malloc'd message that names the
- * expression and its file:line:col (nothing pushed). A count hook stops an
- * expression that runs for too long. */
+ * expression and its file:line:col (nothing pushed). It runs through the
+ * door with a guard of 1 s (nested in the current one). A table whose
+ * metatable plugin code set comes back as a plain copy of its top level
+ * (pc_lua_note_plugin_mt), so C may read it with the plain API. */
 int pc_lua_eval(struct pc_lua *h, const struct pc_expr *e, int scope_ref, char **err);
 /* Like pc_lua_eval, then Lua truthiness. */
 int pc_lua_eval_bool(struct pc_lua *h, const struct pc_expr *e, int scope_ref, bool *out,
