@@ -13,8 +13,8 @@ local core, P, cjson = ...
 local M = {}
 
 local ro, unwrap, is_ro, H = P.ro, P.unwrap, P.is_ro, P.helpers
-local type, pairs, ipairs, select, error, tostring, setmetatable, rawset, load, pcall =
-  type, pairs, ipairs, select, error, tostring, setmetatable, rawset, load, pcall
+local type, pairs, ipairs, select, error, tostring, setmetatable, rawset, load, pcall, xpcall =
+  type, pairs, ipairs, select, error, tostring, setmetatable, rawset, load, pcall, xpcall
 local pack, unpack, concat = table.pack, table.unpack, table.concat
 local mtype, floor = math.type, math.floor
 local sformat = string.format
@@ -201,12 +201,28 @@ local pacer_log_ro = pacer_ro.log -- ctx.log: read-only, as every plugin shares 
 -- every plugin, so one plugin cannot change another's `string`.
 local base = {}
 for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select",
-                        "tonumber", "tostring", "type", "xpcall", "rawequal", "rawlen",
+                        "tonumber", "tostring", "type", "rawequal", "rawlen",
                         "rawget", "getmetatable", "_VERSION" }) do
   base[name] = _G[name]
 end
 -- setmetatable keeps __gc finalizers under pacer's guards (pacermod.c).
 base.setmetatable = core.setmetatable
+
+-- xpcall: once the guard has stopped the code (past its deadline), the
+-- message handler is not called -- Lua would run it with hooks off, where
+-- nothing could stop it again (luahost.h, "How a tripped guard stops code").
+local guard_tripped = core.guard_tripped
+function base.xpcall(f, msgh, ...)
+  if type(msgh) ~= "function" then
+    return xpcall(f, msgh, ...) -- Lua's own error for a bad handler
+  end
+  return xpcall(f, function(e)
+    if guard_tripped() then
+      return e
+    end
+    return msgh(e)
+  end, ...)
+end
 base.string = ro(string)
 base.table = ro(table)
 base.math = ro(math)

@@ -574,14 +574,14 @@ static void guard_hook(lua_State *L, lua_Debug *ar);
 static void arm(lua_State *co, bool tripped)
 {
   if (tripped)
-    lua_sethook(co, guard_hook, LUA_MASKLINE | LUA_MASKCOUNT, 1);
+    lua_sethook(co, guard_hook, LUA_MASKCOUNT, 1);
   else
     lua_sethook(co, guard_hook, LUA_MASKCOUNT, GUARD_HOOK_COUNT);
 }
 
 /* Runs every GUARD_HOOK_COUNT instructions on a guarded thread (and on
  * every thread plugin code created from one: they inherit the hook), and
- * on every line once tripped. Outside guards it returns at once. */
+ * on every instruction once tripped. Outside guards it returns at once. */
 static void guard_hook(lua_State *L, lua_Debug *ar)
 {
   struct pc_lua *h = host_of(L);
@@ -609,19 +609,30 @@ static void guard_hook(lua_State *L, lua_Debug *ar)
       return;
     g->tripped = true;
   }
-  /* From now on every line raises again, so a pcall cannot swallow it. */
+  /* From now on every instruction stops the code again, so a pcall cannot
+   * swallow it. */
   arm(L, true);
   if (g->co && g->co != L)
     arm(g->co, true);
-  char where[256] = "";
-  if (ar && lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-    snprintf(where, sizeof where, " (at %s:%d)", ar->short_src, ar->currentline);
-  lua_pushfstring(L, "%s%s", g->what, where); /* no "caller:line:" prefix: `where` says it */
+  if (!g->where[0] && ar && lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+    snprintf(g->where, sizeof g->where, " (at %s:%d)", ar->short_src, ar->currentline);
+  if (g->can_stop && lua_isyieldable(L)) {
+    /* A coroutine plugin code made yields back to its resumer (whose next
+     * instruction stops in turn); the guard's own coroutine is closed by
+     * the caller. */
+    if (L == g->co)
+      g->stopped = true;
+    lua_yield(L, 0); /* from a hook: returns, and Lua yields after it */
+    return;
+  }
+  if (L == g->co)
+    g->raised_on_co = true;
+  lua_pushfstring(L, "%s%s", g->what, g->where); /* no "caller:line:" prefix */
   lua_error(L);
 }
 
 void pc_lua_guard_enter(struct pc_lua *h, struct pc_lua_guard *saved, lua_State *co,
-                        double deadline, const char *label, const char *what)
+                        double deadline, const char *label, const char *what, bool can_stop)
 {
   *saved = h->g;
   saved->prev_enforce = h->enforce;
@@ -636,22 +647,29 @@ void pc_lua_guard_enter(struct pc_lua *h, struct pc_lua_guard *saved, lua_State 
   g->active = true;
   g->tripped = false;
   g->warned = saved->active && saved->warned; /* one warning per outer run */
+  g->can_stop = can_stop;
+  g->stopped = false;
+  g->raised_on_co = false;
   g->started = saved->active ? saved->started : now;
   g->deadline = deadline;
   g->label = label;
   g->what = what;
   g->co = co;
+  g->where[0] = '\0';
   h->enforce = true;
   h->refused = REFUSED_NONE;
   arm(co, false);
 }
 
-double pc_lua_guard_leave(struct pc_lua *h, const struct pc_lua_guard *saved, bool *tripped)
+double pc_lua_guard_leave(struct pc_lua *h, const struct pc_lua_guard *saved,
+                          struct pc_lua_guard *ended)
 {
   struct pc_lua_guard *g = &h->g;
-  double ran = tripped ? pc_mono_ms() - g->started : 0; /* only lt_run asks */
-  if (tripped)
-    *tripped = g->tripped;
+  double ran = 0;
+  if (ended) { /* only resumes ask */
+    ran = pc_mono_ms() - g->started;
+    *ended = *g;
+  }
   lua_State *co = g->co;
   bool warned = g->warned;
   bool outer_due = g->tripped && g->deadline >= saved->deadline; /* the outer's deadline */
@@ -672,6 +690,11 @@ void pc_lua_guard_trip(struct pc_lua *h, lua_State *co)
 {
   h->g.tripped = true;
   arm(co, true);
+}
+
+bool pc_lua_guard_tripped(struct pc_lua *h)
+{
+  return h->g.active && h->g.tripped;
 }
 
 /* ----------------------------------------------------- error objects */
@@ -808,7 +831,7 @@ int pc_lua_call(struct pc_lua *h, int nargs, int nres, double limit_ms, const ch
     rc = lua_pcall(L, nargs, nres, base);
   } else {
     struct pc_lua_guard saved;
-    pc_lua_guard_enter(h, &saved, L, pc_mono_ms() + limit_ms, NULL, what);
+    pc_lua_guard_enter(h, &saved, L, pc_mono_ms() + limit_ms, NULL, what, false);
     rc = lua_pcall(L, nargs, nres, base);
     pc_lua_guard_leave(h, &saved, NULL);
   }

@@ -79,25 +79,45 @@ void pc_lua_memory_recover(struct pc_lua *h);
 #define PC_LUA_BLOCK_WARN_MS 100.0
 struct pc_lua_guard {
   bool active;
-  bool tripped;      /* the deadline passed; every line raises */
+  bool tripped;      /* the deadline passed; every instruction stops the code */
   bool warned;       /* the blocking warning was given */
   bool prev_enforce; /* in the frame enter() saved: enforcement before */
+  bool can_stop;     /* `co` is being resumed: stop it by yielding it */
+  bool stopped;      /* the guard yielded `co` (see below) */
+  bool raised_on_co; /* the guard raised its error on `co` itself */
   double started;    /* pc_mono_ms() */
   double deadline;   /* pc_mono_ms(); INFINITY for none */
   const char *label; /* step label for the warning, or NULL; borrowed */
   const char *what;  /* the error raised at the deadline; borrowed */
   lua_State *co;     /* the thread the guard armed the hook on */
+  char where[160];   /* " (at FILE:LINE)" where it tripped, or "" */
 };
 /* Enters a guard around code that is about to run on thread `co` (the
  * current frame is saved into *saved). pc_lua_guard_leave restores it; with
- * `tripped` it tells whether the deadline stopped the code and returns the
- * milliseconds the outermost guard has run (0 without). */
+ * `ended` it copies out the frame as it ended and returns the milliseconds
+ * the outermost guard has run (0 without).
+ *
+ * How a tripped guard stops code. Raising an error from a debug hook runs
+ * the code's message handlers (xpcall) with hooks off, and a coroutine that
+ * dies of it keeps hooks off for its <close> handlers: code there could not
+ * be stopped again. So with `can_stop` (pacermod.c resuming a coroutine),
+ * the guard *yields* that coroutine wherever Lua lets it -- nothing in it
+ * can catch that -- and reports `stopped`; the caller closes the coroutine
+ * (its <close> handlers then run with hooks on, under a guard of their
+ * own). Where it cannot yield (inside a sort comparator, on the main
+ * thread) the guard raises `what`, and says so in `raised_on_co`: the caller
+ * must not run the dead coroutine's <close> handlers. The sandbox's xpcall
+ * skips plugin message handlers once the guard has tripped. */
 void pc_lua_guard_enter(struct pc_lua *h, struct pc_lua_guard *saved, lua_State *co,
-                        double deadline, const char *label, const char *what);
-double pc_lua_guard_leave(struct pc_lua *h, const struct pc_lua_guard *saved, bool *tripped);
-/* Arms the hook of the current guard in its tripped state: the next line of
- * code on `co` raises. For code whose deadline passed before it resumed. */
+                        double deadline, const char *label, const char *what, bool can_stop);
+double pc_lua_guard_leave(struct pc_lua *h, const struct pc_lua_guard *saved,
+                          struct pc_lua_guard *ended);
+/* Arms the hook of the current guard in its tripped state: the next
+ * instruction on `co` stops. For code whose deadline passed before it
+ * resumed. */
 void pc_lua_guard_trip(struct pc_lua *h, lua_State *co);
+/* Whether the guard of the code running now has tripped. */
+bool pc_lua_guard_tripped(struct pc_lua *h);
 
 /* The one door for calling Lua from C outside a coroutine: calls the
  * function below `nargs` arguments on the main stack in protected mode,

@@ -110,6 +110,7 @@ struct pc_lstep {
   double timeout_ms;      /* what `deadline` came from, for messages */
   bool run_deadline;      /* the deadline is the workflow's, not the step's */
   bool cpu_tripped;
+  char cpu_where[160]; /* where the guard stopped it first */
   bool ending;
 };
 
@@ -147,7 +148,9 @@ struct lt {
   lua_Integer doneq_head, doneq_tail;
   bool in_next_done;
   bool closing;
-  bool ending; /* in lt_finish, which frees it */
+  bool ending;    /* in lt_finish, which frees it */
+  bool hooks_off; /* died of the guard's error raised on it (see reset_thread) */
+  bool stopped;   /* the guard yielded it at its step's deadline */
   bool kill_requested;
   bool spawned; /* pacer.spawn: warn if still running, unwaited, at step end */
   bool waited;
@@ -423,9 +426,16 @@ static void reset_thread(struct lt *lt)
 {
   struct pm_state *ps = lt->step->ps;
   int before = lua_status(lt->co);
+  if (lt->hooks_off) {
+    /* It died of an error the guard raised where it could not yield:
+     * Lua left its hooks off, so its <close> handlers could not be
+     * stopped. They do not run. */
+    lua_settop(lt->co, 0);
+    return;
+  }
   struct pc_lua_guard saved;
   pc_lua_guard_enter(ps->h, &saved, lt->co, pc_mono_ms() + CLOSE_LIMIT_MS, lt->step->label,
-                     "a <close> handler ran for too long");
+                     "a <close> handler ran for too long", false);
   int st = lua_resetthread(lt->co);
   pc_lua_guard_leave(ps->h, &saved, NULL);
   if (st != LUA_OK && (before == LUA_OK || before == LUA_YIELD)) {
@@ -553,19 +563,23 @@ static void lt_run(struct lt *lt)
   lt->nargs = 0;
 
   ps->current = lt;
-  struct pc_lua_guard saved;
-  pc_lua_guard_enter(ps->h, &saved, lt->co, s->deadline, s->label, CPU_BOUND_MSG);
+  struct pc_lua_guard saved, ended;
+  pc_lua_guard_enter(ps->h, &saved, lt->co, s->deadline, s->label, CPU_BOUND_MSG, true);
   /* Past the deadline already: the engine's timer has not had a turn of
    * the loop (many coroutines resumed in one drain). Stop on the first
-   * line, as if the code had run that long. */
+   * instruction, as if the code had run that long. */
   if (s->deadline <= pc_mono_ms())
     pc_lua_guard_trip(ps->h, lt->co);
   int nres = 0;
   int st = lua_resume(lt->co, L, nargs, &nres);
-  bool tripped;
-  double ran = pc_lua_guard_leave(ps->h, &saved, &tripped);
-  if (tripped)
+  double ran = pc_lua_guard_leave(ps->h, &saved, &ended);
+  if (ended.tripped) {
     s->cpu_tripped = true;
+    if (!s->cpu_where[0])
+      snprintf(s->cpu_where, sizeof s->cpu_where, "%s", ended.where);
+  }
+  lt->stopped = ended.stopped && st == LUA_YIELD;
+  lt->hooks_off = ended.raised_on_co && st != LUA_OK && st != LUA_YIELD;
   ps->current = NULL;
   if (ran > PC_LUA_BLOCK_WARN_MS)
     pc_log(PC_LOG_WARN, s->label, "Lua code blocked the event loop for %.0f ms without yielding",
@@ -578,6 +592,14 @@ static void lt_run(struct lt *lt)
 static void lt_after_resume(struct lt *lt, int st, int nres)
 {
   struct pc_lstep *s = lt->step;
+  if (lt->stopped) {
+    /* The guard yielded it at the step's deadline: the step is over, all
+     * of it (step_end closes every coroutine; <close> handlers run). */
+    char *m = pc_asprintf("%s%s", CPU_BOUND_MSG, s->cpu_where);
+    step_end(s, PC_FAIL_TIMEOUT, m);
+    free(m);
+    return;
+  }
   if (lt->kill_requested) {
     lt->kill_requested = false;
     if (st != LUA_YIELD && st != LUA_OK)
@@ -717,26 +739,26 @@ static void run_finalizer(struct pm_state *ps, double until)
   lua_pushvalue(L, -2);
   lua_pushvalue(L, -5);
   lua_xmove(L, co, 2);                             /* (co) gc, t */
-  struct pc_lua_guard saved;
+  struct pc_lua_guard saved, ended;
   pc_lua_guard_enter(ps->h, &saved, co, until, label,
-                     "a __gc finalizer ran for too long and was stopped");
+                     "a __gc finalizer ran for too long and was stopped", true);
   int nres = 0;
   int st = lua_resume(co, L, 1, &nres);
+  pc_lua_guard_leave(ps->h, &saved, &ended);
   if (st == LUA_YIELD) {
-    lua_settop(co, 0);
-    lua_pushliteral(co, "a __gc finalizer cannot yield");
-    st = LUA_ERRRUN;
-  }
-  pc_lua_guard_leave(ps->h, &saved, NULL);
-  if (st != LUA_OK) {
+    pc_log(PC_LOG_WARN, NULL, "the %s %s", label,
+           ended.stopped ? "ran for too long and was stopped" : "yielded and was stopped");
+  } else if (st != LUA_OK) {
     char *msg = pc_lua_error_text(ps->h, co, st, false);
     pc_log(PC_LOG_WARN, NULL, "error in the %s: %s", label, msg);
     free(msg);
   }
-  pc_lua_guard_enter(ps->h, &saved, co, until, label,
-                     "a __gc finalizer's <close> handler ran for too long");
-  lua_resetthread(co);
-  pc_lua_guard_leave(ps->h, &saved, NULL);
+  if (!(ended.raised_on_co && st != LUA_OK && st != LUA_YIELD)) { /* see reset_thread */
+    pc_lua_guard_enter(ps->h, &saved, co, until, label,
+                       "a __gc finalizer's <close> handler ran for too long", false);
+    lua_resetthread(co);
+    pc_lua_guard_leave(ps->h, &saved, NULL);
+  }
   *(struct lt **)lua_getextraspace(co) = NULL;
   lua_settop(L, top);
 }
@@ -1585,6 +1607,12 @@ static int l_out(lua_State *L)
 /* True for the threads plugin code must not resume, close or yield by
  * hand: pacer's coroutines, the ones it runs finalizers in, and the main
  * thread (which is never a suspended coroutine, whatever its stack holds). */
+static int l_guard_tripped(lua_State *L)
+{
+  lua_pushboolean(L, pc_lua_guard_tripped(state_of(L)->h));
+  return 1;
+}
+
 static int l_is_managed(lua_State *L)
 {
   lua_State *co = lua_tothread(L, 1);
@@ -1676,7 +1704,7 @@ static int open_module(lua_State *L)
       {"next_done", l_next_done}, {"cancel", task_cancel},  {"semaphore", l_semaphore},
       {"pool", l_pool},         {"exec", l_exec},           {"log", l_log},
       {"out", l_out},           {"is_managed", l_is_managed}, {"read_file", l_read_file},
-      {"setmetatable", l_setmetatable}, {NULL, NULL}};
+      {"setmetatable", l_setmetatable}, {"guard_tripped", l_guard_tripped}, {NULL, NULL}};
   luaL_newlib(L, core);                            /* chunk, core */
   lua_pushcfunction(L, l_http_request);
   lua_setfield(L, -2, "http_request");

@@ -335,14 +335,14 @@ static void test_door_guard(void **state)
   free(err);
   /* Nested in an outer guard, the inner one never outlives it. */
   struct pc_lua_guard saved;
-  pc_lua_guard_enter(f->h, &saved, f->L, pc_mono_ms() + 50, NULL, "outer");
+  pc_lua_guard_enter(f->h, &saved, f->L, pc_mono_ms() + 50, NULL, "outer", false);
   t0 = pc_mono_ms();
   assert_int_equal(door(f, "while true do end", 5000, false, &err), -1);
   assert_true(pc_mono_ms() - t0 < 1000);
   free(err);
-  bool tripped = false;
-  pc_lua_guard_leave(f->h, &saved, &tripped);
-  assert_true(tripped); /* the outer deadline passed: the outer is tripped too */
+  struct pc_lua_guard ended;
+  pc_lua_guard_leave(f->h, &saved, &ended);
+  assert_true(ended.tripped); /* the outer deadline passed: the outer is tripped too */
   /* Outside guards the hook is gone and the limit off again. */
   assert_false(pc_lua_memory_enforce(f->h, false));
   assert_int_equal(door(f, "local s = 0 for i = 1, 1e6 do s = s + i end return s", 1000, false,
