@@ -29,13 +29,14 @@
  * yields and lt_run closes it once the resume has returned.
  *
  * Guards (luahost.h). Every resume runs inside a guard whose deadline is
- * the step's (its timeout, or the workflow's): past it, the hook raises a
- * "CPU-bound" error on every line, so pcall cannot swallow it; a coroutine
- * resumed after its step's deadline (a gather of many small functions
- * that never gives the loop a turn) raises on its first line. Lua code that
- * runs for more than 100 ms without yielding is reported with the step's
- * name. The state's memory limit applies inside guards only, so the
- * engine's own allocations never fail because of it.
+ * the step's (its timeout, or the workflow's): past it, the guard yields
+ * the coroutine (or raises "CPU-bound" at every instruction where it
+ * cannot), and the step ends as a timeout; a coroutine resumed after its
+ * step's deadline (a gather of many small functions that never gives the
+ * loop a turn) stops at its first instruction. Lua code that runs for more
+ * than 100 ms without yielding is reported with the step's name. The
+ * state's memory limit applies inside guards only, so the engine's own
+ * allocations never fail because of it.
  *
  * Finalizers. A __gc metamethod runs wherever the collector happens to be,
  * with debug hooks off: no guard could stop it. So the sandbox's
