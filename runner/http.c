@@ -991,11 +991,21 @@ static int opt_text(struct pc_lua *h, int tbl, const char *key, char **out, size
   return rc;
 }
 
+/* A Lua string whose text a C string would cut short (a NUL byte in it). */
+static bool cut_by_nul(lua_State *L, int idx)
+{
+  size_t len;
+  return lua_type(L, idx) == LUA_TSTRING && strlen(lua_tolstring(L, idx, &len)) != len;
+}
+
 static int opt_bool(lua_State *L, int tbl, const char *key, bool *out, char **err)
 {
   rawfield(L, tbl, key); /* value */
   int rc = 0;
-  if (lua_type(L, -1) == LUA_TBOOLEAN) {
+  if (cut_by_nul(L, -1)) {
+    *err = pc_asprintf("http.%s: contains a NUL byte", key);
+    rc = -1;
+  } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
     *out = lua_toboolean(L, -1);
   } else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "true") == 0) {
     *out = true;
@@ -1013,6 +1023,11 @@ static int opt_duration(lua_State *L, int tbl, const char *key, double *ms, char
 {
   rawfield(L, tbl, key); /* value */
   int rc = 0;
+  if (cut_by_nul(L, -1)) {
+    *err = pc_asprintf("http.%s: contains a NUL byte", key);
+    lua_pop(L, 1);
+    return -1;
+  }
   if (lua_type(L, -1) == LUA_TNUMBER) {
     double sec = lua_tonumber(L, -1);
     if (!(sec >= 0 && sec <= 30.0 * 86400))
@@ -1036,7 +1051,10 @@ static int opt_version(lua_State *L, int tbl, long *out, char **err)
 {
   rawfield(L, tbl, "http_version"); /* value */
   int rc = 0;
-  if (!is_null(L, -1)) {
+  if (cut_by_nul(L, -1)) {
+    *err = pc_xstrdup("http.http_version: contains a NUL byte");
+    rc = -1;
+  } else if (!is_null(L, -1)) {
     const char *v = NULL;
     char num[32];
     if (lua_type(L, -1) == LUA_TNUMBER) {
