@@ -83,7 +83,8 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 
 static bool is_tchar(unsigned char ch)
 {
-  return isalnum(ch) || strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+  /* (strchr finds the terminator: a NUL byte is not a token character) */
+  return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
 static bool valid_header_name(const char *s, size_t len)

@@ -1288,10 +1288,9 @@ static int pool_acquire(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  lua_getfield(L, 1, "name");
-  const char *name = lua_tostring(L, -1);
-  if (!name)
+  if (lua_getfield(L, 1, "name") != LUA_TSTRING)
     return luaL_error(L, "pool:acquire: not a pool object (call it as p:acquire())");
+  const char *name = c_string(L, -1, "pool:acquire", "the pool's name");
   struct lt *lt = lt_check(L, "pool:acquire");
   struct pc_pool *pool = pc_run_pool(lt->step->run, name);
   if (!pool)
