@@ -1758,9 +1758,10 @@ int pc_pacer_open(struct pc_lua *h, char **err)
   luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushcfunction(L, open_module);
   lua_pushlightuserdata(L, ps);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    *err = pc_asprintf("cannot build the pacer module: %s", lua_tostring(L, -1));
-    lua_pop(L, 1);
+  char *msg = NULL;
+  if (pc_lua_call(h, 1, 0, PC_LUA_HOST_CODE, NULL, true, &msg) != 0) {
+    *err = pc_asprintf("cannot build the pacer module: %s", msg);
+    free(msg);
     return -1;
   }
   return 0;
