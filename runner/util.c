@@ -26,9 +26,9 @@ static void out_of_memory(size_t n)
   abort();
 }
 
-/* Owned here; NULL while given back. Never touched: under RLIMIT_AS the
- * address space is what counts, and a large malloc is its own mapping, so
- * freeing it returns the whole block at once. */
+/* Owned here; NULL while given back. Never touched (so it costs no RSS):
+ * under RLIMIT_AS what runs out is address space, and freeing the block
+ * makes that much of it available to malloc again. */
 static void *reserve;
 
 int pc_mem_reserve(void)
