@@ -13,8 +13,8 @@ local core, P, json = ...
 local M = {}
 
 local ro, unwrap, is_ro, H = P.ro, P.unwrap, P.is_ro, P.helpers
-local type, pairs, ipairs, select, error, tostring, setmetatable, rawset, load, pcall =
-  type, pairs, ipairs, select, error, tostring, setmetatable, rawset, load, pcall
+local type, pairs, ipairs, select, error, tostring, setmetatable, rawset, load, pcall, xpcall =
+  type, pairs, ipairs, select, error, tostring, setmetatable, rawset, load, pcall, xpcall
 local pack, unpack, concat = table.pack, table.unpack, table.concat
 local mtype, floor = math.type, math.floor
 local sformat = string.format
@@ -197,6 +197,7 @@ end
 
 -- A library view: values as they are (pacer.null is not read as nil).
 local pacer_ro = P.ro_lib(pacer)
+local pacer_log_ro = pacer_ro.log -- ctx.log: read-only, as every plugin shares it
 
 ---------------------------------------------------------------- the sandbox
 
@@ -208,9 +209,27 @@ local pacer_ro = P.ro_lib(pacer)
 -- every plugin, so one plugin cannot change another's `string`.
 local base = {}
 for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "select",
-                        "tonumber", "tostring", "type", "xpcall", "rawequal", "rawlen",
-                        "rawget", "setmetatable", "getmetatable", "_VERSION" }) do
+                        "tonumber", "tostring", "type", "rawequal", "rawlen",
+                        "rawget", "getmetatable", "_VERSION" }) do
   base[name] = _G[name]
+end
+-- setmetatable keeps __gc finalizers under pacer's guards (pacermod.c).
+base.setmetatable = core.setmetatable
+
+-- xpcall: once the guard has stopped the code (past its deadline), the
+-- message handler is not called -- Lua would run it with hooks off, where
+-- nothing could stop it again (luahost.h, "How a tripped guard stops code").
+local guard_tripped = core.guard_tripped
+function base.xpcall(f, msgh, ...)
+  if type(msgh) ~= "function" then
+    return xpcall(f, msgh, ...) -- Lua's own error for a bad handler
+  end
+  return xpcall(f, function(e)
+    if guard_tripped() then
+      return e
+    end
+    return msgh(e)
+  end, ...)
 end
 base.string = ro(string)
 base.table = ro(table)
@@ -270,8 +289,9 @@ base.coroutine = ro({
   end,
   yield = function(...)
     if core.is_managed(co.running()) then
-      error("coroutine.yield outside coroutine.create/wrap would suspend the step itself; "
-            .. "use pacer.sleep(0) to let other tasks run", 2)
+      error("coroutine.yield outside coroutine.create/wrap would suspend pacer's own coroutine "
+            .. "(a step's, a task's or a __gc finalizer's); use pacer.sleep(0) to let other "
+            .. "tasks run", 2)
     end
     return co.yield(...)
   end,
@@ -320,8 +340,11 @@ local function make_require(dir)
   end
 end
 
+-- The environment's metatable is protected: through it, one plugin could
+-- reach `base`, which every plugin shares.
+local env_mt = { __index = base, __metatable = false }
 new_env = function(dir)
-  local env = setmetatable({}, { __index = base })
+  local env = setmetatable({}, env_mt)
   env._G = env
   if dir then
     env.require = make_require(dir)
@@ -370,9 +393,31 @@ local function type_name(v)
   return t
 end
 
+-- A copy of a default value made of plain tables (read with next, no
+-- metatables): the C side reads defaults outside any guard.
+local function plain_copy(v, seen)
+  if type(v) ~= "table" then
+    return v
+  end
+  if seen[v] then
+    return seen[v]
+  end
+  local r = {}
+  seen[v] = r
+  local k, x = next(v)
+  while k ~= nil do
+    rawset(r, plain_copy(k, seen), plain_copy(x, seen))
+    k, x = next(v, k)
+  end
+  return r
+end
+
 -- Loads a plugin file's text (run by pacermod.c under a CPU and memory
 -- guard, outside any coroutine: plugins cannot do I/O while loading) and
--- checks the table it returns.
+-- checks the table it returns. What it returns is a new table of plain
+-- data ({description, inputs = {name = {type, required, default,
+-- description}}, run}): the host reads it from C, where a metamethod of
+-- the plugin's own table would run unguarded.
 function M.load_plugin(path, text)
   local dir = path:match("^(.*)/[^/]*$") or "."
   local fn, err = load(text, "@" .. path, "t", new_env(dir))
@@ -385,20 +430,20 @@ function M.load_plugin(path, text)
     error(where .. "a plugin must return a table {description = ..., inputs = {...}, run = "
           .. "function(with, ctx) ... end}, got " .. type(spec), 0)
   end
-  if type(spec.run) ~= "function" then
+  local run, description, inputs = spec.run, spec.description, spec.inputs
+  if type(run) ~= "function" then
     error(where .. "the plugin table needs run = function(with, ctx)", 0)
   end
-  if spec.description ~= nil and type(spec.description) ~= "string" then
+  if description ~= nil and type(description) ~= "string" then
     error(where .. "description must be a string", 0)
   end
-  local inputs = spec.inputs
   if inputs == nil then
     inputs = {}
-    spec.inputs = inputs
   end
   if type(inputs) ~= "table" then
     error(where .. "inputs must be a table of name = {type =, required =, default =, description =}", 0)
   end
+  local checked = {}
   for name, def in pairs(inputs) do
     if type(name) ~= "string" then
       error(where .. "input names must be strings", 0)
@@ -406,17 +451,22 @@ function M.load_plugin(path, text)
     if type(def) ~= "table" then
       error(where .. "input \"" .. name .. "\" must be a table {type =, ...}", 0)
     end
-    def.type = def.type or "any"
-    if not input_types[def.type] then
-      error(where .. "input \"" .. name .. "\": unknown type \"" .. tostring(def.type) ..
+    local d = { type = def.type or "any", required = def.required and true or false,
+                default = plain_copy(def.default, {}), description = def.description }
+    if not input_types[d.type] then
+      error(where .. "input \"" .. name .. "\": unknown type \"" .. tostring(d.type) ..
             "\" (string, number, integer, boolean, list, map, table, any)", 0)
     end
-    if def.default ~= nil and not value_type_ok(def.type, def.default) then
-      error(where .. "input \"" .. name .. "\": the default is a " .. type_name(def.default) ..
-            ", not a " .. def.type, 0)
+    if d.description ~= nil and type(d.description) ~= "string" then
+      error(where .. "input \"" .. name .. "\": description must be a string", 0)
     end
+    if d.default ~= nil and not value_type_ok(d.type, d.default) then
+      error(where .. "input \"" .. name .. "\": the default is a " .. type_name(d.default) ..
+            ", not a " .. d.type, 0)
+    end
+    checked[name] = d
   end
-  return spec
+  return { run = run, description = description, inputs = checked }
 end
 
 -- Returns nil if `v` suits input `def`, else a message.
@@ -483,7 +533,7 @@ function M.make_ctx(scope, step, plugin_name, plugin_path)
     index = scope.index,
     step = step,
     plugin = { name = plugin_name, path = plugin_path },
-    log = pacer.log,
+    log = pacer_log_ro,
   }
 end
 

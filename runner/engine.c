@@ -244,10 +244,19 @@ static char *task_label(const struct task *t)
 
 /* ========================================================== ready queue */
 
-static void drain_deferred(struct pc_run *run)
+/* How long one drain may hold the loop before it lets timers, signals and
+ * I/O have a turn (the idle handle stays active and comes back at once):
+ * a Lua gather of 100 000 functions resumes them all from this queue, and
+ * a step timeout or SIGINT must still get through. */
+#define DRAIN_BUDGET_MS 20.0
+
+static void drain_deferred(struct pc_run *run, double until)
 {
   struct pc_deferred *d;
+  unsigned n = 0;
   while ((d = run->dq_head)) {
+    if (++n % 64 == 0 && pc_mono_ms() >= until)
+      return;
     run->dq_head = d->next;
     if (run->dq_head)
       run->dq_head->prev = NULL;
@@ -264,11 +273,18 @@ static void drain_tasks(struct pc_run *run);
 static void on_drain(uv_idle_t *h)
 {
   struct pc_run *run = PC_CONTAINER_OF(h, struct pc_run, drain);
+  double until = pc_mono_ms() + DRAIN_BUDGET_MS;
   while (run->rq_head || run->dq_head) {
     drain_tasks(run);
-    drain_deferred(run);
+    drain_deferred(run, until);
+    if (run->dq_head && pc_mono_ms() >= until)
+      return; /* more next turn */
   }
   uv_idle_stop(h);
+  /* The loop computes how long to poll from the time cached when this
+   * iteration began: after Lua code held it for 300 ms, a timer due then
+   * would wait 300 ms more. */
+  uv_update_time(h->loop);
 }
 
 void pc_run_defer(struct pc_run *run, struct pc_deferred *d, void (*cb)(struct pc_deferred *d))

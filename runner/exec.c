@@ -1074,9 +1074,10 @@ static char *parse_params(struct pc_lua *h, int idx, const struct pc_tmpl *t, bo
     for (size_t i = 0; i < PC_ARRAY_SIZE(exec_keys); i++)
       known = known || strcmp(k, exec_keys[i]) == 0;
     if (!known) {
+      /* Not luaL_tolstring: a key's __tostring is plugin code. */
       char *m = pc_asprintf("%s: unknown key \"%s\" (expected command, env, cwd or stdin)",
-                            what, luaL_tolstring(L, -1, NULL));
-      lua_pop(L, 2);
+                            what, lua_type(L, -1) == LUA_TSTRING ? k : luaL_typename(L, -1));
+      lua_pop(L, 1);
       return m;
     }
   }

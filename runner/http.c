@@ -85,7 +85,8 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 
 static bool is_tchar(unsigned char ch)
 {
-  return isalnum(ch) || strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+  /* (strchr finds the terminator: a NUL byte is not a token character) */
+  return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
 static bool valid_header_name(const char *s, size_t len)
@@ -1075,10 +1076,18 @@ static int opt_text(struct pc_lua *h, int tbl, const char *key, char **out, size
   rawfield(L, tbl, key); /* value */
   int rc = 0;
   if (!is_null(L, -1)) {
-    *out = scalar_text(h, -1, len);
+    size_t n = 0;
+    *out = scalar_text(h, -1, &n);
     if (!*out) {
       *err = pc_asprintf("http.%s: expected text, got %s", key, luaL_typename(L, -1));
       rc = -1;
+    } else if (!len && strlen(*out) != n) { /* a C string: a NUL would cut it */
+      *err = pc_asprintf("http.%s: contains a NUL byte", key);
+      free(*out);
+      *out = NULL;
+      rc = -1;
+    } else if (len) {
+      *len = n;
     }
   }
   lua_pop(L, 1);
@@ -1100,11 +1109,21 @@ static int opt_cstring(struct pc_lua *h, int tbl, const char *key, char **out,
   return 0;
 }
 
+/* A Lua string whose text a C string would cut short (a NUL byte in it). */
+static bool cut_by_nul(lua_State *L, int idx)
+{
+  size_t len;
+  return lua_type(L, idx) == LUA_TSTRING && strlen(lua_tolstring(L, idx, &len)) != len;
+}
+
 static int opt_bool(lua_State *L, int tbl, const char *key, bool *out, char **err)
 {
   rawfield(L, tbl, key); /* value */
   int rc = 0;
-  if (lua_type(L, -1) == LUA_TBOOLEAN) {
+  if (cut_by_nul(L, -1)) {
+    *err = pc_asprintf("http.%s: contains a NUL byte", key);
+    rc = -1;
+  } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
     *out = lua_toboolean(L, -1);
   } else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "true") == 0) {
     *out = true;
@@ -1122,6 +1141,11 @@ static int opt_duration(lua_State *L, int tbl, const char *key, double *ms, char
 {
   rawfield(L, tbl, key); /* value */
   int rc = 0;
+  if (cut_by_nul(L, -1)) {
+    *err = pc_asprintf("http.%s: contains a NUL byte", key);
+    lua_pop(L, 1);
+    return -1;
+  }
   if (lua_type(L, -1) == LUA_TNUMBER) {
     double sec = lua_tonumber(L, -1);
     if (!(sec >= 0 && sec <= 30.0 * 86400))
@@ -1145,7 +1169,10 @@ static int opt_version(lua_State *L, int tbl, long *out, char **err)
 {
   rawfield(L, tbl, "http_version"); /* value */
   int rc = 0;
-  if (!is_null(L, -1)) {
+  if (cut_by_nul(L, -1)) {
+    *err = pc_xstrdup("http.http_version: contains a NUL byte");
+    rc = -1;
+  } else if (!is_null(L, -1)) {
     const char *v = NULL;
     char num[32];
     if (lua_type(L, -1) == LUA_TNUMBER) {
@@ -1202,6 +1229,8 @@ static char *encode_pairs(struct pc_lua *h, CURL *e, int tbl, const char *what, 
   while (lua_next(L, tbl)) { /* key, value */
     if (lua_type(L, -2) != LUA_TSTRING && !err)
       err = pc_asprintf("http.%s: names must be text, got %s", what, luaL_typename(L, -2));
+    else if (!err && strlen(lua_tostring(L, -2)) != lua_rawlen(L, -2))
+      err = pc_asprintf("http.%s: a name contains a NUL byte", what);
     else if (!err) {
       keys = pc_xrealloc(keys, (n + 1) * sizeof *keys);
       keys[n++] = pc_xstrdup(lua_tostring(L, -2));

@@ -28,19 +28,35 @@
  * right now (a task cancelling itself or an ancestor) only marks it; it
  * yields and lt_run closes it once the resume has returned.
  *
- * Guards. Around every resume a count hook compares the clock with the
- * step's deadline (its timeout, or the workflow's): past it, the hook raises
- * a "CPU-bound" error and re-arms itself for every line, so pcall cannot
- * swallow it. Lua code that runs for more than 100 ms without yielding is
- * reported with the step's name. The state's memory limit (luahost.c) is
- * enforced only while plugin code runs, so the engine's own allocations
- * never fail because of it. */
+ * Guards (luahost.h). Every resume runs inside a guard whose deadline is
+ * the step's (its timeout, or the workflow's): past it, the guard yields
+ * the coroutine (or raises "CPU-bound" at every instruction where it
+ * cannot), and the step ends as a timeout; a coroutine resumed after its
+ * step's deadline (a gather of many small functions that never gives the
+ * loop a turn) stops at its first instruction. Lua code that runs for more
+ * than 100 ms without yielding is reported with the step's name. The
+ * state's memory limit applies inside guards only, so the engine's own
+ * allocations never fail because of it.
+ *
+ * Finalizers. A __gc metamethod runs wherever the collector happens to be,
+ * with debug hooks off: no guard could stop it. So the sandbox's
+ * setmetatable never lets Lua mark a plugin's table for finalization:
+ * it marks a hidden sentinel that lives exactly as long as the table
+ * (an ephemeron) and whose C finalizer only queues the table. The queue
+ * is run after a coroutine yields or returns (never inside anything), each
+ * finalizer in a coroutine of its own under a guard.
+ *
+ * Children. Each lt lists its children (gather, timeout), and the step its
+ * top-level lts (the root, spawned tasks): every operation on them is
+ * constant time per lt, so gathering n functions costs O(n). */
 #include "pacermod.h"
 
 #include "curlshim.h"
 
 #include <assert.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,9 +73,8 @@
 #include "pool.h"
 #include "util.h"
 
-#define BLOCK_WARN_MS 100.0   /* report Lua code that holds the loop longer */
-#define HOOK_COUNT 1000       /* instructions between clock checks */
-#define CLOSE_LIMIT_MS 1000.0 /* bound on <close> handlers while cancelling */
+#define CLOSE_LIMIT_MS 1000.0     /* bound on <close> handlers while cancelling */
+#define FINALIZER_LIMIT_MS 1000.0 /* bound on the __gc finalizers run at one time */
 
 struct pc_embedded {
   const char *name;
@@ -71,25 +86,18 @@ extern const struct pc_embedded pc_embedded_lua[];
 struct lt;
 struct permit;
 
-/* The CPU guard of whatever Lua code is running now. Saved and restored
- * around nested uses (a task closing another while it runs). */
-struct guard {
-  bool active;
-  bool tripped;
-  bool warned;
-  double started;
-  double deadline;          /* mono ms; INFINITY for none */
-  const char *label;        /* step label for the blocking report; borrowed */
-  struct pc_lstep *step;    /* NULL outside steps (plugin load, closing) */
-  const char *what;         /* for the error message */
-};
+#define CPU_BOUND_MSG \
+  "CPU-bound: the step's Lua code ran past its deadline without yielding, and was stopped"
 
 struct pm_state {
   struct pc_lua *h;
   lua_State *L;
   int M_ref;           /* the table lua/pacer.lua returned */
   struct lt *current;  /* the lt being resumed, or NULL */
-  struct guard g;
+  int finq_ref;        /* tables whose __gc is due, a list [head+1 .. tail] */
+  lua_Integer finq_head, finq_tail;
+  int sentinels_ref;   /* table -> its finalization sentinel (weak keys) */
+  bool in_finalizers;
 };
 
 struct pc_lstep {
@@ -98,12 +106,13 @@ struct pc_lstep {
   struct pc_run *run;   /* borrowed */
   char *label;
   struct lt *root;
-  struct lt *lts;         /* every live lt of the step */
+  struct lt *tops;        /* lts without a parent (the root, tasks), newest first */
   struct permit *permits; /* permits held by the step's code */
   double deadline;        /* mono ms; INFINITY for none */
   double timeout_ms;      /* what `deadline` came from, for messages */
   bool run_deadline;      /* the deadline is the workflow's, not the step's */
   bool cpu_tripped;
+  char cpu_where[160]; /* where the guard stopped it first */
   bool ending;
 };
 
@@ -124,7 +133,8 @@ struct pending {
 struct lt {
   struct pc_lstep *step;  /* borrowed: the step outlives its lts */
   struct lt *parent;      /* structured parent (gather/timeout), or NULL */
-  struct lt *prev, *next; /* in step->lts */
+  struct lt *prev, *next; /* in parent->kids, or in step->tops without a parent */
+  struct lt *kids;        /* children, newest first */
   lua_State *co;
   int co_ref;
   int nargs; /* arguments waiting on co's stack for the first resume */
@@ -140,6 +150,9 @@ struct lt {
   lua_Integer doneq_head, doneq_tail;
   bool in_next_done;
   bool closing;
+  bool ending;    /* in lt_finish, which frees it */
+  bool hooks_off; /* died of the guard's error raised on it (see reset_thread) */
+  bool stopped;   /* the guard yielded it at its step's deadline */
   bool kill_requested;
   bool spawned; /* pacer.spawn: warn if still running, unwaited, at step end */
   bool waited;
@@ -156,60 +169,22 @@ static struct pm_state *state_of(lua_State *L)
   return ps;
 }
 
+/* A thread's extra space holds its lt, NULL for the main thread and for
+ * coroutines plugin code made, or HOST_THREAD for the coroutines pacer
+ * runs finalizers in (which cannot wait either). */
+static char host_thread_mark;
+#define HOST_THREAD ((struct lt *)(void *)&host_thread_mark)
+
 static struct lt *lt_of(lua_State *co)
 {
-  return *(struct lt **)lua_getextraspace(co);
+  struct lt *lt = *(struct lt **)lua_getextraspace(co);
+  return lt == HOST_THREAD ? NULL : lt;
 }
 
 static void lt_close(struct lt *lt, const char *why);
 static void lt_run(struct lt *lt);
-
-/* ================================================================ guard */
-
-static void guard_hook(lua_State *L, lua_Debug *ar)
-{
-  struct pm_state *ps = state_of(L);
-  if (!ps || !ps->g.active)
-    return;
-  struct guard *g = &ps->g;
-  double now = pc_mono_ms();
-  if (!g->tripped) {
-    if (!g->warned && g->label && now - g->started > BLOCK_WARN_MS) {
-      g->warned = true;
-      pc_log(PC_LOG_WARN, g->label,
-             "Lua code has run for %.0f ms without yielding: the event loop is blocked",
-             now - g->started);
-    }
-    if (now < g->deadline)
-      return;
-    g->tripped = true;
-    if (g->step)
-      g->step->cpu_tripped = true;
-  }
-  /* From now on every line raises again, so a pcall cannot swallow it. */
-  lua_sethook(L, guard_hook, LUA_MASKLINE | LUA_MASKCOUNT, 1);
-  if (ps->current && ps->current->co != L)
-    lua_sethook(ps->current->co, guard_hook, LUA_MASKLINE | LUA_MASKCOUNT, 1);
-  char where[256] = "";
-  if (ar && lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-    snprintf(where, sizeof where, " (at %s:%d)", ar->short_src, ar->currentline);
-  luaL_error(L, "%s%s", g->what, where);
-}
-
-static struct guard guard_push(struct pm_state *ps, struct pc_lstep *s, double deadline,
-                               const char *what)
-{
-  struct guard saved = ps->g;
-  ps->g.active = true;
-  ps->g.tripped = false;
-  ps->g.warned = false;
-  ps->g.started = pc_mono_ms();
-  ps->g.deadline = deadline;
-  ps->g.label = s ? s->label : NULL;
-  ps->g.step = s;
-  ps->g.what = what;
-  return saved;
-}
+static void run_finalizers(struct pm_state *ps);
+static void lt_after_resume(struct lt *lt, int st, int nres);
 
 /* ================================================================ lts */
 
@@ -239,11 +214,13 @@ static struct lt *lt_check(lua_State *L, const char *what)
 {
   struct lt *lt = lt_of(L);
   if (!lt) {
+    if (*(struct lt **)lua_getextraspace(L) == HOST_THREAD)
+      luaL_error(L, "%s cannot wait inside a __gc finalizer", what);
     if (lua_pushthread(L)) {
       lua_pop(L, 1);
       luaL_error(L, "%s: async calls work only while a step runs (a plugin's run, inline "
                     "`lua:` code, or a function run by pacer.spawn/gather/timeout), not while "
-                    "a plugin file loads", what);
+                    "a plugin file loads or an expression is evaluated", what);
     }
     lua_pop(L, 1);
     luaL_error(L, "%s cannot wait inside a coroutine made with coroutine.create/wrap: pacer "
@@ -253,9 +230,55 @@ static struct lt *lt_check(lua_State *L, const char *what)
     luaL_error(L, "%s: the task is being cancelled", what);
   if (!lua_isyieldable(L))
     luaL_error(L, "%s cannot wait here: it was called through a C function that cannot yield "
-                  "(a table.sort comparator, a string.gsub replacement function, a __gc "
-                  "metamethod, ...)", what);
+                  "(a table.sort comparator, a string.gsub replacement function, a "
+                  "__tostring called by tostring, ...)", what);
   return lt;
+}
+
+/* The string at idx as a C string for `who`: a string with a NUL byte in
+ * it would be cut there silently, so it raises instead. `what` is a format
+ * with at most one argument (naming the value). */
+static const char *c_string(lua_State *L, int idx, const char *who, const char *what, ...)
+    __attribute__((format(printf, 4, 5)));
+static const char *c_string(lua_State *L, int idx, const char *who, const char *what, ...)
+{
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  if (s && strlen(s) == len)
+    return s;
+  char name[200];
+  va_list ap;
+  va_start(ap, what);
+  vsnprintf(name, sizeof name, what, ap);
+  va_end(ap);
+  if (!s)
+    luaL_error(L, "%s: %s must be a string, got %s", who, name, luaL_typename(L, idx));
+  luaL_error(L, "%s: %s contains a NUL byte", who, name);
+  return NULL;
+}
+
+/* Puts the lt at the head of its list: its parent's children, or the
+ * step's top-level lts. */
+static void link_lt(struct lt *lt)
+{
+  struct lt **head = lt->parent ? &lt->parent->kids : &lt->step->tops;
+  lt->prev = NULL;
+  lt->next = *head;
+  if (*head)
+    (*head)->prev = lt;
+  *head = lt;
+}
+
+static void unlink_lt(struct lt *lt)
+{
+  struct lt **head = lt->parent ? &lt->parent->kids : &lt->step->tops;
+  if (lt->prev)
+    lt->prev->next = lt->next;
+  else
+    *head = lt->next;
+  if (lt->next)
+    lt->next->prev = lt->prev;
+  lt->prev = lt->next = NULL;
 }
 
 /* Creates an lt for the function below `nargs` arguments on L's stack
@@ -274,10 +297,7 @@ static struct lt *lt_new(struct pc_lstep *s, lua_State *L, int nargs, struct lt 
   lt->th_ref = LUA_NOREF;
   lt->doneq_ref = LUA_NOREF;
   *(struct lt **)lua_getextraspace(co) = lt;
-  lt->next = s->lts;
-  if (s->lts)
-    s->lts->prev = lt;
-  s->lts = lt;
+  link_lt(lt);
   lt_wake(lt);
   return lt;
 }
@@ -292,19 +312,17 @@ static void lt_free(struct lt *lt)
   lt->co_ref = LUA_NOREF;
   luaL_unref(L, LUA_REGISTRYINDEX, lt->th_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, lt->doneq_ref);
-  if (lt->prev)
-    lt->prev->next = lt->next;
-  else
-    s->lts = lt->next;
-  if (lt->next)
-    lt->next->prev = lt->prev;
+  unlink_lt(lt);
   if (s->root == lt)
     s->root = NULL;
-  /* Children made by this lt that outlive it (never, for gather and
-   * timeout) become the step's. */
-  for (struct lt *c = s->lts; c; c = c->next)
-    if (c->parent == lt)
-      c->parent = NULL;
+  /* Children that outlive it (never, for gather and timeout) become the
+   * step's. */
+  while (lt->kids) {
+    struct lt *c = lt->kids;
+    unlink_lt(c);
+    c->parent = NULL;
+    link_lt(c);
+  }
   free(lt->where);
   free(lt);
 }
@@ -375,47 +393,58 @@ static void notify_parent(struct lt *lt)
     lt_wake(p);
 }
 
+/* The first child of lt that is not being closed already (those are
+ * being taken care of further up the stack), or NULL. */
+static struct lt *open_kid(struct lt *lt)
+{
+  struct lt *c = lt->kids;
+  while (c && (c->closing || c->ending))
+    c = c->next;
+  return c;
+}
+
 static void close_children(struct lt *lt)
 {
   struct pc_lstep *s = lt->step;
-  bool again = true;
-  while (again) {
-    again = false;
-    for (struct lt *c = s->lts; c; c = c->next) {
-      if (c->parent != lt || c->closing)
-        continue;
-      if (c == s->ps->current) {
-        c->kill_requested = true;
-        c->parent = NULL;
-        continue;
-      }
-      lt_close(c, "cancelled: its parent was cancelled");
-      again = true;
-      break;
+  struct lt *c;
+  while ((c = open_kid(lt))) {
+    if (c == s->ps->current) {
+      /* It is running (it cancelled its own parent): it stops once it
+       * yields; meanwhile it is the step's. */
+      c->kill_requested = true;
+      unlink_lt(c);
+      c->parent = NULL;
+      link_lt(c);
+      continue;
     }
+    lt_close(c, "cancelled: its parent was cancelled");
   }
 }
 
-/* Runs the thread's pending to-be-closed variables (lua_resetthread), under
- * the memory limit and a CPU bound of their own: the step's deadline may
+/* Runs the thread's pending to-be-closed variables (lua_resetthread) in a
+ * guard of their own (nested in the current one): the step's deadline may
  * well have passed already. */
 static void reset_thread(struct lt *lt)
 {
   struct pm_state *ps = lt->step->ps;
   int before = lua_status(lt->co);
-  bool was = pc_lua_memory_enforce(ps->h, true);
-  struct guard saved = guard_push(ps, NULL, pc_mono_ms() + CLOSE_LIMIT_MS,
-                                  "a <close> handler ran for too long");
-  lua_sethook(lt->co, guard_hook, LUA_MASKCOUNT, HOOK_COUNT);
-  int st = lua_resetthread(lt->co);
-  if (st != LUA_OK && (before == LUA_OK || before == LUA_YIELD)) {
-    const char *msg = lua_tostring(lt->co, -1);
-    pc_log(PC_LOG_WARN, lt->step->label, "error in a <close> handler: %s",
-           msg ? msg : "(error object is not a string)");
+  if (lt->hooks_off) {
+    /* It died of an error the guard raised where it could not yield:
+     * Lua left its hooks off, so its <close> handlers could not be
+     * stopped. They do not run. */
+    lua_settop(lt->co, 0);
+    return;
   }
-  lua_sethook(lt->co, NULL, 0, 0);
-  ps->g = saved;
-  pc_lua_memory_enforce(ps->h, was);
+  struct pc_lua_guard saved;
+  pc_lua_guard_enter(ps->h, &saved, lt->co, pc_mono_ms() + CLOSE_LIMIT_MS, lt->step->label,
+                     "a <close> handler ran for too long", false);
+  int st = lua_resetthread(lt->co);
+  pc_lua_guard_leave(ps->h, &saved, NULL);
+  if (st != LUA_OK && (before == LUA_OK || before == LUA_YIELD)) {
+    char *msg = pc_lua_error_text(ps->h, lt->co, st, false);
+    pc_log(PC_LOG_WARN, lt->step->label, "error in a <close> handler: %s", msg);
+    free(msg);
+  }
   lua_settop(lt->co, 0);
 }
 
@@ -424,7 +453,7 @@ static void lt_close(struct lt *lt, const char *why)
   struct pc_lstep *s = lt->step;
   struct pm_state *ps = s->ps;
   lua_State *L = ps->L;
-  if (lt->closing)
+  if (lt->closing || lt->ending)
     return;
   if (lt == ps->current) {
     lt->kill_requested = true;
@@ -461,6 +490,10 @@ static void lt_finish(struct lt *lt, int status, int nres)
   struct pc_lstep *s = lt->step;
   struct pm_state *ps = s->ps;
   lua_State *L = ps->L, *co = lt->co;
+  /* It is ending: a <close> handler of a child cancelling it (through its
+   * task handle; the root has none) must not free it under our feet. */
+  if (lt != s->root)
+    lt->ending = true;
   close_children(lt);
   if (lt == s->root) {
     if (status == LUA_OK) {
@@ -480,18 +513,8 @@ static void lt_finish(struct lt *lt, int status, int nres)
       step_end(s, PC_FAIL_NONE, NULL);
       return;
     }
-    char *msg;
-    if (status == LUA_ERRMEM) {
-      msg = pc_asprintf("Lua memory limit of %zu MiB exceeded (set it with --lua-memory MB or "
-                        "PACER_LUA_MEMORY)", pc_lua_memory_limit(ps->h) >> 20);
-    } else {
-      const char *m = lua_tostring(co, -1);
-      if (!m)
-        m = luaL_tolstring(co, -1, NULL);
-      luaL_traceback(co, co, m, 0);          /* ..., err, traceback */
-      msg = pc_xstrdup(lua_tostring(co, -1));
-    }
-    lua_pop(co, 1);
+    /* Any object can be raised: describing it may run plugin code. */
+    char *msg = pc_lua_error_text(ps->h, co, status, true);
     reset_thread(lt); /* its <close> variables see the error */
     step_end(s, s->cpu_tripped ? PC_FAIL_TIMEOUT : PC_FAIL_ERROR, msg);
     free(msg);
@@ -509,8 +532,9 @@ static void lt_finish(struct lt *lt, int status, int nres)
     lua_setfield(L, -2, "n");
     st = TH_OK;
   } else if (status == LUA_ERRMEM) {
-    lua_pushfstring(L, "Lua memory limit of %d MiB exceeded (set it with --lua-memory MB or "
-                       "PACER_LUA_MEMORY)", (int)(pc_lua_memory_limit(ps->h) >> 20));
+    char *m = pc_lua_memory_error(ps->h);
+    lua_pushstring(L, m);
+    free(m);
     st = TH_ERROR;
   } else {
     lua_pushvalue(co, -1); /* a copy: <close> handlers get the original */
@@ -541,22 +565,43 @@ static void lt_run(struct lt *lt)
   lt->nargs = 0;
 
   ps->current = lt;
-  bool was = pc_lua_memory_enforce(ps->h, true);
-  struct guard saved = guard_push(ps, s, s->deadline,
-                                  "CPU-bound: the step's Lua code ran past its deadline without "
-                                  "yielding, and was stopped");
-  lua_sethook(lt->co, guard_hook, LUA_MASKCOUNT, HOOK_COUNT);
+  struct pc_lua_guard saved, ended;
+  pc_lua_guard_enter(ps->h, &saved, lt->co, s->deadline, s->label, CPU_BOUND_MSG, true);
+  /* Past the deadline already: the engine's timer has not had a turn of
+   * the loop (many coroutines resumed in one drain). Stop on the first
+   * instruction, as if the code had run that long. */
+  if (s->deadline <= pc_mono_ms())
+    pc_lua_guard_trip(ps->h, lt->co);
   int nres = 0;
   int st = lua_resume(lt->co, L, nargs, &nres);
-  double ran = pc_mono_ms() - ps->g.started;
-  lua_sethook(lt->co, NULL, 0, 0);
-  ps->g = saved;
-  pc_lua_memory_enforce(ps->h, was);
+  double ran = pc_lua_guard_leave(ps->h, &saved, &ended);
+  if (ended.tripped) {
+    s->cpu_tripped = true;
+    if (!s->cpu_where[0])
+      snprintf(s->cpu_where, sizeof s->cpu_where, "%s", ended.where);
+  }
+  lt->stopped = ended.stopped && st == LUA_YIELD;
+  lt->hooks_off = ended.raised_on_co && st != LUA_OK && st != LUA_YIELD;
   ps->current = NULL;
-  if (ran > BLOCK_WARN_MS)
+  if (ran > PC_LUA_BLOCK_WARN_MS)
     pc_log(PC_LOG_WARN, s->label, "Lua code blocked the event loop for %.0f ms without yielding",
            ran);
+  lt_after_resume(lt, st, nres); /* may free lt and its step */
+  run_finalizers(ps);
+}
 
+/* What a resume's outcome means for the lt. */
+static void lt_after_resume(struct lt *lt, int st, int nres)
+{
+  struct pc_lstep *s = lt->step;
+  if (lt->stopped) {
+    /* The guard yielded it at the step's deadline: the step is over, all
+     * of it (step_end closes every coroutine; <close> handlers run). */
+    char *m = pc_asprintf("%s%s", CPU_BOUND_MSG, s->cpu_where);
+    step_end(s, PC_FAIL_TIMEOUT, m);
+    free(m);
+    return;
+  }
   if (lt->kill_requested) {
     lt->kill_requested = false;
     if (st != LUA_YIELD && st != LUA_OK)
@@ -583,6 +628,161 @@ static void lt_run(struct lt *lt)
   lt_finish(lt, st, nres);
 }
 
+/* =========================================================== finalizers */
+
+/* setmetatable(t, mt) for plugin code: the standard function, except that
+ * a metatable with __gc gets the table a sentinel (see the file's opening
+ * paragraph) instead of Lua's own mark, and every metatable is noted as
+ * plugin-made (luahost.h: C reads such tables raw). */
+static int l_setmetatable(lua_State *L)
+{
+  struct pm_state *ps = state_of(L);
+  int t = lua_type(L, 2);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+  if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+    return luaL_error(L, "cannot change a protected metatable");
+  lua_settop(L, 2);
+  if (t == LUA_TNIL) {
+    lua_setmetatable(L, 1);
+    return 1;
+  }
+  pc_lua_note_plugin_mt(ps->h, L, 2);
+  lua_pushliteral(L, "__gc");
+  if (lua_rawget(L, 2) == LUA_TNIL) { /* t, mt, nil */
+    lua_pop(L, 1);
+    lua_setmetatable(L, 1);
+    return 1;
+  }
+  /* Set it while __gc is absent, so that Lua does not mark t itself. */
+  lua_pushliteral(L, "__gc");  /* t, mt, gc, "__gc" */
+  lua_pushnil(L);
+  lua_rawset(L, 2);            /* t, mt, gc */
+  lua_pushvalue(L, 2);
+  lua_setmetatable(L, 1);
+  lua_pushliteral(L, "__gc");
+  lua_insert(L, -2);           /* t, mt, "__gc", gc */
+  lua_rawset(L, 2);            /* t, mt */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ps->sentinels_ref); /* t, mt, sentinels */
+  lua_pushvalue(L, 1);
+  if (lua_rawget(L, -2) == LUA_TNIL) {                   /* t, mt, sentinels, nil */
+    lua_pop(L, 1);
+    lua_pushvalue(L, 1);                                 /* ..., sentinels, t */
+    lua_newuserdatauv(L, 0, 1);                          /* ..., sentinels, t, s */
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);                         /* s keeps t */
+    luaL_setmetatable(L, "pacer.sentinel");
+    lua_rawset(L, -3);                                   /* sentinels[t] = s */
+  }
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* __gc of a sentinel: its table is unreachable now; queue it. Runs inside
+ * the collector (anywhere, hooks off), so it only appends to a list, with
+ * the memory limit off: losing the entry would lose the finalizer. */
+static int sentinel_gc(lua_State *L)
+{
+  struct pm_state *ps = state_of(L);
+  if (!ps)
+    return 0;
+  bool was = pc_lua_memory_enforce(ps->h, false);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ps->finq_ref); /* s, q */
+  lua_getiuservalue(L, 1, 1);                      /* s, q, t */
+  lua_rawseti(L, -2, ++ps->finq_tail);             /* s, q */
+  lua_pop(L, 1);
+  pc_lua_memory_enforce(ps->h, was);
+  return 0;
+}
+
+/* Where a function was defined, for messages: "FILE:LINE" or "?". */
+static void defined_at(lua_State *L, int idx, char *out, size_t n)
+{
+  lua_Debug ar;
+  snprintf(out, n, "?");
+  if (lua_type(L, idx) != LUA_TFUNCTION)
+    return;
+  lua_pushvalue(L, idx);
+  if (lua_getinfo(L, ">S", &ar) && ar.linedefined > 0) /* (pops the function) */
+    snprintf(out, n, "%s:%d", ar.short_src, ar.linedefined);
+}
+
+/* Runs one queued table's finalizer (its metatable's __gc now, as Lua
+ * would) in a coroutine of its own, until `until` at the latest. */
+static void run_finalizer(struct pm_state *ps, double until)
+{
+  lua_State *L = ps->L;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ps->finq_ref); /* q */
+  lua_rawgeti(L, -1, ++ps->finq_head);             /* q, t */
+  lua_pushnil(L);
+  lua_rawseti(L, -3, ps->finq_head);
+  /* Its sentinel is spent: a setmetatable in the finalizer makes a new
+   * one, and the table is finalized again, as Lua would. */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ps->sentinels_ref); /* q, t, sentinels */
+  lua_pushvalue(L, -2);
+  lua_pushnil(L);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);                                   /* q, t */
+  if (!lua_getmetatable(L, -1)) {                  /* q, t, mt */
+    lua_settop(L, top);
+    return;
+  }
+  lua_pushliteral(L, "__gc");
+  if (lua_rawget(L, -2) == LUA_TNIL) {             /* q, t, mt, gc */
+    lua_settop(L, top);
+    return;
+  }
+  char where[300], label[340];
+  defined_at(L, -1, where, sizeof where);
+  snprintf(label, sizeof label, "__gc finalizer at %s", where);
+  lua_State *co = lua_newthread(L);                /* q, t, mt, gc, co */
+  *(struct lt **)lua_getextraspace(co) = HOST_THREAD;
+  lua_pushvalue(L, -2);
+  lua_pushvalue(L, -5);
+  lua_xmove(L, co, 2);                             /* (co) gc, t */
+  struct pc_lua_guard saved, ended;
+  pc_lua_guard_enter(ps->h, &saved, co, until, label,
+                     "a __gc finalizer ran for too long and was stopped", true);
+  int nres = 0;
+  int st = lua_resume(co, L, 1, &nres);
+  pc_lua_guard_leave(ps->h, &saved, &ended);
+  if (st == LUA_YIELD) {
+    pc_log(PC_LOG_WARN, NULL, "the %s %s", label,
+           ended.stopped ? "ran for too long and was stopped" : "yielded and was stopped");
+  } else if (st != LUA_OK) {
+    char *msg = pc_lua_error_text(ps->h, co, st, false);
+    pc_log(PC_LOG_WARN, NULL, "error in the %s: %s", label, msg);
+    free(msg);
+  }
+  if (!(ended.raised_on_co && st != LUA_OK && st != LUA_YIELD)) { /* see reset_thread */
+    pc_lua_guard_enter(ps->h, &saved, co, until, label,
+                       "a __gc finalizer's <close> handler ran for too long", false);
+    lua_resetthread(co);
+    pc_lua_guard_leave(ps->h, &saved, NULL);
+  }
+  *(struct lt **)lua_getextraspace(co) = NULL;
+  lua_settop(L, top);
+}
+
+/* Runs the finalizers queued so far (not those they cause: a finalizer
+ * that makes garbage with finalizers cannot keep this going), for
+ * FINALIZER_LIMIT_MS at most; the rest wait for the next time. Called only
+ * when no Lua code is running. */
+static void run_finalizers(struct pm_state *ps)
+{
+  if (ps->finq_head == ps->finq_tail || ps->in_finalizers || ps->current)
+    return;
+  ps->in_finalizers = true;
+  double until = pc_mono_ms() + FINALIZER_LIMIT_MS;
+  lua_Integer end = ps->finq_tail;
+  while (ps->finq_head < end && pc_mono_ms() < until)
+    run_finalizer(ps, until);
+  if (ps->finq_head == ps->finq_tail)
+    ps->finq_head = ps->finq_tail = 0;
+  ps->in_finalizers = false;
+}
+
 /* ================================================================ steps */
 
 static void release_permit(struct permit *p);
@@ -591,18 +791,15 @@ static void step_close_all(struct pc_lstep *s)
 {
   s->ending = true;
   /* Spawned tasks first (newest first), then the root with its children. */
-  while (s->lts) {
-    struct lt *victim = NULL;
-    for (struct lt *c = s->lts; c; c = c->next)
-      if (!c->parent && c != s->root) {
-        victim = c;
-        break;
-      }
+  while (s->tops) {
+    struct lt *victim = s->tops;
+    while (victim && (victim == s->root || victim->closing || victim->ending))
+      victim = victim->next;
     if (!victim)
-      victim = s->root ? s->root : s->lts;
-    if (victim->closing)
+      victim = s->root;
+    if (!victim || victim->closing)
       break; /* cannot happen: lt_close frees before it returns */
-    if (victim->spawned && !victim->waited && !victim->closing)
+    if (victim->spawned && !victim->waited)
       pc_log(PC_LOG_WARN, s->label,
              "a task spawned at %s was still running and never waited for; cancelled it",
              victim->where ? victim->where : "?");
@@ -632,6 +829,7 @@ static void step_end(struct pc_lstep *s, enum pc_fail fail, const char *msg)
   }
   step_close_all(s);
   a->data = NULL;
+  pc_lua_memory_recover(s->ps->h);
   step_free(s);
   pc_attempt_done(a, fail, m);
   free(m);
@@ -749,10 +947,7 @@ static int l_next_done(lua_State *L)
     lua_remove(L, -2);                                /* th */
     return push_outcome(L, lua_touserdata(L, -1));
   }
-  bool any = false;
-  for (struct lt *c = me->step->lts; c; c = c->next)
-    any = any || (c->parent == me && !c->closing);
-  if (!any)
+  if (!open_kid(me))
     return luaL_error(L, "pacer: next_done without running children");
   me->in_next_done = true;
   return lt_await(L, me, next_done_cancel, me, next_done_k);
@@ -1094,10 +1289,9 @@ static int pool_acquire(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  lua_getfield(L, 1, "name");
-  const char *name = lua_tostring(L, -1);
-  if (!name)
+  if (lua_getfield(L, 1, "name") != LUA_TSTRING)
     return luaL_error(L, "pool:acquire: not a pool object (call it as p:acquire())");
+  const char *name = c_string(L, -1, "pool:acquire", "the pool's name");
   struct lt *lt = lt_check(L, "pool:acquire");
   struct pc_pool *pool = pc_run_pool(lt->step->run, name);
   if (!pool)
@@ -1117,7 +1311,8 @@ static int pool_acquire(lua_State *L)
 
 static int l_pool(lua_State *L)
 {
-  const char *name = luaL_checkstring(L, 1);
+  luaL_checktype(L, 1, LUA_TSTRING);
+  const char *name = c_string(L, 1, "pacer.pool", "the name");
   struct lt *lt = lt_of(L);
   if (lt && !pc_run_pool(lt->step->run, name))
     return luaL_error(L, "pacer.pool: the workflow has no pool named \"%s\"", name);
@@ -1216,12 +1411,7 @@ static int l_exec(lua_State *L)
     if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
       return luaL_error(L, "pacer.exec: argv[%d] is a %s, not a string", (int)i,
                         luaL_typename(L, -1));
-    size_t alen;
-    argv[i - 1] = lua_tolstring(L, -1, &alen);
-    /* argv items are C strings: "a\0b" would silently be "a" */
-    if (memchr(argv[i - 1], '\0', alen))
-      return luaL_error(L, "pacer.exec: argv[%d] contains a NUL byte (\\0), which a program "
-                        "argument cannot hold", (int)i);
+    argv[i - 1] = c_string(L, -1, "pacer.exec", "argv[%d]", (int)i);
   }
   argv[n] = NULL;
   struct pc_proc_opts o;
@@ -1231,11 +1421,8 @@ static int l_exec(lua_State *L)
   bool log_output = true;
   if (lua_istable(L, 2)) {
     if (lua_getfield(L, 2, "cwd") != LUA_TNIL) {
-      size_t clen;
-      o.cwd = luaL_checklstring(L, -1, &clen);
-      if (memchr(o.cwd, '\0', clen))
-        return luaL_error(L, "pacer.exec: cwd contains a NUL byte (\\0), which a path cannot "
-                          "hold");
+      luaL_checktype(L, -1, LUA_TSTRING);
+      o.cwd = c_string(L, -1, "pacer.exec", "cwd");
     }
     if (lua_getfield(L, 2, "stdin") != LUA_TNIL)
       o.stdin_data = luaL_checklstring(L, -1, &o.stdin_len);
@@ -1251,13 +1438,16 @@ static int l_exec(lua_State *L)
       while (lua_next(L, envt)) {                          /* key, value */
         if (lua_type(L, -2) != LUA_TSTRING)
           return luaL_error(L, "pacer.exec: env names must be strings");
-        size_t klen, vlen;
-        const char *k = lua_tolstring(L, -2, &klen);
-        const char *v = luaL_tolstring(L, -1, &vlen);      /* key, value, vtext */
-        if (memchr(k, '\0', klen) || memchr(v, '\0', vlen))
-          return luaL_error(L, "pacer.exec: env %s contains a NUL byte (\\0), which an "
-                            "environment variable cannot hold", k);
-        lua_pushfstring(L, "%s=%s", k, v);                  /* ..., "k=v" */
+        const char *k = c_string(L, -2, "pacer.exec", "an env name");
+        if (!*k || strchr(k, '='))
+          return luaL_error(L, "pacer.exec: env: \"%s\" is not a valid variable name", k);
+        int vt = lua_type(L, -1);
+        if (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TBOOLEAN)
+          return luaL_error(L, "pacer.exec: env: the value of %s must be a string, got %s", k,
+                            luaL_typename(L, -1));
+        const char *v = luaL_tolstring(L, -1, NULL);      /* key, value, vtext */
+        v = c_string(L, -1, "pacer.exec", "env %s", k);
+        lua_pushfstring(L, "%s=%s", k, v);                 /* ..., "k=v" */
         lua_rawseti(L, strs, ++cnt);                       /* key, value, vtext */
         lua_pop(L, 2);                                     /* key */
       }
@@ -1390,8 +1580,8 @@ static int l_http_request(lua_State *L)
 static int l_log(lua_State *L)
 {
   const char *level = luaL_checkstring(L, 1);
-  size_t len;
-  const char *text = luaL_checklstring(L, 2, &len);
+  luaL_checktype(L, 2, LUA_TSTRING);
+  const char *text = c_string(L, 2, "pacer.log", "the message");
   struct pm_state *ps = state_of(L);
   struct lt *lt = lt_of(L);
   if (!lt && ps)
@@ -1417,10 +1607,28 @@ static int l_out(lua_State *L)
   return 0;
 }
 
+/* True for the threads plugin code must not resume, close or yield by
+ * hand: pacer's coroutines, the ones it runs finalizers in, and the main
+ * thread (which is never a suspended coroutine, whatever its stack holds). */
+static int l_guard_tripped(lua_State *L)
+{
+  lua_pushboolean(L, pc_lua_guard_tripped(state_of(L)->h));
+  return 1;
+}
+
 static int l_is_managed(lua_State *L)
 {
   lua_State *co = lua_tothread(L, 1);
-  lua_pushboolean(L, co && lt_of(co) != NULL);
+  bool managed = false;
+  if (co) {
+    managed = *(struct lt **)lua_getextraspace(co) != NULL;
+    if (!managed) {
+      lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD); /* co, main */
+      managed = lua_tothread(L, -1) == co;
+      lua_pop(L, 1);
+    }
+  }
+  lua_pushboolean(L, managed);
   return 1;
 }
 
@@ -1473,6 +1681,17 @@ static int open_module(lua_State *L)
   static const luaL_Reg permit_mm[] = {{"__close", permit_release}, {"__gc", permit_release},
                                        {NULL, NULL}};
   new_class(L, "pacer.permit", permit_m, permit_mm);
+  static const luaL_Reg sentinel_mm[] = {{"__gc", sentinel_gc}, {NULL, NULL}};
+  static const luaL_Reg none[] = {{NULL, NULL}};
+  new_class(L, "pacer.sentinel", none, sentinel_mm);
+  lua_newtable(L);                             /* finq */
+  ps->finq_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L);                             /* sentinels */
+  lua_createtable(L, 0, 1);                    /* sentinels, mt */
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);                     /* sentinels */
+  ps->sentinels_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 
   const struct pc_embedded *e = NULL;
   for (const struct pc_embedded *x = pc_embedded_lua; x->name; x++)
@@ -1488,7 +1707,7 @@ static int open_module(lua_State *L)
       {"next_done", l_next_done}, {"cancel", task_cancel},  {"semaphore", l_semaphore},
       {"pool", l_pool},         {"exec", l_exec},           {"log", l_log},
       {"out", l_out},           {"is_managed", l_is_managed}, {"read_file", l_read_file},
-      {NULL, NULL}};
+      {"setmetatable", l_setmetatable}, {"guard_tripped", l_guard_tripped}, {NULL, NULL}};
   luaL_newlib(L, core);                            /* chunk, core */
   lua_pushcfunction(L, l_http_request);
   lua_setfield(L, -2, "http_request");
@@ -1542,9 +1761,10 @@ int pc_pacer_open(struct pc_lua *h, char **err)
   luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushcfunction(L, open_module);
   lua_pushlightuserdata(L, ps);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-    *err = pc_asprintf("cannot build the pacer module: %s", lua_tostring(L, -1));
-    lua_pop(L, 1);
+  char *msg = NULL;
+  if (pc_lua_call(h, 1, 0, PC_LUA_HOST_CODE, NULL, true, &msg) != 0) {
+    *err = pc_asprintf("cannot build the pacer module: %s", msg);
+    free(msg);
     return -1;
   }
   return 0;
@@ -1560,39 +1780,13 @@ void pc_pacer_push(struct pc_lua *h, const char *name)
   lua_remove(L, -2);                            /* value */
 }
 
-static int msgh(lua_State *L)
-{
-  const char *m = lua_tostring(L, 1);
-  if (!m)
-    m = luaL_tolstring(L, 1, NULL);
-  luaL_traceback(L, L, m, 1);
-  return 1;
-}
-
-int pc_pacer_call(struct pc_lua *h, int nargs, int nres, double limit_ms, char **err)
+int pc_pacer_call(struct pc_lua *h, int nargs, int nres, double limit_ms, const char *what,
+                  char **err)
 {
   lua_State *L = pc_lua_state(h);
   struct pm_state *ps = state_of(L);
   assert(ps && !ps->current);
-  int base = lua_gettop(L) - nargs;
-  lua_pushcfunction(L, msgh);
-  lua_insert(L, base);
-  bool was = pc_lua_memory_enforce(h, true);
-  struct guard saved = guard_push(ps, NULL, pc_mono_ms() + limit_ms,
-                                  "the plugin file ran too long while loading");
-  lua_sethook(L, guard_hook, LUA_MASKCOUNT, HOOK_COUNT);
-  int rc = lua_pcall(L, nargs, nres, base);
-  lua_sethook(L, NULL, 0, 0);
-  ps->g = saved;
-  pc_lua_memory_enforce(h, was);
-  if (rc != LUA_OK) {
-    if (rc == LUA_ERRMEM)
-      *err = pc_asprintf("Lua memory limit of %zu MiB exceeded", pc_lua_memory_limit(h) >> 20);
-    else
-      *err = pc_xstrdup(lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object)");
-    lua_settop(L, base - 1);
-    return -1;
-  }
-  lua_remove(L, base);
-  return 0;
+  int rc = pc_lua_call(h, nargs, nres, limit_ms, what, true, err);
+  run_finalizers(ps); /* above the results, and leaves the stack as it was */
+  return rc;
 }

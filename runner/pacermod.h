@@ -25,10 +25,12 @@ int pc_pacer_open(struct pc_lua *h, char **err);
  * check_input, prepare_with, make_ctx, inline_args, module, ...). */
 void pc_pacer_push(struct pc_lua *h, const char *name);
 /* Calls the function below `nargs` arguments on the stack, outside any
- * coroutine, with the memory limit on and a CPU limit of `limit_ms`
- * (plugin files run their top level this way). Returns 0 with `nres`
- * results pushed, or -1 with *err set (malloc'd) and nothing pushed. */
-int pc_pacer_call(struct pc_lua *h, int nargs, int nres, double limit_ms, char **err);
+ * coroutine, through luahost.c's door (a guard of `limit_ms`, raising
+ * `what` past it; errors with a traceback), then runs the __gc finalizers
+ * that came due. Plugin files run their top level this way. Returns 0 with
+ * `nres` results pushed, or -1 with *err set (malloc'd) and nothing pushed. */
+int pc_pacer_call(struct pc_lua *h, int nargs, int nres, double limit_ms, const char *what,
+                  char **err);
 
 /* Starts the function below `nargs` arguments on the stack as the root
  * coroutine of attempt `a` (both popped). The root's first return value

@@ -28,6 +28,10 @@
 
 #define PLUGIN_MAX_BYTES ((size_t)4 << 20)
 #define PLUGIN_LOAD_LIMIT_MS 2000.0
+/* Bound on the host's own calls that may reach plugin code (checking and
+ * preparing inputs, which may read values plugin code made). */
+#define CALL_LIMIT_MS 1000.0
+#define CALL_TOO_LONG "checking the plugin's inputs took more than 1000 ms"
 #define NAME_MAX_LEN 64
 
 static const char STEPS_KEY = 'p'; /* registry: step -> entry or function */
@@ -169,7 +173,8 @@ static int load_plugin(struct pc_lua *h, const char *path, char **err)
   lua_pushstring(L, path);           /* files, load_plugin, path */
   lua_pushlstring(L, text, len);     /* files, load_plugin, path, text */
   free(text);
-  if (pc_pacer_call(h, 2, 1, PLUGIN_LOAD_LIMIT_MS, err) != 0) { /* files */
+  if (pc_pacer_call(h, 2, 1, PLUGIN_LOAD_LIMIT_MS, "the plugin file ran too long while loading",
+                    err) != 0) { /* files */
     lua_pop(L, 1);
     return -1;
   }
@@ -224,10 +229,18 @@ static void check_uses(struct check *c, const struct pc_step *st)
   const struct pc_node *map = st->node;
   const struct pc_node *uses = map ? pc_node_get(map, "uses") : NULL;
   int ul = uses ? uses->line : st->line, uc = uses ? uses->col : st->col;
-  if (!valid_name(st->uses, strlen(st->uses))) {
+  /* The node's length, not strlen: "a\0../x" must not pass as "a". */
+  size_t ulen = uses && uses->kind == PC_NODE_SCALAR ? uses->len : strlen(st->uses);
+  if (!valid_name(st->uses, ulen) || strlen(st->uses) != ulen) {
+    struct pc_buf shown; /* the name, NUL bytes spelled \0 */
+    pc_buf_init(&shown, 4096);
+    const char *raw = uses && uses->kind == PC_NODE_SCALAR ? uses->str : st->uses;
+    for (size_t i = 0; i < ulen; i++)
+      pc_buf_append(&shown, raw[i] ? &raw[i] : "\\0", raw[i] ? 1 : 2);
     pc_diag_add(c->d, file, ul, uc,
                 "uses: invalid plugin name \"%s\": a name is letters, digits, _ and - (the "
-                "file NAME.lua in a plugin directory)", st->uses);
+                "file NAME.lua in a plugin directory)", shown.data ? shown.data : "");
+    pc_buf_free(&shown);
     c->rc = -1;
     return;
   }
@@ -298,12 +311,19 @@ static void check_uses(struct check *c, const struct pc_step *st)
         free(e2);
         lua_pushnil(L);
       }
-      if (lua_pcall(L, 3, 1, 0) == LUA_OK && lua_isstring(L, -1)) {
-        pc_diag_add(c->d, file, val->line, val->col, "with: %s (plugin \"%s\")",
-                    lua_tostring(L, -1), st->uses);
+      if (pc_pacer_call(c->h, 3, 1, CALL_LIMIT_MS, CALL_TOO_LONG, &e2) != 0) {
+        pc_diag_add(c->d, file, val->line, val->col, "with: %s (plugin \"%s\")", e2,
+                    st->uses);
+        free(e2);
         c->rc = -1;
+      } else {
+        if (lua_type(L, -1) == LUA_TSTRING) {
+          pc_diag_add(c->d, file, val->line, val->col, "with: %s (plugin \"%s\")",
+                      lua_tostring(L, -1), st->uses);
+          c->rc = -1;
+        }
+        lua_pop(L, 1);
       }
-      lua_pop(L, 1);
     }
     lua_pop(L, 1); /* spec, inputs */
   }
@@ -623,10 +643,10 @@ static void uses_start(struct pc_attempt *a)
   pc_pacer_push(h, "prepare_run");        /* entry, prepare_run */
   lua_getfield(L, entry, "spec");         /* entry, prepare_run, spec */
   if (st->with) {
-    char *err = NULL;
-    if (pc_lua_eval_tmpl(h, st->with, a->scope_ref, &err) != 0) {
-      char *m = pc_asprintf("with: %s", err);
-      free(err);
+    char *werr = NULL;
+    if (pc_lua_eval_tmpl(h, st->with, a->scope_ref, &werr) != 0) {
+      char *m = pc_asprintf("with: %s", werr);
+      free(werr);
       lua_settop(L, top);
       pc_attempt_done(a, PC_FAIL_ERROR, m);
       free(m);
@@ -649,10 +669,12 @@ static void uses_start(struct pc_attempt *a)
   lua_setfield(L, -2, "attempt");
   lua_getfield(L, entry, "name");
   lua_getfield(L, entry, "path");         /* entry, prepare_run, spec, with, scope, step, name, path */
-  int rc = lua_pcall(L, 6, 3, 0);         /* entry, run, with, ctx (or nil, msg, nil) */
-  if (rc != LUA_OK || lua_isnil(L, -3)) {
-    const char *msg = rc != LUA_OK ? lua_tostring(L, -1) : lua_tostring(L, -2);
+  char *err = NULL;                       /* plain data: see PC_LUA_HOST_CODE */
+  if (pc_pacer_call(h, 6, 3, PC_LUA_HOST_CODE, NULL, &err) != 0 ||
+      lua_isnil(L, -3)) {                 /* entry, run, with, ctx (or nil, msg, nil) */
+    const char *msg = err ? err : lua_tostring(L, -2);
     char *m = pc_asprintf("plugin \"%s\": %s", st->uses, msg ? msg : "?");
+    free(err);
     lua_settop(L, top);
     pc_attempt_done(a, PC_FAIL_ERROR, m);
     free(m);
@@ -676,8 +698,10 @@ static void inline_start(struct pc_attempt *a)
   }
   pc_pacer_push(h, "inline_args");        /* fn, inline_args */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->scope_ref);
-  if (lua_pcall(L, 1, 7, 0) != LUA_OK) {  /* fn, vars, env, secrets, steps, item, index, pacer */
-    char *m = pc_asprintf("lua: %s", lua_tostring(L, -1));
+  char *err = NULL;                       /* fn, vars, env, secrets, steps, item, index, pacer */
+  if (pc_pacer_call(h, 1, 7, PC_LUA_HOST_CODE, NULL, &err) != 0) {
+    char *m = pc_asprintf("lua: %s", err);
+    free(err);
     lua_settop(L, top);
     pc_attempt_done(a, PC_FAIL_ERROR, m);
     free(m);

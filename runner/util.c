@@ -26,9 +26,32 @@ static void out_of_memory(size_t n)
   abort();
 }
 
+/* Owned here; NULL while given back. Never touched (so it costs no RSS):
+ * under RLIMIT_AS what runs out is address space, and freeing the block
+ * makes that much of it available to malloc again. */
+static void *reserve;
+
+int pc_mem_reserve(void)
+{
+  if (!reserve)
+    reserve = malloc(PC_MEM_RESERVE_BYTES);
+  return reserve != NULL;
+}
+
+int pc_mem_release(void)
+{
+  if (!reserve)
+    return 0;
+  free(reserve);
+  reserve = NULL;
+  return 1;
+}
+
 void *pc_xmalloc(size_t n)
 {
   void *p = malloc(n ? n : 1);
+  if (p == NULL && pc_mem_release())
+    p = malloc(n ? n : 1);
   if (p == NULL)
     out_of_memory(n);
   return p;
@@ -37,6 +60,8 @@ void *pc_xmalloc(size_t n)
 void *pc_xcalloc(size_t n, size_t size)
 {
   void *p = calloc(n ? n : 1, size ? size : 1);
+  if (p == NULL && pc_mem_release())
+    p = calloc(n ? n : 1, size ? size : 1);
   if (p == NULL)
     out_of_memory(n * size);
   return p;
@@ -45,6 +70,8 @@ void *pc_xcalloc(size_t n, size_t size)
 void *pc_xrealloc(void *p, size_t n)
 {
   void *q = realloc(p, n ? n : 1);
+  if (q == NULL && pc_mem_release())
+    q = realloc(p, n ? n : 1);
   if (q == NULL)
     out_of_memory(n);
   return q;

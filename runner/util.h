@@ -13,7 +13,8 @@
   ((type *)((char *)(ptr) - offsetof(type, field)))
 
 /* Allocation failure is not recoverable for a command-line runner: these
- * print a message and abort(). */
+ * print a message and abort(), unless the emergency reserve below can be
+ * given back first (then they try once more). */
 void *pc_xmalloc(size_t n);
 void *pc_xcalloc(size_t n, size_t size);
 void *pc_xrealloc(void *p, size_t n);
@@ -21,6 +22,16 @@ char *pc_xstrdup(const char *s);
 char *pc_xstrndup(const char *s, size_t n);
 char *pc_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *pc_vasprintf(const char *fmt, va_list ap);
+
+/* The emergency reserve: a block of address space held so that, when the
+ * system refuses memory (RLIMIT_AS, no swap) because plugin code took it
+ * all, pacer can still fail the step, run `finally` and write reports.
+ * pc_mem_reserve takes it (again) if it is not held and memory allows, and
+ * returns whether it is held; pc_mem_release frees it and returns whether
+ * it was held. */
+#define PC_MEM_RESERVE_BYTES ((size_t)16 << 20)
+int pc_mem_reserve(void);
+int pc_mem_release(void);
 
 /* A growable byte buffer with a hard maximum (see curl's DYNBUF.md). The data
  * is always NUL-terminated. Appending past `max` fails with -ENOBUFS and

@@ -17,6 +17,9 @@ happen when it runs:
     # signal: INT 0.5                 send SIGINT (or TERM) after 0.5 s
     # env: NAME=VALUE                 extra environment
     # command: validate               run `pacer validate FILE` instead of `run`
+    # report: json                    also write a JSON report, and check it is complete:
+                                      valid JSON, the run's exit code, and `finally` if the
+                                      file has one
     # server: http                    start tests/fixture_server.py; {http} is its URL
     # server: https                   ... in https mode (nginx, HTTP/2): {https} is its
                                       URL and {cafile} the CA certificate that signed it
@@ -38,6 +41,7 @@ Prints one line per case and a closing "N passed, N failed" line.
 """
 import argparse
 import concurrent.futures
+import json
 import os
 import re
 import shlex
@@ -55,7 +59,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def parse_header(path):
     spec = {"args": [], "exit": 0, "stdout": None, "stdout_sorted": None, "stderr": [],
             "not_stderr": [], "time": [], "signal": None, "env": {}, "command": "run",
-            "server": None, "max_rss": None}
+            "server": None, "max_rss": None, "report": None}
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             m = re.match(r"^#\s*([a-z-]+):\s?(.*?)\s*$", line)
@@ -91,6 +95,8 @@ def parse_header(path):
                 spec["server"] = val
             elif key == "max-rss":
                 spec["max_rss"] = float(val)
+            elif key == "report":
+                spec["report"] = val
     return spec
 
 
@@ -203,6 +209,24 @@ def read_rss_mib(out_path):
     return int(lines[-1]) / 1024.0 if lines else None
 
 
+def check_json_report(report, path, code):
+    """Problems with the JSON report of a finished run (`# report: json`)."""
+    try:
+        with open(report, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        return ["no complete JSON report: %s" % e]
+    problems = []
+    run = data.get("run") or {}
+    if run.get("exit_code") != code or not run.get("finished"):
+        problems.append("report's run %r does not match exit code %d" % (run, code))
+    with open(path, encoding="utf-8", errors="replace") as f:
+        has_finally = re.search(r"^finally:", f.read(), re.M) is not None
+    if has_finally and not any(s.get("path") == "finally" for s in data.get("steps", [])):
+        problems.append("report has no `finally`")
+    return problems
+
+
 def run_case(pacer, path, servers):
     spec = parse_header(path)
     tmp = tempfile.mkdtemp(prefix="pacer-case-")
@@ -213,6 +237,10 @@ def run_case(pacer, path, servers):
     env.update({k: subst(v, ctx) for k, v in spec["env"].items()})
     env["NO_COLOR"] = "1"
     args = [subst(a, ctx) for a in spec["args"]]
+    report = None
+    if spec["report"] == "json":
+        report = os.path.join(tmp, "case-report.json")
+        args += ["--report", "json:" + report]
     cmd = [pacer, spec["command"], path] + args
     rss_file = None
     if spec["max_rss"] is not None and CHECK_RSS:
@@ -255,6 +283,8 @@ def run_case(pacer, path, servers):
             bound *= TIME_FACTOR
         if (op == "<" and not elapsed < bound) or (op == ">" and not elapsed > bound):
             problems.append("took %.2fs, expected %s %.2fs" % (elapsed, op, bound))
+    if report:
+        problems += check_json_report(report, path, p.returncode)
     if rss_file:
         rss = read_rss_mib(rss_file) if os.path.exists(rss_file) else None
         if rss is None:

@@ -17,6 +17,7 @@
 #include "diag.h"
 #include "log.h"
 #include "luahost.h"
+#include "util.h"
 #include "workflow.h"
 
 struct fixture {
@@ -408,6 +409,152 @@ static void test_null_is_false(void **state)
   pc_lua_unref(f->h, scope);
 }
 
+
+/* Loads `code` as a chunk and calls it through the door; returns 0 or -1
+ * with *err. Results are popped. */
+static int door(struct fixture *f, const char *code, double limit_ms, bool traceback, char **err)
+{
+  assert_int_equal(luaL_loadstring(f->L, code), LUA_OK);
+  int rc = pc_lua_call(f->h, 0, 1, limit_ms, "too long", traceback, err);
+  if (rc == 0)
+    lua_pop(f->L, 1);
+  return rc;
+}
+
+static void test_door_error_objects(void **state)
+{
+  struct fixture *f = *state;
+  static const struct {
+    const char *code, *want;
+  } cases[] = {
+      {"error(nil)", "(error object is nil)"},
+      {"error({})", "(error object is a table value)"},
+      {"error(print)", "(error object is a function value)"},
+      {"error(setmetatable({}, {__tostring = function() return 'hi' end}))", "hi"},
+      {"error(setmetatable({}, {__tostring = function() return 1 end}))",
+       "(error object is a table value whose __tostring returned a number)"},
+      {"error(setmetatable({}, {__tostring = function() error('x') end}))",
+       "\"]:1: x) (error object is a table value)"},
+      {"error(setmetatable({}, {__tostring = function() coroutine.yield() end}))",
+       "(the error object's __tostring failed: attempt to yield from outside a coroutine)"},
+      {"error(setmetatable({}, {__tostring = function() while true do end end}))",
+       "(the error object's __tostring failed: too long"},
+      {"error('a\\0b', 0)", "a\\0b"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *err = NULL;
+    assert_int_equal(door(f, cases[i].code, 200, false, &err), -1);
+    if (!strstr(err, cases[i].want))
+      fail_msg("%s: got \"%s\"", cases[i].code, err);
+    free(err);
+    assert_int_equal(lua_gettop(f->L), f->top);
+  }
+  /* A message is cut at 4 KiB, with its length; the traceback follows. */
+  char *err = NULL;
+  assert_int_equal(door(f, "error(string.rep('x', 100000), 0)", 200, true, &err), -1);
+  assert_non_null(strstr(err, "... (100000 bytes in all)\nstack traceback:"));
+  assert_true(strlen(err) < 6000);
+  free(err);
+}
+
+static void test_door_guard(void **state)
+{
+  struct fixture *f = *state;
+  /* pcall cannot swallow the guard once it has tripped. */
+  char *err = NULL;
+  double t0 = pc_mono_ms();
+  assert_int_equal(door(f, "while true do pcall(function() while true do end end) end", 100,
+                        false, &err), -1);
+  assert_true(pc_mono_ms() - t0 < 2000);
+  assert_non_null(strstr(err, "too long"));
+  free(err);
+  /* Nested in an outer guard, the inner one never outlives it. */
+  struct pc_lua_guard saved;
+  pc_lua_guard_enter(f->h, &saved, f->L, pc_mono_ms() + 50, NULL, "outer", false);
+  t0 = pc_mono_ms();
+  assert_int_equal(door(f, "while true do end", 5000, false, &err), -1);
+  assert_true(pc_mono_ms() - t0 < 1000);
+  free(err);
+  struct pc_lua_guard ended;
+  pc_lua_guard_leave(f->h, &saved, &ended);
+  assert_true(ended.tripped); /* the outer deadline passed: the outer is tripped too */
+  /* Outside guards the hook is gone and the limit off again. */
+  assert_false(pc_lua_memory_enforce(f->h, false));
+  assert_int_equal(door(f, "local s = 0 for i = 1, 1e6 do s = s + i end return s", 1000, false,
+                        &err), 0);
+}
+
+static void test_door_memory(void **state)
+{
+  struct fixture *f = *state;
+  pc_lua_set_memory_limit(f->h, (size_t)8 << 20);
+  char *err = NULL;
+  assert_int_equal(door(f, "return string.rep('x', 64 << 20)", 1000, false, &err), -1);
+  assert_non_null(strstr(err, "Lua memory limit of 8 MiB exceeded"));
+  free(err);
+  /* An allocation made by the host, outside guards, is not refused. */
+  char *big = malloc((size_t)16 << 20);
+  memset(big, 'x', (size_t)16 << 20);
+  lua_pushlstring(f->L, big, (size_t)16 << 20);
+  free(big);
+  lua_pop(f->L, 1);
+  pc_lua_set_memory_limit(f->h, PC_LUA_MEMORY_DEFAULT);
+}
+
+static int raise_it(lua_State *L)
+{
+  return lua_error(L);
+}
+
+static void test_error_text(void **state)
+{
+  struct fixture *f = *state;
+  lua_State *co = lua_newthread(f->L); /* co */
+  lua_pushcfunction(co, raise_it);
+  luaL_loadstring(co, "return setmetatable({}, {__tostring = function() error('no') end})");
+  lua_call(co, 0, 1); /* (co) raise_it, obj */
+  int nres;
+  int st = lua_resume(co, f->L, 1, &nres);
+  assert_int_equal(st, LUA_ERRRUN);
+  char *text = pc_lua_error_text(f->h, co, st, true);
+  assert_non_null(strstr(text, "(the error object's __tostring failed: "));
+  assert_non_null(strstr(text, "(error object is a table value)"));
+  assert_non_null(strstr(text, "stack traceback:"));
+  free(text);
+  assert_true(lua_istable(co, -1)); /* the object stays */
+  text = pc_lua_error_text(f->h, co, LUA_ERRMEM, false);
+  assert_non_null(strstr(text, "memory"));
+  free(text);
+  lua_pop(f->L, 1);
+}
+
+static void test_plugin_metatables(void **state)
+{
+  struct fixture *f = *state;
+  lua_State *L = f->L;
+  /* setmetatable({1, 2}, mt) with an endless __len, mt noted as a
+   * plugin's: what an expression hands back is a plain copy. */
+  luaL_loadstring(L, "local t = setmetatable({1, 2}, {__len = function() while true do end end})"
+                     " return t, getmetatable(t)");
+  lua_call(L, 0, 2);                      /* t, mt */
+  pc_lua_note_plugin_mt(f->h, L, -1);
+  lua_pop(L, 1);                          /* t */
+  struct pc_expr e = {.src = (char *)"v", .file = "t.yml", .line = 1, .col = 1, .ref = LUA_NOREF};
+  struct pc_diag d;
+  pc_diag_init(&d);
+  assert_int_equal(pc_lua_compile_expr(f->h, &e, &d), 0);
+  pc_diag_free(&d);
+  int scope = pc_lua_child_scope(f->h, f->root);
+  pc_lua_scope_set(f->h, scope, "v");     /* (t popped) */
+  char *err = NULL;
+  assert_int_equal(pc_lua_eval(f->h, &e, scope, &err), 0);
+  assert_false(lua_getmetatable(L, -1));
+  assert_int_equal(luaL_len(L, -1), 2);   /* raw: no __len */
+  lua_pop(L, 1);
+  pc_lua_unref(f->h, e.ref);
+  pc_lua_unref(f->h, scope);
+}
+
 int main(void)
 {
   struct pc_log_opts lo = {-1, false, false};
@@ -426,6 +573,11 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_json, setup, teardown),
       cmocka_unit_test_setup_teardown(test_template_values, setup, teardown),
       cmocka_unit_test_setup_teardown(test_null_is_false, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_door_error_objects, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_door_guard, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_door_memory, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_error_text, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_plugin_metatables, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

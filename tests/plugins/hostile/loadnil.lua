@@ -1,0 +1,2 @@
+-- Raises nil while loading.
+error(nil)
