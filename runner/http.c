@@ -20,7 +20,21 @@
  * Ownership: the session owns its live requests, its socket contexts and
  * the idle easy handles. A request is freed right after its completion
  * callback returns, or at once by pc_http_cancel. The session itself is
- * freed in the close callback of its last uv handle (pending_closes). */
+ * freed in the close callback of its last uv handle (pending_closes).
+ *
+ * Sockets: libcurl owns every descriptor it uses, and pacer's close-socket
+ * callback is how it closes most of them; libuv only ever watches one
+ * through a poll that pacer closes before the descriptor can be closed or
+ * its number reused. The rule that makes this hold on every path (open,
+ * connect, cancel while connecting or queued, reuse, close, teardown):
+ * libcurl (7.88) closes a socket that is still connecting, or lost the
+ * happy-eyeballs race, with a plain close() and tells us CURL_POLL_REMOVE
+ * only afterwards; so a socket's poll outlives CURL_POLL_REMOVE only once
+ * libcurl has asked to read it, which it does only for a connected socket
+ * that it will close through the callback. Every other poll is closed on
+ * CURL_POLL_REMOVE, still inside the libcurl call that closed the
+ * descriptor, before anything else can take its number. Details at struct
+ * sock_ctx; docs/http.md, "Sockets". */
 #include "http.h"
 
 #include "curlshim.h"
@@ -417,28 +431,72 @@ int pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map)
  * every CURL_POLL_REMOVE, which a kept-alive connection gets between two
  * requests).
  *
- * Sockets pacer opened for libcurl (CURLOPT_OPENSOCKETFUNCTION, `owned`)
- * keep their context, and their uv_poll_t, until libcurl closes them
- * through CURLOPT_CLOSESOCKETFUNCTION: on_close_socket closes the poll
- * first (libuv must forget a descriptor before it is closed) and then the
- * descriptor. CURL_POLL_REMOVE only marks such a context unwanted and
- * leaves its poll armed: a reused connection usually asks for the same
- * events again, which then costs no system call at all (uv_poll_start
- * always removes the descriptor from epoll and adds it back, so it is
- * called only when the events change). An event on an unwanted socket (an
- * idle connection the server closed) stops the poll, so it cannot spin the
- * loop; libcurl notices the dead connection when it next picks it.
+ * Who may close a descriptor, and so when libuv may watch it (the rule in
+ * the file's opening comment, in detail). libuv aborts the process if it
+ * is asked to watch a descriptor that was closed behind its back: a
+ * uv_poll_start is only queued, and the epoll_ctl(ADD or MOD) made at the
+ * next loop iteration fails with EBADF; and a poll left on a closed
+ * descriptor whose number is reused would take the new owner's events and,
+ * when closed, remove the new owner's descriptor from epoll. libcurl 7.88
+ * closes its sockets in two ways (lib/cf-socket.c):
  *
- * Other sockets (the resolver's, if any) are closed by libcurl without a
- * callback, so their context is closed at once on CURL_POLL_REMOVE, as in
- * curl's multi-uv.c. */
+ *   - through CURLOPT_CLOSESOCKETFUNCTION (on_close_socket), after telling
+ *     us CURL_POLL_REMOVE if we watched it: every socket that is connected
+ *     and in use ("active": the happy-eyeballs winner, from the moment its
+ *     TCP connect completes), and a socket whose own connect() failed;
+ *   - with a plain close() and no callback at all, and only CURL_POLL_REMOVE
+ *     *afterwards* (from singlesocket, in the same libcurl call): a socket
+ *     still connecting, or one that lost the happy-eyeballs race, when its
+ *     transfer is cancelled (curl_multi_remove_handle), times out or gives
+ *     up on that address (cf_socket_close of a socket that is not "active").
+ *
+ * A connecting socket is only ever asked for CURL_POLL_OUT; libcurl asks to
+ * read a socket only once it is connected and active. So a context is
+ * `trusted` once libcurl has asked for CURL_POLL_IN on a socket that
+ * on_open_socket opened: from then on it is closed only through
+ * on_close_socket, which closes the poll (libuv forgets the descriptor at
+ * once) before it closes the descriptor. Every other context (not trusted
+ * yet, or a socket libcurl opened itself: the threaded resolver's socket
+ * pair, which libcurl closes right after CURL_POLL_REMOVE) is closed on
+ * CURL_POLL_REMOVE, whether or not its descriptor is still open: libcurl
+ * has said nothing more will happen on it, and closing the poll of a
+ * descriptor that is already closed only costs a failing epoll_ctl(DEL)
+ * that libuv ignores, and takes a queued ADD off libuv's queue. Nothing
+ * else can take the number between libcurl's close() and its REMOVE: both
+ * happen inside one libcurl call, where only libcurl opens descriptors,
+ * and a socket it opens comes through on_open_socket, which finds the old
+ * context and closes it first.
+ *
+ * The poll of a context is initialised only when libcurl first asks to
+ * watch it (uv_poll_init costs an epoll_ctl ADD and DEL and an ioctl, and
+ * closing a poll removes its number from epoll, so a context never has a
+ * poll on a descriptor libcurl has not reported). A context that on_open_
+ * socket made but libcurl never watched (it connected, and sent and
+ * received everything, within one call; or it was closed silently before
+ * it was watched) has no poll; if its number is later reported by
+ * libcurl's resolver, which asks only to read, the socket's family tells
+ * them apart (one getsockopt, only for a new connection whose first
+ * request is to read).
+ *
+ * A trusted context keeps its poll armed on CURL_POLL_REMOVE, only marked
+ * unwanted (and unref'd: an idle connection must not keep the loop
+ * running): a reused connection usually asks for the same events again,
+ * which then costs no system call at all (uv_poll_start always removes the
+ * descriptor from epoll and adds it back, so it is called only when the
+ * events change). An event on an unwanted socket (an idle connection the
+ * server closed) stops the poll, so it cannot spin the loop; libcurl
+ * notices the dead connection when it next picks it. */
 struct sock_ctx {
-  uv_poll_t poll;
+  uv_poll_t poll;            /* initialised only if `polling` was ever set */
   curl_socket_t fd;
   struct pc_http_session *s; /* borrowed: the owner */
+  int family;                /* AF_* it was opened with (owned only) */
   int events;                /* UV_READABLE|UV_WRITABLE the poll is armed with */
-  bool wanted;               /* libcurl watches the socket now */
-  bool owned;                /* opened by on_open_socket: closed by on_close_socket */
+  int want;                  /* UV_READABLE|UV_WRITABLE libcurl watches now; 0: none */
+  bool polling;              /* the poll is initialised and not closing */
+  bool owned;                /* opened by on_open_socket */
+  bool watched;              /* libcurl has asked to watch it */
+  bool trusted;              /* owned and asked to read: closed only by on_close_socket */
 };
 
 struct pc_http_session {
@@ -487,6 +545,7 @@ struct pc_http_req {
   struct curl_slist *hdr_list;
   char *method, *url, *label;
   char errbuf[CURL_ERROR_SIZE];
+  int open_errno; /* why on_open_socket could not make a socket; 0: it could */
   bool non_idempotent;
   int64_t max_bytes, received;
   bool too_big;
@@ -544,21 +603,28 @@ static struct sock_ctx *sock_find(const struct pc_http_session *s, curl_socket_t
   return fd >= 0 && (size_t)fd < s->nsocks ? s->socks[fd] : NULL;
 }
 
-/* Takes the context out of the table and closes its poll (which stops it:
- * libuv forgets the descriptor now); it is freed in on_sock_closed. */
-static void sock_close(struct pc_http_session *s, struct sock_ctx *ctx)
+/* Takes the context out of the table and ends it: its poll is closed
+ * (which stops it: libuv forgets the descriptor now) and the context freed
+ * in on_sock_closed; a context without a poll is freed at once. The
+ * descriptor itself is not touched. */
+static void sock_drop(struct pc_http_session *s, struct sock_ctx *ctx)
 {
   assert(sock_find(s, ctx->fd) == ctx);
   s->socks[ctx->fd] = NULL;
+  if (!ctx->polling) {
+    free(ctx);
+    return;
+  }
+  ctx->polling = false;
   s->pending_closes++;
   uv_close((uv_handle_t *)&ctx->poll, on_sock_closed);
 }
 
-/* A new context for fd, in the table; NULL (logged) if libuv refuses it. */
-static struct sock_ctx *sock_new(struct pc_http_session *s, curl_socket_t fd, bool owned)
+/* A new context for fd, in the table, without a poll. */
+static struct sock_ctx *sock_new(struct pc_http_session *s, curl_socket_t fd, bool owned,
+                                 int family)
 {
-  if (fd < 0)
-    return NULL;
+  assert(fd >= 0);
   if ((size_t)fd >= s->nsocks) {
     size_t n = s->nsocks ? s->nsocks : 64;
     while (n <= (size_t)fd)
@@ -572,15 +638,45 @@ static struct sock_ctx *sock_new(struct pc_http_session *s, curl_socket_t fd, bo
   ctx->fd = fd;
   ctx->s = s;
   ctx->owned = owned;
-  int err = uv_poll_init_socket(s->loop, &ctx->poll, fd);
-  if (err) {
-    pc_log(PC_LOG_ERROR, NULL, "http: cannot watch socket %d: %s", (int)fd, uv_strerror(err));
-    free(ctx);
-    return NULL;
-  }
+  ctx->family = family;
   s->socks[fd] = ctx;
-  s->stats.sockets++;
   return ctx;
+}
+
+static void on_poll(uv_poll_t *p, int status, int events);
+
+/* Arms the context's poll for `events`, initialising it on first use.
+ * Returns 0 or a libuv error (logged). */
+static int sock_watch(struct pc_http_session *s, struct sock_ctx *ctx, int events)
+{
+  if (!ctx->polling) {
+    int err = uv_poll_init_socket(s->loop, &ctx->poll, ctx->fd);
+    if (err) {
+      pc_log(PC_LOG_ERROR, NULL, "http: cannot watch socket %d: %s", (int)ctx->fd,
+             uv_strerror(err));
+      return err;
+    }
+    ctx->polling = true;
+    ctx->events = 0;
+    s->stats.sockets++;
+  }
+  if (events != ctx->events) {
+    uv_poll_start(&ctx->poll, events, on_poll);
+    ctx->events = events;
+  }
+  return 0;
+}
+
+/* Whether the descriptor of a context on_open_socket made and libcurl has
+ * never watched is still that socket, rather than a descriptor libcurl
+ * opened on the same number after closing the socket without telling us
+ * (the resolver's socket pair: AF_UNIX; see struct sock_ctx). */
+static bool sock_still_ours(const struct sock_ctx *ctx)
+{
+  int family = 0;
+  socklen_t len = sizeof family;
+  return getsockopt(ctx->fd, SOL_SOCKET, SO_DOMAIN, &family, &len) == 0 &&
+         family == ctx->family;
 }
 
 static void on_poll(uv_poll_t *p, int status, int events)
@@ -589,7 +685,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
   struct pc_http_session *s = ctx->s;
   if (!uv_is_active((uv_handle_t *)p))
     ctx->events = 0; /* libuv stopped it (POLLERR) */
-  if (!ctx->wanted) {
+  if (!ctx->want) {
     /* An idle kept-alive connection that the server closed (or wrote to):
      * stop watching it until libcurl asks again, or closes it. */
     if (ctx->events)
@@ -597,18 +693,30 @@ static void on_poll(uv_poll_t *p, int status, int events)
     ctx->events = 0;
     return;
   }
+  /* A poll error (POLLERR: the peer reset the connection, or a connect
+   * failed) is passed on as the events libcurl waits for, not as
+   * CURL_CSELECT_ERR: libcurl then reads or writes and meets the error
+   * itself (ECONNRESET, EPIPE, SO_ERROR), as it does behind its own poll()
+   * (lib/select.c, Curl_socket_check, reports POLLERR on a socket it reads
+   * as readable). It matters for a kept-alive connection that the server
+   * closes just as a request goes out on it: a receive error is what makes
+   * libcurl retry the request on a new connection, where CURL_CSELECT_ERR
+   * fails it at once ("select/poll returned error"). */
+  int ev = status < 0 ? ctx->want : events;
   int flags = 0;
-  if (status < 0) {
-    flags = CURL_CSELECT_ERR;
-  } else {
-    if (events & UV_READABLE)
-      flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-      flags |= CURL_CSELECT_OUT;
-  }
+  if (ev & UV_READABLE)
+    flags |= CURL_CSELECT_IN;
+  if (ev & UV_WRITABLE)
+    flags |= CURL_CSELECT_OUT;
+  curl_socket_t fd = ctx->fd;
   int running;
-  /* ctx may be closed (not freed) from here on. */
-  curl_multi_socket_action(s->multi, ctx->fd, flags, &running);
+  /* ctx may be closed (not freed) from here on, and another context may
+   * take the descriptor's number. */
+  curl_multi_socket_action(s->multi, fd, flags, &running);
+  /* libuv stopped the poll on POLLERR: watch again what libcurl still
+   * waits for (it normally closes the socket instead). */
+  if (status < 0 && sock_find(s, fd) == ctx && ctx->want && !ctx->events)
+    sock_watch(s, ctx, ctx->want);
   drain(s);
 }
 
@@ -630,52 +738,61 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void
   struct pc_http_session *s = userp;
   struct sock_ctx *ctx = sock_find(s, fd);
   if (what == CURL_POLL_REMOVE) {
-    if (ctx && ctx->owned) {
+    if (ctx && ctx->trusted) {
       /* The poll stays armed (see struct sock_ctx), but an idle
        * connection must not keep the loop running. */
-      ctx->wanted = false;
-      uv_unref((uv_handle_t *)&ctx->poll);
+      ctx->want = 0;
+      if (ctx->polling)
+        uv_unref((uv_handle_t *)&ctx->poll);
     } else if (ctx) {
-      sock_close(s, ctx);
+      sock_drop(s, ctx); /* its descriptor may be closed already */
     }
     return 0;
   }
-  if (!ctx && !(ctx = sock_new(s, fd, false)))
-    return -1;
+  /* A connecting socket is first asked for writing, the resolver's only
+   * ever for reading. */
+  if (ctx && ctx->owned && !ctx->watched && !(what & CURL_POLL_OUT) && !sock_still_ours(ctx)) {
+    sock_drop(s, ctx);
+    ctx = NULL;
+  }
+  if (!ctx)
+    ctx = sock_new(s, fd, false, 0);
+  ctx->watched = true;
+  if ((what & CURL_POLL_IN) && ctx->owned)
+    ctx->trusted = true; /* connected and active: see struct sock_ctx */
   int events = 0;
   if (what & CURL_POLL_IN)
     events |= UV_READABLE;
   if (what & CURL_POLL_OUT)
     events |= UV_WRITABLE;
-  if (!ctx->wanted) {
-    ctx->wanted = true;
+  if (sock_watch(s, ctx, events) != 0) {
+    sock_drop(s, ctx);
+    return -1; /* libcurl fails every transfer (multi "dead"): nothing else is safe */
+  }
+  if (!ctx->want)
     uv_ref((uv_handle_t *)&ctx->poll);
-  }
-  if (events != ctx->events) {
-    uv_poll_start(&ctx->poll, events, on_poll);
-    ctx->events = events;
-  }
+  ctx->want = events;
   return 0;
 }
 
-/* CURLOPT_OPENSOCKETFUNCTION: the connection's socket, and its context
- * (close-on-exec, so `exec` steps do not inherit connections). */
+/* CURLOPT_OPENSOCKETFUNCTION (clientp: the request): the connection's
+ * socket, close-on-exec so `exec` steps do not inherit connections, and
+ * its context, without a poll until libcurl asks to watch it. */
 static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
                                     struct curl_sockaddr *a)
 {
   (void)purpose;
-  struct pc_http_session *s = clientp;
+  struct pc_http_req *r = clientp;
+  struct pc_http_session *s = r->s;
   curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-  if (fd == CURL_SOCKET_BAD)
-    return CURL_SOCKET_BAD;
-  struct sock_ctx *stale = sock_find(s, fd);
-  if (stale) /* a descriptor libcurl closed without telling us */
-    sock_close(s, stale);
-  if (!sock_new(s, fd, true)) {
-    close(fd);
-    errno = EMFILE;
+  if (fd == CURL_SOCKET_BAD) {
+    r->open_errno = errno; /* for the message: libcurl only says it could not connect */
     return CURL_SOCKET_BAD;
   }
+  struct sock_ctx *stale = sock_find(s, fd);
+  if (stale) /* a socket libcurl closed before it ever watched it */
+    sock_drop(s, stale);
+  sock_new(s, fd, true, a->family);
   return fd;
 }
 
@@ -686,7 +803,7 @@ static int on_close_socket(void *clientp, curl_socket_t fd)
   struct pc_http_session *s = clientp;
   struct sock_ctx *ctx = sock_find(s, fd);
   if (ctx)
-    sock_close(s, ctx);
+    sock_drop(s, ctx);
   return close(fd) == 0 ? 0 : 1;
 }
 
@@ -791,7 +908,7 @@ void pc_http_session_close(struct pc_http_session *s)
   /* 3. what libcurl did not close or tell us to forget, then the timer */
   for (size_t fd = 0; fd < s->nsocks; fd++)
     if (s->socks[fd])
-      sock_close(s, s->socks[fd]);
+      sock_drop(s, s->socks[fd]);
   s->timer_closing = true;
   s->pending_closes++;
   uv_close((uv_handle_t *)&s->timer, on_timer_closed);
@@ -1534,6 +1651,7 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   curl_easy_setopt(e, CURLOPT_PRIVATE, r);
   curl_easy_setopt(e, CURLOPT_URL, r->url);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdr_list);
@@ -1541,7 +1659,6 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   if (!primed) {
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, s);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, s);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
