@@ -15,6 +15,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -302,4 +305,22 @@ CURLUcode curl_url_get(CURLU *handle, CURLUPart what, char **part, unsigned int 
 CURLUcode curl_url_set(CURLU *handle, CURLUPart what, const char *part, unsigned int flags)
 {
   return pc_curl_load() ? real.curl_url_set(handle, what, part, flags) : CURLUE_BAD_HANDLE;
+}
+
+/* ------------------------------------------------------- socketpair */
+
+/* libcurl makes socket pairs with socketpair(AF_UNIX, SOCK_STREAM, 0) and
+ * no SOCK_CLOEXEC, and offers no hook for them: the multi handle's wake-up
+ * pair (open as long as the session) and the threaded resolver's pair (one
+ * per name resolution). Every program pacer starts afterwards would inherit
+ * them. This definition, exported from the executable (CMakeLists.txt:
+ * --export-dynamic-symbol), comes first in the dynamic loader's search
+ * order, so libcurl's (and libuv's) calls bind to it rather than to libc's:
+ * every socket pair in pacer is close-on-exec. That is pacer's rule for all
+ * its descriptors (libuv asks for SOCK_CLOEXEC itself; a program gets its
+ * standard streams by dup2, which clears the flag on the copy). */
+__attribute__((visibility("default"))) int socketpair(int domain, int type, int protocol,
+                                                      int sv[2])
+{
+  return (int)syscall(SYS_socketpair, domain, type | SOCK_CLOEXEC, protocol, sv);
 }

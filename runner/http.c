@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -61,7 +62,7 @@
 #include "util.h"
 
 #define FREE_EASY_MAX 64            /* idle easy handles kept for reuse */
-#define HEADERS_MAX ((size_t)1 << 20) /* response header bytes kept */
+#define HEADERS_MAX ((size_t)256 << 10) /* response header bytes accepted (below libcurl's own limit) */
 #define SAVE_HEAD_MAX 4096          /* with save_to: body bytes kept for messages */
 #define EXCERPT_MAX 200             /* body bytes shown in failure messages */
 #define LABELS_MAX 8                /* step labels kept by a session */
@@ -549,6 +550,11 @@ struct pc_http_req {
   bool non_idempotent;
   int64_t max_bytes, received;
   bool too_big;
+  bool no_memory;   /* the body (or headers) could not be stored */
+  bool hdrs_too_big; /* the response headers passed HEADERS_MAX */
+  bool in_headers;  /* a status line arrived, the end of its header block not yet */
+  long os_errno0;   /* CURLINFO_OS_ERRNO when the request started */
+  int sends;        /* requests libcurl sent (on_prereq): 1 + redirects + retries */
   struct pc_buf body;  /* the response body (not with save_to) */
   struct pc_buf hdrs;  /* header lines of the latest response */
   /* save_to */
@@ -796,6 +802,20 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
   return fd;
 }
 
+/* CURLOPT_PREREQFUNCTION (clientp: the request): called before every
+ * request libcurl sends for a transfer, so also for each redirect and for
+ * each of its own retries on a kept-alive connection that died. */
+static int on_prereq(void *clientp, char *ip, char *local_ip, int port, int local_port)
+{
+  (void)ip;
+  (void)local_ip;
+  (void)port;
+  (void)local_port;
+  struct pc_http_req *r = clientp;
+  r->sends++;
+  return CURL_PREREQFUNC_OK;
+}
+
 /* CURLOPT_CLOSESOCKETFUNCTION: libuv must forget the descriptor (uv_close
  * stops the poll at once) before it is closed and its number reused. */
 static int on_close_socket(void *clientp, curl_socket_t fd)
@@ -972,6 +992,32 @@ static void recycle_easy(struct pc_http_session *s, CURL *e, bool primed)
   }
 }
 
+/* Appends n bytes to b (its max is checked by the caller) with a plain
+ * realloc, so that a response that does not fit in memory fails its
+ * request instead of aborting pacer (pc_xrealloc). The room doubles, or
+ * starts at `hint` bytes (the announced Content-Length). Returns 0 or
+ * -ENOMEM (b unchanged). */
+static int buf_try_append(struct pc_buf *b, const char *p, size_t n, size_t hint)
+{
+  size_t need = b->len + n + 1;
+  if (need > b->cap) {
+    size_t cap = b->cap ? b->cap : (hint >= 256 ? hint + 1 : 256);
+    while (cap < need)
+      cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    if (b->max < SIZE_MAX && cap > b->max + 1)
+      cap = b->max + 1 > need ? b->max + 1 : need;
+    char *d = realloc(b->cap ? b->data : NULL, cap);
+    if (!d)
+      return -ENOMEM;
+    b->data = d;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return 0;
+}
+
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
   struct pc_http_req *r = userdata;
@@ -982,9 +1028,18 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
   }
   r->received += (int64_t)n;
   if (r->fd < 0) {
-    if (pc_buf_append(&r->body, ptr, n) != 0) {
-      r->too_big = true;
-      return 0;
+    size_t hint = 0;
+    if (r->body.cap == 0) {
+      /* Room for the whole announced body at once: no copies while it
+       * grows, and a body that cannot fit fails on its first bytes. */
+      curl_off_t cl = -1;
+      curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+      if (cl > 0 && cl <= r->max_bytes && (uint64_t)cl < SIZE_MAX / 2)
+        hint = (size_t)cl;
+    }
+    if (buf_try_append(&r->body, ptr, n, hint) != 0) {
+      r->no_memory = true;
+      return 0; /* CURLE_WRITE_ERROR */
     }
     return n;
   }
@@ -1011,10 +1066,21 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
   struct pc_http_req *r = userdata;
   size_t n = size * nitems;
   /* A status line starts a new response (a redirect, 100 Continue): keep
-   * only the headers of the last one. */
-  if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0)
+   * only the headers of the last one. An empty line ends them. */
+  if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
     pc_buf_reset(&r->hdrs);
-  pc_buf_append(&r->hdrs, buf, n); /* past HEADERS_MAX the rest is dropped */
+    r->in_headers = true;
+  } else if (n > 0 && n <= 2 && (buf[0] == '\r' || buf[0] == '\n')) {
+    r->in_headers = false;
+  }
+  if (n > HEADERS_MAX - r->hdrs.len) {
+    r->hdrs_too_big = true;
+    return 0; /* CURLE_WRITE_ERROR */
+  }
+  if (buf_try_append(&r->hdrs, buf, n, 0) != 0) {
+    r->no_memory = true;
+    return 0;
+  }
   return n;
 }
 
@@ -1327,6 +1393,31 @@ static int runtime_key(const char *k)
   return -1;
 }
 
+#define CA_FILE_MAX ((off_t)64 << 20) /* a CA bundle is well under a megabyte */
+
+/* NULL if `path` names a regular file pacer can read, else a message.
+ * libcurl (OpenSSL) reads the file on the loop thread during the TLS
+ * handshake: a FIFO, a terminal or a character device would block the
+ * whole run there (timeouts and signals included), so only a regular file
+ * of a sane size gets that far. stat() itself never waits on the file. */
+static char *check_ca_file(const char *path)
+{
+  struct stat st;
+  if (stat(path, &st) != 0 || access(path, R_OK) != 0)
+    return pc_asprintf("http.ca_file: cannot read \"%s\": %s", path, strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return pc_asprintf("http.ca_file: \"%s\" is not a regular file (%s); name a PEM file of CA "
+                       "certificates", path,
+                       S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a directory"
+                       : S_ISCHR(st.st_mode) ? "a character device"
+                       : S_ISSOCK(st.st_mode) ? "a socket" : "not a file");
+  if (st.st_size > CA_FILE_MAX)
+    return pc_asprintf("http.ca_file: \"%s\" is %lld bytes: too large for a file of CA "
+                       "certificates (at most %lld)", path, (long long)st.st_size,
+                       (long long)CA_FILE_MAX);
+  return NULL;
+}
+
 /* Reads the options table at `tbl` into sp. Returns NULL or a message. */
 static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, struct spec *sp)
 {
@@ -1511,8 +1602,8 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
   lua_pop(L, 1);
   if (err)
     return err;
-  if (sp->ca_file && access(sp->ca_file, R_OK) != 0)
-    return pc_asprintf("http.ca_file: cannot read \"%s\": %s", sp->ca_file, strerror(errno));
+  if (sp->ca_file && (err = check_ca_file(sp->ca_file)))
+    return err;
   if (sp->save_to && !*sp->save_to)
     return pc_xstrdup("http.save_to: the path is empty");
   return NULL;
@@ -1652,6 +1743,8 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   curl_easy_setopt(e, CURLOPT_URL, r->url);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
+  curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &r->os_errno0);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdr_list);
@@ -1659,6 +1752,7 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   if (!primed) {
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, s);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -1754,7 +1848,7 @@ void pc_http_cancel(struct pc_http_req *r)
   struct pc_http_session *s = r->s;
   curl_multi_remove_handle(s->multi, r->easy);
   unlink_live(s, r);
-  recycle_easy(s, r->easy, r->plain);
+  curl_easy_cleanup(r->easy); /* it may carry an errno of its own (see fresh_os_errno) */
   r->easy = NULL;
   s->stats.cancelled++;
   if (pc_log_enabled(PC_LOG_DEBUG))
@@ -1818,6 +1912,36 @@ static const char *reason(struct pc_http_req *r, CURLcode rc)
   return r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);
 }
 
+/* EMFILE or ENFILE if running out of descriptors made the transfer fail,
+ * else 0: what on_open_socket met, or, for a failure libcurl reports as
+ * "could not connect" or "could not resolve" without saying why (its
+ * resolver's socket pair could not be made, say), what making a
+ * descriptor gives now (a probe on this failure path only). */
+static int fd_exhaustion(const struct pc_http_req *r, CURLcode rc)
+{
+  int e = r->open_errno;
+  if (!e && (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)) {
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0)
+      close(fd);
+    else
+      e = errno;
+  }
+  return e == EMFILE || e == ENFILE ? e : 0;
+}
+
+/* The errno libcurl recorded for this transfer's failure, or 0. libcurl
+ * keeps the handle's last one (CURLINFO_OS_ERRNO is never reset, even by
+ * curl_easy_reset): a value it had when the request started is not this
+ * failure's (handles whose transfer failed are not recycled, so that is
+ * rare: a retry inside a transfer that then succeeded). */
+static long fresh_os_errno(const struct pc_http_req *r)
+{
+  long oserr = 0;
+  curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &oserr);
+  return oserr != r->os_errno0 ? oserr : 0;
+}
+
 /* Classifies a failed transfer and says what happened, in words. */
 static enum pc_fail describe_failure(struct pc_http_req *r, CURLcode rc, struct pc_buf *m)
 {
@@ -1832,11 +1956,41 @@ static enum pc_fail describe_failure(struct pc_http_req *r, CURLcode rc, struct 
   } else if (r->write_errno) {
     pc_buf_printf(m, "cannot write \"%s\": %s", r->save_to, strerror(r->write_errno));
     f = PC_FAIL_ERROR;
+  } else if (r->no_memory) {
+    pc_buf_printf(m, "the response from %s does not fit in memory (%lld bytes received)", hp,
+                  (long long)r->received);
+    f = PC_FAIL_ERROR;
+  } else if (r->hdrs_too_big) {
+    pc_buf_printf(m, "the response headers from %s are larger than %zu KiB", hp,
+                  HEADERS_MAX >> 10);
+    f = PC_FAIL_ERROR;
+  } else if (rc == CURLE_OUT_OF_MEMORY && r->in_headers) {
+    /* libcurl's buffer for one header line is capped (CURL_MAX_HTTP_HEADER)
+     * and it reports passing the cap as running out of memory. */
+    pc_buf_printf(m, "the response headers from %s are too large: a header line longer than "
+                  "%d KiB", hp, CURL_MAX_HTTP_HEADER >> 10);
+    f = PC_FAIL_ERROR;
+  } else if (fd_exhaustion(r, rc)) {
+    int e = fd_exhaustion(r, rc);
+    struct rlimit rl;
+    if (e == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0)
+      pc_buf_printf(m, "too many open files (EMFILE): cannot open a connection to %s; pacer may "
+                    "open %llu descriptors (ulimit -n): raise the limit, or lower concurrency "
+                    "or max_connections", hp, (unsigned long long)rl.rlim_cur);
+    else
+      pc_buf_printf(m, "cannot open a connection to %s: %s (%s)", hp, strerror(e),
+                    e == EMFILE ? "EMFILE" : "ENFILE: the system's table of open files is full");
+    f = PC_FAIL_ERROR;
+  } else if (rc == CURLE_UNSUPPORTED_PROTOCOL && r->info.status <= 0) {
+    /* Only http:// and https:// URLs get this far: the reply itself was
+     * not HTTP (libcurl takes it for HTTP/0.9, which it refuses). */
+    pc_buf_printf(m, "%s did not reply with HTTP (its reply does not start with an HTTP status "
+                  "line: not a web server, or an https:// server asked with http://?)", hp);
+    f = PC_FAIL_ERROR;
   } else {
     switch (rc) {
     case CURLE_COULDNT_CONNECT: {
-      long oserr = 0;
-      curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &oserr);
+      long oserr = fresh_os_errno(r);
       if (oserr == ECONNREFUSED)
         pc_buf_printf(m, "connection refused to %s", hp);
       else if (oserr == ENETUNREACH || oserr == EHOSTUNREACH)
@@ -1885,8 +2039,11 @@ static enum pc_fail describe_failure(struct pc_http_req *r, CURLcode rc, struct 
       pc_buf_printf(m, "%s closed the connection without sending a response", hp);
       break;
     case CURLE_RECV_ERROR:
-      pc_buf_printf(m, "the connection to %s failed while receiving the response: %s", hp,
-                    reason(r, rc));
+      if (fresh_os_errno(r)) /* the socket failed (a reset, say) */
+        pc_buf_printf(m, "the connection to %s failed while receiving the response: %s", hp,
+                      reason(r, rc));
+      else /* libcurl could not parse what arrived */
+        pc_buf_printf(m, "%s sent an invalid HTTP response: %s", hp, reason(r, rc));
       break;
     case CURLE_SEND_ERROR:
       pc_buf_printf(m, "the connection to %s failed while sending the request: %s", hp,
@@ -2072,6 +2229,7 @@ static void req_finish(struct pc_http_req *r, CURLcode rc)
   struct pc_buf msg;
   pc_buf_init(&msg, 8192);
   if (rc != CURLE_OK) {
+    pc_buf_free(&r->body); /* not reported: give its memory back first */
     res.fail = describe_failure(r, rc, &msg);
   } else {
     res.fail = PC_FAIL_NONE;
@@ -2129,7 +2287,19 @@ static void req_finish(struct pc_http_req *r, CURLcode rc)
 
   r->cb(r->data, &res);
   pc_buf_free(&msg);
-  recycle_easy(s, r->easy, r->plain);
+  /* A handle whose transfer failed keeps that failure's errno for good
+   * (see fresh_os_errno): it is not recycled. One whose transfer libcurl
+   * retried on a new connection (a kept-alive one died under it) goes
+   * through curl_easy_reset: libcurl before 8.17 counts those retries per
+   * handle, never per transfer (curl/curl#18926), and gives up after 5, so
+   * a handle kept as it is would fail a later request that a fresh handle
+   * retries. */
+  long redirects = 0;
+  curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_COUNT, &redirects);
+  if (rc != CURLE_OK)
+    curl_easy_cleanup(r->easy);
+  else
+    recycle_easy(s, r->easy, r->plain && r->sends <= redirects + 1);
   r->easy = NULL;
   req_free(r);
 }
@@ -2428,21 +2598,23 @@ static double to_ms(curl_off_t us)
   return us > 0 ? (double)llround((double)us / 10.0) / 100.0 : 0.0;
 }
 
-void pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int idx)
+/* lua_pcall'd by pc_http_result_fill (1: the result table, 2: the struct
+ * pc_http_result as a light userdata): everything it allocates, the body
+ * above all, may run out of memory. */
+static int result_fill_p(lua_State *L)
 {
-  lua_State *L = pc_lua_state(h);
+  const struct pc_http_result *res = lua_touserdata(L, 2);
   const struct pc_http_req *r = res->req;
   const struct resp_info *in = &r->info;
-  idx = lua_absindex(L, idx);
+  const int idx = 1;
+  lua_settop(L, 1);
   lua_pushstring(L, r->method);
   lua_setfield(L, idx, "method");
   lua_pushstring(L, in->url ? in->url : r->url); /* url */
   lua_pushvalue(L, -1);                          /* url, url */
   lua_setfield(L, idx, "url");                   /* url */
-  if (res->status <= 0) {
-    lua_pop(L, 1);
-    return;
-  }
+  if (res->status <= 0)
+    return 0;
   lua_pushinteger(L, res->status);
   lua_setfield(L, idx, "status");
   const char *v = version_name(in->version);
@@ -2488,7 +2660,25 @@ void pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int
   lua_pushvalue(L, idx);       /* lazy, data, result */
   lua_rotate(L, -3, -1);       /* data, result, lazy */
   lua_rawset(L, -3);           /* data */
-  lua_pop(L, 1);
+  return 0;
+}
+
+int pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int idx, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  idx = lua_absindex(L, idx);
+  if (!lua_checkstack(L, 8))
+    goto no_memory;
+  lua_pushcfunction(L, result_fill_p);    /* fill */
+  lua_pushvalue(L, idx);                  /* fill, result */
+  lua_pushlightuserdata(L, (void *)res);  /* fill, result, res */
+  if (lua_pcall(L, 2, 0, 0) == LUA_OK)
+    return 0;
+  lua_pop(L, 1); /* the error: only memory can run out here (no metamethods run) */
+no_memory:
+  *err = pc_asprintf("%s %s: the response does not fit in memory (%zu bytes of body)",
+                     res->req->method, res->req->url, res->req->body.len);
+  return -1;
 }
 
 /* ============================================================ the action */
@@ -2601,10 +2791,16 @@ static void on_http_done(void *data, const struct pc_http_result *r)
   struct pc_lua *h = pc_run_lua(a->run);
   lua_State *L = pc_lua_state(h);
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* result */
-  pc_http_result_fill(r, h, -1);
+  char *err = NULL;
+  int rc = pc_http_result_fill(r, h, -1, &err);
   lua_pop(L, 1);
   a->status = r->status;
   a->retry_after_ms = r->retry_after_ms;
+  if (rc != 0) {
+    pc_attempt_done(a, PC_FAIL_ERROR, err);
+    free(err);
+    return;
+  }
   pc_attempt_done(a, r->fail, r->error);
 }
 

@@ -218,7 +218,8 @@ static void on_done(void *data, const struct pc_http_result *r)
   d->retry_after_ms = r->retry_after_ms;
   lua_State *L = d->fx->L;
   lua_newtable(L);
-  pc_http_result_fill(r, d->fx->h, -1);
+  char *err = NULL;
+  assert_int_equal(pc_http_result_fill(r, d->fx->h, -1, &err), 0);
   luaL_unref(L, LUA_REGISTRYINDEX, d->result_ref);
   d->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
