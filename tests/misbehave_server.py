@@ -14,6 +14,7 @@ connect_timeout). Both bind 127.0.0.1 only, on ephemeral ports.
 Routes (the path of the request line; the query is ignored unless said):
 
     /ok                     200, "ok", keep-alive (the well-behaved baseline)
+    /delay?ms=M             the same after M ms (default 100)
     /race?key=K&ms=M        keep-alive race: the first request on a connection
                             gets 200 "ok N" (N: requests served for K so far)
                             with keep-alive; the next request on that connection
@@ -39,7 +40,9 @@ Routes (the path of the request line; the query is ignored unless said):
                             for an idle timeout
     /stall-headers          the status line, then nothing (the connection
                             stays open until the client gives up)
-    /big?bytes=N            200 with N bytes of "x", streamed (default 64 MiB)
+    /big?bytes=N[&chunked=1]
+                            200 with N bytes of "x", streamed (default 64 MiB),
+                            with a Content-Length, or chunked (no length)
     /stats?key=K            {"connections": C, "requests": R} for key K: the
                             connections that carried requests with key=K, and
                             those requests
@@ -167,6 +170,9 @@ def serve(sock):
             served += 1
             if path == "/ok":
                 c.send(response("200 OK", "ok"))
+            elif path == "/delay":
+                time.sleep(int(q.get("ms", 100)) / 1000.0)
+                c.send(response("200 OK", "ok"))
             elif path == "/stats":
                 key = q.get("key", "")
                 with LOCK:
@@ -236,12 +242,17 @@ def serve(sock):
                 return
             elif path == "/big":
                 n = int(q.get("bytes", 64 << 20))
-                c.send(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
+                chunked = q.get("chunked") == "1"
+                c.send(b"HTTP/1.1 200 OK\r\n" + (b"Transfer-Encoding: chunked\r\n\r\n"
+                       if chunked else b"Content-Length: %d\r\n\r\n" % n))
                 chunk = b"x" * (1 << 20)
                 left = n
                 while left > 0:
-                    c.send(chunk[:min(left, len(chunk))])
-                    left -= len(chunk)
+                    part = chunk[:min(left, len(chunk))]
+                    c.send(b"%x\r\n%s\r\n" % (len(part), part) if chunked else part)
+                    left -= len(part)
+                if chunked:
+                    c.send(b"0\r\n\r\n")
             else:
                 c.send(response("404 Not Found", "no route %s" % path))
     except OSError:
