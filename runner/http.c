@@ -553,7 +553,6 @@ struct pc_http_req {
   bool no_memory;   /* the body (or headers) could not be stored */
   bool hdrs_too_big; /* the response headers passed HEADERS_MAX */
   bool in_headers;  /* a status line arrived, the end of its header block not yet */
-  long os_errno0;   /* CURLINFO_OS_ERRNO when the request started */
   int sends;        /* requests libcurl sent (on_prereq): 1 + redirects + retries */
   struct pc_buf body;  /* the response body (not with save_to) */
   struct pc_buf hdrs;  /* header lines of the latest response */
@@ -1744,7 +1743,6 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
   curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
-  curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &r->os_errno0);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdr_list);
@@ -1930,16 +1928,16 @@ static int fd_exhaustion(const struct pc_http_req *r, CURLcode rc)
   return e == EMFILE || e == ENFILE ? e : 0;
 }
 
-/* The errno libcurl recorded for this transfer's failure, or 0. libcurl
- * keeps the handle's last one (CURLINFO_OS_ERRNO is never reset, even by
- * curl_easy_reset): a value it had when the request started is not this
- * failure's (handles whose transfer failed are not recycled, so that is
- * rare: a retry inside a transfer that then succeeded). */
+/* The errno of this transfer's failure as libcurl recorded it, or 0.
+ * libcurl keeps the last one a handle met for the handle's lifetime
+ * (CURLINFO_OS_ERRNO is never reset, not even by curl_easy_reset), so
+ * only handles that have none are recycled (req_finish): a value here is
+ * this transfer's. */
 static long fresh_os_errno(const struct pc_http_req *r)
 {
   long oserr = 0;
   curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &oserr);
-  return oserr != r->os_errno0 ? oserr : 0;
+  return oserr;
 }
 
 /* Classifies a failed transfer and says what happened, in words. */
@@ -2287,16 +2285,18 @@ static void req_finish(struct pc_http_req *r, CURLcode rc)
 
   r->cb(r->data, &res);
   pc_buf_free(&msg);
-  /* A handle whose transfer failed keeps that failure's errno for good
-   * (see fresh_os_errno): it is not recycled. One whose transfer libcurl
-   * retried on a new connection (a kept-alive one died under it) goes
-   * through curl_easy_reset: libcurl before 8.17 counts those retries per
-   * handle, never per transfer (curl/curl#18926), and gives up after 5, so
-   * a handle kept as it is would fail a later request that a fresh handle
-   * retries. */
-  long redirects = 0;
+  /* A handle that met a system error (a failed transfer, or one that
+   * succeeded after one: a connect refused on one address, a retry) keeps
+   * its errno for good (see fresh_os_errno): it is not recycled. One whose
+   * transfer libcurl retried on a new connection (a kept-alive one died
+   * under it) goes through curl_easy_reset: libcurl before 8.17 counts
+   * those retries per handle, never per transfer (curl/curl#18926), and
+   * gives up after 5, so a handle kept as it is would fail a later request
+   * that a fresh handle retries. */
+  long redirects = 0, oserr = 0;
   curl_easy_getinfo(r->easy, CURLINFO_REDIRECT_COUNT, &redirects);
-  if (rc != CURLE_OK)
+  curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &oserr);
+  if (rc != CURLE_OK || oserr != 0)
     curl_easy_cleanup(r->easy);
   else
     recycle_easy(s, r->easy, r->plain && r->sends <= redirects + 1);
