@@ -1946,6 +1946,7 @@ static enum pc_fail describe_failure(struct pc_http_req *r, CURLcode rc, struct 
   const char *url = r->info.url ? r->info.url : r->url;
   char *hp = host_port(url);
   enum pc_fail f = PC_FAIL_NETWORK;
+  int fd_err = 0;
   pc_buf_printf(m, "%s %s: ", r->method, r->url);
   if (r->too_big || rc == CURLE_FILESIZE_EXCEEDED) {
     pc_buf_printf(m, "response larger than %lld bytes (max_response_bytes)",
@@ -1968,8 +1969,8 @@ static enum pc_fail describe_failure(struct pc_http_req *r, CURLcode rc, struct 
     pc_buf_printf(m, "the response headers from %s are too large: a header line longer than "
                   "%d KiB", hp, CURL_MAX_HTTP_HEADER >> 10);
     f = PC_FAIL_ERROR;
-  } else if (fd_exhaustion(r, rc)) {
-    int e = fd_exhaustion(r, rc);
+  } else if ((fd_err = fd_exhaustion(r, rc)) != 0) {
+    int e = fd_err;
     struct rlimit rl;
     if (e == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0)
       pc_buf_printf(m, "too many open files (EMFILE): cannot open a connection to %s; pacer may "
@@ -2069,6 +2070,10 @@ static enum pc_fail describe_failure(struct pc_http_req *r, CURLcode rc, struct 
       break;
     case CURLE_WEIRD_SERVER_REPLY:
       pc_buf_printf(m, "%s sent an invalid HTTP response: %s", hp, reason(r, rc));
+      break;
+    case CURLE_OUT_OF_MEMORY:
+      pc_buf_printf(m, "out of memory (libcurl: %s)", reason(r, rc));
+      f = PC_FAIL_ERROR;
       break;
     default:
       pc_buf_printf(m, "%s (%s)", curl_easy_strerror(rc), reason(r, rc));

@@ -6,7 +6,8 @@
  * answers (no callback afterwards), cancellation at every moment of a
  * request's life (queued, connecting to a port that never completes a
  * connect, waiting, reading) without an abort or a leaked descriptor,
- * closing a session with a request in flight, invalid options; and
+ * closing a session with requests in flight (also at every moment),
+ * invalid options; and
  * pc_http_load_defaults. Every test closes what it opened and ends with
  * uv_loop_close() == 0. */
 #include <setjmp.h>
@@ -747,6 +748,62 @@ static void test_cancel_every_moment(void **state)
   f->s = pc_http_session_new(&f->loop, NULL); /* for teardown */
 }
 
+/* Sessions closed (the end of a run, a signal, a deadline) while their
+ * requests are queued, connecting, waiting or reading: 0 to 9 loop turns
+ * after the requests start. Nothing aborts, no callback fires for a
+ * request still running, and every descriptor is closed. */
+static void test_close_at_every_moment(void **state)
+{
+  struct fx *f = *state;
+  pc_http_session_close(f->s);
+  f->s = NULL;
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  struct server quiet, answering;
+  server_start(&f->loop, &quiet, false);
+  server_start(&f->loop, &answering, true);
+  int hole_port, fillers[2];
+  int hole = blackhole_open(&hole_port, fillers);
+  int fds1 = count_fds();
+  const int ports[3] = {hole_port, quiet.port, answering.port};
+  uv_timer_t beat;
+  uv_timer_init(&f->loop, &beat);
+  uv_timer_start(&beat, on_beat, 1, 1);
+  for (int turns = 0; turns < 20; turns++) {
+    struct pc_http_limits lim = {turns % 2, 0};
+    f->s = pc_http_session_new(&f->loop, &lim);
+    assert_non_null(f->s);
+    struct done d[9];
+    for (int i = 0; i < 9; i++) {
+      done_init(&d[i], f);
+      char *chunk = pc_asprintf("return {get = 'http://127.0.0.1:%d/z%d'}", ports[i % 3], i);
+      struct pc_http_req *r = NULL;
+      char *err = NULL;
+      assert_int_equal(start(f, chunk, &d[i], &r, &err), 0);
+      free(chunk);
+    }
+    for (int t = 0; t < turns / 2; t++)
+      uv_run(&f->loop, UV_RUN_ONCE);
+    pc_http_session_close(f->s);
+    f->s = NULL;
+    assert_int_equal(run_until_fds(&f->loop, fds1), fds1);
+    for (int i = 0; i < 9; i++) {
+      if (i % 3 != 2)
+        assert_int_equal(d[i].calls, 0);
+      else
+        assert_true(d[i].calls <= 1);
+      done_free(&d[i]);
+    }
+  }
+  uv_close((uv_handle_t *)&beat, NULL);
+  close(fillers[0]);
+  close(fillers[1]);
+  close(hole);
+  server_stop(&quiet);
+  server_stop(&answering);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  f->s = pc_http_session_new(&f->loop, NULL); /* for teardown */
+}
+
 static void test_bad_options(void **state)
 {
   struct fx *f = *state;
@@ -845,6 +902,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_keepalive_reset_retried, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel_every_moment, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_at_every_moment, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
       cmocka_unit_test(test_load_defaults),
