@@ -10,11 +10,15 @@
 #include "curlshim.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -106,6 +110,37 @@ const char *pc_curl_load_error(void)
 
 /* ------------------------------------------------------------ global */
 
+/* With SSLKEYLOGFILE set, libcurl's global init opens that file (append,
+ * not close-on-exec) and keeps it open for good, to log TLS secrets into:
+ * programs pacer starts must not inherit it. Its descriptor is found by
+ * path, once, and only when the variable is set. */
+static void keylog_cloexec(void)
+{
+  const char *name = getenv("SSLKEYLOGFILE");
+  char want[PATH_MAX];
+  if (!name || !*name || !realpath(name, want))
+    return;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    char link[64], target[PATH_MAX];
+    int fd = atoi(de->d_name);
+    if (fd <= 2 || fd == dirfd(d))
+      continue;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0)
+      continue;
+    target[n] = '\0';
+    int fl = fcntl(fd, F_GETFD);
+    if (strcmp(target, want) == 0 && fl >= 0)
+      fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+  }
+  closedir(d);
+}
+
 CURLcode curl_global_init(long flags)
 {
   if (!pc_curl_load()) {
@@ -114,7 +149,9 @@ CURLcode curl_global_init(long flags)
     pc_log(PC_LOG_ERROR, NULL, "%s", load_error);
     return CURLE_FAILED_INIT;
   }
-  return real.curl_global_init(flags);
+  CURLcode rc = real.curl_global_init(flags);
+  keylog_cloexec();
+  return rc;
 }
 
 curl_version_info_data *curl_version_info(CURLversion age)
