@@ -10,11 +10,18 @@
 #include "curlshim.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -103,6 +110,37 @@ const char *pc_curl_load_error(void)
 
 /* ------------------------------------------------------------ global */
 
+/* With SSLKEYLOGFILE set, libcurl's global init opens that file (append,
+ * not close-on-exec) and keeps it open for good, to log TLS secrets into:
+ * programs pacer starts must not inherit it. Its descriptor is found by
+ * path, once, and only when the variable is set. */
+static void keylog_cloexec(void)
+{
+  const char *name = getenv("SSLKEYLOGFILE");
+  char want[PATH_MAX];
+  if (!name || !*name || !realpath(name, want))
+    return;
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    char link[64], target[PATH_MAX];
+    int fd = atoi(de->d_name);
+    if (fd <= 2 || fd == dirfd(d))
+      continue;
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0)
+      continue;
+    target[n] = '\0';
+    int fl = fcntl(fd, F_GETFD);
+    if (strcmp(target, want) == 0 && fl >= 0)
+      fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+  }
+  closedir(d);
+}
+
 CURLcode curl_global_init(long flags)
 {
   if (!pc_curl_load()) {
@@ -111,7 +149,9 @@ CURLcode curl_global_init(long flags)
     pc_log(PC_LOG_ERROR, NULL, "%s", load_error);
     return CURLE_FAILED_INIT;
   }
-  return real.curl_global_init(flags);
+  CURLcode rc = real.curl_global_init(flags);
+  keylog_cloexec();
+  return rc;
 }
 
 curl_version_info_data *curl_version_info(CURLversion age)
@@ -302,4 +342,22 @@ CURLUcode curl_url_get(CURLU *handle, CURLUPart what, char **part, unsigned int 
 CURLUcode curl_url_set(CURLU *handle, CURLUPart what, const char *part, unsigned int flags)
 {
   return pc_curl_load() ? real.curl_url_set(handle, what, part, flags) : CURLUE_BAD_HANDLE;
+}
+
+/* ------------------------------------------------------- socketpair */
+
+/* libcurl makes socket pairs with socketpair(AF_UNIX, SOCK_STREAM, 0) and
+ * no SOCK_CLOEXEC, and offers no hook for them: the multi handle's wake-up
+ * pair (open as long as the session) and the threaded resolver's pair (one
+ * per name resolution). Every program pacer starts afterwards would inherit
+ * them. This definition, exported from the executable (CMakeLists.txt:
+ * --export-dynamic-symbol), comes first in the dynamic loader's search
+ * order, so libcurl's (and libuv's) calls bind to it rather than to libc's:
+ * every socket pair in pacer is close-on-exec. That is pacer's rule for all
+ * its descriptors (libuv asks for SOCK_CLOEXEC itself; a program gets its
+ * standard streams by dup2, which clears the flag on the copy). */
+__attribute__((visibility("default"))) int socketpair(int domain, int type, int protocol,
+                                                      int sv[2])
+{
+  return (int)syscall(SYS_socketpair, domain, type | SOCK_CLOEXEC, protocol, sv);
 }

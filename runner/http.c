@@ -20,7 +20,21 @@
  * Ownership: the session owns its live requests, its socket contexts and
  * the idle easy handles. A request is freed right after its completion
  * callback returns, or at once by pc_http_cancel. The session itself is
- * freed in the close callback of its last uv handle (pending_closes). */
+ * freed in the close callback of its last uv handle (pending_closes).
+ *
+ * Sockets: libcurl owns every descriptor it uses, and pacer's close-socket
+ * callback is how it closes most of them; libuv only ever watches one
+ * through a poll that pacer closes before the descriptor can be closed or
+ * its number reused. The rule that makes this hold on every path (open,
+ * connect, cancel while connecting or queued, reuse, close, teardown):
+ * libcurl (7.88) closes a socket that is still connecting, or lost the
+ * happy-eyeballs race, with a plain close() and tells us CURL_POLL_REMOVE
+ * only afterwards; so a socket's poll outlives CURL_POLL_REMOVE only once
+ * libcurl has asked to read it, which it does only for a connected socket
+ * that it will close through the callback. Every other poll is closed on
+ * CURL_POLL_REMOVE, still inside the libcurl call that closed the
+ * descriptor, before anything else can take its number. Details at struct
+ * sock_ctx; docs/http.md, "Sockets". */
 #include "http.h"
 
 #include "curlshim.h"
@@ -33,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -49,7 +64,7 @@
 #include "util.h"
 
 #define FREE_EASY_MAX 64            /* idle easy handles kept for reuse */
-#define HEADERS_MAX ((size_t)1 << 20) /* response header bytes kept */
+#define HEADERS_MAX ((size_t)256 << 10) /* response header bytes accepted (below libcurl's own limit) */
 #define SAVE_HEAD_MAX 4096          /* with save_to: body bytes kept for messages */
 #define EXCERPT_MAX 200             /* body bytes shown in failure messages */
 #define LABELS_MAX 8                /* step labels kept by a session */
@@ -443,28 +458,72 @@ int pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map)
  * every CURL_POLL_REMOVE, which a kept-alive connection gets between two
  * requests).
  *
- * Sockets pacer opened for libcurl (CURLOPT_OPENSOCKETFUNCTION, `owned`)
- * keep their context, and their uv_poll_t, until libcurl closes them
- * through CURLOPT_CLOSESOCKETFUNCTION: on_close_socket closes the poll
- * first (libuv must forget a descriptor before it is closed) and then the
- * descriptor. CURL_POLL_REMOVE only marks such a context unwanted and
- * leaves its poll armed: a reused connection usually asks for the same
- * events again, which then costs no system call at all (uv_poll_start
- * always removes the descriptor from epoll and adds it back, so it is
- * called only when the events change). An event on an unwanted socket (an
- * idle connection the server closed) stops the poll, so it cannot spin the
- * loop; libcurl notices the dead connection when it next picks it.
+ * Who may close a descriptor, and so when libuv may watch it (the rule in
+ * the file's opening comment, in detail). libuv aborts the process if it
+ * is asked to watch a descriptor that was closed behind its back: a
+ * uv_poll_start is only queued, and the epoll_ctl(ADD or MOD) made at the
+ * next loop iteration fails with EBADF; and a poll left on a closed
+ * descriptor whose number is reused would take the new owner's events and,
+ * when closed, remove the new owner's descriptor from epoll. libcurl 7.88
+ * closes its sockets in two ways (lib/cf-socket.c):
  *
- * Other sockets (the resolver's, if any) are closed by libcurl without a
- * callback, so their context is closed at once on CURL_POLL_REMOVE, as in
- * curl's multi-uv.c. */
+ *   - through CURLOPT_CLOSESOCKETFUNCTION (on_close_socket), after telling
+ *     us CURL_POLL_REMOVE if we watched it: every socket that is connected
+ *     and in use ("active": the happy-eyeballs winner, from the moment its
+ *     TCP connect completes), and a socket whose own connect() failed;
+ *   - with a plain close() and no callback at all, and only CURL_POLL_REMOVE
+ *     *afterwards* (from singlesocket, in the same libcurl call): a socket
+ *     still connecting, or one that lost the happy-eyeballs race, when its
+ *     transfer is cancelled (curl_multi_remove_handle), times out or gives
+ *     up on that address (cf_socket_close of a socket that is not "active").
+ *
+ * A connecting socket is only ever asked for CURL_POLL_OUT; libcurl asks to
+ * read a socket only once it is connected and active. So a context is
+ * `trusted` once libcurl has asked for CURL_POLL_IN on a socket that
+ * on_open_socket opened: from then on it is closed only through
+ * on_close_socket, which closes the poll (libuv forgets the descriptor at
+ * once) before it closes the descriptor. Every other context (not trusted
+ * yet, or a socket libcurl opened itself: the threaded resolver's socket
+ * pair, which libcurl closes right after CURL_POLL_REMOVE) is closed on
+ * CURL_POLL_REMOVE, whether or not its descriptor is still open: libcurl
+ * has said nothing more will happen on it, and closing the poll of a
+ * descriptor that is already closed only costs a failing epoll_ctl(DEL)
+ * that libuv ignores, and takes a queued ADD off libuv's queue. Nothing
+ * else can take the number between libcurl's close() and its REMOVE: both
+ * happen inside one libcurl call, where only libcurl opens descriptors,
+ * and a socket it opens comes through on_open_socket, which finds the old
+ * context and closes it first.
+ *
+ * The poll of a context is initialised only when libcurl first asks to
+ * watch it (uv_poll_init costs an epoll_ctl ADD and DEL and an ioctl, and
+ * closing a poll removes its number from epoll, so a context never has a
+ * poll on a descriptor libcurl has not reported). A context that on_open_
+ * socket made but libcurl never watched (it connected, and sent and
+ * received everything, within one call; or it was closed silently before
+ * it was watched) has no poll; if its number is later reported by
+ * libcurl's resolver, which asks only to read, the socket's family tells
+ * them apart (one getsockopt, only for a new connection whose first
+ * request is to read).
+ *
+ * A trusted context keeps its poll armed on CURL_POLL_REMOVE, only marked
+ * unwanted (and unref'd: an idle connection must not keep the loop
+ * running): a reused connection usually asks for the same events again,
+ * which then costs no system call at all (uv_poll_start always removes the
+ * descriptor from epoll and adds it back, so it is called only when the
+ * events change). An event on an unwanted socket (an idle connection the
+ * server closed) stops the poll, so it cannot spin the loop; libcurl
+ * notices the dead connection when it next picks it. */
 struct sock_ctx {
-  uv_poll_t poll;
+  uv_poll_t poll;            /* initialised only if `polling` was ever set */
   curl_socket_t fd;
   struct pc_http_session *s; /* borrowed: the owner */
+  int family;                /* AF_* it was opened with (owned only) */
   int events;                /* UV_READABLE|UV_WRITABLE the poll is armed with */
-  bool wanted;               /* libcurl watches the socket now */
-  bool owned;                /* opened by on_open_socket: closed by on_close_socket */
+  int want;                  /* UV_READABLE|UV_WRITABLE libcurl watches now; 0: none */
+  bool polling;              /* the poll is initialised and not closing */
+  bool owned;                /* opened by on_open_socket */
+  bool watched;              /* libcurl has asked to watch it */
+  bool trusted;              /* owned and asked to read: closed only by on_close_socket */
 };
 
 struct pc_http_session {
@@ -526,9 +585,14 @@ struct pc_http_req {
   struct curl_slist *hdr_list;
   char *method, *url, *label;
   char errbuf[CURL_ERROR_SIZE];
+  int open_errno; /* why on_open_socket could not make a socket; 0: it could */
   bool non_idempotent;
   int64_t max_bytes, received;
   bool too_big;
+  bool no_memory;   /* the body (or headers) could not be stored */
+  bool hdrs_too_big; /* the response headers passed HEADERS_MAX */
+  bool in_headers;  /* a status line arrived, the end of its header block not yet */
+  int sends;        /* requests libcurl sent (on_prereq): 1 + redirects followed + retries */
   struct pc_buf body;  /* the response body (not with save_to) */
   struct pc_buf hdrs;  /* header lines of the latest response */
   /* save_to */
@@ -597,21 +661,28 @@ static struct sock_ctx *sock_find(const struct pc_http_session *s, curl_socket_t
   return fd >= 0 && (size_t)fd < s->nsocks ? s->socks[fd] : NULL;
 }
 
-/* Takes the context out of the table and closes its poll (which stops it:
- * libuv forgets the descriptor now); it is freed in on_sock_closed. */
-static void sock_close(struct pc_http_session *s, struct sock_ctx *ctx)
+/* Takes the context out of the table and ends it: its poll is closed
+ * (which stops it: libuv forgets the descriptor now) and the context freed
+ * in on_sock_closed; a context without a poll is freed at once. The
+ * descriptor itself is not touched. */
+static void sock_drop(struct pc_http_session *s, struct sock_ctx *ctx)
 {
   assert(sock_find(s, ctx->fd) == ctx);
   s->socks[ctx->fd] = NULL;
+  if (!ctx->polling) {
+    free(ctx);
+    return;
+  }
+  ctx->polling = false;
   s->pending_closes++;
   uv_close((uv_handle_t *)&ctx->poll, on_sock_closed);
 }
 
-/* A new context for fd, in the table; NULL (logged) if libuv refuses it. */
-static struct sock_ctx *sock_new(struct pc_http_session *s, curl_socket_t fd, bool owned)
+/* A new context for fd, in the table, without a poll. */
+static struct sock_ctx *sock_new(struct pc_http_session *s, curl_socket_t fd, bool owned,
+                                 int family)
 {
-  if (fd < 0)
-    return NULL;
+  assert(fd >= 0);
   if ((size_t)fd >= s->nsocks) {
     size_t n = s->nsocks ? s->nsocks : 64;
     while (n <= (size_t)fd)
@@ -625,15 +696,45 @@ static struct sock_ctx *sock_new(struct pc_http_session *s, curl_socket_t fd, bo
   ctx->fd = fd;
   ctx->s = s;
   ctx->owned = owned;
-  int err = uv_poll_init_socket(s->loop, &ctx->poll, fd);
-  if (err) {
-    pc_log(PC_LOG_ERROR, NULL, "http: cannot watch socket %d: %s", (int)fd, uv_strerror(err));
-    free(ctx);
-    return NULL;
-  }
+  ctx->family = family;
   s->socks[fd] = ctx;
-  s->stats.sockets++;
   return ctx;
+}
+
+static void on_poll(uv_poll_t *p, int status, int events);
+
+/* Arms the context's poll for `events`, initialising it on first use.
+ * Returns 0 or a libuv error (logged). */
+static int sock_watch(struct pc_http_session *s, struct sock_ctx *ctx, int events)
+{
+  if (!ctx->polling) {
+    int err = uv_poll_init_socket(s->loop, &ctx->poll, ctx->fd);
+    if (err) {
+      pc_log(PC_LOG_ERROR, NULL, "http: cannot watch socket %d: %s", (int)ctx->fd,
+             uv_strerror(err));
+      return err;
+    }
+    ctx->polling = true;
+    ctx->events = 0;
+    s->stats.sockets++;
+  }
+  if (events != ctx->events) {
+    uv_poll_start(&ctx->poll, events, on_poll);
+    ctx->events = events;
+  }
+  return 0;
+}
+
+/* Whether the descriptor of a context on_open_socket made and libcurl has
+ * never watched is still that socket, rather than a descriptor libcurl
+ * opened on the same number after closing the socket without telling us
+ * (the resolver's socket pair: AF_UNIX; see struct sock_ctx). */
+static bool sock_still_ours(const struct sock_ctx *ctx)
+{
+  int family = 0;
+  socklen_t len = sizeof family;
+  return getsockopt(ctx->fd, SOL_SOCKET, SO_DOMAIN, &family, &len) == 0 &&
+         family == ctx->family;
 }
 
 static void on_poll(uv_poll_t *p, int status, int events)
@@ -642,7 +743,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
   struct pc_http_session *s = ctx->s;
   if (!uv_is_active((uv_handle_t *)p))
     ctx->events = 0; /* libuv stopped it (POLLERR) */
-  if (!ctx->wanted) {
+  if (!ctx->want) {
     /* An idle kept-alive connection that the server closed (or wrote to):
      * stop watching it until libcurl asks again, or closes it. */
     if (ctx->events)
@@ -650,18 +751,30 @@ static void on_poll(uv_poll_t *p, int status, int events)
     ctx->events = 0;
     return;
   }
+  /* A poll error (POLLERR: the peer reset the connection, or a connect
+   * failed) is passed on as the events libcurl waits for, not as
+   * CURL_CSELECT_ERR: libcurl then reads or writes and meets the error
+   * itself (ECONNRESET, EPIPE, SO_ERROR), as it does behind its own poll()
+   * (lib/select.c, Curl_socket_check, reports POLLERR on a socket it reads
+   * as readable). It matters for a kept-alive connection that the server
+   * closes just as a request goes out on it: a receive error is what makes
+   * libcurl retry the request on a new connection, where CURL_CSELECT_ERR
+   * fails it at once ("select/poll returned error"). */
+  int ev = status < 0 ? ctx->want : events;
   int flags = 0;
-  if (status < 0) {
-    flags = CURL_CSELECT_ERR;
-  } else {
-    if (events & UV_READABLE)
-      flags |= CURL_CSELECT_IN;
-    if (events & UV_WRITABLE)
-      flags |= CURL_CSELECT_OUT;
-  }
+  if (ev & UV_READABLE)
+    flags |= CURL_CSELECT_IN;
+  if (ev & UV_WRITABLE)
+    flags |= CURL_CSELECT_OUT;
+  curl_socket_t fd = ctx->fd;
   int running;
-  /* ctx may be closed (not freed) from here on. */
-  curl_multi_socket_action(s->multi, ctx->fd, flags, &running);
+  /* ctx may be closed (not freed) from here on, and another context may
+   * take the descriptor's number. */
+  curl_multi_socket_action(s->multi, fd, flags, &running);
+  /* libuv stopped the poll on POLLERR: watch again what libcurl still
+   * waits for (it normally closes the socket instead). */
+  if (status < 0 && sock_find(s, fd) == ctx && ctx->want && !ctx->events)
+    sock_watch(s, ctx, ctx->want);
   drain(s);
 }
 
@@ -683,52 +796,61 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void
   struct pc_http_session *s = userp;
   struct sock_ctx *ctx = sock_find(s, fd);
   if (what == CURL_POLL_REMOVE) {
-    if (ctx && ctx->owned) {
+    if (ctx && ctx->trusted) {
       /* The poll stays armed (see struct sock_ctx), but an idle
        * connection must not keep the loop running. */
-      ctx->wanted = false;
-      uv_unref((uv_handle_t *)&ctx->poll);
+      ctx->want = 0;
+      if (ctx->polling)
+        uv_unref((uv_handle_t *)&ctx->poll);
     } else if (ctx) {
-      sock_close(s, ctx);
+      sock_drop(s, ctx); /* its descriptor may be closed already */
     }
     return 0;
   }
-  if (!ctx && !(ctx = sock_new(s, fd, false)))
-    return -1;
+  /* A connecting socket is first asked for writing, the resolver's only
+   * ever for reading. */
+  if (ctx && ctx->owned && !ctx->watched && !(what & CURL_POLL_OUT) && !sock_still_ours(ctx)) {
+    sock_drop(s, ctx);
+    ctx = NULL;
+  }
+  if (!ctx)
+    ctx = sock_new(s, fd, false, 0);
+  ctx->watched = true;
+  if ((what & CURL_POLL_IN) && ctx->owned)
+    ctx->trusted = true; /* connected and active: see struct sock_ctx */
   int events = 0;
   if (what & CURL_POLL_IN)
     events |= UV_READABLE;
   if (what & CURL_POLL_OUT)
     events |= UV_WRITABLE;
-  if (!ctx->wanted) {
-    ctx->wanted = true;
+  if (sock_watch(s, ctx, events) != 0) {
+    sock_drop(s, ctx);
+    return -1; /* libcurl fails every transfer (multi "dead"): nothing else is safe */
+  }
+  if (!ctx->want)
     uv_ref((uv_handle_t *)&ctx->poll);
-  }
-  if (events != ctx->events) {
-    uv_poll_start(&ctx->poll, events, on_poll);
-    ctx->events = events;
-  }
+  ctx->want = events;
   return 0;
 }
 
-/* CURLOPT_OPENSOCKETFUNCTION: the connection's socket, and its context
- * (close-on-exec, so `exec` steps do not inherit connections). */
+/* CURLOPT_OPENSOCKETFUNCTION (clientp: the request): the connection's
+ * socket, close-on-exec so `exec` steps do not inherit connections, and
+ * its context, without a poll until libcurl asks to watch it. */
 static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
                                     struct curl_sockaddr *a)
 {
   (void)purpose;
-  struct pc_http_session *s = clientp;
+  struct pc_http_req *r = clientp;
+  struct pc_http_session *s = r->s;
   curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-  if (fd == CURL_SOCKET_BAD)
-    return CURL_SOCKET_BAD;
-  struct sock_ctx *stale = sock_find(s, fd);
-  if (stale) /* a descriptor libcurl closed without telling us */
-    sock_close(s, stale);
-  if (!sock_new(s, fd, true)) {
-    close(fd);
-    errno = EMFILE;
+  if (fd == CURL_SOCKET_BAD) {
+    r->open_errno = errno; /* for the message: libcurl only says it could not connect */
     return CURL_SOCKET_BAD;
   }
+  struct sock_ctx *stale = sock_find(s, fd);
+  if (stale) /* a socket libcurl closed before it ever watched it */
+    sock_drop(s, stale);
+  sock_new(s, fd, true, a->family);
   return fd;
 }
 
@@ -739,7 +861,7 @@ static int on_close_socket(void *clientp, curl_socket_t fd)
   struct pc_http_session *s = clientp;
   struct sock_ctx *ctx = sock_find(s, fd);
   if (ctx)
-    sock_close(s, ctx);
+    sock_drop(s, ctx);
   return close(fd) == 0 ? 0 : 1;
 }
 
@@ -844,7 +966,7 @@ void pc_http_session_close(struct pc_http_session *s)
   /* 3. what libcurl did not close or tell us to forget, then the timer */
   for (size_t fd = 0; fd < s->nsocks; fd++)
     if (s->socks[fd])
-      sock_close(s, s->socks[fd]);
+      sock_drop(s, s->socks[fd]);
   s->timer_closing = true;
   s->pending_closes++;
   uv_close((uv_handle_t *)&s->timer, on_timer_closed);
@@ -908,8 +1030,10 @@ static void recycle_easy(struct pc_http_session *s, CURL *e, bool primed)
   }
 }
 
-/* CURLOPT_PREREQFUNCTION: libcurl has a connection for the request (new
- * or reused, TLS done) and sends it next. */
+/* CURLOPT_PREREQFUNCTION (clientp: the request): libcurl has a connection
+ * for the request (new or reused, TLS done) and sends it next. Called
+ * before every request libcurl sends for a transfer, so also for each of
+ * its own retries on a kept-alive connection that died (`sends`). */
 static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primary_port,
                      int local_port)
 {
@@ -919,7 +1043,34 @@ static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primar
   (void)local_port;
   struct pc_http_req *r = clientp;
   r->sent = true;
+  r->sends++;
   return CURL_PREREQFUNC_OK;
+}
+
+/* Appends n bytes to b (its max is checked by the caller) with a plain
+ * realloc, so that a response that does not fit in memory fails its
+ * request instead of aborting pacer (pc_xrealloc). The room doubles, or
+ * starts at `hint` bytes (the announced Content-Length). Returns 0 or
+ * -ENOMEM (b unchanged). */
+static int buf_try_append(struct pc_buf *b, const char *p, size_t n, size_t hint)
+{
+  size_t need = b->len + n + 1;
+  if (need > b->cap) {
+    size_t cap = b->cap ? b->cap : (hint >= 256 ? hint + 1 : 256);
+    while (cap < need)
+      cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    if (b->max < SIZE_MAX && cap > b->max + 1)
+      cap = b->max + 1 > need ? b->max + 1 : need;
+    char *d = realloc(b->cap ? b->data : NULL, cap);
+    if (!d)
+      return -ENOMEM;
+    b->data = d;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+  return 0;
 }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -934,9 +1085,18 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
   }
   r->received += (int64_t)n;
   if (r->out.fd < 0) {
-    if (pc_buf_append(&r->body, ptr, n) != 0) {
-      r->too_big = true;
-      return 0;
+    size_t hint = 0;
+    if (r->body.cap == 0) {
+      /* Room for the whole announced body at once: no copies while it
+       * grows, and a body that cannot fit fails on its first bytes. */
+      curl_off_t cl = -1;
+      curl_easy_getinfo(r->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+      if (cl > 0 && cl <= r->max_bytes && (uint64_t)cl < SIZE_MAX / 2)
+        hint = (size_t)cl;
+    }
+    if (buf_try_append(&r->body, ptr, n, hint) != 0) {
+      r->no_memory = true;
+      return 0; /* CURLE_WRITE_ERROR */
     }
     return n;
   }
@@ -984,18 +1144,28 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
   struct pc_http_req *r = userdata;
   size_t n = size * nitems;
   /* A status line starts a new response (a redirect, 100 Continue): keep
-   * only the headers of the last one. */
+   * only the headers of the last one. An empty line ends them. */
   if (n >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
     pc_buf_reset(&r->hdrs);
+    r->in_headers = true;
     r->discard = false;
-  } else if (n <= 2 && r->follow && is_redirect(status_of(&r->hdrs))) {
+  } else if (n > 0 && n <= 2 && (buf[0] == '\r' || buf[0] == '\n')) {
+    r->in_headers = false;
     /* The end of a redirect's headers: if it says where to go, its body
      * is of no use (and must not count against max_response_bytes or
      * reach a save_to file). */
     size_t len;
-    r->discard = find_header(&r->hdrs, "location", &len) != NULL;
+    if (r->follow && is_redirect(status_of(&r->hdrs)))
+      r->discard = find_header(&r->hdrs, "location", &len) != NULL;
   }
-  pc_buf_append(&r->hdrs, buf, n); /* past HEADERS_MAX the rest is dropped */
+  if (n > HEADERS_MAX - r->hdrs.len) {
+    r->hdrs_too_big = true;
+    return 0; /* CURLE_WRITE_ERROR */
+  }
+  if (buf_try_append(&r->hdrs, buf, n, 0) != 0) {
+    r->no_memory = true;
+    return 0;
+  }
   return n;
 }
 
@@ -1356,6 +1526,31 @@ static int runtime_key(const char *k)
   return -1;
 }
 
+#define CA_FILE_MAX ((off_t)64 << 20) /* a CA bundle is well under a megabyte */
+
+/* NULL if `path` names a regular file pacer can read, else a message.
+ * libcurl (OpenSSL) reads the file on the loop thread during the TLS
+ * handshake: a FIFO, a terminal or a character device would block the
+ * whole run there (timeouts and signals included), so only a regular file
+ * of a sane size gets that far. stat() itself never waits on the file. */
+static char *check_ca_file(const char *path)
+{
+  struct stat st;
+  if (stat(path, &st) != 0 || access(path, R_OK) != 0)
+    return pc_asprintf("http.ca_file: cannot read \"%s\": %s", path, strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return pc_asprintf("http.ca_file: \"%s\" is not a regular file (%s); name a PEM file of CA "
+                       "certificates", path,
+                       S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a directory"
+                       : S_ISCHR(st.st_mode) ? "a character device"
+                       : S_ISSOCK(st.st_mode) ? "a socket" : "not a file");
+  if (st.st_size > CA_FILE_MAX)
+    return pc_asprintf("http.ca_file: \"%s\" is %lld bytes: too large for a file of CA "
+                       "certificates (at most %lld)", path, (long long)st.st_size,
+                       (long long)CA_FILE_MAX);
+  return NULL;
+}
+
 /* Reads the options table at `tbl` into sp. Returns NULL or a message. */
 static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, struct spec *sp)
 {
@@ -1546,8 +1741,8 @@ static char *parse_spec(struct pc_lua *h, CURL *e, int tbl, bool allow_timeout, 
   lua_pop(L, 1);
   if (err)
     return err;
-  if (sp->ca_file && access(sp->ca_file, R_OK) != 0)
-    return pc_asprintf("http.ca_file: cannot read \"%s\": %s", sp->ca_file, strerror(errno));
+  if (sp->ca_file && (err = check_ca_file(sp->ca_file)))
+    return err;
   if (sp->save_to && !*sp->save_to)
     return pc_xstrdup("http.save_to: the path is empty");
   return NULL;
@@ -1693,10 +1888,11 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   if (strchr(r->url, '@'))
     note_url_password(r->url);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, r);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdr_list);
-  curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
   /* A HEAD response's Content-Length is that of a body it does not have:
    * no limit applies (0). */
   curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, r->head ? (curl_off_t)0
@@ -1704,13 +1900,12 @@ int pc_http_start(struct pc_http_session *s, struct pc_lua *h, int idx,
   if (!primed) {
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, s);
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, s);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(e, CURLOPT_USERAGENT, "pacer/" PACER_VERSION);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
   }
@@ -1797,7 +1992,7 @@ void pc_http_cancel(struct pc_http_req *r)
   struct pc_http_session *s = r->s;
   curl_multi_remove_handle(s->multi, r->easy);
   unlink_live(s, r);
-  recycle_easy(s, r->easy, r->plain);
+  curl_easy_cleanup(r->easy); /* it may carry an errno of its own (see fresh_os_errno) */
   r->easy = NULL;
   s->stats.cancelled++;
   if (pc_log_enabled(PC_LOG_DEBUG))
@@ -1866,12 +2061,43 @@ static const char *reason(struct pc_http_req *r, CURLcode rc)
   return r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc);
 }
 
+/* EMFILE or ENFILE if running out of descriptors made the transfer fail,
+ * else 0: what on_open_socket met, or, for a failure libcurl reports as
+ * "could not connect" or "could not resolve" without saying why (its
+ * resolver's socket pair could not be made, say), what making a
+ * descriptor gives now (a probe on this failure path only). */
+static int fd_exhaustion(const struct pc_http_req *r, CURLcode rc)
+{
+  int e = r->open_errno;
+  if (!e && (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)) {
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0)
+      close(fd);
+    else
+      e = errno;
+  }
+  return e == EMFILE || e == ENFILE ? e : 0;
+}
+
+/* The errno of this transfer's failure as libcurl recorded it, or 0.
+ * libcurl keeps the last one a handle met for the handle's lifetime
+ * (CURLINFO_OS_ERRNO is never reset, not even by curl_easy_reset), so
+ * only handles that have none are recycled (req_finish): a value here is
+ * this transfer's. */
+static long fresh_os_errno(const struct pc_http_req *r)
+{
+  long oserr = 0;
+  curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &oserr);
+  return oserr;
+}
+
 /* Classifies a failed transfer and says what happened, in words. */
 static enum pc_fail describe_failure(struct pc_http_req *r, CURLcode rc, struct pc_buf *m)
 {
   const char *url = r->info.url ? r->info.url : r->url;
   char *hp = host_port(url);
   enum pc_fail f = PC_FAIL_NETWORK;
+  int fd_err = 0;
   pc_buf_printf(m, "%s %s: ", r->method, r->url);
   if (r->nredirects > 0)
     pc_buf_printf(m, "redirected to %s: ", url);
@@ -1882,11 +2108,41 @@ static enum pc_fail describe_failure(struct pc_http_req *r, CURLcode rc, struct 
   } else if (r->write_errno) {
     pc_buf_printf(m, "cannot write \"%s\": %s", r->save_to, strerror(r->write_errno));
     f = PC_FAIL_ERROR;
+  } else if (r->no_memory) {
+    pc_buf_printf(m, "the response from %s does not fit in memory (%lld bytes received)", hp,
+                  (long long)r->received);
+    f = PC_FAIL_ERROR;
+  } else if (r->hdrs_too_big) {
+    pc_buf_printf(m, "the response headers from %s are larger than %zu KiB", hp,
+                  HEADERS_MAX >> 10);
+    f = PC_FAIL_ERROR;
+  } else if (rc == CURLE_OUT_OF_MEMORY && r->in_headers) {
+    /* libcurl's buffer for one header line is capped (CURL_MAX_HTTP_HEADER)
+     * and it reports passing the cap as running out of memory. */
+    pc_buf_printf(m, "the response headers from %s are too large: a header line longer than "
+                  "%d KiB", hp, CURL_MAX_HTTP_HEADER >> 10);
+    f = PC_FAIL_ERROR;
+  } else if ((fd_err = fd_exhaustion(r, rc)) != 0) {
+    int e = fd_err;
+    struct rlimit rl;
+    if (e == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0)
+      pc_buf_printf(m, "too many open files (EMFILE): cannot open a connection to %s; pacer may "
+                    "open %llu descriptors (ulimit -n): raise the limit, or lower concurrency "
+                    "or max_connections", hp, (unsigned long long)rl.rlim_cur);
+    else
+      pc_buf_printf(m, "cannot open a connection to %s: %s (%s)", hp, strerror(e),
+                    e == EMFILE ? "EMFILE" : "ENFILE: the system's table of open files is full");
+    f = PC_FAIL_ERROR;
+  } else if (rc == CURLE_UNSUPPORTED_PROTOCOL && r->info.status <= 0) {
+    /* Only http:// and https:// URLs get this far: the reply itself was
+     * not HTTP (libcurl takes it for HTTP/0.9, which it refuses). */
+    pc_buf_printf(m, "%s did not reply with HTTP (its reply does not start with an HTTP status "
+                  "line: not a web server, or an https:// server asked with http://?)", hp);
+    f = PC_FAIL_ERROR;
   } else {
     switch (rc) {
     case CURLE_COULDNT_CONNECT: {
-      long oserr = 0;
-      curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &oserr);
+      long oserr = fresh_os_errno(r);
       if (oserr == ECONNREFUSED)
         pc_buf_printf(m, "connection refused to %s", hp);
       else if (oserr == ENETUNREACH || oserr == EHOSTUNREACH)
@@ -1935,8 +2191,11 @@ static enum pc_fail describe_failure(struct pc_http_req *r, CURLcode rc, struct 
       pc_buf_printf(m, "%s closed the connection without sending a response", hp);
       break;
     case CURLE_RECV_ERROR:
-      pc_buf_printf(m, "the connection to %s failed while receiving the response: %s", hp,
-                    reason(r, rc));
+      if (fresh_os_errno(r)) /* the socket failed (a reset, say) */
+        pc_buf_printf(m, "the connection to %s failed while receiving the response: %s", hp,
+                      reason(r, rc));
+      else /* libcurl could not parse what arrived */
+        pc_buf_printf(m, "%s sent an invalid HTTP response: %s", hp, reason(r, rc));
       break;
     case CURLE_SEND_ERROR:
       pc_buf_printf(m, "the connection to %s failed while sending the request: %s", hp,
@@ -1959,6 +2218,10 @@ static enum pc_fail describe_failure(struct pc_http_req *r, CURLcode rc, struct 
       break;
     case CURLE_WEIRD_SERVER_REPLY:
       pc_buf_printf(m, "%s sent an invalid HTTP response: %s", hp, reason(r, rc));
+      break;
+    case CURLE_OUT_OF_MEMORY:
+      pc_buf_printf(m, "out of memory (libcurl: %s)", reason(r, rc));
+      f = PC_FAIL_ERROR;
       break;
     default:
       pc_buf_printf(m, "%s (%s)", curl_easy_strerror(rc), reason(r, rc));
@@ -2327,6 +2590,7 @@ static void req_finish(struct pc_http_req *r, CURLcode rc)
   if (redirect_fail != PC_FAIL_NONE) {
     res.fail = redirect_fail;
   } else if (rc != CURLE_OK) {
+    pc_buf_free(&r->body); /* not reported: give its memory back first */
     res.fail = describe_failure(r, rc, &msg);
   } else {
     res.fail = PC_FAIL_NONE;
@@ -2363,7 +2627,20 @@ static void req_finish(struct pc_http_req *r, CURLcode rc)
 
   r->cb(r->data, &res);
   pc_buf_free(&msg);
-  recycle_easy(s, r->easy, r->plain);
+  /* A handle that met a system error (a failed transfer, or one that
+   * succeeded after one: a connect refused on one address, a retry) keeps
+   * its errno for good (see fresh_os_errno): it is not recycled. One whose
+   * transfer libcurl retried on a new connection (a kept-alive one died
+   * under it) goes through curl_easy_reset: libcurl before 8.17 counts
+   * those retries per handle, never per transfer (curl/curl#18926), and
+   * gives up after 5, so a handle kept as it is would fail a later request
+   * that a fresh handle retries. */
+  long oserr = 0;
+  curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &oserr);
+  if (rc != CURLE_OK || oserr != 0)
+    curl_easy_cleanup(r->easy);
+  else /* each redirect pacer followed is one send of its own */
+    recycle_easy(s, r->easy, r->plain && r->sends <= r->nredirects + 1);
   r->easy = NULL;
   req_free(r);
 }
@@ -2668,21 +2945,23 @@ static double to_ms(curl_off_t us)
   return us > 0 ? (double)llround((double)us / 10.0) / 100.0 : 0.0;
 }
 
-void pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int idx)
+/* lua_pcall'd by pc_http_result_fill (1: the result table, 2: the struct
+ * pc_http_result as a light userdata): everything it allocates, the body
+ * above all, may run out of memory. */
+static int result_fill_p(lua_State *L)
 {
-  lua_State *L = pc_lua_state(h);
+  const struct pc_http_result *res = lua_touserdata(L, 2);
   const struct pc_http_req *r = res->req;
   const struct resp_info *in = &r->info;
-  idx = lua_absindex(L, idx);
+  const int idx = 1;
+  lua_settop(L, 1);
   lua_pushstring(L, r->method);
   lua_setfield(L, idx, "method");
   lua_pushstring(L, in->url ? in->url : r->url); /* url */
   lua_pushvalue(L, -1);                          /* url, url */
   lua_setfield(L, idx, "url");                   /* url */
-  if (res->status <= 0) {
-    lua_pop(L, 1);
-    return;
-  }
+  if (res->status <= 0)
+    return 0;
   lua_pushinteger(L, res->status);
   lua_setfield(L, idx, "status");
   const char *v = version_name(in->version);
@@ -2733,7 +3012,25 @@ void pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int
   lua_pushvalue(L, idx);       /* lazy, data, result */
   lua_rotate(L, -3, -1);       /* data, result, lazy */
   lua_rawset(L, -3);           /* data */
-  lua_pop(L, 1);
+  return 0;
+}
+
+int pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int idx, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  idx = lua_absindex(L, idx);
+  if (!lua_checkstack(L, 8))
+    goto no_memory;
+  lua_pushcfunction(L, result_fill_p);    /* fill */
+  lua_pushvalue(L, idx);                  /* fill, result */
+  lua_pushlightuserdata(L, (void *)res);  /* fill, result, res */
+  if (lua_pcall(L, 2, 0, 0) == LUA_OK)
+    return 0;
+  lua_pop(L, 1); /* the error: only memory can run out here (no metamethods run) */
+no_memory:
+  *err = pc_asprintf("%s %s: the response does not fit in memory (%zu bytes of body)",
+                     res->req->method, res->req->url, res->req->body.len);
+  return -1;
 }
 
 /* ============================================================ the action */
@@ -2846,11 +3143,17 @@ static void on_http_done(void *data, const struct pc_http_result *r)
   struct pc_lua *h = pc_run_lua(a->run);
   lua_State *L = pc_lua_state(h);
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* result */
-  pc_http_result_fill(r, h, -1);
+  char *err = NULL;
+  int rc = pc_http_result_fill(r, h, -1, &err);
   lua_pop(L, 1);
   a->status = r->status;
   a->retry_after_ms = r->retry_after_ms;
   a->nothing_sent = r->nothing_sent;
+  if (rc != 0) {
+    pc_attempt_done(a, PC_FAIL_ERROR, err);
+    free(err);
+    return;
+  }
   pc_attempt_done(a, r->fail, r->error);
 }
 

@@ -116,8 +116,12 @@ bool pc_http_req_nothing_sent(const struct pc_http_req *r);
  * on first access (a metatable shared by every result of the Lua state:
  * __index, and __pairs, which builds headers and timing first); `json`
  * raises "response body of ... is not JSON: ..." if the body is not. The
- * table keeps no reference to the request. */
-void pc_http_result_fill(const struct pc_http_result *r, struct pc_lua *h, int idx);
+ * table keeps no reference to the request. Returns 0, or -1 with *err set
+ * (malloc'd: "METHOD URL: the response does not fit in memory ...") when
+ * the Lua state runs out of memory (a body larger than what is left, under
+ * ulimit -v or --lua-memory): the table is then incomplete, and the caller
+ * fails the request with that message. */
+int pc_http_result_fill(const struct pc_http_result *r, struct pc_lua *h, int idx, char **err);
 
 /* ------------------------------------------------------------ statistics */
 

@@ -1505,8 +1505,13 @@ static void on_http_done(void *data, const struct pc_http_result *r)
     op->error = pc_xstrdup(r->error ? r->error : "request failed");
   } else {
     lua_newtable(L);
-    pc_http_result_fill(r, ps->h, lua_gettop(L));
-    op->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    char *err = NULL;
+    if (pc_http_result_fill(r, ps->h, lua_gettop(L), &err) != 0) {
+      lua_pop(L, 1);
+      op->error = err; /* raised like a network error */
+    } else {
+      op->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
   }
   lt_wake(op->lt);
 }

@@ -27,6 +27,13 @@ happen when it runs:
                                       python3-httpbin under gunicorn on 127.0.0.1 (an
                                       ephemeral port); {httpbin} is its URL
                                       (several kinds: `# server: http httpbin`)
+    # server: misbehave               start tests/misbehave_server.py (raw sockets:
+                                      resets, lies in framing, huge headers, ...):
+                                      {misbehave} is its URL, {blackhole} a port
+                                      whose connects never complete
+    # skip-if: sanitizer              skip the case on a sanitizer build (a binary
+                                      that loads libasan), e.g. under ulimit -v, which
+                                      ASan's shadow memory cannot live with
 
 In args, env and expectations, {dir} is the case directory, {tmp} a fresh
 temporary directory, {pacer} the binary under test and {http} the fixture
@@ -59,7 +66,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def parse_header(path):
     spec = {"args": [], "exit": 0, "stdout": None, "stdout_sorted": None, "stderr": [],
             "not_stderr": [], "time": [], "signal": None, "env": {}, "command": "run",
-            "server": None, "max_rss": None, "report": None}
+            "server": None, "max_rss": None, "report": None, "skip_if": []}
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             m = re.match(r"^#\s*([a-z-]+):\s?(.*?)\s*$", line)
@@ -97,6 +104,8 @@ def parse_header(path):
                 spec["max_rss"] = float(val)
             elif key == "report":
                 spec["report"] = val
+            elif key == "skip-if":
+                spec["skip_if"].append(val)
     return spec
 
 
@@ -115,16 +124,21 @@ class Servers:
             if kind == "httpbin" and kind not in self.urls:
                 self.procs[kind], self.urls[kind] = start_httpbin()
             if kind not in self.urls:
-                script = os.path.join(HERE, "fixture_server.py")
-                p = subprocess.Popen([sys.executable, script, "--mode", kind],
-                                     stdout=subprocess.PIPE, text=True)
+                if kind == "misbehave":
+                    cmd = [sys.executable, os.path.join(HERE, "misbehave_server.py")]
+                    second = "blackhole"
+                else:
+                    cmd = [sys.executable, os.path.join(HERE, "fixture_server.py"), "--mode",
+                           kind]
+                    second = "cafile"
+                p = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
                 fields = p.stdout.readline().split()
                 if not fields:
                     raise RuntimeError("fixture server %s did not start" % kind)
                 self.procs[kind] = p
                 self.urls[kind] = {kind: fields[0]}
                 if len(fields) > 1:
-                    self.urls[kind]["cafile"] = fields[1]
+                    self.urls[kind][second] = fields[1]
             return self.urls[kind]
 
     def stop(self):
@@ -227,8 +241,19 @@ def check_json_report(report, path, code):
     return problems
 
 
+def is_sanitizer_build(pacer):
+    """Whether the binary loads a sanitizer runtime (ldd lists libasan)."""
+    try:
+        out = subprocess.run(["ldd", pacer], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "libasan" in out or "libubsan" in out
+
+
 def run_case(pacer, path, servers):
     spec = parse_header(path)
+    if "sanitizer" in spec["skip_if"] and is_sanitizer_build(pacer):
+        return None, "", "", 0.0
     tmp = tempfile.mkdtemp(prefix="pacer-case-")
     ctx = {"dir": os.path.dirname(path), "tmp": tmp, "pacer": pacer}
     for kind in (spec["server"] or "").split():
@@ -360,7 +385,7 @@ def main():
             if name.endswith(".yml") and (not opts.filter or any(f in name for f in opts.filter)):
                 jobs.append((fn, os.path.join(d, name)))
     servers = Servers()
-    passed = failed = 0
+    passed = failed = skipped = 0
     try:
         with concurrent.futures.ThreadPoolExecutor(opts.jobs) as pool:
             futs = {}
@@ -376,7 +401,10 @@ def main():
                     problems, out, err, elapsed = fut.result()
                 except Exception as e:  # a broken case is a failure, not a crash
                     problems, out, err, elapsed = ["runner error: %r" % e], "", "", 0
-                if problems:
+                if problems is None:
+                    skipped += 1
+                    print("skip %s (sanitizer build)" % rel)
+                elif problems:
                     failed += 1
                     print("FAIL %s (%.2fs)" % (rel, elapsed))
                     for pr in problems:
@@ -389,7 +417,8 @@ def main():
                 sys.stdout.flush()
     finally:
         servers.stop()
-    print("%d passed, %d failed" % (passed, failed))
+    print("%d passed, %d failed%s" % (passed, failed,
+                                      ", %d skipped" % skipped if skipped else ""))
     return 1 if failed else 0
 
 

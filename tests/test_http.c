@@ -1,10 +1,15 @@
 /* test_http.c: the HTTP session (http.c) on a real loop against a tiny
  * libuv HTTP/1.1 server in this file: a response and its result table,
  * keep-alive reuse (one poll context per connection), an idle connection
- * the server hangs up, connection refused, cancellation of a request the
- * server never answers (no callback afterwards), closing a session with a
- * request in flight, invalid options; and pc_http_load_defaults. Every test
- * closes what it opened and ends with uv_loop_close() == 0. */
+ * the server hangs up, a kept-alive connection the server resets as it is
+ * reused, connection refused, cancellation of a request the server never
+ * answers (no callback afterwards), cancellation at every moment of a
+ * request's life (queued, connecting to a port that never completes a
+ * connect, waiting, reading) without an abort or a leaked descriptor,
+ * closing a session with requests in flight (also at every moment),
+ * invalid options; and
+ * pc_http_load_defaults. Every test closes what it opened and ends with
+ * uv_loop_close() == 0. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,9 +17,15 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -32,6 +43,9 @@ struct conn {
   struct server *srv;
   char buf[8192];
   size_t len;
+  int served;         /* requests answered on this connection */
+  uv_timer_t reset;   /* reset_reused: resets the connection a moment later */
+  bool reset_pending;
 };
 
 struct server {
@@ -39,6 +53,9 @@ struct server {
   int port;
   bool answer;  /* false: accept and read, never answer */
   bool hang_up; /* close each connection once its response is written */
+  bool reset_reused; /* answer a connection's first request; reset it 20 ms after
+                        the second arrives (a server closing an idle connection
+                        just as the client reuses it) */
   int accepted; /* connections */
   int requests;
   struct conn *conns[16];
@@ -57,12 +74,27 @@ static const char response[] = "HTTP/1.1 200 OK\r\n"
                                "\r\n"
                                "{\"ok\": true}";
 
-static void on_conn_closed(uv_handle_t *h)
+static void conn_forget(struct conn *c);
+
+static void on_reset_timer_closed(uv_handle_t *h)
 {
-  free(PC_CONTAINER_OF(h, struct conn, tcp));
+  free(PC_CONTAINER_OF((uv_timer_t *)h, struct conn, reset));
 }
 
-static void conn_forget(struct conn *c);
+static void on_conn_closed(uv_handle_t *h)
+{
+  struct conn *c = PC_CONTAINER_OF(h, struct conn, tcp);
+  uv_close((uv_handle_t *)&c->reset, on_reset_timer_closed); /* frees c */
+}
+
+static void on_reset_timer(uv_timer_t *t)
+{
+  struct conn *c = PC_CONTAINER_OF(t, struct conn, reset);
+  if (uv_is_closing((uv_handle_t *)&c->tcp))
+    return;
+  conn_forget(c);
+  uv_tcp_close_reset(&c->tcp, on_conn_closed);
+}
 
 static void on_written(uv_write_t *req, int status)
 {
@@ -108,6 +140,15 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     size_t used = (size_t)(end + 4 - c->buf);
     memmove(c->buf, c->buf + used, c->len - used + 1);
     c->len -= used;
+    if (c->srv->reset_reused && c->served > 0) {
+      if (!c->reset_pending) {
+        c->reset_pending = true;
+        uv_read_stop(st);
+        uv_timer_start(&c->reset, on_reset_timer, 20, 0);
+      }
+      return;
+    }
+    c->served++;
     if (c->srv->answer) {
       uv_write_t *w = pc_xmalloc(sizeof *w);
       w->data = c->srv->hang_up ? c : NULL;
@@ -124,6 +165,7 @@ static void on_connection(uv_stream_t *st, int status)
   struct conn *c = pc_xcalloc(1, sizeof *c);
   c->srv = s;
   uv_tcp_init(st->loop, &c->tcp);
+  uv_timer_init(st->loop, &c->reset);
   assert_int_equal(uv_accept(st, (uv_stream_t *)&c->tcp), 0);
   s->accepted++;
   assert_true(s->nconns < 16);
@@ -218,7 +260,8 @@ static void on_done(void *data, const struct pc_http_result *r)
   d->retry_after_ms = r->retry_after_ms;
   lua_State *L = d->fx->L;
   lua_newtable(L);
-  pc_http_result_fill(r, d->fx->h, -1);
+  char *err = NULL;
+  assert_int_equal(pc_http_result_fill(r, d->fx->h, -1, &err), 0);
   luaL_unref(L, LUA_REGISTRYINDEX, d->result_ref);
   d->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
@@ -515,6 +558,252 @@ static void test_close_in_flight(void **state)
   done_free(&d);
 }
 
+/* A kept-alive connection the server resets just after the next request
+ * went out on it (the reset comes while pacer waits on its poll, which
+ * reports it as an error): libcurl retries each such request on a new
+ * connection, and every one succeeds, also past libcurl's per-handle limit
+ * of 5 retries (the handles are recycled, so they must start each request
+ * with no retry counted). */
+static void test_keepalive_reset_retried(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  server_start(&f->loop, &srv, true);
+  srv.reset_reused = true;
+  char *chunk = pc_asprintf("return {get = 'http://127.0.0.1:%d/x'}", srv.port);
+  for (int i = 0; i < 12; i++) {
+    struct done d;
+    done_init(&d, f);
+    struct pc_http_req *r = NULL;
+    char *err = NULL;
+    assert_int_equal(start(f, chunk, &d, &r, &err), 0);
+    while (d.calls == 0)
+      uv_run(&f->loop, UV_RUN_ONCE);
+    if (d.fail != PC_FAIL_NONE)
+      fail_msg("request %d: %s", i + 1, d.error);
+    assert_int_equal(d.status, 200);
+    done_free(&d);
+  }
+  assert_int_equal(srv.accepted, 12);
+  free(chunk);
+  server_stop(&srv);
+}
+
+/* A port whose connects never complete: its listen queue (backlog 0) is
+ * filled, so the kernel drops further SYNs. Returns the listening socket;
+ * fillers[2] are the connections that fill it. */
+static int blackhole_open(int *port, int fillers[2])
+{
+  int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true(l >= 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(l, 0), 0);
+  socklen_t len = sizeof a;
+  getsockname(l, (struct sockaddr *)&a, &len);
+  *port = ntohs(a.sin_port);
+  for (int i = 0; i < 2; i++) {
+    fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int rc = connect(fillers[i], (struct sockaddr *)&a, sizeof a);
+    assert_true(rc == 0 || errno == EINPROGRESS);
+  }
+  usleep(20000); /* let the handshake of the first one complete */
+  return l;
+}
+
+static int count_fds(void)
+{
+  DIR *d = opendir("/proc/self/fd");
+  assert_non_null(d);
+  int n = 0;
+  while (readdir(d))
+    n++;
+  closedir(d);
+  return n;
+}
+
+/* Runs the loop until the process has `want` descriptors open, for at most
+ * 5 s; returns the number it has. */
+static int run_until_fds(uv_loop_t *loop, int want)
+{
+  int n = count_fds();
+  for (int i = 0; i < 5000 && n != want; i++) {
+    uv_run(loop, UV_RUN_NOWAIT);
+    usleep(1000);
+    n = count_fds();
+  }
+  return n;
+}
+
+struct cancel_case {
+  uv_timer_t timer;
+  struct pc_http_req *req;
+  struct done d;
+};
+
+static void on_beat(uv_timer_t *t)
+{
+  (void)t;
+}
+
+static void on_cancel_case_timer(uv_timer_t *t)
+{
+  struct cancel_case *c = PC_CONTAINER_OF(t, struct cancel_case, timer);
+  if (c->req && c->d.calls == 0)
+    pc_http_cancel(c->req);
+  c->req = NULL;
+}
+
+/* Requests cancelled at every moment of their lives, from a timer
+ * callback: at 0 ms (in the same loop turn as libcurl opens the socket and
+ * asks to watch it, before libuv has applied that), then 1, 2, ... ms
+ * later; to a port whose connects never complete (cancelled while
+ * connecting: libcurl closes such a socket without the close callback),
+ * to a server that never answers (cancelled while waiting), to one that
+ * answers (cancelled anywhere from connecting to done), all at once on a
+ * session that allows one connection (the others queued). Nothing may
+ * abort (libuv aborts on a watched descriptor closed behind its back), no
+ * callback may fire for a cancelled request, and once the session is
+ * closed every descriptor it opened is closed. */
+static void test_cancel_every_moment(void **state)
+{
+  struct fx *f = *state;
+  pc_http_session_close(f->s); /* this test makes its own sessions */
+  f->s = NULL;
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  struct server quiet, answering;
+  server_start(&f->loop, &quiet, false);
+  server_start(&f->loop, &answering, true);
+  int hole_port, fillers[2];
+  int hole = blackhole_open(&hole_port, fillers);
+  int fds1 = count_fds(); /* (libuv keeps a spare descriptor once it listens) */
+  const int ports[3] = {hole_port, quiet.port, answering.port};
+  enum { MOMENTS = 12, PER = 3 };
+  for (int limit = 0; limit <= 1; limit++) {
+    struct pc_http_limits lim = {limit ? 1 : 0, 0};
+    f->s = pc_http_session_new(&f->loop, &lim);
+    assert_non_null(f->s);
+    int completed = 0;
+    for (int ms = 0; ms < MOMENTS; ms++) {
+      struct cancel_case cs[3 * PER];
+      for (int i = 0; i < 3 * PER; i++) {
+        struct cancel_case *c = &cs[i];
+        done_init(&c->d, f);
+        char *chunk = pc_asprintf("return {get = 'http://127.0.0.1:%d/c%d'}", ports[i % 3], i);
+        char *err = NULL;
+        assert_int_equal(start(f, chunk, &c->d, &c->req, &err), 0);
+        free(chunk);
+      }
+      /* The timers start after every request: libcurl restarts its own
+       * 0 ms timer as each request is added, and timers due at the same
+       * time run in the order they were started, so at 0 ms libcurl has
+       * opened the sockets and asked to watch them when the cancels run. */
+      for (int i = 0; i < 3 * PER; i++) {
+        uv_timer_init(&f->loop, &cs[i].timer);
+        uv_timer_start(&cs[i].timer, on_cancel_case_timer, (uint64_t)ms, 0);
+      }
+      /* A heartbeat: UV_RUN_ONCE returns at least every millisecond, also
+       * once the last request was cancelled inside it. */
+      uv_timer_t beat;
+      uv_timer_init(&f->loop, &beat);
+      uv_timer_start(&beat, on_beat, 1, 1);
+      bool pending = true;
+      while (pending) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+        pending = false;
+        for (int i = 0; i < 3 * PER; i++)
+          pending = pending || (cs[i].req && cs[i].d.calls == 0);
+      }
+      uv_close((uv_handle_t *)&beat, NULL);
+      for (int i = 0; i < 3 * PER; i++) {
+        if (i % 3 != 2)
+          assert_int_equal(cs[i].d.calls, 0); /* cancelled: no callback */
+        else
+          completed += cs[i].d.calls;
+        uv_close((uv_handle_t *)&cs[i].timer, NULL);
+        done_free(&cs[i].d);
+      }
+      uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    struct pc_http_stats st;
+    pc_http_session_stats(f->s, &st);
+    assert_int_equal(st.cancelled + st.requests, MOMENTS * 3 * PER);
+    assert_int_equal(st.requests, completed);
+    pc_http_stats_free(&st);
+    pc_http_session_close(f->s);
+    f->s = NULL;
+    /* every socket the session opened is closed (and libcurl's own), and
+     * the servers' ends of them once they see it */
+    assert_int_equal(run_until_fds(&f->loop, fds1), fds1);
+  }
+  close(fillers[0]);
+  close(fillers[1]);
+  close(hole);
+  server_stop(&quiet);
+  server_stop(&answering);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  f->s = pc_http_session_new(&f->loop, NULL); /* for teardown */
+}
+
+/* Sessions closed (the end of a run, a signal, a deadline) while their
+ * requests are queued, connecting, waiting or reading: 0 to 9 loop turns
+ * after the requests start. Nothing aborts, no callback fires for a
+ * request still running, and every descriptor is closed. */
+static void test_close_at_every_moment(void **state)
+{
+  struct fx *f = *state;
+  pc_http_session_close(f->s);
+  f->s = NULL;
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  struct server quiet, answering;
+  server_start(&f->loop, &quiet, false);
+  server_start(&f->loop, &answering, true);
+  int hole_port, fillers[2];
+  int hole = blackhole_open(&hole_port, fillers);
+  int fds1 = count_fds();
+  const int ports[3] = {hole_port, quiet.port, answering.port};
+  uv_timer_t beat;
+  uv_timer_init(&f->loop, &beat);
+  uv_timer_start(&beat, on_beat, 1, 1);
+  for (int turns = 0; turns < 20; turns++) {
+    struct pc_http_limits lim = {turns % 2, 0};
+    f->s = pc_http_session_new(&f->loop, &lim);
+    assert_non_null(f->s);
+    struct done d[9];
+    for (int i = 0; i < 9; i++) {
+      done_init(&d[i], f);
+      char *chunk = pc_asprintf("return {get = 'http://127.0.0.1:%d/z%d'}", ports[i % 3], i);
+      struct pc_http_req *r = NULL;
+      char *err = NULL;
+      assert_int_equal(start(f, chunk, &d[i], &r, &err), 0);
+      free(chunk);
+    }
+    for (int t = 0; t < turns / 2; t++)
+      uv_run(&f->loop, UV_RUN_ONCE);
+    pc_http_session_close(f->s);
+    f->s = NULL;
+    assert_int_equal(run_until_fds(&f->loop, fds1), fds1);
+    for (int i = 0; i < 9; i++) {
+      if (i % 3 != 2)
+        assert_int_equal(d[i].calls, 0);
+      else
+        assert_true(d[i].calls <= 1);
+      done_free(&d[i]);
+    }
+  }
+  uv_close((uv_handle_t *)&beat, NULL);
+  close(fillers[0]);
+  close(fillers[1]);
+  close(hole);
+  server_stop(&quiet);
+  server_stop(&answering);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  f->s = pc_http_session_new(&f->loop, NULL); /* for teardown */
+}
+
 static void test_bad_options(void **state)
 {
   struct fx *f = *state;
@@ -611,6 +900,9 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_host_stats, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_keepalive_reset_retried, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_every_moment, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_at_every_moment, setup, teardown),
       cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
       cmocka_unit_test(test_load_defaults),
