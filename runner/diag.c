@@ -40,27 +40,29 @@ static struct pc_diag_item *add(struct pc_diag *d, const char *file, int line, i
   return it;
 }
 
+static void vadd(struct pc_diag *d, const char *file, int line, int col, bool warning,
+                 const char *fmt, va_list ap)
+{
+  struct pc_diag_item *it = add(d, file, line, col, warning);
+  if (it)
+    it->msg = pc_vasprintf(fmt, ap);
+}
+
 void pc_diag_add(struct pc_diag *d, const char *file, int line, int col, const char *fmt,
                  ...)
 {
-  struct pc_diag_item *it = add(d, file, line, col, false);
-  if (!it)
-    return;
   va_list ap;
   va_start(ap, fmt);
-  it->msg = pc_vasprintf(fmt, ap);
+  vadd(d, file, line, col, false, fmt, ap);
   va_end(ap);
 }
 
 void pc_diag_warn(struct pc_diag *d, const char *file, int line, int col, const char *fmt,
                   ...)
 {
-  struct pc_diag_item *it = add(d, file, line, col, true);
-  if (!it)
-    return;
   va_list ap;
   va_start(ap, fmt);
-  it->msg = pc_vasprintf(fmt, ap);
+  vadd(d, file, line, col, true, fmt, ap);
   va_end(ap);
 }
 
