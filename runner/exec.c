@@ -34,7 +34,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -482,6 +484,42 @@ static char **build_env(const char *const *extra)
   return envp;
 }
 
+/* A program pacer starts inherits stdin, stdout and stderr and nothing
+ * else. pacer's own descriptors are close-on-exec, but a library's may not
+ * be: libcurl 7.88 makes the wakeup socket pair of its multi handle without
+ * SOCK_CLOEXEC, so every program started after the first HTTP request got
+ * it (found by tests/torture.py). So before each spawn every descriptor
+ * above 2 is marked close-on-exec: one close_range(CLOSE_RANGE_CLOEXEC)
+ * call (Linux 5.11), or a walk of /proc/self/fd where that is missing. The
+ * loop thread is the only one that spawns; a descriptor another thread
+ * opens without O_CLOEXEC in the instant between this and the fork could
+ * still slip through, which is why libraries should set it themselves. */
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+static void cloexec_all_above_stdio(void)
+{
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+    return;
+#endif
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return; /* no /proc: nothing better to do */
+  int self = dirfd(d);
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    char *end;
+    long fd = strtol(e->d_name, &end, 10);
+    if (*end || end == e->d_name || fd <= 2 || fd == self)
+      continue;
+    int flags = fcntl((int)fd, F_GETFD);
+    if (flags >= 0 && !(flags & FD_CLOEXEC))
+      fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+  }
+  closedir(d);
+}
+
 static void stream_init(struct pc_proc *p, struct stream *s, const char *name, size_t max)
 {
   s->p = p;
@@ -551,6 +589,7 @@ int pc_proc_spawn(struct pc_proc_set *rs, const struct pc_proc_opts *o, pc_proc_
   po.flags = UV_PROCESS_DETACHED;
   po.stdio_count = 3;
   po.stdio = stdio;
+  cloexec_all_above_stdio();
   int err = uv_spawn(loop, &p->proc, &po);
   free(envp);
   p->proc.data = p;
