@@ -14,7 +14,8 @@ happen when it runs:
     # time: < 1.5                     wall-time bound in seconds (repeatable: < and >)
     # max-rss: 40                     peak RSS bound in MiB (not with --no-rss:
                                       sanitizer builds use far more memory)
-    # signal: INT 0.5                 send SIGINT (or TERM) after 0.5 s
+    # signal: INT 0.5                 send SIGINT (or TERM) 0.5 s after pacer
+                                      has installed its handler for it
     # env: NAME=VALUE                 extra environment
     # command: validate               run `pacer validate FILE` instead of `run`
     # server: http                    start tests/fixture_server.py; {http} is its URL
@@ -29,6 +30,15 @@ tests/bad/NAME.yml are invalid workflows whose first line is
 `# expect: LINE:COL: text`: `pacer validate` and `pacer run` must both exit 2,
 print FILE:LINE:COL and the text, run nothing, and finish in well under a
 second. empty.yml is the empty file.
+
+Every case gets PACER_TIME_FACTOR=F in its environment (--time-factor), so
+timing bounds inside a workflow (an assert on a duration) can be scaled like
+the `# time: <` bounds: `steps.x.duration_ms < 150 * tonumber(env.PACER_TIME_FACTOR)`.
+
+--repeat N runs each selected case N times. --cases-from FILE runs exactly the cases named in FILE (one name a line,
+without .yml; `#` starts a comment); scripts/test uses it with
+tests/contention.txt for the contention pass (the timing- and
+cancellation-sensitive cases again, while CPU hogs keep every core busy).
 
 Prints one line per case and a closing "N passed, N failed" line.
 """
@@ -152,6 +162,31 @@ def read_rss_mib(out_path):
     return int(lines[-1]) / 1024.0 if lines else None
 
 
+def wait_until_caught(pid, sig, limit):
+    """Waits (at most limit seconds) until process pid catches sig, as its
+    /proc/PID/status SigCgt mask shows: a signal sent before pacer installed
+    its handlers kills it with the default action, which is not what a
+    `# signal:` case tests (on a loaded machine start-up can take longer
+    than the case's delay). Returns when the process is gone, or at the
+    limit (a wrapper such as GNU time never catches it: the signal is then
+    sent as before)."""
+    deadline = time.monotonic() + limit
+    bit = 1 << (int(sig) - 1)
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("SigCgt:"):
+                        if int(line.split()[1], 16) & bit:
+                            return
+                        break
+                    if line.startswith("State:") and line.split()[1] in ("Z", "X"):
+                        return
+        except OSError:
+            return
+        time.sleep(0.002)
+
+
 def run_case(pacer, path, servers):
     spec = parse_header(path)
     tmp = tempfile.mkdtemp(prefix="pacer-case-")
@@ -161,6 +196,7 @@ def run_case(pacer, path, servers):
     env = dict(os.environ)
     env.update({k: subst(v, ctx) for k, v in spec["env"].items()})
     env["NO_COLOR"] = "1"
+    env["PACER_TIME_FACTOR"] = "%g" % TIME_FACTOR
     args = [subst(a, ctx) for a in spec["args"]]
     cmd = [pacer, spec["command"], path] + args
     rss_file = None
@@ -172,6 +208,7 @@ def run_case(pacer, path, servers):
                          text=True, errors="replace")
     if spec["signal"]:
         sig, after = spec["signal"]
+        wait_until_caught(p.pid, sig, 10.0 * TIME_FACTOR)
         time.sleep(after)
         p.send_signal(sig)
     try:
@@ -262,6 +299,10 @@ def main():
                     help="multiply upper time bounds (e.g. 3 for sanitizer builds)")
     ap.add_argument("--no-rss", action="store_true",
                     help="skip peak RSS bounds (sanitizer builds)")
+    ap.add_argument("--cases-from", metavar="FILE",
+                    help="run exactly the cases named in FILE (one a line, # comments)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each selected case N times (races show up more often)")
     ap.add_argument("filter", nargs="*", help="substrings of case names to run")
     opts = ap.parse_args()
     pacer = os.path.abspath(opts.pacer)
@@ -278,6 +319,17 @@ def main():
         for name in sorted(os.listdir(d)):
             if name.endswith(".yml") and (not opts.filter or any(f in name for f in opts.filter)):
                 jobs.append((fn, os.path.join(d, name)))
+    if opts.cases_from:
+        with open(opts.cases_from) as f:
+            wanted = [l.split("#")[0].strip() for l in f]
+        wanted = [w for w in wanted if w]
+        by_name = {os.path.basename(p)[:-4]: (k, p) for k, p in jobs}
+        unknown = [w for w in wanted if w not in by_name]
+        if unknown:
+            print("%s names cases that do not exist: %s" % (opts.cases_from, " ".join(unknown)))
+            return 1
+        jobs = [by_name[w] for w in wanted]
+    jobs = jobs * max(1, opts.repeat)
     servers = Servers()
     passed = failed = 0
     try:
