@@ -35,6 +35,7 @@ Usage:
   tests/torture.py --pacer build/pacer [--budget 75] [--jobs 2]
   tests/torture.py --pacer build-asan/pacer --time-factor 3 --budget 40
   tests/torture.py --pacer build/pacer --seed 123456 [--repeat 20] [--show]
+                   [--wrap 'strace -f -o /tmp/st']
 
 Prints one line per failing run, a summary (runs, steps by action and by
 outcome, exit codes) and exits 1 if any run failed.
@@ -46,6 +47,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -378,8 +380,8 @@ class Run:
         env["ASAN_OPTIONS"] = "verify_asan_link_order=0:" + env.get("ASAN_OPTIONS", "")
         json_rep = os.path.join(self.dir, "report.json")
         junit_rep = os.path.join(self.dir, "report.xml")
-        cmd = [self.opts.pacer, "run", wf, "-v", "--report", "json:" + json_rep,
-               "--report", "junit:" + junit_rep]
+        cmd = self.opts.wrap + [self.opts.pacer, "run", wf, "-v", "--report",
+                                "json:" + json_rep, "--report", "junit:" + junit_rep]
         start = time.monotonic()
         # A crash leaves a core file in the run's directory (core_pattern
         # permitting), for the backtrace printed with the failure.
@@ -460,10 +462,14 @@ class Run:
                 pr.append("json report: exit_code %r, the process exited %d"
                           % (run.get("exit_code"), code))
             self.stats = rep
+        except FileNotFoundError:
+            pr.append("no json report")
         except (OSError, ValueError) as e:
             pr.append("json report: %s" % e)
         try:
             ET.parse(junit_rep)
+        except FileNotFoundError:
+            pr.append("no junit report")
         except (OSError, ET.ParseError) as e:
             pr.append("junit report: %s" % e)
         # Descriptors and children, seen from inside pacer at exit.
@@ -584,7 +590,11 @@ def main():
                          "crashed pacer was)")
     ap.add_argument("--failures", default=None,
                     help="where failing runs are kept (default: a directory in /tmp)")
+    ap.add_argument("--wrap", default="",
+                    help="a command line to run pacer under, for a replay: "
+                         "'strace -f -o /tmp/st -e trace=epoll_ctl,close'")
     opts = ap.parse_args()
+    opts.wrap = shlex.split(opts.wrap)
     opts.pacer = os.path.abspath(opts.pacer)
     if not os.access(opts.pacer, os.X_OK):
         sys.exit("torture: no binary at %s" % opts.pacer)
