@@ -519,6 +519,8 @@ def backtrace(pacer, d):
     cores = [os.path.join(d, f) for f in os.listdir(d) if f == "core" or f.startswith("core.")]
     gdb = shutil.which("gdb")
     if not cores or not gdb:
+        for c in cores:
+            os.unlink(c)
         return None
     try:
         out = subprocess.run([gdb, "-batch", "-nx", "-ex", "bt 25", pacer, cores[0]],
