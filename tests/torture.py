@@ -302,9 +302,25 @@ class Gen:
 
 # ------------------------------------------------------------------ checks
 
+def being_killed(pid):
+    """Whether SIGKILL is pending for pid: pacer's last act may be to
+    SIGKILL a group that ignored SIGTERM, and a killed process on a busy
+    machine may not have been scheduled to die yet when pacer exits. It is
+    dead all the same; anything else still running outlived the run."""
+    try:
+        with open("/proc/%s/status" % pid) as f:
+            for line in f:
+                if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & (1 << 8):
+                    return True
+    except OSError:
+        return True  # gone
+    return False
+
+
 def tagged_processes(tag):
     """Processes whose environment holds PACER_TORTURE_TAG=tag: pacer and
-    everything it started (unless a program cleared its environment)."""
+    everything it started (unless a program cleared its environment),
+    except those already being killed."""
     needle = ("PACER_TORTURE_TAG=%s" % tag).encode()
     found = []
     for pid in os.listdir("/proc"):
@@ -312,7 +328,7 @@ def tagged_processes(tag):
             continue
         try:
             with open("/proc/%s/environ" % pid, "rb") as f:
-                if needle in f.read().split(b"\0"):
+                if needle in f.read().split(b"\0") and not being_killed(pid):
                     with open("/proc/%s/cmdline" % pid, "rb") as g:
                         cmd = g.read().replace(b"\0", b" ").decode("utf-8", "replace")
                     found.append("%s %s" % (pid, cmd.strip()))
