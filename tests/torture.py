@@ -403,7 +403,7 @@ class Run:
         # permitting), for the backtrace printed with the failure.
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, env=env, cwd=self.dir,
-                             preexec_fn=allow_cores if self.opts.backtraces else None)
+                             preexec_fn=allow_cores if self.opts.backtraces > 0 else None)
         err_lines = []
         ready = threading.Event()
 
@@ -440,6 +440,8 @@ class Run:
         self.check(p.returncode, err, json_rep, junit_rep, tag, elapsed)
         if self.problems and p.returncode is not None and p.returncode < 0:
             self.backtrace = backtrace(self.opts.pacer, self.dir)
+            if self.backtrace:
+                self.opts.backtraces -= 1  # each costs a core dump and a gdb run
         if self.problems:
             keep = os.path.join(self.opts.failures, "seed-%d" % self.seed)
             shutil.rmtree(keep, ignore_errors=True)
@@ -603,9 +605,9 @@ def main():
                     help="multiply time bounds (3 for sanitizer builds)")
     ap.add_argument("--no-signals", action="store_true", help="send no signals")
     ap.add_argument("--show", action="store_true", help="print each workflow")
-    ap.add_argument("--no-backtraces", dest="backtraces", action="store_false",
-                    help="do not enable core dumps (used, with gdb, to print where a "
-                         "crashed pacer was)")
+    ap.add_argument("--backtraces", type=int, default=5, metavar="N",
+                    help="print where a crashed pacer was (core dump + gdb) for the "
+                         "first N crashes (default 5; 0: never)")
     ap.add_argument("--failures", default=None,
                     help="where failing runs are kept (default: a directory in /tmp)")
     ap.add_argument("--wrap", default="",
