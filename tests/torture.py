@@ -415,8 +415,15 @@ class Run:
                     ready.set()
             ready.set()  # EOF: pacer is gone
 
+        out_chunks = []
+
+        def read_out():
+            out_chunks.append(p.stdout.read())
+
         t = threading.Thread(target=read_err, daemon=True)
         t.start()
+        t_out = threading.Thread(target=read_out, daemon=True)
+        t_out.start()
         limit = 30.0 * self.opts.time_factor
         if self.sig:
             # Not a sleep for synchronisation: the signal is sent at a random
@@ -427,13 +434,16 @@ class Run:
             if p.poll() is None:
                 p.send_signal(SIGNALS[self.sig][0])
         try:
-            out = p.stdout.read()
             p.wait(limit)
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
             self.problems.append("hung: still running after %.0f s (killed)" % limit)
+        # The pipes reach EOF when pacer is gone, unless something it started
+        # holds them (a leak the checks below report).
         t.join(10)
+        t_out.join(10)
+        out = b"".join(out_chunks)
         elapsed = time.monotonic() - start
         err = "".join(err_lines)
         self.code = p.returncode
