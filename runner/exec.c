@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -376,15 +377,46 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
   *buf = uv_buf_init(s->rbuf, sizeof s->rbuf);
 }
 
+/* Bytes read from the program. Beyond the cap they are still read (so the
+ * child never blocks on a full pipe) and still logged, but not kept. */
+static void stream_take(struct stream *s, const char *d, size_t n)
+{
+  capture(s, d, n);
+  if (s->p->label && pc_log_enabled(PC_LOG_INFO))
+    feed_lines(s, d, n);
+}
+
+/* Reads, without waiting, what the pipe holds at this moment (and no more:
+ * a background process writing without pause must not keep us here). Used
+ * when pacer stops waiting for a stream: the bytes a program wrote before
+ * then belong to its result even if the loop was too busy to read them in
+ * time (a long callback or a CPU-bound step can make the wait's timer
+ * overdue before the pipe's readiness is seen; found under valgrind on a
+ * loaded machine). The pipe is non-blocking, as libuv opened it. */
+static void stream_read_pending(struct stream *s)
+{
+  uv_os_fd_t fd;
+  int avail = 0;
+  if (s->done || uv_fileno((uv_handle_t *)&s->pipe, &fd) != 0 ||
+      ioctl(fd, FIONREAD, &avail) != 0)
+    return;
+  while (avail > 0) {
+    size_t want = (size_t)avail < sizeof s->rbuf ? (size_t)avail : sizeof s->rbuf;
+    ssize_t n = read(fd, s->rbuf, want);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break; /* EOF, EAGAIN or an error: nothing more to take now */
+    stream_take(s, s->rbuf, (size_t)n);
+    avail -= (int)n;
+  }
+}
+
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 {
   struct stream *s = PC_CONTAINER_OF((uv_pipe_t *)h, struct stream, pipe);
   if (nread > 0) {
-    /* Beyond the cap the bytes are still read (so the child never blocks on
-     * a full pipe) and still logged, but not kept. */
-    capture(s, buf->base, (size_t)nread);
-    if (s->p->label && pc_log_enabled(PC_LOG_INFO))
-      feed_lines(s, buf->base, (size_t)nread);
+    stream_take(s, buf->base, (size_t)nread);
     return;
   }
   if (nread < 0) {
@@ -402,6 +434,7 @@ static void on_drain_timeout(uv_timer_t *t)
   struct pc_proc *p = PC_CONTAINER_OF(t, struct pc_proc, drain);
   struct stream *ss[2] = {&p->out, &p->err};
   for (int i = 0; i < 2; i++) {
+    stream_read_pending(ss[i]);
     if (!ss[i]->done)
       pc_log(PC_LOG_DEBUG, p->label,
              "%s is still open after the program exited (a background process holds it); "
