@@ -21,6 +21,10 @@ happen when it runs:
     # server: http                    start tests/fixture_server.py; {http} is its URL
     # server: https                   ... in https mode (nginx, HTTP/2): {https} is its
                                       URL and {cafile} the CA certificate that signed it
+    # fdcheck: yes                    when pacer exits it holds no descriptor beyond
+                                      what a trivial run holds and has no unreaped
+                                      child (tests/fdcheck.c, preloaded; see
+                                      tests/torture.py)
 
 In args, env and expectations, {dir} is the case directory, {tmp} a fresh
 temporary directory, {pacer} the binary under test and {http} the fixture
@@ -47,6 +51,7 @@ import concurrent.futures
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -60,7 +65,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def parse_header(path):
     spec = {"args": [], "exit": 0, "stdout": None, "stdout_sorted": None, "stderr": [],
             "not_stderr": [], "time": [], "signal": None, "env": {}, "command": "run",
-            "server": None, "max_rss": None}
+            "server": None, "max_rss": None, "fdcheck": False}
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             m = re.match(r"^#\s*([a-z-]+):\s?(.*?)\s*$", line)
@@ -96,6 +101,8 @@ def parse_header(path):
                 spec["server"] = val
             elif key == "max-rss":
                 spec["max_rss"] = float(val)
+            elif key == "fdcheck":
+                spec["fdcheck"] = val == "yes"
     return spec
 
 
@@ -187,6 +194,58 @@ def wait_until_caught(pid, sig, limit):
         time.sleep(0.002)
 
 
+class FdCheck:
+    """tests/fdcheck.c, built once, and the descriptors a trivial run of
+    this pacer still holds at exit (the baseline every case may hold)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.dir = None
+        self.so = None
+        self.baseline = None
+
+    def get(self, pacer):
+        import torture  # tests/torture.py: the same checks
+        with self.lock:
+            if self.so is None:
+                self.dir = tempfile.mkdtemp(prefix="pacer-fdcheck-")
+                self.so = torture.build_fdcheck(self.dir)
+
+                class Opts:
+                    pass
+                opts = Opts()
+                opts.pacer = pacer
+                self.baseline = torture.measure_baseline(opts, self.so, self.dir)
+            return self.so, self.baseline
+
+    def env(self, pacer, tmp):
+        so, _ = self.get(pacer)
+        return {"LD_PRELOAD": so, "PACER_FDCHECK_OUT": os.path.join(tmp, "fdcheck"),
+                "ASAN_OPTIONS": "verify_asan_link_order=0:" + os.environ.get("ASAN_OPTIONS", "")}
+
+    def problems(self, pacer, tmp, code):
+        import torture
+        _, baseline = self.get(pacer)
+        rec = torture.read_fdcheck(os.path.join(tmp, "fdcheck"))
+        if rec is None:
+            return ["fdcheck: pacer exited without running its destructors"] if code >= 0 else []
+        out = []
+        extra = torture.fd_kinds(rec.get("fds", "")) - baseline
+        if extra:
+            out.append("descriptors open at exit beyond a trivial run's: %s (all: %s)"
+                       % (dict(extra), rec.get("fds")))
+        if rec.get("children"):
+            out.append("children not reaped at exit: %s" % rec["children"])
+        return out
+
+    def stop(self):
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+FDCHECK = FdCheck()
+
+
 def run_case(pacer, path, servers):
     spec = parse_header(path)
     tmp = tempfile.mkdtemp(prefix="pacer-case-")
@@ -197,6 +256,8 @@ def run_case(pacer, path, servers):
     env.update({k: subst(v, ctx) for k, v in spec["env"].items()})
     env["NO_COLOR"] = "1"
     env["PACER_TIME_FACTOR"] = "%g" % TIME_FACTOR
+    if spec["fdcheck"]:
+        env.update(FDCHECK.env(pacer, tmp))
     args = [subst(a, ctx) for a in spec["args"]]
     cmd = [pacer, spec["command"], path] + args
     rss_file = None
@@ -250,6 +311,8 @@ def run_case(pacer, path, servers):
                             % (rss, spec["max_rss"]))
     if "ERROR: AddressSanitizer" in err or "runtime error:" in err or "LeakSanitizer" in err:
         problems.append("sanitizer report")
+    if spec["fdcheck"]:
+        problems += FDCHECK.problems(pacer, tmp, p.returncode)
     return problems, out, err, elapsed
 
 
@@ -368,6 +431,7 @@ def main():
                 sys.stdout.flush()
     finally:
         servers.stop()
+        FDCHECK.stop()
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 
