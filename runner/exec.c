@@ -56,6 +56,7 @@ extern char **environ;
 struct lingering {
   int pgid;
   char *label; /* owned; may be NULL */
+  bool killed; /* got SIGKILL: waiting for it to be gone */
 };
 
 /* The processes of one loop (the run's set lives in the PC_ACT_EXEC action
@@ -107,6 +108,7 @@ struct pc_proc {
   bool cancelled;
   bool reported;
   bool kill_sent; /* the group got SIGKILL */
+  double kill_deadline; /* monotonic ms: stop waiting for the killed group */
   bool finishing; /* every handle is closing; freed when the last one is */
   int64_t exit_status;
   int term_signal;
@@ -273,8 +275,11 @@ static void linger_add(struct pc_proc_set *rs, const struct pc_proc *p)
   rs->linger = pc_xrealloc(rs->linger, (rs->nlinger + 1) * sizeof *rs->linger);
   rs->linger[rs->nlinger].pgid = p->pid;
   rs->linger[rs->nlinger].label = p->label ? pc_xstrdup(p->label) : NULL;
+  rs->linger[rs->nlinger].killed = false;
   rs->nlinger++;
 }
+
+static void on_grace_over(uv_timer_t *t);
 
 /* The state machine's one decision point: called after every event. */
 static void proc_check(struct pc_proc *p)
@@ -295,10 +300,23 @@ static void proc_check(struct pc_proc *p)
     proc_close_all(p);
     return;
   }
-  /* Cancelled: done once the group is gone or got SIGKILL; otherwise the
-   * grace timer comes back here after sending it. */
-  if (p->kill_sent || !group_alive(p->pid))
+  /* Cancelled: done once the group is gone. Before the grace period ends
+   * the grace timer comes back here after sending SIGKILL; after it, the
+   * killed group is looked at every PC_EXEC_KILL_POLL_MS until it is gone
+   * (a SIGKILLed process is not dead before it has been scheduled, and on a
+   * loaded machine pacer could otherwise exit while its programs still
+   * existed), for at most PC_EXEC_KILL_WAIT_MS. */
+  if (!group_alive(p->pid)) {
     proc_close_all(p);
+  } else if (p->kill_sent) {
+    if (pc_mono_ms() >= p->kill_deadline) {
+      pc_log(PC_LOG_WARN, p->label, "process group %d is still there %d ms after SIGKILL; "
+             "not waiting for it any longer", p->pid, PC_EXEC_KILL_WAIT_MS);
+      proc_close_all(p);
+    } else {
+      uv_timer_start(&p->grace, on_grace_over, PC_EXEC_KILL_POLL_MS, 0);
+    }
+  }
 }
 
 /* ----------------------------------------------------------- output */
@@ -463,15 +481,20 @@ static void on_process_exit(uv_process_t *proc, int64_t exit_status, int term_si
   proc_check(p);
 }
 
+/* The grace period is over (SIGKILL what is left), or, once that is done,
+ * time to look again whether the killed group is gone (proc_check). */
 static void on_grace_over(uv_timer_t *t)
 {
   struct pc_proc *p = PC_CONTAINER_OF(t, struct pc_proc, grace);
-  if (!p->exited || group_alive(p->pid)) {
-    pc_log(PC_LOG_WARN, p->label, "still running %d ms after SIGTERM; sending SIGKILL",
-           PC_EXEC_KILL_GRACE_MS);
-    signal_group(p, SIGKILL);
+  if (!p->kill_sent) {
+    if (!p->exited || group_alive(p->pid)) {
+      pc_log(PC_LOG_WARN, p->label, "still running %d ms after SIGTERM; sending SIGKILL",
+             PC_EXEC_KILL_GRACE_MS);
+      signal_group(p, SIGKILL);
+    }
+    p->kill_sent = true;
+    p->kill_deadline = pc_mono_ms() + PC_EXEC_KILL_WAIT_MS;
   }
-  p->kill_sent = true;
   proc_check(p);
 }
 
@@ -682,20 +705,27 @@ static void on_reap_closed(uv_handle_t *h)
   rs_maybe_free(rs);
 }
 
-/* Drops the lingering groups that are gone; SIGKILLs the rest when `kill`. */
-static void linger_sweep(struct pc_proc_set *rs, bool kill_rest)
+/* Drops the lingering groups that are gone; SIGKILLs the rest when `kill`
+ * and keeps them until they are gone too, or until `give_up` (as
+ * proc_check does for a cancelled program). */
+static void linger_sweep(struct pc_proc_set *rs, bool kill_rest, bool give_up)
 {
   size_t k = 0;
   for (size_t i = 0; i < rs->nlinger; i++) {
     struct lingering *l = &rs->linger[i];
-    if (group_alive(l->pgid) && !kill_rest) {
-      rs->linger[k++] = *l;
-      continue;
-    }
-    if (kill_rest && group_alive(l->pgid)) {
-      pc_log(PC_LOG_WARN, l->label, "background process group %d ignored SIGTERM; sending SIGKILL",
-             l->pgid);
-      kill(-l->pgid, SIGKILL);
+    if (group_alive(l->pgid)) {
+      if (kill_rest && !l->killed) {
+        pc_log(PC_LOG_WARN, l->label,
+               "background process group %d ignored SIGTERM; sending SIGKILL", l->pgid);
+        kill(-l->pgid, SIGKILL);
+        l->killed = true;
+      }
+      if (!give_up) {
+        rs->linger[k++] = *l;
+        continue;
+      }
+      pc_log(PC_LOG_WARN, l->label, "process group %d is still there %d ms after SIGKILL; "
+             "not waiting for it any longer", l->pgid, PC_EXEC_KILL_WAIT_MS);
     }
     free(l->label);
   }
@@ -705,7 +735,8 @@ static void linger_sweep(struct pc_proc_set *rs, bool kill_rest)
 static void on_reap_tick(uv_timer_t *t)
 {
   struct pc_proc_set *rs = PC_CONTAINER_OF(t, struct pc_proc_set, reap);
-  linger_sweep(rs, pc_mono_ms() >= rs->reap_deadline);
+  double now = pc_mono_ms();
+  linger_sweep(rs, now >= rs->reap_deadline, now >= rs->reap_deadline + PC_EXEC_KILL_WAIT_MS);
   if (rs->nlinger == 0) {
     uv_timer_stop(&rs->reap);
     uv_close((uv_handle_t *)&rs->reap, on_reap_closed);
@@ -726,10 +757,11 @@ void pc_proc_set_close(struct pc_proc_set *rs)
     p->cb = NULL;
     signal_group(p, SIGKILL);
     p->kill_sent = true;
+    p->kill_deadline = pc_mono_ms() + PC_EXEC_KILL_WAIT_MS;
     uv_timer_stop(&p->grace);
     proc_check(p);
   }
-  linger_sweep(rs, false);
+  linger_sweep(rs, false, false);
   for (size_t i = 0; i < rs->nlinger; i++) {
     pc_log(PC_LOG_INFO, rs->linger[i].label,
            "stopping background processes the step left running (group %d)",

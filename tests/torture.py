@@ -303,10 +303,8 @@ class Gen:
 # ------------------------------------------------------------------ checks
 
 def being_killed(pid):
-    """Whether SIGKILL is pending for pid: pacer's last act may be to
-    SIGKILL a group that ignored SIGTERM, and a killed process on a busy
-    machine may not have been scheduled to die yet when pacer exits. It is
-    dead all the same; anything else still running outlived the run."""
+    """Whether SIGKILL is pending for pid (said with a process left behind:
+    pacer waits for a group it SIGKILLed to be gone, for a while)."""
     try:
         with open("/proc/%s/status" % pid) as f:
             for line in f:
@@ -319,8 +317,7 @@ def being_killed(pid):
 
 def tagged_processes(tag):
     """Processes whose environment holds PACER_TORTURE_TAG=tag: pacer and
-    everything it started (unless a program cleared its environment),
-    except those already being killed."""
+    everything it started (unless a program cleared its environment)."""
     needle = ("PACER_TORTURE_TAG=%s" % tag).encode()
     found = []
     for pid in os.listdir("/proc"):
@@ -328,10 +325,11 @@ def tagged_processes(tag):
             continue
         try:
             with open("/proc/%s/environ" % pid, "rb") as f:
-                if needle in f.read().split(b"\0") and not being_killed(pid):
+                if needle in f.read().split(b"\0"):
                     with open("/proc/%s/cmdline" % pid, "rb") as g:
                         cmd = g.read().replace(b"\0", b" ").decode("utf-8", "replace")
-                    found.append("%s %s" % (pid, cmd.strip()))
+                    found.append("%s %s%s" % (pid, cmd.strip(),
+                                              " (SIGKILL pending)" if being_killed(pid) else ""))
         except OSError:
             continue
     return found
