@@ -169,6 +169,15 @@ def read_rss_mib(out_path):
     return int(lines[-1]) / 1024.0 if lines else None
 
 
+def default_signals():
+    """In the child, before exec: SIGINT, SIGTERM and SIGHUP get their default
+    dispositions back, so the cases see what a terminal or cron gives pacer
+    even when the suite itself was started with them ignored (a background
+    job, nohup)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def wait_until_caught(pid, sig, limit):
     """Waits (at most limit seconds) until process pid catches sig, as its
     /proc/PID/status SigCgt mask shows: a signal sent before pacer installed
@@ -266,7 +275,7 @@ def run_case(pacer, path, servers):
         cmd = rss_wrapped(cmd, rss_file)
     start = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                         text=True, errors="replace")
+                         text=True, errors="replace", preexec_fn=default_signals)
     if spec["signal"]:
         sig, after = spec["signal"]
         wait_until_caught(p.pid, sig, 10.0 * TIME_FACTOR)

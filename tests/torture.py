@@ -401,7 +401,7 @@ class Run:
         # permitting), for the backtrace printed with the failure.
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, env=env, cwd=self.dir,
-                             preexec_fn=allow_cores if self.opts.backtraces > 0 else None)
+                             preexec_fn=child_setup(self.opts.backtraces > 0))
         err_lines = []
         ready = threading.Event()
 
@@ -532,11 +532,20 @@ class Run:
             pr.append("took %.1f s, more than %.1f s" % (elapsed, bound))
 
 
-def allow_cores():
-    """In the child, before exec: core dumps on (the suite's own limit is
-    usually 0)."""
-    import resource
-    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+def child_setup(cores):
+    """What pacer's process does before exec: the signals this harness sends
+    get their default dispositions back (a harness started with them
+    ignored, as a background job or under nohup, must not make pacer ignore
+    them too: pacer leaves an ignored SIGHUP alone), and with `cores`, core
+    dumps are on (the suite's own limit is usually 0)."""
+    def setup():
+        for sig in SIGNALS.values():
+            signal.signal(sig[0], signal.SIG_DFL)
+        if cores:
+            import resource
+            resource.setrlimit(resource.RLIMIT_CORE,
+                               (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    return setup
 
 
 def backtrace(pacer, d):
