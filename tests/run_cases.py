@@ -256,8 +256,17 @@ FDCHECK = FdCheck()
 
 
 def run_case(pacer, path, servers):
-    spec = parse_header(path)
+    """Runs one case in a fresh {tmp}, removed afterwards (thousands of runs
+    a day otherwise fill /tmp)."""
     tmp = tempfile.mkdtemp(prefix="pacer-case-")
+    try:
+        return run_case_in(pacer, path, servers, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_case_in(pacer, path, servers, tmp):
+    spec = parse_header(path)
     ctx = {"dir": os.path.dirname(path), "tmp": tmp, "pacer": pacer}
     for kind in (spec["server"] or "").split():
         ctx.update(servers.get(kind))
