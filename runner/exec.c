@@ -34,7 +34,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -53,6 +56,7 @@ extern char **environ;
 struct lingering {
   int pgid;
   char *label; /* owned; may be NULL */
+  bool killed; /* got SIGKILL: waiting for it to be gone */
 };
 
 /* The processes of one loop (the run's set lives in the PC_ACT_EXEC action
@@ -109,6 +113,7 @@ struct pc_proc {
   bool cancelled;
   bool reported;
   bool kill_sent; /* the group got SIGKILL */
+  double kill_deadline; /* monotonic ms: stop waiting for the killed group */
   bool finishing; /* every handle is closing; freed when the last one is */
   int64_t exit_status;
   int term_signal;
@@ -290,8 +295,11 @@ static void linger_add(struct pc_proc_set *rs, const struct pc_proc *p)
   rs->linger = pc_xrealloc(rs->linger, (rs->nlinger + 1) * sizeof *rs->linger);
   rs->linger[rs->nlinger].pgid = p->pid;
   rs->linger[rs->nlinger].label = p->label ? pc_xstrdup(p->label) : NULL;
+  rs->linger[rs->nlinger].killed = false;
   rs->nlinger++;
 }
+
+static void on_grace_over(uv_timer_t *t);
 
 /* The state machine's one decision point: called after every event. */
 static void proc_check(struct pc_proc *p)
@@ -312,10 +320,23 @@ static void proc_check(struct pc_proc *p)
     proc_close_all(p);
     return;
   }
-  /* Cancelled: done once the group is gone or got SIGKILL; otherwise the
-   * grace timer comes back here after sending it. */
-  if (p->kill_sent || !group_alive(p->pid))
+  /* Cancelled: done once the group is gone. Before the grace period ends
+   * the grace timer comes back here after sending SIGKILL; after it, the
+   * killed group is looked at every PC_EXEC_KILL_POLL_MS until it is gone
+   * (a SIGKILLed process is not dead before it has been scheduled, and on a
+   * loaded machine pacer could otherwise exit while its programs still
+   * existed), for at most PC_EXEC_KILL_WAIT_MS. */
+  if (!group_alive(p->pid)) {
     proc_close_all(p);
+  } else if (p->kill_sent) {
+    if (pc_mono_ms() >= p->kill_deadline) {
+      pc_log(PC_LOG_WARN, p->label, "process group %d is still there %d ms after SIGKILL; "
+             "not waiting for it any longer", p->pid, PC_EXEC_KILL_WAIT_MS);
+      proc_close_all(p);
+    } else {
+      uv_timer_start(&p->grace, on_grace_over, PC_EXEC_KILL_POLL_MS, 0);
+    }
+  }
 }
 
 /* ----------------------------------------------------------- output */
@@ -408,15 +429,46 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
   *buf = uv_buf_init(s->rbuf, sizeof s->rbuf);
 }
 
+/* Bytes read from the program. Beyond the cap they are still read (so the
+ * child never blocks on a full pipe) and still logged, but not kept. */
+static void stream_take(struct stream *s, const char *d, size_t n)
+{
+  capture(s, d, n);
+  if (s->p->label && pc_log_enabled(PC_LOG_INFO))
+    log_output(s, d, n);
+}
+
+/* Reads, without waiting, what the pipe holds at this moment (and no more:
+ * a background process writing without pause must not keep us here). Used
+ * when pacer stops waiting for a stream: the bytes a program wrote before
+ * then belong to its result even if the loop was too busy to read them in
+ * time (a long callback or a CPU-bound step can make the wait's timer
+ * overdue before the pipe's readiness is seen; found under valgrind on a
+ * loaded machine). The pipe is non-blocking, as libuv opened it. */
+static void stream_read_pending(struct stream *s)
+{
+  uv_os_fd_t fd;
+  int avail = 0;
+  if (s->done || uv_fileno((uv_handle_t *)&s->pipe, &fd) != 0 ||
+      ioctl(fd, FIONREAD, &avail) != 0)
+    return;
+  while (avail > 0) {
+    size_t want = (size_t)avail < sizeof s->rbuf ? (size_t)avail : sizeof s->rbuf;
+    ssize_t n = read(fd, s->rbuf, want);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break; /* EOF, EAGAIN or an error: nothing more to take now */
+    stream_take(s, s->rbuf, (size_t)n);
+    avail -= (int)n;
+  }
+}
+
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 {
   struct stream *s = PC_CONTAINER_OF((uv_pipe_t *)h, struct stream, pipe);
   if (nread > 0) {
-    /* Beyond the cap the bytes are still read (so the child never blocks on
-     * a full pipe) and still logged, but not kept. */
-    capture(s, buf->base, (size_t)nread);
-    if (s->p->label && pc_log_enabled(PC_LOG_INFO))
-      log_output(s, buf->base, (size_t)nread);
+    stream_take(s, buf->base, (size_t)nread);
     return;
   }
   if (nread < 0) {
@@ -435,6 +487,7 @@ static void on_drain_timeout(uv_timer_t *t)
   struct pc_proc *p = PC_CONTAINER_OF(t, struct pc_proc, drain);
   struct stream *ss[2] = {&p->out, &p->err};
   for (int i = 0; i < 2; i++) {
+    stream_read_pending(ss[i]);
     if (!ss[i]->done)
       pc_log(PC_LOG_DEBUG, p->label,
              "%s is still open after the program exited (a background process holds it); "
@@ -463,15 +516,20 @@ static void on_process_exit(uv_process_t *proc, int64_t exit_status, int term_si
   proc_check(p);
 }
 
+/* The grace period is over (SIGKILL what is left), or, once that is done,
+ * time to look again whether the killed group is gone (proc_check). */
 static void on_grace_over(uv_timer_t *t)
 {
   struct pc_proc *p = PC_CONTAINER_OF(t, struct pc_proc, grace);
-  if (!p->exited || group_alive(p->pid)) {
-    pc_log(PC_LOG_WARN, p->label, "still running %d ms after SIGTERM; sending SIGKILL",
-           PC_EXEC_KILL_GRACE_MS);
-    signal_group(p, SIGKILL);
+  if (!p->kill_sent) {
+    if (!p->exited || group_alive(p->pid)) {
+      pc_log(PC_LOG_WARN, p->label, "still running %d ms after SIGTERM; sending SIGKILL",
+             PC_EXEC_KILL_GRACE_MS);
+      signal_group(p, SIGKILL);
+    }
+    p->kill_sent = true;
+    p->kill_deadline = pc_mono_ms() + PC_EXEC_KILL_WAIT_MS;
   }
-  p->kill_sent = true;
   proc_check(p);
 }
 
@@ -515,6 +573,42 @@ static char **build_env(const char *const *extra)
     envp[k++] = (char *)extra[j];
   envp[k] = NULL;
   return envp;
+}
+
+/* A program pacer starts inherits stdin, stdout and stderr and nothing
+ * else. pacer's own descriptors are close-on-exec, but a library's may not
+ * be: libcurl 7.88 makes the wakeup socket pair of its multi handle without
+ * SOCK_CLOEXEC, so every program started after the first HTTP request got
+ * it (found by tests/torture.py). So before each spawn every descriptor
+ * above 2 is marked close-on-exec: one close_range(CLOSE_RANGE_CLOEXEC)
+ * call (Linux 5.11), or a walk of /proc/self/fd where that is missing. The
+ * loop thread is the only one that spawns; a descriptor another thread
+ * opens without O_CLOEXEC in the instant between this and the fork could
+ * still slip through, which is why libraries should set it themselves. */
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+static void cloexec_all_above_stdio(void)
+{
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) == 0)
+    return;
+#endif
+  DIR *d = opendir("/proc/self/fd");
+  if (!d)
+    return; /* no /proc: nothing better to do */
+  int self = dirfd(d);
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    char *end;
+    long fd = strtol(e->d_name, &end, 10);
+    if (*end || end == e->d_name || fd <= 2 || fd == self)
+      continue;
+    int flags = fcntl((int)fd, F_GETFD);
+    if (flags >= 0 && !(flags & FD_CLOEXEC))
+      fcntl((int)fd, F_SETFD, flags | FD_CLOEXEC);
+  }
+  closedir(d);
 }
 
 static void stream_init(struct pc_proc *p, struct stream *s, const char *name, size_t max)
@@ -588,6 +682,7 @@ int pc_proc_spawn(struct pc_proc_set *rs, const struct pc_proc_opts *o, pc_proc_
   po.flags = UV_PROCESS_DETACHED;
   po.stdio_count = 3;
   po.stdio = stdio;
+  cloexec_all_above_stdio();
   int err = uv_spawn(loop, &p->proc, &po);
   free(envp);
   p->proc.data = p;
@@ -647,20 +742,27 @@ static void on_reap_closed(uv_handle_t *h)
   rs_maybe_free(rs);
 }
 
-/* Drops the lingering groups that are gone; SIGKILLs the rest when `kill`. */
-static void linger_sweep(struct pc_proc_set *rs, bool kill_rest)
+/* Drops the lingering groups that are gone; SIGKILLs the rest when `kill`
+ * and keeps them until they are gone too, or until `give_up` (as
+ * proc_check does for a cancelled program). */
+static void linger_sweep(struct pc_proc_set *rs, bool kill_rest, bool give_up)
 {
   size_t k = 0;
   for (size_t i = 0; i < rs->nlinger; i++) {
     struct lingering *l = &rs->linger[i];
-    if (group_alive(l->pgid) && !kill_rest) {
-      rs->linger[k++] = *l;
-      continue;
-    }
-    if (kill_rest && group_alive(l->pgid)) {
-      pc_log(PC_LOG_WARN, l->label, "background process group %d ignored SIGTERM; sending SIGKILL",
-             l->pgid);
-      kill(-l->pgid, SIGKILL);
+    if (group_alive(l->pgid)) {
+      if (kill_rest && !l->killed) {
+        pc_log(PC_LOG_WARN, l->label,
+               "background process group %d ignored SIGTERM; sending SIGKILL", l->pgid);
+        kill(-l->pgid, SIGKILL);
+        l->killed = true;
+      }
+      if (!give_up) {
+        rs->linger[k++] = *l;
+        continue;
+      }
+      pc_log(PC_LOG_WARN, l->label, "process group %d is still there %d ms after SIGKILL; "
+             "not waiting for it any longer", l->pgid, PC_EXEC_KILL_WAIT_MS);
     }
     free(l->label);
   }
@@ -670,7 +772,8 @@ static void linger_sweep(struct pc_proc_set *rs, bool kill_rest)
 static void on_reap_tick(uv_timer_t *t)
 {
   struct pc_proc_set *rs = PC_CONTAINER_OF(t, struct pc_proc_set, reap);
-  linger_sweep(rs, pc_mono_ms() >= rs->reap_deadline);
+  double now = pc_mono_ms();
+  linger_sweep(rs, now >= rs->reap_deadline, now >= rs->reap_deadline + PC_EXEC_KILL_WAIT_MS);
   if (rs->nlinger == 0) {
     uv_timer_stop(&rs->reap);
     uv_close((uv_handle_t *)&rs->reap, on_reap_closed);
@@ -691,10 +794,11 @@ void pc_proc_set_close(struct pc_proc_set *rs)
     p->cb = NULL;
     signal_group(p, SIGKILL);
     p->kill_sent = true;
+    p->kill_deadline = pc_mono_ms() + PC_EXEC_KILL_WAIT_MS;
     uv_timer_stop(&p->grace);
     proc_check(p);
   }
-  linger_sweep(rs, false);
+  linger_sweep(rs, false, false);
   for (size_t i = 0; i < rs->nlinger; i++) {
     pc_log(PC_LOG_INFO, rs->linger[i].label,
            "stopping background processes the step left running (group %d)",

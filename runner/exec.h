@@ -18,6 +18,11 @@
 
 #define PC_EXEC_MAX_OUTPUT (1024u * 1024u) /* bytes kept per stream */
 #define PC_EXEC_KILL_GRACE_MS 2000         /* SIGTERM -> SIGKILL */
+/* After SIGKILL, how long to wait for the group to be gone (a killed
+ * process dies once it is scheduled; one stuck in the kernel may take
+ * longer, and pacer gives up on it with a warning). */
+#define PC_EXEC_KILL_WAIT_MS 1000
+#define PC_EXEC_KILL_POLL_MS 10 /* how often to look meanwhile */
 #define PC_EXEC_DRAIN_MS 200 /* after exit, wait this long for output EOF */
 #define PC_EXEC_LINE_MAX 4096 /* a longer line is logged in pieces */
 

@@ -14,7 +14,8 @@ happen when it runs:
     # time: < 1.5                     wall-time bound in seconds (repeatable: < and >)
     # max-rss: 40                     peak RSS bound in MiB (not with --no-rss:
                                       sanitizer builds use far more memory)
-    # signal: INT 0.5                 send SIGINT (or TERM) after 0.5 s
+    # signal: INT 0.5                 send SIGINT (or TERM) 0.5 s after pacer
+                                      has installed its handler for it
     # env: NAME=VALUE                 extra environment
     # command: validate               run `pacer validate FILE` instead of `run`
     # report: json                    also write a JSON report, and check it is complete:
@@ -34,6 +35,10 @@ happen when it runs:
     # skip-if: sanitizer              skip the case on a sanitizer build (a binary
                                       that loads libasan), e.g. under ulimit -v, which
                                       ASan's shadow memory cannot live with
+    # fdcheck: yes                    when pacer exits it holds no descriptor beyond
+                                      what a trivial run holds and has no unreaped
+                                      child (tests/fdcheck.c, preloaded; see
+                                      tests/torture.py)
 
 In args, env and expectations, {dir} is the case directory, {tmp} a fresh
 temporary directory, {pacer} the binary under test and {http} the fixture
@@ -43,6 +48,15 @@ tests/bad/NAME.yml are invalid workflows whose first line is
 `# expect: LINE:COL: text`: `pacer validate` and `pacer run` must both exit 2,
 print FILE:LINE:COL and the text, run nothing, and finish in well under a
 second. empty.yml is the empty file.
+
+Every case gets PACER_TIME_FACTOR=F in its environment (--time-factor), so
+timing bounds inside a workflow (an assert on a duration) can be scaled like
+the `# time: <` bounds: `steps.x.duration_ms < 150 * tonumber(env.PACER_TIME_FACTOR)`.
+
+--repeat N runs each selected case N times. --cases-from FILE runs exactly the cases named in FILE (one name a line,
+without .yml; `#` starts a comment); scripts/test uses it with
+tests/contention.txt for the contention pass (the timing- and
+cancellation-sensitive cases again, while CPU hogs keep every core busy).
 
 Prints one line per case and a closing "N passed, N failed" line.
 """
@@ -66,7 +80,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def parse_header(path):
     spec = {"args": [], "exit": 0, "stdout": None, "stdout_sorted": None, "stderr": [],
             "not_stderr": [], "time": [], "signal": None, "env": {}, "command": "run",
-            "server": None, "max_rss": None, "report": None, "skip_if": []}
+            "server": None, "max_rss": None, "report": None, "skip_if": [],
+            "fdcheck": False}
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             m = re.match(r"^#\s*([a-z-]+):\s?(.*?)\s*$", line)
@@ -106,6 +121,8 @@ def parse_header(path):
                 spec["report"] = val
             elif key == "skip-if":
                 spec["skip_if"].append(val)
+            elif key == "fdcheck":
+                spec["fdcheck"] = val == "yes"
     return spec
 
 
@@ -254,13 +271,113 @@ def run_case(pacer, path, servers):
     spec = parse_header(path)
     if "sanitizer" in spec["skip_if"] and is_sanitizer_build(pacer):
         return None, "", "", 0.0
+def default_signals():
+    """In the child, before exec: SIGINT, SIGTERM and SIGHUP get their default
+    dispositions back, so the cases see what a terminal or cron gives pacer
+    even when the suite itself was started with them ignored (a background
+    job, nohup)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def wait_until_caught(pid, sig, limit):
+    """Waits (at most limit seconds) until process pid catches sig, as its
+    /proc/PID/status SigCgt mask shows: a signal sent before pacer installed
+    its handlers kills it with the default action, which is not what a
+    `# signal:` case tests (on a loaded machine start-up can take longer
+    than the case's delay). Returns when the process is gone, or at the
+    limit (a wrapper such as GNU time never catches it: the signal is then
+    sent as before)."""
+    deadline = time.monotonic() + limit
+    bit = 1 << (int(sig) - 1)
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("SigCgt:"):
+                        if int(line.split()[1], 16) & bit:
+                            return
+                        break
+                    if line.startswith("State:") and line.split()[1] in ("Z", "X"):
+                        return
+        except OSError:
+            return
+        time.sleep(0.002)
+
+
+class FdCheck:
+    """tests/fdcheck.c, built once, and the descriptors a trivial run of
+    this pacer still holds at exit (the baseline every case may hold)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.dir = None
+        self.so = None
+        self.baseline = None
+
+    def get(self, pacer):
+        import torture  # tests/torture.py: the same checks
+        with self.lock:
+            if self.so is None:
+                self.dir = tempfile.mkdtemp(prefix="pacer-fdcheck-")
+                self.so = torture.build_fdcheck(self.dir)
+
+                class Opts:
+                    pass
+                opts = Opts()
+                opts.pacer = pacer
+                self.baseline = torture.measure_baseline(opts, self.so, self.dir)
+            return self.so, self.baseline
+
+    def env(self, pacer, tmp):
+        so, _ = self.get(pacer)
+        return {"LD_PRELOAD": so, "PACER_FDCHECK_OUT": os.path.join(tmp, "fdcheck"),
+                "ASAN_OPTIONS": "verify_asan_link_order=0:" + os.environ.get("ASAN_OPTIONS", "")}
+
+    def problems(self, pacer, tmp, code):
+        import torture
+        _, baseline = self.get(pacer)
+        rec = torture.read_fdcheck(os.path.join(tmp, "fdcheck"))
+        if rec is None:
+            return ["fdcheck: pacer exited without running its destructors"] if code >= 0 else []
+        out = []
+        extra = torture.fd_kinds(rec.get("fds", "")) - baseline
+        if extra:
+            out.append("descriptors open at exit beyond a trivial run's: %s (all: %s)"
+                       % (dict(extra), rec.get("fds")))
+        if rec.get("children"):
+            out.append("children not reaped at exit: %s" % rec["children"])
+        return out
+
+    def stop(self):
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+FDCHECK = FdCheck()
+
+
+def run_case(pacer, path, servers):
+    """Runs one case in a fresh {tmp}, removed afterwards (thousands of runs
+    a day otherwise fill /tmp)."""
     tmp = tempfile.mkdtemp(prefix="pacer-case-")
+    try:
+        return run_case_in(pacer, path, servers, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_case_in(pacer, path, servers, tmp):
+    spec = parse_header(path)
     ctx = {"dir": os.path.dirname(path), "tmp": tmp, "pacer": pacer}
     for kind in (spec["server"] or "").split():
         ctx.update(servers.get(kind))
     env = dict(os.environ)
     env.update({k: subst(v, ctx) for k, v in spec["env"].items()})
     env["NO_COLOR"] = "1"
+    env["PACER_TIME_FACTOR"] = "%g" % TIME_FACTOR
+    if spec["fdcheck"]:
+        env.update(FDCHECK.env(pacer, tmp))
     args = [subst(a, ctx) for a in spec["args"]]
     report = None
     if spec["report"] == "json":
@@ -273,9 +390,10 @@ def run_case(pacer, path, servers):
         cmd = rss_wrapped(cmd, rss_file)
     start = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                         text=True, errors="replace")
+                         text=True, errors="replace", preexec_fn=default_signals)
     if spec["signal"]:
         sig, after = spec["signal"]
+        wait_until_caught(p.pid, sig, 10.0 * TIME_FACTOR)
         time.sleep(after)
         p.send_signal(sig)
     try:
@@ -319,6 +437,8 @@ def run_case(pacer, path, servers):
                             % (rss, spec["max_rss"]))
     if "ERROR: AddressSanitizer" in err or "runtime error:" in err or "LeakSanitizer" in err:
         problems.append("sanitizer report")
+    if spec["fdcheck"]:
+        problems += FDCHECK.problems(pacer, tmp, p.returncode)
     return problems, out, err, elapsed
 
 
@@ -368,6 +488,10 @@ def main():
                     help="multiply upper time bounds (e.g. 3 for sanitizer builds)")
     ap.add_argument("--no-rss", action="store_true",
                     help="skip peak RSS bounds (sanitizer builds)")
+    ap.add_argument("--cases-from", metavar="FILE",
+                    help="run exactly the cases named in FILE (one a line, # comments)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="run each selected case N times (races show up more often)")
     ap.add_argument("filter", nargs="*", help="substrings of case names to run")
     opts = ap.parse_args()
     pacer = os.path.abspath(opts.pacer)
@@ -384,6 +508,25 @@ def main():
         for name in sorted(os.listdir(d)):
             if name.endswith(".yml") and (not opts.filter or any(f in name for f in opts.filter)):
                 jobs.append((fn, os.path.join(d, name)))
+    if opts.cases_from:
+        with open(opts.cases_from) as f:
+            wanted = [l.split("#")[0].strip() for l in f]
+        wanted = [w for w in wanted if w]
+        by_name = {os.path.basename(p)[:-4]: (k, p) for k, p in jobs}
+        unknown = [w for w in wanted if w not in by_name]
+        if unknown:
+            print("%s names cases that do not exist: %s" % (opts.cases_from, " ".join(unknown)))
+            return 1
+        jobs = [by_name[w] for w in wanted]
+    jobs = jobs * max(1, opts.repeat)
+    # With --repeat, instances of one case never overlap: cases look for
+    # their own processes by name (pgrep) and would count each other's.
+    locks = {path: threading.Lock() for _, path in jobs}
+
+    def serially(fn, path, *args):
+        with locks[path]:
+            return fn(*args)
+
     servers = Servers()
     passed = failed = skipped = 0
     try:
@@ -391,9 +534,9 @@ def main():
             futs = {}
             for kind, path in jobs:
                 if kind == "case":
-                    futs[pool.submit(run_case, pacer, path, servers)] = path
+                    futs[pool.submit(serially, run_case, path, pacer, path, servers)] = path
                 else:
-                    futs[pool.submit(run_bad, pacer, path)] = path
+                    futs[pool.submit(serially, run_bad, path, pacer, path)] = path
             for fut in concurrent.futures.as_completed(futs):
                 path = futs[fut]
                 rel = os.path.relpath(path, os.path.join(HERE, ".."))
@@ -417,6 +560,7 @@ def main():
                 sys.stdout.flush()
     finally:
         servers.stop()
+        FDCHECK.stop()
     print("%d passed, %d failed%s" % (passed, failed,
                                       ", %d skipped" % skipped if skipped else ""))
     return 1 if failed else 0
