@@ -1555,9 +1555,12 @@ static void close_run_handles(struct pc_run *run)
 {
   pc_watchdog_stop(run->watchdog);
   run->watchdog = NULL;
-  uv_close((uv_handle_t *)&run->sigint, NULL);
-  uv_close((uv_handle_t *)&run->sigterm, NULL);
-  uv_close((uv_handle_t *)&run->sighup, NULL);
+  /* The signal handlers stay until the reports are written (a signal
+   * while programs are being stopped must not kill pacer with the default
+   * action), but no longer keep the loop alive. */
+  uv_unref((uv_handle_t *)&run->sigint);
+  uv_unref((uv_handle_t *)&run->sigterm);
+  uv_unref((uv_handle_t *)&run->sighup);
   uv_close((uv_handle_t *)&run->deadline, NULL);
   uv_close((uv_handle_t *)&run->drain, NULL);
   pc_progress_stop(run->progress);
@@ -1665,6 +1668,14 @@ static void on_signal(uv_signal_t *h, int signum)
     _exit(signal_exit(signum));
   }
   run->signal = signum;
+  if (run->finished) {
+    /* Steps and `finally` are over; programs that outlived their steps are
+     * being stopped (SIGTERM, a grace period, SIGKILL) before the reports
+     * are written. Do not wait for the grace period. */
+    pc_log(PC_LOG_WARN, NULL, "%s received while stopping programs: killing them now", name);
+    kill_children_now(run);
+    return;
+  }
   pc_log(PC_LOG_WARN, NULL, "%s received: cancelling, then running finally", name);
   uv_timer_stop(&run->deadline);
   char *msg = pc_asprintf("cancelled: interrupted by %s", name);
@@ -1879,9 +1890,6 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
       ops->run_cleanup(run);
   }
   uv_run(&run->loop, UV_RUN_DEFAULT);
-  err = uv_loop_close(&run->loop);
-  assert(err == 0);
-  (void)err;
 
   /* A loop blocked past the deadline (CPU-bound Lua stopped by its guard)
    * can end the run before the deadline timer had a chance to fire: the
@@ -1912,6 +1920,14 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
     free(format);
   }
   free(outs);
+  /* Only now may a signal end pacer with its default action. */
+  uv_close((uv_handle_t *)&run->sigint, NULL);
+  uv_close((uv_handle_t *)&run->sigterm, NULL);
+  uv_close((uv_handle_t *)&run->sighup, NULL);
+  uv_run(&run->loop, UV_RUN_DEFAULT);
+  err = uv_loop_close(&run->loop);
+  assert(err == 0);
+  (void)err;
   records_free(&run->rep);
   pc_http_stats_free(&run->rep.http);
   free(run->free_lanes);

@@ -70,6 +70,10 @@ struct pc_proc_set {
   bool reap_active;       /* `reap` is initialised and not closed yet */
   bool tearing_down;      /* run_cleanup was called */
   double reap_deadline;   /* monotonic ms: SIGKILL what is left */
+  /* The run's slot that points here while the set tears down (so a signal
+   * in that time can still reach its programs: exec_kill_now), cleared
+   * when the set is freed; NULL for sets that tests make. */
+  void **slot;
 };
 
 /* ============================================================ processes */
@@ -729,6 +733,8 @@ static void rs_maybe_free(struct pc_proc_set *rs)
 {
   if (!rs->tearing_down || rs->live || rs->reap_active)
     return;
+  if (rs->slot)
+    *rs->slot = NULL;
   for (size_t i = 0; i < rs->nlinger; i++)
     free(rs->linger[i].label);
   free(rs->linger);
@@ -834,9 +840,10 @@ static void exec_run_cleanup(struct pc_run *run)
 {
   void **slot = pc_run_action_slot(run, PC_ACT_EXEC);
   struct pc_proc_set *rs = *slot;
-  *slot = NULL;
-  if (rs)
+  if (rs) { /* the slot keeps pointing here until the set is freed */
+    rs->slot = slot;
     pc_proc_set_close(rs);
+  }
 }
 
 /* ------------------------------------------------------------ signals */
