@@ -267,10 +267,6 @@ def is_sanitizer_build(pacer):
     return "libasan" in out or "libubsan" in out
 
 
-def run_case(pacer, path, servers):
-    spec = parse_header(path)
-    if "sanitizer" in spec["skip_if"] and is_sanitizer_build(pacer):
-        return None, "", "", 0.0
 def default_signals():
     """In the child, before exec: SIGINT, SIGTERM and SIGHUP get their default
     dispositions back, so the cases see what a terminal or cron gives pacer
@@ -359,7 +355,9 @@ FDCHECK = FdCheck()
 
 def run_case(pacer, path, servers):
     """Runs one case in a fresh {tmp}, removed afterwards (thousands of runs
-    a day otherwise fill /tmp)."""
+    a day otherwise fill /tmp). Returns (None, ...) for a skipped case."""
+    if "sanitizer" in parse_header(path)["skip_if"] and is_sanitizer_build(pacer):
+        return None, "", "", 0.0
     tmp = tempfile.mkdtemp(prefix="pacer-case-")
     try:
         return run_case_in(pacer, path, servers, tmp)
