@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "redact.h"
-#include "util.h"
+#include "base/redact.h"
+#include "base/util.h"
 
 /* ------------------------------------------------ the previous redactor */
 

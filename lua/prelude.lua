@@ -3,7 +3,7 @@
 -- read-only proxies, scopes, the helpers of SPEC section 4 and the text and
 -- JSON formatting used by interpolation.
 --
--- Called with: json (runner/json.c: decode, null, object, is_object),
+-- Called with: json (runner/script/json.c: decode, null, object, is_object),
 -- getenv_secret(name), mark_secret(text), now_seconds().
 local json, getenv_secret, mark_secret, now_seconds = ...
 local P = {}

@@ -2,7 +2,7 @@
  * below) so tests can drive it; this file only hands over argv. */
 #include <signal.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 
 int main(int argc, char **argv)
 {

@@ -14,7 +14,7 @@ standard library only, and checks what was drawn:
   - the screenshot is not blank, and the timeline's SVG box (its 1 px border,
     #d1d9e0) is there, in full, at the width the report gives it;
   - inside that box, one solid bar per leaf step, lane by lane from the top,
-    in the colour of its outcome as runner/report.c draws it (#2da44e ok,
+    in the colour of its outcome as runner/report/report.c draws it (#2da44e ok,
     #cf222e failed): four green bars and two red ones;
   - each bar starts and ends where the JSON report's start offset and
     duration put it on the time axis (a few pixels of tolerance): the step
@@ -43,7 +43,7 @@ import tempfile
 import time
 import zlib
 
-# Colours from runner/report.c (html_css): .o-ok and .o-failed fills, the svg
+# Colours from runner/report/report.c (html_css): .o-ok and .o-failed fills, the svg
 # border.
 OK = (0x2D, 0xA4, 0x4E)
 FAILED = (0xCF, 0x22, 0x2E)
@@ -52,7 +52,7 @@ OUTCOME_COLOURS = {"ok": OK, "failed": FAILED}
 QUEUED = (0xC2, 0x97, 0xFF)
 TOLERANCE = 10  # per channel, for colour management and anti-aliasing
 
-# Timeline geometry from runner/report.c (html_timeline), in SVG units.
+# Timeline geometry from runner/report/report.c (html_timeline), in SVG units.
 SVG_WIDTH, LEFT, PLOT = 1200, 110, 1200 - 110 - 10
 
 WINDOW = (1280, 900)

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Checks how pacer writes the files a user names: --report PATH and an
-HTTP step's save_to (runner/outfile.c).
+HTTP step's save_to (runner/base/outfile.c).
 
 Usage: check_outfile.py --pacer PATH --http URL [SCENARIO...]
 

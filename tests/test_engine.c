@@ -13,12 +13,12 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "diag.h"
-#include "engine.h"
-#include "log.h"
-#include "luahost.h"
-#include "report.h"
-#include "workflow.h"
+#include "base/diag.h"
+#include "core/engine.h"
+#include "base/log.h"
+#include "script/luahost.h"
+#include "report/report.h"
+#include "model/workflow.h"
 
 struct outcome {
   int code;

@@ -21,8 +21,8 @@
 
 #include <uv.h>
 
-#include "exec.h"
-#include "util.h"
+#include "actions/exec.h"
+#include "base/util.h"
 
 struct done {
   int calls;

@@ -31,10 +31,10 @@
 #include <lua.h>
 #include <uv.h>
 
-#include "http.h"
-#include "luahost.h"
-#include "util.h"
-#include "yamlload.h"
+#include "http/http.h"
+#include "script/luahost.h"
+#include "base/util.h"
+#include "base/yamlload.h"
 
 /* ------------------------------------------------------- a tiny server */
 

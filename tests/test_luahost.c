@@ -14,11 +14,11 @@
 #include <lua.h>
 #include <uv.h>
 
-#include "diag.h"
-#include "log.h"
-#include "luahost.h"
-#include "util.h"
-#include "workflow.h"
+#include "base/diag.h"
+#include "base/log.h"
+#include "script/luahost.h"
+#include "base/util.h"
+#include "model/workflow.h"
 
 struct fixture {
   struct pc_lua *h;

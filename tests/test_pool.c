@@ -9,7 +9,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "pool.h"
+#include "base/pool.h"
 
 struct rec {
   struct pc_pool_waiter w;

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "diag.h"
-#include "util.h"
+#include "base/diag.h"
+#include "base/util.h"
 
 static double dur(const char *s)
 {

@@ -15,11 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
-#include "luahost.h"
-#include "plugin.h"
-#include "refs.h"
-#include "workflow.h"
+#include "base/util.h"
+#include "script/luahost.h"
+#include "script/plugin.h"
+#include "load/refs.h"
+#include "model/workflow.h"
 
 static struct pc_workflow *load_ok(const char *text)
 {

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "util.h"
-#include "yamlload.h"
+#include "base/util.h"
+#include "base/yamlload.h"
 
 static struct pc_node *load_ok(const char *text)
 {

@@ -20,7 +20,7 @@
 
 #include <lua.h>
 
-#include "luahost.h"
+#include "script/luahost.h"
 
 #define FUZZ_LUA_MEMORY ((size_t)64 << 20)
 #define FUZZ_CLOCK_SPEEDUP 20.0

@@ -26,12 +26,12 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "diag.h"
+#include "base/diag.h"
 #include "fuzz_common.h"
-#include "log.h"
-#include "luahost.h"
-#include "workflow.h"
-#include "yamlload.h"
+#include "base/log.h"
+#include "script/luahost.h"
+#include "model/workflow.h"
+#include "base/yamlload.h"
 
 #define EXPR_MAX_INPUT 1024
 

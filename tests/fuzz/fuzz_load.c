@@ -10,11 +10,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "diag.h"
+#include "base/diag.h"
 #include "fuzz_common.h"
-#include "luahost.h"
-#include "refs.h"
-#include "workflow.h"
+#include "script/luahost.h"
+#include "load/refs.h"
+#include "model/workflow.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,0 +1,275 @@
+/* actions.c: the action table and the built-in leaf actions that need no
+ * I/O library: sleep, log and assert. Actions with their own modules (http,
+ * exec, lua, ...) are listed here by their ops structs. */
+#include "model/action.h"
+
+#include <assert.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "core/engine.h"
+#include "actions/exec.h"
+#include "http/http.h"
+#include "base/log.h"
+#include "script/luahost.h"
+#include "script/plugin.h"
+#include "base/util.h"
+
+/* ------------------------------------------------------------------ sleep */
+
+/* Sleeps that end in the same millisecond of the loop's clock share one
+ * libuv timer (a bucket): 100 000 gathered sleeps started together need a
+ * handful of timers, not 100 000 (each is a 152-byte handle and a heap
+ * entry). A bucket fires its sleeps in the order they started, as separate
+ * timers with the same due time would. */
+struct sleep_bucket {
+  uv_timer_t timer;
+  uint64_t due;                    /* loop time (ms) it fires at */
+  struct pc_attempt *head, *tail;  /* waiting sleeps, linked by a->prev/next */
+  struct sleep_run *sr;            /* NULL once closing */
+};
+
+struct sleep_run {
+  struct sleep_bucket *last; /* the newest bucket: the one a new sleep most likely joins */
+};
+
+static void on_bucket_closed(uv_handle_t *h)
+{
+  free(PC_CONTAINER_OF(h, struct sleep_bucket, timer));
+}
+
+static void bucket_close(struct sleep_bucket *b)
+{
+  if (b->sr && b->sr->last == b)
+    b->sr->last = NULL;
+  b->sr = NULL;
+  uv_close((uv_handle_t *)&b->timer, on_bucket_closed);
+}
+
+static void on_bucket_due(uv_timer_t *timer)
+{
+  struct sleep_bucket *b = PC_CONTAINER_OF(timer, struct sleep_bucket, timer);
+  struct pc_attempt *a = b->head;
+  b->head = b->tail = NULL;
+  bucket_close(b);
+  while (a) { /* pc_attempt_done only queues: no attempt changes under us */
+    struct pc_attempt *next = a->next;
+    a->data = NULL;
+    a->prev = a->next = NULL;
+    pc_attempt_done(a, PC_FAIL_NONE, NULL);
+    a = next;
+  }
+}
+
+static struct sleep_run *sleep_run_of(struct pc_run *run)
+{
+  void **slot = pc_run_action_slot(run, PC_ACT_SLEEP);
+  if (!*slot)
+    *slot = pc_xcalloc(1, sizeof(struct sleep_run));
+  return *slot;
+}
+
+static void sleep_run_cleanup(struct pc_run *run)
+{
+  void **slot = pc_run_action_slot(run, PC_ACT_SLEEP);
+  struct sleep_run *sr = *slot;
+  if (!sr)
+    return;
+  /* Every sleep has ended or been cancelled by now, which closed its bucket. */
+  assert(!sr->last);
+  free(sr);
+  *slot = NULL;
+}
+
+static void sleep_add(struct pc_attempt *a, double ms)
+{
+  struct sleep_run *sr = sleep_run_of(a->run);
+  uv_loop_t *loop = pc_run_loop(a->run);
+  /* The loop's clock is cached per iteration: refresh it, or a sleep started
+   * late in a busy iteration ends early. */
+  uv_update_time(loop);
+  uint64_t timeout = (uint64_t)(ms + 0.5);
+  uint64_t due = uv_now(loop) + timeout;
+  struct sleep_bucket *b = sr->last;
+  if (!b || b->due != due) {
+    b = pc_xcalloc(1, sizeof *b);
+    b->due = due;
+    b->sr = sr;
+    uv_timer_init(loop, &b->timer);
+    uv_timer_start(&b->timer, on_bucket_due, timeout, 0);
+    sr->last = b;
+  }
+  a->prev = b->tail;
+  a->next = NULL;
+  if (b->tail)
+    b->tail->next = a;
+  else
+    b->head = a;
+  b->tail = a;
+  a->data = b;
+}
+
+/* A duration value: a number of seconds or a duration string. */
+static int lua_duration(lua_State *L, int idx, double *ms)
+{
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    double s = lua_tonumber(L, idx);
+    if (!(s >= 0) || s > 30.0 * 86400)
+      return -1;
+    *ms = s * 1000.0;
+    return 0;
+  }
+  if (lua_type(L, idx) == LUA_TSTRING)
+    return pc_parse_duration(lua_tostring(L, idx), ms) == 0 ? 0 : -1;
+  return -1;
+}
+
+static int sleep_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
+{
+  if (v->kind != PC_NODE_SCALAR) {
+    pc_load_error(c, v, "sleep: expected a duration like \"250ms\" or \"2s\", got a %s",
+                  pc_node_kind_name(v));
+    return -1;
+  }
+  st->params = pc_load_tmpl(c, v);
+  if (!st->params)
+    return -1;
+  if (!st->params->has_expr) {
+    double ms;
+    if (pc_load_duration(c, v, &ms) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+static void sleep_start(struct pc_attempt *a)
+{
+  lua_State *L = pc_lua_state(pc_run_lua(a->run));
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* value */
+  double ms;
+  int bad = lua_duration(L, -1, &ms);
+  if (bad) {
+    char *m = pc_asprintf("sleep: invalid duration %s", luaL_tolstring(L, -1, NULL));
+    lua_pop(L, 2);
+    pc_attempt_done(a, PC_FAIL_ERROR, m);
+    free(m);
+    return;
+  }
+  lua_pop(L, 1);
+  sleep_add(a, ms);
+}
+
+static void sleep_cancel(struct pc_attempt *a)
+{
+  struct sleep_bucket *b = a->data;
+  if (!b)
+    return;
+  a->data = NULL;
+  if (a->prev)
+    a->prev->next = a->next;
+  else
+    b->head = a->next;
+  if (a->next)
+    a->next->prev = a->prev;
+  else
+    b->tail = a->prev;
+  a->prev = a->next = NULL;
+  if (!b->head)
+    bucket_close(b);
+}
+
+/* -------------------------------------------------------------------- log */
+
+static int log_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
+{
+  st->params = pc_load_tmpl(c, v);
+  return st->params ? 0 : -1;
+}
+
+static void log_start(struct pc_attempt *a)
+{
+  struct pc_lua *h = pc_run_lua(a->run);
+  lua_State *L = pc_lua_state(h);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* value */
+  size_t len;
+  char *text = pc_lua_to_text(h, -1, &len);
+  lua_pop(L, 1);
+  int err = pc_out_line(text, len);
+  free(text);
+  if (err) {
+    char *m = pc_asprintf("cannot write to stdout: %s", strerror(-err));
+    pc_attempt_done(a, PC_FAIL_ERROR, m);
+    free(m);
+    return;
+  }
+  pc_attempt_done(a, PC_FAIL_NONE, NULL);
+}
+
+static void nothing_to_cancel(struct pc_attempt *a)
+{
+  (void)a;
+}
+
+/* ----------------------------------------------------------------- assert */
+
+static void assert_start(struct pc_attempt *a)
+{
+  struct pc_lua *h = pc_run_lua(a->run);
+  const struct pc_step *st = a->step;
+  for (size_t i = 0; i < st->nasserts; i++) {
+    const struct pc_expr *e = st->asserts[i];
+    bool ok = false;
+    char *err = NULL;
+    if (pc_lua_eval_bool(h, e, a->scope_ref, &ok, &err) != 0) {
+      pc_attempt_done(a, PC_FAIL_ERROR, err);
+      free(err);
+      return;
+    }
+    if (!ok) {
+      char *m = pc_asprintf("assertion failed: %s (%s:%d:%d)", e->src, e->file, e->line, e->col);
+      pc_attempt_done(a, PC_FAIL_EXPECT, m);
+      free(m);
+      return;
+    }
+  }
+  pc_attempt_done(a, PC_FAIL_NONE, NULL);
+}
+
+/* ------------------------------------------------------------------ table */
+
+#define PC_ON_DEFAULT_LOCAL (PC_ON_ERROR | PC_ON_TIMEOUT)
+
+static const struct pc_action_ops sleep_ops = {
+    .action = PC_ACT_SLEEP, .key = "sleep", .load = sleep_load, .start = sleep_start,
+    .cancel = sleep_cancel, .run_cleanup = sleep_run_cleanup, .default_on = PC_ON_DEFAULT_LOCAL};
+static const struct pc_action_ops log_ops = {
+    .action = PC_ACT_LOG, .key = "log", .load = log_load, .start = log_start,
+    .cancel = nothing_to_cancel, .default_on = PC_ON_DEFAULT_LOCAL};
+static const struct pc_action_ops assert_ops = {
+    .action = PC_ACT_ASSERT, .key = "assert", .start = assert_start,
+    .cancel = nothing_to_cancel, .default_on = PC_ON_DEFAULT_LOCAL};
+
+static const struct pc_action_ops *const table[] = {&sleep_ops,   &log_ops,      &assert_ops,
+                                                    &pc_exec_ops, &pc_shell_ops, &pc_uses_ops,
+                                                    &pc_lua_ops,  &pc_http_ops};
+
+const struct pc_action_ops *pc_action_find(const char *key)
+{
+  for (size_t i = 0; i < PC_ARRAY_SIZE(table); i++)
+    if (strcmp(table[i]->key, key) == 0)
+      return table[i];
+  return NULL;
+}
+
+const struct pc_action_ops *pc_action_ops(enum pc_action a)
+{
+  for (size_t i = 0; i < PC_ARRAY_SIZE(table); i++)
+    if (table[i]->action == a)
+      return table[i];
+  return NULL;
+}

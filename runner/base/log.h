@@ -1,0 +1,45 @@
+/* log.h: everything pacer prints. Logs go to stderr (text or one JSON object
+ * per line); `log` steps and plugin output go to stdout. Every byte printed
+ * passes through secret redaction first: values read through `secrets` or
+ * marked with secret() are replaced by "***". */
+#ifndef PACER_LOG_H
+#define PACER_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/redact.h" /* pc_secret_add, pc_redact: what every line passes through */
+
+enum pc_log_level { PC_LOG_ERROR, PC_LOG_WARN, PC_LOG_INFO, PC_LOG_DEBUG };
+
+struct pc_log_opts {
+  int verbosity; /* -1 quiet (errors only), 0 normal (warn + info), 1 debug */
+  bool json;     /* --log-format json */
+  bool color;    /* only on a TTY, never with NO_COLOR */
+};
+
+void pc_log_init(const struct pc_log_opts *o);
+bool pc_log_enabled(enum pc_log_level lvl);
+/* --log-format json: stderr carries JSON lines only. */
+bool pc_log_json(void);
+/* One log line on stderr. `step` may be NULL; otherwise it names the step in
+ * the line (text: "[step] msg"; json: "step":"..."). The step and the
+ * message are redacted, then escaped: in JSON, so the line is always valid
+ * UTF-8 JSON; in text, control characters other than tab and newline, and
+ * bytes that are not UTF-8, are shown as \xNN (CR as \r), so a message that
+ * quotes a server or a program cannot drive the user's terminal. */
+void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* One line on stdout (a `log` step, plugin output). A trailing newline is
+ * added. Returns 0, or -errno when stdout cannot be written (a reader that
+ * went away: -EPIPE; a full disk: -ENOSPC): the caller makes that an error
+ * of its step, since what the workflow prints is its output. */
+int pc_out_line(const char *text, size_t len);
+
+/* Terminal hooks for a live display on stderr (progress.c): `before` runs
+ * just before pacer writes a line to stderr or stdout, `after` just after,
+ * so the display can erase itself and redraw below the new line instead of
+ * being torn by it. Pass NULLs to remove them. The hooks must not log. */
+void pc_log_set_hooks(void (*before)(void *data), void (*after)(void *data), void *data);
+
+#endif

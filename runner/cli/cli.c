@@ -1,0 +1,651 @@
+/* cli.c: parses the command line, loads and checks workflow files, and
+ * hands them to the engine. Loading errors are printed as
+ * "file:line:column: error: ..." and exit 2 before anything runs. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <lua.h>
+#include <uv.h>
+#include <yaml.h>
+#include <yajl/yajl_version.h>
+
+#include "http/curlshim.h"
+#include "base/diag.h"
+#include "core/engine.h"
+#include "base/log.h"
+#include "script/luahost.h"
+#include "script/plugin.h"
+#include "report/progress.h"
+#include "load/refs.h"
+#include "report/report.h"
+#include "load/schema.h"
+#include "base/util.h"
+#include "model/workflow.h"
+
+static void usage(FILE *f)
+{
+  fputs("usage: pacer run WORKFLOW.yml [options]   run a workflow\n"
+        "       pacer validate WORKFLOW.yml...       check files without running anything\n"
+        "       pacer plugins [WORKFLOW.yml]         list the plugins found, with their inputs\n"
+        "       pacer schema                         print the JSON Schema of the workflow format\n"
+        "       pacer version                        print versions\n"
+        "\n"
+        "run options:\n"
+        "  --var NAME=VALUE      override vars.NAME (VALUE is read as YAML)\n"
+        "  --vars-file FILE      YAML map merged over vars (--var wins)\n"
+        "  --timeout DURATION    deadline for the whole run\n"
+        "  --report FORMAT:PATH  write a report (json, junit, trace, html); repeatable\n"
+        "  --lock PATH           hold an exclusive lock; exit 75 if another run holds it\n"
+        "  --progress auto|always|never\n"
+        "                        live progress on stderr (auto: when it is a terminal)\n"
+        "  --log-format text|json\n"
+        "  -q, -v                quieter / more verbose\n"
+        "  --dry-run             load, validate and print the plan; run nothing\n"
+        "\n"
+        "validate options: --var NAME=VALUE and --vars-file FILE, as for run (the names\n"
+        "  they define count as defined vars)\n"
+        "\n"
+        "run, validate and plugins options:\n"
+        "  --plugins DIR         another plugin directory (repeatable; also PACER_PLUGIN_PATH)\n"
+        "  --lua-memory MB       memory limit of the Lua state (default 512; also\n"
+        "                        PACER_LUA_MEMORY)\n",
+        f);
+}
+
+/* The Lua memory limit in MiB: --lua-memory, else PACER_LUA_MEMORY, else
+ * the default (0 here). */
+static long lua_memory_mb;
+
+/* Takes the value of an option given as "--opt VALUE" or "--opt=VALUE". */
+static const char *opt_value(const char *name, int argc, char **argv, int *i);
+static bool opt_is(const char *a, const char *name);
+
+static int parse_memory(const char *v, const char *what)
+{
+  char *end;
+  errno = 0;
+  long mb = strtol(v, &end, 10);
+  if (errno || end == v || *end || mb < 1 || mb > 1024L * 1024) {
+    fprintf(stderr, "pacer: %s: expected a number of MiB between 1 and 1048576, got \"%s\"\n",
+            what, v);
+    return -1;
+  }
+  lua_memory_mb = mb;
+  return 0;
+}
+
+/* Options shared by run, validate and plugins. Returns 1 if argv[*i] was
+ * one (consumed), 0 if not, -1 after printing an error. */
+static int common_option(int argc, char **argv, int *i)
+{
+  const char *a = argv[*i], *v;
+  if (opt_is(a, "--plugins")) {
+    if (!(v = opt_value("--plugins", argc, argv, i)) || !*v) {
+      fprintf(stderr, "pacer: --plugins needs a directory\n");
+      return -1;
+    }
+    pc_plugin_add_dir(v);
+    return 1;
+  }
+  if (opt_is(a, "--lua-memory")) {
+    if (!(v = opt_value("--lua-memory", argc, argv, i))) {
+      fprintf(stderr, "pacer: --lua-memory needs a number of MiB\n");
+      return -1;
+    }
+    return parse_memory(v, "--lua-memory") == 0 ? 1 : -1;
+  }
+  return 0;
+}
+
+static struct pc_lua *new_lua(void)
+{
+  struct pc_lua *h = pc_lua_new();
+  if (h && lua_memory_mb > 0)
+    pc_lua_set_memory_limit(h, (size_t)lua_memory_mb << 20);
+  return h;
+}
+
+/* What --var and --vars-file define: their names are known to the
+ * reference check (vars.NAME), and --var names the file does not declare
+ * get a warning. The values themselves are read by the engine when the run
+ * starts (engine.c, build_vars); they are parsed here only enough to refuse
+ * a malformed --var or an unreadable --vars-file before anything runs. */
+struct var_names {
+  char **names; /* owned */
+  size_t n;
+  size_t nvar; /* the first nvar came from --var, the rest from --vars-file */
+};
+
+static void var_names_free(struct var_names *vn)
+{
+  for (size_t i = 0; i < vn->n; i++)
+    free(vn->names[i]);
+  free(vn->names);
+  *vn = (struct var_names){0};
+}
+
+static void var_names_add(struct var_names *vn, char *name)
+{
+  vn->names = pc_xrealloc(vn->names, (vn->n + 1) * sizeof *vn->names);
+  vn->names[vn->n++] = name;
+}
+
+/* Prints load errors and warnings: as they are, or with --log-format json
+ * as log lines (a log shipper reading stderr gets JSON only). */
+static void print_diags(const struct pc_diag *d)
+{
+  if (!pc_log_json()) {
+    pc_diag_print(d, stderr);
+    return;
+  }
+  for (size_t i = 0; i < d->n; i++) {
+    const struct pc_diag_item *it = &d->items[i];
+    pc_log(it->warning ? PC_LOG_WARN : PC_LOG_ERROR, NULL, "%s:%d:%d: %s", it->file, it->line,
+           it->col, it->msg);
+  }
+  if (d->n < pc_diag_count(d))
+    pc_log(PC_LOG_ERROR, NULL, "... and %zu more errors, not shown", pc_diag_count(d) - d->n);
+}
+
+/* Returns 0, or -1 with the problem printed. */
+static int gather_var_names(const char *cmd, const char *const *vars, size_t nvars,
+                            const char *vars_file, struct var_names *out)
+{
+  for (size_t i = 0; i < nvars; i++) {
+    const char *eq = strchr(vars[i], '=');
+    if (!eq || eq == vars[i]) {
+      fprintf(stderr, "pacer %s: --var expects NAME=VALUE, got \"%s\"\n", cmd, vars[i]);
+      return -1;
+    }
+    var_names_add(out, pc_xstrndup(vars[i], (size_t)(eq - vars[i])));
+  }
+  out->nvar = out->n;
+  if (!vars_file)
+    return 0;
+  struct pc_diag d;
+  pc_diag_init(&d);
+  struct pc_node *n = NULL;
+  if (pc_yaml_load_file(vars_file, NULL, &n, &d) != 0) {
+    print_diags(&d);
+    pc_diag_free(&d);
+    return -1;
+  }
+  pc_diag_free(&d);
+  if (n->kind != PC_NODE_MAP) {
+    fprintf(stderr, "%s:%d:%d: error: --vars-file must hold a map of names to values\n",
+            vars_file, n->line, n->col);
+    pc_node_free(n);
+    return -1;
+  }
+  for (size_t i = 0; i < n->n; i++)
+    var_names_add(out, pc_xstrndup(n->keys[i]->str, n->keys[i]->len));
+  pc_node_free(n);
+  return 0;
+}
+
+/* --var of a name the workflow does not declare under `vars:` is allowed (a
+ * var only --var sets), but is often a typo: say so. */
+static void warn_undeclared_vars(const struct pc_workflow *wf, const struct var_names *vn,
+                                 struct pc_diag *d)
+{
+  size_t ndecl = wf->vars ? wf->vars->u.coll.n : 0;
+  const char *const *decl = ndecl ? (const char *const *)wf->vars->u.coll.keys : NULL;
+  for (size_t i = 0; i < vn->nvar; i++) {
+    const char *name = vn->names[i];
+    size_t j = 0;
+    while (j < ndecl && strcmp(decl[j], name) != 0)
+      j++;
+    if (j < ndecl)
+      continue;
+    const char *hint = pc_did_you_mean(name, decl, ndecl);
+    if (hint)
+      pc_diag_warn(d, wf->file, 0, 0,
+                   "--var %s: the workflow declares no var \"%s\"; did you mean \"%s\"?", name,
+                   name, hint);
+    else
+      pc_diag_warn(d, wf->file, 0, 0,
+                   "--var %s: the workflow declares no var \"%s\" under `vars:`", name, name);
+  }
+}
+
+/* Loads, checks and compiles one file. Returns 0, or -1 with errors printed. */
+static int load_workflow(const char *path, struct pc_lua *h, const struct var_names *vn,
+                         struct pc_workflow **out)
+{
+  struct pc_diag d;
+  pc_diag_init(&d);
+  struct pc_workflow *wf = NULL;
+  int rc = pc_workflow_load(path, &wf, &d);
+  /* Names that do not exist (steps.ID, vars.NAME), then expressions are
+   * compiled whatever the outcome, so one validate shows every mistake. */
+  if (rc == 0 && pc_workflow_check_refs(wf, (const char *const *)vn->names, vn->n, &d) != 0)
+    rc = -1;
+  if (wf && pc_lua_compile_workflow(h, wf, &d) != 0)
+    rc = -1;
+  /* Plugins and inline Lua: found, loaded, inputs checked, code compiled. */
+  if (rc == 0 && pc_plugins_check(h, wf, &d) != 0)
+    rc = -1;
+  /* Errors always; warnings unless -q (a cron job run with -q stays
+   * silent when all is well; `validate` shows them). */
+  if (rc == 0)
+    warn_undeclared_vars(wf, vn, &d);
+  if (rc != 0 || pc_log_enabled(PC_LOG_WARN))
+    print_diags(&d);
+  if (rc != 0) {
+    size_t n = pc_diag_count(&d);
+    fprintf(stderr, "%s: %zu error%s; nothing was run\n", path, n, n == 1 ? "" : "s");
+    pc_workflow_free(wf);
+    wf = NULL;
+  }
+  pc_diag_free(&d);
+  *out = wf;
+  return rc;
+}
+
+/* ----------------------------------------------------------- the plan */
+
+static void print_step(const struct pc_workflow *wf, const struct pc_step *s, int depth)
+{
+  printf("%*s- ", depth * 2, "");
+  if (s->id)
+    printf("%s: ", s->id);
+  if (s->name)
+    printf("\"%s\" ", s->name);
+  printf("%s", s->action == PC_ACT_USES ? "uses" : pc_action_name(s->action));
+  if (s->uses)
+    printf(" %s", s->uses);
+  if (s->for_each)
+    printf(", for_each");
+  if (s->if_expr)
+    printf(", if %s", s->if_expr->src);
+  if ((s->for_each || s->action == PC_ACT_GATHER) && s->concurrency)
+    printf(", concurrency %d", s->concurrency);
+  if ((s->for_each || s->action == PC_ACT_GATHER) && !s->fail_fast)
+    printf(", fail_fast false");
+  for (size_t i = 0; i < s->npools; i++)
+    printf("%s%s", i ? "," : ", pool ", wf->pools[s->pools[i]].name);
+  if (s->timeout_ms >= 0) {
+    char d[32];
+    pc_format_duration(s->timeout_ms, d, sizeof d);
+    printf(", timeout %s", d);
+  }
+  if (s->retry.attempts > 1)
+    printf(", retry %d", s->retry.attempts);
+  if (s->continue_on_error)
+    printf(", continue_on_error");
+  printf("  (line %d)\n", s->line);
+  for (size_t i = 0; i < s->nchildren; i++)
+    print_step(wf, s->children[i], depth + 1);
+}
+
+static void print_plan(const struct pc_workflow *wf)
+{
+  printf("workflow %s (%s)\n", wf->name, wf->file);
+  if (wf->timeout_ms >= 0) {
+    char d[32];
+    pc_format_duration(wf->timeout_ms, d, sizeof d);
+    printf("timeout: %s\n", d);
+  }
+  for (size_t i = 0; i < wf->npools; i++) {
+    const struct pc_pool_def *p = &wf->pools[i];
+    printf("pool %s:", p->name);
+    if (p->concurrency)
+      printf(" concurrency %d", p->concurrency);
+    if (p->rate > 0)
+      printf(" rate %g/s burst %d", p->rate, p->burst);
+    printf("\n");
+  }
+  printf("steps:\n");
+  for (size_t i = 0; i < wf->nsteps; i++)
+    print_step(wf, wf->steps[i], 1);
+  if (wf->nfinally) {
+    printf("finally:\n");
+    for (size_t i = 0; i < wf->nfinally; i++)
+      print_step(wf, wf->finally[i], 1);
+  }
+}
+
+/* -------------------------------------------------------- subcommands */
+
+static int cmd_version(void)
+{
+  const curl_version_info_data *c = curl_version_info(CURLVERSION_NOW);
+  printf("pacer %s\n", PACER_VERSION);
+  printf("libuv %s\n", uv_version_string());
+  if (c) /* loads libcurl (curlshim.c), which may be missing */
+    printf("libcurl %s (%s)\n", c->version, c->ssl_version ? c->ssl_version : "no TLS");
+  else
+    printf("%s\n", pc_curl_load_error());
+  printf("libyaml %s\n", yaml_get_version_string());
+  int yv = yajl_version();
+  printf("yajl %d.%d.%d\n", yv / 10000, yv / 100 % 100, yv % 100);
+  printf("%s\n", LUA_RELEASE);
+  return PC_EXIT_OK;
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+  const char **files = pc_xcalloc((size_t)argc + 1, sizeof *files);
+  const char **vars = pc_xcalloc((size_t)argc + 1, sizeof *vars);
+  size_t nvars = 0;
+  const char *vars_file = NULL;
+  struct var_names vn = {0};
+  int nfiles = 0, code = PC_EXIT_USAGE;
+  for (int i = 0; i < argc; i++) {
+    int r = common_option(argc, argv, &i);
+    if (r < 0)
+      goto out;
+    if (r > 0)
+      continue;
+    /* --var and --vars-file as for run: the names they define are known
+     * to the check of vars.NAME. */
+    const char *a = argv[i], *v;
+    if (opt_is(a, "--var") || opt_is(a, "--vars-file")) {
+      bool file = opt_is(a, "--vars-file");
+      if (!(v = opt_value(file ? "--vars-file" : "--var", argc, argv, &i))) {
+        fprintf(stderr, "pacer validate: option \"%s\" needs a value\n", a);
+        goto out;
+      }
+      if (file)
+        vars_file = v;
+      else
+        vars[nvars++] = v;
+      continue;
+    }
+    files[nfiles++] = a;
+  }
+  if (nfiles < 1) {
+    fprintf(stderr, "pacer validate: name at least one workflow file\n");
+    goto out;
+  }
+  if (gather_var_names("validate", vars, nvars, vars_file, &vn) != 0)
+    goto out;
+  code = PC_EXIT_OK;
+  for (int i = 0; i < nfiles; i++) {
+    struct pc_lua *h = new_lua();
+    if (!h) {
+      code = PC_EXIT_ERROR;
+      break;
+    }
+    struct pc_workflow *wf = NULL;
+    if (load_workflow(files[i], h, &vn, &wf) != 0) {
+      code = PC_EXIT_USAGE;
+    } else {
+      printf("%s: ok\n", files[i]);
+      pc_workflow_free(wf);
+    }
+    pc_lua_free(h);
+  }
+out:
+  var_names_free(&vn);
+  free(vars);
+  free(files);
+  return code;
+}
+
+static int cmd_plugins(int argc, char **argv)
+{
+  const char *file = NULL;
+  for (int i = 0; i < argc; i++) {
+    int r = common_option(argc, argv, &i);
+    if (r < 0)
+      return PC_EXIT_USAGE;
+    if (r > 0)
+      continue;
+    if (argv[i][0] == '-' || file) {
+      fprintf(stderr, "pacer plugins: usage: pacer plugins [WORKFLOW.yml] [--plugins DIR]\n");
+      return PC_EXIT_USAGE;
+    }
+    file = argv[i];
+  }
+  struct pc_lua *h = new_lua();
+  if (!h)
+    return PC_EXIT_ERROR;
+  int code = pc_plugins_list(h, file, stdout);
+  pc_lua_free(h);
+  return code;
+}
+
+/* Takes an exclusive, non-blocking flock on `path` (created if needed). The
+ * lock lives as long as the descriptor, and the kernel drops it if pacer
+ * dies, so a crashed run never leaves a stale lock behind (unlike a PID
+ * file). Returns the descriptor, -EWOULDBLOCK if another run holds it, or
+ * another negative errno. */
+static int take_lock(const char *path)
+{
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    int err = errno;
+    fprintf(stderr, "pacer run: --lock %s: %s\n", path, strerror(err));
+    return -err;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    close(fd);
+    if (err == EWOULDBLOCK) {
+      fprintf(stderr, "pacer run: %s is locked by another run; exiting\n", path);
+      return -EWOULDBLOCK;
+    }
+    fprintf(stderr, "pacer run: --lock %s: %s\n", path, strerror(err));
+    return -err;
+  }
+  return fd;
+}
+
+static const char *opt_value(const char *name, int argc, char **argv, int *i)
+{
+  const char *a = argv[*i];
+  size_t n = strlen(name);
+  if (strncmp(a, name, n) == 0 && a[n] == '=')
+    return a + n + 1;
+  if (strcmp(a, name) == 0 && *i + 1 < argc)
+    return argv[++*i];
+  return NULL;
+}
+
+static bool opt_is(const char *a, const char *name)
+{
+  size_t n = strlen(name);
+  return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
+}
+
+static int cmd_run(int argc, char **argv)
+{
+  const char *file = NULL;
+  struct pc_run_opts o;
+  pc_run_opts_init(&o);
+  const char **vars = pc_xcalloc((size_t)argc + 1, sizeof *vars);
+  const char **reports = pc_xcalloc((size_t)argc + 1, sizeof *reports);
+  struct pc_log_opts lo = {0, false, isatty(STDERR_FILENO) && !getenv("NO_COLOR")};
+  bool dry = false;
+  enum pc_progress_mode progress = PC_PROGRESS_AUTO;
+  const char *lock_path = NULL;
+  int lock_fd = -1;
+  int code = PC_EXIT_USAGE;
+  struct var_names vn = {0};
+
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i], *v;
+    int common = common_option(argc, argv, &i);
+    if (common < 0)
+      goto out;
+    if (common > 0)
+      continue;
+    if (opt_is(a, "--var")) {
+      if (!(v = opt_value("--var", argc, argv, &i)))
+        goto missing;
+      vars[o.nvars++] = v;
+    } else if (opt_is(a, "--vars-file")) {
+      if (!(v = opt_value("--vars-file", argc, argv, &i)))
+        goto missing;
+      o.vars_file = v;
+    } else if (opt_is(a, "--timeout")) {
+      if (!(v = opt_value("--timeout", argc, argv, &i)))
+        goto missing;
+      if (pc_parse_duration(v, &o.timeout_ms) != 0) {
+        fprintf(stderr, "pacer run: --timeout: invalid duration \"%s\" (try 30s, 2m)\n", v);
+        goto out;
+      }
+    } else if (opt_is(a, "--report")) {
+      if (!(v = opt_value("--report", argc, argv, &i)))
+        goto missing;
+      const char *colon = strchr(v, ':');
+      char *format = colon ? pc_xstrndup(v, (size_t)(colon - v)) : NULL;
+      bool known = format && pc_report_format_known(format);
+      free(format);
+      if (!known || !colon[1]) {
+        fprintf(stderr, "pacer run: --report expects FORMAT:PATH with FORMAT one of json, junit, "
+                        "trace, html; got \"%s\"\n", v);
+        goto out;
+      }
+      reports[o.nreports++] = v;
+    } else if (opt_is(a, "--lock")) {
+      if (!(lock_path = opt_value("--lock", argc, argv, &i)))
+        goto missing;
+    } else if (opt_is(a, "--progress")) {
+      if (!(v = opt_value("--progress", argc, argv, &i)))
+        goto missing;
+      if (pc_progress_parse_mode(v, &progress) != 0) {
+        fprintf(stderr, "pacer run: --progress must be auto, always or never, got \"%s\"\n", v);
+        goto out;
+      }
+    } else if (opt_is(a, "--log-format")) {
+      if (!(v = opt_value("--log-format", argc, argv, &i)))
+        goto missing;
+      if (strcmp(v, "json") == 0) {
+        lo.json = true;
+      } else if (strcmp(v, "text") != 0) {
+        fprintf(stderr, "pacer run: --log-format must be text or json, got \"%s\"\n", v);
+        goto out;
+      }
+    } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+      lo.verbosity = -1;
+    } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+      lo.verbosity = 1;
+    } else if (strcmp(a, "--dry-run") == 0) {
+      dry = true;
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "pacer run: unknown option \"%s\"\n", a);
+      usage(stderr);
+      goto out;
+    } else if (file) {
+      fprintf(stderr, "pacer run: one workflow file at a time (got \"%s\" and \"%s\")\n", file,
+              a);
+      goto out;
+    } else {
+      file = a;
+    }
+  }
+  if (!file) {
+    fprintf(stderr, "pacer run: name a workflow file\n");
+    usage(stderr);
+    goto out;
+  }
+  if (lo.json)
+    lo.color = false;
+  pc_log_init(&lo);
+  o.progress = pc_progress_wanted(progress);
+  o.vars = vars;
+  o.reports = reports;
+
+  if (gather_var_names("run", vars, o.nvars, o.vars_file, &vn) != 0)
+    goto out;
+  struct pc_lua *h = new_lua();
+  if (!h) {
+    code = PC_EXIT_ERROR;
+    goto out;
+  }
+  struct pc_workflow *wf = NULL;
+  if (load_workflow(file, h, &vn, &wf) == 0) {
+    if (lock_path && !dry && (lock_fd = take_lock(lock_path)) < 0) {
+      code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
+    } else if (dry) {
+      print_plan(wf);
+      code = PC_EXIT_OK;
+    } else {
+      code = pc_run_workflow(wf, h, &o);
+    }
+    pc_workflow_free(wf);
+  }
+  pc_lua_free(h);
+  goto out;
+
+missing:
+  fprintf(stderr, "pacer run: option \"%s\" needs a value\n", argv[argc - 1]);
+out:
+  if (lock_fd >= 0)
+    close(lock_fd); /* releases the lock */
+  var_names_free(&vn);
+  free(vars);
+  free(reports);
+  pc_secrets_clear();
+  return code;
+}
+
+/* What validate, plugins, schema, version and --dry-run print is their
+ * result: if it could not be written (a closed pipe, a full disk), say so
+ * and fail, rather than exit 0 having printed nothing. (`run` output goes
+ * through pc_out_line, whose errors fail the step that printed.) */
+static int check_stdout(int code)
+{
+  errno = 0;
+  if (fflush(stdout) == 0 && !ferror(stdout))
+    return code;
+  fprintf(stderr, "pacer: cannot write to stdout: %s\n", errno ? strerror(errno) : "I/O error");
+  return code == PC_EXIT_OK ? PC_EXIT_ERROR : code;
+}
+
+static int cli_main(int argc, char **argv);
+
+int pc_cli_main(int argc, char **argv)
+{
+  return check_stdout(cli_main(argc, argv));
+}
+
+static int cli_main(int argc, char **argv)
+{
+  if (argc < 2) {
+    usage(stderr);
+    return PC_EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  const char *mem = getenv("PACER_LUA_MEMORY");
+  if (mem && *mem && parse_memory(mem, "PACER_LUA_MEMORY") != 0)
+    return PC_EXIT_USAGE;
+  int code = -1;
+  if (strcmp(cmd, "run") == 0)
+    code = cmd_run(argc - 2, argv + 2);
+  else if (strcmp(cmd, "validate") == 0)
+    code = cmd_validate(argc - 2, argv + 2);
+  else if (strcmp(cmd, "plugins") == 0)
+    code = cmd_plugins(argc - 2, argv + 2);
+  if (code >= 0) {
+    pc_plugin_clear_dirs();
+    return code;
+  }
+  if (strcmp(cmd, "schema") == 0) {
+    if (argc > 2) {
+      fprintf(stderr, "pacer schema: takes no arguments\n");
+      return PC_EXIT_USAGE;
+    }
+    fputs(pc_schema_json(), stdout);
+    return PC_EXIT_OK;
+  }
+  if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
+    return cmd_version();
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+    usage(stdout);
+    return PC_EXIT_OK;
+  }
+  fprintf(stderr, "pacer: unknown command \"%s\"\n", cmd);
+  usage(stderr);
+  return PC_EXIT_USAGE;
+}

@@ -1,0 +1,312 @@
+/* refs.c: finds `steps.ID` and `vars.NAME` in expressions and checks that
+ * the names exist (see refs.h for what is and is not checked).
+ *
+ * An expression is split into Lua tokens by a small scanner that knows what
+ * can hide a name: strings (short and long), comments (short and long) and
+ * numbers. A reference is the name `steps` or `vars` that is not itself a
+ * field (no `.` or `:` before it), followed by `.NAME` or by `["NAME"]`.
+ * The known names are sorted once and looked up by binary search, so a file
+ * with 30 000 steps each referring to another stays linear-logarithmic; the
+ * did-you-mean search, which compares with every name, runs only while the
+ * diagnostics still keep messages. */
+#include "load/refs.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+
+enum tok_kind { T_NAME, T_STRING, T_OTHER, T_DOT, T_COLON, T_LBRACKET, T_RBRACKET, T_END };
+
+struct tok {
+  enum tok_kind kind;
+  const char *s; /* T_NAME: the name; T_STRING: the contents (no escapes) */
+  size_t len;
+  bool plain;    /* T_STRING: no escape sequences, so s..len is the value */
+};
+
+struct scanner {
+  const char *p, *end;
+};
+
+static bool is_name_start(char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static bool is_name_char(char c)
+{
+  return is_name_start(c) || (c >= '0' && c <= '9');
+}
+
+/* At "[" or "[=...=[": the level of a long bracket, or -1 if it is not one. */
+static int long_bracket_level(const char *p, const char *end)
+{
+  if (p >= end || *p != '[')
+    return -1;
+  int level = 0;
+  for (p++; p < end && *p == '='; p++)
+    level++;
+  return p < end && *p == '[' ? level : -1;
+}
+
+/* Skips past the long bracket that opens at p with `level`; returns where
+ * its contents start in *body and their length in *len. */
+static const char *skip_long(const char *p, const char *end, int level, const char **body,
+                             size_t *len)
+{
+  p += level + 2;
+  *body = p;
+  for (; p < end; p++) {
+    if (*p != ']')
+      continue;
+    const char *q = p + 1;
+    int n = 0;
+    while (q < end && *q == '=')
+      q++, n++;
+    if (n == level && q < end && *q == ']') {
+      *len = (size_t)(p - *body);
+      return q + 1;
+    }
+  }
+  *len = (size_t)(end - *body);
+  return end;
+}
+
+static struct tok next_tok(struct scanner *sc)
+{
+  const char *p = sc->p, *end = sc->end;
+  for (;;) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' ||
+                       *p == '\v'))
+      p++;
+    if (p + 1 < end && p[0] == '-' && p[1] == '-') { /* a comment */
+      int level = long_bracket_level(p + 2, end);
+      if (level >= 0) {
+        const char *body;
+        size_t len;
+        p = skip_long(p + 2, end, level, &body, &len);
+      } else {
+        while (p < end && *p != '\n')
+          p++;
+      }
+      continue;
+    }
+    break;
+  }
+  struct tok t = {T_END, p, 0, false};
+  if (p >= end) {
+    sc->p = p;
+    return t;
+  }
+  char c = *p;
+  if (is_name_start(c)) {
+    const char *s = p;
+    while (p < end && is_name_char(*p))
+      p++;
+    t = (struct tok){T_NAME, s, (size_t)(p - s), false};
+  } else if (c == '"' || c == '\'') {
+    const char *s = ++p;
+    bool plain = true;
+    while (p < end && *p != c && *p != '\n') {
+      if (*p == '\\') {
+        plain = false;
+        p++;
+      }
+      p++;
+    }
+    t = (struct tok){T_STRING, s, (size_t)((p < end ? p : end) - s), plain};
+    if (p < end)
+      p++;
+  } else if (c == '[' && long_bracket_level(p, end) >= 0) {
+    const char *body;
+    size_t len;
+    p = skip_long(p, end, long_bracket_level(p, end), &body, &len);
+    /* A first newline right after the bracket is not part of the string. */
+    if (len > 0 && *body == '\n')
+      body++, len--;
+    t = (struct tok){T_STRING, body, len, true};
+  } else if ((c >= '0' && c <= '9') || (c == '.' && p + 1 < end && p[1] >= '0' && p[1] <= '9')) {
+    /* A number, hex and exponents included: nothing in it is a name. */
+    char prev = 0;
+    while (p < end && (is_name_char(*p) || *p == '.' ||
+                       ((*p == '+' || *p == '-') &&
+                        (prev == 'e' || prev == 'E' || prev == 'p' || prev == 'P'))))
+      prev = *p++;
+    t.kind = T_OTHER;
+  } else if (c == '.') {
+    size_t n = 1;
+    while (p + n < end && p[n] == '.' && n < 3)
+      n++;
+    p += n;
+    t.kind = n == 1 ? T_DOT : T_OTHER; /* .. and ... are operators */
+  } else if (c == ':') {
+    p += p + 1 < end && p[1] == ':' ? 2 : 1;
+    t.kind = T_COLON;
+  } else if (c == '[') {
+    p++;
+    t.kind = T_LBRACKET;
+  } else if (c == ']') {
+    p++;
+    t.kind = T_RBRACKET;
+  } else {
+    p++;
+    t.kind = T_OTHER;
+  }
+  sc->p = p;
+  return t;
+}
+
+static bool tok_is(const struct tok *t, const char *name)
+{
+  return t->kind == T_NAME && t->len == strlen(name) && memcmp(t->s, name, t->len) == 0;
+}
+
+/* ------------------------------------------------------------ name sets */
+
+struct names {
+  const char **v; /* sorted, unique; borrowed strings */
+  size_t n, cap;
+};
+
+static void names_add(struct names *s, const char *name)
+{
+  if (s->n == s->cap) {
+    s->cap = s->cap ? s->cap * 2 : 16;
+    s->v = pc_xrealloc(s->v, s->cap * sizeof *s->v);
+  }
+  s->v[s->n++] = name;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void names_sort(struct names *s)
+{
+  if (s->n < 2)
+    return;
+  qsort(s->v, s->n, sizeof *s->v, cmp_name);
+  size_t out = 0;
+  for (size_t i = 0; i < s->n; i++)
+    if (out == 0 || strcmp(s->v[out - 1], s->v[i]) != 0)
+      s->v[out++] = s->v[i];
+  s->n = out;
+}
+
+static bool names_has(const struct names *s, const char *name)
+{
+  return s->n && bsearch(&name, s->v, s->n, sizeof *s->v, cmp_name) != NULL;
+}
+
+static void collect_ids(struct names *ids, struct pc_step *const *steps, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    if (steps[i]->id)
+      names_add(ids, steps[i]->id);
+    collect_ids(ids, steps[i]->children, steps[i]->nchildren);
+  }
+}
+
+/* ------------------------------------------------------------- checking */
+
+struct checker {
+  const struct pc_workflow *wf;
+  struct pc_diag *d;
+  struct names ids, vars;
+  struct tok *toks; /* the tokens of the expression being checked */
+  size_t ntoks_cap;
+  int rc;
+};
+
+static void report(struct checker *ck, const struct pc_expr *e, bool is_step, const char *name)
+{
+  ck->rc = -1;
+  const struct names *known = is_step ? &ck->ids : &ck->vars;
+  const char *hint = NULL;
+  if (!pc_diag_full(ck->d) && known->n)
+    hint = pc_did_you_mean(name, known->v, known->n);
+  const char *what = is_step ? "step" : "var";
+  const char *whole = is_step ? "steps" : "vars";
+  if (hint)
+    pc_diag_add(ck->d, e->file, e->line, e->col, "unknown %s \"%s\" in \"%s\"; did you mean %s.%s?",
+                what, name, e->src, whole, hint);
+  else if (is_step)
+    pc_diag_add(ck->d, e->file, e->line, e->col,
+                "unknown step \"%s\" in \"%s\": no step has the id \"%s\"", name, e->src, name);
+  else
+    pc_diag_add(ck->d, e->file, e->line, e->col,
+                "unknown var \"%s\" in \"%s\": define it under `vars:` (null if it must come "
+                "from --var) or pass --var %s=VALUE",
+                name, e->src, name);
+}
+
+static void check_ref(struct checker *ck, const struct pc_expr *e, bool is_step, const char *s,
+                      size_t len)
+{
+  char buf[256];
+  if (len == 0 || len >= sizeof buf)
+    return; /* no id or var is that long: the check that names it says so */
+  memcpy(buf, s, len);
+  buf[len] = '\0';
+  if (!names_has(is_step ? &ck->ids : &ck->vars, buf))
+    report(ck, e, is_step, buf);
+}
+
+static void check_expr(struct checker *ck, const struct pc_expr *e)
+{
+  struct scanner sc = {e->src, e->src + strlen(e->src)};
+  size_t n = 0;
+  for (;;) {
+    struct tok t = next_tok(&sc);
+    /* A function in an expression may name a parameter or a local `steps`
+     * or `vars`; such expressions are left alone rather than misread. */
+    if (tok_is(&t, "function"))
+      return;
+    if (n + 4 > ck->ntoks_cap) { /* room for t and three T_END after it */
+      ck->ntoks_cap = ck->ntoks_cap ? ck->ntoks_cap * 2 : 64;
+      ck->toks = pc_xrealloc(ck->toks, ck->ntoks_cap * sizeof *ck->toks);
+    }
+    ck->toks[n++] = t;
+    if (t.kind == T_END)
+      break;
+  }
+  const struct tok *v = ck->toks;
+  for (size_t i = n; i < n + 3; i++)
+    ck->toks[i] = v[n - 1]; /* T_END: lookahead never runs off the end */
+  for (size_t i = 0; i + 1 < n; i++) {
+    bool is_step = tok_is(&v[i], "steps"), is_var = tok_is(&v[i], "vars");
+    if (!(is_step || is_var))
+      continue;
+    if (i > 0 && (v[i - 1].kind == T_DOT || v[i - 1].kind == T_COLON))
+      continue; /* a field of something else: result.steps */
+    if (v[i + 1].kind == T_DOT && v[i + 2].kind == T_NAME)
+      check_ref(ck, e, is_step, v[i + 2].s, v[i + 2].len);
+    else if (v[i + 1].kind == T_LBRACKET && v[i + 2].kind == T_STRING && v[i + 2].plain &&
+             v[i + 3].kind == T_RBRACKET)
+      check_ref(ck, e, is_step, v[i + 2].s, v[i + 2].len);
+  }
+}
+
+int pc_workflow_check_refs(const struct pc_workflow *wf, const char *const *extra_vars,
+                           size_t nextra, struct pc_diag *d)
+{
+  struct checker ck = {.wf = wf, .d = d};
+  collect_ids(&ck.ids, wf->steps, wf->nsteps);
+  collect_ids(&ck.ids, wf->finally, wf->nfinally);
+  names_sort(&ck.ids);
+  if (wf->vars && wf->vars->kind == PC_T_MAP)
+    for (size_t i = 0; i < wf->vars->u.coll.n; i++)
+      names_add(&ck.vars, wf->vars->u.coll.keys[i]);
+  for (size_t i = 0; i < nextra; i++)
+    names_add(&ck.vars, extra_vars[i]);
+  names_sort(&ck.vars);
+  for (size_t i = 0; i < wf->nexprs; i++)
+    check_expr(&ck, wf->exprs[i]);
+  free(ck.ids.v);
+  free(ck.vars.v);
+  free(ck.toks);
+  return ck.rc;
+}

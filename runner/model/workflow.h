@@ -1,0 +1,269 @@
+/* workflow.h: the in-memory model of a workflow file, built from the YAML
+ * node tree and checked completely before anything runs.
+ *
+ * Values that may hold `${{ }}` expressions are kept as templates
+ * (struct pc_tmpl): a tree shaped like the YAML value whose leaves are
+ * constants, single expressions (which keep the value's type) or
+ * interpolations (which make a string). Every expression in the file is also
+ * listed in wf->exprs so the Lua host can compile them all at load time and
+ * report syntax errors with their position. */
+#ifndef PACER_WORKFLOW_H
+#define PACER_WORKFLOW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/diag.h"
+#include "base/yamlload.h"
+
+/* ---------------------------------------------------------------- templates */
+
+struct pc_expr {
+  char *src;        /* Lua expression text without the ${{ }} */
+  const char *file; /* borrowed from the workflow */
+  int line, col;    /* position of the `${{`, or of a bare expression scalar */
+  int ref;          /* compiled chunk in the Lua registry; LUA_NOREF (-2) until compiled */
+};
+
+enum pc_tmpl_kind {
+  PC_T_NIL,
+  PC_T_BOOL,
+  PC_T_INT,
+  PC_T_NUM,
+  PC_T_STR,
+  PC_T_EXPR,   /* the scalar is exactly one ${{ }}: keeps the value's type */
+  PC_T_INTERP, /* text with ${{ }} inside: always a string */
+  PC_T_SEQ,
+  PC_T_MAP,
+};
+
+struct pc_tmpl_part { /* exactly one of lit / expr is set */
+  char *lit;
+  size_t lit_len;
+  struct pc_expr *expr;
+};
+
+struct pc_tmpl {
+  enum pc_tmpl_kind kind;
+  int line, col;
+  bool has_expr; /* true if this node or any descendant holds an expression */
+  bool nil_ok;   /* as a map member, a nil value leaves the key out instead of
+                    being an error (the members of `vars`) */
+  union {
+    bool b;
+    long long i;
+    double num;
+    struct {
+      char *s;
+      size_t len;
+    } str;
+    struct pc_expr *expr; /* owned */
+    struct {
+      struct pc_tmpl_part *parts;
+      size_t n;
+    } interp;
+    struct {
+      char **keys; /* PC_T_MAP only */
+      struct pc_tmpl **items;
+      size_t n;
+    } coll;
+  } u;
+};
+
+void pc_tmpl_free(struct pc_tmpl *t);
+/* Lookup in a PC_T_MAP template; NULL if absent or not a map. It scans the
+ * keys: loops over every key of a map use pc_tmpl_at instead. */
+const struct pc_tmpl *pc_tmpl_get(const struct pc_tmpl *map, const char *key);
+/* Item i of a PC_T_MAP or PC_T_SEQ template (NULL if out of range or not a
+ * collection). A template built from a node keeps the node's items in their
+ * order, so item i of the template is the value of node item i. */
+const struct pc_tmpl *pc_tmpl_at(const struct pc_tmpl *coll, size_t i);
+
+/* -------------------------------------------------------------------- steps */
+
+enum pc_action {
+  PC_ACT_NONE = 0,
+  PC_ACT_SLEEP,
+  PC_ACT_LOG,
+  PC_ACT_ASSERT,
+  PC_ACT_STEPS,
+  PC_ACT_GATHER,
+  PC_ACT_HTTP,
+  PC_ACT_USES,
+  PC_ACT_LUA,
+  PC_ACT_EXEC,
+  PC_ACT_SHELL,
+};
+const char *pc_action_name(enum pc_action a);
+
+/* retry.on flags */
+#define PC_ON_NETWORK 0x01u
+#define PC_ON_TIMEOUT 0x02u
+#define PC_ON_5XX 0x04u
+#define PC_ON_4XX 0x08u
+#define PC_ON_EXPECT 0x10u
+#define PC_ON_ERROR 0x20u /* any error that is not a timeout (pacer extension) */
+
+struct pc_retry {
+  int attempts;         /* total tries, >= 1; default 1 */
+  double backoff_ms;    /* first wait; default 0 */
+  double factor;        /* default 2 */
+  double max_backoff_ms;/* default 30 s */
+  bool jitter;          /* full jitter; default true */
+  bool on_set;          /* false: use the action's default `on` */
+  unsigned on;          /* PC_ON_* */
+  int *codes;           /* explicit status codes in `on`, each once; borrowed
+                           from wf->retry_codes: the steps that inherit
+                           defaults.retry share one array */
+  size_t ncodes;
+  bool unsafe;          /* retry non-idempotent HTTP methods too */
+};
+
+struct pc_status_range {
+  int lo, hi; /* inclusive; "2xx" is {200, 299}, 404 is {404, 404} */
+};
+
+struct pc_expect {
+  struct pc_status_range *status; /* NULL/0: the action's default */
+  size_t nstatus;
+  int *exit_codes; /* NULL/0: the action's default (0 for exec/shell) */
+  size_t nexit_codes;
+  struct pc_expr **that; /* evaluated with `result` bound */
+  size_t nthat;
+};
+
+struct pc_output {
+  char *name;
+  struct pc_tmpl *value;
+};
+
+struct pc_step {
+  enum pc_action action;
+  char *id;   /* NULL if none */
+  char *name; /* NULL if none */
+  const char *file; /* borrowed from the workflow */
+  const struct pc_node *node; /* borrowed: the step's map in wf->root */
+  int line, col; /* position of the step's map */
+  int index;     /* position among its siblings, 1-based */
+
+  struct pc_expr *if_expr;   /* NULL: always */
+  struct pc_tmpl *for_each;  /* NULL: not a fan-out */
+  int concurrency;           /* 0: unlimited */
+  bool fail_fast;            /* default true */
+  size_t *pools;             /* indexes into wf->pools, sorted ascending, unique */
+  size_t npools;
+  double timeout_ms;         /* < 0: none (after defaults were applied to leaf steps) */
+  struct pc_retry retry;     /* after defaults were applied to leaf steps */
+  /* Set by the action's load when the step is known to send a request
+   * that is not idempotent ("POST", "PATCH"; a static string): a retry
+   * without retry.unsafe then applies only to failures that sent nothing,
+   * and the loader warns about retry.on conditions that never can. */
+  const char *unsafe_method;
+  bool continue_on_error;
+  struct pc_expect expect;
+  struct pc_output *outputs;
+  size_t noutputs;
+  struct pc_tmpl *with;      /* `uses` inputs; NULL if none */
+  char *uses;                /* plugin name for PC_ACT_USES */
+
+  /* The action's own value as written (sleep duration, log text, http map,
+   * exec argv/map, shell text, lua code). NULL for assert/steps/gather. */
+  struct pc_tmpl *params;
+  /* assert: every item is an expression (bare, or wrapped in ${{ }}) */
+  struct pc_expr **asserts;
+  size_t nasserts;
+  /* steps / gather */
+  struct pc_step **children;
+  size_t nchildren;
+};
+
+static inline bool pc_step_is_group(const struct pc_step *s)
+{
+  return s->action == PC_ACT_STEPS || s->action == PC_ACT_GATHER;
+}
+
+struct pc_pool_def {
+  char *name;
+  int line, col;
+  int concurrency;    /* 0: unlimited */
+  double rate;        /* permits per second; 0: unlimited */
+  int burst;          /* >= 1; default 1 (evenly spaced) */
+};
+
+struct pc_workflow {
+  char *file;        /* path as given */
+  char *name;        /* `name`, or the file name without extension */
+  char *description; /* NULL if none */
+  struct pc_tmpl *vars; /* PC_T_MAP or NULL; values may hold expressions (env...) */
+  double timeout_ms;    /* < 0: none */
+  struct pc_tmpl *http_defaults; /* defaults.http, NULL if none */
+  struct pc_pool_def *pools;
+  size_t npools;
+  struct pc_step **steps;
+  size_t nsteps;
+  struct pc_step **finally;
+  size_t nfinally;
+  int **retry_codes;      /* the arrays of retry.on codes (owned; see pc_retry) */
+  size_t nretry_codes;
+  struct pc_expr **exprs; /* every expression in the file (borrowed), for compilation */
+  size_t nexprs;
+  struct pc_node *root;   /* the YAML tree (owned), for actions that need it */
+};
+
+/* Loads and checks a workflow file. Returns 0, or -1 with every error found
+ * added to `d` (and *out left NULL). Expressions are parsed out of the text
+ * here but compiled by the Lua host (pc_lua_compile_workflow). */
+int pc_workflow_load(const char *path, struct pc_workflow **out, struct pc_diag *d);
+int pc_workflow_load_string(const char *name, const char *text, size_t len,
+                            struct pc_workflow **out, struct pc_diag *d);
+void pc_workflow_free(struct pc_workflow *wf);
+
+/* ------------------------------------------------ helpers for action loaders */
+
+/* Passed to an action's `load` function so it can validate its own value and
+ * build templates that are registered with the workflow. */
+struct pc_load_ctx {
+  struct pc_workflow *wf;
+  struct pc_diag *d;
+  const char *file;
+  bool exprs_full; /* PC_MAX_EXPRS was reached and reported */
+};
+
+/* A workflow holds at most this many ${{ }} and bare expressions. Each one
+ * is compiled into its own Lua function at load time (about 500 bytes and
+ * 2 us), so the bound keeps `validate` of a hostile file well under a
+ * second; real workflows use a few hundred. */
+#define PC_MAX_EXPRS 100000
+
+void pc_load_error(struct pc_load_ctx *c, const struct pc_node *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A warning: printed with its position, but the load does not fail. */
+void pc_load_warn(struct pc_load_ctx *c, const struct pc_node *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Builds a template from any node, parsing ${{ }} in scalars and
+ * registering the expressions. Reports unclosed ${{ and empty expressions.
+ * Returns NULL (with an error added) on failure. Keep what it returns (e.g.
+ * in st->params): wf->exprs lists its expressions, so freeing it early is
+ * only safe when the load fails anyway. */
+struct pc_tmpl *pc_load_tmpl(struct pc_load_ctx *c, const struct pc_node *n);
+/* A bare expression (for `if`, `assert` items, `expect.that`): the scalar is
+ * either wrapped in ${{ }} or is the expression itself. */
+struct pc_expr *pc_load_bare_expr(struct pc_load_ctx *c, const struct pc_node *n);
+/* Reports every key of `map` not in `allowed` (with a did-you-mean hint).
+ * `what` names the map in messages ("step", "http", ...). Returns the number
+ * of unknown keys. Reports an error and returns -1 if `map` is not a map. */
+int pc_load_check_keys(struct pc_load_ctx *c, const struct pc_node *map,
+                       const char *const *allowed, size_t nallowed, const char *what);
+/* Text that becomes a C string (a program argument, an environment
+ * variable, a path, a URL, a header, a plugin name) ends at its first NUL
+ * byte, which a double-quoted scalar can hold ("a\0b"): refuse it here,
+ * naming `what` (e.g. "exec: argument 2") and `kind` ("a program
+ * argument"). Returns 0, or -1 after reporting. Any non-scalar passes
+ * (the caller checks types). */
+int pc_load_no_nul(struct pc_load_ctx *c, const struct pc_node *n, const char *what,
+                   const char *kind);
+/* Static duration: a plain scalar parsed with pc_parse_duration. Reports and
+ * returns -1 on error. */
+int pc_load_duration(struct pc_load_ctx *c, const struct pc_node *n, double *ms);
+
+#endif

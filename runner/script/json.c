@@ -1,0 +1,314 @@
+/* json.c: decodes JSON text into Lua values with yajl's event (SAX)
+ * parser, building the tables directly as the events come: no tree in
+ * between. For the benchmark's 170-byte document (docs/BENCHMARKS.md, w1)
+ * that costs about 17 000 instructions, against lua-cjson's 19 500 and
+ * jansson's 40 000 (a tree, then tables). lua-cjson, which pacer used
+ * before, turns every number into a float (the id 3 of a response became
+ * "3.0" in a URL); yajl hands over each number's text, so integers stay
+ * integers here.
+ *
+ * A Lua error inside a callback (out of memory, the Lua memory limit of
+ * plugin code) must not leak the parser: the parse runs in a protected call,
+ * and the parser and the frame stack are freed after it whatever happened,
+ * then the error is raised again. The value being built lives on the Lua
+ * stack: each open container, and for maps the key waiting for its value. */
+#include "script/json.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <yajl/yajl_parse.h>
+
+#include "base/util.h"
+
+/* Registry key of the metatable that marks empty JSON objects. */
+static const char OBJECT_MT_KEY = 'o';
+
+struct frame {
+  bool map;
+  lua_Integer n; /* items (lists) or pairs (maps) added so far */
+};
+
+struct decoder {
+  lua_State *L;
+  yajl_handle y;
+  int object_mt;        /* stack index of the object metatable */
+  struct frame *frames; /* open containers (depth of them): `inline_frames`
+                           until a document nests deeper, then malloc'd */
+  size_t depth, cap;
+  bool have_value;      /* the top-level value is complete */
+  bool too_deep;
+  struct frame inline_frames[16];
+};
+
+/* Size hints for new tables, per kind and nesting level: the size of the
+ * last container completed there. A table that grows from a guess rehashes
+ * at each doubling (a tenth of decoding a small document); documents of one
+ * API, and the objects of one list, tend to have the same shape, so the
+ * last one's size is a good first guess. Only the Lua state's thread
+ * decodes, so this cache needs no lock; a wrong hint costs a rehash or a
+ * few empty slots, nothing else. */
+#define HINT_LEVELS 8
+static int size_hint[2][HINT_LEVELS];
+
+/* Adds the value on top of the stack to the open container (or keeps it as
+ * the result at the top level). */
+static int put(struct decoder *d)
+{
+  lua_State *L = d->L;
+  if (d->depth == 0) {
+    d->have_value = true;
+    return 1;
+  }
+  struct frame *f = &d->frames[d->depth - 1];
+  f->n++;
+  if (f->map)
+    lua_rawset(L, -3); /* map, key, value -> map */
+  else
+    lua_rawseti(L, -2, f->n); /* list, value -> list */
+  return 1;
+}
+
+static int on_null(void *ud)
+{
+  struct decoder *d = ud;
+  lua_pushlightuserdata(d->L, NULL);
+  return put(d);
+}
+
+static int on_boolean(void *ud, int b)
+{
+  struct decoder *d = ud;
+  lua_pushboolean(d->L, b);
+  return put(d);
+}
+
+/* An integer when the text is one (no fraction, no exponent) and fits in
+ * 64 bits; a float otherwise. yajl has checked the syntax, so up to 18
+ * digits (below 10^18, always in range) are summed here directly: strtoll
+ * cost ~500 instructions a number, a third of decoding a small document. */
+static int on_number(void *ud, const char *s, size_t len)
+{
+  struct decoder *d = ud;
+  size_t i = s[0] == '-' ? 1 : 0;
+  if (len - i <= 18) {
+    lua_Integer v = 0;
+    size_t j = i;
+    while (j < len && s[j] >= '0' && s[j] <= '9')
+      v = v * 10 + (s[j++] - '0');
+    if (j == len) {
+      lua_pushinteger(d->L, i ? -v : v);
+      return put(d);
+    }
+  }
+  char buf[64];
+  char *text = len < sizeof buf ? buf : pc_xmalloc(len + 1);
+  memcpy(text, s, len);
+  text[len] = '\0';
+  bool integral = strpbrk(text, ".eE") == NULL;
+  errno = 0;
+  long long n = integral ? strtoll(text, NULL, 10) : 0;
+  if (integral && errno == 0)
+    lua_pushinteger(d->L, (lua_Integer)n);
+  else
+    lua_pushnumber(d->L, strtod(text, NULL));
+  if (text != buf)
+    free(text);
+  return put(d);
+}
+
+static int on_string(void *ud, const unsigned char *s, size_t len)
+{
+  struct decoder *d = ud;
+  lua_pushlstring(d->L, (const char *)s, len);
+  return put(d);
+}
+
+static int on_key(void *ud, const unsigned char *s, size_t len)
+{
+  struct decoder *d = ud;
+  lua_pushlstring(d->L, (const char *)s, len);
+  return 1;
+}
+
+static int open_container(struct decoder *d, bool map)
+{
+  if (d->depth >= PC_JSON_MAX_DEPTH) {
+    d->too_deep = true;
+    return 0; /* cancels the parse */
+  }
+  luaL_checkstack(d->L, 3, "JSON nested too deep");
+  if (d->depth == d->cap) {
+    size_t cap = d->cap * 2;
+    struct frame *f = pc_xmalloc(cap * sizeof *f);
+    memcpy(f, d->frames, d->depth * sizeof *f);
+    if (d->frames != d->inline_frames)
+      free(d->frames);
+    d->frames = f;
+    d->cap = cap;
+  }
+  int hint = d->depth < HINT_LEVELS ? size_hint[map][d->depth] : 0;
+  d->frames[d->depth++] = (struct frame){map, 0};
+  if (map)
+    lua_createtable(d->L, 0, hint);
+  else
+    lua_createtable(d->L, hint, 0);
+  return 1;
+}
+
+static int on_start_map(void *ud)
+{
+  return open_container(ud, true);
+}
+
+static int on_start_array(void *ud)
+{
+  return open_container(ud, false);
+}
+
+static int on_end(void *ud)
+{
+  struct decoder *d = ud;
+  struct frame *f = &d->frames[--d->depth];
+  if (d->depth < HINT_LEVELS)
+    size_hint[f->map][d->depth] = f->n < 64 ? (int)f->n : 64;
+  if (f->map && f->n == 0) {
+    lua_pushvalue(d->L, d->object_mt); /* map, mt */
+    lua_setmetatable(d->L, -2);        /* map */
+  }
+  return put(d);
+}
+
+static const yajl_callbacks callbacks = {
+    .yajl_null = on_null,
+    .yajl_boolean = on_boolean,
+    .yajl_number = on_number,
+    .yajl_string = on_string,
+    .yajl_start_map = on_start_map,
+    .yajl_map_key = on_key,
+    .yajl_end_map = on_end,
+    .yajl_start_array = on_start_array,
+    .yajl_end_array = on_end,
+};
+
+/* Raises "invalid JSON: <yajl's message> at byte N". yajl counts the bytes
+ * consumed only for the text it was given: an error found when the parse
+ * is completed (the text ended early, or more follows a value) is at the
+ * end. The message is copied before anything that can raise, so yajl's
+ * copy is always freed. */
+static int raise_parse_error(lua_State *L, struct decoder *d, const char *text, size_t len,
+                             bool at_end)
+{
+  size_t at = at_end ? len : yajl_get_bytes_consumed(d->y);
+  if (d->too_deep)
+    return luaL_error(L, "invalid JSON: nested deeper than %d levels (at byte %d)",
+                      PC_JSON_MAX_DEPTH, (int)at);
+  char what[256] = "parse error";
+  unsigned char *msg = yajl_get_error(d->y, 0, (const unsigned char *)text, len);
+  if (msg) {
+    snprintf(what, sizeof what, "%s", (const char *)msg);
+    yajl_free_error(d->y, msg);
+  }
+  size_t n = strlen(what);
+  while (n > 0 && (what[n - 1] == '\n' || what[n - 1] == '.' || what[n - 1] == ' '))
+    what[--n] = '\0';
+  if (at_end)
+    return luaL_error(L, "invalid JSON: %s at the end of the text", what);
+  return luaL_error(L, "invalid JSON: %s at byte %d", what, (int)(at > 0 ? at : 1));
+}
+
+/* Protected part: (decoder, text) -> value. */
+static int decode_protected(lua_State *L)
+{
+  struct decoder *d = lua_touserdata(L, 1);
+  size_t len;
+  const char *text = lua_tolstring(L, 2, &len);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &OBJECT_MT_KEY); /* d, text, mt */
+  d->object_mt = lua_gettop(L);
+  yajl_status st = yajl_parse(d->y, (const unsigned char *)text, len);
+  if (st != yajl_status_ok)
+    return raise_parse_error(L, d, text, len, false);
+  if (yajl_complete_parse(d->y) != yajl_status_ok)
+    return raise_parse_error(L, d, text, len, true);
+  if (!d->have_value)
+    return luaL_error(L, "invalid JSON: the text is empty");
+  return 1; /* the value */
+}
+
+int pc_json_decode(lua_State *L)
+{
+  luaL_checkstring(L, 1);
+  struct decoder d = {.L = L};
+  d.frames = d.inline_frames;
+  d.cap = PC_ARRAY_SIZE(d.inline_frames);
+  d.y = yajl_alloc(&callbacks, NULL, &d);
+  if (!d.y)
+    return luaL_error(L, "not enough memory");
+  /* Bytes are passed on as they are, as lua-cjson did: a Latin-1 byte in a
+   * string does not make a whole response unreadable. */
+  yajl_config(d.y, yajl_dont_validate_strings, 1);
+  lua_pushcfunction(L, decode_protected); /* text, fn */
+  lua_pushlightuserdata(L, &d);           /* text, fn, d */
+  lua_pushvalue(L, 1);                    /* text, fn, d, text */
+  int rc = lua_pcall(L, 2, 1, 0);         /* text, value or message */
+  yajl_free(d.y);
+  if (d.frames != d.inline_frames)
+    free(d.frames);
+  if (rc != LUA_OK)
+    return lua_error(L);
+  return 1;
+}
+
+void pc_json_mark_object(lua_State *L, int idx)
+{
+  idx = lua_absindex(L, idx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &OBJECT_MT_KEY); /* mt */
+  lua_setmetatable(L, idx);
+}
+
+/* object(t) -> t, marked: an empty table encodes as {}. */
+static int l_object(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_getmetatable(L, 1)) {                         /* t, mt */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &OBJECT_MT_KEY); /* t, mt, object_mt */
+    if (!lua_rawequal(L, -1, -2))
+      return luaL_error(L, "pacer.json.object: the table already has a metatable");
+    lua_settop(L, 1);
+    return 1;
+  }
+  pc_json_mark_object(L, 1);
+  return 1;
+}
+
+/* is_object(t) -> whether t carries the mark. */
+static int l_is_object(lua_State *L)
+{
+  bool is = false;
+  if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) { /* t, mt */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &OBJECT_MT_KEY);         /* t, mt, object_mt */
+    is = lua_rawequal(L, -1, -2);
+  }
+  lua_pushboolean(L, is);
+  return 1;
+}
+
+int pc_json_open(lua_State *L)
+{
+  /* The mark: protected, so that no plugin can give every empty object an
+   * __index of its own (getmetatable(t) answers "json object"). */
+  lua_createtable(L, 0, 1);                          /* mt */
+  lua_pushliteral(L, "json object");                 /* mt, name */
+  lua_setfield(L, -2, "__metatable");                /* mt */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &OBJECT_MT_KEY); /* */
+  static const luaL_Reg fns[] = {
+      {"decode", pc_json_decode}, {"object", l_object}, {"is_object", l_is_object}, {NULL, NULL}};
+  luaL_newlib(L, fns);          /* json */
+  lua_pushlightuserdata(L, NULL); /* json, null */
+  lua_setfield(L, -2, "null");    /* json */
+  return 1;
+}
