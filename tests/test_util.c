@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/diag.h"
+#include "base/queue.h"
 #include "base/util.h"
 
 static double dur(const char *s)
@@ -258,6 +259,55 @@ static void test_diag_cap(void **state)
   assert_int_equal(pc_diag_count(&d), 0);
 }
 
+struct qitem {
+  int v;
+  struct pc_queue node;
+};
+
+/* Order, removal while iterating, double removal, move between lists. */
+static void test_queue(void **state)
+{
+  (void)state;
+  struct pc_queue a, b, *q, *n;
+  pc_queue_init(&a);
+  pc_queue_init(&b);
+  assert_true(pc_queue_empty(&a));
+  struct qitem it[5];
+  for (int i = 0; i < 5; i++) {
+    it[i].v = i;
+    pc_queue_init(&it[i].node);
+    assert_true(pc_queue_empty(&it[i].node)); /* on no list */
+    if (i == 0)
+      pc_queue_insert_head(&a, &it[i].node);
+    else
+      pc_queue_insert_tail(&a, &it[i].node);
+  }
+  assert_false(pc_queue_empty(&it[2].node));
+  int want = 0;
+  pc_queue_foreach(q, &a) assert_int_equal(pc_queue_data(q, struct qitem, node)->v, want++);
+  assert_int_equal(want, 5);
+  pc_queue_foreach_safe(q, n, &a) {
+    if (pc_queue_data(q, struct qitem, node)->v % 2)
+      pc_queue_remove(q);
+  }
+  pc_queue_remove(&it[1].node); /* twice: harmless */
+  assert_true(pc_queue_empty(&it[1].node));
+  int seen[3], k = 0;
+  pc_queue_foreach(q, &a) seen[k++] = pc_queue_data(q, struct qitem, node)->v;
+  assert_int_equal(k, 3);
+  assert_int_equal(seen[0], 0);
+  assert_int_equal(seen[1], 2);
+  assert_int_equal(seen[2], 4);
+  pc_queue_insert_tail(&b, &it[1].node);
+  pc_queue_move(&a, &b);
+  assert_true(pc_queue_empty(&a));
+  k = 0;
+  int order[] = {1, 0, 2, 4};
+  pc_queue_foreach(q, &b) assert_int_equal(pc_queue_data(q, struct qitem, node)->v, order[k++]);
+  assert_int_equal(k, 4);
+  assert_int_equal(pc_queue_data(pc_queue_head(&b), struct qitem, node)->v, 1);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -267,6 +317,7 @@ int main(void)
     cmocka_unit_test(test_buf_growth),     cmocka_unit_test(test_read_file),
     cmocka_unit_test(test_iso8601_and_clocks), cmocka_unit_test(test_diag),
     cmocka_unit_test(test_diag_cap),
+    cmocka_unit_test(test_queue),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
