@@ -13,14 +13,29 @@ to the next, and takes the median of each figure over the rounds:
   4. 100 000 gathered 1 s sleeps (pacer, asyncio)
   5. start-up: a one-step workflow against python3 -c with asyncio
 
+and the workflows people actually write (issue 16), with Step CI and
+Artillery as further peers when bench/node_modules has them:
+
+  6. 20 000 GETs with no concurrency limit (aiohttp gather, no semaphore)
+  7. the same at 1 000 / 10 000 / 100 000: CPU time against N
+  8-10. 10 000 / 50 000 / 100 000 GETs with expect.that and every result
+     read afterwards by a later step; memory per retained result
+  11-12. 1 000 / 5 000 GETs at once against 100 ms of latency, with the
+     default connection cap and with max_connections: 0
+  13. the price of expect.that (CPU time, and callgrind instructions)
+  14. 1 000 000 gathered sleeps
+  15. start-up, with the npm peers
+
 Each run is one child process; its wall time is measured around fork/exec
 and wait, its CPU time (user+sys) and peak RSS come from wait4's rusage, and
 the connections it opened are counted from nginx's access log ($connection).
 Every run is checked for correctness (exit status, and nginx saw the
 expected number of requests with status 200 over the expected protocol).
 
-The results go to bench/results/ (results.json, chart.svg) and, with
---write-doc, into docs/BENCHMARKS.md between its bench:begin/end markers.
+The results go to bench/results/ (results.json and chart.svg for 1-5,
+results-16.json and chart-16.svg for 6-15) and, with --write-doc, into
+docs/BENCHMARKS.md, each group between its own markers (bench:begin/end,
+bench16:begin/end); a run writes only the groups it ran.
 --smoke runs every tool once on a few hundred requests, for correctness
 only (CI), and makes no timing claims.
 
@@ -998,7 +1013,7 @@ def targets_16(results, d):
             out.append((wid, desc, None, limit, op, None, None))
             return
         ratio = num / den
-        met = ratio <= limit if op == "le" else ratio >= limit
+        met = None if op == "ref" else ratio <= limit if op == "le" else ratio >= limit
         cr = cpu[0] / cpu[1] if cpu and cpu[0] is not None and cpu[1] else None
         out.append((wid, desc, ratio, limit, op, met, cr))
 
@@ -1010,7 +1025,8 @@ def targets_16(results, d):
     add("w6", "pacer wall / aiohttp gather wall (no limit)", n, dd, 0.35, cpu=c)
     g = d.get("w7 pacer")
     if "w7" in results:
-        out.append(("w7", "pacer CPU growth exponent, 1k → 100k (1 = linear)",
+        span = (f"N = {min(g['us_per_request']):,} → {max(g['us_per_request']):,}" if g else "")
+        out.append(("w7", f"pacer CPU growth exponent, {span} (1 = linear; sizes not finished left out)",
                     g["exponent"] if g else None, 1.1, "le",
                     (g["exponent"] <= 1.1) if g else None, None))
     ret = d.get("retained", {})
@@ -1249,7 +1265,7 @@ def render_markdown(meta, results, tg, group=None):
                  + f" ({w['rounds']} rounds)")
         L.append("")
         has_conn = any("connections" in t for t in w["tools"])
-        has_ideal = any("ideal" in t for t in w["tools"])
+        has_ideal = any(t.get("ideal") for t in w["tools"])
         L.append("| tool | wall | CPU (user+sys) | peak RSS | " + ("connections | protocol | " if has_conn else "")
                  + ("ideal | wall / ideal | " if has_ideal else "")
                  + "wall of each round (s) | note |")
@@ -1259,7 +1275,7 @@ def render_markdown(meta, results, tg, group=None):
             if t.get("failed"):
                 empty = 3 + (2 if has_conn else 0) + (2 if has_ideal else 0)
                 L.append(f"| {t['tool']} | **failed** |" + " |" * empty
-                         + f" {t['note']}; {t['failed'].replace('|', '/')} |")
+                         + f" {'; '.join(x for x in (t['note'], t['failed'].replace('|', '/')) if x)} |")
                 continue
             wall = f"{t['wall'] * 1000:.1f} ms" if t["wall"] < 1 else f"{t['wall']:.3f} s"
             cpu = f"{t['cpu'] * 1000:.1f} ms" if t["cpu"] < 1 else f"{t['cpu']:.3f} s"
@@ -1308,7 +1324,8 @@ def render_derived(wid, w, derived):
             L.append("|---|---|---|")
             for n in sorted(rows):
                 r = rows[n]
-                L.append(f"| {n:,} | {r.get('pacer', 0):.1f} µs | {r.get('asyncio+aiohttp', 0):.1f} µs |")
+                cell = [f"{r[k]:.1f} µs" if k in r else "not finished" for k in ("pacer", "asyncio+aiohttp")]
+                L.append(f"| {n:,} | {cell[0]} | {cell[1]} |")
             L.append("")
             L.append("Growth of CPU time with N (exponent k of CPU ∝ N^k, smallest to largest N): "
                      + "; ".join(f"{who} {derived[f'w7 {who}']['exponent']:.2f}"
