@@ -1106,7 +1106,7 @@ def svg_chart(results, path, group=None):
         maxr = max([t["rss_kb"] for t in tools] + [tgt.get(wid, (None, None))[1] or 0])
         top = y
         for t in tools:
-            cls = "p" if t["tool"] == "pacer" else "o"
+            cls = "p" if t["tool"].startswith("pacer") else "o"
             parts.append(f'<text x="{label_w - 6}" y="{y + 14}" class="l">{esc(t["tool"])}</text>')
             bw = max(1.0, bar_w * t["wall"] / maxw)
             parts.append(f'<rect x="{label_w}" y="{y + 3}" width="{bw:.1f}" height="{row_h - 6}" class="{cls}"/>')
