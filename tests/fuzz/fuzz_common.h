@@ -38,13 +38,18 @@ struct fuzz_alloc {
   size_t used; /* bytes allocated through the wrapper, net */
 };
 
+/* luahost.c finds its host through the allocator's user data (host_of,
+ * lua_getallocf): the wrapper must keep that ud, so its own state lives
+ * here. The harnesses are single-threaded and use one state at a time. */
+static struct fuzz_alloc *fuzz_current;
+
 static void *fuzz_alloc_cb(void *ud, void *ptr, size_t osize, size_t nsize)
 {
-  struct fuzz_alloc *fa = ud;
+  struct fuzz_alloc *fa = fuzz_current;
   size_t old = ptr ? osize : 0; /* without ptr, osize encodes a type */
   if (nsize > old && fa->used + (nsize - old) > FUZZ_LUA_MEMORY)
     return NULL;
-  void *p = fa->inner(fa->inner_ud, ptr, osize, nsize);
+  void *p = fa->inner(ud, ptr, osize, nsize);
   if (nsize == 0 || p) {
     /* Blocks allocated before the wrapper was installed may be freed
      * through it: never let the count wrap below zero. */
@@ -60,7 +65,8 @@ static void fuzz_cap_memory(struct pc_lua *h, struct fuzz_alloc *fa)
   lua_State *L = pc_lua_state(h);
   fa->inner = lua_getallocf(L, &fa->inner_ud);
   fa->used = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
-  lua_setallocf(L, fuzz_alloc_cb, fa);
+  fuzz_current = fa;
+  lua_setallocf(L, fuzz_alloc_cb, fa->inner_ud);
 }
 
 #endif
