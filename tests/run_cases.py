@@ -33,8 +33,13 @@ happen when it runs:
                                       {misbehave} is its URL, {blackhole} a port
                                       whose connects never complete
     # skip-if: sanitizer              skip the case on a sanitizer build (a binary
-                                      that loads libasan), e.g. under ulimit -v, which
-                                      ASan's shadow memory cannot live with
+                                      that loads libasan or libtsan), e.g. under
+                                      ulimit -v, which a sanitizer's shadow memory
+                                      cannot live with
+    # skip-if: tsan                   skip the case on a ThreadSanitizer build only:
+                                      TSan runs a signal handler only when the thread
+                                      calls into libc or synchronises, which a loop
+                                      blocked inside one call never does
     # fdcheck: yes                    when pacer exits it holds no descriptor beyond
                                       what a trivial run holds and has no unreaped
                                       child (tests/fdcheck.c, preloaded; see
@@ -258,13 +263,23 @@ def check_json_report(report, path, code):
     return problems
 
 
-def is_sanitizer_build(pacer):
-    """Whether the binary loads a sanitizer runtime (ldd lists libasan)."""
+def sanitizer_libs(pacer):
+    """The libraries ldd lists for the binary (a sanitizer build loads its
+    runtime: libasan/libubsan, or libtsan)."""
     try:
-        out = subprocess.run(["ldd", pacer], capture_output=True, text=True, timeout=10).stdout
+        return subprocess.run(["ldd", pacer], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
-        return False
-    return "libasan" in out or "libubsan" in out
+        return ""
+
+
+def is_sanitizer_build(pacer):
+    """Whether the binary loads a sanitizer runtime."""
+    out = sanitizer_libs(pacer)
+    return "libasan" in out or "libubsan" in out or "libtsan" in out
+
+
+def is_tsan_build(pacer):
+    return "libtsan" in sanitizer_libs(pacer)
 
 
 def default_signals():
@@ -356,7 +371,9 @@ FDCHECK = FdCheck()
 def run_case(pacer, path, servers):
     """Runs one case in a fresh {tmp}, removed afterwards (thousands of runs
     a day otherwise fill /tmp). Returns (None, ...) for a skipped case."""
-    if "sanitizer" in parse_header(path)["skip_if"] and is_sanitizer_build(pacer):
+    skip_if = parse_header(path)["skip_if"]
+    if ("sanitizer" in skip_if and is_sanitizer_build(pacer)) or \
+            ("tsan" in skip_if and is_tsan_build(pacer)):
         return None, "", "", 0.0
     tmp = tempfile.mkdtemp(prefix="pacer-case-")
     try:
@@ -433,7 +450,8 @@ def run_case_in(pacer, path, servers, tmp):
         elif rss > spec["max_rss"]:
             problems.append("peak RSS %.1f MiB, expected at most %.1f MiB"
                             % (rss, spec["max_rss"]))
-    if "ERROR: AddressSanitizer" in err or "runtime error:" in err or "LeakSanitizer" in err:
+    if "ERROR: AddressSanitizer" in err or "runtime error:" in err or "LeakSanitizer" in err \
+            or "WARNING: ThreadSanitizer" in err:
         problems.append("sanitizer report")
     if spec["fdcheck"]:
         problems += FDCHECK.problems(pacer, tmp, p.returncode)
@@ -473,7 +491,7 @@ def run_bad(pacer, path):
             problems.append("%s: no message about the empty file" % command)
         if elapsed > 1.0 * TIME_FACTOR:
             problems.append("%s: took %.2fs" % (command, elapsed))
-        if "AddressSanitizer" in err or "runtime error:" in err:
+        if "AddressSanitizer" in err or "runtime error:" in err or "ThreadSanitizer" in err:
             problems.append("%s: sanitizer report" % command)
     return problems, out, err, elapsed
 
