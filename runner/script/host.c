@@ -27,7 +27,7 @@ extern const struct pc_embedded pc_embedded_lua[];
 
 /* ------------------------------------------------------ C helpers for Lua */
 
-static int l_getenv_secret(lua_State *L)
+static int l_secret_getenv(lua_State *L)
 {
   const char *name = luaL_checkstring(L, 1);
   const char *v = getenv(name);
@@ -40,7 +40,7 @@ static int l_getenv_secret(lua_State *L)
   return 1;
 }
 
-static int l_mark_secret(lua_State *L)
+static int l_secret_mark(lua_State *L)
 {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
@@ -48,11 +48,6 @@ static int l_mark_secret(lua_State *L)
   return 0;
 }
 
-static int l_now(lua_State *L)
-{
-  lua_pushnumber(L, floor(pc_wall_ms()) / 1000.0);
-  return 1;
-}
 
 /* ---------------------------------------------------------------- setup */
 
@@ -86,9 +81,9 @@ static int init_state(lua_State *L)
   if (luaL_loadbuffer(L, e->data, e->len, "=prelude.lua") != LUA_OK) /* json, chunk */
     return lua_error(L);
   lua_pushvalue(L, -2);                  /* json, chunk, json */
-  lua_pushcfunction(L, l_getenv_secret); /* ..., getenv_secret */
-  lua_pushcfunction(L, l_mark_secret);   /* ..., mark_secret */
-  lua_pushcfunction(L, l_now);           /* ..., now */
+  lua_pushcfunction(L, l_secret_getenv); /* ..., getenv_secret */
+  lua_pushcfunction(L, l_secret_mark);   /* ..., mark_secret */
+  lua_pushcfunction(L, l_misc_now);      /* ..., now */
   lua_call(L, 4, 1);                     /* json, P */
   lua_getfield(L, -1, "ro");                        /* json, P, ro */
   h->ro_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -117,7 +112,7 @@ static int init_state(lua_State *L)
  * helpers) the limit does not apply, so an allocation the engine makes
  * unprotected can only fail when malloc itself does. Shrinking never fails,
  * as Lua requires. */
-static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
   struct pc_lua *h = ud;
   size_t old = ptr ? osize : 0; /* without ptr, osize encodes a type */
@@ -146,7 +141,7 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
   return p;
 }
 
-static int l_panic(lua_State *L)
+static int host_panic(lua_State *L)
 {
   const char *msg = lua_tostring(L, -1);
   fprintf(stderr, "pacer: unprotected error in Lua: %s\n", msg ? msg : "(not a string)");
@@ -196,9 +191,12 @@ struct pc_lua *pc_lua_new(void)
   h->limit = PC_LUA_MEMORY_DEFAULT;
   h->reserve_spent = !pc_mem_reserve();
   h->plugin_mts_ref = LUA_NOREF;
-  h->L = lua_newstate(l_alloc, h);
+  h->module_ref = LUA_NOREF;
+  h->finq_ref = LUA_NOREF;
+  h->sentinels_ref = LUA_NOREF;
+  h->L = lua_newstate(host_alloc, h);
   if (h->L) {
-    lua_atpanic(h->L, l_panic);
+    lua_atpanic(h->L, host_panic);
     /* Every thread copies the main thread's extra space; pacermod.c keeps a
      * pointer there (NULL: not a pacer coroutine). Lua leaves it as is. */
     memset(lua_getextraspace(h->L), 0, LUA_EXTRASPACE);

@@ -8,12 +8,14 @@
  * inline `lua:` block is compiled. The results live in a registry table
  * keyed by the step (a light userdata): the plugin entry {spec, name, path}
  * for `uses`, the compiled function for `lua:`. Running an attempt then
- * only evaluates `with`, builds `ctx` and hands the function to pacermod.c,
- * which runs it as the step's root coroutine. */
+ * only evaluates `with`, builds `ctx` and starts the function as the root
+ * of a job of the coroutine runtime (coro.h), resumed from the run's
+ * deferred queue. */
 #include "script/plugin.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,6 +25,7 @@
 
 #include "core/engine.h"
 #include "base/log.h"
+#include "script/coro.h"
 #include "script/pacermod.h"
 #include "base/util.h"
 
@@ -627,6 +630,67 @@ static void push_step_entry(lua_State *L, const struct pc_step *st)
   lua_remove(L, -2);                             /* entry */
 }
 
+/* ------------------------------------------------------------ the job */
+
+static void run_defer(void *run, struct pc_deferred *d, void (*cb)(struct pc_deferred *d))
+{
+  pc_run_defer(run, d, cb);
+}
+
+static void run_defer_cancel(void *run, struct pc_deferred *d)
+{
+  pc_run_defer_cancel(run, d);
+}
+
+/* The job ended: the root's value (on top of the stack) becomes the
+ * result's `value`. */
+static void on_job_done(void *data, enum pc_fail fail, const char *msg)
+{
+  struct pc_attempt *a = data;
+  a->data = NULL;
+  if (fail == PC_FAIL_NONE) {
+    struct pc_lua *h = pc_run_lua(a->run);
+    lua_State *L = pc_lua_state(h);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* v, result */
+    pc_lua_push_prelude(h, "unwrap");                  /* v, result, unwrap */
+    lua_pushvalue(L, -3);                              /* v, result, unwrap, v */
+    lua_call(L, 1, 1);                                 /* v, result, value */
+    lua_setfield(L, -2, "value");                      /* v, result */
+    lua_pop(L, 2);
+  }
+  pc_attempt_done(a, fail, msg);
+}
+
+/* Starts the function below `nargs` arguments on the stack (popped) as
+ * the attempt's job, with the step's deadline: its timeout, or the
+ * workflow's if that comes first. */
+static void start_job(struct pc_attempt *a, int nargs)
+{
+  struct pc_coro_job_opts o = {
+      .sched = {.loop = pc_run_loop(a->run), .defer = run_defer,
+                .defer_cancel = run_defer_cancel, .ctx = a->run},
+      .deadline = INFINITY,
+      .run = a->run,
+      .scope_ref = a->scope_ref,
+      .done = on_job_done,
+      .data = a,
+  };
+  double now = pc_mono_ms();
+  if (a->step->timeout_ms >= 0) {
+    o.deadline = now + a->step->timeout_ms;
+    o.timeout_ms = a->step->timeout_ms;
+  }
+  double run_deadline = pc_run_deadline_ms(a->run);
+  if (run_deadline < o.deadline) {
+    o.deadline = run_deadline;
+    o.timeout_ms = run_deadline - pc_run_started_ms(a->run);
+  }
+  char *label = pc_step_label(a->step);
+  o.label = label;
+  a->data = pc_coro_job_start(pc_run_lua(a->run), &o, nargs);
+  free(label);
+}
+
 static void uses_start(struct pc_attempt *a)
 {
   struct pc_lua *h = pc_run_lua(a->run);
@@ -681,7 +745,7 @@ static void uses_start(struct pc_attempt *a)
     return;
   }
   lua_remove(L, entry);                   /* run, with, ctx */
-  pc_lstep_start(a, 2);
+  start_job(a, 2);
   lua_settop(L, top);
 }
 
@@ -707,13 +771,14 @@ static void inline_start(struct pc_attempt *a)
     free(m);
     return;
   }
-  pc_lstep_start(a, 7);
+  start_job(a, 7);
   lua_settop(L, top);
 }
 
 static void lua_cancel(struct pc_attempt *a)
 {
-  pc_lstep_cancel(a->data);
+  pc_coro_job_cancel(a->data);
+  a->data = NULL;
 }
 
 /* `lua: CODE` keeps the code as a plain string template (no ${{ }}: the
