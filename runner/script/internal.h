@@ -12,6 +12,7 @@
 #include <lua.h>
 
 #include "base/queue.h"
+#include "base/sleep.h"
 #include "script/coro.h"
 #include "script/host.h"
 
@@ -52,6 +53,8 @@ struct pc_lua {
   lua_Integer finq_head, finq_tail;
   int sentinels_ref;
   bool in_finalizers;
+  /* The sleeps of pacer.sleep (mod_sleep.c); zeroed until the first. */
+  struct pc_sleeps sleeps;
 };
 
 /* The host of any thread of the state. */

@@ -1,41 +1,35 @@
 /* mod_sleep.c: pacer.sleep(seconds), the simplest asynchronous primitive:
- * a timer on the job's loop, cancelled by closing it. */
-#include <math.h>
-#include <stdint.h>
+ * a sleep of the host's set (base/sleep.h, the implementation the `sleep`
+ * action uses too: sleeps ending in the same millisecond share a timer). */
 #include <stdlib.h>
 
 #include <lauxlib.h>
-#include <uv.h>
 
+#include "base/sleep.h"
 #include "base/util.h"
 #include "script/internal.h"
 
 struct sleep_op {
-  uv_timer_t timer;
+  struct pc_sleep sleep;
   struct pc_coro *co;
 };
 
-static void on_sleep_closed(uv_handle_t *h)
+static void on_slept(struct pc_sleep *s)
 {
-  free(PC_CONTAINER_OF(h, struct sleep_op, timer));
+  pc_coro_wake(PC_CONTAINER_OF(s, struct sleep_op, sleep)->co);
 }
 
-static void on_sleep_fired(uv_timer_t *t)
-{
-  pc_coro_wake(PC_CONTAINER_OF(t, struct sleep_op, timer)->co);
-}
-
-/* Completed or not: closing stops the timer, and the op is freed once the
- * close callback has run. */
+/* Over or not: a sleep that still waits stops. */
 static void sleep_cancel(void *data)
 {
   struct sleep_op *op = data;
-  uv_close((uv_handle_t *)&op->timer, on_sleep_closed);
+  pc_sleep_stop(&op->sleep);
+  free(op);
 }
 
 static int sleep_k(lua_State *L, int status, lua_KContext ctx)
 {
-  sleep_cancel(pc_coro_woken(L));
+  free(pc_coro_woken(L));
   return 0;
 }
 
@@ -44,11 +38,11 @@ int l_sleep_wait(lua_State *L)
   lua_Number sec = luaL_checknumber(L, 1);
   luaL_argcheck(L, sec >= 0 && sec <= 30.0 * 86400, 1, "seconds must be between 0 and 30 days");
   struct pc_coro *co = pc_coro_check(L, "pacer.sleep");
-  uv_loop_t *loop = pc_coro_loop(co);
-  struct sleep_op *op = pc_xmalloc(sizeof *op);
+  struct pc_lua *h = pc__host(L);
+  if (!h->sleeps.cb)
+    pc_sleeps_init(&h->sleeps, on_slept);
+  struct sleep_op *op = pc_xcalloc(1, sizeof *op);
   op->co = co;
-  uv_timer_init(loop, &op->timer);
-  uv_update_time(loop); /* the cached clock may be stale */
-  uv_timer_start(&op->timer, on_sleep_fired, (uint64_t)llround(sec * 1000.0), 0);
+  pc_sleep_start(&h->sleeps, pc_coro_loop(co), &op->sleep, sec * 1000.0);
   return pc_coro_await(L, co, sleep_cancel, op, sleep_k);
 }
