@@ -1,46 +1,69 @@
 /* mod_exec.c: pacer.exec(argv, opts), a program run without a shell by
  * the run's process set (actions/exec.h), as the `exec` action runs one:
- * its own process group, output captured and logged line by line. */
+ * its own process group, output captured and logged line by line; and the
+ * result table both share (mod_exec.h). */
 #include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
 #include <uv.h>
 
+#include "script/mod_exec.h"
+
 #include "actions/exec.h"
 #include "base/util.h"
 #include "script/internal.h"
 
+/* ========================================================= the result */
+
+void pc_exec_result_fill(lua_State *L, int idx, const struct pc_proc_result *r, bool finished)
+{
+  idx = lua_absindex(L, idx);
+  if (finished && r->exit_code >= 0)
+    lua_pushinteger(L, r->exit_code);
+  else
+    lua_pushnil(L);
+  lua_setfield(L, idx, "exit_code");
+  if (finished && r->signal)
+    lua_pushstring(L, pc_signal_name(r->signal));
+  else
+    lua_pushnil(L);
+  lua_setfield(L, idx, "signal");
+  lua_pushlstring(L, r->out ? r->out : "", r->out_len);
+  lua_setfield(L, idx, "stdout");
+  lua_pushlstring(L, r->err ? r->err : "", r->err_len);
+  lua_setfield(L, idx, "stderr");
+  lua_pushboolean(L, r->out_truncated);
+  lua_setfield(L, idx, "stdout_truncated");
+  lua_pushboolean(L, r->err_truncated);
+  lua_setfield(L, idx, "stderr_truncated");
+  lua_pushboolean(L, r->out_truncated || r->err_truncated);
+  lua_setfield(L, idx, "truncated");
+}
+
+/* ========================================================= pacer.exec */
+
 struct exec_op {
   struct pc_coro *co;
-  struct pc_proc *proc; /* NULL once it reported */
-  bool done;
-  int exit_code, sig;
-  char *out, *err;
-  size_t out_len, err_len;
-  bool out_trunc, err_trunc;
+  struct pc_proc *proc;     /* NULL once it reported */
+  struct pc_proc_result r;  /* once it reported; out and err are ours */
 };
 
 static void exec_op_free(struct exec_op *op)
 {
-  free(op->out);
-  free(op->err);
+  free((char *)op->r.out);
+  free((char *)op->r.err);
   free(op);
 }
 
+/* From a libuv callback: the result is valid only now, so it is copied. */
 static void on_exec_done(void *data, const struct pc_proc_result *r)
 {
   struct exec_op *op = data;
-  op->done = true;
   op->proc = NULL;
-  op->exit_code = r->exit_code;
-  op->sig = r->signal;
-  op->out = pc_xstrndup(r->out ? r->out : "", r->out_len);
-  op->out_len = r->out_len;
-  op->err = pc_xstrndup(r->err ? r->err : "", r->err_len);
-  op->err_len = r->err_len;
-  op->out_trunc = r->out_truncated;
-  op->err_trunc = r->err_truncated;
+  op->r = *r;
+  op->r.out = pc_xstrndup(r->out ? r->out : "", r->out_len);
+  op->r.err = pc_xstrndup(r->err ? r->err : "", r->err_len);
   pc_coro_wake(op->co);
 }
 
@@ -55,23 +78,8 @@ static void exec_cancel(void *data)
 static int exec_k(lua_State *L, int status, lua_KContext ctx)
 {
   struct exec_op *op = pc_coro_woken(L);
-  lua_createtable(L, 0, 6);
-  if (op->exit_code >= 0)
-    lua_pushinteger(L, op->exit_code);
-  else
-    lua_pushnil(L);
-  lua_setfield(L, -2, "exit_code");
-  if (op->sig)
-    lua_pushstring(L, pc_signal_name(op->sig));
-  else
-    lua_pushnil(L);
-  lua_setfield(L, -2, "signal");
-  lua_pushlstring(L, op->out, op->out_len);
-  lua_setfield(L, -2, "stdout");
-  lua_pushlstring(L, op->err, op->err_len);
-  lua_setfield(L, -2, "stderr");
-  lua_pushboolean(L, op->out_trunc || op->err_trunc);
-  lua_setfield(L, -2, "truncated");
+  lua_createtable(L, 0, 7);
+  pc_exec_result_fill(L, -1, &op->r, true);
   exec_op_free(op);
   return 1;
 }
