@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "base/log.h"
+#include "base/signal.h"
 #include "base/util.h"
 #include "script/coro.h"
 #include "script/luahost.h"
@@ -219,6 +220,7 @@ static int setup(void **state)
   lua_pushcfunction(f->L, l_t_wait);
   lua_setglobal(f->L, "t_wait");
   f->top = lua_gettop(f->L);
+  pc_signal_reset();
   *state = f;
   return 0;
 }
@@ -238,6 +240,7 @@ static int teardown(void **state)
   free(f->value);
   free(f);
   F = NULL;
+  pc_signal_reset();
   return 0;
 }
 
@@ -488,6 +491,66 @@ static void test_guard_stops(void **state)
   lua_pop(f->L, 1);
 }
 
+static int l_now_ms(lua_State *L)
+{
+  lua_pushnumber(L, pc_mono_ms());
+  return 1;
+}
+
+/* With a signal pending, a coroutine that computes without yielding is
+ * preempted: it yields to the loop after PC_LUA_PREEMPT_MS and waits for
+ * the loop's next turn, where the signal's handling can cancel it (its
+ * <close> handlers run); if nothing does, it goes on where it was. */
+static void test_preempt(void **state)
+{
+  struct fixture *f = *state;
+  static const char spin[] =
+      "closed = false\n"
+      "local x <close> = setmetatable({}, {__close = function() closed = true end})\n"
+      "local t0, n = now_ms(), 0\n"
+      "while now_ms() - t0 < LIMIT do n = n + 1 end\n"
+      "return 'done'";
+  lua_pushnumber(f->L, 200);
+  lua_setglobal(f->L, "LIMIT");
+  lua_pushcfunction(f->L, l_now_ms);
+  lua_setglobal(f->L, "now_ms");
+
+  /* No signal: one resume from start to end. */
+  start(f, spin, -1);
+  run(f);
+  assert_int_equal(f->done_calls, 1);
+  assert_int_equal(f->fail, PC_FAIL_NONE);
+  assert_int_equal(f->drained, 1);
+  assert_string_equal(f->value, "done");
+
+  /* A signal, and nothing cancels: preempted every PC_LUA_PREEMPT_MS, it
+   * still finishes. */
+  pc_signal_note();
+  f->drained = 0;
+  start(f, spin, -1);
+  run(f);
+  assert_int_equal(f->done_calls, 2);
+  assert_string_equal(f->value, "done");
+  assert_true(f->drained >= 3);
+
+  /* A signal, and the job is cancelled while it waits for its turn. */
+  lua_pushnumber(f->L, 30000);
+  lua_setglobal(f->L, "LIMIT");
+  f->drained = 0;
+  struct pc_coro_job *j = start(f, spin, -1);
+  double t0 = pc_mono_ms();
+  while (f->drained == 0)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_true(pc_mono_ms() - t0 < 2000);
+  assert_int_equal(f->done_calls, 2);
+  pc_coro_job_cancel(j);
+  lua_getglobal(f->L, "closed");
+  assert_true(lua_toboolean(f->L, -1));
+  lua_pop(f->L, 1);
+  run(f);
+  assert_int_equal(f->done_calls, 2);
+}
+
 /* A semaphore serves its waiters in order; a permit still held when the
  * job ends is released. */
 static void test_semaphore(void **state)
@@ -526,6 +589,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_check, setup, teardown),
       cmocka_unit_test_setup_teardown(test_guard_stops, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_preempt, setup, teardown),
       cmocka_unit_test_setup_teardown(test_semaphore, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

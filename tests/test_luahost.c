@@ -470,7 +470,7 @@ static void test_door_guard(void **state)
   free(err);
   /* Nested in an outer guard, the inner one never outlives it. */
   struct pc_lua_guard saved;
-  pc_lua_guard_enter(f->h, &saved, f->L, pc_mono_ms() + 50, NULL, "outer", false);
+  pc_lua_guard_enter(f->h, &saved, f->L, pc_mono_ms() + 50, NULL, "outer", 0);
   t0 = pc_mono_ms();
   assert_int_equal(door(f, "while true do end", 5000, false, &err), -1);
   assert_true(pc_mono_ms() - t0 < 1000);

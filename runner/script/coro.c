@@ -307,7 +307,7 @@ static void reset_thread(struct pc_coro *co)
   }
   struct pc_lua_guard saved;
   pc_lua_guard_enter(h, &saved, co->L, pc_mono_ms() + CLOSE_LIMIT_MS, co->job->label,
-                     "a <close> handler ran for too long", false);
+                     "a <close> handler ran for too long", 0);
   int st = lua_resetthread(co->L);
   pc_lua_guard_leave(h, &saved, NULL);
   if (st != LUA_OK && (before == LUA_OK || before == LUA_YIELD)) {
@@ -422,13 +422,38 @@ static void coro_finish(struct pc_coro *co, int status, int nres)
   coro_free(co);
 }
 
+/* Preemption (host.h): the guard yielded the coroutine for a pending
+ * signal. It waits as if for an operation -- a sleep of 0 ms, which fires
+ * on the loop's next turn, after the poll that reads the signal -- so the
+ * signal's handling finds it closable, and closing it stops the sleep. */
+static void on_turn(struct pc_sleep *s)
+{
+  pc_coro_wake(PC_CONTAINER_OF(s, struct pc_coro, turn));
+}
+
+static void turn_cancel(void *data)
+{
+  struct pc_coro *co = data;
+  pc_sleep_stop(&co->turn);
+}
+
+static void wait_for_turn(struct pc_coro *co)
+{
+  struct pc_lua *h = co->job->h;
+  if (!h->turns.cb)
+    pc_sleeps_init(&h->turns, on_turn);
+  co->pending.cancel = turn_cancel;
+  co->pending.data = co;
+  pc_sleep_start(&h->turns, co->job->sched.loop, &co->turn, 0);
+}
+
 static void coro_run(struct pc_coro *co)
 {
   struct pc_coro_job *j = co->job;
   struct pc_lua *h = j->h;
   lua_State *L = h->L;
   assert(!h->current);
-  co->woken = co->pending.data;
+  co->woken = co->pending.cancel == turn_cancel ? NULL : co->pending.data;
   co->pending.cancel = NULL;
   co->pending.data = NULL;
   int nargs = co->nargs;
@@ -436,7 +461,8 @@ static void coro_run(struct pc_coro *co)
 
   h->current = co;
   struct pc_lua_guard saved, ended;
-  pc_lua_guard_enter(h, &saved, co->L, j->deadline, j->label, CPU_BOUND_MSG, true);
+  pc_lua_guard_enter(h, &saved, co->L, j->deadline, j->label, CPU_BOUND_MSG,
+                     PC_LUA_GUARD_STOP | PC_LUA_GUARD_PREEMPT);
   /* Past the deadline already: the engine's timer has not had a turn of
    * the loop (many coroutines resumed in one drain). Stop on the first
    * instruction, as if the code had run that long. */
@@ -451,6 +477,7 @@ static void coro_run(struct pc_coro *co)
       snprintf(j->cpu_where, sizeof j->cpu_where, "%s", ended.where);
   }
   co->stopped = ended.stopped && st == LUA_YIELD;
+  co->preempted = ended.preempted && st == LUA_YIELD;
   co->hooks_off = ended.raised_on_co && st != LUA_OK && st != LUA_YIELD;
   h->current = NULL;
   if (ran > PC_LUA_BLOCK_WARN_MS)
@@ -481,6 +508,10 @@ static void coro_after_resume(struct pc_coro *co, int st, int nres)
       return;
     }
     pc__coro_close(co, "cancelled");
+    return;
+  }
+  if (co->preempted) {
+    wait_for_turn(co);
     return;
   }
   if (st == LUA_YIELD) {

@@ -144,7 +144,7 @@ static void run_finalizer(struct pc_lua *h, double until)
   lua_xmove(L, co, 2);                             /* (co) gc, t */
   struct pc_lua_guard saved, ended;
   pc_lua_guard_enter(h, &saved, co, until, label,
-                     "a __gc finalizer ran for too long and was stopped", true);
+                     "a __gc finalizer ran for too long and was stopped", PC_LUA_GUARD_STOP);
   int nres = 0;
   int st = lua_resume(co, L, 1, &nres);
   pc_lua_guard_leave(h, &saved, &ended);
@@ -158,7 +158,7 @@ static void run_finalizer(struct pc_lua *h, double until)
   }
   if (!(ended.raised_on_co && st != LUA_OK && st != LUA_YIELD)) { /* see reset_thread */
     pc_lua_guard_enter(h, &saved, co, until, label,
-                       "a __gc finalizer's <close> handler ran for too long", false);
+                       "a __gc finalizer's <close> handler ran for too long", 0);
     lua_resetthread(co);
     pc_lua_guard_leave(h, &saved, NULL);
   }

@@ -16,6 +16,7 @@
 #include "script/internal.h"
 #include "script/json.h"
 #include "base/log.h"
+#include "base/signal.h"
 #include "base/util.h"
 
 extern const struct pc_embedded pc_embedded_lua[];
@@ -283,8 +284,14 @@ static void guard_hook(lua_State *L, lua_Debug *ar)
                "blocked", where, now - g->started);
       }
     }
-    if (now < g->deadline)
+    if (now < g->deadline) {
+      if (g->can_preempt && L == g->co && now - g->started >= PC_LUA_PREEMPT_MS &&
+          pc_signal_pending() && lua_isyieldable(L)) {
+        g->preempted = true;
+        lua_yield(L, 0); /* from a hook: returns, and Lua yields after it */
+      }
       return;
+    }
     g->tripped = true;
   }
   /* From now on every instruction stops the code again, so a pcall cannot
@@ -310,7 +317,7 @@ static void guard_hook(lua_State *L, lua_Debug *ar)
 }
 
 void pc_lua_guard_enter(struct pc_lua *h, struct pc_lua_guard *saved, lua_State *co,
-                        double deadline, const char *label, const char *what, bool can_stop)
+                        double deadline, const char *label, const char *what, unsigned flags)
 {
   *saved = h->g;
   saved->prev_enforce = h->enforce;
@@ -325,8 +332,10 @@ void pc_lua_guard_enter(struct pc_lua *h, struct pc_lua_guard *saved, lua_State 
   g->active = true;
   g->tripped = false;
   g->warned = saved->active && saved->warned; /* one warning per outer run */
-  g->can_stop = can_stop;
+  g->can_stop = flags & PC_LUA_GUARD_STOP;
+  g->can_preempt = flags & PC_LUA_GUARD_PREEMPT;
   g->stopped = false;
+  g->preempted = false;
   g->raised_on_co = false;
   g->started = saved->active ? saved->started : now;
   g->deadline = deadline;
@@ -509,7 +518,7 @@ int pc_lua_call(struct pc_lua *h, int nargs, int nres, double limit_ms, const ch
     rc = lua_pcall(L, nargs, nres, base);
   } else {
     struct pc_lua_guard saved;
-    pc_lua_guard_enter(h, &saved, L, pc_mono_ms() + limit_ms, NULL, what, false);
+    pc_lua_guard_enter(h, &saved, L, pc_mono_ms() + limit_ms, NULL, what, 0);
     rc = lua_pcall(L, nargs, nres, base);
     pc_lua_guard_leave(h, &saved, NULL);
   }

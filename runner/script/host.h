@@ -61,13 +61,21 @@ void pc_lua_memory_recover(struct pc_lua *h);
  * Guards nest (a step's code evaluating an expression, closing a task): an
  * inner guard's deadline is never later than the outer one's. */
 #define PC_LUA_BLOCK_WARN_MS 100.0
+/* With PC_LUA_GUARD_PREEMPT: while a signal is pending (base/signal.h),
+ * code that has run this long without yielding yields to the loop. */
+#define PC_LUA_PREEMPT_MS 20.0
+/* How pc_lua_guard_enter may stop the code (see there). */
+#define PC_LUA_GUARD_STOP 1u    /* past the deadline, yield `co` instead of raising */
+#define PC_LUA_GUARD_PREEMPT 2u /* while a signal is pending, yield `co` now and then */
 struct pc_lua_guard {
   bool active;
   bool tripped;      /* the deadline passed; every instruction stops the code */
   bool warned;       /* the blocking warning was given */
   bool prev_enforce; /* in the frame enter() saved: enforcement before */
-  bool can_stop;     /* `co` is being resumed: stop it by yielding it */
-  bool stopped;      /* the guard yielded `co` (see below) */
+  bool can_stop;     /* PC_LUA_GUARD_STOP */
+  bool can_preempt;  /* PC_LUA_GUARD_PREEMPT */
+  bool stopped;      /* the guard yielded `co` at the deadline (see below) */
+  bool preempted;    /* the guard yielded `co` for a pending signal (see below) */
   bool raised_on_co; /* the guard raised its error on `co` itself */
   double started;    /* pc_mono_ms() */
   double deadline;   /* pc_mono_ms(); INFINITY for none */
@@ -84,16 +92,26 @@ struct pc_lua_guard {
  * How a tripped guard stops code. Raising an error from a debug hook runs
  * the code's message handlers (xpcall) with hooks off, and a coroutine that
  * dies of it keeps hooks off for its <close> handlers: code there could not
- * be stopped again. So with `can_stop` (pacermod.c resuming a coroutine),
+ * be stopped again. So with PC_LUA_GUARD_STOP (coro.c resuming a coroutine),
  * the guard *yields* that coroutine wherever Lua lets it -- nothing in it
  * can catch that -- and reports `stopped`; the caller closes the coroutine
  * (its <close> handlers then run with hooks on, under a guard of their
  * own). Where it cannot yield (inside a sort comparator, on the main
  * thread) the guard raises `what`, and says so in `raised_on_co`: the caller
  * must not run the dead coroutine's <close> handlers. The sandbox's xpcall
- * skips plugin message handlers once the guard has tripped. */
+ * skips plugin message handlers once the guard has tripped.
+ *
+ * How a signal reaches code that computes without yielding. The loop
+ * handles signals, and cannot while Lua code holds it. With
+ * PC_LUA_GUARD_PREEMPT (coro.c resuming a coroutine), once a signal has
+ * arrived the hook yields `co` after PC_LUA_PREEMPT_MS of running, wherever
+ * Lua lets it, and reports `preempted`: the caller resumes it later, after
+ * the loop has had a turn, unless the signal's handling cancelled it first.
+ * Code on another thread (a coroutine plugin code made), or where Lua
+ * cannot yield, is not preempted; it is the next time the hook runs on
+ * `co` in a spot that can yield. */
 void pc_lua_guard_enter(struct pc_lua *h, struct pc_lua_guard *saved, lua_State *co,
-                        double deadline, const char *label, const char *what, bool can_stop);
+                        double deadline, const char *label, const char *what, unsigned flags);
 double pc_lua_guard_leave(struct pc_lua *h, const struct pc_lua_guard *saved,
                           struct pc_lua_guard *ended);
 /* Arms the hook of the current guard in its tripped state: the next

@@ -53,8 +53,9 @@ struct pc_lua {
   lua_Integer finq_head, finq_tail;
   int sentinels_ref;
   bool in_finalizers;
-  /* The sleeps of pacer.sleep (mod_sleep.c); zeroed until the first. */
-  struct pc_sleeps sleeps;
+  /* The sleeps of pacer.sleep (mod_sleep.c), and those of coroutines
+   * preempted for a signal (coro.c); zeroed until the first. */
+  struct pc_sleeps sleeps, turns;
 };
 
 /* The host of any thread of the state. */
@@ -123,6 +124,8 @@ struct pc_coro {
   bool ending;         /* in coro_finish, which frees it */
   bool hooks_off;      /* died of the guard's error raised on it (see reset_thread) */
   bool stopped;        /* the guard yielded it at its job's deadline */
+  bool preempted;      /* the guard yielded it for a pending signal */
+  struct pc_sleep turn; /* preempted: waits for the loop's next turn */
   bool kill_requested;
   bool spawned;        /* pacer.spawn: warn if still running, unwaited, at the end */
   bool waited;
