@@ -499,6 +499,16 @@ static void test_door_memory(void **state)
   free(big);
   lua_pop(f->L, 1);
   pc_lua_set_memory_limit(f->h, PC_LUA_MEMORY_DEFAULT);
+  /* A cap applies outside guards too (host code, PC_LUA_HOST_CODE), and
+   * keeps the limit below it. */
+  pc_lua_set_memory_cap(f->h, (size_t)24 << 20);
+  assert_int_equal(pc_lua_memory_limit(f->h), (size_t)24 << 20);
+  assert_int_equal(door(f, "return string.rep('x', 64 << 20)", PC_LUA_HOST_CODE, false, &err),
+                   -1);
+  assert_non_null(strstr(err, "Lua memory limit of 24 MiB exceeded"));
+  free(err);
+  pc_lua_set_memory_cap(f->h, SIZE_MAX);
+  pc_lua_set_memory_limit(f->h, PC_LUA_MEMORY_DEFAULT);
 }
 
 static int raise_it(lua_State *L)

@@ -23,11 +23,7 @@ void pc__gc_open(struct pc_lua *h)
   lua_State *L = h->L;
   lua_newtable(L);                             /* finq */
   h->finq_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);                             /* sentinels */
-  lua_createtable(L, 0, 1);                    /* sentinels, mt */
-  lua_pushliteral(L, "k");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);                     /* sentinels */
+  pc__push_weak_keys(L);                       /* sentinels */
   h->sentinels_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 

@@ -7,6 +7,7 @@
 #include "script/host.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,15 @@ const struct pc_embedded *pc__embedded(const char *name)
   return NULL;
 }
 
+void pc__push_weak_keys(lua_State *L)
+{
+  lua_newtable(L);          /* t */
+  lua_createtable(L, 0, 1); /* t, mt */
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);  /* t */
+}
+
 /* Runs inside lua_pcall so that an allocation failure (or a broken prelude)
  * raises instead of aborting. */
 static int init_state(lua_State *L)
@@ -96,17 +106,13 @@ static int init_state(lua_State *L)
   h->instance_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   h->prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* json */
   lua_pop(L, 1);
-  lua_newtable(L);                      /* set */
-  lua_createtable(L, 0, 1);             /* set, mt */
-  lua_pushliteral(L, "k");
-  lua_setfield(L, -2, "__mode");
-  lua_setmetatable(L, -2);              /* set */
+  pc__push_weak_keys(L);                /* set */
   h->plugin_mts_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
 /* The state's allocator. It counts every byte and, while `enforce` is set
- * (plugin and inline Lua code running, see pacermod.c), refuses to grow past
+ * (inside guards: plugin and inline Lua code running), refuses to grow past
  * the limit: Lua then collects garbage and retries, and if that does not
  * help raises "not enough memory" in the coroutine that asked, which fails
  * that step. Outside plugin code (the engine building results, expression
@@ -122,7 +128,7 @@ static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     h->used -= old;
     return NULL;
   }
-  if (nsize > old && h->enforce && h->used - old + nsize > h->limit) {
+  if (nsize > old && h->used - old + nsize > (h->enforce ? h->limit : h->cap)) {
     h->refused = PC__REFUSED_LIMIT;
     return NULL;
   }
@@ -152,6 +158,15 @@ static int host_panic(lua_State *L)
 void pc_lua_set_memory_limit(struct pc_lua *h, size_t bytes)
 {
   h->limit = bytes;
+  if (h->cap < h->limit)
+    h->limit = h->cap;
+}
+
+void pc_lua_set_memory_cap(struct pc_lua *h, size_t bytes)
+{
+  h->cap = bytes;
+  if (h->limit > h->cap)
+    h->limit = h->cap;
 }
 
 size_t pc_lua_memory_limit(const struct pc_lua *h)
@@ -190,6 +205,7 @@ struct pc_lua *pc_lua_new(void)
 {
   struct pc_lua *h = pc_xcalloc(1, sizeof *h);
   h->limit = PC_LUA_MEMORY_DEFAULT;
+  h->cap = SIZE_MAX;
   h->reserve_spent = !pc_mem_reserve();
   h->plugin_mts_ref = LUA_NOREF;
   h->module_ref = LUA_NOREF;
@@ -198,7 +214,7 @@ struct pc_lua *pc_lua_new(void)
   h->L = lua_newstate(host_alloc, h);
   if (h->L) {
     lua_atpanic(h->L, host_panic);
-    /* Every thread copies the main thread's extra space; pacermod.c keeps a
+    /* Every thread copies the main thread's extra space; coro.c keeps a
      * pointer there (NULL: not a pacer coroutine). Lua leaves it as is. */
     memset(lua_getextraspace(h->L), 0, LUA_EXTRASPACE);
   }

@@ -32,6 +32,11 @@ void pc_lua_unref(struct pc_lua *h, int ref);
  * pc_lua_memory_enforce returns the previous setting. */
 #define PC_LUA_MEMORY_DEFAULT ((size_t)512 << 20)
 void pc_lua_set_memory_limit(struct pc_lua *h, size_t bytes);
+/* A hard cap on the state's memory that applies everywhere, guarded or
+ * not (the limit is lowered to it): for harnesses that must bound memory
+ * whatever runs (tests/fuzz). An unguarded allocation refused by it raises
+ * where the engine may not expect it; pacer itself never sets one. */
+void pc_lua_set_memory_cap(struct pc_lua *h, size_t bytes);
 size_t pc_lua_memory_limit(const struct pc_lua *h);
 size_t pc_lua_memory_used(const struct pc_lua *h);
 bool pc_lua_memory_enforce(struct pc_lua *h, bool on);
@@ -42,7 +47,7 @@ char *pc_lua_memory_error(struct pc_lua *h);
  * code, the allocator gives back a reserve it holds (util.c) and tries
  * again, so the engine can still fail the step, run `finally` and write
  * reports. pc_lua_memory_recover takes the reserve back once memory is
- * free again; pacermod.c calls it after each step (a pointer test when
+ * free again; coro.c calls it after each step (a pointer test when
  * nothing happened). */
 void pc_lua_memory_recover(struct pc_lua *h);
 
@@ -146,7 +151,7 @@ char *pc_lua_error_text(struct pc_lua *h, lua_State *co, int status, bool traceb
 /* Error messages longer than this are cut (after redacting secrets). */
 #define PC_LUA_ERROR_MAX 4096
 
-/* Plugin code marks every metatable it sets (pacermod.c's setmetatable):
+/* Plugin code marks every metatable it sets (gc.c's setmetatable):
  * such a table's metamethods are plugin code, which C must not reach
  * outside a guard. pc_lua_eval hands C a plain copy instead of a table
  * with such a metatable. `idx` is on thread L's stack. */

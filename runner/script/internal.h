@@ -40,7 +40,8 @@ struct pc_lua {
   struct pc_lua_guard g; /* the guard of the code running now */
   /* Memory accounting (see host.c, host_alloc). */
   size_t used;    /* bytes the state holds now */
-  size_t limit;   /* PC_LUA_MEMORY_DEFAULT unless set */
+  size_t limit;   /* PC_LUA_MEMORY_DEFAULT unless set; never above cap */
+  size_t cap;     /* applies everywhere; SIZE_MAX unless set */
   bool enforce;   /* the limit applies only inside guards */
   enum pc__refusal refused; /* why the last allocation failed, for messages */
   bool reserve_spent;       /* the util.c reserve was given back */
@@ -76,6 +77,9 @@ static inline struct pc_coro **pc__thread_slot(lua_State *L)
 {
   return (struct pc_coro **)lua_getextraspace(L);
 }
+
+/* Pushes a new table with weak keys (an ephemeron table). */
+void pc__push_weak_keys(lua_State *L);
 
 /* The string at `idx` as a C string for function `who`: a string with a
  * NUL byte in it would be cut there silently, so it raises instead, as it

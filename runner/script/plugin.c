@@ -691,6 +691,17 @@ static void start_job(struct pc_attempt *a, int nargs)
   free(label);
 }
 
+/* The attempt fails before its code starts: the stack back to `top`, and
+ * `prefix: what` as the message. */
+static void start_failed(struct pc_attempt *a, lua_State *L, int top, const char *prefix,
+                         const char *what)
+{
+  lua_settop(L, top);
+  char *m = pc_asprintf("%s: %s", prefix, what ? what : "?");
+  pc_attempt_done(a, PC_FAIL_ERROR, m);
+  free(m);
+}
+
 static void uses_start(struct pc_attempt *a)
 {
   struct pc_lua *h = pc_run_lua(a->run);
@@ -699,8 +710,7 @@ static void uses_start(struct pc_attempt *a)
   int top = lua_gettop(L);
   push_step_entry(L, st);                 /* entry */
   if (!lua_istable(L, -1)) {
-    lua_settop(L, top);
-    pc_attempt_done(a, PC_FAIL_ERROR, "uses: the plugin was not loaded (internal error)");
+    start_failed(a, L, top, "uses", "the plugin was not loaded (internal error)");
     return;
   }
   int entry = lua_gettop(L);
@@ -709,11 +719,8 @@ static void uses_start(struct pc_attempt *a)
   if (st->with) {
     char *werr = NULL;
     if (pc_lua_eval_tmpl(h, st->with, a->scope_ref, &werr) != 0) {
-      char *m = pc_asprintf("with: %s", werr);
+      start_failed(a, L, top, "with", werr);
       free(werr);
-      lua_settop(L, top);
-      pc_attempt_done(a, PC_FAIL_ERROR, m);
-      free(m);
       return;
     }
   } else {
@@ -736,12 +743,12 @@ static void uses_start(struct pc_attempt *a)
   char *err = NULL;                       /* plain data: see PC_LUA_HOST_CODE */
   if (pc_pacer_call(h, 6, 3, PC_LUA_HOST_CODE, NULL, &err) != 0 ||
       lua_isnil(L, -3)) {                 /* entry, run, with, ctx (or nil, msg, nil) */
-    const char *msg = err ? err : lua_tostring(L, -2);
-    char *m = pc_asprintf("plugin \"%s\": %s", st->uses, msg ? msg : "?");
+    char *prefix = pc_asprintf("plugin \"%s\"", st->uses);
+    char *msg = pc_xstrdup(err ? err : lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
+    start_failed(a, L, top, prefix, msg);
+    free(msg);
+    free(prefix);
     free(err);
-    lua_settop(L, top);
-    pc_attempt_done(a, PC_FAIL_ERROR, m);
-    free(m);
     return;
   }
   lua_remove(L, entry);                   /* run, with, ctx */
@@ -756,19 +763,15 @@ static void inline_start(struct pc_attempt *a)
   int top = lua_gettop(L);
   push_step_entry(L, a->step);            /* fn */
   if (!lua_isfunction(L, -1)) {
-    lua_settop(L, top);
-    pc_attempt_done(a, PC_FAIL_ERROR, "lua: the code was not compiled (internal error)");
+    start_failed(a, L, top, "lua", "the code was not compiled (internal error)");
     return;
   }
   pc_pacer_push(h, "inline_args");        /* fn, inline_args */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->scope_ref);
   char *err = NULL;                       /* fn, vars, env, secrets, steps, item, index, pacer */
   if (pc_pacer_call(h, 1, 7, PC_LUA_HOST_CODE, NULL, &err) != 0) {
-    char *m = pc_asprintf("lua: %s", err);
+    start_failed(a, L, top, "lua", err);
     free(err);
-    lua_settop(L, top);
-    pc_attempt_done(a, PC_FAIL_ERROR, m);
-    free(m);
     return;
   }
   start_job(a, 7);

@@ -4,10 +4,11 @@
  * or spin until the expression CPU guard stops it (1 s). Neither is a bug
  * in the sense a fuzzer looks for, but both would drown the run in OOM and
  * timeout reports or slow it to one input a second. So the harnesses
- *   - cap the Lua state's memory by wrapping its allocator (the wrapper
- *     forwards to whatever allocator luahost.c installed, and refuses to
- *     grow past FUZZ_LUA_MEMORY; Lua turns that into "not enough memory",
- *     which pc_lua_eval reports as an ordinary error), and
+ *   - cap the Lua state's memory (pc_lua_set_memory_cap: the host's
+ *     allocator refuses to grow past FUZZ_LUA_MEMORY; Lua turns that into
+ *     "not enough memory", which pc_lua_eval reports as an ordinary error;
+ *     the allocator's userdata stays the host, which the guard finds
+ *     through it), and
  *   - speed up the clock the CPU guard reads: the fuzz build links with
  *     -Wl,--wrap=pc_mono_ms, and __wrap_pc_mono_ms runs FUZZ_CLOCK_SPEEDUP
  *     times faster than real time, so the guard trips after 1000/SPEEDUP ms
@@ -32,35 +33,10 @@ double __wrap_pc_mono_ms(void)
   return __real_pc_mono_ms() * FUZZ_CLOCK_SPEEDUP;
 }
 
-struct fuzz_alloc {
-  lua_Alloc inner;
-  void *inner_ud;
-  size_t used; /* bytes allocated through the wrapper, net */
-};
-
-static void *fuzz_alloc_cb(void *ud, void *ptr, size_t osize, size_t nsize)
+/* Caps h's state at FUZZ_LUA_MEMORY, inside guards and out. */
+static void fuzz_cap_memory(struct pc_lua *h)
 {
-  struct fuzz_alloc *fa = ud;
-  size_t old = ptr ? osize : 0; /* without ptr, osize encodes a type */
-  if (nsize > old && fa->used + (nsize - old) > FUZZ_LUA_MEMORY)
-    return NULL;
-  void *p = fa->inner(fa->inner_ud, ptr, osize, nsize);
-  if (nsize == 0 || p) {
-    /* Blocks allocated before the wrapper was installed may be freed
-     * through it: never let the count wrap below zero. */
-    size_t sub = old > fa->used + nsize ? fa->used + nsize : old;
-    fa->used = fa->used + nsize - sub;
-  }
-  return p;
-}
-
-/* Installs the capped allocator on h's state; `fa` must outlive the state. */
-static void fuzz_cap_memory(struct pc_lua *h, struct fuzz_alloc *fa)
-{
-  lua_State *L = pc_lua_state(h);
-  fa->inner = lua_getallocf(L, &fa->inner_ud);
-  fa->used = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
-  lua_setallocf(L, fuzz_alloc_cb, fa);
+  pc_lua_set_memory_cap(h, FUZZ_LUA_MEMORY);
 }
 
 #endif

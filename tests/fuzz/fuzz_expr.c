@@ -178,8 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   struct pc_lua *h = pc_lua_new();
   if (!h)
     return 0;
-  struct fuzz_alloc fa;
-  fuzz_cap_memory(h, &fa);
+  fuzz_cap_memory(h);
   lua_State *L = pc_lua_state(h);
   int top = lua_gettop(L);
   push_vars(L);

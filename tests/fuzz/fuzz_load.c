@@ -37,8 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pc_workflow_check_refs(wf, extra, 1, &d);
     struct pc_lua *h = pc_lua_new();
     if (h) {
-      struct fuzz_alloc fa;
-      fuzz_cap_memory(h, &fa);
+      fuzz_cap_memory(h);
       pc_lua_compile_workflow(h, wf, &d);
       pc_lua_free(h);
     }
