@@ -166,6 +166,13 @@ static void complete(struct fixture *f, size_t i, lua_Integer value)
 
 /* -------------------------------------------------------------- jobs */
 
+static void on_returned(void *data)
+{
+  struct fixture *f = data;
+  free(f->value);
+  f->value = pc_lua_to_text(f->h, -1, NULL);
+}
+
 static void on_done(void *data, enum pc_fail fail, const char *msg)
 {
   struct fixture *f = data;
@@ -173,11 +180,6 @@ static void on_done(void *data, enum pc_fail fail, const char *msg)
   f->fail = fail;
   free(f->msg);
   f->msg = msg ? strdup(msg) : NULL;
-  if (fail == PC_FAIL_NONE) {
-    free(f->value);
-    f->value = pc_lua_to_text(f->h, -1, NULL);
-    lua_pop(f->L, 1);
-  }
 }
 
 /* Starts `code` (a chunk; `...` are no arguments) as a job with a
@@ -186,12 +188,15 @@ static struct pc_coro_job *start(struct fixture *f, const char *code, double ms)
 {
   if (luaL_loadstring(f->L, code) != LUA_OK)
     fail_msg("%s", lua_tostring(f->L, -1));
+  free(f->value);
+  f->value = NULL;
   struct pc_coro_job_opts o = {
       .sched = {.loop = &f->loop, .defer = t_defer, .defer_cancel = t_defer_cancel, .ctx = f},
       .deadline = ms < 0 ? INFINITY : pc_mono_ms() + ms,
       .timeout_ms = ms,
-      .label = "job",
+      .label = strdup("job"),
       .scope_ref = LUA_NOREF,
+      .returned = on_returned,
       .done = on_done,
       .data = f,
   };

@@ -348,21 +348,23 @@ void pc__coro_close(struct pc_coro *co, const char *why)
   coro_free(co);
 }
 
-/* The root returned: its first value (of nres on its stack) becomes the
- * job's value, anchored while the rest of the job closes (which runs
- * code), and the job ends. */
+/* The root returned: its first value (of nres on its stack) goes to the
+ * job's owner, then the job ends. */
 static void root_returned(struct pc_coro *co, int nres)
 {
   struct pc_coro_job *j = co->job;
   lua_State *L = j->h->L;
-  if (nres > 0) {
-    lua_pushvalue(co->L, -nres);  /* (on co) v */
-    lua_xmove(co->L, L, 1);       /* v */
-  } else {
-    lua_pushnil(L);
+  if (j->returned) {
+    if (nres > 0) {
+      lua_pushvalue(co->L, -nres); /* (on co) v */
+      lua_xmove(co->L, L, 1);      /* v */
+    } else {
+      lua_pushnil(L);
+    }
+    j->returned(j->data);
+    lua_pop(L, 1);
   }
   lua_settop(co->L, 0);
-  j->value_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   job_end(j, PC_FAIL_NONE, NULL);
 }
 
@@ -426,15 +428,22 @@ static void coro_finish(struct pc_coro *co, int status, int nres)
  * signal. It waits as if for an operation -- a sleep of 0 ms, which fires
  * on the loop's next turn, after the poll that reads the signal -- so the
  * signal's handling finds it closable, and closing it stops the sleep. */
+struct turn {
+  struct pc_sleep sleep;
+  struct pc_coro *co;
+};
+
 static void on_turn(struct pc_sleep *s)
 {
-  pc_coro_wake(PC_CONTAINER_OF(s, struct pc_coro, turn));
+  pc_coro_wake(PC_CONTAINER_OF(s, struct turn, sleep)->co);
 }
 
+/* Over or not (the resume hands it here too). */
 static void turn_cancel(void *data)
 {
-  struct pc_coro *co = data;
-  pc_sleep_stop(&co->turn);
+  struct turn *t = data;
+  pc_sleep_stop(&t->sleep);
+  free(t);
 }
 
 static void wait_for_turn(struct pc_coro *co)
@@ -442,9 +451,11 @@ static void wait_for_turn(struct pc_coro *co)
   struct pc_lua *h = co->job->h;
   if (!h->turns.cb)
     pc_sleeps_init(&h->turns, on_turn);
+  struct turn *t = pc_xcalloc(1, sizeof *t);
+  t->co = co;
   co->pending.cancel = turn_cancel;
-  co->pending.data = co;
-  pc_sleep_start(&h->turns, co->job->sched.loop, &co->turn, 0);
+  co->pending.data = t;
+  pc_sleep_start(&h->turns, co->job->sched.loop, &t->sleep, 0);
 }
 
 static void coro_run(struct pc_coro *co)
@@ -453,7 +464,11 @@ static void coro_run(struct pc_coro *co)
   struct pc_lua *h = j->h;
   lua_State *L = h->L;
   assert(!h->current);
-  co->woken = co->pending.cancel == turn_cancel ? NULL : co->pending.data;
+  co->woken = co->pending.data;
+  if (co->pending.cancel == turn_cancel) { /* resumed after a preemption */
+    turn_cancel(co->woken);
+    co->woken = NULL;
+  }
   co->pending.cancel = NULL;
   co->pending.data = NULL;
   int nargs = co->nargs;
@@ -580,8 +595,7 @@ static void job_free(struct pc_coro_job *j)
   free(j);
 }
 
-/* The root ended: close what is left, free the job and report (with the
- * root's value pushed, for PC_FAIL_NONE). */
+/* The root ended: close what is left, free the job and report. */
 static void job_end(struct pc_coro_job *j, enum pc_fail fail, const char *msg)
 {
   struct pc_lua *h = j->h;
@@ -595,12 +609,8 @@ static void job_end(struct pc_coro_job *j, enum pc_fail fail, const char *msg)
   job_close_all(j);
   void (*done)(void *, enum pc_fail, const char *) = j->done;
   void *data = j->data;
-  int value_ref = j->value_ref;
   job_free(j);
   pc_lua_memory_recover(h);
-  if (fail == PC_FAIL_NONE)
-    lua_rawgeti(h->L, LUA_REGISTRYINDEX, value_ref); /* value (nil if none) */
-  luaL_unref(h->L, LUA_REGISTRYINDEX, value_ref);
   done(data, fail, m);
   free(m);
 }
@@ -614,12 +624,12 @@ struct pc_coro_job *pc_coro_job_start(struct pc_lua *h, const struct pc_coro_job
   j->sched = o->sched;
   j->run = o->run;
   j->scope_ref = o->scope_ref;
-  j->label = pc_xstrdup(o->label ? o->label : "?");
+  j->label = o->label ? o->label : pc_xstrdup("?");
   j->deadline = o->deadline;
   j->timeout_ms = o->timeout_ms;
+  j->returned = o->returned;
   j->done = o->done;
   j->data = o->data;
-  j->value_ref = LUA_NOREF;
   pc_queue_init(&j->tops);
   pc_queue_init(&j->holds);
   j->root = pc__coro_new(j, h->L, nargs, NULL);
@@ -631,6 +641,5 @@ void pc_coro_job_cancel(struct pc_coro_job *j)
   if (!j)
     return;
   job_close_all(j);
-  luaL_unref(j->h->L, LUA_REGISTRYINDEX, j->value_ref);
   job_free(j);
 }

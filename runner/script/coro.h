@@ -66,17 +66,20 @@ struct pc_coro_job_opts {
   struct pc_coro_sched sched;
   double deadline;   /* pc_mono_ms() time; INFINITY for none */
   double timeout_ms; /* what `deadline` came from, for the timeout message */
-  const char *label; /* for log lines; copied */
+  char *label;       /* for log lines; malloc'd, the job takes it (NULL: "?") */
   /* The run whose services pacer.pool, pacer.exec and pacer.http use, and
    * the scope pacer.http evaluates defaults in; NULL / LUA_NOREF where
    * there is none (tests): those functions then raise. Borrowed. */
   struct pc_run *run;
   int scope_ref;
-  /* Called once when the root coroutine ends, after every coroutine of the
-   * job has been closed and the job freed: PC_FAIL_NONE with the root's
-   * first return value (or nil) pushed on the main thread's stack, which
-   * the callee pops; or PC_FAIL_ERROR / PC_FAIL_TIMEOUT with a message.
-   * Never called after pc_coro_job_cancel. */
+  /* Called when the root coroutine returns, with its first return value
+   * (or nil) on top of the main thread's stack, before the rest of the job
+   * is closed; the callee leaves the stack as it found it. Optional. */
+  void (*returned)(void *data);
+  /* Called once when the root has ended, after every coroutine of the job
+   * has been closed and the job freed: PC_FAIL_NONE, or PC_FAIL_ERROR /
+   * PC_FAIL_TIMEOUT with a message. Never called after
+   * pc_coro_job_cancel. */
   void (*done)(void *data, enum pc_fail fail, const char *msg);
   void *data;
 };

@@ -129,7 +129,6 @@ struct pc_coro {
   bool hooks_off;      /* died of the guard's error raised on it (see reset_thread) */
   bool stopped;        /* the guard yielded it at its job's deadline */
   bool preempted;      /* the guard yielded it for a pending signal */
-  struct pc_sleep turn; /* preempted: waits for the loop's next turn */
   bool kill_requested;
   bool spawned;        /* pacer.spawn: warn if still running, unwaited, at the end */
   bool waited;
@@ -150,7 +149,7 @@ struct pc_coro_job {
   bool cpu_tripped;
   char cpu_where[160];   /* where the guard stopped it first */
   bool ending;
-  int value_ref;         /* the root's value once it returned */
+  void (*returned)(void *data);
   void (*done)(void *data, enum pc_fail fail, const char *msg);
   void *data;
 };

@@ -642,22 +642,25 @@ static void run_defer_cancel(void *run, struct pc_deferred *d)
   pc_run_defer_cancel(run, d);
 }
 
-/* The job ended: the root's value (on top of the stack) becomes the
- * result's `value`. */
+/* The root returned: its value (on top of the stack) becomes the result's
+ * `value`. */
+static void on_job_returned(void *data)
+{
+  struct pc_attempt *a = data;
+  struct pc_lua *h = pc_run_lua(a->run);
+  lua_State *L = pc_lua_state(h);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* v, result */
+  pc_lua_push_prelude(h, "unwrap");                  /* v, result, unwrap */
+  lua_pushvalue(L, -3);                              /* v, result, unwrap, v */
+  lua_call(L, 1, 1);                                 /* v, result, value */
+  lua_setfield(L, -2, "value");                      /* v, result */
+  lua_pop(L, 1);                                     /* v */
+}
+
 static void on_job_done(void *data, enum pc_fail fail, const char *msg)
 {
   struct pc_attempt *a = data;
   a->data = NULL;
-  if (fail == PC_FAIL_NONE) {
-    struct pc_lua *h = pc_run_lua(a->run);
-    lua_State *L = pc_lua_state(h);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* v, result */
-    pc_lua_push_prelude(h, "unwrap");                  /* v, result, unwrap */
-    lua_pushvalue(L, -3);                              /* v, result, unwrap, v */
-    lua_call(L, 1, 1);                                 /* v, result, value */
-    lua_setfield(L, -2, "value");                      /* v, result */
-    lua_pop(L, 2);
-  }
   pc_attempt_done(a, fail, msg);
 }
 
@@ -672,6 +675,7 @@ static void start_job(struct pc_attempt *a, int nargs)
       .deadline = INFINITY,
       .run = a->run,
       .scope_ref = a->scope_ref,
+      .returned = on_job_returned,
       .done = on_job_done,
       .data = a,
   };
@@ -685,10 +689,8 @@ static void start_job(struct pc_attempt *a, int nargs)
     o.deadline = run_deadline;
     o.timeout_ms = run_deadline - pc_run_started_ms(a->run);
   }
-  char *label = pc_step_label(a->step);
-  o.label = label;
+  o.label = pc_step_label(a->step);
   a->data = pc_coro_job_start(pc_run_lua(a->run), &o, nargs);
-  free(label);
 }
 
 /* The attempt fails before its code starts: the stack back to `top`, and
