@@ -44,12 +44,13 @@
 #include <uv.h>
 
 #include "base/queue.h"
-#include "core/engine.h" /* struct pc_deferred, struct pc_run: run services */
 #include "model/action.h"
 #include "script/host.h"
 
 struct pc_coro;
 struct pc_coro_job;
+struct pc_deferred; /* a node of the run's deferred queue (core/engine.h) */
+struct pc_run;
 
 /* Where a job's coroutines are resumed from: the run's deferred queue (the
  * `lua` and `uses` actions adapt pc_run_defer), or a test's own; and the
