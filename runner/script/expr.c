@@ -167,11 +167,16 @@ int pc_lua_instance_scope(struct pc_lua *h, int mt_ref)
   lua_State *L = h->L;
   int value = lua_gettop(L) - 1;                /* item, index */
   lua_createtable(L, 0, 2);                     /* item, index, scope */
+  /* The keys are interned once (host.c): lua_setfield would look each C
+   * string up in Lua's string cache, keyed by the literal's address, whose
+   * hit or miss depends on where the linker put it. */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->key_item_ref); /* ..., scope, "item" */
   lua_pushvalue(L, value);
-  to_ro(h);
-  lua_setfield(L, -2, "item"); /* no metatable yet: a raw set */
+  to_ro(h);                                     /* ..., scope, "item", item */
+  lua_rawset(L, -3);                            /* no metatable yet: a raw set */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->key_index_ref); /* ..., scope, "index" */
   lua_pushvalue(L, value + 1);
-  lua_setfield(L, -2, "index");
+  lua_rawset(L, -3);
   lua_rawgeti(L, LUA_REGISTRYINDEX, mt_ref);    /* item, index, scope, mt */
   lua_setmetatable(L, -2);                      /* item, index, scope */
   int ref = luaL_ref(L, LUA_REGISTRYINDEX);     /* item, index */

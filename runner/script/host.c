@@ -104,6 +104,10 @@ static int init_state(lua_State *L)
   h->to_text_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, -1, "instance_mt");
   h->instance_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushliteral(L, "item");
+  h->key_item_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushliteral(L, "index");
+  h->key_index_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   h->prelude_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* json */
   lua_pop(L, 1);
   pc__push_weak_keys(L);                /* set */
@@ -128,7 +132,8 @@ static void *host_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     h->used -= old;
     return NULL;
   }
-  if (nsize > old && h->used - old + nsize > (h->enforce ? h->limit : h->cap)) {
+  if (nsize > old && (h->enforce || h->cap) &&
+      h->used - old + nsize > (h->enforce ? h->limit : h->cap)) {
     h->refused = PC__REFUSED_LIMIT;
     return NULL;
   }
@@ -158,14 +163,14 @@ static int host_panic(lua_State *L)
 void pc_lua_set_memory_limit(struct pc_lua *h, size_t bytes)
 {
   h->limit = bytes;
-  if (h->cap < h->limit)
+  if (h->cap && h->cap < h->limit)
     h->limit = h->cap;
 }
 
 void pc_lua_set_memory_cap(struct pc_lua *h, size_t bytes)
 {
   h->cap = bytes;
-  if (h->limit > h->cap)
+  if (h->cap && h->limit > h->cap)
     h->limit = h->cap;
 }
 
@@ -205,7 +210,6 @@ struct pc_lua *pc_lua_new(void)
 {
   struct pc_lua *h = pc_xcalloc(1, sizeof *h);
   h->limit = PC_LUA_MEMORY_DEFAULT;
-  h->cap = SIZE_MAX;
   h->reserve_spent = !pc_mem_reserve();
   h->plugin_mts_ref = LUA_NOREF;
   h->module_ref = LUA_NOREF;

@@ -35,7 +35,8 @@ void pc_lua_set_memory_limit(struct pc_lua *h, size_t bytes);
 /* A hard cap on the state's memory that applies everywhere, guarded or
  * not (the limit is lowered to it): for harnesses that must bound memory
  * whatever runs (tests/fuzz). An unguarded allocation refused by it raises
- * where the engine may not expect it; pacer itself never sets one. */
+ * where the engine may not expect it; pacer itself never sets one. 0
+ * removes it. */
 void pc_lua_set_memory_cap(struct pc_lua *h, size_t bytes);
 size_t pc_lua_memory_limit(const struct pc_lua *h);
 size_t pc_lua_memory_used(const struct pc_lua *h);

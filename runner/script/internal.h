@@ -40,12 +40,13 @@ struct pc_lua {
   int prelude_ref; /* the table lua/prelude.lua returned */
   /* Prelude functions called on hot paths, looked up once. */
   int ro_ref, unwrap_ref, to_text_ref, instance_mt_ref;
+  int key_item_ref, key_index_ref; /* the strings "item" and "index" */
   int plugin_mts_ref; /* weak-keyed set of metatables plugin code set */
   struct pc_lua_guard g; /* the guard of the code running now */
   /* Memory accounting (see host.c, host_alloc). */
   size_t used;    /* bytes the state holds now */
   size_t limit;   /* PC_LUA_MEMORY_DEFAULT unless set; never above cap */
-  size_t cap;     /* applies everywhere; SIZE_MAX unless set */
+  size_t cap;     /* applies everywhere; 0 for none */
   bool enforce;   /* the limit applies only inside guards */
   enum pc__refusal refused; /* why the last allocation failed, for messages */
   bool reserve_spent;       /* the util.c reserve was given back */
