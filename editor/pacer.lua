@@ -161,7 +161,9 @@ function pacer.timeout(seconds, fn, ...) end
 ---@field signal string|nil e.g. "SIGKILL"
 ---@field stdout string
 ---@field stderr string
----@field truncated boolean output over 1 MiB per stream was dropped
+---@field stdout_truncated boolean stdout went over 1 MiB; the rest was dropped
+---@field stderr_truncated boolean stderr went over 1 MiB; the rest was dropped
+---@field truncated boolean either stream did
 
 ---Runs a program (no shell) and waits for it.
 ---@param argv string[]

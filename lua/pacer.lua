@@ -213,7 +213,7 @@ for _, name in ipairs({ "assert", "error", "ipairs", "next", "pairs", "pcall", "
                         "rawget", "getmetatable", "_VERSION" }) do
   base[name] = _G[name]
 end
--- setmetatable keeps __gc finalizers under pacer's guards (pacermod.c).
+-- setmetatable keeps __gc finalizers under pacer's guards (gc.c).
 base.setmetatable = core.setmetatable
 
 -- xpcall: once the guard has stopped the code (past its deadline), the
@@ -412,7 +412,7 @@ local function plain_copy(v, seen)
   return r
 end
 
--- Loads a plugin file's text (run by pacermod.c under a CPU and memory
+-- Loads a plugin file's text (run by plugin.c under a CPU and memory
 -- guard, outside any coroutine: plugins cannot do I/O while loading) and
 -- checks the table it returns. What it returns is a new table of plain
 -- data ({description, inputs = {name = {type, required, default,

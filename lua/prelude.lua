@@ -1,5 +1,5 @@
 -- prelude.lua: the Lua half of pacer's expression sandbox, embedded in the
--- binary. It returns a table of functions the C host (luahost.c) calls:
+-- binary. It returns a table of functions the C host (host.c, expr.c, value.c) calls:
 -- read-only proxies, scopes, the helpers of SPEC section 4 and the text and
 -- JSON formatting used by interpolation.
 --

@@ -470,7 +470,7 @@ static void test_door_guard(void **state)
   free(err);
   /* Nested in an outer guard, the inner one never outlives it. */
   struct pc_lua_guard saved;
-  pc_lua_guard_enter(f->h, &saved, f->L, pc_mono_ms() + 50, NULL, "outer", false);
+  pc_lua_guard_enter(f->h, &saved, f->L, pc_mono_ms() + 50, NULL, "outer", 0);
   t0 = pc_mono_ms();
   assert_int_equal(door(f, "while true do end", 5000, false, &err), -1);
   assert_true(pc_mono_ms() - t0 < 1000);
@@ -498,6 +498,16 @@ static void test_door_memory(void **state)
   lua_pushlstring(f->L, big, (size_t)16 << 20);
   free(big);
   lua_pop(f->L, 1);
+  pc_lua_set_memory_limit(f->h, PC_LUA_MEMORY_DEFAULT);
+  /* A cap applies outside guards too (host code, PC_LUA_HOST_CODE), and
+   * keeps the limit below it. */
+  pc_lua_set_memory_cap(f->h, (size_t)24 << 20);
+  assert_int_equal(pc_lua_memory_limit(f->h), (size_t)24 << 20);
+  assert_int_equal(door(f, "return string.rep('x', 64 << 20)", PC_LUA_HOST_CODE, false, &err),
+                   -1);
+  assert_non_null(strstr(err, "Lua memory limit of 24 MiB exceeded"));
+  free(err);
+  pc_lua_set_memory_cap(f->h, 0);
   pc_lua_set_memory_limit(f->h, PC_LUA_MEMORY_DEFAULT);
 }
 

@@ -16,102 +16,49 @@
 #include "actions/exec.h"
 #include "http/http.h"
 #include "base/log.h"
+#include "base/sleep.h"
 #include "script/luahost.h"
 #include "script/plugin.h"
 #include "base/util.h"
 
 /* ------------------------------------------------------------------ sleep */
 
-/* Sleeps that end in the same millisecond of the loop's clock share one
- * libuv timer (a bucket): 100 000 gathered sleeps started together need a
- * handful of timers, not 100 000 (each is a 152-byte handle and a heap
- * entry). A bucket fires its sleeps in the order they started, as separate
- * timers with the same due time would. */
-struct sleep_bucket {
-  uv_timer_t timer;
-  uint64_t due;                    /* loop time (ms) it fires at */
-  struct pc_attempt *head, *tail;  /* waiting sleeps, linked by a->prev/next */
-  struct sleep_run *sr;            /* NULL once closing */
-};
-
-struct sleep_run {
-  struct sleep_bucket *last; /* the newest bucket: the one a new sleep most likely joins */
-};
-
-static void on_bucket_closed(uv_handle_t *h)
+/* The run's sleeps share buckets of timers (base/sleep.h); each attempt
+ * waits on the sleep embedded in it. */
+static void on_slept(struct pc_sleep *sl)
 {
-  free(PC_CONTAINER_OF(h, struct sleep_bucket, timer));
+  struct pc_attempt *a = PC_CONTAINER_OF(sl, struct pc_attempt, sleep);
+  a->data = NULL;
+  pc_attempt_done(a, PC_FAIL_NONE, NULL); /* only queues: no attempt changes under us */
 }
 
-static void bucket_close(struct sleep_bucket *b)
-{
-  if (b->sr && b->sr->last == b)
-    b->sr->last = NULL;
-  b->sr = NULL;
-  uv_close((uv_handle_t *)&b->timer, on_bucket_closed);
-}
-
-static void on_bucket_due(uv_timer_t *timer)
-{
-  struct sleep_bucket *b = PC_CONTAINER_OF(timer, struct sleep_bucket, timer);
-  struct pc_attempt *a = b->head;
-  b->head = b->tail = NULL;
-  bucket_close(b);
-  while (a) { /* pc_attempt_done only queues: no attempt changes under us */
-    struct pc_attempt *next = a->next;
-    a->data = NULL;
-    a->prev = a->next = NULL;
-    pc_attempt_done(a, PC_FAIL_NONE, NULL);
-    a = next;
-  }
-}
-
-static struct sleep_run *sleep_run_of(struct pc_run *run)
+static struct pc_sleeps *sleeps_of(struct pc_run *run)
 {
   void **slot = pc_run_action_slot(run, PC_ACT_SLEEP);
-  if (!*slot)
-    *slot = pc_xcalloc(1, sizeof(struct sleep_run));
+  if (!*slot) {
+    struct pc_sleeps *ss = pc_xmalloc(sizeof *ss);
+    pc_sleeps_init(ss, on_slept);
+    *slot = ss;
+  }
   return *slot;
 }
 
 static void sleep_run_cleanup(struct pc_run *run)
 {
   void **slot = pc_run_action_slot(run, PC_ACT_SLEEP);
-  struct sleep_run *sr = *slot;
-  if (!sr)
+  struct pc_sleeps *ss = *slot;
+  if (!ss)
     return;
   /* Every sleep has ended or been cancelled by now, which closed its bucket. */
-  assert(!sr->last);
-  free(sr);
+  assert(pc_sleeps_idle(ss));
+  free(ss);
   *slot = NULL;
 }
 
 static void sleep_add(struct pc_attempt *a, double ms)
 {
-  struct sleep_run *sr = sleep_run_of(a->run);
-  uv_loop_t *loop = pc_run_loop(a->run);
-  /* The loop's clock is cached per iteration: refresh it, or a sleep started
-   * late in a busy iteration ends early. */
-  uv_update_time(loop);
-  uint64_t timeout = (uint64_t)(ms + 0.5);
-  uint64_t due = uv_now(loop) + timeout;
-  struct sleep_bucket *b = sr->last;
-  if (!b || b->due != due) {
-    b = pc_xcalloc(1, sizeof *b);
-    b->due = due;
-    b->sr = sr;
-    uv_timer_init(loop, &b->timer);
-    uv_timer_start(&b->timer, on_bucket_due, timeout, 0);
-    sr->last = b;
-  }
-  a->prev = b->tail;
-  a->next = NULL;
-  if (b->tail)
-    b->tail->next = a;
-  else
-    b->head = a;
-  b->tail = a;
-  a->data = b;
+  a->data = &a->sleep;
+  pc_sleep_start(sleeps_of(a->run), pc_run_loop(a->run), &a->sleep, ms);
 }
 
 /* A duration value: a number of seconds or a duration string. */
@@ -166,21 +113,10 @@ static void sleep_start(struct pc_attempt *a)
 
 static void sleep_cancel(struct pc_attempt *a)
 {
-  struct sleep_bucket *b = a->data;
-  if (!b)
-    return;
+  if (!a->data)
+    return; /* over, or failed before it started */
   a->data = NULL;
-  if (a->prev)
-    a->prev->next = a->next;
-  else
-    b->head = a->next;
-  if (a->next)
-    a->next->prev = a->prev;
-  else
-    b->tail = a->prev;
-  a->prev = a->next = NULL;
-  if (!b->head)
-    bucket_close(b);
+  pc_sleep_stop(&a->sleep);
 }
 
 /* -------------------------------------------------------------------- log */

@@ -47,6 +47,7 @@
 #include "core/engine.h"
 #include "base/log.h"
 #include "script/luahost.h"
+#include "script/mod_exec.h"
 #include "base/util.h"
 
 extern char **environ;
@@ -1236,27 +1237,11 @@ static char *parse_params(struct pc_lua *h, int idx, const struct pc_tmpl *t, bo
 
 /* ------------------------------------------------------------ results */
 
+/* The result's fields, in the shape pacer.exec returns too. */
 static void set_result(lua_State *L, int ref, const struct pc_proc_result *r, bool finished)
 {
   lua_rawgeti(L, LUA_REGISTRYINDEX, ref); /* result */
-  if (finished && !r->signal)
-    lua_pushinteger(L, r->exit_code);
-  else
-    lua_pushnil(L);
-  lua_setfield(L, -2, "exit_code");
-  if (finished && r->signal)
-    lua_pushstring(L, pc_signal_name(r->signal));
-  else
-    lua_pushnil(L);
-  lua_setfield(L, -2, "signal");
-  lua_pushlstring(L, r->out, r->out_len);
-  lua_setfield(L, -2, "stdout");
-  lua_pushlstring(L, r->err, r->err_len);
-  lua_setfield(L, -2, "stderr");
-  lua_pushboolean(L, r->out_truncated);
-  lua_setfield(L, -2, "stdout_truncated");
-  lua_pushboolean(L, r->err_truncated);
-  lua_setfield(L, -2, "stderr_truncated");
+  pc_exec_result_fill(L, -1, r, finished);
   lua_pop(L, 1);
 }
 

@@ -32,6 +32,7 @@
 
 #include "core/engine.h"
 #include "base/log.h"
+#include "base/signal.h"
 #include "base/util.h"
 
 /* How long the loop must have stood still (outside its wait for events)
@@ -54,8 +55,8 @@ struct pc_watchdog {
   bool stop; /* under mu */
 };
 
-/* Signals are counted process-wide: there is one watchdog per process. */
-static atomic_int sig_count;
+/* Signals are counted process-wide (base/signal.h: the Lua guard reads
+ * the count too): there is one watchdog per process. */
 static atomic_int first_sig;
 static atomic_long first_sig_ms; /* pc_mono_ms() of the first signal, as integer */
 /* libuv's handlers for the signals the run watches, chained behind ours. */
@@ -71,7 +72,7 @@ static void on_beat(uv_prepare_t *h)
 static void counting_handler(int sig)
 {
   int saved = errno;
-  if (atomic_fetch_add(&sig_count, 1) == 0) {
+  if (pc_signal_note() == 0) {
     atomic_store(&first_sig, sig);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -144,7 +145,7 @@ static void *watch(void *arg)
      * seen one tick, and its loop gets STALL_MS of its own to turn. */
     if (++still_ticks * TICK_MS < STALL_MS)
       continue;
-    int sigs = atomic_load(&sig_count);
+    int sigs = (int)pc_signal_count();
     int code = -1;
     const char *why = NULL;
     if (sigs >= 2 || (sigs == 1 && now - (double)atomic_load(&first_sig_ms) > GRACE_MS)) {
@@ -179,7 +180,7 @@ struct pc_watchdog *pc_watchdog_start(uv_loop_t *loop, double deadline_ms,
   w->kill = kill;
   w->data = data;
   atomic_init(&w->heartbeat, 0);
-  atomic_store(&sig_count, 0);
+  pc_signal_reset();
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->cv, NULL);
   /* The thread must not take the signals: libuv's handler writes to the

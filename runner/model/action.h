@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 
+#include "base/sleep.h"
 #include "base/util.h"
 #include "model/workflow.h"
 
@@ -42,8 +43,9 @@ struct pc_attempt {
   double retry_after_ms; /* Retry-After, < 0 if none */
   bool non_idempotent;   /* not retried unless retry.unsafe ... */
   bool nothing_sent;     /* ... or unless it failed before anything was sent */
-  /* Free for the action: links for a list of its own (sleep). */
-  struct pc_attempt *prev, *next;
+  /* For an action that waits for time (the sleep action): a sleep of the
+   * run's shared timers (base/sleep.h). */
+  struct pc_sleep sleep;
 };
 
 struct pc_action_ops {

@@ -271,7 +271,7 @@ void pc_json_mark_object(lua_State *L, int idx)
 }
 
 /* object(t) -> t, marked: an empty table encodes as {}. */
-static int l_object(lua_State *L)
+static int l_json_object(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TTABLE);
   if (lua_getmetatable(L, 1)) {                         /* t, mt */
@@ -286,7 +286,7 @@ static int l_object(lua_State *L)
 }
 
 /* is_object(t) -> whether t carries the mark. */
-static int l_is_object(lua_State *L)
+static int l_json_is_object(lua_State *L)
 {
   bool is = false;
   if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) { /* t, mt */
@@ -306,7 +306,7 @@ int pc_json_open(lua_State *L)
   lua_setfield(L, -2, "__metatable");                /* mt */
   lua_rawsetp(L, LUA_REGISTRYINDEX, &OBJECT_MT_KEY); /* */
   static const luaL_Reg fns[] = {
-      {"decode", pc_json_decode}, {"object", l_object}, {"is_object", l_is_object}, {NULL, NULL}};
+      {"decode", pc_json_decode}, {"object", l_json_object}, {"is_object", l_json_is_object}, {NULL, NULL}};
   luaL_newlib(L, fns);          /* json */
   lua_pushlightuserdata(L, NULL); /* json, null */
   lua_setfield(L, -2, "null");    /* json */

@@ -8,12 +8,14 @@
  * inline `lua:` block is compiled. The results live in a registry table
  * keyed by the step (a light userdata): the plugin entry {spec, name, path}
  * for `uses`, the compiled function for `lua:`. Running an attempt then
- * only evaluates `with`, builds `ctx` and hands the function to pacermod.c,
- * which runs it as the step's root coroutine. */
+ * only evaluates `with`, builds `ctx` and starts the function as the root
+ * of a job of the coroutine runtime (coro.h), resumed from the run's
+ * deferred queue. */
 #include "script/plugin.h"
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,6 +25,7 @@
 
 #include "core/engine.h"
 #include "base/log.h"
+#include "script/coro.h"
 #include "script/pacermod.h"
 #include "base/util.h"
 
@@ -627,6 +630,80 @@ static void push_step_entry(lua_State *L, const struct pc_step *st)
   lua_remove(L, -2);                             /* entry */
 }
 
+/* ------------------------------------------------------------ the job */
+
+static void run_defer(void *run, struct pc_deferred *d, void (*cb)(struct pc_deferred *d))
+{
+  pc_run_defer(run, d, cb);
+}
+
+static void run_defer_cancel(void *run, struct pc_deferred *d)
+{
+  pc_run_defer_cancel(run, d);
+}
+
+/* The root returned: its value (on top of the stack) becomes the result's
+ * `value`. */
+static void on_job_returned(void *data)
+{
+  struct pc_attempt *a = data;
+  struct pc_lua *h = pc_run_lua(a->run);
+  lua_State *L = pc_lua_state(h);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* v, result */
+  pc_lua_push_prelude(h, "unwrap");                  /* v, result, unwrap */
+  lua_pushvalue(L, -3);                              /* v, result, unwrap, v */
+  lua_call(L, 1, 1);                                 /* v, result, value */
+  lua_setfield(L, -2, "value");                      /* v, result */
+  lua_pop(L, 1);                                     /* v */
+}
+
+static void on_job_done(void *data, enum pc_fail fail, const char *msg)
+{
+  struct pc_attempt *a = data;
+  a->data = NULL;
+  pc_attempt_done(a, fail, msg);
+}
+
+/* Starts the function below `nargs` arguments on the stack (popped) as
+ * the attempt's job, with the step's deadline: its timeout, or the
+ * workflow's if that comes first. */
+static void start_job(struct pc_attempt *a, int nargs)
+{
+  struct pc_coro_job_opts o = {
+      .sched = {.loop = pc_run_loop(a->run), .defer = run_defer,
+                .defer_cancel = run_defer_cancel, .ctx = a->run},
+      .deadline = INFINITY,
+      .run = a->run,
+      .scope_ref = a->scope_ref,
+      .returned = on_job_returned,
+      .done = on_job_done,
+      .data = a,
+  };
+  double now = pc_mono_ms();
+  if (a->step->timeout_ms >= 0) {
+    o.deadline = now + a->step->timeout_ms;
+    o.timeout_ms = a->step->timeout_ms;
+  }
+  double run_deadline = pc_run_deadline_ms(a->run);
+  if (run_deadline < o.deadline) {
+    o.deadline = run_deadline;
+    o.timeout_ms = run_deadline - pc_run_started_ms(a->run);
+  }
+  o.label = pc_step_label(a->step);
+  a->data = pc_coro_job_start(pc_run_lua(a->run), &o, nargs);
+}
+
+/* The attempt fails before its code starts: the stack back to `top`, and
+ * `prefix: what` as the message. */
+static void start_failed(struct pc_attempt *a, lua_State *L, int top, const char *prefix,
+                         const char *what)
+{
+  lua_settop(L, top);
+  char *m = pc_asprintf("%s: %s", prefix, what ? what : "?");
+  pc_attempt_done(a, PC_FAIL_ERROR, m);
+  free(m);
+}
+
 static void uses_start(struct pc_attempt *a)
 {
   struct pc_lua *h = pc_run_lua(a->run);
@@ -635,8 +712,7 @@ static void uses_start(struct pc_attempt *a)
   int top = lua_gettop(L);
   push_step_entry(L, st);                 /* entry */
   if (!lua_istable(L, -1)) {
-    lua_settop(L, top);
-    pc_attempt_done(a, PC_FAIL_ERROR, "uses: the plugin was not loaded (internal error)");
+    start_failed(a, L, top, "uses", "the plugin was not loaded (internal error)");
     return;
   }
   int entry = lua_gettop(L);
@@ -645,11 +721,8 @@ static void uses_start(struct pc_attempt *a)
   if (st->with) {
     char *werr = NULL;
     if (pc_lua_eval_tmpl(h, st->with, a->scope_ref, &werr) != 0) {
-      char *m = pc_asprintf("with: %s", werr);
+      start_failed(a, L, top, "with", werr);
       free(werr);
-      lua_settop(L, top);
-      pc_attempt_done(a, PC_FAIL_ERROR, m);
-      free(m);
       return;
     }
   } else {
@@ -672,16 +745,16 @@ static void uses_start(struct pc_attempt *a)
   char *err = NULL;                       /* plain data: see PC_LUA_HOST_CODE */
   if (pc_pacer_call(h, 6, 3, PC_LUA_HOST_CODE, NULL, &err) != 0 ||
       lua_isnil(L, -3)) {                 /* entry, run, with, ctx (or nil, msg, nil) */
-    const char *msg = err ? err : lua_tostring(L, -2);
-    char *m = pc_asprintf("plugin \"%s\": %s", st->uses, msg ? msg : "?");
+    char *prefix = pc_asprintf("plugin \"%s\"", st->uses);
+    char *msg = pc_xstrdup(err ? err : lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
+    start_failed(a, L, top, prefix, msg);
+    free(msg);
+    free(prefix);
     free(err);
-    lua_settop(L, top);
-    pc_attempt_done(a, PC_FAIL_ERROR, m);
-    free(m);
     return;
   }
   lua_remove(L, entry);                   /* run, with, ctx */
-  pc_lstep_start(a, 2);
+  start_job(a, 2);
   lua_settop(L, top);
 }
 
@@ -692,28 +765,25 @@ static void inline_start(struct pc_attempt *a)
   int top = lua_gettop(L);
   push_step_entry(L, a->step);            /* fn */
   if (!lua_isfunction(L, -1)) {
-    lua_settop(L, top);
-    pc_attempt_done(a, PC_FAIL_ERROR, "lua: the code was not compiled (internal error)");
+    start_failed(a, L, top, "lua", "the code was not compiled (internal error)");
     return;
   }
   pc_pacer_push(h, "inline_args");        /* fn, inline_args */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->scope_ref);
   char *err = NULL;                       /* fn, vars, env, secrets, steps, item, index, pacer */
   if (pc_pacer_call(h, 1, 7, PC_LUA_HOST_CODE, NULL, &err) != 0) {
-    char *m = pc_asprintf("lua: %s", err);
+    start_failed(a, L, top, "lua", err);
     free(err);
-    lua_settop(L, top);
-    pc_attempt_done(a, PC_FAIL_ERROR, m);
-    free(m);
     return;
   }
-  pc_lstep_start(a, 7);
+  start_job(a, 7);
   lua_settop(L, top);
 }
 
 static void lua_cancel(struct pc_attempt *a)
 {
-  pc_lstep_cancel(a->data);
+  pc_coro_job_cancel(a->data);
+  a->data = NULL;
 }
 
 /* `lua: CODE` keeps the code as a plain string template (no ${{ }}: the

@@ -4,10 +4,11 @@
  * or spin until the expression CPU guard stops it (1 s). Neither is a bug
  * in the sense a fuzzer looks for, but both would drown the run in OOM and
  * timeout reports or slow it to one input a second. So the harnesses
- *   - cap the Lua state's memory at FUZZ_LUA_MEMORY with the host's own
- *     limit, which guarded code (every expression) runs under: Lua turns
- *     it into "not enough memory", which pc_lua_eval reports as an
- *     ordinary error, and
+ *   - cap the Lua state's memory (pc_lua_set_memory_cap: the host's
+ *     allocator refuses to grow past FUZZ_LUA_MEMORY; Lua turns that into
+ *     "not enough memory", which pc_lua_eval reports as an ordinary error;
+ *     the allocator's userdata stays the host, which the guard finds
+ *     through it), and
  *   - speed up the clock the CPU guard reads: the fuzz build links with
  *     -Wl,--wrap=pc_mono_ms, and __wrap_pc_mono_ms runs FUZZ_CLOCK_SPEEDUP
  *     times faster than real time, so the guard trips after 1000/SPEEDUP ms
@@ -32,13 +33,10 @@ double __wrap_pc_mono_ms(void)
   return __real_pc_mono_ms() * FUZZ_CLOCK_SPEEDUP;
 }
 
-/* Caps the Lua state's memory: the host's own limit (--lua-memory), which
- * every guard enforces, and fuzzed code only runs in guards. (A wrapping
- * allocator would hide the host: luahost.c finds it through the
- * allocator's userdata.) */
+/* Caps h's state at FUZZ_LUA_MEMORY, inside guards and out. */
 static void fuzz_cap_memory(struct pc_lua *h)
 {
-  pc_lua_set_memory_limit(h, FUZZ_LUA_MEMORY);
+  pc_lua_set_memory_cap(h, FUZZ_LUA_MEMORY);
 }
 
 #endif
