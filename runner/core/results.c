@@ -1,0 +1,235 @@
+/* results.c: the Lua result tables of steps (steps.ID, a fan-out's items,
+ * outputs), and which of them anything can read at all. */
+#include "core/task.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "script/plugin.h"
+#include "base/util.h"
+
+/* How long the task has run, up to now: a leaf from the moment its first
+ * attempt got its pool permits (0 if it never did: skipped, or stopped
+ * while queued), a group from its start. */
+double pc__task_run_ms(const struct task *t)
+{
+  double from = t->kind == TK_LEAF ? t->ran_mono : t->started_mono;
+  return from > 0 ? pc_mono_ms() - from : 0;
+}
+
+/* When the task started running (or was reached, if it never ran), as
+ * wall-clock epoch ms: the run's one wall-clock reading plus monotonic time. */
+static double task_start_wall(const struct task *t)
+{
+  double from = t->kind == TK_LEAF && t->ran_mono > 0 ? t->ran_mono : t->started_mono;
+  return t->run->started_wall + (from - t->run->started_mono);
+}
+
+/* ------------------------------------------------------------ results */
+
+/* Pushes a fresh table with the common result fields. */
+static void set_common_fields(struct task *t, int tbl)
+{
+  lua_State *L = t->run->L;
+  char ts[40];
+  lua_pushstring(L, pc_outcome_name(t->outcome)); /* tbl.outcome */
+  lua_setfield(L, tbl, "outcome");
+  if (t->error) {
+    lua_pushstring(L, t->error);
+    lua_setfield(L, tbl, "error");
+  }
+  if (t->kind == TK_LEAF) {
+    lua_pushinteger(L, t->attempts);
+    lua_setfield(L, tbl, "attempts");
+  }
+  if (t->started_mono > 0) {
+    pc_format_iso8601(task_start_wall(t), ts, sizeof ts);
+    lua_pushstring(L, ts);
+    lua_setfield(L, tbl, "started_at");
+    lua_pushinteger(L, (lua_Integer)llround(pc__task_run_ms(t)));
+    lua_setfield(L, tbl, "duration_ms");
+    if (t->kind == TK_LEAF && t->step) {
+      lua_pushinteger(L, (lua_Integer)llround(t->queued_ms));
+      lua_setfield(L, tbl, "queued_ms");
+    }
+  }
+  if (t->kind == TK_FOREACH && t->items_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref); /* tbl.items */
+    lua_setfield(L, tbl, "items");
+  }
+}
+
+/* Evaluates `outputs` with `result` bound; on failure returns the message. */
+static char *eval_outputs(struct task *t, int tbl)
+{
+  const struct pc_step *st = t->step;
+  lua_State *L = t->run->L;
+  struct pc_lua *h = t->run->lua;
+  lua_newtable(L); /* tbl, outputs */
+  if (st && st->noutputs) {
+    int scope = t->scope_ref;
+    lua_pushvalue(L, tbl);                 /* tbl, outputs, result */
+    pc_lua_scope_bind(h, scope, "result"); /* tbl, outputs, old */
+    lua_insert(L, -2);                     /* tbl, old, outputs */
+    for (size_t i = 0; i < st->noutputs; i++) {
+      char *err = NULL;
+      if (pc_lua_eval_tmpl(h, st->outputs[i].value, scope, &err) != 0) {
+        char *m = pc_asprintf("output %s: %s", st->outputs[i].name, err);
+        free(err);
+        lua_pop(L, 1);                           /* tbl, old */
+        pc_lua_scope_unbind(h, scope, "result"); /* tbl */
+        return m;
+      }
+      lua_setfield(L, -2, st->outputs[i].name); /* tbl, old, outputs */
+    }
+    lua_insert(L, -2);                       /* tbl, outputs, old */
+    pc_lua_scope_unbind(h, scope, "result"); /* tbl, outputs */
+  }
+  lua_setfield(L, tbl, "outputs"); /* tbl */
+  return NULL;
+}
+
+/* Completes the result table: outputs, common fields, steps.ID. */
+void pc__build_result(struct task *t, enum pc_outcome o)
+{
+  struct pc_run *run = t->run;
+  lua_State *L = run->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref); /* result */
+  int tbl = lua_gettop(L);
+  if (o == PC_OK && !(t->kind == TK_FOREACH)) {
+    char *oerr = eval_outputs(t, tbl);
+    if (oerr) {
+      t->outcome = PC_ERROR;
+      free(t->error);
+      t->error = oerr;
+      lua_newtable(L);
+      lua_setfield(L, tbl, "outputs");
+    }
+  } else {
+    lua_newtable(L);
+    lua_setfield(L, tbl, "outputs");
+  }
+  set_common_fields(t, tbl);
+
+  /* steps.ID: everything in the scope it runs in. A fan-out item is not
+   * stored there: its result goes into the fan-out's `items`, and a leaf
+   * item's scope has no steps table of its own (the one it would reach is
+   * the fan-out's, where steps.ID is the fan-out's result). */
+  if (t->step && t->step->id && !t->instance) {
+    lua_pushvalue(L, tbl);
+    pc_lua_scope_set_step(run->lua, t->scope_ref, t->step->id);
+  }
+  lua_pop(L, 1);
+}
+
+/* Builds the result table, stores it where expressions look for it, logs the
+ * end of the step, and queues the notification to the parent. */
+/* Items a stopped fan-out never started get a result too, so `items` has no
+ * holes and len(steps.ID.items) is the number of items. */
+void pc__fill_unstarted_items(struct task *t)
+{
+  lua_State *L = t->run->L;
+  if (t->next_kid >= t->total || t->items_ref == LUA_NOREF)
+    return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref); /* items */
+  for (size_t i = t->next_kid; i < t->total; i++) {
+    lua_createtable(L, 0, 2); /* items, r */
+    lua_pushstring(L, pc_outcome_name(PC_CANCELLED));
+    lua_setfield(L, -2, "outcome");
+    lua_pushstring(L, "not started: the fan-out stopped early");
+    lua_setfield(L, -2, "error");
+    lua_rawseti(L, -2, (lua_Integer)i + 1); /* items */
+  }
+  lua_pop(L, 1);
+}
+
+/* ================================================== who reads results */
+
+static bool ident_char(char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Notes what one expression can read of `steps`: steps.ID adds ID; any
+ * other use (steps[...], steps passed to a function, pairs(steps)) could
+ * read anything. Conservative: text inside string literals counts too. */
+static void scan_steps_use(struct pc_run *run, const char *src)
+{
+  for (const char *p = strstr(src, "steps"); p; p = strstr(p + 5, "steps")) {
+    if ((p > src && ident_char(p[-1])) || ident_char(p[5]))
+      continue; /* part of another name */
+    const char *q = p + 5;
+    while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+      q++;
+    if (*q != '.') {
+      run->steps_wild = true;
+      return;
+    }
+    q++;
+    while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+      q++;
+    const char *id = q;
+    while (ident_char(*q))
+      q++;
+    if (q == id) {
+      run->steps_wild = true;
+      return;
+    }
+    run->steps_read = pc_xrealloc(run->steps_read, (run->nsteps_read + 1) * sizeof(char *));
+    run->steps_read[run->nsteps_read++] = pc_xstrndup(id, (size_t)(q - id));
+  }
+}
+
+void pc__scan_results_readers(struct pc_run *run)
+{
+  const struct pc_workflow *wf = run->wf;
+  if (pc_workflow_has_lua(wf)) {
+    run->steps_wild = true; /* ctx.steps and the `steps` of inline code */
+    return;
+  }
+  for (size_t i = 0; i < wf->nexprs && !run->steps_wild; i++)
+    scan_steps_use(run, wf->exprs[i]->src);
+}
+
+/* A leaf step with no expression anywhere (its value, expect.that,
+ * outputs; for HTTP also defaults.http, evaluated in the step's scope) and
+ * no Lua: its items need no scope, since nothing could read item or index. */
+bool pc__step_is_static(const struct pc_run *run, const struct pc_step *st)
+{
+  switch (st->action) {
+  case PC_ACT_SLEEP:
+  case PC_ACT_LOG:
+  case PC_ACT_EXEC:
+  case PC_ACT_SHELL:
+    break;
+  case PC_ACT_HTTP:
+    if (run->wf->http_defaults && run->wf->http_defaults->has_expr)
+      return false;
+    break;
+  default:
+    return false;
+  }
+  return !(st->params && st->params->has_expr) && !st->expect.nthat && !st->noutputs &&
+         !st->nasserts;
+}
+
+/* Can anything read steps.ID.items of this fan-out? Only an expression or
+ * Lua code can, and only through the step's id. When nothing can, the
+ * fan-out keeps no per-item results: its memory is O(concurrency), not
+ * O(items). Reports do not need them (they have their own records). */
+bool pc__results_readable(const struct pc_run *run, const struct pc_step *st)
+{
+  if (!st->id)
+    return false;
+  if (run->steps_wild)
+    return true;
+  for (size_t i = 0; i < run->nsteps_read; i++)
+    if (strcmp(run->steps_read[i], st->id) == 0)
+      return true;
+  return false;
+}
+
