@@ -14,7 +14,7 @@
 #include <uv.h>
 
 #include "base/diag.h"
-#include "core/engine.h"
+#include "core/run.h"
 #include "base/log.h"
 #include "script/luahost.h"
 #include "report/report.h"

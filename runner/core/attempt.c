@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "script/luahost.h"
 
 /* ================================================================= leaves */
 

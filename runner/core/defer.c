@@ -108,7 +108,7 @@ static void drain_tasks(struct pc_run *run)
       if (t->parent)
         pc__group_child_done(t->parent, t);
       else
-        pc__on_root_done(t);
+        t->root_done(t->run, t);
     }
   }
 }

@@ -15,15 +15,15 @@
 
 struct pc_record *pc__rec_of(struct task *t)
 {
-  return t->rec == PC_NO_RECORD ? NULL : &t->run->rep.records[t->rec];
+  return t->rec == PC_NO_RECORD ? NULL : &t->run->rep->records[t->rec];
 }
 
 void pc__record_start(struct task *t)
 {
   struct pc_run *run = t->run;
-  if (!run->recording)
+  struct pc_run_report *rp = run->rep;
+  if (!rp)
     return;
-  struct pc_run_report *rp = &run->rep;
   if (rp->nrecords == run->rec_cap) {
     run->rec_cap = run->rec_cap ? run->rec_cap * 2 : 64;
     rp->records = pc_xrealloc(rp->records, run->rec_cap * sizeof *rp->records);
@@ -38,7 +38,7 @@ void pc__record_start(struct task *t)
   static const enum pc_record_kind kinds[] = {PC_REC_LEAF, PC_REC_SEQUENCE, PC_REC_GATHER,
                                               PC_REC_FOREACH};
   r->kind = t->step ? kinds[t->kind] : PC_REC_ROOT;
-  r->root_name = t->step ? NULL : t == run->fin ? "finally" : "steps";
+  r->root_name = t->step ? NULL : t->root_name;
   r->label = pc__task_label(t);
   r->start_off_ms = r->ready_off_ms = t->started_mono - run->started_mono;
   r->lane = -1;
@@ -54,7 +54,7 @@ void pc__record_running(struct task *t)
     return;
   struct pc_run *run = t->run;
   r->start_off_ms = t->ran_mono - run->started_mono;
-  r->lane = run->nfree_lanes ? run->free_lanes[--run->nfree_lanes] : run->rep.nlanes++;
+  r->lane = run->nfree_lanes ? run->free_lanes[--run->nfree_lanes] : run->rep->nlanes++;
   t->lane = r->lane;
 }
 
@@ -107,7 +107,7 @@ void pc__record_finish(struct task *t)
   }
 }
 
-void pc__records_free(struct pc_run_report *rp)
+void pc_records_free(struct pc_run_report *rp)
 {
   for (size_t i = 0; i < rp->nrecords; i++) {
     free(rp->records[i].label);
@@ -116,5 +116,6 @@ void pc__records_free(struct pc_run_report *rp)
     free(rp->records[i].method);
   }
   free(rp->records);
+  pc_http_stats_free(&rp->http);
 }
 

@@ -11,6 +11,7 @@
 
 #include "script/plugin.h"
 #include "base/util.h"
+#include "script/luahost.h"
 
 /* How long the task has run, up to now: a leaf from the moment its first
  * attempt got its pool permits (0 if it never did: skipped, or stopped

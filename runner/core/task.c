@@ -33,16 +33,12 @@
 
 #include "base/log.h"
 #include "base/util.h"
-
-static bool outcome_is_failure(enum pc_outcome o)
-{
-  return o == PC_FAILED || o == PC_ERROR || o == PC_TIMEOUT;
-}
+#include "script/luahost.h"
 
 char *pc__task_label(const struct task *t)
 {
   if (!t->step)
-    return pc_xstrdup(t == t->run->fin ? "finally" : "steps");
+    return pc_xstrdup(t->root_name);
   char *l = pc_step_label(t->step);
   if (!t->instance)
     return l;
@@ -183,7 +179,7 @@ void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
   /* A leaf's failure, or a group's own (its for_each or `if` could not be
    * evaluated, it timed out): a group failing because a child did has had
    * that child's failure logged already. */
-  bool failed = outcome_is_failure(t->outcome) &&
+  bool failed = pc_outcome_is_failure(t->outcome) &&
                 (t->kind == TK_LEAF || !(t->failed_error || t->failed_expect));
   enum pc_log_level lvl = failed ? (tolerated ? PC_LOG_WARN : PC_LOG_ERROR)
                           : t->instance ? PC_LOG_DEBUG
@@ -225,7 +221,7 @@ void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
 
 /* ================================================================ groups */
 
-void pc__on_group_timeout(uv_timer_t *timer)
+static void on_group_timeout(uv_timer_t *timer)
 {
   struct task *t = timer->data;
   char dur[32];
@@ -314,7 +310,7 @@ void pc__group_child_done(struct task *t, struct task *c)
   if (r) {
     r->running--;
     r->finished++;
-    if (outcome_is_failure(c->outcome))
+    if (pc_outcome_is_failure(c->outcome))
       r->failed++;
   }
 
@@ -325,7 +321,7 @@ void pc__group_child_done(struct task *t, struct task *c)
     lua_pop(L, 1);
   }
   bool tolerated = c->step && c->step->continue_on_error;
-  if (outcome_is_failure(c->outcome) && !tolerated) {
+  if (pc_outcome_is_failure(c->outcome) && !tolerated) {
     if (c->outcome == PC_FAILED)
       t->failed_expect = true;
     else
@@ -472,7 +468,7 @@ void pc__task_start(struct task *t)
        * before the loop runs at all): refresh it, or the timeout comes early
        * by however long the loop has been busy. */
       uv_update_time(&run->loop);
-      uv_timer_start(pc__task_timer(t), pc__on_group_timeout, (uint64_t)ceil(t->group_timeout_ms), 0);
+      uv_timer_start(pc__task_timer(t), on_group_timeout, (uint64_t)ceil(t->group_timeout_ms), 0);
     }
     group_fill(t);
     break;
@@ -514,3 +510,91 @@ void pc__task_cancel(struct task *t, enum pc_outcome as, const char *msg)
     group_finish(t);
 }
 
+
+/* ============================================================ the run */
+
+/* The run services of model/action.h. */
+
+uv_loop_t *pc_run_loop(struct pc_run *run) { return &run->loop; }
+struct pc_lua *pc_run_lua(struct pc_run *run) { return run->lua; }
+const struct pc_workflow *pc_run_workflow_def(struct pc_run *run) { return run->wf; }
+void **pc_run_action_slot(struct pc_run *run, enum pc_action a) { return &run->action_slots[a]; }
+
+double pc_run_deadline_ms(struct pc_run *run)
+{
+  return run->timeout_ms >= 0 ? run->started_mono + run->timeout_ms : INFINITY;
+}
+
+double pc_run_started_ms(struct pc_run *run) { return run->started_mono; }
+
+struct pc_pool *pc_run_pool(struct pc_run *run, const char *name)
+{
+  for (size_t i = 0; i < run->npools; i++)
+    if (strcmp(run->wf->pools[i].name, name) == 0)
+      return &run->pools[i];
+  return NULL;
+}
+
+void pc__engine_init(struct pc_run *run)
+{
+  uv_idle_init(&run->loop, &run->drain);
+  const struct pc_workflow *wf = run->wf;
+  run->npools = wf->npools;
+  run->pools = pc_xcalloc(wf->npools ? wf->npools : 1, sizeof *run->pools);
+  for (size_t i = 0; i < wf->npools; i++)
+    pc_pool_init(&run->loop, &run->pools[i], &wf->pools[i]);
+}
+
+void pc__engine_close(struct pc_run *run)
+{
+  uv_close((uv_handle_t *)&run->drain, NULL);
+  for (size_t i = 0; i < run->npools; i++)
+    pc_pool_close(&run->pools[i], NULL);
+}
+
+void pc__engine_free(struct pc_run *run)
+{
+  free(run->free_lanes);
+  for (size_t i = 0; i < run->nsteps_read; i++)
+    free(run->steps_read[i]);
+  free(run->steps_read);
+  free(run->pools);
+}
+
+struct task *pc__root_start(struct pc_run *run, const char *name, struct pc_step *const *steps,
+                            size_t nsteps, int scope_ref, double timeout_ms,
+                            pc__root_done_cb done)
+{
+  struct task *t = pc__task_new(run, NULL, NULL, scope_ref, false, false);
+  t->root_name = name;
+  t->root_done = done;
+  t->kids = steps;
+  t->nkids = nsteps;
+  t->group_timeout_ms = timeout_ms;
+  pc__task_start(t);
+  return t;
+}
+
+enum pc_outcome pc__root_outcome(const struct task *root)
+{
+  return root->outcome;
+}
+
+void pc__root_free(struct task *root)
+{
+  pc__task_release(root);
+}
+
+void pc__root_cancel(struct task *root, enum pc_outcome as, const char *msg)
+{
+  pc__task_cancel(root, as, msg);
+}
+
+void pc__root_bound(struct task *root, double ms)
+{
+  if (root->group_timeout_ms >= 0 || root->cancelled || root->state == TS_DONE)
+    return;
+  root->group_timeout_ms = ms;
+  uv_update_time(&root->run->loop);
+  uv_timer_start(pc__task_timer(root), on_group_timeout, (uint64_t)ceil(ms), 0);
+}

@@ -1,25 +1,24 @@
-/* task.h: what the files of the engine share, and nothing else includes:
- * the run's state (struct pc_run), a task (struct task), and the functions
- * one file of the engine calls in another. Actions see the engine through
- * model/action.h and engine.h; the command line through engine.h. See
- * docs/engine.md for how the pieces fit. */
+/* task.h: what the files of the engine's tree share and nothing else
+ * includes: a task (struct task) and the functions one file calls in
+ * another. The run driver sees the tree through engine.h, actions through
+ * model/action.h. docs/engine.md says how the pieces fit:
+ *
+ *   task.c     groups (sequence, gather, fan-out), start, finish, cancel
+ *   attempt.c  a leaf's attempts: pools, deadline, expectations, retry
+ *   results.c  the Lua result tables, and which of them anything can read
+ *   records.c  records for reports and progress
+ *   defer.c    the queues and the drain that drives everything
+ *   actions.c  the few places that still name particular actions */
 #ifndef PACER_CORE_TASK_H
 #define PACER_CORE_TASK_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include <lua.h>
 #include <uv.h>
 
 #include "base/pool.h"
 #include "core/engine.h"
-#include "core/watchdog.h"
-#include "model/action.h"
-#include "report/progress.h"
-#include "report/report.h"
-
-/* ================================================================ types */
 
 enum task_kind { TK_LEAF, TK_SEQ, TK_GATHER, TK_FOREACH };
 enum task_state { TS_NEW, TS_WAIT_POOL, TS_RUNNING, TS_BACKOFF, TS_GROUP, TS_DONE };
@@ -32,7 +31,7 @@ enum {
 
 struct task {
   struct pc_run *run;
-  struct task *parent;             /* NULL for the run's two root sequences */
+  struct task *parent;             /* NULL for a root sequence */
   struct task *prev, *next;        /* links in the parent's running list */
   struct task *rq_next;            /* link in the ready queue */
   const struct pc_step *step;      /* borrowed; NULL for a root sequence */
@@ -80,6 +79,9 @@ struct task {
       bool fail_fast;
       bool stopping;   /* start no more children */
       bool failed_error, failed_expect;
+      /* roots only (parent NULL, step NULL): */
+      const char *root_name;     /* "steps" or "finally" */
+      pc__root_done_cb root_done;
     };
     struct { /* TK_LEAF */
       const struct pc_action_ops *ops;
@@ -100,50 +102,8 @@ struct task {
   };
 };
 
-struct pc_run {
-  uv_loop_t loop;
-  struct pc_lua *lua;
-  lua_State *L;
-  struct pc_workflow *wf;
-  const struct pc_run_opts *opts;
-  struct pc_pool *pools;
-  size_t npools;
-  int root_scope;
-  void *action_slots[PC_ACT_SHELL + 1];
+/* ----------------------------------------------------------- task.c */
 
-  struct task *rq_head, *rq_tail;
-  struct pc_deferred *dq_head, *dq_tail;
-  uv_idle_t drain;
-  uv_signal_t sigint, sigterm, sighup;
-  uv_timer_t deadline;
-  double timeout_ms;
-
-  struct task *main, *fin;
-  enum pc_outcome main_outcome, fin_outcome;
-  bool fin_ran;
-  struct pc_watchdog *watchdog;
-  int signal;        /* first signal received, 0 if none */
-  bool deadline_hit;
-  bool finished;
-  double started_mono; /* the run's start on the monotonic clock... */
-  double started_wall; /* ...and the one reading of the wall clock, taken with it */
-  char run_id[40];
-
-  /* Who can read a fan-out's per-item results (see pc__results_readable). */
-  bool steps_wild;   /* Lua steps, or an expression reading `steps` other than as steps.ID */
-  char **steps_read; /* every ID an expression reads as steps.ID */
-  size_t nsteps_read;
-
-  /* Records for reports and progress (only when asked for). */
-  bool recording;
-  struct pc_run_report rep;
-  size_t rec_cap;
-  int *free_lanes; /* a stack of lanes released by finished leaves */
-  size_t nfree_lanes;
-  struct pc_progress *progress; /* live display, or NULL */
-};
-
-/* task.c: the tree */
 struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct pc_step *st,
                           int scope_ref, bool own_scope, bool instance);
 void pc__task_start(struct task *t);
@@ -153,35 +113,33 @@ void pc__task_release(struct task *t);
 char *pc__task_label(const struct task *t);
 uv_timer_t *pc__task_timer(struct task *t);
 void pc__task_timer_stop(struct task *t);
-void pc__on_group_timeout(uv_timer_t *timer);
 void pc__group_child_done(struct task *t, struct task *c);
 
-/* attempt.c: a leaf's attempts */
+/* -------------------------------------------------------- attempt.c */
+
 void pc__leaf_next_attempt(struct task *t);
 void pc__leaf_acquire(struct task *t);
 void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg);
 void pc__leaf_abort(struct task *t);
 
-/* results.c: the Lua result tables, and who can read them */
+/* -------------------------------------------------------- results.c */
+
 void pc__build_result(struct task *t, enum pc_outcome o);
 void pc__fill_unstarted_items(struct task *t);
 double pc__task_run_ms(const struct task *t);
-void pc__scan_results_readers(struct pc_run *run);
 bool pc__results_readable(const struct pc_run *run, const struct pc_step *st);
 bool pc__step_is_static(const struct pc_run *run, const struct pc_step *st);
 
-/* records.c: records for reports and progress */
+/* -------------------------------------------------------- records.c */
+
 struct pc_record *pc__rec_of(struct task *t);
 void pc__record_start(struct task *t);
 void pc__record_running(struct task *t);
 void pc__record_waiting(struct task *t, bool waiting);
 void pc__record_finish(struct task *t);
-void pc__records_free(struct pc_run_report *rp);
 
-/* defer.c: the ready queue and the deferred queue */
+/* ---------------------------------------------------------- defer.c */
+
 void pc__post(struct task *t, unsigned ev);
-
-/* run.c: the run driver */
-void pc__on_root_done(struct task *t);
 
 #endif

@@ -65,7 +65,7 @@
 #include <lualib.h>
 #include <uv.h>
 
-#include "core/engine.h"
+#include "model/action.h"
 #include "actions/exec.h"
 #include "http/http.h"
 #include "script/json.h"

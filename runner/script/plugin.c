@@ -21,7 +21,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "core/engine.h"
+#include "model/outcome.h"
 #include "base/log.h"
 #include "script/pacermod.h"
 #include "base/util.h"
