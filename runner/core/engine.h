@@ -40,11 +40,6 @@ struct pc_run {
   struct pc_deferred *dq_head, *dq_tail;
   uv_idle_t drain;
 
-  /* Who can read a fan-out's per-item results (see pc__results_readable). */
-  bool steps_wild;   /* Lua steps, or an expression reading `steps` other than as steps.ID */
-  char **steps_read; /* every ID an expression reads as steps.ID */
-  size_t nsteps_read;
-
   /* Records for reports and progress (records.c); rep is NULL when the run
    * does not record. */
   struct pc_run_report *rep; /* borrowed from the driver */
@@ -61,9 +56,6 @@ void pc__engine_init(struct pc_run *run);
 void pc__engine_close(struct pc_run *run);
 /* Frees what the tree allocated, once the loop has run the closes. */
 void pc__engine_free(struct pc_run *run);
-
-/* Notes which step results expressions can read (results.c). */
-void pc__scan_results_readers(struct pc_run *run);
 
 /* ------------------------------------------------------- root sequences */
 

@@ -9,7 +9,6 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "script/plugin.h"
 #include "base/util.h"
 #include "script/luahost.h"
 
@@ -148,53 +147,7 @@ void pc__fill_unstarted_items(struct task *t)
   lua_pop(L, 1);
 }
 
-/* ================================================== who reads results */
-
-static bool ident_char(char c)
-{
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-}
-
-/* Notes what one expression can read of `steps`: steps.ID adds ID; any
- * other use (steps[...], steps passed to a function, pairs(steps)) could
- * read anything. Conservative: text inside string literals counts too. */
-static void scan_steps_use(struct pc_run *run, const char *src)
-{
-  for (const char *p = strstr(src, "steps"); p; p = strstr(p + 5, "steps")) {
-    if ((p > src && ident_char(p[-1])) || ident_char(p[5]))
-      continue; /* part of another name */
-    const char *q = p + 5;
-    while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
-      q++;
-    if (*q != '.') {
-      run->steps_wild = true;
-      return;
-    }
-    q++;
-    while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
-      q++;
-    const char *id = q;
-    while (ident_char(*q))
-      q++;
-    if (q == id) {
-      run->steps_wild = true;
-      return;
-    }
-    run->steps_read = pc_xrealloc(run->steps_read, (run->nsteps_read + 1) * sizeof(char *));
-    run->steps_read[run->nsteps_read++] = pc_xstrndup(id, (size_t)(q - id));
-  }
-}
-
-void pc__scan_results_readers(struct pc_run *run)
-{
-  const struct pc_workflow *wf = run->wf;
-  if (pc_workflow_has_lua(wf)) {
-    run->steps_wild = true; /* ctx.steps and the `steps` of inline code */
-    return;
-  }
-  for (size_t i = 0; i < wf->nexprs && !run->steps_wild; i++)
-    scan_steps_use(run, wf->exprs[i]->src);
-}
+/* ================================================ static fan-out bodies */
 
 /* A leaf step with no expression anywhere (its value, expect.that,
  * outputs; for HTTP also defaults.http, evaluated in the step's scope) and
@@ -217,20 +170,3 @@ bool pc__step_is_static(const struct pc_run *run, const struct pc_step *st)
   return !(st->params && st->params->has_expr) && !st->expect.nthat && !st->noutputs &&
          !st->nasserts;
 }
-
-/* Can anything read steps.ID.items of this fan-out? Only an expression or
- * Lua code can, and only through the step's id. When nothing can, the
- * fan-out keeps no per-item results: its memory is O(concurrency), not
- * O(items). Reports do not need them (they have their own records). */
-bool pc__results_readable(const struct pc_run *run, const struct pc_step *st)
-{
-  if (!st->id)
-    return false;
-  if (run->steps_wild)
-    return true;
-  for (size_t i = 0; i < run->nsteps_read; i++)
-    if (strcmp(run->steps_read[i], st->id) == 0)
-      return true;
-  return false;
-}
-

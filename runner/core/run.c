@@ -389,7 +389,6 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
     free(d);
     return PC_EXIT_USAGE;
   }
-  pc__scan_results_readers(run);
   d->root_scope = pc_lua_root_scope(h, wf->name, d->run_id);
 
   int err = uv_loop_init(&run->loop);

@@ -408,7 +408,11 @@ static void foreach_begin(struct task *t)
   if (pc__rec_of(t))
     pc__rec_of(t)->total = t->total;
   t->list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (pc__results_readable(run, t->step)) {
+  /* Only an expression or Lua code can read steps.ID.items, and only
+   * through the step's id; the loader knows which can. When nothing can,
+   * the fan-out keeps no per-item results: its memory is O(concurrency),
+   * not O(items). Reports do not need them (they have their own records). */
+  if (t->step->results_read) {
     lua_createtable(L, (int)(t->total < 1000000 ? t->total : 1000000), 0);
     t->items_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
@@ -555,9 +559,6 @@ void pc__engine_close(struct pc_run *run)
 void pc__engine_free(struct pc_run *run)
 {
   free(run->free_lanes);
-  for (size_t i = 0; i < run->nsteps_read; i++)
-    free(run->steps_read[i]);
-  free(run->steps_read);
   free(run->pools);
 }
 

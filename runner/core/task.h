@@ -127,7 +127,6 @@ void pc__leaf_abort(struct task *t);
 void pc__build_result(struct task *t, enum pc_outcome o);
 void pc__fill_unstarted_items(struct task *t);
 double pc__task_run_ms(const struct task *t);
-bool pc__results_readable(const struct pc_run *run, const struct pc_step *st);
 bool pc__step_is_static(const struct pc_run *run, const struct pc_step *st);
 
 /* -------------------------------------------------------- records.c */
