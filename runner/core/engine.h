@@ -35,9 +35,10 @@ struct pc_run {
   size_t npools;
   void *action_slots[PC_ACT_SHELL + 1];
 
-  /* The ready queue and the deferred queue (defer.c). */
-  struct task *rq_head, *rq_tail;
-  struct pc_deferred *dq_head, *dq_tail;
+  /* The deferred queue (defer.c): struct pc_deferred entries, the tasks'
+   * events among them, run by the drain, an idle handle active while the
+   * queue is not empty. */
+  struct pc_queue deferred;
   uv_idle_t drain;
 
   /* Records for reports and progress (records.c); rep is NULL when the run
@@ -47,6 +48,23 @@ struct pc_run {
   int *free_lanes; /* a stack of lanes released by finished leaves */
   size_t nfree_lanes;
 };
+
+/* Makes the deferred queue and its drain (defer.c); part of
+ * pc__engine_init. */
+void pc__defer_init(struct pc_run *run);
+void pc__on_drain(uv_idle_t *h);
+
+/* pc_run_defer, inline for the engine's own tasks: every event of every
+ * task goes through it. */
+static inline void pc__defer(struct pc_run *run, struct pc_deferred *d,
+                             void (*cb)(struct pc_deferred *d))
+{
+  d->cb = cb;
+  if (pc_deferred_queued(d))
+    return;
+  pc_queue_insert_tail(&run->deferred, &d->node);
+  uv_idle_start(&run->drain, pc__on_drain);
+}
 
 /* Sets up the tree's part of a run whose fields above the queues are set
  * and whose loop is initialised: the drain and the pools. Never fails. */

@@ -13,17 +13,10 @@
 
 /* ============================================================ records */
 
-struct pc_record *pc__rec_of(struct task *t)
-{
-  return t->rec == PC_NO_RECORD ? NULL : &t->run->rep->records[t->rec];
-}
-
-void pc__record_start(struct task *t)
+void pc__rec_open(struct task *t)
 {
   struct pc_run *run = t->run;
   struct pc_run_report *rp = run->rep;
-  if (!rp)
-    return;
   if (rp->nrecords == run->rec_cap) {
     run->rec_cap = run->rec_cap ? run->rec_cap * 2 : 64;
     rp->records = pc_xrealloc(rp->records, run->rec_cap * sizeof *rp->records);
@@ -47,11 +40,9 @@ void pc__record_start(struct task *t)
 /* A leaf's first attempt got its pool permits: from now on it runs, and
  * holds a lane until it ends (backoff between attempts included). Its
  * record starts here; the time before was spent queued. */
-void pc__record_running(struct task *t)
+void pc__rec_running(struct task *t)
 {
   struct pc_record *r = pc__rec_of(t);
-  if (!r)
-    return;
   struct pc_run *run = t->run;
   r->start_off_ms = t->ran_mono - run->started_mono;
   r->lane = run->nfree_lanes ? run->free_lanes[--run->nfree_lanes] : run->rep->nlanes++;
@@ -60,10 +51,10 @@ void pc__record_running(struct task *t)
 
 /* A leaf starts or stops waiting for a pool permit: its record and its
  * parent's live counters (the progress display) say so. */
-void pc__record_waiting(struct task *t, bool waiting)
+void pc__rec_waiting(struct task *t, bool waiting)
 {
   struct pc_record *r = pc__rec_of(t);
-  if (!r || r->waiting == waiting)
+  if (r->waiting == waiting)
     return;
   r->waiting = waiting;
   if (t->parent && pc__rec_of(t->parent)) {
@@ -75,11 +66,9 @@ void pc__record_waiting(struct task *t, bool waiting)
   }
 }
 
-void pc__record_finish(struct task *t)
+void pc__rec_close(struct task *t)
 {
   struct pc_record *r = pc__rec_of(t);
-  if (!r)
-    return;
   struct pc_run *run = t->run;
   lua_State *L = run->L;
   r->done = true;
@@ -100,7 +89,7 @@ void pc__record_finish(struct task *t)
       r->method = pc_xstrdup(lua_tostring(L, -1));
     lua_pop(L, 2);
   }
-  if (t->lane >= 0) {
+  if (t->kind == TK_LEAF && t->lane >= 0) {
     run->free_lanes = pc_xrealloc(run->free_lanes, (run->nfree_lanes + 1) * sizeof(int));
     run->free_lanes[run->nfree_lanes++] = t->lane;
     t->lane = -1;

@@ -51,13 +51,13 @@ char *pc__task_label(const struct task *t)
 
 static void task_free(struct task *t)
 {
+  assert(!pc_deferred_queued(&t->ev));
   if (t->kind == TK_LEAF) {
     free(t->waiters);
     free(t->att_msg);
   } else {
     free(t->fail_msg);
   }
-  free(t->cancel_msg);
   free(t->error);
   free(t);
 }
@@ -79,12 +79,6 @@ uv_timer_t *pc__task_timer(struct task *t)
   return t->timer;
 }
 
-void pc__task_timer_stop(struct task *t)
-{
-  if (t->timer)
-    uv_timer_stop(t->timer);
-}
-
 /* Called by the parent after it has consumed the child's result. */
 void pc__task_release(struct task *t)
 {
@@ -93,8 +87,23 @@ void pc__task_release(struct task *t)
   task_free(t);
 }
 
+/* The kind of task a step makes. It names the group actions: one of the
+ * places that give way to a step kind set by the loader (actions.c). */
+static enum task_kind task_kind(const struct pc_step *st, bool instance)
+{
+  if (!st)
+    return TK_SEQ;
+  if (st->for_each && !instance)
+    return TK_FOREACH;
+  if (st->action == PC_ACT_STEPS)
+    return TK_SEQ;
+  if (st->action == PC_ACT_GATHER)
+    return TK_GATHER;
+  return TK_LEAF;
+}
+
 struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct pc_step *st,
-                             int scope_ref, bool own_scope, bool instance)
+                          int scope_ref, bool own_scope, bool instance)
 {
   struct task *t = pc_xcalloc(1, sizeof *t);
   t->run = run;
@@ -105,24 +114,18 @@ struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct 
   t->instance = instance;
   t->result_ref = LUA_NOREF;
   t->rec = PC_NO_RECORD;
-  t->lane = -1;
-  if (!st) {
-    t->kind = TK_SEQ;
-  } else if (st->for_each && !instance) {
-    t->kind = TK_FOREACH;
-  } else if (st->action == PC_ACT_STEPS) {
-    t->kind = TK_SEQ;
-  } else if (st->action == PC_ACT_GATHER) {
-    t->kind = TK_GATHER;
-  } else {
-    t->kind = TK_LEAF;
+  pc_queue_init(&t->sibling);
+  t->kind = (unsigned char)task_kind(st, instance);
+  if (t->kind == TK_LEAF) {
     t->ops = pc_action_ops(st->action);
     assert(t->ops);
     if (st->npools)
       t->waiters = pc_xcalloc(st->npools, sizeof *t->waiters);
     t->att.params_ref = t->att.result_ref = LUA_NOREF;
+    t->lane = -1;
     return t;
   }
+  pc_queue_init(&t->live);
   t->list_ref = t->items_ref = t->inst_mt_ref = t->body_params_ref = LUA_NOREF;
   t->fail_fast = true;
   t->group_timeout_ms = -1;
@@ -140,6 +143,53 @@ struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct 
   return t;
 }
 
+/* ======================================================== events */
+
+static void group_child_done(struct task *t, struct task *c);
+
+/* The events other than a lone EV_ATTEMPT_DONE or EV_NOTIFY. Not inlined,
+ * so that pc__task_event stays a dispatch with no frame of its own. */
+__attribute__((noinline)) static void task_events(struct task *t, unsigned ev)
+{
+  if (t->state != TS_DONE) {
+    if ((ev & EV_GRANTED) && t->state == TS_WAIT_POOL)
+      pc__leaf_acquire(t);
+    if ((ev & EV_ATTEMPT_DONE) && t->state == TS_RUNNING) {
+      char *msg = t->att_msg;
+      t->att_msg = NULL;
+      pc__attempt_end(t, t->att_fail, msg);
+    }
+  }
+  /* Last: the parent may free the task. */
+  if (ev & EV_NOTIFY) {
+    if (t->parent)
+      group_child_done(t->parent, t);
+    else
+      t->root_done(t->run, t);
+  }
+}
+
+/* The task's deferred entry: takes up the events posted since it was
+ * queued. Two cases are nearly every entry (an attempt ended; a task
+ * finished and tells its parent): they go straight to their handler, so
+ * that this runs as a thin dispatch for each of the hundreds of thousands
+ * of entries a large fan-out makes. */
+void pc__task_event(struct pc_deferred *d)
+{
+  struct task *t = PC_CONTAINER_OF(d, struct task, ev);
+  unsigned ev = t->events;
+  t->events = 0;
+  if (ev == EV_ATTEMPT_DONE && t->state == TS_RUNNING) {
+    char *msg = t->att_msg;
+    t->att_msg = NULL;
+    pc__attempt_end(t, t->att_fail, msg);
+  } else if (ev == EV_NOTIFY && t->parent) {
+    group_child_done(t->parent, t);
+  } else {
+    task_events(t, ev);
+  }
+}
+
 void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
 {
   struct pc_run *run = t->run;
@@ -152,8 +202,10 @@ void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
     t->timer = NULL;
   }
   t->outcome = o;
-  free(t->error);
-  t->error = err ? pc_xstrdup(err) : NULL;
+  if (err != t->error) { /* a cancelled group finishes with the message it kept */
+    free(t->error);
+    t->error = err ? pc_xstrdup(err) : NULL;
+  }
 
   if (t->kind == TK_LEAF && t->att.result_ref != LUA_NOREF) {
     t->result_ref = t->att.result_ref;
@@ -236,7 +288,7 @@ static void group_finish(struct task *t)
   if (t->kind == TK_FOREACH)
     pc__fill_unstarted_items(t);
   if (t->cancelled) {
-    pc__task_finish(t, t->cancel_as, t->cancel_msg);
+    pc__task_finish(t, t->cancel_as, t->error);
     return;
   }
   enum pc_outcome o = t->failed_error ? PC_ERROR : t->failed_expect ? PC_FAILED : PC_OK;
@@ -281,10 +333,7 @@ static void group_fill(struct task *t)
 {
   while (!t->stopping && t->next_kid < t->total && (t->limit <= 0 || t->running < t->limit)) {
     struct task *c = spawn_child(t, t->next_kid++);
-    c->next = t->kids_head;
-    if (t->kids_head)
-      t->kids_head->prev = c;
-    t->kids_head = c;
+    pc_queue_insert_head(&t->live, &c->sibling);
     t->running++;
     if (pc__rec_of(t))
       pc__rec_of(t)->running++;
@@ -296,15 +345,10 @@ static void group_fill(struct task *t)
 
 /* A child finished: record its result and failure, cancel its siblings if
  * this group must stop, then start more children or finish. */
-void pc__group_child_done(struct task *t, struct task *c)
+static void group_child_done(struct task *t, struct task *c)
 {
   lua_State *L = t->run->L;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    t->kids_head = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
+  pc_queue_remove(&c->sibling);
   t->running--;
   struct pc_record *r = pc__rec_of(t);
   if (r) {
@@ -336,8 +380,11 @@ void pc__group_child_done(struct task *t, struct task *c)
     }
     if (t->kind == TK_SEQ || t->fail_fast) {
       t->stopping = true;
-      for (struct task *s = t->kids_head; s; s = s->next)
+      struct pc_queue *q;
+      pc_queue_foreach(q, &t->live) {
+        struct task *s = pc_queue_data(q, struct task, sibling);
         pc__task_cancel(s, PC_CANCELLED, "cancelled: a sibling failed");
+      }
     }
   }
   pc__task_release(c);
@@ -485,7 +532,6 @@ void pc__task_cancel(struct task *t, enum pc_outcome as, const char *msg)
     return;
   t->cancelled = true;
   t->cancel_as = as;
-  t->cancel_msg = pc_xstrdup(msg);
   if (t->kind == TK_LEAF) {
     if (t->state == TS_RUNNING && !t->att_live && (t->events & EV_ATTEMPT_DONE)) {
       /* The attempt had already ended (its completion waits in the ready
@@ -506,10 +552,16 @@ void pc__task_cancel(struct task *t, enum pc_outcome as, const char *msg)
     return;
   }
   pc__task_timer_stop(t);
+  /* Kept for pc__task_finish when the last child has reported. */
+  assert(!t->error);
+  t->error = pc_xstrdup(msg);
   t->stopping = true;
   const char *why = as == PC_TIMEOUT ? "cancelled: the enclosing group timed out" : msg;
-  for (struct task *c = t->kids_head; c; c = c->next)
+  struct pc_queue *q;
+  pc_queue_foreach(q, &t->live) {
+    struct task *c = pc_queue_data(q, struct task, sibling);
     pc__task_cancel(c, PC_CANCELLED, why);
+  }
   if (t->running == 0)
     group_finish(t);
 }
@@ -541,7 +593,7 @@ struct pc_pool *pc_run_pool(struct pc_run *run, const char *name)
 
 void pc__engine_init(struct pc_run *run)
 {
-  uv_idle_init(&run->loop, &run->drain);
+  pc__defer_init(run);
   const struct pc_workflow *wf = run->wf;
   run->npools = wf->npools;
   run->pools = pc_xcalloc(wf->npools ? wf->npools : 1, sizeof *run->pools);

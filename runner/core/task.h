@@ -32,14 +32,13 @@ enum {
 struct task {
   struct pc_run *run;
   struct task *parent;             /* NULL for a root sequence */
-  struct task *prev, *next;        /* links in the parent's running list */
-  struct task *rq_next;            /* link in the ready queue */
+  struct pc_queue sibling;         /* link in the parent's list of running children */
+  struct pc_deferred ev;           /* queued while `events` has bits to take up */
   const struct pc_step *step;      /* borrowed; NULL for a root sequence */
   /* leaf: attempt deadline or backoff; group: its timeout. Allocated on
    * first use: most tasks never need one. */
   uv_timer_t *timer;
-  char *error;
-  char *cancel_msg;
+  char *error; /* a cancelled group: the cancellation's message until it finishes */
   /* When the task started, on the monotonic clock (a leaf: when it was
    * reached; it may then wait for pool permits before it runs). Wall-clock
    * times are derived from it and the run's one reading of the wall clock,
@@ -49,20 +48,18 @@ struct task {
   size_t rec;  /* record index, PC_NO_RECORD when not recording */
   int scope_ref;  /* scope for expressions */
   int result_ref; /* the finished result table, kept for the parent */
-  int lane;       /* leaves: lane held while running, -1 otherwise */
-  unsigned events;
+  unsigned char events;    /* EV_* */
   unsigned char kind;      /* enum task_kind */
   unsigned char state;     /* enum task_state */
   unsigned char outcome;   /* enum pc_outcome */
   unsigned char cancel_as; /* enum pc_outcome */
   bool instance;  /* one item of a fan-out: for_each and if do not apply */
   bool own_scope; /* scope_ref is ours to unref */
-  bool queued;
   bool cancelled;
 
   union {
     struct { /* groups: TK_SEQ, TK_GATHER, TK_FOREACH */
-      struct task *kids_head;      /* running children */
+      struct pc_queue live;        /* running children, newest first */
       struct pc_step *const *kids; /* children to run (SEQ, GATHER) */
       size_t nkids;
       size_t next_kid; /* next child (or item) to start */
@@ -95,6 +92,7 @@ struct task {
       bool params_shared;     /* att.params_ref is the fan-out's body_params_ref */
       bool status_failed;     /* the last attempt failed its status expectation */
       bool waiting;           /* queued for a pool permit right now */
+      int lane;               /* lane held while running (records), -1 otherwise */
       double ran_mono;        /* when the first attempt got its permits and ran; 0: never */
       double wait_since;      /* while waiting: when the wait began */
       double queued_ms;       /* time spent waiting for permits, all attempts */
@@ -112,8 +110,22 @@ void pc__task_cancel(struct task *t, enum pc_outcome as, const char *msg);
 void pc__task_release(struct task *t);
 char *pc__task_label(const struct task *t);
 uv_timer_t *pc__task_timer(struct task *t);
-void pc__task_timer_stop(struct task *t);
-void pc__group_child_done(struct task *t, struct task *c);
+static inline void pc__task_timer_stop(struct task *t)
+{
+  if (t->timer)
+    uv_timer_stop(t->timer);
+}
+/* A task's deferred entry (t->ev): takes up the events posted since it
+ * was queued. */
+void pc__task_event(struct pc_deferred *d);
+
+/* Sets event bits on the task and queues it: its events are taken up from
+ * the drain, in the order they were posted among all deferred entries. */
+static inline void pc__post(struct task *t, unsigned ev)
+{
+  t->events |= (unsigned char)ev;
+  pc__defer(t->run, &t->ev, pc__task_event);
+}
 
 /* -------------------------------------------------------- attempt.c */
 
@@ -131,14 +143,46 @@ bool pc__step_is_static(const struct pc_run *run, const struct pc_step *st);
 
 /* -------------------------------------------------------- records.c */
 
-struct pc_record *pc__rec_of(struct task *t);
-void pc__record_start(struct task *t);
-void pc__record_running(struct task *t);
-void pc__record_waiting(struct task *t, bool waiting);
-void pc__record_finish(struct task *t);
+/* Each needs a task with a record (pc__rec_open needs a recording run):
+ * the engine calls them through the inline guards below, so a run that
+ * does not record pays one test per call. */
+void pc__rec_open(struct task *t);
+void pc__rec_running(struct task *t);
+void pc__rec_waiting(struct task *t, bool waiting);
+void pc__rec_close(struct task *t);
 
-/* ---------------------------------------------------------- defer.c */
+/* The task's record, or NULL when it has none. */
+static inline struct pc_record *pc__rec_of(const struct task *t)
+{
+  return t->rec == PC_NO_RECORD ? NULL : &t->run->rep->records[t->rec];
+}
 
-void pc__post(struct task *t, unsigned ev);
+/* The task starts: a record is appended (if the run records). */
+static inline void pc__record_start(struct task *t)
+{
+  if (t->run->rep)
+    pc__rec_open(t);
+}
+
+/* A leaf's first attempt got its permits and runs: it takes a lane. */
+static inline void pc__record_running(struct task *t)
+{
+  if (t->rec != PC_NO_RECORD)
+    pc__rec_running(t);
+}
+
+/* A leaf starts or stops waiting for a pool permit. */
+static inline void pc__record_waiting(struct task *t, bool waiting)
+{
+  if (t->rec != PC_NO_RECORD)
+    pc__rec_waiting(t, waiting);
+}
+
+/* The task finished: its record is filled in. */
+static inline void pc__record_finish(struct task *t)
+{
+  if (t->rec != PC_NO_RECORD)
+    pc__rec_close(t);
+}
 
 #endif

@@ -19,6 +19,7 @@
 
 #include <uv.h>
 
+#include "base/queue.h"
 #include "base/util.h"
 #include "model/workflow.h"
 
@@ -113,16 +114,23 @@ struct pc_pool *pc_run_pool(struct pc_run *run, const char *name);
 /* A run-wide slot per action (e.g. the HTTP session), freed by the action's
  * run_cleanup. */
 void **pc_run_action_slot(struct pc_run *run, enum pc_action a);
-/* Deferred work: a callback run from the engine's drain loop, never from
- * inside the caller. Lua coroutines are resumed this way (the "one place
- * that resumes Lua"), and anything completing inside a library callback can
- * use it to get back to a clean stack. The struct is embedded by its owner,
- * who must cancel it before freeing it. */
+/* Deferred work: a callback run from the engine's drain, never from inside
+ * the caller. Lua coroutines are resumed this way (the "one place that
+ * resumes Lua"), anything completing inside a library callback can use it
+ * to get back to a clean stack, and the engine's own tasks wait on the same
+ * queue. Entries run in the order they were deferred. The struct is
+ * embedded by its owner, who must cancel it before freeing it; a zeroed one
+ * is not queued, so owners need not initialise it. */
 struct pc_deferred {
-  struct pc_deferred *prev, *next;
+  struct pc_queue node; /* on the run's queue while deferred */
   void (*cb)(struct pc_deferred *d);
-  bool queued;
 };
+static inline bool pc_deferred_queued(const struct pc_deferred *d)
+{
+  return d->node.next != NULL && !pc_queue_empty(&d->node);
+}
+/* Queues `d` to run `cb`; if it is queued already it keeps its place (and
+ * runs the new cb). */
 void pc_run_defer(struct pc_run *run, struct pc_deferred *d, void (*cb)(struct pc_deferred *d));
 void pc_run_defer_cancel(struct pc_run *run, struct pc_deferred *d);
 /* A display label for a step: its id, else its name, else the action, with
