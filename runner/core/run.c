@@ -12,6 +12,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +174,34 @@ static void on_signal(uv_signal_t *h, int signum)
   char *msg = pc_asprintf("cancelled: interrupted by %s", name);
   cancel_everything(d, PC_CANCELLED, msg);
   free(msg);
+}
+
+/* The run is over and its reports are written: from now until pacer exits,
+ * SIGINT, SIGTERM and SIGHUP change nothing (the exit code stands). The
+ * watchers must go (the loop is closed next), and as the last one of a
+ * signal stops libuv gives the signal its default action back, which would
+ * kill pacer in the moments before it exits. So they are ignored instead,
+ * before and after libuv's reset, with this thread blocking them across it
+ * (setting SIG_IGN discards one already pending). */
+static void close_signals(struct driver *d)
+{
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+  sigset_t set, old;
+  sigemptyset(&set);
+  for (size_t i = 0; i < PC_ARRAY_SIZE(sigs); i++)
+    sigaddset(&set, sigs[i]);
+  pthread_sigmask(SIG_BLOCK, &set, &old);
+  struct sigaction ign;
+  memset(&ign, 0, sizeof ign);
+  ign.sa_handler = SIG_IGN;
+  for (size_t i = 0; i < PC_ARRAY_SIZE(sigs); i++)
+    sigaction(sigs[i], &ign, NULL);
+  uv_close((uv_handle_t *)&d->sigint, NULL);
+  uv_close((uv_handle_t *)&d->sigterm, NULL);
+  uv_close((uv_handle_t *)&d->sighup, NULL);
+  for (size_t i = 0; i < PC_ARRAY_SIZE(sigs); i++)
+    sigaction(sigs[i], &ign, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* ================================================================ vars */
@@ -437,10 +466,7 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   d->rep.exit_code = code;
   d->rep.finished = true;
   code = write_reports(d, code);
-  /* Only now may a signal end pacer with its default action. */
-  uv_close((uv_handle_t *)&d->sigint, NULL);
-  uv_close((uv_handle_t *)&d->sigterm, NULL);
-  uv_close((uv_handle_t *)&d->sighup, NULL);
+  close_signals(d);
   uv_run(&run->loop, UV_RUN_DEFAULT);
   err = uv_loop_close(&run->loop);
   assert(err == 0);

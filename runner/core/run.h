@@ -30,7 +30,11 @@ void pc_run_opts_init(struct pc_run_opts *o);
 
 /* Checks overrides, then runs the workflow to completion and returns the
  * exit code. Problems with the overrides (bad NAME=VALUE, unreadable vars
- * file) are reported on stderr and return PC_EXIT_USAGE before anything runs. */
+ * file) are reported on stderr and return PC_EXIT_USAGE before anything runs.
+ * A run that ran leaves SIGINT, SIGTERM and SIGHUP ignored when it returns:
+ * once its reports are written a signal changes nothing, and the caller is
+ * about to exit with the code (a caller that runs again and wants SIGHUP
+ * watched restores its default action first). */
 int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_run_opts *o);
 
 #endif
