@@ -292,13 +292,8 @@ static bool retry_on_covers(struct task *t, enum pc_fail fail)
     return on & PC_ON_ERROR;
   case PC_FAIL_EXPECT:
     if (t->status_failed) {
-      const int *codes = r->on_set ? r->codes : NULL;
       size_t ncodes = r->on_set ? r->ncodes : 0;
-      static const int http_default[] = {429, 502, 503, 504};
-      if (!r->on_set && t->ops->has_status) {
-        codes = http_default;
-        ncodes = PC_ARRAY_SIZE(http_default);
-      }
+      const int *codes = r->on_set ? r->codes : pc__default_retry_codes(t->ops, &ncodes);
       for (size_t i = 0; i < ncodes; i++)
         if (codes[i] == status)
           return true;

@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include <lauxlib.h>
-#include <lua.h>
 
 #include "base/util.h"
+
 
 /* ============================================================ records */
 
@@ -26,6 +26,7 @@ void pc__rec_open(struct task *t)
   memset(r, 0, sizeof *r);
   r->parent = t->parent ? t->parent->rec : PC_NO_RECORD;
   r->step = t->step;
+  r->action = t->step ? pc__step_action_name(t->step) : NULL;
   r->item = t->item;
   r->depth = t->parent ? rp->records[t->parent->rec].depth + 1 : 0;
   static const enum pc_record_kind kinds[] = {PC_REC_LEAF, PC_REC_SEQUENCE, PC_REC_GATHER,
@@ -70,7 +71,6 @@ void pc__rec_close(struct task *t)
 {
   struct pc_record *r = pc__rec_of(t);
   struct pc_run *run = t->run;
-  lua_State *L = run->L;
   r->done = true;
   r->outcome = t->outcome;
   r->error = t->error ? pc_xstrdup(t->error) : NULL;
@@ -80,15 +80,8 @@ void pc__rec_close(struct task *t)
     r->queued_ms = t->queued_ms;
   pc__record_waiting(t, false);
   r->status = t->kind == TK_LEAF ? t->att.status : 0;
-  if (t->result_ref != LUA_NOREF) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref); /* result */
-    if (lua_getfield(L, -1, "url") == LUA_TSTRING)    /* result, url */
-      r->url = pc_xstrdup(lua_tostring(L, -1));
-    lua_pop(L, 1);
-    if (lua_getfield(L, -1, "method") == LUA_TSTRING) /* result, method */
-      r->method = pc_xstrdup(lua_tostring(L, -1));
-    lua_pop(L, 2);
-  }
+  if (t->result_ref != LUA_NOREF)
+    pc__record_action_fields(run, t->result_ref, r);
   if (t->kind == TK_LEAF && t->lane >= 0) {
     run->free_lanes = pc_xrealloc(run->free_lanes, (run->nfree_lanes + 1) * sizeof(int));
     run->free_lanes[run->nfree_lanes++] = t->lane;
@@ -105,6 +98,8 @@ void pc_records_free(struct pc_run_report *rp)
     free(rp->records[i].method);
   }
   free(rp->records);
-  pc_http_stats_free(&rp->http);
+  for (size_t i = 0; i < rp->nstats; i++)
+    pc_stats_section_free(&rp->stats[i]);
+  free(rp->stats);
 }
 

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "http/http.h"
 #include "model/outcome.h"
+#include "model/stats.h"
 #include "model/workflow.h"
 
 #define PC_NO_RECORD SIZE_MAX
@@ -25,6 +25,7 @@ enum pc_record_kind { PC_REC_ROOT, PC_REC_SEQUENCE, PC_REC_GATHER, PC_REC_FOREAC
 struct pc_record {
   size_t parent;              /* index of the enclosing record, PC_NO_RECORD for a root */
   const struct pc_step *step; /* borrowed; NULL for the roots */
+  const char *action;         /* the step's action ("http", "gather", ...); NULL for the roots */
   enum pc_record_kind kind;
   const char *root_name;      /* roots only: "steps" or "finally" */
   size_t item;                /* 1-based item index inside a fan-out, else 0 */
@@ -49,7 +50,8 @@ struct pc_record {
    * finished, in flight (started, not finished), of those queued for a
    * pool permit (leaf children), and failed. */
   size_t total, finished, running, queued, failed;
-  /* Leaves with a status (HTTP) and a URL, when the action reported them. */
+  /* Leaves with a status (HTTP) and a URL, when the action reported them
+   * (its result's `url` and `method`). */
   int status;
   char *url;
   char *method;
@@ -67,7 +69,10 @@ struct pc_run_report {
   struct pc_record *records;
   size_t nrecords;
   int nlanes;         /* lanes used (max concurrency of leaves seen) */
-  struct pc_http_stats http; /* the run's HTTP session, at the end */
+  /* The run's statistics beyond its steps (the HTTP session's), at the
+   * end; rendered after the steps' own in every format that shows them. */
+  struct pc_stats_section *stats;
+  size_t nstats;
 };
 
 /* Frees the records and what they hold (not `r` itself). */

@@ -146,27 +146,3 @@ void pc__fill_unstarted_items(struct task *t)
   }
   lua_pop(L, 1);
 }
-
-/* ================================================ static fan-out bodies */
-
-/* A leaf step with no expression anywhere (its value, expect.that,
- * outputs; for HTTP also defaults.http, evaluated in the step's scope) and
- * no Lua: its items need no scope, since nothing could read item or index. */
-bool pc__step_is_static(const struct pc_run *run, const struct pc_step *st)
-{
-  switch (st->action) {
-  case PC_ACT_SLEEP:
-  case PC_ACT_LOG:
-  case PC_ACT_EXEC:
-  case PC_ACT_SHELL:
-    break;
-  case PC_ACT_HTTP:
-    if (run->wf->http_defaults && run->wf->http_defaults->has_expr)
-      return false;
-    break;
-  default:
-    return false;
-  }
-  return !(st->params && st->params->has_expr) && !st->expect.nthat && !st->noutputs &&
-         !st->nasserts;
-}

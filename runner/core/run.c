@@ -344,8 +344,13 @@ static int write_reports(struct driver *d, int code)
   for (size_t i = 0; i < o->nreports; i++) {
     const char *colon = strchr(o->reports[i], ':');
     char *format = pc_xstrndup(o->reports[i], (size_t)(colon - o->reports[i]));
-    if (pc_report_write(format, &d->outs[i], &d->rep) != 0 && code == PC_EXIT_OK)
-      code = PC_EXIT_ERROR;
+    char *err = NULL;
+    if (pc_report_write(format, &d->outs[i], &d->rep, &err) != 0) {
+      fprintf(stderr, "pacer: report %s: %s\n", format, err);
+      free(err);
+      if (code == PC_EXIT_OK)
+        code = PC_EXIT_ERROR;
+    }
     free(format);
   }
   free(d->outs);

@@ -139,7 +139,14 @@ void pc__leaf_abort(struct task *t);
 void pc__build_result(struct task *t, enum pc_outcome o);
 void pc__fill_unstarted_items(struct task *t);
 double pc__task_run_ms(const struct task *t);
+
+/* -------------------------------------------------------- actions.c */
+
+/* The places that name particular actions (see actions.c). */
 bool pc__step_is_static(const struct pc_run *run, const struct pc_step *st);
+const char *pc__step_action_name(const struct pc_step *st);
+void pc__record_action_fields(const struct pc_run *run, int result_ref, struct pc_record *r);
+const int *pc__default_retry_codes(const struct pc_action_ops *ops, size_t *n);
 
 /* -------------------------------------------------------- records.c */
 

@@ -39,7 +39,7 @@ static inline const char *pc__rec_outcome(const struct pc_record *s)
 
 static inline bool pc__rec_is_failure(const struct pc_record *s)
 {
-  return s->done && (s->outcome == PC_FAILED || s->outcome == PC_ERROR || s->outcome == PC_TIMEOUT);
+  return s->done && pc_outcome_is_failure(s->outcome);
 }
 
 /* The end of a record, as an offset from the run's start. */

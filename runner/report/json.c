@@ -1,5 +1,6 @@
 /* json.c: the JSON report (docs/reports.md, "json"): the run, statistics
- * over the steps and the HTTP session, then one object per step record.
+ * over the steps and the run's statistics sections (the HTTP session's),
+ * then one object per step record.
  * The schema is versioned: PC_REPORT_SCHEMA_VERSION changes with any
  * change a reader could notice. */
 #include "report/format.h"
@@ -9,6 +10,42 @@
 #include "base/util.h"
 
 #define PC_REPORT_SCHEMA_VERSION 2
+
+static void json_counters(struct pc_buf *b, const struct pc_stat *c, size_t n, bool first)
+{
+  for (size_t i = 0; i < n; i++) {
+    if (i || !first)
+      pc_buf_puts(b, ",");
+    pc__json_str(b, c[i].name);
+    pc_buf_printf(b, ":%" PRIu64, c[i].value);
+  }
+}
+
+/* A statistics section, under "stats" by its name: its counters, then its
+ * table as a list of objects (the row's key first). */
+static void json_stats_section(struct pc_buf *b, const struct pc_stats_section *s)
+{
+  pc_buf_puts(b, ",");
+  pc__json_str(b, s->name);
+  pc_buf_puts(b, ":{");
+  json_counters(b, s->counters, s->ncounters, true);
+  if (s->rows_name) {
+    if (s->ncounters)
+      pc_buf_puts(b, ",");
+    pc__json_str(b, s->rows_name);
+    pc_buf_puts(b, ":[");
+    for (size_t i = 0; i < s->nrows; i++) {
+      pc_buf_puts(b, i ? ",{" : "{");
+      pc__json_str(b, s->row_key);
+      pc_buf_puts(b, ":");
+      pc__json_str(b, s->rows[i].key);
+      json_counters(b, s->rows[i].counters, s->rows[i].ncounters, false);
+      pc_buf_puts(b, "}");
+    }
+    pc_buf_puts(b, "]");
+  }
+  pc_buf_puts(b, "}");
+}
 
 void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
 {
@@ -48,23 +85,10 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
   for (int o = 0; o <= PC_SKIPPED + 1; o++)
     pc_buf_printf(b, "%s\"%s\":%zu", o ? "," : "",
                   o <= PC_SKIPPED ? pc_outcome_name((enum pc_outcome)o) : "running", by[o]);
-  const struct pc_http_stats *hs = &r->http;
-  pc_buf_printf(b,
-                "},\"http\":{\"requests\":%" PRIu64 ",\"failed\":%" PRIu64
-                ",\"cancelled\":%" PRIu64 ",\"connections\":%" PRIu64 ",\"reused\":%" PRIu64
-                ",\"bytes_down\":%" PRIu64 ",\"bytes_up\":%" PRIu64 ",\"hosts\":[",
-                hs->requests, hs->failed, hs->cancelled, hs->connections, hs->reused,
-                hs->bytes_down, hs->bytes_up);
-  for (size_t i = 0; i < hs->nhosts; i++) {
-    const struct pc_http_host_stats *h = &hs->hosts[i];
-    pc_buf_puts(b, i ? ",{\"host\":" : "{\"host\":");
-    pc__json_str(b, h->host);
-    pc_buf_printf(b,
-                  ",\"requests\":%" PRIu64 ",\"connections\":%" PRIu64 ",\"reused\":%" PRIu64
-                  ",\"bytes_down\":%" PRIu64 ",\"bytes_up\":%" PRIu64 "}",
-                  h->requests, h->connections, h->reused, h->bytes_down, h->bytes_up);
-  }
-  pc_buf_puts(b, "]}},\"steps\":[");
+  pc_buf_puts(b, "}");
+  for (size_t i = 0; i < r->nstats; i++)
+    json_stats_section(b, &r->stats[i]);
+  pc_buf_puts(b, "},\"steps\":[");
 
   struct pc_buf path;
   pc_buf_init(&path, REPORT_BUF_MAX);
@@ -88,7 +112,7 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
     pc_buf_puts(b, ",\"name\":");
     pc__json_str(b, s->step ? s->step->name : NULL);
     pc_buf_puts(b, ",\"action\":");
-    pc__json_str(b, s->step ? pc_action_name(s->step->action) : NULL);
+    pc__json_str(b, s->step ? s->action : NULL);
     pc_buf_puts(b, ",\"label\":");
     pc__json_str(b, s->label);
     if (s->step)

@@ -20,12 +20,10 @@
  * body and a single stray byte makes a JSON or XML report unreadable. */
 #include "report/report.h"
 
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/log.h"
+#include "base/redact.h"
 #include "base/util.h"
 #include "report/format.h"
 
@@ -123,7 +121,7 @@ void pc__record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i)
   if (s->step->id)
     pc_buf_puts(b, s->step->id);
   else
-    pc_buf_printf(b, "%s@%d", pc_action_name(s->step->action), s->step->line);
+    pc_buf_printf(b, "%s@%d", s->action, s->step->line);
 }
 
 /* ------------------------------------------------------------- public */
@@ -146,35 +144,32 @@ bool pc_report_format_known(const char *format)
   return false;
 }
 
-int pc_report_write(const char *format, struct pc_outfile *out, const struct pc_run_report *r)
+int pc_report_write(const char *format, struct pc_outfile *out, const struct pc_run_report *r,
+                    char **err)
 {
-  for (size_t i = 0; i < PC_ARRAY_SIZE(formats); i++) {
-    if (strcmp(formats[i].name, format) != 0)
-      continue;
-    /* No cap: the size follows the number of step records, which the run
-     * already holds in memory. */
-    struct pc_buf b;
-    pc_buf_init(&b, REPORT_BUF_MAX);
-    formats[i].render(&b, r);
-    size_t len;
-    char *red = pc_redact(b.data ? b.data : "", b.len, &len);
-    pc_buf_free(&b);
-    char *path = pc_xstrdup(out->path ? out->path : "?");
-    char *err = NULL;
-    int rc = pc_outfile_write(out, red, len);
-    if (rc == 0) {
-      rc = pc_outfile_commit(out, &err);
-    } else {
-      err = pc_asprintf("cannot write \"%s\": %s", path, strerror(-rc));
-      pc_outfile_discard(out);
-    }
-    if (rc)
-      fprintf(stderr, "pacer: report %s: %s\n", format, err);
-    free(err);
-    free(path);
-    free(red);
-    return rc ? -1 : 0;
+  size_t i = 0;
+  while (i < PC_ARRAY_SIZE(formats) && strcmp(formats[i].name, format) != 0)
+    i++;
+  if (i == PC_ARRAY_SIZE(formats)) {
+    pc_outfile_discard(out);
+    *err = pc_asprintf("unknown report format \"%s\"", format);
+    return -1;
   }
-  fprintf(stderr, "pacer: unknown report format \"%s\"\n", format);
-  return -1;
+  /* No cap: the size follows the number of step records, which the run
+   * already holds in memory. */
+  struct pc_buf b;
+  pc_buf_init(&b, REPORT_BUF_MAX);
+  formats[i].render(&b, r);
+  size_t len;
+  char *red = pc_redact(b.data ? b.data : "", b.len, &len);
+  pc_buf_free(&b);
+  int rc = pc_outfile_write(out, red, len);
+  if (rc == 0) {
+    rc = pc_outfile_commit(out, err);
+  } else {
+    *err = pc_asprintf("cannot write \"%s\": %s", out->path ? out->path : "?", strerror(-rc));
+    pc_outfile_discard(out);
+  }
+  free(red);
+  return rc ? -1 : 0;
 }

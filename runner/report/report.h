@@ -1,6 +1,6 @@
 /* report.h: the report formats (--report FORMAT:PATH). A report is
- * rendered from the run's records (core/records.h) once the run is over,
- * and from nothing else. */
+ * rendered from the run's records and statistics sections (core/records.h)
+ * once the run is over, and from nothing else: no engine, no HTTP. */
 #ifndef PACER_REPORT_H
 #define PACER_REPORT_H
 
@@ -15,8 +15,10 @@
 bool pc_report_format_known(const char *format);
 /* Renders one report and writes it to `out`, opened by the caller at the
  * start of the run (see outfile.h: a regular file is replaced atomically, a
- * device or FIFO is written into), then commits and closes it. Returns 0
- * or -1 with a message on stderr. Secrets are redacted in every format. */
-int pc_report_write(const char *format, struct pc_outfile *out, const struct pc_run_report *r);
+ * device or FIFO is written into), then commits and closes it (or discards
+ * it, on failure). Returns 0, or -1 with *err set (malloc'd). Secrets are
+ * redacted in every format. */
+int pc_report_write(const char *format, struct pc_outfile *out, const struct pc_run_report *r,
+                    char **err);
 
 #endif

@@ -101,7 +101,7 @@ void pc__render_trace(struct pc_buf *b, const struct pc_run_report *r)
                   s->duration_ms * 1000.0);
     pc__json_str(b, s->label);
     pc_buf_puts(b, ",\"cat\":");
-    pc__json_str(b, s->step ? pc_action_name(s->step->action) : "root");
+    pc__json_str(b, s->action ? s->action : "root");
     pc_buf_printf(b, ",\"cname\":\"%s\",\"args\":{\"index\":%zu,\"path\":", trace_color(s), i);
     pc_buf_reset(&path);
     pc__record_path(&path, r, i);
