@@ -208,16 +208,16 @@ static void describe_ranges(struct pc_buf *b, const struct pc_status_range *r, s
   }
 }
 
-/* Checks the expectations of a finished attempt. Returns NULL if they hold,
- * else a malloc'd message; *is_error is set when evaluating failed. */
-static char *check_expect(struct task *t, bool *is_error)
+/* Checks the expectations of a finished attempt. Returns PC_FAIL_NONE if
+ * they hold; else PC_FAIL_EXPECT, or PC_FAIL_ERROR when evaluating one
+ * failed, with *msg set (malloc'd). */
+static enum pc_fail check_expect(struct task *t, char **msg)
 {
   const struct pc_step *st = t->step;
   const struct pc_expect *ex = &st->expect;
   struct pc_attempt *a = &t->att;
   struct pc_lua *h = t->run->lua;
   lua_State *L = t->run->L;
-  *is_error = false;
   t->status_failed = false;
 
   if (t->ops->has_status) {
@@ -235,7 +235,8 @@ static char *check_expect(struct task *t, bool *is_error)
       }
       pc_buf_printf(&b, ", got %d", a->status);
       t->status_failed = true;
-      return pc_buf_steal(&b);
+      *msg = pc_buf_steal(&b);
+      return PC_FAIL_EXPECT;
     }
   }
   if (t->ops->has_exit_code) {
@@ -246,33 +247,35 @@ static char *check_expect(struct task *t, bool *is_error)
     } else {
       ok = a->exit_code == 0;
     }
-    if (!ok && a->exit_code < 0)
-      return pc_asprintf("expected exit code %d, got none", ex->nexit_codes ? ex->exit_codes[0] : 0);
-    if (!ok)
-      return pc_asprintf("expected exit code %d, got %d",
-                         ex->nexit_codes ? ex->exit_codes[0] : 0, a->exit_code);
+    int want = ex->nexit_codes ? ex->exit_codes[0] : 0;
+    if (!ok && a->exit_code < 0) {
+      *msg = pc_asprintf("expected exit code %d, got none", want);
+      return PC_FAIL_EXPECT;
+    }
+    if (!ok) {
+      *msg = pc_asprintf("expected exit code %d, got %d", want, a->exit_code);
+      return PC_FAIL_EXPECT;
+    }
   }
   if (ex->nthat) {
     int scope = t->scope_ref;
     lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref);
     pc_lua_scope_bind(h, scope, "result"); /* old */
-    char *msg = NULL;
-    for (size_t i = 0; i < ex->nthat && !msg; i++) {
+    enum pc_fail fail = PC_FAIL_NONE;
+    for (size_t i = 0; i < ex->nthat && fail == PC_FAIL_NONE; i++) {
       bool ok = false;
-      char *err = NULL;
-      if (pc_lua_eval_bool(h, ex->that[i], scope, &ok, &err) != 0) {
-        msg = err;
-        *is_error = true;
+      if (pc_lua_eval_bool(h, ex->that[i], scope, &ok, msg) != 0) {
+        fail = PC_FAIL_ERROR;
       } else if (!ok) {
-        msg = pc_asprintf("expectation failed: %s (%s:%d:%d)", ex->that[i]->src,
-                          ex->that[i]->file, ex->that[i]->line, ex->that[i]->col);
+        *msg = pc_asprintf("expectation failed: %s (%s:%d:%d)", ex->that[i]->src,
+                           ex->that[i]->file, ex->that[i]->line, ex->that[i]->col);
+        fail = PC_FAIL_EXPECT;
       }
     }
     pc_lua_scope_unbind(h, scope, "result");
-    if (msg)
-      return msg;
+    return fail;
   }
-  return NULL;
+  return PC_FAIL_NONE;
 }
 
 /* Whether retry.on covers this failure (attempts and method aside). */
@@ -361,12 +364,10 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
   release_pools(t);
   t->status_failed = false;
   if (fail == PC_FAIL_NONE) {
-    bool is_error = false;
     free(msg);
-    msg = check_expect(t, &is_error);
-    if (msg)
-      fail = is_error ? PC_FAIL_ERROR : PC_FAIL_EXPECT;
-    if (msg && t->ops->describe) {
+    msg = NULL;
+    fail = check_expect(t, &msg);
+    if (fail != PC_FAIL_NONE && t->ops->describe) {
       struct pc_buf b;
       pc_buf_init(&b, 8192);
       pc_buf_puts(&b, msg);

@@ -63,8 +63,9 @@ static void set_common_fields(struct task *t, int tbl)
   }
 }
 
-/* Evaluates `outputs` with `result` bound; on failure returns the message. */
-static char *eval_outputs(struct task *t, int tbl)
+/* Evaluates `outputs` with `result` bound into tbl.outputs. Returns 0, or
+ * -1 with *err set (malloc'd) and tbl.outputs left unset. */
+static int eval_outputs(struct task *t, int tbl, char **err)
 {
   const struct pc_step *st = t->step;
   lua_State *L = t->run->L;
@@ -76,13 +77,13 @@ static char *eval_outputs(struct task *t, int tbl)
     pc_lua_scope_bind(h, scope, "result"); /* tbl, outputs, old */
     lua_insert(L, -2);                     /* tbl, old, outputs */
     for (size_t i = 0; i < st->noutputs; i++) {
-      char *err = NULL;
-      if (pc_lua_eval_tmpl(h, st->outputs[i].value, scope, &err) != 0) {
-        char *m = pc_asprintf("output %s: %s", st->outputs[i].name, err);
-        free(err);
+      char *e = NULL;
+      if (pc_lua_eval_tmpl(h, st->outputs[i].value, scope, &e) != 0) {
+        *err = pc_asprintf("output %s: %s", st->outputs[i].name, e);
+        free(e);
         lua_pop(L, 1);                           /* tbl, old */
         pc_lua_scope_unbind(h, scope, "result"); /* tbl */
-        return m;
+        return -1;
       }
       lua_setfield(L, -2, st->outputs[i].name); /* tbl, old, outputs */
     }
@@ -90,7 +91,7 @@ static char *eval_outputs(struct task *t, int tbl)
     pc_lua_scope_unbind(h, scope, "result"); /* tbl, outputs */
   }
   lua_setfield(L, tbl, "outputs"); /* tbl */
-  return NULL;
+  return 0;
 }
 
 /* Completes the result table: outputs, common fields, steps.ID. */
@@ -101,8 +102,8 @@ void pc__build_result(struct task *t, enum pc_outcome o)
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref); /* result */
   int tbl = lua_gettop(L);
   if (o == PC_OK && !(t->kind == TK_FOREACH)) {
-    char *oerr = eval_outputs(t, tbl);
-    if (oerr) {
+    char *oerr = NULL;
+    if (eval_outputs(t, tbl, &oerr) != 0) {
       t->outcome = PC_ERROR;
       free(t->error);
       t->error = oerr;

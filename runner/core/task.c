@@ -394,10 +394,11 @@ static void group_child_done(struct task *t, struct task *c)
 /* ======================================================= start / cancel */
 
 /* Checks that the value on top of the stack is a list (a table whose keys
- * are exactly 1..N; an empty table is the empty list). Returns NULL, or a
- * message naming the expression's position and what it got instead: a map,
- * a string or a number would otherwise run zero items and succeed. */
-static char *not_a_list(lua_State *L, const struct pc_step *st)
+ * are exactly 1..N; an empty table is the empty list). Returns 0, or -1
+ * with *err set (malloc'd) to a message naming the expression's position
+ * and what it got instead: a map, a string or a number would otherwise run
+ * zero items and succeed. */
+static int check_list(lua_State *L, const struct pc_step *st, char **err)
 {
   char *got = NULL;
   if (!lua_istable(L, -1)) {
@@ -426,12 +427,12 @@ static char *not_a_list(lua_State *L, const struct pc_step *st)
       got = pc_xstrdup("a table whose keys are not 1..N");
   }
   if (!got)
-    return NULL;
+    return 0;
   const char *base = strrchr(st->file, '/');
-  char *m = pc_asprintf("for_each (%s:%d:%d) must be a list, got %s", base ? base + 1 : st->file,
-                        st->for_each->line, st->for_each->col, got);
+  *err = pc_asprintf("for_each (%s:%d:%d) must be a list, got %s", base ? base + 1 : st->file,
+                     st->for_each->line, st->for_each->col, got);
   free(got);
-  return m;
+  return -1;
 }
 
 static void foreach_begin(struct task *t)
@@ -444,11 +445,10 @@ static void foreach_begin(struct task *t)
     free(err);
     return;
   }
-  char *notlist = not_a_list(L, t->step);
-  if (notlist) {
+  if (check_list(L, t->step, &err) != 0) {
     lua_pop(L, 1);
-    pc__task_finish(t, PC_ERROR, notlist);
-    free(notlist);
+    pc__task_finish(t, PC_ERROR, err);
+    free(err);
     return;
   }
   t->total = (size_t)luaL_len(L, -1);
