@@ -1,6 +1,8 @@
 /* records.c: the records of a run for reports and the progress display
- * (report.h): one per step instance, appended when it starts and filled in
- * when it ends, with the live counters of groups and the lanes of leaves. */
+ * (records.h): one per step instance, appended when it starts and filled in
+ * when it ends, with the live counters of groups and the lanes of leaves.
+ * Nothing here runs for a run that does not record (see the inline guards
+ * in task.h). */
 #include "core/task.h"
 
 #include <stdlib.h>
@@ -9,7 +11,6 @@
 #include <lauxlib.h>
 
 #include "base/util.h"
-
 
 /* ============================================================ records */
 

@@ -1,5 +1,7 @@
-/* results.c: the Lua result tables of steps (steps.ID, a fan-out's items,
- * outputs), and which of them anything can read at all. */
+/* results.c: the Lua result tables of steps: the common fields (outcome,
+ * error, attempts, times), `outputs` evaluated with `result` bound, steps.ID
+ * in the scope the step ran in, and a fan-out's `items` (kept only when the
+ * loader found that something can read them: pc_step.results_read). */
 #include "core/task.h"
 
 #include <math.h>

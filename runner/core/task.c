@@ -1,19 +1,18 @@
 /* task.c: the engine's task tree: a workflow's steps as tasks on one libuv
- * loop.
+ * loop, and the root sequences the run driver starts (engine.h).
  *
- * Each running step is a task. Leaf tasks run attempts of an action (see
- * action.h) under pools, a per-attempt deadline and retries; group tasks
+ * Each running step is a task. Leaf tasks run attempts of an action
+ * (attempt.c) under pools, a per-attempt deadline and retries; group tasks
  * (sequence, gather, fan-out) start children and aggregate their outcomes.
  * A fan-out is lazy: it holds the item list and one child per item in
  * flight, never a task per item, so 100 000 items at concurrency 100 cost
  * 100 tasks plus the results.
  *
  * Re-entrancy rule: anything that completes (an attempt, a child, a pool
- * grant) only sets an event bit on its task and queues it; one drain
- * callback (a uv_idle handle, active only while the queue is not empty)
- * processes the queue. So no engine function ever runs inside another one's
- * iteration over children, and cancellation can walk a subtree without the
- * tree changing under it.
+ * grant) only sets an event bit on its task and queues the task's entry on
+ * the run's deferred queue (defer.c); the drain takes the events up. So no
+ * engine function ever runs inside another one's iteration over children,
+ * and cancellation can walk a subtree without the tree changing under it.
  *
  * Cancellation: pc__task_cancel() on a leaf calls the action's cancel (which
  * stops its pending operation synchronously), leaves any pool queue and
