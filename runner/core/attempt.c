@@ -116,14 +116,6 @@ void pc__leaf_acquire(struct task *t)
   attempt_start(t);
 }
 
-void pc__leaf_next_attempt(struct task *t)
-{
-  t->attempts++;
-  t->state = TS_WAIT_POOL;
-  t->pools_held = 0;
-  pc__leaf_acquire(t);
-}
-
 static void on_backoff_done(uv_timer_t *timer)
 {
   pc__leaf_next_attempt(timer->data);

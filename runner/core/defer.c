@@ -14,7 +14,7 @@
  * One drain holds the loop for DRAIN_BUDGET_MS at most; the idle handle
  * stays active and the drain goes on in the next turn of the loop. See
  * docs/engine.md, "The deferred queue". */
-#include "core/engine.h"
+#include "core/task.h"
 
 #include "base/queue.h"
 #include "base/util.h"

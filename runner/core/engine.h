@@ -31,9 +31,9 @@ struct pc_run {
   double started_mono; /* the run's start on the monotonic clock... */
   double started_wall; /* ...and the one reading of the wall clock, taken with it */
   double timeout_ms;   /* the workflow deadline, counted from started_mono; < 0: none */
-  struct pc_pool *pools;
+  struct pc_pool *pools; /* owned: one per pool of the workflow (pc__engine_init) */
   size_t npools;
-  void *action_slots[PC_ACT_SHELL + 1];
+  void *action_slots[PC_ACT_SHELL + 1]; /* the actions' run-wide state (pc_run_action_slot) */
 
   /* The deferred queue (defer.c): struct pc_deferred entries, the tasks'
    * events among them, run by the drain, an idle handle active while the
@@ -48,23 +48,6 @@ struct pc_run {
   int *free_lanes; /* a stack of lanes released by finished leaves */
   size_t nfree_lanes;
 };
-
-/* Makes the deferred queue and its drain (defer.c); part of
- * pc__engine_init. */
-void pc__defer_init(struct pc_run *run);
-void pc__on_drain(uv_idle_t *h);
-
-/* pc_run_defer, inline for the engine's own tasks: every event of every
- * task goes through it. */
-static inline void pc__defer(struct pc_run *run, struct pc_deferred *d,
-                             void (*cb)(struct pc_deferred *d))
-{
-  d->cb = cb;
-  if (pc_deferred_queued(d))
-    return;
-  pc_queue_insert_tail(&run->deferred, &d->node);
-  uv_idle_start(&run->drain, pc__on_drain);
-}
 
 /* Sets up the tree's part of a run whose fields above the queues are set
  * and whose loop is initialised: the drain and the pools. Never fails. */

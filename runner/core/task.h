@@ -100,6 +100,25 @@ struct task {
   };
 };
 
+/* ---------------------------------------------------------- defer.c */
+
+/* Makes the deferred queue and its drain (defer.c); part of
+ * pc__engine_init. */
+void pc__defer_init(struct pc_run *run);
+void pc__on_drain(uv_idle_t *h);
+
+/* pc_run_defer, inline for the engine's own tasks: every event of every
+ * task goes through it. */
+static inline void pc__defer(struct pc_run *run, struct pc_deferred *d,
+                             void (*cb)(struct pc_deferred *d))
+{
+  d->cb = cb;
+  if (pc_deferred_queued(d))
+    return;
+  pc_queue_insert_tail(&run->deferred, &d->node);
+  uv_idle_start(&run->drain, pc__on_drain);
+}
+
 /* ----------------------------------------------------------- task.c */
 
 struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct pc_step *st,
@@ -129,10 +148,19 @@ static inline void pc__post(struct task *t, unsigned ev)
 
 /* -------------------------------------------------------- attempt.c */
 
-void pc__leaf_next_attempt(struct task *t);
 void pc__leaf_acquire(struct task *t);
 void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg);
 void pc__leaf_abort(struct task *t);
+
+/* The leaf's next attempt (its first, from pc__task_start): it queues for
+ * its pools' permits, then runs. */
+static inline void pc__leaf_next_attempt(struct task *t)
+{
+  t->attempts++;
+  t->state = TS_WAIT_POOL;
+  t->pools_held = 0;
+  pc__leaf_acquire(t);
+}
 
 /* -------------------------------------------------------- results.c */
 
