@@ -1,10 +1,9 @@
 /* actions.c: the places where the engine still names particular actions or
  * HTTP, each behind one small function, so that they can give way to the
  * action table (run hooks, the step's ops and kind, fields an action fills
- * itself) without the rest of the engine changing. Besides these, only
- * task_kind and the ops lookup in pc__task_new (task.c) name actions: they
- * run for every task, so they stay inline there. docs/engine.md lists
- * what replaces each. */
+ * itself) without the rest of the engine changing. No other file of the
+ * engine names one but actions.h, which has the one that runs for every
+ * task inline; docs/engine.md lists what replaces each. */
 #include "core/task.h"
 
 #include <stdlib.h>
@@ -16,6 +15,13 @@
 #include "http/http.h"
 
 /* ------------------------------------------------ the run-wide hooks */
+
+_Static_assert(PC_ACT_SHELL < PC_RUN_SLOTS, "one run-wide slot per action");
+
+void **pc_run_action_slot(struct pc_run *run, enum pc_action a)
+{
+  return &run->action_slots[a];
+}
 
 void pc__actions_kill_now(struct pc_run *run)
 {
@@ -73,6 +79,7 @@ void pc__actions_stats(struct pc_run *run, struct pc_run_report *rep)
 }
 
 /* -------------------------------------------------------------- steps */
+
 
 char *pc_step_label(const struct pc_step *s)
 {

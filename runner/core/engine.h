@@ -7,7 +7,8 @@
  * driver starts a root sequence (`steps`, then `finally`), hears when it is
  * over through a callback from the drain, and may cancel or bound it. The
  * functions that still name actions (their run-wide hooks) are marked as
- * such: they are the engine's only contact with particular actions. */
+ * such: they and the rest of actions.c are the engine's only contact with
+ * particular actions. */
 #ifndef PACER_ENGINE_H
 #define PACER_ENGINE_H
 
@@ -23,6 +24,9 @@
 
 struct task;
 
+/* Room for one run-wide slot per action (actions.c checks it suffices). */
+#define PC_RUN_SLOTS 16
+
 struct pc_run {
   uv_loop_t loop;     /* initialised and closed by the driver */
   struct pc_lua *lua; /* borrowed */
@@ -33,7 +37,7 @@ struct pc_run {
   double timeout_ms;   /* the workflow deadline, counted from started_mono; < 0: none */
   struct pc_pool *pools; /* owned: one per pool of the workflow (pc__engine_init) */
   size_t npools;
-  void *action_slots[PC_ACT_SHELL + 1]; /* the actions' run-wide state (pc_run_action_slot) */
+  void *action_slots[PC_RUN_SLOTS]; /* the actions' run-wide state (pc_run_action_slot) */
 
   /* The deferred queue (defer.c): struct pc_deferred entries, the tasks'
    * events among them, run by the drain, an idle handle active while the

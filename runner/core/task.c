@@ -32,6 +32,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "core/actions.h"
 #include "script/luahost.h"
 
 char *pc__task_label(const struct task *t)
@@ -86,21 +87,6 @@ void pc__task_release(struct task *t)
   task_free(t);
 }
 
-/* The kind of task a step makes. It names the group actions: one of the
- * places that give way to a step kind set by the loader (actions.c). */
-static enum task_kind task_kind(const struct pc_step *st, bool instance)
-{
-  if (!st)
-    return TK_SEQ;
-  if (st->for_each && !instance)
-    return TK_FOREACH;
-  if (st->action == PC_ACT_STEPS)
-    return TK_SEQ;
-  if (st->action == PC_ACT_GATHER)
-    return TK_GATHER;
-  return TK_LEAF;
-}
-
 struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct pc_step *st,
                           int scope_ref, bool own_scope, bool instance)
 {
@@ -114,9 +100,12 @@ struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct 
   t->result_ref = LUA_NOREF;
   t->rec = PC_NO_RECORD;
   pc_queue_init(&t->sibling);
-  t->kind = (unsigned char)task_kind(st, instance);
+  const struct pc_action_ops *ops = NULL;
+  t->kind = !st                         ? TK_SEQ
+            : st->for_each && !instance ? TK_FOREACH
+                                        : (unsigned char)pc__step_kind(st, &ops);
   if (t->kind == TK_LEAF) {
-    t->ops = pc_action_ops(st->action);
+    t->ops = ops;
     assert(t->ops);
     if (st->npools)
       t->waiters = pc_xcalloc(st->npools, sizeof *t->waiters);
@@ -573,7 +562,6 @@ void pc__task_cancel(struct task *t, enum pc_outcome as, const char *msg)
 uv_loop_t *pc_run_loop(struct pc_run *run) { return &run->loop; }
 struct pc_lua *pc_run_lua(struct pc_run *run) { return run->lua; }
 const struct pc_workflow *pc_run_workflow_def(struct pc_run *run) { return run->wf; }
-void **pc_run_action_slot(struct pc_run *run, enum pc_action a) { return &run->action_slots[a]; }
 
 double pc_run_deadline_ms(struct pc_run *run)
 {

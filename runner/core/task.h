@@ -170,7 +170,8 @@ double pc__task_run_ms(const struct task *t);
 
 /* -------------------------------------------------------- actions.c */
 
-/* The places that name particular actions (see actions.c). */
+/* The places that name particular actions (see actions.c; pc__step_kind
+ * is inline in actions.h). */
 bool pc__step_is_static(const struct pc_run *run, const struct pc_step *st);
 const char *pc__step_action_name(const struct pc_step *st);
 void pc__record_action_fields(const struct pc_run *run, int result_ref, struct pc_record *r);
