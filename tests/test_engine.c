@@ -4,6 +4,7 @@
  * itself asserts uv_loop_close() == 0 at the end of every run, so each test
  * also proves that no handle was left open. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,7 +15,7 @@
 #include <uv.h>
 
 #include "base/diag.h"
-#include "core/engine.h"
+#include "core/run.h"
 #include "base/log.h"
 #include "script/luahost.h"
 #include "report/report.h"
@@ -141,6 +142,30 @@ static void test_large_fanout(void **state)
   assert_int_equal(o.code, PC_EXIT_OK);
 }
 
+/* Once the run is over and its reports are written, a signal must not kill
+ * pacer by its default action in the moments before it exits (closing the
+ * run's watchers gives SIGINT/SIGTERM/SIGHUP back their default action):
+ * the run leaves them ignored, and the exit code stands. The torture test
+ * found the window ("killed by SIGTERM" after a complete run). */
+static void test_signals_after_the_run(void **state)
+{
+  (void)state;
+  struct outcome o = run_text("steps:\n  - sleep: 0\n");
+  assert_int_equal(o.code, PC_EXIT_OK);
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    struct sigaction sa;
+    assert_int_equal(sigaction(sigs[i], NULL, &sa), 0);
+    assert_true(sa.sa_handler == SIG_IGN);
+    assert_int_equal(raise(sigs[i]), 0); /* and this process goes on */
+  }
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+    sigaction(sigs[i], &dfl, NULL);
+}
+
 int main(void)
 {
   struct pc_log_opts lo = {-1, false, false};
@@ -151,6 +176,7 @@ int main(void)
       cmocka_unit_test(test_fail_fast_cancels),
       cmocka_unit_test(test_retry_backoff),
       cmocka_unit_test(test_large_fanout),
+      cmocka_unit_test(test_signals_after_the_run),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -724,6 +724,58 @@ static char *refs_of(const char *text, const char *const *extra, size_t nextra)
 /* steps.ID and vars.NAME are checked where the text says so, and nowhere
  * else: not in strings or comments, not as fields of something else, not
  * when computed, not in expressions that define functions. */
+/* Which steps' results anything can read (pc_workflow_mark_readers): the
+ * loader sets results_read; the engine keeps a fan-out's per-item results
+ * only then. `reads` is one expression; `want` lists, for the steps a, b,
+ * c and the id-less fourth, whether each is read. */
+static void readers_case(const char *reads, const bool want[4])
+{
+  char *text = pc_asprintf("steps:\n"
+                           "  - id: a\n    for_each: [1, 2]\n    sleep: 0\n"
+                           "  - id: b\n    log: x\n"
+                           "  - gather:\n      - id: c\n        log: y\n"
+                           "  - log: '%s'\n",
+                           reads);
+  struct pc_workflow *wf = load_ok(text);
+  const struct pc_step *steps[4] = {wf->steps[0], wf->steps[1], wf->steps[2]->children[0],
+                                    wf->steps[3]};
+  for (int i = 0; i < 4; i++)
+    if (steps[i]->results_read != want[i])
+      fail_msg("%s: step %d: results_read is %d", reads, i, steps[i]->results_read);
+  pc_workflow_free(wf);
+  free(text);
+}
+
+static void test_results_readers(void **state)
+{
+  (void)state;
+  static const bool none[4] = {false, false, false, false};
+  static const bool a[4] = {true, false, false, false};
+  static const bool ac[4] = {true, false, true, false};
+  static const bool all[4] = {true, true, true, false};
+  readers_case("no expression", none);
+  readers_case("${{ len(steps.a.items) }}", a);
+  readers_case("${{ steps [ \"a\" ].outcome }} ${{ steps.c }}", ac);
+  readers_case("${{ steps[ [[a]] ] }}", a);
+  /* A name in a string or a comment, or a field called steps, is no read. */
+  readers_case("${{ \"steps.b\" .. tostring(result) }}", none);
+  readers_case("${{ 1 --[[ steps.b ]] }}", none);
+  readers_case("${{ workflow.steps }}", none);
+  /* Anything else may read any step. */
+  readers_case("${{ steps[vars.x] }}", all);
+  readers_case("${{ len(steps) }}", all);
+  readers_case("${{ steps }}", all);
+  readers_case("${{ _ENV[\"steps\"] }}", all);
+  readers_case("${{ steps[\"a\\x62\"] }}", all); /* an escape: not a plain name */
+
+  /* Lua code sees `steps` whole. */
+  struct pc_workflow *wf = load_ok("steps:\n"
+                                   "  - id: a\n    for_each: [1]\n    sleep: 0\n"
+                                   "  - lua: return 1\n");
+  assert_true(wf->steps[0]->results_read);
+  pc_workflow_free(wf);
+}
+
 static void test_refs(void **state)
 {
   (void)state;
@@ -774,6 +826,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_refs),
+    cmocka_unit_test(test_results_readers),
     cmocka_unit_test(test_valid_header),
     cmocka_unit_test(test_valid_templates),
     cmocka_unit_test(test_valid_steps),

@@ -12,7 +12,6 @@
 #include <lua.h>
 #include <uv.h>
 
-#include "core/engine.h"
 #include "actions/exec.h"
 #include "http/http.h"
 #include "base/log.h"

@@ -44,7 +44,7 @@
 #include <lua.h>
 #include <uv.h>
 
-#include "core/engine.h"
+#include "model/action.h"
 #include "base/log.h"
 #include "script/luahost.h"
 #include "script/mod_exec.h"

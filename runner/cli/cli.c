@@ -19,7 +19,7 @@
 
 #include "http/curlshim.h"
 #include "base/diag.h"
-#include "core/engine.h"
+#include "core/run.h"
 #include "base/log.h"
 #include "script/luahost.h"
 #include "script/plugin.h"

@@ -1,87 +1,97 @@
-/* engine.h: runs a loaded workflow on one libuv loop. The engine turns the
- * step tree into tasks (sequences, gathers, fan-outs and leaf attempts),
- * applies pools, timeouts, retries and expectations, stores results where
- * expressions can see them, runs `finally`, and maps the outcome to the exit
- * codes of SPEC §1. Actions plug in through action.h. */
+/* engine.h: the engine's task tree, as the run driver (run.c) sees it.
+ *
+ * The driver owns the loop, the signals, the deadline and the reports; the
+ * tree owns the tasks, the deferred queue that drives them, the pools and
+ * the records. They share struct pc_run, which the driver embeds in its own
+ * state and actions know only as an opaque pointer (model/action.h). The
+ * driver starts a root sequence (`steps`, then `finally`), hears when it is
+ * over through a callback from the drain, and may cancel or bound it. The
+ * functions that still name actions (their run-wide hooks) are marked as
+ * such: they and the rest of actions.c are the engine's only contact with
+ * particular actions. */
 #ifndef PACER_ENGINE_H
 #define PACER_ENGINE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <lua.h>
 #include <uv.h>
 
-#include "script/luahost.h"
-#include "model/workflow.h"
+#include "core/records.h"
+#include "model/action.h"
+#include "model/outcome.h"
 
-enum pc_outcome { PC_OK, PC_FAILED, PC_ERROR, PC_TIMEOUT, PC_CANCELLED, PC_SKIPPED };
-const char *pc_outcome_name(enum pc_outcome o);
+struct task;
 
-/* Exit codes, SPEC §1. */
-enum {
-  PC_EXIT_OK = 0,
-  PC_EXIT_FAILED = 1,
-  PC_EXIT_USAGE = 2,
-  PC_EXIT_ERROR = 3,
-  PC_EXIT_DEADLINE = 4,
-  PC_EXIT_LOCKED = 75,
-  PC_EXIT_SIGHUP = 129,
-  PC_EXIT_SIGINT = 130,
-  PC_EXIT_SIGTERM = 143,
+/* Room for one run-wide slot per action (actions.c checks it suffices). */
+#define PC_RUN_SLOTS 16
+
+struct pc_run {
+  uv_loop_t loop;     /* initialised and closed by the driver */
+  struct pc_lua *lua; /* borrowed */
+  lua_State *L;       /* borrowed: the state of `lua` */
+  const struct pc_workflow *wf; /* borrowed */
+  double started_mono; /* the run's start on the monotonic clock... */
+  double started_wall; /* ...and the one reading of the wall clock, taken with it */
+  double timeout_ms;   /* the workflow deadline, counted from started_mono; < 0: none */
+  struct pc_pool *pools; /* owned: one per pool of the workflow (pc__engine_init) */
+  size_t npools;
+  void *action_slots[PC_RUN_SLOTS]; /* the actions' run-wide state (pc_run_action_slot) */
+
+  /* The deferred queue (defer.c): struct pc_deferred entries, the tasks'
+   * events among them, run by the drain, an idle handle active while the
+   * queue is not empty. */
+  struct pc_queue deferred;
+  uv_idle_t drain;
+
+  /* Records for reports and progress (records.c); rep is NULL when the run
+   * does not record. */
+  struct pc_run_report *rep; /* borrowed from the driver */
+  size_t rec_cap;
+  int *free_lanes; /* a stack of lanes released by finished leaves */
+  size_t nfree_lanes;
 };
 
-struct pc_run_opts {
-  double timeout_ms;            /* < 0: the file's `timeout` */
-  const char *const *vars;      /* "NAME=VALUE" overrides (VALUE is a YAML scalar) */
-  size_t nvars;
-  const char *vars_file;        /* YAML map merged over `vars`, or NULL */
-  double finally_grace_ms;      /* bound on `finally` after a deadline or signal */
-  const char *const *reports;   /* "FORMAT:PATH" (checked by the CLI), written at the end */
-  size_t nreports;
-  bool record;                  /* keep step records even without reports (progress) */
-  bool progress;                /* show the live progress display (progress.h) */
-};
-void pc_run_opts_init(struct pc_run_opts *o);
+/* Sets up the tree's part of a run whose fields above the queues are set
+ * and whose loop is initialised: the drain and the pools. Never fails. */
+void pc__engine_init(struct pc_run *run);
+/* Closes the tree's handles (the drain, the pools' timers) once the roots
+ * are over; run the loop afterwards so the closes complete. */
+void pc__engine_close(struct pc_run *run);
+/* Frees what the tree allocated, once the loop has run the closes. */
+void pc__engine_free(struct pc_run *run);
 
-/* Checks overrides, then runs the workflow to completion and returns the
- * exit code. Problems with the overrides (bad NAME=VALUE, unreadable vars
- * file) are reported on stderr and return PC_EXIT_USAGE before anything runs. */
-int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_run_opts *o);
+/* ------------------------------------------------------- root sequences */
 
-/* For actions. */
-struct pc_run;
-struct pc_pool;
-uv_loop_t *pc_run_loop(struct pc_run *run);
-struct pc_lua *pc_run_lua(struct pc_run *run);
-const struct pc_workflow *pc_run_workflow_def(struct pc_run *run);
-/* The workflow deadline as a pc_mono_ms() time (INFINITY without one),
- * and when the run started (pc_mono_ms()). For guards that must act while
- * the loop is blocked (the Lua CPU guard). */
-double pc_run_deadline_ms(struct pc_run *run);
-double pc_run_started_ms(struct pc_run *run);
-/* The run's pool named `name` (see pool.h), or NULL. */
-struct pc_pool *pc_run_pool(struct pc_run *run, const char *name);
-/* A run-wide slot per action (e.g. the HTTP session), freed by the action's
- * run_cleanup. */
-void **pc_run_action_slot(struct pc_run *run, enum pc_action a);
-/* Deferred work: a callback run from the engine's drain loop, never from
- * inside the caller. Lua coroutines are resumed this way (the "one place
- * that resumes Lua"), and anything completing inside a library callback can
- * use it to get back to a clean stack. The struct is embedded by its owner,
- * who must cancel it before freeing it. */
-struct pc_deferred {
-  struct pc_deferred *prev, *next;
-  void (*cb)(struct pc_deferred *d);
-  bool queued;
-};
-void pc_run_defer(struct pc_run *run, struct pc_deferred *d, void (*cb)(struct pc_deferred *d));
-void pc_run_defer_cancel(struct pc_run *run, struct pc_deferred *d);
+/* Called from the drain when a root sequence is over; the driver reads its
+ * outcome and frees it with pc__root_free. */
+typedef void (*pc__root_done_cb)(struct pc_run *run, struct task *root);
 
-/* The live records of the run (see report.h), or NULL when not recording. */
-struct pc_run_report;
-const struct pc_run_report *pc_run_records(struct pc_run *run);
-/* A display label for a step: its id, else its name, else the action, with
- * the file position: "fetch (wf.yml:12)". Returns a malloc'd string. */
-char *pc_step_label(const struct pc_step *s);
+/* Starts a root sequence named `name` ("steps" or "finally") over `steps`
+ * in the scope `scope_ref` (borrowed), bounded by timeout_ms (< 0: none). */
+struct task *pc__root_start(struct pc_run *run, const char *name, struct pc_step *const *steps,
+                            size_t nsteps, int scope_ref, double timeout_ms,
+                            pc__root_done_cb done);
+enum pc_outcome pc__root_outcome(const struct task *root);
+void pc__root_free(struct task *root);
+/* Cancels the root and everything running below it (a signal, the
+ * deadline); `done` follows once the last task has reported. */
+void pc__root_cancel(struct task *root, enum pc_outcome as, const char *msg);
+/* Bounds a root that has no timeout and is not cancelled to `ms` from now
+ * (`finally` when a signal or the deadline comes while it runs). */
+void pc__root_bound(struct task *root, double ms);
+
+/* ------------------------------------ the run-wide hooks of the actions */
+
+/* Stops what would outlive an immediate exit (process groups): no waiting,
+ * no allocation (a second signal, the watchdog thread). */
+void pc__actions_kill_now(struct pc_run *run);
+/* Tears down the actions' run-wide state (the HTTP session, the process
+ * set); run the loop afterwards. */
+void pc__actions_cleanup(struct pc_run *run);
+/* The actions' statistics for the reports (the HTTP session's), taken
+ * before pc__actions_cleanup. */
+void pc__actions_stats(struct pc_run *run, struct pc_run_report *rep);
 
 #endif

@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/engine.h"
+#include "model/outcome.h"
 #include "base/log.h"
 #include "base/signal.h"
 #include "base/util.h"

@@ -57,7 +57,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "core/engine.h"
+#include "model/action.h"
 #include "script/json.h"
 #include "base/log.h"
 #include "base/outfile.h"

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "script/plugin.h"
 
 enum tok_kind { T_NAME, T_STRING, T_OTHER, T_DOT, T_COLON, T_LBRACKET, T_RBRACKET, T_END };
 
@@ -255,38 +256,62 @@ static void check_ref(struct checker *ck, const struct pc_expr *e, bool is_step,
     report(ck, e, is_step, buf);
 }
 
-static void check_expr(struct checker *ck, const struct pc_expr *e)
+/* The tokens of `src` into *toks (grown as needed, *cap its room), then
+ * three T_END so that lookahead never runs off the end. Returns the number
+ * of tokens up to and including the first T_END. */
+static size_t tokenize(const char *src, struct tok **toks, size_t *cap)
 {
-  struct scanner sc = {e->src, e->src + strlen(e->src)};
+  struct scanner sc = {src, src + strlen(src)};
   size_t n = 0;
   for (;;) {
     struct tok t = next_tok(&sc);
-    /* A function in an expression may name a parameter or a local `steps`
-     * or `vars`; such expressions are left alone rather than misread. */
-    if (tok_is(&t, "function"))
-      return;
-    if (n + 4 > ck->ntoks_cap) { /* room for t and three T_END after it */
-      ck->ntoks_cap = ck->ntoks_cap ? ck->ntoks_cap * 2 : 64;
-      ck->toks = pc_xrealloc(ck->toks, ck->ntoks_cap * sizeof *ck->toks);
+    if (n + 4 > *cap) { /* room for t and three T_END after it */
+      *cap = *cap ? *cap * 2 : 64;
+      *toks = pc_xrealloc(*toks, *cap * sizeof **toks);
     }
-    ck->toks[n++] = t;
+    (*toks)[n++] = t;
     if (t.kind == T_END)
       break;
   }
-  const struct tok *v = ck->toks;
   for (size_t i = n; i < n + 3; i++)
-    ck->toks[i] = v[n - 1]; /* T_END: lookahead never runs off the end */
+    (*toks)[i] = (*toks)[n - 1];
+  return n;
+}
+
+/* At v[i], the name `steps` or `vars` read as a global (not a field of
+ * something else: result.steps): the NAME of `.NAME` or `["NAME"]` after
+ * it, or NULL when it is used any other way (steps[x], pairs(steps)). */
+static const struct tok *ref_name(const struct tok *v, size_t i)
+{
+  if (v[i + 1].kind == T_DOT && v[i + 2].kind == T_NAME)
+    return &v[i + 2];
+  if (v[i + 1].kind == T_LBRACKET && v[i + 2].kind == T_STRING && v[i + 2].plain &&
+      v[i + 3].kind == T_RBRACKET)
+    return &v[i + 2];
+  return NULL;
+}
+
+static bool is_field(const struct tok *v, size_t i)
+{
+  return i > 0 && (v[i - 1].kind == T_DOT || v[i - 1].kind == T_COLON);
+}
+
+static void check_expr(struct checker *ck, const struct pc_expr *e)
+{
+  size_t n = tokenize(e->src, &ck->toks, &ck->ntoks_cap);
+  const struct tok *v = ck->toks;
+  /* A function in an expression may name a parameter or a local `steps`
+   * or `vars`; such expressions are left alone rather than misread. */
+  for (size_t i = 0; i < n; i++)
+    if (tok_is(&v[i], "function"))
+      return;
   for (size_t i = 0; i + 1 < n; i++) {
     bool is_step = tok_is(&v[i], "steps"), is_var = tok_is(&v[i], "vars");
-    if (!(is_step || is_var))
+    if (!(is_step || is_var) || is_field(v, i))
       continue;
-    if (i > 0 && (v[i - 1].kind == T_DOT || v[i - 1].kind == T_COLON))
-      continue; /* a field of something else: result.steps */
-    if (v[i + 1].kind == T_DOT && v[i + 2].kind == T_NAME)
-      check_ref(ck, e, is_step, v[i + 2].s, v[i + 2].len);
-    else if (v[i + 1].kind == T_LBRACKET && v[i + 2].kind == T_STRING && v[i + 2].plain &&
-             v[i + 3].kind == T_RBRACKET)
-      check_ref(ck, e, is_step, v[i + 2].s, v[i + 2].len);
+    const struct tok *name = ref_name(v, i);
+    if (name)
+      check_ref(ck, e, is_step, name->s, name->len);
   }
 }
 
@@ -309,4 +334,66 @@ int pc_workflow_check_refs(const struct pc_workflow *wf, const char *const *extr
   free(ck.vars.v);
   free(ck.toks);
   return ck.rc;
+}
+
+/* ------------------------------------------------ who reads results */
+
+struct readers {
+  struct names ids; /* every ID an expression reads as steps.ID */
+  char **owned;     /* the strings of ids (sorting drops duplicates from ids) */
+  size_t nowned;
+  bool wild;        /* something may read any step's results */
+  struct tok *toks;
+  size_t ntoks_cap;
+};
+
+/* Notes what one expression can read of `steps`: steps.ID and steps["ID"]
+ * add ID; any other use (steps[x], steps passed to a function,
+ * pairs(steps)) and any use of _ENV (_ENV["steps"]) could read anything.
+ * String contents do not count: an expression cannot run text as code. */
+static void note_readers(struct readers *rd, const struct pc_expr *e)
+{
+  size_t n = tokenize(e->src, &rd->toks, &rd->ntoks_cap);
+  const struct tok *v = rd->toks;
+  for (size_t i = 0; i + 1 < n && !rd->wild; i++) {
+    if (tok_is(&v[i], "_ENV")) {
+      rd->wild = true;
+    } else if (tok_is(&v[i], "steps") && !is_field(v, i)) {
+      const struct tok *name = ref_name(v, i);
+      if (name) {
+        char *id = pc_xstrndup(name->s, name->len);
+        rd->owned = pc_xrealloc(rd->owned, (rd->nowned + 1) * sizeof *rd->owned);
+        rd->owned[rd->nowned++] = id;
+        names_add(&rd->ids, id);
+      } else {
+        rd->wild = true;
+      }
+    }
+  }
+}
+
+static void mark_steps(const struct readers *rd, struct pc_step *const *steps, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    struct pc_step *st = steps[i];
+    st->results_read = st->id && (rd->wild || names_has(&rd->ids, st->id));
+    mark_steps(rd, st->children, st->nchildren);
+  }
+}
+
+void pc_workflow_mark_readers(struct pc_workflow *wf)
+{
+  struct readers rd = {0};
+  /* Lua code (lua: steps, plugins) sees `steps` whole. */
+  rd.wild = pc_workflow_has_lua(wf);
+  for (size_t i = 0; i < wf->nexprs && !rd.wild; i++)
+    note_readers(&rd, wf->exprs[i]);
+  names_sort(&rd.ids);
+  mark_steps(&rd, wf->steps, wf->nsteps);
+  mark_steps(&rd, wf->finally, wf->nfinally);
+  for (size_t i = 0; i < rd.nowned; i++)
+    free(rd.owned[i]);
+  free(rd.owned);
+  free(rd.ids.v);
+  free(rd.toks);
 }

@@ -1,4 +1,7 @@
-/* refs.h: load-time checks of the names expressions refer to. An
+/* refs.h: what expressions refer to, found at load time: the names checked
+ * (below), and which steps' results anything can read at all.
+ *
+ * Load-time checks of the names expressions refer to. An
  * expression reading `steps.ID` where no step has that id, or `vars.NAME`
  * where NAME is defined neither under `vars:` nor by --var/--vars-file,
  * would fail in the middle of a run, after earlier steps had their side
@@ -22,5 +25,12 @@
  * Returns 0, or -1 if any was found. */
 int pc_workflow_check_refs(const struct pc_workflow *wf, const char *const *extra_vars,
                            size_t nextra, struct pc_diag *d);
+
+/* Sets each step's results_read (workflow.h): whether anything can read its
+ * result table. An expression reads steps.ID or steps["ID"]; one that uses
+ * `steps` any other way (steps[x], pairs(steps)) or _ENV, or any Lua code
+ * in the workflow (lua: steps, plugins), could read every step's. The
+ * loader calls it on every workflow it builds. */
+void pc_workflow_mark_readers(struct pc_workflow *wf);
 
 #endif

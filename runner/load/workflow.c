@@ -24,6 +24,7 @@
 #include "model/action.h"
 #include "http/http.h"
 #include "base/util.h"
+#include "load/refs.h"
 
 /* ------------------------------------------------------------ vocabulary */
 
@@ -1472,6 +1473,7 @@ static int build(const char *file, struct pc_node *root, struct pc_workflow **ou
     pc_workflow_free(wf);
     return -1;
   }
+  pc_workflow_mark_readers(wf);
   *out = wf;
   return 0;
 }

@@ -1,6 +1,8 @@
 /* action.h: the interface between the engine and the step actions (sleep,
- * log, http, exec, lua, ...). The engine owns scheduling, pools, timeouts,
- * retries, expectations and results; an action only performs one attempt.
+ * log, http, exec, lua, ...): the action table, one attempt, and the few
+ * services of the run an action may call. The engine owns scheduling,
+ * pools, timeouts, retries, expectations and results; an action only
+ * performs one attempt.
  *
  * Life of an attempt: the engine evaluates the step's `params` template into
  * a Lua value (a->params_ref), creates an empty result table (a->result_ref)
@@ -15,11 +17,16 @@
 
 #include <stdbool.h>
 
+#include <uv.h>
+
+#include "base/queue.h"
 #include "base/sleep.h"
 #include "base/util.h"
 #include "model/workflow.h"
 
 struct pc_run;
+struct pc_lua;
+struct pc_pool;
 
 enum pc_fail {
   PC_FAIL_NONE = 0, /* the attempt ran; the engine checks expectations next */
@@ -85,6 +92,51 @@ struct pc_action_ops {
 const struct pc_action_ops *pc_action_find(const char *key);
 const struct pc_action_ops *pc_action_ops(enum pc_action a);
 
+/* Ends the attempt: exactly once per attempt that was not cancelled, from
+ * start() itself or later from a loop callback. The engine takes it up from
+ * its drain (see pc_run_defer), never inside this call. */
 void pc_attempt_done(struct pc_attempt *a, enum pc_fail fail, const char *msg);
+
+/* ------------------------------------------------------------ run services */
+
+/* What an action may ask of the run its attempt belongs to. The engine
+ * (runner/core/) implements them; they are declared here so that actions
+ * depend on this interface and never on the engine. */
+
+uv_loop_t *pc_run_loop(struct pc_run *run);
+struct pc_lua *pc_run_lua(struct pc_run *run);
+const struct pc_workflow *pc_run_workflow_def(struct pc_run *run);
+/* The workflow deadline as a pc_mono_ms() time (INFINITY without one),
+ * and when the run started (pc_mono_ms()). For guards that must act while
+ * the loop is blocked (the Lua CPU guard). */
+double pc_run_deadline_ms(struct pc_run *run);
+double pc_run_started_ms(struct pc_run *run);
+/* The run's pool named `name` (see pool.h), or NULL. */
+struct pc_pool *pc_run_pool(struct pc_run *run, const char *name);
+/* A run-wide slot per action (e.g. the HTTP session), freed by the action's
+ * run_cleanup. */
+void **pc_run_action_slot(struct pc_run *run, enum pc_action a);
+/* Deferred work: a callback run from the engine's drain, never from inside
+ * the caller. Lua coroutines are resumed this way (the "one place that
+ * resumes Lua"), anything completing inside a library callback can use it
+ * to get back to a clean stack, and the engine's own tasks wait on the same
+ * queue. Entries run in the order they were deferred. The struct is
+ * embedded by its owner, who must cancel it before freeing it; a zeroed one
+ * is not queued, so owners need not initialise it. */
+struct pc_deferred {
+  struct pc_queue node; /* on the run's queue while deferred */
+  void (*cb)(struct pc_deferred *d);
+};
+static inline bool pc_deferred_queued(const struct pc_deferred *d)
+{
+  return d->node.next != NULL && !pc_queue_empty(&d->node);
+}
+/* Queues `d` to run `cb`; if it is queued already it keeps its place (and
+ * runs the new cb). */
+void pc_run_defer(struct pc_run *run, struct pc_deferred *d, void (*cb)(struct pc_deferred *d));
+void pc_run_defer_cancel(struct pc_run *run, struct pc_deferred *d);
+/* A display label for a step: its id, else its name, else the action, with
+ * the file position: "fetch (wf.yml:12)". Returns a malloc'd string. */
+char *pc_step_label(const struct pc_step *s);
 
 #endif

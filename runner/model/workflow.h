@@ -160,6 +160,10 @@ struct pc_step {
    * and the loader warns about retry.on conditions that never can. */
   const char *unsafe_method;
   bool continue_on_error;
+  /* Set by the loader (pc_workflow_mark_readers): something can read this
+   * step's result table as steps.ID. Never for a step without an id. A
+   * fan-out nothing can read keeps no per-item results. */
+  bool results_read;
   struct pc_expect expect;
   struct pc_output *outputs;
   size_t noutputs;

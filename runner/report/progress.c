@@ -11,7 +11,7 @@
  * wrapped or scrolled line would break the cursor arithmetic.
  *
  * Finding what runs: the engine appends a record per step instance when it
- * starts and marks it done when it finishes (report.h). The display scans
+ * starts and marks it done when it finishes (core/records.h). The display scans
  * only the records added since the last tick and keeps the ones still
  * running in a small list, so a tick costs O(new records + running), not
  * O(all records), even with a fan-out of a million items. */
@@ -175,11 +175,6 @@ static double now_off(const struct pc_progress *p)
   return pc_mono_ms() - p->rep->start_mono;
 }
 
-static bool is_failure(enum pc_outcome o)
-{
-  return o == PC_FAILED || o == PC_ERROR || o == PC_TIMEOUT;
-}
-
 static bool is_bar(const struct pc_record *r)
 {
   return r->kind == PC_REC_GATHER || r->kind == PC_REC_FOREACH;
@@ -190,7 +185,7 @@ static void count_done(struct pc_progress *p, const struct pc_record *r)
   if (r->kind != PC_REC_LEAF)
     return;
   p->leaves_done++;
-  if (is_failure(r->outcome))
+  if (pc_outcome_is_failure(r->outcome))
     p->leaves_failed++;
 }
 

@@ -1,7 +1,7 @@
 /* progress.h: the live progress display on a terminal (--progress).
  *
  * While a run goes on, a uv timer redraws a few lines at the bottom of
- * stderr every 100 ms from the engine's live records (report.h): a status
+ * stderr every 100 ms from the engine's live records (core/records.h): a status
  * line, then one bar per running fan-out or gather with done/total, in
  * flight, failed and the rate in items per second. Log lines never tear or
  * interleave with it: the display registers log hooks (log.h) that erase it
@@ -17,7 +17,7 @@
 
 #include <uv.h>
 
-#include "report/report.h"
+#include "core/records.h"
 
 enum pc_progress_mode { PC_PROGRESS_AUTO, PC_PROGRESS_ALWAYS, PC_PROGRESS_NEVER };
 

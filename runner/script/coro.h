@@ -49,7 +49,7 @@
 
 struct pc_coro;
 struct pc_coro_job;
-struct pc_deferred; /* a node of the run's deferred queue (core/engine.h) */
+struct pc_deferred; /* a node of the run's deferred queue (model/action.h) */
 struct pc_run;
 
 /* Where a job's coroutines are resumed from: the run's deferred queue (the

@@ -13,10 +13,10 @@
 
 #include "base/queue.h"
 #include "base/sleep.h"
-/* The run services the pacer.* functions use (pc_run_pool) and the node of
- * the run's deferred queue a coroutine embeds. They belong with the action
- * interface (model/action.h), where the engine's redesign moves them. */
-#include "core/engine.h"
+/* The run services the pacer.* functions use (pc_run_pool, pc_run_defer)
+ * and the node of the run's deferred queue a coroutine embeds: the action
+ * interface declares them. */
+#include "model/action.h"
 #include "script/coro.h"
 #include "script/host.h"
 

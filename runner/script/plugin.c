@@ -23,7 +23,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "core/engine.h"
+#include "model/outcome.h"
 #include "base/log.h"
 #include "script/coro.h"
 #include "script/pacermod.h"

@@ -1,0 +1,399 @@
+/* attempt.c: a leaf task's attempts: pool permits, the attempt deadline,
+ * the action's start and cancel, expectations, and retry with backoff. */
+#include "core/task.h"
+
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "base/log.h"
+#include "base/util.h"
+#include "script/luahost.h"
+
+/* ================================================================= leaves */
+
+static void on_pool_granted(struct pc_pool_waiter *w)
+{
+  struct task *t = w->data;
+  t->pools_held++;
+  pc__post(t, EV_GRANTED);
+}
+
+static void release_pools(struct task *t)
+{
+  const struct pc_step *st = t->step;
+  if (t->pools_held < st->npools)
+    pc_pool_cancel(&t->waiters[t->pools_held]);
+  size_t held = t->pools_held;
+  t->pools_held = 0;
+  for (size_t i = 0; i < held; i++)
+    pc_pool_release(&t->run->pools[st->pools[i]]);
+}
+
+static void on_attempt_timeout(uv_timer_t *timer);
+
+static void attempt_start(struct task *t)
+{
+  struct pc_run *run = t->run;
+  lua_State *L = run->L;
+  const struct pc_step *st = t->step;
+  t->state = TS_RUNNING;
+  struct pc_attempt *a = &t->att;
+  a->run = run;
+  a->step = st;
+  a->scope_ref = t->scope_ref;
+  a->number = t->attempts;
+  a->data = NULL;
+  a->status = 0;
+  a->exit_code = -1;
+  a->retry_after_ms = -1;
+  a->non_idempotent = false;
+  a->nothing_sent = false;
+  /* The result table, for actions that fill one or expectations that read
+   * it; otherwise it is made at the end, if anything can read it. */
+  a->result_ref = LUA_NOREF;
+  if (t->ops->fills_result || st->expect.nthat) {
+    lua_createtable(L, 0, t->ops->fills_result ? 16 : 0);
+    a->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  a->params_ref = LUA_NOREF;
+  t->att_live = true;
+  if (st->timeout_ms >= 0) {
+    uv_update_time(&run->loop); /* the loop's cached time may be stale by a busy iteration */
+    uv_timer_start(pc__task_timer(t), on_attempt_timeout, (uint64_t)ceil(st->timeout_ms), 0);
+  }
+  if (st->params && t->instance && t->parent->body_params_ref != LUA_NOREF) {
+    a->params_ref = t->parent->body_params_ref;
+    t->params_shared = true;
+  } else if (st->params) {
+    char *err = NULL;
+    if (pc_lua_eval_tmpl(run->lua, st->params, t->scope_ref, &err) != 0) {
+      pc_attempt_done(a, PC_FAIL_ERROR, err);
+      free(err);
+      return;
+    }
+    a->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  t->ops->start(a);
+}
+
+/* The leaf stops waiting for permits (it got them, or it is stopped). */
+static void leaf_stop_waiting(struct task *t)
+{
+  if (!t->waiting)
+    return;
+  t->waiting = false;
+  t->queued_ms += pc_mono_ms() - t->wait_since;
+  pc__record_waiting(t, false);
+}
+
+void pc__leaf_acquire(struct task *t)
+{
+  const struct pc_step *st = t->step;
+  while (t->pools_held < st->npools) {
+    struct pc_pool_waiter *w = &t->waiters[t->pools_held];
+    w->data = t;
+    if (!pc_pool_acquire(&t->run->pools[st->pools[t->pools_held]], w, on_pool_granted)) {
+      if (!t->waiting) {
+        t->waiting = true;
+        t->wait_since = pc_mono_ms();
+        pc__record_waiting(t, true);
+      }
+      return;
+    }
+    t->pools_held++;
+  }
+  leaf_stop_waiting(t);
+  if (t->ran_mono == 0) {
+    t->ran_mono = pc_mono_ms();
+    pc__record_running(t);
+  }
+  attempt_start(t);
+}
+
+static void on_backoff_done(uv_timer_t *timer)
+{
+  pc__leaf_next_attempt(timer->data);
+}
+
+void pc_attempt_done(struct pc_attempt *a, enum pc_fail fail, const char *msg)
+{
+  struct task *t = PC_CONTAINER_OF(a, struct task, att);
+  assert(t->att_live);
+  t->att_live = false;
+  t->att_fail = fail;
+  free(t->att_msg);
+  t->att_msg = msg ? pc_xstrdup(msg) : NULL;
+  pc__post(t, EV_ATTEMPT_DONE);
+}
+
+/* Drops the attempt's evaluated params (a fan-out's shared value stays). */
+static void release_params(struct task *t)
+{
+  if (!t->params_shared)
+    pc_lua_unref(t->run->lua, t->att.params_ref);
+  t->att.params_ref = LUA_NOREF;
+  t->params_shared = false;
+}
+
+/* Stops whatever the leaf is doing right now; used by cancel and timeout. */
+void pc__leaf_abort(struct task *t)
+{
+  if (t->att_live) {
+    t->att_live = false;
+    t->ops->cancel(&t->att);
+  }
+  t->events &= ~(EV_ATTEMPT_DONE | EV_GRANTED);
+  pc__task_timer_stop(t);
+  leaf_stop_waiting(t);
+  if (t->state == TS_WAIT_POOL || t->state == TS_RUNNING)
+    release_pools(t);
+  release_params(t);
+}
+
+static void on_attempt_timeout(uv_timer_t *timer)
+{
+  struct task *t = timer->data;
+  if (t->state != TS_RUNNING)
+    return;
+  if (!t->att_live)
+    return; /* finished just now; its completion is queued and stands */
+  t->att_live = false;
+  t->ops->cancel(&t->att);
+  char dur[32];
+  pc_format_duration(t->step->timeout_ms, dur, sizeof dur);
+  struct pc_buf b;
+  pc_buf_init(&b, 8192);
+  if (t->ops->subject) {
+    t->ops->subject(&t->att, &b);
+    if (b.len)
+      pc_buf_puts(&b, ": ");
+  }
+  pc_buf_printf(&b, "timed out after %s", dur);
+  pc__attempt_end(t, PC_FAIL_TIMEOUT, pc_buf_steal(&b));
+}
+
+static bool status_in(int status, const struct pc_status_range *r, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (status >= r[i].lo && status <= r[i].hi)
+      return true;
+  return false;
+}
+
+static void describe_ranges(struct pc_buf *b, const struct pc_status_range *r, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      pc_buf_puts(b, i + 1 == n ? " or " : ", ");
+    if (r[i].lo == r[i].hi)
+      pc_buf_printf(b, "%d", r[i].lo);
+    else if (r[i].hi - r[i].lo == 99 && r[i].lo % 100 == 0)
+      pc_buf_printf(b, "%dxx", r[i].lo / 100);
+    else
+      pc_buf_printf(b, "%d-%d", r[i].lo, r[i].hi);
+  }
+}
+
+/* Checks the expectations of a finished attempt. Returns PC_FAIL_NONE if
+ * they hold; else PC_FAIL_EXPECT, or PC_FAIL_ERROR when evaluating one
+ * failed, with *msg set (malloc'd). */
+static enum pc_fail check_expect(struct task *t, char **msg)
+{
+  const struct pc_step *st = t->step;
+  const struct pc_expect *ex = &st->expect;
+  struct pc_attempt *a = &t->att;
+  struct pc_lua *h = t->run->lua;
+  lua_State *L = t->run->L;
+  t->status_failed = false;
+
+  if (t->ops->has_status) {
+    static const struct pc_status_range below400 = {0, 399};
+    const struct pc_status_range *r = ex->nstatus ? ex->status : &below400;
+    size_t n = ex->nstatus ? ex->nstatus : 1;
+    if (!status_in(a->status, r, n)) {
+      struct pc_buf b;
+      pc_buf_init(&b, 4096);
+      if (ex->nstatus) {
+        pc_buf_puts(&b, "expected status ");
+        describe_ranges(&b, r, n);
+      } else {
+        pc_buf_puts(&b, "expected status below 400");
+      }
+      pc_buf_printf(&b, ", got %d", a->status);
+      t->status_failed = true;
+      *msg = pc_buf_steal(&b);
+      return PC_FAIL_EXPECT;
+    }
+  }
+  if (t->ops->has_exit_code) {
+    bool ok = false;
+    if (ex->nexit_codes) {
+      for (size_t i = 0; i < ex->nexit_codes; i++)
+        ok = ok || ex->exit_codes[i] == a->exit_code;
+    } else {
+      ok = a->exit_code == 0;
+    }
+    int want = ex->nexit_codes ? ex->exit_codes[0] : 0;
+    if (!ok && a->exit_code < 0) {
+      *msg = pc_asprintf("expected exit code %d, got none", want);
+      return PC_FAIL_EXPECT;
+    }
+    if (!ok) {
+      *msg = pc_asprintf("expected exit code %d, got %d", want, a->exit_code);
+      return PC_FAIL_EXPECT;
+    }
+  }
+  if (ex->nthat) {
+    int scope = t->scope_ref;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref);
+    pc_lua_scope_bind(h, scope, "result"); /* old */
+    enum pc_fail fail = PC_FAIL_NONE;
+    for (size_t i = 0; i < ex->nthat && fail == PC_FAIL_NONE; i++) {
+      bool ok = false;
+      if (pc_lua_eval_bool(h, ex->that[i], scope, &ok, msg) != 0) {
+        fail = PC_FAIL_ERROR;
+      } else if (!ok) {
+        *msg = pc_asprintf("expectation failed: %s (%s:%d:%d)", ex->that[i]->src,
+                           ex->that[i]->file, ex->that[i]->line, ex->that[i]->col);
+        fail = PC_FAIL_EXPECT;
+      }
+    }
+    pc_lua_scope_unbind(h, scope, "result");
+    return fail;
+  }
+  return PC_FAIL_NONE;
+}
+
+/* Whether retry.on covers this failure (attempts and method aside). */
+static bool retry_on_covers(struct task *t, enum pc_fail fail)
+{
+  const struct pc_retry *r = &t->step->retry;
+  unsigned on = r->on_set ? r->on : t->ops->default_on;
+  int status = t->att.status;
+  switch (fail) {
+  case PC_FAIL_NONE:
+    return false;
+  case PC_FAIL_NETWORK:
+    return on & PC_ON_NETWORK;
+  case PC_FAIL_TIMEOUT:
+    return on & PC_ON_TIMEOUT;
+  case PC_FAIL_ERROR:
+    return on & PC_ON_ERROR;
+  case PC_FAIL_EXPECT:
+    if (t->status_failed) {
+      size_t ncodes = r->on_set ? r->ncodes : 0;
+      const int *codes = r->on_set ? r->codes : pc__default_retry_codes(t->ops, &ncodes);
+      for (size_t i = 0; i < ncodes; i++)
+        if (codes[i] == status)
+          return true;
+      if (status >= 500 && status <= 599 && (on & PC_ON_5XX))
+        return true;
+      if (status >= 400 && status <= 499 && (on & PC_ON_4XX))
+        return true;
+    }
+    return on & PC_ON_EXPECT;
+  }
+  return false;
+}
+
+/* A failure is retried when retry.on covers it and attempts are left, but
+ * a request that is not idempotent (POST, PATCH) only if retry.unsafe says
+ * so or nothing of it was sent (connection refused, DNS, TLS handshake,
+ * connect timeout): a server cannot have acted on it. *held is set when
+ * only that kept the failure from being retried. */
+static bool should_retry(struct task *t, enum pc_fail fail, bool *held)
+{
+  const struct pc_retry *r = &t->step->retry;
+  *held = false;
+  if (t->attempts >= r->attempts || !retry_on_covers(t, fail))
+    return false;
+  if (t->att.non_idempotent && !r->unsafe && !t->att.nothing_sent) {
+    *held = true;
+    return false;
+  }
+  return true;
+}
+
+static double backoff_ms(struct task *t)
+{
+  const struct pc_retry *r = &t->step->retry;
+  if (t->att.retry_after_ms >= 0)
+    return fmin(t->att.retry_after_ms, r->max_backoff_ms);
+  double d = r->backoff_ms * pow(r->factor, t->attempts - 1);
+  d = fmin(d, r->max_backoff_ms);
+  if (r->jitter)
+    d = d * ((double)rand() / ((double)RAND_MAX + 1.0));
+  return d;
+}
+
+static enum pc_outcome fail_outcome(enum pc_fail f)
+{
+  switch (f) {
+  case PC_FAIL_NONE:
+    return PC_OK;
+  case PC_FAIL_EXPECT:
+    return PC_FAILED;
+  case PC_FAIL_TIMEOUT:
+    return PC_TIMEOUT;
+  case PC_FAIL_NETWORK:
+  case PC_FAIL_ERROR:
+    break;
+  }
+  return PC_ERROR;
+}
+
+/* One attempt is over (done, failed or timed out): check expectations, then
+ * retry or finish. Takes ownership of msg. */
+void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
+{
+  pc__task_timer_stop(t);
+  release_pools(t);
+  t->status_failed = false;
+  if (fail == PC_FAIL_NONE) {
+    free(msg);
+    msg = NULL;
+    fail = check_expect(t, &msg);
+    if (fail != PC_FAIL_NONE && t->ops->describe) {
+      struct pc_buf b;
+      pc_buf_init(&b, 8192);
+      pc_buf_puts(&b, msg);
+      t->ops->describe(&t->att, &b);
+      free(msg);
+      msg = pc_buf_steal(&b);
+    }
+  }
+  release_params(t);
+  bool held = false;
+  if (fail != PC_FAIL_NONE && !t->cancelled && should_retry(t, fail, &held)) {
+    double wait = backoff_ms(t);
+    char dur[32];
+    pc_format_duration(wait, dur, sizeof dur);
+    char *label = pc__task_label(t);
+    pc_log(PC_LOG_WARN, label, "attempt %d/%d %s: %s; retrying in %s", t->attempts,
+           t->step->retry.attempts, pc_outcome_name(fail_outcome(fail)), msg ? msg : "", dur);
+    free(label);
+    free(msg);
+    pc_lua_unref(t->run->lua, t->att.result_ref);
+    t->att.result_ref = LUA_NOREF;
+    t->state = TS_BACKOFF;
+    uv_update_time(&t->run->loop); /* the cached clock may be stale */
+    uv_timer_start(pc__task_timer(t), on_backoff_done, (uint64_t)ceil(wait), 0);
+    return;
+  }
+  if (held) {
+    char *m = pc_asprintf("%s; not retried: the server may have acted on the request and its "
+                          "method is not idempotent (retry.unsafe: true retries it anyway)",
+                          msg ? msg : "");
+    free(msg);
+    msg = m;
+  }
+  pc__task_finish(t, fail_outcome(fail), msg);
+  free(msg);
+}
+

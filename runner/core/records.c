@@ -1,0 +1,106 @@
+/* records.c: the records of a run for reports and the progress display
+ * (records.h): one per step instance, appended when it starts and filled in
+ * when it ends, with the live counters of groups and the lanes of leaves.
+ * Nothing here runs for a run that does not record (see the inline guards
+ * in task.h). */
+#include "core/task.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "base/util.h"
+
+/* ============================================================ records */
+
+void pc__rec_open(struct task *t)
+{
+  struct pc_run *run = t->run;
+  struct pc_run_report *rp = run->rep;
+  if (rp->nrecords == run->rec_cap) {
+    run->rec_cap = run->rec_cap ? run->rec_cap * 2 : 64;
+    rp->records = pc_xrealloc(rp->records, run->rec_cap * sizeof *rp->records);
+  }
+  t->rec = rp->nrecords++;
+  struct pc_record *r = &rp->records[t->rec];
+  memset(r, 0, sizeof *r);
+  r->parent = t->parent ? t->parent->rec : PC_NO_RECORD;
+  r->step = t->step;
+  r->action = t->step ? pc__step_action_name(t->step) : NULL;
+  r->item = t->item;
+  r->depth = t->parent ? rp->records[t->parent->rec].depth + 1 : 0;
+  static const enum pc_record_kind kinds[] = {PC_REC_LEAF, PC_REC_SEQUENCE, PC_REC_GATHER,
+                                              PC_REC_FOREACH};
+  r->kind = t->step ? kinds[t->kind] : PC_REC_ROOT;
+  r->root_name = t->step ? NULL : t->root_name;
+  r->label = pc__task_label(t);
+  r->start_off_ms = r->ready_off_ms = t->started_mono - run->started_mono;
+  r->lane = -1;
+}
+
+/* A leaf's first attempt got its pool permits: from now on it runs, and
+ * holds a lane until it ends (backoff between attempts included). Its
+ * record starts here; the time before was spent queued. */
+void pc__rec_running(struct task *t)
+{
+  struct pc_record *r = pc__rec_of(t);
+  struct pc_run *run = t->run;
+  r->start_off_ms = t->ran_mono - run->started_mono;
+  r->lane = run->nfree_lanes ? run->free_lanes[--run->nfree_lanes] : run->rep->nlanes++;
+  t->lane = r->lane;
+}
+
+/* A leaf starts or stops waiting for a pool permit: its record and its
+ * parent's live counters (the progress display) say so. */
+void pc__rec_waiting(struct task *t, bool waiting)
+{
+  struct pc_record *r = pc__rec_of(t);
+  if (r->waiting == waiting)
+    return;
+  r->waiting = waiting;
+  if (t->parent && pc__rec_of(t->parent)) {
+    struct pc_record *pr = pc__rec_of(t->parent);
+    if (waiting)
+      pr->queued++;
+    else
+      pr->queued--;
+  }
+}
+
+void pc__rec_close(struct task *t)
+{
+  struct pc_record *r = pc__rec_of(t);
+  struct pc_run *run = t->run;
+  r->done = true;
+  r->outcome = t->outcome;
+  r->error = t->error ? pc_xstrdup(t->error) : NULL;
+  r->attempts = t->kind == TK_LEAF ? t->attempts : 0;
+  r->duration_ms = pc__task_run_ms(t);
+  if (t->kind == TK_LEAF && t->step)
+    r->queued_ms = t->queued_ms;
+  pc__record_waiting(t, false);
+  r->status = t->kind == TK_LEAF ? t->att.status : 0;
+  if (t->result_ref != LUA_NOREF)
+    pc__record_action_fields(run, t->result_ref, r);
+  if (t->kind == TK_LEAF && t->lane >= 0) {
+    run->free_lanes = pc_xrealloc(run->free_lanes, (run->nfree_lanes + 1) * sizeof(int));
+    run->free_lanes[run->nfree_lanes++] = t->lane;
+    t->lane = -1;
+  }
+}
+
+void pc_records_free(struct pc_run_report *rp)
+{
+  for (size_t i = 0; i < rp->nrecords; i++) {
+    free(rp->records[i].label);
+    free(rp->records[i].error);
+    free(rp->records[i].url);
+    free(rp->records[i].method);
+  }
+  free(rp->records);
+  for (size_t i = 0; i < rp->nstats; i++)
+    pc_stats_section_free(&rp->stats[i]);
+  free(rp->stats);
+}
+

@@ -1,0 +1,151 @@
+/* results.c: the Lua result tables of steps: the common fields (outcome,
+ * error, attempts, times), `outputs` evaluated with `result` bound, steps.ID
+ * in the scope the step ran in, and a fan-out's `items` (kept only when the
+ * loader found that something can read them: pc_step.results_read). */
+#include "core/task.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "base/util.h"
+#include "script/luahost.h"
+
+/* How long the task has run, up to now: a leaf from the moment its first
+ * attempt got its pool permits (0 if it never did: skipped, or stopped
+ * while queued), a group from its start. */
+double pc__task_run_ms(const struct task *t)
+{
+  double from = t->kind == TK_LEAF ? t->ran_mono : t->started_mono;
+  return from > 0 ? pc_mono_ms() - from : 0;
+}
+
+/* When the task started running (or was reached, if it never ran), as
+ * wall-clock epoch ms: the run's one wall-clock reading plus monotonic time. */
+static double task_start_wall(const struct task *t)
+{
+  double from = t->kind == TK_LEAF && t->ran_mono > 0 ? t->ran_mono : t->started_mono;
+  return t->run->started_wall + (from - t->run->started_mono);
+}
+
+/* ------------------------------------------------------------ results */
+
+/* Pushes a fresh table with the common result fields. */
+static void set_common_fields(struct task *t, int tbl)
+{
+  lua_State *L = t->run->L;
+  char ts[40];
+  lua_pushstring(L, pc_outcome_name(t->outcome)); /* tbl.outcome */
+  lua_setfield(L, tbl, "outcome");
+  if (t->error) {
+    lua_pushstring(L, t->error);
+    lua_setfield(L, tbl, "error");
+  }
+  if (t->kind == TK_LEAF) {
+    lua_pushinteger(L, t->attempts);
+    lua_setfield(L, tbl, "attempts");
+  }
+  if (t->started_mono > 0) {
+    pc_format_iso8601(task_start_wall(t), ts, sizeof ts);
+    lua_pushstring(L, ts);
+    lua_setfield(L, tbl, "started_at");
+    lua_pushinteger(L, (lua_Integer)llround(pc__task_run_ms(t)));
+    lua_setfield(L, tbl, "duration_ms");
+    if (t->kind == TK_LEAF && t->step) {
+      lua_pushinteger(L, (lua_Integer)llround(t->queued_ms));
+      lua_setfield(L, tbl, "queued_ms");
+    }
+  }
+  if (t->kind == TK_FOREACH && t->items_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref); /* tbl.items */
+    lua_setfield(L, tbl, "items");
+  }
+}
+
+/* Evaluates `outputs` with `result` bound into tbl.outputs. Returns 0, or
+ * -1 with *err set (malloc'd) and tbl.outputs left unset. */
+static int eval_outputs(struct task *t, int tbl, char **err)
+{
+  const struct pc_step *st = t->step;
+  lua_State *L = t->run->L;
+  struct pc_lua *h = t->run->lua;
+  lua_newtable(L); /* tbl, outputs */
+  if (st && st->noutputs) {
+    int scope = t->scope_ref;
+    lua_pushvalue(L, tbl);                 /* tbl, outputs, result */
+    pc_lua_scope_bind(h, scope, "result"); /* tbl, outputs, old */
+    lua_insert(L, -2);                     /* tbl, old, outputs */
+    for (size_t i = 0; i < st->noutputs; i++) {
+      char *e = NULL;
+      if (pc_lua_eval_tmpl(h, st->outputs[i].value, scope, &e) != 0) {
+        *err = pc_asprintf("output %s: %s", st->outputs[i].name, e);
+        free(e);
+        lua_pop(L, 1);                           /* tbl, old */
+        pc_lua_scope_unbind(h, scope, "result"); /* tbl */
+        return -1;
+      }
+      lua_setfield(L, -2, st->outputs[i].name); /* tbl, old, outputs */
+    }
+    lua_insert(L, -2);                       /* tbl, outputs, old */
+    pc_lua_scope_unbind(h, scope, "result"); /* tbl, outputs */
+  }
+  lua_setfield(L, tbl, "outputs"); /* tbl */
+  return 0;
+}
+
+/* Completes the result table: outputs, common fields, steps.ID. */
+void pc__build_result(struct task *t, enum pc_outcome o)
+{
+  struct pc_run *run = t->run;
+  lua_State *L = run->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref); /* result */
+  int tbl = lua_gettop(L);
+  if (o == PC_OK && !(t->kind == TK_FOREACH)) {
+    char *oerr = NULL;
+    if (eval_outputs(t, tbl, &oerr) != 0) {
+      t->outcome = PC_ERROR;
+      free(t->error);
+      t->error = oerr;
+      lua_newtable(L);
+      lua_setfield(L, tbl, "outputs");
+    }
+  } else {
+    lua_newtable(L);
+    lua_setfield(L, tbl, "outputs");
+  }
+  set_common_fields(t, tbl);
+
+  /* steps.ID: everything in the scope it runs in. A fan-out item is not
+   * stored there: its result goes into the fan-out's `items`, and a leaf
+   * item's scope has no steps table of its own (the one it would reach is
+   * the fan-out's, where steps.ID is the fan-out's result). */
+  if (t->step && t->step->id && !t->instance) {
+    lua_pushvalue(L, tbl);
+    pc_lua_scope_set_step(run->lua, t->scope_ref, t->step->id);
+  }
+  lua_pop(L, 1);
+}
+
+/* Builds the result table, stores it where expressions look for it, logs the
+ * end of the step, and queues the notification to the parent. */
+/* Items a stopped fan-out never started get a result too, so `items` has no
+ * holes and len(steps.ID.items) is the number of items. */
+void pc__fill_unstarted_items(struct task *t)
+{
+  lua_State *L = t->run->L;
+  if (t->next_kid >= t->total || t->items_ref == LUA_NOREF)
+    return;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref); /* items */
+  for (size_t i = t->next_kid; i < t->total; i++) {
+    lua_createtable(L, 0, 2); /* items, r */
+    lua_pushstring(L, pc_outcome_name(PC_CANCELLED));
+    lua_setfield(L, -2, "outcome");
+    lua_pushstring(L, "not started: the fan-out stopped early");
+    lua_setfield(L, -2, "error");
+    lua_rawseti(L, -2, (lua_Integer)i + 1); /* items */
+  }
+  lua_pop(L, 1);
+}

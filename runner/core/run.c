@@ -1,0 +1,484 @@
+/* run.c: the run driver: runs a loaded workflow to completion on its own
+ * loop. It evaluates vars, opens the reports, watches SIGINT/SIGTERM/SIGHUP
+ * and the workflow deadline, starts the watchdog and the progress display,
+ * runs the root sequence `steps` and then `finally` through the engine's
+ * task tree (engine.h), and maps the outcome to an exit code. Then it tears
+ * down in an order that matters (docs/engine.md, "Handles and teardown"):
+ * its own handles and the tree's when `finally` is over, the actions'
+ * run-wide state (statistics taken first), the reports, and last the
+ * signal handlers, so that a signal while programs are being stopped never
+ * kills pacer with the default action. */
+#include "core/run.h"
+
+#include <assert.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lua.h>
+
+#include "base/log.h"
+#include "base/outfile.h"
+#include "base/util.h"
+#include "core/engine.h"
+#include "core/watchdog.h"
+#include "report/progress.h"
+#include "report/report.h"
+#include "script/luahost.h"
+
+/* The driver's state. It embeds the tree's (struct pc_run, which actions
+ * see) and gets back to itself from it with PC_CONTAINER_OF. */
+struct driver {
+  struct pc_run run;
+  const struct pc_run_opts *opts; /* borrowed */
+  int root_scope;
+  uv_signal_t sigint, sigterm, sighup;
+  uv_timer_t deadline;
+  struct pc_watchdog *watchdog;
+  struct pc_progress *progress; /* live display, or NULL */
+  struct task *main, *fin;      /* the root sequences while they run */
+  enum pc_outcome main_outcome, fin_outcome;
+  bool fin_ran;
+  int signal; /* first signal received, 0 if none */
+  bool deadline_hit;
+  bool finished; /* `steps` and `finally` are over */
+  char run_id[40];
+  struct pc_run_report rep; /* the records (when recording) and the run's end */
+  struct pc_outfile *outs;  /* one per --report, opened before anything runs */
+};
+
+void pc_run_opts_init(struct pc_run_opts *o)
+{
+  memset(o, 0, sizeof *o);
+  o->timeout_ms = -1;
+  o->finally_grace_ms = 30000;
+}
+
+/* ============================================================ the roots */
+
+/* Closes what keeps the loop alive once `steps` and `finally` are over. */
+static void close_run_handles(struct driver *d)
+{
+  pc_watchdog_stop(d->watchdog);
+  d->watchdog = NULL;
+  /* The signal handlers stay until the reports are written (a signal
+   * while programs are being stopped must not kill pacer with the default
+   * action), but no longer keep the loop alive. */
+  uv_unref((uv_handle_t *)&d->sigint);
+  uv_unref((uv_handle_t *)&d->sigterm);
+  uv_unref((uv_handle_t *)&d->sighup);
+  uv_close((uv_handle_t *)&d->deadline, NULL);
+  pc_progress_stop(d->progress);
+  d->progress = NULL;
+  pc__engine_close(&d->run);
+}
+
+static void on_root_done(struct pc_run *run, struct task *t)
+{
+  struct driver *d = PC_CONTAINER_OF(run, struct driver, run);
+  if (t == d->main) {
+    d->main_outcome = pc__root_outcome(t);
+    const char *wo = d->signal         ? "cancelled"
+                     : d->deadline_hit ? "timeout"
+                                       : pc_outcome_name(d->main_outcome);
+    lua_pushstring(run->L, wo);
+    pc_lua_set_workflow_field(run->lua, d->root_scope, "outcome");
+    pc__root_free(t);
+    d->main = NULL;
+    if (run->wf->nfinally) {
+      /* After a deadline or a signal, `finally` still runs but is bounded. */
+      d->fin_ran = true;
+      d->fin = pc__root_start(run, "finally", run->wf->finally, run->wf->nfinally,
+                              d->root_scope,
+                              d->signal || d->deadline_hit ? d->opts->finally_grace_ms : -1,
+                              on_root_done);
+      return;
+    }
+  } else {
+    d->fin_outcome = pc__root_outcome(t);
+    pc__root_free(t);
+    d->fin = NULL;
+  }
+  d->finished = true;
+  close_run_handles(d);
+}
+
+static void cancel_everything(struct driver *d, enum pc_outcome as, const char *msg)
+{
+  if (d->main)
+    pc__root_cancel(d->main, as, msg);
+  else if (d->fin) /* already in `finally`: let it finish, within the grace period */
+    pc__root_bound(d->fin, d->opts->finally_grace_ms);
+}
+
+/* ================================================ deadline and signals */
+
+static void on_deadline(uv_timer_t *timer)
+{
+  struct driver *d = PC_CONTAINER_OF(timer, struct driver, deadline);
+  char dur[32];
+  pc_format_duration(d->run.timeout_ms, dur, sizeof dur);
+  pc_log(PC_LOG_ERROR, NULL, "workflow deadline of %s exceeded; cancelling", dur);
+  d->deadline_hit = true;
+  char *msg = pc_asprintf("cancelled: the workflow deadline (%s) was exceeded", dur);
+  cancel_everything(d, PC_CANCELLED, msg);
+  free(msg);
+}
+
+/* What would outlive an immediate exit (child process groups) is stopped;
+ * used by a second signal and by the watchdog thread. */
+static void kill_children_now(void *data)
+{
+  struct driver *d = data;
+  pc__actions_kill_now(&d->run);
+}
+
+static const char *signal_name(int signum)
+{
+  return signum == SIGINT ? "SIGINT" : signum == SIGHUP ? "SIGHUP" : "SIGTERM";
+}
+
+static int signal_exit(int signum)
+{
+  return signum == SIGINT ? PC_EXIT_SIGINT : signum == SIGHUP ? PC_EXIT_SIGHUP : PC_EXIT_SIGTERM;
+}
+
+/* SIGINT, SIGTERM and SIGHUP (a closed terminal, a restarted supervisor)
+ * all mean "stop": cancel, run `finally`, write the reports. A second one
+ * means "now". */
+static void on_signal(uv_signal_t *h, int signum)
+{
+  struct driver *d = h->data;
+  const char *name = signal_name(signum);
+  if (d->signal) {
+    pc_log(PC_LOG_ERROR, NULL, "second %s: exiting at once", name);
+    kill_children_now(d);
+    fflush(NULL);
+    _exit(signal_exit(signum));
+  }
+  d->signal = signum;
+  if (d->finished) {
+    /* Steps and `finally` are over; programs that outlived their steps are
+     * being stopped (SIGTERM, a grace period, SIGKILL) before the reports
+     * are written. Do not wait for the grace period. */
+    pc_log(PC_LOG_WARN, NULL, "%s received while stopping programs: killing them now", name);
+    kill_children_now(d);
+    return;
+  }
+  pc_log(PC_LOG_WARN, NULL, "%s received: cancelling, then running finally", name);
+  uv_timer_stop(&d->deadline);
+  char *msg = pc_asprintf("cancelled: interrupted by %s", name);
+  cancel_everything(d, PC_CANCELLED, msg);
+  free(msg);
+}
+
+/* The run is over and its reports are written: from now until pacer exits,
+ * SIGINT, SIGTERM and SIGHUP change nothing (the exit code stands). The
+ * watchers must go (the loop is closed next), and as the last one of a
+ * signal stops libuv gives the signal its default action back, which would
+ * kill pacer in the moments before it exits. So they are ignored instead,
+ * before and after libuv's reset, with this thread blocking them across it
+ * (setting SIG_IGN discards one already pending). */
+static void close_signals(struct driver *d)
+{
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+  sigset_t set, old;
+  sigemptyset(&set);
+  for (size_t i = 0; i < PC_ARRAY_SIZE(sigs); i++)
+    sigaddset(&set, sigs[i]);
+  pthread_sigmask(SIG_BLOCK, &set, &old);
+  struct sigaction ign;
+  memset(&ign, 0, sizeof ign);
+  ign.sa_handler = SIG_IGN;
+  for (size_t i = 0; i < PC_ARRAY_SIZE(sigs); i++)
+    sigaction(sigs[i], &ign, NULL);
+  uv_close((uv_handle_t *)&d->sigint, NULL);
+  uv_close((uv_handle_t *)&d->sigterm, NULL);
+  uv_close((uv_handle_t *)&d->sighup, NULL);
+  for (size_t i = 0; i < PC_ARRAY_SIZE(sigs); i++)
+    sigaction(sigs[i], &ign, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* ================================================================ vars */
+
+/* Evaluates `vars`, then merges --vars-file and --var over it. Leaves the
+ * vars table on the stack. Returns 0 or -1 (message printed). */
+static int build_vars(struct driver *d)
+{
+  struct pc_run *run = &d->run;
+  struct pc_lua *h = run->lua;
+  lua_State *L = run->L;
+  const struct pc_run_opts *o = d->opts;
+
+  /* `vars` may use env/secrets, so evaluate it in a scope with empty vars. */
+  lua_newtable(L);
+  int boot = pc_lua_root_scope(h, run->wf->name, d->run_id);
+  if (run->wf->vars) {
+    char *err = NULL;
+    if (pc_lua_eval_tmpl(h, run->wf->vars, boot, &err) != 0) {
+      pc_log(PC_LOG_ERROR, NULL, "vars: %s", err);
+      free(err);
+      pc_lua_unref(h, boot);
+      return -1;
+    }
+  } else {
+    lua_newtable(L);
+  }
+  pc_lua_unref(h, boot);
+  int vars = lua_gettop(L);
+
+  if (o->vars_file) {
+    struct pc_diag dg;
+    pc_diag_init(&dg);
+    struct pc_node *n = NULL;
+    if (pc_yaml_load_file(o->vars_file, &pc_yaml_default_limits, &n, &dg) != 0) {
+      pc_diag_print(&dg, stderr);
+      pc_diag_free(&dg);
+      lua_pop(L, 1);
+      return -1;
+    }
+    pc_diag_free(&dg);
+    if (n->kind != PC_NODE_MAP) {
+      fprintf(stderr, "%s:%d:%d: error: --vars-file must hold a map of names to values\n",
+              o->vars_file, n->line, n->col);
+      pc_node_free(n);
+      lua_pop(L, 1);
+      return -1;
+    }
+    for (size_t i = 0; i < n->n; i++) {
+      pc_lua_push_node(h, n->items[i]);
+      lua_setfield(L, vars, n->keys[i]->str);
+    }
+    pc_node_free(n);
+  }
+  for (size_t i = 0; i < o->nvars; i++) {
+    const char *eq = strchr(o->vars[i], '=');
+    if (!eq || eq == o->vars[i]) {
+      fprintf(stderr, "error: --var expects NAME=VALUE, got \"%s\"\n", o->vars[i]);
+      lua_pop(L, 1);
+      return -1;
+    }
+    char *name = pc_xstrndup(o->vars[i], (size_t)(eq - o->vars[i]));
+    const char *value = eq + 1;
+    if (!*value) {
+      lua_pushliteral(L, "");
+    } else {
+      struct pc_diag dg;
+      pc_diag_init(&dg);
+      struct pc_node *n = NULL;
+      char *src = pc_asprintf("--var %s", name);
+      if (pc_yaml_load_string(src, value, strlen(value), &pc_yaml_default_limits, &n, &dg) != 0) {
+        pc_diag_print(&dg, stderr);
+        pc_diag_free(&dg);
+        free(src);
+        free(name);
+        lua_pop(L, 1);
+        return -1;
+      }
+      free(src);
+      pc_diag_free(&dg);
+      pc_lua_push_node(h, n);
+      pc_node_free(n);
+    }
+    lua_setfield(L, vars, name);
+    free(name);
+  }
+  return 0;
+}
+
+static int exit_code(const struct driver *d)
+{
+  if (d->signal)
+    return signal_exit(d->signal);
+  if (d->deadline_hit)
+    return PC_EXIT_DEADLINE;
+  enum pc_outcome outs[2] = {d->main_outcome, d->fin_ran ? d->fin_outcome : PC_OK};
+  int code = PC_EXIT_OK;
+  for (int i = 0; i < 2; i++) {
+    if (outs[i] == PC_ERROR || outs[i] == PC_TIMEOUT || outs[i] == PC_CANCELLED)
+      code = PC_EXIT_ERROR;
+    else if (outs[i] == PC_FAILED && code == PC_EXIT_OK)
+      code = PC_EXIT_FAILED;
+  }
+  return code;
+}
+
+/* ================================================================ a run */
+
+/* Every report must be writable before anything runs: a run that has done
+ * its work and then cannot leave its report turns green into red with
+ * nothing to look at. Returns 0, or -1 with the message printed and
+ * nothing left open. */
+static int open_reports(struct driver *d)
+{
+  const struct pc_run_opts *o = d->opts;
+  d->outs = pc_xcalloc(o->nreports ? o->nreports : 1, sizeof *d->outs);
+  for (size_t i = 0; i < o->nreports; i++) {
+    pc_outfile_init(&d->outs[i]);
+    const char *path = strchr(o->reports[i], ':') + 1;
+    char *oerr = NULL;
+    if (pc_outfile_open(&d->outs[i], path, PC_OUTFILE_MKDIRS | PC_OUTFILE_SYNC | PC_OUTFILE_LATER,
+                        &oerr) != 0) {
+      fprintf(stderr, "pacer run: --report %s: %s; nothing was run\n", o->reports[i], oerr);
+      free(oerr);
+      for (size_t k = 0; k <= i; k++)
+        pc_outfile_discard(&d->outs[k]);
+      free(d->outs);
+      d->outs = NULL;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* Writes every report, whatever happened (failure, deadline or signal).
+ * A report that cannot be written turns a success into an error. */
+static int write_reports(struct driver *d, int code)
+{
+  const struct pc_run_opts *o = d->opts;
+  for (size_t i = 0; i < o->nreports; i++) {
+    const char *colon = strchr(o->reports[i], ':');
+    char *format = pc_xstrndup(o->reports[i], (size_t)(colon - o->reports[i]));
+    char *err = NULL;
+    if (pc_report_write(format, &d->outs[i], &d->rep, &err) != 0) {
+      fprintf(stderr, "pacer: report %s: %s\n", format, err);
+      free(err);
+      if (code == PC_EXIT_OK)
+        code = PC_EXIT_ERROR;
+    }
+    free(format);
+  }
+  free(d->outs);
+  d->outs = NULL;
+  return code;
+}
+
+/* Starts the driver's handles on the loop: signals, the deadline, the
+ * watchdog (after the signal watchers: it chains their handlers), the
+ * progress display. */
+static void start_handles(struct driver *d)
+{
+  struct pc_run *run = &d->run;
+  uv_timer_init(&run->loop, &d->deadline);
+  uv_signal_init(&run->loop, &d->sigint);
+  uv_signal_init(&run->loop, &d->sigterm);
+  uv_signal_init(&run->loop, &d->sighup);
+  d->sigint.data = d->sigterm.data = d->sighup.data = d;
+  uv_signal_start(&d->sigint, on_signal, SIGINT);
+  uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+  /* Under nohup SIGHUP is ignored, and must stay so: watching it would
+   * turn the hangup nohup protects against into a cancellation. */
+  struct sigaction hup;
+  if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+    uv_signal_start(&d->sighup, on_signal, SIGHUP);
+  if (run->timeout_ms >= 0) {
+    /* Counted from the run's start, as pc_run_deadline_ms() is. */
+    uv_update_time(&run->loop);
+    double left = run->started_mono + run->timeout_ms - pc_mono_ms();
+    uv_timer_start(&d->deadline, on_deadline, (uint64_t)ceil(left > 0 ? left : 0), 0);
+  }
+  d->watchdog = pc_watchdog_start(
+      &run->loop, run->timeout_ms >= 0 ? run->started_mono + run->timeout_ms : -1,
+      kill_children_now, d);
+  if (d->opts->progress)
+    d->progress = pc_progress_start(&run->loop, &d->rep);
+}
+
+int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_run_opts *o)
+{
+  struct driver *d = pc_xcalloc(1, sizeof *d);
+  struct pc_run *run = &d->run;
+  d->opts = o;
+  run->lua = h;
+  run->L = pc_lua_state(h);
+  run->wf = wf;
+  run->timeout_ms = o->timeout_ms >= 0 ? o->timeout_ms : wf->timeout_ms;
+  run->started_mono = pc_mono_ms();
+  run->started_wall = pc_wall_ms();
+  {
+    char ts[40];
+    pc_format_iso8601(run->started_wall, ts, sizeof ts);
+    snprintf(d->run_id, sizeof d->run_id, "%.4s%.2s%.2sT%.2s%.2s%.2s-%04x", ts, ts + 5,
+             ts + 8, ts + 11, ts + 14, ts + 17, (unsigned)(getpid() & 0xffff));
+  }
+  srand((unsigned)(uv_hrtime() ^ (uint64_t)getpid()));
+  if (o->record || o->nreports > 0 || o->progress)
+    run->rep = &d->rep;
+  d->rep.wf = wf;
+  d->rep.run_id = d->run_id;
+  d->rep.start_ms = run->started_wall;
+  d->rep.start_mono = run->started_mono;
+
+  if (build_vars(d) != 0) {
+    free(d);
+    return PC_EXIT_USAGE;
+  }
+  if (open_reports(d) != 0) {
+    lua_pop(run->L, 1); /* the vars table */
+    free(d);
+    return PC_EXIT_USAGE;
+  }
+  d->root_scope = pc_lua_root_scope(h, wf->name, d->run_id);
+
+  int err = uv_loop_init(&run->loop);
+  if (err) {
+    fprintf(stderr, "error: cannot start the event loop: %s\n", uv_strerror(err));
+    for (size_t i = 0; i < o->nreports; i++)
+      pc_outfile_discard(&d->outs[i]);
+    free(d->outs);
+    pc_lua_unref(h, d->root_scope);
+    free(d);
+    return PC_EXIT_ERROR;
+  }
+  pc__engine_init(run);
+  start_handles(d);
+
+  pc_log(PC_LOG_DEBUG, NULL, "run %s of %s (%s)", d->run_id, wf->name, wf->file);
+  d->main = pc__root_start(run, "steps", wf->steps, wf->nsteps, d->root_scope, -1, on_root_done);
+  uv_run(&run->loop, UV_RUN_DEFAULT);
+  assert(d->finished);
+
+  /* The actions' run-wide state goes now (the HTTP session with it): keep
+   * its statistics first. */
+  if (run->rep)
+    pc__actions_stats(run, &d->rep);
+  pc__actions_cleanup(run);
+  uv_run(&run->loop, UV_RUN_DEFAULT);
+
+  /* A loop blocked past the deadline (CPU-bound Lua stopped by its guard)
+   * can end the run before the deadline timer had a chance to fire: the
+   * deadline was exceeded all the same. */
+  if (!d->deadline_hit && run->timeout_ms >= 0 &&
+      pc_mono_ms() - run->started_mono >= run->timeout_ms)
+    d->deadline_hit = true;
+  int code = exit_code(d);
+  char dur[32];
+  pc_format_duration(pc_mono_ms() - run->started_mono, dur, sizeof dur);
+  const char *what = d->signal ? "interrupted" : d->deadline_hit ? "deadline exceeded"
+                     : code == 0 ? "ok" : code == PC_EXIT_FAILED ? "failed" : "error";
+  pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL, "workflow %s: %s in %s (exit %d)",
+         wf->name, what, dur, code);
+
+  d->rep.duration_ms = pc_mono_ms() - run->started_mono;
+  d->rep.outcome = d->signal         ? "cancelled"
+                   : d->deadline_hit ? "timeout"
+                                     : pc_outcome_name(d->main_outcome);
+  d->rep.exit_code = code;
+  d->rep.finished = true;
+  code = write_reports(d, code);
+  close_signals(d);
+  uv_run(&run->loop, UV_RUN_DEFAULT);
+  err = uv_loop_close(&run->loop);
+  assert(err == 0);
+  (void)err;
+  pc_records_free(&d->rep);
+  pc__engine_free(run);
+  pc_lua_unref(h, d->root_scope);
+  free(d);
+  return code;
+}

@@ -1,0 +1,224 @@
+/* task.h: what the files of the engine's tree share and nothing else
+ * includes: a task (struct task) and the functions one file calls in
+ * another. The run driver sees the tree through engine.h, actions through
+ * model/action.h. docs/engine.md says how the pieces fit:
+ *
+ *   task.c     groups (sequence, gather, fan-out), start, finish, cancel
+ *   attempt.c  a leaf's attempts: pools, deadline, expectations, retry
+ *   results.c  the Lua result tables, and which of them anything can read
+ *   records.c  records for reports and progress
+ *   defer.c    the queues and the drain that drives everything
+ *   actions.c  the few places that still name particular actions */
+#ifndef PACER_CORE_TASK_H
+#define PACER_CORE_TASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "base/pool.h"
+#include "core/engine.h"
+
+enum task_kind { TK_LEAF, TK_SEQ, TK_GATHER, TK_FOREACH };
+enum task_state { TS_NEW, TS_WAIT_POOL, TS_RUNNING, TS_BACKOFF, TS_GROUP, TS_DONE };
+
+enum {
+  EV_GRANTED = 1u,      /* a queued pool permit was granted */
+  EV_ATTEMPT_DONE = 2u, /* the action called pc_attempt_done */
+  EV_NOTIFY = 4u,       /* the task finished; tell the parent */
+};
+
+struct task {
+  struct pc_run *run;
+  struct task *parent;             /* NULL for a root sequence */
+  struct pc_queue sibling;         /* link in the parent's list of running children */
+  struct pc_deferred ev;           /* queued while `events` has bits to take up */
+  const struct pc_step *step;      /* borrowed; NULL for a root sequence */
+  /* leaf: attempt deadline or backoff; group: its timeout. Allocated on
+   * first use: most tasks never need one. */
+  uv_timer_t *timer;
+  char *error; /* a cancelled group: the cancellation's message until it finishes */
+  /* When the task started, on the monotonic clock (a leaf: when it was
+   * reached; it may then wait for pool permits before it runs). Wall-clock
+   * times are derived from it and the run's one reading of the wall clock,
+   * so a clock step during the run cannot move or reorder anything. */
+  double started_mono;
+  size_t item; /* instance: 1-based item index */
+  size_t rec;  /* record index, PC_NO_RECORD when not recording */
+  int scope_ref;  /* scope for expressions */
+  int result_ref; /* the finished result table, kept for the parent */
+  unsigned char events;    /* EV_* */
+  unsigned char kind;      /* enum task_kind */
+  unsigned char state;     /* enum task_state */
+  unsigned char outcome;   /* enum pc_outcome */
+  unsigned char cancel_as; /* enum pc_outcome */
+  bool instance;  /* one item of a fan-out: for_each and if do not apply */
+  bool own_scope; /* scope_ref is ours to unref */
+  bool cancelled;
+
+  union {
+    struct { /* groups: TK_SEQ, TK_GATHER, TK_FOREACH */
+      struct pc_queue live;        /* running children, newest first */
+      struct pc_step *const *kids; /* children to run (SEQ, GATHER) */
+      size_t nkids;
+      size_t next_kid; /* next child (or item) to start */
+      size_t total;    /* number of children (or items) */
+      char *fail_msg;  /* first counted failure among the children */
+      double group_timeout_ms;
+      int running;
+      int limit;       /* max children in flight; 0 = unlimited */
+      int list_ref;    /* fan-out: the items */
+      int items_ref;   /* fan-out: per-item results; LUA_NOREF when nothing can read them */
+      int inst_mt_ref; /* fan-out of a leaf body: the metatable of its items' scopes */
+      int body_params_ref; /* fan-out of a constant scalar body: its value, shared */
+      bool static_body; /* fan-out whose body has no expression: items need no scope */
+      bool fail_fast;
+      bool stopping;   /* start no more children */
+      bool failed_error, failed_expect;
+      /* roots only (parent NULL, step NULL): */
+      const char *root_name;     /* "steps" or "finally" */
+      pc__root_done_cb root_done;
+    };
+    struct { /* TK_LEAF */
+      const struct pc_action_ops *ops;
+      struct pc_pool_waiter *waiters; /* one per pool of the step */
+      char *att_msg;
+      size_t pools_held;
+      struct pc_attempt att;
+      int attempts;
+      unsigned char att_fail; /* enum pc_fail */
+      bool att_live;          /* the action is running: cancel it before anything else */
+      bool params_shared;     /* att.params_ref is the fan-out's body_params_ref */
+      bool status_failed;     /* the last attempt failed its status expectation */
+      bool waiting;           /* queued for a pool permit right now */
+      int lane;               /* lane held while running (records), -1 otherwise */
+      double ran_mono;        /* when the first attempt got its permits and ran; 0: never */
+      double wait_since;      /* while waiting: when the wait began */
+      double queued_ms;       /* time spent waiting for permits, all attempts */
+    };
+  };
+};
+
+/* ---------------------------------------------------------- defer.c */
+
+/* Makes the deferred queue and its drain (defer.c); part of
+ * pc__engine_init. */
+void pc__defer_init(struct pc_run *run);
+void pc__on_drain(uv_idle_t *h);
+
+/* pc_run_defer, inline for the engine's own tasks: every event of every
+ * task goes through it. */
+static inline void pc__defer(struct pc_run *run, struct pc_deferred *d,
+                             void (*cb)(struct pc_deferred *d))
+{
+  d->cb = cb;
+  if (pc_deferred_queued(d))
+    return;
+  pc_queue_insert_tail(&run->deferred, &d->node);
+  uv_idle_start(&run->drain, pc__on_drain);
+}
+
+/* ----------------------------------------------------------- task.c */
+
+struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct pc_step *st,
+                          int scope_ref, bool own_scope, bool instance);
+void pc__task_start(struct task *t);
+void pc__task_finish(struct task *t, enum pc_outcome o, const char *err);
+void pc__task_cancel(struct task *t, enum pc_outcome as, const char *msg);
+void pc__task_release(struct task *t);
+char *pc__task_label(const struct task *t);
+uv_timer_t *pc__task_timer(struct task *t);
+static inline void pc__task_timer_stop(struct task *t)
+{
+  if (t->timer)
+    uv_timer_stop(t->timer);
+}
+/* A task's deferred entry (t->ev): takes up the events posted since it
+ * was queued. */
+void pc__task_event(struct pc_deferred *d);
+
+/* Sets event bits on the task and queues it: its events are taken up from
+ * the drain, in the order they were posted among all deferred entries. */
+static inline void pc__post(struct task *t, unsigned ev)
+{
+  t->events |= (unsigned char)ev;
+  pc__defer(t->run, &t->ev, pc__task_event);
+}
+
+/* -------------------------------------------------------- attempt.c */
+
+void pc__leaf_acquire(struct task *t);
+void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg);
+void pc__leaf_abort(struct task *t);
+
+/* The leaf's next attempt (its first, from pc__task_start): it queues for
+ * its pools' permits, then runs. */
+static inline void pc__leaf_next_attempt(struct task *t)
+{
+  t->attempts++;
+  t->state = TS_WAIT_POOL;
+  t->pools_held = 0;
+  pc__leaf_acquire(t);
+}
+
+/* -------------------------------------------------------- results.c */
+
+void pc__build_result(struct task *t, enum pc_outcome o);
+void pc__fill_unstarted_items(struct task *t);
+double pc__task_run_ms(const struct task *t);
+
+/* -------------------------------------------------------- actions.c */
+
+/* The places that name particular actions (see actions.c; pc__step_kind
+ * is inline in actions.h). */
+bool pc__step_is_static(const struct pc_run *run, const struct pc_step *st);
+const char *pc__step_action_name(const struct pc_step *st);
+void pc__record_action_fields(const struct pc_run *run, int result_ref, struct pc_record *r);
+const int *pc__default_retry_codes(const struct pc_action_ops *ops, size_t *n);
+
+/* -------------------------------------------------------- records.c */
+
+/* Each needs a task with a record (pc__rec_open needs a recording run):
+ * the engine calls them through the inline guards below, so a run that
+ * does not record pays one test per call. */
+void pc__rec_open(struct task *t);
+void pc__rec_running(struct task *t);
+void pc__rec_waiting(struct task *t, bool waiting);
+void pc__rec_close(struct task *t);
+
+/* The task's record, or NULL when it has none. */
+static inline struct pc_record *pc__rec_of(const struct task *t)
+{
+  return t->rec == PC_NO_RECORD ? NULL : &t->run->rep->records[t->rec];
+}
+
+/* The task starts: a record is appended (if the run records). */
+static inline void pc__record_start(struct task *t)
+{
+  if (t->run->rep)
+    pc__rec_open(t);
+}
+
+/* A leaf's first attempt got its permits and runs: it takes a lane. */
+static inline void pc__record_running(struct task *t)
+{
+  if (t->rec != PC_NO_RECORD)
+    pc__rec_running(t);
+}
+
+/* A leaf starts or stops waiting for a pool permit. */
+static inline void pc__record_waiting(struct task *t, bool waiting)
+{
+  if (t->rec != PC_NO_RECORD)
+    pc__rec_waiting(t, waiting);
+}
+
+/* The task finished: its record is filled in. */
+static inline void pc__record_finish(struct task *t)
+{
+  if (t->rec != PC_NO_RECORD)
+    pc__rec_close(t);
+}
+
+#endif

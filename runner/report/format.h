@@ -1,0 +1,101 @@
+/* format.h: what the report formats (json.c, junit.c, trace.c, html.c)
+ * share and nothing else includes: the escaping helpers of report.c, which
+ * redact secrets and repair UTF-8 before they escape, and the analysis of
+ * the records (analysis.c) that the per-step formats agree on. */
+#ifndef PACER_REPORT_FORMAT_H
+#define PACER_REPORT_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "base/util.h"
+#include "report/report.h"
+
+/* Reports grow with the number of step records, which the run already
+ * holds in memory, so the buffer cap is only a backstop. (Not SIZE_MAX:
+ * pc_buf needs max + 1 to fit in a size_t.) */
+#define REPORT_BUF_MAX ((size_t)1 << 40)
+
+/* ------------------------------------------------ escaping (report.c) */
+
+/* A JSON string, or null for NULL; redacted and valid UTF-8. */
+void pc__json_str(struct pc_buf *b, const char *s);
+/* Text for XML and HTML, in element content or in a quoted attribute
+ * (attr); redacted and valid UTF-8. Nothing for NULL. */
+void pc__xml_str(struct pc_buf *b, const char *s, bool attr);
+
+/* --------------------------------------------- records (report.c) */
+
+const char *pc__kind_name(enum pc_record_kind k);
+bool pc__is_instance(const struct pc_run_report *r, const struct pc_record *s);
+/* The step's stable path: the root, then each step's id (or ACTION@LINE),
+ * with [N] for a fan-out item: "steps/stories[3]/fetch". */
+void pc__record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i);
+
+static inline const char *pc__rec_outcome(const struct pc_record *s)
+{
+  return s->done ? pc_outcome_name(s->outcome) : "running";
+}
+
+static inline bool pc__rec_is_failure(const struct pc_record *s)
+{
+  return s->done && pc_outcome_is_failure(s->outcome);
+}
+
+/* The end of a record, as an offset from the run's start. */
+static inline double pc__rec_end(const struct pc_record *s)
+{
+  return s->start_off_ms + s->duration_ms;
+}
+
+/* The wall-clock time of an offset: the run's one wall-clock reading plus
+ * monotonic time, so a clock step during the run moves nothing. */
+static inline double pc__wall_at(const struct pc_run_report *r, double off_ms)
+{
+  return r->start_ms + off_ms;
+}
+
+/* --------------------------------------------- analysis (analysis.c) */
+
+/* What the per-step formats share: which records stand for a failure or
+ * are shown as a case of their own, and the lanes of groups. Leaves are
+ * always cases. A group is a case of its own when it has no child records
+ * (skipped by `if`, or it failed before starting any), when it failed with
+ * no failing step below it (a group timeout, whose children end
+ * `cancelled`), or, for a root, when it was cancelled with no failure below
+ * it (the workflow deadline, a signal). That way every failure of the run
+ * shows up exactly once. */
+struct pc__analysis {
+  bool *own_case;   /* group records shown as a case */
+  bool *fail_below; /* a failing case is in this record's subtree (itself included) */
+  size_t *nkids;    /* child records */
+  int *group_lane;  /* groups (not roots): a lane no overlapping group holds; else -1 */
+  int ngroup_lanes;
+  /* Leaves waiting for their first pool permit, as a step function: at
+   * queue_t[k] the number waiting changes by queue_d[k] (+1 or -1); sorted
+   * by time, ends before starts at equal times. */
+  double *queue_t;
+  int *queue_d;
+  size_t nqueue;
+  size_t max_queued;     /* the most leaves waiting at once */
+  double queued_ms;      /* all leaves' waiting, all attempts */
+  bool never_ran;        /* some leaf never ran (skipped, or stopped while queued) */
+  size_t counts[PC_SKIPPED + 2]; /* cases by outcome; the last slot counts "running" */
+  size_t ncases, nleaves, ngroups, attempts, retried;
+};
+
+
+void pc__analyse(const struct pc_run_report *r, struct pc__analysis *a);
+void pc__analysis_free(struct pc__analysis *a);
+/* A case that stands for a failure: a failed step, or a root cancelled
+ * with no failure below it (the workflow deadline, a signal). */
+bool pc__case_is_failure(const struct pc_record *s);
+
+/* ------------------------------------------------ the formats */
+
+void pc__render_json(struct pc_buf *b, const struct pc_run_report *r);
+void pc__render_junit(struct pc_buf *b, const struct pc_run_report *r);
+void pc__render_trace(struct pc_buf *b, const struct pc_run_report *r);
+void pc__render_html(struct pc_buf *b, const struct pc_run_report *r);
+
+#endif
