@@ -19,6 +19,13 @@
 
 /* ----------------------------------------------------------- one load */
 
+/* workflow.c: the model of the document `root` (whose ownership passes to
+ * the workflow, or is freed on failure). Returns 0 with *out set, or -1
+ * with the errors (sorted by position) added to `d`. `file` names it in
+ * messages. */
+int pc__workflow_build(const char *file, struct pc_node *root, struct pc_workflow **out,
+                       struct pc_diag *d);
+
 struct id_use {
   const char *id; /* borrowed from the step */
   const struct pc_node *at;

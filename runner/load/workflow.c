@@ -138,9 +138,8 @@ static void sort_diags(struct pc_diag *d, size_t from)
 
 /* ----------------------------------------------------------------- build */
 
-/* Takes ownership of `root`. */
-static int build(const char *file, struct pc_node *root, struct pc_workflow **out,
-                 struct pc_diag *d)
+int pc__workflow_build(const char *file, struct pc_node *root, struct pc_workflow **out,
+                       struct pc_diag *d)
 {
   struct pc_workflow *wf = pc_xcalloc(1, sizeof *wf);
   wf->file = pc_xstrdup(file);
@@ -168,15 +167,6 @@ static int build(const char *file, struct pc_node *root, struct pc_workflow **ou
   return 0;
 }
 
-int pc_workflow_load(const char *path, struct pc_workflow **out, struct pc_diag *d)
-{
-  *out = NULL;
-  struct pc_node *root;
-  if (pc_yaml_load_file(path, NULL, &root, d) < 0)
-    return -1;
-  return build(path, root, out, d);
-}
-
 int pc_workflow_load_string(const char *name, const char *text, size_t len,
                             struct pc_workflow **out, struct pc_diag *d)
 {
@@ -184,7 +174,7 @@ int pc_workflow_load_string(const char *name, const char *text, size_t len,
   struct pc_node *root;
   if (pc_yaml_load_string(name, text, len, NULL, &root, d) < 0)
     return -1;
-  return build(name, root, out, d);
+  return pc__workflow_build(name, root, out, d);
 }
 
 void pc_workflow_free(struct pc_workflow *wf)

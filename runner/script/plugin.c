@@ -39,22 +39,6 @@ static const char FILES_KEY = 'f'; /* registry: path -> loaded plugin spec */
 
 /* ------------------------------------------------------------ discovery */
 
-static const char **extra_dirs;
-static size_t nextra_dirs;
-
-void pc_plugin_add_dir(const char *dir)
-{
-  extra_dirs = pc_xrealloc(extra_dirs, (nextra_dirs + 1) * sizeof *extra_dirs);
-  extra_dirs[nextra_dirs++] = dir;
-}
-
-void pc_plugin_clear_dirs(void)
-{
-  free(extra_dirs);
-  extra_dirs = NULL;
-  nextra_dirs = 0;
-}
-
 static bool valid_name(const char *s, size_t len)
 {
   if (len == 0 || len > NAME_MAX_LEN)
@@ -68,38 +52,21 @@ static bool valid_name(const char *s, size_t len)
   return true;
 }
 
-/* The search path, in order; returns a malloc'd array of malloc'd strings. */
-static char **search_dirs(const char *workflow_file, size_t *n)
+/* The search path, in order: plugins/ beside the workflow, the load
+ * options' directories (--plugins, then PACER_PLUGIN_PATH: the command line
+ * gathers them), the installed plugins. Returns a malloc'd array of
+ * malloc'd strings. */
+static char **search_dirs(const char *workflow_file, const struct pc_load_opts *opts, size_t *n)
 {
-  size_t cap = 4 + nextra_dirs, cnt = 0;
-  char **v = pc_xcalloc(cap, sizeof *v);
+  size_t nopt = opts ? opts->nplugin_dirs : 0, cnt = 0;
+  char **v = pc_xcalloc(nopt + 2, sizeof *v);
   if (workflow_file) {
     const char *slash = strrchr(workflow_file, '/');
     v[cnt++] = slash ? pc_asprintf("%.*s/plugins", (int)(slash - workflow_file), workflow_file)
                      : pc_xstrdup("plugins");
   }
-  for (size_t i = 0; i < nextra_dirs; i++)
-    v[cnt++] = pc_xstrdup(extra_dirs[i]);
-  const char *env = getenv("PACER_PLUGIN_PATH");
-  if (env) {
-    const char *p = env;
-    while (*p) {
-      const char *colon = strchr(p, ':');
-      size_t len = colon ? (size_t)(colon - p) : strlen(p);
-      if (len) {
-        if (cnt + 2 >= cap) {
-          cap *= 2;
-          v = pc_xrealloc(v, cap * sizeof *v);
-        }
-        v[cnt++] = pc_xstrndup(p, len);
-      }
-      p += len;
-      if (*p == ':')
-        p++;
-    }
-  }
-  if (cnt + 1 >= cap)
-    v = pc_xrealloc(v, (cap + 1) * sizeof *v);
+  for (size_t i = 0; i < nopt; i++)
+    v[cnt++] = pc_xstrdup(opts->plugin_dirs[i]);
   v[cnt++] = pc_xstrdup(PACER_PLUGIN_DIR);
   *n = cnt;
   return v;
@@ -120,10 +87,11 @@ static bool is_file(const char *path)
 
 /* Finds NAME.lua. Returns the malloc'd path, or NULL with *looked set to
  * the directories searched (malloc'd). */
-static char *find_plugin(const char *workflow_file, const char *name, char **looked)
+static char *find_plugin(const char *workflow_file, const struct pc_load_opts *opts,
+                         const char *name, char **looked)
 {
   size_t n;
-  char **dirs = search_dirs(workflow_file, &n);
+  char **dirs = search_dirs(workflow_file, opts, &n);
   char *found = NULL;
   struct pc_buf b;
   pc_buf_init(&b, 1 << 16);
@@ -190,6 +158,7 @@ struct check {
   struct pc_lua *h;
   lua_State *L;
   struct pc_workflow *wf;
+  const struct pc_load_opts *opts; /* borrowed; may be NULL */
   struct pc_diag *d;
   int steps; /* absolute index of the registry steps table */
   char *text; /* the workflow file, for positions inside inline code */
@@ -245,7 +214,7 @@ static void check_uses(struct check *c, const struct pc_step *st)
     return;
   }
   char *looked = NULL;
-  char *path = find_plugin(file, st->uses, &looked);
+  char *path = find_plugin(file, c->opts, st->uses, &looked);
   if (!path) {
     pc_diag_add(c->d, file, ul, uc, "uses: no plugin named \"%s\" (looked for %s.lua in: %s)",
                 st->uses, st->uses, looked);
@@ -585,7 +554,8 @@ bool pc_workflow_has_lua(const struct pc_workflow *wf)
   return has_lua(wf->steps, wf->nsteps) || has_lua(wf->finally, wf->nfinally);
 }
 
-int pc_plugins_check(struct pc_lua *h, struct pc_workflow *wf, struct pc_diag *d)
+int pc_plugins_check(struct pc_lua *h, struct pc_workflow *wf, const struct pc_load_opts *opts,
+                     struct pc_diag *d)
 {
   if (!pc_workflow_has_lua(wf))
     return 0;
@@ -596,7 +566,7 @@ int pc_plugins_check(struct pc_lua *h, struct pc_workflow *wf, struct pc_diag *d
     return -1;
   }
   lua_State *L = pc_lua_state(h);
-  struct check c = {.h = h, .L = L, .wf = wf, .d = d};
+  struct check c = {.h = h, .L = L, .wf = wf, .opts = opts, .d = d};
   lua_rawgetp(L, LUA_REGISTRYINDEX, &STEPS_KEY);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
@@ -736,12 +706,15 @@ static int inline_load(struct pc_load_ctx *c, struct pc_step *st, const struct p
   return 0;
 }
 
+/* Both share one load check (pc_plugins_check), which pc_load runs once. */
 const struct pc_action_ops pc_uses_ops = {
     .action = PC_ACT_USES, .key = "uses", .start = uses_start, .cancel = lua_cancel,
-    .default_on = PC_ON_ERROR | PC_ON_TIMEOUT, .fills_result = true};
+    .load_check = pc_plugins_check, .default_on = PC_ON_ERROR | PC_ON_TIMEOUT,
+    .fills_result = true};
 const struct pc_action_ops pc_lua_ops = {
     .action = PC_ACT_LUA, .key = "lua", .load = inline_load, .start = inline_start,
-    .cancel = lua_cancel, .default_on = PC_ON_ERROR | PC_ON_TIMEOUT, .fills_result = true};
+    .cancel = lua_cancel, .load_check = pc_plugins_check,
+    .default_on = PC_ON_ERROR | PC_ON_TIMEOUT, .fills_result = true};
 
 /* ------------------------------------------------------ pacer plugins */
 
@@ -806,7 +779,8 @@ static void print_plugin(lua_State *L, const char *name, const char *path, FILE 
   lua_settop(L, spec - 1);
 }
 
-int pc_plugins_list(struct pc_lua *h, const char *workflow_file, FILE *out)
+int pc_plugins_list(struct pc_lua *h, const char *workflow_file,
+                    const struct pc_load_opts *opts, FILE *out)
 {
   char *err = NULL;
   if (pc_pacer_open(h, &err) != 0) {
@@ -816,7 +790,7 @@ int pc_plugins_list(struct pc_lua *h, const char *workflow_file, FILE *out)
   }
   lua_State *L = pc_lua_state(h);
   size_t ndirs;
-  char **dirs = search_dirs(workflow_file, &ndirs);
+  char **dirs = search_dirs(workflow_file, opts, &ndirs);
   size_t nseen = 0, cap = 16;
   char **seen = pc_xcalloc(cap, sizeof *seen);
   int code = PC_EXIT_OK;
