@@ -861,6 +861,39 @@ static void test_load_opts_plugin_dirs(void **state)
   pc_diag_free(&d);
 }
 
+/* Positions inside inline Lua come from the nodes, never from reading the
+ * file again: the file named here does not exist. A syntax error on a
+ * later line of a `|` block is at that line's first non-blank character
+ * (the block's column plus the code's own indentation); Lua's "<eof>" line
+ * after the block is at the block's column. */
+static void test_inline_lua_positions(void **state)
+{
+  (void)state;
+  const char *text = "steps:\n"                  /* 1 */
+                     "  - log: x\n"               /* 2 */
+                     "  - lua: |\n"               /* 3 */
+                     "      local a = 1\n"        /* 4 */
+                     "        local b = = 2\n"    /* 5 */
+                     "  - lua: |\n"               /* 6 */
+                     "      if x then\n"          /* 7 */
+                     "  - log: y\n";              /* 8 */
+  struct pc_workflow *wf = NULL;
+  struct pc_diag d;
+  pc_diag_init(&d);
+  assert_int_equal(load_text("no/such/dir/t.yml", text, NULL, &wf, &d), -1);
+  assert_null(wf);
+  if (d.n != 2)
+    pc_diag_print(&d, stderr);
+  assert_int_equal(d.n, 2);
+  assert_int_equal(d.items[0].line, 5);
+  assert_int_equal(d.items[0].col, 9);
+  assert_non_null(strstr(d.items[0].msg, "lua: syntax error: unexpected symbol near '='"));
+  assert_int_equal(d.items[1].line, 8);
+  assert_int_equal(d.items[1].col, 7);
+  assert_non_null(strstr(d.items[1].msg, "'end' expected"));
+  pc_diag_free(&d);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -882,6 +915,7 @@ int main(void)
     cmocka_unit_test(test_bad_fixtures),
     cmocka_unit_test(test_load_opts_vars_and_warnings),
     cmocka_unit_test(test_load_opts_plugin_dirs),
+    cmocka_unit_test(test_inline_lua_positions),
   };
   host = pc_lua_new();
   assert_non_null(host);

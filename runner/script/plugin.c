@@ -161,29 +161,44 @@ struct check {
   const struct pc_load_opts *opts; /* borrowed; may be NULL */
   struct pc_diag *d;
   int steps; /* absolute index of the registry steps table */
-  char *text; /* the workflow file, for positions inside inline code */
-  size_t text_len;
   int rc;
 };
 
-/* 1-based column of the first non-blank character of `line` (1 if unknown). */
-static int indent_col(const struct check *c, int line)
+/* The 1-based column of the first non-blank character on file line `line`
+ * of a `lua:` step's code, found from the step's node (the file is not
+ * read again). In a block scalar (| or >) the text's line k is written on
+ * file line body_line + k, indented to the block's column plus the blanks
+ * the code line itself starts with. A line the text does not reach (Lua's
+ * "<eof>" after the last one), a blank one, or a scalar that is not a
+ * block (its lines are not the file's) gets the code's first column. */
+static int code_col(const struct pc_step *st, int line)
 {
-  if (!c->text)
-    return 1;
-  const char *p = c->text, *end = c->text + c->text_len;
-  for (int l = 1; l < line && p < end; l++) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    if (!nl)
-      return 1;
-    p = nl + 1;
+  const struct pc_tmpl *t = st->params;
+  const struct pc_node *n = st->node ? pc_node_get(st->node, "lua") : NULL;
+  if (n == NULL || n->kind != PC_NODE_SCALAR || n->body_line == n->line || line < n->body_line)
+    return t->col;
+  const char *s = n->str, *end = n->str + n->len;
+  /* The block's own column: body_col is where its first non-blank line
+   * starts, after the spaces that line's text begins with. */
+  const char *p = s;
+  while (p < end && *p == '\n')
+    p++;
+  int base = n->body_col;
+  while (p < end && *p == ' ') {
+    p++;
+    base--;
   }
-  int col = 1;
+  p = s;
+  for (int l = n->body_line; l < line && p < end; l++) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    p = nl ? nl + 1 : end;
+  }
+  int col = base;
   while (p < end && (*p == ' ' || *p == '\t')) {
     p++;
     col++;
   }
-  return col;
+  return p < end && *p != '\n' ? col : base;
 }
 
 static int cmp_cstr(const void *a, const void *b)
@@ -363,7 +378,7 @@ static void compile_inline(struct check *c, const struct pc_step *st)
           msg++;
       }
     }
-    int col = line == t->line ? t->col : indent_col(c, line);
+    int col = line == t->line ? t->col : code_col(st, line);
     pc_diag_add(c->d, c->wf->file, line, col, "lua: syntax error: %s", msg ? msg : "?");
     lua_pop(L, 1);
     c->rc = -1;
@@ -575,12 +590,9 @@ int pc_plugins_check(struct pc_lua *h, struct pc_workflow *wf, const struct pc_l
     lua_rawsetp(L, LUA_REGISTRYINDEX, &STEPS_KEY);
   }
   c.steps = lua_gettop(L);
-  if (pc_read_file(wf->file, (size_t)64 << 20, &c.text, &c.text_len) != 0)
-    c.text = NULL;
   walk(&c, wf->steps, wf->nsteps);
   walk(&c, wf->finally, wf->nfinally);
   compile_all_inline(&c);
-  free(c.text);
   lua_settop(L, c.steps - 1);
   return c.rc;
 }
