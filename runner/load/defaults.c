@@ -65,7 +65,7 @@ void pc__load_pools(struct pc_load_ctx *c, const struct pc_node *n)
     if (unknown >= 0) {
       const struct pc_node *x, *rate_v = pc_node_get(v, "rate"), *burst_k = NULL;
       if ((x = pc_node_get(v, "concurrency")))
-        pc__get_int(c, "concurrency", x, 1, 1000000, &p->concurrency);
+        pc__load_int(c, "concurrency", x, 1, 1000000, &p->concurrency);
       if (rate_v != NULL && (rate_v->kind != PC_NODE_SCALAR ||
                              pc_parse_rate(rate_v->str, &p->rate) < 0))
         pc_load_error(c, rate_v,
@@ -75,7 +75,7 @@ void pc__load_pools(struct pc_load_ctx *c, const struct pc_node *n)
         if (rate_v == NULL)
           pc_load_error(c, burst_k, "burst applies only with rate");
         else
-          pc__get_int(c, "burst", x, 1, 1000000, &p->burst);
+          pc__load_int(c, "burst", x, 1, 1000000, &p->burst);
       }
       /* With a misspelt key the real problem has been reported already. */
       if (pc_node_get(v, "concurrency") == NULL && rate_v == NULL && unknown == 0)
@@ -94,7 +94,7 @@ void pc__load_defaults(struct loader *L, const struct pc_node *n)
     return;
   const struct pc_node *v;
   if ((v = pc_node_get(n, "timeout")))
-    pc__get_duration(c, "defaults.timeout", v, &L->default_timeout_ms);
+    pc__load_duration(c, "defaults.timeout", v, &L->default_timeout_ms);
   if ((v = pc_node_get(n, "retry"))) {
     pc__load_retry(c, v, &L->default_retry);
     L->default_retry_node = v;

@@ -54,7 +54,7 @@ struct loader {
 /* ------------------------------------------------- values.c: messages */
 
 /* An error at a position inside a scalar (pc_load_error takes a node). */
-void pc__error_pos(struct pc_load_ctx *c, int line, int col, const char *fmt, ...)
+void pc__load_error_at(struct pc_load_ctx *c, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* How a value is named in "expected X, got Y" messages: the text of a short
@@ -74,18 +74,20 @@ const char *pc__find(const char *s, size_t len, const char *needle);
 
 /* --------------------------------------------- values.c: typed values */
 
-/* Each reads one scalar, or reports "`what`: expected ..., got ..." at it
- * and returns false. */
-bool pc__get_bool(struct pc_load_ctx *c, const char *what, const struct pc_node *n, bool *out);
-bool pc__get_int(struct pc_load_ctx *c, const char *what, const struct pc_node *n,
-                 long long min, long long max, int *out);
-bool pc__get_number(struct pc_load_ctx *c, const char *what, const struct pc_node *n,
+/* The readers of the format's scalars, one wording for all: each reads
+ * one value into *out, or reports "`what`: expected ..., got ..." at the
+ * node and returns -1 (0 on success). pc_load_duration (model/workflow.h)
+ * is pc__load_duration without `what`, for the actions. */
+int pc__load_bool(struct pc_load_ctx *c, const char *what, const struct pc_node *n, bool *out);
+int pc__load_int(struct pc_load_ctx *c, const char *what, const struct pc_node *n, long long min,
+                 long long max, int *out);
+int pc__load_number(struct pc_load_ctx *c, const char *what, const struct pc_node *n,
                     double *out);
-/* Any non-empty scalar, as text (malloc'd), or NULL after reporting. */
-char *pc__get_text(struct pc_load_ctx *c, const char *what, const struct pc_node *n);
 /* A static duration; `what` may be NULL (no prefix in the message). */
-bool pc__get_duration(struct pc_load_ctx *c, const char *what, const struct pc_node *n,
+int pc__load_duration(struct pc_load_ctx *c, const char *what, const struct pc_node *n,
                       double *ms);
+/* Any non-empty scalar, as text (malloc'd), or NULL after reporting. */
+char *pc__load_text(struct pc_load_ctx *c, const char *what, const struct pc_node *n);
 /* Parses a core-schema integer (decimal, 0x, 0o); false on overflow. */
 bool pc__parse_int(const struct pc_node *n, long long *out);
 

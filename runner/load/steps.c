@@ -103,7 +103,7 @@ static void load_retry_on(struct pc_load_ctx *c, const struct pc_node *v, struct
     const struct pc_node *it = v->kind == PC_NODE_SEQ ? v->items[i] : v;
     if (it->kind == PC_NODE_SCALAR && pc_node_scalar_type(it) == PC_SCALAR_INT) {
       int code;
-      if (pc__get_int(c, "retry.on", it, 100, 599, &code) && !seen[code]) {
+      if (pc__load_int(c, "retry.on", it, 100, 599, &code) == 0 && !seen[code]) {
         seen[code] = true;
         if (codes == NULL) {
           codes = pc_xcalloc(500, sizeof *codes);
@@ -183,14 +183,14 @@ void pc__load_retry(struct pc_load_ctx *c, const struct pc_node *n, struct pc_re
     return;
   const struct pc_node *v;
   if ((v = pc_node_get(n, "attempts")))
-    pc__get_int(c, "retry.attempts", v, 1, 1000000, &r->attempts);
+    pc__load_int(c, "retry.attempts", v, 1, 1000000, &r->attempts);
   if ((v = pc_node_get(n, "backoff")))
-    pc__get_duration(c, "retry.backoff", v, &r->backoff_ms);
+    pc__load_duration(c, "retry.backoff", v, &r->backoff_ms);
   if ((v = pc_node_get(n, "max_backoff")))
-    pc__get_duration(c, "retry.max_backoff", v, &r->max_backoff_ms);
+    pc__load_duration(c, "retry.max_backoff", v, &r->max_backoff_ms);
   if ((v = pc_node_get(n, "factor"))) {
     double f;
-    if (pc__get_number(c, "retry.factor", v, &f)) {
+    if (pc__load_number(c, "retry.factor", v, &f) == 0) {
       if (!(f >= 1 && isfinite(f)))
         pc_load_error(c, v, "retry.factor: expected a number >= 1, got %s", pc__describe(v).s);
       else
@@ -198,9 +198,9 @@ void pc__load_retry(struct pc_load_ctx *c, const struct pc_node *n, struct pc_re
     }
   }
   if ((v = pc_node_get(n, "jitter")))
-    pc__get_bool(c, "retry.jitter", v, &r->jitter);
+    pc__load_bool(c, "retry.jitter", v, &r->jitter);
   if ((v = pc_node_get(n, "unsafe")))
-    pc__get_bool(c, "retry.unsafe", v, &r->unsafe);
+    pc__load_bool(c, "retry.unsafe", v, &r->unsafe);
   if ((v = pc_node_get(n, "on")))
     load_retry_on(c, v, r);
 }
@@ -217,7 +217,7 @@ static void load_status_item(struct pc_load_ctx *c, const struct pc_node *it, st
 {
   if (it->kind == PC_NODE_SCALAR && pc_node_scalar_type(it) == PC_SCALAR_INT) {
     int code;
-    if (pc__get_int(c, "expect.status", it, 100, 599, &code))
+    if (pc__load_int(c, "expect.status", it, 100, 599, &code) == 0)
       add_status(e, code, code);
     return;
   }
@@ -253,7 +253,7 @@ static void load_expect(struct pc_load_ctx *c, const struct pc_node *n, struct p
     for (size_t i = 0; i < cnt; i++) {
       const struct pc_node *it = v->kind == PC_NODE_SEQ ? v->items[i] : v;
       int code;
-      if (pc__get_int(c, "expect.exit_code", it, 0, 255, &code)) {
+      if (pc__load_int(c, "expect.exit_code", it, 0, 255, &code) == 0) {
         e->exit_codes = pc_xrealloc(e->exit_codes, (e->nexit_codes + 1) * sizeof *e->exit_codes);
         e->exit_codes[e->nexit_codes++] = code;
       }
@@ -513,7 +513,7 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
   if ((v = pc_node_get(n, "id")))
     load_id(L, st, v);
   if ((v = pc_node_get(n, "name")))
-    st->name = pc__get_text(c, "name", v);
+    st->name = pc__load_text(c, "name", v);
   if ((v = pc_node_get(n, "if")))
     st->if_expr = pc_load_bare_expr(c, v);
   if ((v = pc_node_get(n, "for_each"))) {
@@ -530,14 +530,14 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
   }
   bool fanout = st->action == PC_ACT_GATHER || pc_node_get(n, "for_each") != NULL;
   if ((v = pc__find_key(n, "concurrency", &k)) && applies_to_fanout(c, k, fanout))
-    pc__get_int(c, "concurrency", v, 1, 1000000, &st->concurrency);
+    pc__load_int(c, "concurrency", v, 1, 1000000, &st->concurrency);
   if ((v = pc__find_key(n, "fail_fast", &k)) && applies_to_fanout(c, k, fanout))
-    pc__get_bool(c, "fail_fast", v, &st->fail_fast);
+    pc__load_bool(c, "fail_fast", v, &st->fail_fast);
   if ((v = pc_node_get(n, "pool")))
     load_step_pools(L, st, v);
   bool has_timeout = false;
   if ((v = pc_node_get(n, "timeout")))
-    has_timeout = pc__get_duration(c, "timeout", v, &st->timeout_ms);
+    has_timeout = pc__load_duration(c, "timeout", v, &st->timeout_ms) == 0;
   bool has_retry = false;
   const struct pc_node *retry_node = NULL;
   if ((v = pc__find_key(n, "retry", &k))) {
@@ -551,7 +551,7 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
     }
   }
   if ((v = pc_node_get(n, "continue_on_error")))
-    pc__get_bool(c, "continue_on_error", v, &st->continue_on_error);
+    pc__load_bool(c, "continue_on_error", v, &st->continue_on_error);
   if ((v = pc_node_get(n, "expect"))) {
     load_expect(c, v, &st->expect);
     /* Status and exit code only exist for some actions; a typo'd intention
@@ -585,7 +585,7 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
 }
 
 void pc__load_step_list(struct loader *L, const struct pc_node *n, const char *what,
-                           struct pc_step ***out, size_t *nout)
+                        struct pc_step ***out, size_t *nout)
 {
   struct pc_load_ctx *c = &L->c;
   if (n->kind != PC_NODE_SEQ) {

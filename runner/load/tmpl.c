@@ -65,8 +65,9 @@ static struct pc_expr *expr_new(struct pc_load_ctx *c, const char *src, size_t l
 {
   if (c->wf->nexprs >= PC_MAX_EXPRS) {
     if (!c->exprs_full)
-      pc__error_pos(c, line, col, "too many expressions: a workflow holds at most %d ${{ }} and "
-                "bare expressions", PC_MAX_EXPRS);
+      pc__load_error_at(c, line, col,
+                        "too many expressions: a workflow holds at most %d ${{ }} and bare "
+                        "expressions", PC_MAX_EXPRS);
     c->exprs_full = true;
     return NULL;
   }
@@ -246,7 +247,7 @@ static struct pc_tmpl *tmpl_scalar(struct pc_load_ctx *c, const struct pc_node *
     text_pos(&cur, lit_end, &line, &col);
     const char *close = pc__find(open + 3, len - lit_end - 3, "}}");
     if (close == NULL) {
-      pc__error_pos(c, line, col, "unclosed ${{ (missing }})");
+      pc__load_error_at(c, line, col, "unclosed ${{ (missing }})");
       ok = false;
       break;
     }
@@ -254,7 +255,7 @@ static struct pc_tmpl *tmpl_scalar(struct pc_load_ctx *c, const struct pc_node *
     size_t inner_len = (size_t)(close - inner);
     trim(&inner, &inner_len);
     if (inner_len == 0) {
-      pc__error_pos(c, line, col, "empty ${{ }} expression");
+      pc__load_error_at(c, line, col, "empty ${{ }} expression");
       ok = false;
     } else {
       struct pc_expr *e = expr_new(c, inner, inner_len, line, col);
@@ -350,19 +351,19 @@ struct pc_expr *pc_load_bare_expr(struct pc_load_ctx *c, const struct pc_node *n
   text_pos(&cur, (size_t)(open - n->str), &line, &col);
   const char *close = pc__find(open + 3, len - (size_t)(open - s) - 3, "}}");
   if (close == NULL) {
-    pc__error_pos(c, line, col, "unclosed ${{ (missing }})");
+    pc__load_error_at(c, line, col, "unclosed ${{ (missing }})");
     return NULL;
   }
   if (open != s || close + 2 != s + len) {
-    pc__error_pos(c, line, col,
-              "write the whole condition bare, or wrap all of it in one ${{ }}");
+    pc__load_error_at(c, line, col,
+                      "write the whole condition bare, or wrap all of it in one ${{ }}");
     return NULL;
   }
   const char *inner = s + 3;
   size_t inner_len = (size_t)(close - inner);
   trim(&inner, &inner_len);
   if (inner_len == 0) {
-    pc__error_pos(c, line, col, "empty ${{ }} expression");
+    pc__load_error_at(c, line, col, "empty ${{ }} expression");
     return NULL;
   }
   return expr_new(c, inner, inner_len, line, col);

@@ -1,6 +1,6 @@
 /* values.c: the loader's messages and the typed values it reads from
  * scalars. Every check of the loader reports through pc_load_error (or
- * pc__error_pos for a position inside a scalar) and carries on, so one
+ * pc__load_error_at for a position inside a scalar) and carries on, so one
  * `pacer validate` lists every mistake; the readers here (booleans,
  * integers in a range, numbers, text, durations) say what they expected and
  * what they got, in one wording for the whole format. Also the helpers
@@ -46,7 +46,7 @@ void pc_load_warn(struct pc_load_ctx *c, const struct pc_node *at, const char *f
   free(msg);
 }
 
-void pc__error_pos(struct pc_load_ctx *c, int line, int col, const char *fmt, ...)
+void pc__load_error_at(struct pc_load_ctx *c, int line, int col, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
@@ -82,7 +82,7 @@ struct pc__desc pc__describe(const struct pc_node *n)
 /* The value for `key` in `map`, and the key node itself for messages that
  * are about the key rather than its value. */
 const struct pc_node *pc__find_key(const struct pc_node *map, const char *key,
-                                      const struct pc_node **keynode)
+                                   const struct pc_node **keynode)
 {
   if (map == NULL || map->kind != PC_NODE_MAP)
     return NULL;
@@ -114,14 +114,14 @@ static bool has_expr_marker(const struct pc_node *n)
 
 /* ----------------------------------------------------------- typed values */
 
-bool pc__get_bool(struct pc_load_ctx *c, const char *what, const struct pc_node *n, bool *out)
+int pc__load_bool(struct pc_load_ctx *c, const char *what, const struct pc_node *n, bool *out)
 {
   if (n->kind == PC_NODE_SCALAR && pc_node_scalar_type(n) == PC_SCALAR_BOOL) {
     *out = n->str[0] == 't' || n->str[0] == 'T';
-    return true;
+    return 0;
   }
   pc_load_error(c, n, "%s: expected true or false, got %s", what, pc__describe(n).s);
-  return false;
+  return -1;
 }
 
 /* Parses a core-schema integer (decimal, 0x, 0o); false on overflow. */
@@ -139,44 +139,44 @@ bool pc__parse_int(const struct pc_node *n, long long *out)
   return errno == 0 && *end == '\0';
 }
 
-bool pc__get_int(struct pc_load_ctx *c, const char *what, const struct pc_node *n,
-                    long long min, long long max, int *out)
+int pc__load_int(struct pc_load_ctx *c, const char *what, const struct pc_node *n, long long min,
+                 long long max, int *out)
 {
   long long v;
   bool is_int = n->kind == PC_NODE_SCALAR && pc_node_scalar_type(n) == PC_SCALAR_INT;
   if (is_int && !pc__parse_int(n, &v)) { /* beyond 64 bits: say what would do */
     pc_load_error(c, n, "%s: expected an integer from %lld to %lld, got %s", what, min, max,
                   pc__describe(n).s);
-    return false;
+    return -1;
   }
   if (!is_int) {
     pc_load_error(c, n, "%s: expected an integer, got %s", what, pc__describe(n).s);
-    return false;
+    return -1;
   }
   if (v < min || v > max) {
     pc_load_error(c, n, "%s: expected an integer from %lld to %lld, got %lld", what, min, max,
                   v);
-    return false;
+    return -1;
   }
   *out = (int)v;
-  return true;
+  return 0;
 }
 
-bool pc__get_number(struct pc_load_ctx *c, const char *what, const struct pc_node *n,
-                       double *out)
+int pc__load_number(struct pc_load_ctx *c, const char *what, const struct pc_node *n,
+                    double *out)
 {
   enum pc_scalar_type t = n->kind == PC_NODE_SCALAR ? pc_node_scalar_type(n) : PC_SCALAR_STR;
   if (n->kind != PC_NODE_SCALAR || (t != PC_SCALAR_INT && t != PC_SCALAR_FLOAT)) {
     pc_load_error(c, n, "%s: expected a number, got %s", what, pc__describe(n).s);
-    return false;
+    return -1;
   }
   long long i;
   *out = t == PC_SCALAR_INT && pc__parse_int(n, &i) ? (double)i : strtod(n->str, NULL);
-  return true;
+  return 0;
 }
 
 /* Any non-empty scalar, as text: `name: 2024` is a fine name. */
-char *pc__get_text(struct pc_load_ctx *c, const char *what, const struct pc_node *n)
+char *pc__load_text(struct pc_load_ctx *c, const char *what, const struct pc_node *n)
 {
   if (n->kind != PC_NODE_SCALAR || pc_node_scalar_type(n) == PC_SCALAR_NULL) {
     pc_load_error(c, n, "%s: expected a string, got %s", what, pc__describe(n).s);
@@ -185,23 +185,23 @@ char *pc__get_text(struct pc_load_ctx *c, const char *what, const struct pc_node
   return pc_xstrndup(n->str, n->len);
 }
 
-bool pc__get_duration(struct pc_load_ctx *c, const char *what, const struct pc_node *n,
-                         double *ms)
+int pc__load_duration(struct pc_load_ctx *c, const char *what, const struct pc_node *n,
+                      double *ms)
 {
   const char *prefix = what ? what : "", *sep = what ? ": " : "";
   if (has_expr_marker(n)) {
     pc_load_error(c, n, "%s%sa duration must be written out here; ${{ }} is not allowed", prefix,
                   sep);
-    return false;
+    return -1;
   }
   enum pc_scalar_type t = n->kind == PC_NODE_SCALAR ? pc_node_scalar_type(n) : PC_SCALAR_NULL;
   if (n->kind != PC_NODE_SCALAR || t == PC_SCALAR_NULL || t == PC_SCALAR_BOOL ||
       pc_parse_duration(n->str, ms) < 0) {
     pc_load_error(c, n, "%s%sexpected a duration like \"5s\", got %s", prefix, sep,
                   pc__describe(n).s);
-    return false;
+    return -1;
   }
-  return true;
+  return 0;
 }
 
 int pc_load_no_nul(struct pc_load_ctx *c, const struct pc_node *n, const char *what,
@@ -215,7 +215,7 @@ int pc_load_no_nul(struct pc_load_ctx *c, const struct pc_node *n, const char *w
 
 int pc_load_duration(struct pc_load_ctx *c, const struct pc_node *n, double *ms)
 {
-  return pc__get_duration(c, NULL, n, ms) ? 0 : -1;
+  return pc__load_duration(c, NULL, n, ms);
 }
 
 int pc_load_check_keys(struct pc_load_ctx *c, const struct pc_node *map,

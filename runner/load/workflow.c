@@ -83,13 +83,13 @@ static void load_root(struct loader *L, const struct pc_node *root)
   pc_load_check_keys(c, root, workflow_keys, PC_ARRAY_SIZE(workflow_keys), "workflow");
   const struct pc_node *v;
   if ((v = pc_node_get(root, "name")))
-    wf->name = pc__get_text(c, "name", v);
+    wf->name = pc__load_text(c, "name", v);
   if ((v = pc_node_get(root, "description")))
-    wf->description = pc__get_text(c, "description", v);
+    wf->description = pc__load_text(c, "description", v);
   if ((v = pc_node_get(root, "vars")))
     pc__load_vars(L, v);
   if ((v = pc_node_get(root, "timeout")))
-    pc__get_duration(c, "timeout", v, &wf->timeout_ms);
+    pc__load_duration(c, "timeout", v, &wf->timeout_ms);
   /* Pools and defaults come first: steps refer to both. */
   if ((v = pc_node_get(root, "pools")))
     pc__load_pools(c, v);
