@@ -207,6 +207,31 @@ void pc__load_retry(struct pc_load_ctx *c, const struct pc_node *n, struct pc_re
 
 /* ----------------------------------------------------------------- expect */
 
+/* One bare expression or a list of them (`assert`, `expect.that`): a new
+ * array of those that parsed, their count in *n. A map is refused, and an
+ * empty list unless `empty_ok` (expect.that: [] checks nothing, as it
+ * always has). */
+static struct pc_expr **load_expr_list(struct pc_load_ctx *c, const char *what,
+                                       const struct pc_node *v, bool empty_ok, size_t *n)
+{
+  if (v->kind == PC_NODE_MAP) {
+    pc_load_error(c, v, "%s: expected an expression or a list of them, got a map", what);
+    return NULL;
+  }
+  if (v->kind == PC_NODE_SEQ && v->n == 0 && !empty_ok) {
+    pc_load_error(c, v, "%s: the list is empty", what);
+    return NULL;
+  }
+  size_t cnt = v->kind == PC_NODE_SEQ ? v->n : 1;
+  struct pc_expr **out = pc_xcalloc(cnt, sizeof *out);
+  for (size_t i = 0; i < cnt; i++) {
+    struct pc_expr *e = pc_load_bare_expr(c, v->kind == PC_NODE_SEQ ? v->items[i] : v);
+    if (e)
+      out[(*n)++] = e;
+  }
+  return out;
+}
+
 static void add_status(struct pc_expect *e, int lo, int hi)
 {
   e->status = pc_xrealloc(e->status, (e->nstatus + 1) * sizeof *e->status);
@@ -259,19 +284,8 @@ static void load_expect(struct pc_load_ctx *c, const struct pc_node *n, struct p
       }
     }
   }
-  if ((v = pc_node_get(n, "that"))) {
-    if (v->kind == PC_NODE_MAP) {
-      pc_load_error(c, v, "expect.that: expected an expression or a list of them, got a map");
-      return;
-    }
-    size_t cnt = v->kind == PC_NODE_SEQ ? v->n : 1;
-    e->that = pc_xcalloc(cnt, sizeof *e->that);
-    for (size_t i = 0; i < cnt; i++) {
-      struct pc_expr *x = pc_load_bare_expr(c, v->kind == PC_NODE_SEQ ? v->items[i] : v);
-      if (x)
-        e->that[e->nthat++] = x;
-    }
-  }
+  if ((v = pc_node_get(n, "that")))
+    e->that = load_expr_list(c, "expect.that", v, true, &e->nthat);
 }
 
 /* ------------------------------------------------------------------ steps */
@@ -399,24 +413,6 @@ static void load_outputs(struct pc_load_ctx *c, struct pc_step *st, const struct
   }
 }
 
-static void load_asserts(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
-{
-  if (v->kind == PC_NODE_MAP) {
-    pc_load_error(c, v, "assert: expected an expression or a list of them, got a map");
-    return;
-  }
-  if (v->kind == PC_NODE_SEQ && v->n == 0) {
-    pc_load_error(c, v, "assert: the list is empty");
-    return;
-  }
-  size_t cnt = v->kind == PC_NODE_SEQ ? v->n : 1;
-  st->asserts = pc_xcalloc(cnt, sizeof *st->asserts);
-  for (size_t i = 0; i < cnt; i++) {
-    struct pc_expr *e = pc_load_bare_expr(c, v->kind == PC_NODE_SEQ ? v->items[i] : v);
-    if (e)
-      st->asserts[st->nasserts++] = e;
-  }
-}
 
 /* Loads the action value: groups recurse, assert is handled here, every
  * other action validates its own value through the action table. */
@@ -429,7 +425,7 @@ static void load_action(struct loader *L, struct pc_step *st, const struct pc_no
       st->action = actions[i].action;
   switch (st->action) {
   case PC_ACT_ASSERT:
-    load_asserts(c, st, v);
+    st->asserts = load_expr_list(c, "assert", v, false, &st->nasserts);
     return;
   case PC_ACT_STEPS:
   case PC_ACT_GATHER:

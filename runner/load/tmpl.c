@@ -219,6 +219,24 @@ static void add_part(struct pc_tmpl *t, size_t *cap, const char *lit, size_t len
   p->expr = e;
 }
 
+/* One ${{ }} marker: `open` points at a "${{" in text that ends at `end`.
+ * Returns the "}}" that closes it, with the text between them, trimmed
+ * (perhaps empty), in *inner; or reports an unclosed marker at line:col
+ * and returns NULL. */
+static const char *marker(struct pc_load_ctx *c, const char *open, const char *end, int line,
+                          int col, const char **inner, size_t *inner_len)
+{
+  const char *close = pc__find(open + 3, (size_t)(end - open) - 3, "}}");
+  if (close == NULL) {
+    pc__load_error_at(c, line, col, "unclosed ${{ (missing }})");
+    return NULL;
+  }
+  *inner = open + 3;
+  *inner_len = (size_t)(close - *inner);
+  trim(inner, inner_len);
+  return close;
+}
+
 /* Splits a scalar at its ${{ }} markers. The first `}}` closes an
  * expression, even inside a Lua string literal: rare, and predictable. */
 static struct pc_tmpl *tmpl_scalar(struct pc_load_ctx *c, const struct pc_node *n)
@@ -231,7 +249,7 @@ static struct pc_tmpl *tmpl_scalar(struct pc_load_ctx *c, const struct pc_node *
   struct pc_tmpl *t = tmpl_new(PC_T_INTERP, n);
   t->has_expr = true;
   struct text_cursor cur = text_cursor(n);
-  size_t cap = 0, pos = 0, nexpr = 0;
+  size_t cap = 0, pos = 0, nexpr = 0, inner_len;
   bool ok = true, blank_lits = true;
   while (pos < len) {
     const char *open = pc__find(s + pos, len - pos, "${{");
@@ -245,15 +263,11 @@ static struct pc_tmpl *tmpl_scalar(struct pc_load_ctx *c, const struct pc_node *
       break;
     int line, col;
     text_pos(&cur, lit_end, &line, &col);
-    const char *close = pc__find(open + 3, len - lit_end - 3, "}}");
+    const char *inner, *close = marker(c, open, s + len, line, col, &inner, &inner_len);
     if (close == NULL) {
-      pc__load_error_at(c, line, col, "unclosed ${{ (missing }})");
       ok = false;
       break;
     }
-    const char *inner = open + 3;
-    size_t inner_len = (size_t)(close - inner);
-    trim(&inner, &inner_len);
     if (inner_len == 0) {
       pc__load_error_at(c, line, col, "empty ${{ }} expression");
       ok = false;
@@ -349,19 +363,16 @@ struct pc_expr *pc_load_bare_expr(struct pc_load_ctx *c, const struct pc_node *n
   if (open == NULL)
     return expr_new(c, s, len, line, col);
   text_pos(&cur, (size_t)(open - n->str), &line, &col);
-  const char *close = pc__find(open + 3, len - (size_t)(open - s) - 3, "}}");
-  if (close == NULL) {
-    pc__load_error_at(c, line, col, "unclosed ${{ (missing }})");
+  const char *inner;
+  size_t inner_len;
+  const char *close = marker(c, open, s + len, line, col, &inner, &inner_len);
+  if (close == NULL)
     return NULL;
-  }
   if (open != s || close + 2 != s + len) {
     pc__load_error_at(c, line, col,
                       "write the whole condition bare, or wrap all of it in one ${{ }}");
     return NULL;
   }
-  const char *inner = s + 3;
-  size_t inner_len = (size_t)(close - inner);
-  trim(&inner, &inner_len);
   if (inner_len == 0) {
     pc__load_error_at(c, line, col, "empty ${{ }} expression");
     return NULL;
