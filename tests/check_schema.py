@@ -4,7 +4,14 @@
 Usage: check_schema.py --pacer PATH
 
   - the output is JSON and a valid draft-07 schema (jsonschema's
-    Draft7Validator.check_schema);
+    Draft7Validator.check_schema), and it is schema/workflow.schema.json
+    byte for byte (the file the build embeds; the schema is never a C
+    string);
+  - the file keeps the shape that lets its action parts be generated from
+    the actions' parameter tables (runner/load/schema.c): each branch of
+    the step's oneOf requires one key, and each key that is not a group
+    (steps, gather) is a property that is only a $ref to the definition
+    named after it;
   - every workflows/*.yml and tests/cases/*.yml that `pacer validate`
     accepts validates against it too (the schema never rejects a good file);
   - a set of invalid workflows is rejected, each for the expected reason.
@@ -70,6 +77,36 @@ def load_yaml(path_or_text, is_text=False):
         return yaml.load(f, Loader=Yaml12Loader)
 
 
+GROUPS = {"steps", "gather"}
+
+
+def action_parts_problems(schema):
+    """The places a generator will fill from the parameter tables."""
+    out = []
+    defs = schema.get("definitions", {})
+    step = defs.get("step", {})
+    props = step.get("properties", {})
+    keys = []
+    for branch in step.get("oneOf", []):
+        req = branch.get("required", [])
+        if set(branch) != {"required"} or len(req) != 1:
+            out.append("definitions.step.oneOf: each branch is {\"required\": [KEY]}, got %r"
+                       % branch)
+            continue
+        keys.append(req[0])
+    for key in keys:
+        if key in GROUPS:
+            continue
+        if props.get(key) != {"$ref": "#/definitions/" + key}:
+            out.append("definitions.step.properties.%s: must be only {\"$ref\": "
+                       "\"#/definitions/%s\"}" % (key, key))
+        if key not in defs:
+            out.append("definitions.%s: the action's value schema is missing" % key)
+    if not out:
+        print("ok %d action parts in generator shape" % (len(keys) - len(GROUPS)))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pacer", default=os.environ.get("PACER") or os.path.join(
@@ -85,6 +122,10 @@ def main():
     jsonschema.Draft7Validator.check_schema(schema)
     validator = jsonschema.Draft7Validator(schema)
     print("ok schema is valid draft-07")
+    with open(os.path.join(HERE, "..", "schema", "workflow.schema.json"), encoding="utf-8") as f:
+        if f.read() != p.stdout:
+            problems.append("`pacer schema` is not schema/workflow.schema.json as it is")
+    problems += action_parts_problems(schema)
 
     # The schema must accept whatever the loader accepts. Files the loader
     # rejects (cases about load errors) are skipped: the loader checks more
@@ -97,14 +138,15 @@ def main():
                        capture_output=True, text=True, timeout=60)
     ok = {line[:-len(": ok")] for line in v.stdout.splitlines() if line.endswith(": ok")}
     files = [path for path in files if path in ok]
+    before = len(problems)
     for path in files:
         doc = load_yaml(path)
         errs = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
         if errs:
             problems.append("%s: %s at %s" % (os.path.relpath(path, HERE), errs[0].message[:300],
                                               "/".join(map(str, errs[0].absolute_path))))
-    print("ok %d workflow files validate" % (len(files) - len(problems))
-          if not problems else "FAIL some workflow files do not validate")
+    print("ok %d workflow files validate" % len(files)
+          if len(problems) == before else "FAIL some workflow files do not validate")
 
     for what, text, word in INVALID:
         errs = list(validator.iter_errors(load_yaml(text, is_text=True)))

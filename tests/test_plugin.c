@@ -1,9 +1,11 @@
 /* test_plugin.c: the plugin loader (script/plugin.c), as `pacer validate`
  * runs it: real workflow files and plugin files in a fresh temporary
- * directory per test, loaded, compiled and checked (pc_plugins_check);
+ * directory per test, loaded through the one door (pc_load: compiled, then
+ * the plugin checks);
  * every test asserts the exact diagnostics (count, position, text). Covers
  * the search order (plugins/ beside the workflow, then --plugins
- * directories in order, then PACER_PLUGIN_PATH entries), the name rules,
+ * directories in order, then PACER_PLUGIN_PATH entries: both reach the
+ * loader as the options' plugin directories, in that order), the name rules,
  * the checking of `with` against a plugin's inputs, and load errors. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +22,7 @@
 #include "base/diag.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "load/load.h"
 #include "model/workflow.h"
 #include "script/luahost.h"
 #include "script/plugin.h"
@@ -29,6 +32,8 @@ struct fixture {
   struct pc_diag d;
   int rc;
   size_t mem_limit; /* 0: the default */
+  const char *dirs[8]; /* the options' plugin directories */
+  size_t ndirs;
 };
 
 static void write_file(const char *path, const char *text)
@@ -64,16 +69,12 @@ static void check(struct fixture *f, const char *text)
   pc_diag_free(&f->d);
   pc_diag_init(&f->d);
   struct pc_workflow *wf = NULL;
-  f->rc = -1;
-  if (pc_workflow_load(path, &wf, &f->d) != 0)
-    return;
   struct pc_lua *h = pc_lua_new();
   assert_non_null(h);
   if (f->mem_limit)
     pc_lua_set_memory_limit(h, f->mem_limit);
-  f->rc = pc_lua_compile_workflow(h, wf, &f->d);
-  if (f->rc == 0)
-    f->rc = pc_plugins_check(h, wf, &f->d);
+  struct pc_load_opts o = {.plugin_dirs = f->dirs, .nplugin_dirs = f->ndirs, .warnings = true};
+  f->rc = pc_load(path, &o, h, &wf, &f->d);
   pc_workflow_free(wf);
   pc_lua_free(h);
 }
@@ -102,8 +103,6 @@ static int setup(void **state)
   snprintf(f->dir, sizeof f->dir, "/tmp/pacer-test-plugin-XXXXXX");
   assert_non_null(mkdtemp(f->dir));
   pc_diag_init(&f->d);
-  unsetenv("PACER_PLUGIN_PATH");
-  pc_plugin_clear_dirs();
   *state = f;
   return 0;
 }
@@ -112,8 +111,6 @@ static int teardown(void **state)
 {
   struct fixture *f = *state;
   pc_diag_free(&f->d);
-  pc_plugin_clear_dirs();
-  unsetenv("PACER_PLUGIN_PATH");
   char *cmd = pc_asprintf("rm -rf '%s'", f->dir);
   assert_int_equal(system(cmd), 0);
   free(cmd);
@@ -139,10 +136,10 @@ static void test_search_order(void **state)
   struct fixture *f = *state;
   char *extra1 = sub_path(f, "extra1"), *extra2 = sub_path(f, "extra2");
   char *env1 = sub_path(f, "env1"), *env2 = sub_path(f, "env2");
-  char *envp = pc_asprintf("%s::%s", env1, env2); /* an empty entry is skipped */
-  setenv("PACER_PLUGIN_PATH", envp, 1);
-  pc_plugin_add_dir(extra1);
-  pc_plugin_add_dir(extra2);
+  /* --plugins extra1 --plugins extra2, PACER_PLUGIN_PATH=env1:env2 */
+  const char *dirs[] = {extra1, extra2, env1, env2};
+  memcpy(f->dirs, dirs, sizeof dirs);
+  f->ndirs = 4;
 
   /* Last in the order first: each new copy, earlier in the order, wins. */
   plugin(f, "env2", "p", only_input("a"));
@@ -170,7 +167,6 @@ static void test_search_order(void **state)
     fail_msg("\"%s\" lacks \"%s\"", f->d.items[0].msg, want);
   free(want);
   free(plugins);
-  free(envp);
   free(env1);
   free(env2);
   free(extra1);

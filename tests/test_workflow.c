@@ -1,8 +1,11 @@
-/* test_workflow.c: the workflow model. One valid file checked field by
- * field (defaults reach leaf steps only, pools resolve, retry merges key by
- * key, templates get the right kinds), then invalid snippets, each with the
- * exact position and message of its error, and a file with many errors that
- * must report all of them in order. */
+/* test_workflow.c: the workflow model, loaded through the one door
+ * (pc_load, pc_load_string). One valid file checked field by field
+ * (defaults reach leaf steps only, pools resolve, retry merges key by key,
+ * templates get the right kinds), then invalid snippets, each with the
+ * exact position and message of its error, a file with many errors that
+ * must report all of them in order, the checked-in bad fixtures, the
+ * reference check, and what the load options change (--var names and
+ * their warning, warnings kept or not, plugin directories). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,17 +19,26 @@
 #include <string.h>
 
 #include "base/util.h"
-#include "script/luahost.h"
-#include "script/plugin.h"
-#include "load/refs.h"
+#include "load/load.h"
 #include "model/workflow.h"
+#include "script/luahost.h"
+
+/* One Lua host for the loads of every test (made by main): each load
+ * compiles its expressions into it. */
+static struct pc_lua *host;
+
+static int load_text(const char *name, const char *text, const struct pc_load_opts *opts,
+                     struct pc_workflow **wf, struct pc_diag *d)
+{
+  return pc_load_string(name, text, strlen(text), opts, host, wf, d);
+}
 
 static struct pc_workflow *load_ok(const char *text)
 {
   struct pc_diag d;
   pc_diag_init(&d);
   struct pc_workflow *wf = NULL;
-  if (pc_workflow_load_string("dir/t.yml", text, strlen(text), &wf, &d) != 0) {
+  if (load_text("dir/t.yml", text, NULL, &wf, &d) != 0) {
     pc_diag_print(&d, stderr);
     fail_msg("the workflow did not load");
   }
@@ -42,7 +54,7 @@ static void bad_n(const char *text, size_t n, int line, int col, const char *sub
   struct pc_diag d;
   pc_diag_init(&d);
   struct pc_workflow *wf = (struct pc_workflow *)&d; /* must be reset */
-  assert_int_equal(pc_workflow_load_string("t.yml", text, strlen(text), &wf, &d), -1);
+  assert_int_equal(load_text("t.yml", text, NULL, &wf, &d), -1);
   assert_null(wf);
   bool found = false;
   for (size_t i = 0; i < d.n; i++)
@@ -170,7 +182,7 @@ static void test_valid_templates(void **state)
   assert_int_equal(whole->u.expr->line, 10);
   assert_int_equal(whole->u.expr->col, 10);
   assert_string_equal(whole->u.expr->file, "dir/t.yml");
-  assert_int_equal(whole->u.expr->ref, -2);
+  assert_true(whole->u.expr->ref != -2); /* compiled by the door (-2: LUA_NOREF) */
 
   const struct pc_tmpl *mixed = pc_tmpl_get(v, "mixed");
   assert_int_equal(mixed->kind, PC_T_INTERP);
@@ -323,15 +335,15 @@ static void test_small_things(void **state)
 
   /* A bare `${{ }}` condition is unwrapped; a single assert scalar is fine. */
   wf = load_ok("steps:\n"
-               "  - if: ${{ vars.x > 1 }}\n"
-               "    assert: vars.x ~= nil\n"
+               "  - if: ${{ env.x > 1 }}\n"
+               "    assert: env.x ~= nil\n"
                "  - log: ' ${{ 1 }} '\n"
                "  - log: |\n"
                "      a ${{ b }}\n");
-  assert_string_equal(wf->steps[0]->if_expr->src, "vars.x > 1");
+  assert_string_equal(wf->steps[0]->if_expr->src, "env.x > 1");
   assert_int_equal(wf->steps[0]->if_expr->col, 9);
   assert_int_equal(wf->steps[0]->nasserts, 1);
-  assert_string_equal(wf->steps[0]->asserts[0]->src, "vars.x ~= nil");
+  assert_string_equal(wf->steps[0]->asserts[0]->src, "env.x ~= nil");
   /* Whitespace around a lone expression still keeps its type. */
   assert_int_equal(wf->steps[1]->params->kind, PC_T_EXPR);
   /* In a block scalar the scalar's own position is used. */
@@ -556,7 +568,7 @@ static void test_warnings_do_not_fail(void **state)
   struct pc_diag d;
   pc_diag_init(&d);
   struct pc_workflow *wf = NULL;
-  assert_int_equal(pc_workflow_load_string("t.yml", text, strlen(text), &wf, &d), 0);
+  assert_int_equal(load_text("t.yml", text, NULL, &wf, &d), 0);
   assert_non_null(wf);
   assert_int_equal(d.n, 1);
   assert_true(d.items[0].warning);
@@ -573,7 +585,7 @@ static void test_warnings_do_not_fail(void **state)
                          "  - sleep: nope\n";
   pc_diag_init(&d);
   wf = NULL;
-  assert_int_equal(pc_workflow_load_string("t.yml", bad_text, strlen(bad_text), &wf, &d), -1);
+  assert_int_equal(load_text("t.yml", bad_text, NULL, &wf, &d), -1);
   assert_null(wf);
   assert_int_equal(d.n, 2);
   assert_int_equal(pc_diag_count(&d), 1);
@@ -603,7 +615,7 @@ static void test_many_errors(void **state)
   struct pc_diag d;
   pc_diag_init(&d);
   struct pc_workflow *wf;
-  assert_int_equal(pc_workflow_load_string("t.yml", text, strlen(text), &wf, &d), -1);
+  assert_int_equal(load_text("t.yml", text, NULL, &wf, &d), -1);
   static const struct {
     int line, col;
     const char *substr;
@@ -640,20 +652,14 @@ static void check_fixture(const char *path, bool has_expect_line)
   struct pc_diag d;
   pc_diag_init(&d);
   struct pc_workflow *wf;
-  /* The same pipeline as `pacer validate`: some fixtures are only caught
-   * when expressions compile or plugins are checked. */
-  if (pc_workflow_load(path, &wf, &d) == 0) {
-    struct pc_lua *h = pc_lua_new();
-    assert_non_null(h);
-    int rc = pc_workflow_check_refs(wf, NULL, 0, &d);
-    if (pc_lua_compile_workflow(h, wf, &d) != 0)
-      rc = -1;
-    if (rc == 0)
-      rc = pc_plugins_check(h, wf, &d);
-    assert_int_equal(rc, -1);
-    pc_workflow_free(wf);
-    pc_lua_free(h);
-  }
+  /* The same door as `pacer validate`: some fixtures are only caught when
+   * expressions compile or plugins are checked. A fresh host each, as
+   * validate has. */
+  struct pc_lua *h = pc_lua_new();
+  assert_non_null(h);
+  assert_int_equal(pc_load(path, NULL, h, &wf, &d), -1);
+  assert_null(wf);
+  pc_lua_free(h);
   assert_true(d.n >= 1);
   if (has_expect_line) {
     FILE *y = fopen(path, "r");
@@ -703,13 +709,16 @@ static void test_bad_fixtures(void **state)
   assert_true(ncases >= 20);
 }
 
-/* Runs the reference check on `text`; returns the messages joined by "\n". */
+/* Loads `text` with `extra` as the names --var and --vars-file define;
+ * returns the messages (of the reference check: the texts are otherwise
+ * valid) joined by "\n". */
 static char *refs_of(const char *text, const char *const *extra, size_t nextra)
 {
-  struct pc_workflow *wf = load_ok(text);
+  struct pc_load_opts o = {.var_names = extra, .nvar_names = nextra, .warnings = true};
+  struct pc_workflow *wf = NULL;
   struct pc_diag d;
   pc_diag_init(&d);
-  int rc = pc_workflow_check_refs(wf, extra, nextra, &d);
+  int rc = load_text("t.yml", text, &o, &wf, &d);
   assert_int_equal(rc, d.n ? -1 : 0);
   struct pc_buf b;
   pc_buf_init(&b, 1 << 20);
@@ -730,7 +739,8 @@ static char *refs_of(const char *text, const char *const *extra, size_t nextra)
  * c and the id-less fourth, whether each is read. */
 static void readers_case(const char *reads, const bool want[4])
 {
-  char *text = pc_asprintf("steps:\n"
+  char *text = pc_asprintf("vars: {x: a}\n"
+                           "steps:\n"
                            "  - id: a\n    for_each: [1, 2]\n    sleep: 0\n"
                            "  - id: b\n    log: x\n"
                            "  - gather:\n      - id: c\n        log: y\n"
@@ -822,6 +832,121 @@ static void test_refs(void **state)
   free(r);
 }
 
+/* What the load options change. The names --var defines that the file
+ * does not declare get a warning (with a hint when one is close; names from
+ * --vars-file do not); warnings = false drops the warnings of a load that
+ * succeeds and keeps those of a load that fails, beside its errors. */
+static void test_load_opts_vars_and_warnings(void **state)
+{
+  (void)state;
+  static const char *const names[] = {"regoin", "token", "region", "fromfile"};
+  const char *text = "vars: {region: x}\nsteps:\n  - log: \"${{ vars.fromfile }}\"\n";
+  struct pc_load_opts o = {
+      .var_names = names, .nvar_names = 4, .nvar_cli = 3, .warnings = true};
+  struct pc_workflow *wf = NULL;
+  struct pc_diag d;
+  pc_diag_init(&d);
+  assert_int_equal(load_text("t.yml", text, &o, &wf, &d), 0);
+  pc_workflow_free(wf);
+  assert_int_equal(d.n, 2);
+  assert_true(d.items[0].warning && d.items[1].warning);
+  assert_string_equal(d.items[0].msg, "--var regoin: the workflow declares no var \"regoin\"; did "
+                                      "you mean \"region\"?");
+  assert_string_equal(d.items[1].msg,
+                      "--var token: the workflow declares no var \"token\" under `vars:`");
+  pc_diag_free(&d);
+
+  o.warnings = false;
+  pc_diag_init(&d);
+  assert_int_equal(load_text("t.yml", text, &o, &wf, &d), 0);
+  pc_workflow_free(wf);
+  assert_int_equal(d.n, 0);
+  pc_diag_free(&d);
+
+  const char *bad = "steps:\n"
+                    "  - http: { post: \"http://h/x\" }\n"
+                    "    retry: { attempts: 2, on: [5xx] }\n"
+                    "  - log: \"${{ vars.nope }}\"\n";
+  pc_diag_init(&d);
+  assert_int_equal(load_text("t.yml", bad, &o, &wf, &d), -1);
+  assert_null(wf);
+  assert_int_equal(d.n, 2);
+  assert_true(d.items[0].warning);
+  assert_int_equal(d.items[0].line, 3);
+  assert_false(d.items[1].warning);
+  assert_non_null(strstr(d.items[1].msg, "unknown var \"nope\""));
+  pc_diag_free(&d);
+}
+
+/* Plugin directories come from the load options only: there is no global
+ * list, and the loader does not read PACER_PLUGIN_PATH (the command line
+ * puts its entries into the options). */
+static void test_load_opts_plugin_dirs(void **state)
+{
+  (void)state;
+  const char *data = getenv("PACER_TEST_DATA");
+  if (data == NULL)
+    skip();
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/plugins", data);
+  const char *text = "steps:\n  - uses: greet\n    with: {name: x}\n";
+  struct pc_workflow *wf = NULL;
+  struct pc_diag d;
+
+  assert_int_equal(setenv("PACER_PLUGIN_PATH", dir, 1), 0);
+  pc_diag_init(&d);
+  assert_int_equal(load_text("nowhere/t.yml", text, NULL, &wf, &d), -1);
+  unsetenv("PACER_PLUGIN_PATH");
+  assert_int_equal(d.n, 1);
+  assert_int_equal(d.items[0].line, 2);
+  assert_int_equal(d.items[0].col, 11);
+  assert_non_null(strstr(d.items[0].msg, "no plugin named \"greet\" (looked for greet.lua in: "
+                                         "nowhere/plugins, "));
+  assert_null(strstr(d.items[0].msg, dir));
+  pc_diag_free(&d);
+
+  const char *const dirs[] = {"/nonexistent", dir};
+  struct pc_load_opts o = {.plugin_dirs = dirs, .nplugin_dirs = 2, .warnings = true};
+  pc_diag_init(&d);
+  assert_int_equal(load_text("nowhere/t.yml", text, &o, &wf, &d), 0);
+  assert_int_equal(d.n, 0);
+  pc_workflow_free(wf);
+  pc_diag_free(&d);
+}
+
+/* Positions inside inline Lua come from the nodes, never from reading the
+ * file again: the file named here does not exist. A syntax error on a
+ * later line of a `|` block is at that line's first non-blank character
+ * (the block's column plus the code's own indentation); Lua's "<eof>" line
+ * after the block is at the block's column. */
+static void test_inline_lua_positions(void **state)
+{
+  (void)state;
+  const char *text = "steps:\n"                  /* 1 */
+                     "  - log: x\n"               /* 2 */
+                     "  - lua: |\n"               /* 3 */
+                     "      local a = 1\n"        /* 4 */
+                     "        local b = = 2\n"    /* 5 */
+                     "  - lua: |\n"               /* 6 */
+                     "      if x then\n"          /* 7 */
+                     "  - log: y\n";              /* 8 */
+  struct pc_workflow *wf = NULL;
+  struct pc_diag d;
+  pc_diag_init(&d);
+  assert_int_equal(load_text("no/such/dir/t.yml", text, NULL, &wf, &d), -1);
+  assert_null(wf);
+  if (d.n != 2)
+    pc_diag_print(&d, stderr);
+  assert_int_equal(d.n, 2);
+  assert_int_equal(d.items[0].line, 5);
+  assert_int_equal(d.items[0].col, 9);
+  assert_non_null(strstr(d.items[0].msg, "lua: syntax error: unexpected symbol near '='"));
+  assert_int_equal(d.items[1].line, 8);
+  assert_int_equal(d.items[1].col, 7);
+  assert_non_null(strstr(d.items[1].msg, "'end' expected"));
+  pc_diag_free(&d);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -842,6 +967,13 @@ int main(void)
     cmocka_unit_test(test_warnings_do_not_fail),
     cmocka_unit_test(test_many_errors),
     cmocka_unit_test(test_bad_fixtures),
+    cmocka_unit_test(test_load_opts_vars_and_warnings),
+    cmocka_unit_test(test_load_opts_plugin_dirs),
+    cmocka_unit_test(test_inline_lua_positions),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  host = pc_lua_new();
+  assert_non_null(host);
+  int failed = cmocka_run_group_tests(tests, NULL, NULL);
+  pc_lua_free(host);
+  return failed;
 }

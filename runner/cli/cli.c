@@ -1,6 +1,8 @@
-/* cli.c: parses the command line, loads and checks workflow files, and
- * hands them to the engine. Loading errors are printed as
- * "file:line:column: error: ..." and exit 2 before anything runs. */
+/* cli.c: parses the command line, loads and checks workflow files through
+ * the one door (pc_load, with the options the command line and the
+ * environment give), and hands them to the engine. Loading errors are
+ * printed as "file:line:column: error: ..." and exit 2 before anything
+ * runs. */
 #include "cli/cli.h"
 
 #include <errno.h>
@@ -24,7 +26,7 @@
 #include "script/luahost.h"
 #include "script/plugin.h"
 #include "report/progress.h"
-#include "load/refs.h"
+#include "load/load.h"
 #include "report/report.h"
 #include "load/schema.h"
 #include "base/util.h"
@@ -60,15 +62,25 @@ static void usage(FILE *f)
         f);
 }
 
-/* The Lua memory limit in MiB: --lua-memory, else PACER_LUA_MEMORY, else
- * the default (0 here). */
-static long lua_memory_mb;
+/* What run, validate and plugins share: the options common to them, and
+ * the plugin directories loading searches. Made by cli_main from the
+ * environment, completed by common_option; freed by cli_free. */
+struct cli {
+  /* The Lua memory limit in MiB: --lua-memory, else PACER_LUA_MEMORY, else
+   * the default (0 here). */
+  long lua_memory_mb;
+  /* --plugins directories in order, then the PACER_PLUGIN_PATH entries
+   * (added by plugin_dirs_done); owned. */
+  char **plugin_dirs;
+  size_t nplugin_dirs;
+  bool env_dirs_added;
+};
 
 /* Takes the value of an option given as "--opt VALUE" or "--opt=VALUE". */
 static const char *opt_value(const char *name, int argc, char **argv, int *i);
 static bool opt_is(const char *a, const char *name);
 
-static int parse_memory(const char *v, const char *what)
+static int parse_memory(struct cli *cli, const char *v, const char *what)
 {
   char *end;
   errno = 0;
@@ -78,13 +90,47 @@ static int parse_memory(const char *v, const char *what)
             what, v);
     return -1;
   }
-  lua_memory_mb = mb;
+  cli->lua_memory_mb = mb;
   return 0;
+}
+
+static void add_plugin_dir(struct cli *cli, char *dir)
+{
+  cli->plugin_dirs = pc_xrealloc(cli->plugin_dirs,
+                                 (cli->nplugin_dirs + 1) * sizeof *cli->plugin_dirs);
+  cli->plugin_dirs[cli->nplugin_dirs++] = dir;
+}
+
+/* The --plugins directories are all known once the options are parsed:
+ * the PACER_PLUGIN_PATH entries (colon-separated, empty ones skipped) go
+ * after them, searched later. */
+static void plugin_dirs_done(struct cli *cli)
+{
+  if (cli->env_dirs_added)
+    return;
+  cli->env_dirs_added = true;
+  const char *p = getenv("PACER_PLUGIN_PATH");
+  while (p && *p) {
+    size_t len = strcspn(p, ":");
+    if (len)
+      add_plugin_dir(cli, pc_xstrndup(p, len));
+    p += len;
+    if (*p == ':')
+      p++;
+  }
+}
+
+static void cli_free(struct cli *cli)
+{
+  for (size_t i = 0; i < cli->nplugin_dirs; i++)
+    free(cli->plugin_dirs[i]);
+  free(cli->plugin_dirs);
+  *cli = (struct cli){0};
 }
 
 /* Options shared by run, validate and plugins. Returns 1 if argv[*i] was
  * one (consumed), 0 if not, -1 after printing an error. */
-static int common_option(int argc, char **argv, int *i)
+static int common_option(struct cli *cli, int argc, char **argv, int *i)
 {
   const char *a = argv[*i], *v;
   if (opt_is(a, "--plugins")) {
@@ -92,7 +138,7 @@ static int common_option(int argc, char **argv, int *i)
       fprintf(stderr, "pacer: --plugins needs a directory\n");
       return -1;
     }
-    pc_plugin_add_dir(v);
+    add_plugin_dir(cli, pc_xstrdup(v));
     return 1;
   }
   if (opt_is(a, "--lua-memory")) {
@@ -100,16 +146,16 @@ static int common_option(int argc, char **argv, int *i)
       fprintf(stderr, "pacer: --lua-memory needs a number of MiB\n");
       return -1;
     }
-    return parse_memory(v, "--lua-memory") == 0 ? 1 : -1;
+    return parse_memory(cli, v, "--lua-memory") == 0 ? 1 : -1;
   }
   return 0;
 }
 
-static struct pc_lua *new_lua(void)
+static struct pc_lua *new_lua(const struct cli *cli)
 {
   struct pc_lua *h = pc_lua_new();
-  if (h && lua_memory_mb > 0)
-    pc_lua_set_memory_limit(h, (size_t)lua_memory_mb << 20);
+  if (h && cli->lua_memory_mb > 0)
+    pc_lua_set_memory_limit(h, (size_t)cli->lua_memory_mb << 20);
   return h;
 }
 
@@ -191,62 +237,36 @@ static int gather_var_names(const char *cmd, const char *const *vars, size_t nva
   return 0;
 }
 
-/* --var of a name the workflow does not declare under `vars:` is allowed (a
- * var only --var sets), but is often a typo: say so. */
-static void warn_undeclared_vars(const struct pc_workflow *wf, const struct var_names *vn,
-                                 struct pc_diag *d)
+/* The load options of a command, borrowing from `cli` and `vn`: the
+ * plugin directories, the names --var and --vars-file define, and whether
+ * warnings are shown (not with -q: a cron job run with -q stays silent
+ * when all is well; `validate` shows them). */
+static struct pc_load_opts load_opts(struct cli *cli, const struct var_names *vn)
 {
-  size_t ndecl = wf->vars ? wf->vars->u.coll.n : 0;
-  const char *const *decl = ndecl ? (const char *const *)wf->vars->u.coll.keys : NULL;
-  for (size_t i = 0; i < vn->nvar; i++) {
-    const char *name = vn->names[i];
-    size_t j = 0;
-    while (j < ndecl && strcmp(decl[j], name) != 0)
-      j++;
-    if (j < ndecl)
-      continue;
-    const char *hint = pc_did_you_mean(name, decl, ndecl);
-    if (hint)
-      pc_diag_warn(d, wf->file, 0, 0,
-                   "--var %s: the workflow declares no var \"%s\"; did you mean \"%s\"?", name,
-                   name, hint);
-    else
-      pc_diag_warn(d, wf->file, 0, 0,
-                   "--var %s: the workflow declares no var \"%s\" under `vars:`", name, name);
-  }
+  plugin_dirs_done(cli);
+  return (struct pc_load_opts){
+      .plugin_dirs = (const char *const *)cli->plugin_dirs,
+      .nplugin_dirs = cli->nplugin_dirs,
+      .var_names = vn ? (const char *const *)vn->names : NULL,
+      .nvar_names = vn ? vn->n : 0,
+      .nvar_cli = vn ? vn->nvar : 0,
+      .warnings = pc_log_enabled(PC_LOG_WARN),
+  };
 }
 
 /* Loads, checks and compiles one file. Returns 0, or -1 with errors printed. */
-static int load_workflow(const char *path, struct pc_lua *h, const struct var_names *vn,
+static int load_workflow(const char *path, struct pc_lua *h, const struct pc_load_opts *opts,
                          struct pc_workflow **out)
 {
   struct pc_diag d;
   pc_diag_init(&d);
-  struct pc_workflow *wf = NULL;
-  int rc = pc_workflow_load(path, &wf, &d);
-  /* Names that do not exist (steps.ID, vars.NAME), then expressions are
-   * compiled whatever the outcome, so one validate shows every mistake. */
-  if (rc == 0 && pc_workflow_check_refs(wf, (const char *const *)vn->names, vn->n, &d) != 0)
-    rc = -1;
-  if (wf && pc_lua_compile_workflow(h, wf, &d) != 0)
-    rc = -1;
-  /* Plugins and inline Lua: found, loaded, inputs checked, code compiled. */
-  if (rc == 0 && pc_plugins_check(h, wf, &d) != 0)
-    rc = -1;
-  /* Errors always; warnings unless -q (a cron job run with -q stays
-   * silent when all is well; `validate` shows them). */
-  if (rc == 0)
-    warn_undeclared_vars(wf, vn, &d);
-  if (rc != 0 || pc_log_enabled(PC_LOG_WARN))
-    print_diags(&d);
+  int rc = pc_load(path, opts, h, out, &d);
+  print_diags(&d);
   if (rc != 0) {
     size_t n = pc_diag_count(&d);
     fprintf(stderr, "%s: %zu error%s; nothing was run\n", path, n, n == 1 ? "" : "s");
-    pc_workflow_free(wf);
-    wf = NULL;
   }
   pc_diag_free(&d);
-  *out = wf;
   return rc;
 }
 
@@ -331,7 +351,7 @@ static int cmd_version(void)
   return PC_EXIT_OK;
 }
 
-static int cmd_validate(int argc, char **argv)
+static int cmd_validate(struct cli *cli, int argc, char **argv)
 {
   const char **files = pc_xcalloc((size_t)argc + 1, sizeof *files);
   const char **vars = pc_xcalloc((size_t)argc + 1, sizeof *vars);
@@ -340,7 +360,7 @@ static int cmd_validate(int argc, char **argv)
   struct var_names vn = {0};
   int nfiles = 0, code = PC_EXIT_USAGE;
   for (int i = 0; i < argc; i++) {
-    int r = common_option(argc, argv, &i);
+    int r = common_option(cli, argc, argv, &i);
     if (r < 0)
       goto out;
     if (r > 0)
@@ -368,15 +388,16 @@ static int cmd_validate(int argc, char **argv)
   }
   if (gather_var_names("validate", vars, nvars, vars_file, &vn) != 0)
     goto out;
+  struct pc_load_opts lopts = load_opts(cli, &vn);
   code = PC_EXIT_OK;
   for (int i = 0; i < nfiles; i++) {
-    struct pc_lua *h = new_lua();
+    struct pc_lua *h = new_lua(cli);
     if (!h) {
       code = PC_EXIT_ERROR;
       break;
     }
     struct pc_workflow *wf = NULL;
-    if (load_workflow(files[i], h, &vn, &wf) != 0) {
+    if (load_workflow(files[i], h, &lopts, &wf) != 0) {
       code = PC_EXIT_USAGE;
     } else {
       printf("%s: ok\n", files[i]);
@@ -391,11 +412,11 @@ out:
   return code;
 }
 
-static int cmd_plugins(int argc, char **argv)
+static int cmd_plugins(struct cli *cli, int argc, char **argv)
 {
   const char *file = NULL;
   for (int i = 0; i < argc; i++) {
-    int r = common_option(argc, argv, &i);
+    int r = common_option(cli, argc, argv, &i);
     if (r < 0)
       return PC_EXIT_USAGE;
     if (r > 0)
@@ -406,10 +427,11 @@ static int cmd_plugins(int argc, char **argv)
     }
     file = argv[i];
   }
-  struct pc_lua *h = new_lua();
+  struct pc_load_opts lopts = load_opts(cli, NULL);
+  struct pc_lua *h = new_lua(cli);
   if (!h)
     return PC_EXIT_ERROR;
-  int code = pc_plugins_list(h, file, stdout);
+  int code = pc_plugins_list(h, file, &lopts, stdout);
   pc_lua_free(h);
   return code;
 }
@@ -457,7 +479,7 @@ static bool opt_is(const char *a, const char *name)
   return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
 }
 
-static int cmd_run(int argc, char **argv)
+static int cmd_run(struct cli *cli, int argc, char **argv)
 {
   const char *file = NULL;
   struct pc_run_opts o;
@@ -474,7 +496,7 @@ static int cmd_run(int argc, char **argv)
 
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i], *v;
-    int common = common_option(argc, argv, &i);
+    int common = common_option(cli, argc, argv, &i);
     if (common < 0)
       goto out;
     if (common > 0)
@@ -558,13 +580,14 @@ static int cmd_run(int argc, char **argv)
 
   if (gather_var_names("run", vars, o.nvars, o.vars_file, &vn) != 0)
     goto out;
-  struct pc_lua *h = new_lua();
+  struct pc_load_opts lopts = load_opts(cli, &vn);
+  struct pc_lua *h = new_lua(cli);
   if (!h) {
     code = PC_EXIT_ERROR;
     goto out;
   }
   struct pc_workflow *wf = NULL;
-  if (load_workflow(file, h, &vn, &wf) == 0) {
+  if (load_workflow(file, h, &lopts, &wf) == 0) {
     if (lock_path && !dry && (lock_fd = take_lock(lock_path)) < 0) {
       code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
     } else if (dry) {
@@ -617,20 +640,20 @@ static int cli_main(int argc, char **argv)
     return PC_EXIT_USAGE;
   }
   const char *cmd = argv[1];
+  struct cli cli = {0};
   const char *mem = getenv("PACER_LUA_MEMORY");
-  if (mem && *mem && parse_memory(mem, "PACER_LUA_MEMORY") != 0)
+  if (mem && *mem && parse_memory(&cli, mem, "PACER_LUA_MEMORY") != 0)
     return PC_EXIT_USAGE;
   int code = -1;
   if (strcmp(cmd, "run") == 0)
-    code = cmd_run(argc - 2, argv + 2);
+    code = cmd_run(&cli, argc - 2, argv + 2);
   else if (strcmp(cmd, "validate") == 0)
-    code = cmd_validate(argc - 2, argv + 2);
+    code = cmd_validate(&cli, argc - 2, argv + 2);
   else if (strcmp(cmd, "plugins") == 0)
-    code = cmd_plugins(argc - 2, argv + 2);
-  if (code >= 0) {
-    pc_plugin_clear_dirs();
+    code = cmd_plugins(&cli, argc - 2, argv + 2);
+  cli_free(&cli);
+  if (code >= 0)
     return code;
-  }
   if (strcmp(cmd, "schema") == 0) {
     if (argc > 2) {
       fprintf(stderr, "pacer schema: takes no arguments\n");

@@ -24,6 +24,7 @@
 #include "base/util.h"
 #include "model/workflow.h"
 
+struct pc_lua;
 struct pc_run;
 struct pc_lua;
 struct pc_pool;
@@ -78,6 +79,14 @@ struct pc_action_ops {
   void (*kill_now)(struct pc_run *run);
   /* Called once when the run is torn down, for run-wide state (NULL if none). */
   void (*run_cleanup)(struct pc_run *run);
+  /* Optional, load time: a pass over the whole workflow after every step
+   * is loaded and every expression compiled, for checks that need the Lua
+   * host (finding and loading plugins, compiling inline code). pc_load
+   * runs it when a step uses the action, once per load: actions that share
+   * one pass give the same function, which runs once. Reports to `d`;
+   * returns 0 or -1. */
+  int (*load_check)(struct pc_lua *h, struct pc_workflow *wf, const struct pc_load_opts *opts,
+                    struct pc_diag *d);
   unsigned default_on; /* retry.on when the step does not set it */
   bool has_status;     /* expect.status applies (default: status < 400) */
   bool has_exit_code;  /* expect.exit_code applies (default: 0) */

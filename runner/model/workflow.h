@@ -214,10 +214,33 @@ struct pc_workflow {
   struct pc_node *root;   /* the YAML tree (owned), for actions that need it */
 };
 
-/* Loads and checks a workflow file. Returns 0, or -1 with every error found
- * added to `d` (and *out left NULL). Expressions are parsed out of the text
- * here but compiled by the Lua host (pc_lua_compile_workflow). */
-int pc_workflow_load(const char *path, struct pc_workflow **out, struct pc_diag *d);
+/* What loading needs beyond the file, given by whoever calls pc_load
+ * (load/load.h) and handed on to the actions' load checks (model/action.h).
+ * Everything is borrowed and outlives the load. */
+struct pc_load_opts {
+  /* Plugin directories, searched in this order after plugins/ beside the
+   * workflow and before the installed plugins: the --plugins directories,
+   * then the entries of PACER_PLUGIN_PATH. */
+  const char *const *plugin_dirs;
+  size_t nplugin_dirs;
+  /* The names --var and --vars-file define: expressions may read
+   * vars.NAME for them. The first nvar_cli came from --var; each of those
+   * the file does not declare under `vars:` gets a warning (often a typo). */
+  const char *const *var_names;
+  size_t nvar_names;
+  size_t nvar_cli;
+  /* false: a load that succeeds leaves no warnings in the diagnostics (a
+   * cron job run with -q stays silent when all is well); a load that fails
+   * keeps them beside its errors. */
+  bool warnings;
+};
+
+/* The model pass of loading alone: YAML text -> node tree -> checked model.
+ * Returns 0, or -1 with every error found added to `d` (and *out left
+ * NULL). Expressions are parsed out of the text but not compiled, names
+ * and plugins not checked: everything but unit tests of the model, the
+ * engine and the Lua host loads through pc_load (load/load.h), which runs
+ * this and the passes after it. */
 int pc_workflow_load_string(const char *name, const char *text, size_t len,
                             struct pc_workflow **out, struct pc_diag *d);
 void pc_workflow_free(struct pc_workflow *wf);

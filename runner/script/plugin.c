@@ -42,22 +42,6 @@ static const char FILES_KEY = 'f'; /* registry: path -> loaded plugin spec */
 
 /* ------------------------------------------------------------ discovery */
 
-static const char **extra_dirs;
-static size_t nextra_dirs;
-
-void pc_plugin_add_dir(const char *dir)
-{
-  extra_dirs = pc_xrealloc(extra_dirs, (nextra_dirs + 1) * sizeof *extra_dirs);
-  extra_dirs[nextra_dirs++] = dir;
-}
-
-void pc_plugin_clear_dirs(void)
-{
-  free(extra_dirs);
-  extra_dirs = NULL;
-  nextra_dirs = 0;
-}
-
 static bool valid_name(const char *s, size_t len)
 {
   if (len == 0 || len > NAME_MAX_LEN)
@@ -71,38 +55,21 @@ static bool valid_name(const char *s, size_t len)
   return true;
 }
 
-/* The search path, in order; returns a malloc'd array of malloc'd strings. */
-static char **search_dirs(const char *workflow_file, size_t *n)
+/* The search path, in order: plugins/ beside the workflow, the load
+ * options' directories (--plugins, then PACER_PLUGIN_PATH: the command line
+ * gathers them), the installed plugins. Returns a malloc'd array of
+ * malloc'd strings. */
+static char **search_dirs(const char *workflow_file, const struct pc_load_opts *opts, size_t *n)
 {
-  size_t cap = 4 + nextra_dirs, cnt = 0;
-  char **v = pc_xcalloc(cap, sizeof *v);
+  size_t nopt = opts ? opts->nplugin_dirs : 0, cnt = 0;
+  char **v = pc_xcalloc(nopt + 2, sizeof *v);
   if (workflow_file) {
     const char *slash = strrchr(workflow_file, '/');
     v[cnt++] = slash ? pc_asprintf("%.*s/plugins", (int)(slash - workflow_file), workflow_file)
                      : pc_xstrdup("plugins");
   }
-  for (size_t i = 0; i < nextra_dirs; i++)
-    v[cnt++] = pc_xstrdup(extra_dirs[i]);
-  const char *env = getenv("PACER_PLUGIN_PATH");
-  if (env) {
-    const char *p = env;
-    while (*p) {
-      const char *colon = strchr(p, ':');
-      size_t len = colon ? (size_t)(colon - p) : strlen(p);
-      if (len) {
-        if (cnt + 2 >= cap) {
-          cap *= 2;
-          v = pc_xrealloc(v, cap * sizeof *v);
-        }
-        v[cnt++] = pc_xstrndup(p, len);
-      }
-      p += len;
-      if (*p == ':')
-        p++;
-    }
-  }
-  if (cnt + 1 >= cap)
-    v = pc_xrealloc(v, (cap + 1) * sizeof *v);
+  for (size_t i = 0; i < nopt; i++)
+    v[cnt++] = pc_xstrdup(opts->plugin_dirs[i]);
   v[cnt++] = pc_xstrdup(PACER_PLUGIN_DIR);
   *n = cnt;
   return v;
@@ -123,10 +90,11 @@ static bool is_file(const char *path)
 
 /* Finds NAME.lua. Returns the malloc'd path, or NULL with *looked set to
  * the directories searched (malloc'd). */
-static char *find_plugin(const char *workflow_file, const char *name, char **looked)
+static char *find_plugin(const char *workflow_file, const struct pc_load_opts *opts,
+                         const char *name, char **looked)
 {
   size_t n;
-  char **dirs = search_dirs(workflow_file, &n);
+  char **dirs = search_dirs(workflow_file, opts, &n);
   char *found = NULL;
   struct pc_buf b;
   pc_buf_init(&b, 1 << 16);
@@ -193,31 +161,47 @@ struct check {
   struct pc_lua *h;
   lua_State *L;
   struct pc_workflow *wf;
+  const struct pc_load_opts *opts; /* borrowed; may be NULL */
   struct pc_diag *d;
   int steps; /* absolute index of the registry steps table */
-  char *text; /* the workflow file, for positions inside inline code */
-  size_t text_len;
   int rc;
 };
 
-/* 1-based column of the first non-blank character of `line` (1 if unknown). */
-static int indent_col(const struct check *c, int line)
+/* The 1-based column of the first non-blank character on file line `line`
+ * of a `lua:` step's code, found from the step's node (the file is not
+ * read again). In a block scalar (| or >) the text's line k is written on
+ * file line body_line + k, indented to the block's column plus the blanks
+ * the code line itself starts with. A line the text does not reach (Lua's
+ * "<eof>" after the last one), a blank one, or a scalar that is not a
+ * block (its lines are not the file's) gets the code's first column. */
+static int code_col(const struct pc_step *st, int line)
 {
-  if (!c->text)
-    return 1;
-  const char *p = c->text, *end = c->text + c->text_len;
-  for (int l = 1; l < line && p < end; l++) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    if (!nl)
-      return 1;
-    p = nl + 1;
+  const struct pc_tmpl *t = st->params;
+  const struct pc_node *n = st->node ? pc_node_get(st->node, "lua") : NULL;
+  if (n == NULL || n->kind != PC_NODE_SCALAR || n->body_line == n->line || line < n->body_line)
+    return t->col;
+  const char *s = n->str, *end = n->str + n->len;
+  /* The block's own column: body_col is where its first non-blank line
+   * starts, after the spaces that line's text begins with. */
+  const char *p = s;
+  while (p < end && *p == '\n')
+    p++;
+  int base = n->body_col;
+  while (p < end && *p == ' ') {
+    p++;
+    base--;
   }
-  int col = 1;
+  p = s;
+  for (int l = n->body_line; l < line && p < end; l++) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    p = nl ? nl + 1 : end;
+  }
+  int col = base;
   while (p < end && (*p == ' ' || *p == '\t')) {
     p++;
     col++;
   }
-  return col;
+  return p < end && *p != '\n' ? col : base;
 }
 
 static int cmp_cstr(const void *a, const void *b)
@@ -248,7 +232,7 @@ static void check_uses(struct check *c, const struct pc_step *st)
     return;
   }
   char *looked = NULL;
-  char *path = find_plugin(file, st->uses, &looked);
+  char *path = find_plugin(file, c->opts, st->uses, &looked);
   if (!path) {
     pc_diag_add(c->d, file, ul, uc, "uses: no plugin named \"%s\" (looked for %s.lua in: %s)",
                 st->uses, st->uses, looked);
@@ -397,7 +381,7 @@ static void compile_inline(struct check *c, const struct pc_step *st)
           msg++;
       }
     }
-    int col = line == t->line ? t->col : indent_col(c, line);
+    int col = line == t->line ? t->col : code_col(st, line);
     pc_diag_add(c->d, c->wf->file, line, col, "lua: syntax error: %s", msg ? msg : "?");
     lua_pop(L, 1);
     c->rc = -1;
@@ -588,7 +572,8 @@ bool pc_workflow_has_lua(const struct pc_workflow *wf)
   return has_lua(wf->steps, wf->nsteps) || has_lua(wf->finally, wf->nfinally);
 }
 
-int pc_plugins_check(struct pc_lua *h, struct pc_workflow *wf, struct pc_diag *d)
+int pc_plugins_check(struct pc_lua *h, struct pc_workflow *wf, const struct pc_load_opts *opts,
+                     struct pc_diag *d)
 {
   if (!pc_workflow_has_lua(wf))
     return 0;
@@ -599,7 +584,7 @@ int pc_plugins_check(struct pc_lua *h, struct pc_workflow *wf, struct pc_diag *d
     return -1;
   }
   lua_State *L = pc_lua_state(h);
-  struct check c = {.h = h, .L = L, .wf = wf, .d = d};
+  struct check c = {.h = h, .L = L, .wf = wf, .opts = opts, .d = d};
   lua_rawgetp(L, LUA_REGISTRYINDEX, &STEPS_KEY);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
@@ -608,12 +593,9 @@ int pc_plugins_check(struct pc_lua *h, struct pc_workflow *wf, struct pc_diag *d
     lua_rawsetp(L, LUA_REGISTRYINDEX, &STEPS_KEY);
   }
   c.steps = lua_gettop(L);
-  if (pc_read_file(wf->file, (size_t)64 << 20, &c.text, &c.text_len) != 0)
-    c.text = NULL;
   walk(&c, wf->steps, wf->nsteps);
   walk(&c, wf->finally, wf->nfinally);
   compile_all_inline(&c);
-  free(c.text);
   lua_settop(L, c.steps - 1);
   return c.rc;
 }
@@ -806,12 +788,15 @@ static int inline_load(struct pc_load_ctx *c, struct pc_step *st, const struct p
   return 0;
 }
 
+/* Both share one load check (pc_plugins_check), which pc_load runs once. */
 const struct pc_action_ops pc_uses_ops = {
     .action = PC_ACT_USES, .key = "uses", .start = uses_start, .cancel = lua_cancel,
-    .default_on = PC_ON_ERROR | PC_ON_TIMEOUT, .fills_result = true};
+    .load_check = pc_plugins_check, .default_on = PC_ON_ERROR | PC_ON_TIMEOUT,
+    .fills_result = true};
 const struct pc_action_ops pc_lua_ops = {
     .action = PC_ACT_LUA, .key = "lua", .load = inline_load, .start = inline_start,
-    .cancel = lua_cancel, .default_on = PC_ON_ERROR | PC_ON_TIMEOUT, .fills_result = true};
+    .cancel = lua_cancel, .load_check = pc_plugins_check,
+    .default_on = PC_ON_ERROR | PC_ON_TIMEOUT, .fills_result = true};
 
 /* ------------------------------------------------------ pacer plugins */
 
@@ -876,7 +861,8 @@ static void print_plugin(lua_State *L, const char *name, const char *path, FILE 
   lua_settop(L, spec - 1);
 }
 
-int pc_plugins_list(struct pc_lua *h, const char *workflow_file, FILE *out)
+int pc_plugins_list(struct pc_lua *h, const char *workflow_file,
+                    const struct pc_load_opts *opts, FILE *out)
 {
   char *err = NULL;
   if (pc_pacer_open(h, &err) != 0) {
@@ -886,7 +872,7 @@ int pc_plugins_list(struct pc_lua *h, const char *workflow_file, FILE *out)
   }
   lua_State *L = pc_lua_state(h);
   size_t ndirs;
-  char **dirs = search_dirs(workflow_file, &ndirs);
+  char **dirs = search_dirs(workflow_file, opts, &ndirs);
   size_t nseen = 0, cap = 16;
   char **seen = pc_xcalloc(cap, sizeof *seen);
   int code = PC_EXIT_OK;

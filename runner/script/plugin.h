@@ -3,7 +3,8 @@
  *
  * `uses: NAME` looks for NAME.lua in plugins/ beside the workflow file, then
  * in each --plugins directory (in order), then in each PACER_PLUGIN_PATH
- * entry, then in PACER_PLUGIN_DIR (the installed plugins). NAME is
+ * entry (both given in the load options, struct pc_load_opts), then in
+ * PACER_PLUGIN_DIR (the installed plugins). NAME is
  * [A-Za-z0-9_-]+, so it cannot leave those directories. See docs/plugins.md. */
 #ifndef PACER_PLUGIN_H
 #define PACER_PLUGIN_H
@@ -18,23 +19,23 @@
 extern const struct pc_action_ops pc_uses_ops;
 extern const struct pc_action_ops pc_lua_ops;
 
-/* Adds a --plugins directory (searched after plugins/ beside the workflow,
- * before PACER_PLUGIN_PATH). The string is borrowed. */
-void pc_plugin_add_dir(const char *dir);
-void pc_plugin_clear_dirs(void);
-
 /* Whether any step (in steps or finally) is `uses:` or `lua:`. */
 bool pc_workflow_has_lua(const struct pc_workflow *wf);
 
-/* Load-time pass over every step: finds and loads each `uses` plugin and
- * checks its inputs (unknown, missing, wrong type for static values), and
- * compiles each inline `lua:` block. Errors go to `d` with the position of
- * the `uses` value or the `with` key/value. Returns 0 or -1. */
-int pc_plugins_check(struct pc_lua *h, struct pc_workflow *wf, struct pc_diag *d);
+/* Load-time pass over every step (the load_check of both actions, run by
+ * pc_load): finds and loads each `uses` plugin and checks its inputs
+ * (unknown, missing, wrong type for static values), and compiles each
+ * inline `lua:` block. Plugins are searched in opts->plugin_dirs besides
+ * the fixed places (`opts` may be NULL). Errors go to `d` with the position
+ * of the `uses` value or the `with` key/value. Returns 0 or -1. */
+int pc_plugins_check(struct pc_lua *h, struct pc_workflow *wf, const struct pc_load_opts *opts,
+                     struct pc_diag *d);
 
-/* `pacer plugins [WORKFLOW]`: lists every plugin found, with its
- * description and inputs, on `out`. Problems loading a plugin are reported
- * on stderr. Returns an exit code. */
-int pc_plugins_list(struct pc_lua *h, const char *workflow_file, FILE *out);
+/* `pacer plugins [WORKFLOW]`: lists every plugin found in the search path
+ * (opts->plugin_dirs besides the fixed places; `opts` may be NULL), with
+ * its description and inputs, on `out`. Problems loading a plugin are
+ * reported on stderr. Returns an exit code. */
+int pc_plugins_list(struct pc_lua *h, const char *workflow_file,
+                    const struct pc_load_opts *opts, FILE *out);
 
 #endif

@@ -1,0 +1,126 @@
+/* defaults.c: the workflow-wide settings steps refer to: `pools` (named
+ * concurrency and rate limits, indexed by name so a step naming one costs
+ * a binary search), `defaults` (timeout and retry for every leaf step, and
+ * defaults.http, checked by the http action) and `vars` (a map of
+ * templates; a var whose value turns out nil is declared but unset). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "http/http.h"
+#include "load/loader.h"
+#include "model/workflow.h"
+
+static const char *const defaults_keys[] = {"timeout", "retry", "http"};
+static const char *const pool_keys[] = {"concurrency", "rate", "burst"};
+
+/* ------------------------------------------------------------ pool index */
+
+static int cmp_pool_ref(const void *a, const void *b)
+{
+  return strcmp(((const struct pool_ref *)a)->name, ((const struct pool_ref *)b)->name);
+}
+
+static void index_pools(struct loader *L)
+{
+  struct pc_workflow *wf = L->c.wf;
+  L->pools_by_name = pc_xcalloc(wf->npools + 1, sizeof *L->pools_by_name);
+  L->pool_names = pc_xcalloc(wf->npools + 1, sizeof *L->pool_names);
+  for (size_t i = 0; i < wf->npools; i++) {
+    L->pools_by_name[i] = (struct pool_ref){wf->pools[i].name, i};
+    L->pool_names[i] = wf->pools[i].name;
+  }
+  qsort(L->pools_by_name, wf->npools, sizeof *L->pools_by_name, cmp_pool_ref);
+}
+
+long pc__find_pool(struct loader *L, const char *name)
+{
+  if (L->pools_by_name == NULL)
+    index_pools(L);
+  struct pool_ref key = {name, 0};
+  const struct pool_ref *r = bsearch(&key, L->pools_by_name, L->c.wf->npools,
+                                     sizeof *L->pools_by_name, cmp_pool_ref);
+  return r ? (long)r->index : -1;
+}
+
+/* ------------------------------------------------------------------ pools */
+
+void pc__load_pools(struct pc_load_ctx *c, const struct pc_node *n)
+{
+  struct pc_workflow *wf = c->wf;
+  if (n->kind != PC_NODE_MAP) {
+    pc_load_error(c, n, "pools: expected a map of pool names, got %s", pc__describe(n).s);
+    return;
+  }
+  wf->pools = pc_xcalloc(n->n, sizeof *wf->pools);
+  for (size_t i = 0; i < n->n; i++) {
+    const struct pc_node *k = n->keys[i], *v = n->items[i];
+    struct pc_pool_def *p = &wf->pools[wf->npools++];
+    p->name = pc_xstrndup(k->str, k->len);
+    p->line = k->line;
+    p->col = k->col;
+    p->burst = 1;
+    char *what = pc_asprintf("pool \"%s\"", p->name);
+    int unknown = pc_load_check_keys(c, v, pool_keys, PC_ARRAY_SIZE(pool_keys), what);
+    if (unknown >= 0) {
+      const struct pc_node *x, *rate_v = pc_node_get(v, "rate"), *burst_k = NULL;
+      if ((x = pc_node_get(v, "concurrency")))
+        pc__load_int(c, "concurrency", x, 1, 1000000, &p->concurrency);
+      if (rate_v != NULL && (rate_v->kind != PC_NODE_SCALAR ||
+                             pc_parse_rate(rate_v->str, &p->rate) < 0))
+        pc_load_error(c, rate_v,
+                      "rate: expected a rate like \"10/s\", \"30/min\" or \"100/h\", got %s",
+                      pc__describe(rate_v).s);
+      if ((x = pc__find_key(v, "burst", &burst_k))) {
+        if (rate_v == NULL)
+          pc_load_error(c, burst_k, "burst applies only with rate");
+        else
+          pc__load_int(c, "burst", x, 1, 1000000, &p->burst);
+      }
+      /* With a misspelt key the real problem has been reported already. */
+      if (pc_node_get(v, "concurrency") == NULL && rate_v == NULL && unknown == 0)
+        pc_load_error(c, v, "%s limits nothing: set concurrency, rate or both", what);
+    }
+    free(what);
+  }
+}
+
+/* --------------------------------------------------------------- defaults */
+
+void pc__load_defaults(struct loader *L, const struct pc_node *n)
+{
+  struct pc_load_ctx *c = &L->c;
+  if (pc_load_check_keys(c, n, defaults_keys, PC_ARRAY_SIZE(defaults_keys), "defaults") < 0)
+    return;
+  const struct pc_node *v;
+  if ((v = pc_node_get(n, "timeout")))
+    pc__load_duration(c, "defaults.timeout", v, &L->default_timeout_ms);
+  if ((v = pc_node_get(n, "retry"))) {
+    pc__load_retry(c, v, &L->default_retry);
+    L->default_retry_node = v;
+  }
+  if ((v = pc_node_get(n, "http"))) {
+    if (v->kind != PC_NODE_MAP)
+      pc_load_error(c, v, "defaults.http: expected a map of http options, got %s",
+                    pc__describe(v).s);
+    else if (pc_http_load_defaults(c, v) == 0)
+      c->wf->http_defaults = pc_load_tmpl(c, v);
+  }
+}
+
+
+/* ------------------------------------------------------------------- vars */
+
+void pc__load_vars(struct loader *L, const struct pc_node *v)
+{
+  struct pc_load_ctx *c = &L->c;
+  struct pc_workflow *wf = c->wf;
+  if (v->kind != PC_NODE_MAP)
+    pc_load_error(c, v, "vars: expected a map of NAME: value, got %s", pc__describe(v).s);
+  else
+    wf->vars = pc_load_tmpl(c, v);
+  /* `token: ${{ env.TOKEN }}` with TOKEN unset declares the var, unset:
+   * using it is the error, with default() as the way out. */
+  for (size_t i = 0; wf->vars && i < wf->vars->u.coll.n; i++)
+    wf->vars->u.coll.items[i]->nil_ok = true;
+}

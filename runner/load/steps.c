@@ -1,0 +1,602 @@
+/* steps.c: a step and its modifiers (SPEC.md section 3): the one action
+ * key of a step (groups recurse, `assert` and `uses` are read here, every
+ * other action reads its own value through its `load` in the action
+ * table), then id, name, if, for_each, concurrency, fail_fast, pool,
+ * timeout, retry (with the warning about retry.on conditions a
+ * non-idempotent request can never meet), continue_on_error, expect,
+ * outputs and with; defaults.timeout and defaults.retry fill in leaf
+ * steps. Ownership: a step owns its strings, templates, bare expressions
+ * (if, assert, expect.that) and children; retry.on codes belong to the
+ * workflow (shared by every step that inherits them). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/util.h"
+#include "load/loader.h"
+#include "model/action.h"
+#include "model/workflow.h"
+
+/* ------------------------------------------------------------ vocabulary */
+
+static const struct {
+  const char *key;
+  enum pc_action action;
+} actions[] = {
+  {"sleep", PC_ACT_SLEEP}, {"log", PC_ACT_LOG},   {"assert", PC_ACT_ASSERT},
+  {"steps", PC_ACT_STEPS}, {"gather", PC_ACT_GATHER}, {"http", PC_ACT_HTTP},
+  {"uses", PC_ACT_USES},   {"lua", PC_ACT_LUA},   {"exec", PC_ACT_EXEC},
+  {"shell", PC_ACT_SHELL},
+};
+
+#define ACTION_LIST "sleep, log, assert, steps, gather, http, uses, lua, exec, shell"
+
+static const char *const retry_keys[] = {"attempts", "backoff", "max_backoff", "factor",
+                                         "jitter",   "on",      "unsafe"};
+static const char *const expect_keys[] = {"status", "exit_code", "that"};
+static const char *const step_keys[] = {
+  "id",   "name",  "if",      "for_each", "concurrency", "fail_fast", "pool",
+  "timeout", "retry", "continue_on_error", "expect", "outputs", "with",
+  /* the actions are step keys too */
+  "sleep", "log",  "assert",  "steps",    "gather",      "http",      "uses",
+  "lua",  "exec",  "shell",
+};
+
+/* retry.on words and their flags, index for index. */
+static const char *const retry_on_words[] = {"network", "timeout", "5xx", "4xx", "expect",
+                                             "error"};
+static const unsigned retry_on_flags[] = {PC_ON_NETWORK, PC_ON_TIMEOUT, PC_ON_5XX,
+                                          PC_ON_4XX,     PC_ON_EXPECT,  PC_ON_ERROR};
+
+const char *pc_action_name(enum pc_action a)
+{
+  for (size_t i = 0; i < PC_ARRAY_SIZE(actions); i++)
+    if (actions[i].action == a)
+      return actions[i].key;
+  return "none";
+}
+
+/* ------------------------------------------------------------------ retry */
+
+void pc__retry_init(struct pc_retry *r)
+{
+  *r = (struct pc_retry){
+    .attempts = 1,
+    .backoff_ms = 0,
+    .factor = 2,
+    .max_backoff_ms = 30000,
+    .jitter = true,
+  };
+}
+
+/* The codes array is the workflow's (see load_retry_on): a copy shares it. */
+static void retry_copy(struct pc_retry *dst, const struct pc_retry *src)
+{
+  *dst = *src;
+}
+
+void pc__retry_free(struct pc_retry *r)
+{
+  r->codes = NULL;
+  r->ncodes = 0;
+}
+
+static void load_retry_on(struct pc_load_ctx *c, const struct pc_node *v, struct pc_retry *r)
+{
+  /* `on` replaces the inherited list as a whole: it is one key. */
+  pc__retry_free(r);
+  r->on = 0;
+  r->on_set = true;
+  size_t n = v->kind == PC_NODE_SEQ ? v->n : 1;
+  if (v->kind == PC_NODE_MAP) {
+    pc_load_error(c, v, "retry.on: expected a list of conditions, got a map");
+    return;
+  }
+  /* Each code is kept once (there are at most 500), in an array the
+   * workflow owns: every leaf step that inherits defaults.retry shares it,
+   * where a copy per step made a hostile list of 60 000 codes over 40 000
+   * steps cost gigabytes. */
+  bool seen[600] = {false};
+  struct pc_workflow *wf = c->wf;
+  int *codes = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const struct pc_node *it = v->kind == PC_NODE_SEQ ? v->items[i] : v;
+    if (it->kind == PC_NODE_SCALAR && pc_node_scalar_type(it) == PC_SCALAR_INT) {
+      int code;
+      if (pc__load_int(c, "retry.on", it, 100, 599, &code) == 0 && !seen[code]) {
+        seen[code] = true;
+        if (codes == NULL) {
+          codes = pc_xcalloc(500, sizeof *codes);
+          wf->retry_codes = pc_xrealloc(wf->retry_codes,
+                                        (wf->nretry_codes + 1) * sizeof *wf->retry_codes);
+          wf->retry_codes[wf->nretry_codes++] = codes;
+          r->codes = codes;
+        }
+        codes[r->ncodes++] = code;
+      }
+      continue;
+    }
+    size_t nwords = PC_ARRAY_SIZE(retry_on_words), j = nwords;
+    if (it->kind == PC_NODE_SCALAR)
+      for (j = 0; j < nwords; j++)
+        if (strcmp(it->str, retry_on_words[j]) == 0)
+          break;
+    if (j < nwords) {
+      r->on |= retry_on_flags[j];
+      continue;
+    }
+    const char *hint =
+        it->kind == PC_NODE_SCALAR ? pc_did_you_mean(it->str, retry_on_words, nwords) : NULL;
+    if (hint)
+      pc_load_error(c, it, "retry.on: unknown condition %s; did you mean \"%s\"?",
+                    pc__describe(it).s, hint);
+    else
+      pc_load_error(c, it,
+                    "retry.on: expected network, timeout, 5xx, 4xx, expect, error or a "
+                    "status code, got %s",
+                    pc__describe(it).s);
+  }
+}
+
+/* A step that sends a request that is not idempotent is retried without
+ * retry.unsafe only after failures that sent nothing (connection refused,
+ * DNS, TLS handshake, connect timeout; see the engine's should_retry): a
+ * failure that comes with a response never qualifies. Warns about each
+ * condition of retry.on (the step's, or defaults.retry's) that therefore
+ * can never apply. `retry` is the step's own retry node, or NULL. */
+static void warn_unsafe_retry(struct loader *L, const struct pc_step *st,
+                              const struct pc_node *retry)
+{
+  const struct pc_retry *r = &st->retry;
+  if (!st->unsafe_method || r->unsafe || r->attempts < 2 || !r->on_set)
+    return;
+  const struct pc_node *on = retry && retry->kind == PC_NODE_MAP ? pc_node_get(retry, "on") : NULL;
+  bool from_defaults = false;
+  if (!on && L->default_retry_node && L->default_retry_node->kind == PC_NODE_MAP) {
+    on = pc_node_get(L->default_retry_node, "on");
+    from_defaults = true;
+  }
+  if (!on || on->kind != PC_NODE_SEQ)
+    return;
+  for (size_t i = 0; i < on->n; i++) {
+    const struct pc_node *it = on->items[i];
+    if (it->kind != PC_NODE_SCALAR || strcmp(it->str, "network") == 0 ||
+        strcmp(it->str, "timeout") == 0 || strcmp(it->str, "error") == 0)
+      continue;
+    char *where = from_defaults ? pc_asprintf(" (from defaults.retry, for the step at line %d)",
+                                              st->line)
+                                : pc_xstrdup("");
+    pc_load_warn(&L->c, it,
+                 "retry.on: %s can never apply%s: %s is not idempotent, so without "
+                 "retry.unsafe: true it is retried only after failures that sent nothing "
+                 "(network, timeout); add unsafe: true if sending it twice is harmless",
+                 it->str, where, st->unsafe_method);
+    free(where);
+  }
+}
+
+/* Applies the keys present in `n` over `r`: a step's retry refines
+ * defaults.retry key by key instead of replacing it. */
+void pc__load_retry(struct pc_load_ctx *c, const struct pc_node *n, struct pc_retry *r)
+{
+  if (pc_load_check_keys(c, n, retry_keys, PC_ARRAY_SIZE(retry_keys), "retry") < 0)
+    return;
+  const struct pc_node *v;
+  if ((v = pc_node_get(n, "attempts")))
+    pc__load_int(c, "retry.attempts", v, 1, 1000000, &r->attempts);
+  if ((v = pc_node_get(n, "backoff")))
+    pc__load_duration(c, "retry.backoff", v, &r->backoff_ms);
+  if ((v = pc_node_get(n, "max_backoff")))
+    pc__load_duration(c, "retry.max_backoff", v, &r->max_backoff_ms);
+  if ((v = pc_node_get(n, "factor"))) {
+    double f;
+    if (pc__load_number(c, "retry.factor", v, &f) == 0) {
+      if (!(f >= 1 && isfinite(f)))
+        pc_load_error(c, v, "retry.factor: expected a number >= 1, got %s", pc__describe(v).s);
+      else
+        r->factor = f;
+    }
+  }
+  if ((v = pc_node_get(n, "jitter")))
+    pc__load_bool(c, "retry.jitter", v, &r->jitter);
+  if ((v = pc_node_get(n, "unsafe")))
+    pc__load_bool(c, "retry.unsafe", v, &r->unsafe);
+  if ((v = pc_node_get(n, "on")))
+    load_retry_on(c, v, r);
+}
+
+/* ----------------------------------------------------------------- expect */
+
+/* One bare expression or a list of them (`assert`, `expect.that`): a new
+ * array of those that parsed, their count in *n. A map is refused, and an
+ * empty list unless `empty_ok` (expect.that: [] checks nothing, as it
+ * always has). */
+static struct pc_expr **load_expr_list(struct pc_load_ctx *c, const char *what,
+                                       const struct pc_node *v, bool empty_ok, size_t *n)
+{
+  if (v->kind == PC_NODE_MAP) {
+    pc_load_error(c, v, "%s: expected an expression or a list of them, got a map", what);
+    return NULL;
+  }
+  if (v->kind == PC_NODE_SEQ && v->n == 0 && !empty_ok) {
+    pc_load_error(c, v, "%s: the list is empty", what);
+    return NULL;
+  }
+  size_t cnt = v->kind == PC_NODE_SEQ ? v->n : 1;
+  struct pc_expr **out = pc_xcalloc(cnt, sizeof *out);
+  for (size_t i = 0; i < cnt; i++) {
+    struct pc_expr *e = pc_load_bare_expr(c, v->kind == PC_NODE_SEQ ? v->items[i] : v);
+    if (e)
+      out[(*n)++] = e;
+  }
+  return out;
+}
+
+static void add_status(struct pc_expect *e, int lo, int hi)
+{
+  e->status = pc_xrealloc(e->status, (e->nstatus + 1) * sizeof *e->status);
+  e->status[e->nstatus++] = (struct pc_status_range){lo, hi};
+}
+
+static void load_status_item(struct pc_load_ctx *c, const struct pc_node *it, struct pc_expect *e)
+{
+  if (it->kind == PC_NODE_SCALAR && pc_node_scalar_type(it) == PC_SCALAR_INT) {
+    int code;
+    if (pc__load_int(c, "expect.status", it, 100, 599, &code) == 0)
+      add_status(e, code, code);
+    return;
+  }
+  if (it->kind == PC_NODE_SCALAR && it->len == 3 && it->str[0] >= '1' && it->str[0] <= '5' &&
+      (it->str[1] == 'x' || it->str[1] == 'X') && (it->str[2] == 'x' || it->str[2] == 'X')) {
+    int base = (it->str[0] - '0') * 100;
+    add_status(e, base, base + 99);
+    return;
+  }
+  pc_load_error(c, it, "expect.status: expected a status code or a class like \"2xx\", got %s",
+                pc__describe(it).s);
+}
+
+static void load_expect(struct pc_load_ctx *c, const struct pc_node *n, struct pc_expect *e)
+{
+  if (pc_load_check_keys(c, n, expect_keys, PC_ARRAY_SIZE(expect_keys), "expect") < 0)
+    return;
+  const struct pc_node *v;
+  if ((v = pc_node_get(n, "status"))) {
+    if (v->kind == PC_NODE_SEQ) {
+      if (v->n == 0)
+        pc_load_error(c, v, "expect.status: the list is empty");
+      for (size_t i = 0; i < v->n; i++)
+        load_status_item(c, v->items[i], e);
+    } else {
+      load_status_item(c, v, e);
+    }
+  }
+  if ((v = pc_node_get(n, "exit_code"))) {
+    size_t cnt = v->kind == PC_NODE_SEQ ? v->n : 1;
+    if (v->kind == PC_NODE_SEQ && v->n == 0)
+      pc_load_error(c, v, "expect.exit_code: the list is empty");
+    for (size_t i = 0; i < cnt; i++) {
+      const struct pc_node *it = v->kind == PC_NODE_SEQ ? v->items[i] : v;
+      int code;
+      if (pc__load_int(c, "expect.exit_code", it, 0, 255, &code) == 0) {
+        e->exit_codes = pc_xrealloc(e->exit_codes, (e->nexit_codes + 1) * sizeof *e->exit_codes);
+        e->exit_codes[e->nexit_codes++] = code;
+      }
+    }
+  }
+  if ((v = pc_node_get(n, "that")))
+    e->that = load_expr_list(c, "expect.that", v, true, &e->nthat);
+}
+
+/* ------------------------------------------------------------------ steps */
+
+void pc__step_free(struct pc_step *st)
+{
+  if (st == NULL)
+    return;
+  free(st->id);
+  free(st->name);
+  pc__expr_free(st->if_expr);
+  pc_tmpl_free(st->for_each);
+  free(st->pools);
+  pc__retry_free(&st->retry);
+  free(st->expect.status);
+  free(st->expect.exit_codes);
+  for (size_t i = 0; i < st->expect.nthat; i++)
+    pc__expr_free(st->expect.that[i]);
+  free(st->expect.that);
+  for (size_t i = 0; i < st->noutputs; i++) {
+    free(st->outputs[i].name);
+    pc_tmpl_free(st->outputs[i].value);
+  }
+  free(st->outputs);
+  pc_tmpl_free(st->with);
+  free(st->uses);
+  pc_tmpl_free(st->params);
+  for (size_t i = 0; i < st->nasserts; i++)
+    pc__expr_free(st->asserts[i]);
+  free(st->asserts);
+  for (size_t i = 0; i < st->nchildren; i++)
+    pc__step_free(st->children[i]);
+  free(st->children);
+  free(st);
+}
+
+static void load_id(struct loader *L, struct pc_step *st, const struct pc_node *v)
+{
+  struct pc_load_ctx *c = &L->c;
+  if (v->kind != PC_NODE_SCALAR || pc_node_scalar_type(v) != PC_SCALAR_STR) {
+    pc_load_error(c, v, "id: expected an identifier, got %s", pc__describe(v).s);
+    return;
+  }
+  bool valid = (v->str[0] >= 'a' && v->str[0] <= 'z') || v->str[0] == '_';
+  for (size_t i = 1; valid && i < v->len; i++) {
+    char ch = v->str[i];
+    valid = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_';
+  }
+  if (!valid) {
+    pc_load_error(c, v,
+                  "id: %s is not a valid id (lower-case letters, digits and _, not starting "
+                  "with a digit)",
+                  pc__describe(v).s);
+    return;
+  }
+  st->id = pc_xstrndup(v->str, v->len);
+  if (L->nids == L->ids_cap) {
+    L->ids_cap = L->ids_cap ? L->ids_cap * 2 : 16;
+    L->ids = pc_xrealloc(L->ids, L->ids_cap * sizeof *L->ids);
+  }
+  L->ids[L->nids++] = (struct id_use){st->id, v};
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return (x > y) - (x < y);
+}
+
+static void load_step_pools(struct loader *L, struct pc_step *st, const struct pc_node *v)
+{
+  struct pc_load_ctx *c = &L->c;
+  struct pc_workflow *wf = c->wf;
+  if (v->kind == PC_NODE_MAP) {
+    pc_load_error(c, v, "pool: expected a pool name or a list of names, got a map");
+    return;
+  }
+  size_t cnt = v->kind == PC_NODE_SEQ ? v->n : 1;
+  st->pools = pc_xcalloc(cnt, sizeof *st->pools);
+  for (size_t i = 0; i < cnt; i++) {
+    const struct pc_node *it = v->kind == PC_NODE_SEQ ? v->items[i] : v;
+    if (it->kind != PC_NODE_SCALAR || pc_node_scalar_type(it) == PC_SCALAR_NULL) {
+      pc_load_error(c, it, "pool: expected a pool name, got %s", pc__describe(it).s);
+      continue;
+    }
+    long j = pc__find_pool(L, it->str);
+    if (j >= 0) {
+      st->pools[st->npools++] = (size_t)j;
+      continue;
+    }
+    /* The hint compares with every pool: only while messages are kept. */
+    const char *hint =
+        pc_diag_full(c->d) ? NULL : pc_did_you_mean(it->str, L->pool_names, wf->npools);
+    if (hint)
+      pc_load_error(c, it, "unknown pool \"%s\"; did you mean \"%s\"?", it->str, hint);
+    else if (wf->npools == 0)
+      pc_load_error(c, it, "unknown pool \"%s\" (the workflow defines no pools)", it->str);
+    else
+      pc_load_error(c, it, "unknown pool \"%s\" (not defined under `pools`)", it->str);
+  }
+  /* Sorted and unique, so the engine can acquire permits in one global
+   * order and never deadlock two steps that share pools. */
+  qsort(st->pools, st->npools, sizeof *st->pools, cmp_size);
+  size_t out = 0;
+  for (size_t i = 0; i < st->npools; i++)
+    if (out == 0 || st->pools[out - 1] != st->pools[i])
+      st->pools[out++] = st->pools[i];
+  st->npools = out;
+}
+
+static void load_outputs(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
+{
+  if (v->kind != PC_NODE_MAP) {
+    pc_load_error(c, v, "outputs: expected a map of NAME: value, got %s", pc__describe(v).s);
+    return;
+  }
+  st->outputs = pc_xcalloc(v->n, sizeof *st->outputs);
+  for (size_t i = 0; i < v->n; i++) {
+    struct pc_tmpl *t = pc_load_tmpl(c, v->items[i]);
+    if (t == NULL)
+      continue;
+    st->outputs[st->noutputs].name = pc_xstrndup(v->keys[i]->str, v->keys[i]->len);
+    st->outputs[st->noutputs].value = t;
+    st->noutputs++;
+  }
+}
+
+
+/* Loads the action value: groups recurse, assert is handled here, every
+ * other action validates its own value through the action table. */
+static void load_action(struct loader *L, struct pc_step *st, const struct pc_node *stepmap,
+                        const struct pc_node *key, const struct pc_node *v)
+{
+  struct pc_load_ctx *c = &L->c;
+  for (size_t i = 0; i < PC_ARRAY_SIZE(actions); i++)
+    if (strcmp(actions[i].key, key->str) == 0)
+      st->action = actions[i].action;
+  switch (st->action) {
+  case PC_ACT_ASSERT:
+    st->asserts = load_expr_list(c, "assert", v, false, &st->nasserts);
+    return;
+  case PC_ACT_STEPS:
+  case PC_ACT_GATHER:
+    pc__load_step_list(L, v, key->str, &st->children, &st->nchildren);
+    return;
+  case PC_ACT_USES: {
+    if (v->kind != PC_NODE_SCALAR || pc_node_scalar_type(v) != PC_SCALAR_STR || v->len == 0) {
+      pc_load_error(c, v, "uses: expected a plugin name, got %s", pc__describe(v).s);
+      return;
+    }
+    if (pc_load_no_nul(c, v, "uses: the plugin name", "a file name") != 0)
+      return;
+    st->uses = pc_xstrndup(v->str, v->len);
+    const struct pc_node *with = pc_node_get(stepmap, "with");
+    if (with != NULL && with->kind != PC_NODE_MAP)
+      pc_load_error(c, with, "with: expected a map of inputs, got %s", pc__describe(with).s);
+    else if (with != NULL)
+      st->with = pc_load_tmpl(c, with);
+    break;
+  }
+  default:
+    break;
+  }
+  const struct pc_action_ops *ops = pc_action_find(key->str);
+  if (ops == NULL) {
+    pc_load_error(c, key, "the `%s` action is not available in this build", key->str);
+    return;
+  }
+  if (ops->load != NULL)
+    ops->load(c, st, v);
+}
+
+static bool applies_to_fanout(struct pc_load_ctx *c, const struct pc_node *key, bool fanout)
+{
+  if (!fanout)
+    pc_load_error(c, key, "%s applies to gather or for_each", key->str);
+  return fanout;
+}
+
+static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int index)
+{
+  struct pc_load_ctx *c = &L->c;
+  if (n->kind != PC_NODE_MAP) {
+    pc_load_error(c, n, "a step must be a map with one action (e.g. `log: hello`), got %s",
+                  pc__describe(n).s);
+    return NULL;
+  }
+  struct pc_step *st = pc_xcalloc(1, sizeof *st);
+  st->file = c->file;
+  st->node = n;
+  st->line = n->line;
+  st->col = n->col;
+  st->index = index;
+  st->timeout_ms = -1;
+  st->fail_fast = true;
+  pc__retry_init(&st->retry);
+  pc_load_check_keys(c, n, step_keys, PC_ARRAY_SIZE(step_keys), "step");
+
+  const struct pc_node *act_key = NULL, *act_val = NULL;
+  for (size_t i = 0; i < n->n; i++) {
+    const struct pc_node *k = n->keys[i];
+    for (size_t j = 0; j < PC_ARRAY_SIZE(actions); j++) {
+      if (strcmp(k->str, actions[j].key) != 0)
+        continue;
+      if (act_key == NULL) {
+        act_key = k;
+        act_val = n->items[i];
+      } else {
+        pc_load_error(c, k, "a step has exactly one action, this one has `%s` and `%s`",
+                      act_key->str, k->str);
+      }
+    }
+  }
+  if (act_key == NULL)
+    pc_load_error(c, n, "step has no action (one of: " ACTION_LIST ")");
+  else
+    load_action(L, st, n, act_key, act_val);
+  bool group = pc_step_is_group(st);
+
+  const struct pc_node *k = NULL, *v;
+  if ((v = pc_node_get(n, "id")))
+    load_id(L, st, v);
+  if ((v = pc_node_get(n, "name")))
+    st->name = pc__load_text(c, "name", v);
+  if ((v = pc_node_get(n, "if")))
+    st->if_expr = pc_load_bare_expr(c, v);
+  if ((v = pc_node_get(n, "for_each"))) {
+    size_t nexprs = c->wf->nexprs;
+    struct pc_tmpl *t = pc_load_tmpl(c, v);
+    if (t && t->kind != PC_T_SEQ && t->kind != PC_T_EXPR) {
+      pc_load_error(c, v, "for_each: expected a list or one ${{ }} expression, got %s",
+                    pc__describe(v).s);
+      pc_tmpl_free(t); /* and unlist its expressions, as pc_load_tmpl does */
+      c->wf->nexprs = nexprs;
+      t = NULL;
+    }
+    st->for_each = t;
+  }
+  bool fanout = st->action == PC_ACT_GATHER || pc_node_get(n, "for_each") != NULL;
+  if ((v = pc__find_key(n, "concurrency", &k)) && applies_to_fanout(c, k, fanout))
+    pc__load_int(c, "concurrency", v, 1, 1000000, &st->concurrency);
+  if ((v = pc__find_key(n, "fail_fast", &k)) && applies_to_fanout(c, k, fanout))
+    pc__load_bool(c, "fail_fast", v, &st->fail_fast);
+  if ((v = pc_node_get(n, "pool")))
+    load_step_pools(L, st, v);
+  bool has_timeout = false;
+  if ((v = pc_node_get(n, "timeout")))
+    has_timeout = pc__load_duration(c, "timeout", v, &st->timeout_ms) == 0;
+  bool has_retry = false;
+  const struct pc_node *retry_node = NULL;
+  if ((v = pc__find_key(n, "retry", &k))) {
+    retry_node = v;
+    if (group) {
+      pc_load_error(c, k, "retry applies to single steps; put it on the steps inside");
+    } else {
+      retry_copy(&st->retry, &L->default_retry);
+      pc__load_retry(c, v, &st->retry);
+      has_retry = true;
+    }
+  }
+  if ((v = pc_node_get(n, "continue_on_error")))
+    pc__load_bool(c, "continue_on_error", v, &st->continue_on_error);
+  if ((v = pc_node_get(n, "expect"))) {
+    load_expect(c, v, &st->expect);
+    /* Status and exit code only exist for some actions; a typo'd intention
+     * ("expect.status" on a shell step) should not pass silently. */
+    const struct pc_action_ops *ops = group ? NULL : pc_action_ops(st->action);
+    const struct pc_node *sk = NULL, *ek = NULL;
+    pc__find_key(v, "status", &sk);
+    pc__find_key(v, "exit_code", &ek);
+    if (sk && (group || (ops && !ops->has_status)))
+      pc_load_error(c, sk, "expect.status does not apply to `%s` steps",
+                    pc_action_name(st->action));
+    if (ek && (group || (ops && !ops->has_exit_code)))
+      pc_load_error(c, ek, "expect.exit_code does not apply to `%s` steps",
+                    pc_action_name(st->action));
+  }
+  if ((v = pc_node_get(n, "outputs")))
+    load_outputs(c, st, v);
+  if (pc__find_key(n, "with", &k) && st->action != PC_ACT_USES && act_key != NULL)
+    pc_load_error(c, k, "`with` applies only to `uses` steps");
+
+  /* Defaults fill in leaf steps only: a group's timeout bounds the whole
+   * group, and retrying a group is not a thing. */
+  if (!group) {
+    if (!has_timeout)
+      st->timeout_ms = L->default_timeout_ms;
+    if (!has_retry)
+      retry_copy(&st->retry, &L->default_retry);
+    warn_unsafe_retry(L, st, retry_node);
+  }
+  return st;
+}
+
+void pc__load_step_list(struct loader *L, const struct pc_node *n, const char *what,
+                        struct pc_step ***out, size_t *nout)
+{
+  struct pc_load_ctx *c = &L->c;
+  if (n->kind != PC_NODE_SEQ) {
+    pc_load_error(c, n, "%s: expected a list of steps, got %s", what, pc__describe(n).s);
+    return;
+  }
+  if (n->n == 0) {
+    pc_load_error(c, n, "%s: the list of steps is empty", what);
+    return;
+  }
+  *out = pc_xcalloc(n->n, sizeof **out);
+  for (size_t i = 0; i < n->n; i++) {
+    struct pc_step *st = load_step(L, n->items[i], (int)i + 1);
+    if (st)
+      (*out)[(*nout)++] = st;
+  }
+}
+
