@@ -14,7 +14,7 @@
 
 #include "core/engine.h"
 #include "actions/exec.h"
-#include "http/http.h"
+#include "http/action.h"
 #include "base/log.h"
 #include "script/luahost.h"
 #include "script/plugin.h"

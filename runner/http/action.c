@@ -1,38 +1,63 @@
-/* action.c: the `http` action (pc_http_ops): an attempt starts a request
- * on the run's session (created on first use, closed by run_cleanup) from
- * the step's options merged over defaults.http, and fills the step's
- * result table when it completes. */
-#include "http/internal.h"
+/* action.c: the `http` action (pc_http_ops) and the run's session.
+ *
+ * An attempt starts one request on the run's session from the step's
+ * options (evaluated by the engine into a->params_ref) merged over
+ * defaults.http, through spec.c, with the step's label and its
+ * expect.status as save_to's rule; on completion it fills the step's
+ * result table (result.c) and hands the outcome to the engine, which
+ * checks the expectations and decides on retries. The attempt owns its
+ * request (a->data) until the request reports or the engine cancels it.
+ *
+ * The run's HTTP state (struct http_run, in the action's run slot) is the
+ * session, made on the first request with the connection caps of
+ * defaults.http, and the step labels of recent requests; run_cleanup closes
+ * the session and frees it. */
+#include "http/action.h"
 
-#include <assert.h>
-#include <ctype.h>
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 
 #include "core/engine.h"
+#include "http/check.h"
 #include "http/curlshim.h"
+#include "http/request.h"
+#include "http/result.h"
+#include "http/spec.h"
+#include "script/luahost.h"
 
-/* ============================================================ the action */
+#define EXCERPT_MAX 200 /* body bytes shown in expectation failures */
+#define LABELS_MAX 8    /* step labels kept by a run */
+
+struct http_run {
+  struct pc_http_session *session; /* NULL until the first request (or if libcurl fails) */
+  /* pc_step_label of the steps that made requests lately (the steps are
+   * the run's, and live as long as it) */
+  struct {
+    const struct pc_step *step; /* borrowed */
+    char *label;
+  } labels[LABELS_MAX];
+  size_t nextlabel;
+};
+
+static struct http_run *run_state(struct pc_run *run)
+{
+  void **slot = pc_run_action_slot(run, PC_ACT_HTTP);
+  if (!*slot)
+    *slot = pc_xcalloc(1, sizeof(struct http_run));
+  return *slot;
+}
 
 struct pc_http_session *pc_http_session_of(struct pc_run *run)
 {
-  void **slot = pc_run_action_slot(run, PC_ACT_HTTP);
-  if (!*slot) {
-    struct pc_http_limits lim = {PC_HTTP_MAX_CONNECTIONS_DEFAULT, PC_HTTP_MAX_PER_HOST_DEFAULT};
-    const struct pc_tmpl *d = pc_run_workflow_def(run)->http_defaults;
-    const struct pc_tmpl *v;
-    if ((v = pc_tmpl_get(d, "max_connections")) && v->kind == PC_T_INT && v->u.i >= 0)
-      lim.max_connections = (long)v->u.i;
-    if ((v = pc_tmpl_get(d, "max_connections_per_host")) && v->kind == PC_T_INT && v->u.i >= 0)
-      lim.max_per_host = (long)v->u.i;
-    *slot = pc_http_session_new(pc_run_loop(run), &lim);
+  struct http_run *hr = run_state(run);
+  if (!hr->session) {
+    struct pc_http_limits lim;
+    pc_http_limits_of(pc_run_workflow_def(run)->http_defaults, &lim);
+    hr->session = pc_http_session_new(pc_run_loop(run), &lim);
   }
-  return *slot;
+  return hr->session;
 }
 
 static void on_http_done(void *data, const struct pc_http_result *r)
@@ -57,16 +82,16 @@ static void on_http_done(void *data, const struct pc_http_result *r)
 }
 
 /* pc_step_label(step), formatted once per step rather than per request. */
-static const char *step_label(struct pc_http_session *s, const struct pc_step *step)
+static const char *step_label(struct http_run *hr, const struct pc_step *step)
 {
   for (size_t i = 0; i < LABELS_MAX; i++)
-    if (s->labels[i].step == step && s->labels[i].label)
-      return s->labels[i].label;
-  size_t i = s->nextlabel++ % LABELS_MAX;
-  free(s->labels[i].label);
-  s->labels[i].step = step;
-  s->labels[i].label = pc_step_label(step);
-  return s->labels[i].label;
+    if (hr->labels[i].step == step && hr->labels[i].label)
+      return hr->labels[i].label;
+  size_t i = hr->nextlabel++ % LABELS_MAX;
+  free(hr->labels[i].label);
+  hr->labels[i].step = step;
+  hr->labels[i].label = pc_step_label(step);
+  return hr->labels[i].label;
 }
 
 static void http_start(struct pc_attempt *a)
@@ -80,35 +105,29 @@ static void http_start(struct pc_attempt *a)
     pc_attempt_done(a, PC_FAIL_ERROR, why ? why : "http: libcurl could not be initialised");
     return;
   }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* params */
-  if (pc_http_push_merged(a->run, -1, a->scope_ref, &err) != 0) {
-    lua_pop(L, 1);
-    pc_attempt_done(a, PC_FAIL_ERROR, err);
-    free(err);
-    return;
-  }
-  /* params, merged */
-  const char *label = step_label(s, a->step);
-  struct pc_http_start_opts o = {
-      .label = label,
+  struct pc_http_spec_opts o = {
+      .defaults = pc_run_workflow_def(a->run)->http_defaults,
+      .scope_ref = a->scope_ref,
+      .label = step_label(run_state(a->run), a->step),
       .save_ok = a->step->expect.status,
       .nsave_ok = a->step->expect.nstatus,
   };
-  struct pc_http_req *r = NULL;
-  int rc = pc_http_start(s, h, -1, &o, on_http_done, a, &r, &err);
-  lua_pop(L, 2);
+  struct pc_http_request *r = NULL;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* params */
+  int rc = pc_http_spec_start(h, -1, &o, s, on_http_done, a, &r, &err);
+  lua_pop(L, 1);
   if (rc != 0) {
     pc_attempt_done(a, PC_FAIL_ERROR, err);
     free(err);
     return;
   }
   a->data = r;
-  a->non_idempotent = pc_http_req_non_idempotent(r);
+  a->non_idempotent = !pc_http_method_idempotent(pc_http_request_method(r));
 }
 
 static void http_cancel(struct pc_attempt *a)
 {
-  struct pc_http_req *r = a->data;
+  struct pc_http_request *r = a->data;
   if (!r)
     return;
   a->data = NULL;
@@ -116,14 +135,14 @@ static void http_cancel(struct pc_attempt *a)
   if (a->result_ref != LUA_NOREF) {
     lua_State *L = pc_lua_state(pc_run_lua(a->run));
     lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* result */
-    lua_pushstring(L, r->method);
+    lua_pushstring(L, pc_http_method_name(pc_http_request_method(r)));
     lua_setfield(L, -2, "method");
-    lua_pushstring(L, r->url);
+    lua_pushstring(L, pc_http_request_url(r));
     lua_setfield(L, -2, "url");
     lua_pop(L, 1);
   }
-  a->nothing_sent = pc_http_req_nothing_sent(r); /* a step timeout while connecting */
-  pc_http_cancel(r);
+  a->nothing_sent = pc_http_request_nothing_sent(r); /* a step timeout while connecting */
+  pc_http_request_cancel(r);
 }
 
 /* "METHOD URL" of the attempt, from the result table (http_cancel keeps
@@ -158,7 +177,7 @@ static void http_describe(struct pc_attempt *a, struct pc_buf *out)
       const char *b = lua_tolstring(L, -1, &len);
       if (len) {
         pc_buf_puts(out, ": ");
-        pc_http__append_excerpt(out, b, len, EXCERPT_MAX);
+        pc_http_excerpt(out, b, len, EXCERPT_MAX);
       }
     }
     lua_pop(L, 1);
@@ -169,15 +188,20 @@ static void http_describe(struct pc_attempt *a, struct pc_buf *out)
 static void http_run_cleanup(struct pc_run *run)
 {
   void **slot = pc_run_action_slot(run, PC_ACT_HTTP);
-  struct pc_http_session *s = *slot;
+  struct http_run *hr = *slot;
   *slot = NULL;
-  pc_http_session_close(s);
+  if (!hr)
+    return;
+  pc_http_session_close(hr->session);
+  for (size_t i = 0; i < LABELS_MAX; i++)
+    free(hr->labels[i].label);
+  free(hr);
 }
 
 const struct pc_action_ops pc_http_ops = {
     .action = PC_ACT_HTTP,
     .key = "http",
-    .load = pc_http__load,
+    .load = pc_http_load_step,
     .start = http_start,
     .cancel = http_cancel,
     .describe = http_describe,
@@ -190,5 +214,6 @@ const struct pc_action_ops pc_http_ops = {
 
 void pc_http_stats_get(struct pc_run *run, struct pc_http_stats *out)
 {
-  pc_http_session_stats(*pc_run_action_slot(run, PC_ACT_HTTP), out);
+  struct http_run *hr = *pc_run_action_slot(run, PC_ACT_HTTP);
+  pc_http_session_stats(hr ? hr->session : NULL, out);
 }

@@ -1,26 +1,25 @@
-/* result.c: the Lua view of a finished request: the result table of SPEC
- * section 3, with headers, timing and json built on first use. */
-#include "http/internal.h"
+/* result.c: the Lua view of a finished request (see result.h). The table
+ * is filled under lua_pcall, because the body may not fit in what the Lua
+ * state has left; the fields few expressions read (headers, timing, json)
+ * are built only when read, from a small userdata that copies what they
+ * need, so a result keeps no request, no easy handle and no session alive.
+ * For w1 (20 000 results kept) that is about 7 MB less than building them
+ * at once. */
+#include "http/result.h"
 
-#include <assert.h>
 #include <ctype.h>
-#include <errno.h>
-#include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <math.h>
 
 #include <lauxlib.h>
 #include <lua.h>
 
 #include "script/json.h"
+#include "script/luahost.h"
 #include "base/redact.h"
 
-/* --------------------------------------------------------- Lua results */
-
-/* Appends up to `max` bytes of s on one line, control characters replaced.
- * Secrets are redacted before the cut (see redact.h). */
-void pc_http__append_excerpt(struct pc_buf *b, const char *body, size_t body_len, size_t max)
+void pc_http_excerpt(struct pc_buf *b, const char *body, size_t body_len, size_t max)
 {
   while (body_len > 0 && strchr(" \t\r\n", body[0])) {
     body++;
@@ -122,7 +121,7 @@ static int push_json(lua_State *L)
       pc_buf_puts(&b, "the body is empty");
     } else {
       pc_buf_printf(&b, "%s; it starts with: ", lua_tostring(L, -1));
-      pc_http__append_excerpt(&b, body, len, 80);
+      pc_http_excerpt(&b, body, len, 80);
     }
     lua_pushlstring(L, b.data, b.len);
     pc_buf_free(&b);
@@ -296,70 +295,59 @@ static void push_result_mt(lua_State *L)
   lua_rawsetp(L, LUA_REGISTRYINDEX, &result_data_key); /* mt, data */
 }
 
-static double to_ms(curl_off_t us)
-{
-  return us > 0 ? (double)llround((double)us / 10.0) / 100.0 : 0.0;
-}
-
 /* lua_pcall'd by pc_http_result_fill (1: the result table, 2: the struct
  * pc_http_result as a light userdata): everything it allocates, the body
  * above all, may run out of memory. */
 static int result_fill_p(lua_State *L)
 {
   const struct pc_http_result *res = lua_touserdata(L, 2);
-  const struct pc_http_req *r = res->req;
-  const struct resp_info *in = &r->info;
   const int idx = 1;
   lua_settop(L, 1);
-  lua_pushstring(L, r->method);
+  lua_pushstring(L, res->method);
   lua_setfield(L, idx, "method");
-  lua_pushstring(L, in->url ? in->url : r->url); /* url */
-  lua_pushvalue(L, -1);                          /* url, url */
-  lua_setfield(L, idx, "url");                   /* url */
+  lua_pushstring(L, res->final_url); /* url */
+  lua_pushvalue(L, -1);              /* url, url */
+  lua_setfield(L, idx, "url");       /* url */
   if (res->status <= 0)
     return 0;
   lua_pushinteger(L, res->status);
   lua_setfield(L, idx, "status");
-  const char *v = pc_http__version_name(in->version);
-  if (v) {
-    lua_pushstring(L, v);
+  if (res->http_version) {
+    lua_pushstring(L, res->http_version);
     lua_setfield(L, idx, "http_version");
   }
-  lua_pushboolean(L, in->connects == 0);
+  lua_pushboolean(L, res->reused);
   lua_setfield(L, idx, "reused");
-  if (r->saved) {
-    lua_pushstring(L, r->save_to);
+  if (res->saved_to) {
+    lua_pushstring(L, res->saved_to);
     lua_setfield(L, idx, "saved_to");
-  } else if (res->fail == PC_FAIL_NONE) {
+  } else if (res->body) {
     /* The body (with save_to and a status that was not accepted: its start). */
-    if ((int64_t)r->body.len < r->received)
-      pc_secret_cut(r->body.data, r->body.len); /* its start: cut by pacer */
-    lua_pushlstring(L, r->body.data, r->body.len);
+    if (res->body_cut)
+      pc_secret_cut(res->body, res->body_len); /* its start: cut by pacer */
+    lua_pushlstring(L, res->body, res->body_len);
     lua_setfield(L, idx, "body");
   }
 
   /* headers, timing and json: built on first use (see struct lazy) */
-  size_t mlen = strlen(r->method) + 1;
-  bool labelled = r->label && strcmp(r->label, "http") != 0;
-  size_t llen = labelled ? strlen(r->label) + 1 : 0;
-  struct lazy *z = lua_newuserdatauv(L, sizeof *z + r->hdrs.len + mlen + llen, 1);
+  size_t mlen = strlen(res->method) + 1;
+  bool labelled = res->label && strcmp(res->label, "http") != 0;
+  size_t llen = labelled ? strlen(res->label) + 1 : 0;
+  struct lazy *z = lua_newuserdatauv(L, sizeof *z + res->headers_len + mlen + llen, 1);
   /* url, lazy */
   z->built = 0;
-  /* After redirects: the phases of every response added up, and ttfb and
-   * total counted from the start of the first request. */
-  curl_off_t dns = in->t_dns, conn = in->t_connect, tls = in->t_tls;
-  const struct hop_sums *p = &r->before;
-  z->timing[0] = to_ms(p->dns + dns);
-  z->timing[1] = to_ms(p->connect + (conn > dns ? conn - dns : 0));
-  z->timing[2] = to_ms(p->tls + (tls > conn ? tls - conn : 0));
-  z->timing[3] = to_ms(p->total + in->t_start);
-  z->timing[4] = to_ms(p->total + in->t_total);
-  z->hdrs_len = r->hdrs.len;
-  memcpy(z->data, r->hdrs.data, r->hdrs.len);
-  memcpy(z->data + r->hdrs.len, r->method, mlen);
-  z->label_off = labelled ? r->hdrs.len + mlen : 0;
+  const struct pc_http_timing *tm = &res->timing;
+  z->timing[0] = tm->dns;
+  z->timing[1] = tm->connect;
+  z->timing[2] = tm->tls;
+  z->timing[3] = tm->ttfb;
+  z->timing[4] = tm->total;
+  z->hdrs_len = res->headers_len;
+  memcpy(z->data, res->headers, res->headers_len);
+  memcpy(z->data + res->headers_len, res->method, mlen);
+  z->label_off = labelled ? res->headers_len + mlen : 0;
   if (labelled)
-    memcpy(z->data + z->label_off, r->label, llen);
+    memcpy(z->data + z->label_off, res->label, llen);
   lua_rotate(L, -2, 1);        /* lazy, url */
   lua_setiuservalue(L, -2, 1); /* lazy */
   push_result_mt(L);           /* lazy, mt, data */
@@ -385,6 +373,6 @@ int pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int 
   lua_pop(L, 1); /* the error: only memory can run out here (no metamethods run) */
 no_memory:
   *err = pc_asprintf("%s %s: the response does not fit in memory (%zu bytes of body)",
-                     res->req->method, res->req->url, res->req->body.len);
+                     res->method, res->url, res->body_len);
   return -1;
 }

@@ -32,20 +32,22 @@
  * CURL_POLL_REMOVE, still inside the libcurl call that closed the
  * descriptor, before anything else can take its number. Details at struct
  * sock_ctx; docs/http.md, "Sockets". */
-#include "http/internal.h"
+#include "http/session.h"
 
 #include <assert.h>
-#include <ctype.h>
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "http/rules.h"
 #include "base/log.h"
+#include "base/util.h"
 
-/* ============================================================== session */
+#define FREE_EASY_MAX 64 /* idle easy handles kept for reuse */
+
+/* ============================================================== sockets */
 
 /* One context per socket libcurl asks us to watch, found by descriptor in
  * the session's table (libcurl's curl_multi_assign pointer is dropped on
@@ -61,8 +63,8 @@
  * when closed, remove the new owner's descriptor from epoll. libcurl 7.88
  * closes its sockets in two ways (lib/cf-socket.c):
  *
- *   - through CURLOPT_CLOSESOCKETFUNCTION (pc_http__on_close_socket), after telling
- *     us CURL_POLL_REMOVE if we watched it: every socket that is connected
+ *   - through CURLOPT_CLOSESOCKETFUNCTION (pc_http__close_socket_cb), after
+ *     telling us CURL_POLL_REMOVE if we watched it: every socket that is connected
  *     and in use ("active": the happy-eyeballs winner, from the moment its
  *     TCP connect completes), and a socket whose own connect() failed;
  *   - with a plain close() and no callback at all, and only CURL_POLL_REMOVE
@@ -74,9 +76,9 @@
  * A connecting socket is only ever asked for CURL_POLL_OUT; libcurl asks to
  * read a socket only once it is connected and active. So a context is
  * `trusted` once libcurl has asked for CURL_POLL_IN on a socket that
- * pc_http__on_open_socket opened: from then on it is closed only through
- * pc_http__on_close_socket, which closes the poll (libuv forgets the descriptor at
- * once) before it closes the descriptor. Every other context (not trusted
+ * pc_http__open_socket_cb opened: from then on it is closed only through
+ * pc_http__close_socket_cb, which closes the poll (libuv forgets the
+ * descriptor at once) before it closes the descriptor. Every other context (not trusted
  * yet, or a socket libcurl opened itself: the threaded resolver's socket
  * pair, which libcurl closes right after CURL_POLL_REMOVE) is closed on
  * CURL_POLL_REMOVE, whether or not its descriptor is still open: libcurl
@@ -85,14 +87,14 @@
  * that libuv ignores, and takes a queued ADD off libuv's queue. Nothing
  * else can take the number between libcurl's close() and its REMOVE: both
  * happen inside one libcurl call, where only libcurl opens descriptors,
- * and a socket it opens comes through pc_http__on_open_socket, which finds the old
- * context and closes it first.
+ * and a socket it opens comes through pc_http__open_socket_cb, which finds
+ * the old context and closes it first.
  *
  * The poll of a context is initialised only when libcurl first asks to
  * watch it (uv_poll_init costs an epoll_ctl ADD and DEL and an ioctl, and
  * closing a poll removes its number from epoll, so a context never has a
- * poll on a descriptor libcurl has not reported). A context that on_open_
- * socket made but libcurl never watched (it connected, and sent and
+ * poll on a descriptor libcurl has not reported). A context that the
+ * open-socket callback made but libcurl never watched (it connected, and sent and
  * received everything, within one call; or it was closed silently before
  * it was watched) has no poll; if its number is later reported by
  * libcurl's resolver, which asks only to read, the socket's family tells
@@ -115,13 +117,35 @@ struct sock_ctx {
   int events;                /* UV_READABLE|UV_WRITABLE the poll is armed with */
   int want;                  /* UV_READABLE|UV_WRITABLE libcurl watches now; 0: none */
   bool polling;              /* the poll is initialised and not closing */
-  bool owned;                /* opened by pc_http__on_open_socket */
+  bool owned;                /* opened by pc_http__open_socket_cb */
   bool watched;              /* libcurl has asked to watch it */
-  bool trusted;              /* owned and asked to read: closed only by pc_http__on_close_socket */
+  bool trusted;              /* owned and asked to read: closed only by the close callback */
+};
+
+struct pc_http_session {
+  uv_loop_t *loop; /* borrowed */
+  CURLM *multi;
+  uv_timer_t timer;
+  bool timer_closing;
+  bool in_timer; /* inside on_loop_timer's curl_multi_socket_action */
+  struct sock_ctx **socks; /* by descriptor: every socket context not yet closing */
+  size_t nsocks;           /* size of socks */
+  struct pc_queue live;    /* transfers added to the multi handle (pc_http__transfer.live) */
+  /* Idle easy handles, a stack: bounded, and CURL is opaque, so they are
+   * kept in an array rather than on a list. */
+  CURL *idle[FREE_EASY_MAX];
+  bool idle_primed[FREE_EASY_MAX]; /* the constant options are still set */
+  size_t nidle;
+  int pending_closes;
+  bool closing;
+  struct pc_http_stats stats;
+  char *last_prefix; /* "scheme://authority" of the URL last counted, as written */
+  size_t last_host;  /* its entry in stats.hosts */
+  char **warned;     /* hosts already warned about insecure: true */
+  size_t nwarned;
 };
 
 static void on_loop_timer(uv_timer_t *t);
-static void drain(struct pc_http_session *s);
 
 static void session_maybe_free(struct pc_http_session *s)
 {
@@ -132,8 +156,6 @@ static void session_maybe_free(struct pc_http_session *s)
   free(s->warned);
   free(s->socks);
   free(s->last_prefix);
-  for (size_t i = 0; i < LABELS_MAX; i++)
-    free(s->labels[i].label);
   pc_http_stats_free(&s->stats);
   free(s);
 }
@@ -223,8 +245,8 @@ static int sock_watch(struct pc_http_session *s, struct sock_ctx *ctx, int event
   return 0;
 }
 
-/* Whether the descriptor of a context pc_http__on_open_socket made and libcurl has
- * never watched is still that socket, rather than a descriptor libcurl
+/* Whether the descriptor of a context pc_http__open_socket_cb made and
+ * libcurl has never watched is still that socket, rather than a descriptor libcurl
  * opened on the same number after closing the socket without telling us
  * (the resolver's socket pair: AF_UNIX; see struct sock_ctx). */
 static bool sock_still_ours(const struct sock_ctx *ctx)
@@ -233,6 +255,24 @@ static bool sock_still_ours(const struct sock_ctx *ctx)
   socklen_t len = sizeof family;
   return getsockopt(ctx->fd, SOL_SOCKET, SO_DOMAIN, &family, &len) == 0 &&
          family == ctx->family;
+}
+
+/* Hands every finished transfer to its request. Called after every
+ * curl_multi_socket_action (multi-uv.c skips it when no transfer is left
+ * running, which loses the last completion). */
+static void drain(struct pc_http_session *s)
+{
+  CURLMsg *m;
+  int left;
+  while (s->multi && (m = curl_multi_info_read(s->multi, &left))) {
+    if (m->msg != CURLMSG_DONE)
+      continue;
+    struct pc_http__transfer *t = NULL;
+    CURLcode rc = m->data.result;
+    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+    assert(t);
+    t->ops->done(t, rc); /* m is invalid from here on */
+  }
 }
 
 static void on_poll(uv_poll_t *p, int status, int events)
@@ -331,18 +371,18 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void
   return 0;
 }
 
-/* CURLOPT_OPENSOCKETFUNCTION (clientp: the request): the connection's
+/* CURLOPT_OPENSOCKETFUNCTION (clientp: the transfer): the connection's
  * socket, close-on-exec so `exec` steps do not inherit connections, and
  * its context, without a poll until libcurl asks to watch it. */
-curl_socket_t pc_http__on_open_socket(void *clientp, curlsocktype purpose,
-                                    struct curl_sockaddr *a)
+curl_socket_t pc_http__open_socket_cb(void *clientp, curlsocktype purpose,
+                                      struct curl_sockaddr *a)
 {
   (void)purpose;
-  struct pc_http_req *r = clientp;
-  struct pc_http_session *s = r->s;
+  struct pc_http__transfer *t = clientp;
+  struct pc_http_session *s = t->s;
   curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
   if (fd == CURL_SOCKET_BAD) {
-    r->open_errno = errno; /* for the message: libcurl only says it could not connect */
+    t->open_errno = errno; /* for the message: libcurl only says it could not connect */
     return CURL_SOCKET_BAD;
   }
   struct sock_ctx *stale = sock_find(s, fd);
@@ -354,7 +394,7 @@ curl_socket_t pc_http__on_open_socket(void *clientp, curlsocktype purpose,
 
 /* CURLOPT_CLOSESOCKETFUNCTION: libuv must forget the descriptor (uv_close
  * stops the poll at once) before it is closed and its number reused. */
-int pc_http__on_close_socket(void *clientp, curl_socket_t fd)
+int pc_http__close_socket_cb(void *clientp, curl_socket_t fd)
 {
   struct pc_http_session *s = clientp;
   struct sock_ctx *ctx = sock_find(s, fd);
@@ -404,6 +444,7 @@ struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_htt
   struct pc_http_session *s = pc_xcalloc(1, sizeof *s);
   s->loop = loop;
   s->multi = multi;
+  pc_queue_init(&s->live);
   uv_timer_init(loop, &s->timer);
   curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
   curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, s);
@@ -446,13 +487,14 @@ void pc_http_session_close(struct pc_http_session *s)
     }
   }
   /* 1. every easy handle out of the multi handle and gone */
-  while (s->live) {
-    struct pc_http_req *r = s->live;
-    curl_multi_remove_handle(s->multi, r->easy);
-    s->live = r->next;
-    curl_easy_cleanup(r->easy);
-    r->easy = NULL;
-    pc_http__req_free(r);
+  while (!pc_queue_empty(&s->live)) {
+    struct pc_queue *q = pc_queue_head(&s->live);
+    struct pc_http__transfer *t = pc_queue_data(q, struct pc_http__transfer, live);
+    curl_multi_remove_handle(s->multi, t->easy);
+    pc_queue_remove(q);
+    curl_easy_cleanup(t->easy);
+    t->easy = NULL;
+    t->ops->drop(t);
   }
   for (size_t i = 0; i < s->nidle; i++)
     curl_easy_cleanup(s->idle[i]);
@@ -470,13 +512,24 @@ void pc_http_session_close(struct pc_http_session *s)
 }
 
 
-/* Back to the free list. A handle that carried only the options every
- * request sets (see pc_http_start) keeps them and skips curl_easy_reset,
- * which with the constant options set again was ~8% of a small request's
- * CPU; its pointers into the finished request are cleared. Any other
- * option (redirects, a method, a body, timeouts, TLS settings) means a
- * full reset. `primed`: the constant options are set on e. */
-void pc_http__recycle_easy(struct pc_http_session *s, CURL *e, bool primed)
+/* ====================================================== transfers */
+
+CURL *pc_http__easy_take(struct pc_http_session *s, bool *primed)
+{
+  if (s->nidle) {
+    s->nidle--;
+    *primed = s->idle_primed[s->nidle];
+    return s->idle[s->nidle];
+  }
+  *primed = false;
+  return curl_easy_init();
+}
+
+/* Skipping curl_easy_reset for a primed handle matters: with the constant
+ * options set again it was ~8% of a small request's CPU. Any option
+ * beyond the constant ones (a method, a body, timeouts, TLS settings,
+ * redirects) means a full reset. */
+void pc_http__easy_recycle(struct pc_http_session *s, CURL *e, bool primed)
 {
   if (!e)
     return;
@@ -499,23 +552,45 @@ void pc_http__recycle_easy(struct pc_http_session *s, CURL *e, bool primed)
   }
 }
 
-/* The length of "scheme://authority" at the start of url (0 if none). */
-static size_t prefix_len(const char *url)
+CURLMcode pc_http__transfer_add(struct pc_http_session *s, struct pc_http__transfer *t)
 {
-  const char *p = strstr(url, "://");
-  return p ? strcspn(p + 3, "/?#") + (size_t)(p + 3 - url) : 0;
+  CURLMcode mc = curl_multi_add_handle(s->multi, t->easy);
+  if (mc == CURLM_OK)
+    pc_queue_insert_head(&s->live, &t->live);
+  return mc;
 }
+
+void pc_http__transfer_remove(struct pc_http_session *s, struct pc_http__transfer *t)
+{
+  curl_multi_remove_handle(s->multi, t->easy);
+  pc_queue_remove(&t->live);
+}
+
+void pc_http__transfer_cancel(struct pc_http_session *s, struct pc_http__transfer *t)
+{
+  pc_http__transfer_remove(s, t);
+  curl_easy_cleanup(t->easy);
+  t->easy = NULL;
+  s->stats.cancelled++;
+}
+
+bool pc_http__closing(const struct pc_http_session *s)
+{
+  return s->closing;
+}
+
+/* ========================================================= statistics */
 
 /* The statistics entry of url's origin. Requests to the origin of the
  * previous one, written the same way, find it without parsing the URL. */
 static struct pc_http_host_stats *host_stats_of(struct pc_http_session *s, const char *url)
 {
   struct pc_http_stats *st = &s->stats;
-  size_t plen = prefix_len(url);
+  size_t plen = pc_http_url_prefix_len(url);
   if (s->last_prefix && plen && strlen(s->last_prefix) == plen &&
       memcmp(s->last_prefix, url, plen) == 0)
     return &st->hosts[s->last_host];
-  char *host = pc_http__origin(url);
+  char *host = pc_http_url_origin(url);
   size_t i = 0;
   while (i < st->nhosts && strcmp(st->hosts[i].host, host) != 0)
     i++;
@@ -542,43 +617,19 @@ static void host_stats_add(struct pc_http_host_stats *hs, const struct pc_http_h
   hs->bytes_up += d->bytes_up;
 }
 
-/* Adds the response just received (one hop of a redirect chain, or the
- * last) to the statistics, under the origin that sent it. */
-void pc_http__count_response(struct pc_http_session *s, const struct pc_http_req *r, bool failed)
+void pc_http__count(struct pc_http_session *s, const char *url,
+                    const struct pc_http_host_stats *d, bool failed)
 {
   struct pc_http_stats *st = &s->stats;
-  struct pc_http_host_stats d = {
-      .requests = 1,
-      .connections = (uint64_t)(r->info.connects > 0 ? r->info.connects : 0),
-      .reused = r->info.connects == 0 && r->info.status > 0,
-      .bytes_down = (uint64_t)(r->info.down + r->info.header_bytes),
-      .bytes_up = (uint64_t)(r->info.up + r->info.request_bytes),
-  };
-  st->requests++;
+  st->requests += d->requests;
   st->failed += failed;
-  st->connections += d.connections;
-  st->reused += d.reused;
-  st->bytes_down += d.bytes_down;
-  st->bytes_up += d.bytes_up;
-  host_stats_add(host_stats_of(s, r->info.url ? r->info.url : r->url), &d);
+  st->connections += d->connections;
+  st->reused += d->reused;
+  st->bytes_down += d->bytes_down;
+  st->bytes_up += d->bytes_up;
+  host_stats_add(host_stats_of(s, url), d);
 }
 
-static void drain(struct pc_http_session *s)
-{
-  CURLMsg *m;
-  int left;
-  while (s->multi && (m = curl_multi_info_read(s->multi, &left))) {
-    if (m->msg != CURLMSG_DONE)
-      continue;
-    struct pc_http_req *r = NULL;
-    CURLcode rc = m->data.result;
-    curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-    assert(r);
-    pc_http__req_finish(r, rc); /* m is invalid from here on */
-  }
-}
-
-/* =========================================================== statistics */
 
 void pc_http_session_stats(const struct pc_http_session *s, struct pc_http_stats *out)
 {
@@ -601,4 +652,21 @@ void pc_http_stats_free(struct pc_http_stats *st)
   free(st->hosts);
   st->hosts = NULL;
   st->nhosts = 0;
+}
+
+void pc_http__warn_insecure(struct pc_http_session *s, const char *label, const char *url)
+{
+  char *host = pc_http_url_host(url);
+  bool seen = false;
+  for (size_t i = 0; i < s->nwarned && !seen; i++)
+    seen = strcmp(s->warned[i], host) == 0;
+  if (!seen) {
+    s->warned = pc_xrealloc(s->warned, (s->nwarned + 1) * sizeof *s->warned);
+    s->warned[s->nwarned++] = pc_xstrdup(host);
+    pc_log(PC_LOG_WARN, label,
+           "WARNING: insecure: true turns OFF TLS certificate verification for %s: anyone on "
+           "the network path can read and change this traffic. Use ca_file to trust a private "
+           "CA instead.", host);
+  }
+  free(host);
 }

@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "model/action.h"
-#include "http/http.h"
+#include "http/check.h"
 #include "base/util.h"
 
 /* ------------------------------------------------------------ vocabulary */

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "core/engine.h"
-#include "http/http.h"
+#include "http/action.h"
 #include "base/outfile.h"
 #include "model/workflow.h"
 

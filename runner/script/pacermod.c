@@ -67,7 +67,9 @@
 
 #include "core/engine.h"
 #include "actions/exec.h"
-#include "http/http.h"
+#include "http/action.h"
+#include "http/result.h"
+#include "http/spec.h"
 #include "script/json.h"
 #include "base/log.h"
 #include "base/pool.h"
@@ -1478,7 +1480,7 @@ static int l_exec(lua_State *L)
 
 struct http_op {
   struct lt *lt;
-  struct pc_http_req *req; /* NULL once it reported */
+  struct pc_http_request *req; /* NULL once it reported */
   bool done;
   int result_ref; /* the result table, when a response arrived */
   char *error;    /* the message, when it did not */
@@ -1520,7 +1522,7 @@ static void http_cancel(void *data)
 {
   struct http_op *op = data;
   if (op->req)
-    pc_http_cancel(op->req);
+    pc_http_request_cancel(op->req);
   http_op_free(op);
 }
 
@@ -1559,16 +1561,18 @@ static int l_http_request(lua_State *L)
   lua_pushvalue(L, 1);
   lua_xmove(L, M, 1);                                  /* (M) opts */
   char *err = NULL;
-  struct http_op *op = NULL;
-  if (pc_http_push_merged(s->run, base + 1, s->a->scope_ref, &err) == 0) { /* (M) opts, merged */
-    op = pc_xcalloc(1, sizeof *op);
-    op->lt = lt;
-    op->result_ref = LUA_NOREF;
-    struct pc_http_start_opts o = {.label = s->label, .allow_timeout = true};
-    if (pc_http_start(sess, s->ps->h, base + 2, &o, on_http_done, op, &op->req, &err) != 0) {
-      free(op);
-      op = NULL;
-    }
+  struct http_op *op = pc_xcalloc(1, sizeof *op);
+  op->lt = lt;
+  op->result_ref = LUA_NOREF;
+  struct pc_http_spec_opts o = {
+      .defaults = pc_run_workflow_def(s->run)->http_defaults,
+      .scope_ref = s->a->scope_ref,
+      .allow_timeout = true,
+      .label = s->label,
+  };
+  if (pc_http_spec_start(s->ps->h, base + 1, &o, sess, on_http_done, op, &op->req, &err) != 0) {
+    free(op);
+    op = NULL;
   }
   lua_settop(M, base);
   pc_lua_memory_enforce(s->ps->h, was);
