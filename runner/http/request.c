@@ -253,40 +253,42 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 
 /* ================================================================ start */
 
-/* NULL if `path` names a regular file pacer can read, else a message.
+/* 0 if `path` names a regular file pacer can read, else -1 with *err set.
  * libcurl (OpenSSL) reads the file on the loop thread during the TLS
  * handshake: a FIFO, a terminal or a character device would block the
  * whole run there (timeouts and signals included), so only a regular file
  * of a sane size gets that far. stat() itself never waits on the file. */
-static char *check_ca_file(const char *path)
+static int check_ca_file(const char *path, char **err)
 {
   struct stat st;
   if (stat(path, &st) != 0 || access(path, R_OK) != 0)
-    return pc_asprintf("http.ca_file: cannot read \"%s\": %s", path, strerror(errno));
-  if (!S_ISREG(st.st_mode))
-    return pc_asprintf("http.ca_file: \"%s\" is not a regular file (%s); name a PEM file of CA "
+    *err = pc_asprintf("http.ca_file: cannot read \"%s\": %s", path, strerror(errno));
+  else if (!S_ISREG(st.st_mode))
+    *err = pc_asprintf("http.ca_file: \"%s\" is not a regular file (%s); name a PEM file of CA "
                        "certificates", path,
                        S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a directory"
                        : S_ISCHR(st.st_mode) ? "a character device"
                        : S_ISSOCK(st.st_mode) ? "a socket" : "not a file");
-  if (st.st_size > CA_FILE_MAX)
-    return pc_asprintf("http.ca_file: \"%s\" is %lld bytes: too large for a file of CA "
+  else if (st.st_size > CA_FILE_MAX)
+    *err = pc_asprintf("http.ca_file: \"%s\" is %lld bytes: too large for a file of CA "
                        "certificates (at most %lld)", path, (long long)st.st_size,
                        (long long)CA_FILE_MAX);
-  return NULL;
+  else
+    return 0;
+  return -1;
 }
 
 /* Opens save_to through outfile.h: a regular file (or none yet) gets a
  * temporary file beside it, renamed over it only on success; a device or a
- * FIFO is written into. Returns NULL or a message. */
-static char *open_save_to(struct pc_http_request *r)
+ * FIFO is written into. Returns 0, or -1 with *err set. */
+static int open_save_to(struct pc_http_request *r, char **err)
 {
-  char *err = NULL;
-  if (pc_outfile_open(&r->out, r->save_to, 0, &err) == 0)
-    return NULL;
-  char *m = pc_asprintf("http.save_to: %s", err);
-  free(err);
-  return m;
+  char *why = NULL;
+  if (pc_outfile_open(&r->out, r->save_to, 0, &why) == 0)
+    return 0;
+  *err = pc_asprintf("http.save_to: %s", why);
+  free(why);
+  return -1;
 }
 
 /* A password in the URL's userinfo is a secret, in the Basic credentials
@@ -470,7 +472,7 @@ int pc_http_request_start(struct pc_http_session *s, const struct pc_http_spec *
 {
   assert(s && sp && sp->url && cb && !pc_http__closing(s));
   assert(!(sp->has_body && sp->method == PC_HTTP_HEAD));
-  if (sp->ca_file && (*err = check_ca_file(sp->ca_file)))
+  if (sp->ca_file && check_ca_file(sp->ca_file, err) != 0)
     return -1;
   if (sp->save_to && !*sp->save_to) {
     *err = pc_xstrdup("http.save_to: the path is empty");
@@ -485,7 +487,7 @@ int pc_http_request_start(struct pc_http_session *s, const struct pc_http_spec *
   struct pc_http_request *r = req_new(s, e, sp);
   r->cb = cb;
   r->data = data;
-  if (r->save_to && (*err = open_save_to(r))) {
+  if (r->save_to && open_save_to(r, err) != 0) {
     pc_http__easy_recycle(s, e, primed);
     r->t.easy = NULL;
     req_free(r);

@@ -222,6 +222,13 @@ static int opt_version(lua_State *L, int tbl, enum pc_http_version *out, char **
   return rc;
 }
 
+/* Sets *err to msg (malloc'd) and returns -1: `return fail(err, ...)`. */
+static int fail(char **err, char *msg)
+{
+  *err = msg;
+  return -1;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
   return strcmp(*(char *const *)a, *(char *const *)b);
@@ -238,24 +245,24 @@ static void put_escaped(struct pc_buf *b, const char *s, size_t len)
 }
 
 /* Appends name=value pairs (sorted by name, lists repeated) of the table at
- * `tbl` to b, urlencoded. Returns NULL or an error message. */
-static char *encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc_buf *b,
-                          struct pc_http_spec_mem *mem)
+ * `tbl` to b, urlencoded. Returns 0, or -1 with *err
+ * set (*err is NULL on entry). */
+static int encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc_buf *b,
+                        struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
   if (!lua_istable(L, tbl))
-    return pc_asprintf("http.%s: expected a map of names to values, got %s", what,
-                       luaL_typename(L, tbl));
+    return fail(err, pc_asprintf("http.%s: expected a map of names to values, got %s", what,
+                                 luaL_typename(L, tbl)));
   const char **keys = NULL;
   size_t n = 0;
-  char *err = NULL;
   lua_pushnil(L); /* nil */
   while (lua_next(L, tbl)) { /* key, value */
-    if (lua_type(L, -2) != LUA_TSTRING && !err)
-      err = pc_asprintf("http.%s: names must be text, got %s", what, luaL_typename(L, -2));
-    else if (!err && strlen(lua_tostring(L, -2)) != lua_rawlen(L, -2))
-      err = pc_asprintf("http.%s: a name contains a NUL byte", what);
-    else if (!err) {
+    if (lua_type(L, -2) != LUA_TSTRING && !*err)
+      *err = pc_asprintf("http.%s: names must be text, got %s", what, luaL_typename(L, -2));
+    else if (!*err && strlen(lua_tostring(L, -2)) != lua_rawlen(L, -2))
+      *err = pc_asprintf("http.%s: a name contains a NUL byte", what);
+    else if (!*err) {
       keys = pc_xrealloc(keys, (n + 1) * sizeof *keys);
       keys[n++] = lua_tostring(L, -2); /* borrowed: the table holds it */
     }
@@ -263,7 +270,7 @@ static char *encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc
   }
   if (n)
     qsort(keys, n, sizeof *keys, cmp_str);
-  for (size_t i = 0; i < n && !err; i++) {
+  for (size_t i = 0; i < n && !*err; i++) {
     rawfield(L, tbl, keys[i]); /* value */
     int vi = lua_gettop(L);
     size_t cnt = 1;
@@ -277,10 +284,10 @@ static char *encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc
         lua_pop(L, 1);
       }
       if (entries != cnt)
-        err = pc_asprintf("http.%s: the value of %s must be text or a list of texts, got a map",
-                          what, keys[i]);
+        *err = pc_asprintf("http.%s: the value of %s must be text or a list of texts, got a map",
+                           what, keys[i]);
     }
-    for (size_t j = 1; j <= cnt && !err; j++) {
+    for (size_t j = 1; j <= cnt && !*err; j++) {
       if (list)
         lua_rawgeti(L, vi, (lua_Integer)j); /* value, item */
       else
@@ -289,8 +296,8 @@ static char *encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc
         size_t len;
         const char *txt = scalar_text(h, -1, &len, mem);
         if (!txt) {
-          err = pc_asprintf("http.%s: the value of %s must be text or a list of texts, got %s",
-                            what, keys[i], luaL_typename(L, -1));
+          *err = pc_asprintf("http.%s: the value of %s must be text or a list of texts, got %s",
+                             what, keys[i], luaL_typename(L, -1));
         } else {
           if (b->len)
             pc_buf_puts(b, "&");
@@ -304,28 +311,27 @@ static char *encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc
     lua_pop(L, 1);
   }
   free(keys);
-  return err;
+  return *err ? -1 : 0;
 }
 
 /* The headers table at tbl into mem->headers (names and values borrowed,
- * or values made from numbers). Returns NULL or a message. */
-static char *read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
-                          struct pc_http_spec_mem *mem)
+ * or values made from numbers). Returns 0, or -1 with *err set. */
+static int read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
+                        struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
   if (!lua_istable(L, tbl))
-    return pc_asprintf("http.headers: expected a map of header names to values, got %s",
-                       luaL_typename(L, tbl));
-  char *err = NULL;
+    return fail(err, pc_asprintf("http.headers: expected a map of header names to values, got "
+                                 "%s", luaL_typename(L, tbl)));
   size_t cap = 0;
   lua_pushnil(L); /* nil */
-  while (!err && lua_next(L, tbl)) { /* name, value */
+  while (!*err && lua_next(L, tbl)) { /* name, value */
     size_t nlen = 0;
     const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
     if (!name || !pc_http_header_name_valid(name, nlen)) {
-      err = name ? pc_asprintf("http.headers: \"%s\" is not a valid header name", name)
-                 : pc_asprintf("http.headers: header names must be text, got %s",
-                               luaL_typename(L, -2));
+      *err = name ? pc_asprintf("http.headers: \"%s\" is not a valid header name", name)
+                  : pc_asprintf("http.headers: header names must be text, got %s",
+                                luaL_typename(L, -2));
       lua_pop(L, 2);
       break;
     }
@@ -333,12 +339,12 @@ static char *read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
       size_t vlen;
       const char *val = scalar_text(h, -1, &vlen, mem);
       if (!val) {
-        err = pc_asprintf("http.headers: the value of %s must be text, got %s", name,
-                          luaL_typename(L, -1));
+        *err = pc_asprintf("http.headers: the value of %s must be text, got %s", name,
+                           luaL_typename(L, -1));
       } else if (!pc_http_header_value_valid(val, vlen)) {
         /* Never echo the value: it may be a secret. */
-        err = pc_asprintf("http.headers: the value of %s contains a line break (CR or LF) or "
-                          "a NUL byte, which would split the header", name);
+        *err = pc_asprintf("http.headers: the value of %s contains a line break (CR or LF) or "
+                           "a NUL byte, which would split the header", name);
       } else {
         if (sp->nheaders == cap) {
           cap = cap ? cap * 2 : 8;
@@ -350,7 +356,7 @@ static char *read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
     lua_pop(L, 1); /* name */
   }
   sp->headers = mem->headers;
-  return err;
+  return *err ? -1 : 0;
 }
 
 /* Indices in pc_http_option_keys: pc_http_spec_read looks up only the keys
@@ -397,12 +403,11 @@ static int64_t read_keys(lua_State *L, int tbl, bool allow_timeout, char **err)
   return present;
 }
 
-/* The URL and the method. Returns NULL or a message. */
-static char *read_target(struct pc_lua *h, int tbl, uint32_t present, struct pc_http_spec *sp,
-                         struct pc_http_spec_mem *mem)
+/* The URL and the method. Returns 0, or -1 with *err set. */
+static int read_target(struct pc_lua *h, int tbl, uint32_t present, struct pc_http_spec *sp,
+                       struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
-  char *err = NULL;
   const char *url_key = NULL;
   for (int k = K_GET; k <= K_HEAD; k++) {
     if (!HAS(k))
@@ -412,7 +417,7 @@ static char *read_target(struct pc_lua *h, int tbl, uint32_t present, struct pc_
     bool set = !is_null(L, -1);
     lua_pop(L, 1);
     if (set && url_key)
-      return pc_asprintf("http: `%s` and `%s` both give the URL", url_key, key);
+      return fail(err, pc_asprintf("http: `%s` and `%s` both give the URL", url_key, key));
     if (set)
       url_key = key;
   }
@@ -423,47 +428,47 @@ static char *read_target(struct pc_lua *h, int tbl, uint32_t present, struct pc_
     lua_pop(L, 1);
   }
   if (has_url && url_key)
-    return pc_asprintf("http: `%s` and `url` both give the URL", url_key);
+    return fail(err, pc_asprintf("http: `%s` and `url` both give the URL", url_key));
   if (!has_url && !url_key)
-    return pc_xstrdup("http: no URL: give get: URL (or post:, put:, ...), or method and url");
-  if (opt_cstring(h, tbl, has_url ? "url" : url_key, &sp->url, "a URL", mem, &err) != 0)
-    return err;
+    return fail(err, pc_xstrdup("http: no URL: give get: URL (or post:, put:, ...), or method "
+                                "and url"));
+  if (opt_cstring(h, tbl, has_url ? "url" : url_key, &sp->url, "a URL", mem, err) != 0)
+    return -1;
   const char *method = NULL;
-  if (HAS(K_METHOD) && opt_cstring(h, tbl, "method", &method, "a method", mem, &err) != 0)
-    return err;
+  if (HAS(K_METHOD) && opt_cstring(h, tbl, "method", &method, "a method", mem, err) != 0)
+    return -1;
   if (method && url_key)
-    return pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key);
+    return fail(err, pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key));
   int m = pc_http_method_parse(method ? method : url_key ? url_key : "GET");
   if (m < 0) {
     char *up = pc_xstrdup(method);
     for (char *p = up; *p; p++)
       *p = (char)toupper((unsigned char)*p);
-    err = pc_asprintf("http.method: unknown method \"%s\" (expected one of GET, HEAD, POST, "
-                      "PUT, PATCH, DELETE, OPTIONS, TRACE)", up);
+    *err = pc_asprintf("http.method: unknown method \"%s\" (expected one of GET, HEAD, POST, "
+                       "PUT, PATCH, DELETE, OPTIONS, TRACE)", up);
     free(up);
-    return err;
+    return -1;
   }
   sp->method = (enum pc_http_method)m;
   if (!pc_http_url_scheme_ok(sp->url))
-    return pc_asprintf("http: \"%s\" is not an http:// or https:// URL", sp->url);
+    return fail(err, pc_asprintf("http: \"%s\" is not an http:// or https:// URL", sp->url));
   if (strpbrk(sp->url, " \r\n\t"))
-    return pc_asprintf("http: the URL \"%s\" contains spaces or line breaks; encode them, or "
-                       "pass values with query:", sp->url);
-  return NULL;
+    return fail(err, pc_asprintf("http: the URL \"%s\" contains spaces or line breaks; encode "
+                                 "them, or pass values with query:", sp->url));
+  return 0;
 }
 
-/* `query`, added to the URL. Returns NULL or a message. */
-static char *read_query(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
-                        struct pc_http_spec_mem *mem)
+/* `query`, added to the URL. Returns 0, or -1 with *err set. */
+static int read_query(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
+                      struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
-  char *err = NULL;
   rawfield(L, tbl, "query"); /* query */
   if (!is_null(L, -1)) {
     struct pc_buf q;
     pc_buf_init(&q, (size_t)64 << 20);
-    err = encode_pairs(h, lua_gettop(L), "query", &q, mem);
-    if (!err && q.len) {
+    int rc = encode_pairs(h, lua_gettop(L), "query", &q, mem, err);
+    if (rc == 0 && q.len) {
       const char *url = sp->url, *hash = strchr(url, '#');
       size_t base = hash ? (size_t)(hash - url) : strlen(url);
       char last = base ? url[base - 1] : '\0';
@@ -474,16 +479,16 @@ static char *read_query(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
     pc_buf_free(&q);
   }
   lua_pop(L, 1);
-  return err;
+  return *err ? -1 : 0;
 }
 
 /* The body: at most one of body, json (encoded already: json, jerr) and
- * form. Returns NULL or a message. */
-static char *read_body(struct pc_lua *h, int tbl, uint32_t present, char *json,
-                       const char *jerr, struct pc_http_spec *sp, struct pc_http_spec_mem *mem)
+ * form. Returns 0, or -1 with *err set. */
+static int read_body(struct pc_lua *h, int tbl, uint32_t present, char *json,
+                     const char *jerr, struct pc_http_spec *sp, struct pc_http_spec_mem *mem,
+                     char **err)
 {
   lua_State *L = pc_lua_state(h);
-  char *err = NULL;
   static const char *const body_keys[] = {"body", "json", "form"};
   const char *body_key = NULL;
   for (size_t i = 0; i < 3; i++) {
@@ -493,8 +498,8 @@ static char *read_body(struct pc_lua *h, int tbl, uint32_t present, char *json,
     bool set = !lua_isnil(L, -1);
     lua_pop(L, 1);
     if (set && body_key)
-      return pc_asprintf("http: `%s` and `%s` cannot both be set: a request has one body",
-                         body_key, body_keys[i]);
+      return fail(err, pc_asprintf("http: `%s` and `%s` cannot both be set: a request has one "
+                                   "body", body_key, body_keys[i]));
     if (set)
       body_key = body_keys[i];
   }
@@ -502,15 +507,15 @@ static char *read_body(struct pc_lua *h, int tbl, uint32_t present, char *json,
     rawfield(L, tbl, "body"); /* body */
     sp->body = scalar_text(h, -1, &sp->body_len, mem);
     if (!sp->body)
-      err = pc_asprintf("http.body: expected text, got %s; use json: to send a map or a list",
-                        luaL_typename(L, -1));
+      *err = pc_asprintf("http.body: expected text, got %s; use json: to send a map or a list",
+                         luaL_typename(L, -1));
     lua_pop(L, 1);
-    if (err)
-      return err;
+    if (*err)
+      return -1;
     sp->body_type = "text/plain; charset=utf-8";
   } else if (body_key && strcmp(body_key, "json") == 0) {
     if (!json)
-      return pc_asprintf("http.json: %s", jerr);
+      return fail(err, pc_asprintf("http.json: %s", jerr));
     mem->body = json;
     sp->body = json;
     sp->body_len = strlen(json);
@@ -519,40 +524,39 @@ static char *read_body(struct pc_lua *h, int tbl, uint32_t present, char *json,
     rawfield(L, tbl, "form"); /* form */
     struct pc_buf f;
     pc_buf_init(&f, (size_t)64 << 20);
-    err = encode_pairs(h, lua_gettop(L), "form", &f, mem);
+    int rc = encode_pairs(h, lua_gettop(L), "form", &f, mem, err);
     lua_pop(L, 1);
     sp->body_len = f.len;
     mem->body = pc_buf_steal(&f);
     sp->body = mem->body;
-    if (err)
-      return err;
+    if (rc != 0)
+      return -1;
     sp->body_type = "application/x-www-form-urlencoded";
   }
   sp->has_body = body_key != NULL;
   if (sp->has_body && sp->method == PC_HTTP_HEAD)
-    return pc_xstrdup("http: a HEAD request cannot have a body");
-  return NULL;
+    return fail(err, pc_xstrdup("http: a HEAD request cannot have a body"));
+  return 0;
 }
 
-/* The options that take one value each. Returns NULL or a message. */
-static char *read_rest(struct pc_lua *h, int tbl, uint32_t present, struct pc_http_spec *sp,
-                       struct pc_http_spec_mem *mem)
+/* The options that take one value each. Returns 0, or -1 with *err set. */
+static int read_rest(struct pc_lua *h, int tbl, uint32_t present, struct pc_http_spec *sp,
+                     struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
-  char *err = NULL;
   if ((HAS(K_CONNECT_TIMEOUT) &&
-       opt_duration(L, tbl, "connect_timeout", &sp->connect_timeout_ms, &err) != 0) ||
-      (HAS(K_TIMEOUT) && opt_duration(L, tbl, "timeout", &sp->timeout_ms, &err) != 0) ||
-      (HAS(K_FOLLOW) && opt_bool(L, tbl, "follow_redirects", &sp->follow_redirects, &err) != 0) ||
-      (HAS(K_INSECURE) && opt_bool(L, tbl, "insecure", &sp->insecure, &err) != 0) ||
-      (HAS(K_VERSION) && opt_version(L, tbl, &sp->version, &err) != 0) ||
+       opt_duration(L, tbl, "connect_timeout", &sp->connect_timeout_ms, err) != 0) ||
+      (HAS(K_TIMEOUT) && opt_duration(L, tbl, "timeout", &sp->timeout_ms, err) != 0) ||
+      (HAS(K_FOLLOW) && opt_bool(L, tbl, "follow_redirects", &sp->follow_redirects, err) != 0) ||
+      (HAS(K_INSECURE) && opt_bool(L, tbl, "insecure", &sp->insecure, err) != 0) ||
+      (HAS(K_VERSION) && opt_version(L, tbl, &sp->version, err) != 0) ||
       (HAS(K_CA_FILE) &&
-       opt_cstring(h, tbl, "ca_file", &sp->ca_file, "a path", mem, &err) != 0) ||
+       opt_cstring(h, tbl, "ca_file", &sp->ca_file, "a path", mem, err) != 0) ||
       (HAS(K_SAVE_TO) &&
-       opt_cstring(h, tbl, "save_to", &sp->save_to, "a path", mem, &err) != 0))
-    return err;
+       opt_cstring(h, tbl, "save_to", &sp->save_to, "a path", mem, err) != 0))
+    return -1;
   if (!HAS(K_MAX_BYTES))
-    return NULL;
+    return 0;
   rawfield(L, tbl, "max_response_bytes"); /* max */
   if (!is_null(L, -1)) {
     int isnum = 0;
@@ -560,14 +564,14 @@ static char *read_rest(struct pc_lua *h, int tbl, uint32_t present, struct pc_ht
     if (!isnum || v < 1) {
       size_t len;
       const char *txt = scalar_text(h, -1, &len, mem);
-      err = pc_asprintf("http.max_response_bytes: expected a whole number >= 1, got %s",
-                        txt ? txt : luaL_typename(L, -1));
+      *err = pc_asprintf("http.max_response_bytes: expected a whole number >= 1, got %s",
+                         txt ? txt : luaL_typename(L, -1));
     } else {
       sp->max_response_bytes = (int64_t)v;
     }
   }
   lua_pop(L, 1);
-  return err;
+  return *err ? -1 : 0;
 }
 
 int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_http_spec *sp,
@@ -596,23 +600,23 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
   if (HAS(K_JSON))
     lua_pop(L, 1);
   int top = lua_gettop(L);
-  *err = read_target(h, tbl, present, sp, mem);
-  if (!*err && HAS(K_QUERY))
-    *err = read_query(h, tbl, sp, mem);
-  if (!*err && HAS(K_HEADERS)) {
+  int rc = read_target(h, tbl, present, sp, mem, err);
+  if (rc == 0 && HAS(K_QUERY))
+    rc = read_query(h, tbl, sp, mem, err);
+  if (rc == 0 && HAS(K_HEADERS)) {
     rawfield(L, tbl, "headers"); /* headers */
     if (!is_null(L, -1))
-      *err = read_headers(h, lua_gettop(L), sp, mem);
+      rc = read_headers(h, lua_gettop(L), sp, mem, err);
     lua_settop(L, top); /* (tbl still holds the headers) */
   }
-  if (!*err)
-    *err = read_body(h, tbl, present, json, jerr, sp, mem);
-  if (!*err)
-    *err = read_rest(h, tbl, present, sp, mem);
+  if (rc == 0)
+    rc = read_body(h, tbl, present, json, jerr, sp, mem, err);
+  if (rc == 0)
+    rc = read_rest(h, tbl, present, sp, mem, err);
   if (json && mem->body != json)
     free(json);
   free(jerr);
-  return *err ? -1 : 0;
+  return rc;
 }
 
 /* ================================================== defaults.http merged */
