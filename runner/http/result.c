@@ -217,7 +217,7 @@ static void lazy_build(lua_State *L, int t, struct lazy *z, unsigned which)
 }
 
 /* __index (t, k); upvalues: the weak table of struct lazy, json.decode. */
-static int result_index(lua_State *L)
+static int l_http_result_index(lua_State *L)
 {
   if (lua_type(L, 2) != LUA_TSTRING)
     return 0;
@@ -238,7 +238,7 @@ static int result_index(lua_State *L)
   return 1;
 }
 
-static int result_next(lua_State *L)
+static int l_http_result_next(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 2);
@@ -249,12 +249,12 @@ static int result_next(lua_State *L)
 }
 
 /* __pairs (t): next, t, nil once headers and timing are in the table. */
-static int result_pairs(lua_State *L)
+static int l_http_result_pairs(lua_State *L)
 {
   struct lazy *z = lazy_of(L, 1);
   if (z)
     lazy_build(L, 1, z, LAZY_HEADERS | LAZY_TIMING);
-  lua_pushcfunction(L, result_next); /* t, next */
+  lua_pushcfunction(L, l_http_result_next); /* t, next */
   lua_pushvalue(L, 1);               /* t, next, t */
   lua_pushnil(L);                    /* t, next, t, nil */
   return 3;
@@ -282,10 +282,10 @@ static void push_result_mt(lua_State *L)
     lua_pushnil(L);
   lua_replace(L, -3);                       /* mt, data, data, decode, json */
   lua_pop(L, 1);                            /* mt, data, data, decode */
-  lua_pushcclosure(L, result_index, 2);     /* mt, data, __index */
+  lua_pushcclosure(L, l_http_result_index, 2); /* mt, data, __index */
   lua_setfield(L, -3, "__index");           /* mt, data */
   lua_pushvalue(L, -1);                     /* mt, data, data */
-  lua_pushcclosure(L, result_pairs, 1);     /* mt, data, __pairs */
+  lua_pushcclosure(L, l_http_result_pairs, 1); /* mt, data, __pairs */
   lua_setfield(L, -3, "__pairs");           /* mt, data */
   lua_pushliteral(L, "http result");        /* mt, data, name */
   lua_setfield(L, -3, "__metatable");       /* mt, data */
@@ -298,7 +298,7 @@ static void push_result_mt(lua_State *L)
 /* lua_pcall'd by pc_http_result_fill (1: the result table, 2: the struct
  * pc_http_result as a light userdata): everything it allocates, the body
  * above all, may run out of memory. */
-static int result_fill_p(lua_State *L)
+static int l_http_result_fill(lua_State *L)
 {
   const struct pc_http_result *res = lua_touserdata(L, 2);
   const int idx = 1;
@@ -365,7 +365,7 @@ int pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int 
   idx = lua_absindex(L, idx);
   if (!lua_checkstack(L, 8))
     goto no_memory;
-  lua_pushcfunction(L, result_fill_p);    /* fill */
+  lua_pushcfunction(L, l_http_result_fill);    /* fill */
   lua_pushvalue(L, idx);                  /* fill, result */
   lua_pushlightuserdata(L, (void *)res);  /* fill, result, res */
   if (lua_pcall(L, 2, 0, 0) == LUA_OK)
