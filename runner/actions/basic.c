@@ -13,7 +13,7 @@
 #include <uv.h>
 
 #include "actions/exec.h"
-#include "http/http.h"
+#include "http/action.h"
 #include "base/log.h"
 #include "base/sleep.h"
 #include "script/luahost.h"

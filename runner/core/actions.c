@@ -12,7 +12,8 @@
 #include <lua.h>
 
 #include "base/util.h"
-#include "http/http.h"
+#include "http/action.h"
+#include "http/session.h"
 
 /* ------------------------------------------------ the run-wide hooks */
 

@@ -144,7 +144,7 @@ static void keylog_cloexec(void)
 CURLcode curl_global_init(long flags)
 {
   if (!pc_curl_load()) {
-    /* http.c reports only that libcurl "could not be initialised": say why
+    /* session.c reports only that libcurl "could not be initialised": say why
      * here, once (curl_global_init is called once per process). */
     pc_log(PC_LOG_ERROR, NULL, "%s", load_error);
     return CURLE_FAILED_INIT;
@@ -202,24 +202,23 @@ void curl_easy_reset(CURL *curl)
     real.curl_easy_reset(curl);
 }
 
+/* Calls fn(handle, option, ARG) with ARG read from ap as the type libcurl
+ * reads for the option's type range (lib/setopt.c; multi options have no
+ * blobs), for the two variadic setopts. */
+#define FORWARD_SETOPT(fn, handle, option, ap)                                              \
+  ((long)(option) < CURLOPTTYPE_OBJECTPOINT     ? fn(handle, option, va_arg(ap, long))     \
+   : (long)(option) < CURLOPTTYPE_FUNCTIONPOINT ? fn(handle, option, va_arg(ap, void *))   \
+   : (long)(option) < CURLOPTTYPE_OFF_T ? fn(handle, option, va_arg(ap, void (*)(void)))   \
+   : (long)(option) < CURLOPTTYPE_BLOB  ? fn(handle, option, va_arg(ap, curl_off_t))       \
+                                        : fn(handle, option, va_arg(ap, struct curl_blob *)))
+
 CURLcode curl_easy_setopt(CURL *curl, CURLoption option, ...)
 {
   if (!pc_curl_load())
     return CURLE_FAILED_INIT;
   va_list ap;
   va_start(ap, option);
-  CURLcode rc;
-  long opt = (long)option;
-  if (opt < CURLOPTTYPE_OBJECTPOINT)
-    rc = real.curl_easy_setopt(curl, option, va_arg(ap, long));
-  else if (opt < CURLOPTTYPE_FUNCTIONPOINT)
-    rc = real.curl_easy_setopt(curl, option, va_arg(ap, void *));
-  else if (opt < CURLOPTTYPE_OFF_T)
-    rc = real.curl_easy_setopt(curl, option, va_arg(ap, void (*)(void)));
-  else if (opt < CURLOPTTYPE_BLOB)
-    rc = real.curl_easy_setopt(curl, option, va_arg(ap, curl_off_t));
-  else
-    rc = real.curl_easy_setopt(curl, option, va_arg(ap, struct curl_blob *));
+  CURLcode rc = FORWARD_SETOPT(real.curl_easy_setopt, curl, option, ap);
   va_end(ap);
   return rc;
 }
@@ -275,16 +274,7 @@ CURLMcode curl_multi_setopt(CURLM *multi_handle, CURLMoption option, ...)
     return CURLM_BAD_HANDLE;
   va_list ap;
   va_start(ap, option);
-  CURLMcode rc;
-  long opt = (long)option;
-  if (opt < CURLOPTTYPE_OBJECTPOINT)
-    rc = real.curl_multi_setopt(multi_handle, option, va_arg(ap, long));
-  else if (opt < CURLOPTTYPE_FUNCTIONPOINT)
-    rc = real.curl_multi_setopt(multi_handle, option, va_arg(ap, void *));
-  else if (opt < CURLOPTTYPE_OFF_T)
-    rc = real.curl_multi_setopt(multi_handle, option, va_arg(ap, void (*)(void)));
-  else
-    rc = real.curl_multi_setopt(multi_handle, option, va_arg(ap, curl_off_t));
+  CURLMcode rc = FORWARD_SETOPT(real.curl_multi_setopt, multi_handle, option, ap);
   va_end(ap);
   return rc;
 }

@@ -10,7 +10,7 @@
  * calls libcurl as usual.
  *
  * If libcurl cannot be loaded, curl_global_init() returns CURLE_FAILED_INIT
- * (http.c then creates no session and the step fails), the constructors
+ * (session.c then creates no session and the step fails), the constructors
  * return NULL and the rest return error codes or do nothing: none of them
  * can be reached with a handle, since no handle could be made. */
 #ifndef PACER_CURLSHIM_H

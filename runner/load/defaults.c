@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "base/util.h"
-#include "http/http.h"
+#include "http/check.h"
 #include "load/loader.h"
 #include "model/workflow.h"
 

@@ -1,19 +1,23 @@
 /* mod_http.c: pacer.http, the glue between a coroutine and the HTTP
- * module (http/http.h), which does the work: merging defaults.http,
- * starting the request, and the result table. Kept thin on purpose. */
+ * module, which does the work: merging defaults.http and reading the
+ * options into a spec (http/spec.h), the request (http/request.h), the
+ * result table (http/result.h). Kept thin on purpose. */
 #include <stdlib.h>
 
 #include <lauxlib.h>
 
 #include "http/curlshim.h"
-#include "http/http.h"
+#include "http/action.h"
+#include "http/request.h"
+#include "http/result.h"
+#include "http/spec.h"
 #include "base/util.h"
 #include "script/internal.h"
 
 struct http_op {
   struct pc_lua *h;
   struct pc_coro *co;
-  struct pc_http_req *req; /* NULL once it reported */
+  struct pc_http_request *req; /* NULL once it reported */
   bool done;
   int result_ref; /* the result table, when a response arrived */
   char *error;    /* the message, when it did not */
@@ -54,7 +58,7 @@ static void http_cancel(void *data)
 {
   struct http_op *op = data;
   if (op->req)
-    pc_http_cancel(op->req);
+    pc_http_request_cancel(op->req);
   http_op_free(op);
 }
 
@@ -92,17 +96,20 @@ int l_http_request(lua_State *L)
   lua_pushvalue(L, 1);
   lua_xmove(L, M, 1);                                  /* (M) opts */
   char *err = NULL;
-  struct http_op *op = NULL;
-  if (pc_http_push_merged(run, base + 1, pc_coro_scope(co), &err) == 0) { /* (M) opts, merged */
-    op = pc_xcalloc(1, sizeof *op);
-    op->h = h;
-    op->co = co;
-    op->result_ref = LUA_NOREF;
-    struct pc_http_start_opts o = {.label = pc_coro_label(co), .allow_timeout = true};
-    if (pc_http_start(sess, h, base + 2, &o, on_http_done, op, &op->req, &err) != 0) {
-      free(op);
-      op = NULL;
-    }
+  struct http_op *op;
+  op = pc_xcalloc(1, sizeof *op);
+  op->h = h;
+  op->co = co;
+  op->result_ref = LUA_NOREF;
+  struct pc_http_spec_opts o = {
+      .defaults = pc_run_workflow_def(run)->http_defaults,
+      .scope_ref = pc_coro_scope(co),
+      .allow_timeout = true,
+      .label = pc_coro_label(co),
+  };
+  if (pc_http_spec_start(h, base + 1, &o, sess, on_http_done, op, &op->req, &err) != 0) {
+    free(op);
+    op = NULL;
   }
   lua_settop(M, base);
   pc_lua_memory_enforce(h, was);

@@ -1,0 +1,360 @@
+/* check.c: the load-time checks of a step's `http:` map and of
+ * `defaults.http` (see check.h), on the YAML nodes and the templates the
+ * loader made of them, so every problem is reported with its position.
+ * Values written with ${{ }} are known only at run time: they are checked
+ * then, by spec.c, with the same messages. */
+#include "http/check.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/rules.h"
+#include "http/spec.h"
+#include "base/util.h"
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(s, list[i]) == 0)
+      return true;
+  return false;
+}
+
+static const char *const defaults_keys[] = {
+    "query",    "headers",          "connect_timeout",    "follow_redirects",
+    "http_version", "insecure",     "ca_file",            "max_response_bytes",
+    "max_connections", "max_connections_per_host"};
+
+/* The value is known only at run time. */
+static bool dynamic(const struct pc_tmpl *t)
+{
+  return t && (t->kind == PC_T_EXPR || t->kind == PC_T_INTERP);
+}
+
+static bool plain_scalar(const struct pc_node *n)
+{
+  return n->kind == PC_NODE_SCALAR && pc_node_scalar_type(n) != PC_SCALAR_NULL;
+}
+
+static const char *kind_of(const struct pc_node *n)
+{
+  return pc_node_kind_name(n);
+}
+
+static int check_text(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t,
+                      const char *what)
+{
+  if (dynamic(t) || plain_scalar(n))
+    return 0;
+  pc_load_error(c, n, "http.%s: expected text, got %s", what, kind_of(n));
+  return -1;
+}
+
+static int check_bool(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t,
+                      const char *what)
+{
+  if (dynamic(t) || (n->kind == PC_NODE_SCALAR && pc_node_scalar_type(n) == PC_SCALAR_BOOL))
+    return 0;
+  pc_load_error(c, n, "http.%s: expected true or false, got %s", what, kind_of(n));
+  return -1;
+}
+
+static int check_url(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t,
+                     const char *what)
+{
+  if (check_text(c, n, t, what) != 0)
+    return -1;
+  char *w = pc_asprintf("http.%s: the URL", what);
+  int nul = pc_load_no_nul(c, n, w, "a URL");
+  free(w);
+  if (nul != 0)
+    return -1;
+  if (dynamic(t))
+    return 0;
+  if (n->len == 0) {
+    pc_load_error(c, n, "http.%s: the URL is empty", what);
+    return -1;
+  }
+  if (strncasecmp(n->str, "http://", 7) != 0 && strncasecmp(n->str, "https://", 8) != 0) {
+    pc_load_error(c, n, "http.%s: \"%s\" is not an http:// or https:// URL", what, n->str);
+    return -1;
+  }
+  return 0;
+}
+
+/* query and form: a map of scalars or lists of scalars. */
+static int check_pairs(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t,
+                       const char *what)
+{
+  if (t && t->kind == PC_T_EXPR)
+    return 0;
+  if (n->kind != PC_NODE_MAP) {
+    pc_load_error(c, n, "http.%s: expected a map of names to values, got %s", what, kind_of(n));
+    return -1;
+  }
+  int bad = 0;
+  for (size_t i = 0; i < n->n; i++) {
+    const struct pc_node *v = n->items[i];
+    bool ok = plain_scalar(v);
+    if (v->kind == PC_NODE_SEQ) {
+      ok = true;
+      for (size_t j = 0; j < v->n; j++)
+        ok = ok && v->items[j]->kind == PC_NODE_SCALAR;
+    }
+    if (!ok) {
+      pc_load_error(c, v, "http.%s: the value of %s must be text or a list of texts, got %s",
+                    what, n->keys[i]->str, kind_of(v));
+      bad = -1;
+    }
+  }
+  return bad;
+}
+
+static int check_headers(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
+{
+  if (t && t->kind == PC_T_EXPR)
+    return 0;
+  if (n->kind != PC_NODE_MAP) {
+    pc_load_error(c, n, "http.headers: expected a map of header names to values, got %s",
+                  kind_of(n));
+    return -1;
+  }
+  int bad = 0;
+  for (size_t i = 0; i < n->n; i++) {
+    const struct pc_node *k = n->keys[i], *v = n->items[i];
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
+    if (!pc_http_header_name_valid(k->str, k->len)) {
+      pc_load_error(c, k, "http.headers: \"%s\" is not a valid header name", k->str);
+      bad = -1;
+    }
+    if (!plain_scalar(v) && !dynamic(vt)) {
+      pc_load_error(c, v, "http.headers: the value of %s must be text, got %s", k->str,
+                    kind_of(v));
+      bad = -1;
+      continue;
+    }
+    /* Literal text must not break the header block; evaluated parts are
+     * checked when the request is built. */
+    bool crlf = false;
+    if (vt && vt->kind == PC_T_INTERP) {
+      for (size_t j = 0; j < vt->u.interp.n; j++) {
+        const struct pc_tmpl_part *p = &vt->u.interp.parts[j];
+        if (p->lit && !pc_http_header_value_valid(p->lit, p->lit_len))
+          crlf = true;
+      }
+    } else if (!dynamic(vt) && v->kind == PC_NODE_SCALAR) {
+      crlf = !pc_http_header_value_valid(v->str, v->len);
+    }
+    if (v->kind == PC_NODE_SCALAR && memchr(v->str, '\0', v->len)) {
+      pc_load_error(c, v, "http.headers: the value of %s contains a NUL byte (\\0), which "
+                    "would cut the header short", k->str);
+      bad = -1;
+    } else if (crlf) {
+      pc_load_error(c, v, "http.headers: the value of %s contains a line break (CR or LF), "
+                    "which would split the header", k->str);
+      bad = -1;
+    }
+  }
+  return bad;
+}
+
+static int check_method(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
+{
+  if (check_text(c, n, t, "method") != 0 || pc_load_no_nul(c, n, "http.method", "a method"))
+    return -1;
+  if (dynamic(t) || pc_http_method_parse(n->str) >= 0)
+    return 0;
+  pc_load_error(c, n, "http.method: unknown method \"%s\" (expected one of GET, HEAD, POST, PUT, "
+                "PATCH, DELETE, OPTIONS, TRACE)", n->str);
+  return -1;
+}
+
+static int check_version(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
+{
+  if (dynamic(t))
+    return 0;
+  if (n->kind == PC_NODE_SCALAR) {
+    static const char *const ok[] = {"auto", "1.0", "1.1", "2", "2.0"};
+    if (in_list(n->str, ok, PC_ARRAY_SIZE(ok)))
+      return 0;
+  }
+  pc_load_error(c, n, "http.http_version: expected auto, 1.0, 1.1 or 2, got %s",
+                n->kind == PC_NODE_SCALAR ? n->str : kind_of(n));
+  return -1;
+}
+
+static int check_int(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t,
+                     const char *what, long long min, long long max, bool static_only)
+{
+  if (dynamic(t) && !static_only)
+    return 0;
+  if (t && t->kind == PC_T_INT && t->u.i >= min && t->u.i <= max)
+    return 0;
+  if (dynamic(t))
+    pc_load_error(c, n, "http.%s: expected a plain number (it applies to the whole run, so it "
+                  "cannot be an expression)", what);
+  else
+    pc_load_error(c, n, "http.%s: expected a whole number from %lld to %lld, got %s", what, min,
+                  max, n->kind == PC_NODE_SCALAR ? n->str : kind_of(n));
+  return -1;
+}
+
+/* The options shared by a step's http map and defaults.http. */
+static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const struct pc_tmpl *t)
+{
+  int bad = 0;
+  for (size_t i = 0; i < map->n; i++) {
+    const char *k = map->keys[i]->str;
+    const struct pc_node *v = map->items[i];
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
+    if (strcmp(k, "query") == 0) {
+      bad |= check_pairs(c, v, vt, "query");
+    } else if (strcmp(k, "headers") == 0) {
+      bad |= check_headers(c, v, vt);
+    } else if (strcmp(k, "connect_timeout") == 0) {
+      double ms;
+      if (!dynamic(vt) && (v->kind != PC_NODE_SCALAR || pc_parse_duration(v->str, &ms) != 0)) {
+        pc_load_error(c, v, "http.connect_timeout: expected a duration like \"5s\" or "
+                      "\"250ms\", got %s", v->kind == PC_NODE_SCALAR ? v->str : kind_of(v));
+        bad = -1;
+      }
+    } else if (strcmp(k, "follow_redirects") == 0 || strcmp(k, "insecure") == 0) {
+      bad |= check_bool(c, v, vt, k);
+    } else if (strcmp(k, "http_version") == 0) {
+      bad |= check_version(c, v, vt);
+    } else if (strcmp(k, "ca_file") == 0 || strcmp(k, "save_to") == 0) {
+      bad |= check_text(c, v, vt, k);
+      char *w = pc_asprintf("http.%s", k);
+      bad |= pc_load_no_nul(c, v, w, "a path");
+      free(w);
+      if (!bad && !dynamic(vt) && v->len == 0) {
+        pc_load_error(c, v, "http.%s: the path is empty", k);
+        bad = -1;
+      }
+    } else if (strcmp(k, "max_response_bytes") == 0) {
+      bad |= check_int(c, v, vt, k, 1, (long long)1 << 50, false);
+    } else if (strcmp(k, "max_connections") == 0 ||
+               strcmp(k, "max_connections_per_host") == 0) {
+      bad |= check_int(c, v, vt, k, 0, 100000, true);
+    }
+  }
+  return bad;
+}
+
+/* The name of the method s names (any case) if it is not idempotent, else
+ * NULL. */
+static const char *unsafe_method(const char *s)
+{
+  int m = pc_http_method_parse(s);
+  return m >= 0 && !pc_http_method_idempotent(m) ? pc_http_method_name(m) : NULL;
+}
+
+int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
+{
+  struct pc_tmpl *t = pc_load_tmpl(c, v);
+  if (!t)
+    return -1;
+  st->params = t;
+  if (v->kind == PC_NODE_SCALAR && t->kind == PC_T_EXPR)
+    return 0; /* a map made by an expression: checked when it runs */
+  if (v->kind != PC_NODE_MAP) {
+    pc_load_error(c, v, "http: expected a map of options like {get: URL}, got %s", kind_of(v));
+    return -1;
+  }
+  int bad = pc_load_check_keys(c, v, pc_http_option_keys, PC_HTTP_OPTION_KEYS - 1, "http") ? -1 : 0;
+
+  /* Exactly one URL (`url`, alone or with `method`, or one shorthand) and
+   * at most one body; a second one is reported where it is written. */
+  const struct pc_node *first_url = NULL, *first_body = NULL, *method = NULL, *url = NULL;
+  for (size_t i = 0; i < v->n; i++) {
+    const struct pc_node *k = v->keys[i], *val = v->items[i];
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
+    bool is_short = in_list(k->str, pc_http_option_keys + PC_HTTP_SHORTHAND_FIRST,
+                            PC_HTTP_SHORTHANDS);
+    if (is_short || strcmp(k->str, "url") == 0) {
+      if (first_url) {
+        pc_load_error(c, k, "http: `%s` and `%s` both give the URL; use one shorthand (get: "
+                      "URL, post: URL, ...) or method + url", first_url->str, k->str);
+        bad = -1;
+      } else {
+        first_url = k;
+      }
+      bad |= check_url(c, val, vt, k->str);
+      if (strcmp(k->str, "url") == 0)
+        url = k;
+    } else if (strcmp(k->str, "method") == 0) {
+      method = k;
+      bad |= check_method(c, val, vt);
+    } else if (strcmp(k->str, "body") == 0 || strcmp(k->str, "json") == 0 ||
+               strcmp(k->str, "form") == 0) {
+      if (first_body) {
+        pc_load_error(c, k, "http: `%s` and `%s` cannot both be set: a request has one body",
+                      first_body->str, k->str);
+        bad = -1;
+      } else {
+        first_body = k;
+      }
+      if (strcmp(k->str, "body") == 0 && !dynamic(vt) && !plain_scalar(val)) {
+        pc_load_error(c, val, "http.body: expected text, got %s; use json: to send a map or a "
+                      "list as JSON", kind_of(val));
+        bad = -1;
+      } else if (strcmp(k->str, "form") == 0) {
+        bad |= check_pairs(c, val, vt, "form");
+      }
+    }
+  }
+  /* A method known now that is not idempotent (rules.h): the loader warns
+   * about retries that can never apply to it. */
+  if (first_url && first_url != url)
+    st->unsafe_method = unsafe_method(first_url->str);
+  if (method && !dynamic(pc_tmpl_get(t, "method"))) {
+    const struct pc_node *mv = pc_node_get(v, "method");
+    if (mv && mv->kind == PC_NODE_SCALAR)
+      st->unsafe_method = unsafe_method(mv->str);
+  }
+  if (method && first_url && first_url != url) {
+    pc_load_error(c, method, "http: `method` goes with `url`, not with the shorthand `%s`",
+                  first_url->str);
+    bad = -1;
+  } else if (method && !url) {
+    pc_load_error(c, method, "http: `method` needs `url` (or use a shorthand like post: URL)");
+    bad = -1;
+  } else if (!first_url) {
+    pc_load_error(c, v, "http: no URL: write get: URL (or post:, put:, patch:, delete:, head:), "
+                  "or method and url");
+    bad = -1;
+  }
+  bad |= check_common(c, v, t);
+  return bad ? -1 : 0;
+}
+
+int pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map)
+{
+  if (!map || map->kind != PC_NODE_MAP) {
+    pc_load_error(c, map, "defaults.http: expected a map of http options, got %s",
+                  map ? kind_of(map) : "nothing");
+    return -1;
+  }
+  int bad = pc_load_check_keys(c, map, defaults_keys, PC_ARRAY_SIZE(defaults_keys),
+                               "defaults.http") ? -1 : 0;
+  /* The checks need to know which values hold ${{ }}, i.e. a template.
+   * The caller builds (and keeps) its own, which registers the expressions
+   * with the workflow and reports their syntax errors; this throwaway one
+   * is built against a scratch workflow and diag, so it registers and
+   * reports nothing. */
+  struct pc_workflow probe_wf;
+  memset(&probe_wf, 0, sizeof probe_wf);
+  struct pc_diag d;
+  pc_diag_init(&d);
+  struct pc_load_ctx pc = {.wf = &probe_wf, .d = &d, .file = c->file};
+  struct pc_tmpl *t = pc_load_tmpl(&pc, map);
+  pc_diag_free(&d);
+  free(probe_wf.exprs);
+  if (t) {
+    bad |= check_common(c, map, t);
+    pc_tmpl_free(t);
+  }
+  return bad ? -1 : 0;
+}
+

@@ -1,0 +1,24 @@
+/* check.h: the load-time checks of a request's options: a step's `http:`
+ * map and the workflow's `defaults.http`, checked on the YAML nodes so that
+ * every problem is reported with its position, before anything runs.
+ * Values written with ${{ }} are checked when they are evaluated, by
+ * spec.c, with the same messages. */
+#ifndef PACER_HTTP_CHECK_H
+#define PACER_HTTP_CHECK_H
+
+#include "model/workflow.h"
+
+/* The `http` action's load hook: checks the step's `http:` value (a map,
+ * or one expression that makes it), sets st->params and, for a method
+ * known now that is not idempotent, st->unsafe_method. 0 or -1 (reported
+ * with pc_load_error). */
+int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v);
+/* Validates `defaults.http` (a map) at load time: the request options that
+ * make sense for every step (query, headers, connect_timeout,
+ * follow_redirects, http_version, insecure, ca_file, max_response_bytes)
+ * plus the run-wide max_connections and max_connections_per_host, which
+ * must be plain integers. Reports with pc_load_error; returns 0 or -1. The
+ * caller keeps the template (wf->http_defaults). */
+int pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map);
+
+#endif

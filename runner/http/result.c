@@ -1,0 +1,378 @@
+/* result.c: the Lua view of a finished request (see result.h). The table
+ * is filled under lua_pcall, because the body may not fit in what the Lua
+ * state has left; the fields few expressions read (headers, timing, json)
+ * are built only when read, from a small userdata that copies what they
+ * need, so a result keeps no request, no easy handle and no session alive.
+ * For w1 (20 000 results kept) that is about 7 MB less than building them
+ * at once. */
+#include "http/result.h"
+
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "script/json.h"
+#include "script/luahost.h"
+#include "base/redact.h"
+
+void pc_http_excerpt(struct pc_buf *b, const char *body, size_t body_len, size_t max)
+{
+  while (body_len > 0 && strchr(" \t\r\n", body[0])) {
+    body++;
+    body_len--;
+  }
+  bool more;
+  size_t len;
+  char *red = pc_redact_head(body, body_len, max, &len, &more);
+  const char *s = red;
+  size_t n = len > max ? max : len;
+  while (n > 0 && n < len && ((unsigned char)s[n] & 0xC0) == 0x80)
+    n--; /* end on a UTF-8 boundary */
+  bool space = false;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t') {
+      space = true; /* runs of white space become one space */
+      continue;
+    }
+    if (space)
+      pc_buf_puts(b, " ");
+    space = false;
+    char c = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
+    pc_buf_append(b, &c, 1);
+  }
+  if (n < len || more)
+    pc_buf_puts(b, "...");
+  free(red);
+}
+
+/* A result's lazy fields. Every result table of a Lua state shares one
+ * metatable (made on first use, kept in the registry) whose __index builds
+ * `json`, `headers` and `timing` when first read and rawsets them, so each
+ * is built at most once, and only if something reads it. What they are
+ * built from is a `struct lazy` (a full userdata: the header block, the
+ * timings, the request's method and step label; user value 1: the URL),
+ * found through a weak-keyed table (registry, and upvalue 1 of the
+ * metamethods) from the result, so it lives exactly as long as the result
+ * and nothing shows in the table itself. `__pairs` builds `headers` and
+ * `timing` first, so pairs(), json() and interpolation see every field;
+ * a raw next() sees them only once built. The metatable is protected
+ * (__metatable): one plugin cannot change every result. */
+enum { LAZY_HEADERS = 1, LAZY_TIMING = 2 };
+
+struct lazy {
+  unsigned built;   /* LAZY_* already set in the table */
+  double timing[5]; /* dns, connect, tls, ttfb, total, in ms */
+  size_t hdrs_len;
+  size_t label_off; /* of the step label in data; 0: none ("http") */
+  char data[];      /* header block, method NUL, [label NUL] */
+};
+
+static const char *const timing_names[5] = {"dns", "connect", "tls", "ttfb", "total"};
+static const char result_mt_key = 'm';   /* registry: the shared metatable */
+static const char result_data_key = 'd'; /* registry: result -> struct lazy */
+
+/* The struct lazy of the result at t, or NULL. */
+static struct lazy *lazy_of(lua_State *L, int t)
+{
+  lua_pushvalue(L, t);                          /* result */
+  lua_rawget(L, lua_upvalueindex(1));           /* lazy or nil */
+  struct lazy *z = lua_touserdata(L, -1);
+  lua_pop(L, 1); /* t keeps it alive */
+  return z;
+}
+
+/* "GET URL (step LABEL)": the request, for messages. */
+static void put_request(lua_State *L, const struct lazy *z, int zi, struct pc_buf *b)
+{
+  lua_getiuservalue(L, zi, 1); /* ..., url */
+  pc_buf_printf(b, "%s %s", z->data + z->hdrs_len, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  if (z->label_off)
+    pc_buf_printf(b, " (step %s)", z->data + z->label_off);
+}
+
+/* Decodes `body` (t at 1) with json.decode (upvalue 2, runner/script/json.c); pushes the value. */
+static int push_json(lua_State *L)
+{
+  lua_pushliteral(L, "body");
+  if (lua_rawget(L, 1) != LUA_TSTRING) /* t, k, body */
+    return 0;
+  size_t len;
+  const char *body = lua_tolstring(L, 3, &len);
+  lua_pushvalue(L, lua_upvalueindex(2)); /* t, k, body, decode */
+  lua_pushvalue(L, 3);                   /* t, k, body, decode, body */
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* t, k, body, value or message */
+    struct pc_buf b;
+    pc_buf_init(&b, 4096);
+    pc_buf_puts(&b, "response body of ");
+    lua_pushvalue(L, 1);                /* ..., message, t */
+    lua_rawget(L, lua_upvalueindex(1)); /* ..., message, lazy */
+    struct lazy *z = lua_touserdata(L, -1);
+    if (z)
+      put_request(L, z, lua_gettop(L), &b);
+    lua_pop(L, 1); /* ..., message */
+    pc_buf_puts(&b, " is not JSON: ");
+    if (len == 0) {
+      pc_buf_puts(&b, "the body is empty");
+    } else {
+      pc_buf_printf(&b, "%s; it starts with: ", lua_tostring(L, -1));
+      pc_http_excerpt(&b, body, len, 80);
+    }
+    lua_pushlstring(L, b.data, b.len);
+    pc_buf_free(&b);
+    return lua_error(L);
+  }
+  lua_pushliteral(L, "json"); /* t, k, body, value, "json" */
+  lua_pushvalue(L, -2);       /* t, k, body, value, "json", value */
+  lua_rawset(L, 1);           /* t, k, body, value */
+  return 1;
+}
+
+/* Pushes the headers table parsed from a raw header block. */
+static void push_headers(lua_State *L, const char *data, size_t len)
+{
+  lua_newtable(L); /* headers */
+  int t = lua_gettop(L);
+  const char *p = data, *end = data + len;
+  char name[256];
+  bool have_name = false;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *le = eol ? eol : end;
+    while (le > p && le[-1] == '\r')
+      le--;
+    if (le > p && (*p == ' ' || *p == '\t') && have_name) {
+      /* obsolete line folding: continues the previous value */
+      const char *v = p;
+      while (v < le && (*v == ' ' || *v == '\t'))
+        v++;
+      lua_getfield(L, t, name);                /* headers, old */
+      lua_pushliteral(L, " ");                 /* headers, old, " " */
+      lua_pushlstring(L, v, (size_t)(le - v)); /* headers, old, " ", more */
+      lua_concat(L, 3);                        /* headers, value */
+      lua_setfield(L, t, name);                /* headers */
+    } else {
+      const char *colon = memchr(p, ':', (size_t)(le - p));
+      if (colon && colon > p && (size_t)(colon - p) < sizeof name) {
+        size_t nl = (size_t)(colon - p);
+        for (size_t i = 0; i < nl; i++)
+          name[i] = (char)tolower((unsigned char)p[i]);
+        name[nl] = '\0';
+        have_name = true;
+        const char *v = colon + 1;
+        while (v < le && (*v == ' ' || *v == '\t'))
+          v++;
+        const char *ve = le;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+          ve--;
+        if (lua_getfield(L, t, name) == LUA_TSTRING) { /* headers, old */
+          lua_pushliteral(L, ", ");                      /* headers, old, ", " */
+          lua_pushlstring(L, v, (size_t)(ve - v));       /* headers, old, ", ", more */
+          lua_concat(L, 3);                              /* headers, value */
+        } else {
+          lua_pop(L, 1);
+          lua_pushlstring(L, v, (size_t)(ve - v)); /* headers, value */
+        }
+        lua_setfield(L, t, name); /* headers */
+      } else {
+        have_name = false;
+      }
+    }
+    p = eol ? eol + 1 : end;
+  }
+}
+
+/* Whether t[k] is not set (raw). */
+static bool raw_absent(lua_State *L, int t, const char *k)
+{
+  lua_pushstring(L, k);
+  bool absent = lua_rawget(L, t) == LUA_TNIL;
+  lua_pop(L, 1);
+  return absent;
+}
+
+/* Builds the lazy fields in `which` not built yet into the table at t
+ * (unless the table's owner has set them already). */
+static void lazy_build(lua_State *L, int t, struct lazy *z, unsigned which)
+{
+  which &= ~z->built;
+  z->built |= which;
+  if ((which & LAZY_HEADERS) && raw_absent(L, t, "headers")) {
+    push_headers(L, z->data, z->hdrs_len); /* headers */
+    lua_setfield(L, t, "headers");         /* (t has no __newindex) */
+  }
+  if ((which & LAZY_TIMING) && raw_absent(L, t, "timing")) {
+    lua_createtable(L, 0, 5); /* timing */
+    for (int i = 0; i < 5; i++) {
+      lua_pushnumber(L, z->timing[i]);
+      lua_setfield(L, -2, timing_names[i]);
+    }
+    lua_setfield(L, t, "timing");
+  }
+}
+
+/* __index (t, k); upvalues: the weak table of struct lazy, json.decode. */
+static int l_http_result_index(lua_State *L)
+{
+  if (lua_type(L, 2) != LUA_TSTRING)
+    return 0;
+  const char *k = lua_tostring(L, 2);
+  unsigned which = 0;
+  if (strcmp(k, "json") == 0)
+    return push_json(L);
+  if (strcmp(k, "headers") == 0)
+    which = LAZY_HEADERS;
+  else if (strcmp(k, "timing") == 0)
+    which = LAZY_TIMING;
+  struct lazy *z = which ? lazy_of(L, 1) : NULL;
+  if (!z || (z->built & which))
+    return 0; /* built once: a field the caller removed stays removed */
+  lazy_build(L, 1, z, which);
+  lua_pushvalue(L, 2); /* t, k, k */
+  lua_rawget(L, 1);    /* t, k, value */
+  return 1;
+}
+
+static int l_http_result_next(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 2);
+  if (lua_next(L, 1))
+    return 2;
+  lua_pushnil(L);
+  return 1;
+}
+
+/* __pairs (t): next, t, nil once headers and timing are in the table. */
+static int l_http_result_pairs(lua_State *L)
+{
+  struct lazy *z = lazy_of(L, 1);
+  if (z)
+    lazy_build(L, 1, z, LAZY_HEADERS | LAZY_TIMING);
+  lua_pushcfunction(L, l_http_result_next); /* t, next */
+  lua_pushvalue(L, 1);               /* t, next, t */
+  lua_pushnil(L);                    /* t, next, t, nil */
+  return 3;
+}
+
+/* Pushes the shared metatable, then the weak table of struct lazy. */
+static void push_result_mt(lua_State *L)
+{
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &result_mt_key) == LUA_TTABLE) { /* mt */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &result_data_key);                 /* mt, data */
+    return;
+  }
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 3);       /* mt */
+  lua_createtable(L, 0, 0);       /* mt, data */
+  lua_createtable(L, 0, 1);       /* mt, data, datamt */
+  lua_pushliteral(L, "k");        /* mt, data, datamt, "k" */
+  lua_setfield(L, -2, "__mode");  /* mt, data, datamt */
+  lua_setmetatable(L, -2);        /* mt, data */
+  lua_pushvalue(L, -1);           /* mt, data, data */
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* mt, data, data, loaded */
+  if (lua_getfield(L, -1, PC_JSON_MODULE) == LUA_TTABLE) /* mt, data, data, loaded, json */
+    lua_getfield(L, -1, "decode");                /* ..., json, decode */
+  else
+    lua_pushnil(L);
+  lua_replace(L, -3);                       /* mt, data, data, decode, json */
+  lua_pop(L, 1);                            /* mt, data, data, decode */
+  lua_pushcclosure(L, l_http_result_index, 2); /* mt, data, __index */
+  lua_setfield(L, -3, "__index");           /* mt, data */
+  lua_pushvalue(L, -1);                     /* mt, data, data */
+  lua_pushcclosure(L, l_http_result_pairs, 1); /* mt, data, __pairs */
+  lua_setfield(L, -3, "__pairs");           /* mt, data */
+  lua_pushliteral(L, "http result");        /* mt, data, name */
+  lua_setfield(L, -3, "__metatable");       /* mt, data */
+  lua_pushvalue(L, -2);                     /* mt, data, mt */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &result_mt_key); /* mt, data */
+  lua_pushvalue(L, -1);                     /* mt, data, data */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &result_data_key); /* mt, data */
+}
+
+/* lua_pcall'd by pc_http_result_fill (1: the result table, 2: the struct
+ * pc_http_result as a light userdata): everything it allocates, the body
+ * above all, may run out of memory. */
+static int l_http_result_fill(lua_State *L)
+{
+  const struct pc_http_result *res = lua_touserdata(L, 2);
+  const int idx = 1;
+  lua_settop(L, 1);
+  lua_pushstring(L, res->method);
+  lua_setfield(L, idx, "method");
+  lua_pushstring(L, res->final_url); /* url */
+  lua_pushvalue(L, -1);              /* url, url */
+  lua_setfield(L, idx, "url");       /* url */
+  if (res->status <= 0)
+    return 0;
+  lua_pushinteger(L, res->status);
+  lua_setfield(L, idx, "status");
+  if (res->http_version) {
+    lua_pushstring(L, res->http_version);
+    lua_setfield(L, idx, "http_version");
+  }
+  lua_pushboolean(L, res->reused);
+  lua_setfield(L, idx, "reused");
+  if (res->saved_to) {
+    lua_pushstring(L, res->saved_to);
+    lua_setfield(L, idx, "saved_to");
+  } else if (res->body) {
+    /* The body (with save_to and a status that was not accepted: its start). */
+    if (res->body_cut)
+      pc_secret_cut(res->body, res->body_len); /* its start: cut by pacer */
+    lua_pushlstring(L, res->body, res->body_len);
+    lua_setfield(L, idx, "body");
+  }
+
+  /* headers, timing and json: built on first use (see struct lazy) */
+  size_t mlen = strlen(res->method) + 1;
+  bool labelled = res->label && strcmp(res->label, "http") != 0;
+  size_t llen = labelled ? strlen(res->label) + 1 : 0;
+  struct lazy *z = lua_newuserdatauv(L, sizeof *z + res->headers_len + mlen + llen, 1);
+  /* url, lazy */
+  z->built = 0;
+  const struct pc_http_timing *tm = &res->timing;
+  z->timing[0] = tm->dns;
+  z->timing[1] = tm->connect;
+  z->timing[2] = tm->tls;
+  z->timing[3] = tm->ttfb;
+  z->timing[4] = tm->total;
+  z->hdrs_len = res->headers_len;
+  memcpy(z->data, res->headers, res->headers_len);
+  memcpy(z->data + res->headers_len, res->method, mlen);
+  z->label_off = labelled ? res->headers_len + mlen : 0;
+  if (labelled)
+    memcpy(z->data + z->label_off, res->label, llen);
+  lua_rotate(L, -2, 1);        /* lazy, url */
+  lua_setiuservalue(L, -2, 1); /* lazy */
+  push_result_mt(L);           /* lazy, mt, data */
+  lua_rotate(L, -2, 1);        /* lazy, data, mt */
+  lua_setmetatable(L, idx);    /* lazy, data */
+  lua_pushvalue(L, idx);       /* lazy, data, result */
+  lua_rotate(L, -3, -1);       /* data, result, lazy */
+  lua_rawset(L, -3);           /* data */
+  return 0;
+}
+
+int pc_http_result_fill(const struct pc_http_result *res, struct pc_lua *h, int idx, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  idx = lua_absindex(L, idx);
+  if (!lua_checkstack(L, 8))
+    goto no_memory;
+  lua_pushcfunction(L, l_http_result_fill);    /* fill */
+  lua_pushvalue(L, idx);                  /* fill, result */
+  lua_pushlightuserdata(L, (void *)res);  /* fill, result, res */
+  if (lua_pcall(L, 2, 0, 0) == LUA_OK)
+    return 0;
+  lua_pop(L, 1); /* the error: only memory can run out here (no metamethods run) */
+no_memory:
+  *err = pc_asprintf("%s %s: the response does not fit in memory (%zu bytes of body)",
+                     res->method, res->url, res->body_len);
+  return -1;
+}

@@ -1,0 +1,34 @@
+/* result.h: the Lua view of a finished request: the result table of SPEC
+ * §3 (status, url, method, body or saved_to, http_version, reused; and
+ * headers, timing and json, built on first use), filled from the plain C
+ * struct pc_http_result of request.h. With spec.h, the only part of
+ * runner/http that touches Lua besides the action. */
+#ifndef PACER_HTTP_RESULT_H
+#define PACER_HTTP_RESULT_H
+
+#include <stddef.h>
+
+#include "http/request.h"
+#include "base/util.h"
+
+struct pc_lua;
+
+/* Sets the result fields of SPEC §3 in the table at `idx`: method and url
+ * always; status, url (final), http_version, reused, and body (or
+ * saved_to) when a response arrived. headers, timing and json are built
+ * on first access (a metatable shared by every result of the Lua state:
+ * __index, and __pairs, which builds headers and timing first); `json`
+ * raises "response body of ... is not JSON: ..." if the body is not. The
+ * table keeps no reference to the request. Returns 0, or -1 with *err set
+ * (malloc'd: "METHOD URL: the response does not fit in memory ...") when
+ * the Lua state runs out of memory (a body larger than what is left, under
+ * ulimit -v or --lua-memory): the table is then incomplete, and the caller
+ * fails the request with that message. */
+int pc_http_result_fill(const struct pc_http_result *r, struct pc_lua *h, int idx, char **err);
+
+/* Appends up to `max` bytes of a body to b on one line, for messages:
+ * leading white space skipped, runs of white space as one space, control
+ * characters as '?', "..." when cut; secrets redacted before the cut. */
+void pc_http_excerpt(struct pc_buf *b, const char *body, size_t len, size_t max);
+
+#endif

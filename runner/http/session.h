@@ -1,0 +1,131 @@
+/* session.h: an HTTP session, the connection pool that every request of a
+ * run goes through: one libcurl multi handle driven by a libuv loop (one
+ * uv_timer_t, one uv_poll_t per socket), so connections are kept alive and
+ * reused across steps, and HTTP/2 is negotiated and multiplexed over TLS.
+ * The run's session is the `http` action's (http/action.h); tests make
+ * their own. Requests are started on a session by request.h. Transport
+ * only: no Lua. See docs/http.md, "Design note".
+ *
+ * The second half of this header is the session's side of a request,
+ * for request.c alone (pc_http__ names): a request is a transfer on the
+ * session, which owns the multi handle, the sockets, the idle easy handles
+ * and the statistics; request.c owns everything about one request. */
+#ifndef PACER_HTTP_SESSION_H
+#define PACER_HTTP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+#include <uv.h>
+
+#include "base/queue.h"
+
+#define PC_HTTP_MAX_CONNECTIONS_DEFAULT 100 /* total; as aiohttp's TCPConnector */
+#define PC_HTTP_MAX_PER_HOST_DEFAULT 0      /* 0: no per-host limit */
+
+struct pc_http_session;
+
+struct pc_http_limits {
+  long max_connections; /* CURLMOPT_MAX_TOTAL_CONNECTIONS; 0: unlimited */
+  long max_per_host;    /* CURLMOPT_MAX_HOST_CONNECTIONS; 0: unlimited */
+};
+
+/* A session on `loop` (borrowed; it must outlive the session). `lim` NULL:
+ * the defaults above. Returns NULL only if libcurl cannot be initialised
+ * (logged). */
+struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_http_limits *lim);
+/* Stops every request still running (their callbacks are not called),
+ * closes the connections and the loop handles, and frees the session once
+ * the last handle is closed: run the loop afterwards until it returns.
+ * With -v, logs the statistics first. Idempotent for NULL. */
+void pc_http_session_close(struct pc_http_session *s);
+
+/* ------------------------------------------------------------ statistics */
+
+struct pc_http_host_stats {
+  char *host; /* "scheme://host:port" */
+  uint64_t requests, connections, reused, bytes_down, bytes_up;
+};
+
+struct pc_http_stats {
+  uint64_t requests;    /* requests that finished (any outcome) */
+  uint64_t failed;      /* of those, without a complete response */
+  uint64_t cancelled;   /* stopped before they finished */
+  uint64_t connections; /* new connections opened */
+  uint64_t reused;      /* requests that needed no new connection */
+  uint64_t bytes_down;  /* headers + body as received */
+  uint64_t bytes_up;    /* request headers + body */
+  uint64_t sockets;     /* sockets watched: one poll context each, kept while it is open */
+  struct pc_http_host_stats *hosts;
+  size_t nhosts;
+};
+
+/* Copies the statistics of s (zeros for NULL) into *out; free the copy
+ * with pc_http_stats_free. */
+void pc_http_session_stats(const struct pc_http_session *s, struct pc_http_stats *out);
+void pc_http_stats_free(struct pc_http_stats *st);
+
+/* ===================================================== for request.c only */
+
+struct pc_http__transfer;
+
+struct pc_http__transfer_ops {
+  /* libcurl finished the transfer (curl_multi_info_read, from a loop
+   * callback, never inside libcurl). It is still in the multi handle and
+   * on the live list: the request reads what it needs from the easy handle,
+   * then takes it out with pc_http__transfer_remove. */
+  void (*done)(struct pc_http__transfer *t, CURLcode rc);
+  /* The session closes: the easy handle is cleaned up already (t->easy is
+   * NULL); free the request without calling back. */
+  void (*drop)(struct pc_http__transfer *t);
+};
+
+/* What the session knows of a request: embedded in struct
+ * pc_http_request, and the easy handle's CURLOPT_PRIVATE. */
+struct pc_http__transfer {
+  const struct pc_http__transfer_ops *ops;
+  struct pc_http_session *s; /* borrowed */
+  CURL *easy;                /* owned by the request (NULL once given back) */
+  struct pc_queue live;      /* on the session's live list while in the multi handle */
+  int open_errno; /* why the open-socket callback could not make a socket; 0: it could */
+};
+
+/* An easy handle for a new transfer: an idle one (*primed: it still carries
+ * the options every request sets; see pc_http__easy_recycle) or a new one
+ * (*primed false). NULL if libcurl cannot make one. */
+CURL *pc_http__easy_take(struct pc_http_session *s, bool *primed);
+/* Gives an easy handle that is in no multi handle back to the idle list,
+ * or cleans it up if the list is full or the session closes. `primed`: the
+ * transfer set only the options every request sets (request.c's
+ * set_constants), so the handle keeps them and skips curl_easy_reset;
+ * its pointers into the finished request are cleared. Otherwise it is
+ * reset. NULL is ignored. */
+void pc_http__easy_recycle(struct pc_http_session *s, CURL *e, bool primed);
+/* The session's socket callbacks, which every easy handle sets:
+ * CURLOPT_OPENSOCKETFUNCTION (clientp: the transfer) and
+ * CURLOPT_CLOSESOCKETFUNCTION (clientp: the session). */
+curl_socket_t pc_http__open_socket_cb(void *clientp, curlsocktype purpose,
+                                      struct curl_sockaddr *a);
+int pc_http__close_socket_cb(void *clientp, curl_socket_t fd);
+/* Adds the transfer's easy handle to the multi handle and the transfer to
+ * the live list. Returns CURLM_OK, or the error (nothing added). */
+CURLMcode pc_http__transfer_add(struct pc_http_session *s, struct pc_http__transfer *t);
+/* Takes the transfer out of the multi handle and the live list (for a
+ * finished one, or one about to be added again: a redirect). */
+void pc_http__transfer_remove(struct pc_http_session *s, struct pc_http__transfer *t);
+/* Stops a transfer that has not finished: out of the multi handle and the
+ * live list, its easy handle cleaned up (it may carry an errno of its own:
+ * see request.c) and set to NULL, counted as cancelled. */
+void pc_http__transfer_cancel(struct pc_http_session *s, struct pc_http__transfer *t);
+/* Adds one response (one request of a redirect chain, or the last) to the
+ * statistics, under the origin of `url`; `d` holds its counts (d->host
+ * unused). */
+void pc_http__count(struct pc_http_session *s, const char *url,
+                    const struct pc_http_host_stats *d, bool failed);
+/* Logs the warning of insecure: true, once per host and session. */
+void pc_http__warn_insecure(struct pc_http_session *s, const char *label, const char *url);
+bool pc_http__closing(const struct pc_http_session *s);
+
+#endif

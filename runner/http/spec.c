@@ -1,0 +1,729 @@
+/* spec.c: a request's options, from YAML and from Lua (see spec.h).
+ *
+ * Two readers of the same options, written side by side so that their
+ * messages stay the same: the load-time checks work on YAML nodes and
+ * report with positions; the run-time reader works on the Lua table an
+ * attempt evaluated (or pacer.http was given) and returns the first
+ * problem as a message. The Lua reader never raises and never runs a
+ * metamethod: the table is read with raw access, since a plugin's table
+ * may have an __index that raises and nothing here runs under a pcall.
+ *
+ * Borrowing: the spec points into the Lua table for its strings (the URL,
+ * header names and values, a text body, ca_file, save_to): Lua never moves
+ * a string, and a string that a table on the stack holds is not collected.
+ * What the reader makes itself (a URL with its query, a json or form body,
+ * numbers as text) is owned by a struct pc_http_spec_mem. The only Lua code
+ * the reader runs is the JSON encoder of a `json:` body, which a plugin's
+ * value could make call back into Lua; it runs before anything is
+ * borrowed, so nothing it does can free a string the spec points at. */
+#include "http/spec.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "http/rules.h"
+#include "script/luahost.h"
+#include "base/util.h"
+
+const char *const pc_http_option_keys[PC_HTTP_OPTION_KEYS] = {
+    "method", "url", "get", "post", "put", "patch", "delete", "head", "query", "headers",
+    "body", "json", "form", "connect_timeout", "follow_redirects", "http_version", "insecure",
+    "ca_file", "max_response_bytes", "save_to", "timeout"};
+
+/* Keys of a request that defaults.http never supplies. */
+static const char *const request_only[] = {"method", "url", "get",  "post", "put",  "patch",
+                                           "delete", "head", "body", "json", "form", "save_to",
+                                           "max_connections", "max_connections_per_host"};
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(s, list[i]) == 0)
+      return true;
+  return false;
+}
+
+void pc_http_limits_of(const struct pc_tmpl *d, struct pc_http_limits *lim)
+{
+  lim->max_connections = PC_HTTP_MAX_CONNECTIONS_DEFAULT;
+  lim->max_per_host = PC_HTTP_MAX_PER_HOST_DEFAULT;
+  const struct pc_tmpl *v;
+  if ((v = pc_tmpl_get(d, "max_connections")) && v->kind == PC_T_INT && v->u.i >= 0)
+    lim->max_connections = (long)v->u.i;
+  if ((v = pc_tmpl_get(d, "max_connections_per_host")) && v->kind == PC_T_INT && v->u.i >= 0)
+    lim->max_per_host = (long)v->u.i;
+}
+
+/* ======================================================= options from Lua */
+
+void pc_http_spec_mem_free(struct pc_http_spec_mem *mem)
+{
+  free(mem->headers);
+  free(mem->url);
+  free(mem->body);
+  for (size_t i = 0; i < mem->ntexts; i++)
+    free(mem->texts[i]);
+  free(mem->texts);
+  memset(mem, 0, sizeof *mem);
+}
+
+/* t[k] without metamethods. */
+static int rawfield(lua_State *L, int tbl, const char *k)
+{
+  lua_pushstring(L, k);
+  return lua_rawget(L, tbl);
+}
+
+static bool is_null(lua_State *L, int idx)
+{
+  return lua_isnil(L, idx) || (lua_type(L, idx) == LUA_TLIGHTUSERDATA &&
+                               lua_touserdata(L, idx) == NULL);
+}
+
+/* The text of a string at idx (borrowed: see the opening comment), or of a
+ * number or a boolean (made, and kept in mem); NULL for anything else. */
+static const char *scalar_text(struct pc_lua *h, int idx, size_t *len,
+                               struct pc_http_spec_mem *mem)
+{
+  lua_State *L = pc_lua_state(h);
+  int t = lua_type(L, idx);
+  if (t == LUA_TSTRING)
+    return lua_tolstring(L, idx, len);
+  if (t != LUA_TNUMBER && t != LUA_TBOOLEAN)
+    return NULL;
+  char *s = pc_lua_to_text(h, idx, len);
+  mem->texts = pc_xrealloc(mem->texts, (mem->ntexts + 1) * sizeof *mem->texts);
+  mem->texts[mem->ntexts++] = s;
+  return s;
+}
+
+/* Optional text field that becomes a C string (`what` it becomes: a URL,
+ * a path): 0 (absent, or *out set), -1 with *err; a NUL byte in it is
+ * refused, since the C string would end there. */
+static int opt_cstring(struct pc_lua *h, int tbl, const char *key, const char **out,
+                       const char *what, struct pc_http_spec_mem *mem, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  rawfield(L, tbl, key); /* value */
+  int rc = 0;
+  if (!is_null(L, -1)) {
+    size_t len = 0;
+    const char *s = scalar_text(h, -1, &len, mem);
+    if (!s) {
+      *err = pc_asprintf("http.%s: expected text, got %s", key, luaL_typename(L, -1));
+      rc = -1;
+    } else if (memchr(s, '\0', len)) {
+      *err = pc_asprintf("http.%s contains a NUL byte (\\0), which %s cannot hold", key, what);
+      rc = -1;
+    } else {
+      *out = s;
+    }
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+/* A Lua string whose text a C string would cut short (a NUL byte in it). */
+static bool cut_by_nul(lua_State *L, int idx)
+{
+  size_t len;
+  return lua_type(L, idx) == LUA_TSTRING && strlen(lua_tolstring(L, idx, &len)) != len;
+}
+
+static int opt_bool(lua_State *L, int tbl, const char *key, bool *out, char **err)
+{
+  rawfield(L, tbl, key); /* value */
+  int rc = 0;
+  if (cut_by_nul(L, -1)) {
+    *err = pc_asprintf("http.%s: contains a NUL byte", key);
+    rc = -1;
+  } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
+    *out = lua_toboolean(L, -1);
+  } else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "true") == 0) {
+    *out = true;
+  } else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "false") == 0) {
+    *out = false;
+  } else if (!is_null(L, -1)) {
+    *err = pc_asprintf("http.%s: expected true or false, got %s", key, luaL_typename(L, -1));
+    rc = -1;
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+static int opt_duration(lua_State *L, int tbl, const char *key, double *ms, char **err)
+{
+  rawfield(L, tbl, key); /* value */
+  int rc = 0;
+  if (cut_by_nul(L, -1)) {
+    *err = pc_asprintf("http.%s: contains a NUL byte", key);
+    lua_pop(L, 1);
+    return -1;
+  }
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    double sec = lua_tonumber(L, -1);
+    if (!(sec >= 0 && sec <= 30.0 * 86400))
+      rc = -1;
+    else
+      *ms = sec * 1000.0;
+  } else if (lua_type(L, -1) == LUA_TSTRING) {
+    rc = pc_parse_duration(lua_tostring(L, -1), ms) == 0 ? 0 : -1;
+  } else if (!is_null(L, -1)) {
+    rc = -1;
+  }
+  if (rc)
+    *err = pc_asprintf("http.%s: expected a duration like \"5s\", got %s", key,
+                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                      : luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return rc;
+}
+
+static int opt_version(lua_State *L, int tbl, enum pc_http_version *out, char **err)
+{
+  rawfield(L, tbl, "http_version"); /* value */
+  int rc = 0;
+  if (cut_by_nul(L, -1)) {
+    *err = pc_xstrdup("http.http_version: contains a NUL byte");
+    rc = -1;
+  } else if (!is_null(L, -1)) {
+    const char *v = NULL;
+    char num[32];
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      double d = lua_tonumber(L, -1);
+      snprintf(num, sizeof num, "%.1f", d);
+      v = num;
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+      v = lua_tostring(L, -1);
+    }
+    if (v && strcmp(v, "auto") == 0)
+      *out = PC_HTTP_VERSION_AUTO;
+    else if (v && strcmp(v, "1.0") == 0)
+      *out = PC_HTTP_VERSION_1_0;
+    else if (v && strcmp(v, "1.1") == 0)
+      *out = PC_HTTP_VERSION_1_1;
+    else if (v && (strcmp(v, "2") == 0 || strcmp(v, "2.0") == 0))
+      *out = PC_HTTP_VERSION_2;
+    else {
+      *err = pc_asprintf("http.http_version: expected auto, 1.0, 1.1 or 2, got %s",
+                         v ? v : luaL_typename(L, -1));
+      rc = -1;
+    }
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+/* Sets *err to msg (malloc'd) and returns -1: `return fail(err, ...)`. */
+static int fail(char **err, char *msg)
+{
+  *err = msg;
+  return -1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* (curl_easy_escape ignores its handle: none is needed.) */
+static void put_escaped(struct pc_buf *b, const char *s, size_t len)
+{
+  char *esc = curl_easy_escape(NULL, s, (int)len);
+  if (esc) {
+    pc_buf_puts(b, esc);
+    curl_free(esc);
+  }
+}
+
+/* Appends name=value pairs (sorted by name, lists repeated) of the table at
+ * `tbl` to b, urlencoded. Returns 0, or -1 with *err
+ * set (*err is NULL on entry). */
+static int encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc_buf *b,
+                        struct pc_http_spec_mem *mem, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  if (!lua_istable(L, tbl))
+    return fail(err, pc_asprintf("http.%s: expected a map of names to values, got %s", what,
+                                 luaL_typename(L, tbl)));
+  const char **keys = NULL;
+  size_t n = 0;
+  lua_pushnil(L); /* nil */
+  while (lua_next(L, tbl)) { /* key, value */
+    if (lua_type(L, -2) != LUA_TSTRING && !*err)
+      *err = pc_asprintf("http.%s: names must be text, got %s", what, luaL_typename(L, -2));
+    else if (!*err && strlen(lua_tostring(L, -2)) != lua_rawlen(L, -2))
+      *err = pc_asprintf("http.%s: a name contains a NUL byte", what);
+    else if (!*err) {
+      keys = pc_xrealloc(keys, (n + 1) * sizeof *keys);
+      keys[n++] = lua_tostring(L, -2); /* borrowed: the table holds it */
+    }
+    lua_pop(L, 1); /* key */
+  }
+  if (n)
+    qsort(keys, n, sizeof *keys, cmp_str);
+  for (size_t i = 0; i < n && !*err; i++) {
+    rawfield(L, tbl, keys[i]); /* value */
+    int vi = lua_gettop(L);
+    size_t cnt = 1;
+    bool list = lua_istable(L, vi);
+    if (list) {
+      cnt = (size_t)lua_rawlen(L, vi);
+      size_t entries = 0;
+      lua_pushnil(L);
+      while (lua_next(L, vi)) { /* value, k, v */
+        entries++;
+        lua_pop(L, 1);
+      }
+      if (entries != cnt)
+        *err = pc_asprintf("http.%s: the value of %s must be text or a list of texts, got a map",
+                           what, keys[i]);
+    }
+    for (size_t j = 1; j <= cnt && !*err; j++) {
+      if (list)
+        lua_rawgeti(L, vi, (lua_Integer)j); /* value, item */
+      else
+        lua_pushvalue(L, vi); /* value, value */
+      if (!is_null(L, -1)) {
+        size_t len;
+        const char *txt = scalar_text(h, -1, &len, mem);
+        if (!txt) {
+          *err = pc_asprintf("http.%s: the value of %s must be text or a list of texts, got %s",
+                             what, keys[i], luaL_typename(L, -1));
+        } else {
+          if (b->len)
+            pc_buf_puts(b, "&");
+          put_escaped(b, keys[i], strlen(keys[i]));
+          pc_buf_puts(b, "=");
+          put_escaped(b, txt, len);
+        }
+      }
+      lua_pop(L, 1); /* value */
+    }
+    lua_pop(L, 1);
+  }
+  free(keys);
+  return *err ? -1 : 0;
+}
+
+/* The headers table at tbl into mem->headers (names and values borrowed,
+ * or values made from numbers). Returns 0, or -1 with *err set. */
+static int read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
+                        struct pc_http_spec_mem *mem, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  if (!lua_istable(L, tbl))
+    return fail(err, pc_asprintf("http.headers: expected a map of header names to values, got "
+                                 "%s", luaL_typename(L, tbl)));
+  size_t cap = 0;
+  lua_pushnil(L); /* nil */
+  while (!*err && lua_next(L, tbl)) { /* name, value */
+    size_t nlen = 0;
+    const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
+    if (!name || !pc_http_header_name_valid(name, nlen)) {
+      *err = name ? pc_asprintf("http.headers: \"%s\" is not a valid header name", name)
+                  : pc_asprintf("http.headers: header names must be text, got %s",
+                                luaL_typename(L, -2));
+      lua_pop(L, 2);
+      break;
+    }
+    if (!is_null(L, -1)) {
+      size_t vlen;
+      const char *val = scalar_text(h, -1, &vlen, mem);
+      if (!val) {
+        *err = pc_asprintf("http.headers: the value of %s must be text, got %s", name,
+                           luaL_typename(L, -1));
+      } else if (!pc_http_header_value_valid(val, vlen)) {
+        /* Never echo the value: it may be a secret. */
+        *err = pc_asprintf("http.headers: the value of %s contains a line break (CR or LF) or "
+                           "a NUL byte, which would split the header", name);
+      } else {
+        if (sp->nheaders == cap) {
+          cap = cap ? cap * 2 : 8;
+          mem->headers = pc_xrealloc(mem->headers, cap * sizeof *mem->headers);
+        }
+        mem->headers[sp->nheaders++] = (struct pc_http_header){name, nlen, val, vlen};
+      }
+    }
+    lua_pop(L, 1); /* name */
+  }
+  sp->headers = mem->headers;
+  return *err ? -1 : 0;
+}
+
+/* Indices in pc_http_option_keys: pc_http_spec_read looks up only the keys
+ * the table has. */
+#define HAS(k) ((present >> (k)) & 1u)
+enum {
+  K_METHOD, K_URL, K_GET, K_POST, K_PUT, K_PATCH, K_DELETE, K_HEAD, K_QUERY, K_HEADERS,
+  K_BODY, K_JSON, K_FORM, K_CONNECT_TIMEOUT, K_FOLLOW, K_VERSION, K_INSECURE, K_CA_FILE,
+  K_MAX_BYTES, K_SAVE_TO, K_TIMEOUT, K_COUNT
+};
+_Static_assert(K_COUNT == PC_HTTP_OPTION_KEYS, "pc_http_option_keys and K_* differ");
+_Static_assert(K_GET == PC_HTTP_SHORTHAND_FIRST && K_HEAD == K_GET + PC_HTTP_SHORTHANDS - 1 &&
+                   K_TIMEOUT == K_COUNT - 1,
+               "the shorthands are K_GET .. K_HEAD, and timeout is last");
+
+static int runtime_key(const char *k)
+{
+  for (int i = 0; i < K_COUNT; i++)
+    if (strcmp(k, pc_http_option_keys[i]) == 0)
+      return i;
+  return -1;
+}
+
+/* The keys of the table at tbl as K_* bits, or -1 with *err for a key
+ * that is no option. */
+static int64_t read_keys(lua_State *L, int tbl, bool allow_timeout, char **err)
+{
+  uint32_t present = 0;
+  lua_pushnil(L);
+  while (lua_next(L, tbl)) { /* key, value */
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    int ki = k ? runtime_key(k) : -1;
+    bool ok = ki >= 0 && (allow_timeout || ki != K_TIMEOUT);
+    if (ok)
+      present |= (uint32_t)1 << ki;
+    lua_pop(L, 1);
+    if (!ok) {
+      *err = k ? pc_asprintf("http: unknown option \"%s\"", k)
+               : pc_asprintf("http: option names must be text, got %s", luaL_typename(L, -1));
+      lua_pop(L, 1);
+      return -1;
+    }
+  }
+  return present;
+}
+
+/* The URL and the method. Returns 0, or -1 with *err set. */
+static int read_target(struct pc_lua *h, int tbl, uint32_t present, struct pc_http_spec *sp,
+                       struct pc_http_spec_mem *mem, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  const char *url_key = NULL;
+  for (int k = K_GET; k <= K_HEAD; k++) {
+    if (!HAS(k))
+      continue;
+    const char *key = pc_http_option_keys[k];
+    rawfield(L, tbl, key);
+    bool set = !is_null(L, -1);
+    lua_pop(L, 1);
+    if (set && url_key)
+      return fail(err, pc_asprintf("http: `%s` and `%s` both give the URL", url_key, key));
+    if (set)
+      url_key = key;
+  }
+  bool has_url = false;
+  if (HAS(K_URL)) {
+    rawfield(L, tbl, "url");
+    has_url = !is_null(L, -1);
+    lua_pop(L, 1);
+  }
+  if (has_url && url_key)
+    return fail(err, pc_asprintf("http: `%s` and `url` both give the URL", url_key));
+  if (!has_url && !url_key)
+    return fail(err, pc_xstrdup("http: no URL: give get: URL (or post:, put:, ...), or method "
+                                "and url"));
+  if (opt_cstring(h, tbl, has_url ? "url" : url_key, &sp->url, "a URL", mem, err) != 0)
+    return -1;
+  const char *method = NULL;
+  if (HAS(K_METHOD) && opt_cstring(h, tbl, "method", &method, "a method", mem, err) != 0)
+    return -1;
+  if (method && url_key)
+    return fail(err, pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key));
+  int m = pc_http_method_parse(method ? method : url_key ? url_key : "GET");
+  if (m < 0) {
+    char *up = pc_xstrdup(method);
+    for (char *p = up; *p; p++)
+      *p = (char)toupper((unsigned char)*p);
+    *err = pc_asprintf("http.method: unknown method \"%s\" (expected one of GET, HEAD, POST, "
+                       "PUT, PATCH, DELETE, OPTIONS, TRACE)", up);
+    free(up);
+    return -1;
+  }
+  sp->method = (enum pc_http_method)m;
+  if (!pc_http_url_scheme_ok(sp->url))
+    return fail(err, pc_asprintf("http: \"%s\" is not an http:// or https:// URL", sp->url));
+  if (strpbrk(sp->url, " \r\n\t"))
+    return fail(err, pc_asprintf("http: the URL \"%s\" contains spaces or line breaks; encode "
+                                 "them, or pass values with query:", sp->url));
+  return 0;
+}
+
+/* `query`, added to the URL. Returns 0, or -1 with *err set. */
+static int read_query(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
+                      struct pc_http_spec_mem *mem, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  rawfield(L, tbl, "query"); /* query */
+  if (!is_null(L, -1)) {
+    struct pc_buf q;
+    pc_buf_init(&q, (size_t)64 << 20);
+    int rc = encode_pairs(h, lua_gettop(L), "query", &q, mem, err);
+    if (rc == 0 && q.len) {
+      const char *url = sp->url, *hash = strchr(url, '#');
+      size_t base = hash ? (size_t)(hash - url) : strlen(url);
+      char last = base ? url[base - 1] : '\0';
+      const char *sep = !memchr(url, '?', base) ? "?" : (last == '?' || last == '&') ? "" : "&";
+      mem->url = pc_asprintf("%.*s%s%s", (int)base, url, sep, q.data);
+      sp->url = mem->url;
+    }
+    pc_buf_free(&q);
+  }
+  lua_pop(L, 1);
+  return *err ? -1 : 0;
+}
+
+/* The body: at most one of body, json (encoded already: json, jerr) and
+ * form. Returns 0, or -1 with *err set. */
+static int read_body(struct pc_lua *h, int tbl, uint32_t present, char *json,
+                     const char *jerr, struct pc_http_spec *sp, struct pc_http_spec_mem *mem,
+                     char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  static const char *const body_keys[] = {"body", "json", "form"};
+  const char *body_key = NULL;
+  for (size_t i = 0; i < 3; i++) {
+    if (!HAS(K_BODY + (int)i))
+      continue;
+    rawfield(L, tbl, body_keys[i]);
+    bool set = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (set && body_key)
+      return fail(err, pc_asprintf("http: `%s` and `%s` cannot both be set: a request has one "
+                                   "body", body_key, body_keys[i]));
+    if (set)
+      body_key = body_keys[i];
+  }
+  if (body_key && strcmp(body_key, "body") == 0) {
+    rawfield(L, tbl, "body"); /* body */
+    sp->body = scalar_text(h, -1, &sp->body_len, mem);
+    if (!sp->body)
+      *err = pc_asprintf("http.body: expected text, got %s; use json: to send a map or a list",
+                         luaL_typename(L, -1));
+    lua_pop(L, 1);
+    if (*err)
+      return -1;
+    sp->body_type = "text/plain; charset=utf-8";
+  } else if (body_key && strcmp(body_key, "json") == 0) {
+    if (!json)
+      return fail(err, pc_asprintf("http.json: %s", jerr));
+    mem->body = json;
+    sp->body = json;
+    sp->body_len = strlen(json);
+    sp->body_type = "application/json";
+  } else if (body_key) {
+    rawfield(L, tbl, "form"); /* form */
+    struct pc_buf f;
+    pc_buf_init(&f, (size_t)64 << 20);
+    int rc = encode_pairs(h, lua_gettop(L), "form", &f, mem, err);
+    lua_pop(L, 1);
+    sp->body_len = f.len;
+    mem->body = pc_buf_steal(&f);
+    sp->body = mem->body;
+    if (rc != 0)
+      return -1;
+    sp->body_type = "application/x-www-form-urlencoded";
+  }
+  sp->has_body = body_key != NULL;
+  if (sp->has_body && sp->method == PC_HTTP_HEAD)
+    return fail(err, pc_xstrdup("http: a HEAD request cannot have a body"));
+  return 0;
+}
+
+/* The options that take one value each. Returns 0, or -1 with *err set. */
+static int read_rest(struct pc_lua *h, int tbl, uint32_t present, struct pc_http_spec *sp,
+                     struct pc_http_spec_mem *mem, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  if ((HAS(K_CONNECT_TIMEOUT) &&
+       opt_duration(L, tbl, "connect_timeout", &sp->connect_timeout_ms, err) != 0) ||
+      (HAS(K_TIMEOUT) && opt_duration(L, tbl, "timeout", &sp->timeout_ms, err) != 0) ||
+      (HAS(K_FOLLOW) && opt_bool(L, tbl, "follow_redirects", &sp->follow_redirects, err) != 0) ||
+      (HAS(K_INSECURE) && opt_bool(L, tbl, "insecure", &sp->insecure, err) != 0) ||
+      (HAS(K_VERSION) && opt_version(L, tbl, &sp->version, err) != 0) ||
+      (HAS(K_CA_FILE) &&
+       opt_cstring(h, tbl, "ca_file", &sp->ca_file, "a path", mem, err) != 0) ||
+      (HAS(K_SAVE_TO) &&
+       opt_cstring(h, tbl, "save_to", &sp->save_to, "a path", mem, err) != 0))
+    return -1;
+  if (!HAS(K_MAX_BYTES))
+    return 0;
+  rawfield(L, tbl, "max_response_bytes"); /* max */
+  if (!is_null(L, -1)) {
+    int isnum = 0;
+    lua_Integer v = lua_tointegerx(L, -1, &isnum);
+    if (!isnum || v < 1) {
+      size_t len;
+      const char *txt = scalar_text(h, -1, &len, mem);
+      *err = pc_asprintf("http.max_response_bytes: expected a whole number >= 1, got %s",
+                         txt ? txt : luaL_typename(L, -1));
+    } else {
+      sp->max_response_bytes = (int64_t)v;
+    }
+  }
+  lua_pop(L, 1);
+  return *err ? -1 : 0;
+}
+
+int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_http_spec *sp,
+                      struct pc_http_spec_mem *mem, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  int tbl = lua_absindex(L, idx);
+  pc_http_spec_init(sp);
+  memset(mem, 0, sizeof *mem);
+  *err = NULL;
+  if (!lua_istable(L, tbl)) {
+    *err = pc_asprintf("http: expected a map of options, got %s", luaL_typename(L, tbl));
+    return -1;
+  }
+  /* Unknown keys (a map built by an expression, or the Lua API); the
+   * others are noted in `present`, and only those are looked up. */
+  int64_t keys = read_keys(L, tbl, allow_timeout, err);
+  if (keys < 0)
+    return -1;
+  uint32_t present = (uint32_t)keys;
+  /* The JSON body first (see the opening comment); its error, if any, is
+   * reported where the other checks would reach it. */
+  char *json = NULL, *jerr = NULL;
+  if (HAS(K_JSON) && rawfield(L, tbl, "json") != LUA_TNIL) /* json */
+    json = pc_lua_to_json(h, -1, &jerr);
+  if (HAS(K_JSON))
+    lua_pop(L, 1);
+  int top = lua_gettop(L);
+  int rc = read_target(h, tbl, present, sp, mem, err);
+  if (rc == 0 && HAS(K_QUERY))
+    rc = read_query(h, tbl, sp, mem, err);
+  if (rc == 0 && HAS(K_HEADERS)) {
+    rawfield(L, tbl, "headers"); /* headers */
+    if (!is_null(L, -1))
+      rc = read_headers(h, lua_gettop(L), sp, mem, err);
+    lua_settop(L, top); /* (tbl still holds the headers) */
+  }
+  if (rc == 0)
+    rc = read_body(h, tbl, present, json, jerr, sp, mem, err);
+  if (rc == 0)
+    rc = read_rest(h, tbl, present, sp, mem, err);
+  if (json && mem->body != json)
+    free(json);
+  free(jerr);
+  return rc;
+}
+
+/* ================================================== defaults.http merged */
+
+/* Copies the table at src into the table at dst (keys compared as given,
+ * or case-insensitively for headers: a later name replaces an earlier one
+ * that differs only in case). */
+static void merge_into(lua_State *L, int dst, int src, bool nocase)
+{
+  lua_pushnil(L);
+  while (lua_next(L, src)) { /* key, value */
+    if (nocase && lua_type(L, -2) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -2);
+      lua_pushnil(L);
+      while (lua_next(L, dst)) { /* key, value, dkey, dvalue */
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING && strcasecmp(lua_tostring(L, -1), k) == 0 &&
+            strcmp(lua_tostring(L, -1), k) != 0) {
+          lua_pushvalue(L, -1); /* key, value, dkey, dkey */
+          lua_pushnil(L);
+          lua_rawset(L, dst); /* key, value, dkey */
+          lua_pop(L, 1);
+          lua_pushnil(L); /* restart: the table changed */
+        }
+      }
+    }
+    lua_pushvalue(L, -2); /* key, value, key */
+    lua_insert(L, -2);    /* key, key, value */
+    lua_rawset(L, dst);   /* key */
+  }
+}
+
+int pc_http_spec_merge(struct pc_lua *h, const struct pc_tmpl *d, int idx, int scope_ref,
+                       char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  idx = lua_absindex(L, idx);
+  if (!d || !lua_istable(L, idx)) {
+    lua_pushvalue(L, idx);
+    return 0;
+  }
+  char *e = NULL;
+  if (pc_lua_eval_tmpl(h, d, scope_ref, &e) != 0) { /* defaults */
+    *err = pc_asprintf("defaults.http: %s", e);
+    free(e);
+    return -1;
+  }
+  int D = lua_gettop(L);
+  if (!lua_istable(L, D)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+    return 0;
+  }
+  lua_newtable(L); /* defaults, merged */
+  int M = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, D)) { /* defaults, merged, key, value */
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    if (k && !in_list(k, request_only, PC_ARRAY_SIZE(request_only))) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, M); /* defaults, merged, key */
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { /* defaults, merged, key, value */
+    const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+    bool keywise = k && (strcmp(k, "headers") == 0 || strcmp(k, "query") == 0);
+    if (keywise && lua_istable(L, -1)) {
+      if (lua_getfield(L, M, k) == LUA_TTABLE) { /* ..., key, value, dvalue */
+        lua_newtable(L);                         /* ..., key, value, dvalue, copy */
+        int C = lua_gettop(L);
+        merge_into(L, C, C - 1, false);
+        merge_into(L, C, C - 2, strcmp(k, "headers") == 0);
+        lua_replace(L, C - 2); /* ..., key, copy, dvalue */
+      }
+      lua_pop(L, 1); /* defaults, merged, key, value */
+    }
+    lua_pushvalue(L, -2); /* defaults, merged, key, value, key */
+    lua_insert(L, -2);    /* defaults, merged, key, key, value */
+    lua_rawset(L, M);     /* defaults, merged, key */
+  }
+  lua_remove(L, D); /* merged */
+  return 0;
+}
+
+int pc_http_spec_start(struct pc_lua *h, int idx, const struct pc_http_spec_opts *o,
+                       struct pc_http_session *s, pc_http_done_cb cb, void *data,
+                       struct pc_http_request **out, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  idx = lua_absindex(L, idx);
+  if (pc_http_spec_merge(h, o->defaults, idx, o->scope_ref, err) != 0)
+    return -1;
+  /* merged: the spec borrows from it until the request has started */
+  struct pc_http_spec sp;
+  struct pc_http_spec_mem mem;
+  int rc = pc_http_spec_read(h, -1, o->allow_timeout, &sp, &mem, err);
+  if (rc == 0) {
+    sp.label = o->label;
+    sp.save_ok = o->save_ok;
+    sp.nsave_ok = o->nsave_ok;
+    rc = pc_http_request_start(s, &sp, cb, data, out, err);
+  }
+  pc_http_spec_mem_free(&mem);
+  lua_pop(L, 1);
+  return rc;
+}

@@ -1,0 +1,1098 @@
+/* test_http_transport.c: the HTTP transport (runner/http: session.c,
+ * request.c) with no Lua state at all (the pure rules and the failure
+ * sentences are test_http_rules.c's). Sessions and requests run on a real
+ * loop against the tiny libuv server of http_test_server.h, with specs
+ * built by hand: what a completed request reports, keep-alive reuse, an
+ * idle connection the server hangs up, a kept-alive connection reset as it
+ * is reused, refusal, cancellation (of
+ * one request, and at every moment of many requests' lives, without an
+ * abort or a leaked descriptor), closing a session in flight (also at
+ * every moment), redirects and what each does to the method, the body and
+ * the headers, the limits (max_response_bytes, header block), save_to,
+ * request headers and bodies, timeouts, the errors of start, and the
+ * statistics. Every test closes what it opened and ends with
+ * uv_loop_close() == 0. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <uv.h>
+
+#include "http/request.h"
+#include "http/rules.h"
+#include "http/session.h"
+#include "base/redact.h"
+#include "base/util.h"
+
+#include "http_test_server.h"
+
+/* ============================================================ fixture */
+
+struct fx {
+  uv_loop_t loop;
+  struct pc_http_session *s;
+};
+
+/* What a request reported, copied out of its result. */
+struct done {
+  int calls;
+  enum pc_fail fail;
+  char *error;
+  int status;
+  double retry_after_ms;
+  bool nothing_sent;
+  char *method, *url, *final_url, *label, *version, *headers, *body, *saved_to;
+  size_t body_len;
+  bool body_cut, reused;
+  struct pc_http_timing timing;
+  int nredirects;
+  int redirect_status[PC_HTTP_MAX_REDIRECTS];
+  char *redirect_url[PC_HTTP_MAX_REDIRECTS];
+};
+
+static char *dup_or_null(const char *s)
+{
+  return s ? pc_xstrdup(s) : NULL;
+}
+
+static void done_free(struct done *d)
+{
+  free(d->error);
+  free(d->method);
+  free(d->url);
+  free(d->final_url);
+  free(d->label);
+  free(d->version);
+  free(d->headers);
+  free(d->body);
+  free(d->saved_to);
+  for (int i = 0; i < d->nredirects; i++)
+    free(d->redirect_url[i]);
+  memset(d, 0, sizeof *d);
+}
+
+static void on_done(void *data, const struct pc_http_result *r)
+{
+  struct done *d = data;
+  int calls = d->calls;
+  done_free(d);
+  d->calls = calls + 1;
+  d->fail = r->fail;
+  d->error = dup_or_null(r->error);
+  d->status = r->status;
+  d->retry_after_ms = r->retry_after_ms;
+  d->nothing_sent = r->nothing_sent;
+  d->method = dup_or_null(r->method);
+  d->url = dup_or_null(r->url);
+  d->final_url = dup_or_null(r->final_url);
+  d->label = dup_or_null(r->label);
+  d->version = dup_or_null(r->http_version);
+  d->headers = pc_xstrndup(r->headers, r->headers_len);
+  d->body = r->body ? pc_xstrndup(r->body, r->body_len) : NULL;
+  d->body_len = r->body_len;
+  d->body_cut = r->body_cut;
+  d->saved_to = dup_or_null(r->saved_to);
+  d->reused = r->reused;
+  d->timing = r->timing;
+  d->nredirects = (int)r->nredirects;
+  for (size_t i = 0; i < r->nredirects; i++) {
+    d->redirect_status[i] = r->redirects[i].status;
+    d->redirect_url[i] = pc_xstrdup(r->redirects[i].url);
+  }
+}
+
+static int setup(void **state)
+{
+  struct fx *f = pc_xcalloc(1, sizeof *f);
+  assert_int_equal(uv_loop_init(&f->loop), 0);
+  f->s = pc_http_session_new(&f->loop, NULL);
+  assert_non_null(f->s);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state)
+{
+  struct fx *f = *state;
+  pc_http_session_close(f->s);
+  server_settle(&f->loop);
+  assert_int_equal(uv_loop_close(&f->loop), 0);
+  free(f);
+  return 0;
+}
+
+/* A GET of url (printf-style) as a spec; the URL lives in a static buffer
+ * until the next call. */
+static struct pc_http_spec get_spec(const char *fmt, ...)
+{
+  static char url[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(url, sizeof url, fmt, ap);
+  va_end(ap);
+  struct pc_http_spec sp;
+  pc_http_spec_init(&sp);
+  sp.url = url;
+  return sp;
+}
+
+static struct pc_http_request *start(struct fx *f, const struct pc_http_spec *sp,
+                                     struct done *d)
+{
+  struct pc_http_request *r = NULL;
+  char *err = NULL;
+  if (pc_http_request_start(f->s, sp, on_done, d, &r, &err) != 0)
+    fail_msg("start %s: %s", sp->url, err);
+  assert_non_null(r);
+  return r;
+}
+
+static void wait_done(struct fx *f, struct done *d)
+{
+  while (d->calls == 0)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(d->calls, 1);
+}
+
+/* Starts sp and runs the loop until it completes. */
+static void run_spec(struct fx *f, const struct pc_http_spec *sp, struct done *d)
+{
+  start(f, sp, d);
+  wait_done(f, d);
+}
+
+static void stats_of(struct fx *f, struct pc_http_stats *st)
+{
+  pc_http_session_stats(f->s, st);
+}
+
+/* ========================================================== completion */
+
+/* A response and what its result says; a second request on the kept-alive
+ * connection: one connection, one socket context, two requests. */
+static void test_response_and_reuse(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  struct done d1 = {0}, d2 = {0};
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/x?a=b", srv.port);
+  sp.label = "step one";
+  run_spec(f, &sp, &d1);
+  sp = get_spec("http://127.0.0.1:%d/x?a=b", srv.port);
+  run_spec(f, &sp, &d2);
+
+  assert_int_equal(d1.fail, PC_FAIL_NONE);
+  assert_null(d1.error);
+  assert_int_equal(d1.status, 200);
+  assert_true(d1.retry_after_ms == 3000);
+  assert_false(d1.nothing_sent);
+  assert_string_equal(d1.method, "GET");
+  assert_string_equal(d1.url, d1.final_url);
+  assert_non_null(strstr(d1.url, "/x?a=b"));
+  assert_string_equal(d1.label, "step one");
+  assert_string_equal(d2.label, "http");
+  assert_string_equal(d1.version, "1.1");
+  assert_string_equal(d1.body, "{\"ok\": true}");
+  assert_false(d1.body_cut);
+  assert_null(d1.saved_to);
+  assert_true(strncmp(d1.headers, "HTTP/1.1 200 OK\r\n", 17) == 0);
+  assert_non_null(strstr(d1.headers, "X-Fold: a\r\n  b\r\n"));
+  assert_false(d1.reused);
+  assert_true(d2.reused);
+  assert_true(d1.timing.total >= d1.timing.ttfb && d1.timing.ttfb >= 0);
+  assert_true(d2.timing.connect == 0);
+  assert_int_equal(d1.nredirects, 0);
+  assert_int_equal(srv.accepted, 1);
+  assert_int_equal(srv.requests, 2);
+
+  struct pc_http_stats st;
+  stats_of(f, &st);
+  assert_int_equal(st.requests, 2);
+  assert_int_equal(st.failed, 0);
+  assert_int_equal(st.connections, 1);
+  assert_int_equal(st.reused, 1);
+  assert_int_equal(st.sockets, 1); /* one poll context for both requests */
+  assert_true(st.bytes_down > 2 * 12 && st.bytes_up > 0);
+  assert_int_equal(st.nhosts, 1);
+  char *want = pc_asprintf("http://127.0.0.1:%d", srv.port);
+  assert_string_equal(st.hosts[0].host, want);
+  free(want);
+  assert_int_equal(st.hosts[0].requests, 2);
+  pc_http_stats_free(&st);
+  done_free(&d1);
+  done_free(&d2);
+  server_stop(&srv);
+}
+
+static void on_iteration(uv_prepare_t *p)
+{
+  (*(int *)p->data)++;
+}
+
+static void on_quiet_timer(uv_timer_t *t)
+{
+  *(bool *)t->data = true;
+}
+
+/* A kept-alive connection the server closes while it is idle: its socket
+ * context stays armed after the transfer, so the hang-up wakes it once and
+ * it stops watching (the loop does not spin, nor stay alive for it); the
+ * next request opens a new connection. */
+static void test_idle_hang_up(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  srv.hang_up = true;
+  struct done d1 = {0}, d2 = {0};
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/x", srv.port);
+  run_spec(f, &sp, &d1);
+  assert_int_equal(d1.status, 200);
+
+  int iterations = 0;
+  uv_prepare_t prep;
+  uv_prepare_init(&f->loop, &prep);
+  prep.data = &iterations;
+  uv_prepare_start(&prep, on_iteration);
+  uv_timer_t quiet;
+  bool fired = false;
+  uv_timer_init(&f->loop, &quiet);
+  quiet.data = &fired;
+  uv_timer_start(&quiet, on_quiet_timer, 100, 0);
+  while (!fired)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_true(iterations < 10);
+  uv_close((uv_handle_t *)&prep, NULL);
+  uv_close((uv_handle_t *)&quiet, NULL);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+
+  run_spec(f, &sp, &d2);
+  assert_int_equal(d2.fail, PC_FAIL_NONE);
+  assert_int_equal(d2.status, 200);
+  assert_false(d2.reused);
+  assert_int_equal(srv.accepted, 2);
+  struct pc_http_stats st;
+  stats_of(f, &st);
+  assert_int_equal(st.connections, 2);
+  assert_int_equal(st.sockets, 2);
+  pc_http_stats_free(&st);
+  done_free(&d1);
+  done_free(&d2);
+  server_stop(&srv);
+}
+
+/* Statistics per origin: the entry of the previous request's origin is
+ * found without parsing its URL; another origin gets its own entry, and
+ * going back finds the first again. */
+static void test_host_stats(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  const char *hosts[] = {"127.0.0.1", "127.0.0.1", "localhost", "127.0.0.1"};
+  for (size_t i = 0; i < 4; i++) {
+    struct done d = {0};
+    struct pc_http_spec sp = get_spec("http://%s:%d/%s", hosts[i], srv.port, i == 1 ? "?q" : "x");
+    run_spec(f, &sp, &d);
+    assert_int_equal(d.status, 200);
+    done_free(&d);
+  }
+  struct pc_http_stats st;
+  stats_of(f, &st);
+  assert_int_equal(st.requests, 4);
+  assert_int_equal(st.nhosts, 2);
+  char *want = pc_asprintf("http://127.0.0.1:%d", srv.port);
+  assert_string_equal(st.hosts[0].host, want);
+  free(want);
+  assert_int_equal(st.hosts[0].requests, 3);
+  want = pc_asprintf("http://localhost:%d", srv.port);
+  assert_string_equal(st.hosts[1].host, want);
+  free(want);
+  assert_int_equal(st.hosts[1].requests, 1);
+  pc_http_stats_free(&st);
+  server_stop(&srv);
+}
+
+/* A refused connection: a network failure that provably sent nothing. */
+static void test_refused(void **state)
+{
+  struct fx *f = *state;
+  struct done d = {0};
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:9/");
+  sp.method = PC_HTTP_POST;
+  struct pc_http_request *r = start(f, &sp, &d);
+  assert_int_equal(pc_http_request_method(r), PC_HTTP_POST);
+  assert_string_equal(pc_http_request_url(r), "http://127.0.0.1:9/");
+  assert_true(pc_http_request_nothing_sent(r));
+  wait_done(f, &d);
+  assert_int_equal(d.fail, PC_FAIL_NETWORK);
+  assert_int_equal(d.status, 0);
+  assert_true(d.nothing_sent);
+  assert_null(d.body);
+  assert_string_equal(d.error, "POST http://127.0.0.1:9/: connection refused to 127.0.0.1:9");
+  struct pc_http_stats st;
+  stats_of(f, &st);
+  assert_int_equal(st.requests, 1);
+  assert_int_equal(st.failed, 1);
+  pc_http_stats_free(&st);
+  done_free(&d);
+}
+
+/* =========================================================== cancelling */
+
+struct canceller {
+  uv_timer_t timer;
+  struct pc_http_request *req;
+};
+
+static void on_cancel_timer(uv_timer_t *t)
+{
+  struct canceller *c = PC_CONTAINER_OF(t, struct canceller, timer);
+  assert_false(pc_http_request_nothing_sent(c->req)); /* the server has it */
+  pc_http_request_cancel(c->req);
+  c->req = NULL;
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+static void test_cancel(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, false), 0);
+  struct done d = {0};
+  struct canceller c;
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/slow", srv.port);
+  c.req = start(f, &sp, &d);
+  uv_timer_init(&f->loop, &c.timer);
+  uv_timer_start(&c.timer, on_cancel_timer, 50, 0);
+  while (srv.requests == 0 || c.req)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  server_stop(&srv);
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* nothing may fire now */
+  assert_int_equal(d.calls, 0);
+  struct pc_http_stats st;
+  stats_of(f, &st);
+  assert_int_equal(st.cancelled, 1);
+  assert_int_equal(st.requests, 0);
+  pc_http_stats_free(&st);
+  pc_http_request_cancel(NULL); /* ignored */
+}
+
+static void test_close_in_flight(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, false), 0);
+  struct done d = {0};
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/slow", srv.port);
+  start(f, &sp, &d);
+  while (srv.requests == 0)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  /* Closing the session stops the request: its callback never fires. */
+  pc_http_session_close(f->s);
+  f->s = NULL;
+  server_stop(&srv);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(d.calls, 0);
+}
+
+/* A kept-alive connection the server resets just after the next request
+ * went out on it (the reset comes while pacer waits on its poll, which
+ * reports it as an error): libcurl retries each such request on a new
+ * connection, and every one succeeds, also past libcurl's per-handle limit
+ * of 5 retries (the handles are recycled, so they must start each request
+ * with no retry counted). */
+static void test_keepalive_reset_retried(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  srv.reset_reused = true;
+  for (int i = 0; i < 12; i++) {
+    struct done d = {0};
+    struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/x", srv.port);
+    run_spec(f, &sp, &d);
+    if (d.fail != PC_FAIL_NONE)
+      fail_msg("request %d: %s", i + 1, d.error);
+    assert_int_equal(d.status, 200);
+    done_free(&d);
+  }
+  assert_int_equal(srv.accepted, 12);
+  server_stop(&srv);
+}
+
+/* A port whose connects never complete: its listen queue (backlog 0) is
+ * filled, so the kernel drops further SYNs. Returns the listening socket;
+ * fillers[2] are the connections that fill it. */
+static int blackhole_open(int *port, int fillers[2])
+{
+  int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true(l >= 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(l, 0), 0);
+  socklen_t len = sizeof a;
+  getsockname(l, (struct sockaddr *)&a, &len);
+  *port = ntohs(a.sin_port);
+  for (int i = 0; i < 2; i++) {
+    fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int rc = connect(fillers[i], (struct sockaddr *)&a, sizeof a);
+    assert_true(rc == 0 || errno == EINPROGRESS);
+  }
+  usleep(20000); /* let the handshake of the first one complete */
+  return l;
+}
+
+static int count_fds(void)
+{
+  DIR *d = opendir("/proc/self/fd");
+  assert_non_null(d);
+  int n = 0;
+  while (readdir(d))
+    n++;
+  closedir(d);
+  return n;
+}
+
+/* Runs the loop until the process has `want` descriptors open, for at most
+ * 5 s; returns the number it has. */
+static int run_until_fds(uv_loop_t *loop, int want)
+{
+  int n = count_fds();
+  for (int i = 0; i < 5000 && n != want; i++) {
+    uv_run(loop, UV_RUN_NOWAIT);
+    usleep(1000);
+    n = count_fds();
+  }
+  return n;
+}
+
+/* The targets of the at-every-moment tests, whose requests the fixture's
+ * session must not see: a port whose connects never complete, a server
+ * that never answers and one that answers. `fds`: the descriptors the
+ * process has with them open, and no session. */
+struct targets {
+  struct server quiet, answering;
+  int hole, fillers[2];
+  int ports[3];
+  int fds;
+};
+
+static void targets_open(struct fx *f, struct targets *t)
+{
+  pc_http_session_close(f->s); /* these tests make their own sessions */
+  f->s = NULL;
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  assert_int_equal(server_start(&f->loop, &t->quiet, false), 0);
+  assert_int_equal(server_start(&f->loop, &t->answering, true), 0);
+  int hole_port;
+  t->hole = blackhole_open(&hole_port, t->fillers);
+  t->ports[0] = hole_port;
+  t->ports[1] = t->quiet.port;
+  t->ports[2] = t->answering.port;
+  t->fds = count_fds(); /* (libuv keeps a spare descriptor once it listens) */
+}
+
+static void targets_close(struct fx *f, struct targets *t)
+{
+  close(t->fillers[0]);
+  close(t->fillers[1]);
+  close(t->hole);
+  server_stop(&t->quiet);
+  server_stop(&t->answering);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  f->s = pc_http_session_new(&f->loop, NULL); /* for teardown */
+}
+
+struct cancel_case {
+  uv_timer_t timer;
+  struct pc_http_request *req;
+  struct done d;
+};
+
+static void on_beat(uv_timer_t *t)
+{
+  (void)t;
+}
+
+static void on_cancel_case_timer(uv_timer_t *t)
+{
+  struct cancel_case *c = PC_CONTAINER_OF(t, struct cancel_case, timer);
+  if (c->req && c->d.calls == 0)
+    pc_http_request_cancel(c->req);
+  c->req = NULL;
+}
+
+/* Requests cancelled at every moment of their lives, from a timer
+ * callback: at 0 ms (in the same loop turn as libcurl opens the socket and
+ * asks to watch it, before libuv has applied that), then 1, 2, ... ms
+ * later; to a port whose connects never complete (cancelled while
+ * connecting: libcurl closes such a socket without the close callback),
+ * to a server that never answers (cancelled while waiting), to one that
+ * answers (cancelled anywhere from connecting to done), all at once on a
+ * session that allows one connection (the others queued). Nothing may
+ * abort (libuv aborts on a watched descriptor closed behind its back), no
+ * callback may fire for a cancelled request, and once the session is
+ * closed every descriptor it opened is closed. */
+static void test_cancel_every_moment(void **state)
+{
+  struct fx *f = *state;
+  struct targets tg;
+  targets_open(f, &tg);
+  enum { MOMENTS = 12, PER = 3 };
+  for (int limit = 0; limit <= 1; limit++) {
+    struct pc_http_limits lim = {limit ? 1 : 0, 0};
+    f->s = pc_http_session_new(&f->loop, &lim);
+    assert_non_null(f->s);
+    int completed = 0;
+    for (int ms = 0; ms < MOMENTS; ms++) {
+      struct cancel_case cs[3 * PER];
+      for (int i = 0; i < 3 * PER; i++) {
+        struct cancel_case *c = &cs[i];
+        memset(&c->d, 0, sizeof c->d);
+        struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/c%d", tg.ports[i % 3], i);
+        c->req = start(f, &sp, &c->d);
+      }
+      /* The timers start after every request: libcurl restarts its own
+       * 0 ms timer as each request is added, and timers due at the same
+       * time run in the order they were started, so at 0 ms libcurl has
+       * opened the sockets and asked to watch them when the cancels run. */
+      for (int i = 0; i < 3 * PER; i++) {
+        uv_timer_init(&f->loop, &cs[i].timer);
+        uv_timer_start(&cs[i].timer, on_cancel_case_timer, (uint64_t)ms, 0);
+      }
+      /* A heartbeat: UV_RUN_ONCE returns at least every millisecond, also
+       * once the last request was cancelled inside it. */
+      uv_timer_t beat;
+      uv_timer_init(&f->loop, &beat);
+      uv_timer_start(&beat, on_beat, 1, 1);
+      bool pending = true;
+      while (pending) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+        pending = false;
+        for (int i = 0; i < 3 * PER; i++)
+          pending = pending || (cs[i].req && cs[i].d.calls == 0);
+      }
+      uv_close((uv_handle_t *)&beat, NULL);
+      for (int i = 0; i < 3 * PER; i++) {
+        if (i % 3 != 2)
+          assert_int_equal(cs[i].d.calls, 0); /* cancelled: no callback */
+        else
+          completed += cs[i].d.calls;
+        uv_close((uv_handle_t *)&cs[i].timer, NULL);
+        done_free(&cs[i].d);
+      }
+      uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    struct pc_http_stats st;
+    stats_of(f, &st);
+    assert_int_equal(st.cancelled + st.requests, MOMENTS * 3 * PER);
+    assert_int_equal(st.requests, completed);
+    pc_http_stats_free(&st);
+    pc_http_session_close(f->s);
+    f->s = NULL;
+    /* every socket the session opened is closed (and libcurl's own), and
+     * the servers' ends of them once they see it */
+    assert_int_equal(run_until_fds(&f->loop, tg.fds), tg.fds);
+  }
+  targets_close(f, &tg);
+}
+
+/* Sessions closed (the end of a run, a signal, a deadline) while their
+ * requests are queued, connecting, waiting or reading: 0 to 9 loop turns
+ * after the requests start. Nothing aborts, no callback fires for a
+ * request still running, and every descriptor is closed. */
+static void test_close_at_every_moment(void **state)
+{
+  struct fx *f = *state;
+  struct targets tg;
+  targets_open(f, &tg);
+  uv_timer_t beat;
+  uv_timer_init(&f->loop, &beat);
+  uv_timer_start(&beat, on_beat, 1, 1);
+  for (int turns = 0; turns < 20; turns++) {
+    struct pc_http_limits lim = {turns % 2, 0};
+    f->s = pc_http_session_new(&f->loop, &lim);
+    assert_non_null(f->s);
+    struct done d[9];
+    for (int i = 0; i < 9; i++) {
+      memset(&d[i], 0, sizeof d[i]);
+      struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/z%d", tg.ports[i % 3], i);
+      start(f, &sp, &d[i]);
+    }
+    for (int t = 0; t < turns / 2; t++)
+      uv_run(&f->loop, UV_RUN_ONCE);
+    pc_http_session_close(f->s);
+    f->s = NULL;
+    assert_int_equal(run_until_fds(&f->loop, tg.fds), tg.fds);
+    for (int i = 0; i < 9; i++) {
+      if (i % 3 != 2)
+        assert_int_equal(d[i].calls, 0);
+      else
+        assert_true(d[i].calls <= 1);
+      done_free(&d[i]);
+    }
+  }
+  uv_close((uv_handle_t *)&beat, NULL);
+  targets_close(f, &tg);
+}
+
+/* ============================================================ redirects */
+
+/* What /echo reported of the request that reached it: its request line
+ * ("POST /echo"), and whether a header line or the body was there. */
+static bool echo_has(const struct done *d, const char *line)
+{
+  return d->body && strstr(d->body, line) != NULL;
+}
+
+/* Every redirect status with every kind of request: the method and body
+ * that reach the target (rules.c's pc_http_redirect_as_get, end to end). */
+static void test_redirect_methods(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  static const struct {
+    int status;
+    enum pc_http_method m;
+    bool body;
+    const char *arrives; /* the request line at /echo */
+  } cases[] = {
+      {303, PC_HTTP_POST, true, "GET /echo"},    {303, PC_HTTP_PUT, true, "GET /echo"},
+      {303, PC_HTTP_DELETE, false, "GET /echo"}, {303, PC_HTTP_HEAD, false, "HEAD /echo"},
+      {301, PC_HTTP_POST, true, "GET /echo"},    {302, PC_HTTP_POST, true, "GET /echo"},
+      {301, PC_HTTP_PUT, true, "PUT /echo"},     {302, PC_HTTP_PATCH, true, "PATCH /echo"},
+      {307, PC_HTTP_POST, true, "POST /echo"},   {308, PC_HTTP_PUT, true, "PUT /echo"},
+      {307, PC_HTTP_GET, false, "GET /echo"},
+  };
+  for (size_t i = 0; i < PC_ARRAY_SIZE(cases); i++) {
+    struct done d = {0};
+    struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/r/%d?to=/echo", srv.port,
+                                      cases[i].status);
+    sp.method = cases[i].m;
+    if (cases[i].body) {
+      sp.has_body = true;
+      sp.body = "the-body";
+      sp.body_len = 8;
+      sp.body_type = "text/plain";
+    }
+    run_spec(f, &sp, &d);
+    if (d.fail != PC_FAIL_NONE)
+      fail_msg("case %zu: %s", i, d.error);
+    assert_int_equal(d.status, 200);
+    assert_int_equal(d.nredirects, 1);
+    assert_int_equal(d.redirect_status[0], cases[i].status);
+    assert_non_null(strstr(d.redirect_url[0], "/r/"));
+    assert_non_null(strstr(d.final_url, "/echo"));
+    assert_string_equal(d.method, pc_http_method_name(cases[i].m)); /* as asked */
+    if (cases[i].m == PC_HTTP_HEAD) {
+      assert_string_equal(d.body, ""); /* a HEAD response has none */
+    } else {
+      if (!echo_has(&d, cases[i].arrives))
+        fail_msg("case %zu: expected %s, got:\n%s", i, cases[i].arrives, d.body);
+      bool kept = strncmp(cases[i].arrives, "GET", 3) != 0 && cases[i].body;
+      assert_int_equal(echo_has(&d, "the-body"), kept);
+      assert_int_equal(echo_has(&d, "Content-Type: text/plain"), kept);
+    }
+    done_free(&d);
+  }
+  server_stop(&srv);
+}
+
+/* Headers on a redirect: within one origin every header goes along; to
+ * another origin (localhost is not 127.0.0.1), Authorization, Cookie and
+ * every header holding a secret stay behind, other headers go along. */
+static void test_redirect_headers(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  pc_secret_add("key-0123456789", 14);
+  const struct pc_http_header hdrs[] = {
+      {"Authorization", 13, "Bearer tok", 10},
+      {"Cookie", 6, "a=b", 3},
+      {"X-Api-Key", 9, "key-0123456789", 14},
+      {"X-Plain", 7, "hello", 5},
+  };
+  for (int cross = 0; cross <= 1; cross++) {
+    struct done d = {0};
+    struct pc_http_spec sp =
+        get_spec("http://127.0.0.1:%d/r/302?to=http://%s:%d/echo", srv.port,
+                 cross ? "localhost" : "127.0.0.1", srv.port);
+    sp.headers = hdrs;
+    sp.nheaders = PC_ARRAY_SIZE(hdrs);
+    run_spec(f, &sp, &d);
+    assert_int_equal(d.fail, PC_FAIL_NONE);
+    assert_int_equal(d.status, 200);
+    assert_true(echo_has(&d, "X-Plain: hello"));
+    assert_int_equal(echo_has(&d, "Authorization: Bearer tok"), !cross);
+    assert_int_equal(echo_has(&d, "Cookie: a=b"), !cross);
+    assert_int_equal(echo_has(&d, "X-Api-Key: key-0123456789"), !cross);
+    done_free(&d);
+  }
+  pc_secrets_clear();
+  struct pc_http_stats st;
+  stats_of(f, &st);
+  assert_int_equal(st.requests, 4); /* each request of a chain counts */
+  assert_int_equal(st.nhosts, 2);
+  pc_http_stats_free(&st);
+  server_stop(&srv);
+}
+
+/* More than PC_HTTP_MAX_REDIRECTS, a Location that is not http(s), and
+ * follow_redirects off. */
+static void test_redirect_limits(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  struct done d = {0};
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/loop", srv.port);
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.fail, PC_FAIL_ERROR);
+  assert_non_null(strstr(d.error, "too many redirects (more than 10; a redirect loop?)"));
+  done_free(&d);
+
+  sp = get_spec("http://127.0.0.1:%d/r/301?to=ftp://x/", srv.port);
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.fail, PC_FAIL_ERROR);
+  assert_non_null(strstr(d.error, "answered 301 with a redirect to ftp://x/, which is not an "
+                                  "http:// or https:// URL"));
+  done_free(&d);
+
+  sp = get_spec("http://127.0.0.1:%d/r/302?to=/echo", srv.port);
+  sp.follow_redirects = false;
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.fail, PC_FAIL_NONE);
+  assert_int_equal(d.status, 302);
+  assert_string_equal(d.body, "moved");
+  assert_int_equal(d.nredirects, 0);
+  done_free(&d);
+  server_stop(&srv);
+}
+
+/* ============================================================== limits */
+
+static void test_max_response_bytes(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  static const char *const paths[] = {"big", "big-nolen"}; /* by length, while streaming */
+  for (size_t i = 0; i < 2; i++) {
+    struct done d = {0};
+    struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/%s/1000", srv.port, paths[i]);
+    sp.max_response_bytes = 100;
+    run_spec(f, &sp, &d);
+    assert_int_equal(d.fail, PC_FAIL_ERROR);
+    assert_non_null(strstr(d.error, "response larger than 100 bytes (max_response_bytes)"));
+    assert_null(d.body);
+    done_free(&d);
+    sp.max_response_bytes = 1000; /* exactly the body: fine */
+    run_spec(f, &sp, &d);
+    assert_int_equal(d.fail, PC_FAIL_NONE);
+    assert_int_equal(d.body_len, 1000);
+    done_free(&d);
+  }
+  /* HEAD: the length is that of a body it does not have */
+  struct done d = {0};
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/big/1000", srv.port);
+  sp.method = PC_HTTP_HEAD;
+  sp.max_response_bytes = 100;
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.fail, PC_FAIL_NONE);
+  assert_int_equal(d.status, 200);
+  assert_int_equal(d.body_len, 0);
+  done_free(&d);
+  server_stop(&srv);
+}
+
+static void test_header_limit(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  struct done d = {0};
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/headers/300000", srv.port);
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.fail, PC_FAIL_ERROR);
+  assert_non_null(strstr(d.error, "the response headers from 127.0.0.1:"));
+  assert_non_null(strstr(d.error, "are larger than 256 KiB"));
+  done_free(&d);
+  sp = get_spec("http://127.0.0.1:%d/headers/100000", srv.port);
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.fail, PC_FAIL_NONE);
+  assert_string_equal(d.body, "ok");
+  done_free(&d);
+  server_stop(&srv);
+}
+
+/* ============================================================= save_to */
+
+static int dir_entries(const char *path)
+{
+  DIR *dir = opendir(path);
+  assert_non_null(dir);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(dir)))
+    n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+  closedir(dir);
+  return n;
+}
+
+static void test_save_to(void **state)
+{
+  struct fx *f = *state;
+  struct server srv, quiet;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  assert_int_equal(server_start(&f->loop, &quiet, false), 0);
+  char dir[] = "/tmp/pacer-test-http-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char *path = pc_asprintf("%s/out.bin", dir);
+
+  /* a complete response: the file, and the start of the body */
+  struct done d = {0};
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/big/5000", srv.port);
+  sp.save_to = path;
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.fail, PC_FAIL_NONE);
+  assert_string_equal(d.saved_to, path);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_size, 5000);
+  assert_int_equal(dir_entries(dir), 1);
+  assert_int_equal(unlink(path), 0);
+  done_free(&d);
+
+  /* a status save_to does not keep: no file, the start of the body */
+  const struct pc_status_range only_201[] = {{201, 201}};
+  sp = get_spec("http://127.0.0.1:%d/big/5000", srv.port);
+  sp.save_to = path;
+  sp.save_ok = only_201;
+  sp.nsave_ok = 1;
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.fail, PC_FAIL_NONE);
+  assert_null(d.saved_to);
+  assert_int_equal(d.body_len, 4096);
+  assert_true(d.body_cut);
+  assert_int_equal(dir_entries(dir), 0);
+  done_free(&d);
+
+  /* cancelled while it waits: no file, no temporary file */
+  sp = get_spec("http://127.0.0.1:%d/slow", quiet.port);
+  sp.save_to = path;
+  struct pc_http_request *r = start(f, &sp, &d);
+  assert_int_equal(dir_entries(dir), 1); /* the temporary file */
+  while (quiet.requests == 0)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  pc_http_request_cancel(r);
+  assert_int_equal(dir_entries(dir), 0);
+  assert_int_equal(d.calls, 0);
+
+  /* a directory that does not exist: start fails, no callback */
+  char *bad = pc_asprintf("%s/no/such/dir/out.bin", dir);
+  sp = get_spec("http://127.0.0.1:%d/x", srv.port);
+  sp.save_to = bad;
+  char *err = NULL;
+  assert_int_equal(pc_http_request_start(f->s, &sp, on_done, &d, NULL, &err), -1);
+  assert_non_null(strstr(err, "http.save_to: "));
+  free(err);
+  free(bad);
+
+  assert_int_equal(rmdir(dir), 0);
+  free(path);
+  server_stop(&srv);
+  server_stop(&quiet);
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  assert_int_equal(d.calls, 0);
+}
+
+/* ============================================= request headers and body */
+
+static void test_request_headers_and_body(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  struct done d = {0};
+
+  /* a body: its Content-Type, pacer's User-Agent, and no Expect:
+   * 100-continue, which libcurl would send for a body over 1 MiB (the
+   * body is sent at once instead of after a round trip) */
+  size_t big = ((size_t)1 << 20) + 3;
+  char *body = pc_xmalloc(big);
+  memset(body, 'b', big);
+  memcpy(body + big - 3, "a\0b", 3);
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/echo", srv.port);
+  sp.method = PC_HTTP_PUT;
+  sp.has_body = true;
+  sp.body = body;
+  sp.body_len = big;
+  sp.body_type = "application/octet-stream";
+  run_spec(f, &sp, &d);
+  free(body);
+  assert_true(echo_has(&d, "PUT /echo\n"));
+  assert_true(echo_has(&d, "Content-Type: application/octet-stream\n"));
+  assert_true(echo_has(&d, "Content-Length: 1048579\n"));
+  assert_true(echo_has(&d, "User-Agent: pacer/"));
+  assert_false(echo_has(&d, "Expect"));
+  assert_int_equal(memcmp(d.body + d.body_len - 3, "a\0b", 3), 0);
+  done_free(&d);
+  sp.body = "a\0b";
+  sp.body_len = 3;
+
+  /* the spec's headers win over pacer's; an empty value is sent empty */
+  const struct pc_http_header hdrs[] = {
+      {"Content-Type", 12, "text/x-mine", 11},
+      {"User-Agent", 10, "tester/1", 8},
+      {"X-Empty", 7, "", 0},
+  };
+  sp.headers = hdrs;
+  sp.nheaders = PC_ARRAY_SIZE(hdrs);
+  sp.method = PC_HTTP_POST;
+  run_spec(f, &sp, &d);
+  assert_true(echo_has(&d, "POST /echo\n"));
+  assert_true(echo_has(&d, "Content-Type: text/x-mine\n"));
+  assert_false(echo_has(&d, "application/octet-stream"));
+  assert_true(echo_has(&d, "User-Agent: tester/1\n"));
+  assert_true(echo_has(&d, "X-Empty:"));
+  done_free(&d);
+
+  /* POST without a body: Content-Length: 0 and no Content-Type */
+  sp = get_spec("http://127.0.0.1:%d/echo", srv.port);
+  sp.method = PC_HTTP_POST;
+  run_spec(f, &sp, &d);
+  assert_true(echo_has(&d, "POST /echo\n"));
+  assert_true(echo_has(&d, "Content-Length: 0\n"));
+  assert_false(echo_has(&d, "Content-Type"));
+  done_free(&d);
+
+  /* DELETE and OPTIONS go as they are */
+  sp.method = PC_HTTP_DELETE;
+  run_spec(f, &sp, &d);
+  assert_true(echo_has(&d, "DELETE /echo\n"));
+  assert_false(echo_has(&d, "Content-Length"));
+  done_free(&d);
+  server_stop(&srv);
+}
+
+/* ============================================================ timeouts */
+
+static void test_timeouts(void **state)
+{
+  struct fx *f = *state;
+  struct server quiet;
+  assert_int_equal(server_start(&f->loop, &quiet, false), 0);
+  struct done d = {0};
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/slow", quiet.port);
+  sp.timeout_ms = 100;
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.fail, PC_FAIL_TIMEOUT);
+  assert_non_null(strstr(d.error, ": timed out after 100ms"));
+  assert_false(d.nothing_sent);
+  done_free(&d);
+
+  int hole_port, fillers[2];
+  int hole = blackhole_open(&hole_port, fillers);
+  sp = get_spec("http://127.0.0.1:%d/x", hole_port);
+  sp.connect_timeout_ms = 100;
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.fail, PC_FAIL_TIMEOUT);
+  char *want = pc_asprintf("could not connect to 127.0.0.1:%d within 100ms (connect_timeout)",
+                           hole_port);
+  assert_non_null(strstr(d.error, want));
+  free(want);
+  assert_true(d.nothing_sent);
+  done_free(&d);
+  close(fillers[0]);
+  close(fillers[1]);
+  close(hole);
+  server_stop(&quiet);
+}
+
+/* ========================================================= start errors */
+
+static void test_start_errors(void **state)
+{
+  struct fx *f = *state;
+  char dir[] = "/tmp/pacer-test-http-XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char *fifo = pc_asprintf("%s/fifo", dir);
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  char *missing = pc_asprintf("%s/missing.pem", dir);
+  struct {
+    const char *ca_file, *save_to, *msg;
+  } cases[] = {
+      {fifo, NULL, "is not a regular file (a FIFO); name a PEM file of CA certificates"},
+      {dir, NULL, "is not a regular file (a directory)"},
+      {missing, NULL, "http.ca_file: cannot read"},
+      {NULL, "", "http.save_to: the path is empty"},
+  };
+  for (size_t i = 0; i < PC_ARRAY_SIZE(cases); i++) {
+    struct pc_http_spec sp = get_spec("https://127.0.0.1:9/");
+    sp.ca_file = cases[i].ca_file;
+    sp.save_to = cases[i].save_to;
+    struct done d = {0};
+    char *err = NULL;
+    assert_int_equal(pc_http_request_start(f->s, &sp, on_done, &d, NULL, &err), -1);
+    if (!strstr(err, cases[i].msg))
+      fail_msg("case %zu: \"%s\"", i, err);
+    free(err);
+  }
+  uv_run(&f->loop, UV_RUN_NOWAIT);
+  struct pc_http_stats st;
+  stats_of(f, &st);
+  assert_int_equal(st.requests + st.cancelled, 0);
+  pc_http_stats_free(&st);
+  unlink(fifo);
+  rmdir(dir);
+  free(fifo);
+  free(missing);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_response_and_reuse, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_idle_hang_up, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_host_stats, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_in_flight, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_keepalive_reset_retried, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_every_moment, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_close_at_every_moment, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_redirect_methods, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_redirect_headers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_redirect_limits, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_max_response_bytes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_header_limit, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_save_to, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_request_headers_and_body, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
