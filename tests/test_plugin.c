@@ -245,7 +245,7 @@ static void test_load_errors(void **state)
        "the default is a string, not a integer"},
       {"pacer.sleep(1) return {run = function() end}", "async calls work only while a step runs"},
       {"io.open('/etc/passwd')", "attempt to index a nil value (global 'io')"},
-      {"local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(1000) .. i end",
+      {"local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(1 << 20) .. i end",
        "Lua memory limit of 32 MiB exceeded"},
   };
   f->mem_limit = (size_t)32 << 20;
