@@ -1262,6 +1262,23 @@ static void test_resolver_answers(void **state)
   assert_int_equal(dns_get(&dns_calls), 2);
   pc_http_resolver_close(r);
   uv_run(&f->loop, UV_RUN_DEFAULT);
+
+  /* A proxy of the environment for http: its URLs are libcurl's (which
+   * resolves the proxy's name, or lets the proxy resolve), https ones
+   * still pacer's. */
+  setenv("http_proxy", "http://127.0.0.1:9", 1);
+  r = pc_http_resolver_new(&f->loop);
+  unsetenv("http_proxy");
+  assert_int_equal(pc_http_resolver_start(r, "http://p.pacer.test/", -1, &w.lk, on_answer,
+                                          &resolve),
+                   PC_HTTP_RESOLVE_NONE);
+  assert_int_equal(pc_http_resolver_start(r, "https://p.pacer.test/", -1, &w.lk, on_answer,
+                                          &resolve),
+                   PC_HTTP_RESOLVE_WAIT);
+  pc_http_resolver_abandon(r, &w.lk);
+  pc_http_resolver_close(r);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  dns_wait_idle();
 }
 
 /* Requests to one name at once make one lookup; the next request finds
@@ -1329,6 +1346,35 @@ static void test_names_fail_and_bound(void **state)
   assert_int_equal(dns_get(&dns_running), 1); /* the name server still thinks */
   done_free(&d);
   dns_wait_idle();
+}
+
+/* A redirect from an address to a name: the next hop waits for the lookup
+ * (one), its time counts in the timing, and the result names the hop;
+ * a redirect to a name that does not resolve fails with that name. */
+static void test_redirect_to_name(void **state)
+{
+  struct fx *f = *state;
+  dns_reset();
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  struct done d = {0};
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/r/302?to=http://d50.pacer.test:%d/x",
+                                    srv.port, srv.port);
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.status, 200);
+  assert_int_equal(d.nredirects, 1);
+  char *want = pc_asprintf("http://d50.pacer.test:%d/x", srv.port);
+  assert_string_equal(d.final_url, want);
+  free(want);
+  assert_true(d.timing.dns >= 40 && d.timing.total >= d.timing.dns);
+  assert_int_equal(dns_get(&dns_calls), 1);
+  done_free(&d);
+  sp = get_spec("http://127.0.0.1:%d/r/302?to=http://fail.pacer.test:%d/x", srv.port, srv.port);
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.fail, PC_FAIL_NETWORK);
+  assert_non_null(strstr(d.error, "could not resolve host fail.pacer.test"));
+  done_free(&d);
+  server_stop(&srv);
 }
 
 /* Cancelling a request, and closing the session, while its name is being
@@ -1473,6 +1519,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_resolver_answers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_names_one_lookup, setup, teardown),
       cmocka_unit_test_setup_teardown(test_names_fail_and_bound, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_redirect_to_name, setup, teardown),
       cmocka_unit_test_setup_teardown(test_cancel_while_resolving, setup, teardown),
       cmocka_unit_test_setup_teardown(test_lookup_threads_bounded, setup, teardown),
   };
