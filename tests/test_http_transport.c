@@ -9,9 +9,13 @@
  * abort or a leaked descriptor), closing a session in flight (also at
  * every moment), redirects and what each does to the method, the body and
  * the headers, the limits (max_response_bytes, header block), save_to,
- * request headers and bodies, timeouts, the errors of start, and the
- * statistics. Every test closes what it opened and ends with
- * uv_loop_close() == 0. */
+ * request headers and bodies, timeouts, the errors of start, the
+ * statistics, and names: which ones pacer resolves, one lookup per name,
+ * the answers in libcurl's cache, DNS failures and bounds, redirects to a
+ * name, and cancelling or closing while names resolve (nothing waits for
+ * a resolver thread, and at most PC_HTTP_RESOLVER_THREADS run). Every
+ * test closes what it opened and ends with uv_loop_close() == 0. */
+#define _GNU_SOURCE /* RTLD_NEXT */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,9 +24,12 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,12 +42,109 @@
 #include <uv.h>
 
 #include "http/request.h"
+#include "http/resolve.h"
 #include "http/rules.h"
 #include "http/session.h"
 #include "base/redact.h"
 #include "base/util.h"
 
 #include "http_test_server.h"
+
+/* ================================================== a name server, here */
+
+/* getaddrinfo, for the names of these tests. resolve.c is linked into
+ * this executable, so the calls of pacer's resolver threads bind to this
+ * definition (and so would libcurl's, through the executable's dynamic
+ * symbols; the counts below would show a name libcurl resolved itself).
+ * Names under .pacer.test (RFC 6761 reserves .test) answer 127.0.0.1:
+ * "dN..." after N ms, "hold..." once dns_release() is called, "fail..."
+ * never (EAI_NONAME), "both..." with ::1 and then 127.0.0.1 (the test
+ * servers listen on 127.0.0.1 only: libcurl must get both addresses).
+ * Every other name goes to the real resolver. */
+static pthread_mutex_t dns_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t dns_cv = PTHREAD_COND_INITIALIZER;
+static bool dns_held;                       /* "hold..." names wait while set */
+static int dns_calls, dns_running, dns_max; /* lookups of .pacer.test names */
+
+typedef int (*gai_fn)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res)
+{
+  static const char suffix[] = ".pacer.test";
+  gai_fn real = (gai_fn)dlsym(RTLD_NEXT, "getaddrinfo");
+  size_t n = node ? strlen(node) : 0, sl = sizeof suffix - 1;
+  if (n <= sl || strcmp(node + n - sl, suffix) != 0)
+    return real(node, service, hints, res);
+  pthread_mutex_lock(&dns_mu);
+  dns_calls++;
+  if (++dns_running > dns_max)
+    dns_max = dns_running;
+  while (strncmp(node, "hold", 4) == 0 && dns_held)
+    pthread_cond_wait(&dns_cv, &dns_mu);
+  pthread_mutex_unlock(&dns_mu);
+  long ms = node[0] == 'd' ? strtol(node + 1, NULL, 10) : 0;
+  if (ms > 0)
+    usleep((useconds_t)ms * 1000);
+  int rc;
+  if (strncmp(node, "fail", 4) == 0) {
+    rc = EAI_NONAME;
+  } else {
+    rc = real("127.0.0.1", service, hints, res);
+    struct addrinfo *v6 = NULL;
+    if (rc == 0 && strncmp(node, "both", 4) == 0 && real("::1", service, hints, &v6) == 0) {
+      struct addrinfo *last = v6;
+      while (last->ai_next)
+        last = last->ai_next;
+      last->ai_next = *res; /* glibc frees a chain node by node */
+      *res = v6;
+    }
+  }
+  pthread_mutex_lock(&dns_mu);
+  dns_running--;
+  pthread_mutex_unlock(&dns_mu);
+  return rc;
+}
+
+static void dns_reset(void)
+{
+  pthread_mutex_lock(&dns_mu);
+  dns_calls = dns_max = 0;
+  dns_held = false;
+  pthread_mutex_unlock(&dns_mu);
+}
+
+static void dns_hold(void)
+{
+  pthread_mutex_lock(&dns_mu);
+  dns_held = true;
+  pthread_mutex_unlock(&dns_mu);
+}
+
+static void dns_release(void)
+{
+  pthread_mutex_lock(&dns_mu);
+  dns_held = false;
+  pthread_cond_broadcast(&dns_cv);
+  pthread_mutex_unlock(&dns_mu);
+}
+
+static int dns_get(const int *v)
+{
+  pthread_mutex_lock(&dns_mu);
+  int n = *v;
+  pthread_mutex_unlock(&dns_mu);
+  return n;
+}
+
+/* Waits (at most 10 s) until no lookup of these names runs: the resolver
+ * threads have returned from getaddrinfo. */
+static void dns_wait_idle(void)
+{
+  for (int i = 0; i < 10000 && dns_get(&dns_running) > 0; i++)
+    usleep(1000);
+  assert_int_equal(dns_get(&dns_running), 0);
+}
 
 /* ============================================================ fixture */
 
@@ -1032,6 +1136,324 @@ static void test_timeouts(void **state)
   server_stop(&quiet);
 }
 
+/* ================================================================ names */
+
+/* Runs the loop once at a time until *v (a dns_ counter) reaches want, for
+ * at most 10 s. */
+static void run_until_dns(struct fx *f, const int *v, int want)
+{
+  uint64_t t0 = uv_hrtime();
+  while (dns_get(v) < want && uv_hrtime() - t0 < 10000000000ull) {
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    usleep(1000);
+  }
+  assert_int_equal(dns_get(v), want);
+}
+
+/* Which URLs make pacer resolve a name: not an address in any form, not
+ * localhost, not a URL a proxy of the environment may carry, not what
+ * libcurl would refuse; the name lower-cased, the port defaulted. */
+static void test_resolve_target(void **state)
+{
+  (void)state;
+  char host[256];
+  int port = 0;
+  const char *none[] = {"http://127.0.0.1:8080/", "http://127.1/", "http://2130706433/",
+                        "http://0x7f.0.0.1/", "http://[::1]:80/", "http://localhost:80/",
+                        "http://LocalHost/", "http://api.localhost/x", "ftp://example.com/",
+                        "http://exa%6dple.com/", "http://a@b@example.com/", "http://example.com:0/",
+                        "http://example.com:99999/", "http://example.com:8x/", "http:///x"};
+  for (size_t i = 0; i < PC_ARRAY_SIZE(none); i++)
+    if (pc_http__resolve_target(none[i], 0, host, sizeof host, &port))
+      fail_msg("%s: resolved as %s", none[i], host);
+  assert_true(pc_http__resolve_target("http://Example.COM/x", 0, host, sizeof host, &port));
+  assert_string_equal(host, "example.com");
+  assert_int_equal(port, 80);
+  assert_true(pc_http__resolve_target("HTTPS://u:p@h.pacer.test:8443?q#f", 0, host, sizeof host,
+                                      &port));
+  assert_string_equal(host, "h.pacer.test");
+  assert_int_equal(port, 8443);
+  assert_true(pc_http__resolve_target("https://h.test/", 0, host, sizeof host, &port));
+  assert_int_equal(port, 443);
+  /* A proxy for the scheme: libcurl's; one for the other scheme: pacer's. */
+  assert_false(pc_http__resolve_target("http://h.test/", 1, host, sizeof host, &port));
+  assert_true(pc_http__resolve_target("http://h.test/", 2, host, sizeof host, &port));
+  assert_false(pc_http__resolve_target("https://h.test/", 2, host, sizeof host, &port));
+  assert_true(pc_http__resolve_target("https://h.test/", 1, host, sizeof host, &port));
+}
+
+struct answer {
+  int calls, err;
+  char *resolve;
+};
+
+/* A lookup and where its answer goes. */
+struct waiter {
+  struct pc_http_lookup lk;
+  struct answer *a;
+};
+
+static void on_answer(struct pc_http_lookup *lk, int err, const char *resolve)
+{
+  struct answer *a = PC_CONTAINER_OF(lk, struct waiter, lk)->a;
+  a->calls++;
+  a->err = err;
+  a->resolve = resolve ? pc_xstrdup(resolve) : NULL;
+}
+
+/* The resolver by itself: both families of a dual-stack name go into the
+ * entry for libcurl (IPv6 in brackets), in getaddrinfo's order; a second
+ * ask is READY with the same entry, then (handed) NONE; a failed name is
+ * an error; addresses and localhost never make a lookup. */
+static void test_resolver_answers(void **state)
+{
+  struct fx *f = *state;
+  dns_reset();
+  struct pc_http_resolver *r = pc_http_resolver_new(&f->loop);
+  assert_non_null(r);
+  struct answer a = {0};
+  struct waiter w = {.a = &a};
+  const char *resolve = NULL;
+  assert_int_equal(pc_http_resolver_start(r, "http://both.pacer.test:81/", -1, &w.lk, on_answer,
+                                          &resolve),
+                   PC_HTTP_RESOLVE_WAIT);
+  while (a.calls == 0)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(a.err, 0);
+  int fd = socket(AF_INET6, SOCK_DGRAM, 0);
+  if (fd >= 0) {
+    close(fd);
+    assert_string_equal(a.resolve, "+both.pacer.test:81:[::1],127.0.0.1");
+  } else {
+    assert_string_equal(a.resolve, "+both.pacer.test:81:127.0.0.1");
+  }
+  /* The waiter carried it: libcurl has it. */
+  struct waiter w2 = {.a = &a};
+  assert_int_equal(pc_http_resolver_start(r, "http://BOTH.pacer.test:81/y", -1, &w2.lk,
+                                          on_answer, &resolve),
+                   PC_HTTP_RESOLVE_NONE);
+  /* A transfer stopped before libcurl read it: handed again, once. */
+  pc_http_resolver_not_handed(r, a.resolve);
+  assert_int_equal(pc_http_resolver_start(r, "http://both.pacer.test:81/y", -1, &w2.lk,
+                                          on_answer, &resolve),
+                   PC_HTTP_RESOLVE_READY);
+  assert_string_equal(resolve, a.resolve);
+  assert_int_equal(pc_http_resolver_start(r, "http://both.pacer.test:81/y", -1, &w2.lk,
+                                          on_answer, &resolve),
+                   PC_HTTP_RESOLVE_NONE);
+  free(a.resolve);
+  memset(&a, 0, sizeof a);
+  assert_int_equal(pc_http_resolver_start(r, "http://fail.pacer.test/", -1, &w.lk, on_answer,
+                                          &resolve),
+                   PC_HTTP_RESOLVE_WAIT);
+  while (a.calls == 0)
+    uv_run(&f->loop, UV_RUN_ONCE);
+  assert_int_equal(a.err, UV_EAI_NONAME);
+  assert_null(a.resolve);
+  assert_int_equal(pc_http_resolver_start(r, "http://127.0.0.1:1/", -1, &w.lk, on_answer,
+                                          &resolve),
+                   PC_HTTP_RESOLVE_NONE);
+  assert_int_equal(pc_http_resolver_start(r, "http://localhost:1/", -1, &w.lk, on_answer,
+                                          &resolve),
+                   PC_HTTP_RESOLVE_NONE);
+  struct pc_http_resolver_stats rs;
+  pc_http_resolver_stats(r, &rs);
+  assert_int_equal(rs.lookups, 2);
+  assert_int_equal(dns_get(&dns_calls), 2);
+  pc_http_resolver_close(r);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+
+  /* A proxy of the environment for http: its URLs are libcurl's (which
+   * resolves the proxy's name, or lets the proxy resolve), https ones
+   * still pacer's. */
+  setenv("http_proxy", "http://127.0.0.1:9", 1);
+  r = pc_http_resolver_new(&f->loop);
+  unsetenv("http_proxy");
+  assert_int_equal(pc_http_resolver_start(r, "http://p.pacer.test/", -1, &w.lk, on_answer,
+                                          &resolve),
+                   PC_HTTP_RESOLVE_NONE);
+  assert_int_equal(pc_http_resolver_start(r, "https://p.pacer.test/", -1, &w.lk, on_answer,
+                                          &resolve),
+                   PC_HTTP_RESOLVE_WAIT);
+  pc_http_resolver_abandon(r, &w.lk);
+  pc_http_resolver_close(r);
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  dns_wait_idle();
+}
+
+/* Requests to one name at once make one lookup; the next request finds
+ * it in libcurl's cache; addresses and localhost make none. The answer of
+ * a dual-stack name carries both families: the server listens on
+ * 127.0.0.1 only, so the IPv4 address given after ::1 is the one that
+ * works. */
+static void test_names_one_lookup(void **state)
+{
+  struct fx *f = *state;
+  dns_reset();
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  struct done d[5] = {{0}};
+  for (int i = 0; i < 5; i++) {
+    struct pc_http_spec sp = get_spec("http://d50.pacer.test:%d/x", srv.port);
+    start(f, &sp, &d[i]);
+  }
+  for (int i = 0; i < 5; i++) {
+    wait_done(f, &d[i]);
+    assert_int_equal(d[i].status, 200);
+    assert_true(d[i].timing.dns >= 40 && d[i].timing.total >= d[i].timing.dns);
+    done_free(&d[i]);
+  }
+  const char *again[] = {"d50.pacer.test", "127.0.0.1", "localhost", "both.pacer.test"};
+  for (size_t i = 0; i < PC_ARRAY_SIZE(again); i++) {
+    struct pc_http_spec sp = get_spec("http://%s:%d/x", again[i], srv.port);
+    run_spec(f, &sp, &d[0]);
+    if (d[0].status != 200)
+      fail_msg("%s: %s", again[i], d[0].error);
+    done_free(&d[0]);
+  }
+  assert_int_equal(dns_get(&dns_calls), 2);
+  struct pc_http_stats st;
+  stats_of(f, &st);
+  assert_int_equal(st.lookups, 2);
+  assert_int_equal(st.requests, 9);
+  pc_http_stats_free(&st);
+  server_stop(&srv);
+}
+
+/* A name that does not resolve, and one slower than the request's bound:
+ * clear failures, the bound kept while the name server still thinks. */
+static void test_names_fail_and_bound(void **state)
+{
+  struct fx *f = *state;
+  dns_reset();
+  struct done d = {0};
+  struct pc_http_spec sp = get_spec("http://fail.pacer.test:9/");
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.fail, PC_FAIL_NETWORK);
+  assert_non_null(strstr(d.error, "could not resolve host fail.pacer.test"));
+  assert_true(d.nothing_sent);
+  done_free(&d);
+  sp = get_spec("http://d1500.pacer.test:9/");
+  sp.connect_timeout_ms = 100;
+  uint64_t t0 = uv_hrtime();
+  run_spec(f, &sp, &d);
+  double ms = (double)(uv_hrtime() - t0) / 1e6;
+  assert_int_equal(d.fail, PC_FAIL_TIMEOUT);
+  assert_non_null(strstr(d.error, "within 100ms (connect_timeout)"));
+  assert_true(ms < 1000); /* the name server takes 1.5 s */
+  /* (The lookup may not even have begun: a thread that had not taken it
+   * when the bound passed finds it dropped.) */
+  assert_true(dns_get(&dns_calls) <= 2); /* fail..., then d1500... */
+  done_free(&d);
+  dns_wait_idle();
+}
+
+/* A redirect from an address to a name: the next hop waits for the lookup
+ * (one), its time counts in the timing, and the result names the hop;
+ * a redirect to a name that does not resolve fails with that name. */
+static void test_redirect_to_name(void **state)
+{
+  struct fx *f = *state;
+  dns_reset();
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  struct done d = {0};
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/r/302?to=http://d50.pacer.test:%d/x",
+                                    srv.port, srv.port);
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.status, 200);
+  assert_int_equal(d.nredirects, 1);
+  char *want = pc_asprintf("http://d50.pacer.test:%d/x", srv.port);
+  assert_string_equal(d.final_url, want);
+  free(want);
+  assert_true(d.timing.dns >= 40 && d.timing.total >= d.timing.dns);
+  assert_int_equal(dns_get(&dns_calls), 1);
+  done_free(&d);
+  sp = get_spec("http://127.0.0.1:%d/r/302?to=http://fail.pacer.test:%d/x", srv.port, srv.port);
+  run_spec(f, &sp, &d);
+  assert_int_equal(d.fail, PC_FAIL_NETWORK);
+  assert_non_null(strstr(d.error, "could not resolve host fail.pacer.test"));
+  done_free(&d);
+  server_stop(&srv);
+}
+
+/* Cancelling a request, and closing the session, while its name is being
+ * looked up return at once: nothing waits for the lookup's thread, which
+ * ends by itself later (freeing what it holds: the sanitizer build checks
+ * it touches nothing freed). */
+static void test_cancel_while_resolving(void **state)
+{
+  struct fx *f = *state;
+  dns_reset();
+  dns_hold();
+  struct done d = {0}, d2 = {0};
+  struct pc_http_spec sp = get_spec("http://hold1.pacer.test:9/");
+  struct pc_http_request *r = start(f, &sp, &d);
+  run_until_dns(f, &dns_running, 1);
+  uint64_t t0 = uv_hrtime();
+  pc_http_request_cancel(r);
+  uv_run(&f->loop, UV_RUN_DEFAULT); /* nothing keeps the loop: the lookup is abandoned */
+  double ms = (double)(uv_hrtime() - t0) / 1e6;
+  assert_true(ms < 2000); /* the lookup is held: waiting for it never ends */
+  assert_int_equal(d.calls, 0);
+  assert_int_equal(dns_get(&dns_running), 1);
+
+  sp = get_spec("http://hold2.pacer.test:9/");
+  start(f, &sp, &d2);
+  run_until_dns(f, &dns_running, 2);
+  t0 = uv_hrtime();
+  pc_http_session_close(f->s);
+  f->s = NULL;
+  uv_run(&f->loop, UV_RUN_DEFAULT);
+  ms = (double)(uv_hrtime() - t0) / 1e6;
+  assert_true(ms < 2000);
+  assert_int_equal(d2.calls, 0);
+  assert_int_equal(dns_get(&dns_running), 2);
+  dns_release();
+  dns_wait_idle();
+  assert_int_equal(dns_get(&dns_calls), 2);
+}
+
+/* Forty names at once: at most PC_HTTP_RESOLVER_THREADS lookups run, the
+ * others wait for a thread, and every request ends well. */
+static void test_lookup_threads_bounded(void **state)
+{
+  struct fx *f = *state;
+  dns_reset();
+  dns_hold();
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  enum { N = 40 };
+  struct done d[N];
+  memset(d, 0, sizeof d);
+  for (int i = 0; i < N; i++) {
+    struct pc_http_spec sp = get_spec("http://hold%d.pacer.test:%d/x", i, srv.port);
+    start(f, &sp, &d[i]);
+  }
+  run_until_dns(f, &dns_running, PC_HTTP_RESOLVER_THREADS);
+  for (int i = 0; i < 50; i++) { /* time for a 17th thread to show */
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    usleep(1000);
+  }
+  assert_int_equal(dns_get(&dns_max), PC_HTTP_RESOLVER_THREADS);
+  dns_release();
+  for (int i = 0; i < N; i++) {
+    wait_done(f, &d[i]);
+    if (d[i].status != 200)
+      fail_msg("hold%d: %s", i, d[i].error);
+    done_free(&d[i]);
+  }
+  assert_int_equal(dns_get(&dns_calls), N);
+  assert_int_equal(dns_get(&dns_max), PC_HTTP_RESOLVER_THREADS);
+  struct pc_http_stats st;
+  stats_of(f, &st);
+  assert_int_equal(st.lookups, N);
+  assert_int_equal(st.lookup_threads, PC_HTTP_RESOLVER_THREADS);
+  pc_http_stats_free(&st);
+  server_stop(&srv);
+  dns_wait_idle();
+}
+
 /* ========================================================= start errors */
 
 static void test_start_errors(void **state)
@@ -1093,6 +1515,13 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_request_headers_and_body, setup, teardown),
       cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
       cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
+      cmocka_unit_test(test_resolve_target),
+      cmocka_unit_test_setup_teardown(test_resolver_answers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_names_one_lookup, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_names_fail_and_bound, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_redirect_to_name, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_while_resolving, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_lookup_threads_bounded, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,7 +45,8 @@
 /* What libcurl says of the latest response (curl_easy_getinfo). */
 struct resp_info {
   long status;
-  const char *url; /* effective URL (borrowed from the easy handle: valid until it is recycled) */
+  const char *url; /* effective URL (borrowed from the easy handle: valid until it is recycled;
+                    * after a failed lookup, t.url) */
   long version;
   long connects;
   curl_off_t t_dns, t_connect, t_tls, t_start, t_total; /* microseconds since start */
@@ -92,6 +93,7 @@ struct pc_http_request {
   bool discard;  /* its body belongs to a redirect we follow: dropped */
   bool as_get;   /* a redirect turned the method into GET without a body */
   bool has_body; /* the request (still) sends a body */
+  char *hop_url;      /* after a redirect: the URL the handle is set to (owned; t.url) */
   struct pc_http_redirect *redirects; /* the redirects followed, in order (urls owned) */
   int nredirects;
   struct hop_sums before; /* timings of the responses before the last */
@@ -124,6 +126,7 @@ static void req_free(struct pc_http_request *r)
   for (int i = 0; i < r->nredirects; i++)
     free((char *)r->redirects[i].url);
   free(r->redirects);
+  free(r->hop_url);
   free(r->save_ok);
   pc_buf_free(&r->body);
   pc_buf_free(&r->hdrs);
@@ -324,6 +327,7 @@ static struct pc_http_request *req_new(struct pc_http_session *s, CURL *e,
   r->t.ops = &transfer_ops;
   r->t.s = s;
   r->t.easy = e;
+  r->t.url = r->url;
   pc_queue_init(&r->t.live);
   pc_outfile_init(&r->out);
   r->method = sp->method;
@@ -398,6 +402,13 @@ static long curl_version_of(enum pc_http_version v)
 static void set_constants(CURL *e, struct pc_http_session *s)
 {
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  /* The names the session leaves to libcurl (a proxy's, an unusual host;
+   * see resolve.h) are resolved on a thread of libcurl's, which libcurl
+   * 7.88 joins when a transfer still resolving is removed (lib/asyn-thread.c,
+   * Curl_resolver_kill): the loop would wait for the name server. With
+   * QUICK_EXIT it detaches the thread instead, which frees its own data
+   * when getaddrinfo returns. */
+  curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, pc_http__open_socket_cb);
   curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, pc_http__close_socket_cb);
@@ -429,15 +440,19 @@ static bool set_options(struct pc_http_request *r, const struct pc_http_spec *sp
   bool pipewait = strncasecmp(r->url, "https://", 8) == 0 &&
                   version != CURL_HTTP_VERSION_1_1 && version != CURL_HTTP_VERSION_1_0;
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
+  /* Both bound name resolution too, which the session does before the
+   * handle goes in (t.connect_timeout_ms, t.timeout_ms). */
   if (sp->connect_timeout_ms >= 0) {
     plain = false;
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(sp->connect_timeout_ms > 0 && sp->connect_timeout_ms < 1
-                                ? 1 : sp->connect_timeout_ms));
+    long ct = (long)(sp->connect_timeout_ms > 0 && sp->connect_timeout_ms < 1
+                         ? 1 : sp->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ct);
+    r->t.connect_timeout_ms = (double)ct; /* 0: libcurl's default */
   }
   if (sp->timeout_ms > 0) {
     plain = false;
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ceil(sp->timeout_ms));
+    r->t.timeout_ms = ceil(sp->timeout_ms);
   }
   if (sp->insecure) {
     plain = false;
@@ -643,7 +658,8 @@ static enum pc_fail follow_redirect(struct pc_http_request *r, const char *next,
   /* The Lua API's `timeout` bounds the whole chain. */
   double left = -1;
   if (r->timeout_ms > 0) {
-    left = r->timeout_ms - (double)(r->before.total + r->info.t_total) / 1000.0;
+    left = r->timeout_ms - (double)(r->before.total + r->info.t_total) / 1000.0 -
+           r->t.lookup_ms;
     if (left <= 0) {
       char dur[32];
       pc_format_duration(r->timeout_ms, dur, sizeof dur);
@@ -686,8 +702,13 @@ static enum pc_fail follow_redirect(struct pc_http_request *r, const char *next,
   /* `here` (the handle's effective URL) is invalid from here on. */
   curl_easy_setopt(e, CURLOPT_URL, next);
   r->info.url = NULL;
-  if (left > 0)
+  free(r->hop_url);
+  r->hop_url = pc_xstrdup(next);
+  r->t.url = r->hop_url;
+  if (left > 0) {
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ceil(left));
+    r->t.timeout_ms = ceil(left);
+  }
   if (pc_log_enabled(PC_LOG_DEBUG))
     pc_log(PC_LOG_DEBUG, r->label, "%s %s -> %d, redirected to %s %s%s", method,
            r->redirects[r->nredirects - 1].url, status, r->as_get ? "GET" : method, next,
@@ -730,12 +751,15 @@ static struct pc_http_timing timing_of(const struct pc_http_request *r)
   const struct resp_info *in = &r->info;
   const struct hop_sums *p = &r->before;
   curl_off_t dns = in->t_dns, conn = in->t_connect, tls = in->t_tls;
+  /* Names resolved by the session before libcurl's clock started (every
+   * hop's): part of `dns`, and of the time since the start. */
+  curl_off_t looked = (curl_off_t)llround(r->t.lookup_ms * 1000.0);
   return (struct pc_http_timing){
-      .dns = to_ms(p->dns + dns),
+      .dns = to_ms(looked + p->dns + dns),
       .connect = to_ms(p->connect + (conn > dns ? conn - dns : 0)),
       .tls = to_ms(p->tls + (tls > conn ? tls - conn : 0)),
-      .ttfb = to_ms(p->total + in->t_start),
-      .total = to_ms(p->total + in->t_total),
+      .ttfb = to_ms(looked + p->total + in->t_start),
+      .total = to_ms(looked + p->total + in->t_total),
   };
 }
 
@@ -784,15 +808,23 @@ static void on_transfer_done(struct pc_http__transfer *t, CURLcode rc)
 {
   struct pc_http_request *r = PC_CONTAINER_OF(t, struct pc_http_request, t);
   struct pc_http_session *s = t->s;
-  collect_info(r);
-  pc_http__transfer_remove(s, t);
-  /* The errno of this transfer's failure as libcurl recorded it, or 0.
-   * libcurl keeps the last one a handle met for the handle's lifetime
-   * (CURLINFO_OS_ERRNO is never reset, not even by curl_easy_reset), so
-   * only handles that have none are recycled (below): a value here is
-   * this transfer's. */
   long os_errno = 0;
-  curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
+  if (t->lookup_failed) {
+    /* The name of t->url did not resolve (or not in time): no transfer
+     * ran, and the handle still describes the previous one, if any. */
+    memset(&r->info, 0, sizeof r->info);
+    r->info.url = t->url;
+    pc_http__transfer_remove(s, t);
+  } else {
+    collect_info(r);
+    pc_http__transfer_remove(s, t);
+    /* The errno of this transfer's failure as libcurl recorded it, or 0.
+     * libcurl keeps the last one a handle met for the handle's lifetime
+     * (CURLINFO_OS_ERRNO is never reset, not even by curl_easy_reset), so
+     * only handles that have none are recycled (below): a value here is
+     * this transfer's. */
+    curl_easy_getinfo(t->easy, CURLINFO_OS_ERRNO, &os_errno);
+  }
 
   struct pc_buf msg;
   pc_buf_init(&msg, 8192);

@@ -36,6 +36,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -46,6 +47,9 @@
 #include "base/util.h"
 
 #define FREE_EASY_MAX 64 /* idle easy handles kept for reuse */
+
+struct pc_http_session;
+static void transfer_out(struct pc_http_session *s, struct pc_http__transfer *t, bool ran);
 
 /* ============================================================== sockets */
 
@@ -130,7 +134,8 @@ struct pc_http_session {
   bool in_timer; /* inside on_loop_timer's curl_multi_socket_action */
   struct sock_ctx **socks; /* by descriptor: every socket context not yet closing */
   size_t nsocks;           /* size of socks */
-  struct pc_queue live;    /* transfers added to the multi handle (pc_http__transfer.live) */
+  struct pc_queue live;    /* transfers added: resolving, or in the multi handle (pc_http__transfer.live) */
+  struct pc_http_resolver *resolver; /* names, off the loop thread (NULL: libcurl resolves) */
   /* Idle easy handles, a stack: bounded, and CURL is opaque, so they are
    * kept in an array rather than on a list. */
   CURL *idle[FREE_EASY_MAX];
@@ -458,6 +463,7 @@ struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_htt
   /* Keep as many idle connections as may be open at once, so a burst
    * followed by a quiet moment does not lose them. */
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, total > 0 ? total : 1000L);
+  s->resolver = pc_http_resolver_new(loop);
   return s;
 }
 
@@ -476,6 +482,11 @@ void pc_http_session_close(struct pc_http_session *s)
            (unsigned long long)st->cancelled, (unsigned long long)st->connections,
            (unsigned long long)st->reused, (unsigned long long)st->bytes_down,
            (unsigned long long)st->bytes_up);
+    struct pc_http_resolver_stats rs;
+    pc_http_resolver_stats(s->resolver, &rs);
+    if (rs.lookups)
+      pc_log(PC_LOG_DEBUG, NULL, "http: %llu names resolved, at most %u at once",
+             (unsigned long long)rs.lookups, rs.max_threads);
     for (size_t i = 0; i < st->nhosts; i++) {
       const struct pc_http_host_stats *hs = &st->hosts[i];
       pc_log(PC_LOG_DEBUG, NULL,
@@ -486,12 +497,13 @@ void pc_http_session_close(struct pc_http_session *s)
              (unsigned long long)hs->bytes_up);
     }
   }
-  /* 1. every easy handle out of the multi handle and gone */
+  /* 1. every easy handle out of the multi handle and gone (a transfer
+   * waiting for a name stops waiting; a lookup's thread is never waited
+   * for), then the resolver */
   while (!pc_queue_empty(&s->live)) {
     struct pc_queue *q = pc_queue_head(&s->live);
     struct pc_http__transfer *t = pc_queue_data(q, struct pc_http__transfer, live);
-    curl_multi_remove_handle(s->multi, t->easy);
-    pc_queue_remove(q);
+    transfer_out(s, t, true);
     curl_easy_cleanup(t->easy);
     t->easy = NULL;
     t->ops->drop(t);
@@ -499,6 +511,12 @@ void pc_http_session_close(struct pc_http_session *s)
   for (size_t i = 0; i < s->nidle; i++)
     curl_easy_cleanup(s->idle[i]);
   s->nidle = 0;
+  struct pc_http_resolver_stats rs;
+  pc_http_resolver_stats(s->resolver, &rs);
+  s->stats.lookups = rs.lookups;
+  s->stats.lookup_threads = rs.max_threads;
+  pc_http_resolver_close(s->resolver);
+  s->resolver = NULL;
   /* 2. the multi handle (closing connections may still call on_curl_socket) */
   curl_multi_cleanup(s->multi);
   s->multi = NULL;
@@ -552,23 +570,121 @@ void pc_http__easy_recycle(struct pc_http_session *s, CURL *e, bool primed)
   }
 }
 
+/* ===================================================== name resolution */
+
+/* Drops the CURLOPT_RESOLVE entry the hop carried, once libcurl has read it
+ * (`read`) or cannot any more; if it may not have (a transfer stopped
+ * before libcurl started it), the next transfer to the name carries it
+ * again. */
+static void forget_resolve(struct pc_http_session *s, struct pc_http__transfer *t, bool read)
+{
+  if (!t->resolve)
+    return;
+  if (!read)
+    pc_http_resolver_not_handed(s->resolver, t->resolve->data);
+  if (t->easy)
+    curl_easy_setopt(t->easy, CURLOPT_RESOLVE, NULL);
+  curl_slist_free_all(t->resolve);
+  t->resolve = NULL;
+}
+
+/* The hop carries `resolve` into libcurl's DNS cache: libcurl reads
+ * CURLOPT_RESOLVE once, when the transfer starts (Curl_pretransfer), and
+ * then finds the name there instead of starting a resolver thread. */
+static void hand_resolve(struct pc_http__transfer *t, const char *resolve)
+{
+  t->resolve = curl_slist_append(NULL, resolve);
+  curl_easy_setopt(t->easy, CURLOPT_RESOLVE, t->resolve);
+}
+
+/* The part of a bound that the wait for a name left, for the handle. */
+static long bound_left(double bound_ms, double waited_ms)
+{
+  double left = ceil(bound_ms - waited_ms);
+  return left >= 1 ? (long)left : 1;
+}
+
+/* The lookup of t's name ended (a resolver callback: a loop callback,
+ * never inside libcurl). */
+static void on_lookup(struct pc_http_lookup *lk, int err, const char *resolve)
+{
+  struct pc_http__transfer *t = PC_CONTAINER_OF(lk, struct pc_http__transfer, lookup);
+  struct pc_http_session *s = t->s;
+  double waited = (double)(uv_hrtime() - t->lookup_t0) / 1e6;
+  t->resolving = false;
+  t->lookup_ms += waited;
+  if (err) {
+    t->lookup_failed = true;
+    t->ops->done(t, err == UV_ETIMEDOUT ? CURLE_OPERATION_TIMEDOUT : CURLE_COULDNT_RESOLVE_HOST);
+    return;
+  }
+  if (resolve)
+    hand_resolve(t, resolve);
+  /* libcurl's own clocks start now: what the wait used is gone. */
+  if (t->connect_timeout_ms > 0)
+    curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     bound_left(t->connect_timeout_ms, waited));
+  if (t->timeout_ms > 0)
+    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, bound_left(t->timeout_ms, waited));
+  CURLMcode mc = curl_multi_add_handle(s->multi, t->easy);
+  if (mc != CURLM_OK) {
+    t->lookup_failed = true; /* nothing ran: report it as libcurl would its own */
+    t->ops->done(t, mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT);
+  }
+}
+
 CURLMcode pc_http__transfer_add(struct pc_http_session *s, struct pc_http__transfer *t)
 {
+  /* What bounds the wait for a name: the smaller of the bounds libcurl
+   * would apply to its own resolving (both cover it). */
+  double bound = -1;
+  if (t->connect_timeout_ms > 0)
+    bound = t->connect_timeout_ms;
+  if (t->timeout_ms > 0 && (bound < 0 || t->timeout_ms < bound))
+    bound = t->timeout_ms;
+  const char *resolve = NULL;
+  switch (pc_http_resolver_start(s->resolver, t->url, bound, &t->lookup, on_lookup, &resolve)) {
+  case PC_HTTP_RESOLVE_WAIT:
+    t->resolving = true;
+    t->lookup_t0 = uv_hrtime();
+    pc_queue_insert_head(&s->live, &t->live);
+    return CURLM_OK;
+  case PC_HTTP_RESOLVE_READY:
+    hand_resolve(t, resolve);
+    break;
+  case PC_HTTP_RESOLVE_NONE:
+    break;
+  }
   CURLMcode mc = curl_multi_add_handle(s->multi, t->easy);
   if (mc == CURLM_OK)
     pc_queue_insert_head(&s->live, &t->live);
+  else
+    forget_resolve(s, t, true);
   return mc;
+}
+
+/* Out of the multi handle (if it got there) and the live list. `ran`: the
+ * transfer ran, so libcurl has read the CURLOPT_RESOLVE entry it
+ * carried; a cancelled one may not have. */
+static void transfer_out(struct pc_http_session *s, struct pc_http__transfer *t, bool ran)
+{
+  if (t->resolving) {
+    pc_http_resolver_abandon(s->resolver, &t->lookup);
+    t->resolving = false;
+  }
+  curl_multi_remove_handle(s->multi, t->easy); /* CURLM_OK if it was never added */
+  forget_resolve(s, t, ran);
+  pc_queue_remove(&t->live);
 }
 
 void pc_http__transfer_remove(struct pc_http_session *s, struct pc_http__transfer *t)
 {
-  curl_multi_remove_handle(s->multi, t->easy);
-  pc_queue_remove(&t->live);
+  transfer_out(s, t, true);
 }
 
 void pc_http__transfer_cancel(struct pc_http_session *s, struct pc_http__transfer *t)
 {
-  pc_http__transfer_remove(s, t);
+  transfer_out(s, t, false);
   curl_easy_cleanup(t->easy);
   t->easy = NULL;
   s->stats.cancelled++;
@@ -637,6 +753,12 @@ void pc_http_session_stats(const struct pc_http_session *s, struct pc_http_stats
   if (!s)
     return;
   *out = s->stats;
+  if (s->resolver) {
+    struct pc_http_resolver_stats rs;
+    pc_http_resolver_stats(s->resolver, &rs);
+    out->lookups = rs.lookups;
+    out->lookup_threads = rs.max_threads;
+  }
   out->hosts = s->stats.nhosts ? pc_xcalloc(s->stats.nhosts, sizeof *out->hosts) : NULL;
   for (size_t i = 0; i < s->stats.nhosts; i++) {
     out->hosts[i] = s->stats.hosts[i];

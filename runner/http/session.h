@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "base/queue.h"
+#include "http/resolve.h"
 
 #define PC_HTTP_MAX_CONNECTIONS_DEFAULT 100 /* total; as aiohttp's TCPConnector */
 #define PC_HTTP_MAX_PER_HOST_DEFAULT 0      /* 0: no per-host limit */
@@ -58,6 +59,8 @@ struct pc_http_stats {
   uint64_t bytes_down;  /* headers + body as received */
   uint64_t bytes_up;    /* request headers + body */
   uint64_t sockets;     /* sockets watched: one poll context each, kept while it is open */
+  uint64_t lookups;     /* names pacer resolved (getaddrinfo calls; resolve.h) */
+  unsigned lookup_threads; /* the most resolver threads that ran at once */
   struct pc_http_host_stats *hosts;
   size_t nhosts;
 };
@@ -83,13 +86,34 @@ struct pc_http__transfer_ops {
 };
 
 /* What the session knows of a request: embedded in struct
- * pc_http_request, and the easy handle's CURLOPT_PRIVATE. */
+ * pc_http_request, and the easy handle's CURLOPT_PRIVATE.
+ *
+ * Before a transfer goes into the multi handle, the session has the name
+ * of its URL resolved (resolve.h) unless libcurl has it already: the
+ * transfer then waits, on the live list but not in the multi handle
+ * (`resolving`), and the request's bounds that cover name resolution
+ * (connect_timeout, the Lua API's timeout) bound the wait; what is left of
+ * them is set on the handle when it goes in. A failed or timed-out lookup
+ * ends the transfer through `done` with CURLE_COULDNT_RESOLVE_HOST or
+ * CURLE_OPERATION_TIMEDOUT and `lookup_failed` set: no transfer ran, so
+ * the easy handle has nothing to say about it. */
 struct pc_http__transfer {
   const struct pc_http__transfer_ops *ops;
   struct pc_http_session *s; /* borrowed */
   CURL *easy;                /* owned by the request (NULL once given back) */
-  struct pc_queue live;      /* on the session's live list while in the multi handle */
+  struct pc_queue live;      /* on the session's live list while added (resolving or in the multi handle) */
   int open_errno; /* why the open-socket callback could not make a socket; 0: it could */
+  /* Set by the request before each pc_http__transfer_add: */
+  const char *url;           /* borrowed: the URL the handle is set to */
+  double connect_timeout_ms; /* as set on the handle; <= 0: none */
+  double timeout_ms;         /* as set on the handle; <= 0: none */
+  /* The session's: */
+  bool resolving;            /* waiting for `lookup`; not in the multi handle */
+  bool lookup_failed;        /* done() for a lookup that failed: no transfer ran */
+  double lookup_ms;          /* time spent waiting for names, every hop of the request */
+  uint64_t lookup_t0;        /* uv_hrtime() when the wait began */
+  struct pc_http_lookup lookup;
+  struct curl_slist *resolve; /* the CURLOPT_RESOLVE entry this hop carries (owned) */
 };
 
 /* An easy handle for a new transfer: an idle one (*primed: it still carries
@@ -109,15 +133,18 @@ void pc_http__easy_recycle(struct pc_http_session *s, CURL *e, bool primed);
 curl_socket_t pc_http__open_socket_cb(void *clientp, curlsocktype purpose,
                                       struct curl_sockaddr *a);
 int pc_http__close_socket_cb(void *clientp, curl_socket_t fd);
-/* Adds the transfer's easy handle to the multi handle and the transfer to
- * the live list. Returns CURLM_OK, or the error (nothing added). */
+/* Adds the transfer to the live list and its easy handle to the multi
+ * handle, once the name of t->url is resolved (at once if it need not
+ * be). Returns CURLM_OK, or the error (nothing added). */
 CURLMcode pc_http__transfer_add(struct pc_http_session *s, struct pc_http__transfer *t);
 /* Takes the transfer out of the multi handle and the live list (for a
- * finished one, or one about to be added again: a redirect). */
+ * finished one, or one about to be added again: a redirect); it forgets
+ * the CURLOPT_RESOLVE entry the hop carried (libcurl has read it). */
 void pc_http__transfer_remove(struct pc_http_session *s, struct pc_http__transfer *t);
-/* Stops a transfer that has not finished: out of the multi handle and the
- * live list, its easy handle cleaned up (it may carry an errno of its own:
- * see request.c) and set to NULL, counted as cancelled. */
+/* Stops a transfer that has not finished: its lookup abandoned, out of
+ * the multi handle and the live list, its easy handle cleaned up (it may
+ * carry an errno of its own: see request.c) and set to NULL, counted as
+ * cancelled. Never waits: see docs/http.md, "Name resolution". */
 void pc_http__transfer_cancel(struct pc_http_session *s, struct pc_http__transfer *t);
 /* Adds one response (one request of a redirect chain, or the last) to the
  * statistics, under the origin of `url`; `d` holds its counts (d->host
