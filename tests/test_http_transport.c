@@ -1136,6 +1136,127 @@ static void test_timeouts(void **state)
   server_stop(&quiet);
 }
 
+/* ============================================================ admission */
+
+static void session_with(struct fx *f, long max_connections, long max_per_host)
+{
+  pc_http_session_close(f->s);
+  struct pc_http_limits lim = {.max_connections = max_connections, .max_per_host = max_per_host};
+  f->s = pc_http_session_new(&f->loop, &lim);
+  assert_non_null(f->s);
+}
+
+static void on_queue_cancel_timer(uv_timer_t *t)
+{
+  struct pc_http_request **r = t->data;
+  pc_http_request_cancel(*r);
+  *r = NULL;
+  uv_close((uv_handle_t *)t, NULL);
+}
+
+/* The session hands libcurl at most max_connections plain transfers and
+ * queues the rest itself, in order; a queued request can be cancelled, its
+ * wait counts in its own timeout, closing the session drops the queue; a
+ * per-host limit (or none at all) leaves every transfer to libcurl. */
+static void test_admission(void **state)
+{
+  struct fx *f = *state;
+  struct server srv, quiet;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  assert_int_equal(server_start(&f->loop, &quiet, false), 0);
+  enum { N = 20 };
+  struct done d[N];
+  memset(d, 0, sizeof d);
+
+  /* 20 requests, 2 connections: 18 wait in the session, all succeed. */
+  session_with(f, 2, 0);
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/x", srv.port);
+  for (int i = 0; i < N; i++)
+    start(f, &sp, &d[i]);
+  for (int i = 0; i < N; i++) {
+    wait_done(f, &d[i]);
+    assert_int_equal(d[i].status, 200);
+    done_free(&d[i]);
+  }
+  struct pc_http_stats st;
+  stats_of(f, &st);
+  assert_int_equal(st.queued, N - 2);
+  assert_int_equal(st.admitted_max, 2);
+  assert_true(st.connections <= 2);
+  assert_int_equal(st.requests, N);
+  pc_http_stats_free(&st);
+
+  /* One connection held by a request that never gets an answer: the next
+   * waits; cancelling a waiting one frees nothing of the other's; a
+   * request whose timeout passes while it waits fails as timed out, with
+   * nothing sent, once it leaves the queue. */
+  session_with(f, 1, 0);
+  sp = get_spec("http://127.0.0.1:%d/slow", quiet.port);
+  struct pc_http_request *holder = start(f, &sp, &d[0]);
+  struct pc_http_request *waiting = start(f, &sp, &d[1]);
+  sp.timeout_ms = 100;
+  start(f, &sp, &d[2]);
+  pc_http_request_cancel(waiting);
+  uv_timer_t t;
+  uv_timer_init(&f->loop, &t);
+  t.data = &holder;
+  uv_timer_start(&t, on_queue_cancel_timer, 300, 0);
+  wait_done(f, &d[2]);
+  assert_null(holder);
+  assert_int_equal(d[2].fail, PC_FAIL_TIMEOUT);
+  assert_true(d[2].nothing_sent);
+  assert_int_equal(d[0].calls, 0);
+  assert_int_equal(d[1].calls, 0);
+  done_free(&d[2]);
+  stats_of(f, &st);
+  assert_int_equal(st.queued, 2);
+  assert_int_equal(st.cancelled, 2);
+  pc_http_stats_free(&st);
+
+  /* Closing the session with requests in libcurl and in the queue: no
+   * callback, nothing leaked. */
+  sp.timeout_ms = -1;
+  for (int i = 0; i < 4; i++)
+    start(f, &sp, &d[i]);
+  for (int i = 0; i < 5; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+  session_with(f, 1, 0);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(d[i].calls, 0);
+
+  /* A redirect keeps its slot: with one connection, a redirected request
+   * and one queued behind it both complete. */
+  session_with(f, 1, 0);
+  sp = get_spec("http://127.0.0.1:%d/r/302?to=/x", srv.port);
+  start(f, &sp, &d[0]);
+  sp = get_spec("http://127.0.0.1:%d/x", srv.port);
+  start(f, &sp, &d[1]);
+  for (int i = 0; i < 2; i++) {
+    wait_done(f, &d[i]);
+    assert_int_equal(d[i].status, 200);
+  }
+  assert_int_equal(d[0].nredirects, 1);
+  done_free(&d[0]);
+  done_free(&d[1]);
+  session_with(f, 2, 1);
+
+  /* With a per-host limit nothing waits in the session. */
+  sp = get_spec("http://127.0.0.1:%d/x", srv.port);
+  for (int i = 0; i < 5; i++)
+    start(f, &sp, &d[i]);
+  for (int i = 0; i < 5; i++) {
+    wait_done(f, &d[i]);
+    assert_int_equal(d[i].status, 200);
+    done_free(&d[i]);
+  }
+  stats_of(f, &st);
+  assert_int_equal(st.queued, 0);
+  assert_int_equal(st.admitted_max, 5);
+  pc_http_stats_free(&st);
+  server_stop(&srv);
+  server_stop(&quiet);
+}
+
 /* ================================================================ names */
 
 /* Runs the loop once at a time until *v (a dns_ counter) reaches want, for
@@ -1515,6 +1636,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_request_headers_and_body, setup, teardown),
       cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
       cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_admission, setup, teardown),
       cmocka_unit_test(test_resolve_target),
       cmocka_unit_test_setup_teardown(test_resolver_answers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_names_one_lookup, setup, teardown),

@@ -440,6 +440,7 @@ static bool set_options(struct pc_http_request *r, const struct pc_http_spec *sp
   bool pipewait = strncasecmp(r->url, "https://", 8) == 0 &&
                   version != CURL_HTTP_VERSION_1_1 && version != CURL_HTTP_VERSION_1_0;
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
+  r->t.mux = pipewait;
   /* Both bound name resolution too, which the session does before the
    * handle goes in (t.connect_timeout_ms, t.timeout_ms). */
   if (sp->connect_timeout_ms >= 0) {
@@ -841,6 +842,7 @@ static void on_transfer_done(struct pc_http__transfer *t, CURLcode rc)
       }
     }
   }
+  pc_http__transfer_release(s, t); /* no more redirects: the slot goes on */
   if (fail == PC_FAIL_NONE && rc != CURLE_OK) {
     pc_buf_free(&r->body); /* not reported: give its memory back first */
     fail = describe_failure(r, rc, os_errno, &msg);

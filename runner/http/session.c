@@ -136,6 +136,13 @@ struct pc_http_session {
   size_t nsocks;           /* size of socks */
   struct pc_queue live;    /* transfers added: resolving, or in the multi handle (pc_http__transfer.live) */
   struct pc_http_resolver *resolver; /* names, off the loop thread (NULL: libcurl resolves) */
+  /* Admission (session.h): transfers waiting for a slot, first in first
+   * out, and the slots in use; `admit` runs the queue from a loop
+   * callback once a slot is free. cap[1]: plain transfers, cap[2]: ones
+   * that may multiplex; cap[1] == 0: nothing waits. */
+  struct pc_queue waiting;
+  uv_idle_t admit;
+  size_t used[3], cap[3];
   /* Idle easy handles, a stack: bounded, and CURL is opaque, so they are
    * kept in an array rather than on a list. */
   CURL *idle[FREE_EASY_MAX];
@@ -151,6 +158,7 @@ struct pc_http_session {
 };
 
 static void on_loop_timer(uv_timer_t *t);
+static void on_admit(uv_idle_t *h);
 
 static void session_maybe_free(struct pc_http_session *s)
 {
@@ -177,6 +185,13 @@ static void on_sock_closed(uv_handle_t *h)
 static void on_timer_closed(uv_handle_t *h)
 {
   struct pc_http_session *s = PC_CONTAINER_OF(h, struct pc_http_session, timer);
+  s->pending_closes--;
+  session_maybe_free(s);
+}
+
+static void on_admit_closed(uv_handle_t *h)
+{
+  struct pc_http_session *s = PC_CONTAINER_OF(h, struct pc_http_session, admit);
   s->pending_closes--;
   session_maybe_free(s);
 }
@@ -450,7 +465,9 @@ struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_htt
   s->loop = loop;
   s->multi = multi;
   pc_queue_init(&s->live);
+  pc_queue_init(&s->waiting);
   uv_timer_init(loop, &s->timer);
+  uv_idle_init(loop, &s->admit);
   curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
   curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, s);
   curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
@@ -463,6 +480,10 @@ struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_htt
   /* Keep as many idle connections as may be open at once, so a burst
    * followed by a quiet moment does not lose them. */
   curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, total > 0 ? total : 1000L);
+  if (total > 0 && per_host <= 0) {
+    s->cap[1] = (size_t)total;
+    s->cap[2] = (size_t)total * PC_HTTP_STREAMS_PER_CONNECTION;
+  }
   s->resolver = pc_http_resolver_new(loop);
   return s;
 }
@@ -527,6 +548,8 @@ void pc_http_session_close(struct pc_http_session *s)
   s->timer_closing = true;
   s->pending_closes++;
   uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+  s->pending_closes++;
+  uv_close((uv_handle_t *)&s->admit, on_admit_closed);
 }
 
 
@@ -633,7 +656,8 @@ static void on_lookup(struct pc_http_lookup *lk, int err, const char *resolve)
   }
 }
 
-CURLMcode pc_http__transfer_add(struct pc_http_session *s, struct pc_http__transfer *t)
+/* Hands t (which holds a slot) over: to the resolver, or to libcurl. */
+static CURLMcode transfer_enter(struct pc_http_session *s, struct pc_http__transfer *t)
 {
   /* What bounds the wait for a name: the smaller of the bounds libcurl
    * would apply to its own resolving (both cover it). */
@@ -647,7 +671,6 @@ CURLMcode pc_http__transfer_add(struct pc_http_session *s, struct pc_http__trans
   case PC_HTTP_RESOLVE_WAIT:
     t->resolving = true;
     t->lookup_t0 = uv_hrtime();
-    pc_queue_insert_head(&s->live, &t->live);
     return CURLM_OK;
   case PC_HTTP_RESOLVE_READY:
     hand_resolve(t, resolve);
@@ -656,11 +679,99 @@ CURLMcode pc_http__transfer_add(struct pc_http_session *s, struct pc_http__trans
     break;
   }
   CURLMcode mc = curl_multi_add_handle(s->multi, t->easy);
+  if (mc != CURLM_OK)
+    forget_resolve(s, t, true);
+  return mc;
+}
+
+/* ============================================================ admission */
+
+static void slot_take(struct pc_http_session *s, struct pc_http__transfer *t)
+{
+  t->slot = t->mux ? 2 : 1;
+  size_t n = s->used[1] + s->used[2] + 1;
+  s->used[t->slot]++;
+  if (n > s->stats.admitted_max)
+    s->stats.admitted_max = n;
+}
+
+static bool slot_free(const struct pc_http_session *s, const struct pc_http__transfer *t)
+{
+  int k = t->mux ? 2 : 1;
+  return s->cap[1] == 0 || s->used[k] < s->cap[k];
+}
+
+static void slot_give_back(struct pc_http_session *s, struct pc_http__transfer *t)
+{
+  if (!t->slot)
+    return;
+  s->used[t->slot]--;
+  t->slot = 0;
+  if (!pc_queue_empty(&s->waiting) && !s->closing)
+    uv_idle_start(&s->admit, on_admit);
+}
+
+/* A loop callback (never inside libcurl, never inside a request's
+ * callback): the transfers at the head of the queue get the free slots,
+ * in order. One that cannot go in ends through `done`, which may start,
+ * cancel or close anything. */
+static void on_admit(uv_idle_t *h)
+{
+  struct pc_http_session *s = PC_CONTAINER_OF(h, struct pc_http_session, admit);
+  uv_idle_stop(h);
+  while (!s->closing && !pc_queue_empty(&s->waiting)) {
+    struct pc_http__transfer *t =
+        pc_queue_data(pc_queue_head(&s->waiting), struct pc_http__transfer, wait);
+    if (!slot_free(s, t))
+      return; /* the next slot given back starts the queue again */
+    pc_queue_remove(&t->wait);
+    t->queued = false;
+    slot_take(s, t);
+    CURLMcode mc = CURLM_OK;
+    CURLcode rc = CURLE_OK;
+    if (t->timeout_ms > 0) {
+      double waited = (double)(uv_hrtime() - t->queue_t0) / 1e6;
+      if (waited >= t->timeout_ms) {
+        rc = CURLE_OPERATION_TIMEDOUT;
+      } else {
+        t->timeout_ms = (double)bound_left(t->timeout_ms, waited);
+        curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
+      }
+    }
+    if (rc == CURLE_OK && (mc = transfer_enter(s, t)) != CURLM_OK)
+      rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+    if (rc != CURLE_OK) {
+      t->lookup_failed = true; /* nothing ran */
+      t->ops->done(t, rc);
+    }
+  }
+}
+
+CURLMcode pc_http__transfer_add(struct pc_http_session *s, struct pc_http__transfer *t)
+{
+  if (!t->slot) {
+    /* First in first out: nobody passes a transfer that waits. */
+    if (!slot_free(s, t) || !pc_queue_empty(&s->waiting)) {
+      t->queued = true;
+      t->queue_t0 = uv_hrtime();
+      pc_queue_insert_tail(&s->waiting, &t->wait);
+      pc_queue_insert_head(&s->live, &t->live);
+      s->stats.queued++;
+      return CURLM_OK;
+    }
+    slot_take(s, t);
+  }
+  CURLMcode mc = transfer_enter(s, t);
   if (mc == CURLM_OK)
     pc_queue_insert_head(&s->live, &t->live);
   else
-    forget_resolve(s, t, true);
+    slot_give_back(s, t);
   return mc;
+}
+
+void pc_http__transfer_release(struct pc_http_session *s, struct pc_http__transfer *t)
+{
+  slot_give_back(s, t);
 }
 
 /* Out of the multi handle (if it got there) and the live list. `ran`: the
@@ -668,6 +779,10 @@ CURLMcode pc_http__transfer_add(struct pc_http_session *s, struct pc_http__trans
  * carried; a cancelled one may not have. */
 static void transfer_out(struct pc_http_session *s, struct pc_http__transfer *t, bool ran)
 {
+  if (t->queued) {
+    pc_queue_remove(&t->wait);
+    t->queued = false;
+  }
   if (t->resolving) {
     pc_http_resolver_abandon(s->resolver, &t->lookup);
     t->resolving = false;
@@ -685,6 +800,7 @@ void pc_http__transfer_remove(struct pc_http_session *s, struct pc_http__transfe
 void pc_http__transfer_cancel(struct pc_http_session *s, struct pc_http__transfer *t)
 {
   transfer_out(s, t, false);
+  slot_give_back(s, t);
   curl_easy_cleanup(t->easy);
   t->easy = NULL;
   s->stats.cancelled++;

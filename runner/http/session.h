@@ -60,6 +60,8 @@ struct pc_http_stats {
   uint64_t bytes_up;    /* request headers + body */
   uint64_t sockets;     /* sockets watched: one poll context each, kept while it is open */
   uint64_t lookups;     /* names pacer resolved (getaddrinfo calls; resolve.h) */
+  uint64_t queued;      /* requests that waited in the session's queue (see "Admission") */
+  uint64_t admitted_max; /* the most transfers handed to libcurl at once (resolving or in it) */
   unsigned lookup_threads; /* the most resolver threads that ran at once */
   struct pc_http_host_stats *hosts;
   size_t nhosts;
@@ -85,6 +87,23 @@ struct pc_http__transfer_ops {
   void (*drop)(struct pc_http__transfer *t);
 };
 
+/* Admission. libcurl 7.88 keeps the transfers that wait for a connection
+ * (CURLMOPT_MAX_TOTAL_CONNECTIONS) on a list it walks on every
+ * curl_multi_remove_handle, so handing it 20,000 requests at once costs
+ * O(N^2) (issue 16). The session hands libcurl at most as many transfers
+ * as its connections can carry at once and keeps the rest in its own FIFO
+ * queue (O(1) per request): max_connections transfers that cannot
+ * multiplex, and PC_HTTP_STREAMS_PER_CONNECTION times as many that may
+ * (HTTPS that may negotiate HTTP/2; libcurl's default
+ * CURLMOPT_MAX_CONCURRENT_STREAMS). A transfer holds its slot from the
+ * moment it is handed over until its request ends (redirects keep it:
+ * pc_http__transfer_release). With max_connections 0 (no limit) or a
+ * max_connections_per_host (libcurl alone knows which host has a free
+ * connection), nothing waits in the session: every transfer goes to
+ * libcurl at once, as before. A transfer's own timeout (t->timeout_ms)
+ * counts its wait in the queue; the wait is not part of its timing. */
+#define PC_HTTP_STREAMS_PER_CONNECTION 100
+
 /* What the session knows of a request: embedded in struct
  * pc_http_request, and the easy handle's CURLOPT_PRIVATE.
  *
@@ -107,7 +126,12 @@ struct pc_http__transfer {
   const char *url;           /* borrowed: the URL the handle is set to */
   double connect_timeout_ms; /* as set on the handle; <= 0: none */
   double timeout_ms;         /* as set on the handle; <= 0: none */
+  bool mux;                  /* it may multiplex (HTTPS, HTTP/2 allowed): see "Admission" */
   /* The session's: */
+  struct pc_queue wait;      /* on the session's queue while `queued` */
+  bool queued;               /* waiting for a slot (also on the live list) */
+  unsigned char slot;        /* 0: none; 1: a slot of a plain transfer; 2: of one that may multiplex */
+  uint64_t queue_t0;         /* uv_hrtime() when it began to wait for a slot */
   bool resolving;            /* waiting for `lookup`; not in the multi handle */
   bool lookup_failed;        /* done() for a lookup that failed: no transfer ran */
   double lookup_ms;          /* time spent waiting for names, every hop of the request */
@@ -134,14 +158,22 @@ curl_socket_t pc_http__open_socket_cb(void *clientp, curlsocktype purpose,
                                       struct curl_sockaddr *a);
 int pc_http__close_socket_cb(void *clientp, curl_socket_t fd);
 /* Adds the transfer to the live list and its easy handle to the multi
- * handle, once the name of t->url is resolved (at once if it need not
- * be). Returns CURLM_OK, or the error (nothing added). */
+ * handle, once it has a slot (see "Admission"; at once if it holds one: a
+ * redirect) and the name of t->url is resolved (at once if it need not
+ * be). Returns CURLM_OK, or the error (nothing added). A transfer that
+ * waited for its slot and then cannot go in ends through `done` with
+ * `lookup_failed` set (nothing ran): CURLE_OPERATION_TIMEDOUT if the wait
+ * used its timeout. */
 CURLMcode pc_http__transfer_add(struct pc_http_session *s, struct pc_http__transfer *t);
 /* Takes the transfer out of the multi handle and the live list (for a
  * finished one, or one about to be added again: a redirect); it forgets
  * the CURLOPT_RESOLVE entry the hop carried (libcurl has read it). */
 void pc_http__transfer_remove(struct pc_http_session *s, struct pc_http__transfer *t);
+/* The request of t ends (it follows no more redirects): t's slot goes to
+ * the first transfer waiting for one. */
+void pc_http__transfer_release(struct pc_http_session *s, struct pc_http__transfer *t);
 /* Stops a transfer that has not finished: its lookup abandoned, out of
+ * the queue, its slot given back, out of
  * the multi handle and the live list, its easy handle cleaned up (it may
  * carry an errno of its own: see request.c) and set to NULL, counted as
  * cancelled. Never waits: see docs/http.md, "Name resolution". */
