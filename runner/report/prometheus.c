@@ -307,8 +307,8 @@ static void render(struct pc_buf *b, const struct pc_run_report *r, bool workflo
   double start_s = r->start_ms / 1000.0;
   if (last_success >= 0) {
     family(&p, LAST_SUCCESS, "gauge",
-           "When the workflow last finished with exit code 0 (Unix time of its end; 0: never, "
-           "as far as this file knows).");
+           "When the workflow last finished with exit code 0 (Unix time of the end of that "
+           "run; 0: never, as far as pacer knows).");
     sample(&p, LAST_SUCCESS, NULL, last_success, "%.3f");
   }
   family(&p, "pacer_run_start_timestamp_seconds", "gauge",
