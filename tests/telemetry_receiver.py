@@ -17,7 +17,7 @@ standard library only. The cases tests/cases/export_*.yml use it.
           --hang         reads each request and never answers.
         Runs until killed.
 
-    telemetry_receiver.py otlp DUMP [--parent TRACEPARENT] [--attrs K,K...]
+    telemetry_receiver.py otlp DUMP [--parent TRACEPARENT] [--attrs K,K...] [--child FILE]
         Checks every request to .../v1/traces against the OTLP/HTTP JSON
         encoding (the protobuf JSON mapping of ExportTraceServiceRequest:
         resourceSpans/scopeSpans/spans, lowerCamelCase field names, trace
@@ -30,7 +30,9 @@ standard library only. The cases tests/cases/export_*.yml use it.
         the resource's service.name, then the span tree, one line a span:
         indentation, name, kind, status and the attributes named by --attrs.
         Siblings are sorted by name and item, so the tree is the same from
-        run to run.
+        run to run. Then every traceparent header pacer sent to this
+        receiver, and the TRACEPARENT in FILE (what a program was given),
+        must name a span of the trace: each prints the span it names.
 
     telemetry_receiver.py requests DUMP
         Prints "METHOD PATH?QUERY" for every request, with each rid= value
@@ -253,7 +255,7 @@ def check_request(p, body, where):
     return spans, resource
 
 
-def otlp(dump, parent, attr_keys):
+def otlp(dump, parent, attr_keys, child):
     reqs = [r for r in load(dump) if r["path"].endswith("/v1/traces")]
     p = Problems()
     if not reqs:
@@ -312,7 +314,31 @@ def otlp(dump, parent, attr_keys):
 
     for r in roots:
         show(r, 0)
-    return 0
+
+    # What pacer passed on: each traceparent header it sent, and the
+    # TRACEPARENT a program got, must name a span of this trace.
+    trace = spans[0]["trace"]
+
+    def named(tp, what):
+        m = re.match(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$", tp or "")
+        if not m or m.group(1) != trace or m.group(2) not in by_id:
+            print("%s: %r names no span of the trace" % (what, tp))
+            return 1
+        sp = by_id[m.group(2)]
+        par = by_id.get(sp["parent"], {"name": "-"})
+        print("%s: the span %s %s (of %s), flags %s" % (what, sp["name"], sp["kind"],
+                                                         par["name"], m.group(3)))
+        return 0
+
+    bad = 0
+    for r in load(dump):
+        if not r["path"].endswith("/v1/traces") and "traceparent" in r["headers"]:
+            bad |= named(r["headers"]["traceparent"], "traceparent of %s %s"
+                         % (r["method"], r["path"]))
+    if child:
+        with open(child) as f:
+            bad |= named(f.read().strip(), "TRACEPARENT of the program")
+    return bad
 
 
 # --------------------------------------------------------------- requests
@@ -343,7 +369,8 @@ def main(argv):
     if len(argv) >= 3 and argv[1] == "otlp":
         parent = argv[argv.index("--parent") + 1] if "--parent" in argv else None
         keys = argv[argv.index("--attrs") + 1].split(",") if "--attrs" in argv else []
-        return otlp(argv[2], parent, keys)
+        child = argv[argv.index("--child") + 1] if "--child" in argv else None
+        return otlp(argv[2], parent, keys, child)
     if len(argv) >= 3 and argv[1] == "requests":
         return requests(argv[2])
     print(__doc__, file=sys.stderr)
