@@ -182,8 +182,12 @@ static void on_req_done(void *data, const struct pc_http_result *r)
   struct xreq *x = data;
   x->req = NULL;
   if (r->fail != PC_FAIL_NONE) {
-    pc_log(PC_LOG_WARN, NULL, "%s: %s %s failed: %s (the exit code is not affected)", x->what,
-           pc_http_method_name(x->method), x->url, r->error ? r->error : "?");
+    /* The transport's error names the method and the URL already. */
+    if (r->error)
+      pc_log(PC_LOG_WARN, NULL, "%s: %s (the exit code is not affected)", x->what, r->error);
+    else
+      pc_log(PC_LOG_WARN, NULL, "%s: %s %s failed (the exit code is not affected)", x->what,
+             pc_http_method_name(x->method), x->url);
   } else if (r->status < 200 || r->status > 299) {
     char *ex = excerpt(r->body, r->body_len);
     pc_log(PC_LOG_WARN, NULL, "%s: %s %s answered %d%s (the exit code is not affected)",
@@ -348,7 +352,7 @@ struct pc_export *pc_export_new(const struct pc_export_opts *o, struct pc_trace 
 
 bool pc_export_wants_records(const struct pc_export *e)
 {
-  return e && (e->otlp || e->push_url);
+  return e && (e->otlp || e->push_url || e->ping_url); /* the end ping lists failures */
 }
 
 bool pc_export_wants_attempts(const struct pc_export *e)

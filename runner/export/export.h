@@ -43,7 +43,8 @@ struct pc_export_opts {
  * registered as secrets here, before anything could log them. `trace` is
  * borrowed and must outlive the exporter. */
 struct pc_export *pc_export_new(const struct pc_export_opts *o, struct pc_trace *trace);
-/* What the exporter needs the run to keep: step records (a push, a trace),
+/* What the exporter needs the run to keep: step records (a push, a trace,
+ * the failures the end ping lists),
  * and every attempt (a trace: one span per attempt). */
 bool pc_export_wants_records(const struct pc_export *e);
 bool pc_export_wants_attempts(const struct pc_export *e);
