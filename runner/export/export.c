@@ -37,6 +37,7 @@
 
 #define EXCERPT_MAX 200 /* bytes of a receiver's answer shown in a warning */
 #define PING_BODY_FAILURES 20 /* failed steps listed in the end ping's body */
+#define EXPORT_BACKSTOP_MS 250 /* the transport's timeout past the end's bound */
 
 /* One request of the exporter, from the moment it is wanted until it has
  * ended (answered, failed or given up). */
@@ -234,8 +235,13 @@ static void req_start(struct xreq *x)
   pc_http_spec_init(&sp);
   sp.method = x->method;
   sp.url = x->url;
-  sp.timeout_ms = left;
-  sp.connect_timeout_ms = left;
+  /* At the end the bound's timer gives up on what is still in flight;
+   * the transport's own timeout is only a backstop behind it, so a
+   * request that hangs is reported one way ("no answer within 2 s"), not
+   * by whichever of the two fires first. */
+  double backstop = e->ending ? left + EXPORT_BACKSTOP_MS : left;
+  sp.timeout_ms = backstop;
+  sp.connect_timeout_ms = backstop;
   sp.label = x->what;
   struct pc_http_header *hdrs = NULL;
   if (x == &e->trace_req) {
@@ -247,8 +253,8 @@ static void req_start(struct xreq *x)
     sp.headers = hdrs;
     sp.nheaders = e->oc.nheaders;
     sp.ca_file = e->oc.ca_file;
-    if (e->oc.timeout_ms >= 0 && e->oc.timeout_ms < left)
-      sp.timeout_ms = e->oc.timeout_ms > 0 ? e->oc.timeout_ms : left;
+    if (e->oc.timeout_ms > 0 && e->oc.timeout_ms < left)
+      sp.timeout_ms = e->oc.timeout_ms; /* OTEL_EXPORTER_OTLP_TIMEOUT, shorter */
   }
   if (x->body) {
     sp.has_body = true;
