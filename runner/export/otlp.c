@@ -184,12 +184,23 @@ int pc_otlp_config_read(struct pc_otlp_config *c)
   const char *hdr_names[] = {"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"};
   for (int i = 0; i < 2; i++)
     if (hdrs[i]) {
-      /* The raw text too: it holds the values percent-encoded. */
-      struct pc_kv *kv = NULL;
-      size_t n = 0, bad = 0;
-      if (pc_otlp_parse_list(hdrs[i], &kv, &n, &bad) == 0)
-        register_secrets(kv, n);
-      kv_free(kv, n);
+      /* Entry by entry, so one that is not KEY=VALUE does not keep the
+       * others' values from being registered (and is registered whole: it
+       * may be a bare token); and the raw text too: it holds the values
+       * percent-encoded. */
+      for (const char *p = hdrs[i]; *p;) {
+        size_t len = strcspn(p, ",");
+        char *entry = pc_xstrndup(p, len);
+        struct pc_kv *kv = NULL;
+        size_t n = 0, bad = 0;
+        if (pc_otlp_parse_list(entry, &kv, &n, &bad) == 0)
+          register_secrets(kv, n);
+        else
+          pc_secret_add(entry, len);
+        kv_free(kv, n);
+        free(entry);
+        p += len + (p[len] == ',');
+      }
       pc_secret_add(hdrs[i], strlen(hdrs[i]));
     }
 
