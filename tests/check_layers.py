@@ -62,6 +62,9 @@ LAYERS = [
     ("runner/core/run.[ch]", 5, "run driver"),
     ("runner/core/watchdog.[ch]", 5, "run driver"),
     ("runner/report/*", 5, "reports"),
+    # run-end exporters (pings, Pushgateway, OpenTelemetry): called by the
+    # run driver, they send through the HTTP transport (layer 2)
+    ("runner/export/*", 5, "run exporters"),
     ("runner/core/*", 4, "engine"),
     ("runner/actions/*", 3, "actions"),
     ("runner/http/action.[ch]", 3, "actions"),

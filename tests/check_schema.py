@@ -67,6 +67,8 @@ INVALID = [
     ("with without uses", "steps: [{log: hi, with: {a: 1}}]\n", "with"),
     ("exec not a list", "steps: [{exec: 42}]\n", "exec"),
     ("http without url", "steps: [{http: {method: GET}}]\n", "http"),
+    ("trace_context not a boolean",
+     "defaults: {http: {trace_context: \"yes\"}}\nsteps: [{log: hi}]\n", "trace_context"),
 ]
 
 

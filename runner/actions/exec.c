@@ -1285,6 +1285,22 @@ static void describe_argv(struct pc_buf *b, char *const *argv)
   }
 }
 
+/* A traced run (it joined a CI job's trace, or exports its spans) hands
+ * the program TRACEPARENT, naming the attempt's span as the parent of
+ * whatever the program traces; the step's own env: TRACEPARENT wins. */
+static void add_traceparent(struct pc_attempt *a, struct exec_spec *sp)
+{
+  char tp[PC_TRACEPARENT_SIZE];
+  for (size_t i = 0; i < sp->nenv; i++)
+    if (strncmp(sp->env[i], "TRACEPARENT=", 12) == 0)
+      return;
+  if (!pc_run_traced(a->run) || !pc_attempt_traceparent(a, tp))
+    return;
+  sp->env = pc_xrealloc(sp->env, (sp->nenv + 2) * sizeof *sp->env);
+  sp->env[sp->nenv++] = pc_asprintf("TRACEPARENT=%s", tp);
+  sp->env[sp->nenv] = NULL;
+}
+
 static void start(struct pc_attempt *a, bool shell)
 {
   struct pc_lua *h = pc_run_lua(a->run);
@@ -1307,6 +1323,7 @@ static void start(struct pc_attempt *a, bool shell)
     free(err);
     return;
   }
+  add_traceparent(a, &sp);
   char *label = pc_step_label(a->step);
   struct pc_proc_opts o = {
       .argv = (const char *const *)sp.argv,

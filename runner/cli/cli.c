@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -44,7 +45,10 @@ static void usage(FILE *f)
         "  --var NAME=VALUE      override vars.NAME (VALUE is read as YAML)\n"
         "  --vars-file FILE      YAML map merged over vars (--var wins)\n"
         "  --timeout DURATION    deadline for the whole run\n"
-        "  --report FORMAT:PATH  write a report (json, junit, trace, html); repeatable\n"
+        "  --report FORMAT:PATH  write a report (json, junit, trace, html, prometheus);\n"
+        "                        repeatable\n"
+        "  --push URL            push the run's metrics to a Prometheus Pushgateway\n"
+        "  --ping URL            ping a healthchecks.io-style check at start and end\n"
         "  --lock PATH           hold an exclusive lock; exit 75 if another run holds it\n"
         "  --progress auto|always|never\n"
         "                        live progress on stderr (auto: when it is a terminal)\n"
@@ -525,10 +529,24 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
       free(format);
       if (!known || !colon[1]) {
         fprintf(stderr, "pacer run: --report expects FORMAT:PATH with FORMAT one of json, junit, "
-                        "trace, html; got \"%s\"\n", v);
+                        "trace, html, prometheus; got \"%s\"\n", v);
         goto out;
       }
       reports[o.nreports++] = v;
+    } else if (opt_is(a, "--push") || opt_is(a, "--ping")) {
+      bool push = opt_is(a, "--push");
+      const char *name = push ? "--push" : "--ping";
+      if (!(v = opt_value(name, argc, argv, &i)))
+        goto missing;
+      if (strncasecmp(v, "http://", 7) != 0 && strncasecmp(v, "https://", 8) != 0) {
+        fprintf(stderr, "pacer run: %s expects an http:// or https:// URL, got \"%s\"\n", name,
+                v);
+        goto out;
+      }
+      if (push)
+        o.push_url = v;
+      else
+        o.ping_url = v;
     } else if (opt_is(a, "--lock")) {
       if (!(lock_path = opt_value("--lock", argc, argv, &i)))
         goto missing;

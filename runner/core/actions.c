@@ -120,18 +120,25 @@ bool pc__step_is_static(const struct pc_run *run, const struct pc_step *st)
          !st->nasserts;
 }
 
-/* An HTTP result's `url` and `method`, for the step's record: the reports
- * show them with the status. */
-void pc__record_action_fields(const struct pc_run *run, int result_ref, struct pc_record *r)
+/* An HTTP result's `url` and `method` (malloc'd copies; left as they are
+ * when the result has none), for a step's record or an attempt's. */
+void pc__result_action_fields(const struct pc_run *run, int result_ref, char **method,
+                              char **url)
 {
   lua_State *L = run->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, result_ref); /* result */
   if (lua_getfield(L, -1, "url") == LUA_TSTRING)  /* result, url */
-    r->url = pc_xstrdup(lua_tostring(L, -1));
+    *url = pc_xstrdup(lua_tostring(L, -1));
   lua_pop(L, 1);
   if (lua_getfield(L, -1, "method") == LUA_TSTRING) /* result, method */
-    r->method = pc_xstrdup(lua_tostring(L, -1));
+    *method = pc_xstrdup(lua_tostring(L, -1));
   lua_pop(L, 2);
+}
+
+/* The same for the step's record: the reports show them with the status. */
+void pc__record_action_fields(const struct pc_run *run, int result_ref, struct pc_record *r)
+{
+  pc__result_action_fields(run, result_ref, &r->method, &r->url);
 }
 
 /* retry.on's status codes when the step does not set it: those of a

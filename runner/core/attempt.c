@@ -54,6 +54,7 @@ static void attempt_start(struct task *t)
   a->retry_after_ms = -1;
   a->non_idempotent = false;
   a->nothing_sent = false;
+  pc__record_attempt_start(t);
   /* The result table, for actions that fill one or expectations that read
    * it; otherwise it is made at the end, if anything can read it. */
   a->result_ref = LUA_NOREF;
@@ -147,6 +148,7 @@ void pc__leaf_abort(struct task *t)
   if (t->att_live) {
     t->att_live = false;
     t->ops->cancel(&t->att);
+    pc__record_attempt_end(t, PC_CANCELLED, NULL);
   }
   t->events &= ~(EV_ATTEMPT_DONE | EV_GRANTED);
   pc__task_timer_stop(t);
@@ -368,6 +370,7 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
       msg = pc_buf_steal(&b);
     }
   }
+  pc__record_attempt_end(t, fail_outcome(fail), msg);
   release_params(t);
   bool held = false;
   if (fail != PC_FAIL_NONE && !t->cancelled && should_retry(t, fail, &held)) {
@@ -397,3 +400,31 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
   free(msg);
 }
 
+
+/* ====================================================== trace context */
+
+bool pc_run_traced(struct pc_run *run)
+{
+  return run->trace && (run->trace->joined || run->trace->recording);
+}
+
+bool pc_attempt_traceparent(struct pc_attempt *a, char out[PC_TRACEPARENT_SIZE])
+{
+  struct task *t = PC_CONTAINER_OF(a, struct task, att);
+  struct pc_trace *tr = t->run->trace;
+  if (!tr)
+    return false;
+  /* The attempt's own span when the run's spans are exported; otherwise
+   * no span of pacer's will ever be seen, so what it starts is made a
+   * child of the span the run joined (a CI job's), or of a fresh id. */
+  uint64_t span;
+  struct pc_attempt_record *ar = pc__att_rec_of(t);
+  if (ar && ar->span) {
+    span = ar->span;
+    ar->propagated = true;
+  } else {
+    span = tr->joined ? tr->parent : pc_trace_new_span(tr);
+  }
+  pc_trace_format(tr, span, out);
+  return true;
+}

@@ -18,6 +18,7 @@
 #include <lua.h>
 #include <uv.h>
 
+#include "base/trace.h"
 #include "core/records.h"
 #include "model/action.h"
 #include "model/outcome.h"
@@ -49,6 +50,10 @@ struct pc_run {
    * does not record. */
   struct pc_run_report *rep; /* borrowed from the driver */
   size_t rec_cap;
+  size_t att_cap; /* room in rep->attempts */
+  /* The run's trace context (base/trace.h), borrowed from the driver: the
+   * trace id and the span ids attempts pass on. NULL: none (unit tests). */
+  struct pc_trace *trace;
   int *free_lanes; /* a stack of lanes released by finished leaves */
   size_t nfree_lanes;
 };

@@ -37,6 +37,43 @@ void pc__rec_open(struct task *t)
   r->label = pc__task_label(t);
   r->start_off_ms = r->ready_off_ms = t->started_mono - run->started_mono;
   r->lane = -1;
+  r->last_attempt = PC_NO_RECORD;
+}
+
+/* An attempt of a leaf starts (the run keeps attempts: an exporter asked).
+ * It gets its span id now, because the action may pass it on (a
+ * traceparent header, TRACEPARENT) before it ends. */
+void pc__rec_attempt_open(struct task *t)
+{
+  struct pc_run *run = t->run;
+  struct pc_run_report *rp = run->rep;
+  if (rp->nattempts == run->att_cap) {
+    run->att_cap = run->att_cap ? run->att_cap * 2 : 64;
+    rp->attempts = pc_xrealloc(rp->attempts, run->att_cap * sizeof *rp->attempts);
+  }
+  size_t i = rp->nattempts++;
+  struct pc_attempt_record *ar = &rp->attempts[i];
+  memset(ar, 0, sizeof *ar);
+  ar->record = t->rec;
+  ar->number = t->attempts;
+  ar->start_off_ms = pc_mono_ms() - run->started_mono;
+  ar->exit_code = -1;
+  ar->span = run->trace ? pc_trace_new_span(run->trace) : 0;
+  pc__rec_of(t)->last_attempt = i;
+}
+
+void pc__rec_attempt_close(struct task *t, enum pc_outcome o, const char *msg)
+{
+  struct pc_attempt_record *ar = pc__att_rec_of(t);
+  struct pc_run *run = t->run;
+  ar->done = true;
+  ar->outcome = o;
+  ar->duration_ms = pc_mono_ms() - run->started_mono - ar->start_off_ms;
+  ar->error = msg ? pc_xstrdup(msg) : NULL;
+  ar->status = t->att.status;
+  ar->exit_code = t->att.exit_code;
+  if (t->att.result_ref != LUA_NOREF)
+    pc__result_action_fields(run, t->att.result_ref, &ar->method, &ar->url);
 }
 
 /* A leaf's first attempt got its pool permits: from now on it runs, and
@@ -99,6 +136,12 @@ void pc_records_free(struct pc_run_report *rp)
     free(rp->records[i].method);
   }
   free(rp->records);
+  for (size_t i = 0; i < rp->nattempts; i++) {
+    free(rp->attempts[i].error);
+    free(rp->attempts[i].method);
+    free(rp->attempts[i].url);
+  }
+  free(rp->attempts);
   for (size_t i = 0; i < rp->nstats; i++)
     pc_stats_section_free(&rp->stats[i]);
   free(rp->stats);

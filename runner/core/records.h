@@ -55,6 +55,27 @@ struct pc_record {
   int status;
   char *url;
   char *method;
+  /* Leaves, when the run keeps attempts: the index in `attempts` of the
+   * leaf's latest attempt, PC_NO_RECORD before its first. */
+  size_t last_attempt;
+};
+
+/* One attempt of a leaf, kept only when the run asks for them
+ * (pc_run_report.keep_attempts: an exporter draws a span per attempt).
+ * Appended when the attempt starts, filled in when it ends. */
+struct pc_attempt_record {
+  size_t record;        /* the leaf's record */
+  int number;           /* 1-based */
+  double start_off_ms;  /* from the run's start, monotonic */
+  double duration_ms;
+  bool done;
+  enum pc_outcome outcome; /* of this attempt alone, expectations checked */
+  char *error;          /* NULL if none */
+  int status;           /* a status the action reported (HTTP), 0 if none */
+  int exit_code;        /* a program's exit code, -1 if none */
+  char *method, *url;   /* what the action reported it asked for (HTTP), or NULL */
+  uint64_t span;        /* its span id (base/trace.h), given when it starts */
+  bool propagated;      /* the span id went out: a traceparent header, TRACEPARENT */
 };
 
 struct pc_run_report {
@@ -73,6 +94,12 @@ struct pc_run_report {
    * end; rendered after the steps' own in every format that shows them. */
   struct pc_stats_section *stats;
   size_t nstats;
+  /* Attempts of leaves, in the order they started; kept only when
+   * keep_attempts is set before the run starts (it costs one entry per
+   * attempt). */
+  bool keep_attempts;
+  struct pc_attempt_record *attempts;
+  size_t nattempts;
 };
 
 /* Frees the records and what they hold (not `r` itself). */

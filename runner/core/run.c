@@ -26,6 +26,7 @@
 #include "base/util.h"
 #include "core/engine.h"
 #include "core/watchdog.h"
+#include "export/export.h"
 #include "report/progress.h"
 #include "report/report.h"
 #include "script/luahost.h"
@@ -49,6 +50,9 @@ struct driver {
   char run_id[40];
   struct pc_run_report rep; /* the records (when recording) and the run's end */
   struct pc_outfile *outs;  /* one per --report, opened before anything runs */
+  struct pc_trace trace;    /* the run's trace context (TRACEPARENT, or its own) */
+  struct pc_export *exp;    /* pings, push, OpenTelemetry; NULL: none */
+  bool exporting;           /* the end's exports are being waited for */
 };
 
 void pc_run_opts_init(struct pc_run_opts *o)
@@ -161,6 +165,11 @@ static void on_signal(uv_signal_t *h, int signum)
     _exit(signal_exit(signum));
   }
   d->signal = signum;
+  if (d->exporting) { /* the reports are written; the exit code stands */
+    pc_log(PC_LOG_WARN, NULL, "%s received: giving up the exports", name);
+    pc_export_abort(d->exp);
+    return;
+  }
   if (d->finished) {
     /* Steps and `finally` are over; programs that outlived their steps are
      * being stopped (SIGTERM, a grace period, SIGKILL) before the reports
@@ -407,19 +416,29 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
              ts + 8, ts + 11, ts + 14, ts + 17, (unsigned)(getpid() & 0xffff));
   }
   srand((unsigned)(uv_hrtime() ^ (uint64_t)getpid()));
-  if (o->record || o->nreports > 0 || o->progress)
+  const char *why = NULL;
+  pc_trace_init(&d->trace, getenv("TRACEPARENT"), &why);
+  if (why)
+    pc_log(PC_LOG_WARN, NULL, "%s", why);
+  run->trace = &d->trace;
+  struct pc_export_opts eo = {o->push_url, o->ping_url};
+  d->exp = pc_export_new(&eo, &d->trace);
+  if (o->record || o->nreports > 0 || o->progress || pc_export_wants_records(d->exp))
     run->rep = &d->rep;
+  d->rep.keep_attempts = pc_export_wants_attempts(d->exp);
   d->rep.wf = wf;
   d->rep.run_id = d->run_id;
   d->rep.start_ms = run->started_wall;
   d->rep.start_mono = run->started_mono;
 
   if (build_vars(d) != 0) {
+    pc_export_free(d->exp);
     free(d);
     return PC_EXIT_USAGE;
   }
   if (open_reports(d) != 0) {
     lua_pop(run->L, 1); /* the vars table */
+    pc_export_free(d->exp);
     free(d);
     return PC_EXIT_USAGE;
   }
@@ -432,11 +451,13 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
       pc_outfile_discard(&d->outs[i]);
     free(d->outs);
     pc_lua_unref(h, d->root_scope);
+    pc_export_free(d->exp);
     free(d);
     return PC_EXIT_ERROR;
   }
   pc__engine_init(run);
   start_handles(d);
+  pc_export_start(d->exp, &run->loop, d->run_id); /* the start ping, not waited for */
 
   pc_log(PC_LOG_DEBUG, NULL, "run %s of %s (%s)", d->run_id, wf->name, wf->file);
   d->main = pc__root_start(run, "steps", wf->steps, wf->nsteps, d->root_scope, -1, on_root_done);
@@ -471,11 +492,16 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   d->rep.exit_code = code;
   d->rep.finished = true;
   code = write_reports(d, code);
+  /* Pings, push, trace: bounded (PC_EXPORT_BOUND_MS), never the exit code. */
+  d->exporting = true;
+  pc_export_end(d->exp, &d->rep);
+  uv_run(&run->loop, UV_RUN_DEFAULT);
   close_signals(d);
   uv_run(&run->loop, UV_RUN_DEFAULT);
   err = uv_loop_close(&run->loop);
   assert(err == 0);
   (void)err;
+  pc_export_free(d->exp);
   pc_records_free(&d->rep);
   pc__engine_free(run);
   pc_lua_unref(h, d->root_scope);

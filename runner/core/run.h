@@ -25,6 +25,8 @@ struct pc_run_opts {
   size_t nreports;
   bool record;                  /* keep step records even without reports (progress) */
   bool progress;                /* show the live progress display (progress.h) */
+  const char *push_url;         /* --push: a Pushgateway to push the metrics to, or NULL */
+  const char *ping_url;         /* --ping: a healthchecks.io-style check, or NULL */
 };
 void pc_run_opts_init(struct pc_run_opts *o);
 

@@ -175,6 +175,8 @@ double pc__task_run_ms(const struct task *t);
 bool pc__step_is_static(const struct pc_run *run, const struct pc_step *st);
 const char *pc__step_action_name(const struct pc_step *st);
 void pc__record_action_fields(const struct pc_run *run, int result_ref, struct pc_record *r);
+void pc__result_action_fields(const struct pc_run *run, int result_ref, char **method,
+                              char **url);
 const int *pc__default_retry_codes(const struct pc_action_ops *ops, size_t *n);
 
 /* -------------------------------------------------------- records.c */
@@ -186,6 +188,8 @@ void pc__rec_open(struct task *t);
 void pc__rec_running(struct task *t);
 void pc__rec_waiting(struct task *t, bool waiting);
 void pc__rec_close(struct task *t);
+void pc__rec_attempt_open(struct task *t);
+void pc__rec_attempt_close(struct task *t, enum pc_outcome o, const char *msg);
 
 /* The task's record, or NULL when it has none. */
 static inline struct pc_record *pc__rec_of(const struct task *t)
@@ -212,6 +216,30 @@ static inline void pc__record_waiting(struct task *t, bool waiting)
 {
   if (t->rec != PC_NO_RECORD)
     pc__rec_waiting(t, waiting);
+}
+
+/* The leaf's attempt record, or NULL when the run keeps no attempts. */
+static inline struct pc_attempt_record *pc__att_rec_of(const struct task *t)
+{
+  const struct pc_record *r = pc__rec_of(t);
+  return r && r->last_attempt != PC_NO_RECORD ? &t->run->rep->attempts[r->last_attempt] : NULL;
+}
+
+/* A leaf's attempt starts: an attempt record is appended (if the run keeps
+ * attempts), with its span id. */
+static inline void pc__record_attempt_start(struct task *t)
+{
+  if (t->rec != PC_NO_RECORD && t->run->rep->keep_attempts)
+    pc__rec_attempt_open(t);
+}
+
+/* The attempt ended (expectations checked) or was stopped: its record is
+ * filled in, once. */
+static inline void pc__record_attempt_end(struct task *t, enum pc_outcome o, const char *msg)
+{
+  struct pc_attempt_record *ar = pc__att_rec_of(t);
+  if (ar && !ar->done)
+    pc__rec_attempt_close(t, o, msg);
 }
 
 /* The task finished: its record is filled in. */

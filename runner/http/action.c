@@ -32,6 +32,7 @@
 
 struct http_run {
   struct pc_http_session *session; /* NULL until the first request (or if libcurl fails) */
+  int trace_context; /* defaults.http.trace_context: -1 not read yet, else 0 or 1 */
   /* pc_step_label of the steps that made requests lately (the steps are
    * the run's, and live as long as it) */
   struct {
@@ -44,8 +45,11 @@ struct http_run {
 static struct http_run *run_state(struct pc_run *run)
 {
   void **slot = pc_run_action_slot(run, PC_ACT_HTTP);
-  if (!*slot)
-    *slot = pc_xcalloc(1, sizeof(struct http_run));
+  if (!*slot) {
+    struct http_run *hr = pc_xcalloc(1, sizeof *hr);
+    hr->trace_context = -1;
+    *slot = hr;
+  }
   return *slot;
 }
 
@@ -105,12 +109,19 @@ static void http_start(struct pc_attempt *a)
     pc_attempt_done(a, PC_FAIL_ERROR, why ? why : "http: libcurl could not be initialised");
     return;
   }
+  struct http_run *hr = run_state(a->run);
+  const struct pc_tmpl *defaults = pc_run_workflow_def(a->run)->http_defaults;
+  if (hr->trace_context < 0)
+    hr->trace_context = pc_http_trace_context_of(defaults);
+  char traceparent[PC_TRACEPARENT_SIZE];
   struct pc_http_spec_opts o = {
-      .defaults = pc_run_workflow_def(a->run)->http_defaults,
+      .defaults = defaults,
       .scope_ref = a->scope_ref,
-      .label = step_label(run_state(a->run), a->step),
+      .label = step_label(hr, a->step),
       .save_ok = a->step->expect.status,
       .nsave_ok = a->step->expect.nstatus,
+      .traceparent = hr->trace_context && pc_attempt_traceparent(a, traceparent) ? traceparent
+                                                                                 : NULL,
   };
   struct pc_http_request *r = NULL;
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* params */

@@ -24,7 +24,7 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 static const char *const defaults_keys[] = {
     "query",    "headers",          "connect_timeout",    "follow_redirects",
     "http_version", "insecure",     "ca_file",            "max_response_bytes",
-    "max_connections", "max_connections_per_host"};
+    "max_connections", "max_connections_per_host", "trace_context"};
 
 /* The value is known only at run time. */
 static bool dynamic(const struct pc_tmpl *t)
@@ -237,6 +237,16 @@ static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const 
     } else if (strcmp(k, "max_connections") == 0 ||
                strcmp(k, "max_connections_per_host") == 0) {
       bad |= check_int(c, v, vt, k, 0, 100000, true);
+    } else if (strcmp(k, "trace_context") == 0) {
+      /* issue 18: whether requests send a traceparent header; run-wide,
+       * so a plain boolean (defaults.http only: a step's keys exclude it). */
+      if (dynamic(vt)) {
+        pc_load_error(c, v, "http.trace_context: expected a plain true or false (it applies "
+                      "to the whole run, so it cannot be an expression)");
+        bad = -1;
+      } else {
+        bad |= check_bool(c, v, vt, k);
+      }
     }
   }
   return bad;

@@ -150,6 +150,7 @@ struct pc_http_session {
   size_t nidle;
   int pending_closes;
   bool closing;
+  bool background; /* pc_http_session_background: handles unref'd, no statistics logged */
   struct pc_http_stats stats;
   char *last_prefix; /* "scheme://authority" of the URL last counted, as written */
   size_t last_host;  /* its entry in stats.hosts */
@@ -257,6 +258,8 @@ static int sock_watch(struct pc_http_session *s, struct sock_ctx *ctx, int event
     ctx->polling = true;
     ctx->events = 0;
     s->stats.sockets++;
+    if (s->background)
+      uv_unref((uv_handle_t *)&ctx->poll);
   }
   if (events != ctx->events) {
     uv_poll_start(&ctx->poll, events, on_poll);
@@ -385,7 +388,7 @@ static int on_curl_socket(CURL *e, curl_socket_t fd, int what, void *userp, void
     sock_drop(s, ctx);
     return -1; /* libcurl fails every transfer (multi "dead"): nothing else is safe */
   }
-  if (!ctx->want)
+  if (!ctx->want && !s->background)
     uv_ref((uv_handle_t *)&ctx->poll);
   ctx->want = events;
   return 0;
@@ -489,12 +492,18 @@ struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_htt
 }
 
 
+void pc_http_session_background(struct pc_http_session *s)
+{
+  s->background = true;
+  uv_unref((uv_handle_t *)&s->timer);
+}
+
 void pc_http_session_close(struct pc_http_session *s)
 {
   if (!s || s->closing)
     return;
   s->closing = true;
-  if (pc_log_enabled(PC_LOG_DEBUG)) {
+  if (pc_log_enabled(PC_LOG_DEBUG) && !s->background) {
     const struct pc_http_stats *st = &s->stats;
     pc_log(PC_LOG_DEBUG, NULL,
            "http: %llu requests (%llu failed, %llu cancelled), %llu connections opened, %llu "

@@ -37,6 +37,12 @@ struct pc_http_limits {
  * the defaults above. Returns NULL only if libcurl cannot be initialised
  * (logged). */
 struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_http_limits *lim);
+/* Makes s a background session (run-end exports, export/export.h): its
+ * handles never keep the loop alive, so a request in flight does not hold
+ * up the end of a run (whoever waits for it keeps the loop alive with a
+ * handle of its own), and closing it logs no statistics (-v's totals are
+ * the workflow's). Call it right after pc_http_session_new. */
+void pc_http_session_background(struct pc_http_session *s);
 /* Stops every request still running (their callbacks are not called),
  * closes the connections and the loop handles, and frees the session once
  * the last handle is closed: run the loop afterwards until it returns.

@@ -41,7 +41,8 @@ const char *const pc_http_option_keys[PC_HTTP_OPTION_KEYS] = {
 /* Keys of a request that defaults.http never supplies. */
 static const char *const request_only[] = {"method", "url", "get",  "post", "put",  "patch",
                                            "delete", "head", "body", "json", "form", "save_to",
-                                           "max_connections", "max_connections_per_host"};
+                                           "max_connections", "max_connections_per_host",
+                                           "trace_context"};
 
 static bool in_list(const char *s, const char *const *list, size_t n)
 {
@@ -60,6 +61,12 @@ void pc_http_limits_of(const struct pc_tmpl *d, struct pc_http_limits *lim)
     lim->max_connections = (long)v->u.i;
   if ((v = pc_tmpl_get(d, "max_connections_per_host")) && v->kind == PC_T_INT && v->u.i >= 0)
     lim->max_per_host = (long)v->u.i;
+}
+
+bool pc_http_trace_context_of(const struct pc_tmpl *d)
+{
+  const struct pc_tmpl *v = pc_tmpl_get(d, "trace_context");
+  return v && v->kind == PC_T_BOOL && v->u.b;
 }
 
 /* ======================================================= options from Lua */
@@ -705,6 +712,28 @@ int pc_http_spec_merge(struct pc_lua *h, const struct pc_tmpl *d, int idx, int s
   return 0;
 }
 
+/* Adds `traceparent: VALUE` to the spec's headers, unless the request
+ * sets one itself (it then wins, as every header of a step does). */
+static void add_traceparent(struct pc_http_spec *sp, struct pc_http_spec_mem *mem,
+                            const char *value)
+{
+  for (size_t i = 0; i < sp->nheaders; i++)
+    if (sp->headers[i].name_len == 11 && strncasecmp(sp->headers[i].name, "traceparent", 11) == 0)
+      return;
+  if (sp->headers != mem->headers) { /* not ours to grow: copy */
+    struct pc_http_header *copy = pc_xcalloc(sp->nheaders + 1, sizeof *copy);
+    if (sp->nheaders)
+      memcpy(copy, sp->headers, sp->nheaders * sizeof *copy);
+    free(mem->headers);
+    mem->headers = copy;
+  } else {
+    mem->headers = pc_xrealloc(mem->headers, (sp->nheaders + 1) * sizeof *mem->headers);
+  }
+  mem->headers[sp->nheaders++] = (struct pc_http_header){"traceparent", 11, value,
+                                                          strlen(value)};
+  sp->headers = mem->headers;
+}
+
 int pc_http_spec_start(struct pc_lua *h, int idx, const struct pc_http_spec_opts *o,
                        struct pc_http_session *s, pc_http_done_cb cb, void *data,
                        struct pc_http_request **out, char **err)
@@ -721,6 +750,8 @@ int pc_http_spec_start(struct pc_lua *h, int idx, const struct pc_http_spec_opts
     sp.label = o->label;
     sp.save_ok = o->save_ok;
     sp.nsave_ok = o->nsave_ok;
+    if (o->traceparent)
+      add_traceparent(&sp, &mem, o->traceparent);
     rc = pc_http_request_start(s, &sp, cb, data, out, err);
   }
   pc_http_spec_mem_free(&mem);

@@ -35,6 +35,9 @@ extern const char *const pc_http_option_keys[PC_HTTP_OPTION_KEYS];
 /* The connection caps of defaults.http (its template; NULL: none), or the
  * defaults of session.h. */
 void pc_http_limits_of(const struct pc_tmpl *defaults, struct pc_http_limits *lim);
+/* Whether defaults.http.trace_context is true (its template; NULL: no):
+ * requests then send a W3C traceparent header. */
+bool pc_http_trace_context_of(const struct pc_tmpl *defaults);
 
 /* ------------------------------------------------------------- run time */
 
@@ -75,6 +78,9 @@ struct pc_http_spec_opts {
   const char *label; /* see struct pc_http_spec (borrowed for the call) */
   const struct pc_status_range *save_ok;
   size_t nsave_ok;
+  /* A W3C traceparent value to send as a `traceparent` header (unless the
+   * request sets one); NULL: none. Borrowed for the call. */
+  const char *traceparent;
 };
 
 /* The one path from Lua options to a request, for the action and for

@@ -21,6 +21,7 @@
 
 #include "base/queue.h"
 #include "base/sleep.h"
+#include "base/trace.h"
 #include "base/util.h"
 #include "model/workflow.h"
 
@@ -144,6 +145,14 @@ static inline bool pc_deferred_queued(const struct pc_deferred *d)
  * runs the new cb). */
 void pc_run_defer(struct pc_run *run, struct pc_deferred *d, void (*cb)(struct pc_deferred *d));
 void pc_run_defer_cancel(struct pc_run *run, struct pc_deferred *d);
+/* Trace context (W3C; docs/cron-and-ci.md, "Monitoring"). Whether the run
+ * is traced: it joined a trace (TRACEPARENT) or exports its spans
+ * (OpenTelemetry). Programs get TRACEPARENT only then. */
+bool pc_run_traced(struct pc_run *run);
+/* The traceparent of what the attempt starts (a request, a program):
+ * the run's trace id and the attempt's span. Returns false, with `out`
+ * untouched, when the run has no trace context at all. */
+bool pc_attempt_traceparent(struct pc_attempt *a, char out[PC_TRACEPARENT_SIZE]);
 /* A display label for a step: its id, else its name, else the action, with
  * the file position: "fetch (wf.yml:12)". Returns a malloc'd string. */
 char *pc_step_label(const struct pc_step *s);

@@ -97,5 +97,9 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r);
 void pc__render_junit(struct pc_buf *b, const struct pc_run_report *r);
 void pc__render_trace(struct pc_buf *b, const struct pc_run_report *r);
 void pc__render_html(struct pc_buf *b, const struct pc_run_report *r);
+/* `previous`: the file the report replaces (a regular file, or NULL), read
+ * for the last success it recorded (prometheus.c). */
+void pc__render_prometheus(struct pc_buf *b, const struct pc_run_report *r,
+                           const char *previous);
 
 #endif

@@ -1,6 +1,7 @@
 /* report.c: writes run reports (--report FORMAT:PATH). Each format has its
- * file: json.c, junit.c, trace.c (Chrome trace events, for Perfetto) and
- * html.c (a self-contained page with an SVG timeline); docs/reports.md
+ * file: json.c, junit.c, trace.c (Chrome trace events, for Perfetto),
+ * html.c (a self-contained page with an SVG timeline) and prometheus.c
+ * (metrics for node_exporter's textfile collector); docs/reports.md
  * describes each, and the JSON schema is versioned there. This file holds
  * what they share: the table of formats, the escaping helpers, the records'
  * paths, and the writing.
@@ -126,14 +127,18 @@ void pc__record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i)
 
 /* ------------------------------------------------------------- public */
 
+/* A format renders from the records alone (render), or also reads the
+ * file it replaces (render_at: prometheus keeps the last success). */
 static const struct {
   const char *name;
   void (*render)(struct pc_buf *b, const struct pc_run_report *r);
+  void (*render_at)(struct pc_buf *b, const struct pc_run_report *r, const char *previous);
 } formats[] = {
-    {"json", pc__render_json},
-    {"junit", pc__render_junit},
-    {"trace", pc__render_trace},
-    {"html", pc__render_html},
+    {"json", pc__render_json, NULL},
+    {"junit", pc__render_junit, NULL},
+    {"trace", pc__render_trace, NULL},
+    {"html", pc__render_html, NULL},
+    {"prometheus", NULL, pc__render_prometheus},
 };
 
 bool pc_report_format_known(const char *format)
@@ -159,7 +164,10 @@ int pc_report_write(const char *format, struct pc_outfile *out, const struct pc_
    * already holds in memory. */
   struct pc_buf b;
   pc_buf_init(&b, REPORT_BUF_MAX);
-  formats[i].render(&b, r);
+  if (formats[i].render_at)
+    formats[i].render_at(&b, r, out->atomic ? out->target : NULL);
+  else
+    formats[i].render(&b, r);
   size_t len;
   char *red = pc_redact(b.data ? b.data : "", b.len, &len);
   pc_buf_free(&b);

@@ -20,5 +20,12 @@ bool pc_report_format_known(const char *format);
  * redacted in every format. */
 int pc_report_write(const char *format, struct pc_outfile *out, const struct pc_run_report *r,
                     char **err);
+/* The run's metrics in the Prometheus text format, for a Pushgateway push
+ * (docs/reports.md, "prometheus"): what the prometheus report holds, but
+ * pacer_run_last_success_timestamp_seconds only when the run succeeded (a
+ * push-add then keeps the value an earlier success pushed), and without
+ * the `workflow` label unless `workflow_label` (it is in the push's
+ * grouping key). Redacted. Returns a malloc'd text and sets *len. */
+char *pc_report_metrics(const struct pc_run_report *r, bool workflow_label, size_t *len);
 
 #endif
