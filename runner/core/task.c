@@ -584,8 +584,11 @@ void pc__engine_init(struct pc_run *run)
   const struct pc_workflow *wf = run->wf;
   run->npools = wf->npools;
   run->pools = pc_xcalloc(wf->npools ? wf->npools : 1, sizeof *run->pools);
-  for (size_t i = 0; i < wf->npools; i++)
-    pc_pool_init(&run->loop, &run->pools[i], &wf->pools[i]);
+  for (size_t i = 0; i < wf->npools; i++) {
+    const struct pc_pool_def *def = &wf->pools[i];
+    struct pc_pool_limits lim = {def->concurrency, def->rate, def->burst};
+    pc_pool_init(&run->loop, &run->pools[i], &lim);
+  }
 }
 
 void pc__engine_close(struct pc_run *run)

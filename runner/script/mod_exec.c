@@ -12,6 +12,7 @@
 
 #include "proc/proc.h"
 #include "base/util.h"
+#include "script/coro.h"
 #include "script/internal.h"
 
 /* ========================================================= the result */

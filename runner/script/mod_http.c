@@ -12,6 +12,8 @@
 #include "http/result.h"
 #include "http/spec.h"
 #include "base/util.h"
+#include "script/coro.h"
+#include "script/host.h"
 #include "script/internal.h"
 
 struct http_op {
