@@ -31,33 +31,32 @@ static void on_slept(struct pc_sleep *sl)
   pc_attempt_done(a, PC_FAIL_NONE, NULL); /* only queues: no attempt changes under us */
 }
 
-static struct pc_sleeps *sleeps_of(struct pc_run *run)
+static const struct pc_run_hooks sleeps_hooks;
+
+static void *sleeps_create(struct pc_run *run)
 {
-  void **slot = pc_run_action_slot(run, PC_ACT_SLEEP);
-  if (!*slot) {
-    struct pc_sleeps *ss = pc_xmalloc(sizeof *ss);
-    pc_sleeps_init(ss, on_slept);
-    *slot = ss;
-  }
-  return *slot;
+  struct pc_sleeps *ss = pc_xmalloc(sizeof *ss);
+  pc_sleeps_init(ss, on_slept);
+  return ss;
 }
 
-static void sleep_run_cleanup(struct pc_run *run)
+static void sleeps_cleanup(struct pc_run *run, void *state)
 {
-  void **slot = pc_run_action_slot(run, PC_ACT_SLEEP);
-  struct pc_sleeps *ss = *slot;
-  if (!ss)
-    return;
+  struct pc_sleeps *ss = state;
   /* Every sleep has ended or been cancelled by now, which closed its bucket. */
   assert(pc_sleeps_idle(ss));
+  pc_run_state_release(run, &sleeps_hooks);
   free(ss);
-  *slot = NULL;
 }
+
+/* The run's buckets of timers, made by the first sleep. */
+static const struct pc_run_hooks sleeps_hooks = {
+    .name = "the sleeps' timers", .create = sleeps_create, .cleanup = sleeps_cleanup};
 
 static void sleep_add(struct pc_attempt *a, double ms)
 {
   a->data = &a->sleep;
-  pc_sleep_start(sleeps_of(a->run), pc_run_loop(a->run), &a->sleep, ms);
+  pc_sleep_start(pc_run_state(a->run, &sleeps_hooks, true), pc_run_loop(a->run), &a->sleep, ms);
 }
 
 /* A duration value: a number of seconds or a duration string. */
@@ -181,7 +180,7 @@ static void assert_start(struct pc_attempt *a)
 
 static const struct pc_action_ops sleep_ops = {
     .action = PC_ACT_SLEEP, .key = "sleep", .load = sleep_load, .start = sleep_start,
-    .cancel = sleep_cancel, .run_cleanup = sleep_run_cleanup, .default_on = PC_ON_DEFAULT_LOCAL};
+    .cancel = sleep_cancel, .hooks = &sleeps_hooks, .default_on = PC_ON_DEFAULT_LOCAL};
 static const struct pc_action_ops log_ops = {
     .action = PC_ACT_LOG, .key = "log", .load = log_load, .start = log_start,
     .cancel = nothing_to_cancel, .default_on = PC_ON_DEFAULT_LOCAL};

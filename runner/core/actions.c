@@ -12,71 +12,20 @@
 #include <lua.h>
 
 #include "base/util.h"
-#include "http/action.h"
-#include "http/session.h"
 
 /* ------------------------------------------------ the run-wide hooks */
 
-_Static_assert(PC_ACT_SHELL < PC_RUN_SLOTS, "one run-wide slot per action");
-
-void **pc_run_action_slot(struct pc_run *run, enum pc_action a)
-{
-  return &run->action_slots[a];
-}
-
-void pc__actions_kill_now(struct pc_run *run)
-{
-  for (int a = 0; a <= PC_ACT_SHELL; a++) {
-    const struct pc_action_ops *ops = pc_action_ops((enum pc_action)a);
-    if (ops && ops->kill_now)
-      ops->kill_now(run);
-  }
-}
-
-void pc__actions_cleanup(struct pc_run *run)
-{
-  for (int a = 0; a <= PC_ACT_SHELL; a++) {
-    const struct pc_action_ops *ops = pc_action_ops((enum pc_action)a);
-    if (ops && ops->run_cleanup)
-      ops->run_cleanup(run);
-  }
-}
-
-/* The HTTP session's statistics as a section of the reports: the
- * counters the JSON report has always had, in its order, and one row per
- * host. */
+/* The statistics sections of the actions' run hooks. */
 void pc__actions_stats(struct pc_run *run, struct pc_run_report *rep)
 {
-  struct pc_http_stats hs;
-  pc_http_stats_get(run, &hs);
-  struct pc_stats_section *s = pc_xcalloc(1, sizeof *s);
-  s->name = "http";
-  const struct pc_stat counters[] = {
-      {"requests", hs.requests},       {"failed", hs.failed}, {"cancelled", hs.cancelled},
-      {"connections", hs.connections}, {"reused", hs.reused}, {"bytes_down", hs.bytes_down},
-      {"bytes_up", hs.bytes_up},
-  };
-  s->ncounters = PC_ARRAY_SIZE(counters);
-  s->counters = pc_xcalloc(s->ncounters, sizeof *s->counters);
-  memcpy(s->counters, counters, sizeof counters);
-  s->rows_name = "hosts";
-  s->row_key = "host";
-  s->nrows = hs.nhosts;
-  s->rows = pc_xcalloc(hs.nhosts ? hs.nhosts : 1, sizeof *s->rows);
-  for (size_t i = 0; i < hs.nhosts; i++) {
-    const struct pc_http_host_stats *h = &hs.hosts[i];
-    const struct pc_stat row[] = {
-        {"requests", h->requests}, {"connections", h->connections}, {"reused", h->reused},
-        {"bytes_down", h->bytes_down}, {"bytes_up", h->bytes_up},
-    };
-    s->rows[i].key = pc_xstrdup(h->host);
-    s->rows[i].ncounters = PC_ARRAY_SIZE(row);
-    s->rows[i].counters = pc_xcalloc(PC_ARRAY_SIZE(row), sizeof *s->rows[i].counters);
-    memcpy(s->rows[i].counters, row, sizeof row);
+  const struct pc_run_hooks *declared[PC_ACT_SHELL + 1];
+  size_t n = 0;
+  for (int a = 0; a <= PC_ACT_SHELL; a++) {
+    const struct pc_action_ops *ops = pc_action_ops((enum pc_action)a);
+    if (ops && ops->hooks)
+      declared[n++] = ops->hooks;
   }
-  pc_http_stats_free(&hs);
-  rep->stats = s;
-  rep->nstats = 1;
+  pc__run_hooks_stats(run, rep, declared, n);
 }
 
 /* -------------------------------------------------------------- steps */

@@ -8,10 +8,8 @@
  * checks the expectations and decides on retries. The attempt owns its
  * request (a->data) until the request reports or the engine cancels it.
  *
- * The run's HTTP state (struct http_run, in the action's run slot) is the
- * session, made on the first request with the connection caps of
- * defaults.http, and the step labels of recent requests; run_cleanup closes
- * the session and frees it. */
+ * The run's HTTP state (the session, and the step labels of recent
+ * requests) is run.c's, a run hook the action declares. */
 #include "http/action.h"
 
 #include <stdlib.h>
@@ -24,41 +22,11 @@
 #include "http/curlshim.h"
 #include "http/request.h"
 #include "http/result.h"
+#include "http/run.h"
 #include "http/spec.h"
 #include "script/luahost.h"
 
 #define EXCERPT_MAX 200 /* body bytes shown in expectation failures */
-#define LABELS_MAX 8    /* step labels kept by a run */
-
-struct http_run {
-  struct pc_http_session *session; /* NULL until the first request (or if libcurl fails) */
-  /* pc_step_label of the steps that made requests lately (the steps are
-   * the run's, and live as long as it) */
-  struct {
-    const struct pc_step *step; /* borrowed */
-    char *label;
-  } labels[LABELS_MAX];
-  size_t nextlabel;
-};
-
-static struct http_run *run_state(struct pc_run *run)
-{
-  void **slot = pc_run_action_slot(run, PC_ACT_HTTP);
-  if (!*slot)
-    *slot = pc_xcalloc(1, sizeof(struct http_run));
-  return *slot;
-}
-
-struct pc_http_session *pc_http_session_of(struct pc_run *run)
-{
-  struct http_run *hr = run_state(run);
-  if (!hr->session) {
-    struct pc_http_limits lim;
-    pc_http_limits_of(pc_run_workflow_def(run)->http_defaults, &lim);
-    hr->session = pc_http_session_new(pc_run_loop(run), &lim);
-  }
-  return hr->session;
-}
 
 static void on_http_done(void *data, const struct pc_http_result *r)
 {
@@ -81,19 +49,6 @@ static void on_http_done(void *data, const struct pc_http_result *r)
   pc_attempt_done(a, r->fail, r->error);
 }
 
-/* pc_step_label(step), formatted once per step rather than per request. */
-static const char *step_label(struct http_run *hr, const struct pc_step *step)
-{
-  for (size_t i = 0; i < LABELS_MAX; i++)
-    if (hr->labels[i].step == step && hr->labels[i].label)
-      return hr->labels[i].label;
-  size_t i = hr->nextlabel++ % LABELS_MAX;
-  free(hr->labels[i].label);
-  hr->labels[i].step = step;
-  hr->labels[i].label = pc_step_label(step);
-  return hr->labels[i].label;
-}
-
 static void http_start(struct pc_attempt *a)
 {
   struct pc_lua *h = pc_run_lua(a->run);
@@ -108,7 +63,7 @@ static void http_start(struct pc_attempt *a)
   struct pc_http_spec_opts o = {
       .defaults = pc_run_workflow_def(a->run)->http_defaults,
       .scope_ref = a->scope_ref,
-      .label = step_label(run_state(a->run), a->step),
+      .label = pc_http_step_label(a->run, a->step),
       .save_ok = a->step->expect.status,
       .nsave_ok = a->step->expect.nstatus,
   };
@@ -185,19 +140,6 @@ static void http_describe(struct pc_attempt *a, struct pc_buf *out)
   lua_pop(L, 3);
 }
 
-static void http_run_cleanup(struct pc_run *run)
-{
-  void **slot = pc_run_action_slot(run, PC_ACT_HTTP);
-  struct http_run *hr = *slot;
-  *slot = NULL;
-  if (!hr)
-    return;
-  pc_http_session_close(hr->session);
-  for (size_t i = 0; i < LABELS_MAX; i++)
-    free(hr->labels[i].label);
-  free(hr);
-}
-
 const struct pc_action_ops pc_http_ops = {
     .action = PC_ACT_HTTP,
     .key = "http",
@@ -206,14 +148,8 @@ const struct pc_action_ops pc_http_ops = {
     .cancel = http_cancel,
     .describe = http_describe,
     .subject = http_subject,
-    .run_cleanup = http_run_cleanup,
+    .hooks = &pc_http_run_hooks,
     .default_on = PC_ON_NETWORK | PC_ON_TIMEOUT,
     .has_status = true,
     .fills_result = true,
 };
-
-void pc_http_stats_get(struct pc_run *run, struct pc_http_stats *out)
-{
-  struct http_run *hr = *pc_run_action_slot(run, PC_ACT_HTTP);
-  pc_http_session_stats(hr ? hr->session : NULL, out);
-}

@@ -22,12 +22,13 @@
 #include "base/queue.h"
 #include "base/sleep.h"
 #include "base/util.h"
+#include "model/stats.h"
 #include "model/workflow.h"
 
 struct pc_lua;
-struct pc_run;
-struct pc_lua;
 struct pc_pool;
+struct pc_run;
+struct pc_run_hooks;
 
 enum pc_fail {
   PC_FAIL_NONE = 0, /* the attempt ran; the engine checks expectations next */
@@ -73,12 +74,10 @@ struct pc_action_ops {
    * http://host/x: timed out after 500ms"). Called after cancel, with
    * result_ref still valid. */
   void (*subject)(struct pc_attempt *a, struct pc_buf *out);
-  /* Optional: a second SIGINT/SIGTERM makes pacer exit at once; this is
-   * the action's last chance to stop what would outlive it (process groups).
-   * It must not wait, allocate or touch the loop. */
-  void (*kill_now)(struct pc_run *run);
-  /* Called once when the run is torn down, for run-wide state (NULL if none). */
-  void (*run_cleanup)(struct pc_run *run);
+  /* The run-wide state the action keeps (see "Run hooks" below), or NULL:
+   * the run asks it for statistics even when no step made it, so that
+   * every report of a workflow shows the same sections. */
+  const struct pc_run_hooks *hooks;
   /* Optional, load time: a pass over the whole workflow after every step
    * is loaded and every expression compiled, for checks that need the Lua
    * host (finding and loading plugins, compiling inline code). pc_load
@@ -122,9 +121,48 @@ double pc_run_deadline_ms(struct pc_run *run);
 double pc_run_started_ms(struct pc_run *run);
 /* The run's pool named `name` (see pool.h), or NULL. */
 struct pc_pool *pc_run_pool(struct pc_run *run, const char *name);
-/* A run-wide slot per action (e.g. the HTTP session), freed by the action's
- * run_cleanup. */
-void **pc_run_action_slot(struct pc_run *run, enum pc_action a);
+
+/* ------------------------------------------------------------ run hooks */
+
+/* Run-wide state of an action or a shared service (the HTTP session, the
+ * process set, the sleeps' timers): made the first time a step needs it,
+ * found again through the address of its hooks, and torn down by the run.
+ * The run knows it only through these hooks; whoever defines them (one
+ * static struct) owns the state.
+ *
+ * Threads: everything here runs on the loop's thread, except kill_now. */
+struct pc_run_hooks {
+  const char *name; /* what the state is, for messages: "the HTTP session" */
+  /* Makes the state (pc_run_state with create). Must not fail. */
+  void *(*create)(struct pc_run *run);
+  /* Called once, when the run's steps are all over, before the reports
+   * are written: stops what the state holds and frees it, or starts
+   * closing it (the run's loop runs afterwards until every handle is
+   * closed). Whenever the state is freed (here or later, from a close
+   * callback), its owner calls pc_run_state_release first. */
+  void (*cleanup)(struct pc_run *run, void *state);
+  /* Optional: pacer is about to exit at once (a second signal, or the
+   * watchdog when the loop is stuck), and this is the last chance to stop
+   * what would outlive it (process groups). The contract is a signal
+   * handler's: it may be called from the watchdog's thread while the
+   * loop's thread is running, blocked or stopped anywhere (even inside
+   * the state's own functions), so it reads only what the state publishes
+   * for other threads (atomics: the process set keeps its live group ids
+   * in an array of them), and it must not lock, allocate, log, wait or
+   * touch the loop. It is never called after pc_run_state_release. */
+  void (*kill_now)(void *state);
+  /* Optional: the state's statistics for the reports, as one section
+   * (model/stats.h: its name becomes the section's key), taken before
+   * cleanup. `state` is NULL when no step made it: fill the section with
+   * zeros, so that a report always has it. */
+  void (*stats)(void *state, struct pc_stats_section *out);
+};
+/* The run's state for `hooks`: made by hooks->create if `create` and
+ * there is none yet, else NULL when there is none. */
+void *pc_run_state(struct pc_run *run, const struct pc_run_hooks *hooks, bool create);
+/* The state for `hooks` is about to be freed: the run forgets it (kill_now
+ * is not called for it any more). */
+void pc_run_state_release(struct pc_run *run, const struct pc_run_hooks *hooks);
 /* Deferred work: a callback run from the engine's drain, never from inside
  * the caller. Lua coroutines are resumed this way (the "one place that
  * resumes Lua"), anything completing inside a library callback can use it

@@ -37,6 +37,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -50,16 +51,35 @@ extern char **environ;
 
 /* ============================================================= registry */
 
-struct lingering {
-  int pgid;
-  char *label; /* owned; may be NULL */
-  bool killed; /* got SIGKILL: waiting for it to be gone */
+/* The process groups that kill_now may have to SIGKILL, published for
+ * other threads: kill_now runs on the watchdog's thread while the loop's
+ * thread may be anywhere, even inside this file. The loop's thread is the
+ * only writer: it fills a slot (0 is free) when a group starts, clears it
+ * when the group is known gone, and links a new chunk when every slot is
+ * taken (chunks are freed with the set). Readers see each slot atomically
+ * and follow `next` with acquire order, so they never see a chunk
+ * half-made. A group id read just after it was cleared is harmless: it
+ * was this run's group a moment before, and is signalled as pacer exits
+ * anyway. */
+#define GROUPS_CHUNK 64
+struct groups_chunk {
+  atomic_int pgid[GROUPS_CHUNK];
+  _Atomic(struct groups_chunk *) next;
 };
 
-/* The processes of one loop (the run's set lives in the PC_ACT_EXEC action
- * slot), and the groups they left behind. */
+struct lingering {
+  int pgid;
+  char *label;        /* owned; may be NULL */
+  bool killed;        /* got SIGKILL: waiting for it to be gone */
+  atomic_int *group;  /* its published slot */
+};
+
+/* The processes of one loop (the run's set is a run hook: pc_proc_set_of),
+ * and the groups they left behind. */
 struct pc_proc_set {
   uv_loop_t *loop;        /* borrowed */
+  struct pc_run *run;     /* borrowed: the run whose state this is; NULL for tests' sets */
+  struct groups_chunk groups; /* the published group ids (the first chunk) */
   struct pc_proc *live;   /* every pc_proc not yet freed */
   struct lingering *linger; /* groups left behind by finished steps */
   size_t nlinger;
@@ -67,10 +87,6 @@ struct pc_proc_set {
   bool reap_active;       /* `reap` is initialised and not closed yet */
   bool tearing_down;      /* run_cleanup was called */
   double reap_deadline;   /* monotonic ms: SIGKILL what is left */
-  /* The run's slot that points here while the set tears down (so a signal
-   * in that time can still reach its programs: exec_kill_now), cleared
-   * when the set is freed; NULL for sets that tests make. */
-  void **slot;
 };
 
 /* ============================================================ processes */
@@ -101,6 +117,7 @@ struct pc_proc {
   uv_write_t wreq;
   struct pc_proc_set *rs;         /* borrowed: the registry */
   struct pc_proc *prev, *next; /* in rs->live */
+  atomic_int *group;           /* its published slot while the group may live, or NULL */
   char *label;                 /* owned; NULL: output is not logged */
   char *stdin_data;            /* owned; alive until the write completes */
   size_t stdin_len;
@@ -129,12 +146,85 @@ struct pc_proc_set *pc_proc_set_new(uv_loop_t *loop)
   return rs;
 }
 
+/* Publishes `pgid` in a free slot (see struct groups_chunk). */
+static atomic_int *group_publish(struct pc_proc_set *rs, int pgid)
+{
+  struct groups_chunk *ch = &rs->groups;
+  for (;;) {
+    for (size_t i = 0; i < GROUPS_CHUNK; i++) {
+      if (atomic_load_explicit(&ch->pgid[i], memory_order_relaxed) == 0) {
+        atomic_store_explicit(&ch->pgid[i], pgid, memory_order_release);
+        return &ch->pgid[i];
+      }
+    }
+    struct groups_chunk *next = atomic_load_explicit(&ch->next, memory_order_relaxed);
+    if (!next) {
+      next = pc_xcalloc(1, sizeof *next); /* zeroed: every slot free, no next */
+      atomic_store_explicit(&ch->next, next, memory_order_release);
+    }
+    ch = next;
+  }
+}
+
+static void group_unpublish(atomic_int **slot)
+{
+  if (*slot)
+    atomic_store_explicit(*slot, 0, memory_order_release);
+  *slot = NULL;
+}
+
+static void groups_free(struct pc_proc_set *rs)
+{
+  struct groups_chunk *ch = atomic_load_explicit(&rs->groups.next, memory_order_relaxed);
+  while (ch) {
+    struct groups_chunk *next = atomic_load_explicit(&ch->next, memory_order_relaxed);
+    free(ch);
+    ch = next;
+  }
+}
+
+/* A second signal, or the watchdog: pacer is about to _exit, and its
+ * children live in their own sessions where the terminal's Ctrl-C does not
+ * reach them. SIGKILL every published group now, running or left behind.
+ * Any thread (see struct groups_chunk): atomics and kill() only. */
+static void proc_set_kill_now(void *state)
+{
+  struct pc_proc_set *rs = state;
+  for (struct groups_chunk *ch = &rs->groups; ch;
+       ch = atomic_load_explicit(&ch->next, memory_order_acquire)) {
+    for (size_t i = 0; i < GROUPS_CHUNK; i++) {
+      int pgid = atomic_load_explicit(&ch->pgid[i], memory_order_acquire);
+      if (pgid > 0)
+        kill(-pgid, SIGKILL);
+    }
+  }
+}
+
+static void *proc_set_create(struct pc_run *run)
+{
+  struct pc_proc_set *rs = pc_proc_set_new(pc_run_loop(run));
+  rs->run = run;
+  return rs;
+}
+
+/* After the run's steps are over: no process may outlive the run. The set
+ * stays the run's (a signal meanwhile still reaches its groups) until it
+ * is freed. */
+static void proc_set_cleanup(struct pc_run *run, void *state)
+{
+  pc_proc_set_close(state);
+}
+
+const struct pc_run_hooks pc_proc_run_hooks = {
+    .name = "the process set",
+    .create = proc_set_create,
+    .cleanup = proc_set_cleanup,
+    .kill_now = proc_set_kill_now,
+};
+
 struct pc_proc_set *pc_proc_set_of(struct pc_run *run)
 {
-  void **slot = pc_run_action_slot(run, PC_ACT_EXEC);
-  if (!*slot)
-    *slot = pc_proc_set_new(pc_run_loop(run));
-  return *slot;
+  return pc_run_state(run, &pc_proc_run_hooks, true);
 }
 
 #ifdef __linux__
@@ -198,6 +288,7 @@ static void signal_group(struct pc_proc *p, int sig)
 static void proc_free(struct pc_proc *p)
 {
   struct pc_proc_set *rs = p->rs;
+  group_unpublish(&p->group);
   if (p->prev)
     p->prev->next = p->next;
   else
@@ -287,7 +378,7 @@ void pc_proc_peek(const struct pc_proc *p, struct pc_proc_result *r)
   result_of(p, r);
 }
 
-static void linger_add(struct pc_proc_set *rs, const struct pc_proc *p)
+static void linger_add(struct pc_proc_set *rs, struct pc_proc *p)
 {
   pc_log(PC_LOG_DEBUG, p->label,
          "background processes are still running in group %d; they are stopped when the "
@@ -297,6 +388,8 @@ static void linger_add(struct pc_proc_set *rs, const struct pc_proc *p)
   rs->linger[rs->nlinger].pgid = p->pid;
   rs->linger[rs->nlinger].label = p->label ? pc_xstrdup(p->label) : NULL;
   rs->linger[rs->nlinger].killed = false;
+  rs->linger[rs->nlinger].group = p->group; /* the group's slot goes with it */
+  p->group = NULL;
   rs->nlinger++;
 }
 
@@ -697,6 +790,7 @@ int pc_proc_spawn(struct pc_proc_set *rs, const struct pc_proc_opts *o, pc_proc_
   }
   p->spawned = true;
   p->pid = p->proc.pid;
+  p->group = group_publish(rs, p->pid);
   uv_read_start((uv_stream_t *)&p->out.pipe, on_alloc, on_read);
   uv_read_start((uv_stream_t *)&p->err.pipe, on_alloc, on_read);
   if (p->has_stdin && p->stdin_len > 0) {
@@ -730,11 +824,14 @@ static void rs_maybe_free(struct pc_proc_set *rs)
 {
   if (!rs->tearing_down || rs->live || rs->reap_active)
     return;
-  if (rs->slot)
-    *rs->slot = NULL;
-  for (size_t i = 0; i < rs->nlinger; i++)
+  if (rs->run)
+    pc_run_state_release(rs->run, &pc_proc_run_hooks);
+  for (size_t i = 0; i < rs->nlinger; i++) {
+    group_unpublish(&rs->linger[i].group);
     free(rs->linger[i].label);
+  }
   free(rs->linger);
+  groups_free(rs);
   free(rs);
 }
 
@@ -767,6 +864,7 @@ static void linger_sweep(struct pc_proc_set *rs, bool kill_rest, bool give_up)
       pc_log(PC_LOG_WARN, l->label, "process group %d is still there %d ms after SIGKILL; "
              "not waiting for it any longer", l->pgid, PC_PROC_KILL_WAIT_MS);
     }
+    group_unpublish(&l->group);
     free(l->label);
   }
   rs->nlinger = k;
@@ -815,32 +913,6 @@ void pc_proc_set_close(struct pc_proc_set *rs)
     uv_timer_start(&rs->reap, on_reap_tick, 20, 20);
   }
   rs_maybe_free(rs);
-}
-
-/* A second signal: pacer is about to _exit, and its children live in their
- * own sessions where the terminal's Ctrl-C does not reach them. SIGKILL
- * every group now, running or left behind. */
-void pc_proc_run_kill_now(struct pc_run *run)
-{
-  struct pc_proc_set *rs = *pc_run_action_slot(run, PC_ACT_EXEC);
-  if (!rs)
-    return;
-  for (struct pc_proc *p = rs->live; p; p = p->next)
-    if (p->spawned && !p->exited)
-      kill(-p->pid, SIGKILL);
-  for (size_t i = 0; i < rs->nlinger; i++)
-    kill(-rs->linger[i].pgid, SIGKILL);
-}
-
-/* After the run's loop has stopped: no process may outlive the run. */
-void pc_proc_run_cleanup(struct pc_run *run)
-{
-  void **slot = pc_run_action_slot(run, PC_ACT_EXEC);
-  struct pc_proc_set *rs = *slot;
-  if (rs) { /* the slot keeps pointing here until the set is freed */
-    rs->slot = slot;
-    pc_proc_set_close(rs);
-  }
 }
 
 /* ------------------------------------------------------------ signals */

@@ -14,6 +14,8 @@
 
 #include <uv.h>
 
+#include "model/action.h"
+
 #define PC_PROC_MAX_OUTPUT (1024u * 1024u) /* bytes kept per stream */
 #define PC_PROC_KILL_GRACE_MS 2000         /* SIGTERM -> SIGKILL */
 /* After SIGKILL, how long to wait for the group to be gone (a killed
@@ -64,13 +66,12 @@ typedef void (*pc_proc_done_cb)(void *data, const struct pc_proc_result *r);
  * loop afterwards until it returns. */
 struct pc_proc_set *pc_proc_set_new(uv_loop_t *loop);
 void pc_proc_set_close(struct pc_proc_set *s);
-/* The run's set, shared by the exec and shell actions and pacer.exec. */
+/* The run's set, shared by the exec and shell actions and pacer.exec: a
+ * run hook (model/action.h) made on first use, closed when the run's steps
+ * are over; its kill_now SIGKILLs every group it published, from any
+ * thread. The actions declare these hooks. */
 struct pc_proc_set *pc_proc_set_of(struct pc_run *run);
-/* The run's set, at the run's end: closes it (see pc_proc_set_close). */
-void pc_proc_run_cleanup(struct pc_run *run);
-/* A second signal or the watchdog: SIGKILL every group of the run's set,
- * running or left behind, at once. */
-void pc_proc_run_kill_now(struct pc_run *run);
+extern const struct pc_run_hooks pc_proc_run_hooks;
 
 /* Starts a process. Returns 0 and sets *out, or a negative libuv error code
  * when the program cannot start (UV_ENOENT, UV_EACCES, ...; the callback is

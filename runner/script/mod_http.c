@@ -7,9 +7,9 @@
 #include <lauxlib.h>
 
 #include "http/curlshim.h"
-#include "http/action.h"
 #include "http/request.h"
 #include "http/result.h"
+#include "http/run.h"
 #include "http/spec.h"
 #include "base/util.h"
 #include "script/coro.h"
