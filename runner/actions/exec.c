@@ -579,7 +579,6 @@ static void exec_describe(struct pc_attempt *a, struct pc_buf *out)
 #define PC_ON_DEFAULT_LOCAL (PC_ON_ERROR | PC_ON_TIMEOUT)
 
 const struct pc_action_ops pc_exec_ops = {
-    .action = PC_ACT_EXEC,
     .key = "exec",
     .load = exec_load,
     .start = exec_start,
@@ -589,10 +588,10 @@ const struct pc_action_ops pc_exec_ops = {
     .default_on = PC_ON_DEFAULT_LOCAL,
     .has_exit_code = true,
     .fills_result = true,
+    .params_only = true,
 };
 
 const struct pc_action_ops pc_shell_ops = {
-    .action = PC_ACT_SHELL,
     .key = "shell",
     .load = shell_load,
     .start = shell_start,
@@ -602,4 +601,5 @@ const struct pc_action_ops pc_shell_ops = {
     .default_on = PC_ON_DEFAULT_LOCAL,
     .has_exit_code = true,
     .fills_result = true,
+    .params_only = true,
 };

@@ -57,7 +57,7 @@ struct pc_run {
   struct pc_queue deferred;
   uv_idle_t drain;
 
-  /* Records for reports and progress (records.c); rep is NULL when the run
+  /* Records for reports and progress (recording.c); rep is NULL when the run
    * does not record. */
   struct pc_run_report *rep; /* borrowed from the driver */
   size_t rec_cap;
@@ -108,7 +108,8 @@ void pc__run_hooks_cleanup(struct pc_run *run);
  * pc__run_hooks_cleanup. */
 void pc__run_hooks_stats(struct pc_run *run, struct pc_run_report *rep,
                          const struct pc_run_hooks *const *declared, size_t ndeclared);
-/* pc__run_hooks_stats with the hooks of every action (actions.c). */
+/* pc__run_hooks_stats with the hooks of every action of the workflow's
+ * table (hooks.c). */
 void pc__actions_stats(struct pc_run *run, struct pc_run_report *rep);
 
 #endif

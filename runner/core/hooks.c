@@ -102,3 +102,13 @@ void pc__run_hooks_stats(struct pc_run *run, struct pc_run_report *rep,
     seen[i]->stats(pc_run_state(run, seen[i], false), &rep->stats[i]);
   free(seen);
 }
+
+void pc__actions_stats(struct pc_run *run, struct pc_run_report *rep)
+{
+  const struct pc_run_hooks *declared[64];
+  size_t n = 0;
+  for (const struct pc_action_ops *const *a = run->wf->actions; a && *a; a++)
+    if ((*a)->hooks && n < PC_ARRAY_SIZE(declared))
+      declared[n++] = (*a)->hooks;
+  pc__run_hooks_stats(run, rep, declared, n);
+}

@@ -39,6 +39,7 @@ static void on_http_done(void *data, const struct pc_http_result *r)
   int rc = pc_http_result_fill(r, h, -1, &err);
   lua_pop(L, 1);
   a->status = r->status;
+  pc_attempt_report(a, r->method, r->final_url);
   a->retry_after_ms = r->retry_after_ms;
   a->nothing_sent = r->nothing_sent;
   if (rc != 0) {
@@ -61,7 +62,7 @@ static void http_start(struct pc_attempt *a)
     return;
   }
   struct pc_http_spec_opts o = {
-      .defaults = pc_run_workflow_def(a->run)->http_defaults,
+      .defaults = pc_workflow_defaults(pc_run_workflow_def(a->run), "http"),
       .scope_ref = a->scope_ref,
       .label = pc_http_step_label(a->run, a->step),
       .save_ok = a->step->expect.status,
@@ -87,6 +88,7 @@ static void http_cancel(struct pc_attempt *a)
     return;
   a->data = NULL;
   /* Keep what was asked for: reports show the URL of a cancelled step. */
+  pc_attempt_report(a, pc_http_method_name(pc_http_request_method(r)), pc_http_request_url(r));
   if (a->result_ref != LUA_NOREF) {
     lua_State *L = pc_lua_state(pc_run_lua(a->run));
     lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* result */
@@ -140,8 +142,11 @@ static void http_describe(struct pc_attempt *a, struct pc_buf *out)
   lua_pop(L, 3);
 }
 
+/* retry.on's status codes when the step does not set it: those of a
+ * server saying "try again". */
+static const int retry_codes[] = {429, 502, 503, 504};
+
 const struct pc_action_ops pc_http_ops = {
-    .action = PC_ACT_HTTP,
     .key = "http",
     .load = pc_http_load_step,
     .start = http_start,
@@ -149,7 +154,12 @@ const struct pc_action_ops pc_http_ops = {
     .describe = http_describe,
     .subject = http_subject,
     .hooks = &pc_http_run_hooks,
+    .defaults_key = "http",
+    .load_defaults = pc_http_load_defaults,
     .default_on = PC_ON_NETWORK | PC_ON_TIMEOUT,
+    .default_codes = retry_codes,
+    .ndefault_codes = PC_ARRAY_SIZE(retry_codes),
     .has_status = true,
     .fills_result = true,
+    .params_only = true,
 };

@@ -329,32 +329,23 @@ int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc
   return bad ? -1 : 0;
 }
 
-int pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map)
+struct pc_tmpl *pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map)
 {
-  if (!map || map->kind != PC_NODE_MAP) {
+  if (map->kind != PC_NODE_MAP) {
     pc_load_error(c, map, "defaults.http: expected a map of http options, got %s",
-                  map ? kind_of(map) : "nothing");
-    return -1;
+                  pc_node_describe(map).s);
+    return NULL;
   }
   int bad = pc_load_check_keys(c, map, defaults_keys, PC_ARRAY_SIZE(defaults_keys),
                                "defaults.http") ? -1 : 0;
-  /* The checks need to know which values hold ${{ }}, i.e. a template.
-   * The caller builds (and keeps) its own, which registers the expressions
-   * with the workflow and reports their syntax errors; this throwaway one
-   * is built against a scratch workflow and diag, so it registers and
-   * reports nothing. */
-  struct pc_workflow probe_wf;
-  memset(&probe_wf, 0, sizeof probe_wf);
-  struct pc_diag d;
-  pc_diag_init(&d);
-  struct pc_load_ctx pc = {.wf = &probe_wf, .d = &d, .file = c->file};
-  struct pc_tmpl *t = pc_load_tmpl(&pc, map);
-  pc_diag_free(&d);
-  free(probe_wf.exprs);
-  if (t) {
+  /* The template registers the expressions with the workflow and reports
+   * their syntax errors; the checks need to know which values hold ${{ }}. */
+  struct pc_tmpl *t = pc_load_tmpl(c, map);
+  if (t)
     bad |= check_common(c, map, t);
-    pc_tmpl_free(t);
+  if (bad) {
+    pc_tmpl_free(t); /* the load fails: its expressions are never compiled */
+    return NULL;
   }
-  return bad ? -1 : 0;
+  return t;
 }
-

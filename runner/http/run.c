@@ -83,7 +83,7 @@ struct pc_http_session *pc_http_session_of(struct pc_run *run)
   struct http_run *hr = pc_run_state(run, &pc_http_run_hooks, true);
   if (!hr->session) {
     struct pc_http_limits lim;
-    pc_http_limits_of(pc_run_workflow_def(run)->http_defaults, &lim);
+    pc_http_limits_of(pc_workflow_defaults(pc_run_workflow_def(run), "http"), &lim);
     hr->session = pc_http_session_new(pc_run_loop(run), &lim);
   }
   return hr->session;

@@ -58,11 +58,20 @@ struct pc_attempt {
 };
 
 struct pc_action_ops {
-  enum pc_action action;
   const char *key; /* the YAML key: "sleep", "http", ... */
   /* Load time: validate the action's value and set st->params (and anything
-   * else the action needs). Report problems with pc_load_error. 0 or -1. */
+   * else the action needs; the step's whole map is st->node). Report
+   * problems with pc_load_error. 0 or -1. */
   int (*load)(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *value);
+  /* Other keys of a step that belong to this action (uses: `with`),
+   * NULL-terminated, or NULL. The loader accepts them on the action's
+   * steps and refuses them elsewhere; the action's load reads them. */
+  const char *const *step_keys;
+  /* The action owns defaults.KEY when this is KEY (http: "http"), or NULL.
+   * load_defaults checks its value and returns its template (which the
+   * workflow keeps: pc_workflow_defaults), or NULL after reporting. */
+  const char *defaults_key;
+  struct pc_tmpl *(*load_defaults)(struct pc_load_ctx *c, const struct pc_node *value);
   void (*start)(struct pc_attempt *a);
   void (*cancel)(struct pc_attempt *a);
   /* Optional: appends context to an expectation failure message, e.g.
@@ -87,23 +96,54 @@ struct pc_action_ops {
   int (*load_check)(struct pc_lua *h, struct pc_workflow *wf, const struct pc_load_opts *opts,
                     struct pc_diag *d);
   unsigned default_on; /* retry.on when the step does not set it */
+  /* With default_on, the status codes retried when the step does not set
+   * retry.on (http: a server saying "try again": 429, 502, 503, 504). */
+  const int *default_codes;
+  size_t ndefault_codes;
   bool has_status;     /* expect.status applies (default: status < 400) */
   bool has_exit_code;  /* expect.exit_code applies (default: 0) */
   /* The action writes fields into a->result_ref. Otherwise the engine
    * creates no result table before the attempt (unless expect.that reads
    * it) and a->result_ref is LUA_NOREF. */
   bool fills_result;
+  /* What the action reads at run time is its value (st->params) and its
+   * defaults (defaults.KEY) only, evaluated by the engine: no code of the
+   * action sees the step's scope. A fan-out over such a step whose value,
+   * defaults, expect.that and outputs hold no expression gives its items
+   * no scope (nothing could read `item`). */
+  bool params_only;
+  /* Code the action runs sees `steps` whole (uses, lua: Lua code), so every
+   * step's result must be kept where it can be read. */
+  bool reads_steps;
 };
 
-/* The action table; NULL for keys that are not leaf actions (steps, gather)
- * or not built in. */
-const struct pc_action_ops *pc_action_find(const char *key);
-const struct pc_action_ops *pc_action_ops(enum pc_action a);
+/* The ops of `key` in a NULL-terminated table of actions, or NULL. */
+static inline const struct pc_action_ops *pc_actions_find(const struct pc_action_ops *const *t,
+                                                          const char *key)
+{
+  for (; t && *t; t++)
+    if (strcmp((*t)->key, key) == 0)
+      return *t;
+  return NULL;
+}
+
+/* The key a step is written with: its action's, or the group's. */
+static inline const char *pc_step_key(const struct pc_step *st)
+{
+  return st->kind == PC_STEP_LEAF ? st->ops->key
+         : st->kind == PC_STEP_SEQUENCE ? "steps" : "gather";
+}
 
 /* Ends the attempt: exactly once per attempt that was not cancelled, from
  * start() itself or later from a loop callback. The engine takes it up from
  * its drain (see pc_run_defer), never inside this call. */
 void pc_attempt_done(struct pc_attempt *a, enum pc_fail fail, const char *msg);
+/* The attempt's fields in the step's record for the reports, beside its
+ * status (a->status): what was asked of which target ("GET", the URL).
+ * Copied when the run keeps records, else ignored; the last call of the
+ * step's last attempt wins (each attempt starts without them). The
+ * reports show them under the action's key. */
+void pc_attempt_report(struct pc_attempt *a, const char *method, const char *url);
 
 /* ------------------------------------------------------------ run services */
 
