@@ -5,8 +5,9 @@
  * its steps load with their positions checked, its defaults.toy reaches
  * it, a computed value is checked when it runs, its run hook gives the
  * JSON report a statistics section, its report fields appear under its
- * key, and the keys of the actions left out are refused. Nothing of the
- * loader, the engine, the reports or the schema was changed for it. */
+ * key, `pacer schema` for the table refers to it, and the keys of the
+ * actions left out are refused. Nothing of the loader, the engine, the
+ * reports or the schema code was changed for it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include "base/util.h"
 #include "core/run.h"
 #include "load/load.h"
+#include "load/schema.h"
 #include "model/outcome.h"
 #include "script/luahost.h"
 #include "toy/toy.h"
@@ -148,9 +150,29 @@ static void test_toy_load_checks(void **state)
   expect_load_error("steps:\n  - log: x\n    with: {a: 1}\n", "3:5: unknown key \"with\" in step");
 }
 
+/* `pacer schema` for the table: the toy's references (and an open
+ * definition, the base having none), its defaults, none of the actions
+ * left out. */
+static void test_toy_schema(void **state)
+{
+  (void)state;
+  char *s = pc_schema_json(actions);
+  assert_non_null(s);
+  assert_non_null(strstr(s, "\"toy\": {\n          \"$ref\": \"#/definitions/toy\"\n"));
+  assert_non_null(strstr(s, "\"required\": [\n            \"toy\"\n"));
+  assert_non_null(
+      strstr(s, "\"description\": \"The `toy` action (any value here: pacer checks it).\""));
+  assert_non_null(strstr(s, "\"toy\": {\n          \"type\": \"object\"\n"));
+  assert_non_null(strstr(s, "\"#/definitions/log\""));
+  assert_null(strstr(s, "\"#/definitions/http\""));
+  assert_null(strstr(s, "\"#/definitions/exec\""));
+  free(s);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_toy_schema),
       cmocka_unit_test(test_toy_runs),
       cmocka_unit_test(test_toy_checks_computed_values),
       cmocka_unit_test(test_toy_load_checks),

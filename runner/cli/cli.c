@@ -661,7 +661,13 @@ static int cli_main(int argc, char **argv)
       fprintf(stderr, "pacer schema: takes no arguments\n");
       return PC_EXIT_USAGE;
     }
-    fputs(pc_schema_json(), stdout);
+    char *schema = pc_schema_json(pc_builtin_actions);
+    if (!schema) {
+      fprintf(stderr, "pacer schema: the embedded base schema does not parse\n");
+      return PC_EXIT_ERROR;
+    }
+    fputs(schema, stdout);
+    free(schema);
     return PC_EXIT_OK;
   }
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
