@@ -132,13 +132,6 @@ void pc_attempt_report(struct pc_attempt *a, const char *method, const char *url
   t->rep_url = url ? pc_xstrdup(url) : NULL;
 }
 
-void pc__attempt_report_clear(struct task *t)
-{
-  free(t->rep_method);
-  free(t->rep_url);
-  t->rep_method = t->rep_url = NULL;
-}
-
 void pc_attempt_done(struct pc_attempt *a, enum pc_fail fail, const char *msg)
 {
   struct task *t = PC_CONTAINER_OF(a, struct task, att);

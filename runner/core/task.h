@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include <uv.h>
 
@@ -154,8 +155,16 @@ static inline void pc__post(struct task *t, unsigned ev)
 void pc__leaf_acquire(struct task *t);
 void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg);
 void pc__leaf_abort(struct task *t);
-/* Drops what the attempt reported for the record (pc_attempt_report). */
-void pc__attempt_report_clear(struct task *t);
+/* Drops what the attempt reported for the record (pc_attempt_report);
+ * inline, as it runs for every attempt and there is most often nothing. */
+static inline void pc__attempt_report_clear(struct task *t)
+{
+  if (t->rep_method || t->rep_url) {
+    free(t->rep_method);
+    free(t->rep_url);
+    t->rep_method = t->rep_url = NULL;
+  }
+}
 
 /* The leaf's next attempt (its first, from pc__task_start): it queues for
  * its pools' permits, then runs. */

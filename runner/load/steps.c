@@ -462,7 +462,8 @@ static void load_action(struct loader *L, struct pc_step *st, const struct pc_no
     return;
   }
   st->ops = ops;
-  ops->load(&L->c, st, v);
+  if (ops->load)
+    ops->load(&L->c, st, v);
 }
 
 /* A key an action declares (uses: `with`) on a step of another action. */

@@ -141,8 +141,9 @@ void pc_attempt_done(struct pc_attempt *a, enum pc_fail fail, const char *msg);
 /* The attempt's fields in the step's record for the reports, beside its
  * status (a->status): what was asked of which target ("GET", the URL).
  * Copied when the run keeps records, else ignored; the last call of the
- * step's last attempt wins (each attempt starts without them). The
- * reports show them under the action's key. */
+ * step's last attempt wins (each attempt starts without them, and they go
+ * with the attempt's result when the engine drops it: a retry, a step
+ * cancelled from outside). The reports show them under the action's key. */
 void pc_attempt_report(struct pc_attempt *a, const char *method, const char *url);
 
 /* ------------------------------------------------------------ run services */
