@@ -338,14 +338,22 @@ struct pc_tmpl *pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_nod
   }
   int bad = pc_load_check_keys(c, map, defaults_keys, PC_ARRAY_SIZE(defaults_keys),
                                "defaults.http") ? -1 : 0;
-  /* The template registers the expressions with the workflow and reports
-   * their syntax errors; the checks need to know which values hold ${{ }}. */
-  struct pc_tmpl *t = pc_load_tmpl(c, map);
-  if (t)
+  /* The checks need to know which values hold ${{ }}, i.e. a template.
+   * The one the workflow keeps is built only once they pass, which
+   * registers its expressions with the workflow and reports their syntax
+   * errors; this throwaway one is built against a scratch workflow and
+   * diag, so it registers and reports nothing. */
+  struct pc_workflow probe_wf;
+  memset(&probe_wf, 0, sizeof probe_wf);
+  struct pc_diag d;
+  pc_diag_init(&d);
+  struct pc_load_ctx pc = {.wf = &probe_wf, .d = &d, .file = c->file};
+  struct pc_tmpl *t = pc_load_tmpl(&pc, map);
+  pc_diag_free(&d);
+  free(probe_wf.exprs);
+  if (t) {
     bad |= check_common(c, map, t);
-  if (bad) {
-    pc_tmpl_free(t); /* the load fails: its expressions are never compiled */
-    return NULL;
+    pc_tmpl_free(t);
   }
-  return t;
+  return bad ? NULL : pc_load_tmpl(c, map);
 }
