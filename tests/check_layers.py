@@ -106,11 +106,8 @@ ACTION_NAMES = [
     ("string", "log", "the log action's key"),
     ("string", "assert", "the assert action's key"),
 ]
-# PC_ACT_ names that are step kinds, not actions: today's group kinds and
-# "no action". REDESIGN.md renames them PC_STEP_LEAF, PC_STEP_SEQUENCE and
-# PC_STEP_GATHER, which the PC_ACT_ prefix does not match; delete these
-# three once the rename is done.
-STEP_KIND_NAMES = {"PC_ACT_NONE", "PC_ACT_STEPS", "PC_ACT_GATHER"}
+# (The step kinds, PC_STEP_LEAF, PC_STEP_SEQUENCE and PC_STEP_GATHER, are
+# not actions; the PC_ACT_ prefix does not match them.)
 
 # Headers that belong to actions (rule names-action: an include of one from
 # NO_ACTION_SCOPE names the action as surely as a call does).
@@ -416,7 +413,7 @@ def check_action_names(sources, found):
         for line, tok in src.tokens:
             for kind, text, why in ACTION_NAMES:
                 detail = None
-                if kind == "prefix" and tok.startswith(text) and tok not in STEP_KIND_NAMES:
+                if kind == "prefix" and tok.startswith(text):
                     detail = tok
                 elif kind == "exact" and tok == text:
                     detail = tok

@@ -158,7 +158,7 @@ class CheckLayersTest(unittest.TestCase):
               '#include "http/http.h"\n'
               "/* pc_http_start, PC_ACT_HTTP and \"exec\" in a comment are fine */\n"
               "static int f(int k) {\n"
-              "  if (k == PC_ACT_GATHER || k == PC_ACT_STEPS) return 0; /* step kinds */\n"
+              "  if (k == PC_STEP_GATHER || k == PC_STEP_SEQUENCE) return 0; /* step kinds */\n"
               "  if (k == PC_ACT_HTTP) return pc_http_start();\n"
               '  const char *key = "exec";\n'
               '  const char *schema = "{\\"shell\\": 1}";\n'
@@ -174,8 +174,8 @@ class CheckLayersTest(unittest.TestCase):
         self.assertIn("pc_http_start", out)
         self.assertViolation(out, "runner/core/task.c:9", "names-action")
         self.assertViolation(out, "runner/core/task.c:10", "names-action")
-        self.assertNotIn("PC_ACT_GATHER", out)
-        self.assertNotIn("PC_ACT_STEPS", out)
+        self.assertNotIn("PC_STEP_GATHER", out)
+        self.assertNotIn("PC_STEP_SEQUENCE", out)
         self.assertNotIn('"execute"', out)
         self.assertNotIn("runner/core/task.c:5", out)  # the comment line
         # The same code in an action is fine.

@@ -5,13 +5,12 @@ Usage: check_schema.py --pacer PATH
 
   - the output is JSON and a valid draft-07 schema (jsonschema's
     Draft7Validator.check_schema), and it is schema/workflow.schema.json
-    byte for byte (the file the build embeds; the schema is never a C
-    string);
-  - the file keeps the shape that lets its action parts be generated from
-    the actions' parameter tables (runner/load/schema.c): each branch of
-    the step's oneOf requires one key, and each key that is not a group
-    (steps, gather) is a property that is only a $ref to the definition
-    named after it;
+    (the base the build embeds; the schema is never a C string) with the
+    action parts runner/load/schema.c adds for each built-in action, and
+    nothing else: the base names no action;
+  - the action parts have their shape: each branch of the step's oneOf
+    requires one key, and each key that is not a group (steps, gather) is
+    a property that is only a $ref to the definition named after it;
   - every workflows/*.yml and tests/cases/*.yml that `pacer validate`
     accepts validates against it too (the schema never rejects a good file);
   - a set of invalid workflows is rejected, each for the expected reason.
@@ -109,6 +108,45 @@ def action_parts_problems(schema):
     return out
 
 
+# The built-in actions (runner/cli/builtins.c), in its order, with the key
+# of their defaults (None: none).
+BUILTIN_ACTIONS = [("sleep", None), ("log", None), ("assert", None), ("http", "http"),
+                   ("uses", None), ("lua", None), ("exec", None), ("shell", None)]
+
+
+def base_problems(base):
+    """The embedded base names no action: the parts below are generated."""
+    out = []
+    step = base.get("definitions", {}).get("step", {})
+    for branch in step.get("oneOf", []):
+        if branch.get("required", [None])[0] not in GROUPS:
+            out.append("schema/workflow.schema.json: definitions.step.oneOf has %r: the "
+                       "actions' branches are generated (runner/load/schema.c)" % branch)
+    for key, _ in BUILTIN_ACTIONS:
+        if key in step.get("properties", {}):
+            out.append("schema/workflow.schema.json: definitions.step.properties.%s: the "
+                       "actions' references are generated (runner/load/schema.c)" % key)
+    return out
+
+
+def with_action_parts(base, actions):
+    """The base with the parts runner/load/schema.c adds for `actions`."""
+    s = json.loads(json.dumps(base))
+    defs = s["definitions"]
+    step = defs["step"]
+    for key, dkey in actions:
+        if key not in base["definitions"]:
+            defs[key] = {"description": "The `%s` action (any value here: pacer checks it)."
+                                        % key}
+        step["properties"][key] = {"$ref": "#/definitions/" + key}
+        step["oneOf"].append({"required": [key]})
+        if dkey:
+            d = dkey + "_defaults"
+            s["properties"]["defaults"]["properties"][dkey] = (
+                {"$ref": "#/definitions/" + d} if d in base["definitions"] else {"type": "object"})
+    return s
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pacer", default=os.environ.get("PACER") or os.path.join(
@@ -125,8 +163,11 @@ def main():
     validator = jsonschema.Draft7Validator(schema)
     print("ok schema is valid draft-07")
     with open(os.path.join(HERE, "..", "schema", "workflow.schema.json"), encoding="utf-8") as f:
-        if f.read() != p.stdout:
-            problems.append("`pacer schema` is not schema/workflow.schema.json as it is")
+        base = json.load(f)
+    problems += base_problems(base)
+    if with_action_parts(base, BUILTIN_ACTIONS) != schema:
+        problems.append("`pacer schema` is not schema/workflow.schema.json with the action parts "
+                        "of the built-in actions (%s)" % ", ".join(a for a, _ in BUILTIN_ACTIONS))
     problems += action_parts_problems(schema)
 
     # The schema must accept whatever the loader accepts. Files the loader

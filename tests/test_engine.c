@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "base/diag.h"
+#include "cli/builtins.h"
 #include "core/run.h"
 #include "base/log.h"
 #include "script/luahost.h"
@@ -33,7 +34,7 @@ static struct outcome run_text(const char *text)
   struct pc_workflow *wf = NULL;
   struct pc_lua *h = pc_lua_new();
   assert_non_null(h);
-  int rc = pc_workflow_load_string("test.yml", text, strlen(text), &wf, &d);
+  int rc = pc_workflow_load_string("test.yml", text, strlen(text), pc_builtin_actions, &wf, &d);
   if (rc == 0)
     rc = pc_lua_compile_workflow(h, wf, &d);
   if (rc != 0)

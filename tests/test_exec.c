@@ -21,7 +21,7 @@
 
 #include <uv.h>
 
-#include "actions/exec.h"
+#include "proc/proc.h"
 #include "base/util.h"
 
 struct done {
@@ -290,8 +290,8 @@ static void test_cancel_kills_group(void **state)
 static void test_cancel_escalates_to_sigkill(void **state)
 {
   (void)state;
-  cancel_case("trap '' TERM; sleep 30 & sleep 30; wait", PC_EXEC_KILL_GRACE_MS - 50,
-              PC_EXEC_KILL_GRACE_MS + 1000);
+  cancel_case("trap '' TERM; sleep 30 & sleep 30; wait", PC_PROC_KILL_GRACE_MS - 50,
+              PC_PROC_KILL_GRACE_MS + 1000);
 }
 
 /* A step's leftover background process runs until the set closes. */

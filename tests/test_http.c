@@ -338,7 +338,9 @@ static int load_defaults(const char *yaml, char **msgs)
   struct pc_workflow wf;
   memset(&wf, 0, sizeof wf);
   struct pc_load_ctx c = {.wf = &wf, .d = &d, .file = "t.yml"};
-  int rc = pc_http_load_defaults(&c, n);
+  struct pc_tmpl *t = pc_http_load_defaults(&c, n);
+  int rc = t ? 0 : -1;
+  pc_tmpl_free(t);
   struct pc_buf b;
   pc_buf_init(&b, 1 << 16);
   for (size_t i = 0; i < d.n; i++)

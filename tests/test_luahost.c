@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "base/diag.h"
+#include "cli/builtins.h"
 #include "base/log.h"
 #include "script/luahost.h"
 #include "base/util.h"
@@ -248,7 +249,7 @@ static void test_templates(void **state)
   struct pc_diag d;
   pc_diag_init(&d);
   struct pc_workflow *wf = NULL;
-  assert_int_equal(pc_workflow_load_string("t.yml", text, strlen(text), &wf, &d), 0);
+  assert_int_equal(pc_workflow_load_string("t.yml", text, strlen(text), pc_builtin_actions, &wf, &d), 0);
   assert_int_equal(pc_lua_compile_workflow(f->h, wf, &d), 0);
   char *err = NULL;
   assert_int_equal(pc_lua_eval_tmpl(f->h, wf->steps[0]->params, f->root, &err), 0);
@@ -352,7 +353,7 @@ static void test_template_values(void **state)
   struct pc_diag d;
   pc_diag_init(&d);
   struct pc_workflow *wf = NULL;
-  assert_int_equal(pc_workflow_load_string("t.yml", text, strlen(text), &wf, &d), 0);
+  assert_int_equal(pc_workflow_load_string("t.yml", text, strlen(text), pc_builtin_actions, &wf, &d), 0);
   assert_int_equal(pc_lua_compile_workflow(f->h, wf, &d), 0);
   unsetenv("PACER_TEST_UNSET_X");
   char *err = NULL;

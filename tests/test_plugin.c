@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "base/diag.h"
+#include "cli/builtins.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "load/load.h"
@@ -73,7 +74,7 @@ static void check(struct fixture *f, const char *text)
   assert_non_null(h);
   if (f->mem_limit)
     pc_lua_set_memory_limit(h, f->mem_limit);
-  struct pc_load_opts o = {.plugin_dirs = f->dirs, .nplugin_dirs = f->ndirs, .warnings = true};
+  struct pc_load_opts o = {.actions = pc_builtin_actions, .plugin_dirs = f->dirs, .nplugin_dirs = f->ndirs, .warnings = true};
   f->rc = pc_load(path, &o, h, &wf, &f->d);
   pc_workflow_free(wf);
   pc_lua_free(h);

@@ -50,7 +50,7 @@ static void test_concurrency_fifo(void **state)
   (void)state;
   uv_loop_t loop;
   uv_loop_init(&loop);
-  struct pc_pool_def def = {.name = (char *)"p", .concurrency = 2, .burst = 1};
+  struct pc_pool_limits def = {.concurrency = 2, .burst = 1};
   struct pc_pool p;
   pc_pool_init(&loop, &p, &def);
   struct rec r[5] = {{.id = 0}};
@@ -85,7 +85,7 @@ static void test_cancel_leaves_queue(void **state)
   (void)state;
   uv_loop_t loop;
   uv_loop_init(&loop);
-  struct pc_pool_def def = {.name = (char *)"p", .concurrency = 1, .burst = 1};
+  struct pc_pool_limits def = {.concurrency = 1, .burst = 1};
   struct pc_pool p;
   pc_pool_init(&loop, &p, &def);
   struct rec r[3];
@@ -114,7 +114,7 @@ static void test_rate_even_spacing(void **state)
   (void)state;
   uv_loop_t loop;
   uv_loop_init(&loop);
-  struct pc_pool_def def = {.name = (char *)"r", .rate = 10, .burst = 1};
+  struct pc_pool_limits def = {.rate = 10, .burst = 1};
   struct pc_pool p;
   pc_pool_init(&loop, &p, &def);
   struct rec r[4];
@@ -154,7 +154,7 @@ static void test_rate_burst(void **state)
   (void)state;
   uv_loop_t loop;
   uv_loop_init(&loop);
-  struct pc_pool_def def = {.name = (char *)"b", .rate = 5, .burst = 3};
+  struct pc_pool_limits def = {.rate = 5, .burst = 3};
   struct pc_pool p;
   pc_pool_init(&loop, &p, &def);
   struct rec r[4];

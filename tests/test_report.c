@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "base/redact.h"
+#include "actions/basic.h"
 #include "base/util.h"
 #include "report/report.h"
 
@@ -22,7 +23,7 @@ static char wf_file[] = "dir/wf.yml", wf_name[] = "wf", nap[] = "nap";
 static char root_label[] = "steps", leaf_label[] = "nap (wf.yml:4)";
 static char host_a[] = "http://a:1", host_b[] = "http://b:2/\xff hunter2 \"q\"";
 static struct pc_workflow wf = {.file = wf_file, .name = wf_name};
-static struct pc_step step = {.action = PC_ACT_SLEEP, .id = nap, .file = wf_file, .line = 4};
+static struct pc_step step = {.kind = PC_STEP_LEAF, .ops = &pc_sleep_ops, .id = nap, .file = wf_file, .line = 4};
 
 /* Renders `format` of `r` into a fresh file and returns its text. */
 static char *render(const char *format, const struct pc_run_report *r)

@@ -19,6 +19,9 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "cli/builtins.h"
+#include "actions/basic.h"
+#include "http/action.h"
 #include "load/load.h"
 #include "model/workflow.h"
 #include "script/luahost.h"
@@ -30,7 +33,8 @@ static struct pc_lua *host;
 static int load_text(const char *name, const char *text, const struct pc_load_opts *opts,
                      struct pc_workflow **wf, struct pc_diag *d)
 {
-  return pc_load_string(name, text, strlen(text), opts, host, wf, d);
+  static const struct pc_load_opts builtin = {.actions = pc_builtin_actions, .warnings = true};
+  return pc_load_string(name, text, strlen(text), opts ? opts : &builtin, host, wf, d);
 }
 
 static struct pc_workflow *load_ok(const char *text)
@@ -147,7 +151,7 @@ static void test_valid_header(void **state)
   assert_int_equal(wf->pools[1].burst, 4);
   assert_true(wf->pools[2].rate == 0);
 
-  const struct pc_tmpl *h = wf->http_defaults;
+  const struct pc_tmpl *h = pc_workflow_defaults(wf, "http");
   assert_non_null(h);
   assert_int_equal(h->kind, PC_T_MAP);
   assert_string_equal(pc_tmpl_get(pc_tmpl_get(h, "headers"), "User-Agent")->u.str.s, "pacer");
@@ -224,7 +228,7 @@ static void test_valid_steps(void **state)
 
   /* A leaf step without its own timeout/retry gets the defaults. */
   const struct pc_step *first = wf->steps[0];
-  assert_int_equal(first->action, PC_ACT_LOG);
+  assert_ptr_equal(first->ops, &pc_log_ops);
   assert_string_equal(first->id, "first");
   assert_int_equal(first->index, 1);
   assert_int_equal(first->line, 24);
@@ -248,7 +252,7 @@ static void test_valid_steps(void **state)
 
   /* The step's retry refines the defaults key by key. */
   const struct pc_step *fan = wf->steps[1];
-  assert_int_equal(fan->action, PC_ACT_SLEEP);
+  assert_ptr_equal(fan->ops, &pc_sleep_ops);
   assert_int_equal(fan->index, 2);
   assert_int_equal(fan->for_each->kind, PC_T_EXPR);
   assert_int_equal(fan->concurrency, 2);
@@ -266,7 +270,7 @@ static void test_valid_steps(void **state)
   /* Groups keep their own timeout and never get the default retry; the
    * leaves inside them do. */
   const struct pc_step *group = wf->steps[2];
-  assert_int_equal(group->action, PC_ACT_GATHER);
+  assert_int_equal(group->kind, PC_STEP_GATHER);
   assert_true(pc_step_is_group(group));
   assert_true(group->timeout_ms == 5000);
   assert_int_equal(group->retry.attempts, 1);
@@ -281,14 +285,14 @@ static void test_valid_steps(void **state)
   assert_int_equal(a->npools, 1);
   assert_int_equal(a->pools[0], 2);
   const struct pc_step *inner = group->children[1];
-  assert_int_equal(inner->action, PC_ACT_STEPS);
+  assert_int_equal(inner->kind, PC_STEP_SEQUENCE);
   assert_int_equal(inner->index, 2);
   assert_string_equal(inner->name, "Inner");
   assert_true(inner->timeout_ms < 0);
   assert_int_equal(inner->retry.attempts, 1);
   assert_int_equal(inner->nchildren, 1);
   const struct pc_step *as = inner->children[0];
-  assert_int_equal(as->action, PC_ACT_ASSERT);
+  assert_ptr_equal(as->ops, &pc_assert_ops);
   assert_int_equal(as->nasserts, 2);
   assert_string_equal(as->asserts[0]->src, "1 == 1");
   assert_int_equal(as->asserts[0]->line, 40);
@@ -364,9 +368,9 @@ static void test_small_things(void **state)
   assert_int_equal(wf->steps[0]->for_each->kind, PC_T_SEQ);
   pc_workflow_free(wf);
 
-  assert_string_equal(pc_action_name(PC_ACT_HTTP), "http");
-  assert_string_equal(pc_action_name(PC_ACT_GATHER), "gather");
-  assert_string_equal(pc_action_name(PC_ACT_NONE), "none");
+  assert_string_equal(pc_step_key(&(struct pc_step){.kind = PC_STEP_LEAF, .ops = &pc_http_ops}),
+                      "http");
+  assert_string_equal(pc_step_key(&(struct pc_step){.kind = PC_STEP_GATHER}), "gather");
 }
 
 static void test_expect_and_retry_values(void **state)
@@ -657,7 +661,7 @@ static void check_fixture(const char *path, bool has_expect_line)
    * validate has. */
   struct pc_lua *h = pc_lua_new();
   assert_non_null(h);
-  assert_int_equal(pc_load(path, NULL, h, &wf, &d), -1);
+  assert_int_equal(pc_load(path, &(struct pc_load_opts){.actions = pc_builtin_actions, .warnings = true}, h, &wf, &d), -1);
   assert_null(wf);
   pc_lua_free(h);
   assert_true(d.n >= 1);
@@ -714,7 +718,7 @@ static void test_bad_fixtures(void **state)
  * valid) joined by "\n". */
 static char *refs_of(const char *text, const char *const *extra, size_t nextra)
 {
-  struct pc_load_opts o = {.var_names = extra, .nvar_names = nextra, .warnings = true};
+  struct pc_load_opts o = {.actions = pc_builtin_actions, .var_names = extra, .nvar_names = nextra, .warnings = true};
   struct pc_workflow *wf = NULL;
   struct pc_diag d;
   pc_diag_init(&d);
@@ -842,7 +846,7 @@ static void test_load_opts_vars_and_warnings(void **state)
   static const char *const names[] = {"regoin", "token", "region", "fromfile"};
   const char *text = "vars: {region: x}\nsteps:\n  - log: \"${{ vars.fromfile }}\"\n";
   struct pc_load_opts o = {
-      .var_names = names, .nvar_names = 4, .nvar_cli = 3, .warnings = true};
+      .actions = pc_builtin_actions, .var_names = names, .nvar_names = 4, .nvar_cli = 3, .warnings = true};
   struct pc_workflow *wf = NULL;
   struct pc_diag d;
   pc_diag_init(&d);
@@ -906,7 +910,7 @@ static void test_load_opts_plugin_dirs(void **state)
   pc_diag_free(&d);
 
   const char *const dirs[] = {"/nonexistent", dir};
-  struct pc_load_opts o = {.plugin_dirs = dirs, .nplugin_dirs = 2, .warnings = true};
+  struct pc_load_opts o = {.actions = pc_builtin_actions, .plugin_dirs = dirs, .nplugin_dirs = 2, .warnings = true};
   pc_diag_init(&d);
   assert_int_equal(load_text("nowhere/t.yml", text, &o, &wf, &d), 0);
   assert_int_equal(d.n, 0);

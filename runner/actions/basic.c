@@ -1,7 +1,10 @@
-/* actions.c: the action table and the built-in leaf actions that need no
- * I/O library: sleep, log and assert. Actions with their own modules (http,
- * exec, lua, ...) are listed here by their ops structs. */
-#include "model/action.h"
+/* basic.c: the built-in actions that need no service of their own:
+ * `sleep`, whose sleeps share buckets of timers (base/sleep.h) kept as a
+ * run hook, `log`, which writes its text as one line on stdout, and
+ * `assert`, whose expressions the loader reads (pc_load_expr_list) and
+ * which fails as an expectation when one is false. */
+#include "actions/basic.h"
+
 
 #include <assert.h>
 #include <stdint.h>
@@ -12,12 +15,9 @@
 #include <lua.h>
 #include <uv.h>
 
-#include "actions/exec.h"
-#include "http/action.h"
 #include "base/log.h"
 #include "base/sleep.h"
 #include "script/luahost.h"
-#include "script/plugin.h"
 #include "base/util.h"
 
 /* ------------------------------------------------------------------ sleep */
@@ -31,33 +31,32 @@ static void on_slept(struct pc_sleep *sl)
   pc_attempt_done(a, PC_FAIL_NONE, NULL); /* only queues: no attempt changes under us */
 }
 
-static struct pc_sleeps *sleeps_of(struct pc_run *run)
+static const struct pc_run_hooks sleeps_hooks;
+
+static void *sleeps_create(struct pc_run *run)
 {
-  void **slot = pc_run_action_slot(run, PC_ACT_SLEEP);
-  if (!*slot) {
-    struct pc_sleeps *ss = pc_xmalloc(sizeof *ss);
-    pc_sleeps_init(ss, on_slept);
-    *slot = ss;
-  }
-  return *slot;
+  struct pc_sleeps *ss = pc_xmalloc(sizeof *ss);
+  pc_sleeps_init(ss, on_slept);
+  return ss;
 }
 
-static void sleep_run_cleanup(struct pc_run *run)
+static void sleeps_cleanup(struct pc_run *run, void *state)
 {
-  void **slot = pc_run_action_slot(run, PC_ACT_SLEEP);
-  struct pc_sleeps *ss = *slot;
-  if (!ss)
-    return;
+  struct pc_sleeps *ss = state;
   /* Every sleep has ended or been cancelled by now, which closed its bucket. */
   assert(pc_sleeps_idle(ss));
+  pc_run_state_release(run, &sleeps_hooks);
   free(ss);
-  *slot = NULL;
 }
+
+/* The run's buckets of timers, made by the first sleep. */
+static const struct pc_run_hooks sleeps_hooks = {
+    .name = "the sleeps' timers", .create = sleeps_create, .cleanup = sleeps_cleanup};
 
 static void sleep_add(struct pc_attempt *a, double ms)
 {
   a->data = &a->sleep;
-  pc_sleep_start(sleeps_of(a->run), pc_run_loop(a->run), &a->sleep, ms);
+  pc_sleep_start(pc_run_state(a->run, &sleeps_hooks, true), pc_run_loop(a->run), &a->sleep, ms);
 }
 
 /* A duration value: a number of seconds or a duration string. */
@@ -152,6 +151,14 @@ static void nothing_to_cancel(struct pc_attempt *a)
 
 /* ----------------------------------------------------------------- assert */
 
+/* One expression or a list of them, each bare or wrapped in ${{ }}. */
+static int assert_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
+{
+  size_t before = c->d ? pc_diag_count(c->d) : 0;
+  st->asserts = pc_load_expr_list(c, "assert", v, false, &st->nasserts);
+  return c->d && pc_diag_count(c->d) > before ? -1 : 0;
+}
+
 static void assert_start(struct pc_attempt *a)
 {
   struct pc_lua *h = pc_run_lua(a->run);
@@ -175,36 +182,17 @@ static void assert_start(struct pc_attempt *a)
   pc_attempt_done(a, PC_FAIL_NONE, NULL);
 }
 
-/* ------------------------------------------------------------------ table */
+/* -------------------------------------------------------------- the ops */
 
 #define PC_ON_DEFAULT_LOCAL (PC_ON_ERROR | PC_ON_TIMEOUT)
 
-static const struct pc_action_ops sleep_ops = {
-    .action = PC_ACT_SLEEP, .key = "sleep", .load = sleep_load, .start = sleep_start,
-    .cancel = sleep_cancel, .run_cleanup = sleep_run_cleanup, .default_on = PC_ON_DEFAULT_LOCAL};
-static const struct pc_action_ops log_ops = {
-    .action = PC_ACT_LOG, .key = "log", .load = log_load, .start = log_start,
+const struct pc_action_ops pc_sleep_ops = {
+    .key = "sleep", .load = sleep_load, .start = sleep_start,
+    .cancel = sleep_cancel, .hooks = &sleeps_hooks, .default_on = PC_ON_DEFAULT_LOCAL,
+    .params_only = true};
+const struct pc_action_ops pc_log_ops = {
+    .key = "log", .load = log_load, .start = log_start,
+    .cancel = nothing_to_cancel, .default_on = PC_ON_DEFAULT_LOCAL, .params_only = true};
+const struct pc_action_ops pc_assert_ops = {
+    .key = "assert", .load = assert_load, .start = assert_start,
     .cancel = nothing_to_cancel, .default_on = PC_ON_DEFAULT_LOCAL};
-static const struct pc_action_ops assert_ops = {
-    .action = PC_ACT_ASSERT, .key = "assert", .start = assert_start,
-    .cancel = nothing_to_cancel, .default_on = PC_ON_DEFAULT_LOCAL};
-
-static const struct pc_action_ops *const table[] = {&sleep_ops,   &log_ops,      &assert_ops,
-                                                    &pc_exec_ops, &pc_shell_ops, &pc_uses_ops,
-                                                    &pc_lua_ops,  &pc_http_ops};
-
-const struct pc_action_ops *pc_action_find(const char *key)
-{
-  for (size_t i = 0; i < PC_ARRAY_SIZE(table); i++)
-    if (strcmp(table[i]->key, key) == 0)
-      return table[i];
-  return NULL;
-}
-
-const struct pc_action_ops *pc_action_ops(enum pc_action a)
-{
-  for (size_t i = 0; i < PC_ARRAY_SIZE(table); i++)
-    if (table[i]->action == a)
-      return table[i];
-  return NULL;
-}

@@ -16,29 +16,29 @@ static double now_ms(void)
 
 static void refill(struct pc_pool *p)
 {
-  if (p->def->rate <= 0)
+  if (p->lim.rate <= 0)
     return;
   double now = now_ms();
-  p->tokens += (now - p->refilled_at) * p->def->rate / 1000.0;
-  if (p->tokens > p->def->burst)
-    p->tokens = p->def->burst;
+  p->tokens += (now - p->refilled_at) * p->lim.rate / 1000.0;
+  if (p->tokens > p->lim.burst)
+    p->tokens = p->lim.burst;
   p->refilled_at = now;
 }
 
 static bool slot_free(const struct pc_pool *p)
 {
-  return p->def->concurrency <= 0 || p->in_use < p->def->concurrency;
+  return p->lim.concurrency <= 0 || p->in_use < p->lim.concurrency;
 }
 
 /* A little slack absorbs floating-point error in the token arithmetic. */
 static bool token_ready(const struct pc_pool *p)
 {
-  return p->def->rate <= 0 || p->tokens >= 1.0 - 1e-9;
+  return p->lim.rate <= 0 || p->tokens >= 1.0 - 1e-9;
 }
 
 static void take(struct pc_pool *p)
 {
-  if (p->def->rate > 0)
+  if (p->lim.rate > 0)
     p->tokens -= 1.0;
   p->in_use++;
   if (p->in_use > p->max_in_use)
@@ -93,18 +93,18 @@ static void arm_timer(struct pc_pool *p)
     uv_timer_stop(&p->timer);
     return;
   }
-  double wait = (1.0 - p->tokens) * 1000.0 / p->def->rate;
+  double wait = (1.0 - p->tokens) * 1000.0 / p->lim.rate;
   /* Tokens are counted on uv_hrtime; bring the loop's cached clock level. */
   uv_update_time(p->timer.loop);
   uv_timer_start(&p->timer, on_token_due, (uint64_t)ceil(wait), 0);
 }
 
-void pc_pool_init(uv_loop_t *loop, struct pc_pool *p, const struct pc_pool_def *def)
+void pc_pool_init(uv_loop_t *loop, struct pc_pool *p, const struct pc_pool_limits *lim)
 {
-  p->def = def;
+  p->lim = *lim;
   uv_timer_init(loop, &p->timer);
   p->in_use = 0;
-  p->tokens = def->burst > 0 ? def->burst : 1;
+  p->tokens = lim->burst > 0 ? lim->burst : 1;
   p->refilled_at = now_ms();
   p->head = p->tail = NULL;
   p->granted = 0;

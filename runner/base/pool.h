@@ -12,7 +12,12 @@
 
 #include <uv.h>
 
-#include "model/workflow.h"
+/* A pool's limits (the workflow's pool definition gives them). */
+struct pc_pool_limits {
+  int concurrency; /* 0: unlimited */
+  double rate;     /* permits per second; 0: unlimited */
+  int burst;       /* the bucket's capacity; <= 0 counts as 1 */
+};
 
 struct pc_pool_waiter;
 typedef void (*pc_pool_grant_cb)(struct pc_pool_waiter *w);
@@ -26,7 +31,7 @@ struct pc_pool_waiter {
 };
 
 struct pc_pool {
-  const struct pc_pool_def *def; /* borrowed from the workflow */
+  struct pc_pool_limits lim;
   uv_timer_t timer;              /* wakes the queue when the next token is due */
   int in_use;                    /* concurrency slots held */
   double tokens;                 /* rate tokens available (<= burst) */
@@ -36,7 +41,7 @@ struct pc_pool {
   int max_in_use;        /* high-water mark of in_use (statistics, tests) */
 };
 
-void pc_pool_init(uv_loop_t *loop, struct pc_pool *p, const struct pc_pool_def *def);
+void pc_pool_init(uv_loop_t *loop, struct pc_pool *p, const struct pc_pool_limits *lim);
 /* Returns true if the permit was granted at once (the callback is not
  * called). Otherwise the waiter is queued and `cb` runs, from a loop
  * callback or from pc_pool_release(), when the permit is granted. */

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -766,4 +767,29 @@ int pc_yaml_load_file(const char *path, const struct pc_yaml_limits *lim,
   int rc = pc_yaml_load_string(path, buf, len, lim, out, d);
   free(buf);
   return rc;
+}
+
+struct pc_node_desc pc_node_describe(const struct pc_node *n)
+{
+  struct pc_node_desc d;
+  if (n == NULL || (n->kind == PC_NODE_SCALAR && n->style == PC_STYLE_PLAIN && n->len == 0)) {
+    snprintf(d.s, sizeof d.s, "nothing");
+    return d;
+  }
+  if (n->kind != PC_NODE_SCALAR) {
+    snprintf(d.s, sizeof d.s, "a %s", pc_node_kind_name(n));
+    return d;
+  }
+  /* Cut long or multi-line text at a character boundary. */
+  size_t len = 0, max = 40;
+  while (len < n->len && len < max && n->str[len] != '\n' && n->str[len] != '\0')
+    len++;
+  while (len < n->len && len > 0 && ((unsigned char)n->str[len] & 0xC0) == 0x80)
+    len--;
+  const char *more = len < n->len ? "..." : "";
+  if (pc_node_scalar_type(n) == PC_SCALAR_STR)
+    snprintf(d.s, sizeof d.s, "\"%.*s%s\"", (int)len, n->str, more);
+  else
+    snprintf(d.s, sizeof d.s, "%.*s%s", (int)len, n->str, more);
+  return d;
 }

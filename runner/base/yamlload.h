@@ -72,5 +72,13 @@ void pc_node_free(struct pc_node *n);
 const struct pc_node *pc_node_get(const struct pc_node *map, const char *key);
 enum pc_scalar_type pc_node_scalar_type(const struct pc_node *n);
 const char *pc_node_kind_name(const struct pc_node *n); /* "map", "list", "string", "number", ... */
+/* How a value is named in "expected X, got Y" messages: the text of a short
+ * scalar (quoted if it is a string), "a map" or "a list", "nothing" for
+ * an empty plain scalar or NULL. Returned by value so it can be used
+ * inline as a printf argument. */
+struct pc_node_desc {
+  char s[72];
+};
+struct pc_node_desc pc_node_describe(const struct pc_node *n);
 
 #endif

@@ -20,6 +20,7 @@
 #include <yaml.h>
 #include <yajl/yajl_version.h>
 
+#include "cli/builtins.h"
 #include "http/curlshim.h"
 #include "base/diag.h"
 #include "core/run.h"
@@ -249,6 +250,7 @@ static struct pc_load_opts load_opts(struct cli *cli, const struct var_names *vn
 {
   plugin_dirs_done(cli);
   return (struct pc_load_opts){
+      .actions = pc_builtin_actions,
       .plugin_dirs = (const char *const *)cli->plugin_dirs,
       .nplugin_dirs = cli->nplugin_dirs,
       .var_names = vn ? (const char *const *)vn->names : NULL,
@@ -283,16 +285,16 @@ static void print_step(const struct pc_workflow *wf, const struct pc_step *s, in
     printf("%s: ", s->id);
   if (s->name)
     printf("\"%s\" ", s->name);
-  printf("%s", s->action == PC_ACT_USES ? "uses" : pc_action_name(s->action));
+  printf("%s", pc_step_key(s));
   if (s->uses)
     printf(" %s", s->uses);
   if (s->for_each)
     printf(", for_each");
   if (s->if_expr)
     printf(", if %s", s->if_expr->src);
-  if ((s->for_each || s->action == PC_ACT_GATHER) && s->concurrency)
+  if ((s->for_each || s->kind == PC_STEP_GATHER) && s->concurrency)
     printf(", concurrency %d", s->concurrency);
-  if ((s->for_each || s->action == PC_ACT_GATHER) && !s->fail_fast)
+  if ((s->for_each || s->kind == PC_STEP_GATHER) && !s->fail_fast)
     printf(", fail_fast false");
   for (size_t i = 0; i < s->npools; i++)
     printf("%s%s", i ? "," : ", pool ", wf->pools[s->pools[i]].name);
@@ -677,7 +679,13 @@ static int cli_main(int argc, char **argv)
       fprintf(stderr, "pacer schema: takes no arguments\n");
       return PC_EXIT_USAGE;
     }
-    fputs(pc_schema_json(), stdout);
+    char *schema = pc_schema_json(pc_builtin_actions);
+    if (!schema) {
+      fprintf(stderr, "pacer schema: the embedded base schema does not parse\n");
+      return PC_EXIT_ERROR;
+    }
+    fputs(schema, stdout);
+    free(schema);
     return PC_EXIT_OK;
   }
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)

@@ -55,6 +55,7 @@ static void attempt_start(struct task *t)
   a->non_idempotent = false;
   a->nothing_sent = false;
   pc__record_attempt_start(t);
+  pc__attempt_report_clear(t);
   /* The result table, for actions that fill one or expectations that read
    * it; otherwise it is made at the end, if anything can read it. */
   a->result_ref = LUA_NOREF;
@@ -120,6 +121,16 @@ void pc__leaf_acquire(struct task *t)
 static void on_backoff_done(uv_timer_t *timer)
 {
   pc__leaf_next_attempt(timer->data);
+}
+
+void pc_attempt_report(struct pc_attempt *a, const char *method, const char *url)
+{
+  struct task *t = PC_CONTAINER_OF(a, struct task, att);
+  if (t->rec == PC_NO_RECORD)
+    return;
+  pc__attempt_report_clear(t);
+  t->rep_method = method ? pc_xstrdup(method) : NULL;
+  t->rep_url = url ? pc_xstrdup(url) : NULL;
 }
 
 void pc_attempt_done(struct pc_attempt *a, enum pc_fail fail, const char *msg)
@@ -289,8 +300,8 @@ static bool retry_on_covers(struct task *t, enum pc_fail fail)
     return on & PC_ON_ERROR;
   case PC_FAIL_EXPECT:
     if (t->status_failed) {
-      size_t ncodes = r->on_set ? r->ncodes : 0;
-      const int *codes = r->on_set ? r->codes : pc__default_retry_codes(t->ops, &ncodes);
+      size_t ncodes = r->on_set ? r->ncodes : t->ops->ndefault_codes;
+      const int *codes = r->on_set ? r->codes : t->ops->default_codes;
       for (size_t i = 0; i < ncodes; i++)
         if (codes[i] == status)
           return true;
@@ -384,6 +395,7 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
     free(msg);
     pc_lua_unref(t->run->lua, t->att.result_ref);
     t->att.result_ref = LUA_NOREF;
+    pc__attempt_report_clear(t); /* it went with the result */
     t->state = TS_BACKOFF;
     uv_update_time(&t->run->loop); /* the cached clock may be stale */
     uv_timer_start(pc__task_timer(t), on_backoff_done, (uint64_t)ceil(wait), 0);

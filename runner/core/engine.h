@@ -6,12 +6,12 @@
  * state and actions know only as an opaque pointer (model/action.h). The
  * driver starts a root sequence (`steps`, then `finally`), hears when it is
  * over through a callback from the drain, and may cancel or bound it. The
- * functions that still name actions (their run-wide hooks) are marked as
- * such: they and the rest of actions.c are the engine's only contact with
- * particular actions. */
+ * run-wide state of actions and services reaches the driver only as run
+ * hooks (model/action.h), which the tree keeps (hooks.c). */
 #ifndef PACER_ENGINE_H
 #define PACER_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -25,8 +25,16 @@
 
 struct task;
 
-/* Room for one run-wide slot per action (actions.c checks it suffices). */
-#define PC_RUN_SLOTS 16
+/* How many run hooks a run can hold: one per kind of run-wide state
+ * (sleeps, the HTTP session, the process set, ...), not per step. A fixed
+ * array, because the watchdog's thread reads it while the loop may add to
+ * it (see pc__run_hooks_kill_now). */
+#define PC_RUN_HOOKS_MAX 16
+
+struct pc_run_state_entry {
+  const struct pc_run_hooks *hooks; /* set before the entry is published */
+  _Atomic(void *) state;            /* NULL once released */
+};
 
 struct pc_run {
   uv_loop_t loop;     /* initialised and closed by the driver */
@@ -38,7 +46,11 @@ struct pc_run {
   double timeout_ms;   /* the workflow deadline, counted from started_mono; < 0: none */
   struct pc_pool *pools; /* owned: one per pool of the workflow (pc__engine_init) */
   size_t npools;
-  void *action_slots[PC_RUN_SLOTS]; /* the actions' run-wide state (pc_run_action_slot) */
+  /* The run hooks with their states (pc_run_state), in the order they were
+   * made; entries below nhooks are complete (published with release
+   * order, for the watchdog's thread). */
+  struct pc_run_state_entry hooks[PC_RUN_HOOKS_MAX];
+  atomic_size_t nhooks;
 
   /* The deferred queue (defer.c): struct pc_deferred entries, the tasks'
    * events among them, run by the drain, an idle handle active while the
@@ -46,7 +58,7 @@ struct pc_run {
   struct pc_queue deferred;
   uv_idle_t drain;
 
-  /* Records for reports and progress (records.c); rep is NULL when the run
+  /* Records for reports and progress (recording.c); rep is NULL when the run
    * does not record. */
   struct pc_run_report *rep; /* borrowed from the driver */
   size_t rec_cap;
@@ -87,16 +99,22 @@ void pc__root_cancel(struct task *root, enum pc_outcome as, const char *msg);
  * (`finally` when a signal or the deadline comes while it runs). */
 void pc__root_bound(struct task *root, double ms);
 
-/* ------------------------------------ the run-wide hooks of the actions */
+/* ------------------------------------------------------------ run hooks */
 
-/* Stops what would outlive an immediate exit (process groups): no waiting,
- * no allocation (a second signal, the watchdog thread). */
-void pc__actions_kill_now(struct pc_run *run);
-/* Tears down the actions' run-wide state (the HTTP session, the process
- * set); run the loop afterwards. */
-void pc__actions_cleanup(struct pc_run *run);
-/* The actions' statistics for the reports (the HTTP session's), taken
- * before pc__actions_cleanup. */
+/* Calls every registered state's kill_now (a second signal, or the
+ * watchdog's thread: see struct pc_run_hooks for the contract). */
+void pc__run_hooks_kill_now(struct pc_run *run);
+/* Calls every registered state's cleanup, in the order they were made;
+ * run the loop afterwards. */
+void pc__run_hooks_cleanup(struct pc_run *run);
+/* The statistics sections for the reports, one per run hook with stats
+ * among `declared` (those the actions declare: their sections are there
+ * even when no step made the state) and those registered, taken before
+ * pc__run_hooks_cleanup. */
+void pc__run_hooks_stats(struct pc_run *run, struct pc_run_report *rep,
+                         const struct pc_run_hooks *const *declared, size_t ndeclared);
+/* pc__run_hooks_stats with the hooks of every action of the workflow's
+ * table (hooks.c). */
 void pc__actions_stats(struct pc_run *run, struct pc_run_report *rep);
 
 #endif

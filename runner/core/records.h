@@ -2,7 +2,7 @@
  *
  * When recording is on, the engine appends one record per step instance
  * when it starts (so a record's parent always has a smaller index) and fills
- * it in when it finishes (records.c). Records are addressed by index because
+ * it in when it finishes (recording.c). Records are addressed by index because
  * the array grows. Fan-out and gather records carry live counters that a
  * progress display can read while the run goes on. The run driver fills in
  * the run's own fields at the end. Readers (report/, progress) need nothing
@@ -50,8 +50,9 @@ struct pc_record {
    * finished, in flight (started, not finished), of those queued for a
    * pool permit (leaf children), and failed. */
   size_t total, finished, running, queued, failed;
-  /* Leaves with a status (HTTP) and a URL, when the action reported them
-   * (its result's `url` and `method`). */
+  /* Leaves: the attempt's status (HTTP), and the method and URL its action
+   * reported (pc_attempt_report); the reports show them under the
+   * record's action key. */
   int status;
   char *url;
   char *method;

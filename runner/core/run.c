@@ -138,7 +138,7 @@ static void on_deadline(uv_timer_t *timer)
 static void kill_children_now(void *data)
 {
   struct driver *d = data;
-  pc__actions_kill_now(&d->run);
+  pc__run_hooks_kill_now(&d->run);
 }
 
 static const char *signal_name(int signum)
@@ -468,7 +468,7 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
    * its statistics first. */
   if (run->rep)
     pc__actions_stats(run, &d->rep);
-  pc__actions_cleanup(run);
+  pc__run_hooks_cleanup(run);
   uv_run(&run->loop, UV_RUN_DEFAULT);
 
   /* A loop blocked past the deadline (CPU-bound Lua stopped by its guard)

@@ -32,8 +32,41 @@
 
 #include "base/log.h"
 #include "base/util.h"
-#include "core/actions.h"
 #include "script/luahost.h"
+
+/* A step's kind is a task's kind: the engine maps one onto the other. */
+_Static_assert((int)PC_STEP_LEAF == TK_LEAF && (int)PC_STEP_SEQUENCE == TK_SEQ &&
+                   (int)PC_STEP_GATHER == TK_GATHER,
+               "enum pc_step_kind and enum task_kind agree");
+
+char *pc_step_label(const struct pc_step *s)
+{
+  const char *base = strrchr(s->file, '/');
+  base = base ? base + 1 : s->file;
+  if (s->id)
+    return pc_asprintf("%s (%s:%d)", s->id, base, s->line);
+  if (s->name)
+    return pc_asprintf("%s (%s:%d)", s->name, base, s->line);
+  return pc_asprintf("%s (%s:%d)", pc_step_key(s), base, s->line);
+}
+
+/* A leaf step whose action reads nothing but its value and defaults
+ * (params_only), with no expression in them nor in expect.that or
+ * outputs: its items need no scope, since nothing could read item or
+ * index. */
+static bool step_is_static(const struct pc_run *run, const struct pc_step *st)
+{
+  const struct pc_action_ops *ops = st->ops;
+  if (st->kind != PC_STEP_LEAF || !ops->params_only)
+    return false;
+  if (ops->defaults_key) { /* evaluated in the step's scope */
+    const struct pc_tmpl *d = pc_workflow_defaults(run->wf, ops->defaults_key);
+    if (d && d->has_expr)
+      return false;
+  }
+  return !(st->params && st->params->has_expr) && !st->expect.nthat && !st->noutputs &&
+         !st->nasserts;
+}
 
 char *pc__task_label(const struct task *t)
 {
@@ -55,6 +88,7 @@ static void task_free(struct task *t)
   if (t->kind == TK_LEAF) {
     free(t->waiters);
     free(t->att_msg);
+    pc__attempt_report_clear(t);
   } else {
     free(t->fail_msg);
   }
@@ -100,12 +134,11 @@ struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct 
   t->result_ref = LUA_NOREF;
   t->rec = PC_NO_RECORD;
   pc_queue_init(&t->sibling);
-  const struct pc_action_ops *ops = NULL;
   t->kind = !st                         ? TK_SEQ
             : st->for_each && !instance ? TK_FOREACH
-                                        : (unsigned char)pc__step_kind(st, &ops);
+                                        : (unsigned char)st->kind;
   if (t->kind == TK_LEAF) {
-    t->ops = ops;
+    t->ops = st->ops;
     assert(t->ops);
     if (st->npools)
       t->waiters = pc_xcalloc(st->npools, sizeof *t->waiters);
@@ -451,7 +484,7 @@ static void foreach_begin(struct task *t)
     lua_createtable(L, (int)(t->total < 1000000 ? t->total : 1000000), 0);
     t->items_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  t->static_body = pc__step_is_static(run, t->step);
+  t->static_body = step_is_static(run, t->step);
   if (!pc_step_is_group(t->step) && !t->static_body)
     t->inst_mt_ref = pc_lua_instance_mt(run->lua, t->scope_ref);
   const struct pc_tmpl *p = t->step->params;
@@ -536,6 +569,7 @@ void pc__task_cancel(struct task *t, enum pc_outcome as, const char *msg)
     pc__leaf_abort(t);
     pc_lua_unref(t->run->lua, t->att.result_ref);
     t->att.result_ref = LUA_NOREF;
+    pc__attempt_report_clear(t); /* it went with the result */
     pc__task_finish(t, as, msg);
     return;
   }
@@ -584,8 +618,11 @@ void pc__engine_init(struct pc_run *run)
   const struct pc_workflow *wf = run->wf;
   run->npools = wf->npools;
   run->pools = pc_xcalloc(wf->npools ? wf->npools : 1, sizeof *run->pools);
-  for (size_t i = 0; i < wf->npools; i++)
-    pc_pool_init(&run->loop, &run->pools[i], &wf->pools[i]);
+  for (size_t i = 0; i < wf->npools; i++) {
+    const struct pc_pool_def *def = &wf->pools[i];
+    struct pc_pool_limits lim = {def->concurrency, def->rate, def->burst};
+    pc_pool_init(&run->loop, &run->pools[i], &lim);
+  }
 }
 
 void pc__engine_close(struct pc_run *run)

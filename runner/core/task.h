@@ -6,14 +6,15 @@
  *   task.c     groups (sequence, gather, fan-out), start, finish, cancel
  *   attempt.c  a leaf's attempts: pools, deadline, expectations, retry
  *   results.c  the Lua result tables, and which of them anything can read
- *   records.c  records for reports and progress
+ *   recording.c  records for reports and progress
  *   defer.c    the queues and the drain that drives everything
- *   actions.c  the few places that still name particular actions */
+ *   hooks.c    the run-wide state of actions and services (run hooks) */
 #ifndef PACER_CORE_TASK_H
 #define PACER_CORE_TASK_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include <uv.h>
 
@@ -86,6 +87,9 @@ struct task {
       char *att_msg;
       size_t pools_held;
       struct pc_attempt att;
+      /* What the attempt reported for the record (pc_attempt_report), for
+       * as long as its result stands; NULL if nothing. */
+      char *rep_method, *rep_url;
       int attempts;
       unsigned char att_fail; /* enum pc_fail */
       bool att_live;          /* the action is running: cancel it before anything else */
@@ -151,6 +155,16 @@ static inline void pc__post(struct task *t, unsigned ev)
 void pc__leaf_acquire(struct task *t);
 void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg);
 void pc__leaf_abort(struct task *t);
+/* Drops what the attempt reported for the record (pc_attempt_report);
+ * inline, as it runs for every attempt and there is most often nothing. */
+static inline void pc__attempt_report_clear(struct task *t)
+{
+  if (t->rep_method || t->rep_url) {
+    free(t->rep_method);
+    free(t->rep_url);
+    t->rep_method = t->rep_url = NULL;
+  }
+}
 
 /* The leaf's next attempt (its first, from pc__task_start): it queues for
  * its pools' permits, then runs. */
@@ -168,18 +182,7 @@ void pc__build_result(struct task *t, enum pc_outcome o);
 void pc__fill_unstarted_items(struct task *t);
 double pc__task_run_ms(const struct task *t);
 
-/* -------------------------------------------------------- actions.c */
-
-/* The places that name particular actions (see actions.c; pc__step_kind
- * is inline in actions.h). */
-bool pc__step_is_static(const struct pc_run *run, const struct pc_step *st);
-const char *pc__step_action_name(const struct pc_step *st);
-void pc__record_action_fields(const struct pc_run *run, int result_ref, struct pc_record *r);
-void pc__result_action_fields(const struct pc_run *run, int result_ref, char **method,
-                              char **url);
-const int *pc__default_retry_codes(const struct pc_action_ops *ops, size_t *n);
-
-/* -------------------------------------------------------- records.c */
+/* -------------------------------------------------------- recording.c */
 
 /* Each needs a task with a record (pc__rec_open needs a recording run):
  * the engine calls them through the inline guards below, so a run that

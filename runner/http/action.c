@@ -8,10 +8,8 @@
  * checks the expectations and decides on retries. The attempt owns its
  * request (a->data) until the request reports or the engine cancels it.
  *
- * The run's HTTP state (struct http_run, in the action's run slot) is the
- * session, made on the first request with the connection caps of
- * defaults.http, and the step labels of recent requests; run_cleanup closes
- * the session and frees it. */
+ * The run's HTTP state (the session, and the step labels of recent
+ * requests) is run.c's, a run hook the action declares. */
 #include "http/action.h"
 
 #include <stdlib.h>
@@ -24,45 +22,11 @@
 #include "http/curlshim.h"
 #include "http/request.h"
 #include "http/result.h"
+#include "http/run.h"
 #include "http/spec.h"
 #include "script/luahost.h"
 
 #define EXCERPT_MAX 200 /* body bytes shown in expectation failures */
-#define LABELS_MAX 8    /* step labels kept by a run */
-
-struct http_run {
-  struct pc_http_session *session; /* NULL until the first request (or if libcurl fails) */
-  int trace_context; /* defaults.http.trace_context: -1 not read yet, else 0 or 1 */
-  /* pc_step_label of the steps that made requests lately (the steps are
-   * the run's, and live as long as it) */
-  struct {
-    const struct pc_step *step; /* borrowed */
-    char *label;
-  } labels[LABELS_MAX];
-  size_t nextlabel;
-};
-
-static struct http_run *run_state(struct pc_run *run)
-{
-  void **slot = pc_run_action_slot(run, PC_ACT_HTTP);
-  if (!*slot) {
-    struct http_run *hr = pc_xcalloc(1, sizeof *hr);
-    hr->trace_context = -1;
-    *slot = hr;
-  }
-  return *slot;
-}
-
-struct pc_http_session *pc_http_session_of(struct pc_run *run)
-{
-  struct http_run *hr = run_state(run);
-  if (!hr->session) {
-    struct pc_http_limits lim;
-    pc_http_limits_of(pc_run_workflow_def(run)->http_defaults, &lim);
-    hr->session = pc_http_session_new(pc_run_loop(run), &lim);
-  }
-  return hr->session;
-}
 
 static void on_http_done(void *data, const struct pc_http_result *r)
 {
@@ -75,6 +39,7 @@ static void on_http_done(void *data, const struct pc_http_result *r)
   int rc = pc_http_result_fill(r, h, -1, &err);
   lua_pop(L, 1);
   a->status = r->status;
+  pc_attempt_report(a, r->method, r->final_url);
   a->retry_after_ms = r->retry_after_ms;
   a->nothing_sent = r->nothing_sent;
   if (rc != 0) {
@@ -83,19 +48,6 @@ static void on_http_done(void *data, const struct pc_http_result *r)
     return;
   }
   pc_attempt_done(a, r->fail, r->error);
-}
-
-/* pc_step_label(step), formatted once per step rather than per request. */
-static const char *step_label(struct http_run *hr, const struct pc_step *step)
-{
-  for (size_t i = 0; i < LABELS_MAX; i++)
-    if (hr->labels[i].step == step && hr->labels[i].label)
-      return hr->labels[i].label;
-  size_t i = hr->nextlabel++ % LABELS_MAX;
-  free(hr->labels[i].label);
-  hr->labels[i].step = step;
-  hr->labels[i].label = pc_step_label(step);
-  return hr->labels[i].label;
 }
 
 static void http_start(struct pc_attempt *a)
@@ -109,18 +61,14 @@ static void http_start(struct pc_attempt *a)
     pc_attempt_done(a, PC_FAIL_ERROR, why ? why : "http: libcurl could not be initialised");
     return;
   }
-  struct http_run *hr = run_state(a->run);
-  const struct pc_tmpl *defaults = pc_run_workflow_def(a->run)->http_defaults;
-  if (hr->trace_context < 0)
-    hr->trace_context = pc_http_trace_context_of(defaults);
   char traceparent[PC_TRACEPARENT_SIZE];
   struct pc_http_spec_opts o = {
-      .defaults = defaults,
+      .defaults = pc_workflow_defaults(pc_run_workflow_def(a->run), "http"),
       .scope_ref = a->scope_ref,
-      .label = step_label(hr, a->step),
+      .label = pc_http_step_label(a->run, a->step),
       .save_ok = a->step->expect.status,
       .nsave_ok = a->step->expect.nstatus,
-      .traceparent = hr->trace_context && pc_attempt_traceparent(a, traceparent) ? traceparent
+      .traceparent = pc_http_trace_context(a->run) && pc_attempt_traceparent(a, traceparent) ? traceparent
                                                                                  : NULL,
   };
   struct pc_http_request *r = NULL;
@@ -143,6 +91,7 @@ static void http_cancel(struct pc_attempt *a)
     return;
   a->data = NULL;
   /* Keep what was asked for: reports show the URL of a cancelled step. */
+  pc_attempt_report(a, pc_http_method_name(pc_http_request_method(r)), pc_http_request_url(r));
   if (a->result_ref != LUA_NOREF) {
     lua_State *L = pc_lua_state(pc_run_lua(a->run));
     lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* result */
@@ -196,35 +145,24 @@ static void http_describe(struct pc_attempt *a, struct pc_buf *out)
   lua_pop(L, 3);
 }
 
-static void http_run_cleanup(struct pc_run *run)
-{
-  void **slot = pc_run_action_slot(run, PC_ACT_HTTP);
-  struct http_run *hr = *slot;
-  *slot = NULL;
-  if (!hr)
-    return;
-  pc_http_session_close(hr->session);
-  for (size_t i = 0; i < LABELS_MAX; i++)
-    free(hr->labels[i].label);
-  free(hr);
-}
+/* retry.on's status codes when the step does not set it: those of a
+ * server saying "try again". */
+static const int retry_codes[] = {429, 502, 503, 504};
 
 const struct pc_action_ops pc_http_ops = {
-    .action = PC_ACT_HTTP,
     .key = "http",
     .load = pc_http_load_step,
     .start = http_start,
     .cancel = http_cancel,
     .describe = http_describe,
     .subject = http_subject,
-    .run_cleanup = http_run_cleanup,
+    .hooks = &pc_http_run_hooks,
+    .defaults_key = "http",
+    .load_defaults = pc_http_load_defaults,
     .default_on = PC_ON_NETWORK | PC_ON_TIMEOUT,
+    .default_codes = retry_codes,
+    .ndefault_codes = PC_ARRAY_SIZE(retry_codes),
     .has_status = true,
     .fills_result = true,
+    .params_only = true,
 };
-
-void pc_http_stats_get(struct pc_run *run, struct pc_http_stats *out)
-{
-  struct http_run *hr = *pc_run_action_slot(run, PC_ACT_HTTP);
-  pc_http_session_stats(hr ? hr->session : NULL, out);
-}

@@ -339,20 +339,20 @@ int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc
   return bad ? -1 : 0;
 }
 
-int pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map)
+struct pc_tmpl *pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map)
 {
-  if (!map || map->kind != PC_NODE_MAP) {
+  if (map->kind != PC_NODE_MAP) {
     pc_load_error(c, map, "defaults.http: expected a map of http options, got %s",
-                  map ? kind_of(map) : "nothing");
-    return -1;
+                  pc_node_describe(map).s);
+    return NULL;
   }
   int bad = pc_load_check_keys(c, map, defaults_keys, PC_ARRAY_SIZE(defaults_keys),
                                "defaults.http") ? -1 : 0;
   /* The checks need to know which values hold ${{ }}, i.e. a template.
-   * The caller builds (and keeps) its own, which registers the expressions
-   * with the workflow and reports their syntax errors; this throwaway one
-   * is built against a scratch workflow and diag, so it registers and
-   * reports nothing. */
+   * The one the workflow keeps is built only once they pass, which
+   * registers its expressions with the workflow and reports their syntax
+   * errors; this throwaway one is built against a scratch workflow and
+   * diag, so it registers and reports nothing. */
   struct pc_workflow probe_wf;
   memset(&probe_wf, 0, sizeof probe_wf);
   struct pc_diag d;
@@ -365,6 +365,5 @@ int pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map)
     bad |= check_common(c, map, t);
     pc_tmpl_free(t);
   }
-  return bad ? -1 : 0;
+  return bad ? NULL : pc_load_tmpl(c, map);
 }
-

@@ -13,12 +13,13 @@
  * known now that is not idempotent, st->unsafe_method. 0 or -1 (reported
  * with pc_load_error). */
 int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v);
-/* Validates `defaults.http` (a map) at load time: the request options that
- * make sense for every step (query, headers, connect_timeout,
- * follow_redirects, http_version, insecure, ca_file, max_response_bytes)
- * plus the run-wide max_connections and max_connections_per_host, which
- * must be plain integers. Reports with pc_load_error; returns 0 or -1. The
- * caller keeps the template (wf->http_defaults). */
-int pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map);
+/* The `http` action's defaults hook: validates `defaults.http` (a map) at
+ * load time: the request options that make sense for every step (query,
+ * headers, connect_timeout, follow_redirects, http_version, insecure,
+ * ca_file, max_response_bytes) plus the run-wide max_connections and
+ * max_connections_per_host, which must be plain integers. Reports with
+ * pc_load_error; returns the template (the workflow keeps it:
+ * pc_workflow_defaults), or NULL. */
+struct pc_tmpl *pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map);
 
 #endif

@@ -1,17 +1,19 @@
 /* defaults.c: the workflow-wide settings steps refer to: `pools` (named
  * concurrency and rate limits, indexed by name so a step naming one costs
  * a binary search), `defaults` (timeout and retry for every leaf step, and
- * defaults.http, checked by the http action) and `vars` (a map of
- * templates; a var whose value turns out nil is declared but unset). */
+ * defaults.KEY for each action that declares KEY, sent to that action's
+ * load_defaults) and `vars` (a map of templates; a var whose value turns
+ * out nil is declared but unset). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/util.h"
-#include "http/check.h"
 #include "load/loader.h"
+#include "model/action.h"
 #include "model/workflow.h"
 
-static const char *const defaults_keys[] = {"timeout", "retry", "http"};
+/* The keys of `defaults` the loader reads itself; the actions add theirs. */
+static const char *const own_defaults_keys[] = {"timeout", "retry"};
 static const char *const pool_keys[] = {"concurrency", "rate", "burst"};
 
 /* ------------------------------------------------------------ pool index */
@@ -49,7 +51,7 @@ void pc__load_pools(struct pc_load_ctx *c, const struct pc_node *n)
 {
   struct pc_workflow *wf = c->wf;
   if (n->kind != PC_NODE_MAP) {
-    pc_load_error(c, n, "pools: expected a map of pool names, got %s", pc__describe(n).s);
+    pc_load_error(c, n, "pools: expected a map of pool names, got %s", pc_node_describe(n).s);
     return;
   }
   wf->pools = pc_xcalloc(n->n, sizeof *wf->pools);
@@ -70,7 +72,7 @@ void pc__load_pools(struct pc_load_ctx *c, const struct pc_node *n)
                              pc_parse_rate(rate_v->str, &p->rate) < 0))
         pc_load_error(c, rate_v,
                       "rate: expected a rate like \"10/s\", \"30/min\" or \"100/h\", got %s",
-                      pc__describe(rate_v).s);
+                      pc_node_describe(rate_v).s);
       if ((x = pc__find_key(v, "burst", &burst_k))) {
         if (rate_v == NULL)
           pc_load_error(c, burst_k, "burst applies only with rate");
@@ -90,7 +92,14 @@ void pc__load_pools(struct pc_load_ctx *c, const struct pc_node *n)
 void pc__load_defaults(struct loader *L, const struct pc_node *n)
 {
   struct pc_load_ctx *c = &L->c;
-  if (pc_load_check_keys(c, n, defaults_keys, PC_ARRAY_SIZE(defaults_keys), "defaults") < 0)
+  const char *keys[64];
+  size_t nkeys = 0;
+  for (size_t i = 0; i < PC_ARRAY_SIZE(own_defaults_keys); i++)
+    keys[nkeys++] = own_defaults_keys[i];
+  for (const struct pc_action_ops *const *a = L->actions; a && *a; a++)
+    if ((*a)->defaults_key && nkeys < PC_ARRAY_SIZE(keys))
+      keys[nkeys++] = (*a)->defaults_key;
+  if (pc_load_check_keys(c, n, keys, nkeys, "defaults") < 0)
     return;
   const struct pc_node *v;
   if ((v = pc_node_get(n, "timeout")))
@@ -99,12 +108,15 @@ void pc__load_defaults(struct loader *L, const struct pc_node *n)
     pc__load_retry(c, v, &L->default_retry);
     L->default_retry_node = v;
   }
-  if ((v = pc_node_get(n, "http"))) {
-    if (v->kind != PC_NODE_MAP)
-      pc_load_error(c, v, "defaults.http: expected a map of http options, got %s",
-                    pc__describe(v).s);
-    else if (pc_http_load_defaults(c, v) == 0)
-      c->wf->http_defaults = pc_load_tmpl(c, v);
+  struct pc_workflow *wf = c->wf;
+  for (const struct pc_action_ops *const *a = L->actions; a && *a; a++) {
+    if (!(*a)->defaults_key || !(v = pc_node_get(n, (*a)->defaults_key)))
+      continue;
+    struct pc_tmpl *t = (*a)->load_defaults(c, v);
+    if (t == NULL)
+      continue;
+    wf->defaults = pc_xrealloc(wf->defaults, (wf->ndefaults + 1) * sizeof *wf->defaults);
+    wf->defaults[wf->ndefaults++] = (struct pc_action_defaults){(*a)->defaults_key, t};
   }
 }
 
@@ -116,7 +128,7 @@ void pc__load_vars(struct loader *L, const struct pc_node *v)
   struct pc_load_ctx *c = &L->c;
   struct pc_workflow *wf = c->wf;
   if (v->kind != PC_NODE_MAP)
-    pc_load_error(c, v, "vars: expected a map of NAME: value, got %s", pc__describe(v).s);
+    pc_load_error(c, v, "vars: expected a map of NAME: value, got %s", pc_node_describe(v).s);
   else
     wf->vars = pc_load_tmpl(c, v);
   /* `token: ${{ env.TOKEN }}` with TOKEN unset declares the var, unset:

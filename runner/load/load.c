@@ -39,7 +39,7 @@ static void collect_checks(struct checks *cs, struct pc_step *const *steps, size
 {
   for (size_t i = 0; i < n; i++) {
     const struct pc_step *st = steps[i];
-    const struct pc_action_ops *ops = pc_action_ops(st->action); /* NULL for groups */
+    const struct pc_action_ops *ops = st->ops; /* NULL for groups */
     if (ops && ops->load_check) {
       size_t j = 0;
       while (j < cs->n && cs->fn[j] != ops->load_check)
@@ -151,7 +151,7 @@ int pc_load(const char *path, const struct pc_load_opts *opts, struct pc_lua *h,
   struct pc_node *root;
   int rc = pc_yaml_load_file(path, NULL, &root, d) < 0 ? -1 : 0;
   if (rc == 0)
-    rc = pc__workflow_build(path, root, &wf, d);
+    rc = pc__workflow_build(path, root, opts ? opts->actions : NULL, &wf, d);
   return after_model(rc, wf, opts, h, out, d, first);
 }
 
@@ -163,6 +163,6 @@ int pc_load_string(const char *name, const char *text, size_t len,
   size_t first = d->n;
   *out = NULL;
   struct pc_workflow *wf = NULL;
-  int rc = pc_workflow_load_string(name, text, len, &wf, d);
+  int rc = pc_workflow_load_string(name, text, len, opts ? opts->actions : NULL, &wf, d);
   return after_model(rc, wf, opts, h, out, d, first);
 }

@@ -25,9 +25,11 @@
 
 struct pc_lua;
 
-/* Loads `path` through every pass into a checked, compiled workflow. `opts`
- * may be NULL (no plugin directories beyond the defaults, no --var names,
- * warnings kept). `h` is the Lua host the run will use: expressions and
+/* Loads `path` through every pass into a checked, compiled workflow.
+ * opts->actions is the table of actions steps may use (cli/builtins.c);
+ * `opts` may be NULL only to load nothing but errors (no actions: every
+ * step is refused; no plugin directories beyond the defaults, no --var
+ * names, warnings kept). `h` is the Lua host the run will use: expressions and
  * plugins are compiled into it. Returns 0 with *out set, or -1 with *out
  * NULL; either way, what was found (errors, and warnings unless
  * opts->warnings is false and the load succeeded) is added to `d`, sorted

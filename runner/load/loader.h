@@ -23,7 +23,8 @@
  * the workflow, or is freed on failure). Returns 0 with *out set, or -1
  * with the errors (sorted by position) added to `d`. `file` names it in
  * messages. */
-int pc__workflow_build(const char *file, struct pc_node *root, struct pc_workflow **out,
+int pc__workflow_build(const char *file, struct pc_node *root,
+                       const struct pc_action_ops *const *actions, struct pc_workflow **out,
                        struct pc_diag *d);
 
 struct id_use {
@@ -49,6 +50,14 @@ struct loader {
    * scan of every pool (a hostile file has 20 000 of each). */
   struct pool_ref *pools_by_name;
   const char **pool_names;
+  /* The table of actions the load was handed (borrowed, NULL-terminated),
+   * and what steps.c makes of it once per load: every key a step may have
+   * (the modifiers, the keys the actions declare, the actions' and the
+   * groups'), and the list of action keys for "step has no action". */
+  const struct pc_action_ops *const *actions;
+  const char **step_keys;
+  size_t nstep_keys;
+  char *action_list;
 };
 
 /* ------------------------------------------------- values.c: messages */
@@ -56,14 +65,6 @@ struct loader {
 /* An error at a position inside a scalar (pc_load_error takes a node). */
 void pc__load_error_at(struct pc_load_ctx *c, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-
-/* How a value is named in "expected X, got Y" messages: the text of a short
- * scalar, a kind for anything else. Returned by value so it can be used
- * inline as a printf argument. */
-struct pc__desc {
-  char s[72];
-};
-struct pc__desc pc__describe(const struct pc_node *n);
 
 /* The value for `key` in `map`, and the key node itself (if `keynode` is
  * not NULL) for messages that are about the key rather than its value. */
@@ -106,6 +107,10 @@ void pc__load_retry(struct pc_load_ctx *c, const struct pc_node *n, struct pc_re
 void pc__load_step_list(struct loader *L, const struct pc_node *n, const char *what,
                         struct pc_step ***out, size_t *nout);
 void pc__step_free(struct pc_step *st);
+/* The step keys and the list of actions of L->actions (L->step_keys,
+ * L->action_list), made once per load; and freed. */
+void pc__vocabulary_init(struct loader *L);
+void pc__vocabulary_free(struct loader *L);
 
 /* -------------------------------------------------------- defaults.c */
 

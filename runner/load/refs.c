@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "base/util.h"
-#include "script/plugin.h"
+#include "model/action.h"
 
 enum tok_kind { T_NAME, T_STRING, T_OTHER, T_DOT, T_COLON, T_LBRACKET, T_RBRACKET, T_END };
 
@@ -381,11 +381,22 @@ static void mark_steps(const struct readers *rd, struct pc_step *const *steps, s
   }
 }
 
+/* Whether any of the steps (or their children) runs code that sees `steps`
+ * whole (its action's reads_steps: lua, uses). */
+static bool any_reads_steps(struct pc_step *const *steps, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if ((steps[i]->ops && steps[i]->ops->reads_steps) ||
+        any_reads_steps(steps[i]->children, steps[i]->nchildren))
+      return true;
+  return false;
+}
+
 void pc_workflow_mark_readers(struct pc_workflow *wf)
 {
   struct readers rd = {0};
   /* Lua code (lua: steps, plugins) sees `steps` whole. */
-  rd.wild = pc_workflow_has_lua(wf);
+  rd.wild = any_reads_steps(wf->steps, wf->nsteps) || any_reads_steps(wf->finally, wf->nfinally);
   for (size_t i = 0; i < wf->nexprs && !rd.wild; i++)
     note_readers(&rd, wf->exprs[i]);
   names_sort(&rd.ids);

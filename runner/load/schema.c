@@ -10,23 +10,34 @@
  * tests/check_schema.py keeps the two in agreement by validating every
  * example and case file, and a set of invalid ones, against this schema.
  *
- * The plan: the file is the *base* of the schema, with the action parts
- * kept apart so that they can be generated from the actions' parameter
- * tables (docs/architecture.md, "Adding an action"). Each action's value
- * is described once, in the definition named after its key
- * (definitions.http, definitions.exec, ...), and the step names it in two
- * mechanical places: definitions.step.properties.KEY (a $ref to that
- * definition) and one {"required": [KEY]} branch of definitions.step.oneOf,
- * which makes a step have exactly one action; an action with defaults has
- * properties.defaults.properties.KEY. When the tables exist, this file
- * loses those parts and pc_schema_json() builds them: for each action of
- * the table handed down by the command line, it adds the definition made
- * from the action's parameters and the two (or three) references, then
- * prints the whole. Everything else (top-level keys, modifiers, groups,
- * durations, retry, expect, pools) stays in the base. */
+ * The file is the *base* of the schema: it holds no reference to an
+ * action. pc_schema_json() prints it with the action parts added for each
+ * action of the table it is handed (the command line's, cli/builtins.c),
+ * so that the schema knows the actions the loader knows:
+ *   - definitions.step.properties.KEY: {"$ref": "#/definitions/KEY"};
+ *   - one {"required": [KEY]} branch of definitions.step.oneOf (a step has
+ *     exactly one action; the groups' branches are in the base);
+ *   - for an action with defaults.KEY: properties.defaults.properties.KEY,
+ *     a $ref to definitions.KEY_defaults if the base has it, else an
+ *     object;
+ *   - definitions.KEY, open (any value; only a description), when the
+ *     base has none (an action from outside the built-in set: the loader
+ *     is the authority).
+ * Each action's value schema is the base's definitions.KEY; generating it
+ * from per-action parameter tables is the next step (docs/architecture.md,
+ * "Adding an action"). The tree is read and written with yajl (its tree
+ * parser and its generator), which pacer links for pacer.json already. */
 #include "load/schema.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#include "base/util.h"
 
 /* Made by cmake/embed.cmake from schema/workflow.schema.json, its only
  * entry: the text, followed by a NUL byte not counted in len. */
@@ -37,7 +48,172 @@ struct pc_embedded {
 };
 extern const struct pc_embedded pc_embedded_schema[];
 
-const char *pc_schema_json(void)
+const char *pc_schema_base_json(void)
 {
   return pc_embedded_schema[0].data;
+}
+
+/* --------------------------------------------------------- the writer */
+
+/* Where the walk is: the keys from the root to the current value. The
+ * places the action parts go are at depth 3 at most. */
+#define MAX_DEPTH 8
+
+struct writer {
+  yajl_gen g;
+  const struct pc_action_ops *const *actions;
+  yajl_val base; /* the whole base tree */
+  const char *path[MAX_DEPTH];
+  size_t depth;
+};
+
+static void put_str(yajl_gen g, const char *s)
+{
+  yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+static bool at(const struct writer *w, const char *a, const char *b, const char *c)
+{
+  const char *want[] = {a, b, c};
+  size_t n = c ? 3 : b ? 2 : 1;
+  if (w->depth != n)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!w->path[i] || strcmp(w->path[i], want[i]) != 0)
+      return false;
+  return true;
+}
+
+static bool base_has_definition(const struct writer *w, const char *name)
+{
+  const char *p[] = {"definitions", name, NULL};
+  return yajl_tree_get(w->base, p, yajl_t_any) != NULL;
+}
+
+static void put_ref(yajl_gen g, const char *def)
+{
+  yajl_gen_map_open(g);
+  put_str(g, "$ref");
+  char *ref = pc_asprintf("#/definitions/%s", def);
+  put_str(g, ref);
+  free(ref);
+  yajl_gen_map_close(g);
+}
+
+/* The members the actions add at the end of the object the walk is in. */
+static void add_members(struct writer *w)
+{
+  yajl_gen g = w->g;
+  for (const struct pc_action_ops *const *a = w->actions; a && *a; a++) {
+    const char *key = (*a)->key;
+    if (at(w, "definitions", NULL, NULL) && !base_has_definition(w, key)) {
+      put_str(g, key);
+      yajl_gen_map_open(g);
+      put_str(g, "description");
+      char *d = pc_asprintf("The `%s` action (any value here: pacer checks it).", key);
+      put_str(g, d);
+      free(d);
+      yajl_gen_map_close(g);
+    } else if (at(w, "definitions", "step", "properties")) {
+      put_str(g, key);
+      put_ref(g, key);
+    } else if (at(w, "properties", "defaults", "properties") && (*a)->defaults_key) {
+      put_str(g, (*a)->defaults_key);
+      char *def = pc_asprintf("%s_defaults", (*a)->defaults_key);
+      if (base_has_definition(w, def)) {
+        put_ref(g, def);
+      } else {
+        yajl_gen_map_open(g);
+        put_str(g, "type");
+        put_str(g, "object");
+        yajl_gen_map_close(g);
+      }
+      free(def);
+    }
+  }
+}
+
+/* The items the actions add at the end of the array the walk is in. */
+static void add_items(struct writer *w)
+{
+  if (!at(w, "definitions", "step", "oneOf"))
+    return;
+  for (const struct pc_action_ops *const *a = w->actions; a && *a; a++) {
+    yajl_gen_map_open(w->g);
+    put_str(w->g, "required");
+    yajl_gen_array_open(w->g);
+    put_str(w->g, (*a)->key);
+    yajl_gen_array_close(w->g);
+    yajl_gen_map_close(w->g);
+  }
+}
+
+static void write_value(struct writer *w, yajl_val v)
+{
+  yajl_gen g = w->g;
+  switch (v->type) {
+  case yajl_t_string:
+    put_str(g, v->u.string);
+    break;
+  case yajl_t_number:
+    yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
+    break;
+  case yajl_t_true:
+  case yajl_t_false:
+    yajl_gen_bool(g, v->type == yajl_t_true);
+    break;
+  case yajl_t_null:
+  case yajl_t_any:
+    yajl_gen_null(g);
+    break;
+  case yajl_t_object:
+    yajl_gen_map_open(g);
+    for (size_t i = 0; i < v->u.object.len; i++) {
+      put_str(g, v->u.object.keys[i]);
+      if (w->depth < MAX_DEPTH)
+        w->path[w->depth] = v->u.object.keys[i];
+      w->depth++;
+      write_value(w, v->u.object.values[i]);
+      w->depth--;
+    }
+    add_members(w);
+    yajl_gen_map_close(g);
+    break;
+  case yajl_t_array:
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < v->u.array.len; i++) {
+      if (w->depth < MAX_DEPTH)
+        w->path[w->depth] = NULL; /* an item: no key */
+      w->depth++;
+      write_value(w, v->u.array.values[i]);
+      w->depth--;
+    }
+    add_items(w);
+    yajl_gen_array_close(g);
+    break;
+  }
+}
+
+char *pc_schema_json(const struct pc_action_ops *const *actions)
+{
+  char err[256];
+  yajl_val base = yajl_tree_parse(pc_schema_base_json(), err, sizeof err);
+  if (!base) /* the build embeds the file as it is checked in: cannot happen */
+    return NULL;
+  struct writer w = {.g = yajl_gen_alloc(NULL), .actions = actions, .base = base};
+  yajl_gen_config(w.g, yajl_gen_beautify, 1);
+  yajl_gen_config(w.g, yajl_gen_indent_string, "  ");
+  write_value(&w, base);
+  const unsigned char *buf;
+  size_t len;
+  yajl_gen_get_buf(w.g, &buf, &len);
+  char *out = pc_xmalloc(len + 2);
+  memcpy(out, buf, len);
+  size_t n = len;
+  if (n == 0 || out[n - 1] != '\n')
+    out[n++] = '\n';
+  out[n] = '\0';
+  yajl_gen_free(w.g);
+  yajl_tree_free(base);
+  return out;
 }

@@ -1,11 +1,11 @@
 /* steps.c: a step and its modifiers (SPEC.md section 3): the one action
- * key of a step (groups recurse, `assert` and `uses` are read here, every
- * other action reads its own value through its `load` in the action
- * table), then id, name, if, for_each, concurrency, fail_fast, pool,
- * timeout, retry (with the warning about retry.on conditions a
- * non-idempotent request can never meet), continue_on_error, expect,
- * outputs and with; defaults.timeout and defaults.retry fill in leaf
- * steps. Ownership: a step owns its strings, templates, bare expressions
+ * key of a step (groups recurse; every action is looked up in the table of
+ * actions the loader was handed and reads its own value through its
+ * `load`, the step's other keys it declares included), then id, name, if,
+ * for_each, concurrency, fail_fast, pool, timeout, retry (with the warning
+ * about retry.on conditions a non-idempotent request can never meet),
+ * continue_on_error, expect and outputs; defaults.timeout and
+ * defaults.retry fill in leaf steps. Ownership: a step owns its strings, templates, bare expressions
  * (if, assert, expect.that) and children; retry.on codes belong to the
  * workflow (shared by every step that inherits them). */
 #include <math.h>
@@ -19,27 +19,17 @@
 
 /* ------------------------------------------------------------ vocabulary */
 
-static const struct {
-  const char *key;
-  enum pc_action action;
-} actions[] = {
-  {"sleep", PC_ACT_SLEEP}, {"log", PC_ACT_LOG},   {"assert", PC_ACT_ASSERT},
-  {"steps", PC_ACT_STEPS}, {"gather", PC_ACT_GATHER}, {"http", PC_ACT_HTTP},
-  {"uses", PC_ACT_USES},   {"lua", PC_ACT_LUA},   {"exec", PC_ACT_EXEC},
-  {"shell", PC_ACT_SHELL},
-};
-
-#define ACTION_LIST "sleep, log, assert, steps, gather, http, uses, lua, exec, shell"
+/* The keys of a group, which the loader reads itself. */
+static const char *const group_keys[] = {"steps", "gather"};
 
 static const char *const retry_keys[] = {"attempts", "backoff", "max_backoff", "factor",
                                          "jitter",   "on",      "unsafe"};
 static const char *const expect_keys[] = {"status", "exit_code", "that"};
-static const char *const step_keys[] = {
+/* The modifiers; a step's keys are these, the keys the actions declare
+ * (uses: with), the actions' own and the groups' (see vocabulary_init). */
+static const char *const modifier_keys[] = {
   "id",   "name",  "if",      "for_each", "concurrency", "fail_fast", "pool",
-  "timeout", "retry", "continue_on_error", "expect", "outputs", "with",
-  /* the actions are step keys too */
-  "sleep", "log",  "assert",  "steps",    "gather",      "http",      "uses",
-  "lua",  "exec",  "shell",
+  "timeout", "retry", "continue_on_error", "expect", "outputs",
 };
 
 /* retry.on words and their flags, index for index. */
@@ -48,12 +38,61 @@ static const char *const retry_on_words[] = {"network", "timeout", "5xx", "4xx",
 static const unsigned retry_on_flags[] = {PC_ON_NETWORK, PC_ON_TIMEOUT, PC_ON_5XX,
                                           PC_ON_4XX,     PC_ON_EXPECT,  PC_ON_ERROR};
 
-const char *pc_action_name(enum pc_action a)
+static void add_key(struct loader *L, const char *key)
 {
-  for (size_t i = 0; i < PC_ARRAY_SIZE(actions); i++)
-    if (actions[i].action == a)
-      return actions[i].key;
-  return "none";
+  L->step_keys = pc_xrealloc(L->step_keys, (L->nstep_keys + 1) * sizeof *L->step_keys);
+  L->step_keys[L->nstep_keys++] = key;
+}
+
+#define GROUPS_AFTER 3
+
+static void add_groups(struct loader *L, struct pc_buf *list)
+{
+  for (size_t i = 0; i < PC_ARRAY_SIZE(group_keys); i++) {
+    add_key(L, group_keys[i]);
+    pc_buf_printf(list, "%s%s", list->len ? ", " : "", group_keys[i]);
+  }
+}
+
+void pc__vocabulary_init(struct loader *L)
+{
+  for (size_t i = 0; i < PC_ARRAY_SIZE(modifier_keys); i++)
+    add_key(L, modifier_keys[i]);
+  for (const struct pc_action_ops *const *a = L->actions; a && *a; a++)
+    for (const char *const *k = (*a)->step_keys; k && *k; k++)
+      add_key(L, *k);
+  /* The groups come after the first three actions, where messages have
+   * always listed them ("sleep, log, assert, steps, gather, http, ..."). */
+  struct pc_buf list;
+  pc_buf_init(&list, 1 << 20);
+  size_t i = 0;
+  for (const struct pc_action_ops *const *a = L->actions; a && *a; a++, i++) {
+    if (i == GROUPS_AFTER)
+      add_groups(L, &list);
+    add_key(L, (*a)->key);
+    pc_buf_printf(&list, "%s%s", list.len ? ", " : "", (*a)->key);
+  }
+  if (i <= GROUPS_AFTER)
+    add_groups(L, &list);
+  L->action_list = pc_buf_steal(&list);
+}
+
+void pc__vocabulary_free(struct loader *L)
+{
+  free(L->step_keys);
+  free(L->action_list);
+}
+
+/* The kind a step key makes (*ops set for a leaf), or -1 if it is no
+ * action's and no group's. */
+static int key_kind(const struct loader *L, const char *key, const struct pc_action_ops **ops)
+{
+  if (strcmp(key, "steps") == 0)
+    return PC_STEP_SEQUENCE;
+  if (strcmp(key, "gather") == 0)
+    return PC_STEP_GATHER;
+  *ops = pc_actions_find(L->actions, key);
+  return *ops ? PC_STEP_LEAF : -1;
 }
 
 /* ------------------------------------------------------------------ retry */
@@ -129,12 +168,12 @@ static void load_retry_on(struct pc_load_ctx *c, const struct pc_node *v, struct
         it->kind == PC_NODE_SCALAR ? pc_did_you_mean(it->str, retry_on_words, nwords) : NULL;
     if (hint)
       pc_load_error(c, it, "retry.on: unknown condition %s; did you mean \"%s\"?",
-                    pc__describe(it).s, hint);
+                    pc_node_describe(it).s, hint);
     else
       pc_load_error(c, it,
                     "retry.on: expected network, timeout, 5xx, 4xx, expect, error or a "
                     "status code, got %s",
-                    pc__describe(it).s);
+                    pc_node_describe(it).s);
   }
 }
 
@@ -192,7 +231,7 @@ void pc__load_retry(struct pc_load_ctx *c, const struct pc_node *n, struct pc_re
     double f;
     if (pc__load_number(c, "retry.factor", v, &f) == 0) {
       if (!(f >= 1 && isfinite(f)))
-        pc_load_error(c, v, "retry.factor: expected a number >= 1, got %s", pc__describe(v).s);
+        pc_load_error(c, v, "retry.factor: expected a number >= 1, got %s", pc_node_describe(v).s);
       else
         r->factor = f;
     }
@@ -207,12 +246,9 @@ void pc__load_retry(struct pc_load_ctx *c, const struct pc_node *n, struct pc_re
 
 /* ----------------------------------------------------------------- expect */
 
-/* One bare expression or a list of them (`assert`, `expect.that`): a new
- * array of those that parsed, their count in *n. A map is refused, and an
- * empty list unless `empty_ok` (expect.that: [] checks nothing, as it
- * always has). */
-static struct pc_expr **load_expr_list(struct pc_load_ctx *c, const char *what,
-                                       const struct pc_node *v, bool empty_ok, size_t *n)
+/* (expect.that: [] checks nothing, as it always has; assert: [] is refused.) */
+struct pc_expr **pc_load_expr_list(struct pc_load_ctx *c, const char *what,
+                                   const struct pc_node *v, bool empty_ok, size_t *n)
 {
   if (v->kind == PC_NODE_MAP) {
     pc_load_error(c, v, "%s: expected an expression or a list of them, got a map", what);
@@ -253,7 +289,7 @@ static void load_status_item(struct pc_load_ctx *c, const struct pc_node *it, st
     return;
   }
   pc_load_error(c, it, "expect.status: expected a status code or a class like \"2xx\", got %s",
-                pc__describe(it).s);
+                pc_node_describe(it).s);
 }
 
 static void load_expect(struct pc_load_ctx *c, const struct pc_node *n, struct pc_expect *e)
@@ -285,7 +321,7 @@ static void load_expect(struct pc_load_ctx *c, const struct pc_node *n, struct p
     }
   }
   if ((v = pc_node_get(n, "that")))
-    e->that = load_expr_list(c, "expect.that", v, true, &e->nthat);
+    e->that = pc_load_expr_list(c, "expect.that", v, true, &e->nthat);
 }
 
 /* ------------------------------------------------------------------ steps */
@@ -326,7 +362,7 @@ static void load_id(struct loader *L, struct pc_step *st, const struct pc_node *
 {
   struct pc_load_ctx *c = &L->c;
   if (v->kind != PC_NODE_SCALAR || pc_node_scalar_type(v) != PC_SCALAR_STR) {
-    pc_load_error(c, v, "id: expected an identifier, got %s", pc__describe(v).s);
+    pc_load_error(c, v, "id: expected an identifier, got %s", pc_node_describe(v).s);
     return;
   }
   bool valid = (v->str[0] >= 'a' && v->str[0] <= 'z') || v->str[0] == '_';
@@ -338,7 +374,7 @@ static void load_id(struct loader *L, struct pc_step *st, const struct pc_node *
     pc_load_error(c, v,
                   "id: %s is not a valid id (lower-case letters, digits and _, not starting "
                   "with a digit)",
-                  pc__describe(v).s);
+                  pc_node_describe(v).s);
     return;
   }
   st->id = pc_xstrndup(v->str, v->len);
@@ -368,7 +404,7 @@ static void load_step_pools(struct loader *L, struct pc_step *st, const struct p
   for (size_t i = 0; i < cnt; i++) {
     const struct pc_node *it = v->kind == PC_NODE_SEQ ? v->items[i] : v;
     if (it->kind != PC_NODE_SCALAR || pc_node_scalar_type(it) == PC_SCALAR_NULL) {
-      pc_load_error(c, it, "pool: expected a pool name, got %s", pc__describe(it).s);
+      pc_load_error(c, it, "pool: expected a pool name, got %s", pc_node_describe(it).s);
       continue;
     }
     long j = pc__find_pool(L, it->str);
@@ -399,7 +435,7 @@ static void load_step_pools(struct loader *L, struct pc_step *st, const struct p
 static void load_outputs(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
 {
   if (v->kind != PC_NODE_MAP) {
-    pc_load_error(c, v, "outputs: expected a map of NAME: value, got %s", pc__describe(v).s);
+    pc_load_error(c, v, "outputs: expected a map of NAME: value, got %s", pc_node_describe(v).s);
     return;
   }
   st->outputs = pc_xcalloc(v->n, sizeof *st->outputs);
@@ -414,48 +450,35 @@ static void load_outputs(struct pc_load_ctx *c, struct pc_step *st, const struct
 }
 
 
-/* Loads the action value: groups recurse, assert is handled here, every
- * other action validates its own value through the action table. */
-static void load_action(struct loader *L, struct pc_step *st, const struct pc_node *stepmap,
-                        const struct pc_node *key, const struct pc_node *v)
+/* Loads the action value: groups recurse, every action validates its own
+ * value through its ops. */
+static void load_action(struct loader *L, struct pc_step *st, const struct pc_node *key,
+                        const struct pc_node *v)
 {
-  struct pc_load_ctx *c = &L->c;
-  for (size_t i = 0; i < PC_ARRAY_SIZE(actions); i++)
-    if (strcmp(actions[i].key, key->str) == 0)
-      st->action = actions[i].action;
-  switch (st->action) {
-  case PC_ACT_ASSERT:
-    st->asserts = load_expr_list(c, "assert", v, false, &st->nasserts);
-    return;
-  case PC_ACT_STEPS:
-  case PC_ACT_GATHER:
+  const struct pc_action_ops *ops = NULL;
+  st->kind = (enum pc_step_kind)key_kind(L, key->str, &ops);
+  if (st->kind != PC_STEP_LEAF) {
     pc__load_step_list(L, v, key->str, &st->children, &st->nchildren);
     return;
-  case PC_ACT_USES: {
-    if (v->kind != PC_NODE_SCALAR || pc_node_scalar_type(v) != PC_SCALAR_STR || v->len == 0) {
-      pc_load_error(c, v, "uses: expected a plugin name, got %s", pc__describe(v).s);
-      return;
+  }
+  st->ops = ops;
+  if (ops->load)
+    ops->load(&L->c, st, v);
+}
+
+/* A key an action declares (uses: `with`) on a step of another action. */
+static void check_action_keys(struct loader *L, const struct pc_step *st,
+                              const struct pc_node *n)
+{
+  for (const struct pc_action_ops *const *a = L->actions; a && *a; a++) {
+    if (*a == st->ops)
+      continue;
+    for (const char *const *k = (*a)->step_keys; k && *k; k++) {
+      const struct pc_node *kn = NULL;
+      if (pc__find_key(n, *k, &kn))
+        pc_load_error(&L->c, kn, "`%s` applies only to `%s` steps", *k, (*a)->key);
     }
-    if (pc_load_no_nul(c, v, "uses: the plugin name", "a file name") != 0)
-      return;
-    st->uses = pc_xstrndup(v->str, v->len);
-    const struct pc_node *with = pc_node_get(stepmap, "with");
-    if (with != NULL && with->kind != PC_NODE_MAP)
-      pc_load_error(c, with, "with: expected a map of inputs, got %s", pc__describe(with).s);
-    else if (with != NULL)
-      st->with = pc_load_tmpl(c, with);
-    break;
   }
-  default:
-    break;
-  }
-  const struct pc_action_ops *ops = pc_action_find(key->str);
-  if (ops == NULL) {
-    pc_load_error(c, key, "the `%s` action is not available in this build", key->str);
-    return;
-  }
-  if (ops->load != NULL)
-    ops->load(c, st, v);
 }
 
 static bool applies_to_fanout(struct pc_load_ctx *c, const struct pc_node *key, bool fanout)
@@ -470,7 +493,7 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
   struct pc_load_ctx *c = &L->c;
   if (n->kind != PC_NODE_MAP) {
     pc_load_error(c, n, "a step must be a map with one action (e.g. `log: hello`), got %s",
-                  pc__describe(n).s);
+                  pc_node_describe(n).s);
     return NULL;
   }
   struct pc_step *st = pc_xcalloc(1, sizeof *st);
@@ -482,27 +505,26 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
   st->timeout_ms = -1;
   st->fail_fast = true;
   pc__retry_init(&st->retry);
-  pc_load_check_keys(c, n, step_keys, PC_ARRAY_SIZE(step_keys), "step");
+  pc_load_check_keys(c, n, L->step_keys, L->nstep_keys, "step");
 
   const struct pc_node *act_key = NULL, *act_val = NULL;
   for (size_t i = 0; i < n->n; i++) {
     const struct pc_node *k = n->keys[i];
-    for (size_t j = 0; j < PC_ARRAY_SIZE(actions); j++) {
-      if (strcmp(k->str, actions[j].key) != 0)
-        continue;
-      if (act_key == NULL) {
-        act_key = k;
-        act_val = n->items[i];
-      } else {
-        pc_load_error(c, k, "a step has exactly one action, this one has `%s` and `%s`",
-                      act_key->str, k->str);
-      }
+    const struct pc_action_ops *ops;
+    if (key_kind(L, k->str, &ops) < 0)
+      continue;
+    if (act_key == NULL) {
+      act_key = k;
+      act_val = n->items[i];
+    } else {
+      pc_load_error(c, k, "a step has exactly one action, this one has `%s` and `%s`",
+                    act_key->str, k->str);
     }
   }
   if (act_key == NULL)
-    pc_load_error(c, n, "step has no action (one of: " ACTION_LIST ")");
+    pc_load_error(c, n, "step has no action (one of: %s)", L->action_list);
   else
-    load_action(L, st, n, act_key, act_val);
+    load_action(L, st, act_key, act_val);
   bool group = pc_step_is_group(st);
 
   const struct pc_node *k = NULL, *v;
@@ -517,14 +539,14 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
     struct pc_tmpl *t = pc_load_tmpl(c, v);
     if (t && t->kind != PC_T_SEQ && t->kind != PC_T_EXPR) {
       pc_load_error(c, v, "for_each: expected a list or one ${{ }} expression, got %s",
-                    pc__describe(v).s);
+                    pc_node_describe(v).s);
       pc_tmpl_free(t); /* and unlist its expressions, as pc_load_tmpl does */
       c->wf->nexprs = nexprs;
       t = NULL;
     }
     st->for_each = t;
   }
-  bool fanout = st->action == PC_ACT_GATHER || pc_node_get(n, "for_each") != NULL;
+  bool fanout = st->kind == PC_STEP_GATHER || pc_node_get(n, "for_each") != NULL;
   if ((v = pc__find_key(n, "concurrency", &k)) && applies_to_fanout(c, k, fanout))
     pc__load_int(c, "concurrency", v, 1, 1000000, &st->concurrency);
   if ((v = pc__find_key(n, "fail_fast", &k)) && applies_to_fanout(c, k, fanout))
@@ -552,21 +574,19 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
     load_expect(c, v, &st->expect);
     /* Status and exit code only exist for some actions; a typo'd intention
      * ("expect.status" on a shell step) should not pass silently. */
-    const struct pc_action_ops *ops = group ? NULL : pc_action_ops(st->action);
+    const struct pc_action_ops *ops = st->ops;
     const struct pc_node *sk = NULL, *ek = NULL;
     pc__find_key(v, "status", &sk);
     pc__find_key(v, "exit_code", &ek);
-    if (sk && (group || (ops && !ops->has_status)))
-      pc_load_error(c, sk, "expect.status does not apply to `%s` steps",
-                    pc_action_name(st->action));
-    if (ek && (group || (ops && !ops->has_exit_code)))
-      pc_load_error(c, ek, "expect.exit_code does not apply to `%s` steps",
-                    pc_action_name(st->action));
+    if (sk && act_key && (group || !ops->has_status))
+      pc_load_error(c, sk, "expect.status does not apply to `%s` steps", pc_step_key(st));
+    if (ek && act_key && (group || !ops->has_exit_code))
+      pc_load_error(c, ek, "expect.exit_code does not apply to `%s` steps", pc_step_key(st));
   }
   if ((v = pc_node_get(n, "outputs")))
     load_outputs(c, st, v);
-  if (pc__find_key(n, "with", &k) && st->action != PC_ACT_USES && act_key != NULL)
-    pc_load_error(c, k, "`with` applies only to `uses` steps");
+  if (act_key != NULL)
+    check_action_keys(L, st, n);
 
   /* Defaults fill in leaf steps only: a group's timeout bounds the whole
    * group, and retrying a group is not a thing. */
@@ -585,7 +605,7 @@ void pc__load_step_list(struct loader *L, const struct pc_node *n, const char *w
 {
   struct pc_load_ctx *c = &L->c;
   if (n->kind != PC_NODE_SEQ) {
-    pc_load_error(c, n, "%s: expected a list of steps, got %s", what, pc__describe(n).s);
+    pc_load_error(c, n, "%s: expected a list of steps, got %s", what, pc_node_describe(n).s);
     return;
   }
   if (n->n == 0) {

@@ -346,7 +346,7 @@ struct pc_tmpl *pc_load_tmpl(struct pc_load_ctx *c, const struct pc_node *n)
 struct pc_expr *pc_load_bare_expr(struct pc_load_ctx *c, const struct pc_node *n)
 {
   if (n == NULL || n->kind != PC_NODE_SCALAR) {
-    pc_load_error(c, n, "expected an expression, got %s", pc__describe(n).s);
+    pc_load_error(c, n, "expected an expression, got %s", pc_node_describe(n).s);
     return NULL;
   }
   const char *s = n->str;

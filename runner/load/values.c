@@ -54,31 +54,6 @@ void pc__load_error_at(struct pc_load_ctx *c, int line, int col, const char *fmt
   va_end(ap);
 }
 
-struct pc__desc pc__describe(const struct pc_node *n)
-{
-  struct pc__desc d;
-  if (n == NULL || (n->kind == PC_NODE_SCALAR && n->style == PC_STYLE_PLAIN && n->len == 0)) {
-    snprintf(d.s, sizeof d.s, "nothing");
-    return d;
-  }
-  if (n->kind != PC_NODE_SCALAR) {
-    snprintf(d.s, sizeof d.s, "a %s", pc_node_kind_name(n));
-    return d;
-  }
-  /* Cut long or multi-line text at a character boundary. */
-  size_t len = 0, max = 40;
-  while (len < n->len && len < max && n->str[len] != '\n' && n->str[len] != '\0')
-    len++;
-  while (len < n->len && len > 0 && ((unsigned char)n->str[len] & 0xC0) == 0x80)
-    len--;
-  const char *more = len < n->len ? "..." : "";
-  if (pc_node_scalar_type(n) == PC_SCALAR_STR)
-    snprintf(d.s, sizeof d.s, "\"%.*s%s\"", (int)len, n->str, more);
-  else
-    snprintf(d.s, sizeof d.s, "%.*s%s", (int)len, n->str, more);
-  return d;
-}
-
 /* The value for `key` in `map`, and the key node itself for messages that
  * are about the key rather than its value. */
 const struct pc_node *pc__find_key(const struct pc_node *map, const char *key,
@@ -120,7 +95,7 @@ int pc__load_bool(struct pc_load_ctx *c, const char *what, const struct pc_node 
     *out = n->str[0] == 't' || n->str[0] == 'T';
     return 0;
   }
-  pc_load_error(c, n, "%s: expected true or false, got %s", what, pc__describe(n).s);
+  pc_load_error(c, n, "%s: expected true or false, got %s", what, pc_node_describe(n).s);
   return -1;
 }
 
@@ -146,11 +121,11 @@ int pc__load_int(struct pc_load_ctx *c, const char *what, const struct pc_node *
   bool is_int = n->kind == PC_NODE_SCALAR && pc_node_scalar_type(n) == PC_SCALAR_INT;
   if (is_int && !pc__parse_int(n, &v)) { /* beyond 64 bits: say what would do */
     pc_load_error(c, n, "%s: expected an integer from %lld to %lld, got %s", what, min, max,
-                  pc__describe(n).s);
+                  pc_node_describe(n).s);
     return -1;
   }
   if (!is_int) {
-    pc_load_error(c, n, "%s: expected an integer, got %s", what, pc__describe(n).s);
+    pc_load_error(c, n, "%s: expected an integer, got %s", what, pc_node_describe(n).s);
     return -1;
   }
   if (v < min || v > max) {
@@ -167,7 +142,7 @@ int pc__load_number(struct pc_load_ctx *c, const char *what, const struct pc_nod
 {
   enum pc_scalar_type t = n->kind == PC_NODE_SCALAR ? pc_node_scalar_type(n) : PC_SCALAR_STR;
   if (n->kind != PC_NODE_SCALAR || (t != PC_SCALAR_INT && t != PC_SCALAR_FLOAT)) {
-    pc_load_error(c, n, "%s: expected a number, got %s", what, pc__describe(n).s);
+    pc_load_error(c, n, "%s: expected a number, got %s", what, pc_node_describe(n).s);
     return -1;
   }
   long long i;
@@ -179,7 +154,7 @@ int pc__load_number(struct pc_load_ctx *c, const char *what, const struct pc_nod
 char *pc__load_text(struct pc_load_ctx *c, const char *what, const struct pc_node *n)
 {
   if (n->kind != PC_NODE_SCALAR || pc_node_scalar_type(n) == PC_SCALAR_NULL) {
-    pc_load_error(c, n, "%s: expected a string, got %s", what, pc__describe(n).s);
+    pc_load_error(c, n, "%s: expected a string, got %s", what, pc_node_describe(n).s);
     return NULL;
   }
   return pc_xstrndup(n->str, n->len);
@@ -198,7 +173,7 @@ int pc__load_duration(struct pc_load_ctx *c, const char *what, const struct pc_n
   if (n->kind != PC_NODE_SCALAR || t == PC_SCALAR_NULL || t == PC_SCALAR_BOOL ||
       pc_parse_duration(n->str, ms) < 0) {
     pc_load_error(c, n, "%s%sexpected a duration like \"5s\", got %s", prefix, sep,
-                  pc__describe(n).s);
+                  pc_node_describe(n).s);
     return -1;
   }
   return 0;
@@ -222,7 +197,7 @@ int pc_load_check_keys(struct pc_load_ctx *c, const struct pc_node *map,
                        const char *const *allowed, size_t nallowed, const char *what)
 {
   if (map == NULL || map->kind != PC_NODE_MAP) {
-    pc_load_error(c, map, "%s: expected a map, got %s", what, pc__describe(map).s);
+    pc_load_error(c, map, "%s: expected a map, got %s", what, pc_node_describe(map).s);
     return -1;
   }
   int unknown = 0;

@@ -78,7 +78,7 @@ static void load_root(struct loader *L, const struct pc_node *root)
   struct pc_workflow *wf = c->wf;
   if (root->kind != PC_NODE_MAP) {
     pc_load_error(c, root, "a workflow is a map (name, steps, ...), got %s",
-                  pc__describe(root).s);
+                  pc_node_describe(root).s);
     return;
   }
   pc_load_check_keys(c, root, workflow_keys, PC_ARRAY_SIZE(workflow_keys), "workflow");
@@ -139,15 +139,20 @@ static void sort_diags(struct pc_diag *d, size_t from)
 
 /* ----------------------------------------------------------------- build */
 
-int pc__workflow_build(const char *file, struct pc_node *root, struct pc_workflow **out,
+int pc__workflow_build(const char *file, struct pc_node *root,
+                       const struct pc_action_ops *const *actions, struct pc_workflow **out,
                        struct pc_diag *d)
 {
   struct pc_workflow *wf = pc_xcalloc(1, sizeof *wf);
   wf->file = pc_xstrdup(file);
   wf->root = root;
   wf->timeout_ms = -1;
-  struct loader L = {.c = {.wf = wf, .d = d, .file = wf->file}, .default_timeout_ms = -1};
+  wf->actions = actions;
+  struct loader L = {.c = {.wf = wf, .d = d, .file = wf->file},
+                     .default_timeout_ms = -1,
+                     .actions = actions};
   pc__retry_init(&L.default_retry);
+  pc__vocabulary_init(&L);
   size_t first_diag = d->n, first_count = pc_diag_count(d);
 
   load_root(&L, root);
@@ -156,6 +161,7 @@ int pc__workflow_build(const char *file, struct pc_node *root, struct pc_workflo
     wf->name = name_from_path(file);
 
   pc__retry_free(&L.default_retry);
+  pc__vocabulary_free(&L);
   free(L.ids);
   free(L.pools_by_name);
   free(L.pool_names);
@@ -170,13 +176,14 @@ int pc__workflow_build(const char *file, struct pc_node *root, struct pc_workflo
 }
 
 int pc_workflow_load_string(const char *name, const char *text, size_t len,
-                            struct pc_workflow **out, struct pc_diag *d)
+                            const struct pc_action_ops *const *actions, struct pc_workflow **out,
+                            struct pc_diag *d)
 {
   *out = NULL;
   struct pc_node *root;
   if (pc_yaml_load_string(name, text, len, NULL, &root, d) < 0)
     return -1;
-  return pc__workflow_build(name, root, out, d);
+  return pc__workflow_build(name, root, actions, out, d);
 }
 
 void pc_workflow_free(struct pc_workflow *wf)
@@ -187,7 +194,9 @@ void pc_workflow_free(struct pc_workflow *wf)
   free(wf->name);
   free(wf->description);
   pc_tmpl_free(wf->vars);
-  pc_tmpl_free(wf->http_defaults);
+  for (size_t i = 0; i < wf->ndefaults; i++)
+    pc_tmpl_free(wf->defaults[i].value);
+  free(wf->defaults);
   for (size_t i = 0; i < wf->npools; i++)
     free(wf->pools[i].name);
   free(wf->pools);

@@ -23,12 +23,13 @@
 #include "base/sleep.h"
 #include "base/trace.h"
 #include "base/util.h"
+#include "model/stats.h"
 #include "model/workflow.h"
 
 struct pc_lua;
-struct pc_run;
-struct pc_lua;
 struct pc_pool;
+struct pc_run;
+struct pc_run_hooks;
 
 enum pc_fail {
   PC_FAIL_NONE = 0, /* the attempt ran; the engine checks expectations next */
@@ -58,11 +59,20 @@ struct pc_attempt {
 };
 
 struct pc_action_ops {
-  enum pc_action action;
   const char *key; /* the YAML key: "sleep", "http", ... */
   /* Load time: validate the action's value and set st->params (and anything
-   * else the action needs). Report problems with pc_load_error. 0 or -1. */
+   * else the action needs; the step's whole map is st->node). Report
+   * problems with pc_load_error. 0 or -1. */
   int (*load)(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *value);
+  /* Other keys of a step that belong to this action (uses: `with`),
+   * NULL-terminated, or NULL. The loader accepts them on the action's
+   * steps and refuses them elsewhere; the action's load reads them. */
+  const char *const *step_keys;
+  /* The action owns defaults.KEY when this is KEY (http: "http"), or NULL.
+   * load_defaults checks its value and returns its template (which the
+   * workflow keeps: pc_workflow_defaults), or NULL after reporting. */
+  const char *defaults_key;
+  struct pc_tmpl *(*load_defaults)(struct pc_load_ctx *c, const struct pc_node *value);
   void (*start)(struct pc_attempt *a);
   void (*cancel)(struct pc_attempt *a);
   /* Optional: appends context to an expectation failure message, e.g.
@@ -74,12 +84,10 @@ struct pc_action_ops {
    * http://host/x: timed out after 500ms"). Called after cancel, with
    * result_ref still valid. */
   void (*subject)(struct pc_attempt *a, struct pc_buf *out);
-  /* Optional: a second SIGINT/SIGTERM makes pacer exit at once; this is
-   * the action's last chance to stop what would outlive it (process groups).
-   * It must not wait, allocate or touch the loop. */
-  void (*kill_now)(struct pc_run *run);
-  /* Called once when the run is torn down, for run-wide state (NULL if none). */
-  void (*run_cleanup)(struct pc_run *run);
+  /* The run-wide state the action keeps (see "Run hooks" below), or NULL:
+   * the run asks it for statistics even when no step made it, so that
+   * every report of a workflow shows the same sections. */
+  const struct pc_run_hooks *hooks;
   /* Optional, load time: a pass over the whole workflow after every step
    * is loaded and every expression compiled, for checks that need the Lua
    * host (finding and loading plugins, compiling inline code). pc_load
@@ -89,23 +97,55 @@ struct pc_action_ops {
   int (*load_check)(struct pc_lua *h, struct pc_workflow *wf, const struct pc_load_opts *opts,
                     struct pc_diag *d);
   unsigned default_on; /* retry.on when the step does not set it */
+  /* With default_on, the status codes retried when the step does not set
+   * retry.on (http: a server saying "try again": 429, 502, 503, 504). */
+  const int *default_codes;
+  size_t ndefault_codes;
   bool has_status;     /* expect.status applies (default: status < 400) */
   bool has_exit_code;  /* expect.exit_code applies (default: 0) */
   /* The action writes fields into a->result_ref. Otherwise the engine
    * creates no result table before the attempt (unless expect.that reads
    * it) and a->result_ref is LUA_NOREF. */
   bool fills_result;
+  /* What the action reads at run time is its value (st->params) and its
+   * defaults (defaults.KEY) only, evaluated by the engine: no code of the
+   * action sees the step's scope. A fan-out over such a step whose value,
+   * defaults, expect.that and outputs hold no expression gives its items
+   * no scope (nothing could read `item`). */
+  bool params_only;
+  /* Code the action runs sees `steps` whole (uses, lua: Lua code), so every
+   * step's result must be kept where it can be read. */
+  bool reads_steps;
 };
 
-/* The action table; NULL for keys that are not leaf actions (steps, gather)
- * or not built in. */
-const struct pc_action_ops *pc_action_find(const char *key);
-const struct pc_action_ops *pc_action_ops(enum pc_action a);
+/* The ops of `key` in a NULL-terminated table of actions, or NULL. */
+static inline const struct pc_action_ops *pc_actions_find(const struct pc_action_ops *const *t,
+                                                          const char *key)
+{
+  for (; t && *t; t++)
+    if (strcmp((*t)->key, key) == 0)
+      return *t;
+  return NULL;
+}
+
+/* The key a step is written with: its action's, or the group's. */
+static inline const char *pc_step_key(const struct pc_step *st)
+{
+  return st->kind == PC_STEP_LEAF ? st->ops->key
+         : st->kind == PC_STEP_SEQUENCE ? "steps" : "gather";
+}
 
 /* Ends the attempt: exactly once per attempt that was not cancelled, from
  * start() itself or later from a loop callback. The engine takes it up from
  * its drain (see pc_run_defer), never inside this call. */
 void pc_attempt_done(struct pc_attempt *a, enum pc_fail fail, const char *msg);
+/* The attempt's fields in the step's record for the reports, beside its
+ * status (a->status): what was asked of which target ("GET", the URL).
+ * Copied when the run keeps records, else ignored; the last call of the
+ * step's last attempt wins (each attempt starts without them, and they go
+ * with the attempt's result when the engine drops it: a retry, a step
+ * cancelled from outside). The reports show them under the action's key. */
+void pc_attempt_report(struct pc_attempt *a, const char *method, const char *url);
 
 /* ------------------------------------------------------------ run services */
 
@@ -123,9 +163,48 @@ double pc_run_deadline_ms(struct pc_run *run);
 double pc_run_started_ms(struct pc_run *run);
 /* The run's pool named `name` (see pool.h), or NULL. */
 struct pc_pool *pc_run_pool(struct pc_run *run, const char *name);
-/* A run-wide slot per action (e.g. the HTTP session), freed by the action's
- * run_cleanup. */
-void **pc_run_action_slot(struct pc_run *run, enum pc_action a);
+
+/* ------------------------------------------------------------ run hooks */
+
+/* Run-wide state of an action or a shared service (the HTTP session, the
+ * process set, the sleeps' timers): made the first time a step needs it,
+ * found again through the address of its hooks, and torn down by the run.
+ * The run knows it only through these hooks; whoever defines them (one
+ * static struct) owns the state.
+ *
+ * Threads: everything here runs on the loop's thread, except kill_now. */
+struct pc_run_hooks {
+  const char *name; /* what the state is, for messages: "the HTTP session" */
+  /* Makes the state (pc_run_state with create). Must not fail. */
+  void *(*create)(struct pc_run *run);
+  /* Called once, when the run's steps are all over, before the reports
+   * are written: stops what the state holds and frees it, or starts
+   * closing it (the run's loop runs afterwards until every handle is
+   * closed). Whenever the state is freed (here or later, from a close
+   * callback), its owner calls pc_run_state_release first. */
+  void (*cleanup)(struct pc_run *run, void *state);
+  /* Optional: pacer is about to exit at once (a second signal, or the
+   * watchdog when the loop is stuck), and this is the last chance to stop
+   * what would outlive it (process groups). The contract is a signal
+   * handler's: it may be called from the watchdog's thread while the
+   * loop's thread is running, blocked or stopped anywhere (even inside
+   * the state's own functions), so it reads only what the state publishes
+   * for other threads (atomics: the process set keeps its live group ids
+   * in an array of them), and it must not lock, allocate, log, wait or
+   * touch the loop. It is never called after pc_run_state_release. */
+  void (*kill_now)(void *state);
+  /* Optional: the state's statistics for the reports, as one section
+   * (model/stats.h: its name becomes the section's key), taken before
+   * cleanup. `state` is NULL when no step made it: fill the section with
+   * zeros, so that a report always has it. */
+  void (*stats)(void *state, struct pc_stats_section *out);
+};
+/* The run's state for `hooks`: made by hooks->create if `create` and
+ * there is none yet, else NULL when there is none. */
+void *pc_run_state(struct pc_run *run, const struct pc_run_hooks *hooks, bool create);
+/* The state for `hooks` is about to be freed: the run forgets it (kill_now
+ * is not called for it any more). */
+void pc_run_state_release(struct pc_run *run, const struct pc_run_hooks *hooks);
 /* Deferred work: a callback run from the engine's drain, never from inside
  * the caller. Lua coroutines are resumed this way (the "one place that
  * resumes Lua"), anything completing inside a library callback can use it

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "base/diag.h"
 #include "base/yamlload.h"
@@ -81,20 +82,18 @@ const struct pc_tmpl *pc_tmpl_at(const struct pc_tmpl *coll, size_t i);
 
 /* -------------------------------------------------------------------- steps */
 
-enum pc_action {
-  PC_ACT_NONE = 0,
-  PC_ACT_SLEEP,
-  PC_ACT_LOG,
-  PC_ACT_ASSERT,
-  PC_ACT_STEPS,
-  PC_ACT_GATHER,
-  PC_ACT_HTTP,
-  PC_ACT_USES,
-  PC_ACT_LUA,
-  PC_ACT_EXEC,
-  PC_ACT_SHELL,
+/* What a step is: one action (a leaf, which holds its ops), or a group of
+ * steps run one after the other (`steps:`) or together (`gather:`). The
+ * model knows no particular action: the loader resolves a leaf's key to
+ * the ops of the table it was handed (model/action.h) once, and everything
+ * after reaches the action through them. */
+enum pc_step_kind {
+  PC_STEP_LEAF,
+  PC_STEP_SEQUENCE,
+  PC_STEP_GATHER,
 };
-const char *pc_action_name(enum pc_action a);
+
+struct pc_action_ops;
 
 /* retry.on flags */
 #define PC_ON_NETWORK 0x01u
@@ -138,7 +137,8 @@ struct pc_output {
 };
 
 struct pc_step {
-  enum pc_action action;
+  enum pc_step_kind kind;
+  const struct pc_action_ops *ops; /* a leaf's action (borrowed from the table); NULL for groups */
   char *id;   /* NULL if none */
   char *name; /* NULL if none */
   const char *file; /* borrowed from the workflow */
@@ -167,8 +167,10 @@ struct pc_step {
   struct pc_expect expect;
   struct pc_output *outputs;
   size_t noutputs;
-  struct pc_tmpl *with;      /* `uses` inputs; NULL if none */
-  char *uses;                /* plugin name for PC_ACT_USES */
+  /* The `uses` action's: the plugin's name, and its inputs (`with`, a
+   * key of the step the action declares); NULL if none. */
+  struct pc_tmpl *with;
+  char *uses;
 
   /* The action's own value as written (sleep duration, log text, http map,
    * exec argv/map, shell text, lua code). NULL for assert/steps/gather. */
@@ -183,7 +185,7 @@ struct pc_step {
 
 static inline bool pc_step_is_group(const struct pc_step *s)
 {
-  return s->action == PC_ACT_STEPS || s->action == PC_ACT_GATHER;
+  return s->kind != PC_STEP_LEAF;
 }
 
 struct pc_pool_def {
@@ -200,7 +202,14 @@ struct pc_workflow {
   char *description; /* NULL if none */
   struct pc_tmpl *vars; /* PC_T_MAP or NULL; values may hold expressions (env...) */
   double timeout_ms;    /* < 0: none */
-  struct pc_tmpl *http_defaults; /* defaults.http, NULL if none */
+  /* defaults.KEY for an action that declares KEY (its defaults_key), as
+   * the action loaded it; see pc_workflow_defaults. */
+  struct pc_action_defaults *defaults;
+  size_t ndefaults;
+  /* The table of actions the workflow was loaded with (borrowed: it lives
+   * as long as the program; NULL-terminated). The run asks their hooks for
+   * statistics. */
+  const struct pc_action_ops *const *actions;
   struct pc_pool_def *pools;
   size_t npools;
   struct pc_step **steps;
@@ -214,10 +223,33 @@ struct pc_workflow {
   struct pc_node *root;   /* the YAML tree (owned), for actions that need it */
 };
 
+/* One defaults.KEY: the template of its value, which the action owning
+ * KEY checked when the file loaded. */
+struct pc_action_defaults {
+  const char *key; /* borrowed from the action's ops */
+  struct pc_tmpl *value;
+};
+
+/* The template of defaults.KEY, or NULL if the workflow has none. An
+ * action finds its own defaults by its key; there are at most as many as
+ * actions. */
+static inline const struct pc_tmpl *pc_workflow_defaults(const struct pc_workflow *wf,
+                                                         const char *key)
+{
+  for (size_t i = 0; wf && i < wf->ndefaults; i++)
+    if (strcmp(wf->defaults[i].key, key) == 0)
+      return wf->defaults[i].value;
+  return NULL;
+}
+
 /* What loading needs beyond the file, given by whoever calls pc_load
  * (load/load.h) and handed on to the actions' load checks (model/action.h).
  * Everything is borrowed and outlives the load. */
 struct pc_load_opts {
+  /* The actions a step may use, NULL-terminated: the command line's table
+   * (cli/builtins.c). A step's key is looked up here, and the key of
+   * defaults.KEY among the actions' defaults_key. */
+  const struct pc_action_ops *const *actions;
   /* Plugin directories, searched in this order after plugins/ beside the
    * workflow and before the installed plugins: the --plugins directories,
    * then the entries of PACER_PLUGIN_PATH. */
@@ -242,7 +274,8 @@ struct pc_load_opts {
  * engine and the Lua host loads through pc_load (load/load.h), which runs
  * this and the passes after it. */
 int pc_workflow_load_string(const char *name, const char *text, size_t len,
-                            struct pc_workflow **out, struct pc_diag *d);
+                            const struct pc_action_ops *const *actions, struct pc_workflow **out,
+                            struct pc_diag *d);
 void pc_workflow_free(struct pc_workflow *wf);
 
 /* ------------------------------------------------ helpers for action loaders */
@@ -276,6 +309,11 @@ struct pc_tmpl *pc_load_tmpl(struct pc_load_ctx *c, const struct pc_node *n);
 /* A bare expression (for `if`, `assert` items, `expect.that`): the scalar is
  * either wrapped in ${{ }} or is the expression itself. */
 struct pc_expr *pc_load_bare_expr(struct pc_load_ctx *c, const struct pc_node *n);
+/* One bare expression or a list of them (`assert`, `expect.that`): a new
+ * array of those that parsed, their count in *n. A map is refused, and an
+ * empty list unless `empty_ok`; `what` names the value in messages. */
+struct pc_expr **pc_load_expr_list(struct pc_load_ctx *c, const char *what,
+                                   const struct pc_node *v, bool empty_ok, size_t *n);
 /* Reports every key of `map` not in `allowed` (with a did-you-mean hint).
  * `what` names the map in messages ("step", "http", ...). Returns the number
  * of unknown keys. Reports an error and returns -1 if `map` is not a map. */

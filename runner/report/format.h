@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 #include "base/util.h"
-#include "report/report.h"
+#include "core/records.h"
 
 /* Reports grow with the number of step records, which the run already
  * holds in memory, so the buffer cap is only a backstop. (Not SIZE_MAX:

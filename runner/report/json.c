@@ -138,8 +138,10 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
     } else
       pc_buf_printf(b, ",\"total\":%zu,\"finished\":%zu,\"failed\":%zu", s->total, s->finished,
                     s->failed);
-    if (s->status || s->url) {
-      pc_buf_printf(b, ",\"http\":{\"status\":%d,\"method\":", s->status);
+    if (s->status || s->url) { /* under the key of the action that reported them */
+      pc_buf_puts(b, ",");
+      pc__json_str(b, s->action);
+      pc_buf_printf(b, ":{\"status\":%d,\"method\":", s->status);
       pc__json_str(b, s->method);
       pc_buf_puts(b, ",\"url\":");
       pc__json_str(b, s->url);

@@ -14,6 +14,7 @@
  * `workflow` label (not in a push, whose grouping key holds it), so the
  * files of several workflows can sit in one collector directory. */
 #include "report/format.h"
+#include "report/report.h"
 
 #include <math.h>
 #include <stdio.h>

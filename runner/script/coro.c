@@ -49,6 +49,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "script/host.h"
 #include "script/internal.h"
 
 #define CLOSE_LIMIT_MS 1000.0 /* bound on <close> handlers while cancelling */

@@ -45,6 +45,7 @@
 
 #include "base/queue.h"
 #include "model/action.h"
+#include "script/coro_sched.h"
 #include "script/host.h"
 
 struct pc_coro;
@@ -52,16 +53,8 @@ struct pc_coro_job;
 struct pc_deferred; /* a node of the run's deferred queue (model/action.h) */
 struct pc_run;
 
-/* Where a job's coroutines are resumed from: the run's deferred queue (the
- * `lua` and `uses` actions adapt pc_run_defer), or a test's own; and the
- * loop their operations run on. The job keeps a copy; `ctx` must outlive
- * the job. */
-struct pc_coro_sched {
-  uv_loop_t *loop;
-  void (*defer)(void *ctx, struct pc_deferred *d, void (*cb)(struct pc_deferred *d));
-  void (*defer_cancel)(void *ctx, struct pc_deferred *d);
-  void *ctx;
-};
+/* struct pc_coro_sched, where a job's coroutines are resumed from:
+ * script/coro_sched.h. */
 
 struct pc_coro_job_opts {
   struct pc_coro_sched sched;

@@ -14,6 +14,7 @@
 
 #include <lauxlib.h>
 
+#include "script/host.h"
 #include "script/internal.h"
 #include "script/json.h"
 #include "script/value.h"

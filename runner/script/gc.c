@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "script/host.h"
 #include "script/internal.h"
 
 #define FINALIZER_LIMIT_MS 1000.0 /* bound on the __gc finalizers run at one time */

@@ -13,6 +13,8 @@
 
 #include <lua.h>
 
+#include "script/guard.h"
+
 struct pc_lua;
 
 /* Creates the state, opens the safe libraries, the JSON module (runner/script/json.c)
@@ -70,26 +72,7 @@ void pc_lua_memory_recover(struct pc_lua *h);
 /* With PC_LUA_GUARD_PREEMPT: while a signal is pending (base/signal.h),
  * code that has run this long without yielding yields to the loop. */
 #define PC_LUA_PREEMPT_MS 20.0
-/* How pc_lua_guard_enter may stop the code (see there). */
-#define PC_LUA_GUARD_STOP 1u    /* past the deadline, yield `co` instead of raising */
-#define PC_LUA_GUARD_PREEMPT 2u /* while a signal is pending, yield `co` now and then */
-struct pc_lua_guard {
-  bool active;
-  bool tripped;      /* the deadline passed; every instruction stops the code */
-  bool warned;       /* the blocking warning was given */
-  bool prev_enforce; /* in the frame enter() saved: enforcement before */
-  bool can_stop;     /* PC_LUA_GUARD_STOP */
-  bool can_preempt;  /* PC_LUA_GUARD_PREEMPT */
-  bool stopped;      /* the guard yielded `co` at the deadline (see below) */
-  bool preempted;    /* the guard yielded `co` for a pending signal (see below) */
-  bool raised_on_co; /* the guard raised its error on `co` itself */
-  double started;    /* pc_mono_ms() */
-  double deadline;   /* pc_mono_ms(); INFINITY for none */
-  const char *label; /* step label for the warning, or NULL; borrowed */
-  const char *what;  /* the error raised at the deadline; borrowed */
-  lua_State *co;     /* the thread the guard armed the hook on */
-  char where[160];   /* " (at FILE:LINE)" where it tripped, or "" */
-};
+/* struct pc_lua_guard, and its flags: script/guard.h. */
 /* Enters a guard around code that is about to run on thread `co` (the
  * current frame is saved into *saved). pc_lua_guard_leave restores it; with
  * `ended` it copies out the frame as it ended and returns the milliseconds

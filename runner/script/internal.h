@@ -17,8 +17,8 @@
  * and the node of the run's deferred queue a coroutine embeds: the action
  * interface declares them. */
 #include "model/action.h"
-#include "script/coro.h"
-#include "script/host.h"
+#include "script/coro_sched.h"
+#include "script/guard.h"
 
 /* The Lua sources embedded in the binary (lua/NAME.lua as bytecode, see
  * CMakeLists.txt); NULL when there is none of that name. */

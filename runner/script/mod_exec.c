@@ -1,5 +1,5 @@
 /* mod_exec.c: pacer.exec(argv, opts), a program run without a shell by
- * the run's process set (actions/exec.h), as the `exec` action runs one:
+ * the run's process set (proc/proc.h), as the `exec` action runs one:
  * its own process group, output captured and logged line by line; and the
  * result table both share (mod_exec.h). */
 #include <stdlib.h>
@@ -10,8 +10,9 @@
 
 #include "script/mod_exec.h"
 
-#include "actions/exec.h"
+#include "proc/proc.h"
 #include "base/util.h"
+#include "script/coro.h"
 #include "script/internal.h"
 
 /* ========================================================= the result */
@@ -159,7 +160,7 @@ int l_exec_run(lua_State *L)
     return luaL_error(L, "pacer.exec: no process runner here");
   struct exec_op *op = pc_xcalloc(1, sizeof *op);
   op->co = co;
-  int rc = pc_proc_spawn(pc_exec_procs(run), &o, on_exec_done, op, &op->proc);
+  int rc = pc_proc_spawn(pc_proc_set_of(run), &o, on_exec_done, op, &op->proc);
   if (rc) {
     free(op);
     lua_pushnil(L);

@@ -7,11 +7,13 @@
 #include <lauxlib.h>
 
 #include "http/curlshim.h"
-#include "http/action.h"
 #include "http/request.h"
 #include "http/result.h"
+#include "http/run.h"
 #include "http/spec.h"
 #include "base/util.h"
+#include "script/coro.h"
+#include "script/host.h"
 #include "script/internal.h"
 
 struct http_op {
@@ -102,7 +104,7 @@ int l_http_request(lua_State *L)
   op->co = co;
   op->result_ref = LUA_NOREF;
   struct pc_http_spec_opts o = {
-      .defaults = pc_run_workflow_def(run)->http_defaults,
+      .defaults = pc_workflow_defaults(pc_run_workflow_def(run), "http"),
       .scope_ref = pc_coro_scope(co),
       .allow_timeout = true,
       .label = pc_coro_label(co),

@@ -10,6 +10,8 @@
 
 #include "base/log.h"
 #include "base/util.h"
+#include "script/coro.h"
+#include "script/host.h"
 #include "script/internal.h"
 
 /* core.log(level, text): one log line with the label of the running job. */

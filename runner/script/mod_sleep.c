@@ -7,6 +7,7 @@
 
 #include "base/sleep.h"
 #include "base/util.h"
+#include "script/coro.h"
 #include "script/internal.h"
 
 struct sleep_op {

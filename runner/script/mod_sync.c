@@ -12,6 +12,7 @@
 
 #include "base/pool.h"
 #include "base/util.h"
+#include "script/coro.h"
 #include "script/internal.h"
 
 enum permit_kind { PERMIT_SEM, PERMIT_POOL };

@@ -10,6 +10,7 @@
 #include <lauxlib.h>
 
 #include "base/util.h"
+#include "script/coro.h"
 #include "script/internal.h"
 
 static struct pc__task *check_task(lua_State *L, int idx)

@@ -16,6 +16,7 @@
 #include <lualib.h>
 
 #include "base/util.h"
+#include "script/host.h"
 #include "script/internal.h"
 #include "script/json.h"
 

@@ -498,7 +498,7 @@ static void collect_inline(struct pc_step *const *steps, size_t n, struct inline
 {
   for (size_t i = 0; i < n; i++) {
     const struct pc_step *st = steps[i];
-    if (st->action == PC_ACT_LUA && st->params && st->params->kind == PC_T_STR) {
+    if (st->ops == &pc_lua_ops && st->params && st->params->kind == PC_T_STR) {
       if (*nout == *cap) {
         *cap = *cap ? *cap * 2 : 16;
         *out = pc_xrealloc(*out, *cap * sizeof **out);
@@ -552,30 +552,26 @@ static void walk(struct check *c, struct pc_step *const *steps, size_t n)
 {
   for (size_t i = 0; i < n; i++) {
     const struct pc_step *st = steps[i];
-    if (st->action == PC_ACT_USES && st->uses)
+    if (st->ops == &pc_uses_ops && st->uses)
       check_uses(c, st);
     walk(c, st->children, st->nchildren);
   }
 }
 
+/* Whether any of the steps (or their children) is `uses:` or `lua:`. */
 static bool has_lua(struct pc_step *const *steps, size_t n)
 {
   for (size_t i = 0; i < n; i++)
-    if (steps[i]->action == PC_ACT_USES || steps[i]->action == PC_ACT_LUA ||
+    if (steps[i]->ops == &pc_uses_ops || steps[i]->ops == &pc_lua_ops ||
         has_lua(steps[i]->children, steps[i]->nchildren))
       return true;
   return false;
 }
 
-bool pc_workflow_has_lua(const struct pc_workflow *wf)
-{
-  return has_lua(wf->steps, wf->nsteps) || has_lua(wf->finally, wf->nfinally);
-}
-
 int pc_plugins_check(struct pc_lua *h, struct pc_workflow *wf, const struct pc_load_opts *opts,
                      struct pc_diag *d)
 {
-  if (!pc_workflow_has_lua(wf))
+  if (!has_lua(wf->steps, wf->nsteps) && !has_lua(wf->finally, wf->nfinally))
     return 0;
   char *err = NULL;
   if (pc_pacer_open(h, &err) != 0) {
@@ -788,15 +784,39 @@ static int inline_load(struct pc_load_ctx *c, struct pc_step *st, const struct p
   return 0;
 }
 
-/* Both share one load check (pc_plugins_check), which pc_load runs once. */
+/* `uses: NAME`: the plugin's name (found and loaded by the load check),
+ * and the step's `with`, the plugin's inputs (checked against them there). */
+static int uses_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
+{
+  if (v->kind != PC_NODE_SCALAR || pc_node_scalar_type(v) != PC_SCALAR_STR || v->len == 0) {
+    pc_load_error(c, v, "uses: expected a plugin name, got %s", pc_node_describe(v).s);
+    return -1;
+  }
+  if (pc_load_no_nul(c, v, "uses: the plugin name", "a file name") != 0)
+    return -1;
+  st->uses = pc_xstrndup(v->str, v->len);
+  const struct pc_node *with = pc_node_get(st->node, "with");
+  if (with != NULL && with->kind != PC_NODE_MAP) {
+    pc_load_error(c, with, "with: expected a map of inputs, got %s", pc_node_describe(with).s);
+    return -1;
+  }
+  if (with != NULL && !(st->with = pc_load_tmpl(c, with)))
+    return -1;
+  return 0;
+}
+
+static const char *const uses_step_keys[] = {"with", NULL};
+
+/* Both share one load check (pc_plugins_check), which pc_load runs once;
+ * their code sees `steps` whole. */
 const struct pc_action_ops pc_uses_ops = {
-    .action = PC_ACT_USES, .key = "uses", .start = uses_start, .cancel = lua_cancel,
-    .load_check = pc_plugins_check, .default_on = PC_ON_ERROR | PC_ON_TIMEOUT,
-    .fills_result = true};
-const struct pc_action_ops pc_lua_ops = {
-    .action = PC_ACT_LUA, .key = "lua", .load = inline_load, .start = inline_start,
+    .key = "uses", .load = uses_load, .step_keys = uses_step_keys, .start = uses_start,
     .cancel = lua_cancel, .load_check = pc_plugins_check,
-    .default_on = PC_ON_ERROR | PC_ON_TIMEOUT, .fills_result = true};
+    .default_on = PC_ON_ERROR | PC_ON_TIMEOUT, .fills_result = true, .reads_steps = true};
+const struct pc_action_ops pc_lua_ops = {
+    .key = "lua", .load = inline_load, .start = inline_start, .cancel = lua_cancel,
+    .load_check = pc_plugins_check, .default_on = PC_ON_ERROR | PC_ON_TIMEOUT,
+    .fills_result = true, .reads_steps = true};
 
 /* ------------------------------------------------------ pacer plugins */
 

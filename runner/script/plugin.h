@@ -19,9 +19,6 @@
 extern const struct pc_action_ops pc_uses_ops;
 extern const struct pc_action_ops pc_lua_ops;
 
-/* Whether any step (in steps or finally) is `uses:` or `lua:`. */
-bool pc_workflow_has_lua(const struct pc_workflow *wf);
-
 /* Load-time pass over every step (the load_check of both actions, run by
  * pc_load): finds and loads each `uses` plugin and checks its inputs
  * (unknown, missing, wrong type for static values), and compiles each

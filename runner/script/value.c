@@ -13,6 +13,7 @@
 
 #include <lauxlib.h>
 
+#include "script/host.h"
 #include "script/internal.h"
 #include "script/json.h"
 #include "base/util.h"

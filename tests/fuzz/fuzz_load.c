@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "base/diag.h"
+#include "cli/builtins.h"
 #include "fuzz_common.h"
 #include "load/load.h"
 #include "model/workflow.h"
@@ -41,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
    * of what the fuzzer makes) stop before the passes that need Lua, so the
    * model pass alone runs first and its diagnostics are the answer. */
   struct pc_workflow *wf = NULL;
-  if (pc_workflow_load_string("fuzz.yml", (const char *)data, size, &wf, &d) != 0) {
+  if (pc_workflow_load_string("fuzz.yml", (const char *)data, size, pc_builtin_actions, &wf,
+                              &d) != 0) {
     if (devnull)
       pc_diag_print(&d, devnull);
     pc_diag_free(&d);
@@ -54,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   if (h) {
     static const char *const extra[] = {"x"}; /* as if given by --var */
     const struct pc_load_opts opts = {
+        .actions = pc_builtin_actions,
         .var_names = extra, .nvar_names = 1, .nvar_cli = 1, .warnings = true};
     fuzz_cap_memory(h);
     if (pc_load_string("fuzz.yml", (const char *)data, size, &opts, h, &wf, &d) == 0)

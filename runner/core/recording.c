@@ -1,5 +1,7 @@
-/* records.c: the records of a run for reports and the progress display
- * (records.h): one per step instance, appended when it starts and filled in
+/* recording.c: the records of a run for reports and the progress display
+ * (their types are in records.h, named apart from this file so that the
+ * header the reports read does not make one module with the engine's
+ * code): one per step instance, appended when it starts and filled in
  * when it ends, with the live counters of groups and the lanes of leaves.
  * Nothing here runs for a run that does not record (see the inline guards
  * in task.h). */
@@ -27,7 +29,7 @@ void pc__rec_open(struct task *t)
   memset(r, 0, sizeof *r);
   r->parent = t->parent ? t->parent->rec : PC_NO_RECORD;
   r->step = t->step;
-  r->action = t->step ? pc__step_action_name(t->step) : NULL;
+  r->action = t->step ? pc_step_key(t->step) : NULL;
   r->item = t->item;
   r->depth = t->parent ? rp->records[t->parent->rec].depth + 1 : 0;
   static const enum pc_record_kind kinds[] = {PC_REC_LEAF, PC_REC_SEQUENCE, PC_REC_GATHER,
@@ -72,8 +74,9 @@ void pc__rec_attempt_close(struct task *t, enum pc_outcome o, const char *msg)
   ar->error = msg ? pc_xstrdup(msg) : NULL;
   ar->status = t->att.status;
   ar->exit_code = t->att.exit_code;
-  if (t->att.result_ref != LUA_NOREF)
-    pc__result_action_fields(run, t->att.result_ref, &ar->method, &ar->url);
+  /* what the attempt reported it asked for (pc_attempt_report) */
+  ar->method = t->rep_method ? pc_xstrdup(t->rep_method) : NULL;
+  ar->url = t->rep_url ? pc_xstrdup(t->rep_url) : NULL;
 }
 
 /* A leaf's first attempt got its pool permits: from now on it runs, and
@@ -118,8 +121,11 @@ void pc__rec_close(struct task *t)
     r->queued_ms = t->queued_ms;
   pc__record_waiting(t, false);
   r->status = t->kind == TK_LEAF ? t->att.status : 0;
-  if (t->result_ref != LUA_NOREF)
-    pc__record_action_fields(run, t->result_ref, r);
+  if (t->kind == TK_LEAF) { /* what the last attempt reported (pc_attempt_report) */
+    r->method = t->rep_method;
+    r->url = t->rep_url;
+    t->rep_method = t->rep_url = NULL;
+  }
   if (t->kind == TK_LEAF && t->lane >= 0) {
     run->free_lanes = pc_xrealloc(run->free_lanes, (run->nfree_lanes + 1) * sizeof(int));
     run->free_lanes[run->nfree_lanes++] = t->lane;
