@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "base/redact.h"
 #include "base/util.h"
+#include "report/format.h"
 
 #define ERROR_TEXT_MAX 2000 /* bytes of an error message kept in a span's status */
 
@@ -458,27 +459,6 @@ static const char *record_name(const struct pc_record *s)
   return s->step->id ? s->step->id : s->step->name ? s->step->name : s->action;
 }
 
-/* The stable path of a record (as the JSON report's `path`). */
-static void record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i)
-{
-  const struct pc_record *s = &r->records[i];
-  if (s->parent == PC_NO_RECORD) {
-    pc_buf_puts(b, s->root_name ? s->root_name : "steps");
-    return;
-  }
-  record_path(b, r, s->parent);
-  const struct pc_record *p = &r->records[s->parent];
-  if (s->item && p->step == s->step) {
-    pc_buf_printf(b, "[%zu]", s->item);
-    return;
-  }
-  pc_buf_puts(b, "/");
-  if (s->step->id)
-    pc_buf_puts(b, s->step->id);
-  else
-    pc_buf_printf(b, "%s@%d", s->action, s->step->line);
-}
-
 static const char *kind_name(enum pc_record_kind k)
 {
   static const char *const names[] = {"root", "sequence", "gather", "for_each", "step"};
@@ -535,7 +515,7 @@ static void record_span(struct out *o, const struct pc_run_report *r, struct pc_
   struct attrs a = {o->b, true};
   struct pc_buf path;
   pc_buf_init(&path, (size_t)1 << 30);
-  record_path(&path, r, i);
+  pc__record_path(&path, r, i); /* as the JSON report's `path` */
   const char *outcome = s->done ? pc_outcome_name(s->outcome) : "running";
   attr_str(&a, "cicd.pipeline.task.name", record_name(s));
   attr_str(&a, "cicd.pipeline.task.run.id", path.data);
