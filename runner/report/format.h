@@ -31,6 +31,9 @@ bool pc__is_instance(const struct pc_run_report *r, const struct pc_record *s);
 /* The step's stable path: the root, then each step's id (or ACTION@LINE),
  * with [N] for a fan-out item: "steps/stories[3]/fetch". */
 void pc__record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i);
+/* The same with [*] for every fan-out item: one key for all items of a
+ * fan-out ("steps/stories[*]/fetch"). */
+void pc__record_key(struct pc_buf *b, const struct pc_run_report *r, size_t i);
 
 static inline const char *pc__rec_outcome(const struct pc_record *s)
 {

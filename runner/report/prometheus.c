@@ -119,27 +119,6 @@ static void name_part(struct pc_buf *b, const char *s)
 
 /* ============================================================ steps */
 
-/* The step's key: its stable path with every fan-out item written [*], so
- * all items of one fan-out are one step: "steps/stories[*]/fetch". */
-static void step_key(struct pc_buf *b, const struct pc_run_report *r, size_t i)
-{
-  const struct pc_record *s = &r->records[i];
-  if (s->parent == PC_NO_RECORD) {
-    pc_buf_puts(b, s->root_name ? s->root_name : "steps");
-    return;
-  }
-  step_key(b, r, s->parent);
-  if (pc__is_instance(r, s)) {
-    pc_buf_puts(b, "[*]");
-    return;
-  }
-  pc_buf_puts(b, "/");
-  if (s->step->id)
-    pc_buf_puts(b, s->step->id);
-  else
-    pc_buf_printf(b, "%s@%d", s->action, s->step->line);
-}
-
 struct keyed {
   char *key;
   size_t rec;
@@ -185,7 +164,7 @@ static void render_steps(struct prom *p)
   for (size_t i = 0; i < r->nrecords; i++) {
     struct pc_buf b;
     pc_buf_init(&b, REPORT_BUF_MAX);
-    step_key(&b, r, i);
+    pc__record_key(&b, r, i); /* every item of a fan-out is one step */
     ks[i].key = pc_buf_steal(&b);
     ks[i].rec = i;
   }

@@ -105,17 +105,21 @@ bool pc__is_instance(const struct pc_run_report *r, const struct pc_record *s)
 }
 
 /* The step's stable path: the root, then each step's id (or ACTION@LINE),
- * with [N] for a fan-out item: "steps/stories[3]/fetch". */
-void pc__record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i)
+ * with [N] for a fan-out item ("steps/stories[3]/fetch"), or [*] with
+ * `any_item` (every item of a fan-out one key: "steps/stories[*]/fetch"). */
+static void record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i, bool any_item)
 {
   const struct pc_record *s = &r->records[i];
   if (s->parent == PC_NO_RECORD) {
     pc_buf_puts(b, s->root_name ? s->root_name : "steps");
     return;
   }
-  pc__record_path(b, r, s->parent);
+  record_path(b, r, s->parent, any_item);
   if (pc__is_instance(r, s)) {
-    pc_buf_printf(b, "[%zu]", s->item);
+    if (any_item)
+      pc_buf_puts(b, "[*]");
+    else
+      pc_buf_printf(b, "[%zu]", s->item);
     return;
   }
   pc_buf_puts(b, "/");
@@ -123,6 +127,16 @@ void pc__record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i)
     pc_buf_puts(b, s->step->id);
   else
     pc_buf_printf(b, "%s@%d", s->action, s->step->line);
+}
+
+void pc__record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i)
+{
+  record_path(b, r, i, false);
+}
+
+void pc__record_key(struct pc_buf *b, const struct pc_run_report *r, size_t i)
+{
+  record_path(b, r, i, true);
 }
 
 /* ------------------------------------------------------------- public */
