@@ -21,6 +21,7 @@
 
 #include "http/curlshim.h"
 #include "base/diag.h"
+#include "base/digest.h"
 #include "core/run.h"
 #include "base/log.h"
 #include "script/luahost.h"
@@ -29,6 +30,8 @@
 #include "load/load.h"
 #include "report/report.h"
 #include "load/schema.h"
+#include "base/yamlload.h"
+#include "core/records.h"
 #include "base/util.h"
 #include "model/workflow.h"
 
@@ -254,13 +257,15 @@ static struct pc_load_opts load_opts(struct cli *cli, const struct var_names *vn
   };
 }
 
-/* Loads, checks and compiles one file. Returns 0, or -1 with errors printed. */
-static int load_workflow(const char *path, struct pc_lua *h, const struct pc_load_opts *opts,
-                         struct pc_workflow **out)
+/* Loads, checks and compiles one file, or, when `text` is not NULL, the
+ * file's text already read. Returns 0, or -1 with errors printed. */
+static int load_workflow(const char *path, const char *text, size_t len, struct pc_lua *h,
+                         const struct pc_load_opts *opts, struct pc_workflow **out)
 {
   struct pc_diag d;
   pc_diag_init(&d);
-  int rc = pc_load(path, opts, h, out, &d);
+  int rc = text ? pc_load_string(path, text, len, opts, h, out, &d)
+                : pc_load(path, opts, h, out, &d);
   print_diags(&d);
   if (rc != 0) {
     size_t n = pc_diag_count(&d);
@@ -397,7 +402,7 @@ static int cmd_validate(struct cli *cli, int argc, char **argv)
       break;
     }
     struct pc_workflow *wf = NULL;
-    if (load_workflow(files[i], h, &lopts, &wf) != 0) {
+    if (load_workflow(files[i], NULL, 0, h, &lopts, &wf) != 0) {
       code = PC_EXIT_USAGE;
     } else {
       printf("%s: ok\n", files[i]);
@@ -477,6 +482,43 @@ static bool opt_is(const char *a, const char *name)
 {
   size_t n = strlen(name);
   return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
+}
+
+/* The run's shard identity for its reports (core/records.h,
+ * docs/shards.md): 1 of 1 until --shard exists, the SHA-256 of the workflow
+ * file's bytes (the text the run loads, read once) and of the vars
+ * overrides: the bytes of --vars-file, then each --var in order, each
+ * framed by its kind and length so that no two lists of overrides digest
+ * alike. Returns 0, or -1 if the vars file cannot be read (the check of
+ * the overrides has said so already). */
+static int shard_identity(struct pc_shard_id *sh, const char *wf_text, size_t wf_len,
+                          const struct pc_run_opts *o)
+{
+  memset(sh, 0, sizeof *sh);
+  sh->index = sh->count = 1;
+  sh->rule = "none";
+  pc_sha256_hex_of(wf_text, wf_len, sh->workflow_sha256);
+  struct pc_sha256 v;
+  pc_sha256_init(&v);
+  char frame[64];
+  if (o->vars_file) {
+    char *buf;
+    size_t len;
+    if (pc_read_file(o->vars_file, pc_yaml_default_limits.max_bytes, &buf, &len) != 0)
+      return -1;
+    int n = snprintf(frame, sizeof frame, "vars-file %zu\n", len);
+    pc_sha256_update(&v, frame, (size_t)n);
+    pc_sha256_update(&v, buf, len);
+    free(buf);
+  }
+  for (size_t i = 0; i < o->nvars; i++) {
+    size_t len = strlen(o->vars[i]);
+    int n = snprintf(frame, sizeof frame, "var %zu\n", len);
+    pc_sha256_update(&v, frame, (size_t)n);
+    pc_sha256_update(&v, o->vars[i], len);
+  }
+  pc_sha256_hex(&v, sh->vars_sha256);
+  return 0;
 }
 
 static int cmd_run(struct cli *cli, int argc, char **argv)
@@ -586,8 +628,19 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     code = PC_EXIT_ERROR;
     goto out;
   }
+  /* The file is read here, once, for its digest and for the loader; if it
+   * cannot be read, the loader says why. */
+  char *text = NULL;
+  size_t text_len = 0;
+  if (pc_read_file(file, pc_yaml_default_limits.max_bytes, &text, &text_len) != 0)
+    text = NULL;
+  struct pc_shard_id shard;
+  if (text && shard_identity(&shard, text, text_len, &o) == 0)
+    o.shard = &shard;
   struct pc_workflow *wf = NULL;
-  if (load_workflow(file, h, &lopts, &wf) == 0) {
+  int loaded = load_workflow(file, text, text_len, h, &lopts, &wf);
+  free(text);
+  if (loaded == 0) {
     if (lock_path && !dry && (lock_fd = take_lock(lock_path)) < 0) {
       code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
     } else if (dry) {

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/hist.h"
 #include "model/outcome.h"
 #include "model/stats.h"
 #include "model/workflow.h"
@@ -57,6 +58,39 @@ struct pc_record {
   char *method;
 };
 
+/* Which shard of a run a report is, and what `pacer merge` checks shards
+ * share (docs/shards.md): K of N, how fan-outs were partitioned, and the
+ * SHA-256 (hex) of the workflow file and of the vars overrides. A run that
+ * is not sharded is 1 of 1 with the rule "none". A merged report has index
+ * 0 and one entry per shard it was made of. */
+struct pc_shard_run {
+  int index;          /* K */
+  char *run_id;       /* owned */
+  double start_ms;    /* wall clock at the shard's start */
+  double duration_ms;
+  char *outcome;      /* owned */
+  int exit_code;
+};
+
+struct pc_shard_id {
+  int index, count;   /* K (1-based; 0: a merged report) and N */
+  const char *rule;   /* "none" */
+  char workflow_sha256[65];
+  char vars_sha256[65];
+  struct pc_shard_run *runs; /* merged reports: the shards, by index */
+  size_t nruns;
+};
+
+/* The latency of one step over all its leaf instances that ran (a
+ * fan-out's items, the same step in every item of an enclosing fan-out):
+ * a mergeable histogram of their durations (base/hist.h). */
+struct pc_latency {
+  char *step;         /* owned: the step's path without item numbers, "steps/stories" */
+  char *action;       /* owned */
+  int line;
+  struct pc_hist hist;
+};
+
 struct pc_run_report {
   const struct pc_workflow *wf; /* borrowed */
   const char *run_id;
@@ -73,6 +107,14 @@ struct pc_run_report {
    * end; rendered after the steps' own in every format that shows them. */
   struct pc_stats_section *stats;
   size_t nstats;
+  /* The shard identity (borrowed); NULL: not known (a run from a test
+   * harness), written as 1 of 1 with no digests. */
+  const struct pc_shard_id *shard;
+  /* Per-step latency histograms, when they come from elsewhere (`pacer
+   * merge` adds up the shards'); NULL: the reports compute them from the
+   * records. Borrowed. */
+  const struct pc_latency *latency;
+  size_t nlatency;
 };
 
 /* Frees the records and what they hold (not `r` itself). */

@@ -14,6 +14,7 @@
 #include "model/workflow.h"
 
 struct pc_lua;
+struct pc_shard_id;
 
 struct pc_run_opts {
   double timeout_ms;            /* < 0: the file's `timeout` */
@@ -25,6 +26,8 @@ struct pc_run_opts {
   size_t nreports;
   bool record;                  /* keep step records even without reports (progress) */
   bool progress;                /* show the live progress display (progress.h) */
+  const struct pc_shard_id *shard; /* the run's shard identity for the reports
+                                      (core/records.h), borrowed; or NULL */
 };
 void pc_run_opts_init(struct pc_run_opts *o);
 

@@ -103,18 +103,17 @@ bool pc__is_instance(const struct pc_run_report *r, const struct pc_record *s)
   return s->item && s->parent != PC_NO_RECORD && r->records[s->parent].step == s->step;
 }
 
-/* The step's stable path: the root, then each step's id (or ACTION@LINE),
- * with [N] for a fan-out item: "steps/stories[3]/fetch". */
-void pc__record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i)
+static void record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i, bool items)
 {
   const struct pc_record *s = &r->records[i];
   if (s->parent == PC_NO_RECORD) {
     pc_buf_puts(b, s->root_name ? s->root_name : "steps");
     return;
   }
-  pc__record_path(b, r, s->parent);
+  record_path(b, r, s->parent, items);
   if (pc__is_instance(r, s)) {
-    pc_buf_printf(b, "[%zu]", s->item);
+    if (items)
+      pc_buf_printf(b, "[%zu]", s->item);
     return;
   }
   pc_buf_puts(b, "/");
@@ -122,6 +121,18 @@ void pc__record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i)
     pc_buf_puts(b, s->step->id);
   else
     pc_buf_printf(b, "%s@%d", s->action, s->step->line);
+}
+
+/* The step's stable path: the root, then each step's id (or ACTION@LINE),
+ * with [N] for a fan-out item: "steps/stories[3]/fetch". */
+void pc__record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i)
+{
+  record_path(b, r, i, true);
+}
+
+void pc__record_step_path(struct pc_buf *b, const struct pc_run_report *r, size_t i)
+{
+  record_path(b, r, i, false);
 }
 
 /* ------------------------------------------------------------- public */
