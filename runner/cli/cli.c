@@ -4,6 +4,7 @@
  * printed as "file:line:column: error: ..." and exit 2 before anything
  * runs. */
 #include "cli/cli.h"
+#include "cli/merge.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +41,8 @@ static void usage(FILE *f)
   fputs("usage: pacer run WORKFLOW.yml [options]   run a workflow\n"
         "       pacer validate WORKFLOW.yml...       check files without running anything\n"
         "       pacer plugins [WORKFLOW.yml]         list the plugins found, with their inputs\n"
+        "       pacer merge SHARD.json... --report FORMAT:PATH...\n"
+        "                                            merge the reports of a run's shards\n"
         "       pacer schema                         print the JSON Schema of the workflow format\n"
         "       pacer version                        print versions\n"
         "\n"
@@ -707,6 +710,8 @@ static int cli_main(int argc, char **argv)
   cli_free(&cli);
   if (code >= 0)
     return code;
+  if (strcmp(cmd, "merge") == 0)
+    return pc_cli_merge(argc - 2, argv + 2);
   if (strcmp(cmd, "schema") == 0) {
     if (argc > 2) {
       fprintf(stderr, "pacer schema: takes no arguments\n");

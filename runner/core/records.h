@@ -56,6 +56,9 @@ struct pc_record {
   int status;
   char *url;
   char *method;
+  /* A merged report (`pacer merge`): the shard that ran it; 0 for a group
+   * that several shards ran, and in a run's own report. */
+  int shard;
 };
 
 /* Which shard of a run a report is, and what `pacer merge` checks shards

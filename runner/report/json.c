@@ -165,6 +165,8 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
       pc_buf_printf(b, ",\"line\":%d", s->step->line);
     if (s->item)
       pc_buf_printf(b, ",\"item\":%zu", s->item);
+    if (s->shard)
+      pc_buf_printf(b, ",\"shard\":%d", s->shard);
     pc_buf_puts(b, ",\"outcome\":");
     pc__json_str(b, pc__rec_outcome(s));
     pc_buf_puts(b, ",\"error\":");
