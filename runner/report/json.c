@@ -104,7 +104,8 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
   pc_format_iso8601(r->start_ms, ts, sizeof ts);
   pc_buf_puts(b, ",\"started_at\":");
   pc__json_str(b, ts);
-  pc_buf_printf(b, ",\"duration_ms\":%.0f,\"outcome\":", r->duration_ms);
+  pc_buf_printf(b, ",\"started_at_epoch_ms\":%.3f,\"duration_ms\":%.0f,\"outcome\":", r->start_ms,
+                r->duration_ms);
   pc__json_str(b, r->outcome ? r->outcome : "running");
   pc_buf_printf(b, ",\"exit_code\":%d,\"finished\":%s},", r->exit_code,
                 r->finished ? "true" : "false");

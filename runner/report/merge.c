@@ -15,14 +15,17 @@
  * the whole list, whichever shard ran it.
  *   - A group (a root, `steps:`, `gather:`, a fan-out) that several shards
  *     ran is one record: it starts with the first and ends with the last,
- *     its counters add up, and its outcome is the worst of theirs.
+ *     and its outcome is the worst of theirs. A fan-out's counters add up
+ *     (each shard counts its share of the items); another group's are the
+ *     largest any shard has (its children are the same on every shard).
  *   - A fan-out item belongs to one shard: one that two shards ran means
  *     they did not split the same list, and the merge is refused.
  *   - A leaf outside every fan-out ran on every shard that reached it: each
  *     run is kept, and its label says which shard it was ("(shard 2/3)").
  * Times are moved onto one timeline: each shard's offsets plus its start
  * (the wall clock) minus the earliest start. Lanes are assigned again over
- * that timeline, so max_concurrency is the peak of the union. Latency
+ * that timeline, so max_concurrency is the peak of the union (a report
+ * merged alone keeps its own). Latency
  * comes from the shards' histograms added up (base/hist.h: exact within
  * the bucket error), checked against the merged records; the statistics
  * sections (HTTP) add up counter by counter and row by row. */
@@ -343,7 +346,8 @@ static int read_shard(struct shard *sh, const char *file, char **err)
             (idx->t == PC_J_NULL || (pc_jv_int(shv, "index", &sh->index) && sh->index >= 1)) &&
             (sh->rule = pc_jv_str(shv, "rule")) && (sh->run_id = pc_jv_str(run, "id")) &&
             (sh->outcome = pc_jv_str(run, "outcome")) &&
-            parse_iso8601(pc_jv_str(run, "started_at"), &sh->start_ms) &&
+            (pc_jv_num(run, "started_at_epoch_ms", &sh->start_ms) ||
+             parse_iso8601(pc_jv_str(run, "started_at"), &sh->start_ms)) &&
             pc_jv_num(run, "duration_ms", &sh->duration_ms) &&
             pc_jv_int(run, "exit_code", &sh->exit_code) && pc_jv_get(h, "workflow");
   if (!ok) {
@@ -513,9 +517,17 @@ static void unify(struct pc_record *e, struct srec *s, double shift)
   if (r->ready_off_ms + shift < e->ready_off_ms)
     e->ready_off_ms = r->ready_off_ms + shift;
   e->duration_ms = (end > e_end ? end : e_end) - e->start_off_ms;
-  e->total += r->total;
-  e->finished += r->finished;
-  e->failed += r->failed;
+  /* A fan-out's counters are each shard's share of the items; any other
+   * group has the same children on every shard. */
+  if (e->kind == PC_REC_FOREACH) {
+    e->total += r->total;
+    e->finished += r->finished;
+    e->failed += r->failed;
+  } else {
+    e->total = r->total > e->total ? r->total : e->total;
+    e->finished = r->finished > e->finished ? r->finished : e->finished;
+    e->failed = r->failed > e->failed ? r->failed : e->failed;
+  }
   if (outcome_rank(r->done, r->outcome) > outcome_rank(e->done, e->outcome)) {
     e->outcome = r->outcome;
     free(e->error);
@@ -944,7 +956,15 @@ int pc_merge_reports(const char *const *paths, size_t n, struct pc_merged **out,
         free(r->records[i].label);
         r->records[i].label = l;
       }
-    assign_lanes(r);
+    /* One shard keeps its own lanes (the engine's); shards' lanes are
+     * made again over the one timeline. */
+    if (n > 1) {
+      assign_lanes(r);
+    } else {
+      for (size_t i = 0; i < r->nrecords; i++)
+        if (r->records[i].lane >= r->nlanes)
+          r->nlanes = r->records[i].lane + 1;
+    }
     r->latency = m->lat;
     r->nlatency = m->nlat;
     rc = check_latency(m, err);
