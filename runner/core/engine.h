@@ -27,6 +27,8 @@ struct task;
 /* Room for one run-wide slot per action (actions.c checks it suffices). */
 #define PC_RUN_SLOTS 16
 
+struct pc_redis_bucket;
+
 struct pc_run {
   uv_loop_t loop;     /* initialised and closed by the driver */
   struct pc_lua *lua; /* borrowed */
@@ -37,6 +39,9 @@ struct pc_run {
   double timeout_ms;   /* the workflow deadline, counted from started_mono; < 0: none */
   struct pc_pool *pools; /* owned: one per pool of the workflow (pc__engine_init) */
   size_t npools;
+  /* owned: the shared budget of each pool with `shared:` (NULL for the
+   * others), parallel to pools; closed before them */
+  struct pc_redis_bucket **buckets;
   void *action_slots[PC_RUN_SLOTS]; /* the actions' run-wide state (pc_run_action_slot) */
 
   /* The deferred queue (defer.c): struct pc_deferred entries, the tasks'

@@ -31,6 +31,7 @@
 #include <lua.h>
 
 #include "base/log.h"
+#include "base/redisbucket.h"
 #include "base/util.h"
 #include "core/actions.h"
 #include "script/luahost.h"
@@ -584,21 +585,30 @@ void pc__engine_init(struct pc_run *run)
   const struct pc_workflow *wf = run->wf;
   run->npools = wf->npools;
   run->pools = pc_xcalloc(wf->npools ? wf->npools : 1, sizeof *run->pools);
-  for (size_t i = 0; i < wf->npools; i++)
+  run->buckets = pc_xcalloc(wf->npools ? wf->npools : 1, sizeof *run->buckets);
+  for (size_t i = 0; i < wf->npools; i++) {
     pc_pool_init(&run->loop, &run->pools[i], &wf->pools[i]);
+    if (wf->pools[i].shared)
+      run->buckets[i] = pc_redis_bucket_start(&run->loop, &run->pools[i], wf->pools[i].shared,
+                                              wf->pools[i].name);
+  }
 }
 
 void pc__engine_close(struct pc_run *run)
 {
   uv_close((uv_handle_t *)&run->drain, NULL);
-  for (size_t i = 0; i < run->npools; i++)
+  for (size_t i = 0; i < run->npools; i++) {
+    pc_redis_bucket_close(run->buckets[i]); /* frees itself once its handles close */
+    run->buckets[i] = NULL;
     pc_pool_close(&run->pools[i], NULL);
+  }
 }
 
 void pc__engine_free(struct pc_run *run)
 {
   free(run->free_lanes);
   free(run->pools);
+  free(run->buckets);
 }
 
 struct task *pc__root_start(struct pc_run *run, const char *name, struct pc_step *const *steps,

@@ -188,8 +188,10 @@ void pc_workflow_free(struct pc_workflow *wf)
   free(wf->description);
   pc_tmpl_free(wf->vars);
   pc_tmpl_free(wf->http_defaults);
-  for (size_t i = 0; i < wf->npools; i++)
+  for (size_t i = 0; i < wf->npools; i++) {
     free(wf->pools[i].name);
+    free(wf->pools[i].shared);
+  }
   free(wf->pools);
   for (size_t i = 0; i < wf->nsteps; i++)
     pc__step_free(wf->steps[i]);

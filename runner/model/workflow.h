@@ -192,6 +192,7 @@ struct pc_pool_def {
   int concurrency;    /* 0: unlimited */
   double rate;        /* permits per second; 0: unlimited */
   int burst;          /* >= 1; default 1 (evenly spaced) */
+  char *shared;       /* `shared:`, a redis:// URL holding the budget; NULL if none */
 };
 
 struct pc_workflow {
