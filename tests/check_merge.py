@@ -23,9 +23,9 @@ Usage: check_merge.py --pacer PATH SCENARIO...
   exitcode   the merged exit code follows SPEC §1 (a signal, then the
              deadline, then errors, then failures) and run.outcome with it
 
-Until `pacer run --shard` exists, the shard reports are cut from a
-one-process report (scenario "shards"); the engine work that adds
---shard replaces that with N real runs.
+The shard reports of scenario "shards" are cut from a one-process report,
+so that every detail of the merge can be compared with it;
+tests/check_shard_run.py merges the reports of N real `--shard` runs.
 
 Prints "ok SCENARIO" per scenario; exits 1 on failure.
 """

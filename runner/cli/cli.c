@@ -49,6 +49,8 @@ static void usage(FILE *f)
         "run options:\n"
         "  --var NAME=VALUE      override vars.NAME (VALUE is read as YAML)\n"
         "  --vars-file FILE      YAML map merged over vars (--var wins)\n"
+        "  --shard K/N|auto      run shard K of N: the outermost fan-outs' items K, K+N, ...\n"
+        "  --shards N            with --shard auto in a Kubernetes Indexed Job: the count\n"
         "  --timeout DURATION    deadline for the whole run\n"
         "  --report FORMAT:PATH  write a report (json, junit, trace, html); repeatable\n"
         "  --lock PATH           hold an exclusive lock; exit 75 if another run holds it\n"
@@ -488,18 +490,19 @@ static bool opt_is(const char *a, const char *name)
 }
 
 /* The run's shard identity for its reports (core/records.h,
- * docs/shards.md): 1 of 1 until --shard exists, the SHA-256 of the workflow
+ * docs/shards.md): K of N (1 of 1 without --shard), the SHA-256 of the workflow
  * file's bytes (the text the run loads, read once) and of the vars
  * overrides: the bytes of --vars-file, then each --var in order, each
  * framed by its kind and length so that no two lists of overrides digest
  * alike. Returns 0, or -1 if the vars file cannot be read (the check of
  * the overrides has said so already). */
 static int shard_identity(struct pc_shard_id *sh, const char *wf_text, size_t wf_len,
-                          const struct pc_run_opts *o)
+                          const struct pc_run_opts *o, int index, int count)
 {
   memset(sh, 0, sizeof *sh);
-  sh->index = sh->count = 1;
-  sh->rule = "none";
+  sh->index = index;
+  sh->count = count;
+  sh->rule = count > 1 ? "striped" : "none";
   pc_sha256_hex_of(wf_text, wf_len, sh->workflow_sha256);
   struct pc_sha256 v;
   pc_sha256_init(&v);
@@ -524,6 +527,88 @@ static int shard_identity(struct pc_shard_id *sh, const char *wf_text, size_t wf
   return 0;
 }
 
+/* A whole number from 1 to 100000, all of s; -1 if not. */
+static int shard_number(const char *s, size_t len)
+{
+  long v = 0;
+  if (len == 0 || len > 6)
+    return -1;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v >= 1 && v <= 100000 ? (int)v : -1;
+}
+
+/* --shard K/N, or --shard auto: K and N from a Kubernetes Indexed Job
+ * (JOB_COMPLETION_INDEX, 0-based, with the count from --shards N) or from
+ * GitLab's `parallel:` (CI_NODE_INDEX, 1-based, and CI_NODE_TOTAL). A GitHub
+ * Actions matrix passes K/N itself (docs/shards.md). Returns 0 with *k and
+ * *n, or -1 having said what is wrong. */
+static int resolve_shard(const char *spec, const char *shards, int *k, int *n)
+{
+  *k = *n = 1;
+  if (!spec) {
+    if (shards) {
+      fprintf(stderr, "pacer run: --shards applies only with --shard auto\n");
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp(spec, "auto") == 0) {
+    const char *jci = getenv("JOB_COMPLETION_INDEX");
+    const char *ci = getenv("CI_NODE_INDEX"), *ct = getenv("CI_NODE_TOTAL");
+    if (jci && *jci) {
+      int idx = strcmp(jci, "0") == 0 ? 0 : shard_number(jci, strlen(jci));
+      if (idx < 0) {
+        fprintf(stderr, "pacer run: --shard auto: JOB_COMPLETION_INDEX is \"%s\", not a number "
+                        "from 0 to 99999\n", jci);
+        return -1;
+      }
+      if (!shards || (*n = shard_number(shards, strlen(shards))) < 0) {
+        fprintf(stderr, "pacer run: --shard auto in a Kubernetes Indexed Job needs --shards N "
+                        "(the Job's completions, 1 to 100000)%s%s%s\n",
+                shards ? ", got \"" : "", shards ? shards : "", shards ? "\"" : "");
+        return -1;
+      }
+      *k = idx + 1;
+    } else if (ci && *ci && ct && *ct) {
+      if ((*k = shard_number(ci, strlen(ci))) < 0 || (*n = shard_number(ct, strlen(ct))) < 0) {
+        fprintf(stderr, "pacer run: --shard auto: CI_NODE_INDEX=\"%s\" CI_NODE_TOTAL=\"%s\" "
+                        "are not numbers from 1 to 100000\n", ci, ct);
+        return -1;
+      }
+      if (shards && shard_number(shards, strlen(shards)) != *n) {
+        fprintf(stderr, "pacer run: --shards %s disagrees with CI_NODE_TOTAL=%s\n", shards, ct);
+        return -1;
+      }
+    } else {
+      fprintf(stderr, "pacer run: --shard auto: set by a Kubernetes Indexed Job "
+                      "(JOB_COMPLETION_INDEX) or a GitLab parallel job (CI_NODE_INDEX, "
+                      "CI_NODE_TOTAL); neither is set here: give --shard K/N\n");
+      return -1;
+    }
+  } else {
+    if (shards) {
+      fprintf(stderr, "pacer run: --shards applies only with --shard auto\n");
+      return -1;
+    }
+    const char *slash = strchr(spec, '/');
+    if (!slash || (*k = shard_number(spec, (size_t)(slash - spec))) < 0 ||
+        (*n = shard_number(slash + 1, strlen(slash + 1))) < 0) {
+      fprintf(stderr, "pacer run: --shard expects K/N (1 <= K <= N <= 100000) or auto, got \"%s\"\n",
+              spec);
+      return -1;
+    }
+  }
+  if (*k > *n) {
+    fprintf(stderr, "pacer run: shard %d of %d: the index must be from 1 to %d\n", *k, *n, *n);
+    return -1;
+  }
+  return 0;
+}
+
 static int cmd_run(struct cli *cli, int argc, char **argv)
 {
   const char *file = NULL;
@@ -534,8 +619,8 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   struct pc_log_opts lo = {0, false, isatty(STDERR_FILENO) && !getenv("NO_COLOR")};
   bool dry = false;
   enum pc_progress_mode progress = PC_PROGRESS_AUTO;
-  const char *lock_path = NULL;
-  int lock_fd = -1;
+  const char *lock_path = NULL, *shard_spec = NULL, *shards_spec = NULL;
+  int lock_fd = -1, shard_k = 1, shard_n = 1;
   int code = PC_EXIT_USAGE;
   struct var_names vn = {0};
 
@@ -574,6 +659,12 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
         goto out;
       }
       reports[o.nreports++] = v;
+    } else if (opt_is(a, "--shard")) {
+      if (!(shard_spec = opt_value("--shard", argc, argv, &i)))
+        goto missing;
+    } else if (opt_is(a, "--shards")) {
+      if (!(shards_spec = opt_value("--shards", argc, argv, &i)))
+        goto missing;
     } else if (opt_is(a, "--lock")) {
       if (!(lock_path = opt_value("--lock", argc, argv, &i)))
         goto missing;
@@ -616,6 +707,8 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     usage(stderr);
     goto out;
   }
+  if (resolve_shard(shard_spec, shards_spec, &shard_k, &shard_n) != 0)
+    goto out;
   if (lo.json)
     lo.color = false;
   pc_log_init(&lo);
@@ -638,7 +731,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   if (pc_read_file(file, pc_yaml_default_limits.max_bytes, &text, &text_len) != 0)
     text = NULL;
   struct pc_shard_id shard;
-  if (text && shard_identity(&shard, text, text_len, &o) == 0)
+  if (text && shard_identity(&shard, text, text_len, &o, shard_k, shard_n) == 0)
     o.shard = &shard;
   struct pc_workflow *wf = NULL;
   int loaded = load_workflow(file, text, text_len, h, &lopts, &wf);

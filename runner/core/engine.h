@@ -39,6 +39,9 @@ struct pc_run {
   double timeout_ms;   /* the workflow deadline, counted from started_mono; < 0: none */
   struct pc_pool *pools; /* owned: one per pool of the workflow (pc__engine_init) */
   size_t npools;
+  /* --shard K/N (docs/shards.md): the outermost fan-out on each path runs
+   * items K, K+N, K+2N...; 0/0 when the run is not sharded. */
+  int shard_index, shard_count;
   /* owned: the shared budget of each pool with `shared:` (NULL for the
    * others), parallel to pools; closed before them */
   struct pc_redis_bucket **buckets;

@@ -139,7 +139,7 @@ void pc__fill_unstarted_items(struct task *t)
   if (t->next_kid >= t->total || t->items_ref == LUA_NOREF)
     return;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref); /* items */
-  for (size_t i = t->next_kid; i < t->total; i++) {
+  for (size_t i = t->next_kid; i < t->total; i += t->stride) {
     lua_createtable(L, 0, 2); /* items, r */
     lua_pushstring(L, pc_outcome_name(PC_CANCELLED));
     lua_setfield(L, -2, "outcome");

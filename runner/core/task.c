@@ -318,15 +318,33 @@ static struct task *spawn_child(struct task *t, size_t i)
   return c;
 }
 
+/* Inside an item of a partitioned fan-out (the item's shard runs all of it). */
+static bool in_partitioned(const struct task *t)
+{
+  for (const struct task *a = t; a; a = a->parent)
+    if (a->kind == TK_FOREACH && a->partitioned)
+      return true;
+  return false;
+}
+
 static void group_fill(struct task *t)
 {
+  /* `shard: one` children of a sequence or gather are not run (nor
+   * recorded) on the other shards: shard 1's report has them. */
+  while (!t->stopping && t->kind != TK_FOREACH && t->next_kid < t->total &&
+         t->run->shard_index > 1 && t->kids[t->next_kid]->shard_one && !in_partitioned(t))
+    t->next_kid++;
   while (!t->stopping && t->next_kid < t->total && (t->limit <= 0 || t->running < t->limit)) {
-    struct task *c = spawn_child(t, t->next_kid++);
+    struct task *c = spawn_child(t, t->next_kid);
+    t->next_kid += t->kind == TK_FOREACH ? t->stride : 1;
     pc_queue_insert_head(&t->live, &c->sibling);
     t->running++;
     if (pc__rec_of(t))
       pc__rec_of(t)->running++;
     pc__task_start(c);
+    while (!t->stopping && t->kind != TK_FOREACH && t->next_kid < t->total &&
+           t->run->shard_index > 1 && t->kids[t->next_kid]->shard_one && !in_partitioned(t))
+      t->next_kid++;
   }
   if (t->running == 0 && (t->stopping || t->next_kid >= t->total))
     group_finish(t);
@@ -441,8 +459,24 @@ static void foreach_begin(struct task *t)
     return;
   }
   t->total = (size_t)luaL_len(L, -1);
+  /* --shard K/N: the outermost fan-out on each path runs items K, K+N...
+   * (striped by position: shares differ by at most one item, and item i is
+   * on the same shard in every run); a fan-out inside one of its items is
+   * that shard's alone. Its record counts the shard's share, which
+   * `pacer merge` adds up. */
+  t->stride = 1;
+  size_t share = t->total;
+  if (run->shard_count > 1) {
+    if (!in_partitioned(t->parent)) {
+      size_t k = (size_t)run->shard_index, n = (size_t)run->shard_count;
+      t->partitioned = true;
+      t->stride = n;
+      t->next_kid = k - 1;
+      share = t->total >= k ? (t->total - k) / n + 1 : 0;
+    }
+  }
   if (pc__rec_of(t))
-    pc__rec_of(t)->total = t->total;
+    pc__rec_of(t)->total = share;
   t->list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   /* Only an expression or Lua code can read steps.ID.items, and only
    * through the step's id; the loader knows which can. When nothing can,

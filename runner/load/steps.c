@@ -36,7 +36,7 @@ static const char *const retry_keys[] = {"attempts", "backoff", "max_backoff", "
 static const char *const expect_keys[] = {"status", "exit_code", "that"};
 static const char *const step_keys[] = {
   "id",   "name",  "if",      "for_each", "concurrency", "fail_fast", "pool",
-  "timeout", "retry", "continue_on_error", "expect", "outputs", "with",
+  "timeout", "retry", "continue_on_error", "expect", "outputs", "with", "shard",
   /* the actions are step keys too */
   "sleep", "log",  "assert",  "steps",    "gather",      "http",      "uses",
   "lua",  "exec",  "shell",
@@ -512,6 +512,13 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
     st->name = pc__load_text(c, "name", v);
   if ((v = pc_node_get(n, "if")))
     st->if_expr = pc_load_bare_expr(c, v);
+  if ((v = pc_node_get(n, "shard"))) {
+    if (v->kind == PC_NODE_SCALAR && strcmp(v->str, "one") == 0)
+      st->shard_one = true;
+    else if (v->kind != PC_NODE_SCALAR || strcmp(v->str, "all") != 0)
+      pc_load_error(c, v, "shard: expected one (shard 1 only) or all (every shard), got %s",
+                    pc__describe(v).s);
+  }
   if ((v = pc_node_get(n, "for_each"))) {
     size_t nexprs = c->wf->nexprs;
     struct pc_tmpl *t = pc_load_tmpl(c, v);

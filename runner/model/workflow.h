@@ -150,6 +150,7 @@ struct pc_step {
   struct pc_tmpl *for_each;  /* NULL: not a fan-out */
   int concurrency;           /* 0: unlimited */
   bool fail_fast;            /* default true */
+  bool shard_one;            /* `shard: one`: with --shard, only shard 1 runs it */
   size_t *pools;             /* indexes into wf->pools, sorted ascending, unique */
   size_t npools;
   double timeout_ms;         /* < 0: none (after defaults were applied to leaf steps) */
