@@ -15,6 +15,8 @@ Usage: check_shard_run.py --pacer PATH SCENARIO...
   gitlab   CI_NODE_INDEX / CI_NODE_TOTAL (1-based): the same union, once each
   killed   one shard killed (SIGKILL) before it wrote its report: the merge
            of the others refuses (exit 2, the missing shard named)
+  pools    a pool's rate is divided among the shards: two shards of a pool
+           of 20/s (no `shared:`) run 40 items at 20/s together, 10/s each
   cli      bad --shard values and missing variables: exit 2, a clear
            message, nothing run
 
@@ -171,6 +173,44 @@ def sc_killed(tmp):
         srv.close()
 
 
+POOLED = """\
+pools:
+  api: { rate: 20/s }
+steps:
+  - for_each: ${{ range(1, 40) }}
+    pool: api
+    http: { get: "${{ env.BASE }}/p/${{ env.WHO }}/${{ item }}" }
+"""
+
+
+def rate_of(times):
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def sc_pools(tmp):
+    srv = Arrivals()
+    try:
+        wf = os.path.join(tmp, "pooled.yml")
+        with open(wf, "w") as f:
+            f.write(POOLED)
+        procs = [subprocess.Popen([PACER, "run", wf, "-q", "--shard", "%d/2" % k],
+                                  env=dict(os.environ, BASE=srv.base, WHO=str(k)),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for k in (1, 2)]
+        for p in procs:
+            _, err = p.communicate(timeout=60)
+            check(p.returncode == 0, "a shard failed: %s" % err)
+        both = sorted(t for t, p in srv.seen if p.startswith("/p/"))
+        check(len(both) == 40, "requests: %d" % len(both))
+        check(rate_of(both) <= 20 * 1.1, "together %.1f/s, more than 20/s" % rate_of(both))
+        for k in (1, 2):
+            mine = sorted(t for t, p in srv.seen if p.startswith("/p/%d/" % k))
+            check(len(mine) == 20, "shard %d made %d requests" % (k, len(mine)))
+            check(rate_of(mine) <= 10 * 1.1, "shard %d went %.1f/s" % (k, rate_of(mine)))
+    finally:
+        srv.close()
+
+
 def sc_cli(tmp):
     wf = write_wf(tmp)
     cases = [
@@ -199,7 +239,8 @@ def sc_cli(tmp):
         check(time.monotonic() - t0 < 5, "%s: slow" % args)
 
 
-SCENARIOS = {"jobs": sc_jobs, "gitlab": sc_gitlab, "killed": sc_killed, "cli": sc_cli}
+SCENARIOS = {"jobs": sc_jobs, "gitlab": sc_gitlab, "killed": sc_killed, "pools": sc_pools,
+             "cli": sc_cli}
 
 
 def main():

@@ -6,9 +6,13 @@ each request arrives.
 
 Usage: check_shared_pool.py --pacer PATH SCENARIO...
 
-  shards     two pacer processes share one pool of 40/s (60 requests each):
-             together they keep to 40/s (the whole run's average within
-             10%), both make progress all along, and Redis holds the key
+  shards     two shards (--shard 1/2, 2/2) share one pool of 40/s (120
+             items): together they keep to 40/s (the whole run's average
+             within 10%), both make progress all along, and Redis holds the
+             key
+  fallback   the same two shards at 20/s, redis-server killed mid-run: each
+             falls back to its static share (10/s), so together they still
+             keep to 20/s, and finish
   down       nothing listens on the port: one warning naming the pool and
              the refused connection, the pool keeps to its own rate, exit 0
   killed     redis-server is killed (SIGKILL) mid-run: one warning, every
@@ -141,7 +145,7 @@ steps:
   - gather:
       - for_each: ${{{{ range(1, {n}) }}}}
         pool: api
-        http: {{ get: "${{{{ env.BASE }}}}/{tag}/${{{{ item }}}}" }}
+        http: {{ get: "${{{{ env.BASE }}}}/{tag}/${{{{ env.WHO }}}}/${{{{ item }}}}" }}
       - steps:
           - sleep: {tick}
           - http: {{ get: "${{{{ env.BASE }}}}/tick" }}
@@ -155,10 +159,10 @@ def workflow(tmp, name, rate, url, n, tag, tick="10ms"):
     return path
 
 
-def start(path, srv, env=None):
-    e = dict(os.environ, BASE=srv.base)
+def start(path, srv, env=None, args=()):
+    e = dict(os.environ, BASE=srv.base, WHO="1")
     e.update(env or {})
-    return subprocess.Popen([PACER, "run", path, "--progress", "never"], env=e,
+    return subprocess.Popen([PACER, "run", path, "--progress", "never"] + list(args), env=e,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -180,27 +184,50 @@ def max_rate(times, rate):
 
 # ------------------------------------------------------------ scenarios
 
+def two_shards(tmp, redis, srv, rate, name, kill_after=None):
+    url = "redis://127.0.0.1:%d/pacer:%s" % (redis.port, name)
+    wf = workflow(tmp, name, rate, url, 120, "s")
+    ps = [start(wf, srv, {"WHO": str(k)}, ["--shard", "%d/2" % k]) for k in (1, 2)]
+    if kill_after:
+        deadline = time.monotonic() + 20 * TF
+        while len(srv.times("/s/")) < kill_after:
+            check(time.monotonic() < deadline, "no progress through Redis")
+            time.sleep(0.01)
+        redis.proc.kill()
+    res = [finish(p) for p in ps]
+    for rc, out, err in res:
+        check(rc == 0, "a shard failed (%d): %s" % (rc, err))
+    a, b = srv.times("/s/1/"), srv.times("/s/2/")
+    check(len(a) == 60 and len(b) == 60, "requests seen: %d + %d" % (len(a), len(b)))
+    both = sorted(a + b)
+    r = max_rate(both, rate)
+    check(r <= rate * 1.1, "together %.1f/s, more than %d/s + 10%%" % (r, rate))
+    check(r >= rate / (3 * TF), "together only %.1f/s" % r)
+    return a, b, [warnings(err) for _, _, err in res]
+
+
 def sc_shards(tmp):
     redis = Redis(tmp)
     srv = Arrivals()
     try:
-        url = "redis://127.0.0.1:%d/pacer:shards" % redis.port
-        ps = [start(workflow(tmp, "s%d" % i, 40, url, 60, "s%d" % i), srv) for i in (1, 2)]
-        res = [finish(p) for p in ps]
-        for rc, out, err in res:
-            check(rc == 0, "a shard failed (%d): %s" % (rc, err))
-            check(not warnings(err), "a shard fell back: %s" % err)
-        a, b = srv.times("/s1/"), srv.times("/s2/")
-        check(len(a) == 60 and len(b) == 60, "requests seen: %d + %d" % (len(a), len(b)))
-        both = sorted(a + b)
-        r = max_rate(both, 40)
-        check(r <= 40 * 1.1, "together %.1f/s, more than 40/s + 10%%" % r)
-        check(r >= 40 / (3 * TF), "together only %.1f/s" % r)
-        # Both shards draw on the budget all along: neither finishes its 60
-        # before the other has made a third of its own.
-        check(sum(1 for t in b if t <= a[-1]) >= 20 and sum(1 for t in a if t <= b[-1]) >= 20,
+        a, b, warned = two_shards(tmp, redis, srv, 40, "shards")
+        check(warned == [[], []], "a shard fell back: %s" % warned)
+        # Both shards draw on the budget all along, about evenly: neither
+        # finishes its 60 before the other has made two thirds of its own.
+        check(sum(1 for t in b if t <= a[-1]) >= 40 and sum(1 for t in a if t <= b[-1]) >= 40,
               "the shards did not share the budget as they went")
         check(redis.call("EXISTS", "pacer:shards") == ":1", "no key in Redis")
+    finally:
+        srv.close()
+        redis.stop()
+
+
+def sc_fallback(tmp):
+    redis = Redis(tmp)
+    srv = Arrivals()
+    try:
+        a, b, warned = two_shards(tmp, redis, srv, 20, "fallback", kill_after=20)
+        check([len(w) for w in warned] == [1, 1], "expected one warning per shard: %s" % warned)
     finally:
         srv.close()
         redis.stop()
@@ -296,7 +323,7 @@ def sc_auth(tmp):
         redis.stop()
 
 
-SCENARIOS = {"shards": sc_shards, "down": sc_down, "killed": sc_killed, "slow": sc_slow,
+SCENARIOS = {"shards": sc_shards, "fallback": sc_fallback, "down": sc_down, "killed": sc_killed, "slow": sc_slow,
              "auth": sc_auth}
 
 

@@ -8,7 +8,8 @@
  * needs one and none is reserved, then turns each reserved token into an
  * available one at the moment the source said it may be used (the timer
  * wakes the queue then). One request at a time is outstanding; the pool
- * asks again while more wait than it holds reserved (pool.h says why). */
+ * asks again while more wait than it holds reserved, from the moment the
+ * first token of the last answer falls due (pool.h says why). */
 #include "base/pool.h"
 
 #include <assert.h>
@@ -225,7 +226,10 @@ void pc_pool_source_answer(struct pc_pool *p, int count, double first_ms, double
     p->seg[p->nseg].next_due = now + (first_ms > 0 ? first_ms : 0);
     p->nseg++;
     p->left += (unsigned)count;
-    p->src_retry_at = 0;
+    /* More may be asked for once the first of these falls due: sooner, a
+     * process that had an answer would ask again before any other could,
+     * and take the whole budget. */
+    p->src_retry_at = p->seg[p->nseg - 1].next_due;
     p->interval = interval_ms;
     p->src_tokens += (unsigned long)count;
   }

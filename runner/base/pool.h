@@ -11,10 +11,11 @@
  * pool then asks the source for a few tokens at a time, as many as wait
  * and are not reserved yet (at most PC_POOL_BATCH); the source reserves
  * them and says when each may be used (evenly spaced, the first perhaps at
- * once), and the pool spends them at those times. It asks again as soon as
- * more wait than it holds reserved, so that every process sharing a budget
- * keeps a claim on it: a process that asked only once its reservation ran
- * out would find the budget taken by those that asked sooner. If the source fails, the pool goes back to its own
+ * once), and the pool spends them at those times. It asks again while
+ * more wait than it holds reserved, once the first token of the last
+ * answer falls due: a process that asked only when its reservation ran out
+ * would find the budget taken by those that asked sooner, and one that
+ * asked at once after each answer would take it from the others. If the source fails, the pool goes back to its own
  * token bucket for the rest of the run. */
 #ifndef PACER_POOL_H
 #define PACER_POOL_H

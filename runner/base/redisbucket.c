@@ -37,7 +37,9 @@
  * theoretical arrival time (TAT, µs on Redis's clock), which expires when
  * idle. Returns {granted, first}: `granted` tokens reserved, the first due
  * `first` µs from now (<= 0: at once), the next ones every interval; or
- * {0, first} when none falls due within the horizon. */
+ * {0, first} when none falls due within the horizon. At most a quarter
+ * of the horizon's worth per call, so that the process that calls first
+ * cannot take the whole horizon from the others. */
 static const char script[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
@@ -50,6 +52,8 @@ static const char script[] =
     "local first = tat - tau - now\n"
     "if first > horizon then return {0, math.floor(first)} end\n"
     "local n = math.floor((horizon - first) / T) + 1\n"
+    "local cap = math.max(1, math.floor(horizon / 4 / T))\n"
+    "if n > cap then n = cap end\n"
     "if n > want then n = want end\n"
     "tat = tat + n * T\n"
     "redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX',\n"
@@ -69,7 +73,8 @@ struct pc_redis_bucket {
   uv_timer_t timer;           /* bounds the outstanding call */
   bool asked;                 /* the pool waits for an answer */
   bool failed, closing, timer_closed;
-  double interval_us;
+  double interval_us;         /* the shared budget's rate and burst */
+  int burst;
 };
 
 /* ============================================================ the URL */
@@ -247,8 +252,13 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
   if (n > 0)
     answer(b, (int)n, (double)first / 1000.0, b->interval_us / 1000.0);
   else /* none within the horizon: ask again once half of it is free, so that
-        * the next call reserves a batch rather than one token */
-    answer(b, 0, (double)first / 1000.0 - PC_REDIS_HORIZON_MS / 2.0, 0);
+        * the next call reserves a batch rather than one token; a little
+        * later at random, or the processes that share the budget would all
+        * call at the same moment, and the same one might always win */
+    answer(b, 0,
+           (double)first / 1000.0 - PC_REDIS_HORIZON_MS / 2.0 +
+               (double)rand() / RAND_MAX * PC_REDIS_HORIZON_MS / 4.0,
+           0);
 }
 
 static void on_auth(redisAsyncContext *ac, void *r, void *privdata)
@@ -272,7 +282,7 @@ static void send_call(struct pc_redis_bucket *b, bool eval)
 {
   char interval[32], burst[16], want[16], horizon[16];
   snprintf(interval, sizeof interval, "%.3f", b->interval_us);
-  snprintf(burst, sizeof burst, "%d", b->src.pool->def->burst > 0 ? b->src.pool->def->burst : 1);
+  snprintf(burst, sizeof burst, "%d", b->burst);
   snprintf(want, sizeof want, "%u", pc_pool_source_wanted(b->src.pool));
   snprintf(horizon, sizeof horizon, "%d", PC_REDIS_HORIZON_MS * 1000);
   const char *argv[] = {eval ? "EVAL" : "EVALSHA", eval ? script : b->sha, "1", b->u.key,
@@ -461,14 +471,16 @@ static void on_timer_closed(uv_handle_t *h)
 }
 
 struct pc_redis_bucket *pc_redis_bucket_start(uv_loop_t *loop, struct pc_pool *p,
-                                              const char *url, const char *name)
+                                              const struct pc_pool_def *budget)
 {
   struct pc_redis_bucket *b = pc_xcalloc(1, sizeof *b);
   b->loop = loop;
-  b->name = name;
+  b->name = budget->name;
+  const char *url = budget->shared;
   b->url = pc_xstrdup(url);
   b->src.request = request;
-  b->interval_us = 1e6 / p->def->rate;
+  b->interval_us = 1e6 / budget->rate;
+  b->burst = budget->burst > 0 ? budget->burst : 1;
   uv_timer_init(loop, &b->timer);
   b->timer.data = b;
   /* The script's SHA-1, as Redis names it for EVALSHA. */

@@ -5,7 +5,8 @@
  * "theoretical arrival time" per key) kept by a Lua script that Redis runs
  * atomically with EVALSHA: each call reserves up to N tokens that fall due
  * within the next PC_REDIS_HORIZON_MS, evenly spaced at the pool's rate on
- * Redis's own clock, and says when the first may be used. Every process
+ * Redis's own clock (a quarter of the horizon's worth at most, so that one
+ * process cannot take it all), and says when the first may be used. Every process
  * using the key therefore shares one rate and one burst, however many there
  * are. It is a token source for base/pool.c (pool.h, struct
  * pc_pool_source): the pool asks for as many tokens as wait.
@@ -51,12 +52,14 @@ struct pc_redis_url {
 int pc_redis_url_parse(const char *url, struct pc_redis_url *u, char **err);
 void pc_redis_url_free(struct pc_redis_url *u);
 
-/* Becomes the token source of pool `p` (its definition's rate and burst
- * are the shared bucket's) and starts connecting to `url`, which
- * pc_redis_url_parse accepts. `name` (borrowed; outlives the bucket) names
- * the pool in the warning. */
+/* Becomes the token source of pool `p` and starts connecting to
+ * `budget->shared`, which pc_redis_url_parse accepts. `budget` (borrowed;
+ * outlives the bucket) is the pool as the workflow defines it: its rate and
+ * burst are the shared bucket's, its name names the pool in the warning.
+ * The pool's own definition may be a shard's share of it, the rate the pool
+ * falls back to. */
 struct pc_redis_bucket *pc_redis_bucket_start(uv_loop_t *loop, struct pc_pool *p,
-                                              const char *url, const char *name);
+                                              const struct pc_pool_def *budget);
 /* True once the bucket has given up on Redis (the pool uses its own rate). */
 bool pc_redis_bucket_failed(const struct pc_redis_bucket *b);
 /* Stops answering the pool, disconnects, and frees the bucket once its

@@ -38,6 +38,9 @@ struct pc_run {
   double started_wall; /* ...and the one reading of the wall clock, taken with it */
   double timeout_ms;   /* the workflow deadline, counted from started_mono; < 0: none */
   struct pc_pool *pools; /* owned: one per pool of the workflow (pc__engine_init) */
+  /* owned: with --shard, this shard's share of each pool (names and URLs
+   * borrowed from the workflow's), which `pools` use; NULL if not sharded */
+  struct pc_pool_def *pool_shares;
   size_t npools;
   /* --shard K/N (docs/shards.md): the outermost fan-out on each path runs
    * items K, K+N, K+2N...; 0/0 when the run is not sharded. */
