@@ -9,7 +9,7 @@
  * Two histograms merge by adding their bucket counts, which loses nothing:
  * the percentiles of a merged histogram are those of one histogram fed
  * every value, exactly. That is what shard reports rely on
- * (docs/reports.md, "Latency histograms"; docs/shards.md). Counts, the sum,
+ * (docs/reports.md, "Shards and latency"; docs/shards.md). Counts, the sum,
  * the minimum and the maximum are kept exactly beside the buckets.
  *
  * Bucket indexes are part of the JSON report's format: they never change
