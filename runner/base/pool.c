@@ -177,6 +177,22 @@ static void arm_timer(struct pc_pool *p)
   uv_timer_start(&p->timer, on_token_due, (uint64_t)ceil(wait), 0);
 }
 
+static int count_share(int c, int k, int n)
+{
+  long long s = (long long)c * k / n - (long long)c * (k - 1) / n;
+  return s < 1 ? 1 : (int)s;
+}
+
+struct pc_pool_def pc_pool_def_share(const struct pc_pool_def *d, int k, int n)
+{
+  struct pc_pool_def s = *d;
+  s.rate = d->rate / n;
+  if (d->concurrency > 0)
+    s.concurrency = count_share(d->concurrency, k, n);
+  s.burst = count_share(d->burst, k, n);
+  return s;
+}
+
 void pc_pool_init(uv_loop_t *loop, struct pc_pool *p, const struct pc_pool_def *def)
 {
   p->def = def;

@@ -83,6 +83,12 @@ struct pc_pool {
 };
 
 void pc_pool_init(uv_loop_t *loop, struct pc_pool *p, const struct pc_pool_def *def);
+/* Shard k of n's share of a pool (docs/shards.md): the rate divided by n;
+ * the concurrency and the burst split as k6 splits a count among execution
+ * segments, floor(c*k/n) - floor(c*(k-1)/n), so that the shares add up to
+ * the whole, but at least 1 each (a share of 0 would stop the shard; 0
+ * concurrency stays unlimited). Strings are borrowed from `d`. */
+struct pc_pool_def pc_pool_def_share(const struct pc_pool_def *d, int k, int n);
 /* Returns true if the permit was granted at once (the callback is not
  * called). Otherwise the waiter is queued and `cb` runs, from a loop
  * callback or from pc_pool_release(), when the permit is granted. */

@@ -25,6 +25,8 @@
 #include "base/digest.h"
 #include "core/run.h"
 #include "base/log.h"
+#include "base/pool.h"
+#include "base/redisbucket.h"
 #include "script/luahost.h"
 #include "script/plugin.h"
 #include "report/progress.h"
@@ -282,7 +284,14 @@ static int load_workflow(const char *path, const char *text, size_t len, struct 
 
 /* ----------------------------------------------------------- the plan */
 
-static void print_step(const struct pc_workflow *wf, const struct pc_step *s, int depth)
+/* The plan of shard k of n (1 of 1: not sharded); `split`: a fan-out
+ * above has been partitioned already. */
+struct plan_shard {
+  int k, n;
+};
+
+static void print_step(const struct pc_workflow *wf, const struct pc_step *s, int depth,
+                       struct plan_shard sh, bool split)
 {
   printf("%*s- ", depth * 2, "");
   if (s->id)
@@ -294,6 +303,14 @@ static void print_step(const struct pc_workflow *wf, const struct pc_step *s, in
     printf(" %s", s->uses);
   if (s->for_each)
     printf(", for_each");
+  if (s->for_each && sh.n > 1 && !split) {
+    if (sh.n == 2)
+      printf(" (this shard: items %d, %d, ...)", sh.k, sh.k + sh.n);
+    else
+      printf(" (this shard: items %d, %d, %d, ...)", sh.k, sh.k + sh.n, sh.k + 2 * sh.n);
+  }
+  if (s->shard_one)
+    printf(sh.n > 1 && sh.k > 1 && !split ? ", shard one (not on this shard)" : ", shard one");
   if (s->if_expr)
     printf(", if %s", s->if_expr->src);
   if ((s->for_each || s->action == PC_ACT_GATHER) && s->concurrency)
@@ -313,33 +330,50 @@ static void print_step(const struct pc_workflow *wf, const struct pc_step *s, in
     printf(", continue_on_error");
   printf("  (line %d)\n", s->line);
   for (size_t i = 0; i < s->nchildren; i++)
-    print_step(wf, s->children[i], depth + 1);
+    print_step(wf, s->children[i], depth + 1, sh, split || (s->for_each && sh.n > 1));
 }
 
-static void print_plan(const struct pc_workflow *wf)
+static void print_plan(const struct pc_workflow *wf, struct plan_shard sh)
 {
   printf("workflow %s (%s)\n", wf->name, wf->file);
+  if (sh.n > 1)
+    printf("shard %d of %d (striped)\n", sh.k, sh.n);
   if (wf->timeout_ms >= 0) {
     char d[32];
     pc_format_duration(wf->timeout_ms, d, sizeof d);
     printf("timeout: %s\n", d);
   }
   for (size_t i = 0; i < wf->npools; i++) {
-    const struct pc_pool_def *p = &wf->pools[i];
-    printf("pool %s:", p->name);
-    if (p->concurrency)
-      printf(" concurrency %d", p->concurrency);
-    if (p->rate > 0)
-      printf(" rate %g/s burst %d", p->rate, p->burst);
+    struct pc_pool_def p = sh.n > 1 ? pc_pool_def_share(&wf->pools[i], sh.k, sh.n)
+                                    : wf->pools[i];
+    printf("pool %s:", p.name);
+    if (p.concurrency)
+      printf(" concurrency %d", p.concurrency);
+    if (p.rate > 0)
+      printf(" rate %g/s burst %d", p.rate, p.burst);
+    if (sh.n > 1)
+      printf(" (this shard's share)");
+    if (p.shared) {
+      /* The whole rate, from Redis; the URL without its password. */
+      struct pc_redis_url u;
+      char *err = NULL;
+      if (pc_redis_url_parse(p.shared, &u, &err) == 0) {
+        printf(", shared: rate %g/s from redis://%s%s%s:%d/%s%s", wf->pools[i].rate,
+               strchr(u.host, ':') ? "[" : "", u.host, strchr(u.host, ':') ? "]" : "", u.port,
+               u.key, u.password ? " (with a password)" : "");
+        pc_redis_url_free(&u);
+      }
+      free(err);
+    }
     printf("\n");
   }
   printf("steps:\n");
   for (size_t i = 0; i < wf->nsteps; i++)
-    print_step(wf, wf->steps[i], 1);
+    print_step(wf, wf->steps[i], 1, sh, false);
   if (wf->nfinally) {
     printf("finally:\n");
     for (size_t i = 0; i < wf->nfinally; i++)
-      print_step(wf, wf->finally[i], 1);
+      print_step(wf, wf->finally[i], 1, sh, false);
   }
 }
 
@@ -740,7 +774,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     if (lock_path && !dry && (lock_fd = take_lock(lock_path)) < 0) {
       code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
     } else if (dry) {
-      print_plan(wf);
+      print_plan(wf, (struct plan_shard){shard_k, shard_n});
       code = PC_EXIT_OK;
     } else {
       code = pc_run_workflow(wf, h, &o);

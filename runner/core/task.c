@@ -613,27 +613,6 @@ struct pc_pool *pc_run_pool(struct pc_run *run, const char *name)
   return NULL;
 }
 
-/* Shard k of n's share of a pool (docs/shards.md): the rate divided by n;
- * the concurrency and the burst split as k6 splits a count among execution
- * segments, floor(c*k/n) - floor(c*(k-1)/n), so that the shares add up to
- * the whole, but at least 1 each (a share of 0 would stop the shard; 0
- * concurrency means unlimited). */
-static int count_share(int c, int k, int n)
-{
-  long long s = (long long)c * k / n - (long long)c * (k - 1) / n;
-  return s < 1 ? 1 : (int)s;
-}
-
-static struct pc_pool_def pool_share(const struct pc_pool_def *d, int k, int n)
-{
-  struct pc_pool_def s = *d;
-  s.rate = d->rate / n;
-  if (d->concurrency > 0)
-    s.concurrency = count_share(d->concurrency, k, n);
-  s.burst = count_share(d->burst, k, n);
-  return s;
-}
-
 void pc__engine_init(struct pc_run *run)
 {
   pc__defer_init(run);
@@ -644,7 +623,7 @@ void pc__engine_init(struct pc_run *run)
   if (run->shard_count > 1 && wf->npools) {
     run->pool_shares = pc_xcalloc(wf->npools, sizeof *run->pool_shares);
     for (size_t i = 0; i < wf->npools; i++)
-      run->pool_shares[i] = pool_share(&wf->pools[i], run->shard_index, run->shard_count);
+      run->pool_shares[i] = pc_pool_def_share(&wf->pools[i], run->shard_index, run->shard_count);
   }
   for (size_t i = 0; i < wf->npools; i++) {
     pc_pool_init(&run->loop, &run->pools[i],
