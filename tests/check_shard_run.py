@@ -15,6 +15,10 @@ Usage: check_shard_run.py --pacer PATH SCENARIO...
   gitlab   CI_NODE_INDEX / CI_NODE_TOTAL (1-based): the same union, once each
   killed   one shard killed (SIGKILL) before it wrote its report: the merge
            of the others refuses (exit 2, the missing shard named)
+  keyed    `shard_key:`: three shards run every item once, each on the shard
+           docs/shards.md's FNV-1a hash of its key says (computed here from
+           the doc), the same shard for an item when the list is reordered;
+           a key that is not a string or number fails the step (exit 3)
   pools    a pool's rate is divided among the shards: two shards of a pool
            of 20/s (no `shared:`) run 40 items at 20/s together, 10/s each
   cli      bad --shard values and missing variables: exit 2, a clear
@@ -173,6 +177,54 @@ def sc_killed(tmp):
         srv.close()
 
 
+KEYED = """\
+steps:
+  - for_each: ${{ vars.ids }}
+    shard_key: item.id
+    http: { get: "${{ env.BASE }}/k/${{ item.id }}?shard=${{ env.WHO }}" }
+"""
+
+
+def fnv1a64(text):
+    h = 14695981039346656037
+    for b in text.encode():
+        h ^= b
+        h = (h * 1099511628211) % 2 ** 64
+    return h
+
+
+def sc_keyed(tmp):
+    wf = os.path.join(tmp, "keyed.yml")
+    with open(wf, "w") as f:
+        f.write(KEYED)
+    ids = ["user-%d" % i for i in range(1, 31)]
+    for order in (ids, list(reversed(ids))):
+        srv = Arrivals()
+        try:
+            var = "ids=[%s]" % ", ".join("{id: %s}" % i for i in order)
+            procs = [subprocess.Popen([PACER, "run", wf, "-q", "--shard", "%d/3" % k, "--var", var],
+                                      env=dict(os.environ, BASE=srv.base, WHO=str(k)),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for k in (1, 2, 3)]
+            for p in procs:
+                _, err = p.communicate(timeout=60)
+                check(p.returncode == 0, "a shard failed: %s" % err)
+            seen = collections.Counter(p.split("?")[0] for _, p in srv.seen)
+            check(sorted(seen) == sorted("/k/" + i for i in ids) and set(seen.values()) == {1},
+                  "items seen: %s" % seen)
+            for _, p in srv.seen:
+                key, who = p[len("/k/"):].split("?shard=")
+                check(int(who) == fnv1a64(key) % 3 + 1, "%s ran on shard %s" % (key, who))
+        finally:
+            srv.close()
+    bad = os.path.join(tmp, "bad.yml")
+    with open(bad, "w") as f:
+        f.write("steps:\n  - for_each: [[1], [2]]\n    shard_key: item\n    log: x\n")
+    p = subprocess.run([PACER, "run", bad, "--shard", "1/2"], capture_output=True, text=True)
+    check(p.returncode == 3 and "shard_key (bad.yml:3:16) must be a string or a number, got table"
+          in p.stderr, "a table key: exit %d: %s" % (p.returncode, p.stderr))
+
+
 POOLED = """\
 pools:
   api: { rate: 20/s }
@@ -239,7 +291,8 @@ def sc_cli(tmp):
         check(time.monotonic() - t0 < 5, "%s: slow" % args)
 
 
-SCENARIOS = {"jobs": sc_jobs, "gitlab": sc_gitlab, "killed": sc_killed, "pools": sc_pools,
+SCENARIOS = {"jobs": sc_jobs, "gitlab": sc_gitlab, "killed": sc_killed, "keyed": sc_keyed,
+             "pools": sc_pools,
              "cli": sc_cli}
 
 

@@ -23,6 +23,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,7 @@ static void task_free(struct task *t)
     free(t->att_msg);
   } else {
     free(t->fail_msg);
+    free(t->own);
   }
   free(t->error);
   free(t);
@@ -331,22 +333,22 @@ static void group_fill(struct task *t)
 {
   /* `shard: one` children of a sequence or gather are not run (nor
    * recorded) on the other shards: shard 1's report has them. */
-  while (!t->stopping && t->kind != TK_FOREACH && t->next_kid < t->total &&
+  while (!t->stopping && t->kind != TK_FOREACH && t->next_kid < t->end &&
          t->run->shard_index > 1 && t->kids[t->next_kid]->shard_one && !in_partitioned(t))
     t->next_kid++;
-  while (!t->stopping && t->next_kid < t->total && (t->limit <= 0 || t->running < t->limit)) {
-    struct task *c = spawn_child(t, t->next_kid);
+  while (!t->stopping && t->next_kid < t->end && (t->limit <= 0 || t->running < t->limit)) {
+    struct task *c = spawn_child(t, t->own ? t->own[t->next_kid] : t->next_kid);
     t->next_kid += t->kind == TK_FOREACH ? t->stride : 1;
     pc_queue_insert_head(&t->live, &c->sibling);
     t->running++;
     if (pc__rec_of(t))
       pc__rec_of(t)->running++;
     pc__task_start(c);
-    while (!t->stopping && t->kind != TK_FOREACH && t->next_kid < t->total &&
+    while (!t->stopping && t->kind != TK_FOREACH && t->next_kid < t->end &&
            t->run->shard_index > 1 && t->kids[t->next_kid]->shard_one && !in_partitioned(t))
       t->next_kid++;
   }
-  if (t->running == 0 && (t->stopping || t->next_kid >= t->total))
+  if (t->running == 0 && (t->stopping || t->next_kid >= t->end))
     group_finish(t);
 }
 
@@ -442,6 +444,64 @@ static int check_list(lua_State *L, const struct pc_step *st, char **err)
   return -1;
 }
 
+/* FNV-1a, 64 bits: fixed by docs/shards.md, so an item keeps its shard
+ * from run to run and from one build to the next. */
+static uint64_t fnv1a64(const char *s, size_t len)
+{
+  uint64_t h = 14695981039346656037ULL;
+  for (size_t i = 0; i < len; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+/* shard_key: the items of the list (on the stack) whose key's hash falls
+ * on this shard, into t->own. The key is evaluated with item and index
+ * bound in the fan-out's scope; it must be a string or a number (its text,
+ * as Lua writes it). Returns 0, or -1 with *err. */
+static int keyed_share(struct task *t, char **err)
+{
+  struct pc_run *run = t->run;
+  lua_State *L = run->L;
+  const struct pc_expr *e = t->step->shard_key;
+  uint64_t k = (uint64_t)run->shard_index, n = (uint64_t)run->shard_count;
+  size_t cap = t->total / n + 16;
+  t->own = pc_xcalloc(cap, sizeof *t->own);
+  t->end = 0;
+  for (size_t i = 0; i < t->total; i++) {
+    lua_geti(L, -1, (lua_Integer)(i + 1)); /* list, item */
+    pc_lua_scope_bind(run->lua, t->scope_ref, "item"); /* list, old item */
+    lua_pushinteger(L, (lua_Integer)(i + 1));
+    pc_lua_scope_bind(run->lua, t->scope_ref, "index"); /* list, old item, old index */
+    int rc = pc_lua_eval(run->lua, e, t->scope_ref, err);
+    if (rc == 0) {
+      int ty = lua_type(L, -1);
+      size_t len;
+      const char *s = ty == LUA_TSTRING || ty == LUA_TNUMBER ? lua_tolstring(L, -1, &len) : NULL;
+      if (!s) {
+        const char *base = strrchr(e->file, '/');
+        *err = pc_asprintf("shard_key (%s:%d:%d) must be a string or a number, got %s (item %zu)",
+                           base ? base + 1 : e->file, e->line, e->col, lua_typename(L, ty),
+                           i + 1);
+        rc = -1;
+      } else if (fnv1a64(s, len) % n + 1 == k) {
+        if (t->end == cap) {
+          cap *= 2;
+          t->own = pc_xrealloc(t->own, cap * sizeof *t->own);
+        }
+        t->own[t->end++] = i;
+      }
+      lua_pop(L, 1); /* list, old item, old index */
+    }
+    pc_lua_scope_unbind(run->lua, t->scope_ref, "index");
+    pc_lua_scope_unbind(run->lua, t->scope_ref, "item"); /* list */
+    if (rc != 0)
+      return -1;
+  }
+  return 0;
+}
+
 static void foreach_begin(struct task *t)
 {
   struct pc_run *run = t->run;
@@ -465,14 +525,25 @@ static void foreach_begin(struct task *t)
    * that shard's alone. Its record counts the shard's share, which
    * `pacer merge` adds up. */
   t->stride = 1;
+  t->end = t->total;
   size_t share = t->total;
   if (run->shard_count > 1) {
     if (!in_partitioned(t->parent)) {
       size_t k = (size_t)run->shard_index, n = (size_t)run->shard_count;
       t->partitioned = true;
-      t->stride = n;
-      t->next_kid = k - 1;
-      share = t->total >= k ? (t->total - k) / n + 1 : 0;
+      if (t->step->shard_key) {
+        if (keyed_share(t, &err) != 0) {
+          lua_pop(L, 1);
+          pc__task_finish(t, PC_ERROR, err);
+          free(err);
+          return;
+        }
+        share = t->end;
+      } else {
+        t->stride = n;
+        t->next_kid = k - 1;
+        share = t->total >= k ? (t->total - k) / n + 1 : 0;
+      }
     }
   }
   if (pc__rec_of(t))
@@ -534,7 +605,7 @@ void pc__task_start(struct task *t)
   case TK_SEQ:
   case TK_GATHER:
     t->state = TS_GROUP;
-    t->total = t->nkids;
+    t->total = t->end = t->nkids;
     if (pc__rec_of(t))
       pc__rec_of(t)->total = t->total;
     if (t->group_timeout_ms >= 0) {

@@ -37,6 +37,7 @@ static const char *const expect_keys[] = {"status", "exit_code", "that"};
 static const char *const step_keys[] = {
   "id",   "name",  "if",      "for_each", "concurrency", "fail_fast", "pool",
   "timeout", "retry", "continue_on_error", "expect", "outputs", "with", "shard",
+  "shard_key",
   /* the actions are step keys too */
   "sleep", "log",  "assert",  "steps",    "gather",      "http",      "uses",
   "lua",  "exec",  "shell",
@@ -297,6 +298,7 @@ void pc__step_free(struct pc_step *st)
   free(st->id);
   free(st->name);
   pc__expr_free(st->if_expr);
+  pc__expr_free(st->shard_key);
   pc_tmpl_free(st->for_each);
   free(st->pools);
   pc__retry_free(&st->retry);
@@ -532,6 +534,12 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
     st->for_each = t;
   }
   bool fanout = st->action == PC_ACT_GATHER || pc_node_get(n, "for_each") != NULL;
+  if ((v = pc__find_key(n, "shard_key", &k))) {
+    if (!pc_node_get(n, "for_each"))
+      pc_load_error(c, k, "shard_key applies to for_each");
+    else
+      st->shard_key = pc_load_bare_expr(c, v);
+  }
   if ((v = pc__find_key(n, "concurrency", &k)) && applies_to_fanout(c, k, fanout))
     pc__load_int(c, "concurrency", v, 1, 1000000, &st->concurrency);
   if ((v = pc__find_key(n, "fail_fast", &k)) && applies_to_fanout(c, k, fanout))
