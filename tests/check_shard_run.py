@@ -202,7 +202,8 @@ def sc_keyed(tmp):
         srv = Arrivals()
         try:
             var = "ids=[%s]" % ", ".join("{id: %s}" % i for i in order)
-            procs = [subprocess.Popen([PACER, "run", wf, "-q", "--shard", "%d/3" % k, "--var", var],
+            procs = [subprocess.Popen([PACER, "run", wf, "-q", "--shard", "%d/3" % k, "--var", var,
+                                       "--report", "json:%s/k%d.json" % (tmp, k)],
                                       env=dict(os.environ, BASE=srv.base, WHO=str(k)),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                      for k in (1, 2, 3)]
@@ -212,6 +213,9 @@ def sc_keyed(tmp):
             seen = collections.Counter(p.split("?")[0] for _, p in srv.seen)
             check(sorted(seen) == sorted("/k/" + i for i in ids) and set(seen.values()) == {1},
                   "items seen: %s" % seen)
+            for k in (1, 2, 3):
+                rule = json.load(open("%s/k%d.json" % (tmp, k)))["shard"]["rule"]
+                check(rule == "keyed", "shard %d's rule: %s" % (k, rule))
             for _, p in srv.seen:
                 key, who = p[len("/k/"):].split("?shard=")
                 check(int(who) == fnv1a64(key) % 3 + 1, "%s ran on shard %s" % (key, who))

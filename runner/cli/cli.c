@@ -643,6 +643,16 @@ static int resolve_shard(const char *spec, const char *shards, int *k, int *n)
   return 0;
 }
 
+/* Whether a step (or one below it) has shard_key: the shard rule is then
+ * "keyed" (shard_key where given, striped elsewhere). */
+static bool has_shard_key(struct pc_step *const *steps, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (steps[i]->shard_key || has_shard_key(steps[i]->children, steps[i]->nchildren))
+      return true;
+  return false;
+}
+
 static int cmd_run(struct cli *cli, int argc, char **argv)
 {
   const char *file = NULL;
@@ -770,6 +780,9 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   struct pc_workflow *wf = NULL;
   int loaded = load_workflow(file, text, text_len, h, &lopts, &wf);
   free(text);
+  if (loaded == 0 && o.shard && shard_n > 1 &&
+      (has_shard_key(wf->steps, wf->nsteps) || has_shard_key(wf->finally, wf->nfinally)))
+    shard.rule = "keyed";
   if (loaded == 0) {
     if (lock_path && !dry && (lock_fd = take_lock(lock_path)) < 0) {
       code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
