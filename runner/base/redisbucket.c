@@ -4,8 +4,11 @@
  * States: resolving the host (uv_getaddrinfo), connected (hiredis has its
  * own connect phase; commands sent meanwhile are buffered and go out once
  * it completes), failed, closing. At most one call is outstanding, because
- * the pool has at most one request outstanding; a timer bounds each call
- * (the connection included). Every failure goes through fail(), which
+ * the pool has at most one request outstanding. One timer serves each
+ * call: first it puts the call off to the next loop turn (on_send), then it
+ * bounds it (on_timeout, the connection included). The first call of a
+ * connection is EVALSHA; a Redis without the script (a fresh or restarted
+ * one) answers NOSCRIPT, and the call is made again with EVAL. Every failure goes through fail(), which
  * warns once, tells the pool once, and lets go of the connection.
  *
  * Who frees the hiredis context: hiredis itself, after a failed connect or
