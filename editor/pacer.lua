@@ -134,7 +134,8 @@ function pacer.semaphore(n) end
 
 ---@class pacer.Pool
 local Pool = {}
----Waits for a permit of the workflow pool (its concurrency and rate).
+---Waits for a permit of the workflow pool (its concurrency and rate; with
+---`shared:`, the rate budget held in Redis for every process naming its key).
 ---@return pacer.Permit
 function Pool:acquire() end
 

@@ -81,7 +81,7 @@ def load_reports(tmp):
     """Parses all four reports, checking the generic invariants of each."""
     with open(os.path.join(tmp, "report.json"), encoding="utf-8") as f:
         rep = json.load(f)
-    check(rep.get("schema") == "pacer-report" and rep.get("version") == 2, "json: schema/version")
+    check(rep.get("schema") == "pacer-report" and rep.get("version") == 3, "json: schema/version")
     for key in ("workflow", "run", "stats", "steps"):
         check(key in rep, "json: no %r" % key)
     steps = rep["steps"]

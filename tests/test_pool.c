@@ -3,6 +3,7 @@
  * uv_loop_close() == 0. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -10,6 +11,7 @@
 #include <uv.h>
 
 #include "base/pool.h"
+#include "base/util.h"
 
 struct rec {
   struct pc_pool_waiter w;
@@ -177,6 +179,115 @@ static void test_rate_burst(void **state)
   close_loop(&loop, &p);
 }
 
+/* ------------------------------------------------ a remote token source */
+
+/* A fake source: answers each request on the next loop turn (pool.h: never
+ * from inside request) with `grant` tokens (or the request's count when
+ * grant is 0), the first `first` ms on, then one every `interval` ms; or
+ * with a failure when `fail` is set. */
+struct fake_source {
+  struct pc_pool_source src;
+  uv_timer_t timer;
+  unsigned asked[16];
+  int nasked;
+  int grant;
+  double first, interval;
+  bool fail;
+};
+
+static void fake_answer(uv_timer_t *t)
+{
+  struct fake_source *f = t->data;
+  assert_true(f->nasked < 16);
+  unsigned n = pc_pool_source_wanted(f->src.pool); /* read when sending, as the bucket does */
+  f->asked[f->nasked++] = n;
+  if (f->fail)
+    pc_pool_source_answer(f->src.pool, -1, 0, 0);
+  else
+    pc_pool_source_answer(f->src.pool, f->grant ? f->grant : (int)n, f->first, f->interval);
+}
+
+static void fake_request(struct pc_pool_source *src)
+{
+  struct fake_source *f = PC_CONTAINER_OF(src, struct fake_source, src);
+  uv_timer_start(&f->timer, fake_answer, 0, 0);
+}
+
+/* Five waiters on a source pool: asked for five, granted at the times the
+ * source said (50 ms on, then every 20 ms), not by the pool's own rate
+ * (1/s, which would take four seconds). */
+static void run_source(struct fake_source *f, struct rec *r, int n, double rate)
+{
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct pc_pool_limits def = {.rate = rate, .burst = 1};
+  struct pc_pool p;
+  pc_pool_init(&loop, &p, &def);
+  uv_timer_init(&loop, &f->timer);
+  f->timer.data = f;
+  f->src.request = fake_request;
+  pc_pool_set_source(&p, &f->src);
+  norder = 0;
+  release_on_grant = &p;
+  t0 = now_ms();
+  for (int i = 0; i < n; i++) {
+    r[i].id = i;
+    r[i].w.data = &r[i];
+    r[i].w.queued = false;
+    r[i].at_ms = -1;
+    assert_false(pc_pool_acquire(&p, &r[i].w, on_grant)); /* no token before the source says */
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  release_on_grant = NULL;
+  assert_int_equal(norder, n);
+  for (int i = 0; i < n; i++)
+    assert_int_equal(order[i], i);
+  uv_close((uv_handle_t *)&f->timer, NULL);
+  close_loop(&loop, &p);
+}
+
+static void test_source_due_times(void **state)
+{
+  (void)state;
+  struct fake_source f = {.first = 50, .interval = 20};
+  struct rec r[5];
+  run_source(&f, r, 5, 1);
+  assert_int_equal(f.nasked, 1);
+  assert_int_equal(f.asked[0], 5);
+  for (int i = 0; i < 5; i++) {
+    assert_true(r[i].at_ms >= 50 + 20 * i - 1);
+    assert_true(r[i].at_ms < 50 + 20 * i + 300);
+  }
+}
+
+/* A source that grants two at a time: the pool asks again for what waits
+ * beyond its reservation (5, then 3, then 1) without waiting for the
+ * reserved ones to be spent, and spends every token once. */
+static void test_source_asks_for_shortfall(void **state)
+{
+  (void)state;
+  struct fake_source f = {.grant = 2, .first = 30, .interval = 10};
+  struct rec r[5];
+  run_source(&f, r, 5, 1);
+  assert_int_equal(f.nasked, 3);
+  assert_int_equal(f.asked[0], 5);
+  assert_int_equal(f.asked[1], 3);
+  assert_int_equal(f.asked[2], 1);
+  assert_true(r[0].at_ms >= 29);
+}
+
+/* A failed source: the pool keeps to its own rate (20/s: 50 ms apart). */
+static void test_source_failure_falls_back(void **state)
+{
+  (void)state;
+  struct fake_source f = {.fail = true};
+  struct rec r[4];
+  run_source(&f, r, 4, 20);
+  assert_int_equal(f.nasked, 1);
+  for (int i = 1; i < 4; i++)
+    assert_true(r[i].at_ms - r[i - 1].at_ms >= 45);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -184,6 +295,9 @@ int main(void)
       cmocka_unit_test(test_cancel_leaves_queue),
       cmocka_unit_test(test_rate_even_spacing),
       cmocka_unit_test(test_rate_burst),
+      cmocka_unit_test(test_source_due_times),
+      cmocka_unit_test(test_source_asks_for_shortfall),
+      cmocka_unit_test(test_source_failure_falls_back),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,7 +104,7 @@ static void test_stats_sections_json(void **state)
       "\"http\":{\"requests\":3,\"bytes_up\":18446744073709551615,\"hosts\":["
       "{\"host\":\"http://a:1\",\"requests\":2},"
       "{\"host\":\"http://b:2/\xEF\xBF\xBD *** \\\"q\\\"\",\"requests\":2}]},"
-      "\"other\":{\"requests\":3}},\"steps\":[";
+      "\"other\":{\"requests\":3}},\"latency\":[";
   if (!strstr(json, want))
     fail_msg("no %s in %s", want, json);
   assert_non_null(strstr(json, "\"action\":\"sleep\""));
@@ -129,8 +129,57 @@ static void test_every_format_without_stats(void **state)
     free(text);
   }
   char *json = render("json", &r);
-  assert_non_null(strstr(json, "\"running\":0}},\"steps\":["));
+  assert_non_null(strstr(json, "\"running\":0}},\"latency\":["));
   free(json);
+}
+
+/* The shard identity (1 of 1 with no digests when the run gave none) and
+ * the per-step latency histograms: computed from the records, or the ones
+ * the report carries (a merged report's). */
+static void test_json_shard_and_latency(void **state)
+{
+  (void)state;
+  struct pc_run_report r;
+  struct pc_record recs[2];
+  struct pc_stats_section secs[2];
+  make_report(&r, recs, secs);
+  r.nstats = 0;
+  char *json = render("json", &r);
+  assert_non_null(strstr(json, "\"version\":3,"));
+  assert_non_null(strstr(json, "\"shard\":{\"index\":1,\"count\":1,\"rule\":\"none\","
+                               "\"workflow_sha256\":null,\"vars_sha256\":null},\"stats\":"));
+  /* 10 ms is 10 000 us, in the bucket [9984, 10048); the percentiles are
+   * clamped to the exact min and max. */
+  const char *want = "{\"step\":\"steps/nap\",\"action\":\"sleep\",\"line\":4,\"count\":1,"
+                     "\"min_ms\":10.000,\"mean_ms\":10.000,\"p50_ms\":10.000,\"p90_ms\":10.000,"
+                     "\"p95_ms\":10.000,\"p99_ms\":10.000,\"p999_ms\":10.000,\"max_ms\":10.000,"
+                     "\"histogram\":{\"unit\":\"us\",\"linear\":256,\"sub_buckets\":128,"
+                     "\"count\":1,\"min\":10000,\"max\":10000,\"sum\":10000,"
+                     "\"buckets\":[[9984,1]]}}";
+  if (!strstr(json, want))
+    fail_msg("no %s in %s", want, json);
+  free(json);
+
+  struct pc_shard_id sh = {.index = 2, .count = 3, .rule = "none"};
+  memset(sh.workflow_sha256, 'a', 64);
+  memset(sh.vars_sha256, 'b', 64);
+  struct pc_latency lat = {.step = (char *)"steps/other", .action = (char *)"http", .line = 9};
+  pc_hist_init(&lat.hist);
+  pc_hist_record(&lat.hist, 300);
+  pc_hist_record(&lat.hist, 500);
+  r.shard = &sh;
+  r.latency = &lat;
+  r.nlatency = 1;
+  json = render("json", &r);
+  assert_non_null(strstr(json, "\"shard\":{\"index\":2,\"count\":3,\"rule\":\"none\","
+                               "\"workflow_sha256\":\"aaaa"));
+  assert_non_null(strstr(json, "\"vars_sha256\":\"bbbb"));
+  assert_null(strstr(json, "\"step\":\"steps/nap\""));
+  assert_non_null(strstr(json, "\"step\":\"steps/other\",\"action\":\"http\",\"line\":9,"
+                               "\"count\":2,\"min_ms\":0.300,\"mean_ms\":0.400,\"p50_ms\":0.301,"));
+  assert_non_null(strstr(json, "\"buckets\":[[300,1],[500,1]]"));
+  free(json);
+  pc_hist_free(&lat.hist);
 }
 
 static void test_unknown_format(void **state)
@@ -161,6 +210,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stats_sections_json),
       cmocka_unit_test(test_every_format_without_stats),
+      cmocka_unit_test(test_json_shard_and_latency),
       cmocka_unit_test(test_unknown_format),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

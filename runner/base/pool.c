@@ -1,11 +1,20 @@
 /* pool.c: concurrency permits and a token-bucket rate limiter with a strict
  * FIFO queue. Only the head of the queue is ever considered, so a waiter
  * that arrived first is served first even if a later one could go sooner;
- * this is what "fair" means to a user watching request order. */
+ * this is what "fair" means to a user watching request order.
+ *
+ * With a remote source (pool.h), rate tokens come from the source instead
+ * of the local bucket: the pool asks for as many as wait when the head
+ * needs one and none is reserved, then turns each reserved token into an
+ * available one at the moment the source said it may be used (the timer
+ * wakes the queue then). One request at a time is outstanding; the pool
+ * asks again while more wait than it holds reserved, from the moment the
+ * first token of the last answer falls due (pool.h says why). */
 #include "base/pool.h"
 
 #include <assert.h>
 #include <math.h>
+#include <string.h>
 
 #include "base/util.h"
 
@@ -14,8 +23,32 @@ static double now_ms(void)
   return (double)uv_hrtime() / 1e6;
 }
 
+static bool remote(const struct pc_pool *p)
+{
+  return p->src && !p->src_failed;
+}
+
 static void refill(struct pc_pool *p)
 {
+  if (remote(p)) {
+    /* Reserved tokens fall due one by one. Tokens due that no waiter can
+     * take (waiters that left, or no free slot) are kept up to the burst,
+     * or as many as wait: they were reserved for those. */
+    double now = now_ms();
+    while (p->nseg && p->seg[0].next_due <= now + 1e-6) {
+      p->tokens += 1.0;
+      p->left--;
+      p->seg[0].next_due += p->interval;
+      if (--p->seg[0].left == 0) {
+        memmove(&p->seg[0], &p->seg[1], (p->nseg - 1) * sizeof p->seg[0]);
+        p->nseg--;
+      }
+    }
+    double cap = p->lim.burst > (int)p->nwaiting ? p->lim.burst : (double)p->nwaiting;
+    if (p->tokens > cap)
+      p->tokens = cap;
+    return;
+  }
   if (p->lim.rate <= 0)
     return;
   double now = now_ms();
@@ -33,12 +66,12 @@ static bool slot_free(const struct pc_pool *p)
 /* A little slack absorbs floating-point error in the token arithmetic. */
 static bool token_ready(const struct pc_pool *p)
 {
-  return p->lim.rate <= 0 || p->tokens >= 1.0 - 1e-9;
+  return (p->lim.rate <= 0 && !remote(p)) || p->tokens >= 1.0 - 1e-9;
 }
 
 static void take(struct pc_pool *p)
 {
-  if (p->lim.rate > 0)
+  if (p->lim.rate > 0 || remote(p))
     p->tokens -= 1.0;
   p->in_use++;
   if (p->in_use > p->max_in_use)
@@ -60,6 +93,7 @@ static void unlink_waiter(struct pc_pool_waiter *w)
   w->next = w->prev = NULL;
   w->queued = false;
   w->pool = NULL;
+  p->nwaiting--;
 }
 
 static void arm_timer(struct pc_pool *p);
@@ -85,6 +119,46 @@ static void on_token_due(uv_timer_t *t)
   dispatch(PC_CONTAINER_OF(t, struct pc_pool, timer));
 }
 
+/* More wait than are reserved, and the source may be asked for them. */
+static bool may_ask(const struct pc_pool *p, double now)
+{
+  return !p->src_asked && p->nwaiting > p->left && p->nseg < PC_POOL_SEGS &&
+         now >= p->src_retry_at;
+}
+
+unsigned pc_pool_source_wanted(const struct pc_pool *p)
+{
+  unsigned n = p->nwaiting > p->left ? p->nwaiting - p->left : 1;
+  return n > PC_POOL_BATCH ? PC_POOL_BATCH : n;
+}
+
+/* Asks the source for the tokens that wait and are not reserved. */
+static void ask(struct pc_pool *p)
+{
+  p->src_asked = true;
+  p->src->request(p->src);
+}
+
+/* With a source: ask if there is cause (the answer comes from a loop
+ * callback), then wake when the next reserved token falls due, or when
+ * the source said to ask again, whichever is first. */
+static void arm_remote(struct pc_pool *p)
+{
+  double now = now_ms(), at = INFINITY;
+  if (may_ask(p, now))
+    ask(p);
+  if (p->nseg)
+    at = p->seg[0].next_due;
+  if (!p->src_asked && p->nwaiting > p->left && p->nseg < PC_POOL_SEGS && p->src_retry_at < at)
+    at = p->src_retry_at;
+  if (at == INFINITY) {
+    uv_timer_stop(&p->timer); /* the answer wakes the queue */
+    return;
+  }
+  uv_update_time(p->timer.loop);
+  uv_timer_start(&p->timer, on_token_due, (uint64_t)ceil(at > now ? at - now : 0), 0);
+}
+
 /* The timer runs only while the head waits for a token (not for a slot:
  * a release wakes those). */
 static void arm_timer(struct pc_pool *p)
@@ -93,10 +167,30 @@ static void arm_timer(struct pc_pool *p)
     uv_timer_stop(&p->timer);
     return;
   }
+  if (remote(p)) {
+    arm_remote(p);
+    return;
+  }
   double wait = (1.0 - p->tokens) * 1000.0 / p->lim.rate;
   /* Tokens are counted on uv_hrtime; bring the loop's cached clock level. */
   uv_update_time(p->timer.loop);
   uv_timer_start(&p->timer, on_token_due, (uint64_t)ceil(wait), 0);
+}
+
+static int count_share(int c, int k, int n)
+{
+  long long s = (long long)c * k / n - (long long)c * (k - 1) / n;
+  return s < 1 ? 1 : (int)s;
+}
+
+struct pc_pool_limits pc_pool_limits_share(const struct pc_pool_limits *d, int k, int n)
+{
+  struct pc_pool_limits s = *d;
+  s.rate = d->rate / n;
+  if (d->concurrency > 0)
+    s.concurrency = count_share(d->concurrency, k, n);
+  s.burst = count_share(d->burst, k, n);
+  return s;
 }
 
 void pc_pool_init(uv_loop_t *loop, struct pc_pool *p, const struct pc_pool_limits *lim)
@@ -109,6 +203,53 @@ void pc_pool_init(uv_loop_t *loop, struct pc_pool *p, const struct pc_pool_limit
   p->head = p->tail = NULL;
   p->granted = 0;
   p->max_in_use = 0;
+  p->nwaiting = 0;
+  p->src = NULL;
+  p->src_failed = p->src_asked = false;
+  p->src_retry_at = 0;
+  p->nseg = p->left = 0;
+  p->interval = 0;
+  p->src_tokens = 0;
+}
+
+void pc_pool_set_source(struct pc_pool *p, struct pc_pool_source *src)
+{
+  assert(p->lim.rate > 0 && !p->head);
+  p->src = src;
+  src->pool = p;
+  p->tokens = 0; /* every token comes from the shared budget */
+}
+
+void pc_pool_source_answer(struct pc_pool *p, int count, double first_ms, double interval_ms)
+{
+  assert(p->src_asked);
+  p->src_asked = false;
+  double now = now_ms();
+  if (count < 0) {
+    /* Back to the pool's own bucket, starting empty of what it had not
+     * been granted: at most its burst. */
+    p->src_failed = true;
+    p->nseg = p->left = 0;
+    if (p->tokens > p->lim.burst)
+      p->tokens = p->lim.burst;
+    p->refilled_at = now;
+  } else if (count == 0) {
+    p->src_retry_at = now + (first_ms > 1 ? first_ms : 1);
+  } else {
+    /* After the segments held: the source reserves in order. */
+    assert(p->nseg < PC_POOL_SEGS);
+    p->seg[p->nseg].left = (unsigned)count;
+    p->seg[p->nseg].next_due = now + (first_ms > 0 ? first_ms : 0);
+    p->nseg++;
+    p->left += (unsigned)count;
+    /* More may be asked for once the first of these falls due: sooner, a
+     * process that had an answer would ask again before any other could,
+     * and take the whole budget. */
+    p->src_retry_at = p->seg[p->nseg - 1].next_due;
+    p->interval = interval_ms;
+    p->src_tokens += (unsigned long)count;
+  }
+  dispatch(p);
 }
 
 bool pc_pool_acquire(struct pc_pool *p, struct pc_pool_waiter *w, pc_pool_grant_cb cb)
@@ -129,6 +270,7 @@ bool pc_pool_acquire(struct pc_pool *p, struct pc_pool_waiter *w, pc_pool_grant_
     p->head = w;
   p->tail = w;
   w->queued = true;
+  p->nwaiting++;
   arm_timer(p);
   return false;
 }

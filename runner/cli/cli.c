@@ -4,6 +4,7 @@
  * printed as "file:line:column: error: ..." and exit 2 before anything
  * runs. */
 #include "cli/cli.h"
+#include "cli/merge.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,14 +24,19 @@
 #include "cli/builtins.h"
 #include "http/curlshim.h"
 #include "base/diag.h"
+#include "base/digest.h"
 #include "core/run.h"
 #include "base/log.h"
+#include "base/pool.h"
+#include "base/redisbucket.h"
 #include "script/luahost.h"
 #include "script/plugin.h"
 #include "report/progress.h"
 #include "load/load.h"
 #include "report/report.h"
 #include "load/schema.h"
+#include "base/yamlload.h"
+#include "core/records.h"
 #include "base/util.h"
 #include "model/workflow.h"
 
@@ -39,12 +45,16 @@ static void usage(FILE *f)
   fputs("usage: pacer run WORKFLOW.yml [options]   run a workflow\n"
         "       pacer validate WORKFLOW.yml...       check files without running anything\n"
         "       pacer plugins [WORKFLOW.yml]         list the plugins found, with their inputs\n"
+        "       pacer merge SHARD.json... --report FORMAT:PATH...\n"
+        "                                            merge the reports of a run's shards\n"
         "       pacer schema                         print the JSON Schema of the workflow format\n"
         "       pacer version                        print versions\n"
         "\n"
         "run options:\n"
         "  --var NAME=VALUE      override vars.NAME (VALUE is read as YAML)\n"
         "  --vars-file FILE      YAML map merged over vars (--var wins)\n"
+        "  --shard K/N|auto      run shard K of N: the outermost fan-outs' items K, K+N, ...\n"
+        "  --shards N            with --shard auto in a Kubernetes Indexed Job: the count\n"
         "  --timeout DURATION    deadline for the whole run\n"
         "  --report FORMAT:PATH  write a report (json, junit, trace, html, prometheus);\n"
         "                        repeatable\n"
@@ -260,13 +270,15 @@ static struct pc_load_opts load_opts(struct cli *cli, const struct var_names *vn
   };
 }
 
-/* Loads, checks and compiles one file. Returns 0, or -1 with errors printed. */
-static int load_workflow(const char *path, struct pc_lua *h, const struct pc_load_opts *opts,
-                         struct pc_workflow **out)
+/* Loads, checks and compiles one file, or, when `text` is not NULL, the
+ * file's text already read. Returns 0, or -1 with errors printed. */
+static int load_workflow(const char *path, const char *text, size_t len, struct pc_lua *h,
+                         const struct pc_load_opts *opts, struct pc_workflow **out)
 {
   struct pc_diag d;
   pc_diag_init(&d);
-  int rc = pc_load(path, opts, h, out, &d);
+  int rc = text ? pc_load_string(path, text, len, opts, h, out, &d)
+                : pc_load(path, opts, h, out, &d);
   print_diags(&d);
   if (rc != 0) {
     size_t n = pc_diag_count(&d);
@@ -278,7 +290,14 @@ static int load_workflow(const char *path, struct pc_lua *h, const struct pc_loa
 
 /* ----------------------------------------------------------- the plan */
 
-static void print_step(const struct pc_workflow *wf, const struct pc_step *s, int depth)
+/* The plan of shard k of n (1 of 1: not sharded); `split`: a fan-out
+ * above has been partitioned already. */
+struct plan_shard {
+  int k, n;
+};
+
+static void print_step(const struct pc_workflow *wf, const struct pc_step *s, int depth,
+                       struct plan_shard sh, bool split)
 {
   printf("%*s- ", depth * 2, "");
   if (s->id)
@@ -290,6 +309,14 @@ static void print_step(const struct pc_workflow *wf, const struct pc_step *s, in
     printf(" %s", s->uses);
   if (s->for_each)
     printf(", for_each");
+  if (s->for_each && sh.n > 1 && !split) {
+    if (sh.n == 2)
+      printf(" (this shard: items %d, %d, ...)", sh.k, sh.k + sh.n);
+    else
+      printf(" (this shard: items %d, %d, %d, ...)", sh.k, sh.k + sh.n, sh.k + 2 * sh.n);
+  }
+  if (s->shard_one)
+    printf(sh.n > 1 && sh.k > 1 && !split ? ", shard one (not on this shard)" : ", shard one");
   if (s->if_expr)
     printf(", if %s", s->if_expr->src);
   if ((s->for_each || s->kind == PC_STEP_GATHER) && s->concurrency)
@@ -309,33 +336,51 @@ static void print_step(const struct pc_workflow *wf, const struct pc_step *s, in
     printf(", continue_on_error");
   printf("  (line %d)\n", s->line);
   for (size_t i = 0; i < s->nchildren; i++)
-    print_step(wf, s->children[i], depth + 1);
+    print_step(wf, s->children[i], depth + 1, sh, split || (s->for_each && sh.n > 1));
 }
 
-static void print_plan(const struct pc_workflow *wf)
+static void print_plan(const struct pc_workflow *wf, struct plan_shard sh)
 {
   printf("workflow %s (%s)\n", wf->name, wf->file);
+  if (sh.n > 1)
+    printf("shard %d of %d (striped)\n", sh.k, sh.n);
   if (wf->timeout_ms >= 0) {
     char d[32];
     pc_format_duration(wf->timeout_ms, d, sizeof d);
     printf("timeout: %s\n", d);
   }
   for (size_t i = 0; i < wf->npools; i++) {
-    const struct pc_pool_def *p = &wf->pools[i];
-    printf("pool %s:", p->name);
-    if (p->concurrency)
-      printf(" concurrency %d", p->concurrency);
-    if (p->rate > 0)
-      printf(" rate %g/s burst %d", p->rate, p->burst);
+    const struct pc_pool_def *def = &wf->pools[i];
+    struct pc_pool_limits whole = {def->concurrency, def->rate, def->burst};
+    struct pc_pool_limits p = sh.n > 1 ? pc_pool_limits_share(&whole, sh.k, sh.n) : whole;
+    printf("pool %s:", def->name);
+    if (p.concurrency)
+      printf(" concurrency %d", p.concurrency);
+    if (p.rate > 0)
+      printf(" rate %g/s burst %d", p.rate, p.burst);
+    if (sh.n > 1)
+      printf(" (this shard's share)");
+    if (def->shared) {
+      /* The whole rate, from Redis; the URL without its password. */
+      struct pc_redis_url u;
+      char *err = NULL;
+      if (pc_redis_url_parse(def->shared, &u, &err) == 0) {
+        printf(", shared: rate %g/s from redis://%s%s%s:%d/%s%s", wf->pools[i].rate,
+               strchr(u.host, ':') ? "[" : "", u.host, strchr(u.host, ':') ? "]" : "", u.port,
+               u.key, u.password ? " (with a password)" : "");
+        pc_redis_url_free(&u);
+      }
+      free(err);
+    }
     printf("\n");
   }
   printf("steps:\n");
   for (size_t i = 0; i < wf->nsteps; i++)
-    print_step(wf, wf->steps[i], 1);
+    print_step(wf, wf->steps[i], 1, sh, false);
   if (wf->nfinally) {
     printf("finally:\n");
     for (size_t i = 0; i < wf->nfinally; i++)
-      print_step(wf, wf->finally[i], 1);
+      print_step(wf, wf->finally[i], 1, sh, false);
   }
 }
 
@@ -403,7 +448,7 @@ static int cmd_validate(struct cli *cli, int argc, char **argv)
       break;
     }
     struct pc_workflow *wf = NULL;
-    if (load_workflow(files[i], h, &lopts, &wf) != 0) {
+    if (load_workflow(files[i], NULL, 0, h, &lopts, &wf) != 0) {
       code = PC_EXIT_USAGE;
     } else {
       printf("%s: ok\n", files[i]);
@@ -485,6 +530,136 @@ static bool opt_is(const char *a, const char *name)
   return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
 }
 
+/* The run's shard identity for its reports (core/records.h,
+ * docs/shards.md): K of N (1 of 1 without --shard), the SHA-256 of the workflow
+ * file's bytes (the text the run loads, read once) and of the vars
+ * overrides: the bytes of --vars-file, then each --var in order, each
+ * framed by its kind and length so that no two lists of overrides digest
+ * alike. Returns 0, or -1 if the vars file cannot be read (the check of
+ * the overrides has said so already). */
+static int shard_identity(struct pc_shard_id *sh, const char *wf_text, size_t wf_len,
+                          const struct pc_run_opts *o, int index, int count)
+{
+  memset(sh, 0, sizeof *sh);
+  sh->index = index;
+  sh->count = count;
+  sh->rule = count > 1 ? "striped" : "none";
+  pc_sha256_hex_of(wf_text, wf_len, sh->workflow_sha256);
+  struct pc_sha256 v;
+  pc_sha256_init(&v);
+  char frame[64];
+  if (o->vars_file) {
+    char *buf;
+    size_t len;
+    if (pc_read_file(o->vars_file, pc_yaml_default_limits.max_bytes, &buf, &len) != 0)
+      return -1;
+    int n = snprintf(frame, sizeof frame, "vars-file %zu\n", len);
+    pc_sha256_update(&v, frame, (size_t)n);
+    pc_sha256_update(&v, buf, len);
+    free(buf);
+  }
+  for (size_t i = 0; i < o->nvars; i++) {
+    size_t len = strlen(o->vars[i]);
+    int n = snprintf(frame, sizeof frame, "var %zu\n", len);
+    pc_sha256_update(&v, frame, (size_t)n);
+    pc_sha256_update(&v, o->vars[i], len);
+  }
+  pc_sha256_hex(&v, sh->vars_sha256);
+  return 0;
+}
+
+/* A whole number from 1 to 100000, all of s; -1 if not. */
+static int shard_number(const char *s, size_t len)
+{
+  long v = 0;
+  if (len == 0 || len > 6)
+    return -1;
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  return v >= 1 && v <= 100000 ? (int)v : -1;
+}
+
+/* --shard K/N, or --shard auto: K and N from a Kubernetes Indexed Job
+ * (JOB_COMPLETION_INDEX, 0-based, with the count from --shards N) or from
+ * GitLab's `parallel:` (CI_NODE_INDEX, 1-based, and CI_NODE_TOTAL). A GitHub
+ * Actions matrix passes K/N itself (docs/shards.md). Returns 0 with *k and
+ * *n, or -1 having said what is wrong. */
+static int resolve_shard(const char *spec, const char *shards, int *k, int *n)
+{
+  *k = *n = 1;
+  if (!spec) {
+    if (shards) {
+      fprintf(stderr, "pacer run: --shards applies only with --shard auto\n");
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp(spec, "auto") == 0) {
+    const char *jci = getenv("JOB_COMPLETION_INDEX");
+    const char *ci = getenv("CI_NODE_INDEX"), *ct = getenv("CI_NODE_TOTAL");
+    if (jci && *jci) {
+      int idx = strcmp(jci, "0") == 0 ? 0 : shard_number(jci, strlen(jci));
+      if (idx < 0) {
+        fprintf(stderr, "pacer run: --shard auto: JOB_COMPLETION_INDEX is \"%s\", not a number "
+                        "from 0 to 99999\n", jci);
+        return -1;
+      }
+      if (!shards || (*n = shard_number(shards, strlen(shards))) < 0) {
+        fprintf(stderr, "pacer run: --shard auto in a Kubernetes Indexed Job needs --shards N "
+                        "(the Job's completions, 1 to 100000)%s%s%s\n",
+                shards ? ", got \"" : "", shards ? shards : "", shards ? "\"" : "");
+        return -1;
+      }
+      *k = idx + 1;
+    } else if (ci && *ci && ct && *ct) {
+      if ((*k = shard_number(ci, strlen(ci))) < 0 || (*n = shard_number(ct, strlen(ct))) < 0) {
+        fprintf(stderr, "pacer run: --shard auto: CI_NODE_INDEX=\"%s\" CI_NODE_TOTAL=\"%s\" "
+                        "are not numbers from 1 to 100000\n", ci, ct);
+        return -1;
+      }
+      if (shards && shard_number(shards, strlen(shards)) != *n) {
+        fprintf(stderr, "pacer run: --shards %s disagrees with CI_NODE_TOTAL=%s\n", shards, ct);
+        return -1;
+      }
+    } else {
+      fprintf(stderr, "pacer run: --shard auto: set by a Kubernetes Indexed Job "
+                      "(JOB_COMPLETION_INDEX) or a GitLab parallel job (CI_NODE_INDEX, "
+                      "CI_NODE_TOTAL); neither is set here: give --shard K/N\n");
+      return -1;
+    }
+  } else {
+    if (shards) {
+      fprintf(stderr, "pacer run: --shards applies only with --shard auto\n");
+      return -1;
+    }
+    const char *slash = strchr(spec, '/');
+    if (!slash || (*k = shard_number(spec, (size_t)(slash - spec))) < 0 ||
+        (*n = shard_number(slash + 1, strlen(slash + 1))) < 0) {
+      fprintf(stderr, "pacer run: --shard expects K/N (1 <= K <= N <= 100000) or auto, got \"%s\"\n",
+              spec);
+      return -1;
+    }
+  }
+  if (*k > *n) {
+    fprintf(stderr, "pacer run: shard %d of %d: the index must be from 1 to %d\n", *k, *n, *n);
+    return -1;
+  }
+  return 0;
+}
+
+/* Whether a step (or one below it) has shard_key: the shard rule is then
+ * "keyed" (shard_key where given, striped elsewhere). */
+static bool has_shard_key(struct pc_step *const *steps, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (steps[i]->shard_key || has_shard_key(steps[i]->children, steps[i]->nchildren))
+      return true;
+  return false;
+}
+
 static int cmd_run(struct cli *cli, int argc, char **argv)
 {
   const char *file = NULL;
@@ -495,8 +670,8 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   struct pc_log_opts lo = {0, false, isatty(STDERR_FILENO) && !getenv("NO_COLOR")};
   bool dry = false;
   enum pc_progress_mode progress = PC_PROGRESS_AUTO;
-  const char *lock_path = NULL;
-  int lock_fd = -1;
+  const char *lock_path = NULL, *shard_spec = NULL, *shards_spec = NULL;
+  int lock_fd = -1, shard_k = 1, shard_n = 1;
   int code = PC_EXIT_USAGE;
   struct var_names vn = {0};
 
@@ -549,6 +724,12 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
         o.push_url = v;
       else
         o.ping_url = v;
+    } else if (opt_is(a, "--shard")) {
+      if (!(shard_spec = opt_value("--shard", argc, argv, &i)))
+        goto missing;
+    } else if (opt_is(a, "--shards")) {
+      if (!(shards_spec = opt_value("--shards", argc, argv, &i)))
+        goto missing;
     } else if (opt_is(a, "--lock")) {
       if (!(lock_path = opt_value("--lock", argc, argv, &i)))
         goto missing;
@@ -591,6 +772,8 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     usage(stderr);
     goto out;
   }
+  if (resolve_shard(shard_spec, shards_spec, &shard_k, &shard_n) != 0)
+    goto out;
   if (lo.json)
     lo.color = false;
   pc_log_init(&lo);
@@ -606,12 +789,26 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     code = PC_EXIT_ERROR;
     goto out;
   }
+  /* The file is read here, once, for its digest and for the loader; if it
+   * cannot be read, the loader says why. */
+  char *text = NULL;
+  size_t text_len = 0;
+  if (pc_read_file(file, pc_yaml_default_limits.max_bytes, &text, &text_len) != 0)
+    text = NULL;
+  struct pc_shard_id shard;
+  if (text && shard_identity(&shard, text, text_len, &o, shard_k, shard_n) == 0)
+    o.shard = &shard;
   struct pc_workflow *wf = NULL;
-  if (load_workflow(file, h, &lopts, &wf) == 0) {
+  int loaded = load_workflow(file, text, text_len, h, &lopts, &wf);
+  free(text);
+  if (loaded == 0 && o.shard && shard_n > 1 &&
+      (has_shard_key(wf->steps, wf->nsteps) || has_shard_key(wf->finally, wf->nfinally)))
+    shard.rule = "keyed";
+  if (loaded == 0) {
     if (lock_path && !dry && (lock_fd = take_lock(lock_path)) < 0) {
       code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
     } else if (dry) {
-      print_plan(wf);
+      print_plan(wf, (struct plan_shard){shard_k, shard_n});
       code = PC_EXIT_OK;
     } else {
       code = pc_run_workflow(wf, h, &o);
@@ -674,6 +871,8 @@ static int cli_main(int argc, char **argv)
   cli_free(&cli);
   if (code >= 0)
     return code;
+  if (strcmp(cmd, "merge") == 0)
+    return pc_cli_merge(argc - 2, argv + 2);
   if (strcmp(cmd, "schema") == 0) {
     if (argc > 2) {
       fprintf(stderr, "pacer schema: takes no arguments\n");

@@ -36,6 +36,8 @@ struct pc_run_state_entry {
   _Atomic(void *) state;            /* NULL once released */
 };
 
+struct pc_redis_bucket;
+
 struct pc_run {
   uv_loop_t loop;     /* initialised and closed by the driver */
   struct pc_lua *lua; /* borrowed */
@@ -51,6 +53,12 @@ struct pc_run {
    * order, for the watchdog's thread). */
   struct pc_run_state_entry hooks[PC_RUN_HOOKS_MAX];
   atomic_size_t nhooks;
+  /* --shard K/N (docs/shards.md): the outermost fan-out on each path runs
+   * items K, K+N, K+2N...; 0/0 when the run is not sharded. */
+  int shard_index, shard_count;
+  /* owned: the shared budget of each pool with `shared:` (NULL for the
+   * others), parallel to pools; closed before them */
+  struct pc_redis_bucket **buckets;
 
   /* The deferred queue (defer.c): struct pc_deferred entries, the tasks'
    * events among them, run by the drain, an idle handle active while the

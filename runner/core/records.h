@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/hist.h"
 #include "model/outcome.h"
 #include "model/stats.h"
 #include "model/workflow.h"
@@ -59,6 +60,9 @@ struct pc_record {
   /* Leaves, when the run keeps attempts: the index in `attempts` of the
    * leaf's latest attempt, PC_NO_RECORD before its first. */
   size_t last_attempt;
+  /* A merged report (`pacer merge`): the shard that ran it; 0 for a group
+   * that several shards ran, and in a run's own report. */
+  int shard;
 };
 
 /* One attempt of a leaf, kept only when the run asks for them
@@ -77,6 +81,39 @@ struct pc_attempt_record {
   char *method, *url;   /* what the action reported it asked for (HTTP), or NULL */
   uint64_t span;        /* its span id (base/trace.h), given when it starts */
   bool propagated;      /* the span id went out: a traceparent header, TRACEPARENT */
+};
+
+/* Which shard of a run a report is, and what `pacer merge` checks shards
+ * share (docs/shards.md): K of N, how fan-outs were partitioned, and the
+ * SHA-256 (hex) of the workflow file and of the vars overrides. A run that
+ * is not sharded is 1 of 1 with the rule "none". A merged report has index
+ * 0 and one entry per shard it was made of. */
+struct pc_shard_run {
+  int index;          /* K */
+  char *run_id;       /* owned */
+  double start_ms;    /* wall clock at the shard's start */
+  double duration_ms;
+  char *outcome;      /* owned */
+  int exit_code;
+};
+
+struct pc_shard_id {
+  int index, count;   /* K (1-based; 0: a merged report) and N */
+  const char *rule;   /* "none" */
+  char workflow_sha256[65];
+  char vars_sha256[65];
+  struct pc_shard_run *runs; /* merged reports: the shards, by index */
+  size_t nruns;
+};
+
+/* The latency of one step over all its leaf instances that ran (a
+ * fan-out's items, the same step in every item of an enclosing fan-out):
+ * a mergeable histogram of their durations (base/hist.h). */
+struct pc_latency {
+  char *step;         /* owned: the step's path without item numbers, "steps/stories" */
+  char *action;       /* owned */
+  int line;
+  struct pc_hist hist;
 };
 
 struct pc_run_report {
@@ -101,6 +138,14 @@ struct pc_run_report {
   bool keep_attempts;
   struct pc_attempt_record *attempts;
   size_t nattempts;
+  /* The shard identity (borrowed); NULL: not known (a run from a test
+   * harness), written as 1 of 1 with no digests. */
+  const struct pc_shard_id *shard;
+  /* Per-step latency histograms, when they come from elsewhere (`pacer
+   * merge` adds up the shards'); NULL: the reports compute them from the
+   * records. Borrowed. */
+  const struct pc_latency *latency;
+  size_t nlatency;
 };
 
 /* Frees the records and what they hold (not `r` itself). */

@@ -136,10 +136,11 @@ void pc__build_result(struct task *t, enum pc_outcome o)
 void pc__fill_unstarted_items(struct task *t)
 {
   lua_State *L = t->run->L;
-  if (t->next_kid >= t->total || t->items_ref == LUA_NOREF)
+  if (t->next_kid >= t->end || t->items_ref == LUA_NOREF)
     return;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref); /* items */
-  for (size_t i = t->next_kid; i < t->total; i++) {
+  for (size_t pos = t->next_kid; pos < t->end; pos += t->stride) {
+    size_t i = t->own ? t->own[pos] : pos;
     lua_createtable(L, 0, 2); /* items, r */
     lua_pushstring(L, pc_outcome_name(PC_CANCELLED));
     lua_setfield(L, -2, "outcome");

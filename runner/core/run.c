@@ -430,6 +430,11 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   d->rep.run_id = d->run_id;
   d->rep.start_ms = run->started_wall;
   d->rep.start_mono = run->started_mono;
+  d->rep.shard = o->shard;
+  if (o->shard && o->shard->count > 1) {
+    run->shard_index = o->shard->index;
+    run->shard_count = o->shard->count;
+  }
 
   if (build_vars(d) != 0) {
     pc_export_free(d->exp);

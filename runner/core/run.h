@@ -14,6 +14,7 @@
 #include "model/workflow.h"
 
 struct pc_lua;
+struct pc_shard_id;
 
 struct pc_run_opts {
   double timeout_ms;            /* < 0: the file's `timeout` */
@@ -27,6 +28,8 @@ struct pc_run_opts {
   bool progress;                /* show the live progress display (progress.h) */
   const char *push_url;         /* --push: a Pushgateway to push the metrics to, or NULL */
   const char *ping_url;         /* --ping: a healthchecks.io-style check, or NULL */
+  const struct pc_shard_id *shard; /* the run's shard identity for the reports
+                                      (core/records.h), borrowed; or NULL */
 };
 void pc_run_opts_init(struct pc_run_opts *o);
 

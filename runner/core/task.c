@@ -23,6 +23,7 @@
 
 #include <assert.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include <lua.h>
 
 #include "base/log.h"
+#include "base/redisbucket.h"
 #include "base/util.h"
 #include "script/luahost.h"
 
@@ -91,6 +93,7 @@ static void task_free(struct task *t)
     pc__attempt_report_clear(t);
   } else {
     free(t->fail_msg);
+    free(t->own);
   }
   free(t->error);
   free(t);
@@ -350,17 +353,35 @@ static struct task *spawn_child(struct task *t, size_t i)
   return c;
 }
 
+/* Inside an item of a partitioned fan-out (the item's shard runs all of it). */
+static bool in_partitioned(const struct task *t)
+{
+  for (const struct task *a = t; a; a = a->parent)
+    if (a->kind == TK_FOREACH && a->partitioned)
+      return true;
+  return false;
+}
+
 static void group_fill(struct task *t)
 {
-  while (!t->stopping && t->next_kid < t->total && (t->limit <= 0 || t->running < t->limit)) {
-    struct task *c = spawn_child(t, t->next_kid++);
+  /* `shard: one` children of a sequence or gather are not run (nor
+   * recorded) on the other shards: shard 1's report has them. */
+  while (!t->stopping && t->kind != TK_FOREACH && t->next_kid < t->end &&
+         t->run->shard_index > 1 && t->kids[t->next_kid]->shard_one && !in_partitioned(t))
+    t->next_kid++;
+  while (!t->stopping && t->next_kid < t->end && (t->limit <= 0 || t->running < t->limit)) {
+    struct task *c = spawn_child(t, t->own ? t->own[t->next_kid] : t->next_kid);
+    t->next_kid += t->kind == TK_FOREACH ? t->stride : 1;
     pc_queue_insert_head(&t->live, &c->sibling);
     t->running++;
     if (pc__rec_of(t))
       pc__rec_of(t)->running++;
     pc__task_start(c);
+    while (!t->stopping && t->kind != TK_FOREACH && t->next_kid < t->end &&
+           t->run->shard_index > 1 && t->kids[t->next_kid]->shard_one && !in_partitioned(t))
+      t->next_kid++;
   }
-  if (t->running == 0 && (t->stopping || t->next_kid >= t->total))
+  if (t->running == 0 && (t->stopping || t->next_kid >= t->end))
     group_finish(t);
 }
 
@@ -456,6 +477,64 @@ static int check_list(lua_State *L, const struct pc_step *st, char **err)
   return -1;
 }
 
+/* FNV-1a, 64 bits: fixed by docs/shards.md, so an item keeps its shard
+ * from run to run and from one build to the next. */
+static uint64_t fnv1a64(const char *s, size_t len)
+{
+  uint64_t h = 14695981039346656037ULL;
+  for (size_t i = 0; i < len; i++) {
+    h ^= (unsigned char)s[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+/* shard_key: the items of the list (on the stack) whose key's hash falls
+ * on this shard, into t->own. The key is evaluated with item and index
+ * bound in the fan-out's scope; it must be a string or a number (its text,
+ * as Lua writes it). Returns 0, or -1 with *err. */
+static int keyed_share(struct task *t, char **err)
+{
+  struct pc_run *run = t->run;
+  lua_State *L = run->L;
+  const struct pc_expr *e = t->step->shard_key;
+  uint64_t k = (uint64_t)run->shard_index, n = (uint64_t)run->shard_count;
+  size_t cap = t->total / n + 16;
+  t->own = pc_xcalloc(cap, sizeof *t->own);
+  t->end = 0;
+  for (size_t i = 0; i < t->total; i++) {
+    lua_geti(L, -1, (lua_Integer)(i + 1)); /* list, item */
+    pc_lua_scope_bind(run->lua, t->scope_ref, "item"); /* list, old item */
+    lua_pushinteger(L, (lua_Integer)(i + 1));
+    pc_lua_scope_bind(run->lua, t->scope_ref, "index"); /* list, old item, old index */
+    int rc = pc_lua_eval(run->lua, e, t->scope_ref, err);
+    if (rc == 0) {
+      int ty = lua_type(L, -1);
+      size_t len;
+      const char *s = ty == LUA_TSTRING || ty == LUA_TNUMBER ? lua_tolstring(L, -1, &len) : NULL;
+      if (!s) {
+        const char *base = strrchr(e->file, '/');
+        *err = pc_asprintf("shard_key (%s:%d:%d) must be a string or a number, got %s (item %zu)",
+                           base ? base + 1 : e->file, e->line, e->col, lua_typename(L, ty),
+                           i + 1);
+        rc = -1;
+      } else if (fnv1a64(s, len) % n + 1 == k) {
+        if (t->end == cap) {
+          cap *= 2;
+          t->own = pc_xrealloc(t->own, cap * sizeof *t->own);
+        }
+        t->own[t->end++] = i;
+      }
+      lua_pop(L, 1); /* list, old item, old index */
+    }
+    pc_lua_scope_unbind(run->lua, t->scope_ref, "index");
+    pc_lua_scope_unbind(run->lua, t->scope_ref, "item"); /* list */
+    if (rc != 0)
+      return -1;
+  }
+  return 0;
+}
+
 static void foreach_begin(struct task *t)
 {
   struct pc_run *run = t->run;
@@ -473,8 +552,35 @@ static void foreach_begin(struct task *t)
     return;
   }
   t->total = (size_t)luaL_len(L, -1);
+  /* --shard K/N: the outermost fan-out on each path runs items K, K+N...
+   * (striped by position: shares differ by at most one item, and item i is
+   * on the same shard in every run); a fan-out inside one of its items is
+   * that shard's alone. Its record counts the shard's share, which
+   * `pacer merge` adds up. */
+  t->stride = 1;
+  t->end = t->total;
+  size_t share = t->total;
+  if (run->shard_count > 1) {
+    if (!in_partitioned(t->parent)) {
+      size_t k = (size_t)run->shard_index, n = (size_t)run->shard_count;
+      t->partitioned = true;
+      if (t->step->shard_key) {
+        if (keyed_share(t, &err) != 0) {
+          lua_pop(L, 1);
+          pc__task_finish(t, PC_ERROR, err);
+          free(err);
+          return;
+        }
+        share = t->end;
+      } else {
+        t->stride = n;
+        t->next_kid = k - 1;
+        share = t->total >= k ? (t->total - k) / n + 1 : 0;
+      }
+    }
+  }
   if (pc__rec_of(t))
-    pc__rec_of(t)->total = t->total;
+    pc__rec_of(t)->total = share;
   t->list_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   /* Only an expression or Lua code can read steps.ID.items, and only
    * through the step's id; the loader knows which can. When nothing can,
@@ -532,7 +638,7 @@ void pc__task_start(struct task *t)
   case TK_SEQ:
   case TK_GATHER:
     t->state = TS_GROUP;
-    t->total = t->nkids;
+    t->total = t->end = t->nkids;
     if (pc__rec_of(t))
       pc__rec_of(t)->total = t->total;
     if (t->group_timeout_ms >= 0) {
@@ -618,24 +724,35 @@ void pc__engine_init(struct pc_run *run)
   const struct pc_workflow *wf = run->wf;
   run->npools = wf->npools;
   run->pools = pc_xcalloc(wf->npools ? wf->npools : 1, sizeof *run->pools);
+  run->buckets = pc_xcalloc(wf->npools ? wf->npools : 1, sizeof *run->buckets);
   for (size_t i = 0; i < wf->npools; i++) {
     const struct pc_pool_def *def = &wf->pools[i];
-    struct pc_pool_limits lim = {def->concurrency, def->rate, def->burst};
+    struct pc_pool_limits whole = {def->concurrency, def->rate, def->burst};
+    struct pc_pool_limits lim = run->shard_count > 1
+                                    ? pc_pool_limits_share(&whole, run->shard_index, run->shard_count)
+                                    : whole;
     pc_pool_init(&run->loop, &run->pools[i], &lim);
+    if (def->shared) /* the whole budget, shared by every shard */
+      run->buckets[i] = pc_redis_bucket_start(&run->loop, &run->pools[i], def->name, def->shared,
+                                              &whole);
   }
 }
 
 void pc__engine_close(struct pc_run *run)
 {
   uv_close((uv_handle_t *)&run->drain, NULL);
-  for (size_t i = 0; i < run->npools; i++)
+  for (size_t i = 0; i < run->npools; i++) {
+    pc_redis_bucket_close(run->buckets[i]); /* frees itself once its handles close */
+    run->buckets[i] = NULL;
     pc_pool_close(&run->pools[i], NULL);
+  }
 }
 
 void pc__engine_free(struct pc_run *run)
 {
   free(run->free_lanes);
   free(run->pools);
+  free(run->buckets);
 }
 
 struct task *pc__root_start(struct pc_run *run, const char *name, struct pc_step *const *steps,

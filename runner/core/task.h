@@ -65,6 +65,10 @@ struct task {
       size_t nkids;
       size_t next_kid; /* next child (or item) to start */
       size_t total;    /* number of children (or items) */
+      size_t stride;   /* items started: next_kid, then every stride-th (--shard) */
+      size_t end;      /* next_kid runs up to here: total, or nown */
+      size_t *own;     /* shard_key: the items (0-based) this shard runs, owned; or NULL */
+      bool partitioned; /* a fan-out this shard runs its share of (--shard) */
       char *fail_msg;  /* first counted failure among the children */
       double group_timeout_ms;
       int running;

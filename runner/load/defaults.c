@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/redisbucket.h"
 #include "base/util.h"
 #include "load/loader.h"
 #include "model/action.h"
@@ -14,7 +15,7 @@
 
 /* The keys of `defaults` the loader reads itself; the actions add theirs. */
 static const char *const own_defaults_keys[] = {"timeout", "retry"};
-static const char *const pool_keys[] = {"concurrency", "rate", "burst"};
+static const char *const pool_keys[] = {"concurrency", "rate", "burst", "shared"};
 
 /* ------------------------------------------------------------ pool index */
 
@@ -47,6 +48,31 @@ long pc__find_pool(struct loader *L, const char *name)
 
 /* ------------------------------------------------------------------ pools */
 
+/* `shared: redis://...`: the URL is checked here so that a run never
+ * starts with one it cannot use; the budget it names is the pool's rate. */
+static void load_shared(struct pc_load_ctx *c, struct pc_pool_def *p, const struct pc_node *k,
+                        const struct pc_node *x, bool has_rate)
+{
+  if (!has_rate) {
+    pc_load_error(c, k, "shared applies only with rate (it shares the rate's budget)");
+    return;
+  }
+  if (x->kind != PC_NODE_SCALAR) {
+    pc_load_error(c, x, "shared: expected a URL like \"redis://HOST:PORT/KEY\", got %s",
+                  pc_node_describe(x).s);
+    return;
+  }
+  struct pc_redis_url u;
+  char *err = NULL;
+  if (pc_redis_url_parse(x->str, &u, &err) != 0) {
+    pc_load_error(c, x, "shared: %s", err);
+    free(err);
+    return;
+  }
+  pc_redis_url_free(&u);
+  p->shared = pc_xstrndup(x->str, x->len);
+}
+
 void pc__load_pools(struct pc_load_ctx *c, const struct pc_node *n)
 {
   struct pc_workflow *wf = c->wf;
@@ -65,7 +91,8 @@ void pc__load_pools(struct pc_load_ctx *c, const struct pc_node *n)
     char *what = pc_asprintf("pool \"%s\"", p->name);
     int unknown = pc_load_check_keys(c, v, pool_keys, PC_ARRAY_SIZE(pool_keys), what);
     if (unknown >= 0) {
-      const struct pc_node *x, *rate_v = pc_node_get(v, "rate"), *burst_k = NULL;
+      const struct pc_node *x, *rate_v = pc_node_get(v, "rate"), *burst_k = NULL,
+                           *shared_k = NULL;
       if ((x = pc_node_get(v, "concurrency")))
         pc__load_int(c, "concurrency", x, 1, 1000000, &p->concurrency);
       if (rate_v != NULL && (rate_v->kind != PC_NODE_SCALAR ||
@@ -79,6 +106,8 @@ void pc__load_pools(struct pc_load_ctx *c, const struct pc_node *n)
         else
           pc__load_int(c, "burst", x, 1, 1000000, &p->burst);
       }
+      if ((x = pc__find_key(v, "shared", &shared_k)))
+        load_shared(c, p, shared_k, x, rate_v != NULL);
       /* With a misspelt key the real problem has been reported already. */
       if (pc_node_get(v, "concurrency") == NULL && rate_v == NULL && unknown == 0)
         pc_load_error(c, v, "%s limits nothing: set concurrency, rate or both", what);

@@ -29,7 +29,7 @@ static const char *const expect_keys[] = {"status", "exit_code", "that"};
  * (uses: with), the actions' own and the groups' (see vocabulary_init). */
 static const char *const modifier_keys[] = {
   "id",   "name",  "if",      "for_each", "concurrency", "fail_fast", "pool",
-  "timeout", "retry", "continue_on_error", "expect", "outputs",
+  "timeout", "retry", "continue_on_error", "expect", "outputs", "shard", "shard_key",
 };
 
 /* retry.on words and their flags, index for index. */
@@ -333,6 +333,7 @@ void pc__step_free(struct pc_step *st)
   free(st->id);
   free(st->name);
   pc__expr_free(st->if_expr);
+  pc__expr_free(st->shard_key);
   pc_tmpl_free(st->for_each);
   free(st->pools);
   pc__retry_free(&st->retry);
@@ -534,6 +535,13 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
     st->name = pc__load_text(c, "name", v);
   if ((v = pc_node_get(n, "if")))
     st->if_expr = pc_load_bare_expr(c, v);
+  if ((v = pc_node_get(n, "shard"))) {
+    if (v->kind == PC_NODE_SCALAR && strcmp(v->str, "one") == 0)
+      st->shard_one = true;
+    else if (v->kind != PC_NODE_SCALAR || strcmp(v->str, "all") != 0)
+      pc_load_error(c, v, "shard: expected one (shard 1 only) or all (every shard), got %s",
+                    pc_node_describe(v).s);
+  }
   if ((v = pc_node_get(n, "for_each"))) {
     size_t nexprs = c->wf->nexprs;
     struct pc_tmpl *t = pc_load_tmpl(c, v);
@@ -547,6 +555,12 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
     st->for_each = t;
   }
   bool fanout = st->kind == PC_STEP_GATHER || pc_node_get(n, "for_each") != NULL;
+  if ((v = pc__find_key(n, "shard_key", &k))) {
+    if (!pc_node_get(n, "for_each"))
+      pc_load_error(c, k, "shard_key applies to for_each");
+    else
+      st->shard_key = pc_load_bare_expr(c, v);
+  }
   if ((v = pc__find_key(n, "concurrency", &k)) && applies_to_fanout(c, k, fanout))
     pc__load_int(c, "concurrency", v, 1, 1000000, &st->concurrency);
   if ((v = pc__find_key(n, "fail_fast", &k)) && applies_to_fanout(c, k, fanout))

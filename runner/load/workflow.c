@@ -197,8 +197,10 @@ void pc_workflow_free(struct pc_workflow *wf)
   for (size_t i = 0; i < wf->ndefaults; i++)
     pc_tmpl_free(wf->defaults[i].value);
   free(wf->defaults);
-  for (size_t i = 0; i < wf->npools; i++)
+  for (size_t i = 0; i < wf->npools; i++) {
     free(wf->pools[i].name);
+    free(wf->pools[i].shared);
+  }
   free(wf->pools);
   for (size_t i = 0; i < wf->nsteps; i++)
     pc__step_free(wf->steps[i]);

@@ -150,6 +150,8 @@ struct pc_step {
   struct pc_tmpl *for_each;  /* NULL: not a fan-out */
   int concurrency;           /* 0: unlimited */
   bool fail_fast;            /* default true */
+  bool shard_one;            /* `shard: one`: with --shard, only shard 1 runs it */
+  struct pc_expr *shard_key; /* for_each: `shard_key:`, what an item's shard is a hash of; or NULL */
   size_t *pools;             /* indexes into wf->pools, sorted ascending, unique */
   size_t npools;
   double timeout_ms;         /* < 0: none (after defaults were applied to leaf steps) */
@@ -194,6 +196,7 @@ struct pc_pool_def {
   int concurrency;    /* 0: unlimited */
   double rate;        /* permits per second; 0: unlimited */
   int burst;          /* >= 1; default 1 (evenly spaced) */
+  char *shared;       /* `shared:`, a redis:// URL holding the budget; NULL if none */
 };
 
 struct pc_workflow {

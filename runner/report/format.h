@@ -34,6 +34,9 @@ void pc__record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i);
 /* The same with [*] for every fan-out item: one key for all items of a
  * fan-out ("steps/stories[*]/fetch"). */
 void pc__record_key(struct pc_buf *b, const struct pc_run_report *r, size_t i);
+/* The same without the item numbers: the step, not the instance
+ * ("steps/stories/fetch"). */
+void pc__record_step_path(struct pc_buf *b, const struct pc_run_report *r, size_t i);
 
 static inline const char *pc__rec_outcome(const struct pc_record *s)
 {
@@ -93,6 +96,17 @@ void pc__analysis_free(struct pc__analysis *a);
 /* A case that stands for a failure: a failed step, or a root cancelled
  * with no failure below it (the workflow deadline, a signal). */
 bool pc__case_is_failure(const struct pc_record *s);
+
+/* ---------------------------------------------- latency (latency.c) */
+
+/* The latency of each step whose leaf instances ran, in the order the
+ * steps were first reached: r->latency when the report carries them (a
+ * merged report), else computed from the records. *owned says whether the
+ * caller frees them with pc__latency_free. */
+const struct pc_latency *pc__latency_get(const struct pc_run_report *r, size_t *n, bool *owned);
+void pc__latency_free(struct pc_latency *l, size_t n);
+/* The "latency" list of the JSON report (docs/reports.md). */
+void pc__latency_json(struct pc_buf *b, const struct pc_latency *l, size_t n);
 
 /* ------------------------------------------------ the formats */
 

@@ -1,6 +1,7 @@
-/* json.c: the JSON report (docs/reports.md, "json"): the run, statistics
- * over the steps and the run's statistics sections (the HTTP session's),
- * then one object per step record.
+/* json.c: the JSON report (docs/reports.md, "json"): the run and its
+ * shard identity, statistics over the steps and the run's statistics
+ * sections (the HTTP session's), per-step latency histograms, then one
+ * object per step record. `pacer merge` reads it back (merge.c).
  * The schema is versioned: PC_REPORT_SCHEMA_VERSION changes with any
  * change a reader could notice. */
 #include "report/format.h"
@@ -9,7 +10,7 @@
 
 #include "base/util.h"
 
-#define PC_REPORT_SCHEMA_VERSION 2
+#define PC_REPORT_SCHEMA_VERSION 3
 
 static void json_counters(struct pc_buf *b, const struct pc_stat *c, size_t n, bool first)
 {
@@ -47,6 +48,43 @@ static void json_stats_section(struct pc_buf *b, const struct pc_stats_section *
   pc_buf_puts(b, "}");
 }
 
+/* "shard": which shard of a run this is (1 of 1 when not sharded), and
+ * for a merged report the shards it was made of. */
+static void json_shard(struct pc_buf *b, const struct pc_shard_id *sh)
+{
+  char ts[40];
+  if (!sh) {
+    pc_buf_puts(b, "\"shard\":{\"index\":1,\"count\":1,\"rule\":\"none\","
+                   "\"workflow_sha256\":null,\"vars_sha256\":null},");
+    return;
+  }
+  if (sh->index > 0)
+    pc_buf_printf(b, "\"shard\":{\"index\":%d,\"count\":%d,\"rule\":", sh->index, sh->count);
+  else
+    pc_buf_printf(b, "\"shard\":{\"index\":null,\"count\":%d,\"rule\":", sh->count);
+  pc__json_str(b, sh->rule);
+  pc_buf_puts(b, ",\"workflow_sha256\":");
+  pc__json_str(b, sh->workflow_sha256[0] ? sh->workflow_sha256 : NULL);
+  pc_buf_puts(b, ",\"vars_sha256\":");
+  pc__json_str(b, sh->vars_sha256[0] ? sh->vars_sha256 : NULL);
+  if (sh->index == 0) {
+    pc_buf_puts(b, ",\"merged\":[");
+    for (size_t i = 0; i < sh->nruns; i++) {
+      const struct pc_shard_run *sr = &sh->runs[i];
+      pc_buf_printf(b, "%s{\"index\":%d,\"run_id\":", i ? "," : "", sr->index);
+      pc__json_str(b, sr->run_id);
+      pc_format_iso8601(sr->start_ms, ts, sizeof ts);
+      pc_buf_puts(b, ",\"started_at\":");
+      pc__json_str(b, ts);
+      pc_buf_printf(b, ",\"duration_ms\":%.0f,\"outcome\":", sr->duration_ms);
+      pc__json_str(b, sr->outcome);
+      pc_buf_printf(b, ",\"exit_code\":%d}", sr->exit_code);
+    }
+    pc_buf_puts(b, "]");
+  }
+  pc_buf_puts(b, "},");
+}
+
 void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
 {
   char ts[40];
@@ -66,10 +104,12 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
   pc_format_iso8601(r->start_ms, ts, sizeof ts);
   pc_buf_puts(b, ",\"started_at\":");
   pc__json_str(b, ts);
-  pc_buf_printf(b, ",\"duration_ms\":%.0f,\"outcome\":", r->duration_ms);
+  pc_buf_printf(b, ",\"started_at_epoch_ms\":%.3f,\"duration_ms\":%.0f,\"outcome\":", r->start_ms,
+                r->duration_ms);
   pc__json_str(b, r->outcome ? r->outcome : "running");
   pc_buf_printf(b, ",\"exit_code\":%d,\"finished\":%s},", r->exit_code,
                 r->finished ? "true" : "false");
+  json_shard(b, r->shard);
 
   /* Statistics over the step records. */
   size_t by[PC_SKIPPED + 2] = {0};
@@ -88,7 +128,14 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
   pc_buf_puts(b, "}");
   for (size_t i = 0; i < r->nstats; i++)
     json_stats_section(b, &r->stats[i]);
-  pc_buf_puts(b, "},\"steps\":[");
+  pc_buf_puts(b, "},");
+  size_t nlat;
+  bool own_lat;
+  const struct pc_latency *lat = pc__latency_get(r, &nlat, &own_lat);
+  pc__latency_json(b, lat, nlat);
+  if (own_lat)
+    pc__latency_free((struct pc_latency *)lat, nlat);
+  pc_buf_puts(b, ",\"steps\":[");
 
   struct pc_buf path;
   pc_buf_init(&path, REPORT_BUF_MAX);
@@ -119,6 +166,8 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
       pc_buf_printf(b, ",\"line\":%d", s->step->line);
     if (s->item)
       pc_buf_printf(b, ",\"item\":%zu", s->item);
+    if (s->shard)
+      pc_buf_printf(b, ",\"shard\":%d", s->shard);
     pc_buf_puts(b, ",\"outcome\":");
     pc__json_str(b, pc__rec_outcome(s));
     pc_buf_puts(b, ",\"error\":");

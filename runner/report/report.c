@@ -104,22 +104,27 @@ bool pc__is_instance(const struct pc_run_report *r, const struct pc_record *s)
   return s->item && s->parent != PC_NO_RECORD && r->records[s->parent].step == s->step;
 }
 
+/* How record_path writes a fan-out item. */
+enum item_form { ITEM_NUMBER, ITEM_ANY, ITEM_NONE };
+
 /* The step's stable path: the root, then each step's id (or ACTION@LINE),
- * with [N] for a fan-out item ("steps/stories[3]/fetch"), or [*] with
- * `any_item` (every item of a fan-out one key: "steps/stories[*]/fetch"). */
-static void record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i, bool any_item)
+ * with a fan-out item as [N] ("steps/stories[3]/fetch"), [*] (every item
+ * of a fan-out one key: "steps/stories[*]/fetch") or nothing (the step,
+ * not the instance: "steps/stories/fetch"). */
+static void record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i,
+                        enum item_form form)
 {
   const struct pc_record *s = &r->records[i];
   if (s->parent == PC_NO_RECORD) {
     pc_buf_puts(b, s->root_name ? s->root_name : "steps");
     return;
   }
-  record_path(b, r, s->parent, any_item);
+  record_path(b, r, s->parent, form);
   if (pc__is_instance(r, s)) {
-    if (any_item)
-      pc_buf_puts(b, "[*]");
-    else
+    if (form == ITEM_NUMBER)
       pc_buf_printf(b, "[%zu]", s->item);
+    else if (form == ITEM_ANY)
+      pc_buf_puts(b, "[*]");
     return;
   }
   pc_buf_puts(b, "/");
@@ -131,12 +136,17 @@ static void record_path(struct pc_buf *b, const struct pc_run_report *r, size_t 
 
 void pc__record_path(struct pc_buf *b, const struct pc_run_report *r, size_t i)
 {
-  record_path(b, r, i, false);
+  record_path(b, r, i, ITEM_NUMBER);
 }
 
 void pc__record_key(struct pc_buf *b, const struct pc_run_report *r, size_t i)
 {
-  record_path(b, r, i, true);
+  record_path(b, r, i, ITEM_ANY);
+}
+
+void pc__record_step_path(struct pc_buf *b, const struct pc_run_report *r, size_t i)
+{
+  record_path(b, r, i, ITEM_NONE);
 }
 
 /* ------------------------------------------------------------- public */
