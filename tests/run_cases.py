@@ -46,8 +46,9 @@ happen when it runs:
                                       tests/torture.py)
 
 In args, env and expectations, {dir} is the case directory, {tmp} a fresh
-temporary directory, {pacer} the binary under test and {http} the fixture
-server's base URL. The examples in workflows/ are run as cases too.
+temporary directory, {pacer} the binary under test, {pacer_dir} the real
+path of its directory (where a build tree keeps the bundled plugins) and
+{http} the fixture server's base URL. The examples in workflows/ are run as cases too.
 
 tests/bad/NAME.yml are invalid workflows whose first line is
 `# expect: LINE:COL: text`: `pacer validate` and `pacer run` must both exit 2,
@@ -384,7 +385,8 @@ def run_case(pacer, path, servers):
 
 def run_case_in(pacer, path, servers, tmp):
     spec = parse_header(path)
-    ctx = {"dir": os.path.dirname(path), "tmp": tmp, "pacer": pacer}
+    ctx = {"dir": os.path.dirname(path), "tmp": tmp, "pacer": pacer,
+           "pacer_dir": os.path.realpath(os.path.dirname(pacer))}
     for kind in (spec["server"] or "").split():
         ctx.update(servers.get(kind))
     env = dict(os.environ)

@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,34 +34,115 @@
 #include "base/util.h"
 #include "model/workflow.h"
 
+/* ----------------------------------------------------------- help */
+
+/* One text per command: `pacer CMD --help` (or -h, or `pacer help CMD`)
+ * prints it on stdout and exits 0; a usage error prints the overview on
+ * stderr. */
+static const char overview_help[] =
+    "usage: pacer run WORKFLOW... [options]     run workflows (files, directories, - for stdin)\n"
+    "       pacer validate WORKFLOW...          check files without running anything\n"
+    "       pacer plugins [WORKFLOW.yml]        list the plugins found, with their inputs\n"
+    "       pacer schema                        print the JSON Schema of the workflow format\n"
+    "       pacer version                       print versions\n"
+    "\n"
+    "`pacer COMMAND --help` describes a command and its options.\n";
+
+static const char run_help[] =
+    "usage: pacer run WORKFLOW... [options]\n"
+    "\n"
+    "Runs workflows. A WORKFLOW is a file, a directory (its *.yml and *.yaml\n"
+    "files, in name order) or - (the standard input). Every file is loaded and\n"
+    "checked before anything runs; several files share one HTTP session, one\n"
+    "summary and one set of reports, and the exit code is the most severe.\n"
+    "\n"
+    "options:\n"
+    "  --var NAME=VALUE      override vars.NAME (VALUE is read as YAML); repeatable\n"
+    "  --vars-file FILE      YAML map merged over vars (--var wins)\n"
+    "  --timeout DURATION    deadline for each workflow (overrides its `timeout`)\n"
+    "  --jobs N              run up to N workflow files at once (default 1)\n"
+    "  --report FORMAT:PATH  write a report (json, junit, trace, html); repeatable\n"
+    "  --lock PATH           hold an exclusive lock; exit 75 if another run holds it\n"
+    "  --progress auto|always|never\n"
+    "                        live progress on stderr (auto: when it is a terminal)\n"
+    "  --log-format text|json\n"
+    "                        human log lines, or one JSON object per line\n"
+    "  -q                    quiet: errors only (and the summary of a failed run)\n"
+    "  -v                    verbose: every step's start and end\n"
+    "  -vv                   also every HTTP request and response (redacted)\n"
+    "  --dry-run             load, validate and print the plan; run nothing\n"
+    "  --plugins DIR         another plugin directory (repeatable; also PACER_PLUGIN_PATH)\n"
+    "  --lua-memory MB       memory limit of the Lua state (default 512; also\n"
+    "                        PACER_LUA_MEMORY)\n"
+    "\n"
+    "exit codes: 0 ok, 1 an expectation failed, 2 invalid workflow or usage,\n"
+    "3 a step errored, 4 the deadline passed, 75 --lock is held,\n"
+    "129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.\n";
+
+static const char validate_help[] =
+    "usage: pacer validate WORKFLOW... [options]\n"
+    "\n"
+    "Loads and checks each workflow (files, directories, - for stdin) and runs\n"
+    "nothing: prints FILE: ok, or every error as file:line:column, and exits 2\n"
+    "if a file is invalid.\n"
+    "\n"
+    "options:\n"
+    "  --var NAME=VALUE      the names --var and --vars-file define count as\n"
+    "  --vars-file FILE        defined vars for the check of vars.NAME\n"
+    "  --plugins DIR         another plugin directory (repeatable; also PACER_PLUGIN_PATH)\n"
+    "  --lua-memory MB       memory limit of the Lua state (default 512)\n";
+
+static const char plugins_help[] =
+    "usage: pacer plugins [WORKFLOW.yml] [options]\n"
+    "\n"
+    "Lists the plugins `uses:` can find, with their descriptions and inputs: those\n"
+    "in plugins/ beside WORKFLOW.yml, in each --plugins directory, in each\n"
+    "PACER_PLUGIN_PATH entry, and the plugins bundled with pacer.\n"
+    "\n"
+    "options:\n"
+    "  --plugins DIR         another plugin directory (repeatable)\n"
+    "  --lua-memory MB       memory limit of the Lua state (default 512)\n";
+
+static const char schema_help[] =
+    "usage: pacer schema\n"
+    "\n"
+    "Prints the JSON Schema (draft-07) of the workflow format, for editors:\n"
+    "  pacer schema > .pacer-workflow.schema.json\n";
+
+static const char version_help[] =
+    "usage: pacer version\n"
+    "\n"
+    "Prints the versions of pacer and of the libraries it uses.\n";
+
+static const struct {
+  const char *cmd;
+  const char *text;
+} helps[] = {
+    {"run", run_help},       {"validate", validate_help}, {"plugins", plugins_help},
+    {"schema", schema_help}, {"version", version_help},
+};
+
 static void usage(FILE *f)
 {
-  fputs("usage: pacer run WORKFLOW.yml [options]   run a workflow\n"
-        "       pacer validate WORKFLOW.yml...       check files without running anything\n"
-        "       pacer plugins [WORKFLOW.yml]         list the plugins found, with their inputs\n"
-        "       pacer schema                         print the JSON Schema of the workflow format\n"
-        "       pacer version                        print versions\n"
-        "\n"
-        "run options:\n"
-        "  --var NAME=VALUE      override vars.NAME (VALUE is read as YAML)\n"
-        "  --vars-file FILE      YAML map merged over vars (--var wins)\n"
-        "  --timeout DURATION    deadline for the whole run\n"
-        "  --report FORMAT:PATH  write a report (json, junit, trace, html); repeatable\n"
-        "  --lock PATH           hold an exclusive lock; exit 75 if another run holds it\n"
-        "  --progress auto|always|never\n"
-        "                        live progress on stderr (auto: when it is a terminal)\n"
-        "  --log-format text|json\n"
-        "  -q, -v                quieter / more verbose\n"
-        "  --dry-run             load, validate and print the plan; run nothing\n"
-        "\n"
-        "validate options: --var NAME=VALUE and --vars-file FILE, as for run (the names\n"
-        "  they define count as defined vars)\n"
-        "\n"
-        "run, validate and plugins options:\n"
-        "  --plugins DIR         another plugin directory (repeatable; also PACER_PLUGIN_PATH)\n"
-        "  --lua-memory MB       memory limit of the Lua state (default 512; also\n"
-        "                        PACER_LUA_MEMORY)\n",
-        f);
+  fputs(overview_help, f);
+}
+
+/* The help of `cmd`, or NULL for an unknown command. */
+static const char *help_of(const char *cmd)
+{
+  for (size_t i = 0; i < PC_ARRAY_SIZE(helps); i++)
+    if (strcmp(helps[i].cmd, cmd) == 0)
+      return helps[i].text;
+  return NULL;
+}
+
+/* Whether the arguments of a command ask for its help. */
+static bool wants_help(int argc, char **argv)
+{
+  for (int i = 0; i < argc; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+      return true;
+  return false;
 }
 
 /* What run, validate and plugins share: the options common to them, and
@@ -101,9 +184,43 @@ static void add_plugin_dir(struct cli *cli, char *dir)
   cli->plugin_dirs[cli->nplugin_dirs++] = dir;
 }
 
+static bool is_dir(const char *path)
+{
+  struct stat sb;
+  return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* The plugins bundled with pacer, found relative to the binary itself
+ * (never a path fixed when pacer was configured, which a relocated install
+ * or a build tree would not match): BINDIR/../share/pacer/plugins in an
+ * installed tree (`cmake --install --prefix X` puts the binary in X/bin and
+ * the plugins in X/share/pacer/plugins), else BINDIR/plugins, where the
+ * build copies them next to build/pacer. A malloc'd path, or NULL when
+ * neither exists. */
+static char *bundled_plugin_dir(void)
+{
+  char exe[4096];
+  size_t len = sizeof exe;
+  if (uv_exepath(exe, &len) != 0 || len == 0)
+    return NULL;
+  char *slash = strrchr(exe, '/');
+  if (!slash)
+    return NULL;
+  *slash = '\0';
+  char *installed = pc_asprintf("%s/../share/pacer/plugins", exe);
+  char *real = is_dir(installed) ? realpath(installed, NULL) : NULL;
+  free(installed);
+  if (real)
+    return real;
+  char *built = pc_asprintf("%s/plugins", exe);
+  real = is_dir(built) ? realpath(built, NULL) : NULL;
+  free(built);
+  return real;
+}
+
 /* The --plugins directories are all known once the options are parsed:
  * the PACER_PLUGIN_PATH entries (colon-separated, empty ones skipped) go
- * after them, searched later. */
+ * after them, searched later, and the bundled plugins last. */
 static void plugin_dirs_done(struct cli *cli)
 {
   if (cli->env_dirs_added)
@@ -118,6 +235,10 @@ static void plugin_dirs_done(struct cli *cli)
     if (*p == ':')
       p++;
   }
+  /* Last, the bundled plugins: any directory above can shadow them. */
+  char *bundled = bundled_plugin_dir();
+  if (bundled)
+    add_plugin_dir(cli, bundled);
 }
 
 static void cli_free(struct cli *cli)
@@ -422,7 +543,8 @@ static int cmd_plugins(struct cli *cli, int argc, char **argv)
     if (r > 0)
       continue;
     if (argv[i][0] == '-' || file) {
-      fprintf(stderr, "pacer plugins: usage: pacer plugins [WORKFLOW.yml] [--plugins DIR]\n");
+      fprintf(stderr, "pacer plugins: usage: pacer plugins [WORKFLOW.yml] [--plugins DIR] "
+                      "(see pacer plugins --help)\n");
       return PC_EXIT_USAGE;
     }
     file = argv[i];
@@ -555,8 +677,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     } else if (strcmp(a, "--dry-run") == 0) {
       dry = true;
     } else if (a[0] == '-' && a[1]) {
-      fprintf(stderr, "pacer run: unknown option \"%s\"\n", a);
-      usage(stderr);
+      fprintf(stderr, "pacer run: unknown option \"%s\" (see pacer run --help)\n", a);
       goto out;
     } else if (file) {
       fprintf(stderr, "pacer run: one workflow file at a time (got \"%s\" and \"%s\")\n", file,
@@ -567,8 +688,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     }
   }
   if (!file) {
-    fprintf(stderr, "pacer run: name a workflow file\n");
-    usage(stderr);
+    fprintf(stderr, "pacer run: name a workflow file (see pacer run --help)\n");
     goto out;
   }
   if (lo.json)
@@ -640,6 +760,22 @@ static int cli_main(int argc, char **argv)
     return PC_EXIT_USAGE;
   }
   const char *cmd = argv[1];
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+    const char *text = argc > 2 ? help_of(argv[2]) : overview_help;
+    if (!text) {
+      fprintf(stderr, "pacer help: unknown command \"%s\"\n", argv[2]);
+      usage(stderr);
+      return PC_EXIT_USAGE;
+    }
+    fputs(text, stdout);
+    return PC_EXIT_OK;
+  }
+  /* `pacer CMD --help` anywhere among CMD's arguments: the help, nothing
+   * else (whatever the other arguments say). */
+  if (help_of(cmd) && wants_help(argc - 2, argv + 2)) {
+    fputs(help_of(cmd), stdout);
+    return PC_EXIT_OK;
+  }
   struct cli cli = {0};
   const char *mem = getenv("PACER_LUA_MEMORY");
   if (mem && *mem && parse_memory(&cli, mem, "PACER_LUA_MEMORY") != 0)
@@ -664,10 +800,6 @@ static int cli_main(int argc, char **argv)
   }
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
     return cmd_version();
-  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-    usage(stdout);
-    return PC_EXIT_OK;
-  }
   fprintf(stderr, "pacer: unknown command \"%s\"\n", cmd);
   usage(stderr);
   return PC_EXIT_USAGE;

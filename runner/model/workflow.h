@@ -219,8 +219,9 @@ struct pc_workflow {
  * Everything is borrowed and outlives the load. */
 struct pc_load_opts {
   /* Plugin directories, searched in this order after plugins/ beside the
-   * workflow and before the installed plugins: the --plugins directories,
-   * then the entries of PACER_PLUGIN_PATH. */
+   * workflow: the --plugins directories, then the entries of
+   * PACER_PLUGIN_PATH, then the plugins bundled with pacer (found relative
+   * to the binary by the command line). */
   const char *const *plugin_dirs;
   size_t nplugin_dirs;
   /* The names --var and --vars-file define: expressions may read
