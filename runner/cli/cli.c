@@ -409,7 +409,7 @@ static void print_step(const struct pc_workflow *wf, const struct pc_step *s, in
     printf(", if %s", s->if_expr->src);
   if ((s->for_each || s->action == PC_ACT_GATHER) && s->concurrency)
     printf(", concurrency %d", s->concurrency);
-  if ((s->for_each || s->action == PC_ACT_GATHER) && !s->fail_fast)
+  if ((s->for_each || pc_step_is_group(s)) && !s->fail_fast)
     printf(", fail_fast false");
   for (size_t i = 0; i < s->npools; i++)
     printf("%s%s", i ? "," : ", pool ", wf->pools[s->pools[i]].name);

@@ -119,7 +119,9 @@ struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct 
   t->group_timeout_ms = -1;
   if (st) {
     t->limit = st->concurrency;
-    t->fail_fast = st->fail_fast;
+    /* A fan-out's fail_fast is the fan-out's: the body of each item (a
+     * sequence, when the body is `steps:`) stops at its first failure. */
+    t->fail_fast = instance ? true : st->fail_fast;
     if (t->kind != TK_FOREACH) {
       t->group_timeout_ms = st->timeout_ms;
       t->kids = st->children;
@@ -366,7 +368,7 @@ static void group_child_done(struct task *t, struct task *c)
                         : pc_xstrdup(c->error ? c->error : label);
       free(label);
     }
-    if (t->kind == TK_SEQ || t->fail_fast) {
+    if (t->fail_fast) {
       t->stopping = true;
       struct pc_queue *q;
       pc_queue_foreach(q, &t->live) {

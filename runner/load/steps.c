@@ -527,8 +527,15 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
   bool fanout = st->action == PC_ACT_GATHER || pc_node_get(n, "for_each") != NULL;
   if ((v = pc__find_key(n, "concurrency", &k)) && applies_to_fanout(c, k, fanout))
     pc__load_int(c, "concurrency", v, 1, 1000000, &st->concurrency);
-  if ((v = pc__find_key(n, "fail_fast", &k)) && applies_to_fanout(c, k, fanout))
-    pc__load_bool(c, "fail_fast", v, &st->fail_fast);
+  /* fail_fast applies to every group: a fan-out or a gather stops its
+   * running siblings, a sequence its next steps; false runs them all and
+   * fails the group at the end. */
+  if ((v = pc__find_key(n, "fail_fast", &k))) {
+    if (fanout || group)
+      pc__load_bool(c, "fail_fast", v, &st->fail_fast);
+    else
+      pc_load_error(c, k, "fail_fast applies to steps, gather or for_each");
+  }
   if ((v = pc_node_get(n, "pool")))
     load_step_pools(L, st, v);
   bool has_timeout = false;
