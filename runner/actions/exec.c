@@ -1307,7 +1307,7 @@ static void start(struct pc_attempt *a, bool shell)
     free(err);
     return;
   }
-  char *label = pc_step_label(a->step);
+  char *label = pc_attempt_label(a);
   struct pc_proc_opts o = {
       .argv = (const char *const *)sp.argv,
       .env = (const char *const *)sp.env,

@@ -86,10 +86,10 @@ char *pc_step_label(const struct pc_step *s)
 {
   const char *base = strrchr(s->file, '/');
   base = base ? base + 1 : s->file;
-  if (s->id)
-    return pc_asprintf("%s (%s:%d)", s->id, base, s->line);
   if (s->name)
     return pc_asprintf("%s (%s:%d)", s->name, base, s->line);
+  if (s->id)
+    return pc_asprintf("%s (%s:%d)", s->id, base, s->line);
   return pc_asprintf("%s (%s:%d)", pc_action_name(s->action), base, s->line);
 }
 

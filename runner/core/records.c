@@ -35,6 +35,8 @@ void pc__rec_open(struct task *t)
   r->kind = t->step ? kinds[t->kind] : PC_REC_ROOT;
   r->root_name = t->step ? NULL : t->root_name;
   r->label = pc__task_label(t);
+  if (t->instance && pc__item_text(t))
+    r->item_label = pc_xstrdup(pc__item_text(t));
   r->start_off_ms = r->ready_off_ms = t->started_mono - run->started_mono;
   r->lane = -1;
 }
@@ -94,6 +96,7 @@ void pc_records_free(struct pc_run_report *rp)
 {
   for (size_t i = 0; i < rp->nrecords; i++) {
     free(rp->records[i].label);
+    free(rp->records[i].item_label);
     free(rp->records[i].error);
     free(rp->records[i].url);
     free(rp->records[i].method);

@@ -29,7 +29,9 @@ struct pc_record {
   enum pc_record_kind kind;
   const char *root_name;      /* roots only: "steps" or "finally" */
   size_t item;                /* 1-based item index inside a fan-out, else 0 */
-  char *label;                /* "fetch (wf.yml:12)", "fetch (wf.yml:12)[3]", "steps" */
+  char *label;                /* how logs name it: "fetch (wf.yml:12)", "stories[3] 4003
+                                 (wf.yml:12)", "stories[3] 4003 / fetch (wf.yml:14)", "steps" */
+  char *item_label;           /* fan-out items: the item's text ("4003"), or NULL */
   int depth;                  /* 0 for the roots */
   bool done;
   enum pc_outcome outcome;    /* valid when done */

@@ -35,18 +35,6 @@
 #include "core/actions.h"
 #include "script/luahost.h"
 
-char *pc__task_label(const struct task *t)
-{
-  if (!t->step)
-    return pc_xstrdup(t->root_name);
-  char *l = pc_step_label(t->step);
-  if (!t->instance)
-    return l;
-  char *r = pc_asprintf("%s[%zu]", l, t->item);
-  free(l);
-  return r;
-}
-
 /* ================================================================ tasks */
 
 static void task_free(struct task *t)
@@ -59,6 +47,7 @@ static void task_free(struct task *t)
     free(t->fail_msg);
   }
   free(t->error);
+  free(t->item_text);
   free(t);
 }
 
@@ -453,7 +442,8 @@ static void foreach_begin(struct task *t)
     lua_createtable(L, (int)(t->total < 1000000 ? t->total : 1000000), 0);
     t->items_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  t->static_body = pc__step_is_static(run, t->step);
+  /* A `label:` reads item and index: items then need a scope. */
+  t->static_body = pc__step_is_static(run, t->step) && !t->step->label;
   if (!pc_step_is_group(t->step) && !t->static_body)
     t->inst_mt_ref = pc_lua_instance_mt(run->lua, t->scope_ref);
   const struct pc_tmpl *p = t->step->params;

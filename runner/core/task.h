@@ -8,6 +8,7 @@
  *   results.c  the Lua result tables, and which of them anything can read
  *   records.c  records for reports and progress
  *   defer.c    the queues and the drain that drives everything
+ *   labels.c   how a step instance is named in logs and records
  *   actions.c  the few places that still name particular actions */
 #ifndef PACER_CORE_TASK_H
 #define PACER_CORE_TASK_H
@@ -39,6 +40,7 @@ struct task {
    * first use: most tasks never need one. */
   uv_timer_t *timer;
   char *error; /* a cancelled group: the cancellation's message until it finishes */
+  char *item_text; /* a fan-out item: its label text (labels.c); made on first use */
   /* When the task started, on the monotonic clock (a leaf: when it was
    * reached; it may then wait for pool permits before it runs). Wall-clock
    * times are derived from it and the run's one reading of the wall clock,
@@ -56,6 +58,7 @@ struct task {
   bool instance;  /* one item of a fan-out: for_each and if do not apply */
   bool own_scope; /* scope_ref is ours to unref */
   bool cancelled;
+  bool item_text_done; /* item_text was made (it may be NULL) */
 
   union {
     struct { /* groups: TK_SEQ, TK_GATHER, TK_FOREACH */
@@ -127,7 +130,11 @@ void pc__task_start(struct task *t);
 void pc__task_finish(struct task *t, enum pc_outcome o, const char *err);
 void pc__task_cancel(struct task *t, enum pc_outcome as, const char *msg);
 void pc__task_release(struct task *t);
-char *pc__task_label(const struct task *t);
+/* labels.c: the task's label for log lines and records (malloc'd), the
+ * title of a step (its name, id or action) and a fan-out item's text. */
+char *pc__task_label(struct task *t);
+const char *pc__step_title(const struct pc_step *st);
+const char *pc__item_text(struct task *t);
 uv_timer_t *pc__task_timer(struct task *t);
 static inline void pc__task_timer_stop(struct task *t)
 {

@@ -1,7 +1,7 @@
 /* steps.c: a step and its modifiers (SPEC.md section 3): the one action
  * key of a step (groups recurse, `assert` and `uses` are read here, every
  * other action reads its own value through its `load` in the action
- * table), then id, name, if, for_each, concurrency, fail_fast, pool,
+ * table), then id, name, if, for_each, label, concurrency, fail_fast, pool,
  * timeout, retry (with the warning about retry.on conditions a
  * non-idempotent request can never meet), continue_on_error, expect,
  * outputs and with; defaults.timeout and defaults.retry fill in leaf
@@ -35,7 +35,7 @@ static const char *const retry_keys[] = {"attempts", "backoff", "max_backoff", "
                                          "jitter",   "on",      "unsafe"};
 static const char *const expect_keys[] = {"status", "exit_code", "that"};
 static const char *const step_keys[] = {
-  "id",   "name",  "if",      "for_each", "concurrency", "fail_fast", "pool",
+  "id",   "name",  "if",      "for_each", "label",       "concurrency", "fail_fast", "pool",
   "timeout", "retry", "continue_on_error", "expect", "outputs", "with",
   /* the actions are step keys too */
   "sleep", "log",  "assert",  "steps",    "gather",      "http",      "uses",
@@ -298,6 +298,7 @@ void pc__step_free(struct pc_step *st)
   free(st->name);
   pc__expr_free(st->if_expr);
   pc_tmpl_free(st->for_each);
+  pc_tmpl_free(st->label);
   free(st->pools);
   pc__retry_free(&st->retry);
   free(st->expect.status);
@@ -525,6 +526,13 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
     st->for_each = t;
   }
   bool fanout = st->action == PC_ACT_GATHER || pc_node_get(n, "for_each") != NULL;
+  if ((v = pc__find_key(n, "label", &k))) {
+    /* Names each item of a fan-out in logs and reports (stories[3] ...). */
+    if (!pc_node_get(n, "for_each"))
+      pc_load_error(c, k, "label applies to for_each (it names each item)");
+    else
+      st->label = pc_load_tmpl(c, v);
+  }
   if ((v = pc__find_key(n, "concurrency", &k)) && applies_to_fanout(c, k, fanout))
     pc__load_int(c, "concurrency", v, 1, 1000000, &st->concurrency);
   /* fail_fast applies to every group: a fan-out or a gather stops its

@@ -148,6 +148,8 @@ struct pc_step {
 
   struct pc_expr *if_expr;   /* NULL: always */
   struct pc_tmpl *for_each;  /* NULL: not a fan-out */
+  struct pc_tmpl *label;     /* for_each: an item's label, evaluated with item and
+                                index bound; NULL: made from the item itself */
   int concurrency;           /* 0: unlimited */
   bool fail_fast;            /* default true */
   size_t *pools;             /* indexes into wf->pools, sorted ascending, unique */

@@ -117,8 +117,10 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
     pc__json_str(b, s->label);
     if (s->step)
       pc_buf_printf(b, ",\"line\":%d", s->step->line);
-    if (s->item)
-      pc_buf_printf(b, ",\"item\":%zu", s->item);
+    if (s->item) {
+      pc_buf_printf(b, ",\"item\":%zu,\"item_label\":", s->item);
+      pc__json_str(b, s->item_label);
+    }
     pc_buf_puts(b, ",\"outcome\":");
     pc__json_str(b, pc__rec_outcome(s));
     pc_buf_puts(b, ",\"error\":");

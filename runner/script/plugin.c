@@ -670,7 +670,7 @@ static void start_job(struct pc_attempt *a, int nargs)
     o.deadline = run_deadline;
     o.timeout_ms = run_deadline - pc_run_started_ms(a->run);
   }
-  o.label = pc_step_label(a->step);
+  o.label = pc_attempt_label(a);
   a->data = pc_coro_job_start(pc_run_lua(a->run), &o, nargs);
 }
 
