@@ -352,7 +352,10 @@ static void emit_line(struct stream *s)
   if (n > 0 && s->line[n - 1] == '\r')
     n--;
   s->line[n] = '\0';
-  pc_log(PC_LOG_INFO, s->p->label, "%s", s->line);
+  /* A program stopped by pacer (a failing sibling, a timeout, a signal)
+   * may print on its way out; those lines go to -v only, so they do not
+   * bury the failure that stopped it. */
+  pc_log(s->p->cancelled ? PC_LOG_DEBUG : PC_LOG_INFO, s->p->label, "%s", s->line);
   s->line_len = 0;
 }
 

@@ -131,26 +131,38 @@ static struct task *item_of(struct task *t)
   return t;
 }
 
-char *pc__task_label(struct task *t)
+/* The label of step `st`, which is t itself (an item: `inst` is t) or a
+ * step below the item `inst` (or below no item: `inst` NULL). */
+static char *label_of(const struct pc_step *st, struct task *inst, bool self)
 {
-  if (!t->step)
-    return pc_xstrdup(t->root_name);
   struct pc_buf b;
   pc_buf_init(&b, (size_t)1 << 20);
-  struct task *inst = item_of(t);
-  const char *base = strrchr(t->step->file, '/');
-  base = base ? base + 1 : t->step->file;
-  if (inst == t) {
-    item_label(&b, t);
+  const char *base = strrchr(st->file, '/');
+  base = base ? base + 1 : st->file;
+  if (self) {
+    item_label(&b, inst);
   } else {
     if (inst) {
       item_label(&b, inst);
       pc_buf_puts(&b, " / ");
     }
-    pc_buf_puts(&b, pc__step_title(t->step));
+    pc_buf_puts(&b, pc__step_title(st));
   }
-  pc_buf_printf(&b, " (%s:%d)", base, t->step->line);
+  pc_buf_printf(&b, " (%s:%d)", base, st->line);
   return pc_buf_steal(&b);
+}
+
+char *pc__task_label(struct task *t)
+{
+  if (!t->step)
+    return pc_xstrdup(t->root_name);
+  struct task *inst = item_of(t);
+  return label_of(t->step, inst, inst == t);
+}
+
+char *pc__child_label(struct task *parent, const struct pc_step *st)
+{
+  return label_of(st, item_of(parent), false);
 }
 
 char *pc_attempt_label(struct pc_attempt *a)

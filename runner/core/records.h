@@ -71,6 +71,10 @@ struct pc_run_report {
   struct pc_record *records;
   size_t nrecords;
   int nlanes;         /* lanes used (max concurrency of leaves seen) */
+  /* The root cause of the run's failure: the record of the step whose own
+   * failure came first and failed the run (PC_NO_RECORD when none; a
+   * deadline or a signal is not a step's). Filled at the end. */
+  size_t cause_rec;
   /* The run's statistics beyond its steps (the HTTP session's), at the
    * end; rendered after the steps' own in every format that shows them. */
   struct pc_stats_section *stats;

@@ -46,6 +46,7 @@ struct driver {
   int signal; /* first signal received, 0 if none */
   bool deadline_hit;
   bool finished; /* `steps` and `finally` are over */
+  char *cause;   /* the label of the run's root cause, or NULL (owned) */
   char run_id[40];
   struct pc_run_report rep; /* the records (when recording) and the run's end */
   struct pc_outfile *outs;  /* one per --report, opened before anything runs */
@@ -77,9 +78,22 @@ static void close_run_handles(struct driver *d)
   pc__engine_close(&d->run);
 }
 
+/* The first failing root names the run's root cause (`steps`, else
+ * `finally`). */
+static void keep_cause(struct driver *d, struct task *root)
+{
+  size_t rec;
+  const char *cause = pc__root_cause(root, &rec);
+  if (d->cause || !cause || !pc_outcome_is_failure(pc__root_outcome(root)))
+    return;
+  d->cause = pc_xstrdup(cause);
+  d->rep.cause_rec = rec;
+}
+
 static void on_root_done(struct pc_run *run, struct task *t)
 {
   struct driver *d = PC_CONTAINER_OF(run, struct driver, run);
+  keep_cause(d, t);
   if (t == d->main) {
     d->main_outcome = pc__root_outcome(t);
     const char *wo = d->signal         ? "cancelled"
@@ -413,6 +427,7 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   d->rep.run_id = d->run_id;
   d->rep.start_ms = run->started_wall;
   d->rep.start_mono = run->started_mono;
+  d->rep.cause_rec = PC_NO_RECORD;
 
   if (build_vars(d) != 0) {
     free(d);
@@ -479,6 +494,7 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   pc_records_free(&d->rep);
   pc__engine_free(run);
   pc_lua_unref(h, d->root_scope);
+  free(d->cause);
   free(d);
   return code;
 }

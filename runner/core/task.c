@@ -45,6 +45,7 @@ static void task_free(struct task *t)
     free(t->att_msg);
   } else {
     free(t->fail_msg);
+    free(t->cause);
   }
   free(t->error);
   free(t->item_text);
@@ -103,6 +104,7 @@ struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct 
     return t;
   }
   pc_queue_init(&t->live);
+  t->cause_rec = PC_NO_RECORD;
   t->list_ref = t->items_ref = t->inst_mt_ref = t->body_params_ref = LUA_NOREF;
   t->fail_fast = true;
   t->group_timeout_ms = -1;
@@ -169,6 +171,89 @@ void pc__task_event(struct pc_deferred *d)
   }
 }
 
+/* Why a group's unstarted steps did not run. malloc'd. */
+static char *unreached_why(const struct task *t)
+{
+  if (t->cause)
+    return pc_asprintf("not reached: %s failed", t->cause);
+  if (t->cancelled && t->error)
+    return pc_asprintf("not reached (%s)", t->error);
+  if (t->outcome == PC_SKIPPED)
+    return pc_xstrdup("not reached: the group was skipped (its `if` was false)");
+  return pc_asprintf("not reached: the group ended %s%s%s", pc_outcome_name(t->outcome),
+                     t->error ? ": " : "", t->error ? t->error : "");
+}
+
+/* Records and results for steps[from..n) of a group that will never
+ * start them, and for the steps inside those that are groups. */
+static void unreached_steps(struct task *t, size_t parent_rec, struct pc_step *const *steps,
+                            size_t n, const char *why)
+{
+  for (size_t i = 0; i < n; i++) {
+    const struct pc_step *st = steps[i];
+    pc__unreached_result(t, st, why);
+    size_t rec = t->run->rep && t->rec != PC_NO_RECORD
+                     ? pc__rec_unreached(t, parent_rec, st, why)
+                     : PC_NO_RECORD;
+    if (pc_step_is_group(st) && !st->for_each && (rec != PC_NO_RECORD || t->run->rep == NULL))
+      unreached_steps(t, rec, st->children, st->nchildren, why);
+  }
+}
+
+static void mark_unreached(struct task *t)
+{
+  char *why = unreached_why(t);
+  if (pc_log_enabled(PC_LOG_DEBUG)) {
+    char *label = pc__task_label(t);
+    pc_log(PC_LOG_DEBUG, label, "%zu step%s not started: %s", t->nkids - t->next_kid,
+           t->nkids - t->next_kid == 1 ? "" : "s", why);
+    free(label);
+  }
+  unreached_steps(t, PC_NO_RECORD, t->kids + t->next_kid, t->nkids - t->next_kid, why);
+  t->next_kid = t->nkids;
+  free(why);
+}
+
+/* The end-of-step line: failures always, at error (a warning under
+ * continue_on_error), with their reason, whatever kind of step failed; a
+ * group that failed because of its children says how many and names the
+ * root cause, whose own line came first. Otherwise one line per finished
+ * step for cron and CI logs, fan-out items only with -v (a large fan-out
+ * would drown the log). The label is built only when the line prints: on
+ * a 100 000-item fan-out that formatting is a fifth of the work. */
+static void log_finish(struct task *t)
+{
+  bool tolerated = t->step && t->step->continue_on_error;
+  bool failed = pc_outcome_is_failure(t->outcome);
+  enum pc_log_level lvl = failed ? (tolerated ? PC_LOG_WARN : PC_LOG_ERROR)
+                          : t->instance ? PC_LOG_DEBUG
+                                        : PC_LOG_INFO;
+  if (!t->step || !pc_log_enabled(lvl))
+    return;
+  char *label = pc__task_label(t);
+  char dur[32], queued[48] = "";
+  pc_format_duration(pc__task_run_ms(t), dur, sizeof dur);
+  if (t->kind == TK_LEAF && t->queued_ms >= 1) {
+    char q[32];
+    pc_format_duration(t->queued_ms, q, sizeof q);
+    snprintf(queued, sizeof queued, " (queued %s)", q);
+  }
+  const char *tol = tolerated ? " (continue_on_error)" : "";
+  if (failed && pc__task_failed_by_children(t))
+    pc_log(lvl, label, "%s after %s: %zu of %zu %s failed (root cause: %s)%s",
+           pc_outcome_name(t->outcome), dur, t->nfailed, t->total,
+           t->kind == TK_FOREACH ? "items" : "steps", t->cause ? t->cause : "?", tol);
+  else if (failed)
+    pc_log(lvl, label, "%s after %s%s: %s%s", pc_outcome_name(t->outcome), dur, queued,
+           t->error ? t->error : "", tol);
+  else if (t->outcome == PC_CANCELLED || (t->outcome == PC_SKIPPED && t->error))
+    pc_log(lvl, label, "%s after %s%s: %s", pc_outcome_name(t->outcome), dur, queued,
+           t->error ? t->error : "");
+  else
+    pc_log(lvl, label, "%s in %s%s", pc_outcome_name(t->outcome), dur, queued);
+  free(label);
+}
+
 void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
 {
   struct pc_run *run = t->run;
@@ -202,36 +287,13 @@ void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
     pc__build_result(t, o);
   }
 
-  /* The end-of-step line: failures always; otherwise one line per finished
-   * step for cron and CI logs, fan-out items only with -v (a large fan-out
-   * would drown the log). The label is built only when the line prints: on
-   * a 100 000-item fan-out that formatting is a fifth of the work. */
-  bool tolerated = t->step && t->step->continue_on_error;
-  /* A leaf's failure, or a group's own (its for_each or `if` could not be
-   * evaluated, it timed out): a group failing because a child did has had
-   * that child's failure logged already. */
-  bool failed = pc_outcome_is_failure(t->outcome) &&
-                (t->kind == TK_LEAF || !(t->failed_error || t->failed_expect));
-  enum pc_log_level lvl = failed ? (tolerated ? PC_LOG_WARN : PC_LOG_ERROR)
-                          : t->instance ? PC_LOG_DEBUG
-                                        : PC_LOG_INFO;
-  if (t->step && pc_log_enabled(lvl)) {
-    char *label = pc__task_label(t);
-    char dur[32], queued[48] = "";
-    pc_format_duration(pc__task_run_ms(t), dur, sizeof dur);
-    if (t->kind == TK_LEAF && t->queued_ms >= 1) {
-      char q[32];
-      pc_format_duration(t->queued_ms, q, sizeof q);
-      snprintf(queued, sizeof queued, " (queued %s)", q);
-    }
-    if (failed)
-      pc_log(lvl, label, "%s after %s%s: %s%s", pc_outcome_name(t->outcome), dur, queued,
-             t->error ? t->error : "", tolerated ? " (continue_on_error)" : "");
-    else
-      pc_log(lvl, label, "%s in %s%s", pc_outcome_name(t->outcome), dur, queued);
-    free(label);
-  }
+  /* Steps a sequence or gather never started are recorded and given a
+   * result all the same (outcome `skipped`): every step of the workflow
+   * is in the reports, and steps.ID answers in `finally`. */
+  if ((t->kind == TK_SEQ || t->kind == TK_GATHER) && t->next_kid < t->nkids)
+    mark_unreached(t);
 
+  log_finish(t);
   pc__record_finish(t);
   if (t->own_scope) {
     pc_lua_unref(run->lua, t->scope_ref);
@@ -349,6 +411,19 @@ static void group_child_done(struct task *t, struct task *c)
       t->failed_expect = true;
     else
       t->failed_error = true;
+    t->nfailed++;
+    if (!t->cause) {
+      /* The root cause: the child itself when its failure is its own,
+       * else the one that failed it (found further down first). */
+      if (c->kind == TK_LEAF || !pc__task_failed_by_children(c) || !c->cause) {
+        t->cause = pc__task_label(c);
+        t->cause_rec = c->rec;
+      } else {
+        t->cause = c->cause;
+        t->cause_rec = c->cause_rec;
+        c->cause = NULL;
+      }
+    }
     if (!t->fail_msg) {
       char *label = pc__task_label(c);
       t->fail_msg = c->kind == TK_LEAF
@@ -359,11 +434,15 @@ static void group_child_done(struct task *t, struct task *c)
     }
     if (t->fail_fast) {
       t->stopping = true;
+      char *why = NULL;
       struct pc_queue *q;
       pc_queue_foreach(q, &t->live) {
         struct task *s = pc_queue_data(q, struct task, sibling);
-        pc__task_cancel(s, PC_CANCELLED, "cancelled: a sibling failed");
+        if (!why)
+          why = pc_asprintf("cancelled because %s failed", t->cause);
+        pc__task_cancel(s, PC_CANCELLED, why);
       }
+      free(why);
     }
   }
   pc__task_release(c);
@@ -610,6 +689,12 @@ struct task *pc__root_start(struct pc_run *run, const char *name, struct pc_step
 enum pc_outcome pc__root_outcome(const struct task *root)
 {
   return root->outcome;
+}
+
+const char *pc__root_cause(const struct task *root, size_t *rec)
+{
+  *rec = root->cause_rec;
+  return root->cause;
 }
 
 void pc__root_free(struct task *root)

@@ -68,6 +68,13 @@ struct task {
       size_t next_kid; /* next child (or item) to start */
       size_t total;    /* number of children (or items) */
       char *fail_msg;  /* first counted failure among the children */
+      /* The root cause of the group's failure: the label of the step whose
+       * own failure (a leaf's, or a group's that did not come from its
+       * children) came first, and its record (PC_NO_RECORD if none).
+       * Siblings cancelled because of it say so. */
+      char *cause;
+      size_t cause_rec;
+      size_t nfailed;  /* children whose failure counted */
       double group_timeout_ms;
       int running;
       int limit;       /* max children in flight; 0 = unlimited */
@@ -124,6 +131,12 @@ static inline void pc__defer(struct pc_run *run, struct pc_deferred *d,
 
 /* ----------------------------------------------------------- task.c */
 
+/* A group that failed because of its children, not on its own. */
+static inline bool pc__task_failed_by_children(const struct task *t)
+{
+  return t->kind != TK_LEAF && (t->failed_error || t->failed_expect);
+}
+
 struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct pc_step *st,
                           int scope_ref, bool own_scope, bool instance);
 void pc__task_start(struct task *t);
@@ -133,6 +146,9 @@ void pc__task_release(struct task *t);
 /* labels.c: the task's label for log lines and records (malloc'd), the
  * title of a step (its name, id or action) and a fan-out item's text. */
 char *pc__task_label(struct task *t);
+/* The label a child step of `parent` has (a step the group never started
+ * has no task of its own). */
+char *pc__child_label(struct task *parent, const struct pc_step *st);
 const char *pc__step_title(const struct pc_step *st);
 const char *pc__item_text(struct task *t);
 uv_timer_t *pc__task_timer(struct task *t);
@@ -173,6 +189,7 @@ static inline void pc__leaf_next_attempt(struct task *t)
 
 void pc__build_result(struct task *t, enum pc_outcome o);
 void pc__fill_unstarted_items(struct task *t);
+void pc__unreached_result(struct task *group, const struct pc_step *st, const char *why);
 double pc__task_run_ms(const struct task *t);
 
 /* -------------------------------------------------------- actions.c */
@@ -193,6 +210,12 @@ void pc__rec_open(struct task *t);
 void pc__rec_running(struct task *t);
 void pc__rec_waiting(struct task *t, bool waiting);
 void pc__rec_close(struct task *t);
+/* A step the group never started (it stopped early, was skipped or
+ * cancelled): a finished record of outcome `skipped` with `why`, below the
+ * group's (or below record `parent_rec` when it is not PC_NO_RECORD).
+ * Returns its index. */
+size_t pc__rec_unreached(struct task *group, size_t parent_rec, const struct pc_step *st,
+                         const char *why);
 
 /* The task's record, or NULL when it has none. */
 static inline struct pc_record *pc__rec_of(const struct task *t)
