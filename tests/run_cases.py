@@ -10,6 +10,8 @@ happen when it runs:
     # stdout: line                    stdout must be exactly these lines, in order
     # stdout-sorted: line             ... the same, compared after sorting
     # stderr: text                    stderr must contain text (repeatable)
+    # stderr-nl: a\\n  b              ... the same, with \\n standing for a newline
+                                      (lines that must follow each other)
     # not-stderr: text                stderr must not contain text
     # time: < 1.5                     wall-time bound in seconds (repeatable: < and >)
     # max-rss: 40                     peak RSS bound in MiB (not with --no-rss:
@@ -106,6 +108,8 @@ def parse_header(path):
                 spec["stdout_sorted"] = (spec["stdout_sorted"] or []) + [val]
             elif key == "stderr":
                 spec["stderr"].append(val)
+            elif key == "stderr-nl":
+                spec["stderr"].append(val.replace("\\n", "\n"))
             elif key == "not-stderr":
                 spec["not_stderr"].append(val)
             elif key == "time":

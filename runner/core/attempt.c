@@ -256,12 +256,17 @@ static enum pc_fail check_expect(struct task *t, char **msg)
     enum pc_fail fail = PC_FAIL_NONE;
     for (size_t i = 0; i < ex->nthat && fail == PC_FAIL_NONE; i++) {
       bool ok = false;
-      if (pc_lua_eval_bool(h, ex->that[i], scope, &ok, msg) != 0) {
+      char *m = NULL;
+      if (pc_lua_eval_bool(h, ex->that[i], scope, &ok, &m) != 0) {
         fail = PC_FAIL_ERROR;
       } else if (!ok) {
-        *msg = pc_asprintf("expectation failed: %s (%s:%d:%d)", ex->that[i]->src,
-                           ex->that[i]->file, ex->that[i]->line, ex->that[i]->col);
+        m = pc_asprintf("expectation failed: %s (%s:%d:%d)", ex->that[i]->src,
+                        ex->that[i]->file, ex->that[i]->line, ex->that[i]->col);
         fail = PC_FAIL_EXPECT;
+      }
+      if (m) { /* while `result` is still bound */
+        *msg = pc_lua_explained(h, m, ex->that[i], scope);
+        free(m);
       }
     }
     pc_lua_scope_unbind(h, scope, "result");

@@ -546,7 +546,9 @@ void pc__task_start(struct task *t)
     bool ok = false;
     char *err = NULL;
     if (pc_lua_eval_bool(run->lua, st->if_expr, t->scope_ref, &ok, &err) != 0) {
-      pc__task_finish(t, PC_ERROR, err);
+      char *m = pc_lua_explained(run->lua, err, st->if_expr, t->scope_ref);
+      pc__task_finish(t, PC_ERROR, m);
+      free(m);
       free(err);
       return;
     }

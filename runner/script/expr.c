@@ -229,23 +229,17 @@ static void strip_plugin_mt(struct pc_lua *h)
   lua_remove(L, -2);                                     /* copy */
 }
 
-int pc_lua_eval(struct pc_lua *h, const struct pc_expr *e, int scope_ref, char **err)
+int pc__expr_call(struct pc_lua *h, int ref, int scope_ref, double limit_ms, const char *what,
+                  char **msg)
 {
   lua_State *L = h->L;
-  if (e->ref == LUA_NOREF || e->ref == LUA_REFNIL) {
-    *err = pc_asprintf("expression \"%s\" at %s:%d:%d was not compiled", e->src, e->file,
-                       e->line, e->col);
-    return -1;
-  }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, e->ref);     /* fn */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);        /* fn */
   lua_rawgeti(L, LUA_REGISTRYINDEX, scope_ref);  /* fn, scope */
   lua_setupvalue(L, -2, 1);                      /* fn (with _ENV = scope) */
-  char *msg = NULL;
-  if (pc_lua_call(h, 0, 1, PC__EXPR_LIMIT_MS, "the expression ran for more than 1000 ms and "
-                  "was stopped", false, &msg) != 0) {
-    *err = pc_asprintf("expression \"%s\" at %s:%d:%d failed: %s", e->src, e->file, e->line,
-                       e->col, strip_chunk_prefix(msg));
-    free(msg);
+  char *m = NULL;
+  if (pc_lua_call(h, 0, 1, limit_ms, what, false, &m) != 0) {
+    *msg = pc_xstrdup(strip_chunk_prefix(m));
+    free(m);
     return -1;
   }
   /* Hand back plain values, never proxies. */
@@ -254,6 +248,24 @@ int pc_lua_eval(struct pc_lua *h, const struct pc_expr *e, int scope_ref, char *
     lua_insert(L, -2);                                /* unwrap, value */
     lua_call(L, 1, 1);                                /* value */
     strip_plugin_mt(h);
+  }
+  return 0;
+}
+
+int pc_lua_eval(struct pc_lua *h, const struct pc_expr *e, int scope_ref, char **err)
+{
+  if (e->ref == LUA_NOREF || e->ref == LUA_REFNIL) {
+    *err = pc_asprintf("expression \"%s\" at %s:%d:%d was not compiled", e->src, e->file,
+                       e->line, e->col);
+    return -1;
+  }
+  char *msg = NULL;
+  if (pc__expr_call(h, e->ref, scope_ref, PC__EXPR_LIMIT_MS,
+                    "the expression ran for more than 1000 ms and was stopped", &msg) != 0) {
+    *err = pc_asprintf("expression \"%s\" at %s:%d:%d failed: %s", e->src, e->file, e->line,
+                       e->col, msg);
+    free(msg);
+    return -1;
   }
   return 0;
 }
