@@ -366,7 +366,7 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
     fail = check_expect(t, &msg);
     if (fail != PC_FAIL_NONE && t->ops->describe) {
       struct pc_buf b;
-      pc_buf_init(&b, 8192);
+      pc_buf_init(&b, (size_t)64 << 10);
       pc_buf_puts(&b, msg);
       t->ops->describe(&t->att, &b);
       free(msg);

@@ -243,9 +243,15 @@ static void log_finish(struct task *t)
     pc_log(lvl, label, "%s after %s: %zu of %zu %s failed (root cause: %s)%s",
            pc_outcome_name(t->outcome), dur, t->nfailed, t->total,
            t->kind == TK_FOREACH ? "items" : "steps", t->cause ? t->cause : "?", tol);
-  else if (failed)
-    pc_log(lvl, label, "%s after %s%s: %s%s", pc_outcome_name(t->outcome), dur, queued,
-           t->error ? t->error : "", tol);
+  else if (failed) {
+    /* The suffix goes on the first line: the lines under it (values,
+     * an HTTP exchange, a command line to paste) stay as they are. */
+    const char *e = t->error ? t->error : "";
+    const char *nl = strchr(e, '\n');
+    int first = nl ? (int)(nl - e) : (int)strlen(e);
+    pc_log(lvl, label, "%s after %s%s: %.*s%s%s", pc_outcome_name(t->outcome), dur, queued,
+           first, e, tol, e + first);
+  }
   else if (t->outcome == PC_CANCELLED || (t->outcome == PC_SKIPPED && t->error))
     pc_log(lvl, label, "%s after %s%s: %s", pc_outcome_name(t->outcome), dur, queued,
            t->error ? t->error : "");
