@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "core/records.h"
+#include "core/summary.h"
 #include "model/action.h"
 #include "model/outcome.h"
 
@@ -51,6 +52,10 @@ struct pc_run {
   size_t rec_cap;
   int *free_lanes; /* a stack of lanes released by finished leaves */
   size_t nfree_lanes;
+
+  /* The end-of-run summary: every run keeps it (a few counters, the first
+   * failures), whether it records or not. */
+  struct pc_summary summary;
 };
 
 /* Sets up the tree's part of a run whose fields above the queues are set

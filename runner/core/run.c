@@ -40,6 +40,8 @@ struct driver {
   uv_timer_t deadline;
   struct pc_watchdog *watchdog;
   struct pc_progress *progress; /* live display, or NULL */
+  const char **written;         /* the reports written at the end ("FORMAT:PATH", borrowed) */
+  size_t nwritten;
   struct task *main, *fin;      /* the root sequences while they run */
   enum pc_outcome main_outcome, fin_outcome;
   bool fin_ran;
@@ -364,6 +366,10 @@ static int write_reports(struct driver *d, int code)
       free(err);
       if (code == PC_EXIT_OK)
         code = PC_EXIT_ERROR;
+    } else {
+      if (!d->written)
+        d->written = pc_xcalloc(o->nreports, sizeof *d->written);
+      d->written[d->nwritten++] = o->reports[i];
     }
     free(format);
   }
@@ -476,8 +482,6 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   pc_format_duration(pc_mono_ms() - run->started_mono, dur, sizeof dur);
   const char *what = d->signal ? "interrupted" : d->deadline_hit ? "deadline exceeded"
                      : code == 0 ? "ok" : code == PC_EXIT_FAILED ? "failed" : "error";
-  pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL, "workflow %s: %s in %s (exit %d)",
-         wf->name, what, dur, code);
 
   d->rep.duration_ms = pc_mono_ms() - run->started_mono;
   d->rep.outcome = d->signal         ? "cancelled"
@@ -486,6 +490,13 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   d->rep.exit_code = code;
   d->rep.finished = true;
   code = write_reports(d, code);
+  /* The closing lines come after the reports, so they can name them: the
+   * summary, then the run's outcome and exit code. */
+  pc__summary_log(&run->summary, code == 0 ? PC_LOG_INFO : PC_LOG_ERROR,
+                  d->written, d->nwritten);
+  free(d->written);
+  pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL, "workflow %s: %s in %s (exit %d)",
+         wf->name, what, dur, code);
   close_signals(d);
   uv_run(&run->loop, UV_RUN_DEFAULT);
   err = uv_loop_close(&run->loop);

@@ -192,6 +192,8 @@ static void unreached_steps(struct task *t, size_t parent_rec, struct pc_step *c
   for (size_t i = 0; i < n; i++) {
     const struct pc_step *st = steps[i];
     pc__unreached_result(t, st, why);
+    if (!pc_step_is_group(st) || st->for_each)
+      t->run->summary.counts[PC_SKIPPED]++;
     size_t rec = t->run->rep && t->rec != PC_NO_RECORD
                      ? pc__rec_unreached(t, parent_rec, st, why)
                      : PC_NO_RECORD;
@@ -296,10 +298,19 @@ void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
   /* Steps a sequence or gather never started are recorded and given a
    * result all the same (outcome `skipped`): every step of the workflow
    * is in the reports, and steps.ID answers in `finally`. */
+  bool started_kids = t->next_kid > 0;
   if ((t->kind == TK_SEQ || t->kind == TK_GATHER) && t->next_kid < t->nkids)
     mark_unreached(t);
 
   log_finish(t);
+  if (t->step) {
+    bool counted = t->kind == TK_LEAF || !started_kids;
+    bool own = pc_outcome_is_failure(o) && !pc__task_failed_by_children(t) && t->error;
+    char *label = own ? pc__task_label(t) : NULL;
+    pc__summary_note(&run->summary, o, counted, label, own ? t->error : NULL,
+                     t->step->continue_on_error);
+    free(label);
+  }
   pc__record_finish(t);
   if (t->own_scope) {
     pc_lua_unref(run->lua, t->scope_ref);
@@ -676,6 +687,7 @@ void pc__engine_close(struct pc_run *run)
 
 void pc__engine_free(struct pc_run *run)
 {
+  pc__summary_free(&run->summary);
   free(run->free_lanes);
   free(run->pools);
 }

@@ -1,0 +1,2 @@
+# Empty dependencies file for pacer_luac.
+# This may be replaced when dependencies are built.

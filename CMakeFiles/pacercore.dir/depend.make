@@ -1,0 +1,2 @@
+# Empty dependencies file for pacercore.
+# This may be replaced when dependencies are built.
