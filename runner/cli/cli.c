@@ -673,7 +673,9 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
       lo.verbosity = -1;
     } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-      lo.verbosity = 1;
+      lo.verbosity = lo.verbosity >= 1 ? 2 : 1; /* -v -v is -vv */
+    } else if (strcmp(a, "-vv") == 0) {
+      lo.verbosity = 2;
     } else if (strcmp(a, "--dry-run") == 0) {
       dry = true;
     } else if (a[0] == '-' && a[1]) {

@@ -160,6 +160,17 @@ char *pc__task_label(struct task *t)
   return label_of(t->step, inst, inst == t);
 }
 
+char *pc__task_item(struct task *t)
+{
+  struct task *inst = t->step ? item_of(t) : NULL;
+  if (!inst)
+    return NULL;
+  struct pc_buf b;
+  pc_buf_init(&b, (size_t)1 << 20);
+  item_label(&b, inst);
+  return pc_buf_steal(&b);
+}
+
 char *pc__child_label(struct task *parent, const struct pc_step *st)
 {
   return label_of(st, item_of(parent), false);

@@ -459,6 +459,7 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   pc__engine_init(run);
   start_handles(d);
 
+  pc_log_set_run_id(d->run_id);
   pc_log(PC_LOG_DEBUG, NULL, "run %s of %s (%s)", d->run_id, wf->name, wf->file);
   d->main = pc__root_start(run, "steps", wf->steps, wf->nsteps, d->root_scope, -1, on_root_done);
   uv_run(&run->loop, UV_RUN_DEFAULT);
@@ -497,6 +498,7 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   free(d->written);
   pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL, "workflow %s: %s in %s (exit %d)",
          wf->name, what, dur, code);
+  pc_log_set_run_id(NULL);
   close_signals(d);
   uv_run(&run->loop, UV_RUN_DEFAULT);
   err = uv_loop_close(&run->loop);

@@ -241,24 +241,28 @@ static void log_finish(struct task *t)
     snprintf(queued, sizeof queued, " (queued %s)", q);
   }
   const char *tol = tolerated ? " (continue_on_error)" : "";
-  if (failed && pc__task_failed_by_children(t))
-    pc_log(lvl, label, "%s after %s: %zu of %zu %s failed (root cause: %s)%s",
-           pc_outcome_name(t->outcome), dur, t->nfailed, t->total,
-           t->kind == TK_FOREACH ? "items" : "steps", t->cause ? t->cause : "?", tol);
-  else if (failed) {
+  char *item = pc__task_item(t);
+  struct pc_log_fields f = {.item = item, .outcome = pc_outcome_name(t->outcome),
+                            .duration_ms = pc__task_run_ms(t)};
+  if (failed && pc__task_failed_by_children(t)) {
+    pc_log_step(lvl, label, &f, "%s after %s: %zu of %zu %s failed (root cause: %s)%s",
+                pc_outcome_name(t->outcome), dur, t->nfailed, t->total,
+                t->kind == TK_FOREACH ? "items" : "steps", t->cause ? t->cause : "?", tol);
+  } else if (failed) {
     /* The suffix goes on the first line: the lines under it (values,
      * an HTTP exchange, a command line to paste) stay as they are. */
     const char *e = t->error ? t->error : "";
     const char *nl = strchr(e, '\n');
     int first = nl ? (int)(nl - e) : (int)strlen(e);
-    pc_log(lvl, label, "%s after %s%s: %.*s%s%s", pc_outcome_name(t->outcome), dur, queued,
-           first, e, tol, e + first);
+    pc_log_step(lvl, label, &f, "%s after %s%s: %.*s%s%s", pc_outcome_name(t->outcome), dur,
+                queued, first, e, tol, e + first);
+  } else if (t->outcome == PC_CANCELLED || (t->outcome == PC_SKIPPED && t->error)) {
+    pc_log_step(lvl, label, &f, "%s after %s%s: %s", pc_outcome_name(t->outcome), dur, queued,
+                t->error ? t->error : "");
+  } else {
+    pc_log_step(lvl, label, &f, "%s in %s%s", pc_outcome_name(t->outcome), dur, queued);
   }
-  else if (t->outcome == PC_CANCELLED || (t->outcome == PC_SKIPPED && t->error))
-    pc_log(lvl, label, "%s after %s%s: %s", pc_outcome_name(t->outcome), dur, queued,
-           t->error ? t->error : "");
-  else
-    pc_log(lvl, label, "%s in %s%s", pc_outcome_name(t->outcome), dur, queued);
+  free(item);
   free(label);
 }
 

@@ -146,6 +146,9 @@ void pc__task_release(struct task *t);
 /* labels.c: the task's label for log lines and records (malloc'd), the
  * title of a step (its name, id or action) and a fan-out item's text. */
 char *pc__task_label(struct task *t);
+/* The label of the fan-out item t is or belongs to ("stories[3] 4003",
+ * malloc'd), or NULL outside any fan-out item. */
+char *pc__task_item(struct task *t);
 /* The label a child step of `parent` has (a step the group never started
  * has no task of its own). */
 char *pc__child_label(struct task *parent, const struct pc_step *st);

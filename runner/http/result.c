@@ -21,37 +21,6 @@
 #include "script/luahost.h"
 #include "base/redact.h"
 
-void pc_http_excerpt(struct pc_buf *b, const char *body, size_t body_len, size_t max)
-{
-  while (body_len > 0 && strchr(" \t\r\n", body[0])) {
-    body++;
-    body_len--;
-  }
-  bool more;
-  size_t len;
-  char *red = pc_redact_head(body, body_len, max, &len, &more);
-  const char *s = red;
-  size_t n = len > max ? max : len;
-  while (n > 0 && n < len && ((unsigned char)s[n] & 0xC0) == 0x80)
-    n--; /* end on a UTF-8 boundary */
-  bool space = false;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t') {
-      space = true; /* runs of white space become one space */
-      continue;
-    }
-    if (space)
-      pc_buf_puts(b, " ");
-    space = false;
-    char c = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
-    pc_buf_append(b, &c, 1);
-  }
-  if (n < len || more)
-    pc_buf_puts(b, "...");
-  free(red);
-}
-
 /* A result's lazy fields. Every result table of a Lua state shares one
  * metatable (made on first use, kept in the registry) whose __index builds
  * `json`, `headers` and `timing` when first read and rawsets them, so each
@@ -379,26 +348,6 @@ no_memory:
   return -1;
 }
 
-/* Whether the start of a body reads as text: UTF-8 without control
- * characters other than white space (a cut sequence at the end is fine). */
-static bool looks_like_text(const char *b, size_t len)
-{
-  size_t n = len < 512 ? len : 512;
-  for (size_t i = 0; i < n;) {
-    uint32_t cp;
-    size_t k = pc_utf8_decode((const unsigned char *)b + i, n - i, &cp);
-    if (k == 0)
-      return n < len && n - i < 4; /* a sequence cut by the 512-byte window */
-    if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r' && cp != '\f') || cp == 0x7f)
-      return false;
-    i += k;
-  }
-  return true;
-}
-
-#define EXCHANGE_HEADERS_MAX 40
-#define EXCHANGE_LINE_MAX 200
-
 void pc_http_result_exchange(struct pc_lua *h, int idx, struct pc_buf *out, size_t max)
 {
   lua_State *L = pc_lua_state(h);
@@ -411,67 +360,12 @@ void pc_http_result_exchange(struct pc_lua *h, int idx, struct pc_buf *out, size
   lua_pushvalue(L, idx);
   lua_rawget(L, -2); /* data, lazy */
   const struct lazy *z = lua_touserdata(L, -1);
-  if (!z || z->hdrs_len == 0) {
-    lua_pop(L, 2);
-    return;
-  }
-  /* the last response's block: from the last line that starts with HTTP/ */
-  const char *blk = z->data, *end = z->data + z->hdrs_len, *start = blk;
-  for (const char *p = blk; p < end;) {
-    if ((size_t)(end - p) >= 5 && memcmp(p, "HTTP/", 5) == 0)
-      start = p;
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    p = nl ? nl + 1 : end;
-  }
-  const char *content_type = NULL;
-  size_t ct_len = 0, lines = 0;
-  for (const char *p = start; p < end;) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    const char *le = nl ? nl : end;
-    while (le > p && le[-1] == '\r')
-      le--;
-    size_t n = (size_t)(le - p);
-    if (n > 0) {
-      if (lines++ == EXCHANGE_HEADERS_MAX) {
-        pc_buf_puts(out, "\n  < ...");
-      } else if (lines <= EXCHANGE_HEADERS_MAX) {
-        const char *colon = memchr(p, ':', n);
-        size_t nlen = colon ? (size_t)(colon - p) : 0;
-        if (nlen == 12 && strncasecmp(p, "content-type", 12) == 0) {
-          content_type = colon + 1;
-          ct_len = (size_t)(le - content_type);
-          while (ct_len && *content_type == ' ')
-            content_type++, ct_len--;
-        }
-        if (nlen == 10 && strncasecmp(p, "set-cookie", 10) == 0) {
-          const char *v = colon + 1;
-          while (v < le && (*v == ' ' || *v == '\t'))
-            v++;
-          pc_buf_printf(out, "\n  < %.*s: (%zu bytes, not shown)", (int)nlen, p,
-                        (size_t)(le - v));
-        } else {
-          pc_buf_printf(out, "\n  < %.*s%s", (int)(n > EXCHANGE_LINE_MAX ? EXCHANGE_LINE_MAX : n),
-                        p, n > EXCHANGE_LINE_MAX ? "..." : "");
-        }
-      }
-    }
-    p = nl ? nl + 1 : end;
-  }
-  lua_pop(L, 2);
   lua_pushliteral(L, "body");
-  if (lua_rawget(L, idx) == LUA_TSTRING) {
-    size_t len;
-    const char *b = lua_tolstring(L, -1, &len);
-    if (len == 0) {
-      pc_buf_puts(out, "\n  body: empty");
-    } else if (!looks_like_text(b, len)) {
-      pc_buf_printf(out, "\n  body: %zu bytes, not text", len);
-      if (content_type)
-        pc_buf_printf(out, " (%.*s)", (int)(ct_len > 100 ? 100 : ct_len), content_type);
-    } else {
-      pc_buf_printf(out, "\n  body (%zu bytes): ", len);
-      pc_http_excerpt(out, b, len, max);
-    }
-  }
-  lua_pop(L, 1);
+  const char *body = NULL;
+  size_t len = 0;
+  if (lua_rawget(L, idx) == LUA_TSTRING) /* data, lazy, body */
+    body = lua_tolstring(L, -1, &len);
+  if (z && z->hdrs_len)
+    pc_http_show_response(out, z->data, z->hdrs_len, body, len, max);
+  lua_pop(L, 3);
 }
