@@ -23,6 +23,11 @@ struct pc_expr {
   const char *file; /* borrowed from the workflow */
   int line, col;    /* position of the `${{`, or of a bare expression scalar */
   int ref;          /* compiled chunk in the Lua registry; LUA_NOREF (-2) until compiled */
+  /* How its YAML was written, for hints at a syntax error (YAML traps):
+   * a plain scalar ends at " #" (a comment) and cannot hold ": "; the
+   * first "}}" ends a ${{ }}, even inside a string. */
+  bool yaml_plain;
+  bool in_marker;
 };
 
 enum pc_tmpl_kind {

@@ -43,8 +43,18 @@ int pc_lua_compile_expr(struct pc_lua *h, struct pc_expr *e, struct pc_diag *d)
   int rc = luaL_loadbuffer(L, code, strlen(code), "=");
   free(code);
   if (rc != LUA_OK) {
-    pc_diag_add(d, e->file, e->line, e->col, "syntax error in expression \"%s\": %s", e->src,
-                strip_chunk_prefix(lua_tostring(L, -1)));
+    const char *msg = strip_chunk_prefix(lua_tostring(L, -1));
+    /* YAML traps: an expression that stops short ("near ')'", the bracket
+     * this chunk adds) was cut by YAML, or a string in it by "}}". */
+    const char *hint = "";
+    if (e->in_marker && strstr(msg, "unfinished string"))
+      hint = " (hint: the first \"}}\" ends ${{ }}, even inside a string: write \"}\" .. \"}\", "
+             "or, in if/assert/expect.that, the expression bare)";
+    else if (e->yaml_plain && (strstr(msg, "near ')'") || strstr(msg, "<eof>")))
+      hint = " (hint: YAML ends an unquoted value at \" #\", which starts a comment, so `#x` "
+             "and what follows were cut off; quote the whole value)";
+    pc_diag_add(d, e->file, e->line, e->col, "syntax error in expression \"%s\": %s%s", e->src,
+                msg, hint);
     lua_pop(L, 1);
     return -1;
   }
