@@ -32,6 +32,7 @@
 #include "report/report.h"
 #include "load/schema.h"
 #include "base/util.h"
+#include "base/yamlload.h"
 #include "model/workflow.h"
 
 /* ----------------------------------------------------------- help */
@@ -53,14 +54,15 @@ static const char run_help[] =
     "\n"
     "Runs workflows. A WORKFLOW is a file, a directory (its *.yml and *.yaml\n"
     "files, in name order) or - (the standard input). Every file is loaded and\n"
-    "checked before anything runs; several files share one HTTP session, one\n"
-    "summary and one set of reports, and the exit code is the most severe.\n"
+    "checked before anything runs; then they run one after the other, each\n"
+    "with its own summary, and the exit code is the most severe of them.\n"
+    "--report takes one file.\n"
     "\n"
     "options:\n"
     "  --var NAME=VALUE      override vars.NAME (VALUE is read as YAML); repeatable\n"
     "  --vars-file FILE      YAML map merged over vars (--var wins)\n"
     "  --timeout DURATION    deadline for each workflow (overrides its `timeout`)\n"
-    "  --jobs N              run up to N workflow files at once (default 1)\n"
+
     "  --report FORMAT:PATH  write a report (json, junit, trace, html); repeatable\n"
     "  --lock PATH           hold an exclusive lock; exit 75 if another run holds it\n"
     "  --progress auto|always|never\n"
@@ -601,9 +603,125 @@ static bool opt_is(const char *a, const char *name)
   return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
 }
 
+/* ------------------------------------------------- several workflow files */
+
+/* The exit code of several runs: SPEC's precedence, top to bottom --
+ * signals, the deadline, an error, a failure, a bad file, the lock, ok. */
+static int exit_rank(int code)
+{
+  switch (code) {
+  case PC_EXIT_SIGHUP:
+  case PC_EXIT_SIGINT:
+  case PC_EXIT_SIGTERM:
+    return 7;
+  case PC_EXIT_DEADLINE:
+    return 6;
+  case PC_EXIT_ERROR:
+    return 5;
+  case PC_EXIT_FAILED:
+    return 4;
+  case PC_EXIT_USAGE:
+    return 3;
+  case PC_EXIT_LOCKED:
+    return 2;
+  case PC_EXIT_OK:
+    return 0;
+  }
+  return 5;
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The files a `run` argument names: itself, or for a directory its *.yml
+ * and *.yaml files (not recursive), sorted, appended to *files (malloc'd
+ * paths). Returns 0, or -1 with a message. */
+static int add_run_files(const char *arg, char ***files, size_t *n, size_t *cap)
+{
+  struct stat st;
+  if (strcmp(arg, "-") != 0 && stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+    uv_fs_t req;
+    int rc = uv_fs_scandir(NULL, &req, arg, 0, NULL);
+    if (rc < 0) {
+      fprintf(stderr, "pacer run: %s: %s\n", arg, uv_strerror(rc));
+      uv_fs_req_cleanup(&req);
+      return -1;
+    }
+    size_t first = *n;
+    uv_dirent_t ent;
+    while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
+      size_t len = strlen(ent.name);
+      bool yml = (len > 4 && strcmp(ent.name + len - 4, ".yml") == 0) ||
+                 (len > 5 && strcmp(ent.name + len - 5, ".yaml") == 0);
+      if (!yml || ent.name[0] == '.' || (ent.type != UV_DIRENT_FILE && ent.type != UV_DIRENT_LINK &&
+                                         ent.type != UV_DIRENT_UNKNOWN))
+        continue;
+      if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        *files = pc_xrealloc(*files, *cap * sizeof **files);
+      }
+      size_t alen = strlen(arg);
+      (*files)[(*n)++] = pc_asprintf("%s%s%s", arg, alen && arg[alen - 1] == '/' ? "" : "/",
+                                     ent.name);
+    }
+    uv_fs_req_cleanup(&req);
+    if (*n == first) {
+      fprintf(stderr, "pacer run: %s: no workflow files (*.yml, *.yaml) in this directory\n", arg);
+      return -1;
+    }
+    qsort(*files + first, *n - first, sizeof **files, cmp_cstr);
+    return 0;
+  }
+  if (*n == *cap) {
+    *cap = *cap ? *cap * 2 : 8;
+    *files = pc_xrealloc(*files, *cap * sizeof **files);
+  }
+  (*files)[(*n)++] = pc_xstrdup(arg);
+  return 0;
+}
+
+/* Loads `path` ("-": standard input, named "stdin" in messages). */
+static int load_run_file(const char *path, struct pc_lua *h, const struct pc_load_opts *opts,
+                         struct pc_workflow **out)
+{
+  if (strcmp(path, "-") != 0)
+    return load_workflow(path, h, opts, out);
+  struct pc_buf b;
+  pc_buf_init(&b, pc_yaml_default_limits.max_bytes); /* what a file may hold */
+  char chunk[65536];
+  ssize_t got;
+  while ((got = read(STDIN_FILENO, chunk, sizeof chunk)) != 0) {
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0 || pc_buf_append(&b, chunk, (size_t)got) != 0) {
+      fprintf(stderr, "pacer run: cannot read the workflow from stdin: %s\n",
+              got < 0 ? strerror(errno) : "too large");
+      pc_buf_free(&b);
+      return -1;
+    }
+  }
+  struct pc_diag d;
+  pc_diag_init(&d);
+  int rc = pc_load_string("stdin", b.data ? b.data : "", b.len, opts, h, out, &d);
+  print_diags(&d);
+  if (rc != 0) {
+    size_t n = pc_diag_count(&d);
+    fprintf(stderr, "stdin: %zu error%s; nothing was run\n", n, n == 1 ? "" : "s");
+  }
+  pc_diag_free(&d);
+  pc_buf_free(&b);
+  return rc;
+}
+
 static int cmd_run(struct cli *cli, int argc, char **argv)
 {
-  const char *file = NULL;
+  char **files = NULL;
+  size_t nfiles = 0, files_cap = 0;
+  bool stdin_named = false;
+  struct pc_lua **hosts = NULL;
+  struct pc_workflow **wfs = NULL;
   struct pc_run_opts o;
   pc_run_opts_init(&o);
   const char **vars = pc_xcalloc((size_t)argc + 1, sizeof *vars);
@@ -681,16 +799,26 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     } else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "pacer run: unknown option \"%s\" (see pacer run --help)\n", a);
       goto out;
-    } else if (file) {
-      fprintf(stderr, "pacer run: one workflow file at a time (got \"%s\" and \"%s\")\n", file,
-              a);
-      goto out;
     } else {
-      file = a;
+      if (strcmp(a, "-") == 0) {
+        if (stdin_named) {
+          fprintf(stderr, "pacer run: \"-\" (stdin) can be named once\n");
+          goto out;
+        }
+        stdin_named = true;
+      }
+      if (add_run_files(a, &files, &nfiles, &files_cap) != 0)
+        goto out;
     }
   }
-  if (!file) {
+  if (nfiles == 0) {
     fprintf(stderr, "pacer run: name a workflow file (see pacer run --help)\n");
+    goto out;
+  }
+  if (nfiles > 1 && o.nreports > 0) {
+    /* One report per run would overwrite each other at the same path. */
+    fprintf(stderr, "pacer run: --report takes one workflow file (%zu given): run the files one "
+                    "at a time to get a report of each\n", nfiles);
     goto out;
   }
   if (lo.json)
@@ -703,24 +831,51 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   if (gather_var_names("run", vars, o.nvars, o.vars_file, &vn) != 0)
     goto out;
   struct pc_load_opts lopts = load_opts(cli, &vn);
-  struct pc_lua *h = new_lua(cli);
-  if (!h) {
-    code = PC_EXIT_ERROR;
+  /* Every file is loaded (and every error in every file shown) before any
+   * runs: a bad file among several runs nothing, as a bad file alone. Each
+   * has its own Lua state. */
+  hosts = pc_xcalloc(nfiles, sizeof *hosts);
+  wfs = pc_xcalloc(nfiles, sizeof *wfs);
+  bool loaded = true;
+  for (size_t f = 0; f < nfiles; f++) {
+    if (!(hosts[f] = new_lua(cli))) {
+      code = PC_EXIT_ERROR;
+      goto out;
+    }
+    if (load_run_file(files[f], hosts[f], &lopts, &wfs[f]) != 0)
+      loaded = false;
+  }
+  if (!loaded)
+    goto out;
+  if (lock_path && !dry && (lock_fd = take_lock(lock_path)) < 0) {
+    code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
     goto out;
   }
-  struct pc_workflow *wf = NULL;
-  if (load_workflow(file, h, &lopts, &wf) == 0) {
-    if (lock_path && !dry && (lock_fd = take_lock(lock_path)) < 0) {
-      code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
-    } else if (dry) {
-      print_plan(wf);
-      code = PC_EXIT_OK;
-    } else {
-      code = pc_run_workflow(wf, h, &o);
-    }
-    pc_workflow_free(wf);
+  code = PC_EXIT_OK;
+  size_t ran = 0, nok = 0;
+  struct pc_buf failed; /* "FILE (exit N)" of the files that did not exit 0 */
+  pc_buf_init(&failed, (size_t)1 << 20);
+  for (size_t f = 0; f < nfiles; f++) {
+    int c = PC_EXIT_OK;
+    if (dry)
+      print_plan(wfs[f]);
+    else
+      c = pc_run_workflow(wfs[f], hosts[f], &o);
+    ran++;
+    if (c == PC_EXIT_OK)
+      nok++;
+    else
+      pc_buf_printf(&failed, "%s%s (exit %d)", failed.len ? ", " : "", files[f], c);
+    if (exit_rank(c) > exit_rank(code))
+      code = c;
+    if (exit_rank(c) == 7) /* interrupted: the files after it do not run */
+      break;
   }
-  pc_lua_free(h);
+  if (nfiles > 1 && !dry)
+    pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL,
+           "%zu workflow files: %zu ok%s%s%s (exit %d)", nfiles, nok, failed.len ? ", not ok: " : "",
+           failed.len ? failed.data : "", ran < nfiles ? ", the rest not run" : "", code);
+  pc_buf_free(&failed);
   goto out;
 
 missing:
@@ -729,6 +884,16 @@ out:
   if (lock_fd >= 0)
     close(lock_fd); /* releases the lock */
   var_names_free(&vn);
+  for (size_t f = 0; f < nfiles; f++) {
+    if (wfs && wfs[f])
+      pc_workflow_free(wfs[f]);
+    if (hosts && hosts[f])
+      pc_lua_free(hosts[f]);
+    free(files[f]);
+  }
+  free(wfs);
+  free(hosts);
+  free(files);
   free(vars);
   free(reports);
   pc_secrets_clear();
