@@ -106,6 +106,7 @@ struct pc_proc {
   struct pc_proc_set *rs;         /* borrowed: the registry */
   struct pc_proc *prev, *next; /* in rs->live */
   char *label;                 /* owned; NULL: output is not logged */
+  bool quiet;                  /* output is not logged (pc_proc_opts.quiet) */
   char *stdin_data;            /* owned; alive until the write completes */
   size_t stdin_len;
   bool has_stdin;
@@ -419,7 +420,7 @@ static void stream_finish(struct stream *s)
   if (s->done)
     return;
   s->done = true;
-  if (s->p->label && pc_log_enabled(PC_LOG_INFO)) {
+  if (s->p->label && !s->p->quiet && pc_log_enabled(PC_LOG_INFO)) {
     pc_buf_reset(&s->redacted);
     pc_redact_stream_end(&s->red, &s->redacted);
     feed_lines(s, s->redacted.data, s->redacted.len);
@@ -442,7 +443,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void stream_take(struct stream *s, const char *d, size_t n)
 {
   capture(s, d, n);
-  if (s->p->label && pc_log_enabled(PC_LOG_INFO))
+  if (s->p->label && !s->p->quiet && pc_log_enabled(PC_LOG_INFO))
     log_output(s, d, n);
 }
 
@@ -649,6 +650,7 @@ int pc_proc_spawn(struct pc_proc_set *rs, const struct pc_proc_opts *o, pc_proc_
   p->cb = cb;
   p->data = data;
   p->label = o->label ? pc_xstrdup(o->label) : NULL;
+  p->quiet = o->quiet;
   size_t max = o->max_output ? o->max_output : PC_EXEC_MAX_OUTPUT;
   stream_init(p, &p->out, "stdout", max);
   stream_init(p, &p->err, "stderr", max);
@@ -876,7 +878,19 @@ const char *pc_signal_name(int sig)
 
 /* ============================================================= actions */
 
-static const char *const exec_keys[] = {"command", "env", "cwd", "stdin"};
+static const char *const exec_keys[] = {"command", "env", "cwd", "stdin", "output"};
+
+/* `output:`: what becomes of the program's output lines in the log. */
+enum output_mode { OUTPUT_LOG, OUTPUT_QUIET, OUTPUT_ON_FAILURE };
+static const char *const output_modes[] = {"log", "quiet", "on_failure"};
+
+static int output_mode_of(const char *s)
+{
+  for (size_t i = 0; i < PC_ARRAY_SIZE(output_modes); i++)
+    if (strcmp(s, output_modes[i]) == 0)
+      return (int)i;
+  return -1;
+}
 
 /* "a list", "an integer": for messages. */
 static const char *article(const struct pc_node *n)
@@ -993,6 +1007,14 @@ static int load_map(struct pc_load_ctx *c, const struct pc_node *v, const struct
   if ((n = pc_node_get(v, "stdin")) && n->kind != PC_NODE_SCALAR &&
       !is_single_expr(pc_tmpl_get(t, "stdin")))
     bad |= check_scalar_node(c, n, "stdin");
+  if ((n = pc_node_get(v, "output")) &&
+      (n->kind != PC_NODE_SCALAR || output_mode_of(n->str) < 0)) {
+    const char *d = pc_did_you_mean(n->kind == PC_NODE_SCALAR ? n->str : "", output_modes,
+                                    PC_ARRAY_SIZE(output_modes));
+    pc_load_error(c, n, "%s.output: expected log, quiet or on_failure%s%s%s", what,
+                  d ? " (did you mean " : "", d ? d : "", d ? "?)" : "");
+    bad = -1;
+  }
   return bad;
 }
 
@@ -1037,6 +1059,7 @@ struct exec_spec {
   char *cwd;
   char *stdin_data; /* NULL: none */
   size_t stdin_len;
+  enum output_mode output;
 };
 
 static void spec_free(struct exec_spec *sp)
@@ -1235,6 +1258,13 @@ static char *parse_params(struct pc_lua *h, int idx, const struct pc_tmpl *t, bo
   if (lua_getfield(L, idx, "stdin") != LUA_TNIL) /* stdin */
     sp->stdin_data = pc_lua_to_text(h, -1, &sp->stdin_len);
   lua_pop(L, 1);
+  sp->output = OUTPUT_LOG;
+  if (lua_getfield(L, idx, "output") == LUA_TSTRING) { /* output (a constant, checked at load) */
+    int m = output_mode_of(lua_tostring(L, -1));
+    if (m >= 0)
+      sp->output = (enum output_mode)m;
+  }
+  lua_pop(L, 1);
   return NULL;
 }
 
@@ -1318,6 +1348,7 @@ static void start(struct pc_attempt *a, bool shell)
       .stdin_data = sp.stdin_data,
       .stdin_len = sp.stdin_len,
       .label = label,
+      .quiet = sp.output != OUTPUT_LOG,
   };
   struct pc_proc *p = NULL;
   int rc = pc_proc_spawn(pc_exec_procs(a->run), &o, on_exec_done, a, &p);
@@ -1398,11 +1429,67 @@ static void append_tail(struct pc_buf *b, const char *text, size_t text_len)
   free(red);
 }
 
+/* output: on_failure -- the last ON_FAILURE_LINES lines of each stream,
+ * redacted, one per line under the message ("  stdout | ..."). */
+#define ON_FAILURE_LINES 20
+static void append_lines(struct pc_buf *b, const char *name, const char *text, size_t text_len)
+{
+  size_t len;
+  char *red = pc_redact(text, text_len, &len);
+  while (len > 0 && strchr(" \t\r\n", red[len - 1]))
+    len--;
+  size_t from = len, lines = 0;
+  while (from > 0 && lines < ON_FAILURE_LINES) {
+    from--;
+    if (red[from] == '\n' && ++lines == ON_FAILURE_LINES) {
+      from++;
+      break;
+    }
+  }
+  if (from > 0)
+    pc_buf_printf(b, "\n  %s | ...", name);
+  for (size_t i = from; i < len;) {
+    const char *nl = memchr(red + i, '\n', len - i);
+    size_t n = nl ? (size_t)(nl - (red + i)) : len - i;
+    if (n > 0 && red[i + n - 1] == '\r')
+      n--;
+    pc_buf_printf(b, "\n  %s | %.*s", name, (int)(n > PC_EXEC_LINE_MAX ? PC_EXEC_LINE_MAX : n),
+                  red + i);
+    i += (nl ? (size_t)(nl - (red + i)) + 1 : len - i);
+  }
+  free(red);
+}
+
 static void exec_describe(struct pc_attempt *a, struct pc_buf *out)
 {
   lua_State *L = pc_lua_state(pc_run_lua(a->run));
   if (a->result_ref == LUA_NOREF)
     return;
+  bool on_failure = false;
+  if (a->params_ref != LUA_NOREF) { /* still held while the engine describes */
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* params */
+    if (lua_type(L, -1) == LUA_TTABLE && lua_getfield(L, -1, "output") == LUA_TSTRING)
+      on_failure = strcmp(lua_tostring(L, -1), "on_failure") == 0;
+    lua_settop(L, top);
+  }
+  if (on_failure) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* result */
+    if (lua_getfield(L, -1, "signal") == LUA_TSTRING)
+      pc_buf_printf(out, "; killed by %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    static const char *const both[] = {"stdout", "stderr"};
+    for (size_t i = 0; i < 2; i++) {
+      size_t len = 0;
+      if (lua_getfield(L, -1, both[i]) == LUA_TSTRING) {
+        const char *s = lua_tolstring(L, -1, &len);
+        append_lines(out, both[i], s, len);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* result */
   if (lua_getfield(L, -1, "signal") == LUA_TSTRING) /* result, signal */
     pc_buf_printf(out, "; killed by %s", lua_tostring(L, -1));

@@ -41,6 +41,7 @@ struct pc_proc_opts {
   const char *stdin_data;  /* NULL: the child reads /dev/null */
   size_t stdin_len;
   const char *label;       /* log prefix for output lines; NULL: not logged */
+  bool quiet;              /* output lines are not logged (the step's output: quiet/on_failure) */
   size_t max_output;       /* per stream; 0: PC_EXEC_MAX_OUTPUT */
 };
 

@@ -61,7 +61,7 @@ void pc__expr_free(struct pc_expr *e)
 /* Registers a new expression, or reports (once) that the file has too many
  * and returns NULL. */
 static struct pc_expr *expr_new(struct pc_load_ctx *c, const struct pc_node *node,
-                                bool in_marker, const char *src, size_t len, int line, int col)
+                                bool brace_cut, const char *src, size_t len, int line, int col)
 {
   if (c->wf->nexprs >= PC_MAX_EXPRS) {
     if (!c->exprs_full)
@@ -78,7 +78,7 @@ static struct pc_expr *expr_new(struct pc_load_ctx *c, const struct pc_node *nod
   e->col = col;
   e->ref = -2; /* LUA_NOREF; workflow.c stays free of Lua headers */
   e->yaml_plain = node->style == PC_STYLE_PLAIN;
-  e->in_marker = in_marker;
+  e->brace_cut = brace_cut;
   /* wf->exprs has no capacity field: it always has room up to the next
    * power of two (at least 8) above nexprs, so it grows when nexprs reaches
    * one. pc_load_tmpl shrinking nexprs keeps that true. */
@@ -221,6 +221,30 @@ static void add_part(struct pc_tmpl *t, size_t *cap, const char *lit, size_t len
   p->expr = e;
 }
 
+/* Whether the text of an expression ends inside a Lua string literal
+ * ('...' or "..."), as it does when a "}}" in the string ended it. */
+static bool ends_in_string(const char *s, size_t len)
+{
+  char q = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (q && s[i] == '\\')
+      i++;
+    else if (q && s[i] == q)
+      q = 0;
+    else if (!q && (s[i] == '"' || s[i] == '\''))
+      q = s[i];
+  }
+  return q != 0;
+}
+
+/* The trap of `${{ "}}" }}`: the marker closed inside a string and another
+ * "}}" follows in the text (ending at `end`). */
+static bool brace_cut(const char *inner, size_t inner_len, const char *close, const char *end)
+{
+  return ends_in_string(inner, inner_len) &&
+         pc__find(close + 2, (size_t)(end - close) - 2, "}}") != NULL;
+}
+
 /* One ${{ }} marker: `open` points at a "${{" in text that ends at `end`.
  * Returns the "}}" that closes it, with the text between them, trimmed
  * (perhaps empty), in *inner; or reports an unclosed marker at line:col
@@ -283,7 +307,8 @@ static struct pc_tmpl *tmpl_scalar(struct pc_load_ctx *c, const struct pc_node *
       pc__load_error_at(c, line, col, "empty ${{ }} expression");
       ok = false;
     } else {
-      struct pc_expr *e = expr_new(c, n, true, inner, inner_len, line, col);
+      struct pc_expr *e = expr_new(c, n, brace_cut(inner, inner_len, close, s + len), inner,
+                                   inner_len, line, col);
       if (e == NULL) {
         ok = false;
         break;
@@ -397,6 +422,7 @@ struct pc_expr *pc_load_bare_expr(struct pc_load_ctx *c, const struct pc_node *n
     pc__load_error_at(c, line, col, "empty ${{ }} expression");
     return NULL;
   }
-  return expr_new(c, n, true, inner, inner_len, line, col);
+  return expr_new(c, n, brace_cut(inner, inner_len, close, s + len), inner, inner_len, line,
+                  col);
 }
 

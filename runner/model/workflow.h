@@ -24,10 +24,11 @@ struct pc_expr {
   int line, col;    /* position of the `${{`, or of a bare expression scalar */
   int ref;          /* compiled chunk in the Lua registry; LUA_NOREF (-2) until compiled */
   /* How its YAML was written, for hints at a syntax error (YAML traps):
-   * a plain scalar ends at " #" (a comment) and cannot hold ": "; the
-   * first "}}" ends a ${{ }}, even inside a string. */
+   * a plain scalar ends at " #" (a comment) and cannot hold ": "; and
+   * brace_cut: the first "}}" ended its ${{ }} inside a string literal
+   * while another "}}" follows (`${{ "}}" }}`). */
   bool yaml_plain;
-  bool in_marker;
+  bool brace_cut;
 };
 
 enum pc_tmpl_kind {

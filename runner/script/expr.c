@@ -47,7 +47,7 @@ int pc_lua_compile_expr(struct pc_lua *h, struct pc_expr *e, struct pc_diag *d)
     /* YAML traps: an expression that stops short ("near ')'", the bracket
      * this chunk adds) was cut by YAML, or a string in it by "}}". */
     const char *hint = "";
-    if (e->in_marker && strstr(msg, "unfinished string"))
+    if (e->brace_cut && strstr(msg, "unfinished string"))
       hint = " (hint: the first \"}}\" ends ${{ }}, even inside a string: write \"}\" .. \"}\", "
              "or, in if/assert/expect.that, the expression bare)";
     else if (e->yaml_plain && (strstr(msg, "near ')'") || strstr(msg, "<eof>")))
