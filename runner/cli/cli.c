@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 #include "http/curlshim.h"
 #include "base/diag.h"
 #include "core/run.h"
+#include "core/summary.h"
 #include "base/log.h"
 #include "script/luahost.h"
 #include "script/plugin.h"
@@ -54,8 +56,8 @@ static const char run_help[] =
     "\n"
     "Runs workflows. A WORKFLOW is a file, a directory (its *.yml and *.yaml\n"
     "files, in name order) or - (the standard input). Every file is loaded and\n"
-    "checked before anything runs; then they run one after the other, each\n"
-    "with its own summary, and the exit code is the most severe of them.\n"
+    "checked before anything runs; then they run one after the other, with\n"
+    "one summary at the end, and the exit code is the most severe of them.\n"
     "--report takes one file.\n"
     "\n"
     "options:\n"
@@ -853,10 +855,24 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   }
   code = PC_EXIT_OK;
   size_t ran = 0, nok = 0;
+  /* Several files: one summary for all of them, printed at the end; and
+   * each run after the first gets the signal dispositions pacer started
+   * with (a run leaves them ignored when it returns, see run.h). */
+  struct pc_summary all;
+  memset(&all, 0, sizeof all);
+  if (nfiles > 1)
+    o.summary = &all;
+  struct sigaction start_sig[3];
+  static const int watched[] = {SIGINT, SIGTERM, SIGHUP};
+  for (size_t i = 0; i < 3; i++)
+    sigaction(watched[i], NULL, &start_sig[i]);
   struct pc_buf failed; /* "FILE (exit N)" of the files that did not exit 0 */
   pc_buf_init(&failed, (size_t)1 << 20);
   for (size_t f = 0; f < nfiles; f++) {
     int c = PC_EXIT_OK;
+    if (f > 0)
+      for (size_t i = 0; i < 3; i++)
+        sigaction(watched[i], &start_sig[i], NULL);
     if (dry)
       print_plan(wfs[f]);
     else
@@ -871,6 +887,9 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     if (exit_rank(c) == 7) /* interrupted: the files after it do not run */
       break;
   }
+  if (nfiles > 1 && !dry)
+    pc__summary_log(&all, code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL, 0);
+  pc__summary_free(&all);
   if (nfiles > 1 && !dry)
     pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL,
            "%zu workflow files: %zu ok%s%s%s (exit %d)", nfiles, nok, failed.len ? ", not ok: " : "",

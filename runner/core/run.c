@@ -493,8 +493,11 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   code = write_reports(d, code);
   /* The closing lines come after the reports, so they can name them: the
    * summary, then the run's outcome and exit code. */
-  pc__summary_log(&run->summary, code == 0 ? PC_LOG_INFO : PC_LOG_ERROR,
-                  d->written, d->nwritten);
+  if (o->summary)
+    pc__summary_merge(o->summary, &run->summary);
+  else
+    pc__summary_log(&run->summary, code == 0 ? PC_LOG_INFO : PC_LOG_ERROR,
+                    d->written, d->nwritten);
   free(d->written);
   pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL, "workflow %s: %s in %s (exit %d)",
          wf->name, what, dur, code);

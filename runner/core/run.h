@@ -25,6 +25,10 @@ struct pc_run_opts {
   size_t nreports;
   bool record;                  /* keep step records even without reports (progress) */
   bool progress;                /* show the live progress display (progress.h) */
+  /* Several files in one `pacer run`: the run adds its summary (summary.h)
+   * here instead of printing it, and the caller prints one for all. NULL:
+   * the run prints its own. */
+  struct pc_summary *summary;
 };
 void pc_run_opts_init(struct pc_run_opts *o);
 

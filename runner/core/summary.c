@@ -60,6 +60,23 @@ void pc__summary_log(const struct pc_summary *s, int lvl, const char *const *rep
   pc_buf_free(&b);
 }
 
+void pc__summary_merge(struct pc_summary *to, struct pc_summary *from)
+{
+  for (size_t i = 0; i <= PC_SKIPPED; i++)
+    to->counts[i] += from->counts[i];
+  size_t kept = from->nfailures < PC_SUMMARY_FAILURES_MAX ? from->nfailures
+                                                          : PC_SUMMARY_FAILURES_MAX;
+  for (size_t i = 0; i < kept; i++) {
+    if (to->nfailures < PC_SUMMARY_FAILURES_MAX) {
+      to->failures[to->nfailures] = from->failures[i]; /* moved */
+      from->failures[i] = NULL;
+    }
+    to->nfailures++;
+  }
+  to->nfailures += from->nfailures - kept;
+  pc__summary_free(from);
+}
+
 void pc__summary_free(struct pc_summary *s)
 {
   size_t kept = s->nfailures < PC_SUMMARY_FAILURES_MAX ? s->nfailures : PC_SUMMARY_FAILURES_MAX;

@@ -32,6 +32,9 @@ void pc__summary_note(struct pc_summary *s, enum pc_outcome o, bool counted, con
  * counts, the failures, and the report paths written (`reports`:
  * "FORMAT:PATH" each, n of them). Nothing when no step was counted. */
 void pc__summary_log(const struct pc_summary *s, int lvl, const char *const *reports, size_t n);
+/* Adds `from` to `to` (counts, failures; the first ones kept) and empties
+ * `from`. */
+void pc__summary_merge(struct pc_summary *to, struct pc_summary *from);
 void pc__summary_free(struct pc_summary *s);
 
 #endif
