@@ -855,24 +855,25 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   }
   code = PC_EXIT_OK;
   size_t ran = 0, nok = 0;
-  /* Several files: one summary for all of them, printed at the end; and
-   * each run after the first gets the signal dispositions pacer started
-   * with (a run leaves them ignored when it returns, see run.h). */
+  /* Several files: one summary for all of them, printed at the end. A run
+   * leaves SIGINT, SIGTERM and SIGHUP ignored when it returns (run.h), so
+   * a signal between two runs is dropped rather than killing pacer without
+   * its closing lines; each run watches SIGINT and SIGTERM again, and
+   * SIGHUP unless pacer started with it ignored (nohup): that one is given
+   * back its default action just before each later run, which then sees
+   * it is not ignored and watches it. */
   struct pc_summary all;
   memset(&all, 0, sizeof all);
   if (nfiles > 1)
     o.summary = &all;
-  struct sigaction start_sig[3];
-  static const int watched[] = {SIGINT, SIGTERM, SIGHUP};
-  for (size_t i = 0; i < 3; i++)
-    sigaction(watched[i], NULL, &start_sig[i]);
+  struct sigaction hup;
+  bool hup_ignored = sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler == SIG_IGN;
   struct pc_buf failed; /* "FILE (exit N)" of the files that did not exit 0 */
   pc_buf_init(&failed, (size_t)1 << 20);
   for (size_t f = 0; f < nfiles; f++) {
     int c = PC_EXIT_OK;
-    if (f > 0)
-      for (size_t i = 0; i < 3; i++)
-        sigaction(watched[i], &start_sig[i], NULL);
+    if (f > 0 && !hup_ignored)
+      signal(SIGHUP, SIG_DFL);
     if (dry)
       print_plan(wfs[f]);
     else
