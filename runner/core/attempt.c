@@ -392,9 +392,14 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
     return;
   }
   if (held) {
-    char *m = pc_asprintf("%s; not retried: the server may have acted on the request and its "
-                          "method is not idempotent (retry.unsafe: true retries it anyway)",
-                          msg ? msg : "");
+    /* on the first line: the lines under it (an HTTP exchange, a command
+     * line to paste) stay as they are */
+    const char *e = msg ? msg : "";
+    const char *nl = strchr(e, '\n');
+    int first = nl ? (int)(nl - e) : (int)strlen(e);
+    char *m = pc_asprintf("%.*s; not retried: the server may have acted on the request and its "
+                          "method is not idempotent (retry.unsafe: true retries it anyway)%s",
+                          first, e, e + first);
     free(msg);
     msg = m;
   }

@@ -60,6 +60,24 @@ struct pc_http_session *pc_http_session_of(struct pc_run *run)
   return hr->session;
 }
 
+/* Appends "\n  reproduce: curl ..." for the attempt's request, from its
+ * evaluated options (held until the engine has the attempt's outcome). */
+static void append_curl(struct pc_attempt *a, struct pc_buf *out)
+{
+  if (a->params_ref == LUA_NOREF)
+    return;
+  struct pc_lua *h = pc_run_lua(a->run);
+  lua_State *L = pc_lua_state(h);
+  struct pc_buf c;
+  pc_buf_init(&c, (size_t)64 << 10);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* params */
+  pc_http_spec_curl(h, -1, pc_run_workflow_def(a->run)->http_defaults, a->scope_ref, &c);
+  lua_pop(L, 1);
+  if (c.len)
+    pc_buf_printf(out, "\n  reproduce: %s", c.data);
+  pc_buf_free(&c);
+}
+
 static void on_http_done(void *data, const struct pc_http_result *r)
 {
   struct pc_attempt *a = data;
@@ -76,6 +94,17 @@ static void on_http_done(void *data, const struct pc_http_result *r)
   if (rc != 0) {
     pc_attempt_done(a, PC_FAIL_ERROR, err);
     free(err);
+    return;
+  }
+  if (r->fail != PC_FAIL_NONE && r->error) {
+    /* No response to show (refused, DNS, TLS, cut short): the command
+     * line that tries the same request by hand. */
+    struct pc_buf b;
+    pc_buf_init(&b, (size_t)64 << 10);
+    pc_buf_puts(&b, r->error);
+    append_curl(a, &b);
+    pc_attempt_done(a, r->fail, b.data);
+    pc_buf_free(&b);
     return;
   }
   pc_attempt_done(a, r->fail, r->error);
@@ -178,16 +207,7 @@ static void http_describe(struct pc_attempt *a, struct pc_buf *out)
     pc_http_result_exchange(h, t, out, EXCERPT_MAX);
   }
   lua_pop(L, 3);
-  if (a->params_ref != LUA_NOREF) {
-    struct pc_buf c;
-    pc_buf_init(&c, (size_t)64 << 10);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* params */
-    pc_http_spec_curl(h, -1, pc_run_workflow_def(a->run)->http_defaults, a->scope_ref, &c);
-    lua_pop(L, 1);
-    if (c.len)
-      pc_buf_printf(out, "\n  reproduce: %s", c.data);
-    pc_buf_free(&c);
-  }
+  append_curl(a, out);
 }
 
 static void http_run_cleanup(struct pc_run *run)
