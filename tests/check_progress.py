@@ -67,6 +67,7 @@ steps:
 
 LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (error|warn |info |debug) ")
 ITEM_LINE = re.compile(r"^item \d+$")
+CONT_LINE = re.compile(r"^  \S")  # a log record's next line
 
 
 class Fail(Exception):
@@ -171,10 +172,13 @@ def check_display(pacer, wf, color):
             check(len(seg) < WIDTH, "display line wider than the terminal: %r" % seg)
     screen = emulate(raw)
     items = []
+    in_log = False  # the lines under a log line (values, the summary) are indented
     for line in screen:
-        check(LOG_LINE.match(line) or ITEM_LINE.match(line),
+        cont = in_log and CONT_LINE.match(line)
+        check(LOG_LINE.match(line) or ITEM_LINE.match(line) or cont,
               "torn or leftover line on the final screen: %r\n--- screen ---\n%s" %
               (line, "\n".join(screen)))
+        in_log = bool(LOG_LINE.match(line) or cont)
         if ITEM_LINE.match(line):
             items.append(int(line.split()[1]))
     check(sorted(items) == list(range(1, 41)), "items on screen: %r" % sorted(items))

@@ -32,6 +32,7 @@ import glob
 import html.parser
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -253,9 +254,17 @@ def scenario_formats(tmp):
     check(any("skipped_one" in s for s in skipped), "junit: skipped_one not skipped: %r" % skipped)
     names = [s.get("name") for s in junit.findall("testsuite")]
     check(names[0] == "steps" and names[-1] == "finally", "junit: suites %r" % names)
-    check(any(n.startswith("fan ") for n in names), "junit: no suite for fan: %r" % names)
-    fan = [s for s in junit.findall("testsuite") if s.get("name").startswith("fan ")][0]
+    check("fan" in names, "junit: no suite for fan: %r" % names)
+    fan = [s for s in junit.findall("testsuite") if s.get("name") == "fan"][0]
     check(int(fan.get("tests")) == 10, "junit: fan suite has %s cases" % fan.get("tests"))
+    # Stable test identity: a case is named by ids, names and item labels
+    # (an unnamed step by its action and position), never by a line number.
+    case_names = [c.get("name") for c in junit.findall("testsuite/testcase")]
+    check(not any(re.search(r":\d+\)", n) for n in case_names),
+          "junit: a line number in a case name: %r" % case_names)
+    fan_names = [c.get("name") for c in fan.findall("testcase")]
+    want = ["fan[%d] %d / %s" % (i, i, s) for i in range(1, 6) for s in ("sleep #1", "check")]
+    check(sorted(fan_names) == sorted(want), "junit: fan case names %r" % fan_names)
 
     # Trace: every slice carries its outcome; leaves of the fan-out overlap
     # in time, so they need more than one lane.

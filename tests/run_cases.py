@@ -10,6 +10,8 @@ happen when it runs:
     # stdout: line                    stdout must be exactly these lines, in order
     # stdout-sorted: line             ... the same, compared after sorting
     # stderr: text                    stderr must contain text (repeatable)
+    # stderr-nl: a\\n  b              ... the same, with \\n standing for a newline
+                                      (lines that must follow each other)
     # not-stderr: text                stderr must not contain text
     # time: < 1.5                     wall-time bound in seconds (repeatable: < and >)
     # max-rss: 40                     peak RSS bound in MiB (not with --no-rss:
@@ -46,8 +48,9 @@ happen when it runs:
                                       tests/torture.py)
 
 In args, env and expectations, {dir} is the case directory, {tmp} a fresh
-temporary directory, {pacer} the binary under test and {http} the fixture
-server's base URL. The examples in workflows/ are run as cases too.
+temporary directory, {pacer} the binary under test, {pacer_dir} the real
+path of its directory (where a build tree keeps the bundled plugins) and
+{http} the fixture server's base URL. The examples in workflows/ are run as cases too.
 
 tests/bad/NAME.yml are invalid workflows whose first line is
 `# expect: LINE:COL: text`: `pacer validate` and `pacer run` must both exit 2,
@@ -105,6 +108,8 @@ def parse_header(path):
                 spec["stdout_sorted"] = (spec["stdout_sorted"] or []) + [val]
             elif key == "stderr":
                 spec["stderr"].append(val)
+            elif key == "stderr-nl":
+                spec["stderr"].append(val.replace("\\n", "\n"))
             elif key == "not-stderr":
                 spec["not_stderr"].append(val)
             elif key == "time":
@@ -384,7 +389,8 @@ def run_case(pacer, path, servers):
 
 def run_case_in(pacer, path, servers, tmp):
     spec = parse_header(path)
-    ctx = {"dir": os.path.dirname(path), "tmp": tmp, "pacer": pacer}
+    ctx = {"dir": os.path.dirname(path), "tmp": tmp, "pacer": pacer,
+           "pacer_dir": os.path.realpath(os.path.dirname(pacer))}
     for kind in (spec["server"] or "").split():
         ctx.update(servers.get(kind))
     env = dict(os.environ)

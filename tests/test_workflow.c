@@ -477,8 +477,9 @@ static void test_bad_steps(void **state)
   bad("steps:\n  - log: x\n    with: {a: 1}\n", 3, 5, "`with` applies only to `uses` steps");
   bad("steps:\n  - log: x\n    concurrency: 2\n", 3, 5,
       "concurrency applies to gather or for_each");
-  bad("steps:\n  - steps: [{log: a}]\n    fail_fast: false\n", 3, 5,
-      "fail_fast applies to gather or for_each");
+  bad("steps:\n  - log: a\n    fail_fast: false\n", 3, 5,
+      "fail_fast applies to steps, gather or for_each");
+  bad("steps:\n  - log: a\n    label: x\n", 3, 5, "label applies to for_each");
   bad("steps:\n  - for_each: abc\n    log: x\n", 2, 15,
       "for_each: expected a list or one ${{ }} expression, got \"abc\"");
   bad("steps:\n  - for_each: \"a ${{ b }}\"\n    log: x\n", 2, 15, "for_each: expected a list");
@@ -905,7 +906,7 @@ static void test_load_opts_plugin_dirs(void **state)
   assert_int_equal(d.items[0].line, 2);
   assert_int_equal(d.items[0].col, 11);
   assert_non_null(strstr(d.items[0].msg, "no plugin named \"greet\" (looked for greet.lua in: "
-                                         "nowhere/plugins, "));
+                                         "nowhere/plugins)"));
   assert_null(strstr(d.items[0].msg, dir));
   pc_diag_free(&d);
 

@@ -168,14 +168,18 @@ static void assert_start(struct pc_attempt *a)
     bool ok = false;
     char *err = NULL;
     if (pc_lua_eval_bool(h, e, a->scope_ref, &ok, &err) != 0) {
-      pc_attempt_done(a, PC_FAIL_ERROR, err);
+      char *m = pc_lua_explained(h, err, e, a->scope_ref);
+      pc_attempt_done(a, PC_FAIL_ERROR, m);
+      free(m);
       free(err);
       return;
     }
     if (!ok) {
-      char *m = pc_asprintf("assertion failed: %s (%s:%d:%d)", e->src, e->file, e->line, e->col);
+      char *f = pc_asprintf("assertion failed: %s (%s:%d:%d)", e->src, e->file, e->line, e->col);
+      char *m = pc_lua_explained(h, f, e, a->scope_ref);
       pc_attempt_done(a, PC_FAIL_EXPECT, m);
       free(m);
+      free(f);
       return;
     }
   }

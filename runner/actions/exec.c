@@ -25,7 +25,19 @@
 
 /* ============================================================= actions */
 
-static const char *const exec_keys[] = {"command", "env", "cwd", "stdin"};
+static const char *const exec_keys[] = {"command", "env", "cwd", "stdin", "output"};
+
+/* `output:`: what becomes of the program's output lines in the log. */
+enum output_mode { OUTPUT_LOG, OUTPUT_QUIET, OUTPUT_ON_FAILURE };
+static const char *const output_modes[] = {"log", "quiet", "on_failure"};
+
+static int output_mode_of(const char *s)
+{
+  for (size_t i = 0; i < PC_ARRAY_SIZE(output_modes); i++)
+    if (strcmp(s, output_modes[i]) == 0)
+      return (int)i;
+  return -1;
+}
 
 /* "a list", "an integer": for messages. */
 static const char *article(const struct pc_node *n)
@@ -142,6 +154,14 @@ static int load_map(struct pc_load_ctx *c, const struct pc_node *v, const struct
   if ((n = pc_node_get(v, "stdin")) && n->kind != PC_NODE_SCALAR &&
       !is_single_expr(pc_tmpl_get(t, "stdin")))
     bad |= check_scalar_node(c, n, "stdin");
+  if ((n = pc_node_get(v, "output")) &&
+      (n->kind != PC_NODE_SCALAR || output_mode_of(n->str) < 0)) {
+    const char *d = pc_did_you_mean(n->kind == PC_NODE_SCALAR ? n->str : "", output_modes,
+                                    PC_ARRAY_SIZE(output_modes));
+    pc_load_error(c, n, "%s.output: expected log, quiet or on_failure%s%s%s", what,
+                  d ? " (did you mean " : "", d ? d : "", d ? "?)" : "");
+    bad = -1;
+  }
   return bad;
 }
 
@@ -186,6 +206,7 @@ struct exec_spec {
   char *cwd;
   char *stdin_data; /* NULL: none */
   size_t stdin_len;
+  enum output_mode output;
 };
 
 static void spec_free(struct exec_spec *sp)
@@ -384,6 +405,13 @@ static char *parse_params(struct pc_lua *h, int idx, const struct pc_tmpl *t, bo
   if (lua_getfield(L, idx, "stdin") != LUA_TNIL) /* stdin */
     sp->stdin_data = pc_lua_to_text(h, -1, &sp->stdin_len);
   lua_pop(L, 1);
+  sp->output = OUTPUT_LOG;
+  if (lua_getfield(L, idx, "output") == LUA_TSTRING) { /* output (a constant, checked at load) */
+    int m = output_mode_of(lua_tostring(L, -1));
+    if (m >= 0)
+      sp->output = (enum output_mode)m;
+  }
+  lua_pop(L, 1);
   return NULL;
 }
 
@@ -476,7 +504,7 @@ static void start(struct pc_attempt *a, bool shell)
     return;
   }
   add_traceparent(a, &sp);
-  char *label = pc_step_label(a->step);
+  char *label = pc_attempt_label(a);
   struct pc_proc_opts o = {
       .argv = (const char *const *)sp.argv,
       .env = (const char *const *)sp.env,
@@ -484,6 +512,7 @@ static void start(struct pc_attempt *a, bool shell)
       .stdin_data = sp.stdin_data,
       .stdin_len = sp.stdin_len,
       .label = label,
+      .quiet = sp.output != OUTPUT_LOG,
   };
   struct pc_proc *p = NULL;
   int rc = pc_proc_spawn(pc_proc_set_of(a->run), &o, on_exec_done, a, &p);
@@ -564,11 +593,67 @@ static void append_tail(struct pc_buf *b, const char *text, size_t text_len)
   free(red);
 }
 
+/* output: on_failure -- the last ON_FAILURE_LINES lines of each stream,
+ * redacted, one per line under the message ("  stdout | ..."). */
+#define ON_FAILURE_LINES 20
+static void append_lines(struct pc_buf *b, const char *name, const char *text, size_t text_len)
+{
+  size_t len;
+  char *red = pc_redact(text, text_len, &len);
+  while (len > 0 && strchr(" \t\r\n", red[len - 1]))
+    len--;
+  size_t from = len, lines = 0;
+  while (from > 0 && lines < ON_FAILURE_LINES) {
+    from--;
+    if (red[from] == '\n' && ++lines == ON_FAILURE_LINES) {
+      from++;
+      break;
+    }
+  }
+  if (from > 0)
+    pc_buf_printf(b, "\n  %s | ...", name);
+  for (size_t i = from; i < len;) {
+    const char *nl = memchr(red + i, '\n', len - i);
+    size_t n = nl ? (size_t)(nl - (red + i)) : len - i;
+    if (n > 0 && red[i + n - 1] == '\r')
+      n--;
+    pc_buf_printf(b, "\n  %s | %.*s", name, (int)(n > PC_PROC_LINE_MAX ? PC_PROC_LINE_MAX : n),
+                  red + i);
+    i += (nl ? (size_t)(nl - (red + i)) + 1 : len - i);
+  }
+  free(red);
+}
+
 static void exec_describe(struct pc_attempt *a, struct pc_buf *out)
 {
   lua_State *L = pc_lua_state(pc_run_lua(a->run));
   if (a->result_ref == LUA_NOREF)
     return;
+  bool on_failure = false;
+  if (a->params_ref != LUA_NOREF) { /* still held while the engine describes */
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* params */
+    if (lua_type(L, -1) == LUA_TTABLE && lua_getfield(L, -1, "output") == LUA_TSTRING)
+      on_failure = strcmp(lua_tostring(L, -1), "on_failure") == 0;
+    lua_settop(L, top);
+  }
+  if (on_failure) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* result */
+    if (lua_getfield(L, -1, "signal") == LUA_TSTRING)
+      pc_buf_printf(out, "; killed by %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    static const char *const both[] = {"stdout", "stderr"};
+    for (size_t i = 0; i < 2; i++) {
+      size_t len = 0;
+      if (lua_getfield(L, -1, both[i]) == LUA_TSTRING) {
+        const char *s = lua_tolstring(L, -1, &len);
+        append_lines(out, both[i], s, len);
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return;
+  }
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* result */
   if (lua_getfield(L, -1, "signal") == LUA_TSTRING) /* result, signal */
     pc_buf_printf(out, "; killed by %s", lua_tostring(L, -1));

@@ -67,13 +67,15 @@ bool pc_log_enabled(enum pc_log_level lvl)
     return opts.verbosity >= 0;
   case PC_LOG_DEBUG:
     return opts.verbosity >= 1;
+  case PC_LOG_TRACE:
+    return opts.verbosity >= 2;
   }
   return false;
 }
 
 static const char *level_name(enum pc_log_level lvl)
 {
-  static const char *const names[] = {"error", "warn", "info", "debug"};
+  static const char *const names[] = {"error", "warn", "info", "debug", "debug"};
   return names[lvl];
 }
 
@@ -107,14 +109,27 @@ static void put_text(struct pc_buf *b, const char *s, size_t len)
   pc_buf_append(b, run, (size_t)(p - run));
 }
 
-void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
+static char run_id[64]; /* "" until pc_log_set_run_id */
+
+void pc_log_set_run_id(const char *id)
 {
-  if (!pc_log_enabled(lvl))
-    return;
-  va_list ap;
-  va_start(ap, fmt);
+  snprintf(run_id, sizeof run_id, "%s", id ? id : "");
+}
+
+/* Appends ,"key":"value" with the value redacted (then quoted). */
+static void json_field(struct pc_buf *b, const char *key, const char *value)
+{
+  size_t n;
+  char *red = pc_redact(value, strlen(value), &n);
+  pc_buf_printf(b, ",\"%s\":", key);
+  pc_json_quote(b, red);
+  free(red);
+}
+
+static void vlog(enum pc_log_level lvl, const char *step, const struct pc_log_fields *f,
+                 const char *fmt, va_list ap)
+{
   char *msg = pc_vasprintf(fmt, ap);
-  va_end(ap);
 
   /* Redact before escaping: a secret holding a quote, a backslash or a
    * control character would no longer match once escaped. */
@@ -133,10 +148,18 @@ void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
     pc_json_quote(&b, ts);
     pc_buf_puts(&b, ",\"level\":");
     pc_json_quote(&b, level_name(lvl));
+    if (run_id[0])
+      json_field(&b, "run_id", run_id);
     if (rstep) {
       pc_buf_puts(&b, ",\"step\":");
       pc_json_quote(&b, rstep);
     }
+    if (f && f->item)
+      json_field(&b, "item", f->item);
+    if (f && f->outcome)
+      json_field(&b, "outcome", f->outcome);
+    if (f && f->duration_ms >= 0)
+      pc_buf_printf(&b, ",\"duration_ms\":%.3f", f->duration_ms);
     pc_buf_puts(&b, ",\"msg\":");
     pc_json_quote(&b, rmsg);
     pc_buf_puts(&b, "}\n");
@@ -144,7 +167,7 @@ void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
     time_t secs = (time_t)(now / 1000);
     struct tm tm;
     localtime_r(&secs, &tm);
-    static const char *const colors[] = {"\033[31m", "\033[33m", "", "\033[2m"};
+    static const char *const colors[] = {"\033[31m", "\033[33m", "", "\033[2m", "\033[2m"};
     pc_buf_printf(&b, "%02d:%02d:%02d.%03d %s%-5s%s ", tm.tm_hour, tm.tm_min, tm.tm_sec,
                   (int)((long long)now % 1000), opts.color ? colors[lvl] : "",
                   level_name(lvl), opts.color && *colors[lvl] ? "\033[0m" : "");
@@ -160,6 +183,27 @@ void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
   free(rstep);
   emit(stderr, b.data, b.len);
   pc_buf_free(&b);
+}
+
+void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
+{
+  if (!pc_log_enabled(lvl))
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vlog(lvl, step, NULL, fmt, ap);
+  va_end(ap);
+}
+
+void pc_log_step(enum pc_log_level lvl, const char *step, const struct pc_log_fields *f,
+                 const char *fmt, ...)
+{
+  if (!pc_log_enabled(lvl))
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vlog(lvl, step, f, fmt, ap);
+  va_end(ap);
 }
 
 /* Writes all of `data` to `fd`. Returns 0 or -errno. A descriptor left

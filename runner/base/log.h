@@ -10,10 +10,12 @@
 
 #include "base/redact.h" /* pc_secret_add, pc_redact: what every line passes through */
 
-enum pc_log_level { PC_LOG_ERROR, PC_LOG_WARN, PC_LOG_INFO, PC_LOG_DEBUG };
+/* PC_LOG_TRACE (-vv): every HTTP request and response, headers and body
+ * excerpts; printed as "debug" lines. */
+enum pc_log_level { PC_LOG_ERROR, PC_LOG_WARN, PC_LOG_INFO, PC_LOG_DEBUG, PC_LOG_TRACE };
 
 struct pc_log_opts {
-  int verbosity; /* -1 quiet (errors only), 0 normal (warn + info), 1 debug */
+  int verbosity; /* -1 quiet (errors only), 0 normal (warn + info), 1 debug, 2 trace */
   bool json;     /* --log-format json */
   bool color;    /* only on a TTY, never with NO_COLOR */
 };
@@ -30,6 +32,20 @@ bool pc_log_json(void);
  * quotes a server or a program cannot drive the user's terminal. */
 void pc_log(enum pc_log_level lvl, const char *step, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* What a step's end-of-step line carries as fields of its own with
+ * --log-format json (text lines show them in the message): the item label
+ * of the fan-out item it belongs to (NULL: none), its outcome, and its
+ * duration (< 0: none). */
+struct pc_log_fields {
+  const char *item;
+  const char *outcome;
+  double duration_ms;
+};
+/* pc_log with those fields. */
+void pc_log_step(enum pc_log_level lvl, const char *step, const struct pc_log_fields *f,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* The run's id, a field of every JSON line from now on (NULL: none). */
+void pc_log_set_run_id(const char *id);
 /* One line on stdout (a `log` step, plugin output). A trailing newline is
  * added. Returns 0, or -errno when stdout cannot be written (a reader that
  * went away: -EPIPE; a full disk: -ENOSPC): the caller makes that an error

@@ -315,8 +315,63 @@ void pc_secret_cut(const char *kept, size_t len)
   }
 }
 
+/* Secrets by name (secrets.NAME), for text meant to be run again: a
+ * `curl` command line refers to them as $NAME. Few and small: a list. */
+struct named {
+  char *name, *value; /* owned */
+  size_t len;
+};
+static struct named *named;
+static size_t nnamed;
+
+void pc_secret_name(const char *name, const char *value, size_t len)
+{
+  if (len < PC_SECRET_MIN)
+    return;
+  for (size_t i = 0; i < nnamed; i++)
+    if (strcmp(named[i].name, name) == 0)
+      return;
+  named = pc_xrealloc(named, (nnamed + 1) * sizeof *named);
+  named[nnamed].name = pc_xstrdup(name);
+  named[nnamed].value = pc_xstrndup(value, len);
+  named[nnamed].len = len;
+  nnamed++;
+}
+
+/* The offset of the first occurrence of v in s, or len (memmem is GNU's). */
+static size_t find_in(const char *s, size_t len, const char *v, size_t vlen)
+{
+  for (size_t i = 0; vlen <= len && i <= len - vlen; i++)
+    if (s[i] == v[0] && memcmp(s + i, v, vlen) == 0)
+      return i;
+  return len;
+}
+
+const char *pc_secret_named_at(const char *s, size_t len, size_t *at, size_t *n)
+{
+  const char *best = NULL;
+  for (size_t i = 0; i < nnamed; i++) {
+    size_t off = find_in(s, len, named[i].value, named[i].len);
+    if (off == len)
+      continue;
+    if (!best || off < *at || (off == *at && named[i].len > *n)) {
+      best = named[i].name;
+      *at = off;
+      *n = named[i].len;
+    }
+  }
+  return best;
+}
+
 void pc_secrets_clear(void)
 {
+  for (size_t i = 0; i < nnamed; i++) {
+    free(named[i].name);
+    free(named[i].value);
+  }
+  free(named);
+  named = NULL;
+  nnamed = 0;
   if (npats == 0 && pats == NULL)
     return;
   for (size_t i = 0; i < npats; i++)

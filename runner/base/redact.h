@@ -36,6 +36,14 @@ void pc_secret_add_userinfo(const char *user, const char *password);
  * a registered form, that fragment is registered as a secret of its own,
  * so wherever the cut text goes, the fragment is redacted. */
 void pc_secret_cut(const char *kept, size_t len);
+/* Remembers that `value` is the secret named `name` (secrets.NAME reads
+ * the environment variable NAME), for text meant to be run again, which
+ * refers to it as $NAME instead of printing *** (an HTTP step's `curl`
+ * command line). It does not register the value: pc_secret_add does. */
+void pc_secret_name(const char *name, const char *value, size_t len);
+/* The leftmost (then longest) occurrence in s of a named secret's value:
+ * its name, with *at and *n its place; NULL when there is none. */
+const char *pc_secret_named_at(const char *s, size_t len, size_t *at, size_t *n);
 /* Forgets every secret (end of a run, tests). */
 void pc_secrets_clear(void);
 

@@ -293,6 +293,11 @@ static void report_parser_error(struct loader *l, const yaml_parser_t *p)
   if (tab) {
     error_at(l, &p->problem_mark,
              "tab character in indentation; YAML indents with spaces only");
+  } else if (strstr(problem, "mapping values are not allowed") != NULL) {
+    /* The YAML trap: `log: see: here`, `run: a: b` */
+    error_at(l, &p->problem_mark,
+             "invalid YAML: %s (hint: an unquoted value cannot hold \": \"; quote the whole "
+             "value: key: \"a: b\")", problem);
   } else if (p->context != NULL) {
     error_at(l, &p->problem_mark, "invalid YAML: %s (%s that started at line %zu, column %zu)",
              problem, p->context, p->context_mark.line + 1, p->context_mark.column + 1);

@@ -5,10 +5,14 @@
  * runs. */
 #include "cli/cli.h"
 #include "cli/merge.h"
+#include "cli/shard.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +30,7 @@
 #include "base/diag.h"
 #include "base/digest.h"
 #include "core/run.h"
+#include "core/summary.h"
 #include "base/log.h"
 #include "base/pool.h"
 #include "base/redisbucket.h"
@@ -38,43 +43,135 @@
 #include "base/yamlload.h"
 #include "core/records.h"
 #include "base/util.h"
+#include "base/yamlload.h"
 #include "model/workflow.h"
+
+/* ----------------------------------------------------------- help */
+
+/* One text per command: `pacer CMD --help` (or -h, or `pacer help CMD`)
+ * prints it on stdout and exits 0; a usage error prints the overview on
+ * stderr. */
+static const char overview_help[] =
+    "usage: pacer run WORKFLOW... [options]     run workflows (files, directories, - for stdin)\n"
+    "       pacer validate WORKFLOW...          check files without running anything\n"
+    "       pacer plugins [WORKFLOW.yml]        list the plugins found, with their inputs\n"
+    "       pacer merge SHARD.json... --report FORMAT:PATH...\n"
+    "                                           merge the reports of a run's shards\n"
+    "       pacer schema                        print the JSON Schema of the workflow format\n"
+    "       pacer version                       print versions\n"
+    "\n"
+    "`pacer COMMAND --help` describes a command and its options.\n";
+
+static const char run_help[] =
+    "usage: pacer run WORKFLOW... [options]\n"
+    "\n"
+    "Runs workflows. A WORKFLOW is a file, a directory (its *.yml and *.yaml\n"
+    "files, in name order) or - (the standard input). Every file is loaded and\n"
+    "checked before anything runs; then they run one after the other, with\n"
+    "one summary at the end, and the exit code is the most severe of them.\n"
+    "--report takes one file.\n"
+    "\n"
+    "options:\n"
+    "  --var NAME=VALUE      override vars.NAME (VALUE is read as YAML); repeatable\n"
+    "  --vars-file FILE      YAML map merged over vars (--var wins)\n"
+    "  --timeout DURATION    deadline for each workflow (overrides its `timeout`)\n"
+    "  --shard K/N|auto      run shard K of N: the outermost fan-outs' items K, K+N, ...\n"
+    "  --shards N            with --shard auto in a Kubernetes Indexed Job: the count\n"
+    "  --report FORMAT:PATH  write a report (json, junit, trace, html, prometheus);\n"
+    "                        repeatable\n"
+    "  --push URL            push the run's metrics to a Prometheus Pushgateway\n"
+    "  --ping URL            ping a healthchecks.io-style check at start and end\n"
+    "  --lock PATH           hold an exclusive lock; exit 75 if another run holds it\n"
+    "  --progress auto|always|never\n"
+    "                        live progress on stderr (auto: when it is a terminal)\n"
+    "  --log-format text|json\n"
+    "                        human log lines, or one JSON object per line\n"
+    "  -q                    quiet: errors only (and the summary of a failed run)\n"
+    "  -v                    verbose: every step's start and end\n"
+    "  -vv                   also every HTTP request and response (redacted)\n"
+    "  --dry-run             load, validate and print the plan; run nothing\n"
+    "  --plugins DIR         another plugin directory (repeatable; also PACER_PLUGIN_PATH)\n"
+    "  --lua-memory MB       memory limit of the Lua state (default 512; also\n"
+    "                        PACER_LUA_MEMORY)\n"
+    "\n"
+    "exit codes: 0 ok, 1 an expectation failed, 2 invalid workflow or usage,\n"
+    "3 a step errored, 4 the deadline passed, 75 --lock is held,\n"
+    "129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.\n";
+
+static const char validate_help[] =
+    "usage: pacer validate WORKFLOW... [options]\n"
+    "\n"
+    "Loads and checks each workflow (files, directories, - for stdin) and runs\n"
+    "nothing: prints FILE: ok, or every error as file:line:column, and exits 2\n"
+    "if a file is invalid.\n"
+    "\n"
+    "options:\n"
+    "  --var NAME=VALUE      the names --var and --vars-file define count as\n"
+    "  --vars-file FILE        defined vars for the check of vars.NAME\n"
+    "  --plugins DIR         another plugin directory (repeatable; also PACER_PLUGIN_PATH)\n"
+    "  --lua-memory MB       memory limit of the Lua state (default 512)\n";
+
+static const char plugins_help[] =
+    "usage: pacer plugins [WORKFLOW.yml] [options]\n"
+    "\n"
+    "Lists the plugins `uses:` can find, with their descriptions and inputs: those\n"
+    "in plugins/ beside WORKFLOW.yml, in each --plugins directory, in each\n"
+    "PACER_PLUGIN_PATH entry, and the plugins bundled with pacer.\n"
+    "\n"
+    "options:\n"
+    "  --plugins DIR         another plugin directory (repeatable)\n"
+    "  --lua-memory MB       memory limit of the Lua state (default 512)\n";
+
+static const char merge_help[] =
+    "usage: pacer merge SHARD.json... --report FORMAT:PATH...\n"
+    "\n"
+    "Reads the JSON reports of every shard of one run (run --shard K/N\n"
+    "--report json:PATH) and writes the reports of the whole run (json, junit,\n"
+    "trace, html, prometheus; at least one). Refuses, with exit 2 and nothing\n"
+    "written, a missing or repeated shard and shards of another workflow or\n"
+    "other vars; otherwise exits with the merged run's exit code\n"
+    "(docs/shards.md).\n";
+
+static const char schema_help[] =
+    "usage: pacer schema\n"
+    "\n"
+    "Prints the JSON Schema (draft-07) of the workflow format, for editors:\n"
+    "  pacer schema > .pacer-workflow.schema.json\n";
+
+static const char version_help[] =
+    "usage: pacer version\n"
+    "\n"
+    "Prints the versions of pacer and of the libraries it uses.\n";
+
+static const struct {
+  const char *cmd;
+  const char *text;
+} helps[] = {
+    {"run", run_help},       {"validate", validate_help}, {"plugins", plugins_help},
+    {"schema", schema_help}, {"version", version_help},     {"merge", merge_help},
+};
 
 static void usage(FILE *f)
 {
-  fputs("usage: pacer run WORKFLOW.yml [options]   run a workflow\n"
-        "       pacer validate WORKFLOW.yml...       check files without running anything\n"
-        "       pacer plugins [WORKFLOW.yml]         list the plugins found, with their inputs\n"
-        "       pacer merge SHARD.json... --report FORMAT:PATH...\n"
-        "                                            merge the reports of a run's shards\n"
-        "       pacer schema                         print the JSON Schema of the workflow format\n"
-        "       pacer version                        print versions\n"
-        "\n"
-        "run options:\n"
-        "  --var NAME=VALUE      override vars.NAME (VALUE is read as YAML)\n"
-        "  --vars-file FILE      YAML map merged over vars (--var wins)\n"
-        "  --shard K/N|auto      run shard K of N: the outermost fan-outs' items K, K+N, ...\n"
-        "  --shards N            with --shard auto in a Kubernetes Indexed Job: the count\n"
-        "  --timeout DURATION    deadline for the whole run\n"
-        "  --report FORMAT:PATH  write a report (json, junit, trace, html, prometheus);\n"
-        "                        repeatable\n"
-        "  --push URL            push the run's metrics to a Prometheus Pushgateway\n"
-        "  --ping URL            ping a healthchecks.io-style check at start and end\n"
-        "  --lock PATH           hold an exclusive lock; exit 75 if another run holds it\n"
-        "  --progress auto|always|never\n"
-        "                        live progress on stderr (auto: when it is a terminal)\n"
-        "  --log-format text|json\n"
-        "  -q, -v                quieter / more verbose\n"
-        "  --dry-run             load, validate and print the plan; run nothing\n"
-        "\n"
-        "validate options: --var NAME=VALUE and --vars-file FILE, as for run (the names\n"
-        "  they define count as defined vars)\n"
-        "\n"
-        "run, validate and plugins options:\n"
-        "  --plugins DIR         another plugin directory (repeatable; also PACER_PLUGIN_PATH)\n"
-        "  --lua-memory MB       memory limit of the Lua state (default 512; also\n"
-        "                        PACER_LUA_MEMORY)\n",
-        f);
+  fputs(overview_help, f);
+}
+
+/* The help of `cmd`, or NULL for an unknown command. */
+static const char *help_of(const char *cmd)
+{
+  for (size_t i = 0; i < PC_ARRAY_SIZE(helps); i++)
+    if (strcmp(helps[i].cmd, cmd) == 0)
+      return helps[i].text;
+  return NULL;
+}
+
+/* Whether the arguments of a command ask for its help. */
+static bool wants_help(int argc, char **argv)
+{
+  for (int i = 0; i < argc; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+      return true;
+  return false;
 }
 
 /* What run, validate and plugins share: the options common to them, and
@@ -116,9 +213,43 @@ static void add_plugin_dir(struct cli *cli, char *dir)
   cli->plugin_dirs[cli->nplugin_dirs++] = dir;
 }
 
+static bool is_dir(const char *path)
+{
+  struct stat sb;
+  return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+/* The plugins bundled with pacer, found relative to the binary itself
+ * (never a path fixed when pacer was configured, which a relocated install
+ * or a build tree would not match): BINDIR/../share/pacer/plugins in an
+ * installed tree (`cmake --install --prefix X` puts the binary in X/bin and
+ * the plugins in X/share/pacer/plugins), else BINDIR/plugins, where the
+ * build copies them next to build/pacer. A malloc'd path, or NULL when
+ * neither exists. */
+static char *bundled_plugin_dir(void)
+{
+  char exe[4096];
+  size_t len = sizeof exe;
+  if (uv_exepath(exe, &len) != 0 || len == 0)
+    return NULL;
+  char *slash = strrchr(exe, '/');
+  if (!slash)
+    return NULL;
+  *slash = '\0';
+  char *installed = pc_asprintf("%s/../share/pacer/plugins", exe);
+  char *real = is_dir(installed) ? realpath(installed, NULL) : NULL;
+  free(installed);
+  if (real)
+    return real;
+  char *built = pc_asprintf("%s/plugins", exe);
+  real = is_dir(built) ? realpath(built, NULL) : NULL;
+  free(built);
+  return real;
+}
+
 /* The --plugins directories are all known once the options are parsed:
  * the PACER_PLUGIN_PATH entries (colon-separated, empty ones skipped) go
- * after them, searched later. */
+ * after them, searched later, and the bundled plugins last. */
 static void plugin_dirs_done(struct cli *cli)
 {
   if (cli->env_dirs_added)
@@ -133,6 +264,10 @@ static void plugin_dirs_done(struct cli *cli)
     if (*p == ':')
       p++;
   }
+  /* Last, the bundled plugins: any directory above can shadow them. */
+  char *bundled = bundled_plugin_dir();
+  if (bundled)
+    add_plugin_dir(cli, bundled);
 }
 
 static void cli_free(struct cli *cli)
@@ -321,7 +456,7 @@ static void print_step(const struct pc_workflow *wf, const struct pc_step *s, in
     printf(", if %s", s->if_expr->src);
   if ((s->for_each || s->kind == PC_STEP_GATHER) && s->concurrency)
     printf(", concurrency %d", s->concurrency);
-  if ((s->for_each || s->kind == PC_STEP_GATHER) && !s->fail_fast)
+  if ((s->for_each || pc_step_is_group(s)) && !s->fail_fast)
     printf(", fail_fast false");
   for (size_t i = 0; i < s->npools; i++)
     printf("%s%s", i ? "," : ", pool ", wf->pools[s->pools[i]].name);
@@ -473,7 +608,8 @@ static int cmd_plugins(struct cli *cli, int argc, char **argv)
     if (r > 0)
       continue;
     if (argv[i][0] == '-' || file) {
-      fprintf(stderr, "pacer plugins: usage: pacer plugins [WORKFLOW.yml] [--plugins DIR]\n");
+      fprintf(stderr, "pacer plugins: usage: pacer plugins [WORKFLOW.yml] [--plugins DIR] "
+                      "(see pacer plugins --help)\n");
       return PC_EXIT_USAGE;
     }
     file = argv[i];
@@ -530,139 +666,128 @@ static bool opt_is(const char *a, const char *name)
   return strncmp(a, name, n) == 0 && (a[n] == '\0' || a[n] == '=');
 }
 
-/* The run's shard identity for its reports (core/records.h,
- * docs/shards.md): K of N (1 of 1 without --shard), the SHA-256 of the workflow
- * file's bytes (the text the run loads, read once) and of the vars
- * overrides: the bytes of --vars-file, then each --var in order, each
- * framed by its kind and length so that no two lists of overrides digest
- * alike. Returns 0, or -1 if the vars file cannot be read (the check of
- * the overrides has said so already). */
-static int shard_identity(struct pc_shard_id *sh, const char *wf_text, size_t wf_len,
-                          const struct pc_run_opts *o, int index, int count)
-{
-  memset(sh, 0, sizeof *sh);
-  sh->index = index;
-  sh->count = count;
-  sh->rule = count > 1 ? "striped" : "none";
-  pc_sha256_hex_of(wf_text, wf_len, sh->workflow_sha256);
-  struct pc_sha256 v;
-  pc_sha256_init(&v);
-  char frame[64];
-  if (o->vars_file) {
-    char *buf;
-    size_t len;
-    if (pc_read_file(o->vars_file, pc_yaml_default_limits.max_bytes, &buf, &len) != 0)
-      return -1;
-    int n = snprintf(frame, sizeof frame, "vars-file %zu\n", len);
-    pc_sha256_update(&v, frame, (size_t)n);
-    pc_sha256_update(&v, buf, len);
-    free(buf);
-  }
-  for (size_t i = 0; i < o->nvars; i++) {
-    size_t len = strlen(o->vars[i]);
-    int n = snprintf(frame, sizeof frame, "var %zu\n", len);
-    pc_sha256_update(&v, frame, (size_t)n);
-    pc_sha256_update(&v, o->vars[i], len);
-  }
-  pc_sha256_hex(&v, sh->vars_sha256);
-  return 0;
-}
+/* ------------------------------------------------- several workflow files */
 
-/* A whole number from 1 to 100000, all of s; -1 if not. */
-static int shard_number(const char *s, size_t len)
+/* The exit code of several runs: SPEC's precedence, top to bottom --
+ * signals, the deadline, an error, a failure, a bad file, the lock, ok. */
+static int exit_rank(int code)
 {
-  long v = 0;
-  if (len == 0 || len > 6)
-    return -1;
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return -1;
-    v = v * 10 + (s[i] - '0');
-  }
-  return v >= 1 && v <= 100000 ? (int)v : -1;
-}
-
-/* --shard K/N, or --shard auto: K and N from a Kubernetes Indexed Job
- * (JOB_COMPLETION_INDEX, 0-based, with the count from --shards N) or from
- * GitLab's `parallel:` (CI_NODE_INDEX, 1-based, and CI_NODE_TOTAL). A GitHub
- * Actions matrix passes K/N itself (docs/shards.md). Returns 0 with *k and
- * *n, or -1 having said what is wrong. */
-static int resolve_shard(const char *spec, const char *shards, int *k, int *n)
-{
-  *k = *n = 1;
-  if (!spec) {
-    if (shards) {
-      fprintf(stderr, "pacer run: --shards applies only with --shard auto\n");
-      return -1;
-    }
+  switch (code) {
+  case PC_EXIT_SIGHUP:
+  case PC_EXIT_SIGINT:
+  case PC_EXIT_SIGTERM:
+    return 7;
+  case PC_EXIT_DEADLINE:
+    return 6;
+  case PC_EXIT_ERROR:
+    return 5;
+  case PC_EXIT_FAILED:
+    return 4;
+  case PC_EXIT_USAGE:
+    return 3;
+  case PC_EXIT_LOCKED:
+    return 2;
+  case PC_EXIT_OK:
     return 0;
   }
-  if (strcmp(spec, "auto") == 0) {
-    const char *jci = getenv("JOB_COMPLETION_INDEX");
-    const char *ci = getenv("CI_NODE_INDEX"), *ct = getenv("CI_NODE_TOTAL");
-    if (jci && *jci) {
-      int idx = strcmp(jci, "0") == 0 ? 0 : shard_number(jci, strlen(jci));
-      if (idx < 0) {
-        fprintf(stderr, "pacer run: --shard auto: JOB_COMPLETION_INDEX is \"%s\", not a number "
-                        "from 0 to 99999\n", jci);
-        return -1;
-      }
-      if (!shards || (*n = shard_number(shards, strlen(shards))) < 0) {
-        fprintf(stderr, "pacer run: --shard auto in a Kubernetes Indexed Job needs --shards N "
-                        "(the Job's completions, 1 to 100000)%s%s%s\n",
-                shards ? ", got \"" : "", shards ? shards : "", shards ? "\"" : "");
-        return -1;
-      }
-      *k = idx + 1;
-    } else if (ci && *ci && ct && *ct) {
-      if ((*k = shard_number(ci, strlen(ci))) < 0 || (*n = shard_number(ct, strlen(ct))) < 0) {
-        fprintf(stderr, "pacer run: --shard auto: CI_NODE_INDEX=\"%s\" CI_NODE_TOTAL=\"%s\" "
-                        "are not numbers from 1 to 100000\n", ci, ct);
-        return -1;
-      }
-      if (shards && shard_number(shards, strlen(shards)) != *n) {
-        fprintf(stderr, "pacer run: --shards %s disagrees with CI_NODE_TOTAL=%s\n", shards, ct);
-        return -1;
-      }
-    } else {
-      fprintf(stderr, "pacer run: --shard auto: set by a Kubernetes Indexed Job "
-                      "(JOB_COMPLETION_INDEX) or a GitLab parallel job (CI_NODE_INDEX, "
-                      "CI_NODE_TOTAL); neither is set here: give --shard K/N\n");
+  return 5;
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The files a `run` argument names: itself, or for a directory its *.yml
+ * and *.yaml files (not recursive), sorted, appended to *files (malloc'd
+ * paths). Returns 0, or -1 with a message. */
+static int add_run_files(const char *arg, char ***files, size_t *n, size_t *cap)
+{
+  struct stat st;
+  if (strcmp(arg, "-") != 0 && stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
+    uv_fs_t req;
+    int rc = uv_fs_scandir(NULL, &req, arg, 0, NULL);
+    if (rc < 0) {
+      fprintf(stderr, "pacer run: %s: %s\n", arg, uv_strerror(rc));
+      uv_fs_req_cleanup(&req);
       return -1;
     }
-  } else {
-    if (shards) {
-      fprintf(stderr, "pacer run: --shards applies only with --shard auto\n");
+    size_t first = *n;
+    uv_dirent_t ent;
+    while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
+      size_t len = strlen(ent.name);
+      bool yml = (len > 4 && strcmp(ent.name + len - 4, ".yml") == 0) ||
+                 (len > 5 && strcmp(ent.name + len - 5, ".yaml") == 0);
+      if (!yml || ent.name[0] == '.' || (ent.type != UV_DIRENT_FILE && ent.type != UV_DIRENT_LINK &&
+                                         ent.type != UV_DIRENT_UNKNOWN))
+        continue;
+      if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        *files = pc_xrealloc(*files, *cap * sizeof **files);
+      }
+      size_t alen = strlen(arg);
+      (*files)[(*n)++] = pc_asprintf("%s%s%s", arg, alen && arg[alen - 1] == '/' ? "" : "/",
+                                     ent.name);
+    }
+    uv_fs_req_cleanup(&req);
+    if (*n == first) {
+      fprintf(stderr, "pacer run: %s: no workflow files (*.yml, *.yaml) in this directory\n", arg);
       return -1;
     }
-    const char *slash = strchr(spec, '/');
-    if (!slash || (*k = shard_number(spec, (size_t)(slash - spec))) < 0 ||
-        (*n = shard_number(slash + 1, strlen(slash + 1))) < 0) {
-      fprintf(stderr, "pacer run: --shard expects K/N (1 <= K <= N <= 100000) or auto, got \"%s\"\n",
-              spec);
-      return -1;
-    }
+    qsort(*files + first, *n - first, sizeof **files, cmp_cstr);
+    return 0;
   }
-  if (*k > *n) {
-    fprintf(stderr, "pacer run: shard %d of %d: the index must be from 1 to %d\n", *k, *n, *n);
-    return -1;
+  if (*n == *cap) {
+    *cap = *cap ? *cap * 2 : 8;
+    *files = pc_xrealloc(*files, *cap * sizeof **files);
   }
+  (*files)[(*n)++] = pc_xstrdup(arg);
   return 0;
 }
 
-/* Whether a step (or one below it) has shard_key: the shard rule is then
- * "keyed" (shard_key where given, striped elsewhere). */
-static bool has_shard_key(struct pc_step *const *steps, size_t n)
+/* Loads `path` ("-": standard input, named "stdin" in messages). The
+ * bytes it loaded are handed out in *text (malloc'd; NULL if the file
+ * could not be read, and the loader has said why): the run's shard
+ * identity is their digest, so the file is read once. */
+static int load_run_file(const char *path, struct pc_lua *h, const struct pc_load_opts *opts,
+                         struct pc_workflow **out, char **text, size_t *text_len)
 {
-  for (size_t i = 0; i < n; i++)
-    if (steps[i]->shard_key || has_shard_key(steps[i]->children, steps[i]->nchildren))
-      return true;
-  return false;
+  *text = NULL;
+  *text_len = 0;
+  if (strcmp(path, "-") != 0) {
+    if (pc_read_file(path, pc_yaml_default_limits.max_bytes, text, text_len) != 0)
+      *text = NULL;
+    return load_workflow(path, *text, *text_len, h, opts, out);
+  }
+  struct pc_buf b;
+  pc_buf_init(&b, pc_yaml_default_limits.max_bytes); /* what a file may hold */
+  char chunk[65536];
+  ssize_t got;
+  while ((got = read(STDIN_FILENO, chunk, sizeof chunk)) != 0) {
+    if (got < 0 && errno == EINTR)
+      continue;
+    if (got < 0 || pc_buf_append(&b, chunk, (size_t)got) != 0) {
+      fprintf(stderr, "pacer run: cannot read the workflow from stdin: %s\n",
+              got < 0 ? strerror(errno) : "too large");
+      pc_buf_free(&b);
+      return -1;
+    }
+  }
+  int rc = load_workflow("stdin", b.data ? b.data : "", b.len, h, opts, out);
+  *text_len = b.len;
+  *text = b.data ? pc_buf_steal(&b) : pc_xstrdup("");
+  return rc;
 }
 
 static int cmd_run(struct cli *cli, int argc, char **argv)
 {
-  const char *file = NULL;
+  char **files = NULL;
+  size_t nfiles = 0, files_cap = 0;
+  bool stdin_named = false;
+  struct pc_lua **hosts = NULL;
+  struct pc_workflow **wfs = NULL;
+  char **texts = NULL; /* the bytes each file was loaded from (NULL: not read) */
+  size_t *text_lens = NULL;
   struct pc_run_opts o;
   pc_run_opts_init(&o);
   const char **vars = pc_xcalloc((size_t)argc + 1, sizeof *vars);
@@ -752,27 +877,37 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
       lo.verbosity = -1;
     } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-      lo.verbosity = 1;
+      lo.verbosity = lo.verbosity >= 1 ? 2 : 1; /* -v -v is -vv */
+    } else if (strcmp(a, "-vv") == 0) {
+      lo.verbosity = 2;
     } else if (strcmp(a, "--dry-run") == 0) {
       dry = true;
     } else if (a[0] == '-' && a[1]) {
-      fprintf(stderr, "pacer run: unknown option \"%s\"\n", a);
-      usage(stderr);
-      goto out;
-    } else if (file) {
-      fprintf(stderr, "pacer run: one workflow file at a time (got \"%s\" and \"%s\")\n", file,
-              a);
+      fprintf(stderr, "pacer run: unknown option \"%s\" (see pacer run --help)\n", a);
       goto out;
     } else {
-      file = a;
+      if (strcmp(a, "-") == 0) {
+        if (stdin_named) {
+          fprintf(stderr, "pacer run: \"-\" (stdin) can be named once\n");
+          goto out;
+        }
+        stdin_named = true;
+      }
+      if (add_run_files(a, &files, &nfiles, &files_cap) != 0)
+        goto out;
     }
   }
-  if (!file) {
-    fprintf(stderr, "pacer run: name a workflow file\n");
-    usage(stderr);
+  if (nfiles == 0) {
+    fprintf(stderr, "pacer run: name a workflow file (see pacer run --help)\n");
     goto out;
   }
-  if (resolve_shard(shard_spec, shards_spec, &shard_k, &shard_n) != 0)
+  if (nfiles > 1 && o.nreports > 0) {
+    /* One report per run would overwrite each other at the same path. */
+    fprintf(stderr, "pacer run: --report takes one workflow file (%zu given): run the files one "
+                    "at a time to get a report of each\n", nfiles);
+    goto out;
+  }
+  if (pc_cli_resolve_shard(shard_spec, shards_spec, &shard_k, &shard_n) != 0)
     goto out;
   if (lo.json)
     lo.color = false;
@@ -784,38 +919,83 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   if (gather_var_names("run", vars, o.nvars, o.vars_file, &vn) != 0)
     goto out;
   struct pc_load_opts lopts = load_opts(cli, &vn);
-  struct pc_lua *h = new_lua(cli);
-  if (!h) {
-    code = PC_EXIT_ERROR;
+  /* Every file is loaded (and every error in every file shown) before any
+   * runs: a bad file among several runs nothing, as a bad file alone. Each
+   * has its own Lua state. */
+  hosts = pc_xcalloc(nfiles, sizeof *hosts);
+  wfs = pc_xcalloc(nfiles, sizeof *wfs);
+  texts = pc_xcalloc(nfiles, sizeof *texts);
+  text_lens = pc_xcalloc(nfiles, sizeof *text_lens);
+  bool loaded = true;
+  for (size_t f = 0; f < nfiles; f++) {
+    if (!(hosts[f] = new_lua(cli))) {
+      code = PC_EXIT_ERROR;
+      goto out;
+    }
+    if (load_run_file(files[f], hosts[f], &lopts, &wfs[f], &texts[f], &text_lens[f]) != 0)
+      loaded = false;
+  }
+  if (!loaded)
+    goto out;
+  if (lock_path && !dry && (lock_fd = take_lock(lock_path)) < 0) {
+    code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
     goto out;
   }
-  /* The file is read here, once, for its digest and for the loader; if it
-   * cannot be read, the loader says why. */
-  char *text = NULL;
-  size_t text_len = 0;
-  if (pc_read_file(file, pc_yaml_default_limits.max_bytes, &text, &text_len) != 0)
-    text = NULL;
-  struct pc_shard_id shard;
-  if (text && shard_identity(&shard, text, text_len, &o, shard_k, shard_n) == 0)
-    o.shard = &shard;
-  struct pc_workflow *wf = NULL;
-  int loaded = load_workflow(file, text, text_len, h, &lopts, &wf);
-  free(text);
-  if (loaded == 0 && o.shard && shard_n > 1 &&
-      (has_shard_key(wf->steps, wf->nsteps) || has_shard_key(wf->finally, wf->nfinally)))
-    shard.rule = "keyed";
-  if (loaded == 0) {
-    if (lock_path && !dry && (lock_fd = take_lock(lock_path)) < 0) {
-      code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
-    } else if (dry) {
-      print_plan(wf, (struct plan_shard){shard_k, shard_n});
-      code = PC_EXIT_OK;
-    } else {
-      code = pc_run_workflow(wf, h, &o);
+  code = PC_EXIT_OK;
+  size_t ran = 0, nok = 0;
+  /* Several files: one summary for all of them, printed at the end. A run
+   * leaves SIGINT, SIGTERM and SIGHUP ignored when it returns (run.h), so
+   * a signal between two runs is dropped rather than killing pacer without
+   * its closing lines; each run watches SIGINT and SIGTERM again, and
+   * SIGHUP unless pacer started with it ignored (nohup): that one is given
+   * back its default action just before each later run, which then sees
+   * it is not ignored and watches it. */
+  struct pc_summary all;
+  memset(&all, 0, sizeof all);
+  if (nfiles > 1)
+    o.summary = &all;
+  struct sigaction hup;
+  bool hup_ignored = sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler == SIG_IGN;
+  struct pc_buf failed; /* "FILE (exit N)" of the files that did not exit 0 */
+  pc_buf_init(&failed, (size_t)1 << 20);
+  for (size_t f = 0; f < nfiles; f++) {
+    int c = PC_EXIT_OK;
+    if (f > 0 && !hup_ignored)
+      signal(SIGHUP, SIG_DFL);
+    /* The shard identity of this file for its reports: the digest of the
+     * bytes it was loaded from. */
+    struct pc_shard_id shard;
+    o.shard = NULL;
+    if (texts[f] &&
+        pc_cli_shard_identity(&shard, texts[f], text_lens[f], &o, shard_k, shard_n) == 0) {
+      o.shard = &shard;
+      if (shard_n > 1 && (pc_cli_has_shard_key(wfs[f]->steps, wfs[f]->nsteps) ||
+                          pc_cli_has_shard_key(wfs[f]->finally, wfs[f]->nfinally)))
+        shard.rule = "keyed";
     }
-    pc_workflow_free(wf);
+    if (dry)
+      print_plan(wfs[f], (struct plan_shard){shard_k, shard_n});
+    else
+      c = pc_run_workflow(wfs[f], hosts[f], &o);
+    o.shard = NULL;
+    ran++;
+    if (c == PC_EXIT_OK)
+      nok++;
+    else
+      pc_buf_printf(&failed, "%s%s (exit %d)", failed.len ? ", " : "", files[f], c);
+    if (exit_rank(c) > exit_rank(code))
+      code = c;
+    if (exit_rank(c) == 7) /* interrupted: the files after it do not run */
+      break;
   }
-  pc_lua_free(h);
+  if (nfiles > 1 && !dry)
+    pc__summary_log(&all, code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL, 0);
+  pc__summary_free(&all);
+  if (nfiles > 1 && !dry)
+    pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL,
+           "%zu workflow files: %zu ok%s%s%s (exit %d)", nfiles, nok, failed.len ? ", not ok: " : "",
+           failed.len ? failed.data : "", ran < nfiles ? ", the rest not run" : "", code);
+  pc_buf_free(&failed);
   goto out;
 
 missing:
@@ -824,6 +1004,20 @@ out:
   if (lock_fd >= 0)
     close(lock_fd); /* releases the lock */
   var_names_free(&vn);
+  for (size_t f = 0; f < nfiles; f++) {
+    if (wfs && wfs[f])
+      pc_workflow_free(wfs[f]);
+    if (hosts && hosts[f])
+      pc_lua_free(hosts[f]);
+    free(files[f]);
+    if (texts)
+      free(texts[f]);
+  }
+  free(texts);
+  free(text_lens);
+  free(wfs);
+  free(hosts);
+  free(files);
   free(vars);
   free(reports);
   pc_secrets_clear();
@@ -857,6 +1051,22 @@ static int cli_main(int argc, char **argv)
     return PC_EXIT_USAGE;
   }
   const char *cmd = argv[1];
+  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+    const char *text = argc > 2 ? help_of(argv[2]) : overview_help;
+    if (!text) {
+      fprintf(stderr, "pacer help: unknown command \"%s\"\n", argv[2]);
+      usage(stderr);
+      return PC_EXIT_USAGE;
+    }
+    fputs(text, stdout);
+    return PC_EXIT_OK;
+  }
+  /* `pacer CMD --help` anywhere among CMD's arguments: the help, nothing
+   * else (whatever the other arguments say). */
+  if (help_of(cmd) && wants_help(argc - 2, argv + 2)) {
+    fputs(help_of(cmd), stdout);
+    return PC_EXIT_OK;
+  }
   struct cli cli = {0};
   const char *mem = getenv("PACER_LUA_MEMORY");
   if (mem && *mem && parse_memory(&cli, mem, "PACER_LUA_MEMORY") != 0)
@@ -889,10 +1099,6 @@ static int cli_main(int argc, char **argv)
   }
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
     return cmd_version();
-  if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-    usage(stdout);
-    return PC_EXIT_OK;
-  }
   fprintf(stderr, "pacer: unknown command \"%s\"\n", cmd);
   usage(stderr);
   return PC_EXIT_USAGE;

@@ -269,12 +269,17 @@ static enum pc_fail check_expect(struct task *t, char **msg)
     enum pc_fail fail = PC_FAIL_NONE;
     for (size_t i = 0; i < ex->nthat && fail == PC_FAIL_NONE; i++) {
       bool ok = false;
-      if (pc_lua_eval_bool(h, ex->that[i], scope, &ok, msg) != 0) {
+      char *m = NULL;
+      if (pc_lua_eval_bool(h, ex->that[i], scope, &ok, &m) != 0) {
         fail = PC_FAIL_ERROR;
       } else if (!ok) {
-        *msg = pc_asprintf("expectation failed: %s (%s:%d:%d)", ex->that[i]->src,
-                           ex->that[i]->file, ex->that[i]->line, ex->that[i]->col);
+        m = pc_asprintf("expectation failed: %s (%s:%d:%d)", ex->that[i]->src,
+                        ex->that[i]->file, ex->that[i]->line, ex->that[i]->col);
         fail = PC_FAIL_EXPECT;
+      }
+      if (m) { /* while `result` is still bound */
+        *msg = pc_lua_explained(h, m, ex->that[i], scope);
+        free(m);
       }
     }
     pc_lua_scope_unbind(h, scope, "result");
@@ -374,7 +379,7 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
     fail = check_expect(t, &msg);
     if (fail != PC_FAIL_NONE && t->ops->describe) {
       struct pc_buf b;
-      pc_buf_init(&b, 8192);
+      pc_buf_init(&b, (size_t)64 << 10);
       pc_buf_puts(&b, msg);
       t->ops->describe(&t->att, &b);
       free(msg);
@@ -402,9 +407,14 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
     return;
   }
   if (held) {
-    char *m = pc_asprintf("%s; not retried: the server may have acted on the request and its "
-                          "method is not idempotent (retry.unsafe: true retries it anyway)",
-                          msg ? msg : "");
+    /* on the first line: the lines under it (an HTTP exchange, a command
+     * line to paste) stay as they are */
+    const char *e = msg ? msg : "";
+    const char *nl = strchr(e, '\n');
+    int first = nl ? (int)(nl - e) : (int)strlen(e);
+    char *m = pc_asprintf("%.*s; not retried: the server may have acted on the request and its "
+                          "method is not idempotent (retry.unsafe: true retries it anyway)%s",
+                          first, e, e + first);
     free(msg);
     msg = m;
   }

@@ -20,6 +20,7 @@
 
 #include "base/trace.h"
 #include "core/records.h"
+#include "core/summary.h"
 #include "model/action.h"
 #include "model/outcome.h"
 
@@ -76,6 +77,10 @@ struct pc_run {
   struct pc_trace *trace;
   int *free_lanes; /* a stack of lanes released by finished leaves */
   size_t nfree_lanes;
+
+  /* The end-of-run summary: every run keeps it (a few counters, the first
+   * failures), whether it records or not. */
+  struct pc_summary summary;
 };
 
 /* Sets up the tree's part of a run whose fields above the queues are set
@@ -99,6 +104,9 @@ struct task *pc__root_start(struct pc_run *run, const char *name, struct pc_step
                             size_t nsteps, int scope_ref, double timeout_ms,
                             pc__root_done_cb done);
 enum pc_outcome pc__root_outcome(const struct task *root);
+/* The root cause of a failed root: the label of the step whose own failure
+ * came first (NULL if none), and its record in *rec (PC_NO_RECORD if none). */
+const char *pc__root_cause(const struct task *root, size_t *rec);
 void pc__root_free(struct task *root);
 /* Cancels the root and everything running below it (a signal, the
  * deadline); `done` follows once the last task has reported. */

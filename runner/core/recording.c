@@ -16,17 +16,24 @@
 
 /* ============================================================ records */
 
-void pc__rec_open(struct task *t)
+/* Appends a record and returns its index (the array may move). */
+static size_t rec_append(struct pc_run *run)
 {
-  struct pc_run *run = t->run;
   struct pc_run_report *rp = run->rep;
   if (rp->nrecords == run->rec_cap) {
     run->rec_cap = run->rec_cap ? run->rec_cap * 2 : 64;
     rp->records = pc_xrealloc(rp->records, run->rec_cap * sizeof *rp->records);
   }
-  t->rec = rp->nrecords++;
+  memset(&rp->records[rp->nrecords], 0, sizeof *rp->records);
+  return rp->nrecords++;
+}
+
+void pc__rec_open(struct task *t)
+{
+  struct pc_run *run = t->run;
+  struct pc_run_report *rp = run->rep;
+  t->rec = rec_append(run);
   struct pc_record *r = &rp->records[t->rec];
-  memset(r, 0, sizeof *r);
   r->parent = t->parent ? t->parent->rec : PC_NO_RECORD;
   r->step = t->step;
   r->action = t->step ? pc_step_key(t->step) : NULL;
@@ -37,6 +44,8 @@ void pc__rec_open(struct task *t)
   r->kind = t->step ? kinds[t->kind] : PC_REC_ROOT;
   r->root_name = t->step ? NULL : t->root_name;
   r->label = pc__task_label(t);
+  if (t->instance && pc__item_text(t))
+    r->item_label = pc_xstrdup(pc__item_text(t));
   r->start_off_ms = r->ready_off_ms = t->started_mono - run->started_mono;
   r->lane = -1;
   r->last_attempt = PC_NO_RECORD;
@@ -133,10 +142,36 @@ void pc__rec_close(struct task *t)
   }
 }
 
+size_t pc__rec_unreached(struct task *group, size_t parent_rec, const struct pc_step *st,
+                         const char *why)
+{
+  struct pc_run *run = group->run;
+  if (parent_rec == PC_NO_RECORD)
+    parent_rec = group->rec;
+  size_t i = rec_append(run);
+  struct pc_record *r = &run->rep->records[i];
+  r->parent = parent_rec;
+  r->step = st;
+  r->action = pc_step_key(st);
+  r->depth = run->rep->records[parent_rec].depth + 1;
+  r->kind = st->for_each                 ? PC_REC_FOREACH
+            : st->kind == PC_STEP_GATHER  ? PC_REC_GATHER
+            : pc_step_is_group(st)        ? PC_REC_SEQUENCE
+                                          : PC_REC_LEAF;
+  r->label = pc__child_label(group, st);
+  r->start_off_ms = r->ready_off_ms = pc_mono_ms() - run->started_mono;
+  r->lane = -1;
+  r->done = true;
+  r->outcome = PC_SKIPPED;
+  r->error = pc_xstrdup(why);
+  return i;
+}
+
 void pc_records_free(struct pc_run_report *rp)
 {
   for (size_t i = 0; i < rp->nrecords; i++) {
     free(rp->records[i].label);
+    free(rp->records[i].item_label);
     free(rp->records[i].error);
     free(rp->records[i].url);
     free(rp->records[i].method);

@@ -30,7 +30,9 @@ struct pc_record {
   enum pc_record_kind kind;
   const char *root_name;      /* roots only: "steps" or "finally" */
   size_t item;                /* 1-based item index inside a fan-out, else 0 */
-  char *label;                /* "fetch (wf.yml:12)", "fetch (wf.yml:12)[3]", "steps" */
+  char *label;                /* how logs name it: "fetch (wf.yml:12)", "stories[3] 4003
+                                 (wf.yml:12)", "stories[3] 4003 / fetch (wf.yml:14)", "steps" */
+  char *item_label;           /* fan-out items: the item's text ("4003"), or NULL */
   int depth;                  /* 0 for the roots */
   bool done;
   enum pc_outcome outcome;    /* valid when done */
@@ -128,6 +130,10 @@ struct pc_run_report {
   struct pc_record *records;
   size_t nrecords;
   int nlanes;         /* lanes used (max concurrency of leaves seen) */
+  /* The root cause of the run's failure: the record of the step whose own
+   * failure came first and failed the run (PC_NO_RECORD when none; a
+   * deadline or a signal is not a step's). Filled at the end. */
+  size_t cause_rec;
   /* The run's statistics beyond its steps (the HTTP session's), at the
    * end; rendered after the steps' own in every format that shows them. */
   struct pc_stats_section *stats;

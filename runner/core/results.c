@@ -150,3 +150,22 @@ void pc__fill_unstarted_items(struct task *t)
   }
   lua_pop(L, 1);
 }
+
+/* A step its group never started (the group stopped early, was skipped or
+ * cancelled) still has a result where something reads it: steps.ID is
+ * {outcome = "skipped", error = why}, so `finally` can ask
+ * steps.ID.outcome instead of indexing nil. */
+void pc__unreached_result(struct task *group, const struct pc_step *st, const char *why)
+{
+  if (!st->id || !st->results_read)
+    return;
+  lua_State *L = group->run->L;
+  lua_createtable(L, 0, 3); /* r */
+  lua_pushstring(L, pc_outcome_name(PC_SKIPPED));
+  lua_setfield(L, -2, "outcome");
+  lua_pushstring(L, why);
+  lua_setfield(L, -2, "error");
+  lua_newtable(L);
+  lua_setfield(L, -2, "outputs");
+  pc_lua_scope_set_step(group->run->lua, group->scope_ref, st->id); /* pops r */
+}

@@ -41,12 +41,15 @@ struct driver {
   uv_timer_t deadline;
   struct pc_watchdog *watchdog;
   struct pc_progress *progress; /* live display, or NULL */
+  const char **written;         /* the reports written at the end ("FORMAT:PATH", borrowed) */
+  size_t nwritten;
   struct task *main, *fin;      /* the root sequences while they run */
   enum pc_outcome main_outcome, fin_outcome;
   bool fin_ran;
   int signal; /* first signal received, 0 if none */
   bool deadline_hit;
   bool finished; /* `steps` and `finally` are over */
+  char *cause;   /* the label of the run's root cause, or NULL (owned) */
   char run_id[40];
   struct pc_run_report rep; /* the records (when recording) and the run's end */
   struct pc_outfile *outs;  /* one per --report, opened before anything runs */
@@ -81,9 +84,22 @@ static void close_run_handles(struct driver *d)
   pc__engine_close(&d->run);
 }
 
+/* The first failing root names the run's root cause (`steps`, else
+ * `finally`). */
+static void keep_cause(struct driver *d, struct task *root)
+{
+  size_t rec;
+  const char *cause = pc__root_cause(root, &rec);
+  if (d->cause || !cause || !pc_outcome_is_failure(pc__root_outcome(root)))
+    return;
+  d->cause = pc_xstrdup(cause);
+  d->rep.cause_rec = rec;
+}
+
 static void on_root_done(struct pc_run *run, struct task *t)
 {
   struct driver *d = PC_CONTAINER_OF(run, struct driver, run);
+  keep_cause(d, t);
   if (t == d->main) {
     d->main_outcome = pc__root_outcome(t);
     const char *wo = d->signal         ? "cancelled"
@@ -359,6 +375,10 @@ static int write_reports(struct driver *d, int code)
       free(err);
       if (code == PC_EXIT_OK)
         code = PC_EXIT_ERROR;
+    } else {
+      if (!d->written)
+        d->written = pc_xcalloc(o->nreports, sizeof *d->written);
+      d->written[d->nwritten++] = o->reports[i];
     }
     free(format);
   }
@@ -435,6 +455,7 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
     run->shard_index = o->shard->index;
     run->shard_count = o->shard->count;
   }
+  d->rep.cause_rec = PC_NO_RECORD;
 
   if (build_vars(d) != 0) {
     pc_export_free(d->exp);
@@ -464,6 +485,7 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   start_handles(d);
   pc_export_start(d->exp, &run->loop, d->run_id); /* the start ping, not waited for */
 
+  pc_log_set_run_id(d->run_id);
   pc_log(PC_LOG_DEBUG, NULL, "run %s of %s (%s)", d->run_id, wf->name, wf->file);
   d->main = pc__root_start(run, "steps", wf->steps, wf->nsteps, d->root_scope, -1, on_root_done);
   uv_run(&run->loop, UV_RUN_DEFAULT);
@@ -487,8 +509,6 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   pc_format_duration(pc_mono_ms() - run->started_mono, dur, sizeof dur);
   const char *what = d->signal ? "interrupted" : d->deadline_hit ? "deadline exceeded"
                      : code == 0 ? "ok" : code == PC_EXIT_FAILED ? "failed" : "error";
-  pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL, "workflow %s: %s in %s (exit %d)",
-         wf->name, what, dur, code);
 
   d->rep.duration_ms = pc_mono_ms() - run->started_mono;
   d->rep.outcome = d->signal         ? "cancelled"
@@ -501,6 +521,17 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   d->exporting = true;
   pc_export_end(d->exp, &d->rep);
   uv_run(&run->loop, UV_RUN_DEFAULT);
+  /* The closing lines come after the reports, so they can name them: the
+   * summary, then the run's outcome and exit code. */
+  if (o->summary)
+    pc__summary_merge(o->summary, &run->summary);
+  else
+    pc__summary_log(&run->summary, code == 0 ? PC_LOG_INFO : PC_LOG_ERROR,
+                    d->written, d->nwritten);
+  free(d->written);
+  pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL, "workflow %s: %s in %s (exit %d)",
+         wf->name, what, dur, code);
+  pc_log_set_run_id(NULL);
   close_signals(d);
   uv_run(&run->loop, UV_RUN_DEFAULT);
   err = uv_loop_close(&run->loop);
@@ -510,6 +541,7 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   pc_records_free(&d->rep);
   pc__engine_free(run);
   pc_lua_unref(h, d->root_scope);
+  free(d->cause);
   free(d);
   return code;
 }

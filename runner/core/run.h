@@ -30,6 +30,10 @@ struct pc_run_opts {
   const char *ping_url;         /* --ping: a healthchecks.io-style check, or NULL */
   const struct pc_shard_id *shard; /* the run's shard identity for the reports
                                       (core/records.h), borrowed; or NULL */
+  /* Several files in one `pacer run`: the run adds its summary (summary.h)
+   * here instead of printing it, and the caller prints one for all. NULL:
+   * the run prints its own. */
+  struct pc_summary *summary;
 };
 void pc_run_opts_init(struct pc_run_opts *o);
 

@@ -41,17 +41,6 @@ _Static_assert((int)PC_STEP_LEAF == TK_LEAF && (int)PC_STEP_SEQUENCE == TK_SEQ &
                    (int)PC_STEP_GATHER == TK_GATHER,
                "enum pc_step_kind and enum task_kind agree");
 
-char *pc_step_label(const struct pc_step *s)
-{
-  const char *base = strrchr(s->file, '/');
-  base = base ? base + 1 : s->file;
-  if (s->id)
-    return pc_asprintf("%s (%s:%d)", s->id, base, s->line);
-  if (s->name)
-    return pc_asprintf("%s (%s:%d)", s->name, base, s->line);
-  return pc_asprintf("%s (%s:%d)", pc_step_key(s), base, s->line);
-}
-
 /* A leaf step whose action reads nothing but its value and defaults
  * (params_only), with no expression in them nor in expect.that or
  * outputs: its items need no scope, since nothing could read item or
@@ -70,18 +59,6 @@ static bool step_is_static(const struct pc_run *run, const struct pc_step *st)
          !st->nasserts;
 }
 
-char *pc__task_label(const struct task *t)
-{
-  if (!t->step)
-    return pc_xstrdup(t->root_name);
-  char *l = pc_step_label(t->step);
-  if (!t->instance)
-    return l;
-  char *r = pc_asprintf("%s[%zu]", l, t->item);
-  free(l);
-  return r;
-}
-
 /* ================================================================ tasks */
 
 static void task_free(struct task *t)
@@ -94,8 +71,10 @@ static void task_free(struct task *t)
   } else {
     free(t->fail_msg);
     free(t->own);
+    free(t->cause);
   }
   free(t->error);
+  free(t->item_text);
   free(t);
 }
 
@@ -150,12 +129,15 @@ struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct 
     return t;
   }
   pc_queue_init(&t->live);
+  t->cause_rec = PC_NO_RECORD;
   t->list_ref = t->items_ref = t->inst_mt_ref = t->body_params_ref = LUA_NOREF;
   t->fail_fast = true;
   t->group_timeout_ms = -1;
   if (st) {
     t->limit = st->concurrency;
-    t->fail_fast = st->fail_fast;
+    /* A fan-out's fail_fast is the fan-out's: the body of each item (a
+     * sequence, when the body is `steps:`) stops at its first failure. */
+    t->fail_fast = instance ? true : st->fail_fast;
     if (t->kind != TK_FOREACH) {
       t->group_timeout_ms = st->timeout_ms;
       t->kids = st->children;
@@ -214,6 +196,101 @@ void pc__task_event(struct pc_deferred *d)
   }
 }
 
+/* Why a group's unstarted steps did not run. malloc'd. */
+static char *unreached_why(const struct task *t)
+{
+  if (t->cause)
+    return pc_asprintf("not reached: %s failed", t->cause);
+  if (t->cancelled && t->error)
+    return pc_asprintf("not reached (%s)", t->error);
+  if (t->outcome == PC_SKIPPED)
+    return pc_xstrdup("not reached: the group was skipped (its `if` was false)");
+  return pc_asprintf("not reached: the group ended %s%s%s", pc_outcome_name(t->outcome),
+                     t->error ? ": " : "", t->error ? t->error : "");
+}
+
+/* Records and results for steps[from..n) of a group that will never
+ * start them, and for the steps inside those that are groups. */
+static void unreached_steps(struct task *t, size_t parent_rec, struct pc_step *const *steps,
+                            size_t n, const char *why)
+{
+  for (size_t i = 0; i < n; i++) {
+    const struct pc_step *st = steps[i];
+    pc__unreached_result(t, st, why);
+    if (!pc_step_is_group(st) || st->for_each)
+      t->run->summary.counts[PC_SKIPPED]++;
+    size_t rec = t->run->rep && t->rec != PC_NO_RECORD
+                     ? pc__rec_unreached(t, parent_rec, st, why)
+                     : PC_NO_RECORD;
+    if (pc_step_is_group(st) && !st->for_each && (rec != PC_NO_RECORD || t->run->rep == NULL))
+      unreached_steps(t, rec, st->children, st->nchildren, why);
+  }
+}
+
+static void mark_unreached(struct task *t)
+{
+  char *why = unreached_why(t);
+  if (pc_log_enabled(PC_LOG_DEBUG)) {
+    char *label = pc__task_label(t);
+    pc_log(PC_LOG_DEBUG, label, "%zu step%s not started: %s", t->nkids - t->next_kid,
+           t->nkids - t->next_kid == 1 ? "" : "s", why);
+    free(label);
+  }
+  unreached_steps(t, PC_NO_RECORD, t->kids + t->next_kid, t->nkids - t->next_kid, why);
+  t->next_kid = t->nkids;
+  free(why);
+}
+
+/* The end-of-step line: failures always, at error (a warning under
+ * continue_on_error), with their reason, whatever kind of step failed; a
+ * group that failed because of its children says how many and names the
+ * root cause, whose own line came first. Otherwise one line per finished
+ * step for cron and CI logs, fan-out items only with -v (a large fan-out
+ * would drown the log). The label is built only when the line prints: on
+ * a 100 000-item fan-out that formatting is a fifth of the work. */
+static void log_finish(struct task *t)
+{
+  bool tolerated = t->step && t->step->continue_on_error;
+  bool failed = pc_outcome_is_failure(t->outcome);
+  enum pc_log_level lvl = failed ? (tolerated ? PC_LOG_WARN : PC_LOG_ERROR)
+                          : t->instance ? PC_LOG_DEBUG
+                                        : PC_LOG_INFO;
+  if (!t->step || !pc_log_enabled(lvl))
+    return;
+  char *label = pc__task_label(t);
+  char dur[32], queued[48] = "";
+  pc_format_duration(pc__task_run_ms(t), dur, sizeof dur);
+  if (t->kind == TK_LEAF && t->queued_ms >= 1) {
+    char q[32];
+    pc_format_duration(t->queued_ms, q, sizeof q);
+    snprintf(queued, sizeof queued, " (queued %s)", q);
+  }
+  const char *tol = tolerated ? " (continue_on_error)" : "";
+  char *item = pc__task_item(t);
+  struct pc_log_fields f = {.item = item, .outcome = pc_outcome_name(t->outcome),
+                            .duration_ms = pc__task_run_ms(t)};
+  if (failed && pc__task_failed_by_children(t)) {
+    pc_log_step(lvl, label, &f, "%s after %s: %zu of %zu %s failed (root cause: %s)%s",
+                pc_outcome_name(t->outcome), dur, t->nfailed, t->total,
+                t->kind == TK_FOREACH ? "items" : "steps", t->cause ? t->cause : "?", tol);
+  } else if (failed) {
+    /* The suffix goes on the first line: the lines under it (values,
+     * an HTTP exchange, a command line to paste) stay as they are. */
+    const char *e = t->error ? t->error : "";
+    const char *nl = strchr(e, '\n');
+    int first = nl ? (int)(nl - e) : (int)strlen(e);
+    pc_log_step(lvl, label, &f, "%s after %s%s: %.*s%s%s", pc_outcome_name(t->outcome), dur,
+                queued, first, e, tol, e + first);
+  } else if (t->outcome == PC_CANCELLED || (t->outcome == PC_SKIPPED && t->error)) {
+    pc_log_step(lvl, label, &f, "%s after %s%s: %s", pc_outcome_name(t->outcome), dur, queued,
+                t->error ? t->error : "");
+  } else {
+    pc_log_step(lvl, label, &f, "%s in %s%s", pc_outcome_name(t->outcome), dur, queued);
+  }
+  free(item);
+  free(label);
+}
+
 void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
 {
   struct pc_run *run = t->run;
@@ -247,36 +324,22 @@ void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
     pc__build_result(t, o);
   }
 
-  /* The end-of-step line: failures always; otherwise one line per finished
-   * step for cron and CI logs, fan-out items only with -v (a large fan-out
-   * would drown the log). The label is built only when the line prints: on
-   * a 100 000-item fan-out that formatting is a fifth of the work. */
-  bool tolerated = t->step && t->step->continue_on_error;
-  /* A leaf's failure, or a group's own (its for_each or `if` could not be
-   * evaluated, it timed out): a group failing because a child did has had
-   * that child's failure logged already. */
-  bool failed = pc_outcome_is_failure(t->outcome) &&
-                (t->kind == TK_LEAF || !(t->failed_error || t->failed_expect));
-  enum pc_log_level lvl = failed ? (tolerated ? PC_LOG_WARN : PC_LOG_ERROR)
-                          : t->instance ? PC_LOG_DEBUG
-                                        : PC_LOG_INFO;
-  if (t->step && pc_log_enabled(lvl)) {
-    char *label = pc__task_label(t);
-    char dur[32], queued[48] = "";
-    pc_format_duration(pc__task_run_ms(t), dur, sizeof dur);
-    if (t->kind == TK_LEAF && t->queued_ms >= 1) {
-      char q[32];
-      pc_format_duration(t->queued_ms, q, sizeof q);
-      snprintf(queued, sizeof queued, " (queued %s)", q);
-    }
-    if (failed)
-      pc_log(lvl, label, "%s after %s%s: %s%s", pc_outcome_name(t->outcome), dur, queued,
-             t->error ? t->error : "", tolerated ? " (continue_on_error)" : "");
-    else
-      pc_log(lvl, label, "%s in %s%s", pc_outcome_name(t->outcome), dur, queued);
+  /* Steps a sequence or gather never started are recorded and given a
+   * result all the same (outcome `skipped`): every step of the workflow
+   * is in the reports, and steps.ID answers in `finally`. */
+  bool started_kids = t->next_kid > 0;
+  if ((t->kind == TK_SEQ || t->kind == TK_GATHER) && t->next_kid < t->nkids)
+    mark_unreached(t);
+
+  log_finish(t);
+  if (t->step) {
+    bool counted = t->kind == TK_LEAF || !started_kids;
+    bool own = pc_outcome_is_failure(o) && !pc__task_failed_by_children(t) && t->error;
+    char *label = own ? pc__task_label(t) : NULL;
+    pc__summary_note(&run->summary, o, counted, label, own ? t->error : NULL,
+                     t->step->continue_on_error);
     free(label);
   }
-
   pc__record_finish(t);
   if (t->own_scope) {
     pc_lua_unref(run->lua, t->scope_ref);
@@ -412,6 +475,19 @@ static void group_child_done(struct task *t, struct task *c)
       t->failed_expect = true;
     else
       t->failed_error = true;
+    t->nfailed++;
+    if (!t->cause) {
+      /* The root cause: the child itself when its failure is its own,
+       * else the one that failed it (found further down first). */
+      if (c->kind == TK_LEAF || !pc__task_failed_by_children(c) || !c->cause) {
+        t->cause = pc__task_label(c);
+        t->cause_rec = c->rec;
+      } else {
+        t->cause = c->cause;
+        t->cause_rec = c->cause_rec;
+        c->cause = NULL;
+      }
+    }
     if (!t->fail_msg) {
       char *label = pc__task_label(c);
       t->fail_msg = c->kind == TK_LEAF
@@ -420,13 +496,17 @@ static void group_child_done(struct task *t, struct task *c)
                         : pc_xstrdup(c->error ? c->error : label);
       free(label);
     }
-    if (t->kind == TK_SEQ || t->fail_fast) {
+    if (t->fail_fast) {
       t->stopping = true;
+      char *why = NULL;
       struct pc_queue *q;
       pc_queue_foreach(q, &t->live) {
         struct task *s = pc_queue_data(q, struct task, sibling);
-        pc__task_cancel(s, PC_CANCELLED, "cancelled: a sibling failed");
+        if (!why)
+          why = pc_asprintf("cancelled because %s failed", t->cause);
+        pc__task_cancel(s, PC_CANCELLED, why);
       }
+      free(why);
     }
   }
   pc__task_release(c);
@@ -590,7 +670,8 @@ static void foreach_begin(struct task *t)
     lua_createtable(L, (int)(t->total < 1000000 ? t->total : 1000000), 0);
     t->items_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  t->static_body = step_is_static(run, t->step);
+  /* A `label:` reads item and index: items then need a scope. */
+  t->static_body = step_is_static(run, t->step) && !t->step->label;
   if (!pc_step_is_group(t->step) && !t->static_body)
     t->inst_mt_ref = pc_lua_instance_mt(run->lua, t->scope_ref);
   const struct pc_tmpl *p = t->step->params;
@@ -614,7 +695,9 @@ void pc__task_start(struct task *t)
     bool ok = false;
     char *err = NULL;
     if (pc_lua_eval_bool(run->lua, st->if_expr, t->scope_ref, &ok, &err) != 0) {
-      pc__task_finish(t, PC_ERROR, err);
+      char *m = pc_lua_explained(run->lua, err, st->if_expr, t->scope_ref);
+      pc__task_finish(t, PC_ERROR, m);
+      free(m);
       free(err);
       return;
     }
@@ -750,6 +833,7 @@ void pc__engine_close(struct pc_run *run)
 
 void pc__engine_free(struct pc_run *run)
 {
+  pc__summary_free(&run->summary);
   free(run->free_lanes);
   free(run->pools);
   free(run->buckets);
@@ -772,6 +856,12 @@ struct task *pc__root_start(struct pc_run *run, const char *name, struct pc_step
 enum pc_outcome pc__root_outcome(const struct task *root)
 {
   return root->outcome;
+}
+
+const char *pc__root_cause(const struct task *root, size_t *rec)
+{
+  *rec = root->cause_rec;
+  return root->cause;
 }
 
 void pc__root_free(struct task *root)

@@ -8,7 +8,8 @@
  *   results.c  the Lua result tables, and which of them anything can read
  *   recording.c  records for reports and progress
  *   defer.c    the queues and the drain that drives everything
- *   hooks.c    the run-wide state of actions and services (run hooks) */
+ *   hooks.c    the run-wide state of actions and services (run hooks)
+ *   labels.c   how a step instance is named in logs and records */
 #ifndef PACER_CORE_TASK_H
 #define PACER_CORE_TASK_H
 
@@ -40,6 +41,7 @@ struct task {
    * first use: most tasks never need one. */
   uv_timer_t *timer;
   char *error; /* a cancelled group: the cancellation's message until it finishes */
+  char *item_text; /* a fan-out item: its label text (labels.c); made on first use */
   /* When the task started, on the monotonic clock (a leaf: when it was
    * reached; it may then wait for pool permits before it runs). Wall-clock
    * times are derived from it and the run's one reading of the wall clock,
@@ -57,6 +59,7 @@ struct task {
   bool instance;  /* one item of a fan-out: for_each and if do not apply */
   bool own_scope; /* scope_ref is ours to unref */
   bool cancelled;
+  bool item_text_done; /* item_text was made (it may be NULL) */
 
   union {
     struct { /* groups: TK_SEQ, TK_GATHER, TK_FOREACH */
@@ -70,6 +73,13 @@ struct task {
       size_t *own;     /* shard_key: the items (0-based) this shard runs, owned; or NULL */
       bool partitioned; /* a fan-out this shard runs its share of (--shard) */
       char *fail_msg;  /* first counted failure among the children */
+      /* The root cause of the group's failure: the label of the step whose
+       * own failure (a leaf's, or a group's that did not come from its
+       * children) came first, and its record (PC_NO_RECORD if none).
+       * Siblings cancelled because of it say so. */
+      char *cause;
+      size_t cause_rec;
+      size_t nfailed;  /* children whose failure counted */
       double group_timeout_ms;
       int running;
       int limit;       /* max children in flight; 0 = unlimited */
@@ -129,13 +139,29 @@ static inline void pc__defer(struct pc_run *run, struct pc_deferred *d,
 
 /* ----------------------------------------------------------- task.c */
 
+/* A group that failed because of its children, not on its own. */
+static inline bool pc__task_failed_by_children(const struct task *t)
+{
+  return t->kind != TK_LEAF && (t->failed_error || t->failed_expect);
+}
+
 struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct pc_step *st,
                           int scope_ref, bool own_scope, bool instance);
 void pc__task_start(struct task *t);
 void pc__task_finish(struct task *t, enum pc_outcome o, const char *err);
 void pc__task_cancel(struct task *t, enum pc_outcome as, const char *msg);
 void pc__task_release(struct task *t);
-char *pc__task_label(const struct task *t);
+/* labels.c: the task's label for log lines and records (malloc'd), the
+ * title of a step (its name, id or action) and a fan-out item's text. */
+char *pc__task_label(struct task *t);
+/* The label of the fan-out item t is or belongs to ("stories[3] 4003",
+ * malloc'd), or NULL outside any fan-out item. */
+char *pc__task_item(struct task *t);
+/* The label a child step of `parent` has (a step the group never started
+ * has no task of its own). */
+char *pc__child_label(struct task *parent, const struct pc_step *st);
+const char *pc__step_title(const struct pc_step *st);
+const char *pc__item_text(struct task *t);
 uv_timer_t *pc__task_timer(struct task *t);
 static inline void pc__task_timer_stop(struct task *t)
 {
@@ -184,6 +210,7 @@ static inline void pc__leaf_next_attempt(struct task *t)
 
 void pc__build_result(struct task *t, enum pc_outcome o);
 void pc__fill_unstarted_items(struct task *t);
+void pc__unreached_result(struct task *group, const struct pc_step *st, const char *why);
 double pc__task_run_ms(const struct task *t);
 
 /* -------------------------------------------------------- recording.c */
@@ -197,6 +224,12 @@ void pc__rec_waiting(struct task *t, bool waiting);
 void pc__rec_close(struct task *t);
 void pc__rec_attempt_open(struct task *t);
 void pc__rec_attempt_close(struct task *t, enum pc_outcome o, const char *msg);
+/* A step the group never started (it stopped early, was skipped or
+ * cancelled): a finished record of outcome `skipped` with `why`, below the
+ * group's (or below record `parent_rec` when it is not PC_NO_RECORD).
+ * Returns its index. */
+size_t pc__rec_unreached(struct task *group, size_t parent_rec, const struct pc_step *st,
+                         const char *why);
 
 /* The task's record, or NULL when it has none. */
 static inline struct pc_record *pc__rec_of(const struct task *t)

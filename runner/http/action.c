@@ -26,7 +26,26 @@
 #include "http/spec.h"
 #include "script/luahost.h"
 
-#define EXCERPT_MAX 200 /* body bytes shown in expectation failures */
+#define EXCERPT_MAX 400 /* body bytes shown in expectation failures */
+
+/* Appends "\n  reproduce: curl ..." for the attempt's request, from its
+ * evaluated options (held until the engine has the attempt's outcome). */
+static void append_curl(struct pc_attempt *a, struct pc_buf *out)
+{
+  if (a->params_ref == LUA_NOREF)
+    return;
+  struct pc_lua *h = pc_run_lua(a->run);
+  lua_State *L = pc_lua_state(h);
+  struct pc_buf c;
+  pc_buf_init(&c, (size_t)64 << 10);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* params */
+  pc_http_spec_curl(h, -1, pc_workflow_defaults(pc_run_workflow_def(a->run), "http"), a->scope_ref,
+                    &c);
+  lua_pop(L, 1);
+  if (c.len)
+    pc_buf_printf(out, "\n  reproduce: %s", c.data);
+  pc_buf_free(&c);
+}
 
 static void on_http_done(void *data, const struct pc_http_result *r)
 {
@@ -45,6 +64,17 @@ static void on_http_done(void *data, const struct pc_http_result *r)
   if (rc != 0) {
     pc_attempt_done(a, PC_FAIL_ERROR, err);
     free(err);
+    return;
+  }
+  if (r->fail != PC_FAIL_NONE && r->error) {
+    /* No response to show (refused, DNS, TLS, cut short): the command
+     * line that tries the same request by hand. */
+    struct pc_buf b;
+    pc_buf_init(&b, (size_t)64 << 10);
+    pc_buf_puts(&b, r->error);
+    append_curl(a, &b);
+    pc_attempt_done(a, r->fail, b.data);
+    pc_buf_free(&b);
     return;
   }
   pc_attempt_done(a, r->fail, r->error);
@@ -120,9 +150,13 @@ static void http_subject(struct pc_attempt *a, struct pc_buf *out)
   lua_pop(L, 3);
 }
 
+/* The exchange, under a failed expectation's message: the request, the
+ * response (status line, headers, a body excerpt) and a curl command line
+ * that sends the request again. */
 static void http_describe(struct pc_attempt *a, struct pc_buf *out)
 {
-  lua_State *L = pc_lua_state(pc_run_lua(a->run));
+  struct pc_lua *h = pc_run_lua(a->run);
+  lua_State *L = pc_lua_state(h);
   if (a->result_ref == LUA_NOREF)
     return;
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* result */
@@ -130,19 +164,11 @@ static void http_describe(struct pc_attempt *a, struct pc_buf *out)
   lua_getfield(L, t, "method"); /* result, method */
   lua_getfield(L, t, "url");    /* result, method, url */
   if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
-    pc_buf_printf(out, "; %s %s -> %d", lua_tostring(L, -2), lua_tostring(L, -1), a->status);
-    lua_pushliteral(L, "body"); /* ..., "body" */
-    if (lua_rawget(L, t) == LUA_TSTRING) {
-      size_t len;
-      const char *b = lua_tolstring(L, -1, &len);
-      if (len) {
-        pc_buf_puts(out, ": ");
-        pc_http_excerpt(out, b, len, EXCERPT_MAX);
-      }
-    }
-    lua_pop(L, 1);
+    pc_buf_printf(out, "\n  > %s %s", lua_tostring(L, -2), lua_tostring(L, -1));
+    pc_http_result_exchange(h, t, out, EXCERPT_MAX);
   }
   lua_pop(L, 3);
+  append_curl(a, out);
 }
 
 /* retry.on's status codes when the step does not set it: those of a

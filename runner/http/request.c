@@ -32,6 +32,7 @@
 
 #include "http/failure.h"
 #include "http/session.h"
+#include "http/show.h"
 #include "base/log.h"
 #include "base/outfile.h"
 #include "base/redact.h"
@@ -40,6 +41,8 @@
 /* Response header bytes accepted (below libcurl's own limit). */
 #define HEADERS_MAX ((size_t)256 << 10)
 #define SAVE_HEAD_MAX 4096              /* with save_to: body bytes kept for messages */
+#define TRACE_BODY_MAX 1024             /* -vv: body bytes shown per request and response */
+#define TRACE_LINE_MAX 200              /* -vv: bytes shown of a request header line */
 #define CA_FILE_MAX ((off_t)64 << 20)   /* a CA bundle is well under a megabyte */
 
 /* What libcurl says of the latest response (curl_easy_getinfo). */
@@ -482,6 +485,28 @@ static bool set_options(struct pc_http_request *r, const struct pc_http_spec *sp
   return plain;
 }
 
+/* -vv: what a request sends, each line after "\n  ": "> " and each header
+ * (the body's Content-Type too unless a header sets it), then the body's
+ * line (show.h). */
+static void show_request(struct pc_buf *out, const struct pc_http_spec *sp, size_t max)
+{
+  bool typed = false;
+  for (size_t i = 0; i < sp->nheaders; i++) {
+    const struct pc_http_header *h = &sp->headers[i];
+    if (h->name_len == 12 && strncasecmp(h->name, "content-type", 12) == 0)
+      typed = true;
+    size_t n = h->value_len > TRACE_LINE_MAX ? TRACE_LINE_MAX : h->value_len;
+    pc_buf_printf(out, "\n  > %.*s: %.*s%s", (int)h->name_len, h->name, (int)n, h->value,
+                  n < h->value_len ? "..." : "");
+  }
+  if (!sp->has_body || sp->method == PC_HTTP_HEAD)
+    return;
+  if (sp->body_type && !typed)
+    pc_buf_printf(out, "\n  > Content-Type: %s", sp->body_type);
+  pc_http_show_body(out, sp->body ? sp->body : "", sp->body_len, sp->body_type,
+            sp->body_type ? strlen(sp->body_type) : 0, max);
+}
+
 int pc_http_request_start(struct pc_http_session *s, const struct pc_http_spec *sp,
                           pc_http_done_cb cb, void *data, struct pc_http_request **out,
                           char **err)
@@ -539,8 +564,18 @@ int pc_http_request_start(struct pc_http_session *s, const struct pc_http_spec *
     req_free(r);
     return -1;
   }
-  if (pc_log_enabled(PC_LOG_DEBUG))
+  if (pc_log_enabled(PC_LOG_TRACE)) {
+    /* -vv: what is sent (pacer's own headers, such as User-Agent, are
+     * libcurl's and not listed) */
+    struct pc_buf b;
+    pc_buf_init(&b, (size_t)1 << 20);
+    pc_buf_printf(&b, "> %s %s", method_name(r), r->url);
+    show_request(&b, sp, TRACE_BODY_MAX);
+    pc_log(PC_LOG_TRACE, r->label, "%s", b.data);
+    pc_buf_free(&b);
+  } else if (pc_log_enabled(PC_LOG_DEBUG)) {
     pc_log(PC_LOG_DEBUG, r->label, "%s %s", method_name(r), r->url);
+  }
   if (out)
     *out = r;
   return 0;
@@ -883,7 +918,20 @@ static void on_transfer_done(struct pc_http__transfer *t, CURLcode rc)
   };
   count_response(r, fail != PC_FAIL_NONE);
 
-  if (pc_log_enabled(PC_LOG_DEBUG)) {
+  if (pc_log_enabled(PC_LOG_TRACE) && fail == PC_FAIL_NONE) {
+    /* -vv: the response as it came, under the usual line */
+    struct pc_buf b;
+    pc_buf_init(&b, (size_t)1 << 20);
+    pc_buf_printf(&b, "%s %s -> %ld (HTTP/%s, %s connection, %.1fms)", res.method, r->url,
+                  in->status, res.http_version ? res.http_version : "?",
+                  in->connects ? "new" : "reused", (double)in->t_total / 1000.0);
+    pc_http_show_response(&b, res.headers, res.headers_len, res.saved_to ? NULL : res.body,
+                          res.body_len, TRACE_BODY_MAX);
+    if (res.saved_to)
+      pc_buf_printf(&b, "\n  body: saved to %s", res.saved_to);
+    pc_log(PC_LOG_TRACE, r->label, "%s", b.data);
+    pc_buf_free(&b);
+  } else if (pc_log_enabled(PC_LOG_DEBUG)) {
     if (fail == PC_FAIL_NONE)
       pc_log(PC_LOG_DEBUG, r->label, "%s %s -> %ld (HTTP/%s, %s connection, %.1fms)",
              res.method, r->url, in->status, res.http_version ? res.http_version : "?",

@@ -9,8 +9,10 @@
 
 #include <ctype.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -18,37 +20,6 @@
 #include "script/json.h"
 #include "script/luahost.h"
 #include "base/redact.h"
-
-void pc_http_excerpt(struct pc_buf *b, const char *body, size_t body_len, size_t max)
-{
-  while (body_len > 0 && strchr(" \t\r\n", body[0])) {
-    body++;
-    body_len--;
-  }
-  bool more;
-  size_t len;
-  char *red = pc_redact_head(body, body_len, max, &len, &more);
-  const char *s = red;
-  size_t n = len > max ? max : len;
-  while (n > 0 && n < len && ((unsigned char)s[n] & 0xC0) == 0x80)
-    n--; /* end on a UTF-8 boundary */
-  bool space = false;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t') {
-      space = true; /* runs of white space become one space */
-      continue;
-    }
-    if (space)
-      pc_buf_puts(b, " ");
-    space = false;
-    char c = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
-    pc_buf_append(b, &c, 1);
-  }
-  if (n < len || more)
-    pc_buf_puts(b, "...");
-  free(red);
-}
 
 /* A result's lazy fields. Every result table of a Lua state shares one
  * metatable (made on first use, kept in the registry) whose __index builds
@@ -375,4 +346,26 @@ no_memory:
   *err = pc_asprintf("%s %s: the response does not fit in memory (%zu bytes of body)",
                      res->method, res->url, res->body_len);
   return -1;
+}
+
+void pc_http_result_exchange(struct pc_lua *h, int idx, struct pc_buf *out, size_t max)
+{
+  lua_State *L = pc_lua_state(h);
+  idx = lua_absindex(L, idx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &result_data_key); /* data */
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pushvalue(L, idx);
+  lua_rawget(L, -2); /* data, lazy */
+  const struct lazy *z = lua_touserdata(L, -1);
+  lua_pushliteral(L, "body");
+  const char *body = NULL;
+  size_t len = 0;
+  if (lua_rawget(L, idx) == LUA_TSTRING) /* data, lazy, body */
+    body = lua_tolstring(L, -1, &len);
+  if (z && z->hdrs_len)
+    pc_http_show_response(out, z->data, z->hdrs_len, body, len, max);
+  lua_pop(L, 3);
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "http/request.h"
+#include "http/show.h" /* pc_http_excerpt */
 #include "base/util.h"
 
 struct pc_lua;
@@ -26,9 +27,11 @@ struct pc_lua;
  * fails the request with that message. */
 int pc_http_result_fill(const struct pc_http_result *r, struct pc_lua *h, int idx, char **err);
 
-/* Appends up to `max` bytes of a body to b on one line, for messages:
- * leading white space skipped, runs of white space as one space, control
- * characters as '?', "..." when cut; secrets redacted before the cut. */
-void pc_http_excerpt(struct pc_buf *b, const char *body, size_t len, size_t max);
+/* Appends the response of the result table at idx, for the message of a
+ * failing step: pc_http_show_response (show.h) over the header block the
+ * result keeps and its body. Nothing when no response arrived. */
+void pc_http_result_exchange(struct pc_lua *h, int idx, struct pc_buf *out, size_t max);
+
+
 
 #endif

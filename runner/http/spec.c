@@ -29,6 +29,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "http/curlcmd.h"
 #include "http/rules.h"
 #include "script/luahost.h"
 #include "base/util.h"
@@ -757,4 +758,23 @@ int pc_http_spec_start(struct pc_lua *h, int idx, const struct pc_http_spec_opts
   pc_http_spec_mem_free(&mem);
   lua_pop(L, 1);
   return rc;
+}
+
+void pc_http_spec_curl(struct pc_lua *h, int idx, const struct pc_tmpl *defaults, int scope_ref,
+                       struct pc_buf *out)
+{
+  lua_State *L = pc_lua_state(h);
+  idx = lua_absindex(L, idx);
+  char *err = NULL;
+  if (pc_http_spec_merge(h, defaults, idx, scope_ref, &err) != 0) {
+    free(err);
+    return;
+  }
+  struct pc_http_spec sp;
+  struct pc_http_spec_mem mem;
+  if (pc_http_spec_read(h, -1, false, &sp, &mem, &err) == 0)
+    pc_http_curl_command(&sp, out);
+  free(err);
+  pc_http_spec_mem_free(&mem);
+  lua_pop(L, 1);
 }

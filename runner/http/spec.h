@@ -92,4 +92,10 @@ int pc_http_spec_start(struct pc_lua *h, int idx, const struct pc_http_spec_opts
                        struct pc_http_session *s, pc_http_done_cb cb, void *data,
                        struct pc_http_request **out, char **err);
 
+/* Appends the `curl` command line (curlcmd.h) of the request the options
+ * at idx describe, merged over `defaults` as pc_http_spec_start merges
+ * them; nothing when they cannot be read. The stack is as it was. */
+void pc_http_spec_curl(struct pc_lua *h, int idx, const struct pc_tmpl *defaults, int scope_ref,
+                       struct pc_buf *out);
+
 #endif

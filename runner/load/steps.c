@@ -2,7 +2,7 @@
  * key of a step (groups recurse; every action is looked up in the table of
  * actions the loader was handed and reads its own value through its
  * `load`, the step's other keys it declares included), then id, name, if,
- * for_each, concurrency, fail_fast, pool, timeout, retry (with the warning
+ * for_each, label, concurrency, fail_fast, pool, timeout, retry (with the warning
  * about retry.on conditions a non-idempotent request can never meet),
  * continue_on_error, expect and outputs; defaults.timeout and
  * defaults.retry fill in leaf steps. Ownership: a step owns its strings, templates, bare expressions
@@ -28,7 +28,7 @@ static const char *const expect_keys[] = {"status", "exit_code", "that"};
 /* The modifiers; a step's keys are these, the keys the actions declare
  * (uses: with), the actions' own and the groups' (see vocabulary_init). */
 static const char *const modifier_keys[] = {
-  "id",   "name",  "if",      "for_each", "concurrency", "fail_fast", "pool",
+  "id",   "name",  "if",      "for_each", "label", "concurrency", "fail_fast", "pool",
   "timeout", "retry", "continue_on_error", "expect", "outputs", "shard", "shard_key",
 };
 
@@ -335,6 +335,7 @@ void pc__step_free(struct pc_step *st)
   pc__expr_free(st->if_expr);
   pc__expr_free(st->shard_key);
   pc_tmpl_free(st->for_each);
+  pc_tmpl_free(st->label);
   free(st->pools);
   pc__retry_free(&st->retry);
   free(st->expect.status);
@@ -561,10 +562,24 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
     else
       st->shard_key = pc_load_bare_expr(c, v);
   }
+  if ((v = pc__find_key(n, "label", &k))) {
+    /* Names each item of a fan-out in logs and reports (stories[3] ...). */
+    if (!pc_node_get(n, "for_each"))
+      pc_load_error(c, k, "label applies to for_each (it names each item)");
+    else
+      st->label = pc_load_tmpl(c, v);
+  }
   if ((v = pc__find_key(n, "concurrency", &k)) && applies_to_fanout(c, k, fanout))
     pc__load_int(c, "concurrency", v, 1, 1000000, &st->concurrency);
-  if ((v = pc__find_key(n, "fail_fast", &k)) && applies_to_fanout(c, k, fanout))
-    pc__load_bool(c, "fail_fast", v, &st->fail_fast);
+  /* fail_fast applies to every group: a fan-out or a gather stops its
+   * running siblings, a sequence its next steps; false runs them all and
+   * fails the group at the end. */
+  if ((v = pc__find_key(n, "fail_fast", &k))) {
+    if (fanout || group)
+      pc__load_bool(c, "fail_fast", v, &st->fail_fast);
+    else
+      pc_load_error(c, k, "fail_fast applies to steps, gather or for_each");
+  }
   if ((v = pc_node_get(n, "pool")))
     load_step_pools(L, st, v);
   bool has_timeout = false;

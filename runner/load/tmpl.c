@@ -60,8 +60,8 @@ void pc__expr_free(struct pc_expr *e)
 
 /* Registers a new expression, or reports (once) that the file has too many
  * and returns NULL. */
-static struct pc_expr *expr_new(struct pc_load_ctx *c, const char *src, size_t len, int line,
-                                int col)
+static struct pc_expr *expr_new(struct pc_load_ctx *c, const struct pc_node *node,
+                                bool brace_cut, const char *src, size_t len, int line, int col)
 {
   if (c->wf->nexprs >= PC_MAX_EXPRS) {
     if (!c->exprs_full)
@@ -77,6 +77,8 @@ static struct pc_expr *expr_new(struct pc_load_ctx *c, const char *src, size_t l
   e->line = line;
   e->col = col;
   e->ref = -2; /* LUA_NOREF; workflow.c stays free of Lua headers */
+  e->yaml_plain = node->style == PC_STYLE_PLAIN;
+  e->brace_cut = brace_cut;
   /* wf->exprs has no capacity field: it always has room up to the next
    * power of two (at least 8) above nexprs, so it grows when nexprs reaches
    * one. pc_load_tmpl shrinking nexprs keeps that true. */
@@ -219,16 +221,49 @@ static void add_part(struct pc_tmpl *t, size_t *cap, const char *lit, size_t len
   p->expr = e;
 }
 
+/* Whether the text of an expression ends inside a Lua string literal
+ * ('...' or "..."), as it does when a "}}" in the string ended it. */
+static bool ends_in_string(const char *s, size_t len)
+{
+  char q = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (q && s[i] == '\\')
+      i++;
+    else if (q && s[i] == q)
+      q = 0;
+    else if (!q && (s[i] == '"' || s[i] == '\''))
+      q = s[i];
+  }
+  return q != 0;
+}
+
+/* The trap of `${{ "}}" }}`: the marker closed inside a string and another
+ * "}}" follows in the text (ending at `end`). */
+static bool brace_cut(const char *inner, size_t inner_len, const char *close, const char *end)
+{
+  return ends_in_string(inner, inner_len) &&
+         pc__find(close + 2, (size_t)(end - close) - 2, "}}") != NULL;
+}
+
 /* One ${{ }} marker: `open` points at a "${{" in text that ends at `end`.
  * Returns the "}}" that closes it, with the text between them, trimmed
  * (perhaps empty), in *inner; or reports an unclosed marker at line:col
  * and returns NULL. */
-static const char *marker(struct pc_load_ctx *c, const char *open, const char *end, int line,
-                          int col, const char **inner, size_t *inner_len)
+static const char *marker(struct pc_load_ctx *c, const struct pc_node *n, const char *open,
+                          const char *end, int line, int col, const char **inner,
+                          size_t *inner_len)
 {
   const char *close = pc__find(open + 3, (size_t)(end - open) - 3, "}}");
   if (close == NULL) {
-    pc__load_error_at(c, line, col, "unclosed ${{ (missing }})");
+    if (n->style == PC_STYLE_PLAIN)
+      /* The YAML trap: the value was cut at " #", which starts a comment
+       * in a plain scalar (`log: ${{ #items }}`). */
+      pc__load_error_at(c, line, col,
+                        "unclosed ${{ (missing }}) (hint: YAML ends an unquoted value at "
+                        "\" #\", which starts a comment; quote the whole value: '%.*s ...}}')",
+                        (int)(end - open > 60 ? 60 : end - open), open);
+    else
+      pc__load_error_at(c, line, col, "unclosed ${{ (missing }})");
     return NULL;
   }
   *inner = open + 3;
@@ -263,7 +298,7 @@ static struct pc_tmpl *tmpl_scalar(struct pc_load_ctx *c, const struct pc_node *
       break;
     int line, col;
     text_pos(&cur, lit_end, &line, &col);
-    const char *inner, *close = marker(c, open, s + len, line, col, &inner, &inner_len);
+    const char *inner, *close = marker(c, n, open, s + len, line, col, &inner, &inner_len);
     if (close == NULL) {
       ok = false;
       break;
@@ -272,7 +307,8 @@ static struct pc_tmpl *tmpl_scalar(struct pc_load_ctx *c, const struct pc_node *
       pc__load_error_at(c, line, col, "empty ${{ }} expression");
       ok = false;
     } else {
-      struct pc_expr *e = expr_new(c, inner, inner_len, line, col);
+      struct pc_expr *e = expr_new(c, n, brace_cut(inner, inner_len, close, s + len), inner,
+                                   inner_len, line, col);
       if (e == NULL) {
         ok = false;
         break;
@@ -345,6 +381,15 @@ struct pc_tmpl *pc_load_tmpl(struct pc_load_ctx *c, const struct pc_node *n)
 
 struct pc_expr *pc_load_bare_expr(struct pc_load_ctx *c, const struct pc_node *n)
 {
+  if (n && n->kind == PC_NODE_MAP && n->n == 1 && n->keys[0]->kind == PC_NODE_SCALAR &&
+      n->items[0]->kind == PC_NODE_SCALAR) {
+    /* The YAML trap: in a flow sequence, `[a, x: y]`, ": " makes a map. */
+    pc_load_error(c, n, "expected an expression, got a map (hint: YAML reads \": \" in an "
+                  "unquoted value as a key; quote it: \"%.*s: %.*s\")",
+                  (int)(n->keys[0]->len > 60 ? 60 : n->keys[0]->len), n->keys[0]->str,
+                  (int)(n->items[0]->len > 60 ? 60 : n->items[0]->len), n->items[0]->str);
+    return NULL;
+  }
   if (n == NULL || n->kind != PC_NODE_SCALAR) {
     pc_load_error(c, n, "expected an expression, got %s", pc_node_describe(n).s);
     return NULL;
@@ -361,11 +406,11 @@ struct pc_expr *pc_load_bare_expr(struct pc_load_ctx *c, const struct pc_node *n
   }
   const char *open = pc__find(s, len, "${{");
   if (open == NULL)
-    return expr_new(c, s, len, line, col);
+    return expr_new(c, n, false, s, len, line, col);
   text_pos(&cur, (size_t)(open - n->str), &line, &col);
   const char *inner;
   size_t inner_len;
-  const char *close = marker(c, open, s + len, line, col, &inner, &inner_len);
+  const char *close = marker(c, n, open, s + len, line, col, &inner, &inner_len);
   if (close == NULL)
     return NULL;
   if (open != s || close + 2 != s + len) {
@@ -377,6 +422,7 @@ struct pc_expr *pc_load_bare_expr(struct pc_load_ctx *c, const struct pc_node *n
     pc__load_error_at(c, line, col, "empty ${{ }} expression");
     return NULL;
   }
-  return expr_new(c, inner, inner_len, line, col);
+  return expr_new(c, n, brace_cut(inner, inner_len, close, s + len), inner, inner_len, line,
+                  col);
 }
 

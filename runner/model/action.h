@@ -232,8 +232,14 @@ bool pc_run_traced(struct pc_run *run);
  * the run's trace id and the attempt's span. Returns false, with `out`
  * untouched, when the run has no trace context at all. */
 bool pc_attempt_traceparent(struct pc_attempt *a, char out[PC_TRACEPARENT_SIZE]);
-/* A display label for a step: its id, else its name, else the action, with
+/* A display label for a step: its name, else its id, else the action, with
  * the file position: "fetch (wf.yml:12)". Returns a malloc'd string. */
 char *pc_step_label(const struct pc_step *s);
+/* The label of the step instance an attempt belongs to, as the engine's
+ * own log lines name it: pc_step_label, and for a fan-out item or a step
+ * inside a fan-out body, the item ("stories[3] 40000003 / fetch
+ * (wf.yml:14)"). For the lines an action logs itself (a program's output).
+ * Returns a malloc'd string. */
+char *pc_attempt_label(struct pc_attempt *a);
 
 #endif

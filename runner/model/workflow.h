@@ -24,6 +24,12 @@ struct pc_expr {
   const char *file; /* borrowed from the workflow */
   int line, col;    /* position of the `${{`, or of a bare expression scalar */
   int ref;          /* compiled chunk in the Lua registry; LUA_NOREF (-2) until compiled */
+  /* How its YAML was written, for hints at a syntax error (YAML traps):
+   * a plain scalar ends at " #" (a comment) and cannot hold ": "; and
+   * brace_cut: the first "}}" ended its ${{ }} inside a string literal
+   * while another "}}" follows (`${{ "}}" }}`). */
+  bool yaml_plain;
+  bool brace_cut;
 };
 
 enum pc_tmpl_kind {
@@ -148,6 +154,8 @@ struct pc_step {
 
   struct pc_expr *if_expr;   /* NULL: always */
   struct pc_tmpl *for_each;  /* NULL: not a fan-out */
+  struct pc_tmpl *label;     /* for_each: an item's label, evaluated with item and
+                                index bound; NULL: made from the item itself */
   int concurrency;           /* 0: unlimited */
   bool fail_fast;            /* default true */
   bool shard_one;            /* `shard: one`: with --shard, only shard 1 runs it */
@@ -254,8 +262,9 @@ struct pc_load_opts {
    * defaults.KEY among the actions' defaults_key. */
   const struct pc_action_ops *const *actions;
   /* Plugin directories, searched in this order after plugins/ beside the
-   * workflow and before the installed plugins: the --plugins directories,
-   * then the entries of PACER_PLUGIN_PATH. */
+   * workflow: the --plugins directories, then the entries of
+   * PACER_PLUGIN_PATH, then the plugins bundled with pacer (found relative
+   * to the binary by the command line). */
   const char *const *plugin_dirs;
   size_t nplugin_dirs;
   /* The names --var and --vars-file define: expressions may read

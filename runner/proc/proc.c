@@ -119,6 +119,7 @@ struct pc_proc {
   struct pc_proc *prev, *next; /* in rs->live */
   atomic_int *group;           /* its published slot while the group may live, or NULL */
   char *label;                 /* owned; NULL: output is not logged */
+  bool quiet;                  /* output is not logged (pc_proc_opts.quiet) */
   char *stdin_data;            /* owned; alive until the write completes */
   size_t stdin_len;
   bool has_stdin;
@@ -441,7 +442,10 @@ static void emit_line(struct stream *s)
   if (n > 0 && s->line[n - 1] == '\r')
     n--;
   s->line[n] = '\0';
-  pc_log(PC_LOG_INFO, s->p->label, "%s", s->line);
+  /* A program stopped by pacer (a failing sibling, a timeout, a signal)
+   * may print on its way out; those lines go to -v only, so they do not
+   * bury the failure that stopped it. */
+  pc_log(s->p->cancelled ? PC_LOG_DEBUG : PC_LOG_INFO, s->p->label, "%s", s->line);
   s->line_len = 0;
 }
 
@@ -505,7 +509,7 @@ static void stream_finish(struct stream *s)
   if (s->done)
     return;
   s->done = true;
-  if (s->p->label && pc_log_enabled(PC_LOG_INFO)) {
+  if (s->p->label && !s->p->quiet && pc_log_enabled(PC_LOG_INFO)) {
     pc_buf_reset(&s->redacted);
     pc_redact_stream_end(&s->red, &s->redacted);
     feed_lines(s, s->redacted.data, s->redacted.len);
@@ -528,7 +532,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void stream_take(struct stream *s, const char *d, size_t n)
 {
   capture(s, d, n);
-  if (s->p->label && pc_log_enabled(PC_LOG_INFO))
+  if (s->p->label && !s->p->quiet && pc_log_enabled(PC_LOG_INFO))
     log_output(s, d, n);
 }
 
@@ -735,6 +739,7 @@ int pc_proc_spawn(struct pc_proc_set *rs, const struct pc_proc_opts *o, pc_proc_
   p->cb = cb;
   p->data = data;
   p->label = o->label ? pc_xstrdup(o->label) : NULL;
+  p->quiet = o->quiet;
   size_t max = o->max_output ? o->max_output : PC_PROC_MAX_OUTPUT;
   stream_init(p, &p->out, "stdout", max);
   stream_init(p, &p->err, "stderr", max);

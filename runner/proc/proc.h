@@ -38,6 +38,7 @@ struct pc_proc_opts {
   const char *stdin_data;  /* NULL: the child reads /dev/null */
   size_t stdin_len;
   const char *label;       /* log prefix for output lines; NULL: not logged */
+  bool quiet;              /* output lines are not logged (the step's output: quiet/on_failure) */
   size_t max_output;       /* per stream; 0: PC_PROC_MAX_OUTPUT */
 };
 

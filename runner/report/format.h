@@ -38,6 +38,12 @@ void pc__record_key(struct pc_buf *b, const struct pc_run_report *r, size_t i);
  * ("steps/stories/fetch"). */
 void pc__record_step_path(struct pc_buf *b, const struct pc_run_report *r, size_t i);
 
+/* The step's title for test identity (JUnit names): its name, else its
+ * id, else its action and its position among its siblings ("log #3"); a
+ * fan-out item as "stories[3] 40000003". Never a line number, so a test's
+ * name survives an edit of the file. */
+void pc__record_title(struct pc_buf *b, const struct pc_run_report *r, size_t i);
+
 static inline const char *pc__rec_outcome(const struct pc_record *s)
 {
   return s->done ? pc_outcome_name(s->outcome) : "running";

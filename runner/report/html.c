@@ -28,6 +28,8 @@ static const char *const html_css =
     "border:1px solid #d1d9e0;text-align:right}table.counts th{background:#f6f8fa}"
     ".failure{border-left:4px solid #cf222e;padding:4px 12px;margin:10px 0;background:#fff8f8}"
     ".failure h3{font-size:14px;margin:2px 0}"
+    ".cause{font-size:11px;text-transform:uppercase;letter-spacing:.05em;color:#cf222e;"
+    "border:1px solid #cf222e;border-radius:4px;padding:0 4px;margin-right:4px}"
     ".failure pre{white-space:pre-wrap;word-break:break-word;margin:4px 0;font-size:12px}"
     ".note{color:#59636e}"
     "svg{display:block;max-width:100%;height:auto;border:1px solid #d1d9e0;background:#fff}"
@@ -106,13 +108,21 @@ static void html_failures(struct pc_buf *b, const struct pc_run_report *r,
     pc_buf_puts(b, "<p class=\"note\">None.</p>\n");
     return;
   }
+  /* The root cause first: a fail-fast failure cancels its siblings, and
+   * their records must not bury the one that caused it. */
+  size_t cause = r->cause_rec < r->nrecords ? r->cause_rec : PC_NO_RECORD;
   size_t shown = 0;
-  for (size_t i = 0; i < r->nrecords && shown < HTML_MAX_FAILURES; i++) {
+  for (size_t k = 0; k <= r->nrecords && shown < HTML_MAX_FAILURES; k++) {
+    size_t i = k == 0 ? cause : k - 1;
+    if (i == PC_NO_RECORD || (k > 0 && i == cause))
+      continue;
     const struct pc_record *s = &r->records[i];
     if (!((s->kind == PC_REC_LEAF || an->own_case[i]) && pc__case_is_failure(s)))
       continue;
     shown++;
     pc_buf_puts(b, "<div class=\"failure\"><h3>");
+    if (i == cause)
+      pc_buf_puts(b, "<span class=\"cause\">root cause</span> ");
     pc__xml_str(b, s->label, false);
     pc_buf_puts(b, " <span class=\"badge o-");
     pc_buf_puts(b, pc__rec_outcome(s));

@@ -85,6 +85,30 @@ static void json_shard(struct pc_buf *b, const struct pc_shard_id *sh)
   pc_buf_puts(b, "},");
 }
 
+/* The step that caused the run's failure: its path, label, outcome and
+ * error; null when no step did (success, a deadline, a signal). */
+static void json_root_cause(struct pc_buf *b, const struct pc_run_report *r)
+{
+  if (r->cause_rec == PC_NO_RECORD || r->cause_rec >= r->nrecords) {
+    pc_buf_puts(b, "null");
+    return;
+  }
+  const struct pc_record *s = &r->records[r->cause_rec];
+  struct pc_buf path;
+  pc_buf_init(&path, REPORT_BUF_MAX);
+  pc__record_path(&path, r, r->cause_rec);
+  pc_buf_printf(b, "{\"index\":%zu,\"path\":", r->cause_rec);
+  pc__json_str(b, path.data);
+  pc_buf_free(&path);
+  pc_buf_puts(b, ",\"label\":");
+  pc__json_str(b, s->label);
+  pc_buf_puts(b, ",\"outcome\":");
+  pc__json_str(b, pc__rec_outcome(s));
+  pc_buf_puts(b, ",\"error\":");
+  pc__json_str(b, s->error);
+  pc_buf_puts(b, "}");
+}
+
 void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
 {
   char ts[40];
@@ -107,8 +131,10 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
   pc_buf_printf(b, ",\"started_at_epoch_ms\":%.3f,\"duration_ms\":%.0f,\"outcome\":", r->start_ms,
                 r->duration_ms);
   pc__json_str(b, r->outcome ? r->outcome : "running");
-  pc_buf_printf(b, ",\"exit_code\":%d,\"finished\":%s},", r->exit_code,
+  pc_buf_printf(b, ",\"exit_code\":%d,\"finished\":%s,\"root_cause\":", r->exit_code,
                 r->finished ? "true" : "false");
+  json_root_cause(b, r);
+  pc_buf_puts(b, "},");
   json_shard(b, r->shard);
 
   /* Statistics over the step records. */
@@ -163,9 +189,11 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
     pc_buf_puts(b, ",\"label\":");
     pc__json_str(b, s->label);
     if (s->step)
-      pc_buf_printf(b, ",\"line\":%d", s->step->line);
-    if (s->item)
-      pc_buf_printf(b, ",\"item\":%zu", s->item);
+      pc_buf_printf(b, ",\"line\":%d,\"step_index\":%d", s->step->line, s->step->index);
+    if (s->item) {
+      pc_buf_printf(b, ",\"item\":%zu,\"item_label\":", s->item);
+      pc__json_str(b, s->item_label);
+    }
     if (s->shard)
       pc_buf_printf(b, ",\"shard\":%d", s->shard);
     pc_buf_puts(b, ",\"outcome\":");

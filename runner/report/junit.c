@@ -38,13 +38,15 @@ static void junit_classname(struct pc_buf *b, const char *wf, const char *suite)
   free(s);
 }
 
-/* The case name: labels from below `suite` down to `i`, skipping a fan-out
- * record whose item instance follows (its label already says "[N]"). */
+/* The case name: the titles (pc__record_title: names, ids, item labels,
+ * never line numbers) from below `suite` down to `i`, joined by " / ",
+ * skipping a fan-out record whose item instance follows (the item's title
+ * already says "stories[3]"). */
 static void junit_case_name(struct pc_buf *b, const struct pc_run_report *r, size_t suite,
                             size_t i)
 {
   if (i == suite) {
-    pc_buf_puts(b, r->records[i].label);
+    pc__record_title(b, r, i);
     return;
   }
   size_t chain[128];
@@ -54,12 +56,11 @@ static void junit_case_name(struct pc_buf *b, const struct pc_run_report *r, siz
     chain[n++] = k;
   bool first = true;
   while (n-- > 0) {
-    const struct pc_record *s = &r->records[chain[n]];
     if (n > 0 && pc__is_instance(r, &r->records[chain[n - 1]]))
       continue;
     if (!first)
       pc_buf_puts(b, " / ");
-    pc_buf_puts(b, s->label);
+    pc__record_title(b, r, chain[n]);
     first = false;
   }
 }
@@ -74,7 +75,11 @@ static void junit_case(struct pc_buf *b, const struct pc_run_report *r, size_t s
   pc__xml_str(b, name.data, true);
   pc_buf_free(&name);
   pc_buf_puts(b, "\" classname=\"");
-  junit_classname(b, r->wf->name, r->records[suite].label);
+  struct pc_buf sname;
+  pc_buf_init(&sname, REPORT_BUF_MAX);
+  pc__record_title(&sname, r, suite);
+  junit_classname(b, r->wf->name, sname.data);
+  pc_buf_free(&sname);
   pc_buf_printf(b, "\" time=\"%.3f\"", s->duration_ms / 1000.0);
   if (s->step) {
     pc_buf_puts(b, " file=\"");
@@ -193,7 +198,11 @@ void pc__render_junit(struct pc_buf *b, const struct pc_run_report *r)
     double secs = (sr->parent == PC_NO_RECORD ? sum : sr->duration_ms) / 1000.0;
     junit_timestamp(pc__wall_at(r, sr->start_off_ms), ts, sizeof ts);
     pc_buf_printf(b, "  <testsuite id=\"%zu\" name=\"", suite_no++);
-    pc__xml_str(b, sr->label, true);
+    struct pc_buf sname;
+    pc_buf_init(&sname, REPORT_BUF_MAX);
+    pc__record_title(&sname, r, su);
+    pc__xml_str(b, sname.data, true);
+    pc_buf_free(&sname);
     pc_buf_printf(b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" "
                      "time=\"%.3f\" timestamp=\"%s\">\n",
                   t, f, e, sk, secs, ts);

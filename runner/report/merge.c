@@ -113,6 +113,7 @@ struct srec {
   char *path;
   char *id, *name, *action;
   int line;    /* the step's line; 0 for a root */
+  int step_index; /* its position among its siblings (1-based; 0 for a root) */
   long parent; /* index in the shard; -1 for a root */
 };
 
@@ -123,6 +124,7 @@ struct shard {
   size_t n, cap;
   int index, count;    /* index 0: the report says null (a merged report) */
   const char *rule, *wf_sha, *vars_sha, *run_id, *outcome; /* borrowed from head */
+  const char *cause_path; /* run.root_cause.path, or NULL (borrowed from head) */
   double start_ms, duration_ms;
   int exit_code;
 };
@@ -159,6 +161,7 @@ static void srec_free(struct srec *s)
 {
   free(s->rec.label);
   free(s->rec.error);
+  free(s->rec.item_label);
   free(s->rec.url);
   free(s->rec.method);
   free(s->path);
@@ -258,9 +261,11 @@ static int on_record(struct pc_jv *el, void *data, char **err)
   ok = ok && (s.rec.kind == PC_REC_ROOT) == (s.parent < 0);
   const char *id = opt_str(el, "id", &ok), *name = opt_str(el, "name", &ok);
   const char *action = opt_str(el, "action", &ok), *error = opt_str(el, "error", &ok);
-  int line = 0;
+  const char *item_label = opt_str(el, "item_label", &ok);
+  int line = 0, step_index = 0;
   if (ok && s.rec.kind != PC_REC_ROOT)
-    ok = pc_jv_int(el, "line", &line) && (id || action);
+    ok = pc_jv_int(el, "line", &line) && (id || action) &&
+         (!pc_jv_get(el, "step_index") || pc_jv_int(el, "step_index", &step_index));
   uint64_t item = 0;
   if (ok && pc_jv_get(el, "item"))
     ok = pc_jv_get_u64(el, "item", &item) && item > 0;
@@ -303,11 +308,13 @@ static int on_record(struct pc_jv *el, void *data, char **err)
   s.rec.item = (size_t)item;
   s.rec.label = pc_xstrdup(label);
   s.rec.error = dup_or_null(error);
+  s.rec.item_label = dup_or_null(item_label);
   s.path = pc_xstrdup(path);
   s.id = dup_or_null(id);
   s.name = dup_or_null(name);
   s.action = dup_or_null(action);
   s.line = line;
+  s.step_index = step_index;
   pc_jv_free(el);
   if (sh->n == sh->cap) {
     sh->cap = sh->cap ? sh->cap * 2 : 64;
@@ -359,6 +366,7 @@ static int read_shard(struct shard *sh, const char *file, char **err)
     *err = pc_asprintf("%s is a merged report: merge the shards' own reports", file);
     return -1;
   }
+  sh->cause_path = pc_jv_str(pc_jv_get(run, "root_cause"), "path");
   sh->wf_sha = pc_jv_str(shv, "workflow_sha256");
   sh->vars_sha = pc_jv_str(shv, "vars_sha256");
   if (!sh->wf_sha || !sh->vars_sha) {
@@ -483,6 +491,7 @@ static struct pc_step *step_for(struct pc_merged *m, struct smap *steps, const s
   st->name = dup_or_null(s->name);
   st->file = m->wf.file;
   st->line = s->line;
+  st->index = s->step_index;
   m->steps = pc_xrealloc(m->steps, (m->nsteps + 1) * sizeof *m->steps);
   m->steps[m->nsteps++] = st;
   /* The key must outlive the map: keep it with the interned strings. */
@@ -872,6 +881,7 @@ static int run_outcome_rank(const char *o)
 static void merge_run(struct pc_merged *m, struct shard *sh, size_t n)
 {
   struct pc_run_report *r = &m->rep;
+  r->cause_rec = PC_NO_RECORD; /* merge_cause */
   const struct pc_jv *wfv = pc_jv_get(sh[0].head, "workflow");
   m->wf.name = pc_xstrdup(pc_jv_str(wfv, "name") ? pc_jv_str(wfv, "name") : "workflow");
   m->wf.file = pc_xstrdup(pc_jv_str(wfv, "file") ? pc_jv_str(wfv, "file") : "");
@@ -910,6 +920,26 @@ static void merge_run(struct pc_merged *m, struct shard *sh, size_t n)
                          : code == PC_EXIT_DEADLINE     ? "timeout"
                                                         : outcome);
   r->finished = true;
+}
+
+/* The merged run's root cause: of the shards' own, the failure that
+ * ended first on the one timeline. */
+static void merge_cause(struct pc_run_report *r, struct shard *sh, size_t n, struct smap *paths)
+{
+  double best = 0;
+  for (size_t i = 0; i < n; i++) {
+    bool found = false;
+    size_t *at = sh[i].cause_path && paths->cap ? smap_find(paths, sh[i].cause_path, &found)
+                                                : NULL;
+    if (!at || !found || *at >= r->nrecords)
+      continue;
+    const struct pc_record *c = &r->records[*at];
+    double end = c->start_off_ms + c->duration_ms;
+    if (r->cause_rec == PC_NO_RECORD || end < best) {
+      r->cause_rec = *at;
+      best = end;
+    }
+  }
 }
 
 /* ============================================================ public */
@@ -965,6 +995,7 @@ int pc_merge_reports(const char *const *paths, size_t n, struct pc_merged **out,
         if (r->records[i].lane >= r->nlanes)
           r->nlanes = r->records[i].lane + 1;
     }
+    merge_cause(r, sh, n, &pathmap);
     r->latency = m->lat;
     r->nlatency = m->nlat;
     rc = check_latency(m, err);

@@ -149,6 +149,27 @@ void pc__record_step_path(struct pc_buf *b, const struct pc_run_report *r, size_
   record_path(b, r, i, ITEM_NONE);
 }
 
+void pc__record_title(struct pc_buf *b, const struct pc_run_report *r, size_t i)
+{
+  const struct pc_record *s = &r->records[i];
+  const struct pc_step *st = s->step;
+  if (!st) {
+    pc_buf_puts(b, s->root_name ? s->root_name : "steps");
+    return;
+  }
+  if (st->name)
+    pc_buf_puts(b, st->name);
+  else if (st->id)
+    pc_buf_puts(b, st->id);
+  else
+    pc_buf_printf(b, "%s #%d", s->action, st->index);
+  if (pc__is_instance(r, s)) {
+    pc_buf_printf(b, "[%zu]", s->item);
+    if (s->item_label)
+      pc_buf_printf(b, " %s", s->item_label);
+  }
+}
+
 /* ------------------------------------------------------------- public */
 
 /* A format renders from the records alone (render), or also reads the

@@ -53,7 +53,17 @@ void pc__render_trace(struct pc_buf *b, const struct pc_run_report *r)
   pc__json_str(b, ts);
   pc_buf_puts(b, ",\"outcome\":");
   pc__json_str(b, r->outcome ? r->outcome : "running");
-  pc_buf_printf(b, ",\"exit_code\":%d},\"traceEvents\":[", r->exit_code);
+  pc_buf_printf(b, ",\"exit_code\":%d,\"root_cause\":", r->exit_code);
+  if (r->cause_rec < r->nrecords) {
+    struct pc_buf path;
+    pc_buf_init(&path, REPORT_BUF_MAX);
+    pc__record_path(&path, r, r->cause_rec);
+    pc__json_str(b, path.data);
+    pc_buf_free(&path);
+  } else {
+    pc_buf_puts(b, "null");
+  }
+  pc_buf_puts(b, "},\"traceEvents\":[");
   char *pname = pc_asprintf("pacer: %s", r->wf->name);
   pc_buf_puts(b, "\n{\"ph\":\"M\",\"pid\":1,\"name\":\"process_name\",\"args\":{\"name\":");
   pc__json_str(b, pname);

@@ -44,8 +44,18 @@ int pc_lua_compile_expr(struct pc_lua *h, struct pc_expr *e, struct pc_diag *d)
   int rc = luaL_loadbuffer(L, code, strlen(code), "=");
   free(code);
   if (rc != LUA_OK) {
-    pc_diag_add(d, e->file, e->line, e->col, "syntax error in expression \"%s\": %s", e->src,
-                strip_chunk_prefix(lua_tostring(L, -1)));
+    const char *msg = strip_chunk_prefix(lua_tostring(L, -1));
+    /* YAML traps: an expression that stops short ("near ')'", the bracket
+     * this chunk adds) was cut by YAML, or a string in it by "}}". */
+    const char *hint = "";
+    if (e->brace_cut && strstr(msg, "unfinished string"))
+      hint = " (hint: the first \"}}\" ends ${{ }}, even inside a string: write \"}\" .. \"}\", "
+             "or, in if/assert/expect.that, the expression bare)";
+    else if (e->yaml_plain && (strstr(msg, "near ')'") || strstr(msg, "<eof>")))
+      hint = " (hint: YAML ends an unquoted value at \" #\", which starts a comment, so `#x` "
+             "and what follows were cut off; quote the whole value)";
+    pc_diag_add(d, e->file, e->line, e->col, "syntax error in expression \"%s\": %s%s", e->src,
+                msg, hint);
     lua_pop(L, 1);
     return -1;
   }
@@ -230,23 +240,17 @@ static void strip_plugin_mt(struct pc_lua *h)
   lua_remove(L, -2);                                     /* copy */
 }
 
-int pc_lua_eval(struct pc_lua *h, const struct pc_expr *e, int scope_ref, char **err)
+int pc__expr_call(struct pc_lua *h, int ref, int scope_ref, double limit_ms, const char *what,
+                  char **msg)
 {
   lua_State *L = h->L;
-  if (e->ref == LUA_NOREF || e->ref == LUA_REFNIL) {
-    *err = pc_asprintf("expression \"%s\" at %s:%d:%d was not compiled", e->src, e->file,
-                       e->line, e->col);
-    return -1;
-  }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, e->ref);     /* fn */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);        /* fn */
   lua_rawgeti(L, LUA_REGISTRYINDEX, scope_ref);  /* fn, scope */
   lua_setupvalue(L, -2, 1);                      /* fn (with _ENV = scope) */
-  char *msg = NULL;
-  if (pc_lua_call(h, 0, 1, PC__EXPR_LIMIT_MS, "the expression ran for more than 1000 ms and "
-                  "was stopped", false, &msg) != 0) {
-    *err = pc_asprintf("expression \"%s\" at %s:%d:%d failed: %s", e->src, e->file, e->line,
-                       e->col, strip_chunk_prefix(msg));
-    free(msg);
+  char *m = NULL;
+  if (pc_lua_call(h, 0, 1, limit_ms, what, false, &m) != 0) {
+    *msg = pc_xstrdup(strip_chunk_prefix(m));
+    free(m);
     return -1;
   }
   /* Hand back plain values, never proxies. */
@@ -255,6 +259,24 @@ int pc_lua_eval(struct pc_lua *h, const struct pc_expr *e, int scope_ref, char *
     lua_insert(L, -2);                                /* unwrap, value */
     lua_call(L, 1, 1);                                /* value */
     strip_plugin_mt(h);
+  }
+  return 0;
+}
+
+int pc_lua_eval(struct pc_lua *h, const struct pc_expr *e, int scope_ref, char **err)
+{
+  if (e->ref == LUA_NOREF || e->ref == LUA_REFNIL) {
+    *err = pc_asprintf("expression \"%s\" at %s:%d:%d was not compiled", e->src, e->file,
+                       e->line, e->col);
+    return -1;
+  }
+  char *msg = NULL;
+  if (pc__expr_call(h, e->ref, scope_ref, PC__EXPR_LIMIT_MS,
+                    "the expression ran for more than 1000 ms and was stopped", &msg) != 0) {
+    *err = pc_asprintf("expression \"%s\" at %s:%d:%d failed: %s", e->src, e->file, e->line,
+                       e->col, msg);
+    free(msg);
+    return -1;
   }
   return 0;
 }

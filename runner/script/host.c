@@ -38,6 +38,7 @@ static int l_secret_getenv(lua_State *L)
     return 1;
   }
   pc_secret_add(v, strlen(v));
+  pc_secret_name(name, v, strlen(v));
   lua_pushstring(L, v);
   return 1;
 }

@@ -33,6 +33,14 @@ const struct pc_embedded *pc__embedded(const char *name);
  * longer than this is stopped. */
 #define PC__EXPR_LIMIT_MS 1000.0
 
+/* Calls the compiled expression chunk `ref` with _ENV set to the scope,
+ * under a guard of `limit_ms` (raising `what` past it): pushes its value (a table unwrapped from its
+ * proxy, plugin metatables stripped) and returns 0, or returns -1 with
+ * *msg set to Lua's message (malloc'd) and nothing pushed. pc_lua_eval and
+ * the explanations of failed conditions (explain.c) share it. */
+int pc__expr_call(struct pc_lua *h, int ref, int scope_ref, double limit_ms, const char *what,
+                  char **msg);
+
 enum pc__refusal { PC__REFUSED_NONE, PC__REFUSED_LIMIT, PC__REFUSED_SYSTEM };
 
 struct pc_lua {

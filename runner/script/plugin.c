@@ -55,14 +55,14 @@ static bool valid_name(const char *s, size_t len)
   return true;
 }
 
-/* The search path, in order: plugins/ beside the workflow, the load
- * options' directories (--plugins, then PACER_PLUGIN_PATH: the command line
- * gathers them), the installed plugins. Returns a malloc'd array of
- * malloc'd strings. */
+/* The search path, in order: plugins/ beside the workflow, then the load
+ * options' directories (--plugins, then PACER_PLUGIN_PATH, then the
+ * plugins bundled with pacer, found relative to its binary: the command
+ * line gathers them). Returns a malloc'd array of malloc'd strings. */
 static char **search_dirs(const char *workflow_file, const struct pc_load_opts *opts, size_t *n)
 {
   size_t nopt = opts ? opts->nplugin_dirs : 0, cnt = 0;
-  char **v = pc_xcalloc(nopt + 2, sizeof *v);
+  char **v = pc_xcalloc(nopt + 1, sizeof *v);
   if (workflow_file) {
     const char *slash = strrchr(workflow_file, '/');
     v[cnt++] = slash ? pc_asprintf("%.*s/plugins", (int)(slash - workflow_file), workflow_file)
@@ -70,7 +70,6 @@ static char **search_dirs(const char *workflow_file, const struct pc_load_opts *
   }
   for (size_t i = 0; i < nopt; i++)
     v[cnt++] = pc_xstrdup(opts->plugin_dirs[i]);
-  v[cnt++] = pc_xstrdup(PACER_PLUGIN_DIR);
   *n = cnt;
   return v;
 }
@@ -667,7 +666,7 @@ static void start_job(struct pc_attempt *a, int nargs)
     o.deadline = run_deadline;
     o.timeout_ms = run_deadline - pc_run_started_ms(a->run);
   }
-  o.label = pc_step_label(a->step);
+  o.label = pc_attempt_label(a);
   a->data = pc_coro_job_start(pc_run_lua(a->run), &o, nargs);
 }
 

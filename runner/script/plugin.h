@@ -3,8 +3,9 @@
  *
  * `uses: NAME` looks for NAME.lua in plugins/ beside the workflow file, then
  * in each --plugins directory (in order), then in each PACER_PLUGIN_PATH
- * entry (both given in the load options, struct pc_load_opts), then in
- * PACER_PLUGIN_DIR (the installed plugins). NAME is
+ * entry, then in the plugins bundled with pacer (all given in the load
+ * options, struct pc_load_opts: the command line finds the bundled ones
+ * relative to its binary). NAME is
  * [A-Za-z0-9_-]+, so it cannot leave those directories. See docs/plugins.md. */
 #ifndef PACER_PLUGIN_H
 #define PACER_PLUGIN_H
