@@ -22,8 +22,9 @@ static void usage(FILE *f)
 {
   fputs("usage: pacer merge SHARD.json... --report FORMAT:PATH [--report FORMAT:PATH...]\n"
         "  merges the JSON reports of every shard of one run (--shard K/N) into the\n"
-        "  reports of the whole run (json, junit, trace, html); exits with the merged\n"
-        "  run's exit code, or 2 if a shard is missing, given twice, or of another run\n",
+        "  reports of the whole run (json, junit, trace, html, prometheus); exits with\n"
+        "  the merged run's exit code, or 2 if a shard is missing, given twice, or of\n"
+        "  another run\n",
         f);
 }
 
