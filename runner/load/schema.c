@@ -31,6 +31,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,13 +101,201 @@ static void put_ref(yajl_gen g, const char *def)
   yajl_gen_map_close(g);
 }
 
+/* ------------------------------------------- definitions from the tables */
+
+static void put_types(yajl_gen g, bool nullable, const char *const *types)
+{
+  put_str(g, "type");
+  yajl_gen_array_open(g);
+  for (; *types; types++)
+    put_str(g, *types);
+  if (nullable)
+    put_str(g, "null");
+  yajl_gen_array_close(g);
+}
+
+static void put_num(yajl_gen g, const char *key, double v)
+{
+  put_str(g, key);
+  char num[32]; /* not yajl_gen_double, which writes 1000 as 1000.0 */
+  int len = snprintf(num, sizeof num, "%.17g", v);
+  yajl_gen_number(g, num, (size_t)len);
+}
+
+static const char *const text_types[] = {"string", "number", "boolean", NULL};
+
+/* The members of one type's schema (inside an open map). */
+static void put_type_members(yajl_gen g, const struct pc_param *pm)
+{
+  switch (pm->type) {
+  case PC_PARAM_ANY:
+    break;
+  case PC_PARAM_TEXT:
+    put_types(g, pm->nullable, text_types);
+    break;
+  case PC_PARAM_NAME:
+  case PC_PARAM_CODE:
+    put_str(g, "type");
+    put_str(g, "string");
+    put_str(g, "minLength");
+    yajl_gen_integer(g, 1);
+    break;
+  case PC_PARAM_INT:
+  case PC_PARAM_NUMBER:
+    put_str(g, "type");
+    put_str(g, pm->type == PC_PARAM_INT ? "integer" : "number");
+    if (pm->max > pm->min) {
+      put_num(g, "minimum", pm->min);
+      put_num(g, "maximum", pm->max);
+    }
+    break;
+  case PC_PARAM_BOOL:
+    put_str(g, "type");
+    put_str(g, "boolean");
+    break;
+  case PC_PARAM_DURATION:
+    put_str(g, "$ref");
+    put_str(g, "#/definitions/duration");
+    break;
+  case PC_PARAM_ENUM:
+    put_str(g, "enum");
+    yajl_gen_array_open(g);
+    for (const char *const *a = pm->allowed; a && *a; a++)
+      put_str(g, *a);
+    yajl_gen_array_close(g);
+    break;
+  case PC_PARAM_ARGV:
+    put_str(g, "type");
+    put_str(g, "array");
+    put_str(g, "minItems");
+    yajl_gen_integer(g, 1);
+    put_str(g, "items");
+    yajl_gen_map_open(g);
+    put_types(g, false, text_types);
+    yajl_gen_map_close(g);
+    break;
+  case PC_PARAM_ENV:
+    put_str(g, "type");
+    put_str(g, "object");
+    put_str(g, "propertyNames");
+    yajl_gen_map_open(g);
+    put_str(g, "pattern");
+    put_str(g, "^[^=]+$");
+    yajl_gen_map_close(g);
+    put_str(g, "additionalProperties");
+    yajl_gen_map_open(g);
+    put_types(g, false, text_types);
+    yajl_gen_map_close(g);
+    break;
+  case PC_PARAM_EXPRS:
+    put_str(g, "$ref");
+    put_str(g, "#/definitions/expressions");
+    break;
+  }
+}
+
+/* One param's schema: its type's, or (when a ${{ }} may compute it and
+ * the type takes no string that could hold one) that or exactly one
+ * ${{ }}; with its description (`description`, when not NULL, instead). */
+static void put_param(yajl_gen g, const struct pc_param *pm, const char *description)
+{
+  bool any_string = pm->type == PC_PARAM_ANY || pm->type == PC_PARAM_TEXT ||
+                    pm->type == PC_PARAM_NAME || pm->type == PC_PARAM_CODE ||
+                    pm->type == PC_PARAM_EXPRS;
+  const char *d = description ? description : pm->description;
+  yajl_gen_map_open(g);
+  if (d) {
+    put_str(g, "description");
+    put_str(g, d);
+  }
+  if (pm->static_only || any_string) {
+    put_type_members(g, pm);
+  } else {
+    put_str(g, "oneOf");
+    yajl_gen_array_open(g);
+    yajl_gen_map_open(g);
+    put_type_members(g, pm);
+    yajl_gen_map_close(g);
+    put_ref(g, "single_expression");
+    yajl_gen_array_close(g);
+  }
+  yajl_gen_map_close(g);
+}
+
+/* The map form: its keys, none other, the required ones. */
+static void put_map_form(yajl_gen g, const struct pc_params *p)
+{
+  yajl_gen_map_open(g);
+  put_str(g, "type");
+  put_str(g, "object");
+  put_str(g, "additionalProperties");
+  yajl_gen_bool(g, 0);
+  size_t nreq = 0;
+  for (size_t i = 0; i < p->nkeys; i++)
+    nreq += p->keys[i].required;
+  if (nreq) {
+    put_str(g, "required");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < p->nkeys; i++)
+      if (p->keys[i].required)
+        put_str(g, p->keys[i].name);
+    yajl_gen_array_close(g);
+  }
+  put_str(g, "properties");
+  yajl_gen_map_open(g);
+  for (size_t i = 0; i < p->nkeys; i++) {
+    put_str(g, p->keys[i].name);
+    put_param(g, &p->keys[i], NULL);
+  }
+  yajl_gen_map_close(g);
+  yajl_gen_map_close(g);
+}
+
+/* definitions.KEY from the action's table: the short form, the map form,
+ * or one of the two. */
+static void put_definition(yajl_gen g, const struct pc_params *p)
+{
+  if (p->value && p->nkeys == 0) {
+    put_param(g, p->value, p->description ? p->description : p->value->description);
+    return;
+  }
+  yajl_gen_map_open(g);
+  if (p->description) {
+    put_str(g, "description");
+    put_str(g, p->description);
+  }
+  if (p->value) {
+    put_str(g, "oneOf");
+    yajl_gen_array_open(g);
+    put_param(g, p->value, NULL);
+    put_map_form(g, p);
+    yajl_gen_array_close(g);
+  } else {
+    put_str(g, "allOf");
+    yajl_gen_array_open(g);
+    put_map_form(g, p);
+    yajl_gen_array_close(g);
+  }
+  yajl_gen_map_close(g);
+}
+
+/* The action of the table whose definition its parameter table makes. */
+static bool from_table(const struct writer *w, const char *key)
+{
+  const struct pc_action_ops *a = pc_actions_find(w->actions, key);
+  return a && a->params;
+}
+
 /* The members the actions add at the end of the object the walk is in. */
 static void add_members(struct writer *w)
 {
   yajl_gen g = w->g;
   for (const struct pc_action_ops *const *a = w->actions; a && *a; a++) {
     const char *key = (*a)->key;
-    if (at(w, "definitions", NULL, NULL) && !base_has_definition(w, key)) {
+    if (at(w, "definitions", NULL, NULL) && (*a)->params) {
+      put_str(g, key);
+      put_definition(g, (*a)->params);
+    } else if (at(w, "definitions", NULL, NULL) && !base_has_definition(w, key)) {
       put_str(g, key);
       yajl_gen_map_open(g);
       put_str(g, "description");
@@ -169,6 +358,9 @@ static void write_value(struct writer *w, yajl_val v)
   case yajl_t_object:
     yajl_gen_map_open(g);
     for (size_t i = 0; i < v->u.object.len; i++) {
+      /* An action's table, not the base, describes its value. */
+      if (at(w, "definitions", NULL, NULL) && from_table(w, v->u.object.keys[i]))
+        continue;
       put_str(g, v->u.object.keys[i]);
       if (w->depth < MAX_DEPTH)
         w->path[w->depth] = v->u.object.keys[i];
