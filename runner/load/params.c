@@ -146,8 +146,15 @@ static int check_value(struct pc_load_ctx *c, const char *key, const struct pc_p
     double d;
     switch (pm->type) {
     case PC_PARAM_ANY:
-    case PC_PARAM_EXPRS: /* the expression reader checks them (pc_load_expr_list) */
       break;
+    case PC_PARAM_EXPRS: { /* their syntax: when the action reads them (pc_load_expr_list) */
+      bool ok = is_text(n) || (n->kind == PC_NODE_SEQ && n->n > 0);
+      for (size_t j = 0; ok && n->kind == PC_NODE_SEQ && j < n->n; j++)
+        ok = is_text(n->items[j]);
+      if (!ok)
+        return wrong(c, label, pm, n);
+      break;
+    }
     case PC_PARAM_TEXT:
       if (!is_text(n))
         return wrong(c, label, pm, n);

@@ -66,8 +66,10 @@ void pc_param_expect(const struct pc_param *pm, struct pc_buf *b)
   case PC_PARAM_ENV:
     pc_buf_puts(b, "a map of NAME: VALUE");
     break;
-  case PC_PARAM_ANY:
   case PC_PARAM_EXPRS:
+    pc_buf_puts(b, "one expression or a list of them");
+    break;
+  case PC_PARAM_ANY:
     pc_buf_puts(b, "a value");
     break;
   }
