@@ -20,13 +20,16 @@
  *   - for an action with defaults.KEY: properties.defaults.properties.KEY,
  *     a $ref to definitions.KEY_defaults if the base has it, else an
  *     object;
- *   - definitions.KEY, open (any value; only a description), when the
+ *   - definitions.KEY for an action with a parameter table (model/action.h),
+ *     written from the table (a base definition of that name is left out):
+ *     the short form, the map form (its keys, none other, the required
+ *     ones), each type's schema, and "or exactly one ${{ }}" where a value
+ *     may be computed and its type takes no string that could hold one;
+ *   - else definitions.KEY, open (any value; only a description), when the
  *     base has none (an action from outside the built-in set: the loader
  *     is the authority).
- * Each action's value schema is the base's definitions.KEY; generating it
- * from per-action parameter tables is the next step (docs/architecture.md,
- * "Adding an action"). The tree is read and written with yajl (its tree
- * parser and its generator), which pacer links for pacer.json already. */
+ * The tree is read and written with yajl (its tree parser and its
+ * generator), which pacer links for pacer.json already. */
 #include "load/schema.h"
 
 #include <stdbool.h>
