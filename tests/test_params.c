@@ -183,7 +183,8 @@ static void test_schema(void **state)
       "\"required\": [\n            \"text\"\n          ]",
       "\"type\": \"integer\",\n                  \"minimum\": 1,\n                  \"maximum\": 9",
       "\"type\": \"number\",\n                  \"minimum\": 0,\n                  \"maximum\": 1",
-      "\"colour\": {\n              \"enum\": [\n                \"red\",\n                \"blue\"",
+      "\"colour\": {\n              \"enum\": [\n                \"red\",\n"
+      "                \"blue\"",
       "\"$ref\": \"#/definitions/duration\"",
       "\"$ref\": \"#/definitions/expressions\"",
       "\"propertyNames\": {\n                    \"pattern\": \"^[^=]+$\"",

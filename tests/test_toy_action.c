@@ -182,6 +182,13 @@ static void test_toy_load_checks(void **state)
                     "2:26: toy.tag: must be written out, not computed with ${{ }}");
   expect_load_error("defaults:\n  toy: {prefix: x, suffix: y}\nsteps:\n  - toy: 1\n",
                     "2:20: unknown key \"suffix\" in defaults.toy");
+  /* defaults.toy from its table too. */
+  expect_load_error("defaults:\n  toy: {prefix: [x]}\nsteps:\n  - toy: 1\n",
+                    "2:17: defaults.toy.prefix: expected a plain text, got a list");
+  expect_load_error("defaults:\n  toy: {prefix: \"${{ 'x' }}\"}\nsteps:\n  - toy: 1\n",
+                    "2:17: defaults.toy.prefix: must be written out, not computed with ${{ }}");
+  expect_load_error("defaults:\n  toy: [x]\nsteps:\n  - toy: 1\n",
+                    "2:8: defaults.toy: expected a map, got a list");
   /* The actions left out of the table do not exist for this load. */
   expect_load_error("steps:\n  - http: {url: \"http://127.0.0.1:1/\"}\n",
                     "step has no action (one of: log, assert, toy, steps, gather)");
@@ -208,7 +215,10 @@ static void test_toy_schema(void **state)
   assert_non_null(strstr(s, "\"enum\": [\n"));
   assert_non_null(strstr(s, "\"required\": [\n            \"count\"\n"));
   assert_non_null(strstr(s, "\"description\": \"How many milliseconds to wait.\""));
-  assert_non_null(strstr(s, "\"toy\": {\n          \"type\": \"object\"\n"));
+  assert_non_null(strstr(s, "\"toy\": {\n          \"$ref\": \"#/definitions/toy_defaults\"\n"));
+  assert_non_null(strstr(s, "\"toy_defaults\": {\n      \"description\": \"The toy's defaults.\""));
+  assert_non_null(
+      strstr(s, "\"description\": \"Text put before the count in the result's value.\""));
   assert_non_null(strstr(s, "\"#/definitions/log\""));
   assert_null(strstr(s, "\"#/definitions/http\""));
   assert_null(strstr(s, "\"#/definitions/exec\""));

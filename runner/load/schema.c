@@ -18,8 +18,9 @@
  *   - one {"required": [KEY]} branch of definitions.step.oneOf (a step has
  *     exactly one action; the groups' branches are in the base);
  *   - for an action with defaults.KEY: properties.defaults.properties.KEY,
- *     a $ref to definitions.KEY_defaults if the base has it, else an
- *     object;
+ *     a $ref to definitions.KEY_defaults if the base or the action's
+ *     defaults table has it, else an object; definitions.KEY_defaults
+ *     written from that table;
  *   - definitions.KEY for an action with a parameter table (model/action.h),
  *     written from the table (a base definition of that name is left out):
  *     the short form, the map form (its keys, none other, the required
@@ -225,10 +226,15 @@ static void put_param(yajl_gen g, const struct pc_param *pm, const char *descrip
   yajl_gen_map_close(g);
 }
 
-/* The map form: its keys, none other, the required ones. */
-static void put_map_form(yajl_gen g, const struct pc_params *p)
+/* The map form: its keys, none other, the required ones; with a
+ * description when `description` is not NULL. */
+static void put_map_form(yajl_gen g, const struct pc_params *p, const char *description)
 {
   yajl_gen_map_open(g);
+  if (description) {
+    put_str(g, "description");
+    put_str(g, description);
+  }
   put_str(g, "type");
   put_str(g, "object");
   put_str(g, "additionalProperties");
@@ -262,31 +268,37 @@ static void put_definition(yajl_gen g, const struct pc_params *p)
     put_param(g, p->value, p->description ? p->description : p->value->description);
     return;
   }
+  if (!p->value) {
+    put_map_form(g, p, p->description);
+    return;
+  }
   yajl_gen_map_open(g);
   if (p->description) {
     put_str(g, "description");
     put_str(g, p->description);
   }
-  if (p->value) {
-    put_str(g, "oneOf");
-    yajl_gen_array_open(g);
-    put_param(g, p->value, NULL);
-    put_map_form(g, p);
-    yajl_gen_array_close(g);
-  } else {
-    put_str(g, "allOf");
-    yajl_gen_array_open(g);
-    put_map_form(g, p);
-    yajl_gen_array_close(g);
-  }
+  put_str(g, "oneOf");
+  yajl_gen_array_open(g);
+  put_param(g, p->value, NULL);
+  put_map_form(g, p, NULL);
+  yajl_gen_array_close(g);
   yajl_gen_map_close(g);
 }
 
-/* The action of the table whose definition its parameter table makes. */
-static bool from_table(const struct writer *w, const char *key)
+/* definitions.NAME is written from an action's parameter table: NAME is
+ * the key of an action with a table, or KEY_defaults for an action whose
+ * defaults.KEY has one. */
+static bool from_table(const struct writer *w, const char *name)
 {
-  const struct pc_action_ops *a = pc_actions_find(w->actions, key);
-  return a && a->params;
+  for (const struct pc_action_ops *const *a = w->actions; a && *a; a++) {
+    if ((*a)->params && strcmp((*a)->key, name) == 0)
+      return true;
+    size_t n = (*a)->defaults_key ? strlen((*a)->defaults_key) : 0;
+    if ((*a)->defaults_params && strncmp((*a)->defaults_key, name, n) == 0 &&
+        strcmp(name + n, "_defaults") == 0)
+      return true;
+  }
+  return false;
 }
 
 /* The members the actions add at the end of the object the walk is in. */
@@ -295,6 +307,12 @@ static void add_members(struct writer *w)
   yajl_gen g = w->g;
   for (const struct pc_action_ops *const *a = w->actions; a && *a; a++) {
     const char *key = (*a)->key;
+    if (at(w, "definitions", NULL, NULL) && (*a)->defaults_params) {
+      char *def = pc_asprintf("%s_defaults", (*a)->defaults_key);
+      put_str(g, def);
+      free(def);
+      put_definition(g, (*a)->defaults_params);
+    }
     if (at(w, "definitions", NULL, NULL) && (*a)->params) {
       put_str(g, key);
       put_definition(g, (*a)->params);
@@ -312,7 +330,7 @@ static void add_members(struct writer *w)
     } else if (at(w, "properties", "defaults", "properties") && (*a)->defaults_key) {
       put_str(g, (*a)->defaults_key);
       char *def = pc_asprintf("%s_defaults", (*a)->defaults_key);
-      if (base_has_definition(w, def)) {
+      if (base_has_definition(w, def) || (*a)->defaults_params) {
         put_ref(g, def);
       } else {
         yajl_gen_map_open(g);

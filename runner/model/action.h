@@ -166,6 +166,10 @@ struct pc_action_ops {
    * workflow keeps: pc_workflow_defaults), or NULL after reporting. */
   const char *defaults_key;
   struct pc_tmpl *(*load_defaults)(struct pc_load_ctx *c, const struct pc_node *value);
+  /* The parameter table of defaults.KEY (a map form), or NULL. With no
+   * load_defaults, the loader checks the value against it and keeps its
+   * template; `pacer schema` writes definitions.KEY_defaults from it. */
+  const struct pc_params *defaults_params;
   void (*start)(struct pc_attempt *a);
   void (*cancel)(struct pc_attempt *a);
   /* Optional: appends context to an expectation failure message, e.g.

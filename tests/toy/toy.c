@@ -80,21 +80,16 @@ static const struct pc_params toy_params = {
     .description = "Wait N milliseconds, then say so.", .value = &toy_value,
     .keys = toy_keys, .nkeys = PC_ARRAY_SIZE(toy_keys)};
 
-/* defaults.toy: {prefix: TEXT}, static. */
-static struct pc_tmpl *toy_load_defaults(struct pc_load_ctx *c, const struct pc_node *v)
-{
-  static const char *const keys[] = {"prefix"};
-  if (pc_load_check_keys(c, v, keys, PC_ARRAY_SIZE(keys), "defaults.toy") != 0)
-    return NULL;
-  struct pc_tmpl *t = pc_load_tmpl(c, v);
-  const struct pc_tmpl *p = t ? pc_tmpl_get(t, "prefix") : NULL;
-  if (t && p && p->kind != PC_T_STR) {
-    pc_load_error(c, pc_node_get(v, "prefix"), "defaults.toy.prefix: expected a plain text");
-    pc_tmpl_free(t);
-    return NULL;
-  }
-  return t;
-}
+/* defaults.toy: {prefix: TEXT}, static (toy reads the template's text):
+ * the loader checks it against this table, `pacer schema` writes
+ * definitions.toy_defaults from it. */
+static const struct pc_param toy_defaults_keys[] = {
+    {.name = "prefix", .type = PC_PARAM_NAME, .static_only = true, .expect = "a plain text",
+     .description = "Text put before the count in the result's value."},
+};
+static const struct pc_params toy_defaults_params = {
+    .description = "The toy's defaults.", .keys = toy_defaults_keys,
+    .nkeys = PC_ARRAY_SIZE(toy_defaults_keys)};
 
 /* ----------------------------------------------------------------- run */
 
@@ -176,7 +171,7 @@ const struct pc_action_ops pc_toy_ops = {
     .key = "toy",
     .params = &toy_params,
     .defaults_key = "toy",
-    .load_defaults = toy_load_defaults,
+    .defaults_params = &toy_defaults_params,
     .start = toy_start,
     .cancel = toy_cancel,
     .hooks = &toy_hooks,
