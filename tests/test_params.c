@@ -120,7 +120,8 @@ static void test_load(void **state)
   bad("{text: a, ratio: x}", "p.ratio: expected a number from 0 to 1, got \"x\"");
   bad("{text: a, loud: yes}", "p.loud: expected true or false, got \"yes\"");
   bad("{text: a, wait: 5 seconds}", "p.wait: expected a duration like \"5s\"");
-  bad("{text: a, colour: green}", "p.colour: expected one of red, blue, got \"green\"");
+  bad("{text: a, colour: green}", "p.colour: expected red or blue\n");
+  bad("{text: a, colour: bleu}", "p.colour: expected red or blue (did you mean blue?)");
   bad("{text: a, colour: \"${{ 'red' }}\"}",
       "p.colour: must be written out, not computed with ${{ }}");
   bad("{text: a, argv: ls}", "p.argv: expected a list of arguments, got \"ls\"");
@@ -167,7 +168,7 @@ static void test_run_time(void **state)
   check("return {text = 'a', loud = 'yes'}", "p.loud: expected true or false, got \"yes\"");
   check("return {text = 'a', wait = '5 seconds'}", "p.wait: invalid duration 5 seconds");
   check("return {text = 'a', colour = 'green'}",
-        "p.colour: expected one of red, blue, got \"green\"");
+        "p.colour: expected red or blue, got \"green\"");
   check("return {text = 'a', argv = 'ls'}", "p.argv: expected a list of arguments, got \"ls\"");
   check("return {text = 'a', env = true}", "p.env: expected a map of NAME: VALUE, got true");
 }

@@ -32,6 +32,17 @@ static int wrong(struct pc_load_ctx *c, const char *label, const struct pc_param
   struct pc_buf e;
   pc_buf_init(&e, 128);
   pc_param_expect(pm, &e);
+  if (pm->type == PC_PARAM_ENUM && !pm->expect) {
+    /* "exec.output: expected log, quiet or on_failure (did you mean quiet?)" */
+    size_t na = 0;
+    while (pm->allowed && pm->allowed[na])
+      na++;
+    const char *d = pc_did_you_mean(n->kind == PC_NODE_SCALAR ? n->str : "", pm->allowed, na);
+    pc_load_error(c, n, "%s: expected %s%s%s%s", label, e.data, d ? " (did you mean " : "",
+                  d ? d : "", d ? "?)" : "");
+    pc_buf_free(&e);
+    return -1;
+  }
   char got[128];
   const char *kind = pc_node_kind_name(n);
   if (pm->got == PC_GOT_VALUE)

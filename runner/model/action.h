@@ -99,7 +99,9 @@ struct pc_param {
   const char *description;     /* for the schema; a required key's, in its message */
   /* Messages: "LABEL: expected EXPECT, got GOT[; HINT]". LABEL is `label`,
    * else KEY.NAME (KEY for the whole value); EXPECT is `expect`, else the
-   * type's ("a string", "an integer from MIN to MAX", ...). */
+   * type's ("a string", "an integer from MIN to MAX", ...). An enum with
+   * no `expect` says "LABEL: expected a, b or c (did you mean b?)" at
+   * load time. */
   const char *label;
   const char *expect;
   const char *hint;

@@ -55,10 +55,9 @@ void pc_param_expect(const struct pc_param *pm, struct pc_buf *b)
   case PC_PARAM_DURATION:
     pc_buf_puts(b, "a duration like \"5s\"");
     break;
-  case PC_PARAM_ENUM:
-    pc_buf_puts(b, "one of");
+  case PC_PARAM_ENUM: /* "log, quiet or on_failure" */
     for (const char *const *a = pm->allowed; a && *a; a++)
-      pc_buf_printf(b, "%s%s", a == pm->allowed ? " " : ", ", *a);
+      pc_buf_printf(b, "%s%s", a == pm->allowed ? "" : a[1] ? ", " : " or ", *a);
     break;
   case PC_PARAM_ARGV:
     pc_buf_puts(b, "a list of arguments");

@@ -17,7 +17,7 @@
  * KEY.NAME, else KEY (the whole value). */
 void pc_param_label(const char *key, const struct pc_param *pm, char *buf, size_t n);
 /* What the parameter expects, for "expected ...": its `expect`, else its
- * type's ("a string", "an integer from 1 to 10", "one of a, b"). */
+ * type's ("a string", "an integer from 1 to 10", "a, b or c"). */
 void pc_param_expect(const struct pc_param *pm, struct pc_buf *b);
 
 /* Checks the evaluated value at `idx` of action `key` against `p`: a
