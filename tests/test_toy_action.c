@@ -3,7 +3,9 @@
  * tests/toy/toy.c is handed to the loader and the run in a table of its
  * own, beside two built-in actions and without http, exec or Lua actions:
  * its steps load with their positions checked, its defaults.toy reaches
- * it, a computed value is checked when it runs, its run hook gives the
+ * it, a computed value is checked when it runs (both checks and its schema
+ * definition come from its parameter table, with the messages the test
+ * names), its run hook gives the
  * JSON report a statistics section, its report fields appear under its
  * key, `pacer schema` for the table refers to it, and the keys of the
  * actions left out are refused. Nothing of the loader, the engine, the
@@ -112,10 +114,35 @@ static void test_toy_runs(void **state)
   free(rep);
 }
 
+/* The run's JSON report says `want` (JSON-escaped) and the run fails. */
+static void expect_run_error(const char *text, const char *want)
+{
+  char *rep = NULL;
+  assert_int_equal(run(text, &rep), PC_EXIT_ERROR);
+  if (!strstr(rep, want))
+    fail_msg("wanted %s in:\n%s", want, rep);
+  free(rep);
+}
+
 static void test_toy_checks_computed_values(void **state)
 {
   (void)state;
-  assert_int_equal(run("steps:\n  - toy: ${{ 1000 + 1 }}\n", NULL), PC_EXIT_ERROR);
+  /* The messages come from its parameter table (script/params.c). */
+  expect_run_error("steps:\n  - toy: ${{ 1000 + 1 }}\n",
+                   "toy: expected a count from 1 to 1000, got 1001");
+  expect_run_error("steps:\n  - toy: ${{ {count = 5, tag = 'green'} }}\n",
+                   "toy.tag: expected red or blue, got \\\"green\\\"");
+  expect_run_error("steps:\n  - toy: ${{ {count = 5, colour = 'red'} }}\n",
+                   "toy: unknown key \\\"colour\\\" (expected count or tag)");
+  expect_run_error("steps:\n  - toy: ${{ {tag = 'red'} }}\n", "toy: `count` is required");
+  /* The map form, computed, runs. */
+  char *rep = NULL;
+  assert_int_equal(run("steps:\n  - id: m\n    toy: ${{ {count = 3, tag = 'red'} }}\n"
+                       "  - assert: \"steps.m.tag == 'red' and steps.m.count == 3\"\n"
+                       "  - toy: {count: \"${{ steps.m.count }}\", tag: blue}\n",
+                       &rep),
+                   PC_EXIT_OK);
+  free(rep);
   /* Its default retry.on (error) applies like any action's. */
   assert_int_equal(run("steps:\n  - toy: ${{ 0 }}\n    retry: {attempts: 2, backoff: 1ms}\n",
                        NULL),
@@ -138,10 +165,30 @@ static void expect_load_error(const char *text, const char *want)
 static void test_toy_load_checks(void **state)
 {
   (void)state;
+  /* From its parameter table (load/params.c): toy has no load function. */
   expect_load_error("steps:\n  - toy: many\n",
                     "2:10: toy: expected a count from 1 to 1000, got \"many\"");
+  expect_load_error("steps:\n  - toy: [1]\n",
+                    "2:10: toy: expected a count from 1 to 1000, got a list");
+  expect_load_error("steps:\n  - toy: {count: 5, tga: red}\n",
+                    "2:21: unknown key \"tga\" in toy; did you mean \"tag\"?");
+  expect_load_error("steps:\n  - toy: {tag: red}\n",
+                    "2:10: toy: `count` is required (how many milliseconds to wait)");
+  expect_load_error("steps:\n  - toy: {count: 0}\n",
+                    "2:18: toy.count: expected an integer from 1 to 1000, got 0");
+  expect_load_error("steps:\n  - toy: {count: 1, tag: green}\n",
+                    "2:26: toy.tag: expected red or blue\n");
+  expect_load_error("steps:\n  - toy: {count: 1, tag: \"${{ 'red' }}\"}\n",
+                    "2:26: toy.tag: must be written out, not computed with ${{ }}");
   expect_load_error("defaults:\n  toy: {prefix: x, suffix: y}\nsteps:\n  - toy: 1\n",
                     "2:20: unknown key \"suffix\" in defaults.toy");
+  /* defaults.toy from its table too. */
+  expect_load_error("defaults:\n  toy: {prefix: [x]}\nsteps:\n  - toy: 1\n",
+                    "2:17: defaults.toy.prefix: expected a plain text, got a list");
+  expect_load_error("defaults:\n  toy: {prefix: \"${{ 'x' }}\"}\nsteps:\n  - toy: 1\n",
+                    "2:17: defaults.toy.prefix: must be written out, not computed with ${{ }}");
+  expect_load_error("defaults:\n  toy: [x]\nsteps:\n  - toy: 1\n",
+                    "2:8: defaults.toy: expected a map, got a list");
   /* The actions left out of the table do not exist for this load. */
   expect_load_error("steps:\n  - http: {url: \"http://127.0.0.1:1/\"}\n",
                     "step has no action (one of: log, assert, toy, steps, gather)");
@@ -160,9 +207,18 @@ static void test_toy_schema(void **state)
   assert_non_null(s);
   assert_non_null(strstr(s, "\"toy\": {\n          \"$ref\": \"#/definitions/toy\"\n"));
   assert_non_null(strstr(s, "\"required\": [\n            \"toy\"\n"));
+  /* definitions.toy, written from its parameter table. */
+  assert_null(strstr(s, "The `toy` action (any value here: pacer checks it)."));
+  assert_non_null(strstr(s, "\"description\": \"Wait N milliseconds, then say so.\""));
+  assert_non_null(strstr(s, "\"minimum\": 1,\n"));
+  assert_non_null(strstr(s, "\"maximum\": 1000\n"));
+  assert_non_null(strstr(s, "\"enum\": [\n"));
+  assert_non_null(strstr(s, "\"required\": [\n            \"count\"\n"));
+  assert_non_null(strstr(s, "\"description\": \"How many milliseconds to wait.\""));
+  assert_non_null(strstr(s, "\"toy\": {\n          \"$ref\": \"#/definitions/toy_defaults\"\n"));
+  assert_non_null(strstr(s, "\"toy_defaults\": {\n      \"description\": \"The toy's defaults.\""));
   assert_non_null(
-      strstr(s, "\"description\": \"The `toy` action (any value here: pacer checks it).\""));
-  assert_non_null(strstr(s, "\"toy\": {\n          \"type\": \"object\"\n"));
+      strstr(s, "\"description\": \"Text put before the count in the result's value.\""));
   assert_non_null(strstr(s, "\"#/definitions/log\""));
   assert_null(strstr(s, "\"#/definitions/http\""));
   assert_null(strstr(s, "\"#/definitions/exec\""));

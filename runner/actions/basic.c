@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/sleep.h"
 #include "script/luahost.h"
+#include "script/params.h"
 #include "base/util.h"
 
 /* ------------------------------------------------------------------ sleep */
@@ -59,52 +60,27 @@ static void sleep_add(struct pc_attempt *a, double ms)
   pc_sleep_start(pc_run_state(a->run, &sleeps_hooks, true), pc_run_loop(a->run), &a->sleep, ms);
 }
 
-/* A duration value: a number of seconds or a duration string. */
-static int lua_duration(lua_State *L, int idx, double *ms)
-{
-  if (lua_type(L, idx) == LUA_TNUMBER) {
-    double s = lua_tonumber(L, idx);
-    if (!(s >= 0) || s > 30.0 * 86400)
-      return -1;
-    *ms = s * 1000.0;
-    return 0;
-  }
-  if (lua_type(L, idx) == LUA_TSTRING)
-    return pc_parse_duration(lua_tostring(L, idx), ms) == 0 ? 0 : -1;
-  return -1;
-}
-
-static int sleep_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
-{
-  if (v->kind != PC_NODE_SCALAR) {
-    pc_load_error(c, v, "sleep: expected a duration like \"250ms\" or \"2s\", got a %s",
-                  pc_node_kind_name(v));
-    return -1;
-  }
-  st->params = pc_load_tmpl(c, v);
-  if (!st->params)
-    return -1;
-  if (!st->params->has_expr) {
-    double ms;
-    if (pc_load_duration(c, v, &ms) != 0)
-      return -1;
-  }
-  return 0;
-}
+/* `sleep: 250ms`: a duration, or a ${{ }} that gives one (checked again
+ * when it runs). The loader checks the value against the table. */
+static const struct pc_param sleep_value = {
+    .type = PC_PARAM_DURATION, .expect = "a duration like \"250ms\" or \"2s\"",
+    .got = PC_GOT_KIND};
+static const struct pc_params sleep_params = {.description = "Wait this long.",
+                                              .value = &sleep_value};
 
 static void sleep_start(struct pc_attempt *a)
 {
   lua_State *L = pc_lua_state(pc_run_lua(a->run));
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* value */
-  double ms;
-  int bad = lua_duration(L, -1, &ms);
-  if (bad) {
-    char *m = pc_asprintf("sleep: invalid duration %s", luaL_tolstring(L, -1, NULL));
-    lua_pop(L, 2);
+  char *m = pc_params_check(L, -1, "sleep", &sleep_params);
+  if (m) {
+    lua_pop(L, 1);
     pc_attempt_done(a, PC_FAIL_ERROR, m);
     free(m);
     return;
   }
+  double ms = 0;
+  pc_lua_duration(L, -1, &ms);
   lua_pop(L, 1);
   sleep_add(a, ms);
 }
@@ -119,11 +95,10 @@ static void sleep_cancel(struct pc_attempt *a)
 
 /* -------------------------------------------------------------------- log */
 
-static int log_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
-{
-  st->params = pc_load_tmpl(c, v);
-  return st->params ? 0 : -1;
-}
+/* `log: TEXT`: any value, printed (a table as JSON). */
+static const struct pc_param log_value = {.type = PC_PARAM_ANY};
+static const struct pc_params log_params = {
+    .description = "Print a line to stdout (tables print as JSON).", .value = &log_value};
 
 static void log_start(struct pc_attempt *a)
 {
@@ -151,7 +126,13 @@ static void nothing_to_cancel(struct pc_attempt *a)
 
 /* ----------------------------------------------------------------- assert */
 
-/* One expression or a list of them, each bare or wrapped in ${{ }}. */
+/* One expression or a list of them, each bare or wrapped in ${{ }}: the
+ * table describes the value; the expression reader (pc_load_expr_list,
+ * shared with expect.that) checks and compiles it. */
+static const struct pc_param assert_value = {.type = PC_PARAM_EXPRS};
+static const struct pc_params assert_params = {
+    .description = "Fail (exit 1) unless every expression is true.", .value = &assert_value};
+
 static int assert_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
 {
   size_t before = c->d ? pc_diag_count(c->d) : 0;
@@ -191,12 +172,12 @@ static void assert_start(struct pc_attempt *a)
 #define PC_ON_DEFAULT_LOCAL (PC_ON_ERROR | PC_ON_TIMEOUT)
 
 const struct pc_action_ops pc_sleep_ops = {
-    .key = "sleep", .load = sleep_load, .start = sleep_start,
+    .key = "sleep", .params = &sleep_params, .start = sleep_start,
     .cancel = sleep_cancel, .hooks = &sleeps_hooks, .default_on = PC_ON_DEFAULT_LOCAL,
     .params_only = true};
 const struct pc_action_ops pc_log_ops = {
-    .key = "log", .load = log_load, .start = log_start,
+    .key = "log", .params = &log_params, .start = log_start,
     .cancel = nothing_to_cancel, .default_on = PC_ON_DEFAULT_LOCAL, .params_only = true};
 const struct pc_action_ops pc_assert_ops = {
-    .key = "assert", .load = assert_load, .start = assert_start,
+    .key = "assert", .load = assert_load, .params = &assert_params, .start = assert_start,
     .cancel = nothing_to_cancel, .default_on = PC_ON_DEFAULT_LOCAL};

@@ -22,179 +22,68 @@
 #include "proc/proc.h"
 #include "script/luahost.h"
 #include "script/mod_exec.h"
+#include "script/params.h"
 
 /* ============================================================= actions */
 
-static const char *const exec_keys[] = {"command", "env", "cwd", "stdin", "output"};
-
 /* `output:`: what becomes of the program's output lines in the log. */
 enum output_mode { OUTPUT_LOG, OUTPUT_QUIET, OUTPUT_ON_FAILURE };
-static const char *const output_modes[] = {"log", "quiet", "on_failure"};
+static const char *const output_modes[] = {"log", "quiet", "on_failure", NULL};
 
 static int output_mode_of(const char *s)
 {
-  for (size_t i = 0; i < PC_ARRAY_SIZE(output_modes); i++)
+  for (size_t i = 0; output_modes[i]; i++)
     if (strcmp(s, output_modes[i]) == 0)
       return (int)i;
   return -1;
 }
 
-/* "a list", "an integer": for messages. */
-static const char *article(const struct pc_node *n)
-{
-  return strchr("aeiou", pc_node_kind_name(n)[0]) ? "an" : "a";
-}
+/* The parameter tables: the loader checks a step's value against them
+ * (the short form or the map form, with positions: load/params.c) and
+ * `pacer schema` writes definitions.exec and .shell from them; at run
+ * time the map form's keys are checked against them, and the rest is read
+ * below (into the argv, the environment, ...). */
+#define ARGV_EXPECT "a list of arguments like [\"ls\", \"-l\"]"
+#define ARGV_HINT "to run a command line, use shell:"
+#define PROCESS_KEYS(stdin_what)                                                                \
+  {.name = "env", .type = PC_PARAM_ENV, .label = "env", .got = PC_GOT_KIND,                     \
+   .description = "Environment variables added for the program."},                             \
+  {.name = "cwd", .type = PC_PARAM_TEXT, .label = "cwd", .got = PC_GOT_KIND,                    \
+   .nul_kind = "a path", .description = "Working directory."},                                  \
+  {.name = "stdin", .type = PC_PARAM_TEXT, .nullable = true, .label = "stdin",                  \
+   .got = PC_GOT_KIND, .description = "Text written to the " stdin_what "'s standard input."}, \
+  {.name = "output", .type = PC_PARAM_ENUM, .allowed = output_modes, .static_only = true,      \
+   .description = "What becomes of the program's output lines in the log: log (each line as "   \
+                  "it comes, the default), quiet (none; the result keeps them), on_failure "    \
+                  "(none, unless the step fails its exit code or expect: then the last 20 "     \
+                  "lines of each stream under the failure message)."}
 
-/* The scalar is exactly one ${{ }} (its type is known only when it runs). */
-static bool is_single_expr(const struct pc_tmpl *t)
-{
-  return t && t->kind == PC_T_EXPR;
-}
+static const struct pc_param exec_value = {
+    .type = PC_PARAM_ARGV, .expect = ARGV_EXPECT, .hint = ARGV_HINT, .got = PC_GOT_KIND};
+static const struct pc_param exec_keys[] = {
+    {.name = "command", .type = PC_PARAM_ARGV, .required = true, .expect = ARGV_EXPECT,
+     .hint = ARGV_HINT, .got = PC_GOT_KIND,
+     .description = "The program and its arguments, as a list."},
+    PROCESS_KEYS("program"),
+};
+static const struct pc_params exec_params = {
+    .description = "Run a program without a shell: an argv list, or a map with `command`, "
+                   "`env`, `cwd`, `stdin`, `output`.",
+    .value = &exec_value, .keys = exec_keys, .nkeys = PC_ARRAY_SIZE(exec_keys)};
 
-static int check_argv_node(struct pc_load_ctx *c, const struct pc_node *n,
-                           const struct pc_tmpl *t, const char *what)
-{
-  if (n->kind == PC_NODE_SCALAR && is_single_expr(t))
-    return 0;
-  if (n->kind != PC_NODE_SEQ) {
-    pc_load_error(c, n,
-                  "%s: expected a list of arguments like [\"ls\", \"-l\"], got %s %s; to run a "
-                  "command line, use shell:",
-                  what, article(n), pc_node_kind_name(n));
-    return -1;
-  }
-  if (n->n == 0) {
-    pc_load_error(c, n, "%s: the argument list is empty; it needs at least the program", what);
-    return -1;
-  }
-  int bad = 0;
-  for (size_t i = 0; i < n->n; i++) {
-    const struct pc_node *it = n->items[i];
-    if (it->kind != PC_NODE_SCALAR || pc_node_scalar_type(it) == PC_SCALAR_NULL) {
-      pc_load_error(c, it, "%s: argument %zu must be a string, got %s %s", what, i + 1,
-                    article(it), pc_node_kind_name(it));
-      bad = -1;
-      continue;
-    }
-    char arg[64];
-    snprintf(arg, sizeof arg, "%s: argument %zu", what, i + 1);
-    bad |= pc_load_no_nul(c, it, arg, "a program argument");
-  }
-  if (n->items[0]->kind == PC_NODE_SCALAR && pc_node_scalar_type(n->items[0]) == PC_SCALAR_STR &&
-      n->items[0]->len == 0) {
-    pc_load_error(c, n->items[0], "%s: the program name is empty", what);
-    bad = -1;
-  }
-  return bad;
-}
-
-static int check_env_node(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
-{
-  if (n->kind == PC_NODE_SCALAR && is_single_expr(t))
-    return 0;
-  if (n->kind != PC_NODE_MAP) {
-    pc_load_error(c, n, "env: expected a map of NAME: VALUE, got %s %s", article(n),
-                  pc_node_kind_name(n));
-    return -1;
-  }
-  int bad = 0;
-  for (size_t i = 0; i < n->n; i++) {
-    const struct pc_node *k = n->keys[i], *v = n->items[i];
-    if (k->len == 0 || strchr(k->str, '=') || strlen(k->str) != k->len) {
-      pc_load_error(c, k, "env: \"%s\" is not a valid variable name", k->str);
-      bad = -1;
-    }
-    if (v->kind != PC_NODE_SCALAR || pc_node_scalar_type(v) == PC_SCALAR_NULL) {
-      pc_load_error(c, v, "env: the value of %s must be a string, got %s %s", k->str,
-                    article(v), pc_node_kind_name(v));
-      bad = -1;
-      continue;
-    }
-    char *what = pc_asprintf("env: the value of %s", k->str);
-    bad |= pc_load_no_nul(c, v, what, "an environment variable");
-    free(what);
-  }
-  return bad;
-}
-
-static int check_scalar_node(struct pc_load_ctx *c, const struct pc_node *n, const char *what)
-{
-  if (n->kind != PC_NODE_SCALAR || pc_node_scalar_type(n) == PC_SCALAR_NULL) {
-    pc_load_error(c, n, "%s: expected a string, got %s %s", what, article(n),
-                  pc_node_kind_name(n));
-    return -1;
-  }
-  return 0;
-}
-
-/* The map form shared by exec and shell: {command, env, cwd, stdin}. */
-static int load_map(struct pc_load_ctx *c, const struct pc_node *v, const struct pc_tmpl *t,
-                    bool shell)
-{
-  const char *what = shell ? "shell" : "exec";
-  int bad = pc_load_check_keys(c, v, exec_keys, PC_ARRAY_SIZE(exec_keys), what) != 0 ? -1 : 0;
-  const struct pc_node *cmd = pc_node_get(v, "command");
-  if (!cmd) {
-    pc_load_error(c, v, "%s: `command` is required (%s)", what,
-                  shell ? "the command line" : "the program and its arguments, as a list");
-    bad = -1;
-  } else if (shell) {
-    bad |= check_scalar_node(c, cmd, "shell.command");
-    bad |= pc_load_no_nul(c, cmd, "shell.command", "a command line");
-  } else {
-    bad |= check_argv_node(c, cmd, pc_tmpl_get(t, "command"), "exec.command");
-  }
-  const struct pc_node *n;
-  if ((n = pc_node_get(v, "env")))
-    bad |= check_env_node(c, n, pc_tmpl_get(t, "env"));
-  if ((n = pc_node_get(v, "cwd"))) {
-    bad |= check_scalar_node(c, n, "cwd");
-    bad |= pc_load_no_nul(c, n, "cwd", "a path");
-  }
-  if ((n = pc_node_get(v, "stdin")) && n->kind != PC_NODE_SCALAR &&
-      !is_single_expr(pc_tmpl_get(t, "stdin")))
-    bad |= check_scalar_node(c, n, "stdin");
-  if ((n = pc_node_get(v, "output")) &&
-      (n->kind != PC_NODE_SCALAR || output_mode_of(n->str) < 0)) {
-    const char *d = pc_did_you_mean(n->kind == PC_NODE_SCALAR ? n->str : "", output_modes,
-                                    PC_ARRAY_SIZE(output_modes));
-    pc_load_error(c, n, "%s.output: expected log, quiet or on_failure%s%s%s", what,
-                  d ? " (did you mean " : "", d ? d : "", d ? "?)" : "");
-    bad = -1;
-  }
-  return bad;
-}
-
-static int exec_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
-{
-  struct pc_tmpl *t = pc_load_tmpl(c, v);
-  if (!t)
-    return -1;
-  st->params = t;
-  if (v->kind == PC_NODE_MAP)
-    return load_map(c, v, t, false);
-  if (v->kind == PC_NODE_SCALAR && is_single_expr(t))
-    return 0; /* a list or a map, checked when it runs */
-  return check_argv_node(c, v, t, "exec");
-}
-
-static int shell_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
-{
-  struct pc_tmpl *t = pc_load_tmpl(c, v);
-  if (!t)
-    return -1;
-  st->params = t;
-  if (v->kind == PC_NODE_MAP)
-    return load_map(c, v, t, true);
-  if (v->kind != PC_NODE_SCALAR || pc_node_scalar_type(v) == PC_SCALAR_NULL) {
-    pc_load_error(c, v,
-                  "shell: expected a command line (a string), got %s %s; to run a program with "
-                  "arguments and no shell, use exec:",
-                  article(v), pc_node_kind_name(v));
-    return -1;
-  }
-  return pc_load_no_nul(c, v, "shell: the command line", "a command line");
-}
+static const struct pc_param shell_value = {
+    .type = PC_PARAM_TEXT, .expect = "a command line (a string)",
+    .hint = "to run a program with arguments and no shell, use exec:", .got = PC_GOT_KIND,
+    .nul_kind = "a command line", .noun = "the command line"};
+static const struct pc_param shell_keys[] = {
+    {.name = "command", .type = PC_PARAM_TEXT, .required = true, .got = PC_GOT_KIND,
+     .nul_kind = "a command line", .description = "The command line."},
+    PROCESS_KEYS("command"),
+};
+static const struct pc_params shell_params = {
+    .description = "Run a command line with `/bin/sh -c`: the text, or a map with `command`, "
+                   "`env`, `cwd`, `stdin`, `output`.",
+    .value = &shell_value, .keys = shell_keys, .nkeys = PC_ARRAY_SIZE(shell_keys)};
 
 /* ------------------------------------------------- evaluated parameters */
 
@@ -351,21 +240,9 @@ static char *parse_params(struct pc_lua *h, int idx, const struct pc_tmpl *t, bo
     return parse_argv(h, idx, t, sp, what);
   }
   /* The map form; its keys are checked again because an expression made it. */
-  lua_pushnil(L); /* nil */
-  while (lua_next(L, idx) != 0) { /* key, value */
-    lua_pop(L, 1);                /* key */
-    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
-    bool known = false;
-    for (size_t i = 0; i < PC_ARRAY_SIZE(exec_keys); i++)
-      known = known || strcmp(k, exec_keys[i]) == 0;
-    if (!known) {
-      /* Not luaL_tolstring: a key's __tostring is plugin code. */
-      char *m = pc_asprintf("%s: unknown key \"%s\" (expected command, env, cwd or stdin)",
-                            what, lua_type(L, -1) == LUA_TSTRING ? k : luaL_typename(L, -1));
-      lua_pop(L, 1);
-      return m;
-    }
-  }
+  char *bad = pc_params_check_keys(L, idx, what, shell ? &shell_params : &exec_params);
+  if (bad)
+    return bad;
   char *err = NULL;
   lua_getfield(L, idx, "command"); /* command */
   int top = lua_gettop(L);
@@ -682,7 +559,7 @@ static void exec_describe(struct pc_attempt *a, struct pc_buf *out)
 
 const struct pc_action_ops pc_exec_ops = {
     .key = "exec",
-    .load = exec_load,
+    .params = &exec_params,
     .start = exec_start,
     .cancel = exec_cancel,
     .describe = exec_describe,
@@ -695,7 +572,7 @@ const struct pc_action_ops pc_exec_ops = {
 
 const struct pc_action_ops pc_shell_ops = {
     .key = "shell",
-    .load = shell_load,
+    .params = &shell_params,
     .start = shell_start,
     .cancel = exec_cancel,
     .describe = exec_describe,

@@ -118,6 +118,25 @@ void pc__load_pools(struct pc_load_ctx *c, const struct pc_node *n)
 
 /* --------------------------------------------------------------- defaults */
 
+/* defaults.KEY of an action whose table says it all: a literal map,
+ * checked against the table (with its template, for static_only). */
+static struct pc_tmpl *load_by_table(struct pc_load_ctx *c, const struct pc_action_ops *a,
+                                     const struct pc_node *v)
+{
+  char *what = pc_asprintf("defaults.%s", a->defaults_key);
+  struct pc_tmpl *t = NULL;
+  if (!a->defaults_params) {
+    t = pc_load_tmpl(c, v);
+  } else if (v->kind != PC_NODE_MAP) {
+    pc_load_check_keys(c, v, NULL, 0, what); /* "expected a map" */
+  } else if ((t = pc_load_tmpl(c, v)) && pc_load_params(c, what, a->defaults_params, v, t) != 0) {
+    pc_tmpl_free(t); /* the load fails: nothing runs its expressions */
+    t = NULL;
+  }
+  free(what);
+  return t;
+}
+
 void pc__load_defaults(struct loader *L, const struct pc_node *n)
 {
   struct pc_load_ctx *c = &L->c;
@@ -141,7 +160,8 @@ void pc__load_defaults(struct loader *L, const struct pc_node *n)
   for (const struct pc_action_ops *const *a = L->actions; a && *a; a++) {
     if (!(*a)->defaults_key || !(v = pc_node_get(n, (*a)->defaults_key)))
       continue;
-    struct pc_tmpl *t = (*a)->load_defaults(c, v);
+    struct pc_tmpl *t = (*a)->load_defaults ? (*a)->load_defaults(c, v)
+                                            : load_by_table(c, *a, v);
     if (t == NULL)
       continue;
     wf->defaults = pc_xrealloc(wf->defaults, (wf->ndefaults + 1) * sizeof *wf->defaults);

@@ -18,19 +18,24 @@
  *   - one {"required": [KEY]} branch of definitions.step.oneOf (a step has
  *     exactly one action; the groups' branches are in the base);
  *   - for an action with defaults.KEY: properties.defaults.properties.KEY,
- *     a $ref to definitions.KEY_defaults if the base has it, else an
- *     object;
- *   - definitions.KEY, open (any value; only a description), when the
+ *     a $ref to definitions.KEY_defaults if the base or the action's
+ *     defaults table has it, else an object; definitions.KEY_defaults
+ *     written from that table;
+ *   - definitions.KEY for an action with a parameter table (model/action.h),
+ *     written from the table (a base definition of that name is left out):
+ *     the short form, the map form (its keys, none other, the required
+ *     ones), each type's schema, and "or exactly one ${{ }}" where a value
+ *     may be computed and its type takes no string that could hold one;
+ *   - else definitions.KEY, open (any value; only a description), when the
  *     base has none (an action from outside the built-in set: the loader
  *     is the authority).
- * Each action's value schema is the base's definitions.KEY; generating it
- * from per-action parameter tables is the next step (docs/architecture.md,
- * "Adding an action"). The tree is read and written with yajl (its tree
- * parser and its generator), which pacer links for pacer.json already. */
+ * The tree is read and written with yajl (its tree parser and its
+ * generator), which pacer links for pacer.json already. */
 #include "load/schema.h"
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,13 +105,218 @@ static void put_ref(yajl_gen g, const char *def)
   yajl_gen_map_close(g);
 }
 
+/* ------------------------------------------- definitions from the tables */
+
+static void put_types(yajl_gen g, bool nullable, const char *const *types)
+{
+  put_str(g, "type");
+  yajl_gen_array_open(g);
+  for (; *types; types++)
+    put_str(g, *types);
+  if (nullable)
+    put_str(g, "null");
+  yajl_gen_array_close(g);
+}
+
+static void put_num(yajl_gen g, const char *key, double v)
+{
+  put_str(g, key);
+  char num[32]; /* not yajl_gen_double, which writes 1000 as 1000.0 */
+  int len = snprintf(num, sizeof num, "%.17g", v);
+  yajl_gen_number(g, num, (size_t)len);
+}
+
+static const char *const text_types[] = {"string", "number", "boolean", NULL};
+
+/* The members of one type's schema (inside an open map). */
+static void put_type_members(yajl_gen g, const struct pc_param *pm)
+{
+  switch (pm->type) {
+  case PC_PARAM_ANY:
+    break;
+  case PC_PARAM_TEXT:
+    put_types(g, pm->nullable, text_types);
+    break;
+  case PC_PARAM_NAME:
+  case PC_PARAM_CODE:
+    put_str(g, "type");
+    put_str(g, "string");
+    put_str(g, "minLength");
+    yajl_gen_integer(g, 1);
+    break;
+  case PC_PARAM_INT:
+  case PC_PARAM_NUMBER:
+    put_str(g, "type");
+    put_str(g, pm->type == PC_PARAM_INT ? "integer" : "number");
+    if (pm->max > pm->min) {
+      put_num(g, "minimum", pm->min);
+      put_num(g, "maximum", pm->max);
+    }
+    break;
+  case PC_PARAM_BOOL:
+    put_str(g, "type");
+    put_str(g, "boolean");
+    break;
+  case PC_PARAM_DURATION:
+    put_str(g, "$ref");
+    put_str(g, "#/definitions/duration");
+    break;
+  case PC_PARAM_ENUM:
+    put_str(g, "enum");
+    yajl_gen_array_open(g);
+    for (const char *const *a = pm->allowed; a && *a; a++)
+      put_str(g, *a);
+    yajl_gen_array_close(g);
+    break;
+  case PC_PARAM_ARGV:
+    put_str(g, "type");
+    put_str(g, "array");
+    put_str(g, "minItems");
+    yajl_gen_integer(g, 1);
+    put_str(g, "items");
+    yajl_gen_map_open(g);
+    put_types(g, false, text_types);
+    yajl_gen_map_close(g);
+    break;
+  case PC_PARAM_ENV:
+    put_str(g, "type");
+    put_str(g, "object");
+    put_str(g, "propertyNames");
+    yajl_gen_map_open(g);
+    put_str(g, "pattern");
+    put_str(g, "^[^=]+$");
+    yajl_gen_map_close(g);
+    put_str(g, "additionalProperties");
+    yajl_gen_map_open(g);
+    put_types(g, false, text_types);
+    yajl_gen_map_close(g);
+    break;
+  case PC_PARAM_EXPRS:
+    put_str(g, "$ref");
+    put_str(g, "#/definitions/expressions");
+    break;
+  }
+}
+
+/* One param's schema: its type's, or (when a ${{ }} may compute it and
+ * the type takes no string that could hold one) that or exactly one
+ * ${{ }}; with its description (`description`, when not NULL, instead). */
+static void put_param(yajl_gen g, const struct pc_param *pm, const char *description)
+{
+  bool any_string = pm->type == PC_PARAM_ANY || pm->type == PC_PARAM_TEXT ||
+                    pm->type == PC_PARAM_NAME || pm->type == PC_PARAM_CODE ||
+                    pm->type == PC_PARAM_EXPRS;
+  const char *d = description ? description : pm->description;
+  yajl_gen_map_open(g);
+  if (d) {
+    put_str(g, "description");
+    put_str(g, d);
+  }
+  if (pm->static_only || any_string) {
+    put_type_members(g, pm);
+  } else {
+    put_str(g, "oneOf");
+    yajl_gen_array_open(g);
+    yajl_gen_map_open(g);
+    put_type_members(g, pm);
+    yajl_gen_map_close(g);
+    put_ref(g, "single_expression");
+    yajl_gen_array_close(g);
+  }
+  yajl_gen_map_close(g);
+}
+
+/* The map form: its keys, none other, the required ones; with a
+ * description when `description` is not NULL. */
+static void put_map_form(yajl_gen g, const struct pc_params *p, const char *description)
+{
+  yajl_gen_map_open(g);
+  if (description) {
+    put_str(g, "description");
+    put_str(g, description);
+  }
+  put_str(g, "type");
+  put_str(g, "object");
+  put_str(g, "additionalProperties");
+  yajl_gen_bool(g, 0);
+  size_t nreq = 0;
+  for (size_t i = 0; i < p->nkeys; i++)
+    nreq += p->keys[i].required;
+  if (nreq) {
+    put_str(g, "required");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < p->nkeys; i++)
+      if (p->keys[i].required)
+        put_str(g, p->keys[i].name);
+    yajl_gen_array_close(g);
+  }
+  put_str(g, "properties");
+  yajl_gen_map_open(g);
+  for (size_t i = 0; i < p->nkeys; i++) {
+    put_str(g, p->keys[i].name);
+    put_param(g, &p->keys[i], NULL);
+  }
+  yajl_gen_map_close(g);
+  yajl_gen_map_close(g);
+}
+
+/* definitions.KEY from the action's table: the short form, the map form,
+ * or one of the two. */
+static void put_definition(yajl_gen g, const struct pc_params *p)
+{
+  if (p->value && p->nkeys == 0) {
+    put_param(g, p->value, p->description ? p->description : p->value->description);
+    return;
+  }
+  if (!p->value) {
+    put_map_form(g, p, p->description);
+    return;
+  }
+  yajl_gen_map_open(g);
+  if (p->description) {
+    put_str(g, "description");
+    put_str(g, p->description);
+  }
+  put_str(g, "oneOf");
+  yajl_gen_array_open(g);
+  put_param(g, p->value, NULL);
+  put_map_form(g, p, NULL);
+  yajl_gen_array_close(g);
+  yajl_gen_map_close(g);
+}
+
+/* definitions.NAME is written from an action's parameter table: NAME is
+ * the key of an action with a table, or KEY_defaults for an action whose
+ * defaults.KEY has one. */
+static bool from_table(const struct writer *w, const char *name)
+{
+  for (const struct pc_action_ops *const *a = w->actions; a && *a; a++) {
+    if ((*a)->params && strcmp((*a)->key, name) == 0)
+      return true;
+    size_t n = (*a)->defaults_key ? strlen((*a)->defaults_key) : 0;
+    if ((*a)->defaults_params && strncmp((*a)->defaults_key, name, n) == 0 &&
+        strcmp(name + n, "_defaults") == 0)
+      return true;
+  }
+  return false;
+}
+
 /* The members the actions add at the end of the object the walk is in. */
 static void add_members(struct writer *w)
 {
   yajl_gen g = w->g;
   for (const struct pc_action_ops *const *a = w->actions; a && *a; a++) {
     const char *key = (*a)->key;
-    if (at(w, "definitions", NULL, NULL) && !base_has_definition(w, key)) {
+    if (at(w, "definitions", NULL, NULL) && (*a)->defaults_params) {
+      char *def = pc_asprintf("%s_defaults", (*a)->defaults_key);
+      put_str(g, def);
+      free(def);
+      put_definition(g, (*a)->defaults_params);
+    }
+    if (at(w, "definitions", NULL, NULL) && (*a)->params) {
+      put_str(g, key);
+      put_definition(g, (*a)->params);
+    } else if (at(w, "definitions", NULL, NULL) && !base_has_definition(w, key)) {
       put_str(g, key);
       yajl_gen_map_open(g);
       put_str(g, "description");
@@ -120,7 +330,7 @@ static void add_members(struct writer *w)
     } else if (at(w, "properties", "defaults", "properties") && (*a)->defaults_key) {
       put_str(g, (*a)->defaults_key);
       char *def = pc_asprintf("%s_defaults", (*a)->defaults_key);
-      if (base_has_definition(w, def)) {
+      if (base_has_definition(w, def) || (*a)->defaults_params) {
         put_ref(g, def);
       } else {
         yajl_gen_map_open(g);
@@ -169,6 +379,9 @@ static void write_value(struct writer *w, yajl_val v)
   case yajl_t_object:
     yajl_gen_map_open(g);
     for (size_t i = 0; i < v->u.object.len; i++) {
+      /* An action's table, not the base, describes its value. */
+      if (at(w, "definitions", NULL, NULL) && from_table(w, v->u.object.keys[i]))
+        continue;
       put_str(g, v->u.object.keys[i]);
       if (w->depth < MAX_DEPTH)
         w->path[w->depth] = v->u.object.keys[i];

@@ -464,8 +464,22 @@ static void load_action(struct loader *L, struct pc_step *st, const struct pc_no
     return;
   }
   st->ops = ops;
-  if (ops->load)
+  if (ops->load) {
     ops->load(&L->c, st, v);
+  } else if (ops->params) {
+    /* An action with a table and no load of its own: its value is a
+     * template, checked against the table. A value of the wrong kind for
+     * a scalar parameter is refused without reading what is inside. */
+    const struct pc_params *p = ops->params;
+    if (v->kind != PC_NODE_SCALAR && p->nkeys == 0 && p->value &&
+        pc_param_is_scalar(p->value->type)) {
+      pc_load_params(&L->c, ops->key, p, v, NULL);
+      return;
+    }
+    st->params = pc_load_tmpl(&L->c, v);
+    if (st->params)
+      pc_load_params(&L->c, ops->key, p, v, st->params);
+  }
 }
 
 /* A key an action declares (uses: `with`) on a step of another action. */

@@ -58,12 +58,107 @@ struct pc_attempt {
   struct pc_sleep sleep;
 };
 
+/* ------------------------------------------------------ parameter tables */
+
+/* What an action's value is, declared once (as a luaL_Reg table lists a
+ * library's functions): the loader checks a step's value against it with
+ * positions (pc_load_params, or by itself for an action with no `load`),
+ * the action checks a computed value against it when it runs
+ * (script/params.h), and `pacer schema` writes the action's definition
+ * from it (load/schema.c). What a table cannot say (an argv's items, the
+ * names of env, a plugin's inputs) stays in the action's own load and
+ * start, after the generic check. */
+enum pc_param_type {
+  PC_PARAM_ANY,      /* any value (log's text) */
+  PC_PARAM_TEXT,     /* a scalar, taken as text: a string, a number or a boolean */
+  PC_PARAM_NAME,     /* a non-empty string (a plugin's name) */
+  PC_PARAM_CODE,     /* a non-empty string of code (a `|` block) */
+  PC_PARAM_INT,      /* an integer, within min..max when max > min */
+  PC_PARAM_NUMBER,   /* a number, within min..max when max > min */
+  PC_PARAM_BOOL,     /* true or false */
+  PC_PARAM_DURATION, /* "250ms", "2s" or a number of seconds */
+  PC_PARAM_ENUM,     /* one of `allowed` */
+  PC_PARAM_ARGV,     /* a list of text, at least one item */
+  PC_PARAM_ENV,      /* a map of NAME (no "=") to text */
+  PC_PARAM_EXPRS,    /* one bare expression or a list of them (assert) */
+};
+
+/* How a wrong-type message shows the value: its text ("\"many\"", or "a
+ * list" for a collection), its kind ("a string", "a list"), or its kind
+ * without an article (the `lua` action's older wording). */
+enum pc_param_got { PC_GOT_VALUE, PC_GOT_KIND, PC_GOT_BARE_KIND };
+
+struct pc_param {
+  const char *name;            /* the key in the map form; NULL for the whole value */
+  enum pc_param_type type;
+  const char *const *allowed;  /* PC_PARAM_ENUM: the values, NULL-terminated */
+  double min, max;             /* PC_PARAM_INT, _NUMBER: bounds, when max > min */
+  bool required;               /* the map form must have it */
+  bool nullable;               /* null (nothing written) is accepted: "none" */
+  bool static_only;            /* no ${{ }}: read at load time */
+  const char *description;     /* for the schema; a required key's, in its message */
+  /* Messages: "LABEL: expected EXPECT, got GOT[; HINT]". LABEL is `label`,
+   * else KEY.NAME (KEY for the whole value); EXPECT is `expect`, else the
+   * type's ("a string", "an integer from MIN to MAX", ...). An enum with
+   * no `expect` says "LABEL: expected a, b or c (did you mean b?)" at
+   * load time. */
+  const char *label;
+  const char *expect;
+  const char *hint;
+  enum pc_param_got got;
+  /* Text that becomes a C string: the NUL-byte check (pc_load_no_nul)
+   * names "LABEL[: NOUN]" and says which kind of text cannot hold it. */
+  const char *nul_kind;
+  const char *noun;
+};
+
+struct pc_params {
+  const char *description; /* the action's value, for the schema */
+  /* The short form, the value itself (`sleep: 1s`, `exec: [ls, -l]`), or
+   * NULL when there is none. */
+  const struct pc_param *value;
+  /* The map form's keys (`exec: {command: ..., env: ...}`), or none. A
+   * value that is a map takes this form when there are keys. */
+  const struct pc_param *keys;
+  size_t nkeys;
+};
+
+/* Load time: checks `v`, the value of the step's action `key`, against
+ * `p`: which form it takes, unknown keys (with "did you mean"), required
+ * keys, each value's type, bounds, allowed values, NUL bytes, and no
+ * expression where static_only. `t` is the value's template (NULL: no
+ * ${{ }} is read in it); a value that is one ${{ }} is checked when it
+ * runs. Reports with positions; returns 0 or -1. Implemented by the
+ * loader (load/params.c). */
+int pc_load_params(struct pc_load_ctx *c, const char *key, const struct pc_params *p,
+                   const struct pc_node *v, const struct pc_tmpl *t);
+/* The param of the map form called `name`, or NULL. */
+static inline const struct pc_param *pc_params_find(const struct pc_params *p, const char *name)
+{
+  for (size_t i = 0; p && i < p->nkeys; i++)
+    if (strcmp(p->keys[i].name, name) == 0)
+      return &p->keys[i];
+  return NULL;
+}
+/* The types whose value is one scalar (a ${{ }} anywhere in it makes it
+ * computed), as against a list or a map (only a value that is one ${{ }}
+ * is computed). */
+static inline bool pc_param_is_scalar(enum pc_param_type t)
+{
+  return t != PC_PARAM_ANY && t != PC_PARAM_ARGV && t != PC_PARAM_ENV && t != PC_PARAM_EXPRS;
+}
+
 struct pc_action_ops {
   const char *key; /* the YAML key: "sleep", "http", ... */
   /* Load time: validate the action's value and set st->params (and anything
    * else the action needs; the step's whole map is st->node). Report
    * problems with pc_load_error. 0 or -1. */
   int (*load)(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *value);
+  /* The action's parameter table (above), or NULL. With no `load`, the
+   * loader makes st->params the value's template and checks it against
+   * the table; a `load` calls pc_load_params itself, before or after its
+   * own checks. `pacer schema` writes definitions.KEY from it. */
+  const struct pc_params *params;
   /* Other keys of a step that belong to this action (uses: `with`),
    * NULL-terminated, or NULL. The loader accepts them on the action's
    * steps and refuses them elsewhere; the action's load reads them. */
@@ -73,6 +168,10 @@ struct pc_action_ops {
    * workflow keeps: pc_workflow_defaults), or NULL after reporting. */
   const char *defaults_key;
   struct pc_tmpl *(*load_defaults)(struct pc_load_ctx *c, const struct pc_node *value);
+  /* The parameter table of defaults.KEY (a map form), or NULL. With no
+   * load_defaults, the loader checks the value against it and keeps its
+   * template; `pacer schema` writes definitions.KEY_defaults from it. */
+  const struct pc_params *defaults_params;
   void (*start)(struct pc_attempt *a);
   void (*cancel)(struct pc_attempt *a);
   /* Optional: appends context to an expectation failure message, e.g.

@@ -763,15 +763,30 @@ static void lua_cancel(struct pc_attempt *a)
   a->data = NULL;
 }
 
+/* The parameter tables: the loader checks the value against them (the
+ * plugin's name or the code), `pacer schema` writes definitions.uses and
+ * .lua from them; the rest (finding the plugin, `with`, compiling the
+ * code) is the load check below. */
+static const struct pc_param lua_value = {
+    .type = PC_PARAM_CODE, .expect = "Lua code (a string, usually a `|` block)",
+    .got = PC_GOT_BARE_KIND};
+static const struct pc_params lua_params = {
+    .description = "Inline Lua run as a coroutine; what it returns is the step's `value`.",
+    .value = &lua_value};
+static const struct pc_param uses_value = {
+    .type = PC_PARAM_NAME, .expect = "a plugin name", .got = PC_GOT_VALUE,
+    .nul_kind = "a file name", .noun = "the plugin name"};
+static const struct pc_params uses_params = {
+    .description = "Run the Lua plugin NAME (plugins/NAME.lua beside the workflow, --plugins "
+                   "dirs, PACER_PLUGIN_PATH, the installed plugins).",
+    .value = &uses_value};
+
 /* `lua: CODE` keeps the code as a plain string template (no ${{ }}: the
  * code reads vars, steps, ... directly), positioned at its first line. */
 static int inline_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
 {
-  if (v->kind != PC_NODE_SCALAR || pc_node_scalar_type(v) != PC_SCALAR_STR || v->len == 0) {
-    pc_load_error(c, v, "lua: expected Lua code (a string, usually a `|` block), got %s",
-                  pc_node_kind_name(v));
+  if (pc_load_params(c, "lua", &lua_params, v, NULL) != 0)
     return -1;
-  }
   struct pc_tmpl *t = pc_xcalloc(1, sizeof *t);
   t->kind = PC_T_STR;
   t->u.str.s = pc_xstrndup(v->str, v->len);
@@ -787,11 +802,7 @@ static int inline_load(struct pc_load_ctx *c, struct pc_step *st, const struct p
  * and the step's `with`, the plugin's inputs (checked against them there). */
 static int uses_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
 {
-  if (v->kind != PC_NODE_SCALAR || pc_node_scalar_type(v) != PC_SCALAR_STR || v->len == 0) {
-    pc_load_error(c, v, "uses: expected a plugin name, got %s", pc_node_describe(v).s);
-    return -1;
-  }
-  if (pc_load_no_nul(c, v, "uses: the plugin name", "a file name") != 0)
+  if (pc_load_params(c, "uses", &uses_params, v, NULL) != 0)
     return -1;
   st->uses = pc_xstrndup(v->str, v->len);
   const struct pc_node *with = pc_node_get(st->node, "with");
@@ -809,11 +820,13 @@ static const char *const uses_step_keys[] = {"with", NULL};
 /* Both share one load check (pc_plugins_check), which pc_load runs once;
  * their code sees `steps` whole. */
 const struct pc_action_ops pc_uses_ops = {
-    .key = "uses", .load = uses_load, .step_keys = uses_step_keys, .start = uses_start,
+    .key = "uses", .load = uses_load, .params = &uses_params, .step_keys = uses_step_keys,
+    .start = uses_start,
     .cancel = lua_cancel, .load_check = pc_plugins_check,
     .default_on = PC_ON_ERROR | PC_ON_TIMEOUT, .fills_result = true, .reads_steps = true};
 const struct pc_action_ops pc_lua_ops = {
-    .key = "lua", .load = inline_load, .start = inline_start, .cancel = lua_cancel,
+    .key = "lua", .load = inline_load, .params = &lua_params, .start = inline_start,
+    .cancel = lua_cancel,
     .load_check = pc_plugins_check, .default_on = PC_ON_ERROR | PC_ON_TIMEOUT,
     .fills_result = true, .reads_steps = true};
 

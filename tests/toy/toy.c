@@ -1,13 +1,16 @@
-/* toy.c: a toy action, `toy: N` (wait N milliseconds on the run's loop,
- * then the result's `value` is defaults.toy.prefix followed by N and its
- * `count` is N), written the way any action is: one file with one ops
- * struct, reaching the run only through model/action.h and the services
- * below it. It exists to prove the boundary of issue 13: the test that
- * uses it (tests/test_toy_action.c) adds it to a table of actions with one
- * line, and the loader, the engine and the reports run it without knowing
- * it. It has each thing an action may have: a load check with positions,
- * a run-time check of a computed value, defaults.KEY of its own, a run
- * hook with a statistics section, and report fields through the attempt. */
+/* toy.c: a toy action, `toy: N` or `toy: {count: N, tag: red|blue}` (wait
+ * N milliseconds on the run's loop, then the result's `value` is
+ * defaults.toy.prefix followed by N, its `count` is N and its `tag` the
+ * tag), written the way any action is: one file with one ops struct and
+ * its parameter table, reaching the run only through model/action.h and
+ * the services below it. It exists to prove the boundary of issue 13: the
+ * test that uses it (tests/test_toy_action.c) adds it to a table of
+ * actions with one line, and the loader, the engine, the reports and the
+ * schema run and describe it without knowing it. It has each thing an
+ * action may have: a parameter table (which gives its load check with
+ * positions, the run-time check of a computed value and its schema),
+ * defaults.KEY of its own, a run hook with a statistics section, and
+ * report fields through the attempt. */
 #include "toy/toy.h"
 
 #include <stdlib.h>
@@ -18,6 +21,7 @@
 
 #include "base/util.h"
 #include "script/luahost.h"
+#include "script/params.h"
 
 #define TOY_MAX 1000
 
@@ -60,36 +64,32 @@ static const struct pc_run_hooks toy_hooks = {
 
 /* ---------------------------------------------------------------- load */
 
-static int toy_load(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v)
-{
-  st->params = pc_load_tmpl(c, v);
-  if (!st->params)
-    return -1;
-  long long n = 0;
-  if (!st->params->has_expr &&
-      (st->params->kind != PC_T_INT || (n = st->params->u.i) < 1 || n > TOY_MAX)) {
-    pc_load_error(c, v, "toy: expected a count from 1 to %d, got %s", TOY_MAX,
-                  pc_node_describe(v).s);
-    return -1;
-  }
-  return 0;
-}
+/* The parameter table: the loader checks the value against it (toy has
+ * no `load` of its own), toy_start checks a computed value against it, and
+ * `pacer schema` writes definitions.toy from it. */
+static const char *const toy_tags[] = {"red", "blue", NULL};
+static const struct pc_param toy_keys[] = {
+    {.name = "count", .type = PC_PARAM_INT, .min = 1, .max = TOY_MAX, .required = true,
+     .description = "How many milliseconds to wait."},
+    {.name = "tag", .type = PC_PARAM_ENUM, .allowed = toy_tags, .static_only = true,
+     .description = "The result's tag."},
+};
+static const struct pc_param toy_value = {.type = PC_PARAM_INT, .min = 1, .max = TOY_MAX,
+                                          .expect = "a count from 1 to 1000"};
+static const struct pc_params toy_params = {
+    .description = "Wait N milliseconds, then say so.", .value = &toy_value,
+    .keys = toy_keys, .nkeys = PC_ARRAY_SIZE(toy_keys)};
 
-/* defaults.toy: {prefix: TEXT}, static. */
-static struct pc_tmpl *toy_load_defaults(struct pc_load_ctx *c, const struct pc_node *v)
-{
-  static const char *const keys[] = {"prefix"};
-  if (pc_load_check_keys(c, v, keys, PC_ARRAY_SIZE(keys), "defaults.toy") != 0)
-    return NULL;
-  struct pc_tmpl *t = pc_load_tmpl(c, v);
-  const struct pc_tmpl *p = t ? pc_tmpl_get(t, "prefix") : NULL;
-  if (t && p && p->kind != PC_T_STR) {
-    pc_load_error(c, pc_node_get(v, "prefix"), "defaults.toy.prefix: expected a plain text");
-    pc_tmpl_free(t);
-    return NULL;
-  }
-  return t;
-}
+/* defaults.toy: {prefix: TEXT}, static (toy reads the template's text):
+ * the loader checks it against this table, `pacer schema` writes
+ * definitions.toy_defaults from it. */
+static const struct pc_param toy_defaults_keys[] = {
+    {.name = "prefix", .type = PC_PARAM_NAME, .static_only = true, .expect = "a plain text",
+     .description = "Text put before the count in the result's value."},
+};
+static const struct pc_params toy_defaults_params = {
+    .description = "The toy's defaults.", .keys = toy_defaults_keys,
+    .nkeys = PC_ARRAY_SIZE(toy_defaults_keys)};
 
 /* ----------------------------------------------------------------- run */
 
@@ -128,15 +128,24 @@ static void toy_start(struct pc_attempt *a)
   tr->started++;
   lua_State *L = pc_lua_state(pc_run_lua(a->run));
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* value */
-  int isnum = 0;
-  lua_Integer n = lua_tointegerx(L, -1, &isnum);
-  lua_pop(L, 1);
-  if (!isnum || n < 1 || n > TOY_MAX) { /* the same rule as at load, for a computed value */
-    char *m = pc_asprintf("toy: expected a count from 1 to %d", TOY_MAX);
+  /* The same table as at load, for a computed value. */
+  char *m = pc_params_check(L, -1, "toy", &toy_params);
+  if (m) {
+    lua_pop(L, 1);
     pc_attempt_done(a, PC_FAIL_ERROR, m);
     free(m);
     return;
   }
+  if (lua_istable(L, -1)) { /* the map form */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* value, result */
+    lua_getfield(L, -2, "tag");                        /* value, result, tag */
+    lua_setfield(L, -2, "tag");                        /* value, result */
+    lua_pop(L, 1);                                     /* value */
+    lua_getfield(L, -1, "count");                      /* value, count */
+    lua_remove(L, -2);                                 /* count */
+  }
+  lua_Integer n = lua_tointeger(L, -1);
+  lua_pop(L, 1);
   char url[32];
   snprintf(url, sizeof url, "toy://%lld", (long long)n);
   pc_attempt_report(a, "WAIT", url);
@@ -160,9 +169,9 @@ static void toy_cancel(struct pc_attempt *a)
 
 const struct pc_action_ops pc_toy_ops = {
     .key = "toy",
-    .load = toy_load,
+    .params = &toy_params,
     .defaults_key = "toy",
-    .load_defaults = toy_load_defaults,
+    .defaults_params = &toy_defaults_params,
     .start = toy_start,
     .cancel = toy_cancel,
     .hooks = &toy_hooks,
