@@ -114,6 +114,15 @@ struct task {
       double ran_mono;        /* when the first attempt got its permits and ran; 0: never */
       double wait_since;      /* while waiting: when the wait began */
       double queued_ms;       /* time spent waiting for permits, all attempts */
+      /* Polling (until:): polls ended, polls that failed (retry.attempts
+       * counts these), the `within` deadline on the monotonic clock (0
+       * before the first poll) and why polling stopped (a static string:
+       * "until", "fail_if", "within", "failure"; NULL while it goes on). */
+      int polls, poll_fails;
+      double poll_deadline;
+      const char *poll_stop;
+      bool timer_within;      /* the attempt's timer is the `within` deadline */
+      bool within_hit;        /* ... and it fired */
     };
   };
 };

@@ -30,7 +30,10 @@ static const char *const expect_keys[] = {"status", "exit_code", "that"};
 static const char *const modifier_keys[] = {
   "id",   "name",  "if",      "for_each", "label", "concurrency", "fail_fast", "pool",
   "timeout", "retry", "continue_on_error", "expect", "outputs", "shard", "shard_key",
+  "until", "fail_if", "every", "within",
 };
+
+static const char *const every_keys[] = {"interval", "factor", "max", "jitter"};
 
 /* retry.on words and their flags, index for index. */
 static const char *const retry_on_words[] = {"network", "timeout", "5xx", "4xx", "expect",
@@ -334,6 +337,11 @@ void pc__step_free(struct pc_step *st)
   free(st->name);
   pc__expr_free(st->if_expr);
   pc__expr_free(st->shard_key);
+  pc__expr_free(st->poll.until);
+  pc__expr_free(st->poll.fail_if);
+  for (size_t i = 0; i < st->nmatrix_keys; i++)
+    free(st->matrix_keys[i]);
+  free(st->matrix_keys);
   pc_tmpl_free(st->for_each);
   pc_tmpl_free(st->label);
   free(st->pools);
@@ -451,6 +459,70 @@ static void load_outputs(struct pc_load_ctx *c, struct pc_step *st, const struct
   }
 }
 
+
+/* ---------------------------------------------------------------- polling */
+
+/* `every:` is an interval, or a map of interval, factor, max and jitter
+ * (retry's backoff options under the names a poll reads them by). */
+static void load_every(struct pc_load_ctx *c, const struct pc_node *v, struct pc_poll *p)
+{
+  if (v->kind != PC_NODE_MAP) {
+    pc__load_duration(c, "every", v, &p->every_ms);
+    return;
+  }
+  if (pc_load_check_keys(c, v, every_keys, PC_ARRAY_SIZE(every_keys), "every") < 0)
+    return;
+  const struct pc_node *x;
+  if ((x = pc_node_get(v, "interval")))
+    pc__load_duration(c, "every.interval", x, &p->every_ms);
+  if ((x = pc_node_get(v, "max")))
+    pc__load_duration(c, "every.max", x, &p->max_ms);
+  if ((x = pc_node_get(v, "jitter")))
+    pc__load_bool(c, "every.jitter", x, &p->jitter);
+  if ((x = pc_node_get(v, "factor"))) {
+    double f;
+    if (pc__load_number(c, "every.factor", x, &f) == 0) {
+      if (!(f >= 1 && isfinite(f)))
+        pc_load_error(c, x, "every.factor: expected a number >= 1, got %s", pc_node_describe(x).s);
+      else
+        p->factor = f;
+    }
+  }
+}
+
+/* until / fail_if / every / within: polling belongs to a leaf's attempts,
+ * and needs one deadline (a condition that never comes true would
+ * otherwise poll until the workflow's deadline, or forever). */
+static void load_poll(struct loader *L, struct pc_step *st, const struct pc_node *n, bool group)
+{
+  struct pc_load_ctx *c = &L->c;
+  static const char *const with_until[] = {"fail_if", "every", "within"};
+  const struct pc_node *uk = NULL, *k = NULL, *v;
+  const struct pc_node *until = pc__find_key(n, "until", &uk);
+  if (!until) {
+    for (size_t i = 0; i < PC_ARRAY_SIZE(with_until); i++)
+      if (pc__find_key(n, with_until[i], &k))
+        pc_load_error(c, k, "%s applies only with until: (a polled step)", with_until[i]);
+    return;
+  }
+  if (group) {
+    pc_load_error(c, uk, "until applies to single steps (it re-runs one action); put it on the "
+                         "step inside that polls");
+    return;
+  }
+  st->poll = (struct pc_poll){.every_ms = 1000, .factor = 1, .max_ms = INFINITY,
+                              .within_ms = -1};
+  st->poll.until = pc_load_bare_expr(c, until);
+  if ((v = pc_node_get(n, "fail_if")))
+    st->poll.fail_if = pc_load_bare_expr(c, v);
+  if ((v = pc_node_get(n, "every")))
+    load_every(c, v, &st->poll);
+  if ((v = pc_node_get(n, "within")))
+    pc__load_duration(c, "within", v, &st->poll.within_ms);
+  else
+    pc_load_error(c, uk, "until needs within: DURATION, one deadline over all the polls (e.g. "
+                         "`within: 2m`)");
+}
 
 /* Loads the action value: groups recurse, every action validates its own
  * value through its ops. */
@@ -614,6 +686,7 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
   }
   if ((v = pc_node_get(n, "outputs")))
     load_outputs(c, st, v);
+  load_poll(L, st, n, group);
   if (act_key != NULL)
     check_action_keys(L, st, n);
 
