@@ -625,6 +625,12 @@ static void foreach_begin(struct task *t)
     free(err);
     return;
   }
+  if (t->step->nmatrix_keys && pc__matrix_expand(t, &err) != 0) {
+    lua_pop(L, 1);
+    pc__task_finish(t, PC_ERROR, err);
+    free(err);
+    return;
+  }
   if (check_list(L, t->step, &err) != 0) {
     lua_pop(L, 1);
     pc__task_finish(t, PC_ERROR, err);

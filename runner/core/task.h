@@ -215,6 +215,17 @@ static inline void pc__leaf_next_attempt(struct task *t)
   pc__leaf_acquire(t);
 }
 
+/* --------------------------------------------------------- matrix.c */
+
+/* Replaces the evaluated `for_each: {matrix: ...}` on top of the stack
+ * with its list of combinations. Returns 0, or -1 with *err (malloc'd)
+ * and the stack as it was. */
+int pc__matrix_expand(struct task *t, char **err);
+/* Replaces the matrix item on top of the stack with its label text (its
+ * dimensions' scalar values, space-separated), or leaves it when it has
+ * none. */
+void pc__matrix_item_push(lua_State *L, const struct pc_step *st);
+
 /* -------------------------------------------------------- results.c */
 
 void pc__build_result(struct task *t, enum pc_outcome o);

@@ -524,6 +524,101 @@ static void load_poll(struct loader *L, struct pc_step *st, const struct pc_node
                          "`within: 2m`)");
 }
 
+/* ----------------------------------------------------------------- matrix */
+
+/* `include` / `exclude` of a matrix: a list of maps, or one expression. */
+static bool matrix_entries_ok(struct pc_load_ctx *c, const struct pc_node *v, const char *what,
+                              const struct pc_node *m)
+{
+  if (v->kind == PC_NODE_SCALAR && pc__find(v->str, v->len, "${{"))
+    return true;
+  if (v->kind != PC_NODE_SEQ) {
+    pc_load_error(c, v, "for_each.matrix.%s: expected a list of maps, got %s", what,
+                  pc_node_describe(v).s);
+    return false;
+  }
+  bool ok = true;
+  for (size_t i = 0; i < v->n; i++) {
+    const struct pc_node *e = v->items[i];
+    if (e->kind != PC_NODE_MAP || e->n == 0) {
+      pc_load_error(c, e, "for_each.matrix.%s: expected a map of dimension: value, got %s", what,
+                    pc_node_describe(e).s);
+      ok = false;
+      continue;
+    }
+    /* An exclude entry naming no dimension would never match anything. */
+    for (size_t j = 0; j < e->n && strcmp(what, "exclude") == 0; j++) {
+      const char *k = e->keys[j]->str;
+      if (strcmp(k, "include") == 0 || strcmp(k, "exclude") == 0 || !pc_node_get(m, k)) {
+        pc_load_error(c, e->keys[j], "for_each.matrix.exclude: \"%s\" is not a dimension of the "
+                                     "matrix", k);
+        ok = false;
+      }
+    }
+  }
+  return ok;
+}
+
+/* for_each: {matrix: {DIM: [values] or ${{ }}, ..., include: [...],
+ * exclude: [...]}}: the template is the matrix map; the dimensions' order
+ * (the file's) is kept for the engine, which makes the combinations. */
+static void load_matrix(struct loader *L, struct pc_step *st, const struct pc_node *v)
+{
+  struct pc_load_ctx *c = &L->c;
+  static const char *const keys[] = {"matrix"};
+  const struct pc_node *m = pc_node_get(v, "matrix");
+  if (!m) {
+    pc_load_error(c, v, "for_each: expected a list or one ${{ }} expression, got a map without "
+                        "`matrix:` (for_each: {matrix: {DIM: [values], ...}} runs each "
+                        "combination)");
+    return;
+  }
+  if (pc_load_check_keys(c, v, keys, 1, "for_each") < 0)
+    return;
+  if (m->kind != PC_NODE_MAP || m->n == 0) {
+    pc_load_error(c, m, "for_each.matrix: expected a map of dimension: [values], got %s",
+                  pc_node_describe(m).s);
+    return;
+  }
+  bool ok = true;
+  size_t ndims = 0;
+  for (size_t i = 0; i < m->n; i++) {
+    const char *k = m->keys[i]->str;
+    const struct pc_node *d = m->items[i];
+    if (strcmp(k, "include") == 0 || strcmp(k, "exclude") == 0) {
+      ok = matrix_entries_ok(c, d, k, m) && ok;
+      continue;
+    }
+    ndims++;
+    if (d->kind == PC_NODE_SCALAR && pc__find(d->str, d->len, "${{"))
+      continue; /* its value must be a non-empty list: checked when it runs */
+    if (d->kind != PC_NODE_SEQ || d->n == 0) {
+      pc_load_error(c, d, "for_each.matrix.%s: expected a non-empty list of values or one "
+                          "${{ }} expression, got %s", k,
+                    d->kind == PC_NODE_SEQ ? "an empty list" : pc_node_describe(d).s);
+      ok = false;
+    }
+  }
+  if (ndims == 0) {
+    pc_load_error(c, m, "for_each.matrix: no dimension (only include/exclude)");
+    ok = false;
+  }
+  if (!ok)
+    return;
+  size_t nexprs = c->wf->nexprs;
+  struct pc_tmpl *t = pc_load_tmpl(c, m);
+  if (!t || t->kind != PC_T_MAP) {
+    pc_tmpl_free(t);
+    c->wf->nexprs = nexprs;
+    return;
+  }
+  st->for_each = t;
+  st->matrix_keys = pc_xcalloc(ndims, sizeof *st->matrix_keys);
+  for (size_t i = 0; i < m->n; i++)
+    if (strcmp(m->keys[i]->str, "include") != 0 && strcmp(m->keys[i]->str, "exclude") != 0)
+      st->matrix_keys[st->nmatrix_keys++] = pc_xstrndup(m->keys[i]->str, m->keys[i]->len);
+}
+
 /* Loads the action value: groups recurse, every action validates its own
  * value through its ops. */
 static void load_action(struct loader *L, struct pc_step *st, const struct pc_node *key,
@@ -615,7 +710,9 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
       pc_load_error(c, v, "shard: expected one (shard 1 only) or all (every shard), got %s",
                     pc_node_describe(v).s);
   }
-  if ((v = pc_node_get(n, "for_each"))) {
+  if ((v = pc_node_get(n, "for_each")) && v->kind == PC_NODE_MAP) {
+    load_matrix(L, st, v);
+  } else if (v) {
     size_t nexprs = c->wf->nexprs;
     struct pc_tmpl *t = pc_load_tmpl(c, v);
     if (t && t->kind != PC_T_SEQ && t->kind != PC_T_EXPR) {
