@@ -425,6 +425,42 @@ static bool in_partitioned(const struct task *t)
   return false;
 }
 
+/* A sequence's next step waits for a background step still running
+ * (`wait:`, or it reads the background step's result). */
+static bool waits_pending(struct task *t, const struct pc_step *st)
+{
+  if (!st->nwaits || t->bg_running == 0)
+    return false;
+  struct pc_queue *q;
+  pc_queue_foreach(q, &t->live) {
+    const struct task *c = pc_queue_data(q, struct task, sibling);
+    for (size_t i = 0; c->background && i < st->nwaits; i++)
+      if (strcmp(c->step->id ? c->step->id : "", st->waits[i]) == 0) {
+        if (pc_log_enabled(PC_LOG_DEBUG)) {
+          char *label = pc__child_label(t, st);
+          pc_log(PC_LOG_DEBUG, label, "waits for background step %s", st->waits[i]);
+          free(label);
+        }
+        return true;
+      }
+  }
+  return false;
+}
+
+/* A sequence whose own steps are over (or that stops) cancels its
+ * background steps still running: nothing would wait for them. */
+static void end_background(struct task *t)
+{
+  t->bg_ending = true;
+  struct pc_queue *q;
+  pc_queue_foreach(q, &t->live) {
+    struct task *c = pc_queue_data(q, struct task, sibling);
+    pc__task_cancel(c, PC_CANCELLED,
+                    "its sequence ended before it finished (a later step with wait: [ID] "
+                    "waits for it)");
+  }
+}
+
 static void group_fill(struct task *t)
 {
   /* `shard: one` children of a sequence or gather are not run (nor
@@ -432,11 +468,18 @@ static void group_fill(struct task *t)
   while (!t->stopping && t->kind != TK_FOREACH && t->next_kid < t->end &&
          t->run->shard_index > 1 && t->kids[t->next_kid]->shard_one && !in_partitioned(t))
     t->next_kid++;
-  while (!t->stopping && t->next_kid < t->end && (t->limit <= 0 || t->running < t->limit)) {
+  while (!t->stopping && t->next_kid < t->end &&
+         (t->limit <= 0 || t->running - t->bg_running < t->limit)) {
+    if (t->kind == TK_SEQ && waits_pending(t, t->kids[t->next_kid]))
+      break;
     struct task *c = spawn_child(t, t->own ? t->own[t->next_kid] : t->next_kid);
     t->next_kid += t->kind == TK_FOREACH ? t->stride : 1;
     pc_queue_insert_head(&t->live, &c->sibling);
     t->running++;
+    if (t->kind == TK_SEQ && c->step->background) {
+      c->background = true;
+      t->bg_running++;
+    }
     if (pc__rec_of(t))
       pc__rec_of(t)->running++;
     pc__task_start(c);
@@ -444,6 +487,9 @@ static void group_fill(struct task *t)
            t->run->shard_index > 1 && t->kids[t->next_kid]->shard_one && !in_partitioned(t))
       t->next_kid++;
   }
+  if (t->bg_running > 0 && t->running == t->bg_running && !t->bg_ending &&
+      (t->stopping || t->next_kid >= t->end))
+    end_background(t);
   if (t->running == 0 && (t->stopping || t->next_kid >= t->end))
     group_finish(t);
 }
@@ -455,6 +501,8 @@ static void group_child_done(struct task *t, struct task *c)
   lua_State *L = t->run->L;
   pc_queue_remove(&c->sibling);
   t->running--;
+  if (c->background)
+    t->bg_running--;
   struct pc_record *r = pc__rec_of(t);
   if (r) {
     r->running--;

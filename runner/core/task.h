@@ -60,6 +60,7 @@ struct task {
   bool own_scope; /* scope_ref is ours to unref */
   bool cancelled;
   bool item_text_done; /* item_text was made (it may be NULL) */
+  bool background;     /* a child its sequence started and moved on from */
 
   union {
     struct { /* groups: TK_SEQ, TK_GATHER, TK_FOREACH */
@@ -82,6 +83,8 @@ struct task {
       size_t nfailed;  /* children whose failure counted */
       double group_timeout_ms;
       int running;
+      int bg_running;  /* sequence: of the running, those in the background */
+      bool bg_ending;  /* sequence: its own steps are over; its background ones are cancelled */
       int limit;       /* max children in flight; 0 = unlimited */
       int list_ref;    /* fan-out: the items */
       int items_ref;   /* fan-out: per-item results; LUA_NOREF when nothing can read them */

@@ -14,6 +14,7 @@
 
 #include "base/util.h"
 #include "load/loader.h"
+#include "load/refs.h"
 #include "model/action.h"
 #include "model/workflow.h"
 
@@ -30,7 +31,7 @@ static const char *const expect_keys[] = {"status", "exit_code", "that"};
 static const char *const modifier_keys[] = {
   "id",   "name",  "if",      "for_each", "label", "concurrency", "fail_fast", "pool",
   "timeout", "retry", "continue_on_error", "expect", "outputs", "shard", "shard_key",
-  "until", "fail_if", "every", "within",
+  "until", "fail_if", "every", "within", "background", "wait",
 };
 
 static const char *const every_keys[] = {"interval", "factor", "max", "jitter"};
@@ -337,6 +338,7 @@ void pc__step_free(struct pc_step *st)
   free(st->name);
   pc__expr_free(st->if_expr);
   pc__expr_free(st->shard_key);
+  free(st->waits);
   pc__expr_free(st->poll.until);
   pc__expr_free(st->poll.fail_if);
   for (size_t i = 0; i < st->nmatrix_keys; i++)
@@ -690,7 +692,9 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
                     act_key->str, k->str);
     }
   }
-  if (act_key == NULL)
+  if (act_key == NULL && pc_node_get(n, "wait"))
+    st->kind = PC_STEP_SEQUENCE; /* `- wait: [IDS]`: an empty sequence that waits first */
+  else if (act_key == NULL)
     pc_load_error(c, n, "step has no action (one of: %s)", L->action_list);
   else
     load_action(L, st, act_key, act_val);
@@ -784,6 +788,8 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
   if ((v = pc_node_get(n, "outputs")))
     load_outputs(c, st, v);
   load_poll(L, st, n, group);
+  if ((v = pc_node_get(n, "background")))
+    pc__load_bool(c, "background", v, &st->background);
   if (act_key != NULL)
     check_action_keys(L, st, n);
 
@@ -797,6 +803,75 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
     warn_unsafe_retry(L, st, retry_node);
   }
   return st;
+}
+
+/* ------------------------------------------------------------- background */
+
+static void add_wait(struct pc_step *st, const char *id)
+{
+  for (size_t i = 0; i < st->nwaits; i++)
+    if (strcmp(st->waits[i], id) == 0)
+      return;
+  st->waits = pc_xrealloc(st->waits, (st->nwaits + 1) * sizeof *st->waits);
+  st->waits[st->nwaits++] = id;
+}
+
+/* One name of a step's `wait:` (steps[i]): an earlier background step of
+ * the same sequence. */
+static void load_wait_item(struct loader *L, struct pc_step *const *steps, size_t i,
+                           const struct pc_node *it)
+{
+  struct pc_load_ctx *c = &L->c;
+  if (it->kind != PC_NODE_SCALAR || pc_node_scalar_type(it) != PC_SCALAR_STR) {
+    pc_load_error(c, it, "wait: expected a step id, got %s", pc_node_describe(it).s);
+    return;
+  }
+  for (size_t j = 0; j < i; j++) {
+    if (!steps[j]->id || strcmp(steps[j]->id, it->str) != 0)
+      continue;
+    if (steps[j]->background)
+      add_wait(steps[i], steps[j]->id);
+    else
+      pc_load_error(c, it, "wait: step \"%s\" does not run in the background (background: "
+                           "true); a sequence runs it before this step anyway", it->str);
+    return;
+  }
+  pc_load_error(c, it, "wait: \"%s\" is no background step earlier in this sequence (wait "
+                       "names a background step of the same list of steps, written before it)",
+                it->str);
+}
+
+/* A list's background steps and the steps that wait for them: `wait:`
+ * names, checked, and the reads of steps.ID of a background step written
+ * before (an implicit wait, so that the value read is the finished one). */
+static void link_background(struct loader *L, struct pc_step *const *steps, size_t n, bool seq)
+{
+  struct pc_load_ctx *c = &L->c;
+  bool any_bg = false;
+  for (size_t i = 0; i < n; i++) {
+    struct pc_step *st = steps[i];
+    const struct pc_node *k = NULL, *w;
+    if (st->background && !seq && pc__find_key(st->node, "background", &k))
+      pc_load_error(c, k, "background applies to the steps of a sequence; a gather runs all "
+                          "its steps at once already");
+    if ((w = pc__find_key(st->node, "wait", &k))) {
+      if (!seq) {
+        pc_load_error(c, k, "wait applies to the steps of a sequence");
+      } else if (w->kind == PC_NODE_SEQ) {
+        if (w->n == 0)
+          pc_load_error(c, w, "wait: the list is empty");
+        for (size_t j = 0; j < w->n; j++)
+          load_wait_item(L, steps, i, w->items[j]);
+      } else {
+        load_wait_item(L, steps, i, w);
+      }
+    }
+    if (seq && any_bg)
+      for (size_t j = 0; j < i; j++)
+        if (steps[j]->background && steps[j]->id && pc_step_reads_id(st, steps[j]->id))
+          add_wait(st, steps[j]->id);
+    any_bg = any_bg || st->background;
+  }
 }
 
 void pc__load_step_list(struct loader *L, const struct pc_node *n, const char *what,
@@ -817,5 +892,6 @@ void pc__load_step_list(struct loader *L, const struct pc_node *n, const char *w
     if (st)
       (*out)[(*nout)++] = st;
   }
+  link_background(L, *out, *nout, strcmp(what, "gather") != 0);
 }
 

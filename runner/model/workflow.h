@@ -183,6 +183,15 @@ struct pc_step {
   const char *unsafe_method;
   bool continue_on_error;
   struct pc_poll poll;       /* until/every/within/fail_if; poll.until NULL: none */
+  /* `background: true`: its sequence starts it and moves on; it is
+   * cancelled if still running when the sequence ends. */
+  bool background;
+  /* The background steps (earlier in the same sequence) this step waits
+   * for before it starts: those `wait:` names, and those an expression of
+   * it reads (steps.ID). The array is owned, the ids borrowed from those
+   * steps. A step with `wait:` and no action is an empty sequence. */
+  const char **waits;
+  size_t nwaits;
   /* for_each: {matrix: ...}: the matrix's dimensions in the order written
    * (first outermost), owned; for_each's template is then the matrix map,
    * whose `include`/`exclude` members are no dimension. */
