@@ -66,6 +66,11 @@ INVALID = [
     ("with without uses", "steps: [{log: hi, with: {a: 1}}]\n", "with"),
     ("exec not a list", "steps: [{exec: 42}]\n", "exec"),
     ("http without url", "steps: [{http: {method: GET}}]\n", "http"),
+    ("until without within", "steps: [{log: hi, until: \"true\"}]\n", "within"),
+    ("fail_if without until", "steps: [{log: hi, fail_if: \"true\"}]\n", "until"),
+    ("until on a group", "steps: [{steps: [{log: hi}], until: \"true\", within: 1s}]\n", "until"),
+    ("matrix not a map", "steps: [{log: hi, for_each: {matrix: [a]}}]\n", "for_each"),
+    ("background not a boolean", "steps: [{log: hi, background: sometimes}]\n", "background"),
     ("trace_context not a boolean",
      "defaults: {http: {trace_context: \"yes\"}}\nsteps: [{log: hi}]\n", "trace_context"),
 ]
@@ -90,6 +95,8 @@ def action_parts_problems(schema):
     keys = []
     for branch in step.get("oneOf", []):
         req = branch.get("required", [])
+        if req == ["wait"]:  # a step of `wait:` alone: no action, part of the base
+            continue
         if set(branch) != {"required"} or len(req) != 1:
             out.append("definitions.step.oneOf: each branch is {\"required\": [KEY]}, got %r"
                        % branch)
@@ -119,7 +126,7 @@ def base_problems(base):
     out = []
     step = base.get("definitions", {}).get("step", {})
     for branch in step.get("oneOf", []):
-        if branch.get("required", [None])[0] not in GROUPS:
+        if branch.get("required", [None])[0] not in GROUPS | {"wait"}:
             out.append("schema/workflow.schema.json: definitions.step.oneOf has %r: the "
                        "actions' branches are generated (runner/load/schema.c)" % branch)
     for key, _ in BUILTIN_ACTIONS:
