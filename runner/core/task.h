@@ -4,7 +4,9 @@
  * model/action.h. docs/engine.md says how the pieces fit:
  *
  *   task.c     groups (sequence, gather, fan-out), start, finish, cancel
- *   attempt.c  a leaf's attempts: pools, deadline, expectations, retry
+ *   attempt.c  a leaf's attempts: pools, deadline, expectations, retry,
+ *              polling (until)
+ *   matrix.c   a for_each matrix's combinations
  *   results.c  the Lua result tables, and which of them anything can read
  *   recording.c  records for reports and progress
  *   defer.c    the queues and the drain that drives everything
