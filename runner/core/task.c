@@ -14,6 +14,11 @@
  * engine function ever runs inside another one's iteration over children,
  * and cancellation can walk a subtree without the tree changing under it.
  *
+ * A sequence may run children in the background (`background: true`): it
+ * moves on without waiting for them, holds back a step that waits for one
+ * (`st->waits`) until it is over, and cancels those still running when
+ * its own steps are over.
+ *
  * Cancellation: pc__task_cancel() on a leaf calls the action's cancel (which
  * stops its pending operation synchronously), leaves any pool queue and
  * releases held permits; on a group it cancels every running child and
@@ -42,8 +47,8 @@ _Static_assert((int)PC_STEP_LEAF == TK_LEAF && (int)PC_STEP_SEQUENCE == TK_SEQ &
                "enum pc_step_kind and enum task_kind agree");
 
 /* A leaf step whose action reads nothing but its value and defaults
- * (params_only), with no expression in them nor in expect.that or
- * outputs: its items need no scope, since nothing could read item or
+ * (params_only), with no expression in them nor in expect.that,
+ * outputs or until: its items need no scope, since nothing could read item or
  * index. */
 static bool step_is_static(const struct pc_run *run, const struct pc_step *st)
 {
@@ -56,7 +61,7 @@ static bool step_is_static(const struct pc_run *run, const struct pc_step *st)
       return false;
   }
   return !(st->params && st->params->has_expr) && !st->expect.nthat && !st->noutputs &&
-         !st->nasserts;
+         !st->nasserts && !st->poll.until;
 }
 
 /* ================================================================ tasks */

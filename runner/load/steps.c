@@ -6,7 +6,7 @@
  * about retry.on conditions a non-idempotent request can never meet),
  * continue_on_error, expect and outputs; defaults.timeout and
  * defaults.retry fill in leaf steps. Ownership: a step owns its strings, templates, bare expressions
- * (if, assert, expect.that) and children; retry.on codes belong to the
+ * (if, assert, expect.that, until, fail_if) and children; retry.on codes belong to the
  * workflow (shared by every step that inherits them). */
 #include <math.h>
 #include <stdlib.h>
