@@ -519,9 +519,10 @@ static void load_poll(struct loader *L, struct pc_step *st, const struct pc_node
     st->poll.fail_if = pc_load_bare_expr(c, v);
   if ((v = pc_node_get(n, "every")))
     load_every(c, v, &st->poll);
-  if ((v = pc_node_get(n, "within")))
-    pc__load_duration(c, "within", v, &st->poll.within_ms);
-  else
+  if ((v = pc_node_get(n, "within"))) {
+    if (pc__load_duration(c, "within", v, &st->poll.within_ms) == 0 && st->poll.within_ms <= 0)
+      pc_load_error(c, v, "within: expected a duration above zero, got %s", pc_node_describe(v).s);
+  } else
     pc_load_error(c, uk, "until needs within: DURATION, one deadline over all the polls (e.g. "
                          "`within: 2m`)");
 }
