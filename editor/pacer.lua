@@ -227,11 +227,23 @@ pacer.null = nil
 ---@field default? any
 ---@field description? string
 
+---@class pacer.StepResult
+---@field outcome "ok"|"failed"|"error"|"timeout"|"cancelled"|"skipped"
+---@field error string?
+---@field attempts integer? leaves
+---@field started_at string? ISO 8601 UTC
+---@field duration_ms integer?
+---@field queued_ms integer? leaves: time waiting for pool permits
+---@field outputs table?
+---@field items pacer.StepResult[]? a fan-out's results, in item order
+---@field polls integer? a polled step (until:): polls run
+---@field poll_stop "until"|"fail_if"|"within"|"failure"|nil a polled step: why polling stopped
+
 ---@class pacer.Ctx
 ---@field vars table read-only
 ---@field env table<string, string> read-only
 ---@field secrets table<string, string> read-only; values read are redacted
----@field steps table read-only results of earlier steps
+---@field steps table<string, pacer.StepResult> read-only results of earlier steps (a background step's is nil until it ends: give the step `wait: [ID]`)
 ---@field workflow {name: string, run_id: string, outcome: string?}
 ---@field item any the for_each item, if any
 ---@field index integer? 1-based for_each index
@@ -251,7 +263,7 @@ vars = {}
 env = {}
 ---@type table<string, string>
 secrets = {}
----@type table
+---@type table<string, pacer.StepResult>
 steps = {}
 ---@type any
 item = nil

@@ -91,6 +91,7 @@ KEY_CONNS = {}      # key -> set of connection ids
 KEY_REQUESTS = {}   # key -> request count
 FLAKY = {}          # key -> failures served
 RETRY_AFTER = {}    # key -> requests seen
+DEPLOYS = {}        # deployment id -> [polls until done, polls seen, final state]
 
 JSON_OBJECT = {"name": "pacer", "n": 3, "items": [1, 2, 3], "nested": {"ok": True},
                "text": "caf\u00e9"}
@@ -184,6 +185,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 value = formatdate(time.time() + secs, usegmt=True) if one.get("date") else str(secs)
                 return self.send(429, "slow down", headers=[("Retry-After", value)])
             return self.send_json(200, {"ok": True, "attempt": seen + 1})
+        if path == "/deployments" and self.command == "POST":
+            # A deployment that is RUNNING for `polls` - 1 reads of its
+            # state, then `final` (workflows/deploy_and_poll.yml).
+            dep = one.get("key") or "d%d" % (len(DEPLOYS) + 1)
+            with LOCK:
+                DEPLOYS[dep] = [int(one.get("polls", "3")), 0, one.get("final", "SUCCEEDED")]
+            return self.send_json(201, {"id": dep, "state": "PENDING"})
+        if path.startswith("/deployments/"):
+            dep = path.split("/")[2]
+            with LOCK:
+                d = DEPLOYS.get(dep)
+                if d is not None:
+                    d[1] += 1
+                    state = d[2] if d[1] >= d[0] else "RUNNING"
+            if d is None:
+                return self.send_json(404, {"error": "no deployment %s" % dep})
+            return self.send_json(200, {"id": dep, "state": state, "polls": d[1]})
         if path in ("/post", "/anything") or path.startswith("/anything/"):
             # httpbin-style webhook stand-ins (workflows/nightly_job.yml)
             if path == "/post" and self.command != "POST":

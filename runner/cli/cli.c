@@ -444,6 +444,8 @@ static void print_step(const struct pc_workflow *wf, const struct pc_step *s, in
     printf(" %s", s->uses);
   if (s->for_each)
     printf(", for_each");
+  for (size_t i = 0; i < s->nmatrix_keys; i++) /* the dimensions, outermost first */
+    printf("%s%s", i ? " x " : " matrix ", s->matrix_keys[i]);
   if (s->for_each && sh.n > 1 && !split) {
     if (sh.n == 2)
       printf(" (this shard: items %d, %d, ...)", sh.k, sh.k + sh.n);
@@ -469,6 +471,15 @@ static void print_step(const struct pc_workflow *wf, const struct pc_step *s, in
     printf(", retry %d", s->retry.attempts);
   if (s->continue_on_error)
     printf(", continue_on_error");
+  if (s->poll.until) {
+    char d[32];
+    pc_format_duration(s->poll.within_ms, d, sizeof d);
+    printf(", until %s within %s", s->poll.until->src, d);
+  }
+  if (s->background)
+    printf(", background");
+  for (size_t i = 0; i < s->nwaits; i++)
+    printf("%s%s", i ? "," : ", waits for ", s->waits[i]);
   printf("  (line %d)\n", s->line);
   for (size_t i = 0; i < s->nchildren; i++)
     print_step(wf, s->children[i], depth + 1, sh, split || (s->for_each && sh.n > 1));

@@ -1,5 +1,7 @@
 /* attempt.c: a leaf task's attempts: pool permits, the attempt deadline,
- * the action's start and cancel, expectations, and retry with backoff. */
+ * the action's start and cancel, expectations, retry with backoff, and
+ * polling (until/fail_if/every/within): a polled step's attempts are its
+ * polls, and one deadline bounds them all, the last one included. */
 #include "core/task.h"
 
 #include <assert.h>
@@ -59,15 +61,29 @@ static void attempt_start(struct task *t)
   /* The result table, for actions that fill one or expectations that read
    * it; otherwise it is made at the end, if anything can read it. */
   a->result_ref = LUA_NOREF;
-  if (t->ops->fills_result || st->expect.nthat) {
+  if (t->ops->fills_result || st->expect.nthat || st->poll.until) {
     lua_createtable(L, 0, t->ops->fills_result ? 16 : 0);
     a->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   a->params_ref = LUA_NOREF;
   t->att_live = true;
-  if (st->timeout_ms >= 0) {
+  /* A polled step's `within` bounds each poll too: the attempt's timer is
+   * whichever of `timeout` and the deadline comes first. */
+  double limit = st->timeout_ms;
+  t->timer_within = t->within_hit = false;
+  if (st->poll.until) {
+    double now = pc_mono_ms();
+    if (t->poll_deadline == 0)
+      t->poll_deadline = now + st->poll.within_ms;
+    double left = fmax(t->poll_deadline - now, 0);
+    if (limit < 0 || left < limit) {
+      limit = left;
+      t->timer_within = true;
+    }
+  }
+  if (limit >= 0) {
     uv_update_time(&run->loop); /* the loop's cached time may be stale by a busy iteration */
-    uv_timer_start(pc__task_timer(t), on_attempt_timeout, (uint64_t)ceil(st->timeout_ms), 0);
+    uv_timer_start(pc__task_timer(t), on_attempt_timeout, (uint64_t)ceil(limit), 0);
   }
   if (st->params && t->instance && t->parent->body_params_ref != LUA_NOREF) {
     a->params_ref = t->parent->body_params_ref;
@@ -118,9 +134,18 @@ void pc__leaf_acquire(struct task *t)
   attempt_start(t);
 }
 
+static void poll_timeout(struct task *t);
+
 static void on_backoff_done(uv_timer_t *timer)
 {
-  pc__leaf_next_attempt(timer->data);
+  struct task *t = timer->data;
+  /* The wait was cut to the deadline; the timer's clock counts whole
+   * milliseconds, hence the slack. */
+  if (t->step->poll.until && pc_mono_ms() >= t->poll_deadline - 1) {
+    poll_timeout(t);
+    return;
+  }
+  pc__leaf_next_attempt(t);
 }
 
 void pc_attempt_report(struct pc_attempt *a, const char *method, const char *url)
@@ -179,7 +204,8 @@ static void on_attempt_timeout(uv_timer_t *timer)
   t->att_live = false;
   t->ops->cancel(&t->att);
   char dur[32];
-  pc_format_duration(t->step->timeout_ms, dur, sizeof dur);
+  pc_format_duration(t->timer_within ? t->step->poll.within_ms : t->step->timeout_ms, dur,
+                     sizeof dur);
   struct pc_buf b;
   pc_buf_init(&b, 8192);
   if (t->ops->subject) {
@@ -187,7 +213,13 @@ static void on_attempt_timeout(uv_timer_t *timer)
     if (b.len)
       pc_buf_puts(&b, ": ");
   }
-  pc_buf_printf(&b, "timed out after %s", dur);
+  if (t->timer_within) {
+    t->within_hit = true;
+    pc_buf_printf(&b, "within %s passed during poll %d (the condition was never met)", dur,
+                  t->polls + 1);
+  } else {
+    pc_buf_printf(&b, "timed out after %s", dur);
+  }
   pc__attempt_end(t, PC_FAIL_TIMEOUT, pc_buf_steal(&b));
 }
 
@@ -320,6 +352,13 @@ static bool retry_on_covers(struct task *t, enum pc_fail fail)
   return false;
 }
 
+/* The tries retry.attempts counts: every attempt, or under until the
+ * polls that failed (a poll whose condition is not met yet is no failure). */
+static int tries(const struct task *t)
+{
+  return t->step->poll.until ? t->poll_fails : t->attempts;
+}
+
 /* A failure is retried when retry.on covers it and attempts are left, but
  * a request that is not idempotent (POST, PATCH) only if retry.unsafe says
  * so or nothing of it was sent (connection refused, DNS, TLS handshake,
@@ -329,7 +368,7 @@ static bool should_retry(struct task *t, enum pc_fail fail, bool *held)
 {
   const struct pc_retry *r = &t->step->retry;
   *held = false;
-  if (t->attempts >= r->attempts || !retry_on_covers(t, fail))
+  if (tries(t) >= r->attempts || !retry_on_covers(t, fail))
     return false;
   if (t->att.non_idempotent && !r->unsafe && !t->att.nothing_sent) {
     *held = true;
@@ -343,11 +382,114 @@ static double backoff_ms(struct task *t)
   const struct pc_retry *r = &t->step->retry;
   if (t->att.retry_after_ms >= 0)
     return fmin(t->att.retry_after_ms, r->max_backoff_ms);
-  double d = r->backoff_ms * pow(r->factor, t->attempts - 1);
+  double d = r->backoff_ms * pow(r->factor, tries(t) - 1);
   d = fmin(d, r->max_backoff_ms);
   if (r->jitter)
     d = d * ((double)rand() / ((double)RAND_MAX + 1.0));
   return d;
+}
+
+/* ================================================================ polling */
+
+static const char *base_name(const char *path)
+{
+  const char *b = strrchr(path, '/');
+  return b ? b + 1 : path;
+}
+
+/* A successful poll: fail_if, then until, with `result` bound. Returns
+ * PC_FAIL_NONE with *again set while the condition is not met yet (or
+ * cleared when until held); PC_FAIL_EXPECT when fail_if held, and
+ * PC_FAIL_ERROR when evaluating one failed, with *msg (malloc'd). */
+static enum pc_fail poll_check(struct task *t, char **msg, bool *again)
+{
+  const struct pc_poll *p = &t->step->poll;
+  struct pc_lua *h = t->run->lua;
+  int scope = t->scope_ref;
+  lua_rawgeti(t->run->L, LUA_REGISTRYINDEX, t->att.result_ref);
+  pc_lua_scope_bind(h, scope, "result"); /* old */
+  enum pc_fail fail = PC_FAIL_NONE;
+  bool yes = false;
+  char *m = NULL;
+  *again = false;
+  if (p->fail_if) {
+    if (pc_lua_eval_bool(h, p->fail_if, scope, &yes, &m) != 0) {
+      fail = PC_FAIL_ERROR;
+    } else if (yes) {
+      m = pc_asprintf("fail_if held at poll %d: %s (%s:%d:%d)", t->polls, p->fail_if->src,
+                      base_name(p->fail_if->file), p->fail_if->line, p->fail_if->col);
+      fail = PC_FAIL_EXPECT;
+      t->poll_stop = "fail_if";
+    }
+    if (m)
+      *msg = pc_lua_explained(h, m, p->fail_if, scope);
+  }
+  if (fail == PC_FAIL_NONE) {
+    if (pc_lua_eval_bool(h, p->until, scope, &yes, &m) != 0) {
+      *msg = pc_lua_explained(h, m, p->until, scope);
+      fail = PC_FAIL_ERROR;
+    } else if (yes) {
+      t->poll_stop = "until";
+      if (pc_log_enabled(PC_LOG_DEBUG)) {
+        char *label = pc__task_label(t);
+        pc_log(PC_LOG_DEBUG, label, "poll %d: until met (%s)", t->polls, p->until->src);
+        free(label);
+      }
+    } else {
+      *again = true;
+    }
+  }
+  free(m);
+  pc_lua_scope_unbind(h, scope, "result");
+  if (fail == PC_FAIL_ERROR)
+    t->poll_stop = "failure";
+  return fail;
+}
+
+/* The attempt's result goes (a retry or the next poll makes another). */
+static void drop_result(struct task *t)
+{
+  pc_lua_unref(t->run->lua, t->att.result_ref);
+  t->att.result_ref = LUA_NOREF;
+  pc__attempt_report_clear(t); /* it went with the result */
+}
+
+/* The condition is not met yet: the next poll after `every` (its backoff),
+ * or at the deadline, whichever is first. */
+static void poll_next(struct task *t)
+{
+  const struct pc_poll *p = &t->step->poll;
+  double wait = fmin(p->every_ms * pow(p->factor, t->polls - 1), p->max_ms);
+  if (p->jitter)
+    wait = wait * ((double)rand() / ((double)RAND_MAX + 1.0));
+  wait = fmax(fmin(wait, t->poll_deadline - pc_mono_ms()), 0);
+  if (pc_log_enabled(PC_LOG_DEBUG)) {
+    char dur[32];
+    pc_format_duration(wait, dur, sizeof dur);
+    char *label = pc__task_label(t);
+    pc_log(PC_LOG_DEBUG, label, "poll %d: until not met (%s); next poll in %s", t->polls,
+           p->until->src, dur);
+    free(label);
+  }
+  drop_result(t);
+  t->state = TS_BACKOFF;
+  uv_update_time(&t->run->loop); /* the cached clock may be stale */
+  uv_timer_start(pc__task_timer(t), on_backoff_done, (uint64_t)ceil(wait), 0);
+}
+
+/* The deadline passed between polls: the step ends `timeout`. */
+static void poll_timeout(struct task *t)
+{
+  const struct pc_poll *p = &t->step->poll;
+  char dur[32];
+  pc_format_duration(p->within_ms, dur, sizeof dur);
+  char *msg = pc_asprintf("within %s passed after %d poll%s: until %s (%s:%d:%d) was never met",
+                          dur, t->polls, t->polls == 1 ? "" : "s", p->until->src,
+                          base_name(p->until->file), p->until->line, p->until->col);
+  t->poll_stop = "within";
+  drop_result(t);
+  pc__task_finish(t, PC_TIMEOUT, msg);
+  free(msg);
 }
 
 static enum pc_outcome fail_outcome(enum pc_fail f)
@@ -386,21 +528,42 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
       msg = pc_buf_steal(&b);
     }
   }
+  bool again = false; /* a poll whose condition is not met yet */
+  if (t->step->poll.until) {
+    t->polls++;
+    if (t->within_hit)
+      t->poll_stop = "within";
+    else if (fail == PC_FAIL_NONE)
+      fail = poll_check(t, &msg, &again);
+    else
+      t->poll_fails++;
+  }
   pc__record_attempt_end(t, fail_outcome(fail), msg);
   release_params(t);
+  if (again) {
+    free(msg);
+    if (!t->cancelled) {
+      poll_next(t);
+    } else { /* pc__task_cancel finishes it, as cancelled */
+      drop_result(t);
+      t->state = TS_BACKOFF;
+    }
+    return;
+  }
   bool held = false;
-  if (fail != PC_FAIL_NONE && !t->cancelled && should_retry(t, fail, &held)) {
+  if (fail != PC_FAIL_NONE && !t->cancelled && !t->within_hit && should_retry(t, fail, &held)) {
     double wait = backoff_ms(t);
+    if (t->step->poll.until) /* the deadline bounds a retried poll's wait too */
+      wait = fmax(fmin(wait, t->poll_deadline - pc_mono_ms()), 0);
     char dur[32];
     pc_format_duration(wait, dur, sizeof dur);
     char *label = pc__task_label(t);
-    pc_log(PC_LOG_WARN, label, "attempt %d/%d %s: %s; retrying in %s", t->attempts,
-           t->step->retry.attempts, pc_outcome_name(fail_outcome(fail)), msg ? msg : "", dur);
+    pc_log(PC_LOG_WARN, label, "%s %d/%d %s: %s; retrying in %s",
+           t->step->poll.until ? "failed poll" : "attempt", tries(t), t->step->retry.attempts,
+           pc_outcome_name(fail_outcome(fail)), msg ? msg : "", dur);
     free(label);
     free(msg);
-    pc_lua_unref(t->run->lua, t->att.result_ref);
-    t->att.result_ref = LUA_NOREF;
-    pc__attempt_report_clear(t); /* it went with the result */
+    drop_result(t);
     t->state = TS_BACKOFF;
     uv_update_time(&t->run->loop); /* the cached clock may be stale */
     uv_timer_start(pc__task_timer(t), on_backoff_done, (uint64_t)ceil(wait), 0);
@@ -418,6 +581,8 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
     free(msg);
     msg = m;
   }
+  if (t->step->poll.until && !t->poll_stop && !t->cancelled)
+    t->poll_stop = fail == PC_FAIL_NONE ? "until" : "failure";
   pc__task_finish(t, fail_outcome(fail), msg);
   free(msg);
 }

@@ -118,6 +118,8 @@ const char *pc__item_text(struct task *t)
   lua_rawgeti(L, LUA_REGISTRYINDEX, fan->list_ref); /* list */
   lua_geti(L, -1, (lua_Integer)t->item);            /* list, item */
   lua_remove(L, -2);                                /* item */
+  if (st->nmatrix_keys && lua_istable(L, -1))
+    pc__matrix_item_push(L, st); /* "linux 2" */
   t->item_text = item_value_text(run->lua);
   return t->item_text;
 }

@@ -125,6 +125,10 @@ void pc__rec_close(struct task *t)
   r->outcome = t->outcome;
   r->error = t->error ? pc_xstrdup(t->error) : NULL;
   r->attempts = t->kind == TK_LEAF ? t->attempts : 0;
+  if (t->kind == TK_LEAF && t->step && t->step->poll.until) {
+    r->polls = t->polls;
+    r->poll_stop = t->poll_stop;
+  }
   r->duration_ms = pc__task_run_ms(t);
   if (t->kind == TK_LEAF && t->step)
     r->queued_ms = t->queued_ms;

@@ -38,6 +38,10 @@ struct pc_record {
   enum pc_outcome outcome;    /* valid when done */
   char *error;                /* NULL if none */
   int attempts;               /* leaves */
+  /* Polled leaves (until:): polls run, and why polling stopped ("until",
+   * "fail_if", "within", "failure"; static; NULL when cancelled) */
+  int polls;
+  const char *poll_stop;
   /* Times are offsets from the run's start on the monotonic clock (a step
    * of the wall clock during the run moves nothing). A leaf's start is when
    * its first attempt got its pool permits and ran; before that, from

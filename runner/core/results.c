@@ -47,6 +47,14 @@ static void set_common_fields(struct task *t, int tbl)
   if (t->kind == TK_LEAF) {
     lua_pushinteger(L, t->attempts);
     lua_setfield(L, tbl, "attempts");
+    if (t->step && t->step->poll.until) {
+      lua_pushinteger(L, t->polls);
+      lua_setfield(L, tbl, "polls");
+      if (t->poll_stop) {
+        lua_pushstring(L, t->poll_stop);
+        lua_setfield(L, tbl, "poll_stop");
+      }
+    }
   }
   if (t->started_mono > 0) {
     pc_format_iso8601(task_start_wall(t), ts, sizeof ts);

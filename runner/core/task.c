@@ -14,6 +14,11 @@
  * engine function ever runs inside another one's iteration over children,
  * and cancellation can walk a subtree without the tree changing under it.
  *
+ * A sequence may run children in the background (`background: true`): it
+ * moves on without waiting for them, holds back a step that waits for one
+ * (`st->waits`) until it is over, and cancels those still running when
+ * its own steps are over.
+ *
  * Cancellation: pc__task_cancel() on a leaf calls the action's cancel (which
  * stops its pending operation synchronously), leaves any pool queue and
  * releases held permits; on a group it cancels every running child and
@@ -42,8 +47,8 @@ _Static_assert((int)PC_STEP_LEAF == TK_LEAF && (int)PC_STEP_SEQUENCE == TK_SEQ &
                "enum pc_step_kind and enum task_kind agree");
 
 /* A leaf step whose action reads nothing but its value and defaults
- * (params_only), with no expression in them nor in expect.that or
- * outputs: its items need no scope, since nothing could read item or
+ * (params_only), with no expression in them nor in expect.that,
+ * outputs or until: its items need no scope, since nothing could read item or
  * index. */
 static bool step_is_static(const struct pc_run *run, const struct pc_step *st)
 {
@@ -56,7 +61,7 @@ static bool step_is_static(const struct pc_run *run, const struct pc_step *st)
       return false;
   }
   return !(st->params && st->params->has_expr) && !st->expect.nthat && !st->noutputs &&
-         !st->nasserts;
+         !st->nasserts && !st->poll.until;
 }
 
 /* ================================================================ tasks */
@@ -425,6 +430,42 @@ static bool in_partitioned(const struct task *t)
   return false;
 }
 
+/* A sequence's next step waits for a background step still running
+ * (`wait:`, or it reads the background step's result). */
+static bool waits_pending(struct task *t, const struct pc_step *st)
+{
+  if (!st->nwaits || t->bg_running == 0)
+    return false;
+  struct pc_queue *q;
+  pc_queue_foreach(q, &t->live) {
+    const struct task *c = pc_queue_data(q, struct task, sibling);
+    for (size_t i = 0; c->background && i < st->nwaits; i++)
+      if (strcmp(c->step->id ? c->step->id : "", st->waits[i]) == 0) {
+        if (pc_log_enabled(PC_LOG_DEBUG)) {
+          char *label = pc__child_label(t, st);
+          pc_log(PC_LOG_DEBUG, label, "waits for background step %s", st->waits[i]);
+          free(label);
+        }
+        return true;
+      }
+  }
+  return false;
+}
+
+/* A sequence whose own steps are over (or that stops) cancels its
+ * background steps still running: nothing would wait for them. */
+static void end_background(struct task *t)
+{
+  t->bg_ending = true;
+  struct pc_queue *q;
+  pc_queue_foreach(q, &t->live) {
+    struct task *c = pc_queue_data(q, struct task, sibling);
+    pc__task_cancel(c, PC_CANCELLED,
+                    "its sequence ended before it finished (a later step with wait: [ID] "
+                    "waits for it)");
+  }
+}
+
 static void group_fill(struct task *t)
 {
   /* `shard: one` children of a sequence or gather are not run (nor
@@ -432,11 +473,18 @@ static void group_fill(struct task *t)
   while (!t->stopping && t->kind != TK_FOREACH && t->next_kid < t->end &&
          t->run->shard_index > 1 && t->kids[t->next_kid]->shard_one && !in_partitioned(t))
     t->next_kid++;
-  while (!t->stopping && t->next_kid < t->end && (t->limit <= 0 || t->running < t->limit)) {
+  while (!t->stopping && t->next_kid < t->end &&
+         (t->limit <= 0 || t->running - t->bg_running < t->limit)) {
+    if (t->kind == TK_SEQ && waits_pending(t, t->kids[t->next_kid]))
+      break;
     struct task *c = spawn_child(t, t->own ? t->own[t->next_kid] : t->next_kid);
     t->next_kid += t->kind == TK_FOREACH ? t->stride : 1;
     pc_queue_insert_head(&t->live, &c->sibling);
     t->running++;
+    if (t->kind == TK_SEQ && c->step->background) {
+      c->background = true;
+      t->bg_running++;
+    }
     if (pc__rec_of(t))
       pc__rec_of(t)->running++;
     pc__task_start(c);
@@ -444,6 +492,9 @@ static void group_fill(struct task *t)
            t->run->shard_index > 1 && t->kids[t->next_kid]->shard_one && !in_partitioned(t))
       t->next_kid++;
   }
+  if (t->bg_running > 0 && t->running == t->bg_running && !t->bg_ending &&
+      (t->stopping || t->next_kid >= t->end))
+    end_background(t);
   if (t->running == 0 && (t->stopping || t->next_kid >= t->end))
     group_finish(t);
 }
@@ -455,6 +506,8 @@ static void group_child_done(struct task *t, struct task *c)
   lua_State *L = t->run->L;
   pc_queue_remove(&c->sibling);
   t->running--;
+  if (c->background)
+    t->bg_running--;
   struct pc_record *r = pc__rec_of(t);
   if (r) {
     r->running--;
@@ -621,6 +674,12 @@ static void foreach_begin(struct task *t)
   lua_State *L = run->L;
   char *err = NULL;
   if (pc_lua_eval_tmpl(run->lua, t->step->for_each, t->scope_ref, &err) != 0) {
+    pc__task_finish(t, PC_ERROR, err);
+    free(err);
+    return;
+  }
+  if (t->step->nmatrix_keys && pc__matrix_expand(t, &err) != 0) {
+    lua_pop(L, 1);
     pc__task_finish(t, PC_ERROR, err);
     free(err);
     return;

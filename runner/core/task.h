@@ -4,7 +4,9 @@
  * model/action.h. docs/engine.md says how the pieces fit:
  *
  *   task.c     groups (sequence, gather, fan-out), start, finish, cancel
- *   attempt.c  a leaf's attempts: pools, deadline, expectations, retry
+ *   attempt.c  a leaf's attempts: pools, deadline, expectations, retry,
+ *              polling (until)
+ *   matrix.c   a for_each matrix's combinations
  *   results.c  the Lua result tables, and which of them anything can read
  *   recording.c  records for reports and progress
  *   defer.c    the queues and the drain that drives everything
@@ -60,6 +62,7 @@ struct task {
   bool own_scope; /* scope_ref is ours to unref */
   bool cancelled;
   bool item_text_done; /* item_text was made (it may be NULL) */
+  bool background;     /* a child its sequence started and moved on from */
 
   union {
     struct { /* groups: TK_SEQ, TK_GATHER, TK_FOREACH */
@@ -82,6 +85,8 @@ struct task {
       size_t nfailed;  /* children whose failure counted */
       double group_timeout_ms;
       int running;
+      int bg_running;  /* sequence: of the running, those in the background */
+      bool bg_ending;  /* sequence: its own steps are over; its background ones are cancelled */
       int limit;       /* max children in flight; 0 = unlimited */
       int list_ref;    /* fan-out: the items */
       int items_ref;   /* fan-out: per-item results; LUA_NOREF when nothing can read them */
@@ -114,6 +119,15 @@ struct task {
       double ran_mono;        /* when the first attempt got its permits and ran; 0: never */
       double wait_since;      /* while waiting: when the wait began */
       double queued_ms;       /* time spent waiting for permits, all attempts */
+      /* Polling (until:): polls ended, polls that failed (retry.attempts
+       * counts these), the `within` deadline on the monotonic clock (0
+       * before the first poll) and why polling stopped (a static string:
+       * "until", "fail_if", "within", "failure"; NULL while it goes on). */
+      int polls, poll_fails;
+      double poll_deadline;
+      const char *poll_stop;
+      bool timer_within;      /* the attempt's timer is the `within` deadline */
+      bool within_hit;        /* ... and it fired */
     };
   };
 };
@@ -205,6 +219,17 @@ static inline void pc__leaf_next_attempt(struct task *t)
   t->pools_held = 0;
   pc__leaf_acquire(t);
 }
+
+/* --------------------------------------------------------- matrix.c */
+
+/* Replaces the evaluated `for_each: {matrix: ...}` on top of the stack
+ * with its list of combinations. Returns 0, or -1 with *err (malloc'd)
+ * and the stack as it was. */
+int pc__matrix_expand(struct task *t, char **err);
+/* Replaces the matrix item on top of the stack with its label text (its
+ * dimensions' scalar values, space-separated), or leaves it when it has
+ * none. */
+void pc__matrix_item_push(lua_State *L, const struct pc_step *st);
 
 /* -------------------------------------------------------- results.c */
 

@@ -408,3 +408,79 @@ void pc_workflow_mark_readers(struct pc_workflow *wf)
   free(rd.ids.v);
   free(rd.toks);
 }
+
+/* ------------------------------------------- who reads one step's result */
+
+static bool expr_reads_id(const struct pc_expr *e, const char *id, struct tok **toks, size_t *cap)
+{
+  if (!e)
+    return false;
+  size_t n = tokenize(e->src, toks, cap);
+  const struct tok *v = *toks;
+  size_t idlen = strlen(id);
+  for (size_t i = 0; i + 1 < n; i++) {
+    if (tok_is(&v[i], "_ENV"))
+      return true;
+    if (!tok_is(&v[i], "steps") || is_field(v, i))
+      continue;
+    const struct tok *name = ref_name(v, i);
+    if (!name || (name->len == idlen && memcmp(name->s, id, idlen) == 0))
+      return true;
+  }
+  return false;
+}
+
+static bool tmpl_reads_id(const struct pc_tmpl *t, const char *id, struct tok **toks, size_t *cap)
+{
+  if (!t || !t->has_expr)
+    return false;
+  switch (t->kind) {
+  case PC_T_EXPR:
+    return expr_reads_id(t->u.expr, id, toks, cap);
+  case PC_T_INTERP:
+    for (size_t i = 0; i < t->u.interp.n; i++)
+      if (expr_reads_id(t->u.interp.parts[i].expr, id, toks, cap))
+        return true;
+    return false;
+  case PC_T_SEQ:
+  case PC_T_MAP:
+    for (size_t i = 0; i < t->u.coll.n; i++)
+      if (tmpl_reads_id(t->u.coll.items[i], id, toks, cap))
+        return true;
+    return false;
+  default:
+    return false;
+  }
+}
+
+static bool step_reads(const struct pc_step *st, const char *id, struct tok **toks, size_t *cap)
+{
+  if (expr_reads_id(st->if_expr, id, toks, cap) || expr_reads_id(st->shard_key, id, toks, cap) ||
+      expr_reads_id(st->poll.until, id, toks, cap) ||
+      expr_reads_id(st->poll.fail_if, id, toks, cap) ||
+      tmpl_reads_id(st->for_each, id, toks, cap) || tmpl_reads_id(st->label, id, toks, cap) ||
+      tmpl_reads_id(st->params, id, toks, cap) || tmpl_reads_id(st->with, id, toks, cap))
+    return true;
+  for (size_t i = 0; i < st->expect.nthat; i++)
+    if (expr_reads_id(st->expect.that[i], id, toks, cap))
+      return true;
+  for (size_t i = 0; i < st->nasserts; i++)
+    if (expr_reads_id(st->asserts[i], id, toks, cap))
+      return true;
+  for (size_t i = 0; i < st->noutputs; i++)
+    if (tmpl_reads_id(st->outputs[i].value, id, toks, cap))
+      return true;
+  for (size_t i = 0; i < st->nchildren; i++)
+    if (step_reads(st->children[i], id, toks, cap))
+      return true;
+  return false;
+}
+
+bool pc_step_reads_id(const struct pc_step *st, const char *id)
+{
+  struct tok *toks = NULL;
+  size_t cap = 0;
+  bool r = step_reads(st, id, &toks, &cap);
+  free(toks);
+  return r;
+}

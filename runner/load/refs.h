@@ -33,4 +33,9 @@ int pc_workflow_check_refs(const struct pc_workflow *wf, const char *const *extr
  * loader calls it on every workflow it builds. */
 void pc_workflow_mark_readers(struct pc_workflow *wf);
 
+/* Whether an expression of the step or of a step inside it reads steps.ID
+ * (or reads `steps` in a way that could reach any step): the steps after
+ * a background step that read its result wait for it. */
+bool pc_step_reads_id(const struct pc_step *st, const char *id);
+
 #endif

@@ -6,7 +6,7 @@
  * about retry.on conditions a non-idempotent request can never meet),
  * continue_on_error, expect and outputs; defaults.timeout and
  * defaults.retry fill in leaf steps. Ownership: a step owns its strings, templates, bare expressions
- * (if, assert, expect.that) and children; retry.on codes belong to the
+ * (if, assert, expect.that, until, fail_if) and children; retry.on codes belong to the
  * workflow (shared by every step that inherits them). */
 #include <math.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@
 
 #include "base/util.h"
 #include "load/loader.h"
+#include "load/refs.h"
 #include "model/action.h"
 #include "model/workflow.h"
 
@@ -30,7 +31,10 @@ static const char *const expect_keys[] = {"status", "exit_code", "that"};
 static const char *const modifier_keys[] = {
   "id",   "name",  "if",      "for_each", "label", "concurrency", "fail_fast", "pool",
   "timeout", "retry", "continue_on_error", "expect", "outputs", "shard", "shard_key",
+  "until", "fail_if", "every", "within", "background", "wait",
 };
+
+static const char *const every_keys[] = {"interval", "factor", "max", "jitter"};
 
 /* retry.on words and their flags, index for index. */
 static const char *const retry_on_words[] = {"network", "timeout", "5xx", "4xx", "expect",
@@ -334,6 +338,12 @@ void pc__step_free(struct pc_step *st)
   free(st->name);
   pc__expr_free(st->if_expr);
   pc__expr_free(st->shard_key);
+  free(st->waits);
+  pc__expr_free(st->poll.until);
+  pc__expr_free(st->poll.fail_if);
+  for (size_t i = 0; i < st->nmatrix_keys; i++)
+    free(st->matrix_keys[i]);
+  free(st->matrix_keys);
   pc_tmpl_free(st->for_each);
   pc_tmpl_free(st->label);
   free(st->pools);
@@ -452,6 +462,166 @@ static void load_outputs(struct pc_load_ctx *c, struct pc_step *st, const struct
 }
 
 
+/* ---------------------------------------------------------------- polling */
+
+/* `every:` is an interval, or a map of interval, factor, max and jitter
+ * (retry's backoff options under the names a poll reads them by). */
+static void load_every(struct pc_load_ctx *c, const struct pc_node *v, struct pc_poll *p)
+{
+  if (v->kind != PC_NODE_MAP) {
+    pc__load_duration(c, "every", v, &p->every_ms);
+    return;
+  }
+  if (pc_load_check_keys(c, v, every_keys, PC_ARRAY_SIZE(every_keys), "every") < 0)
+    return;
+  const struct pc_node *x;
+  if ((x = pc_node_get(v, "interval")))
+    pc__load_duration(c, "every.interval", x, &p->every_ms);
+  if ((x = pc_node_get(v, "max")))
+    pc__load_duration(c, "every.max", x, &p->max_ms);
+  if ((x = pc_node_get(v, "jitter")))
+    pc__load_bool(c, "every.jitter", x, &p->jitter);
+  if ((x = pc_node_get(v, "factor"))) {
+    double f;
+    if (pc__load_number(c, "every.factor", x, &f) == 0) {
+      if (!(f >= 1 && isfinite(f)))
+        pc_load_error(c, x, "every.factor: expected a number >= 1, got %s", pc_node_describe(x).s);
+      else
+        p->factor = f;
+    }
+  }
+}
+
+/* until / fail_if / every / within: polling belongs to a leaf's attempts,
+ * and needs one deadline (a condition that never comes true would
+ * otherwise poll until the workflow's deadline, or forever). */
+static void load_poll(struct loader *L, struct pc_step *st, const struct pc_node *n, bool group)
+{
+  struct pc_load_ctx *c = &L->c;
+  static const char *const with_until[] = {"fail_if", "every", "within"};
+  const struct pc_node *uk = NULL, *k = NULL, *v;
+  const struct pc_node *until = pc__find_key(n, "until", &uk);
+  if (!until) {
+    for (size_t i = 0; i < PC_ARRAY_SIZE(with_until); i++)
+      if (pc__find_key(n, with_until[i], &k))
+        pc_load_error(c, k, "%s applies only with until: (a polled step)", with_until[i]);
+    return;
+  }
+  if (group) {
+    pc_load_error(c, uk, "until applies to single steps (it re-runs one action); put it on the "
+                         "step inside that polls");
+    return;
+  }
+  st->poll = (struct pc_poll){.every_ms = 1000, .factor = 1, .max_ms = INFINITY,
+                              .within_ms = -1};
+  st->poll.until = pc_load_bare_expr(c, until);
+  if ((v = pc_node_get(n, "fail_if")))
+    st->poll.fail_if = pc_load_bare_expr(c, v);
+  if ((v = pc_node_get(n, "every")))
+    load_every(c, v, &st->poll);
+  if ((v = pc_node_get(n, "within"))) {
+    if (pc__load_duration(c, "within", v, &st->poll.within_ms) == 0 && st->poll.within_ms <= 0)
+      pc_load_error(c, v, "within: expected a duration above zero, got %s", pc_node_describe(v).s);
+  } else
+    pc_load_error(c, uk, "until needs within: DURATION, one deadline over all the polls (e.g. "
+                         "`within: 2m`)");
+}
+
+/* ----------------------------------------------------------------- matrix */
+
+/* `include` / `exclude` of a matrix: a list of maps, or one expression. */
+static bool matrix_entries_ok(struct pc_load_ctx *c, const struct pc_node *v, const char *what,
+                              const struct pc_node *m)
+{
+  if (v->kind == PC_NODE_SCALAR && pc__find(v->str, v->len, "${{"))
+    return true;
+  if (v->kind != PC_NODE_SEQ) {
+    pc_load_error(c, v, "for_each.matrix.%s: expected a list of maps, got %s", what,
+                  pc_node_describe(v).s);
+    return false;
+  }
+  bool ok = true;
+  for (size_t i = 0; i < v->n; i++) {
+    const struct pc_node *e = v->items[i];
+    if (e->kind != PC_NODE_MAP || e->n == 0) {
+      pc_load_error(c, e, "for_each.matrix.%s: expected a map of dimension: value, got %s", what,
+                    pc_node_describe(e).s);
+      ok = false;
+      continue;
+    }
+    /* An exclude entry naming no dimension would never match anything. */
+    for (size_t j = 0; j < e->n && strcmp(what, "exclude") == 0; j++) {
+      const char *k = e->keys[j]->str;
+      if (strcmp(k, "include") == 0 || strcmp(k, "exclude") == 0 || !pc_node_get(m, k)) {
+        pc_load_error(c, e->keys[j], "for_each.matrix.exclude: \"%s\" is not a dimension of the "
+                                     "matrix", k);
+        ok = false;
+      }
+    }
+  }
+  return ok;
+}
+
+/* for_each: {matrix: {DIM: [values] or ${{ }}, ..., include: [...],
+ * exclude: [...]}}: the template is the matrix map; the dimensions' order
+ * (the file's) is kept for the engine, which makes the combinations. */
+static void load_matrix(struct loader *L, struct pc_step *st, const struct pc_node *v)
+{
+  struct pc_load_ctx *c = &L->c;
+  static const char *const keys[] = {"matrix"};
+  const struct pc_node *m = pc_node_get(v, "matrix");
+  if (!m) {
+    pc_load_error(c, v, "for_each: expected a list or one ${{ }} expression, got a map without "
+                        "`matrix:` (for_each: {matrix: {DIM: [values], ...}} runs each "
+                        "combination)");
+    return;
+  }
+  if (pc_load_check_keys(c, v, keys, 1, "for_each") < 0)
+    return;
+  if (m->kind != PC_NODE_MAP || m->n == 0) {
+    pc_load_error(c, m, "for_each.matrix: expected a map of dimension: [values], got %s",
+                  pc_node_describe(m).s);
+    return;
+  }
+  bool ok = true;
+  size_t ndims = 0;
+  for (size_t i = 0; i < m->n; i++) {
+    const char *k = m->keys[i]->str;
+    const struct pc_node *d = m->items[i];
+    if (strcmp(k, "include") == 0 || strcmp(k, "exclude") == 0) {
+      ok = matrix_entries_ok(c, d, k, m) && ok;
+      continue;
+    }
+    ndims++;
+    if (d->kind == PC_NODE_SCALAR && pc__find(d->str, d->len, "${{"))
+      continue; /* its value must be a non-empty list: checked when it runs */
+    if (d->kind != PC_NODE_SEQ || d->n == 0) {
+      pc_load_error(c, d, "for_each.matrix.%s: expected a non-empty list of values or one "
+                          "${{ }} expression, got %s", k,
+                    d->kind == PC_NODE_SEQ ? "an empty list" : pc_node_describe(d).s);
+      ok = false;
+    }
+  }
+  if (ndims == 0) {
+    pc_load_error(c, m, "for_each.matrix: no dimension (only include/exclude)");
+    ok = false;
+  }
+  if (!ok)
+    return;
+  size_t nexprs = c->wf->nexprs;
+  struct pc_tmpl *t = pc_load_tmpl(c, m);
+  if (!t || t->kind != PC_T_MAP) {
+    pc_tmpl_free(t);
+    c->wf->nexprs = nexprs;
+    return;
+  }
+  st->for_each = t;
+  st->matrix_keys = pc_xcalloc(ndims, sizeof *st->matrix_keys);
+  for (size_t i = 0; i < m->n; i++)
+    if (strcmp(m->keys[i]->str, "include") != 0 && strcmp(m->keys[i]->str, "exclude") != 0)
+      st->matrix_keys[st->nmatrix_keys++] = pc_xstrndup(m->keys[i]->str, m->keys[i]->len);
+}
+
 /* Loads the action value: groups recurse, every action validates its own
  * value through its ops. */
 static void load_action(struct loader *L, struct pc_step *st, const struct pc_node *key,
@@ -537,7 +707,9 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
                     act_key->str, k->str);
     }
   }
-  if (act_key == NULL)
+  if (act_key == NULL && pc_node_get(n, "wait"))
+    st->kind = PC_STEP_SEQUENCE; /* `- wait: [IDS]`: an empty sequence that waits first */
+  else if (act_key == NULL)
     pc_load_error(c, n, "step has no action (one of: %s)", L->action_list);
   else
     load_action(L, st, act_key, act_val);
@@ -557,7 +729,9 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
       pc_load_error(c, v, "shard: expected one (shard 1 only) or all (every shard), got %s",
                     pc_node_describe(v).s);
   }
-  if ((v = pc_node_get(n, "for_each"))) {
+  if ((v = pc_node_get(n, "for_each")) && v->kind == PC_NODE_MAP) {
+    load_matrix(L, st, v);
+  } else if (v) {
     size_t nexprs = c->wf->nexprs;
     struct pc_tmpl *t = pc_load_tmpl(c, v);
     if (t && t->kind != PC_T_SEQ && t->kind != PC_T_EXPR) {
@@ -628,6 +802,9 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
   }
   if ((v = pc_node_get(n, "outputs")))
     load_outputs(c, st, v);
+  load_poll(L, st, n, group);
+  if ((v = pc_node_get(n, "background")))
+    pc__load_bool(c, "background", v, &st->background);
   if (act_key != NULL)
     check_action_keys(L, st, n);
 
@@ -641,6 +818,75 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
     warn_unsafe_retry(L, st, retry_node);
   }
   return st;
+}
+
+/* ------------------------------------------------------------- background */
+
+static void add_wait(struct pc_step *st, const char *id)
+{
+  for (size_t i = 0; i < st->nwaits; i++)
+    if (strcmp(st->waits[i], id) == 0)
+      return;
+  st->waits = pc_xrealloc(st->waits, (st->nwaits + 1) * sizeof *st->waits);
+  st->waits[st->nwaits++] = id;
+}
+
+/* One name of a step's `wait:` (steps[i]): an earlier background step of
+ * the same sequence. */
+static void load_wait_item(struct loader *L, struct pc_step *const *steps, size_t i,
+                           const struct pc_node *it)
+{
+  struct pc_load_ctx *c = &L->c;
+  if (it->kind != PC_NODE_SCALAR || pc_node_scalar_type(it) != PC_SCALAR_STR) {
+    pc_load_error(c, it, "wait: expected a step id, got %s", pc_node_describe(it).s);
+    return;
+  }
+  for (size_t j = 0; j < i; j++) {
+    if (!steps[j]->id || strcmp(steps[j]->id, it->str) != 0)
+      continue;
+    if (steps[j]->background)
+      add_wait(steps[i], steps[j]->id);
+    else
+      pc_load_error(c, it, "wait: step \"%s\" does not run in the background (background: "
+                           "true); a sequence runs it before this step anyway", it->str);
+    return;
+  }
+  pc_load_error(c, it, "wait: \"%s\" is no background step earlier in this sequence (wait "
+                       "names a background step of the same list of steps, written before it)",
+                it->str);
+}
+
+/* A list's background steps and the steps that wait for them: `wait:`
+ * names, checked, and the reads of steps.ID of a background step written
+ * before (an implicit wait, so that the value read is the finished one). */
+static void link_background(struct loader *L, struct pc_step *const *steps, size_t n, bool seq)
+{
+  struct pc_load_ctx *c = &L->c;
+  bool any_bg = false;
+  for (size_t i = 0; i < n; i++) {
+    struct pc_step *st = steps[i];
+    const struct pc_node *k = NULL, *w;
+    if (st->background && !seq && pc__find_key(st->node, "background", &k))
+      pc_load_error(c, k, "background applies to the steps of a sequence; a gather runs all "
+                          "its steps at once already");
+    if ((w = pc__find_key(st->node, "wait", &k))) {
+      if (!seq) {
+        pc_load_error(c, k, "wait applies to the steps of a sequence");
+      } else if (w->kind == PC_NODE_SEQ) {
+        if (w->n == 0)
+          pc_load_error(c, w, "wait: the list is empty");
+        for (size_t j = 0; j < w->n; j++)
+          load_wait_item(L, steps, i, w->items[j]);
+      } else {
+        load_wait_item(L, steps, i, w);
+      }
+    }
+    if (seq && any_bg)
+      for (size_t j = 0; j < i; j++)
+        if (steps[j]->background && steps[j]->id && pc_step_reads_id(st, steps[j]->id))
+          add_wait(st, steps[j]->id);
+    any_bg = any_bg || st->background;
+  }
 }
 
 void pc__load_step_list(struct loader *L, const struct pc_node *n, const char *what,
@@ -661,5 +907,6 @@ void pc__load_step_list(struct loader *L, const struct pc_node *n, const char *w
     if (st)
       (*out)[(*nout)++] = st;
   }
+  link_background(L, *out, *nout, strcmp(what, "gather") != 0);
 }
 

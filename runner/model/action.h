@@ -231,7 +231,9 @@ static inline const struct pc_action_ops *pc_actions_find(const struct pc_action
 static inline const char *pc_step_key(const struct pc_step *st)
 {
   return st->kind == PC_STEP_LEAF ? st->ops->key
-         : st->kind == PC_STEP_SEQUENCE ? "steps" : "gather";
+         : st->kind == PC_STEP_GATHER  ? "gather"
+         : st->nchildren               ? "steps"
+                                       : "wait"; /* a step of `wait:` alone */
 }
 
 /* Ends the attempt: exactly once per attempt that was not cancelled, from

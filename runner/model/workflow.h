@@ -124,6 +124,18 @@ struct pc_retry {
   bool unsafe;          /* retry non-idempotent HTTP methods too */
 };
 
+/* Polling (`until:`): the step re-runs until `until` holds with `result`
+ * bound, waiting `every` between polls, all of it within one deadline. */
+struct pc_poll {
+  struct pc_expr *until;   /* NULL: the step does not poll */
+  struct pc_expr *fail_if; /* stop at once when true (a terminal state); or NULL */
+  double every_ms;         /* the first wait between polls; default 1 s */
+  double factor;           /* each wait is factor times the previous; default 1 */
+  double max_ms;           /* cap on a wait; default: none (INFINITY) */
+  bool jitter;             /* full jitter; default false */
+  double within_ms;        /* one deadline over all polls, from the first poll's start */
+};
+
 struct pc_status_range {
   int lo, hi; /* inclusive; "2xx" is {200, 299}, 404 is {404, 404} */
 };
@@ -170,6 +182,21 @@ struct pc_step {
    * and the loader warns about retry.on conditions that never can. */
   const char *unsafe_method;
   bool continue_on_error;
+  struct pc_poll poll;       /* until/every/within/fail_if; poll.until NULL: none */
+  /* `background: true`: its sequence starts it and moves on; it is
+   * cancelled if still running when the sequence ends. */
+  bool background;
+  /* The background steps (earlier in the same sequence) this step waits
+   * for before it starts: those `wait:` names, and those an expression of
+   * it reads (steps.ID). The array is owned, the ids borrowed from those
+   * steps. A step with `wait:` and no action is an empty sequence. */
+  const char **waits;
+  size_t nwaits;
+  /* for_each: {matrix: ...}: the matrix's dimensions in the order written
+   * (first outermost), owned; for_each's template is then the matrix map,
+   * whose `include`/`exclude` members are no dimension. */
+  char **matrix_keys;
+  size_t nmatrix_keys;
   /* Set by the loader (pc_workflow_mark_readers): something can read this
    * step's result table as steps.ID. Never for a step without an id. A
    * fan-out nothing can read keeps no per-item results. */

@@ -208,6 +208,10 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
     if (s->kind == PC_REC_LEAF) {
       pc_buf_printf(b, ",\"ready_offset_ms\":%.3f,\"queued_ms\":%.3f,\"attempts\":%d",
                     s->ready_off_ms, s->queued_ms, s->attempts);
+      if (s->step && s->step->poll.until) {
+        pc_buf_printf(b, ",\"polls\":%d,\"poll_stop\":", s->polls);
+        pc__json_str(b, s->poll_stop);
+      }
       if (s->lane >= 0)
         pc_buf_printf(b, ",\"lane\":%d", s->lane);
       else
