@@ -96,6 +96,13 @@ static void keep_cause(struct driver *d, struct task *root)
   d->rep.cause_rec = rec;
 }
 
+static void on_subs_over(struct pc_run *run)
+{
+  struct driver *d = PC_CONTAINER_OF(run, struct driver, run);
+  d->finished = true;
+  close_run_handles(d);
+}
+
 static void on_root_done(struct pc_run *run, struct task *t)
 {
   struct driver *d = PC_CONTAINER_OF(run, struct driver, run);
@@ -122,6 +129,12 @@ static void on_root_done(struct pc_run *run, struct task *t)
     d->fin_outcome = pc__root_outcome(t);
     pc__root_free(t);
     d->fin = NULL;
+  }
+  if (run->nsubs) {
+    /* A step that ran a sub-group was cancelled, and that group's own
+     * `finally` is still running (bounded): wait for it. */
+    run->subs_over = on_subs_over;
+    return;
   }
   d->finished = true;
   close_run_handles(d);

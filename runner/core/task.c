@@ -419,9 +419,13 @@ static struct task *spawn_child(struct task *t, size_t i)
 /* Inside an item of a partitioned fan-out (the item's shard runs all of it). */
 static bool in_partitioned(const struct task *t)
 {
-  for (const struct task *a = t; a; a = a->parent)
+  for (const struct task *a = t; a; a = a->parent) {
     if (a->kind == TK_FOREACH && a->partitioned)
       return true;
+    /* The steps of a sub-group: inside the calling step's fan-out item? */
+    if (!a->parent && !a->step && a->sub)
+      return pc__sub_partitioned(a->sub);
+  }
   return false;
 }
 

@@ -94,6 +94,7 @@ struct task {
       /* roots only (parent NULL, step NULL): */
       const char *root_name;     /* "steps" or "finally" */
       pc__root_done_cb root_done;
+      struct pc_subgroup *sub;   /* the sub-group it runs for (sub.c), or NULL */
     };
     struct { /* TK_LEAF */
       const struct pc_action_ops *ops;
@@ -205,6 +206,20 @@ static inline void pc__leaf_next_attempt(struct task *t)
   t->pools_held = 0;
   pc__leaf_acquire(t);
 }
+
+/* ------------------------------------------------------------ sub.c */
+
+/* What the steps of a sub-group (sub.c) inherit from the step that runs
+ * them, found at their root (the top of their tree): the place of the
+ * call ("main.yml:12", "main.yml:12 › login.yml:7" nested) and the
+ * fan-out item the calling step belongs to, for labels; the caller's
+ * record, under which theirs go; whether the caller is inside a
+ * partitioned fan-out (--shard). */
+struct pc_subgroup *pc__sub_of(const struct task *t);
+const char *pc__sub_where(const struct pc_subgroup *g);
+const char *pc__sub_item(const struct pc_subgroup *g);
+size_t pc__sub_caller_rec(const struct pc_subgroup *g);
+bool pc__sub_partitioned(const struct pc_subgroup *g);
 
 /* -------------------------------------------------------- results.c */
 
