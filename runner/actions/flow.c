@@ -185,6 +185,9 @@ int pc_flow_load(struct pc_lua *h, struct pc_workflow *wf, struct pc_step *st, c
   struct pc_load_opts child = *opts;
   child.caller = &me;
   child.load = NULL;
+  /* --var and --vars-file set the top file's vars, not this one's. */
+  child.var_names = NULL;
+  child.nvar_names = child.nvar_cli = 0;
   size_t first = d->n;
   struct pc_workflow *sub = NULL;
   int rc = opts->load(path, &child, h, &sub, d);
