@@ -269,7 +269,7 @@ static void on_flow_done(void *data, enum pc_outcome o, const char *msg)
       fail = PC_FAIL_ERROR;
   } else {
     fail = o == PC_FAILED ? PC_FAIL_EXPECT : PC_FAIL_ERROR;
-    err = pc_asprintf("%s: %s", a->step->uses, msg ? msg : pc_outcome_name(o));
+    err = pc_xstrdup(msg ? msg : pc_outcome_name(o));
   }
   a->data = NULL;
   free(f);

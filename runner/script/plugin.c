@@ -218,9 +218,12 @@ static char *find_flow(struct check *c, const struct pc_step *st, int ul, int uc
   const char *file = c->wf->file;
   if (strchr(st->uses, '/')) {
     const char *slash = strrchr(file, '/');
+    const char *rel = st->uses;
+    while (rel[0] == '.' && rel[1] == '/') /* "./flows/x.yml": "dir/flows/x.yml" */
+      rel += 2;
     char *p = st->uses[0] == '/' || !slash
                   ? pc_xstrdup(st->uses)
-                  : pc_asprintf("%.*s/%s", (int)(slash - file), file, st->uses);
+                  : pc_asprintf("%.*s/%s", (int)(slash - file), file, rel);
     if (is_file(p))
       return p;
     pc_diag_add(c->d, file, ul, uc, "uses: no workflow file %s (looked for %s)", st->uses, p);
@@ -812,13 +815,13 @@ static void inline_start(struct pc_attempt *a)
   }
   pc_pacer_push(h, "inline_args");        /* fn, inline_args */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->scope_ref);
-  char *err = NULL;                       /* fn, vars, env, secrets, steps, item, index, pacer */
-  if (pc_pacer_call(h, 1, 7, PC_LUA_HOST_CODE, NULL, &err) != 0) {
+  char *err = NULL;               /* fn, vars, env, secrets, steps, item, index, pacer, inputs */
+  if (pc_pacer_call(h, 1, 8, PC_LUA_HOST_CODE, NULL, &err) != 0) {
     start_failed(a, L, top, "lua", err);
     free(err);
     return;
   }
-  start_job(a, 7);
+  start_job(a, 8);
   lua_settop(L, top);
 }
 
