@@ -159,6 +159,25 @@ static int push_spec(struct pc_lua *h, const struct pc_workflow *sub, struct pc_
   return rc;
 }
 
+/* What must hold for a file run as a step, once it loaded; pushes its
+ * spec (push_spec). Returns 0 or -1 (reported). */
+static int check_sub(struct pc_lua *h, const struct pc_workflow *wf,
+                     const struct pc_workflow *sub, int line, struct pc_diag *d)
+{
+  /* Action defaults are read from the run's workflow (the top file): a
+   * file run as a step takes its caller's, and may not declare its own. */
+  if (sub->ndefaults) {
+    const struct pc_node *dn = pc_node_get(sub->root, "defaults");
+    const struct pc_node *kn = dn ? pc_node_get(dn, sub->defaults[0].key) : NULL;
+    pc_diag_add(d, sub->file, kn ? kn->line : 0, kn ? kn->col : 0,
+                "defaults.%s: a workflow file run as a step (by %s:%d) uses its caller's "
+                "defaults.%s; move it to the calling workflow", sub->defaults[0].key,
+                base_name(wf->file), line, sub->defaults[0].key);
+    return -1;
+  }
+  return push_spec(h, sub, d);
+}
+
 int pc_flow_load(struct pc_lua *h, struct pc_workflow *wf, struct pc_step *st, const char *path,
                  int line, int col, const struct pc_load_opts *opts, struct pc_diag *d)
 {
@@ -191,6 +210,8 @@ int pc_flow_load(struct pc_lua *h, struct pc_workflow *wf, struct pc_step *st, c
   size_t first = d->n;
   struct pc_workflow *sub = NULL;
   int rc = opts->load(path, &child, h, &sub, d);
+  if (rc == 0)
+    rc = check_sub(h, wf, sub, line, d);
   /* Messages about the file say which call loaded it. */
   for (size_t i = first; i < d->n; i++) {
     char *m = pc_asprintf("%s (in %s, run by %s:%d:%d)", d->items[i].msg, st->uses,
@@ -198,21 +219,7 @@ int pc_flow_load(struct pc_lua *h, struct pc_workflow *wf, struct pc_step *st, c
     free(d->items[i].msg);
     d->items[i].msg = m;
   }
-  if (rc != 0)
-    return -1;
-  /* Action defaults are read from the run's workflow (the top file): a
-   * file run as a step takes its caller's, and may not declare its own. */
-  if (sub->ndefaults) {
-    const struct pc_node *dn = pc_node_get(sub->root, "defaults");
-    const struct pc_node *kn = dn ? pc_node_get(dn, sub->defaults[0].key) : NULL;
-    pc_diag_add(d, sub->file, kn ? kn->line : 0, kn ? kn->col : 0,
-                "defaults.%s: a workflow file run as a step (by %s:%d) uses its caller's "
-                "defaults.%s; move it to the calling workflow", sub->defaults[0].key,
-                base_name(wf->file), line, sub->defaults[0].key);
-    pc_workflow_free(sub);
-    return -1;
-  }
-  if (push_spec(h, sub, d) != 0) {
+  if (rc != 0) {
     pc_workflow_free(sub);
     return -1;
   }
