@@ -373,8 +373,10 @@ int pc_flow_print(const char *name, const char *path, FILE *out)
       fprintf(out, "    %-14.*s %.*s", (int)in->keys[i]->len, in->keys[i]->str,
               ty && ty->kind == PC_NODE_SCALAR ? (int)ty->len : 3,
               ty && ty->kind == PC_NODE_SCALAR ? ty->str : "any");
-      if (dv && dv->kind == PC_NODE_SCALAR)
+      if (dv && dv->kind == PC_NODE_SCALAR && pc_node_scalar_type(dv) == PC_SCALAR_STR)
         fprintf(out, ", default \"%.*s\"", (int)dv->len, dv->str);
+      else if (dv && dv->kind == PC_NODE_SCALAR)
+        fprintf(out, ", default %.*s", (int)dv->len, dv->str);
       else if (dv)
         fprintf(out, ", default (a table)");
       else if (rq && rq->kind == PC_NODE_SCALAR && rq->len == 4 && memcmp(rq->str, "true", 4) == 0)
