@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <lauxlib.h>
 #include <lua.h>
 
 #include "base/log.h"
@@ -482,6 +483,18 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
     return PC_EXIT_USAGE;
   }
   d->root_scope = pc_lua_root_scope(h, wf->name, d->run_id);
+  if (wf->ninputs) {
+    /* A file meant to be run as a step, run directly: its inputs hold
+     * their defaults (constants: they cannot fail), the others are nil. */
+    lua_createtable(run->L, 0, (int)wf->ninputs);
+    for (size_t i = 0; i < wf->ninputs; i++) {
+      char *ierr = NULL;
+      if (wf->inputs[i].def && pc_lua_eval_tmpl(h, wf->inputs[i].def, LUA_NOREF, &ierr) == 0)
+        lua_setfield(run->L, -2, wf->inputs[i].name);
+      free(ierr);
+    }
+    pc_lua_scope_set(h, d->root_scope, "inputs");
+  }
 
   int err = uv_loop_init(&run->loop);
   if (err) {
