@@ -431,8 +431,10 @@ struct plan_shard {
   int k, n;
 };
 
+/* `in`: the workflow file the step is written in when it is not the top
+ * one (the steps of a workflow file run as a step, s->sub), else NULL. */
 static void print_step(const struct pc_workflow *wf, const struct pc_step *s, int depth,
-                       struct plan_shard sh, bool split)
+                       struct plan_shard sh, bool split, const char *in)
 {
   printf("%*s- ", depth * 2, "");
   if (s->id)
@@ -469,9 +471,23 @@ static void print_step(const struct pc_workflow *wf, const struct pc_step *s, in
     printf(", retry %d", s->retry.attempts);
   if (s->continue_on_error)
     printf(", continue_on_error");
-  printf("  (line %d)\n", s->line);
+  if (in)
+    printf("  (%s line %d)\n", in, s->line);
+  else
+    printf("  (line %d)\n", s->line);
+  bool below_split = split || (s->for_each && sh.n > 1);
   for (size_t i = 0; i < s->nchildren; i++)
-    print_step(wf, s->children[i], depth + 1, sh, split || (s->for_each && sh.n > 1));
+    print_step(wf, s->children[i], depth + 1, sh, below_split, in);
+  if (s->sub) { /* its pools were made the top file's when it loaded */
+    const char *base = strrchr(s->sub->file, '/');
+    base = base ? base + 1 : s->sub->file;
+    for (size_t i = 0; i < s->sub->nsteps; i++)
+      print_step(wf, s->sub->steps[i], depth + 1, sh, below_split, base);
+    if (s->sub->nfinally)
+      printf("%*sfinally:\n", (depth + 1) * 2, "");
+    for (size_t i = 0; i < s->sub->nfinally; i++)
+      print_step(wf, s->sub->finally[i], depth + 1, sh, below_split, base);
+  }
 }
 
 static void print_plan(const struct pc_workflow *wf, struct plan_shard sh)
@@ -511,11 +527,11 @@ static void print_plan(const struct pc_workflow *wf, struct plan_shard sh)
   }
   printf("steps:\n");
   for (size_t i = 0; i < wf->nsteps; i++)
-    print_step(wf, wf->steps[i], 1, sh, false);
+    print_step(wf, wf->steps[i], 1, sh, false, NULL);
   if (wf->nfinally) {
     printf("finally:\n");
     for (size_t i = 0; i < wf->nfinally; i++)
-      print_step(wf, wf->finally[i], 1, sh, false);
+      print_step(wf, wf->finally[i], 1, sh, false, NULL);
   }
 }
 
