@@ -25,6 +25,9 @@
 
 struct pc_subgroup {
   struct pc_run *run;          /* borrowed */
+  struct task *caller;         /* borrowed: the calling leaf; NULL once detached */
+  char *cause;                 /* owned: the label of the first failure's step, or NULL */
+  size_t cause_rec;
   struct task *root;           /* the root running now (steps, then finally), or NULL */
   struct pc_step *const *finally; /* borrowed from the action's workflow */
   size_t nfinally;
@@ -76,6 +79,7 @@ static void sub_free(struct pc_subgroup *g)
   free(g->where);
   free(g->item);
   free(g->msg);
+  free(g->cause);
   free(g);
   if (--run->nsubs == 0 && run->subs_over) {
     void (*cb)(struct pc_run *) = run->subs_over;
@@ -95,6 +99,8 @@ static void on_sub_root_done(struct pc_run *run, struct task *root)
   struct pc_subgroup *g = root->sub;
   enum pc_outcome o = pc__root_outcome(root);
   const char *err = root->error;
+  size_t crec;
+  const char *cause = pc__root_cause(root, &crec);
   if (!g->in_finally) {
     g->outcome = o;
     if (o != PC_OK && err)
@@ -103,6 +109,10 @@ static void on_sub_root_done(struct pc_run *run, struct task *root)
     g->outcome = o;
     free(g->msg);
     g->msg = err ? pc_asprintf("finally: %s", err) : NULL;
+  }
+  if (!g->cause && cause && pc_outcome_is_failure(o)) {
+    g->cause = pc_xstrdup(cause);
+    g->cause_rec = crec;
   }
   pc__root_free(root);
   g->root = NULL;
@@ -115,8 +125,15 @@ static void on_sub_root_done(struct pc_run *run, struct task *root)
                g->detached ? PC_SUBGROUP_FINALLY_GRACE_MS : -1);
     return;
   }
-  if (!g->detached)
+  if (!g->detached) {
+    if (g->cause && pc_outcome_is_failure(g->outcome)) {
+      free(g->caller->sub_cause);
+      g->caller->sub_cause = g->cause;
+      g->caller->sub_cause_rec = g->cause_rec;
+      g->cause = NULL;
+    }
     g->done(g->data, g->outcome, g->msg);
+  }
   sub_free(g);
 }
 
@@ -126,6 +143,9 @@ struct pc_subgroup *pc_attempt_run_steps(struct pc_attempt *a, const struct pc_s
   struct pc_subgroup *g = pc_xcalloc(1, sizeof *g);
   struct pc_subgroup *outer = pc__sub_of(t);
   g->run = a->run;
+  g->caller = t;
+  t->sub_ran = true;
+  g->cause_rec = PC_NO_RECORD;
   g->finally = spec->finally;
   g->nfinally = spec->nfinally;
   g->scope_ref = spec->scope_ref;
@@ -156,6 +176,7 @@ void pc_subgroup_detach(struct pc_subgroup *g)
     return;
   g->detached = true;
   g->done = NULL;
+  g->caller = NULL;
   if (!g->root)
     return;
   if (!g->in_finally)

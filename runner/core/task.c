@@ -67,6 +67,7 @@ static void task_free(struct task *t)
   if (t->kind == TK_LEAF) {
     free(t->waiters);
     free(t->att_msg);
+    free(t->sub_cause);
     pc__attempt_report_clear(t);
   } else {
     free(t->fail_msg);
@@ -333,8 +334,11 @@ void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
 
   log_finish(t);
   if (t->step) {
-    bool counted = t->kind == TK_LEAF || !started_kids;
-    bool own = pc_outcome_is_failure(o) && !pc__task_failed_by_children(t) && t->error;
+    /* A leaf that ran a sub-group counts as a group does: its steps are
+     * counted, and its failure is theirs. */
+    bool counted = t->kind == TK_LEAF ? !t->sub_ran : !started_kids;
+    bool own = pc_outcome_is_failure(o) && !pc__task_failed_by_children(t) && t->error &&
+               !(t->kind == TK_LEAF && t->sub_cause);
     char *label = own ? pc__task_label(t) : NULL;
     pc__summary_note(&run->summary, o, counted, label, own ? t->error : NULL,
                      t->step->continue_on_error);
@@ -483,7 +487,11 @@ static void group_child_done(struct task *t, struct task *c)
     if (!t->cause) {
       /* The root cause: the child itself when its failure is its own,
        * else the one that failed it (found further down first). */
-      if (c->kind == TK_LEAF || !pc__task_failed_by_children(c) || !c->cause) {
+      if (c->kind == TK_LEAF && c->sub_cause) {
+        t->cause = c->sub_cause; /* the step of its sub-group that failed first */
+        t->cause_rec = c->sub_cause_rec;
+        c->sub_cause = NULL;
+      } else if (c->kind == TK_LEAF || !pc__task_failed_by_children(c) || !c->cause) {
         t->cause = pc__task_label(c);
         t->cause_rec = c->rec;
       } else {

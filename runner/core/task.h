@@ -115,6 +115,12 @@ struct task {
       double ran_mono;        /* when the first attempt got its permits and ran; 0: never */
       double wait_since;      /* while waiting: when the wait began */
       double queued_ms;       /* time spent waiting for permits, all attempts */
+      /* The attempt ran a sub-group (sub.c): the step is a group of a
+       * kind, whose own failure is its steps' (their root cause, owned,
+       * and its record); the last attempt's. */
+      char *sub_cause;
+      size_t sub_cause_rec;
+      bool sub_ran;
     };
   };
 };
