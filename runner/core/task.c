@@ -220,7 +220,7 @@ static void unreached_steps(struct task *t, size_t parent_rec, struct pc_step *c
     pc__unreached_result(t, st, why);
     if (!pc_step_is_group(st) || st->for_each)
       t->run->summary.counts[PC_SKIPPED]++;
-    size_t rec = t->run->rep && t->rec != PC_NO_RECORD
+    size_t rec = t->run->rep && (t->rec != PC_NO_RECORD || parent_rec != PC_NO_RECORD)
                      ? pc__rec_unreached(t, parent_rec, st, why)
                      : PC_NO_RECORD;
     if (pc_step_is_group(st) && !st->for_each && (rec != PC_NO_RECORD || t->run->rep == NULL))
@@ -237,7 +237,9 @@ static void mark_unreached(struct task *t)
            t->nkids - t->next_kid == 1 ? "" : "s", why);
     free(label);
   }
-  unreached_steps(t, PC_NO_RECORD, t->kids + t->next_kid, t->nkids - t->next_kid, why);
+  /* A sub-group's root has no record: its steps' go below the caller's. */
+  size_t parent_rec = !t->step && t->sub ? pc__sub_caller_rec(t->sub) : PC_NO_RECORD;
+  unreached_steps(t, parent_rec, t->kids + t->next_kid, t->nkids - t->next_kid, why);
   t->next_kid = t->nkids;
   free(why);
 }
