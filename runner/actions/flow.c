@@ -284,11 +284,53 @@ static void on_flow_done(void *data, enum pc_outcome o, const char *msg)
   free(err);
 }
 
+/* `with` evaluated, checked against the spec on top of the stack and
+ * completed with the defaults (prepare_with, as a plugin's inputs are), in
+ * place of the spec. Returns 0, or -1 with the spec popped and *err set. */
+static int prepare_inputs(struct pc_attempt *a, char **err)
+{
+  const struct pc_step *st = a->step;
+  struct pc_lua *h = pc_run_lua(a->run);
+  lua_State *L = pc_lua_state(h);
+  int spec = lua_gettop(L);               /* spec */
+  pc_pacer_push(h, "prepare_with");       /* spec, prepare_with */
+  lua_pushvalue(L, spec);                 /* spec, prepare_with, spec */
+  if (st->with) {
+    char *werr = NULL;
+    if (pc_lua_eval_tmpl(h, st->with, a->scope_ref, &werr) != 0) {
+      *err = pc_asprintf("with: %s", werr);
+      free(werr);
+      lua_settop(L, spec - 1);
+      return -1;
+    }
+  } else {
+    lua_newtable(L);
+  }                                       /* spec, prepare_with, spec, with */
+  char *cerr = NULL;
+  if (pc_pacer_call(h, 2, 2, PC_LUA_HOST_CODE, NULL, &cerr) != 0 ||
+      lua_isnil(L, -2)) {                 /* spec, with, nil (or nil, msg) */
+    *err = pc_asprintf("%s: %s", st->uses,
+                       cerr ? cerr : lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
+    free(cerr);
+    lua_settop(L, spec - 1);
+    return -1;
+  }
+  lua_pop(L, 1);                          /* spec, with */
+  lua_replace(L, spec);                   /* with */
+  return 0;
+}
+
 void pc_flow_start(struct pc_attempt *a)
 {
   const struct pc_workflow *sub = a->step->sub;
   struct pc_lua *h = pc_run_lua(a->run);
   lua_State *L = pc_lua_state(h);
+  char *perr = NULL;
+  if (prepare_inputs(a, &perr) != 0) {
+    pc_attempt_done(a, PC_FAIL_ERROR, perr);
+    free(perr);
+    return;
+  }
   int inputs = lua_gettop(L);                        /* inputs */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->scope_ref);   /* inputs, scope */
   lua_getfield(L, -1, "workflow");                   /* inputs, scope, workflow */

@@ -28,9 +28,10 @@ bool pc_flow_is_file(const char *uses);
 int pc_flow_load(struct pc_lua *h, struct pc_workflow *wf, struct pc_step *st, const char *path,
                  int line, int col, const struct pc_load_opts *opts, struct pc_diag *d);
 
-/* Run time: starts the attempt of a step whose st->sub is set, with its
- * inputs (checked and completed with their defaults) on top of the Lua
- * stack (popped). */
+/* Run time: starts the attempt of a step whose st->sub is set, with the
+ * spec pc_flow_load pushed (kept by the caller) on top of the Lua stack
+ * (popped): `with` is evaluated, checked and completed with the inputs'
+ * defaults, then the file's steps start. */
 void pc_flow_start(struct pc_attempt *a);
 void pc_flow_cancel(struct pc_attempt *a);
 

@@ -839,43 +839,19 @@ static void uses_cancel(struct pc_attempt *a)
     lua_cancel(a);
 }
 
-/* A workflow file run as a step: its inputs checked and completed as a
- * plugin's are, then its steps started (actions/flow.c). */
+/* A workflow file run as a step: its spec (its inputs) to actions/flow.c,
+ * which checks and completes `with` and starts its steps. */
 static void flow_start(struct pc_attempt *a)
 {
-  struct pc_lua *h = pc_run_lua(a->run);
-  lua_State *L = pc_lua_state(h);
-  const struct pc_step *st = a->step;
+  lua_State *L = pc_lua_state(pc_run_lua(a->run));
   int top = lua_gettop(L);
-  push_step_entry(L, st);                 /* entry */
+  push_step_entry(L, a->step);            /* entry */
   if (!lua_istable(L, -1)) {
     start_failed(a, L, top, "uses", "the workflow file was not loaded (internal error)");
     return;
   }
-  int entry = lua_gettop(L);
-  pc_pacer_push(h, "prepare_with");       /* entry, prepare_with */
-  lua_getfield(L, entry, "spec");         /* entry, prepare_with, spec */
-  if (st->with) {
-    char *werr = NULL;
-    if (pc_lua_eval_tmpl(h, st->with, a->scope_ref, &werr) != 0) {
-      start_failed(a, L, top, "with", werr);
-      free(werr);
-      return;
-    }
-  } else {
-    lua_newtable(L);
-  }                                       /* entry, prepare_with, spec, with */
-  char *err = NULL;
-  if (pc_pacer_call(h, 2, 2, PC_LUA_HOST_CODE, NULL, &err) != 0 ||
-      lua_isnil(L, -2)) {                 /* entry, with, nil (or nil, msg) */
-    char *msg = pc_xstrdup(err ? err : lua_tostring(L, -1) ? lua_tostring(L, -1) : "?");
-    start_failed(a, L, top, st->uses, msg);
-    free(msg);
-    free(err);
-    return;
-  }
-  lua_pop(L, 1);                          /* entry, with */
-  lua_remove(L, entry);                   /* with */
+  lua_getfield(L, -1, "spec");            /* entry, spec */
+  lua_remove(L, -2);                      /* spec */
   pc_flow_start(a);                       /* (popped) */
   lua_settop(L, top);
 }
