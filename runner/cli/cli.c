@@ -54,7 +54,7 @@
 static const char overview_help[] =
     "usage: pacer run WORKFLOW... [options]     run workflows (files, directories, - for stdin)\n"
     "       pacer validate WORKFLOW...          check files without running anything\n"
-    "       pacer plugins [WORKFLOW.yml]        list the plugins found, with their inputs\n"
+    "       pacer plugins [WORKFLOW.yml]        list the plugins and flows found, with inputs\n"
     "       pacer merge SHARD.json... --report FORMAT:PATH...\n"
     "                                           merge the reports of a run's shards\n"
     "       pacer schema                        print the JSON Schema of the workflow format\n"
@@ -114,9 +114,10 @@ static const char validate_help[] =
 static const char plugins_help[] =
     "usage: pacer plugins [WORKFLOW.yml] [options]\n"
     "\n"
-    "Lists the plugins `uses:` can find, with their descriptions and inputs: those\n"
-    "in plugins/ beside WORKFLOW.yml, in each --plugins directory, in each\n"
-    "PACER_PLUGIN_PATH entry, and the plugins bundled with pacer.\n"
+    "Lists the plugins (NAME.lua) and workflow files (NAME.yml) `uses:` can find,\n"
+    "with their descriptions and inputs: those in plugins/ beside WORKFLOW.yml, in\n"
+    "each --plugins directory, in each PACER_PLUGIN_PATH entry, and the plugins\n"
+    "bundled with pacer.\n"
     "\n"
     "options:\n"
     "  --plugins DIR         another plugin directory (repeatable)\n"
