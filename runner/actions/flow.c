@@ -26,6 +26,10 @@
 #include "base/yamlload.h"
 #include "script/pacermod.h"
 
+/* At most this many workflow files are loaded as steps under one top
+ * file (each call loads its file: a file that runs another twice, which
+ * runs another twice, ... would otherwise grow exponentially). */
+#define MAX_FLOW_LOADS 1000
 #define CALL_LIMIT_MS 1000.0
 #define CALL_TOO_LONG "checking the flow's inputs took more than 1000 ms"
 
@@ -199,6 +203,12 @@ int pc_flow_load(struct pc_lua *h, struct pc_workflow *wf, struct pc_step *st, c
   if (!opts || !opts->load) {
     pc_diag_add(d, wf->file, line, col, "uses: %s: workflow files cannot be loaded here",
                 st->uses);
+    return -1;
+  }
+  if (opts->nested_loads && ++*opts->nested_loads > MAX_FLOW_LOADS) {
+    pc_diag_add(d, wf->file, line, col,
+                "uses: %s: more than %d workflow files loaded as steps under one workflow",
+                st->uses, MAX_FLOW_LOADS);
     return -1;
   }
   struct pc_load_opts child = *opts;

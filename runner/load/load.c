@@ -131,7 +131,10 @@ static int after_model(int rc, struct pc_workflow *wf, const struct pc_load_opts
     /* The checks get the loader itself, for the workflow files an action
      * runs as steps (loaded through this door, with the same options). */
     struct pc_load_opts with_load = *opts;
+    size_t nested = 0;
     with_load.load = pc_load;
+    if (!with_load.nested_loads)
+      with_load.nested_loads = &nested;
     if (run_load_checks(h, wf, &with_load, d) != 0)
       rc = -1;
   }

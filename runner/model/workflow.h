@@ -320,6 +320,11 @@ struct pc_load_opts {
    * gave): the loader itself, so an action that runs another workflow
    * file loads it through the same door, with these options. */
   pc_load_fn load;
+  /* Set by pc_load too: how many files the load checks have loaded
+   * through `load`, under the top file's load and every load nested in
+   * it (one counter, shared), so that an action can bound them: a file
+   * that runs another twice, which runs another twice, ... */
+  size_t *nested_loads;
 };
 
 /* The model pass of loading alone: YAML text -> node tree -> checked model.
