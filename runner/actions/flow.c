@@ -65,12 +65,25 @@ static void chain_text(struct pc_buf *b, const struct pc_load_caller *c, const c
     pc_buf_puts(b, base_name(path));
 }
 
-/* The child's pool `i` in wf->pools, added if wf has none of that name. */
-static size_t pool_index(struct pc_workflow *wf, const struct pc_pool_def *p)
+/* The child's pool `p` in wf->pools, added if wf has none of that name.
+ * A pool of that name defined otherwise is the caller's all the same: a
+ * warning says so, at the child's definition. */
+static size_t pool_index(struct pc_workflow *wf, const struct pc_pool_def *p,
+                         const char *sub_file, struct pc_diag *d)
 {
-  for (size_t i = 0; i < wf->npools; i++)
-    if (strcmp(wf->pools[i].name, p->name) == 0)
-      return i;
+  for (size_t i = 0; i < wf->npools; i++) {
+    const struct pc_pool_def *q = &wf->pools[i];
+    if (strcmp(q->name, p->name) != 0)
+      continue;
+    if (q->concurrency != p->concurrency || q->rate != p->rate || q->burst != p->burst ||
+        (q->shared == NULL) != (p->shared == NULL) ||
+        (q->shared && strcmp(q->shared, p->shared) != 0))
+      pc_diag_warn(d, sub_file, p->line, p->col,
+                   "pools.%s: the calling file (%s:%d) defines a pool of that name "
+                   "otherwise; the steps of this file use the caller's", p->name,
+                   base_name(wf->file), q->line);
+    return i;
+  }
   wf->pools = pc_xrealloc(wf->pools, (wf->npools + 1) * sizeof *wf->pools);
   struct pc_pool_def *n = &wf->pools[wf->npools];
   *n = *p;
@@ -235,7 +248,7 @@ int pc_flow_load(struct pc_lua *h, struct pc_workflow *wf, struct pc_step *st, c
   }
   size_t *map = pc_xcalloc(sub->npools ? sub->npools : 1, sizeof *map);
   for (size_t i = 0; i < sub->npools; i++)
-    map[i] = pool_index(wf, &sub->pools[i]);
+    map[i] = pool_index(wf, &sub->pools[i], sub->file, d);
   remap_pools(sub->steps, sub->nsteps, map);
   remap_pools(sub->finally, sub->nfinally, map);
   free(map);
