@@ -269,3 +269,7 @@ steps = {}
 item = nil
 ---@type integer?
 index = nil
+---The inputs of a workflow file run as a step (`uses: ./FILE.yml`), in
+---inline `lua:` code of that file; nil elsewhere.
+---@type table?
+inputs = nil

@@ -540,7 +540,8 @@ end
 -- The arguments of an inline `lua:` chunk, in the order its prologue names
 -- them: vars, env, secrets, steps, item, index, pacer.
 function M.inline_args(scope)
-  return scope.vars, scope.env, scope.secrets, scope.steps, scope.item, scope.index, pacer_ro
+  return scope.vars, scope.env, scope.secrets, scope.steps, scope.item, scope.index, pacer_ro,
+    scope.inputs
 end
 
 -- Everything a `uses` step needs before its root coroutine starts: the
@@ -553,7 +554,7 @@ function M.prepare_run(spec, with, scope, step, name, path)
   return spec.run, w, M.make_ctx(scope, step, name, path)
 end
 
-M.inline_prologue = "local vars, env, secrets, steps, item, index, pacer = ...; "
+M.inline_prologue = "local vars, env, secrets, steps, item, index, pacer, inputs = ...; "
 
 M.unwrap = unwrap
 

@@ -207,6 +207,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if path == "/post" and self.command != "POST":
                 return self.send(405, "method not allowed", headers=[("Allow", "POST")])
             path = "/echo"
+        if path == "/login":
+            # A login stand-in for the flow examples (workflows/flows/login.yml):
+            # POST {"user": U, "password": "s3cret-pw"} -> {"token": "tok-U"}.
+            try:
+                creds = json.loads(body.decode("utf-8"))
+            except ValueError:
+                creds = {}
+            if self.command != "POST" or not isinstance(creds, dict):
+                return self.send(405, "POST a JSON object")
+            if creds.get("password") != "s3cret-pw" or not creds.get("user"):
+                return self.send_json(401, {"error": "bad credentials"})
+            return self.send_json(200, {"token": "tok-%s" % creds["user"]})
+        if path == "/whoami":
+            auth = self.headers.get("Authorization") or ""
+            if not auth.startswith("Bearer tok-"):
+                return self.send_json(401, {"error": "no token"})
+            return self.send_json(200, {"user": auth[len("Bearer tok-"):]})
         if path == "/echo":
             text = body.decode("utf-8", "replace")
             obj = {"method": self.command, "path": u.path, "query": q, "raw_query": u.query,

@@ -452,7 +452,7 @@ static void test_bad_types(void **state)
   bad("steps: []\n", 1, 8, "steps: the list of steps is empty");
   bad("steps:\n  - gather: []\n", 2, 13, "gather: the list of steps is empty");
   bad("steps:\n  - assert: []\n", 2, 13, "assert: the list is empty");
-  bad("steps:\n  - uses: [a]\n", 2, 11, "uses: expected a plugin name, got a list");
+  bad("steps:\n  - uses: [a]\n", 2, 11, "uses: expected a plugin name or a workflow file, got a list");
 }
 
 static void test_bad_steps(void **state)

@@ -54,7 +54,7 @@
 static const char overview_help[] =
     "usage: pacer run WORKFLOW... [options]     run workflows (files, directories, - for stdin)\n"
     "       pacer validate WORKFLOW...          check files without running anything\n"
-    "       pacer plugins [WORKFLOW.yml]        list the plugins found, with their inputs\n"
+    "       pacer plugins [WORKFLOW.yml]        list the plugins and flows found, with inputs\n"
     "       pacer merge SHARD.json... --report FORMAT:PATH...\n"
     "                                           merge the reports of a run's shards\n"
     "       pacer schema                        print the JSON Schema of the workflow format\n"
@@ -114,9 +114,10 @@ static const char validate_help[] =
 static const char plugins_help[] =
     "usage: pacer plugins [WORKFLOW.yml] [options]\n"
     "\n"
-    "Lists the plugins `uses:` can find, with their descriptions and inputs: those\n"
-    "in plugins/ beside WORKFLOW.yml, in each --plugins directory, in each\n"
-    "PACER_PLUGIN_PATH entry, and the plugins bundled with pacer.\n"
+    "Lists the plugins (NAME.lua) and workflow files (NAME.yml) `uses:` can find,\n"
+    "with their descriptions and inputs: those in plugins/ beside WORKFLOW.yml, in\n"
+    "each --plugins directory, in each PACER_PLUGIN_PATH entry, and the plugins\n"
+    "bundled with pacer.\n"
     "\n"
     "options:\n"
     "  --plugins DIR         another plugin directory (repeatable)\n"
@@ -431,8 +432,10 @@ struct plan_shard {
   int k, n;
 };
 
+/* `in`: the workflow file the step is written in when it is not the top
+ * one (the steps of a workflow file run as a step, s->sub), else NULL. */
 static void print_step(const struct pc_workflow *wf, const struct pc_step *s, int depth,
-                       struct plan_shard sh, bool split)
+                       struct plan_shard sh, bool split, const char *in)
 {
   printf("%*s- ", depth * 2, "");
   if (s->id)
@@ -480,9 +483,23 @@ static void print_step(const struct pc_workflow *wf, const struct pc_step *s, in
     printf(", background");
   for (size_t i = 0; i < s->nwaits; i++)
     printf("%s%s", i ? "," : ", waits for ", s->waits[i]);
-  printf("  (line %d)\n", s->line);
+  if (in)
+    printf("  (%s line %d)\n", in, s->line);
+  else
+    printf("  (line %d)\n", s->line);
+  bool below_split = split || (s->for_each && sh.n > 1);
   for (size_t i = 0; i < s->nchildren; i++)
-    print_step(wf, s->children[i], depth + 1, sh, split || (s->for_each && sh.n > 1));
+    print_step(wf, s->children[i], depth + 1, sh, below_split, in);
+  if (s->sub) { /* its pools were made the top file's when it loaded */
+    const char *base = strrchr(s->sub->file, '/');
+    base = base ? base + 1 : s->sub->file;
+    for (size_t i = 0; i < s->sub->nsteps; i++)
+      print_step(wf, s->sub->steps[i], depth + 1, sh, below_split, base);
+    if (s->sub->nfinally)
+      printf("%*sfinally:\n", (depth + 1) * 2, "");
+    for (size_t i = 0; i < s->sub->nfinally; i++)
+      print_step(wf, s->sub->finally[i], depth + 1, sh, below_split, base);
+  }
 }
 
 static void print_plan(const struct pc_workflow *wf, struct plan_shard sh)
@@ -522,11 +539,11 @@ static void print_plan(const struct pc_workflow *wf, struct plan_shard sh)
   }
   printf("steps:\n");
   for (size_t i = 0; i < wf->nsteps; i++)
-    print_step(wf, wf->steps[i], 1, sh, false);
+    print_step(wf, wf->steps[i], 1, sh, false, NULL);
   if (wf->nfinally) {
     printf("finally:\n");
     for (size_t i = 0; i < wf->nfinally; i++)
-      print_step(wf, wf->finally[i], 1, sh, false);
+      print_step(wf, wf->finally[i], 1, sh, false, NULL);
   }
 }
 

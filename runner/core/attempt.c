@@ -58,6 +58,8 @@ static void attempt_start(struct task *t)
   a->nothing_sent = false;
   pc__record_attempt_start(t);
   pc__attempt_report_clear(t);
+  free(t->sub_cause); /* a retry: the last attempt's sub-group, if any, says */
+  t->sub_cause = NULL;
   /* The result table, for actions that fill one or expectations that read
    * it; otherwise it is made at the end, if anything can read it. */
   a->result_ref = LUA_NOREF;

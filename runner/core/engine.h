@@ -78,6 +78,11 @@ struct pc_run {
   int *free_lanes; /* a stack of lanes released by finished leaves */
   size_t nfree_lanes;
 
+  /* Sub-groups (sub.c) not over yet, and what the driver asks to be
+   * called when the last one is over (set while it waits for them). */
+  size_t nsubs;
+  void (*subs_over)(struct pc_run *run);
+
   /* The end-of-run summary: every run keeps it (a few counters, the first
    * failures), whether it records or not. */
   struct pc_summary summary;

@@ -142,12 +142,19 @@ static struct task *item_of(struct task *t)
 
 /* The label of step `st`, which is t itself (an item: `inst` is t) or a
  * step below the item `inst` (or below no item: `inst` NULL). */
-static char *label_of(const struct pc_step *st, struct task *inst, bool self)
+static char *label_of(const struct pc_step *st, struct task *inst, bool self,
+                      const struct pc_subgroup *sub)
 {
   struct pc_buf b;
   pc_buf_init(&b, (size_t)1 << 20);
   const char *base = strrchr(st->file, '/');
   base = base ? base + 1 : st->file;
+  /* A step of a sub-group (a workflow file run as a step) belongs to the
+   * calling step's item, if it has one, and says where it was called
+   * from: "token (main.yml:12 › login.yml:5)". */
+  const char *outer_item = sub && !inst ? pc__sub_item(sub) : NULL;
+  if (outer_item)
+    pc_buf_printf(&b, "%s / ", outer_item);
   if (self) {
     item_label(&b, inst);
   } else {
@@ -157,7 +164,10 @@ static char *label_of(const struct pc_step *st, struct task *inst, bool self)
     }
     pc_buf_puts(&b, pc__step_title(st));
   }
-  pc_buf_printf(&b, " (%s:%d)", base, st->line);
+  if (sub)
+    pc_buf_printf(&b, " (%s \u203a %s:%d)", pc__sub_where(sub), base, st->line);
+  else
+    pc_buf_printf(&b, " (%s:%d)", base, st->line);
   return pc_buf_steal(&b);
 }
 
@@ -166,7 +176,7 @@ char *pc__task_label(struct task *t)
   if (!t->step)
     return pc_xstrdup(t->root_name);
   struct task *inst = item_of(t);
-  return label_of(t->step, inst, inst == t);
+  return label_of(t->step, inst, inst == t, pc__sub_of(t));
 }
 
 char *pc__task_item(struct task *t)
@@ -182,7 +192,7 @@ char *pc__task_item(struct task *t)
 
 char *pc__child_label(struct task *parent, const struct pc_step *st)
 {
-  return label_of(st, item_of(parent), false);
+  return label_of(st, item_of(parent), false, pc__sub_of(parent));
 }
 
 char *pc_attempt_label(struct pc_attempt *a)

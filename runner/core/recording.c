@@ -32,13 +32,20 @@ void pc__rec_open(struct task *t)
 {
   struct pc_run *run = t->run;
   struct pc_run_report *rp = run->rep;
+  /* A sub-group's roots have no record: their steps' records go below
+   * the calling step's (sub.c). */
+  if (!t->step && t->sub)
+    return;
+  size_t parent = t->parent ? t->parent->rec : PC_NO_RECORD;
+  if (t->parent && !t->parent->step && t->parent->sub)
+    parent = pc__sub_caller_rec(t->parent->sub);
   t->rec = rec_append(run);
   struct pc_record *r = &rp->records[t->rec];
-  r->parent = t->parent ? t->parent->rec : PC_NO_RECORD;
+  r->parent = parent;
   r->step = t->step;
   r->action = t->step ? pc_step_key(t->step) : NULL;
   r->item = t->item;
-  r->depth = t->parent ? rp->records[t->parent->rec].depth + 1 : 0;
+  r->depth = parent != PC_NO_RECORD ? rp->records[parent].depth + 1 : 0;
   static const enum pc_record_kind kinds[] = {PC_REC_LEAF, PC_REC_SEQUENCE, PC_REC_GATHER,
                                               PC_REC_FOREACH};
   r->kind = t->step ? kinds[t->kind] : PC_REC_ROOT;

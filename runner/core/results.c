@@ -80,7 +80,12 @@ static int eval_outputs(struct task *t, int tbl, char **err)
   const struct pc_step *st = t->step;
   lua_State *L = t->run->L;
   struct pc_lua *h = t->run->lua;
-  lua_newtable(L); /* tbl, outputs */
+  /* An action may have filled outputs of its own (a workflow file run as
+   * a step: the file's `outputs:`); the step's `outputs:` add to them. */
+  if (lua_getfield(L, tbl, "outputs") != LUA_TTABLE) { /* tbl, outputs */
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
   if (st && st->noutputs) {
     int scope = t->scope_ref;
     lua_pushvalue(L, tbl);                 /* tbl, outputs, result */

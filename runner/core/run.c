@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <lauxlib.h>
 #include <lua.h>
 
 #include "base/log.h"
@@ -96,6 +97,13 @@ static void keep_cause(struct driver *d, struct task *root)
   d->rep.cause_rec = rec;
 }
 
+static void on_subs_over(struct pc_run *run)
+{
+  struct driver *d = PC_CONTAINER_OF(run, struct driver, run);
+  d->finished = true;
+  close_run_handles(d);
+}
+
 static void on_root_done(struct pc_run *run, struct task *t)
 {
   struct driver *d = PC_CONTAINER_OF(run, struct driver, run);
@@ -122,6 +130,12 @@ static void on_root_done(struct pc_run *run, struct task *t)
     d->fin_outcome = pc__root_outcome(t);
     pc__root_free(t);
     d->fin = NULL;
+  }
+  if (run->nsubs) {
+    /* A step that ran a sub-group was cancelled, and that group's own
+     * `finally` is still running (bounded): wait for it. */
+    run->subs_over = on_subs_over;
+    return;
   }
   d->finished = true;
   close_run_handles(d);
@@ -469,6 +483,18 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
     return PC_EXIT_USAGE;
   }
   d->root_scope = pc_lua_root_scope(h, wf->name, d->run_id);
+  if (wf->ninputs) {
+    /* A file meant to be run as a step, run directly: its inputs hold
+     * their defaults (constants: they cannot fail), the others are nil. */
+    lua_createtable(run->L, 0, (int)wf->ninputs);
+    for (size_t i = 0; i < wf->ninputs; i++) {
+      char *ierr = NULL;
+      if (wf->inputs[i].def && pc_lua_eval_tmpl(h, wf->inputs[i].def, LUA_NOREF, &ierr) == 0)
+        lua_setfield(run->L, -2, wf->inputs[i].name);
+      free(ierr);
+    }
+    pc_lua_scope_set(h, d->root_scope, "inputs");
+  }
 
   int err = uv_loop_init(&run->loop);
   if (err) {

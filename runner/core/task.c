@@ -72,6 +72,7 @@ static void task_free(struct task *t)
   if (t->kind == TK_LEAF) {
     free(t->waiters);
     free(t->att_msg);
+    free(t->sub_cause);
     pc__attempt_report_clear(t);
   } else {
     free(t->fail_msg);
@@ -224,7 +225,7 @@ static void unreached_steps(struct task *t, size_t parent_rec, struct pc_step *c
     pc__unreached_result(t, st, why);
     if (!pc_step_is_group(st) || st->for_each)
       t->run->summary.counts[PC_SKIPPED]++;
-    size_t rec = t->run->rep && t->rec != PC_NO_RECORD
+    size_t rec = t->run->rep && (t->rec != PC_NO_RECORD || parent_rec != PC_NO_RECORD)
                      ? pc__rec_unreached(t, parent_rec, st, why)
                      : PC_NO_RECORD;
     if (pc_step_is_group(st) && !st->for_each && (rec != PC_NO_RECORD || t->run->rep == NULL))
@@ -241,7 +242,9 @@ static void mark_unreached(struct task *t)
            t->nkids - t->next_kid == 1 ? "" : "s", why);
     free(label);
   }
-  unreached_steps(t, PC_NO_RECORD, t->kids + t->next_kid, t->nkids - t->next_kid, why);
+  /* A sub-group's root has no record: its steps' go below the caller's. */
+  size_t parent_rec = !t->step && t->sub ? pc__sub_caller_rec(t->sub) : PC_NO_RECORD;
+  unreached_steps(t, parent_rec, t->kids + t->next_kid, t->nkids - t->next_kid, why);
   t->next_kid = t->nkids;
   free(why);
 }
@@ -338,8 +341,11 @@ void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
 
   log_finish(t);
   if (t->step) {
-    bool counted = t->kind == TK_LEAF || !started_kids;
-    bool own = pc_outcome_is_failure(o) && !pc__task_failed_by_children(t) && t->error;
+    /* A leaf that ran a sub-group counts as a group does: its steps are
+     * counted, and its failure is theirs. */
+    bool counted = t->kind == TK_LEAF ? !t->sub_ran : !started_kids;
+    bool own = pc_outcome_is_failure(o) && !pc__task_failed_by_children(t) && t->error &&
+               !(t->kind == TK_LEAF && t->sub_cause);
     char *label = own ? pc__task_label(t) : NULL;
     pc__summary_note(&run->summary, o, counted, label, own ? t->error : NULL,
                      t->step->continue_on_error);
@@ -424,9 +430,13 @@ static struct task *spawn_child(struct task *t, size_t i)
 /* Inside an item of a partitioned fan-out (the item's shard runs all of it). */
 static bool in_partitioned(const struct task *t)
 {
-  for (const struct task *a = t; a; a = a->parent)
+  for (const struct task *a = t; a; a = a->parent) {
     if (a->kind == TK_FOREACH && a->partitioned)
       return true;
+    /* The steps of a sub-group: inside the calling step's fan-out item? */
+    if (!a->parent && !a->step && a->sub)
+      return pc__sub_partitioned(a->sub);
+  }
   return false;
 }
 
@@ -532,7 +542,11 @@ static void group_child_done(struct task *t, struct task *c)
     if (!t->cause) {
       /* The root cause: the child itself when its failure is its own,
        * else the one that failed it (found further down first). */
-      if (c->kind == TK_LEAF || !pc__task_failed_by_children(c) || !c->cause) {
+      if (c->kind == TK_LEAF && c->sub_cause) {
+        t->cause = c->sub_cause; /* the step of its sub-group that failed first */
+        t->cause_rec = c->sub_cause_rec;
+        c->sub_cause = NULL;
+      } else if (c->kind == TK_LEAF || !pc__task_failed_by_children(c) || !c->cause) {
         t->cause = pc__task_label(c);
         t->cause_rec = c->rec;
       } else {

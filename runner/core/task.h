@@ -99,6 +99,7 @@ struct task {
       /* roots only (parent NULL, step NULL): */
       const char *root_name;     /* "steps" or "finally" */
       pc__root_done_cb root_done;
+      struct pc_subgroup *sub;   /* the sub-group it runs for (sub.c), or NULL */
     };
     struct { /* TK_LEAF */
       const struct pc_action_ops *ops;
@@ -128,6 +129,12 @@ struct task {
       const char *poll_stop;
       bool timer_within;      /* the attempt's timer is the `within` deadline */
       bool within_hit;        /* ... and it fired */
+      /* The attempt ran a sub-group (sub.c): the step is a group of a
+       * kind, whose own failure is its steps' (their root cause, owned,
+       * and its record); the last attempt's. */
+      char *sub_cause;
+      size_t sub_cause_rec;
+      bool sub_ran;
     };
   };
 };
@@ -230,6 +237,19 @@ int pc__matrix_expand(struct task *t, char **err);
  * dimensions' scalar values, space-separated), or leaves it when it has
  * none. */
 void pc__matrix_item_push(lua_State *L, const struct pc_step *st);
+/* ------------------------------------------------------------ sub.c */
+
+/* What the steps of a sub-group (sub.c) inherit from the step that runs
+ * them, found at their root (the top of their tree): the place of the
+ * call ("main.yml:12", "main.yml:12 › login.yml:7" nested) and the
+ * fan-out item the calling step belongs to, for labels; the caller's
+ * record, under which theirs go; whether the caller is inside a
+ * partitioned fan-out (--shard). */
+struct pc_subgroup *pc__sub_of(const struct task *t);
+const char *pc__sub_where(const struct pc_subgroup *g);
+const char *pc__sub_item(const struct pc_subgroup *g);
+size_t pc__sub_caller_rec(const struct pc_subgroup *g);
+bool pc__sub_partitioned(const struct pc_subgroup *g);
 
 /* -------------------------------------------------------- results.c */
 

@@ -127,8 +127,17 @@ static int after_model(int rc, struct pc_workflow *wf, const struct pc_load_opts
     rc = -1;
   /* Plugins and inline Lua: found, loaded, inputs checked, code compiled.
    * Only for a file with no mistake so far: loading a plugin runs it. */
-  if (rc == 0 && run_load_checks(h, wf, opts, d) != 0)
-    rc = -1;
+  if (rc == 0) {
+    /* The checks get the loader itself, for the workflow files an action
+     * runs as steps (loaded through this door, with the same options). */
+    struct pc_load_opts with_load = *opts;
+    size_t nested = 0;
+    with_load.load = pc_load;
+    if (!with_load.nested_loads)
+      with_load.nested_loads = &nested;
+    if (run_load_checks(h, wf, &with_load, d) != 0)
+      rc = -1;
+  }
   if (rc == 0)
     warn_undeclared_vars(wf, opts, d);
   if (rc == 0 && !opts->warnings)

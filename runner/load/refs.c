@@ -1,4 +1,4 @@
-/* refs.c: finds `steps.ID` and `vars.NAME` in expressions and checks that
+/* refs.c: finds `steps.ID`, `vars.NAME` and `inputs.NAME` in expressions and checks that
  * the names exist (see refs.h for what is and is not checked).
  *
  * An expression is split into Lua tokens by a small scanner that knows what
@@ -216,16 +216,37 @@ static void collect_ids(struct names *ids, struct pc_step *const *steps, size_t 
 struct checker {
   const struct pc_workflow *wf;
   struct pc_diag *d;
-  struct names ids, vars;
+  struct names ids, vars, inputs;
   struct tok *toks; /* the tokens of the expression being checked */
   size_t ntoks_cap;
   int rc;
 };
 
-static void report(struct checker *ck, const struct pc_expr *e, bool is_step, const char *name)
+/* What a reference names: steps.ID, vars.NAME, inputs.NAME. */
+enum ref_kind { REF_STEP, REF_VAR, REF_INPUT };
+
+static const struct names *known_names(const struct checker *ck, enum ref_kind k)
+{
+  return k == REF_STEP ? &ck->ids : k == REF_VAR ? &ck->vars : &ck->inputs;
+}
+
+static void report(struct checker *ck, const struct pc_expr *e, enum ref_kind kind,
+                   const char *name)
 {
   ck->rc = -1;
-  const struct names *known = is_step ? &ck->ids : &ck->vars;
+  bool is_step = kind == REF_STEP;
+  const struct names *known = known_names(ck, kind);
+  if (kind == REF_INPUT) {
+    const char *h = !pc_diag_full(ck->d) && known->n ? pc_did_you_mean(name, known->v, known->n)
+                                                      : NULL;
+    if (h)
+      pc_diag_add(ck->d, e->file, e->line, e->col,
+                  "unknown input \"%s\" in \"%s\"; did you mean inputs.%s?", name, e->src, h);
+    else
+      pc_diag_add(ck->d, e->file, e->line, e->col,
+                  "unknown input \"%s\" in \"%s\": declare it under `inputs:`", name, e->src);
+    return;
+  }
   const char *hint = NULL;
   if (!pc_diag_full(ck->d) && known->n)
     hint = pc_did_you_mean(name, known->v, known->n);
@@ -244,16 +265,16 @@ static void report(struct checker *ck, const struct pc_expr *e, bool is_step, co
                 name, e->src, name);
 }
 
-static void check_ref(struct checker *ck, const struct pc_expr *e, bool is_step, const char *s,
-                      size_t len)
+static void check_ref(struct checker *ck, const struct pc_expr *e, enum ref_kind kind,
+                      const char *s, size_t len)
 {
   char buf[256];
   if (len == 0 || len >= sizeof buf)
     return; /* no id or var is that long: the check that names it says so */
   memcpy(buf, s, len);
   buf[len] = '\0';
-  if (!names_has(is_step ? &ck->ids : &ck->vars, buf))
-    report(ck, e, is_step, buf);
+  if (!names_has(known_names(ck, kind), buf))
+    report(ck, e, kind, buf);
 }
 
 /* The tokens of `src` into *toks (grown as needed, *cap its room), then
@@ -307,11 +328,12 @@ static void check_expr(struct checker *ck, const struct pc_expr *e)
       return;
   for (size_t i = 0; i + 1 < n; i++) {
     bool is_step = tok_is(&v[i], "steps"), is_var = tok_is(&v[i], "vars");
-    if (!(is_step || is_var) || is_field(v, i))
+    bool is_input = tok_is(&v[i], "inputs");
+    if (!(is_step || is_var || is_input) || is_field(v, i))
       continue;
     const struct tok *name = ref_name(v, i);
     if (name)
-      check_ref(ck, e, is_step, name->s, name->len);
+      check_ref(ck, e, is_step ? REF_STEP : is_var ? REF_VAR : REF_INPUT, name->s, name->len);
   }
 }
 
@@ -328,10 +350,14 @@ int pc_workflow_check_refs(const struct pc_workflow *wf, const char *const *extr
   for (size_t i = 0; i < nextra; i++)
     names_add(&ck.vars, extra_vars[i]);
   names_sort(&ck.vars);
+  for (size_t i = 0; i < wf->ninputs; i++)
+    names_add(&ck.inputs, wf->inputs[i].name);
+  names_sort(&ck.inputs);
   for (size_t i = 0; i < wf->nexprs; i++)
     check_expr(&ck, wf->exprs[i]);
   free(ck.ids.v);
   free(ck.vars.v);
+  free(ck.inputs.v);
   free(ck.toks);
   return ck.rc;
 }

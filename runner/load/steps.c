@@ -360,6 +360,7 @@ void pc__step_free(struct pc_step *st)
   free(st->outputs);
   pc_tmpl_free(st->with);
   free(st->uses);
+  pc_workflow_free(st->sub);
   pc_tmpl_free(st->params);
   for (size_t i = 0; i < st->nasserts; i++)
     pc__expr_free(st->asserts[i]);

@@ -26,8 +26,9 @@
 #include "load/loader.h"
 #include "load/refs.h"
 
-static const char *const workflow_keys[] = {"name",     "description", "vars",  "timeout",
-                                            "defaults", "pools",       "steps", "finally"};
+static const char *const workflow_keys[] = {"name",    "description", "inputs",   "outputs",
+                                            "vars",    "timeout",     "defaults", "pools",
+                                            "steps",   "finally"};
 
 /* ------------------------------------------------------------------- ids */
 
@@ -72,6 +73,86 @@ static char *name_from_path(const char *path)
   return pc_xstrndup(base, len);
 }
 
+/* ------------------------------------------------------ inputs, outputs */
+
+/* `inputs:` (what the file takes when another runs it as a step): NAME:
+ * {type, required, default, description}, or NAME: null for an optional
+ * input of any type. The default must be a constant; whether it fits the
+ * type is checked where plugin inputs are (with the Lua host, when a file
+ * that calls this one loads it). */
+static void load_inputs(struct pc_load_ctx *c, const struct pc_node *v)
+{
+  static const char *const keys[] = {"type", "required", "default", "description"};
+  static const char *const types[] = {"string", "number", "integer", "boolean",
+                                      "list",   "map",    "table",   "any"};
+  struct pc_workflow *wf = c->wf;
+  if (v->kind != PC_NODE_MAP) {
+    pc_load_error(c, v, "inputs: expected a map of NAME: {type, required, default, description}, "
+                  "got %s", pc_node_describe(v).s);
+    return;
+  }
+  wf->inputs = pc_xcalloc(v->n ? v->n : 1, sizeof *wf->inputs);
+  for (size_t i = 0; i < v->n; i++) {
+    const struct pc_node *k = v->keys[i], *d = v->items[i];
+    struct pc_input *in = &wf->inputs[wf->ninputs++];
+    in->name = pc_xstrndup(k->str, k->len);
+    in->line = k->line;
+    in->col = k->col;
+    if (d->kind == PC_NODE_SCALAR && pc_node_scalar_type(d) == PC_SCALAR_NULL)
+      continue;
+    if (d->kind != PC_NODE_MAP) {
+      pc_load_error(c, d, "inputs.%s: expected a map {type, required, default, description}, "
+                    "got %s", in->name, pc_node_describe(d).s);
+      continue;
+    }
+    pc_load_check_keys(c, d, keys, PC_ARRAY_SIZE(keys), "input");
+    const struct pc_node *x;
+    if ((x = pc_node_get(d, "type"))) {
+      char *ty = pc__load_text(c, "type", x);
+      size_t j = 0;
+      while (ty && j < PC_ARRAY_SIZE(types) && strcmp(types[j], ty) != 0)
+        j++;
+      if (ty && j == PC_ARRAY_SIZE(types)) {
+        pc_load_error(c, x, "inputs.%s: unknown type \"%s\" (string, number, integer, boolean, "
+                      "list, map, table, any)", in->name, ty);
+        free(ty);
+        ty = NULL;
+      }
+      in->type = ty;
+    }
+    if ((x = pc_node_get(d, "required")))
+      pc__load_bool(c, "required", x, &in->required);
+    if ((x = pc_node_get(d, "description")))
+      in->description = pc__load_text(c, "description", x);
+    if ((x = pc_node_get(d, "default"))) {
+      in->def = pc_load_tmpl(c, x);
+      if (in->def && in->def->has_expr)
+        pc_load_error(c, x, "inputs.%s: the default must be a constant, not an expression",
+                      in->name);
+    }
+  }
+}
+
+/* `outputs:` NAME: value, with expressions over the file's steps,
+ * evaluated when the steps are over. */
+static void load_wf_outputs(struct pc_load_ctx *c, const struct pc_node *v)
+{
+  struct pc_workflow *wf = c->wf;
+  if (v->kind != PC_NODE_MAP) {
+    pc_load_error(c, v, "outputs: expected a map of NAME: value, got %s", pc_node_describe(v).s);
+    return;
+  }
+  wf->outputs = pc_xcalloc(v->n ? v->n : 1, sizeof *wf->outputs);
+  for (size_t i = 0; i < v->n; i++) {
+    struct pc_tmpl *t = pc_load_tmpl(c, v->items[i]);
+    if (t == NULL)
+      continue;
+    wf->outputs[wf->noutputs].name = pc_xstrndup(v->keys[i]->str, v->keys[i]->len);
+    wf->outputs[wf->noutputs].value = t;
+    wf->noutputs++;
+  }
+}
+
 static void load_root(struct loader *L, const struct pc_node *root)
 {
   struct pc_load_ctx *c = &L->c;
@@ -87,6 +168,8 @@ static void load_root(struct loader *L, const struct pc_node *root)
     wf->name = pc__load_text(c, "name", v);
   if ((v = pc_node_get(root, "description")))
     wf->description = pc__load_text(c, "description", v);
+  if ((v = pc_node_get(root, "inputs")))
+    load_inputs(c, v);
   if ((v = pc_node_get(root, "vars")))
     pc__load_vars(L, v);
   if ((v = pc_node_get(root, "timeout")))
@@ -102,6 +185,8 @@ static void load_root(struct loader *L, const struct pc_node *root)
     pc_load_error(c, root, "the workflow has no `steps`");
   if ((v = pc_node_get(root, "finally")))
     pc__load_step_list(L, v, "finally", &wf->finally, &wf->nfinally);
+  if ((v = pc_node_get(root, "outputs")))
+    load_wf_outputs(c, v);
 }
 
 /* ----------------------------------------------------------- diagnostics */
@@ -202,6 +287,18 @@ void pc_workflow_free(struct pc_workflow *wf)
     free(wf->pools[i].shared);
   }
   free(wf->pools);
+  for (size_t i = 0; i < wf->ninputs; i++) {
+    free(wf->inputs[i].name);
+    free(wf->inputs[i].type);
+    free(wf->inputs[i].description);
+    pc_tmpl_free(wf->inputs[i].def);
+  }
+  free(wf->inputs);
+  for (size_t i = 0; i < wf->noutputs; i++) {
+    free(wf->outputs[i].name);
+    pc_tmpl_free(wf->outputs[i].value);
+  }
+  free(wf->outputs);
   for (size_t i = 0; i < wf->nsteps; i++)
     pc__step_free(wf->steps[i]);
   free(wf->steps);

@@ -23,6 +23,7 @@
 #include "base/sleep.h"
 #include "base/trace.h"
 #include "base/util.h"
+#include "model/outcome.h"
 #include "model/stats.h"
 #include "model/workflow.h"
 
@@ -264,6 +265,34 @@ double pc_run_deadline_ms(struct pc_run *run);
 double pc_run_started_ms(struct pc_run *run);
 /* The run's pool named `name` (see pool.h), or NULL. */
 struct pc_pool *pc_run_pool(struct pc_run *run, const char *name);
+
+/* ------------------------------------------------------------ sub-groups */
+
+/* Steps an action runs through the engine, below its attempt (a workflow
+ * file run as a step): `steps`, then `finally` (which runs whatever
+ * happened), in the scope `scope_ref`, as tasks of the same run (the same
+ * loop, pools, run hooks and Lua host). Their log labels and records are
+ * placed below the attempt's step: "token (main.yml:12 › login.yml:5)".
+ * The engine calls `done` once, from its drain, when `finally` is over,
+ * with the outcome (the worse of steps and finally) and the first failure's
+ * message; the action then ends its attempt. */
+struct pc_subgroup;
+struct pc_subgroup_spec {
+  struct pc_step *const *steps;
+  size_t nsteps;
+  struct pc_step *const *finally;
+  size_t nfinally;
+  int scope_ref;     /* taken over: the engine unrefs it when the group is over */
+  double timeout_ms; /* over `steps`; < 0: none */
+  void (*done)(void *data, enum pc_outcome o, const char *msg);
+  void *data;
+};
+struct pc_subgroup *pc_attempt_run_steps(struct pc_attempt *a, const struct pc_subgroup_spec *spec);
+/* From the action's cancel: `done` will not be called. The steps are
+ * cancelled at once; `finally` still runs, on its own and bounded
+ * (PC_SUBGROUP_FINALLY_GRACE_MS), and the run waits for it before its end. */
+void pc_subgroup_detach(struct pc_subgroup *g);
+#define PC_SUBGROUP_FINALLY_GRACE_MS 30000.0
 
 /* ------------------------------------------------------------ run hooks */
 

@@ -208,6 +208,9 @@ struct pc_step {
    * key of the step the action declares); NULL if none. */
   struct pc_tmpl *with;
   char *uses;
+  /* A workflow file the step's action runs as its steps (uses: FILE.yml),
+   * loaded through pc_load at load time; owned, freed with the step. */
+  struct pc_workflow *sub;
 
   /* The action's own value as written (sleep duration, log text, http map,
    * exec argv/map, shell text, lua code). NULL for assert/steps/gather. */
@@ -234,6 +237,17 @@ struct pc_pool_def {
   char *shared;       /* `shared:`, a redis:// URL holding the budget; NULL if none */
 };
 
+/* One of a workflow's `inputs:` (the values it takes when another file
+ * runs it as a step: `with:` there). */
+struct pc_input {
+  char *name;
+  char *type;        /* string, number, integer, boolean, list, map, table, any */
+  bool required;
+  struct pc_tmpl *def; /* `default:`, a constant; NULL if none */
+  char *description; /* NULL if none */
+  int line, col;     /* the input's key */
+};
+
 struct pc_workflow {
   char *file;        /* path as given */
   char *name;        /* `name`, or the file name without extension */
@@ -254,6 +268,12 @@ struct pc_workflow {
   size_t nsteps;
   struct pc_step **finally;
   size_t nfinally;
+  /* `inputs:` and `outputs:` (expressions over its steps), for a file run
+   * as a step by another; empty when the file declares none. */
+  struct pc_input *inputs;
+  size_t ninputs;
+  struct pc_output *outputs;
+  size_t noutputs;
   int **retry_codes;      /* the arrays of retry.on codes (owned; see pc_retry) */
   size_t nretry_codes;
   struct pc_expr **exprs; /* every expression in the file (borrowed), for compilation */
@@ -280,6 +300,23 @@ static inline const struct pc_tmpl *pc_workflow_defaults(const struct pc_workflo
   return NULL;
 }
 
+/* A workflow file being loaded because another one runs it as a step:
+ * the calling file and the position of the call, and the call around that
+ * one (NULL at the top). For cycles and for messages that name the path
+ * through the files. */
+struct pc_load_caller {
+  const char *file;
+  int line, col;
+  const struct pc_load_caller *up;
+};
+
+struct pc_lua;
+struct pc_diag;
+struct pc_load_opts;
+/* pc_load's shape (load/load.h), for the actions' load checks. */
+typedef int (*pc_load_fn)(const char *path, const struct pc_load_opts *opts, struct pc_lua *h,
+                          struct pc_workflow **out, struct pc_diag *d);
+
 /* What loading needs beyond the file, given by whoever calls pc_load
  * (load/load.h) and handed on to the actions' load checks (model/action.h).
  * Everything is borrowed and outlives the load. */
@@ -304,6 +341,17 @@ struct pc_load_opts {
    * cron job run with -q stays silent when all is well); a load that fails
    * keeps them beside its errors. */
   bool warnings;
+  /* The calls this load is inside (see struct pc_load_caller), or NULL. */
+  const struct pc_load_caller *caller;
+  /* Set by pc_load for the actions' load checks (whatever the caller
+   * gave): the loader itself, so an action that runs another workflow
+   * file loads it through the same door, with these options. */
+  pc_load_fn load;
+  /* Set by pc_load too: how many files the load checks have loaded
+   * through `load`, under the top file's load and every load nested in
+   * it (one counter, shared), so that an action can bound them: a file
+   * that runs another twice, which runs another twice, ... */
+  size_t *nested_loads;
 };
 
 /* The model pass of loading alone: YAML text -> node tree -> checked model.

@@ -13,6 +13,8 @@
  * deferred queue. */
 #include "script/plugin.h"
 
+#include "actions/flow.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -208,13 +210,72 @@ static int cmp_cstr(const void *a, const void *b)
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static void check_uses(struct check *c, const struct pc_step *st)
+/* The workflow file a `uses:` value names: a path (with a slash)
+ * relative to the calling file's folder, or NAME.yml on the plugin path.
+ * Returns the malloc'd path, or NULL after reporting. */
+static char *find_flow(struct check *c, const struct pc_step *st, int ul, int uc)
+{
+  const char *file = c->wf->file;
+  if (strchr(st->uses, '/')) {
+    const char *slash = strrchr(file, '/');
+    const char *rel = st->uses;
+    while (rel[0] == '.' && rel[1] == '/') /* "./flows/x.yml": "dir/flows/x.yml" */
+      rel += 2;
+    char *p = st->uses[0] == '/' || !slash
+                  ? pc_xstrdup(st->uses)
+                  : pc_asprintf("%.*s/%s", (int)(slash - file), file, rel);
+    if (is_file(p))
+      return p;
+    pc_diag_add(c->d, file, ul, uc, "uses: no workflow file %s (looked for %s)", st->uses, p);
+    free(p);
+    return NULL;
+  }
+  size_t stem = strlen(st->uses) - (strrchr(st->uses, '.') ? strlen(strrchr(st->uses, '.')) : 0);
+  if (!valid_name(st->uses, stem)) {
+    pc_diag_add(c->d, file, ul, uc, "uses: invalid workflow file name \"%s\": a name is "
+                "letters, digits, _ and - (NAME.yml in a plugin directory), or a path with a "
+                "slash (./flows/NAME.yml, relative to this file)", st->uses);
+    return NULL;
+  }
+  size_t n;
+  char **dirs = search_dirs(file, c->opts, &n);
+  char *found = NULL;
+  struct pc_buf b;
+  pc_buf_init(&b, 1 << 16);
+  for (size_t i = 0; i < n && !found; i++) {
+    char *p = pc_asprintf("%s/%s", dirs[i], st->uses);
+    if (is_file(p))
+      found = p;
+    else
+      free(p);
+    pc_buf_printf(&b, "%s%s", i ? ", " : "", dirs[i]);
+  }
+  if (!found)
+    pc_diag_add(c->d, file, ul, uc, "uses: no workflow file named \"%s\" (looked in: %s; a "
+                "path relative to this file starts with ./)", st->uses, b.data ? b.data : "");
+  pc_buf_free(&b);
+  free_dirs(dirs, n);
+  return found;
+}
+
+static void check_uses(struct check *c, struct pc_step *st)
 {
   lua_State *L = c->L;
   const char *file = c->wf->file;
   const struct pc_node *map = st->node;
   const struct pc_node *uses = map ? pc_node_get(map, "uses") : NULL;
   int ul = uses ? uses->line : st->line, uc = uses ? uses->col : st->col;
+  bool flow = pc_flow_is_file(st->uses);
+  const char *kind = flow ? "flow" : "plugin";
+  char *path = NULL;
+  if (flow) {
+    if (!(path = find_flow(c, st, ul, uc)) ||
+        pc_flow_load(c->h, c->wf, st, path, ul, uc, c->opts, c->d) != 0) {
+      free(path);
+      c->rc = -1;
+      return;
+    }
+  } else {
   /* The node's length, not strlen: "a\0../x" must not pass as "a". */
   size_t ulen = uses && uses->kind == PC_NODE_SCALAR ? uses->len : strlen(st->uses);
   if (!valid_name(st->uses, ulen) || strlen(st->uses) != ulen) {
@@ -231,7 +292,7 @@ static void check_uses(struct check *c, const struct pc_step *st)
     return;
   }
   char *looked = NULL;
-  char *path = find_plugin(file, c->opts, st->uses, &looked);
+  path = find_plugin(file, c->opts, st->uses, &looked);
   if (!path) {
     pc_diag_add(c->d, file, ul, uc, "uses: no plugin named \"%s\" (looked for %s.lua in: %s)",
                 st->uses, st->uses, looked);
@@ -246,6 +307,7 @@ static void check_uses(struct check *c, const struct pc_step *st)
     free(path);
     c->rc = -1;
     return;
+  }
   }
   int spec = lua_gettop(L);                 /* spec */
   lua_getfield(L, spec, "inputs");          /* spec, inputs */
@@ -280,11 +342,11 @@ static void check_uses(struct check *c, const struct pc_step *st)
       const char *hint = pc_did_you_mean(key, names, nn);
       if (hint)
         pc_diag_add(c->d, file, kl, kc,
-                    "with: plugin \"%s\" has no input \"%s\" (did you mean \"%s\"?)", st->uses,
-                    key, hint);
+                    "with: %s \"%s\" has no input \"%s\" (did you mean \"%s\"?)", kind,
+                    st->uses, key, hint);
       else
-        pc_diag_add(c->d, file, kl, kc, "with: plugin \"%s\" has no input \"%s\" (inputs: %s)",
-                    st->uses, key, nn ? all.data : "none");
+        pc_diag_add(c->d, file, kl, kc, "with: %s \"%s\" has no input \"%s\" (inputs: %s)",
+                    kind, st->uses, key, nn ? all.data : "none");
       pc_buf_free(&all);
       c->rc = -1;
     } else if (!val->has_expr) {
@@ -298,14 +360,14 @@ static void check_uses(struct check *c, const struct pc_step *st)
         lua_pushnil(L);
       }
       if (pc_pacer_call(c->h, 3, 1, CALL_LIMIT_MS, CALL_TOO_LONG, &e2) != 0) {
-        pc_diag_add(c->d, file, val->line, val->col, "with: %s (plugin \"%s\")", e2,
+        pc_diag_add(c->d, file, val->line, val->col, "with: %s (%s \"%s\")", e2, kind,
                     st->uses);
         free(e2);
         c->rc = -1;
       } else {
         if (lua_type(L, -1) == LUA_TSTRING) {
-          pc_diag_add(c->d, file, val->line, val->col, "with: %s (plugin \"%s\")",
-                      lua_tostring(L, -1), st->uses);
+          pc_diag_add(c->d, file, val->line, val->col, "with: %s (%s \"%s\")",
+                      lua_tostring(L, -1), kind, st->uses);
           c->rc = -1;
         }
         lua_pop(L, 1);
@@ -325,8 +387,8 @@ static void check_uses(struct check *c, const struct pc_step *st)
       bool has_default = !lua_isnil(L, -1);
       lua_pop(L, 2);
       if (required && !has_default && !pc_tmpl_get(wt, name)) {
-        pc_diag_add(c->d, file, ul, uc, "uses: plugin \"%s\" needs input \"%s\" (add it under with:)",
-                    st->uses, name);
+        pc_diag_add(c->d, file, ul, uc, "uses: %s \"%s\" needs input \"%s\" (add it under with:)",
+                    kind, st->uses, name);
         c->rc = -1;
       }
     }
@@ -550,7 +612,7 @@ static void compile_all_inline(struct check *c)
 static void walk(struct check *c, struct pc_step *const *steps, size_t n)
 {
   for (size_t i = 0; i < n; i++) {
-    const struct pc_step *st = steps[i];
+    struct pc_step *st = steps[i];
     if (st->ops == &pc_uses_ops && st->uses)
       check_uses(c, st);
     walk(c, st->children, st->nchildren);
@@ -681,8 +743,14 @@ static void start_failed(struct pc_attempt *a, lua_State *L, int top, const char
   free(m);
 }
 
+static void flow_start(struct pc_attempt *a);
+
 static void uses_start(struct pc_attempt *a)
 {
+  if (a->step->sub) {
+    flow_start(a);
+    return;
+  }
   struct pc_lua *h = pc_run_lua(a->run);
   lua_State *L = pc_lua_state(h);
   const struct pc_step *st = a->step;
@@ -747,13 +815,13 @@ static void inline_start(struct pc_attempt *a)
   }
   pc_pacer_push(h, "inline_args");        /* fn, inline_args */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->scope_ref);
-  char *err = NULL;                       /* fn, vars, env, secrets, steps, item, index, pacer */
-  if (pc_pacer_call(h, 1, 7, PC_LUA_HOST_CODE, NULL, &err) != 0) {
+  char *err = NULL;               /* fn, vars, env, secrets, steps, item, index, pacer, inputs */
+  if (pc_pacer_call(h, 1, 8, PC_LUA_HOST_CODE, NULL, &err) != 0) {
     start_failed(a, L, top, "lua", err);
     free(err);
     return;
   }
-  start_job(a, 7);
+  start_job(a, 8);
   lua_settop(L, top);
 }
 
@@ -774,12 +842,38 @@ static const struct pc_params lua_params = {
     .description = "Inline Lua run as a coroutine; what it returns is the step's `value`.",
     .value = &lua_value};
 static const struct pc_param uses_value = {
-    .type = PC_PARAM_NAME, .expect = "a plugin name", .got = PC_GOT_VALUE,
+    .type = PC_PARAM_NAME, .expect = "a plugin name or a workflow file", .got = PC_GOT_VALUE,
     .nul_kind = "a file name", .noun = "the plugin name"};
 static const struct pc_params uses_params = {
     .description = "Run the Lua plugin NAME (plugins/NAME.lua beside the workflow, --plugins "
-                   "dirs, PACER_PLUGIN_PATH, the installed plugins).",
+                   "dirs, PACER_PLUGIN_PATH, the installed plugins), or a workflow file as a "
+                   "step (./PATH.yml relative to this file, or NAME.yml on the plugin path).",
     .value = &uses_value};
+
+static void uses_cancel(struct pc_attempt *a)
+{
+  if (a->step->sub)
+    pc_flow_cancel(a);
+  else
+    lua_cancel(a);
+}
+
+/* A workflow file run as a step: its spec (its inputs) to actions/flow.c,
+ * which checks and completes `with` and starts its steps. */
+static void flow_start(struct pc_attempt *a)
+{
+  lua_State *L = pc_lua_state(pc_run_lua(a->run));
+  int top = lua_gettop(L);
+  push_step_entry(L, a->step);            /* entry */
+  if (!lua_istable(L, -1)) {
+    start_failed(a, L, top, "uses", "the workflow file was not loaded (internal error)");
+    return;
+  }
+  lua_getfield(L, -1, "spec");            /* entry, spec */
+  lua_remove(L, -2);                      /* spec */
+  pc_flow_start(a);                       /* (popped) */
+  lua_settop(L, top);
+}
 
 /* `lua: CODE` keeps the code as a plain string template (no ${{ }}: the
  * code reads vars, steps, ... directly), positioned at its first line. */
@@ -822,7 +916,7 @@ static const char *const uses_step_keys[] = {"with", NULL};
 const struct pc_action_ops pc_uses_ops = {
     .key = "uses", .load = uses_load, .params = &uses_params, .step_keys = uses_step_keys,
     .start = uses_start,
-    .cancel = lua_cancel, .load_check = pc_plugins_check,
+    .cancel = uses_cancel, .load_check = pc_plugins_check,
     .default_on = PC_ON_ERROR | PC_ON_TIMEOUT, .fills_result = true, .reads_steps = true};
 const struct pc_action_ops pc_lua_ops = {
     .key = "lua", .load = inline_load, .params = &lua_params, .start = inline_start,
@@ -917,12 +1011,16 @@ int pc_plugins_list(struct pc_lua *h, const char *workflow_file,
     struct dirent *de;
     while ((de = readdir(dir))) {
       size_t len = strlen(de->d_name);
-      if (len < 5 || strcmp(de->d_name + len - 4, ".lua") != 0 ||
-          !valid_name(de->d_name, len - 4))
+      bool lua = len >= 5 && strcmp(de->d_name + len - 4, ".lua") == 0 &&
+                 valid_name(de->d_name, len - 4);
+      /* Workflow files (NAME.yml) are listed as flows, by their file name. */
+      bool yml = len >= 5 && strcmp(de->d_name + len - 4, ".yml") == 0 &&
+                 valid_name(de->d_name, len - 4);
+      if (!lua && !yml)
         continue;
       if (nfiles == fcap)
         files = pc_xrealloc(files, (fcap *= 2) * sizeof *files);
-      files[nfiles++] = pc_xstrndup(de->d_name, len - 4);
+      files[nfiles++] = lua ? pc_xstrndup(de->d_name, len - 4) : pc_xstrdup(de->d_name);
     }
     closedir(dir);
     qsort(files, nfiles, sizeof *files, cmp_str);
@@ -930,8 +1028,13 @@ int pc_plugins_list(struct pc_lua *h, const char *workflow_file,
       bool shadowed = false;
       for (size_t k = 0; k < nseen; k++)
         shadowed = shadowed || strcmp(seen[k], files[f]) == 0;
-      char *path = pc_asprintf("%s/%s.lua", dirs[i], files[f]);
-      if (shadowed) {
+      bool flow = pc_flow_is_file(files[f]);
+      char *path = flow ? pc_asprintf("%s/%s", dirs[i], files[f])
+                        : pc_asprintf("%s/%s.lua", dirs[i], files[f]);
+      if (flow && !shadowed) {
+        if (pc_flow_print(files[f], path, out) != 0)
+          code = PC_EXIT_USAGE;
+      } else if (shadowed) {
         fprintf(stderr, "pacer plugins: %s is shadowed by an earlier plugin of that name\n",
                 path);
       } else if (load_plugin(h, path, &err) != 0) {
