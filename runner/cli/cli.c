@@ -27,6 +27,7 @@
 
 #include "cli/builtins.h"
 #include "http/curlshim.h"
+#include "journal/journal.h"
 #include "base/diag.h"
 #include "base/digest.h"
 #include "core/run.h"
@@ -57,6 +58,7 @@ static const char overview_help[] =
     "       pacer plugins [WORKFLOW.yml]        list the plugins found, with their inputs\n"
     "       pacer merge SHARD.json... --report FORMAT:PATH...\n"
     "                                           merge the reports of a run's shards\n"
+    "       pacer history [WORKFLOW]            print the last runs, flagging slow ones\n"
     "       pacer schema                        print the JSON Schema of the workflow format\n"
     "       pacer version                       print versions\n"
     "\n"
@@ -82,6 +84,11 @@ static const char run_help[] =
     "  --push URL            push the run's metrics to a Prometheus Pushgateway\n"
     "  --ping URL            ping a healthchecks.io-style check at start and end\n"
     "  --lock PATH           hold an exclusive lock; exit 75 if another run holds it\n"
+    "  --journal PATH        record finished steps in a SQLite journal (mode 0600)\n"
+    "  --resume              with --journal: do not rerun the steps that finished ok\n"
+    "                        there (their results come back); the workflow file and\n"
+    "                        vars must be the journaled run's\n"
+    "  --no-history          do not append the run to the run history (pacer history)\n"
     "  --progress auto|always|never\n"
     "                        live progress on stderr (auto: when it is a terminal)\n"
     "  --log-format text|json\n"
@@ -122,6 +129,16 @@ static const char plugins_help[] =
     "  --plugins DIR         another plugin directory (repeatable)\n"
     "  --lua-memory MB       memory limit of the Lua state (default 512)\n";
 
+static const char history_help[] =
+    "usage: pacer history [WORKFLOW] [--limit N] [--db PATH]\n"
+    "\n"
+    "Prints the last runs (20, or N) that `pacer run` appended to the run\n"
+    "history, of WORKFLOW only when it is named (a file: by its real path),\n"
+    "oldest first: start, duration, outcome, exit code, steps by outcome. A\n"
+    "run that took more than twice the median of the runs of its workflow\n"
+    "before it (given three or more) is flagged SLOW. The history is\n"
+    "$XDG_STATE_HOME/pacer/history.db (default ~/.local/state/pacer/), or --db.\n";
+
 static const char merge_help[] =
     "usage: pacer merge SHARD.json... --report FORMAT:PATH...\n"
     "\n"
@@ -149,6 +166,7 @@ static const struct {
 } helps[] = {
     {"run", run_help},       {"validate", validate_help}, {"plugins", plugins_help},
     {"schema", schema_help}, {"version", version_help},     {"merge", merge_help},
+    {"history", history_help},
 };
 
 static void usage(FILE *f)
@@ -795,7 +813,9 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   struct pc_log_opts lo = {0, false, isatty(STDERR_FILENO) && !getenv("NO_COLOR")};
   bool dry = false;
   enum pc_progress_mode progress = PC_PROGRESS_AUTO;
-  const char *lock_path = NULL, *shard_spec = NULL, *shards_spec = NULL;
+  const char *lock_path = NULL, *shard_spec = NULL, *shards_spec = NULL, *journal_path = NULL;
+  bool resume = false, no_history = false;
+  char *history = NULL;
   int lock_fd = -1, shard_k = 1, shard_n = 1;
   int code = PC_EXIT_USAGE;
   struct var_names vn = {0};
@@ -855,6 +875,13 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     } else if (opt_is(a, "--shards")) {
       if (!(shards_spec = opt_value("--shards", argc, argv, &i)))
         goto missing;
+    } else if (opt_is(a, "--journal")) {
+      if (!(journal_path = opt_value("--journal", argc, argv, &i)))
+        goto missing;
+    } else if (strcmp(a, "--resume") == 0) {
+      resume = true;
+    } else if (strcmp(a, "--no-history") == 0) {
+      no_history = true;
     } else if (opt_is(a, "--lock")) {
       if (!(lock_path = opt_value("--lock", argc, argv, &i)))
         goto missing;
@@ -905,6 +932,20 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     /* One report per run would overwrite each other at the same path. */
     fprintf(stderr, "pacer run: --report takes one workflow file (%zu given): run the files one "
                     "at a time to get a report of each\n", nfiles);
+    goto out;
+  }
+  if (resume && !journal_path) {
+    fprintf(stderr, "pacer run: --resume needs --journal PATH (the journal to resume from)\n");
+    goto out;
+  }
+  if (journal_path && nfiles > 1) {
+    fprintf(stderr, "pacer run: --journal takes one workflow file (%zu given)\n", nfiles);
+    goto out;
+  }
+  if (journal_path && shard_spec) {
+    /* Each shard would need a journal of its own; one path cannot be. */
+    fprintf(stderr, "pacer run: --journal and --shard cannot be combined yet: run each shard "
+                    "without a journal\n");
     goto out;
   }
   if (pc_cli_resolve_shard(shard_spec, shards_spec, &shard_k, &shard_n) != 0)
@@ -973,10 +1014,31 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
                           pc_cli_has_shard_key(wfs[f]->finally, wfs[f]->nfinally)))
         shard.rule = "keyed";
     }
-    if (dry)
+    char real[PATH_MAX];
+    o.history_workflow = strcmp(files[f], "-") != 0 && realpath(files[f], real) ? real : files[f];
+    o.history = dry || no_history ? NULL : history ? history : (history = pc_history_default_path());
+    o.journal = NULL;
+    if (journal_path && !dry) {
+      char *jerr = NULL;
+      if (!o.shard) {
+        fprintf(stderr, "pacer run: --journal: the workflow's digest is not known (its "
+                        "vars file cannot be read)\n");
+        c = PC_EXIT_USAGE;
+      } else if (!(o.journal = pc_journal_open(journal_path, resume, o.shard->workflow_sha256,
+                                               o.shard->vars_sha256, &jerr))) {
+        fprintf(stderr, "pacer run: --journal %s; nothing was run\n", jerr);
+        free(jerr);
+        c = PC_EXIT_USAGE;
+      }
+    }
+    if (c != PC_EXIT_OK)
+      ;
+    else if (dry)
       print_plan(wfs[f], (struct plan_shard){shard_k, shard_n});
     else
       c = pc_run_workflow(wfs[f], hosts[f], &o);
+    pc_journal_close(o.journal);
+    o.journal = NULL;
     o.shard = NULL;
     ran++;
     if (c == PC_EXIT_OK)
@@ -1003,6 +1065,7 @@ missing:
 out:
   if (lock_fd >= 0)
     close(lock_fd); /* releases the lock */
+  free(history);
   var_names_free(&vn);
   for (size_t f = 0; f < nfiles; f++) {
     if (wfs && wfs[f])
@@ -1083,6 +1146,8 @@ static int cli_main(int argc, char **argv)
     return code;
   if (strcmp(cmd, "merge") == 0)
     return pc_cli_merge(argc - 2, argv + 2);
+  if (strcmp(cmd, "history") == 0)
+    return pc_history_main(argc - 2, argv + 2);
   if (strcmp(cmd, "schema") == 0) {
     if (argc > 2) {
       fprintf(stderr, "pacer schema: takes no arguments\n");

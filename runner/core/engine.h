@@ -39,6 +39,25 @@ struct pc_run_state_entry {
 
 struct pc_redis_bucket;
 
+/* A journal of the run's finished leaves (--journal; runner/journal/ owns
+ * it, docs/cron-and-ci.md "Journals and resume"). The engine names each
+ * leaf instance by a stable key (core/resume.c: the steps' positions
+ * and, for a fan-out item, a digest of the item's value), asks before a
+ * leaf runs whether the resumed run finished it ok, and tells when one
+ * finishes. Both are called on the loop's thread. */
+struct pc_journal_ops {
+  /* The recorded result of leaf `key` if it finished ok in the run being
+   * resumed and its result could be written down: JSON text ("" when it
+   * had no result table), valid until the next call, and its attempts in
+   * *attempts. NULL: run it. */
+  const char *(*lookup)(void *j, const char *key, int *attempts);
+  /* Leaf `key` finished with outcome `o` after `attempts` attempts; its
+   * result as JSON (NULL: none), `restorable` false when it had one that
+   * could not be written down (a function, a proxy...). */
+  void (*record)(void *j, const char *key, enum pc_outcome o, int attempts, const char *json,
+                 bool restorable);
+};
+
 struct pc_run {
   uv_loop_t loop;     /* initialised and closed by the driver */
   struct pc_lua *lua; /* borrowed */
@@ -77,6 +96,11 @@ struct pc_run {
   struct pc_trace *trace;
   int *free_lanes; /* a stack of lanes released by finished leaves */
   size_t nfree_lanes;
+
+  /* The journal (--journal), or NULL: set by the driver before the roots
+   * start. */
+  const struct pc_journal_ops *journal_ops;
+  void *journal;
 
   /* The end-of-run summary: every run keeps it (a few counters, the first
    * failures), whether it records or not. */
