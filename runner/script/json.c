@@ -354,17 +354,36 @@ static void quote_exact(struct pc_buf *out, const char *s, size_t len)
 
 static int encode_value(lua_State *L, int idx, struct pc_buf *out, int depth);
 
+/* get(t, k) -> t[k], metamethods included (under lua_pcall). */
+static int get_field(lua_State *L)
+{
+  lua_gettable(L, 1);
+  return 1;
+}
+
 static int encode_table(lua_State *L, int idx, struct pc_buf *out, int depth)
 {
   if (depth > PC_JSON_MAX_DEPTH)
     return -1;
-  bool marked = false;
+  bool marked = false, lazy = false;
   if (lua_getmetatable(L, idx)) {                        /* mt */
     lua_rawgetp(L, LUA_REGISTRYINDEX, &OBJECT_MT_KEY); /* mt, object_mt */
     marked = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
-    if (!marked)
-      return -1; /* a proxy, or a table of a plugin's: not plain data */
+    if (!marked) {
+      /* A table with fields built on first use (an HTTP result): its
+       * __pairs builds those pairs() lists, __fields names those it does
+       * not (read through __index). Any other metatable: a proxy, or a
+       * plugin's object, is not plain data. */
+      if (luaL_getmetafield(L, idx, "__pairs") == LUA_TNIL)
+        return -1;
+      lua_pushvalue(L, idx);
+      if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return -1;
+      }
+      lazy = true;
+    }
   }
   /* Which shape: count the keys, and see whether they are 1..n. */
   size_t nkeys = 0;
@@ -379,11 +398,11 @@ static int encode_table(lua_State *L, int idx, struct pc_buf *out, int depth)
       ints = false;
   }
   lua_Unsigned n = lua_rawlen(L, idx);
-  if (nkeys == 0) {
+  if (nkeys == 0 && !lazy) {
     pc_buf_puts(out, marked ? "{}" : "[]");
     return 0;
   }
-  if (ints && n == nkeys && !marked) {
+  if (ints && n == nkeys && !marked && !lazy) {
     pc_buf_puts(out, "[");
     for (lua_Unsigned i = 1; i <= n; i++) {
       if (i > 1)
@@ -420,6 +439,42 @@ static int encode_table(lua_State *L, int idx, struct pc_buf *out, int depth)
     }
     lua_pop(L, 1); /* k */
   }
+  int ft = lazy ? luaL_getmetafield(L, idx, "__fields") : LUA_TNIL; /* [fields] */
+  if (ft == LUA_TTABLE) {
+    int fields = lua_gettop(L);
+    for (lua_Integer i = 1; lua_rawgeti(L, fields, i) == LUA_TSTRING; i++) { /* fields, name */
+      lua_pushvalue(L, -1);
+      bool absent = lua_rawget(L, idx) == LUA_TNIL; /* fields, name, raw */
+      lua_pop(L, 1);
+      if (!absent) {
+        lua_pop(L, 1);
+        continue;
+      }
+      /* Read through __index, which may raise (a body that is not JSON):
+       * then the field is left out, as pairs() leaves it out. */
+      lua_pushcfunction(L, get_field); /* fields, name, get */
+      lua_pushvalue(L, idx);
+      lua_pushvalue(L, -3);
+      if (lua_pcall(L, 2, 1, 0) != LUA_OK || lua_isnil(L, -1)) {
+        lua_pop(L, 2); /* fields */
+        continue;
+      }
+      size_t klen;
+      const char *k = lua_tolstring(L, -2, &klen);
+      if (!first)
+        pc_buf_puts(out, ",");
+      first = false;
+      quote_exact(out, k, klen);
+      pc_buf_puts(out, ":");
+      int rc = encode_value(L, lua_gettop(L), out, depth + 1);
+      lua_pop(L, 2); /* fields */
+      if (rc != 0)
+        return -1; /* pc_json_encode_exact restores the stack */
+    }
+    lua_pop(L, 1); /* fields (the value that ended the list) */
+  }
+  if (ft != LUA_TNIL)
+    lua_pop(L, 1); /* fields */
   pc_buf_puts(out, "}");
   return 0;
 }
@@ -471,5 +526,8 @@ static int encode_value(lua_State *L, int idx, struct pc_buf *out, int depth)
 
 int pc_json_encode_exact(lua_State *L, int idx, struct pc_buf *out)
 {
-  return encode_value(L, lua_absindex(L, idx), out, 0);
+  int top = lua_gettop(L);
+  int rc = encode_value(L, lua_absindex(L, idx), out, 0);
+  lua_settop(L, top); /* a failure may leave values on the stack */
+  return rc;
 }
