@@ -394,6 +394,9 @@ def run_case_in(pacer, path, servers, tmp):
     for kind in (spec["server"] or "").split():
         ctx.update(servers.get(kind))
     env = dict(os.environ)
+    # Every run appends to the run history ($XDG_STATE_HOME/pacer/): the
+    # cases' runs go to their own temporary directory, not the user's.
+    env["XDG_STATE_HOME"] = os.path.join(tmp, "state")
     env.update({k: subst(v, ctx) for k, v in spec["env"].items()})
     env["NO_COLOR"] = "1"
     env["PACER_TIME_FACTOR"] = "%g" % TIME_FACTOR
