@@ -8,7 +8,7 @@
  * comes back (outputs, status, body: what later steps read), and the leaf
  * finishes `ok` at once. Results that cannot be written down as JSON
  * (script/json.h: pc_json_encode_exact) are recorded as such, and those
- * leaves run again. */
+ * leaves run again. `finally` is not journaled: it runs every time. */
 #include "core/task.h"
 
 #include <stdio.h>
@@ -63,6 +63,15 @@ static void task_key(struct task *t, struct pc_buf *b)
     item_key(t, b);
 }
 
+/* Whether t is under the root `finally`, which always runs: a cleanup or a
+ * notification is for this run, whatever the resumed one did. */
+static bool in_finally(const struct task *t)
+{
+  while (t->parent)
+    t = t->parent;
+  return t->kind != TK_LEAF && t->root_name && strcmp(t->root_name, "finally") == 0;
+}
+
 static char *leaf_key(struct task *t)
 {
   struct pc_buf b;
@@ -75,6 +84,8 @@ bool pc__journal_restore(struct task *t)
 {
   struct pc_run *run = t->run;
   lua_State *L = run->L;
+  if (in_finally(t))
+    return false;
   char *key = leaf_key(t);
   int attempts = 0;
   const char *json = run->journal_ops->lookup(run->journal, key, &attempts);
@@ -100,6 +111,8 @@ void pc__journal_record(struct task *t)
 {
   struct pc_run *run = t->run;
   lua_State *L = run->L;
+  if (in_finally(t))
+    return;
   char *key = leaf_key(t);
   struct pc_buf j;
   pc_buf_init(&j, RESULT_MAX);
