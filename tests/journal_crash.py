@@ -13,9 +13,9 @@ the run is resumed with --resume until it finishes. Then:
   the items in flight at each kill (the concurrency, per kill): a leaf is
   journaled in the loop iteration it finishes in, so nothing that had
   finished before the kill's iteration runs again;
-- the final report has the same steps with the same outcomes as a run of
-  the same workflow that was never interrupted (each against a fresh
-  server).
+- the final report has the same steps with the same outcomes, attempts,
+  HTTP statuses and methods as a run of the same workflow that was never
+  interrupted (each against a fresh server).
 
 Prints "crash: ok (...)" and exits 0, or says what differs and exits 1.
 """
@@ -102,7 +102,11 @@ def write_workflow(d, srv):
 def outcomes(report):
     with open(report) as f:
         r = json.load(f)
-    return r["run"]["outcome"], sorted((s["path"], s.get("label"), s["outcome"]) for s in r["steps"])
+    # the URL's port is the server's, which differs between the two runs
+    return r["run"]["outcome"], sorted(
+        (s["path"], s.get("label"), s["outcome"], s.get("attempts"),
+         (s.get("http") or {}).get("status"), (s.get("http") or {}).get("method"))
+        for s in r["steps"])
 
 
 def main():

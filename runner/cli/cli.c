@@ -136,8 +136,9 @@ static const char history_help[] =
     "history, of WORKFLOW only when it is named (a file: by its real path),\n"
     "oldest first: start, duration, outcome, exit code, steps by outcome. A\n"
     "run that took more than twice the median of the runs of its workflow\n"
-    "before it (given three or more) is flagged SLOW. The history is\n"
-    "$XDG_STATE_HOME/pacer/history.db (default ~/.local/state/pacer/), or --db.\n";
+    "before it (given three or more), and 250 ms more, is flagged SLOW. The\n"
+    "history is $XDG_STATE_HOME/pacer/history.db (default\n"
+    "~/.local/state/pacer/), or --db.\n";
 
 static const char merge_help[] =
     "usage: pacer merge SHARD.json... --report FORMAT:PATH...\n"

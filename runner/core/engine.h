@@ -45,17 +45,22 @@ struct pc_redis_bucket;
  * and, for a fan-out item, a digest of the item's value), asks before a
  * leaf runs whether the resumed run finished it ok, and tells when one
  * finishes. Both are called on the loop's thread. */
+struct pc_journal_leaf {
+  enum pc_outcome outcome;
+  int attempts;
+  int status;               /* what the last attempt reported for the record */
+  const char *method, *url; /* (pc_attempt_report), or NULL */
+  const char *json;         /* the result table as JSON, or NULL: none */
+  bool restorable;          /* false: it had a result that could not be written down */
+};
+
 struct pc_journal_ops {
-  /* The recorded result of leaf `key` if it finished ok in the run being
-   * resumed and its result could be written down: JSON text ("" when it
-   * had no result table), valid until the next call, and its attempts in
-   * *attempts. NULL: run it. */
-  const char *(*lookup)(void *j, const char *key, int *attempts);
-  /* Leaf `key` finished with outcome `o` after `attempts` attempts; its
-   * result as JSON (NULL: none), `restorable` false when it had one that
-   * could not be written down (a function, a proxy...). */
-  void (*record)(void *j, const char *key, enum pc_outcome o, int attempts, const char *json,
-                 bool restorable);
+  /* Whether leaf `key` finished ok in the run being resumed with a result
+   * that could be written down; if so, *out is its record (its strings
+   * valid until the next call; json "" when it had no result table). */
+  bool (*lookup)(void *j, const char *key, struct pc_journal_leaf *out);
+  /* Leaf `key` finished: its record. */
+  void (*record)(void *j, const char *key, const struct pc_journal_leaf *leaf);
 };
 
 struct pc_run {

@@ -87,14 +87,14 @@ bool pc__journal_restore(struct task *t)
   if (in_finally(t))
     return false;
   char *key = leaf_key(t);
-  int attempts = 0;
-  const char *json = run->journal_ops->lookup(run->journal, key, &attempts);
+  struct pc_journal_leaf l;
+  bool found = run->journal_ops->lookup(run->journal, key, &l);
   free(key);
-  if (!json)
+  if (!found)
     return false;
-  if (*json) {
+  if (l.json && *l.json) {
     lua_pushcfunction(L, pc_json_decode);
-    lua_pushstring(L, json);
+    lua_pushstring(L, l.json);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TTABLE) {
       lua_pop(L, 1); /* a record that does not decode: run the leaf */
       return false;
@@ -102,7 +102,11 @@ bool pc__journal_restore(struct task *t)
     t->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   t->restored = true;
-  t->attempts = attempts;
+  t->attempts = l.attempts;
+  /* what the reports show of it, as the journaled run reported it */
+  t->att.status = l.status;
+  t->rep_method = l.method ? pc_xstrdup(l.method) : NULL;
+  t->rep_url = l.url ? pc_xstrdup(l.url) : NULL;
   pc__task_finish(t, PC_OK, NULL);
   return true;
 }
@@ -122,8 +126,9 @@ void pc__journal_record(struct task *t)
     ok = pc_json_encode_exact(L, -1, &j) == 0 && j.len + 1 < RESULT_MAX;
     lua_pop(L, 1);
   }
-  run->journal_ops->record(run->journal, key, (enum pc_outcome)t->outcome, t->attempts,
-                           has && ok ? j.data : NULL, ok);
+  struct pc_journal_leaf l = {(enum pc_outcome)t->outcome, t->attempts, t->att.status,
+                              t->rep_method, t->rep_url, has && ok ? j.data : NULL, ok};
+  run->journal_ops->record(run->journal, key, &l);
   pc_buf_free(&j);
   free(key);
 }

@@ -24,8 +24,10 @@
 
 /* A run is flagged slow when it took more than SLOW_FACTOR times the
  * median of the (up to MEDIAN_OF) runs of its workflow before it, given at
- * least MEDIAN_MIN of them. */
+ * least MEDIAN_MIN of them, and SLOW_MIN_MS more than it: a run of 2 ms
+ * that took 5 on a busy machine is noise, not news. */
 #define SLOW_FACTOR 2.0
+#define SLOW_MIN_MS 250.0
 #define MEDIAN_OF 20
 #define MEDIAN_MIN 3
 
@@ -255,7 +257,7 @@ int pc_history_main(int argc, char **argv)
     printf("%-20s  %9s  %-9s  %4d  %-28s  %s", when, d, (const char *)sqlite3_column_text(s, 4),
            sqlite3_column_int(s, 5), steps, w ? w : "?");
     double med = median_before(db, w ? w : "", id);
-    if (med > 0 && dur > SLOW_FACTOR * med) {
+    if (med > 0 && dur > SLOW_FACTOR * med && dur - med >= SLOW_MIN_MS) {
       char m[32];
       pc_format_duration(med, m, sizeof m);
       printf("  SLOW: %.1fx the median (%s) of the runs before", dur / med, m);

@@ -39,13 +39,13 @@
 #define JOURNAL_VERSION "1"
 #define LEAVES_TABLE                                                                       \
   "leaves (key TEXT NOT NULL, outcome TEXT NOT NULL, attempts INTEGER, result TEXT, "     \
-  "restorable INTEGER NOT NULL)"
+  "restorable INTEGER NOT NULL, status INTEGER, method TEXT, url TEXT)"
 
 struct pc_journal {
   sqlite3 *db;
   sqlite3_stmt *get, *put;
   char *path;
-  char *result; /* the last lookup's text (owned) */
+  char *text[3]; /* the last lookup's result, method and url (owned) */
   uv_prepare_t prepare;
   bool attached, in_tx;
   bool resume;     /* lookups answer; without --resume the journal starts empty */
@@ -103,28 +103,37 @@ static void on_prepare(uv_prepare_t *h)
   commit(j);
 }
 
-static const char *j_lookup(void *p, const char *key, int *attempts)
+static const char *column_text(sqlite3_stmt *s, int i)
+{
+  return (const char *)sqlite3_column_text(s, i);
+}
+
+static bool j_lookup(void *p, const char *key, struct pc_journal_leaf *out)
 {
   struct pc_journal *j = p;
-  const char *out = NULL;
+  bool found = false;
   if (!j->resume)
-    return NULL;
+    return false;
   sqlite3_reset(j->get);
   sqlite3_bind_text(j->get, 1, key, -1, SQLITE_STATIC);
   if (sqlite3_step(j->get) == SQLITE_ROW) {
-    const unsigned char *r = sqlite3_column_text(j->get, 0);
-    free(j->result);
-    j->result = pc_xstrdup(r ? (const char *)r : "");
-    *attempts = sqlite3_column_int(j->get, 1);
-    out = j->result;
+    /* copied: the row's texts go with the next step of the statement */
+    for (int i = 0; i < 3; i++) {
+      free(j->text[i]);
+      const char *v = column_text(j->get, i);
+      j->text[i] = v ? pc_xstrdup(v) : NULL;
+    }
+    *out = (struct pc_journal_leaf){PC_OK, sqlite3_column_int(j->get, 3),
+                                    sqlite3_column_int(j->get, 4), j->text[1], j->text[2],
+                                    j->text[0] ? j->text[0] : "", true};
+    found = true;
     j->restored++;
   }
   sqlite3_reset(j->get);
-  return out;
+  return found;
 }
 
-static void j_record(void *p, const char *key, enum pc_outcome o, int attempts, const char *json,
-                     bool restorable)
+static void j_record(void *p, const char *key, const struct pc_journal_leaf *l)
 {
   struct pc_journal *j = p;
   if (j->failed)
@@ -136,19 +145,23 @@ static void j_record(void *p, const char *key, enum pc_outcome o, int attempts, 
     }
     j->in_tx = true;
   }
-  sqlite3_reset(j->put);
-  sqlite3_bind_text(j->put, 1, key, -1, SQLITE_STATIC);
-  sqlite3_bind_text(j->put, 2, pc_outcome_name(o), -1, SQLITE_STATIC);
-  sqlite3_bind_int(j->put, 3, attempts);
-  if (json)
-    sqlite3_bind_text(j->put, 4, json, -1, SQLITE_STATIC);
-  else
-    sqlite3_bind_null(j->put, 4);
-  sqlite3_bind_int(j->put, 5, restorable);
-  if (sqlite3_step(j->put) != SQLITE_DONE)
+  sqlite3_stmt *s = j->put;
+  sqlite3_reset(s);
+  sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, pc_outcome_name(l->outcome), -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 3, l->attempts);
+  if (l->json)
+    sqlite3_bind_text(s, 4, l->json, -1, SQLITE_STATIC);
+  sqlite3_bind_int(s, 5, l->restorable);
+  sqlite3_bind_int(s, 6, l->status);
+  if (l->method)
+    sqlite3_bind_text(s, 7, l->method, -1, SQLITE_STATIC);
+  if (l->url)
+    sqlite3_bind_text(s, 8, l->url, -1, SQLITE_STATIC);
+  if (sqlite3_step(s) != SQLITE_DONE)
     write_failed(j);
-  sqlite3_reset(j->put);
-  sqlite3_clear_bindings(j->put);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s); /* unbound parameters are NULL */
   if (++j->pending >= BATCH_MAX)
     commit(j);
 }
@@ -276,11 +289,11 @@ struct pc_journal *pc_journal_open(const char *path, bool resume, const char *wo
     goto fail;
   }
   if (sqlite3_prepare_v2(j->db,
-                         "SELECT result, attempts FROM leaves WHERE key = ? AND outcome = 'ok' "
+                         "SELECT result, method, url, attempts, status FROM leaves WHERE key = ? AND outcome = 'ok' "
                          "AND restorable = 1 LIMIT 1", -1, &j->get, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(j->db,
                          "INSERT INTO leaves (key, outcome, attempts, result, "
-                         "restorable) VALUES (?, ?, ?, ?, ?)", -1, &j->put, NULL) != SQLITE_OK) {
+                         "restorable, status, method, url) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", -1, &j->put, NULL) != SQLITE_OK) {
     *err = pc_asprintf("%s: %s", path, sqlite3_errmsg(j->db));
     goto fail;
   }
@@ -325,7 +338,8 @@ void pc_journal_close(struct pc_journal *j)
     sqlite3_finalize(j->put);
     sqlite3_close(j->db);
   }
-  free(j->result);
+  for (int i = 0; i < 3; i++)
+    free(j->text[i]);
   free(j->path);
   free(j);
 }
