@@ -1017,7 +1017,9 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     }
     char real[PATH_MAX];
     o.history_workflow = strcmp(files[f], "-") != 0 && realpath(files[f], real) ? real : files[f];
-    o.history = dry || no_history ? NULL : history ? history : (history = pc_history_default_path());
+    if (!history && !dry && !no_history)
+      history = pc_history_default_path();
+    o.history = dry || no_history ? NULL : history;
     o.journal = NULL;
     if (journal_path && !dry) {
       char *jerr = NULL;

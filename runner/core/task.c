@@ -285,7 +285,8 @@ static void log_finish(struct task *t)
     pc_log_step(lvl, label, &f, "%s after %s%s: %s", pc_outcome_name(t->outcome), dur, queued,
                 t->error ? t->error : "");
   } else if (t->restored) {
-    pc_log_step(lvl, label, &f, "%s (from the journal: not run again)", pc_outcome_name(t->outcome));
+    pc_log_step(lvl, label, &f, "%s (from the journal: not run again)",
+                pc_outcome_name(t->outcome));
   } else {
     pc_log_step(lvl, label, &f, "%s in %s%s", pc_outcome_name(t->outcome), dur, queued);
   }

@@ -280,7 +280,8 @@ struct pc_journal *pc_journal_open(const char *path, bool resume, const char *wo
     if (check_same(j, workflow_sha256, vars_sha256, err) != 0 ||
         exec_sql(j, "CREATE INDEX IF NOT EXISTS leaves_key ON leaves (key)", err) != 0)
       goto fail;
-  } else if (exec_sql(j, "BEGIN; DROP TABLE leaves; DELETE FROM meta; CREATE TABLE " LEAVES_TABLE ";", err) != 0 ||
+  } else if (exec_sql(j, "BEGIN; DROP TABLE leaves; DELETE FROM meta; "
+                         "CREATE TABLE " LEAVES_TABLE ";", err) != 0 ||
              meta_set(j, "version", JOURNAL_VERSION) != 0 ||
              meta_set(j, "workflow_sha256", workflow_sha256) != 0 ||
              meta_set(j, "vars_sha256", vars_sha256) != 0 || exec_sql(j, "COMMIT", err) != 0) {
@@ -289,11 +290,13 @@ struct pc_journal *pc_journal_open(const char *path, bool resume, const char *wo
     goto fail;
   }
   if (sqlite3_prepare_v2(j->db,
-                         "SELECT result, method, url, attempts, status FROM leaves WHERE key = ? AND outcome = 'ok' "
-                         "AND restorable = 1 LIMIT 1", -1, &j->get, NULL) != SQLITE_OK ||
+                         "SELECT result, method, url, attempts, status FROM leaves WHERE "
+                         "key = ? AND outcome = 'ok' AND restorable = 1 LIMIT 1",
+                         -1, &j->get, NULL) != SQLITE_OK ||
       sqlite3_prepare_v2(j->db,
                          "INSERT INTO leaves (key, outcome, attempts, result, "
-                         "restorable, status, method, url) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", -1, &j->put, NULL) != SQLITE_OK) {
+                         "restorable, status, method, url) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         -1, &j->put, NULL) != SQLITE_OK) {
     *err = pc_asprintf("%s: %s", path, sqlite3_errmsg(j->db));
     goto fail;
   }
