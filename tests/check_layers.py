@@ -65,6 +65,9 @@ LAYERS = [
     # run-end exporters (pings, Pushgateway, OpenTelemetry): called by the
     # run driver, they send through the HTTP transport (layer 2)
     ("runner/export/*", 5, "run exporters"),
+    # durable runs: the journal (through the engine's pc_journal_ops) and
+    # the run history, in SQLite; called by the run driver
+    ("runner/journal/*", 5, "journal and history"),
     ("runner/core/*", 4, "engine"),
     ("runner/actions/*", 3, "actions"),
     ("runner/http/action.[ch]", 3, "actions"),

@@ -229,6 +229,7 @@ def subst(s, ctx):
 
 # Upper time bounds are multiplied by this (sanitizer builds run slower).
 TIME_FACTOR = 1.0
+STATE_HOME = None  # XDG_STATE_HOME of every case: one per invocation (main)
 # Peak RSS bounds are checked (not on sanitizer builds).
 CHECK_RSS = True
 
@@ -394,6 +395,10 @@ def run_case_in(pacer, path, servers, tmp):
     for kind in (spec["server"] or "").split():
         ctx.update(servers.get(kind))
     env = dict(os.environ)
+    # Every run appends to the run history ($XDG_STATE_HOME/pacer/): the
+    # cases' runs go to one temporary directory of this invocation's, not
+    # to the user's (history.yml sets its own).
+    env["XDG_STATE_HOME"] = STATE_HOME
     env.update({k: subst(v, ctx) for k, v in spec["env"].items()})
     env["NO_COLOR"] = "1"
     env["PACER_TIME_FACTOR"] = "%g" % TIME_FACTOR
@@ -517,8 +522,9 @@ def main():
     ap.add_argument("filter", nargs="*", help="substrings of case names to run")
     opts = ap.parse_args()
     pacer = os.path.abspath(opts.pacer)
-    global TIME_FACTOR, CHECK_RSS
+    global TIME_FACTOR, CHECK_RSS, STATE_HOME
     TIME_FACTOR = opts.time_factor
+    STATE_HOME = tempfile.mkdtemp(prefix="pacer-state-")
     CHECK_RSS = not opts.no_rss
 
     jobs = []
@@ -583,6 +589,7 @@ def main():
     finally:
         servers.stop()
         FDCHECK.stop()
+        shutil.rmtree(STATE_HOME, ignore_errors=True)
     print("%d passed, %d failed%s" % (passed, failed,
                                       ", %d skipped" % skipped if skipped else ""))
     return 1 if failed else 0

@@ -4,6 +4,7 @@
  * printed as "file:line:column: error: ..." and exit 2 before anything
  * runs. */
 #include "cli/cli.h"
+#include "cli/help.h"
 #include "cli/merge.h"
 #include "cli/shard.h"
 
@@ -27,6 +28,7 @@
 
 #include "cli/builtins.h"
 #include "http/curlshim.h"
+#include "journal/journal.h"
 #include "base/diag.h"
 #include "base/digest.h"
 #include "core/run.h"
@@ -46,134 +48,6 @@
 #include "base/yamlload.h"
 #include "model/workflow.h"
 
-/* ----------------------------------------------------------- help */
-
-/* One text per command: `pacer CMD --help` (or -h, or `pacer help CMD`)
- * prints it on stdout and exits 0; a usage error prints the overview on
- * stderr. */
-static const char overview_help[] =
-    "usage: pacer run WORKFLOW... [options]     run workflows (files, directories, - for stdin)\n"
-    "       pacer validate WORKFLOW...          check files without running anything\n"
-    "       pacer plugins [WORKFLOW.yml]        list the plugins and flows found, with inputs\n"
-    "       pacer merge SHARD.json... --report FORMAT:PATH...\n"
-    "                                           merge the reports of a run's shards\n"
-    "       pacer schema                        print the JSON Schema of the workflow format\n"
-    "       pacer version                       print versions\n"
-    "\n"
-    "`pacer COMMAND --help` describes a command and its options.\n";
-
-static const char run_help[] =
-    "usage: pacer run WORKFLOW... [options]\n"
-    "\n"
-    "Runs workflows. A WORKFLOW is a file, a directory (its *.yml and *.yaml\n"
-    "files, in name order) or - (the standard input). Every file is loaded and\n"
-    "checked before anything runs; then they run one after the other, with\n"
-    "one summary at the end, and the exit code is the most severe of them.\n"
-    "--report takes one file.\n"
-    "\n"
-    "options:\n"
-    "  --var NAME=VALUE      override vars.NAME (VALUE is read as YAML); repeatable\n"
-    "  --vars-file FILE      YAML map merged over vars (--var wins)\n"
-    "  --timeout DURATION    deadline for each workflow (overrides its `timeout`)\n"
-    "  --shard K/N|auto      run shard K of N: the outermost fan-outs' items K, K+N, ...\n"
-    "  --shards N            with --shard auto in a Kubernetes Indexed Job: the count\n"
-    "  --report FORMAT:PATH  write a report (json, junit, trace, html, prometheus);\n"
-    "                        repeatable\n"
-    "  --push URL            push the run's metrics to a Prometheus Pushgateway\n"
-    "  --ping URL            ping a healthchecks.io-style check at start and end\n"
-    "  --lock PATH           hold an exclusive lock; exit 75 if another run holds it\n"
-    "  --progress auto|always|never\n"
-    "                        live progress on stderr (auto: when it is a terminal)\n"
-    "  --log-format text|json\n"
-    "                        human log lines, or one JSON object per line\n"
-    "  -q                    quiet: errors only (and the summary of a failed run)\n"
-    "  -v                    verbose: every step's start and end\n"
-    "  -vv                   also every HTTP request and response (redacted)\n"
-    "  --dry-run             load, validate and print the plan; run nothing\n"
-    "  --plugins DIR         another plugin directory (repeatable; also PACER_PLUGIN_PATH)\n"
-    "  --lua-memory MB       memory limit of the Lua state (default 512; also\n"
-    "                        PACER_LUA_MEMORY)\n"
-    "\n"
-    "exit codes: 0 ok, 1 an expectation failed, 2 invalid workflow or usage,\n"
-    "3 a step errored, 4 the deadline passed, 75 --lock is held,\n"
-    "129/130/143 interrupted by SIGHUP/SIGINT/SIGTERM.\n";
-
-static const char validate_help[] =
-    "usage: pacer validate WORKFLOW... [options]\n"
-    "\n"
-    "Loads and checks each workflow (files, directories, - for stdin) and runs\n"
-    "nothing: prints FILE: ok, or every error as file:line:column, and exits 2\n"
-    "if a file is invalid.\n"
-    "\n"
-    "options:\n"
-    "  --var NAME=VALUE      the names --var and --vars-file define count as\n"
-    "  --vars-file FILE        defined vars for the check of vars.NAME\n"
-    "  --plugins DIR         another plugin directory (repeatable; also PACER_PLUGIN_PATH)\n"
-    "  --lua-memory MB       memory limit of the Lua state (default 512)\n";
-
-static const char plugins_help[] =
-    "usage: pacer plugins [WORKFLOW.yml] [options]\n"
-    "\n"
-    "Lists the plugins (NAME.lua) and workflow files (NAME.yml) `uses:` can find,\n"
-    "with their descriptions and inputs: those in plugins/ beside WORKFLOW.yml, in\n"
-    "each --plugins directory, in each PACER_PLUGIN_PATH entry, and the plugins\n"
-    "bundled with pacer.\n"
-    "\n"
-    "options:\n"
-    "  --plugins DIR         another plugin directory (repeatable)\n"
-    "  --lua-memory MB       memory limit of the Lua state (default 512)\n";
-
-static const char merge_help[] =
-    "usage: pacer merge SHARD.json... --report FORMAT:PATH...\n"
-    "\n"
-    "Reads the JSON reports of every shard of one run (run --shard K/N\n"
-    "--report json:PATH) and writes the reports of the whole run (json, junit,\n"
-    "trace, html, prometheus; at least one). Refuses, with exit 2 and nothing\n"
-    "written, a missing or repeated shard and shards of another workflow or\n"
-    "other vars; otherwise exits with the merged run's exit code\n"
-    "(docs/shards.md).\n";
-
-static const char schema_help[] =
-    "usage: pacer schema\n"
-    "\n"
-    "Prints the JSON Schema (draft-07) of the workflow format, for editors:\n"
-    "  pacer schema > .pacer-workflow.schema.json\n";
-
-static const char version_help[] =
-    "usage: pacer version\n"
-    "\n"
-    "Prints the versions of pacer and of the libraries it uses.\n";
-
-static const struct {
-  const char *cmd;
-  const char *text;
-} helps[] = {
-    {"run", run_help},       {"validate", validate_help}, {"plugins", plugins_help},
-    {"schema", schema_help}, {"version", version_help},     {"merge", merge_help},
-};
-
-static void usage(FILE *f)
-{
-  fputs(overview_help, f);
-}
-
-/* The help of `cmd`, or NULL for an unknown command. */
-static const char *help_of(const char *cmd)
-{
-  for (size_t i = 0; i < PC_ARRAY_SIZE(helps); i++)
-    if (strcmp(helps[i].cmd, cmd) == 0)
-      return helps[i].text;
-  return NULL;
-}
-
-/* Whether the arguments of a command ask for its help. */
-static bool wants_help(int argc, char **argv)
-{
-  for (int i = 0; i < argc; i++)
-    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
-      return true;
-  return false;
-}
 
 /* What run, validate and plugins share: the options common to them, and
  * the plugin directories loading searches. Made by cli_main from the
@@ -823,7 +697,9 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   struct pc_log_opts lo = {0, false, isatty(STDERR_FILENO) && !getenv("NO_COLOR")};
   bool dry = false;
   enum pc_progress_mode progress = PC_PROGRESS_AUTO;
-  const char *lock_path = NULL, *shard_spec = NULL, *shards_spec = NULL;
+  const char *lock_path = NULL, *shard_spec = NULL, *shards_spec = NULL, *journal_path = NULL;
+  bool resume = false, no_history = false;
+  char *history = NULL;
   int lock_fd = -1, shard_k = 1, shard_n = 1;
   int code = PC_EXIT_USAGE;
   struct var_names vn = {0};
@@ -883,6 +759,13 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     } else if (opt_is(a, "--shards")) {
       if (!(shards_spec = opt_value("--shards", argc, argv, &i)))
         goto missing;
+    } else if (opt_is(a, "--journal")) {
+      if (!(journal_path = opt_value("--journal", argc, argv, &i)))
+        goto missing;
+    } else if (strcmp(a, "--resume") == 0) {
+      resume = true;
+    } else if (strcmp(a, "--no-history") == 0) {
+      no_history = true;
     } else if (opt_is(a, "--lock")) {
       if (!(lock_path = opt_value("--lock", argc, argv, &i)))
         goto missing;
@@ -933,6 +816,20 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     /* One report per run would overwrite each other at the same path. */
     fprintf(stderr, "pacer run: --report takes one workflow file (%zu given): run the files one "
                     "at a time to get a report of each\n", nfiles);
+    goto out;
+  }
+  if (resume && !journal_path) {
+    fprintf(stderr, "pacer run: --resume needs --journal PATH (the journal to resume from)\n");
+    goto out;
+  }
+  if (journal_path && nfiles > 1) {
+    fprintf(stderr, "pacer run: --journal takes one workflow file (%zu given)\n", nfiles);
+    goto out;
+  }
+  if (journal_path && shard_spec) {
+    /* Each shard would need a journal of its own; one path cannot be. */
+    fprintf(stderr, "pacer run: --journal and --shard cannot be combined yet: run each shard "
+                    "without a journal\n");
     goto out;
   }
   if (pc_cli_resolve_shard(shard_spec, shards_spec, &shard_k, &shard_n) != 0)
@@ -1001,10 +898,33 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
                           pc_cli_has_shard_key(wfs[f]->finally, wfs[f]->nfinally)))
         shard.rule = "keyed";
     }
-    if (dry)
+    char real[PATH_MAX];
+    o.history_workflow = strcmp(files[f], "-") != 0 && realpath(files[f], real) ? real : files[f];
+    if (!history && !dry && !no_history)
+      history = pc_history_default_path();
+    o.history = dry || no_history ? NULL : history;
+    o.journal = NULL;
+    if (journal_path && !dry) {
+      char *jerr = NULL;
+      if (!o.shard) {
+        fprintf(stderr, "pacer run: --journal: the workflow's digest is not known (its "
+                        "vars file cannot be read)\n");
+        c = PC_EXIT_USAGE;
+      } else if (!(o.journal = pc_journal_open(journal_path, resume, o.shard->workflow_sha256,
+                                               o.shard->vars_sha256, &jerr))) {
+        fprintf(stderr, "pacer run: --journal %s; nothing was run\n", jerr);
+        free(jerr);
+        c = PC_EXIT_USAGE;
+      }
+    }
+    if (c != PC_EXIT_OK)
+      ;
+    else if (dry)
       print_plan(wfs[f], (struct plan_shard){shard_k, shard_n});
     else
       c = pc_run_workflow(wfs[f], hosts[f], &o);
+    pc_journal_close(o.journal);
+    o.journal = NULL;
     o.shard = NULL;
     ran++;
     if (c == PC_EXIT_OK)
@@ -1031,6 +951,7 @@ missing:
 out:
   if (lock_fd >= 0)
     close(lock_fd); /* releases the lock */
+  free(history);
   var_names_free(&vn);
   for (size_t f = 0; f < nfiles; f++) {
     if (wfs && wfs[f])
@@ -1075,15 +996,15 @@ int pc_cli_main(int argc, char **argv)
 static int cli_main(int argc, char **argv)
 {
   if (argc < 2) {
-    usage(stderr);
+    pc_cli_usage(stderr);
     return PC_EXIT_USAGE;
   }
   const char *cmd = argv[1];
   if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-    const char *text = argc > 2 ? help_of(argv[2]) : overview_help;
+    const char *text = argc > 2 ? pc_cli_help_of(argv[2]) : pc_cli_overview_help;
     if (!text) {
       fprintf(stderr, "pacer help: unknown command \"%s\"\n", argv[2]);
-      usage(stderr);
+      pc_cli_usage(stderr);
       return PC_EXIT_USAGE;
     }
     fputs(text, stdout);
@@ -1091,8 +1012,8 @@ static int cli_main(int argc, char **argv)
   }
   /* `pacer CMD --help` anywhere among CMD's arguments: the help, nothing
    * else (whatever the other arguments say). */
-  if (help_of(cmd) && wants_help(argc - 2, argv + 2)) {
-    fputs(help_of(cmd), stdout);
+  if (pc_cli_help_of(cmd) && pc_cli_wants_help(argc - 2, argv + 2)) {
+    fputs(pc_cli_help_of(cmd), stdout);
     return PC_EXIT_OK;
   }
   struct cli cli = {0};
@@ -1111,6 +1032,8 @@ static int cli_main(int argc, char **argv)
     return code;
   if (strcmp(cmd, "merge") == 0)
     return pc_cli_merge(argc - 2, argv + 2);
+  if (strcmp(cmd, "history") == 0)
+    return pc_history_main(argc - 2, argv + 2);
   if (strcmp(cmd, "schema") == 0) {
     if (argc > 2) {
       fprintf(stderr, "pacer schema: takes no arguments\n");
@@ -1128,6 +1051,6 @@ static int cli_main(int argc, char **argv)
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
     return cmd_version();
   fprintf(stderr, "pacer: unknown command \"%s\"\n", cmd);
-  usage(stderr);
+  pc_cli_usage(stderr);
   return PC_EXIT_USAGE;
 }

@@ -39,6 +39,30 @@ struct pc_run_state_entry {
 
 struct pc_redis_bucket;
 
+/* A journal of the run's finished leaves (--journal; runner/journal/ owns
+ * it, docs/cron-and-ci.md "Journals and resume"). The engine names each
+ * leaf instance by a stable key (core/resume.c: the steps' positions
+ * and, for a fan-out item, a digest of the item's value), asks before a
+ * leaf runs whether the resumed run finished it ok, and tells when one
+ * finishes. Both are called on the loop's thread. */
+struct pc_journal_leaf {
+  enum pc_outcome outcome;
+  int attempts;
+  int status;               /* what the last attempt reported for the record */
+  const char *method, *url; /* (pc_attempt_report), or NULL */
+  const char *json;         /* the result table as JSON, or NULL: none */
+  bool restorable;          /* false: it had a result that could not be written down */
+};
+
+struct pc_journal_ops {
+  /* Whether leaf `key` finished ok in the run being resumed with a result
+   * that could be written down; if so, *out is its record (its strings
+   * valid until the next call; json "" when it had no result table). */
+  bool (*lookup)(void *j, const char *key, struct pc_journal_leaf *out);
+  /* Leaf `key` finished: its record. */
+  void (*record)(void *j, const char *key, const struct pc_journal_leaf *leaf);
+};
+
 struct pc_run {
   uv_loop_t loop;     /* initialised and closed by the driver */
   struct pc_lua *lua; /* borrowed */
@@ -82,6 +106,10 @@ struct pc_run {
    * called when the last one is over (set while it waits for them). */
   size_t nsubs;
   void (*subs_over)(struct pc_run *run);
+  /* The journal (--journal), or NULL: set by the driver before the roots
+   * start. */
+  const struct pc_journal_ops *journal_ops;
+  void *journal;
 
   /* The end-of-run summary: every run keeps it (a few counters, the first
    * failures), whether it records or not. */

@@ -116,7 +116,12 @@ void pc__build_result(struct task *t, enum pc_outcome o)
   lua_State *L = run->L;
   lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref); /* result */
   int tbl = lua_gettop(L);
-  if (o == PC_OK && !(t->kind == TK_FOREACH)) {
+  if (t->restored) {
+    /* The journal's record of the result (resume.c), as it was: only the
+     * outcome is sure to be there (a result nothing read was not kept). */
+    lua_pushstring(L, pc_outcome_name(PC_OK));
+    lua_setfield(L, tbl, "outcome");
+  } else if (o == PC_OK && !(t->kind == TK_FOREACH)) {
     char *oerr = NULL;
     if (eval_outputs(t, tbl, &oerr) != 0) {
       t->outcome = PC_ERROR;
@@ -129,7 +134,8 @@ void pc__build_result(struct task *t, enum pc_outcome o)
     lua_newtable(L);
     lua_setfield(L, tbl, "outputs");
   }
-  set_common_fields(t, tbl);
+  if (!t->restored)
+    set_common_fields(t, tbl);
 
   /* steps.ID: everything in the scope it runs in. A fan-out item is not
    * stored there: its result goes into the fan-out's `items`, and a leaf

@@ -28,6 +28,7 @@
 #include "core/engine.h"
 #include "core/watchdog.h"
 #include "export/export.h"
+#include "journal/journal.h"
 #include "report/progress.h"
 #include "report/report.h"
 #include "script/luahost.h"
@@ -508,6 +509,8 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
     return PC_EXIT_ERROR;
   }
   pc__engine_init(run);
+  if (o->journal)
+    pc_journal_attach(o->journal, run);
   start_handles(d);
   pc_export_start(d->exp, &run->loop, d->run_id); /* the start ping, not waited for */
 
@@ -516,6 +519,13 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   d->main = pc__root_start(run, "steps", wf->steps, wf->nsteps, d->root_scope, -1, on_root_done);
   uv_run(&run->loop, UV_RUN_DEFAULT);
   assert(d->finished);
+  if (o->journal) {
+    pc_journal_detach(o->journal);
+    size_t n = pc_journal_restored(o->journal);
+    if (n)
+      pc_log(PC_LOG_INFO, NULL, "%zu step%s finished ok in the journaled run: not run again", n,
+             n == 1 ? "" : "s");
+  }
 
   /* The actions' run-wide state goes now (the HTTP session with it): keep
    * its statistics first. */
@@ -547,6 +557,15 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   d->exporting = true;
   pc_export_end(d->exp, &d->rep);
   uv_run(&run->loop, UV_RUN_DEFAULT);
+  if (o->history) {
+    struct pc_history_run hr = {o->history_workflow ? o->history_workflow : wf->file,
+                                o->shard ? o->shard->workflow_sha256 : "", d->rep.start_ms,
+                                d->rep.duration_ms, d->rep.outcome, code, &run->summary};
+    char *herr = NULL;
+    if (pc_history_append(o->history, &hr, &herr) != 0)
+      pc_log(PC_LOG_WARN, NULL, "run history: %s (--no-history skips it)", herr);
+    free(herr);
+  }
   /* The closing lines come after the reports, so they can name them: the
    * summary, then the run's outcome and exit code. */
   if (o->summary)

@@ -13,6 +13,7 @@
 #include "model/outcome.h"
 #include "model/workflow.h"
 
+struct pc_journal;
 struct pc_lua;
 struct pc_shard_id;
 
@@ -30,6 +31,13 @@ struct pc_run_opts {
   const char *ping_url;         /* --ping: a healthchecks.io-style check, or NULL */
   const struct pc_shard_id *shard; /* the run's shard identity for the reports
                                       (core/records.h), borrowed; or NULL */
+  /* --journal (journal/journal.h), opened and closed by the caller;
+   * borrowed, or NULL. */
+  struct pc_journal *journal;
+  /* The run history to append the run to (journal/journal.h), or NULL
+   * (--no-history), and the workflow's name there (its real path). */
+  const char *history;
+  const char *history_workflow;
   /* Several files in one `pacer run`: the run adds its summary (summary.h)
    * here instead of printing it, and the caller prints one for all. NULL:
    * the run prints its own. */

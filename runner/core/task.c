@@ -292,6 +292,9 @@ static void log_finish(struct task *t)
   } else if (t->outcome == PC_CANCELLED || (t->outcome == PC_SKIPPED && t->error)) {
     pc_log_step(lvl, label, &f, "%s after %s%s: %s", pc_outcome_name(t->outcome), dur, queued,
                 t->error ? t->error : "");
+  } else if (t->restored) {
+    pc_log_step(lvl, label, &f, "%s (from the journal: not run again)",
+                pc_outcome_name(t->outcome));
   } else {
     pc_log_step(lvl, label, &f, "%s in %s%s", pc_outcome_name(t->outcome), dur, queued);
   }
@@ -339,6 +342,8 @@ void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
   if ((t->kind == TK_SEQ || t->kind == TK_GATHER) && t->next_kid < t->nkids)
     mark_unreached(t);
 
+  if (t->kind == TK_LEAF && run->journal_ops && !t->restored && t->attempts > 0)
+    pc__journal_record(t);
   log_finish(t);
   if (t->step) {
     /* A leaf that ran a sub-group counts as a group does: its steps are
@@ -786,6 +791,8 @@ void pc__task_start(struct task *t)
   }
   switch (t->kind) {
   case TK_LEAF:
+    if (run->journal_ops && pc__journal_restore(t))
+      break;
     pc__leaf_next_attempt(t);
     break;
   case TK_FOREACH:

@@ -11,7 +11,8 @@
  *   recording.c  records for reports and progress
  *   defer.c    the queues and the drain that drives everything
  *   hooks.c    the run-wide state of actions and services (run hooks)
- *   labels.c   how a step instance is named in logs and records */
+ *   labels.c   how a step instance is named in logs and records
+ *   resume.c   the journal's side in the engine: keys, restore, record */
 #ifndef PACER_CORE_TASK_H
 #define PACER_CORE_TASK_H
 
@@ -63,6 +64,7 @@ struct task {
   bool cancelled;
   bool item_text_done; /* item_text was made (it may be NULL) */
   bool background;     /* a child its sequence started and moved on from */
+  bool restored;  /* a leaf the journal had finished: its result is the recorded one */
 
   union {
     struct { /* groups: TK_SEQ, TK_GATHER, TK_FOREACH */
@@ -257,6 +259,15 @@ void pc__build_result(struct task *t, enum pc_outcome o);
 void pc__fill_unstarted_items(struct task *t);
 void pc__unreached_result(struct task *group, const struct pc_step *st, const char *why);
 double pc__task_run_ms(const struct task *t);
+
+/* --------------------------------------------------------- resume.c */
+
+/* With a journal (run->journal_ops): a leaf about to run that the resumed
+ * run finished ok is finished now with its recorded result; returns true
+ * then. */
+bool pc__journal_restore(struct task *t);
+/* A leaf that ran finished (its result built): the journal records it. */
+void pc__journal_record(struct task *t);
 
 /* -------------------------------------------------------- recording.c */
 

@@ -258,6 +258,12 @@ static void push_result_mt(lua_State *L)
   lua_pushvalue(L, -1);                     /* mt, data, data */
   lua_pushcclosure(L, l_http_result_pairs, 1); /* mt, data, __pairs */
   lua_setfield(L, -3, "__pairs");           /* mt, data */
+  /* The field pairs() does not list, for readers that write a result down
+   * whole (the journal: script/json.h, pc_json_encode_exact). */
+  lua_createtable(L, 1, 0);                 /* mt, data, fields */
+  lua_pushliteral(L, "json");
+  lua_rawseti(L, -2, 1);
+  lua_setfield(L, -3, "__fields");          /* mt, data */
   lua_pushliteral(L, "http result");        /* mt, data, name */
   lua_setfield(L, -3, "__metatable");       /* mt, data */
   lua_pushvalue(L, -2);                     /* mt, data, mt */

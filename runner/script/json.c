@@ -15,6 +15,8 @@
 #include "script/json.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,4 +313,221 @@ int pc_json_open(lua_State *L)
   lua_pushlightuserdata(L, NULL); /* json, null */
   lua_setfield(L, -2, "null");    /* json */
   return 1;
+}
+
+/* ------------------------------------------------------------ encoding */
+
+/* A string that is valid UTF-8 throughout (NUL included): pc_json_quote
+ * would change anything else. */
+static bool utf8_exact(const char *s, size_t len)
+{
+  const unsigned char *p = (const unsigned char *)s;
+  for (size_t i = 0; i < len;) {
+    uint32_t cp;
+    size_t n = pc_utf8_decode(p + i, len - i, &cp);
+    if (n == 0)
+      return false;
+    i += n;
+  }
+  return true;
+}
+
+/* A JSON string literal of len bytes of valid UTF-8 (NUL included). */
+static void quote_exact(struct pc_buf *out, const char *s, size_t len)
+{
+  pc_buf_puts(out, "\"");
+  size_t from = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\')
+      continue;
+    pc_buf_append(out, s + from, i - from);
+    if (c == '"' || c == '\\')
+      pc_buf_printf(out, "\\%c", c);
+    else
+      pc_buf_printf(out, "\\u%04x", c);
+    from = i + 1;
+  }
+  pc_buf_append(out, s + from, len - from);
+  pc_buf_puts(out, "\"");
+}
+
+static int encode_value(lua_State *L, int idx, struct pc_buf *out, int depth);
+
+/* get(t, k) -> t[k], metamethods included (under lua_pcall). */
+static int get_field(lua_State *L)
+{
+  lua_gettable(L, 1);
+  return 1;
+}
+
+static int encode_table(lua_State *L, int idx, struct pc_buf *out, int depth)
+{
+  if (depth > PC_JSON_MAX_DEPTH)
+    return -1;
+  bool marked = false, lazy = false;
+  if (lua_getmetatable(L, idx)) {                        /* mt */
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &OBJECT_MT_KEY); /* mt, object_mt */
+    marked = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (!marked) {
+      /* A table with fields built on first use (an HTTP result): its
+       * __pairs builds those pairs() lists, __fields names those it does
+       * not (read through __index). Any other metatable: a proxy, or a
+       * plugin's object, is not plain data. */
+      if (luaL_getmetafield(L, idx, "__pairs") == LUA_TNIL)
+        return -1;
+      lua_pushvalue(L, idx);
+      if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        return -1;
+      }
+      lazy = true;
+    }
+  }
+  /* Which shape: count the keys, and see whether they are 1..n. */
+  size_t nkeys = 0;
+  bool strings = true, ints = true;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { /* k, v */
+    lua_pop(L, 1);
+    nkeys++;
+    if (lua_type(L, -1) != LUA_TSTRING)
+      strings = false;
+    if (!lua_isinteger(L, -1))
+      ints = false;
+  }
+  lua_Unsigned n = lua_rawlen(L, idx);
+  if (nkeys == 0 && !lazy) {
+    pc_buf_puts(out, marked ? "{}" : "[]");
+    return 0;
+  }
+  if (ints && n == nkeys && !marked && !lazy) {
+    pc_buf_puts(out, "[");
+    for (lua_Unsigned i = 1; i <= n; i++) {
+      if (i > 1)
+        pc_buf_puts(out, ",");
+      lua_rawgeti(L, idx, (lua_Integer)i);
+      int rc = encode_value(L, lua_gettop(L), out, depth + 1);
+      lua_pop(L, 1);
+      if (rc != 0)
+        return -1;
+    }
+    pc_buf_puts(out, "]");
+    return 0;
+  }
+  if (!strings)
+    return -1;
+  pc_buf_puts(out, "{");
+  bool first = true;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) { /* k, v */
+    size_t klen;
+    const char *k = lua_tolstring(L, -2, &klen);
+    if (!utf8_exact(k, klen)) {
+      lua_pop(L, 2);
+      return -1;
+    }
+    if (!first)
+      pc_buf_puts(out, ",");
+    first = false;
+    quote_exact(out, k, klen);
+    pc_buf_puts(out, ":");
+    if (encode_value(L, lua_gettop(L), out, depth + 1) != 0) {
+      lua_pop(L, 2);
+      return -1;
+    }
+    lua_pop(L, 1); /* k */
+  }
+  int ft = lazy ? luaL_getmetafield(L, idx, "__fields") : LUA_TNIL; /* [fields] */
+  if (ft == LUA_TTABLE) {
+    int fields = lua_gettop(L);
+    for (lua_Integer i = 1; lua_rawgeti(L, fields, i) == LUA_TSTRING; i++) { /* fields, name */
+      lua_pushvalue(L, -1);
+      bool absent = lua_rawget(L, idx) == LUA_TNIL; /* fields, name, raw */
+      lua_pop(L, 1);
+      if (!absent) {
+        lua_pop(L, 1);
+        continue;
+      }
+      /* Read through __index, which may raise (a body that is not JSON):
+       * then the field is left out, as pairs() leaves it out. */
+      lua_pushcfunction(L, get_field); /* fields, name, get */
+      lua_pushvalue(L, idx);
+      lua_pushvalue(L, -3);
+      if (lua_pcall(L, 2, 1, 0) != LUA_OK || lua_isnil(L, -1)) {
+        lua_pop(L, 2); /* fields */
+        continue;
+      }
+      size_t klen;
+      const char *k = lua_tolstring(L, -2, &klen);
+      if (!first)
+        pc_buf_puts(out, ",");
+      first = false;
+      quote_exact(out, k, klen);
+      pc_buf_puts(out, ":");
+      int rc = encode_value(L, lua_gettop(L), out, depth + 1);
+      lua_pop(L, 2); /* fields */
+      if (rc != 0)
+        return -1; /* pc_json_encode_exact restores the stack */
+    }
+    lua_pop(L, 1); /* fields (the value that ended the list) */
+  }
+  if (ft != LUA_TNIL)
+    lua_pop(L, 1); /* fields */
+  pc_buf_puts(out, "}");
+  return 0;
+}
+
+static int encode_value(lua_State *L, int idx, struct pc_buf *out, int depth)
+{
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+    pc_buf_puts(out, "null");
+    return 0;
+  case LUA_TLIGHTUSERDATA:
+    if (lua_touserdata(L, idx) != NULL)
+      return -1;
+    pc_buf_puts(out, "null");
+    return 0;
+  case LUA_TBOOLEAN:
+    pc_buf_puts(out, lua_toboolean(L, idx) ? "true" : "false");
+    return 0;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) {
+      pc_buf_printf(out, "%lld", (long long)lua_tointeger(L, idx));
+    } else {
+      double v = lua_tonumber(L, idx);
+      if (!isfinite(v))
+        return -1;
+      char num[40];
+      snprintf(num, sizeof num, "%.17g", v);
+      pc_buf_puts(out, num);
+      if (!strpbrk(num, ".eE"))
+        pc_buf_puts(out, ".0");
+    }
+    return 0;
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (!utf8_exact(s, len))
+      return -1;
+    quote_exact(out, s, len);
+    return 0;
+  }
+  case LUA_TTABLE:
+    if (!lua_checkstack(L, 4))
+      return -1;
+    return encode_table(L, idx, out, depth);
+  default:
+    return -1;
+  }
+}
+
+int pc_json_encode_exact(lua_State *L, int idx, struct pc_buf *out)
+{
+  int top = lua_gettop(L);
+  int rc = encode_value(L, lua_absindex(L, idx), out, 0);
+  lua_settop(L, top); /* a failure may leave values on the stack */
+  return rc;
 }

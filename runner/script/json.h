@@ -28,6 +28,18 @@
 int pc_json_open(lua_State *L);
 /* decode(text) -> value; raises "invalid JSON: ..." with the byte offset. */
 int pc_json_decode(lua_State *L);
+/* Writes the value at idx as JSON text into out, exactly enough that
+ * pc_json_decode gives the same value back: nil and null as null,
+ * booleans, finite numbers (a float keeps a fraction or an exponent, so it
+ * decodes as a float), strings of valid UTF-8, and tables with no
+ * metatable but the object mark whose keys are all strings (an object) or
+ * exactly 1..n (a list; an unmarked empty table is []). Anything else (a
+ * function, a userdata other than null, a proxy, a table that contains
+ * itself or nests deeper than PC_JSON_MAX_DEPTH, NaN, bytes that are not
+ * UTF-8) cannot be written down so: returns -1 (out holds a partial text).
+ * For the journal (runner/journal/), which restores results from it. */
+struct pc_buf;
+int pc_json_encode_exact(lua_State *L, int idx, struct pc_buf *out);
 /* Marks the table at idx as a JSON object (an empty one encodes as {}). */
 void pc_json_mark_object(lua_State *L, int idx);
 

@@ -1,0 +1,134 @@
+/* resume.c: the engine's side of the journal (--journal, --resume;
+ * runner/journal/ keeps the file). Each leaf instance has a key that stays
+ * the same from one run of the same workflow to the next: the path of
+ * steps down to it, each step by its position in the file, and for each
+ * fan-out item on the way the SHA-256 of the item's value as JSON, never
+ * its position in the list (which shifts when the list changes). A leaf
+ * the resumed run finished ok is not run again: its recorded result table
+ * comes back (outputs, status, body: what later steps read), and the leaf
+ * finishes `ok` at once. Results that cannot be written down as JSON
+ * (script/json.h: pc_json_encode_exact) are recorded as such, and those
+ * leaves run again. `finally` is not journaled: it runs every time. */
+#include "core/task.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "base/digest.h"
+#include "base/util.h"
+#include "script/json.h"
+
+/* Results larger than this are not written down (the leaf runs again). */
+#define RESULT_MAX ((size_t)64 << 20)
+
+/* Appends the identity of the fan-out item t is (t->instance): the digest
+ * of its value as JSON, or "#INDEX" when the value cannot be written down
+ * (a value made by Lua code holding a function). */
+static void item_key(struct task *t, struct pc_buf *b)
+{
+  lua_State *L = t->run->L;
+  struct task *fe = t->parent;
+  bool done = false;
+  if (fe && fe->kind == TK_FOREACH && fe->list_ref != LUA_NOREF) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, fe->list_ref); /* list */
+    lua_geti(L, -1, (lua_Integer)t->item);           /* list, item */
+    struct pc_buf j;
+    pc_buf_init(&j, RESULT_MAX);
+    if (pc_json_encode_exact(L, -1, &j) == 0) {
+      char hex[PC_SHA256_HEX];
+      pc_sha256_hex_of(j.data ? j.data : "", j.len, hex);
+      pc_buf_printf(b, "[%.32s]", hex);
+      done = true;
+    }
+    pc_buf_free(&j);
+    lua_pop(L, 2);
+  }
+  if (!done)
+    pc_buf_printf(b, "[#%zu]", t->item);
+}
+
+static void task_key(struct task *t, struct pc_buf *b)
+{
+  if (t->parent)
+    task_key(t->parent, b);
+  else if (t->kind != TK_LEAF && t->root_name)
+    pc_buf_puts(b, t->root_name);
+  if (t->step && !(t->instance && t->parent && t->parent->step == t->step))
+    pc_buf_printf(b, "/%d:%d", t->step->line, t->step->col);
+  if (t->instance)
+    item_key(t, b);
+}
+
+/* Whether t is under the root `finally`, which always runs: a cleanup or a
+ * notification is for this run, whatever the resumed one did. */
+static bool in_finally(const struct task *t)
+{
+  while (t->parent)
+    t = t->parent;
+  return t->kind != TK_LEAF && t->root_name && strcmp(t->root_name, "finally") == 0;
+}
+
+static char *leaf_key(struct task *t)
+{
+  struct pc_buf b;
+  pc_buf_init(&b, (size_t)1 << 20);
+  task_key(t, &b);
+  return pc_buf_steal(&b);
+}
+
+bool pc__journal_restore(struct task *t)
+{
+  struct pc_run *run = t->run;
+  lua_State *L = run->L;
+  if (in_finally(t))
+    return false;
+  char *key = leaf_key(t);
+  struct pc_journal_leaf l;
+  bool found = run->journal_ops->lookup(run->journal, key, &l);
+  free(key);
+  if (!found)
+    return false;
+  if (l.json && *l.json) {
+    lua_pushcfunction(L, pc_json_decode);
+    lua_pushstring(L, l.json);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TTABLE) {
+      lua_pop(L, 1); /* a record that does not decode: run the leaf */
+      return false;
+    }
+    t->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  t->restored = true;
+  t->attempts = l.attempts;
+  /* what the reports show of it, as the journaled run reported it */
+  t->att.status = l.status;
+  t->rep_method = l.method ? pc_xstrdup(l.method) : NULL;
+  t->rep_url = l.url ? pc_xstrdup(l.url) : NULL;
+  pc__task_finish(t, PC_OK, NULL);
+  return true;
+}
+
+void pc__journal_record(struct task *t)
+{
+  struct pc_run *run = t->run;
+  lua_State *L = run->L;
+  if (in_finally(t))
+    return;
+  char *key = leaf_key(t);
+  struct pc_buf j;
+  pc_buf_init(&j, RESULT_MAX);
+  bool has = t->result_ref != LUA_NOREF, ok = true;
+  if (has) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->result_ref);
+    ok = pc_json_encode_exact(L, -1, &j) == 0 && j.len + 1 < RESULT_MAX;
+    lua_pop(L, 1);
+  }
+  struct pc_journal_leaf l = {(enum pc_outcome)t->outcome, t->attempts, t->att.status,
+                              t->rep_method, t->rep_url, has && ok ? j.data : NULL, ok};
+  run->journal_ops->record(run->journal, key, &l);
+  pc_buf_free(&j);
+  free(key);
+}
