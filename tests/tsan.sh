@@ -16,7 +16,7 @@ dir=${1:-build-tsan}
 PY=python3
 [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
 
-if ! ldd "$dir/pacer" 2>/dev/null | grep -q libtsan; then
+if ! ldd "$dir/pacer" 2>/dev/null | grep libtsan >/dev/null; then
   echo "tsan.sh: $dir/pacer is not a ThreadSanitizer build (configure with -DPACER_TSAN=ON)" >&2
   exit 2
 fi

@@ -37,7 +37,7 @@ if ! command -v valgrind >/dev/null; then
 fi
 pacer="$(cd "$(dirname "$pacer")" && pwd)/$(basename "$pacer")"
 [ -x "$pacer" ] || { echo "tests/valgrind.sh: no binary at $pacer" >&2; exit 2; }
-if nm -an "$pacer" 2>/dev/null | grep -q __asan_init; then
+if nm -an "$pacer" 2>/dev/null | grep __asan_init >/dev/null; then
   echo "tests/valgrind.sh: $pacer is an ASan build; valgrind needs a plain one" >&2
   exit 2
 fi
