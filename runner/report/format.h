@@ -60,11 +60,17 @@ static inline double pc__rec_end(const struct pc_record *s)
   return s->start_off_ms + s->duration_ms;
 }
 
+/* v as the JSON report writes it (%.3f) and reads back: wall-clock times
+ * are computed from these, so that `pacer merge`, which has only the
+ * written values, computes the same ones to the millisecond (a sum of the
+ * exact values could fall on the other side of a millisecond). */
+double pc__ms_as_written(double v);
+
 /* The wall-clock time of an offset: the run's one wall-clock reading plus
  * monotonic time, so a clock step during the run moves nothing. */
 static inline double pc__wall_at(const struct pc_run_report *r, double off_ms)
 {
-  return r->start_ms + off_ms;
+  return pc__ms_as_written(r->start_ms) + pc__ms_as_written(off_ms);
 }
 
 /* --------------------------------------------- analysis (analysis.c) */

@@ -125,7 +125,7 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
   pc__json_str(b, r->wf->description);
   pc_buf_puts(b, "},\"run\":{\"id\":");
   pc__json_str(b, r->run_id);
-  pc_format_iso8601(r->start_ms, ts, sizeof ts);
+  pc_format_iso8601(pc__ms_as_written(r->start_ms), ts, sizeof ts);
   pc_buf_puts(b, ",\"started_at\":");
   pc__json_str(b, ts);
   pc_buf_printf(b, ",\"started_at_epoch_ms\":%.3f,\"duration_ms\":%.0f,\"outcome\":", r->start_ms,

@@ -104,6 +104,13 @@ bool pc__is_instance(const struct pc_run_report *r, const struct pc_record *s)
   return s->item && s->parent != PC_NO_RECORD && r->records[s->parent].step == s->step;
 }
 
+double pc__ms_as_written(double v)
+{
+  char t[64];
+  snprintf(t, sizeof t, "%.3f", v);
+  return strtod(t, NULL);
+}
+
 /* How record_path writes a fan-out item. */
 enum item_form { ITEM_NUMBER, ITEM_ANY, ITEM_NONE };
 
