@@ -157,6 +157,7 @@ static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primar
   struct pc_http_request *r = clientp;
   r->sent = true;
   r->sends++;
+  pc_http__transfer_connected(&r->t);
   return CURL_PREREQFUNC_OK;
 }
 
@@ -444,6 +445,10 @@ static bool set_options(struct pc_http_request *r, const struct pc_http_spec *sp
                   version != CURL_HTTP_VERSION_1_1 && version != CURL_HTTP_VERSION_1_0;
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
   r->t.mux = pipewait;
+  /* Only HTTP/1 (one transfer per connection): see "Fresh connections"
+   * in session.h. HTTP/2 over cleartext (an upgrade) may multiplex. */
+  r->t.h1 = !pipewait && version != CURL_HTTP_VERSION_2_0 &&
+            version != CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
   /* Both bound name resolution too, which the session does before the
    * handle goes in (t.connect_timeout_ms, t.timeout_ms). */
   if (sp->connect_timeout_ms >= 0) {
