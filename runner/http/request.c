@@ -746,6 +746,10 @@ static enum pc_fail follow_redirect(struct pc_http_request *r, const char *next,
   free(r->hop_url);
   r->hop_url = pc_xstrdup(next);
   r->t.url = r->hop_url;
+  /* A hop over TLS may land on an HTTP/2 connection (PIPEWAIT stays as the
+   * first request set it): not counted as HTTP/1 ("Fresh connections"). */
+  if (strncasecmp(next, "https://", 8) == 0)
+    r->t.h1 = false;
   if (left > 0) {
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ceil(left));
     r->t.timeout_ms = ceil(left);
