@@ -4,8 +4,9 @@
 -- JSON formatting used by interpolation.
 --
 -- Called with: json (runner/script/json.c: decode, null, object, is_object),
--- getenv_secret(name), mark_secret(text), now_seconds().
-local json, getenv_secret, mark_secret, now_seconds = ...
+-- getenv_secret(name), mark_secret(text), now_seconds(), make_ro(proxy_of,
+-- target_of, mt) (the read-only proxies' ro and __index, in C).
+local json, getenv_secret, mark_secret, now_seconds, make_ro = ...
 local P = {}
 
 -- JSON null (a light userdata NULL). It stays in data, so lists keep their
@@ -33,20 +34,15 @@ local function readonly_error()
   error("attempt to modify a read-only value", 2)
 end
 
-local ro
+local ro, ro_index
 local ro_mt = {
-  __index = function(p, k)
-    local v = target_of[p][k]
-    if v == null then
-      return nil
-    end
-    return ro(v)
-  end,
+  -- __index: make_ro's (host.c, in C: the hot path of every expression),
+  -- which reads target_of[p][k], gives nil for JSON null and ro(value).
   __newindex = readonly_error,
   __len = function(p) return #target_of[p] end,
   __pairs = function(p)
-    -- pairs, not next: the target's own __pairs (an HTTP result's lazy
-    -- fields) is honoured through the proxy too.
+    -- pairs, not next: the target's own __index/__pairs (an HTTP result's
+    -- lazy fields) is honoured through the proxy too.
     local f, s, init = pairs(target_of[p])
     return function(_, k)
       local nk, nv = f(s, k)
@@ -59,19 +55,10 @@ local ro_mt = {
   __metatable = "read-only",
 }
 
-ro = function(v)
-  if type(v) ~= "table" or target_of[v] then
-    return v
-  end
-  local p = proxy_of[v]
-  if p then
-    return p
-  end
-  p = setmetatable({}, ro_mt)
-  proxy_of[v] = p
-  target_of[p] = v
-  return p
-end
+-- ro(v): v itself unless a table; the table's proxy (made once, cached in
+-- proxy_of while it lives) otherwise. Also make_ro's.
+ro, ro_index = make_ro(proxy_of, target_of, ro_mt)
+ro_mt.__index = ro_index
 P.ro = ro
 
 -- Read-only views of library tables (the pacer module): like ro, but values

@@ -185,6 +185,7 @@ const struct pc_action_ops pc_http_ops = {
     .hooks = &pc_http_run_hooks,
     .defaults_key = "http",
     .load_defaults = pc_http_load_defaults,
+    .load_check = pc_http_load_check,
     .default_on = PC_ON_NETWORK | PC_ON_TIMEOUT,
     .default_codes = retry_codes,
     .ndefault_codes = PC_ARRAY_SIZE(retry_codes),

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "model/action.h"
 #include "http/rules.h"
 #include "http/spec.h"
 #include "base/util.h"
@@ -366,4 +367,49 @@ struct pc_tmpl *pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_nod
     pc_tmpl_free(t);
   }
   return bad ? NULL : pc_load_tmpl(c, map);
+}
+
+/* ------------------------------------------------ concurrency over the cap */
+
+/* Whether the step or a step under it is an `http` step. */
+static bool sends_http(const struct pc_step *st)
+{
+  if (st->ops && st->ops->load == pc_http_load_step)
+    return true;
+  for (size_t i = 0; i < st->nchildren; i++)
+    if (sends_http(st->children[i]))
+      return true;
+  return false;
+}
+
+static void warn_over_cap(const struct pc_workflow *wf, struct pc_step *const *steps, size_t n,
+                          long cap, struct pc_diag *d)
+{
+  for (size_t i = 0; i < n; i++) {
+    const struct pc_step *st = steps[i];
+    if (st->concurrency > cap && sends_http(st)) {
+      const struct pc_node *at = st->node ? pc_node_get(st->node, "concurrency") : NULL;
+      pc_diag_warn(d, wf->file, at ? at->line : st->line, at ? at->col : st->col,
+                   "concurrency %d exceeds the connection cap (max_connections: %ld): at most "
+                   "%ld requests run at once over HTTP/1.1, the rest wait for a connection; "
+                   "set defaults.http.max_connections (0: no cap) to run more at once",
+                   st->concurrency, cap, cap);
+      continue; /* the steps under it cannot run more at once than it does */
+    }
+    warn_over_cap(wf, st->children, st->nchildren, cap, d);
+  }
+}
+
+int pc_http_load_check(struct pc_lua *h, struct pc_workflow *wf, const struct pc_load_opts *opts,
+                       struct pc_diag *d)
+{
+  (void)h;
+  (void)opts;
+  struct pc_http_limits lim;
+  pc_http_limits_of(pc_workflow_defaults(wf, "http"), &lim);
+  if (lim.max_connections > 0) {
+    warn_over_cap(wf, wf->steps, wf->nsteps, lim.max_connections, d);
+    warn_over_cap(wf, wf->finally, wf->nfinally, lim.max_connections, d);
+  }
+  return 0;
 }

@@ -8,6 +8,8 @@
 
 #include "model/workflow.h"
 
+struct pc_lua;
+
 /* The `http` action's load hook: checks the step's `http:` value (a map,
  * or one expression that makes it), sets st->params and, for a method
  * known now that is not idempotent, st->unsafe_method. 0 or -1 (reported
@@ -21,5 +23,15 @@ int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc
  * pc_load_error; returns the template (the workflow keeps it:
  * pc_workflow_defaults), or NULL. */
 struct pc_tmpl *pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map);
+
+/* The `http` action's load check (after every step is loaded): warns
+ * (pc_diag_warn, at the step's `concurrency`) about each step that sends
+ * requests with a `concurrency` above the run's connection cap
+ * (defaults.http.max_connections, 100 unless set; 0 is no cap): only that
+ * many requests are on the wire at once over HTTP/1.1, the rest wait in
+ * the session's queue (issue 16). A step under such a step gets no second
+ * warning. Returns 0. */
+int pc_http_load_check(struct pc_lua *h, struct pc_workflow *wf, const struct pc_load_opts *opts,
+                       struct pc_diag *d);
 
 #endif

@@ -157,6 +157,7 @@ static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primar
   struct pc_http_request *r = clientp;
   r->sent = true;
   r->sends++;
+  pc_http__transfer_connected(&r->t);
   return CURL_PREREQFUNC_OK;
 }
 
@@ -444,6 +445,10 @@ static bool set_options(struct pc_http_request *r, const struct pc_http_spec *sp
                   version != CURL_HTTP_VERSION_1_1 && version != CURL_HTTP_VERSION_1_0;
   curl_easy_setopt(e, CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
   r->t.mux = pipewait;
+  /* Only HTTP/1 (one transfer per connection): see "Fresh connections"
+   * in session.h. HTTP/2 over cleartext (an upgrade) may multiplex. */
+  r->t.h1 = !pipewait && version != CURL_HTTP_VERSION_2_0 &&
+            version != CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
   /* Both bound name resolution too, which the session does before the
    * handle goes in (t.connect_timeout_ms, t.timeout_ms). */
   if (sp->connect_timeout_ms >= 0) {
@@ -741,6 +746,10 @@ static enum pc_fail follow_redirect(struct pc_http_request *r, const char *next,
   free(r->hop_url);
   r->hop_url = pc_xstrdup(next);
   r->t.url = r->hop_url;
+  /* A hop over TLS may land on an HTTP/2 connection (PIPEWAIT stays as the
+   * first request set it): not counted as HTTP/1 ("Fresh connections"). */
+  if (strncasecmp(next, "https://", 8) == 0)
+    r->t.h1 = false;
   if (left > 0) {
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ceil(left));
     r->t.timeout_ms = ceil(left);

@@ -143,6 +143,9 @@ struct pc_http_session {
   struct pc_queue waiting;
   uv_idle_t admit;
   size_t used[3], cap[3];
+  /* Fresh connections (session.h): whether they apply, and the counts. */
+  bool fresh_ok, fresh_used;
+  long conn_socks, conn_opening, conn_busy;
   /* Idle easy handles, a stack: bounded, and CURL is opaque, so they are
    * kept in an array rather than on a list. */
   CURL *idle[FREE_EASY_MAX];
@@ -412,7 +415,36 @@ curl_socket_t pc_http__open_socket_cb(void *clientp, curlsocktype purpose,
   if (stale) /* a socket libcurl closed before it ever watched it */
     sock_drop(s, stale);
   sock_new(s, fd, true, a->family);
+  s->conn_socks++;
+  if (t->conn == 0) {
+    t->conn = 1;
+    s->conn_opening++;
+  }
   return fd;
+}
+
+void pc_http__transfer_connected(struct pc_http__transfer *t)
+{
+  struct pc_http_session *s = t->s;
+  if (t->conn == 1)
+    s->conn_opening--;
+  if (t->conn != 2)
+    s->conn_busy++;
+  t->conn = 2;
+}
+
+/* Before t goes into the multi handle: whether libcurl need look for an
+ * idle connection (see "Fresh connections" in session.h). */
+static void set_fresh(struct pc_http_session *s, struct pc_http__transfer *t)
+{
+  if (!s->fresh_ok && !s->fresh_used)
+    return;
+  if (!t->h1)
+    s->fresh_ok = false; /* for good: connections may carry several transfers */
+  bool fresh = s->fresh_ok && s->conn_socks - s->conn_opening - s->conn_busy <= 0;
+  s->fresh_used |= fresh;
+  /* Set either way once used: an idle handle keeps the option. */
+  curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
 }
 
 /* CURLOPT_CLOSESOCKETFUNCTION: libuv must forget the descriptor (uv_close
@@ -423,6 +455,7 @@ int pc_http__close_socket_cb(void *clientp, curl_socket_t fd)
   struct sock_ctx *ctx = sock_find(s, fd);
   if (ctx)
     sock_drop(s, ctx);
+  s->conn_socks--; /* libcurl closes here exactly the sockets it opened through us */
   return close(fd) == 0 ? 0 : 1;
 }
 
@@ -487,6 +520,7 @@ struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_htt
     s->cap[1] = (size_t)total;
     s->cap[2] = (size_t)total * PC_HTTP_STREAMS_PER_CONNECTION;
   }
+  s->fresh_ok = total <= 0 && per_host <= 0;
   s->resolver = pc_http_resolver_new(loop);
   return s;
 }
@@ -658,6 +692,7 @@ static void on_lookup(struct pc_http_lookup *lk, int err, const char *resolve)
                      bound_left(t->connect_timeout_ms, waited));
   if (t->timeout_ms > 0)
     curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, bound_left(t->timeout_ms, waited));
+  set_fresh(s, t);
   CURLMcode mc = curl_multi_add_handle(s->multi, t->easy);
   if (mc != CURLM_OK) {
     t->lookup_failed = true; /* nothing ran: report it as libcurl would its own */
@@ -687,6 +722,7 @@ static CURLMcode transfer_enter(struct pc_http_session *s, struct pc_http__trans
   case PC_HTTP_RESOLVE_NONE:
     break;
   }
+  set_fresh(s, t);
   CURLMcode mc = curl_multi_add_handle(s->multi, t->easy);
   if (mc != CURLM_OK)
     forget_resolve(s, t, true);
@@ -797,6 +833,11 @@ static void transfer_out(struct pc_http_session *s, struct pc_http__transfer *t,
     t->resolving = false;
   }
   curl_multi_remove_handle(s->multi, t->easy); /* CURLM_OK if it was never added */
+  if (t->conn == 1)
+    s->conn_opening--;
+  else if (t->conn == 2)
+    s->conn_busy--;
+  t->conn = 0;
   forget_resolve(s, t, ran);
   pc_queue_remove(&t->live);
 }

@@ -133,6 +133,7 @@ struct pc_http__transfer {
   double connect_timeout_ms; /* as set on the handle; <= 0: none */
   double timeout_ms;         /* as set on the handle; <= 0: none */
   bool mux;                  /* it may multiplex (HTTPS, HTTP/2 allowed): see "Admission" */
+  bool h1;                   /* it can only speak HTTP/1 (see "Fresh connections") */
   /* The session's: */
   struct pc_queue wait;      /* on the session's queue while `queued` */
   bool queued;               /* waiting for a slot (also on the live list) */
@@ -144,7 +145,22 @@ struct pc_http__transfer {
   uint64_t lookup_t0;        /* uv_hrtime() when the wait began */
   struct pc_http_lookup lookup;
   struct curl_slist *resolve; /* the CURLOPT_RESOLVE entry this hop carries (owned) */
+  unsigned char conn;         /* 0: no connection, 1: opening one, 2: has one (prereq) */
 };
+
+/* Fresh connections. For each new transfer libcurl 7.88 walks every
+ * connection to the host in search of an idle one to reuse: with 5,000
+ * transfers at once to one host and no connection cap, that walk was
+ * ~40% of the run's CPU time (bench w12; issue 16). In a session with no
+ * connection cap (max_connections 0, no per-host limit) where every
+ * transfer so far spoke only HTTP/1 (one transfer per connection), the
+ * session counts the connections libcurl opened (its open and close
+ * socket callbacks), those being opened and those in use (from the first
+ * socket a transfer opens, or its prereq callback, until it leaves the
+ * multi handle); when none can be idle, the transfer goes in with
+ * CURLOPT_FRESH_CONNECT and libcurl skips the search. A transfer that may
+ * multiplex turns this off for the session's life. */
+void pc_http__transfer_connected(struct pc_http__transfer *t);
 
 /* An easy handle for a new transfer: an idle one (*primed: it still carries
  * the options every request sets; see pc_http__easy_recycle) or a new one

@@ -139,15 +139,30 @@ static void to_ro(struct pc_lua *h)
   lua_call(L, 1, 1);                            /* proxy */
 }
 
+/* Pushes the string `name`: the names bound for every attempt and item
+ * are interned once (see pc_lua_instance_scope). */
+static void push_name(struct pc_lua *h, const char *name)
+{
+  lua_State *L = h->L;
+  if (strcmp(name, "result") == 0)
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->key_result_ref);
+  else if (strcmp(name, "item") == 0)
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->key_item_ref);
+  else if (strcmp(name, "index") == 0)
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->key_index_ref);
+  else
+    lua_pushstring(L, name);
+}
+
 void pc_lua_scope_bind(struct pc_lua *h, int scope_ref, const char *name)
 {
   lua_State *L = h->L;
   to_ro(h);                                     /* value */
   lua_rawgeti(L, LUA_REGISTRYINDEX, scope_ref); /* value, scope */
-  lua_pushstring(L, name);                      /* value, scope, name */
+  push_name(h, name);                           /* value, scope, name */
   lua_rawget(L, -2);                            /* value, scope, old */
   lua_insert(L, -3);                            /* old, value, scope */
-  lua_pushstring(L, name);                      /* old, value, scope, name */
+  push_name(h, name);                           /* old, value, scope, name */
   lua_rotate(L, -3, -1);                        /* old, scope, name, value */
   lua_rawset(L, -3);                            /* old, scope (scopes refuse __newindex) */
   lua_pop(L, 1);                                /* old */
@@ -177,7 +192,9 @@ int pc_lua_instance_scope(struct pc_lua *h, int mt_ref)
 {
   lua_State *L = h->L;
   int value = lua_gettop(L) - 1;                /* item, index */
-  lua_createtable(L, 0, 2);                     /* item, index, scope */
+  /* Room for `result` too, bound for each attempt's expect.that and
+   * outputs: a third key would rehash the table on every attempt. */
+  lua_createtable(L, 0, 3);                     /* item, index, scope */
   /* The keys are interned once (host.c): lua_setfield would look each C
    * string up in Lua's string cache, keyed by the literal's address, whose
    * hit or miss depends on where the linker put it. */
