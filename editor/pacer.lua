@@ -18,7 +18,9 @@ pacer = {}
 ---@field method string
 ---@field url string final URL (after redirects)
 ---@field status integer
----@field headers table<string, string> names lower-cased
+---@field headers table<string, string> names lower-cased (read in any case); a repeated header's values joined with ", "
+---@field header_values table<string, string[]> every value of each header, in order (read in any case)
+---@field cookies table<string, string> the cookies the responses of the request (redirects included) set
 ---@field body string
 ---@field json any the body decoded as JSON on first use (raises if it is not JSON); integers are integers, null is pacer.null
 ---@field http_version string
@@ -41,6 +43,7 @@ pacer = {}
 ---@field ca_file? string
 ---@field max_response_bytes? integer default 64 MiB; not checked for HEAD
 ---@field save_to? string
+---@field cookies? boolean|table<string, string> false: keep out of the run's cookie jar; a map: cookies sent besides the jar's (own origin only)
 
 ---@class pacer.http
 pacer.http = {}

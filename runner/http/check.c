@@ -24,7 +24,9 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 static const char *const defaults_keys[] = {
     "query",    "headers",          "connect_timeout",    "follow_redirects",
     "http_version", "insecure",     "ca_file",            "max_response_bytes",
-    "max_connections", "max_connections_per_host", "trace_context"};
+    "max_connections", "max_connections_per_host", "trace_context",
+    /* issue 15 */
+    "cookies"};
 
 /* The value is known only at run time. */
 static bool dynamic(const struct pc_tmpl *t)
@@ -200,6 +202,37 @@ static int check_int(struct pc_load_ctx *c, const struct pc_node *n, const struc
   return -1;
 }
 
+/* issue 15: `cookies`: true, false, or a map of cookie names to text. */
+static int check_cookies(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
+{
+  if (dynamic(t) || (n->kind == PC_NODE_SCALAR && pc_node_scalar_type(n) == PC_SCALAR_BOOL))
+    return 0;
+  if (n->kind != PC_NODE_MAP) {
+    pc_load_error(c, n, "http.cookies: expected true, false or a map of cookie names to "
+                  "values, got %s", kind_of(n));
+    return -1;
+  }
+  int bad = 0;
+  for (size_t i = 0; i < n->n; i++) {
+    const struct pc_node *k = n->keys[i], *v = n->items[i];
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
+    if (!pc_http_header_name_valid(k->str, k->len)) {
+      pc_load_error(c, k, "http.cookies: \"%s\" is not a valid cookie name", k->str);
+      bad = -1;
+    }
+    if (!plain_scalar(v) && !dynamic(vt)) {
+      pc_load_error(c, v, "http.cookies: the value of %s must be text, got %s", k->str,
+                    kind_of(v));
+      bad = -1;
+    } else if (!dynamic(vt) && v->kind == PC_NODE_SCALAR && strpbrk(v->str, ";\r\n")) {
+      pc_load_error(c, v, "http.cookies: the value of %s contains a `;` or a control "
+                    "character, which a Cookie header cannot carry", k->str);
+      bad = -1;
+    }
+  }
+  return bad;
+}
+
 /* The options shared by a step's http map and defaults.http. */
 static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const struct pc_tmpl *t)
 {
@@ -237,6 +270,8 @@ static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const 
     } else if (strcmp(k, "max_connections") == 0 ||
                strcmp(k, "max_connections_per_host") == 0) {
       bad |= check_int(c, v, vt, k, 0, 100000, true);
+    } else if (strcmp(k, "cookies") == 0) {
+      bad |= check_cookies(c, v, vt);
     } else if (strcmp(k, "trace_context") == 0) {
       /* issue 18: whether requests send a traceparent header; run-wide,
        * so a plain boolean (defaults.http only: a step's keys exclude it). */

@@ -108,6 +108,8 @@ void pc_http_curl_command(const struct pc_http_spec *sp, struct pc_buf *out)
     pc_buf_printf(out, " --connect-timeout %g", sp->connect_timeout_ms / 1000.0);
   if (sp->timeout_ms > 0)
     pc_buf_printf(out, " --max-time %g", sp->timeout_ms / 1000.0);
+  if (sp->cookie)
+    put_opt(out, "-b", sp->cookie, strlen(sp->cookie));
   for (size_t i = 0; i < sp->nheaders; i++) {
     const struct pc_http_header *hd = &sp->headers[i];
     struct pc_buf h;

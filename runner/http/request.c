@@ -78,6 +78,8 @@ struct pc_http_request {
   int sends;         /* requests libcurl sent (on_prereq): 1 + redirects followed + retries */
   struct pc_buf body; /* the response body (with save_to: its first SAVE_HEAD_MAX bytes) */
   struct pc_buf hdrs; /* header lines of the latest response */
+  struct pc_buf set_cookies; /* the Set-Cookie lines of every response (result.set_cookies) */
+  bool extra_cookie;  /* CURLOPT_COOKIE is set (spec.cookie): dropped on another origin */
   struct pc_outfile out; /* open (fd >= 0) while the body streams into save_to */
   int write_errno;
   bool saved;
@@ -120,6 +122,7 @@ void pc_http_spec_init(struct pc_http_spec *sp)
   sp->follow_redirects = true;
   sp->version = PC_HTTP_VERSION_AUTO;
   sp->max_response_bytes = PC_HTTP_MAX_RESPONSE_DEFAULT;
+  sp->cookie_jar = true;
 }
 
 static void req_free(struct pc_http_request *r)
@@ -133,6 +136,7 @@ static void req_free(struct pc_http_request *r)
   free(r->save_ok);
   pc_buf_free(&r->body);
   pc_buf_free(&r->hdrs);
+  pc_buf_free(&r->set_cookies);
   free(r);
 }
 
@@ -254,6 +258,15 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
     r->no_memory = true;
     return 0;
   }
+  /* Set-Cookie of every response (the redirects' too: a login often sets
+   * its cookie on a 302), for the result's `cookies`; libcurl's jar has
+   * stored them already. Bounded as the header block is. */
+  if (n > 11 && strncasecmp(buf, "set-cookie:", 11) == 0 &&
+      n <= HEADERS_MAX - r->set_cookies.len &&
+      buf_try_append(&r->set_cookies, buf, n, 0) != 0) {
+    r->no_memory = true;
+    return 0;
+  }
   return n;
 }
 
@@ -347,6 +360,7 @@ static struct pc_http_request *req_new(struct pc_http_session *s, CURL *e,
   pc_buf_init(&r->body, r->max_bytes > 0 && (uint64_t)r->max_bytes < SIZE_MAX
                             ? (size_t)r->max_bytes : SIZE_MAX);
   pc_buf_init(&r->hdrs, HEADERS_MAX);
+  pc_buf_init(&r->set_cookies, HEADERS_MAX);
   return r;
 }
 
@@ -467,6 +481,22 @@ static bool set_options(struct pc_http_request *r, const struct pc_http_spec *sp
   if (sp->ca_file) {
     plain = false;
     curl_easy_setopt(e, CURLOPT_CAINFO, sp->ca_file);
+  }
+  /* The jar: set for every request, since a primed handle carries the
+   * previous request's share. Attaching the share turns libcurl's cookie
+   * engine on for the handle; detaching it leaves the handle without one
+   * (its cookies were the share's), and such a handle is reset before it
+   * is used again. */
+  CURLSH *jar = sp->cookie_jar ? pc_http__cookie_jar(r->t.s) : NULL;
+  curl_easy_setopt(e, CURLOPT_SHARE, jar);
+  if (jar)
+    curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
+  else
+    plain = false;
+  if (sp->cookie) {
+    plain = false;
+    r->extra_cookie = true;
+    curl_easy_setopt(e, CURLOPT_COOKIE, sp->cookie);
   }
   if (sp->method == PC_HTTP_HEAD) {
     plain = false;
@@ -728,6 +758,13 @@ static enum pc_fail follow_redirect(struct pc_http_request *r, const char *next,
     curl_slist_free_all(r->hdr_list);
     r->hdr_list = kept;
   }
+  /* The step's own cookies are for its origin (the jar's follow their
+   * domains by themselves). */
+  if (cross && r->extra_cookie) {
+    curl_easy_setopt(e, CURLOPT_COOKIE, NULL);
+    r->extra_cookie = false;
+    cross_secret = true;
+  }
   if (to_get) {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
@@ -915,6 +952,8 @@ static void on_transfer_done(struct pc_http__transfer *t, CURLcode rc)
       .timing = timing_of(r),
       .redirects = r->redirects,
       .nredirects = (size_t)r->nredirects,
+      .set_cookies = r->set_cookies.data ? r->set_cookies.data : "",
+      .set_cookies_len = r->set_cookies.len,
   };
   count_response(r, fail != PC_FAIL_NONE);
 

@@ -68,10 +68,17 @@ struct pc_http_spec {
   const struct pc_status_range *save_ok;
   size_t nsave_ok;
   const char *label; /* names the request in log lines (a step label); NULL: "http" */
+  /* Cookies: with cookie_jar (the default) the request takes part in the
+   * session's jar (session.h): it sends the cookies stored for its URL and
+   * stores those its responses set, every hop of a redirect chain. `cookie`
+   * ("a=1; b=2", NULL: none) is sent besides, to the request's own origin
+   * only (a redirect to another one drops it). */
+  bool cookie_jar;
+  const char *cookie;
 };
 
 /* GET, no headers, no body, no timeouts, follow redirects, auto version,
- * PC_HTTP_MAX_RESPONSE_DEFAULT, in memory. */
+ * PC_HTTP_MAX_RESPONSE_DEFAULT, in memory, cookies kept. */
 void pc_http_spec_init(struct pc_http_spec *sp);
 
 struct pc_http_redirect {
@@ -115,6 +122,10 @@ struct pc_http_result {
   struct pc_http_timing timing;
   const struct pc_http_redirect *redirects; /* followed, in order */
   size_t nredirects;
+  /* The Set-Cookie header lines of every response of the chain, in order,
+   * each ending in a line break ("" if none). */
+  const char *set_cookies;
+  size_t set_cookies_len;
 };
 
 /* Called exactly once per request that was not cancelled, from a libuv

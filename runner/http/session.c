@@ -129,6 +129,13 @@ struct sock_ctx {
 struct pc_http_session {
   uv_loop_t *loop; /* borrowed */
   CURLM *multi;
+  /* The run's cookie jar (CURL_LOCK_DATA_COOKIE): every request that keeps
+   * cookies (spec `cookies`, on by default) attaches its easy handle to it,
+   * so a cookie one response sets goes with the next request to its
+   * domain, across steps and redirects. One thread uses it: no locks.
+   * Cleaned up after the last easy handle (they hold it). NULL if libcurl
+   * could not make one: requests then keep no cookies. */
+  CURLSH *share;
   uv_timer_t timer;
   bool timer_closing;
   bool in_timer; /* inside on_loop_timer's curl_multi_socket_action */
@@ -168,6 +175,8 @@ static void session_maybe_free(struct pc_http_session *s)
   for (size_t i = 0; i < s->nwarned; i++)
     free(s->warned[i]);
   free(s->warned);
+  if (s->share)
+    curl_share_cleanup(s->share);
   free(s->socks);
   free(s->last_prefix);
   pc_http_stats_free(&s->stats);
@@ -488,6 +497,12 @@ struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_htt
     s->cap[2] = (size_t)total * PC_HTTP_STREAMS_PER_CONNECTION;
   }
   s->resolver = pc_http_resolver_new(loop);
+  s->share = curl_share_init();
+  if (s->share && curl_share_setopt(s->share, CURLSHOPT_SHARE, (long)CURL_LOCK_DATA_COOKIE) !=
+                      CURLSHE_OK) {
+    curl_share_cleanup(s->share);
+    s->share = NULL;
+  }
   return s;
 }
 
@@ -541,6 +556,11 @@ void pc_http_session_close(struct pc_http_session *s)
   for (size_t i = 0; i < s->nidle; i++)
     curl_easy_cleanup(s->idle[i]);
   s->nidle = 0;
+  /* The jar, unless a handle still holds it: the one of a request whose
+   * callback closes the session, cleaned up when the callback returns;
+   * then session_maybe_free frees it. */
+  if (s->share && curl_share_cleanup(s->share) == CURLSHE_OK)
+    s->share = NULL;
   struct pc_http_resolver_stats rs;
   pc_http_resolver_stats(s->resolver, &rs);
   s->stats.lookups = rs.lookups;
@@ -563,6 +583,11 @@ void pc_http_session_close(struct pc_http_session *s)
 
 
 /* ====================================================== transfers */
+
+CURLSH *pc_http__cookie_jar(const struct pc_http_session *s)
+{
+  return s->share;
+}
 
 CURL *pc_http__easy_take(struct pc_http_session *s, bool *primed)
 {

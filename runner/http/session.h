@@ -192,5 +192,9 @@ void pc_http__count(struct pc_http_session *s, const char *url,
 /* Logs the warning of insecure: true, once per host and session. */
 void pc_http__warn_insecure(struct pc_http_session *s, const char *label, const char *url);
 bool pc_http__closing(const struct pc_http_session *s);
+/* The session's cookie jar, a share handle with CURL_LOCK_DATA_COOKIE
+ * (NULL: none could be made). A request that keeps cookies sets it as its
+ * handle's CURLOPT_SHARE; the session frees it after the last handle. */
+CURLSH *pc_http__cookie_jar(const struct pc_http_session *s);
 
 #endif

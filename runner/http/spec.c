@@ -37,7 +37,7 @@
 const char *const pc_http_option_keys[PC_HTTP_OPTION_KEYS] = {
     "method", "url", "get", "post", "put", "patch", "delete", "head", "query", "headers",
     "body", "json", "form", "connect_timeout", "follow_redirects", "http_version", "insecure",
-    "ca_file", "max_response_bytes", "save_to", "timeout"};
+    "ca_file", "max_response_bytes", "save_to", "cookies", "timeout"};
 
 /* Keys of a request that defaults.http never supplies. */
 static const char *const request_only[] = {"method", "url", "get",  "post", "put",  "patch",
@@ -77,6 +77,7 @@ void pc_http_spec_mem_free(struct pc_http_spec_mem *mem)
   free(mem->headers);
   free(mem->url);
   free(mem->body);
+  free(mem->cookie);
   for (size_t i = 0; i < mem->ntexts; i++)
     free(mem->texts[i]);
   free(mem->texts);
@@ -369,11 +370,12 @@ static int read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
 
 /* Indices in pc_http_option_keys: pc_http_spec_read looks up only the keys
  * the table has. */
+typedef uint64_t keyset; /* K_* bits */
 #define HAS(k) ((present >> (k)) & 1u)
 enum {
   K_METHOD, K_URL, K_GET, K_POST, K_PUT, K_PATCH, K_DELETE, K_HEAD, K_QUERY, K_HEADERS,
   K_BODY, K_JSON, K_FORM, K_CONNECT_TIMEOUT, K_FOLLOW, K_VERSION, K_INSECURE, K_CA_FILE,
-  K_MAX_BYTES, K_SAVE_TO, K_TIMEOUT, K_COUNT
+  K_MAX_BYTES, K_SAVE_TO, K_COOKIES, K_TIMEOUT, K_COUNT
 };
 _Static_assert(K_COUNT == PC_HTTP_OPTION_KEYS, "pc_http_option_keys and K_* differ");
 _Static_assert(K_GET == PC_HTTP_SHORTHAND_FIRST && K_HEAD == K_GET + PC_HTTP_SHORTHANDS - 1 &&
@@ -390,16 +392,16 @@ static int runtime_key(const char *k)
 
 /* The keys of the table at tbl as K_* bits, or -1 with *err for a key
  * that is no option. */
-static int64_t read_keys(lua_State *L, int tbl, bool allow_timeout, char **err)
+static int read_keys(lua_State *L, int tbl, bool allow_timeout, keyset *out, char **err)
 {
-  uint32_t present = 0;
+  keyset present = 0;
   lua_pushnil(L);
   while (lua_next(L, tbl)) { /* key, value */
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
     int ki = k ? runtime_key(k) : -1;
     bool ok = ki >= 0 && (allow_timeout || ki != K_TIMEOUT);
     if (ok)
-      present |= (uint32_t)1 << ki;
+      present |= (keyset)1 << ki;
     lua_pop(L, 1);
     if (!ok) {
       *err = k ? pc_asprintf("http: unknown option \"%s\"", k)
@@ -408,11 +410,12 @@ static int64_t read_keys(lua_State *L, int tbl, bool allow_timeout, char **err)
       return -1;
     }
   }
-  return present;
+  *out = present;
+  return 0;
 }
 
 /* The URL and the method. Returns 0, or -1 with *err set. */
-static int read_target(struct pc_lua *h, int tbl, uint32_t present, struct pc_http_spec *sp,
+static int read_target(struct pc_lua *h, int tbl, keyset present, struct pc_http_spec *sp,
                        struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
@@ -492,7 +495,7 @@ static int read_query(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
 
 /* The body: at most one of body, json (encoded already: json, jerr) and
  * form. Returns 0, or -1 with *err set. */
-static int read_body(struct pc_lua *h, int tbl, uint32_t present, char *json,
+static int read_body(struct pc_lua *h, int tbl, keyset present, char *json,
                      const char *jerr, struct pc_http_spec *sp, struct pc_http_spec_mem *mem,
                      char **err)
 {
@@ -547,8 +550,88 @@ static int read_body(struct pc_lua *h, int tbl, uint32_t present, char *json,
   return 0;
 }
 
+/* Whether a cookie value can go in a Cookie header as it is: no `;` (it
+ * would start another cookie), no control character. */
+static bool cookie_value_ok(const char *v, size_t len)
+{
+  for (size_t i = 0; i < len; i++)
+    if (v[i] == ';' || (unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+      return false;
+  return true;
+}
+
+/* `cookies`: true or false (the session's jar, spec.cookie_jar), or a map
+ * of cookies to send besides (jar on), written "a=1; b=2" in name order
+ * into mem->cookie. Returns 0, or -1 with *err set. */
+static int read_cookies(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
+                        struct pc_http_spec_mem *mem, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  rawfield(L, tbl, "cookies"); /* cookies */
+  int ci = lua_gettop(L);
+  if (!lua_istable(L, ci)) {
+    int t = lua_type(L, ci);
+    const char *txt = t == LUA_TSTRING ? lua_tostring(L, ci) : NULL;
+    if (t == LUA_TBOOLEAN || (txt && !cut_by_nul(L, ci) &&
+                              (strcmp(txt, "true") == 0 || strcmp(txt, "false") == 0)))
+      sp->cookie_jar = t == LUA_TBOOLEAN ? lua_toboolean(L, ci) : strcmp(txt, "true") == 0;
+    else if (!is_null(L, ci))
+      *err = pc_asprintf("http.cookies: expected true, false or a map of cookie names to "
+                         "values, got %s", luaL_typename(L, ci));
+    lua_pop(L, 1);
+    return *err ? -1 : 0;
+  }
+  const char **keys = NULL;
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, ci)) { /* cookies, name, value */
+    size_t nlen = 0;
+    const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
+    if (!*err && (!name || !pc_http_header_name_valid(name, nlen)))
+      *err = name ? pc_asprintf("http.cookies: \"%s\" is not a valid cookie name", name)
+                  : pc_asprintf("http.cookies: cookie names must be text, got %s",
+                                luaL_typename(L, -2));
+    else if (!*err) {
+      keys = pc_xrealloc(keys, (n + 1) * sizeof *keys);
+      keys[n++] = name; /* borrowed: the table holds it */
+    }
+    lua_pop(L, 1);
+  }
+  if (n)
+    qsort(keys, n, sizeof *keys, cmp_str);
+  struct pc_buf b;
+  pc_buf_init(&b, (size_t)1 << 20);
+  for (size_t i = 0; i < n && !*err; i++) {
+    rawfield(L, ci, keys[i]); /* cookies, value */
+    size_t vlen = 0;
+    const char *v = scalar_text(h, -1, &vlen, mem);
+    if (!v)
+      *err = pc_asprintf("http.cookies: the value of %s must be text, got %s", keys[i],
+                         luaL_typename(L, -1));
+    else if (!cookie_value_ok(v, vlen)) /* never echoed: it may be a secret */
+      *err = pc_asprintf("http.cookies: the value of %s contains a `;` or a control "
+                         "character, which a Cookie header cannot carry", keys[i]);
+    else
+      pc_buf_printf(&b, "%s%s=%.*s", b.len ? "; " : "", keys[i], (int)vlen, v);
+    lua_pop(L, 1);
+  }
+  free(keys);
+  lua_pop(L, 1);
+  if (*err) {
+    pc_buf_free(&b);
+    return -1;
+  }
+  if (b.len) {
+    mem->cookie = pc_buf_steal(&b);
+    sp->cookie = mem->cookie;
+  } else {
+    pc_buf_free(&b);
+  }
+  return 0;
+}
+
 /* The options that take one value each. Returns 0, or -1 with *err set. */
-static int read_rest(struct pc_lua *h, int tbl, uint32_t present, struct pc_http_spec *sp,
+static int read_rest(struct pc_lua *h, int tbl, keyset present, struct pc_http_spec *sp,
                      struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
@@ -596,10 +679,9 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
   }
   /* Unknown keys (a map built by an expression, or the Lua API); the
    * others are noted in `present`, and only those are looked up. */
-  int64_t keys = read_keys(L, tbl, allow_timeout, err);
-  if (keys < 0)
+  keyset present;
+  if (read_keys(L, tbl, allow_timeout, &present, err) != 0)
     return -1;
-  uint32_t present = (uint32_t)keys;
   /* The JSON body first (see the opening comment); its error, if any, is
    * reported where the other checks would reach it. */
   char *json = NULL, *jerr = NULL;
@@ -621,6 +703,8 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
     rc = read_body(h, tbl, present, json, jerr, sp, mem, err);
   if (rc == 0)
     rc = read_rest(h, tbl, present, sp, mem, err);
+  if (rc == 0 && HAS(K_COOKIES))
+    rc = read_cookies(h, tbl, sp, mem, err);
   if (json && mem->body != json)
     free(json);
   free(jerr);
