@@ -44,6 +44,12 @@ pacer = {}
 ---@field max_response_bytes? integer default 64 MiB; not checked for HEAD
 ---@field save_to? string
 ---@field cookies? boolean|table<string, string> false: keep out of the run's cookie jar; a map: cookies sent besides the jar's (own origin only)
+---@field auth? pacer.HttpAuth credentials, own origin only, redacted
+
+---@class pacer.HttpAuth one of:
+---@field basic? {user: string, password: string}
+---@field digest? {user: string, password: string}
+---@field bearer? string
 
 ---@class pacer.http
 pacer.http = {}

@@ -26,7 +26,7 @@ static const char *const defaults_keys[] = {
     "http_version", "insecure",     "ca_file",            "max_response_bytes",
     "max_connections", "max_connections_per_host", "trace_context",
     /* issue 15 */
-    "cookies"};
+    "cookies", "auth"};
 
 /* The value is known only at run time. */
 static bool dynamic(const struct pc_tmpl *t)
@@ -233,6 +233,62 @@ static int check_cookies(struct pc_load_ctx *c, const struct pc_node *n, const s
   return bad;
 }
 
+/* issue 15: `auth`: one of {basic: {user, password}}, {digest: {user,
+ * password}}, {bearer: TOKEN}. */
+static int check_auth(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
+{
+  if (t && t->kind == PC_T_EXPR)
+    return 0;
+  static const char *const kinds[] = {"basic", "digest", "bearer"};
+  if (n->kind != PC_NODE_MAP || n->n != 1) {
+    pc_load_error(c, n, "http.auth: expected a map with one of basic, digest or bearer%s%s",
+                  n->kind == PC_NODE_MAP ? "" : ", got ", n->kind == PC_NODE_MAP ? "" : kind_of(n));
+    return -1;
+  }
+  const struct pc_node *k = n->keys[0], *v = n->items[0];
+  const struct pc_tmpl *vt = pc_tmpl_at(t, 0);
+  if (!in_list(k->str, kinds, PC_ARRAY_SIZE(kinds))) {
+    pc_load_error(c, k, "http.auth: unknown kind \"%s\" (expected basic, digest or bearer)",
+                  k->str);
+    return -1;
+  }
+  if (strcmp(k->str, "bearer") == 0) {
+    return check_text(c, v, vt, "auth.bearer");
+  }
+  if (vt && vt->kind == PC_T_EXPR)
+    return 0;
+  if (v->kind != PC_NODE_MAP) {
+    pc_load_error(c, v, "http.auth.%s: expected a map {user, password}, got %s", k->str,
+                  kind_of(v));
+    return -1;
+  }
+  static const char *const keys[] = {"user", "password"};
+  int bad = 0;
+  for (size_t i = 0; i < v->n; i++) {
+    const struct pc_node *ck = v->keys[i], *cv = v->items[i];
+    char *w = pc_asprintf("auth.%s.%s", k->str, ck->str);
+    if (!in_list(ck->str, keys, 2)) {
+      pc_load_error(c, ck, "http.auth.%s: unknown key \"%s\" (expected user and password)",
+                    k->str, ck->str);
+      bad = -1;
+    } else if (check_text(c, cv, pc_tmpl_at(vt, i), w) != 0) {
+      bad = -1;
+    } else if (strcmp(ck->str, "user") == 0 && !dynamic(pc_tmpl_at(vt, i)) &&
+               strchr(cv->str, ':')) {
+      pc_load_error(c, cv, "http.auth.%s.user contains `:`, which Basic and Digest "
+                    "credentials cannot carry in a user name", k->str);
+      bad = -1;
+    }
+    free(w);
+  }
+  for (size_t i = 0; i < 2 && !bad; i++)
+    if (!pc_node_get(v, keys[i])) {
+      pc_load_error(c, v, "http.auth.%s: `%s` is missing", k->str, keys[i]);
+      bad = -1;
+    }
+  return bad;
+}
+
 /* The options shared by a step's http map and defaults.http. */
 static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const struct pc_tmpl *t)
 {
@@ -272,6 +328,8 @@ static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const 
       bad |= check_int(c, v, vt, k, 0, 100000, true);
     } else if (strcmp(k, "cookies") == 0) {
       bad |= check_cookies(c, v, vt);
+    } else if (strcmp(k, "auth") == 0) {
+      bad |= check_auth(c, v, vt);
     } else if (strcmp(k, "trace_context") == 0) {
       /* issue 18: whether requests send a traceparent header; run-wide,
        * so a plain boolean (defaults.http only: a step's keys exclude it). */

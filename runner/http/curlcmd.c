@@ -110,6 +110,15 @@ void pc_http_curl_command(const struct pc_http_spec *sp, struct pc_buf *out)
     pc_buf_printf(out, " --max-time %g", sp->timeout_ms / 1000.0);
   if (sp->cookie)
     put_opt(out, "-b", sp->cookie, strlen(sp->cookie));
+  if (sp->auth == PC_HTTP_AUTH_BEARER) {
+    put_opt(out, "--oauth2-bearer", sp->auth_token, strlen(sp->auth_token));
+  } else if (sp->auth != PC_HTTP_AUTH_NONE) {
+    if (sp->auth == PC_HTTP_AUTH_DIGEST)
+      pc_buf_puts(out, " --digest");
+    char *up = pc_asprintf("%s:%s", sp->auth_user, sp->auth_password);
+    put_opt(out, "-u", up, strlen(up));
+    free(up);
+  }
   for (size_t i = 0; i < sp->nheaders; i++) {
     const struct pc_http_header *hd = &sp->headers[i];
     struct pc_buf h;

@@ -80,6 +80,7 @@ struct pc_http_request {
   struct pc_buf hdrs; /* header lines of the latest response */
   struct pc_buf set_cookies; /* the Set-Cookie lines of every response (result.set_cookies) */
   bool extra_cookie;  /* CURLOPT_COOKIE is set (spec.cookie): dropped on another origin */
+  bool auth;          /* credentials are set (spec.auth): dropped on another origin */
   struct pc_outfile out; /* open (fd >= 0) while the body streams into save_to */
   int write_errno;
   bool saved;
@@ -437,6 +438,25 @@ static void set_constants(CURL *e, struct pc_http_session *s)
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 }
 
+/* The credentials of sp.auth, made secrets (redacted wherever they would
+ * show: the Basic form too, which a server may echo), set for libcurl to
+ * send. libcurl sends them to whatever URL the handle has: follow_redirect
+ * clears them before another origin. */
+static void set_auth(CURL *e, const struct pc_http_spec *sp)
+{
+  if (sp->auth == PC_HTTP_AUTH_BEARER) {
+    pc_secret_add(sp->auth_token, strlen(sp->auth_token));
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+    curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, sp->auth_token);
+    return;
+  }
+  pc_secret_add_userinfo(sp->auth_user, sp->auth_password);
+  curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)(sp->auth == PC_HTTP_AUTH_DIGEST
+                                                   ? CURLAUTH_DIGEST : CURLAUTH_BASIC));
+  curl_easy_setopt(e, CURLOPT_USERNAME, sp->auth_user);
+  curl_easy_setopt(e, CURLOPT_PASSWORD, sp->auth_password);
+}
+
 /* Sets the options of sp that not every request has. Returns whether none
  * was needed (the handle may then be recycled primed): options left at
  * curl_easy_reset's defaults are not set (CURL_HTTP_VERSION_2TLS, GET, no
@@ -497,6 +517,11 @@ static bool set_options(struct pc_http_request *r, const struct pc_http_spec *sp
     plain = false;
     r->extra_cookie = true;
     curl_easy_setopt(e, CURLOPT_COOKIE, sp->cookie);
+  }
+  if (sp->auth != PC_HTTP_AUTH_NONE) {
+    plain = false;
+    r->auth = true;
+    set_auth(e, sp);
   }
   if (sp->method == PC_HTTP_HEAD) {
     plain = false;
@@ -763,6 +788,14 @@ static enum pc_fail follow_redirect(struct pc_http_request *r, const char *next,
   if (cross && r->extra_cookie) {
     curl_easy_setopt(e, CURLOPT_COOKIE, NULL);
     r->extra_cookie = false;
+    cross_secret = true;
+  }
+  if (cross && r->auth) { /* auth: the same as an Authorization header */
+    curl_easy_setopt(e, CURLOPT_USERNAME, NULL);
+    curl_easy_setopt(e, CURLOPT_PASSWORD, NULL);
+    curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, NULL);
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    r->auth = false;
     cross_secret = true;
   }
   if (to_get) {

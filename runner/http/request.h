@@ -35,6 +35,16 @@ enum pc_http_version {
   PC_HTTP_VERSION_2, /* also over cleartext (an upgrade most servers ignore) */
 };
 
+/* How the request authenticates (spec `auth`): libcurl makes the
+ * Authorization header (CURLOPT_HTTPAUTH), which is sent to the request's
+ * own origin only. */
+enum pc_http_auth {
+  PC_HTTP_AUTH_NONE,
+  PC_HTTP_AUTH_BASIC,  /* auth_user, auth_password */
+  PC_HTTP_AUTH_DIGEST, /* auth_user, auth_password: answers the server's challenge */
+  PC_HTTP_AUTH_BEARER, /* auth_token */
+};
+
 struct pc_http_header {
   const char *name; /* an RFC 9110 token (pc_http_header_name_valid) */
   size_t name_len;
@@ -75,6 +85,11 @@ struct pc_http_spec {
    * only (a redirect to another one drops it). */
   bool cookie_jar;
   const char *cookie;
+  /* Credentials (registered as secrets when the request starts, with the
+   * Basic form of user and password); dropped on a redirect to another
+   * origin. */
+  enum pc_http_auth auth;
+  const char *auth_user, *auth_password, *auth_token;
 };
 
 /* GET, no headers, no body, no timeouts, follow redirects, auto version,

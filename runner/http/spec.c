@@ -37,7 +37,7 @@
 const char *const pc_http_option_keys[PC_HTTP_OPTION_KEYS] = {
     "method", "url", "get", "post", "put", "patch", "delete", "head", "query", "headers",
     "body", "json", "form", "connect_timeout", "follow_redirects", "http_version", "insecure",
-    "ca_file", "max_response_bytes", "save_to", "cookies", "timeout"};
+    "ca_file", "max_response_bytes", "save_to", "cookies", "auth", "timeout"};
 
 /* Keys of a request that defaults.http never supplies. */
 static const char *const request_only[] = {"method", "url", "get",  "post", "put",  "patch",
@@ -375,7 +375,7 @@ typedef uint64_t keyset; /* K_* bits */
 enum {
   K_METHOD, K_URL, K_GET, K_POST, K_PUT, K_PATCH, K_DELETE, K_HEAD, K_QUERY, K_HEADERS,
   K_BODY, K_JSON, K_FORM, K_CONNECT_TIMEOUT, K_FOLLOW, K_VERSION, K_INSECURE, K_CA_FILE,
-  K_MAX_BYTES, K_SAVE_TO, K_COOKIES, K_TIMEOUT, K_COUNT
+  K_MAX_BYTES, K_SAVE_TO, K_COOKIES, K_AUTH, K_TIMEOUT, K_COUNT
 };
 _Static_assert(K_COUNT == PC_HTTP_OPTION_KEYS, "pc_http_option_keys and K_* differ");
 _Static_assert(K_GET == PC_HTTP_SHORTHAND_FIRST && K_HEAD == K_GET + PC_HTTP_SHORTHANDS - 1 &&
@@ -630,6 +630,109 @@ static int read_cookies(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
   return 0;
 }
 
+/* Text at t[key] for `auth` (`what` names it in messages: "basic.user"):
+ * no NUL byte, nor a line break (it goes in a header). Never echoed: it may
+ * be a secret. Returns 0 with *out set, or -1 with *err. */
+static int auth_text(struct pc_lua *h, int t, const char *key, const char *what,
+                     const char **out, struct pc_http_spec_mem *mem, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  rawfield(L, t, key);
+  size_t len = 0;
+  const char *v = is_null(L, -1) ? NULL : scalar_text(h, -1, &len, mem);
+  if (!v)
+    *err = pc_asprintf("http.auth.%s: expected text, got %s", what, luaL_typename(L, -1));
+  else if (!pc_http_header_value_valid(v, len))
+    *err = pc_asprintf("http.auth.%s contains a line break (CR or LF) or a NUL byte", what);
+  else
+    *out = v;
+  lua_pop(L, 1);
+  return *err ? -1 : 0;
+}
+
+/* `auth`: {basic: {user, password}}, {digest: {user, password}} or
+ * {bearer: TOKEN}. Returns 0, or -1 with *err set. */
+static int read_auth(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
+                     struct pc_http_spec_mem *mem, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  static const char *const kinds[] = {"basic", "digest", "bearer"};
+  rawfield(L, tbl, "auth"); /* auth */
+  int ai = lua_gettop(L);
+  if (is_null(L, ai)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  const char *kind = NULL;
+  if (!lua_istable(L, ai)) {
+    *err = pc_asprintf("http.auth: expected a map with one of basic, digest or bearer, got %s",
+                       luaL_typename(L, ai));
+  } else {
+    lua_pushnil(L);
+    while (!*err && lua_next(L, ai)) { /* auth, k, v */
+      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+      if (!k || !in_list(k, kinds, 3))
+        *err = pc_asprintf("http.auth: unknown kind \"%s\" (expected basic, digest or bearer)",
+                           k ? k : luaL_typename(L, -2));
+      else if (kind)
+        *err = pc_asprintf("http.auth: `%s` and `%s` both given; a request authenticates one "
+                           "way", kind, k);
+      else
+        kind = k;
+      lua_pop(L, 1);
+    }
+    if (!*err && !kind)
+      *err = pc_xstrdup("http.auth: expected one of basic, digest or bearer");
+    if (*err)
+      lua_pop(L, 1);
+  }
+  if (*err) {
+    lua_pop(L, 1);
+    return -1;
+  }
+  if (strcmp(kind, "bearer") == 0) {
+    sp->auth = PC_HTTP_AUTH_BEARER;
+    auth_text(h, ai, "bearer", "bearer", &sp->auth_token, mem, err);
+  } else {
+    sp->auth = strcmp(kind, "basic") == 0 ? PC_HTTP_AUTH_BASIC : PC_HTTP_AUTH_DIGEST;
+    rawfield(L, ai, kind); /* auth, creds */
+    int ci = lua_gettop(L);
+    char what[32];
+    if (!lua_istable(L, ci)) {
+      *err = pc_asprintf("http.auth.%s: expected a map {user, password}, got %s", kind,
+                         luaL_typename(L, ci));
+    } else {
+      lua_pushnil(L);
+      while (!*err && lua_next(L, ci)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        if (strcmp(k, "user") != 0 && strcmp(k, "password") != 0)
+          *err = pc_asprintf("http.auth.%s: unknown key \"%s\" (expected user and password)",
+                             kind, k);
+        lua_pop(L, 1);
+      }
+      if (*err)
+        lua_pop(L, 1);
+      snprintf(what, sizeof what, "%s.user", kind);
+      if (!*err && auth_text(h, ci, "user", what, &sp->auth_user, mem, err) == 0 &&
+          strchr(sp->auth_user, ':'))
+        *err = pc_asprintf("http.auth.%s.user contains `:`, which Basic and Digest credentials "
+                           "cannot carry in a user name", kind);
+      snprintf(what, sizeof what, "%s.password", kind);
+      if (!*err)
+        auth_text(h, ci, "password", what, &sp->auth_password, mem, err);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (*err)
+    return -1;
+  for (size_t i = 0; i < sp->nheaders; i++)
+    if (sp->headers[i].name_len == 13 && strncasecmp(sp->headers[i].name, "authorization", 13) == 0)
+      return fail(err, pc_xstrdup("http: `auth` and an Authorization header both authenticate "
+                                  "the request; use one"));
+  return 0;
+}
+
 /* The options that take one value each. Returns 0, or -1 with *err set. */
 static int read_rest(struct pc_lua *h, int tbl, keyset present, struct pc_http_spec *sp,
                      struct pc_http_spec_mem *mem, char **err)
@@ -705,6 +808,8 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
     rc = read_rest(h, tbl, present, sp, mem, err);
   if (rc == 0 && HAS(K_COOKIES))
     rc = read_cookies(h, tbl, sp, mem, err);
+  if (rc == 0 && HAS(K_AUTH))
+    rc = read_auth(h, tbl, sp, mem, err);
   if (json && mem->body != json)
     free(json);
   free(jerr);

@@ -27,7 +27,7 @@ struct pc_lua;
  * shorthands (get: URL, post: URL, ...) are PC_HTTP_SHORTHANDS entries
  * from PC_HTTP_SHORTHAND_FIRST on; the last entry, `timeout`, is
  * pacer.http's only (a step has its own). */
-#define PC_HTTP_OPTION_KEYS 22
+#define PC_HTTP_OPTION_KEYS 23
 #define PC_HTTP_SHORTHAND_FIRST 2
 #define PC_HTTP_SHORTHANDS 6
 extern const char *const pc_http_option_keys[PC_HTTP_OPTION_KEYS];
