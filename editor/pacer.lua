@@ -45,6 +45,14 @@ pacer = {}
 ---@field save_to? string
 ---@field cookies? boolean|table<string, string> false: keep out of the run's cookie jar; a map: cookies sent besides the jar's (own origin only)
 ---@field auth? pacer.HttpAuth credentials, own origin only, redacted
+---@field body_file? string a regular file sent as the body, streamed (application/octet-stream unless a header says)
+---@field multipart? table<string, string|pacer.HttpPart> multipart/form-data parts, sent in name order
+
+---@class pacer.HttpPart
+---@field value? string text of the part (or file)
+---@field file? string a regular file, streamed
+---@field type? string Content-Type of the part
+---@field filename? string filename sent (default: the file's base name)
 
 ---@class pacer.HttpAuth one of:
 ---@field basic? {user: string, password: string}

@@ -289,6 +289,52 @@ static int check_auth(struct pc_load_ctx *c, const struct pc_node *n, const stru
   return bad;
 }
 
+/* issue 15: `multipart`: part names to text, or to {value | file, type,
+ * filename}. */
+static int check_parts(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
+{
+  if (t && t->kind == PC_T_EXPR)
+    return 0;
+  if (n->kind != PC_NODE_MAP) {
+    pc_load_error(c, n, "http.multipart: expected a map of part names to text or {file: PATH}, "
+                  "got %s", kind_of(n));
+    return -1;
+  }
+  static const char *const keys[] = {"value", "file", "type", "filename"};
+  int bad = 0;
+  for (size_t i = 0; i < n->n; i++) {
+    const struct pc_node *k = n->keys[i], *v = n->items[i];
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
+    if (dynamic(vt) || plain_scalar(v))
+      continue;
+    if (v->kind != PC_NODE_MAP) {
+      pc_load_error(c, v, "http.multipart.%s: expected text or {file: PATH}, got %s", k->str,
+                    kind_of(v));
+      bad = -1;
+      continue;
+    }
+    int given = 0;
+    for (size_t j = 0; j < v->n; j++) {
+      const struct pc_node *pk = v->keys[j];
+      char *w = pc_asprintf("multipart.%s.%s", k->str, pk->str);
+      if (!in_list(pk->str, keys, PC_ARRAY_SIZE(keys))) {
+        pc_load_error(c, pk, "http.multipart.%s: unknown key \"%s\" (expected value or file, "
+                      "type, filename)", k->str, pk->str);
+        bad = -1;
+      } else if (check_text(c, v->items[j], pc_tmpl_at(vt, j), w) != 0) {
+        bad = -1;
+      }
+      free(w);
+      given += strcmp(pk->str, "value") == 0 || strcmp(pk->str, "file") == 0;
+    }
+    if (given != 1 && !bad) {
+      pc_load_error(c, v, "http.multipart.%s: give one of value and file", k->str);
+      bad = -1;
+    }
+  }
+  return bad;
+}
+
 /* The options shared by a step's http map and defaults.http. */
 static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const struct pc_tmpl *t)
 {
@@ -312,7 +358,8 @@ static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const 
       bad |= check_bool(c, v, vt, k);
     } else if (strcmp(k, "http_version") == 0) {
       bad |= check_version(c, v, vt);
-    } else if (strcmp(k, "ca_file") == 0 || strcmp(k, "save_to") == 0) {
+    } else if (strcmp(k, "ca_file") == 0 || strcmp(k, "save_to") == 0 ||
+               strcmp(k, "body_file") == 0) {
       bad |= check_text(c, v, vt, k);
       char *w = pc_asprintf("http.%s", k);
       bad |= pc_load_no_nul(c, v, w, "a path");
@@ -390,7 +437,8 @@ int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc
       method = k;
       bad |= check_method(c, val, vt);
     } else if (strcmp(k->str, "body") == 0 || strcmp(k->str, "json") == 0 ||
-               strcmp(k->str, "form") == 0) {
+               strcmp(k->str, "form") == 0 || strcmp(k->str, "body_file") == 0 ||
+               strcmp(k->str, "multipart") == 0) {
       if (first_body) {
         pc_load_error(c, k, "http: `%s` and `%s` cannot both be set: a request has one body",
                       first_body->str, k->str);
@@ -404,6 +452,8 @@ int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc
         bad = -1;
       } else if (strcmp(k->str, "form") == 0) {
         bad |= check_pairs(c, val, vt, "form");
+      } else if (strcmp(k->str, "multipart") == 0) {
+        bad |= check_parts(c, val, vt);
       }
     }
   }

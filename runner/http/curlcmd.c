@@ -129,7 +129,33 @@ void pc_http_curl_command(const struct pc_http_spec *sp, struct pc_buf *out)
     put_opt(out, "-H", h.data, h.len);
     pc_buf_free(&h);
   }
-  if (sp->has_body && sp->method != PC_HTTP_HEAD) {
+  if (sp->multipart) {
+    for (size_t i = 0; i < sp->nparts; i++) {
+      const struct pc_http_part *p = &sp->parts[i];
+      struct pc_buf f;
+      pc_buf_init(&f, (size_t)1 << 20);
+      pc_buf_printf(&f, "%s=", p->name);
+      if (p->file)
+        pc_buf_printf(&f, "@%s", p->file);
+      else
+        pc_buf_append(&f, p->data, p->data_len);
+      if (p->filename)
+        pc_buf_printf(&f, ";filename=%s", p->filename);
+      if (p->type)
+        pc_buf_printf(&f, ";type=%s", p->type);
+      put_opt(out, p->file || p->type || p->filename ? "-F" : "--form-string", f.data, f.len);
+      pc_buf_free(&f);
+    }
+  } else if (sp->body_file) {
+    if (sp->body_type && !has_header(sp, "content-type")) {
+      char *h = pc_asprintf("Content-Type: %s", sp->body_type);
+      put_opt(out, "-H", h, strlen(h));
+      free(h);
+    }
+    char *at = pc_asprintf("@%s", sp->body_file);
+    put_opt(out, "--data-binary", at, strlen(at));
+    free(at);
+  } else if (sp->has_body && sp->method != PC_HTTP_HEAD) {
     if (sp->body_type && !has_header(sp, "content-type")) {
       char *h = pc_asprintf("Content-Type: %s", sp->body_type);
       put_opt(out, "-H", h, strlen(h));
@@ -141,7 +167,7 @@ void pc_http_curl_command(const struct pc_http_spec *sp, struct pc_buf *out)
       pc_buf_printf(out, " --data-binary @BODY_FILE");
   }
   put_arg(out, sp->url, strlen(sp->url));
-  if (sp->has_body && sp->method != PC_HTTP_HEAD &&
+  if (sp->has_body && sp->method != PC_HTTP_HEAD && !sp->body_file && !sp->multipart &&
       !body_is_text(sp->body ? sp->body : "", sp->body_len))
     pc_buf_printf(out, "  # BODY_FILE: the %zu-byte body, not shown", sp->body_len);
 }

@@ -21,6 +21,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,10 @@ struct pc_http_request {
   struct pc_buf set_cookies; /* the Set-Cookie lines of every response (result.set_cookies) */
   bool extra_cookie;  /* CURLOPT_COOKIE is set (spec.cookie): dropped on another origin */
   bool auth;          /* credentials are set (spec.auth): dropped on another origin */
+  int body_fd;        /* spec.body_file, open while the request lives; -1: none */
+  char *body_file;    /* its path (owned) */
+  int read_errno;     /* reading it failed */
+  curl_mime *mime;    /* spec.multipart's body (CURLOPT_MIMEPOST); NULL: none */
   struct pc_outfile out; /* open (fd >= 0) while the body streams into save_to */
   int write_errno;
   bool saved;
@@ -138,6 +143,10 @@ static void req_free(struct pc_http_request *r)
   pc_buf_free(&r->body);
   pc_buf_free(&r->hdrs);
   pc_buf_free(&r->set_cookies);
+  if (r->body_fd >= 0)
+    close(r->body_fd);
+  free(r->body_file);
+  curl_mime_free(r->mime); /* after the handle let go of it (recycled or cleaned up) */
   free(r);
 }
 
@@ -231,6 +240,31 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
   return n;
 }
 
+/* CURLOPT_READFUNCTION: the next bytes of body_file, straight from the
+ * file into libcurl's buffer (the body is never held in memory). A
+ * regular file: read() does not wait on anything but the disk. */
+static size_t on_read(char *buf, size_t size, size_t nitems, void *userdata)
+{
+  struct pc_http_request *r = userdata;
+  ssize_t got;
+  do
+    got = read(r->body_fd, buf, size * nitems);
+  while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    r->read_errno = errno;
+    return CURL_READFUNC_ABORT;
+  }
+  return (size_t)got;
+}
+
+/* CURLOPT_SEEKFUNCTION: libcurl sends the body again (a kept-alive
+ * connection that died, a Digest challenge): back to where it asks. */
+static int on_seek(void *userdata, curl_off_t offset, int origin)
+{
+  struct pc_http_request *r = userdata;
+  return lseek(r->body_fd, (off_t)offset, origin) < 0 ? CURL_SEEKFUNC_FAIL : CURL_SEEKFUNC_OK;
+}
+
 /* CURLOPT_HEADERFUNCTION: the header block of the latest response. */
 static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 {
@@ -273,29 +307,36 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 
 /* ================================================================ start */
 
-/* 0 if `path` names a regular file pacer can read, else -1 with *err set.
- * libcurl (OpenSSL) reads the file on the loop thread during the TLS
- * handshake: a FIFO, a terminal or a character device would block the
- * whole run there (timeouts and signals included), so only a regular file
- * of a sane size gets that far. stat() itself never waits on the file. */
-static int check_ca_file(const char *path, char **err)
+/* 0 if `path` names a regular file pacer can read, else -1 with *err set
+ * ("http.WHAT: ...", `want` saying what to name instead). Files are read
+ * on the loop thread: a ca_file by libcurl (OpenSSL) during the TLS
+ * handshake, a body_file or a multipart file while the body is sent. A
+ * FIFO, a terminal or a character device would block the whole run there
+ * (timeouts and signals included), so only a regular file (of a sane size,
+ * for CA certificates) gets that far. stat() itself never waits on the
+ * file. */
+static int check_file(const char *what, const char *path, const char *want, char **err)
 {
   struct stat st;
   if (stat(path, &st) != 0 || access(path, R_OK) != 0)
-    *err = pc_asprintf("http.ca_file: cannot read \"%s\": %s", path, strerror(errno));
+    *err = pc_asprintf("http.%s: cannot read \"%s\": %s", what, path, strerror(errno));
   else if (!S_ISREG(st.st_mode))
-    *err = pc_asprintf("http.ca_file: \"%s\" is not a regular file (%s); name a PEM file of CA "
-                       "certificates", path,
+    *err = pc_asprintf("http.%s: \"%s\" is not a regular file (%s); name %s", what, path,
                        S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a directory"
                        : S_ISCHR(st.st_mode) ? "a character device"
-                       : S_ISSOCK(st.st_mode) ? "a socket" : "not a file");
-  else if (st.st_size > CA_FILE_MAX)
+                       : S_ISSOCK(st.st_mode) ? "a socket" : "not a file", want);
+  else if (strcmp(what, "ca_file") == 0 && st.st_size > CA_FILE_MAX)
     *err = pc_asprintf("http.ca_file: \"%s\" is %lld bytes: too large for a file of CA "
                        "certificates (at most %lld)", path, (long long)st.st_size,
                        (long long)CA_FILE_MAX);
   else
     return 0;
   return -1;
+}
+
+static int check_ca_file(const char *path, char **err)
+{
+  return check_file("ca_file", path, "a PEM file of CA certificates", err);
 }
 
 /* Opens save_to through outfile.h: a regular file (or none yet) gets a
@@ -328,6 +369,56 @@ static void note_url_password(const char *url)
   curl_url_cleanup(u);
 }
 
+/* Opens body_file for on_read. Returns 0, or -1 with *err set. */
+static int open_body_file(struct pc_http_request *r, const char *path, char **err)
+{
+  if (check_file("body_file", path, "a file to send", err) != 0)
+    return -1;
+  r->body_file = pc_xstrdup(path);
+  r->body_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (r->body_fd < 0) {
+    *err = pc_asprintf("http.body_file: cannot open \"%s\": %s", path, strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
+/* The multipart body of sp, with libcurl's mime API (it copies what it is
+ * given; files are opened and streamed by libcurl as the body is sent).
+ * Returns 0, or -1 with *err set. */
+static int make_mime(struct pc_http_request *r, const struct pc_http_spec *sp, char **err)
+{
+  r->mime = curl_mime_init(r->t.easy);
+  if (!r->mime) {
+    *err = pc_xstrdup("http.multipart: libcurl could not make a multipart body");
+    return -1;
+  }
+  for (size_t i = 0; i < sp->nparts; i++) {
+    const struct pc_http_part *p = &sp->parts[i];
+    curl_mimepart *part = curl_mime_addpart(r->mime);
+    CURLcode rc = part ? curl_mime_name(part, p->name) : CURLE_OUT_OF_MEMORY;
+    if (rc == CURLE_OK && p->file) {
+      char *what = pc_asprintf("multipart.%s", p->name);
+      int bad = check_file(what, p->file, "a file to send", err);
+      free(what);
+      if (bad)
+        return -1;
+      rc = curl_mime_filedata(part, p->file);
+    } else if (rc == CURLE_OK) {
+      rc = curl_mime_data(part, p->data, p->data_len);
+    }
+    if (rc == CURLE_OK && p->type)
+      rc = curl_mime_type(part, p->type);
+    if (rc == CURLE_OK && p->filename)
+      rc = curl_mime_filename(part, p->filename);
+    if (rc != CURLE_OK) {
+      *err = pc_asprintf("http.multipart.%s: %s", p->name, curl_easy_strerror(rc));
+      return -1;
+    }
+  }
+  return 0;
+}
+
 /* A new request for sp, with its strings copied, on easy handle e. */
 static struct pc_http_request *req_new(struct pc_http_session *s, CURL *e,
                                        const struct pc_http_spec *sp)
@@ -341,6 +432,7 @@ static struct pc_http_request *req_new(struct pc_http_session *s, CURL *e,
   r->label = memcpy(p + ulen, label, llen);
   if (slen)
     r->save_to = memcpy(p + ulen + llen, sp->save_to, slen);
+  r->body_fd = -1;
   r->t.ops = &transfer_ops;
   r->t.s = s;
   r->t.easy = e;
@@ -392,7 +484,7 @@ static struct curl_slist *header_list(const struct pc_http_spec *sp)
     char *line = pc_asprintf("Content-Type: %s", sp->body_type);
     list = curl_slist_append(list, line);
     free(line);
-  } else if (!has_ctype) {
+  } else if (!has_ctype && !sp->multipart) { /* libcurl's multipart type has the boundary */
     list = curl_slist_append(list, "Content-Type:");
   }
   if (!has_expect)
@@ -532,7 +624,18 @@ static bool set_options(struct pc_http_request *r, const struct pc_http_spec *sp
       curl_easy_setopt(e, CURLOPT_POST, 1L);
     else
       curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method_name(r));
-    if (sp->has_body || pc_http_method_sends_body(sp->method)) {
+    if (r->body_fd >= 0) {
+      struct stat st;
+      curl_off_t size = fstat(r->body_fd, &st) == 0 ? (curl_off_t)st.st_size : -1;
+      curl_easy_setopt(e, CURLOPT_POST, 1L); /* with the method above, if not POST */
+      curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+      curl_easy_setopt(e, CURLOPT_READDATA, r);
+      curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+      curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, size);
+    } else if (r->mime) {
+      curl_easy_setopt(e, CURLOPT_MIMEPOST, r->mime);
+    } else if (sp->has_body || pc_http_method_sends_body(sp->method)) {
       curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)sp->body_len);
       curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, sp->body ? sp->body : "");
     }
@@ -558,6 +661,17 @@ static void show_request(struct pc_buf *out, const struct pc_http_spec *sp, size
     return;
   if (sp->body_type && !typed)
     pc_buf_printf(out, "\n  > Content-Type: %s", sp->body_type);
+  if (sp->body_file) {
+    pc_buf_printf(out, "\n  body: the file %s", sp->body_file);
+    return;
+  }
+  if (sp->multipart) {
+    for (size_t i = 0; i < sp->nparts; i++)
+      pc_buf_printf(out, "\n  part %s: %s%s", sp->parts[i].name,
+                    sp->parts[i].file ? "the file " : "",
+                    sp->parts[i].file ? sp->parts[i].file : "(text)");
+    return;
+  }
   pc_http_show_body(out, sp->body ? sp->body : "", sp->body_len, sp->body_type,
             sp->body_type ? strlen(sp->body_type) : 0, max);
 }
@@ -584,6 +698,13 @@ int pc_http_request_start(struct pc_http_session *s, const struct pc_http_spec *
   r->cb = cb;
   r->data = data;
   if (r->save_to && open_save_to(r, err) != 0) {
+    pc_http__easy_recycle(s, e, primed);
+    r->t.easy = NULL;
+    req_free(r);
+    return -1;
+  }
+  if ((sp->body_file && open_body_file(r, sp->body_file, err) != 0) ||
+      (sp->multipart && make_mime(r, sp, err) != 0)) {
     pc_http__easy_recycle(s, e, primed);
     r->t.easy = NULL;
     req_free(r);
@@ -805,6 +926,13 @@ static enum pc_fail follow_redirect(struct pc_http_request *r, const char *next,
     r->has_body = false;
     r->plain = false;
   }
+  /* A body kept from a file goes again from its start (libcurl rewinds a
+   * multipart body itself). */
+  if (!to_get && r->body_fd >= 0 && lseek(r->body_fd, 0, SEEK_SET) != 0) {
+    pc_buf_printf(m, "%s %s: cannot send body_file again after the redirect: %s", method,
+                  r->url, strerror(errno));
+    return PC_FAIL_ERROR;
+  }
   /* `here` (the handle's effective URL) is invalid from here on. */
   curl_easy_setopt(e, CURLOPT_URL, next);
   r->info.url = NULL;
@@ -897,6 +1025,8 @@ static enum pc_fail describe_failure(const struct pc_http_request *r, CURLcode r
       .max_bytes = r->max_bytes,
       .write_errno = r->write_errno,
       .save_to = r->save_to,
+      .read_errno = r->read_errno,
+      .body_file = r->body_file,
       .no_memory = r->no_memory,
       .received = r->received,
       .headers_too_big = r->hdrs_too_big,

@@ -45,6 +45,17 @@ enum pc_http_auth {
   PC_HTTP_AUTH_BEARER, /* auth_token */
 };
 
+/* One part of a multipart/form-data body (spec `multipart`): text
+ * (`data`) or the content of a file (`file`, streamed by libcurl). */
+struct pc_http_part {
+  const char *name;
+  const char *data; /* data_len bytes; NULL: `file` */
+  size_t data_len;
+  const char *file;     /* a regular file; its name goes as the filename unless `filename` */
+  const char *type;     /* Content-Type of the part; NULL: libcurl's guess (files), none (text) */
+  const char *filename; /* NULL: the file's base name (files), none (text) */
+};
+
 struct pc_http_header {
   const char *name; /* an RFC 9110 token (pc_http_header_name_valid) */
   size_t name_len;
@@ -65,6 +76,15 @@ struct pc_http_spec {
   const char *body; /* body_len bytes (NULL: empty) */
   size_t body_len;
   const char *body_type;     /* Content-Type of the body unless headers set one */
+  /* Instead of `body` (has_body set): the content of this regular file,
+   * streamed as it is sent (never read into memory) and sent again from
+   * its start when a redirect keeps the body. */
+  const char *body_file;
+  /* Instead of `body` (has_body set): a multipart/form-data body made by
+   * libcurl's mime API (which sets the Content-Type with its boundary). */
+  const struct pc_http_part *parts;
+  size_t nparts;
+  bool multipart;
   double connect_timeout_ms; /* bound on DNS + TCP + TLS; < 0: libcurl's default */
   double timeout_ms;         /* bound on the whole request, redirects included; <= 0: none */
   bool follow_redirects;     /* 301, 302, 303, 307, 308; at most PC_HTTP_MAX_REDIRECTS */

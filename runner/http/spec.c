@@ -37,11 +37,12 @@
 const char *const pc_http_option_keys[PC_HTTP_OPTION_KEYS] = {
     "method", "url", "get", "post", "put", "patch", "delete", "head", "query", "headers",
     "body", "json", "form", "connect_timeout", "follow_redirects", "http_version", "insecure",
-    "ca_file", "max_response_bytes", "save_to", "cookies", "auth", "timeout"};
+    "ca_file", "max_response_bytes", "save_to", "cookies", "auth", "body_file", "multipart", "timeout"};
 
 /* Keys of a request that defaults.http never supplies. */
 static const char *const request_only[] = {"method", "url", "get",  "post", "put",  "patch",
                                            "delete", "head", "body", "json", "form", "save_to",
+                                           "body_file", "multipart",
                                            "max_connections", "max_connections_per_host",
                                            "trace_context"};
 
@@ -78,6 +79,7 @@ void pc_http_spec_mem_free(struct pc_http_spec_mem *mem)
   free(mem->url);
   free(mem->body);
   free(mem->cookie);
+  free(mem->parts);
   for (size_t i = 0; i < mem->ntexts; i++)
     free(mem->texts[i]);
   free(mem->texts);
@@ -375,7 +377,7 @@ typedef uint64_t keyset; /* K_* bits */
 enum {
   K_METHOD, K_URL, K_GET, K_POST, K_PUT, K_PATCH, K_DELETE, K_HEAD, K_QUERY, K_HEADERS,
   K_BODY, K_JSON, K_FORM, K_CONNECT_TIMEOUT, K_FOLLOW, K_VERSION, K_INSECURE, K_CA_FILE,
-  K_MAX_BYTES, K_SAVE_TO, K_COOKIES, K_AUTH, K_TIMEOUT, K_COUNT
+  K_MAX_BYTES, K_SAVE_TO, K_COOKIES, K_AUTH, K_BODY_FILE, K_MULTIPART, K_TIMEOUT, K_COUNT
 };
 _Static_assert(K_COUNT == PC_HTTP_OPTION_KEYS, "pc_http_option_keys and K_* differ");
 _Static_assert(K_GET == PC_HTTP_SHORTHAND_FIRST && K_HEAD == K_GET + PC_HTTP_SHORTHANDS - 1 &&
@@ -493,17 +495,128 @@ static int read_query(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
   return *err ? -1 : 0;
 }
 
-/* The body: at most one of body, json (encoded already: json, jerr) and
- * form. Returns 0, or -1 with *err set. */
+/* Text at t[key] of a multipart part (`what`: "multipart.NAME.type"), as
+ * a C string; absent: *out stays NULL. Returns 0, or -1 with *err set. */
+static int part_text(struct pc_lua *h, int t, const char *key, const char *what,
+                     const char **out, struct pc_http_spec_mem *mem, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  rawfield(L, t, key);
+  if (!is_null(L, -1)) {
+    size_t len = 0;
+    const char *v = scalar_text(h, -1, &len, mem);
+    if (!v)
+      *err = pc_asprintf("http.%s.%s: expected text, got %s", what, key, luaL_typename(L, -1));
+    else if (!pc_http_header_value_valid(v, len))
+      *err = pc_asprintf("http.%s.%s contains a line break (CR or LF) or a NUL byte", what, key);
+    else
+      *out = v;
+  }
+  lua_pop(L, 1);
+  return *err ? -1 : 0;
+}
+
+/* `multipart`: a map of part names (sent in name order) to text, or to
+ * {value: TEXT | file: PATH, type?, filename?}. Into mem->parts. Returns
+ * 0, or -1 with *err set. */
+static int read_parts(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
+                      struct pc_http_spec_mem *mem, char **err)
+{
+  lua_State *L = pc_lua_state(h);
+  static const char *const part_keys[] = {"value", "file", "type", "filename"};
+  rawfield(L, tbl, "multipart"); /* parts */
+  int pi = lua_gettop(L);
+  if (!lua_istable(L, pi)) {
+    *err = pc_asprintf("http.multipart: expected a map of part names to text or {file: PATH}, "
+                       "got %s", luaL_typename(L, pi));
+    lua_pop(L, 1);
+    return -1;
+  }
+  const char **names = NULL;
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, pi)) { /* parts, name, value */
+    size_t nlen = 0;
+    const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
+    if (!*err && (!name || !nlen || !pc_http_header_value_valid(name, nlen)))
+      *err = name ? pc_xstrdup("http.multipart: a part name is empty or contains a line break "
+                               "or a NUL byte")
+                  : pc_asprintf("http.multipart: part names must be text, got %s",
+                                luaL_typename(L, -2));
+    else if (!*err) {
+      names = pc_xrealloc(names, (n + 1) * sizeof *names);
+      names[n++] = name;
+    }
+    lua_pop(L, 1);
+  }
+  if (n)
+    qsort(names, n, sizeof *names, cmp_str);
+  mem->parts = n ? pc_xcalloc(n, sizeof *mem->parts) : NULL;
+  for (size_t i = 0; i < n && !*err; i++) {
+    struct pc_http_part *p = &mem->parts[i];
+    p->name = names[i];
+    rawfield(L, pi, names[i]); /* parts, value */
+    int vi = lua_gettop(L);
+    char *what = pc_asprintf("multipart.%s", names[i]);
+    if (!lua_istable(L, vi)) {
+      p->data = scalar_text(h, vi, &p->data_len, mem);
+      if (!p->data)
+        *err = pc_asprintf("http.%s: expected text or {file: PATH}, got %s", what,
+                           luaL_typename(L, vi));
+    } else {
+      lua_pushnil(L);
+      while (!*err && lua_next(L, vi)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
+        if (!in_list(k, part_keys, PC_ARRAY_SIZE(part_keys)))
+          *err = pc_asprintf("http.%s: unknown key \"%s\" (expected value or file, type, "
+                             "filename)", what, k);
+        lua_pop(L, 1);
+      }
+      if (*err)
+        lua_pop(L, 1);
+      rawfield(L, vi, "value");
+      if (!*err && !is_null(L, -1)) {
+        p->data = scalar_text(h, -1, &p->data_len, mem);
+        if (!p->data)
+          *err = pc_asprintf("http.%s.value: expected text, got %s", what, luaL_typename(L, -1));
+      }
+      lua_pop(L, 1);
+      if (!*err)
+        part_text(h, vi, "file", what, &p->file, mem, err);
+      if (!*err && (!p->data) == (!p->file))
+        *err = pc_asprintf("http.%s: give one of value and file", what);
+      if (!*err && p->file && !*p->file)
+        *err = pc_asprintf("http.%s.file: the path is empty", what);
+      if (!*err)
+        part_text(h, vi, "type", what, &p->type, mem, err);
+      if (!*err)
+        part_text(h, vi, "filename", what, &p->filename, mem, err);
+    }
+    free(what);
+    lua_pop(L, 1);
+  }
+  free(names);
+  lua_pop(L, 1);
+  if (*err)
+    return -1;
+  sp->parts = mem->parts;
+  sp->nparts = n;
+  sp->multipart = true;
+  return 0;
+}
+
+/* The body: at most one of body, json (encoded already: json, jerr), form,
+ * body_file and multipart. Returns 0, or -1 with *err set. */
 static int read_body(struct pc_lua *h, int tbl, keyset present, char *json,
                      const char *jerr, struct pc_http_spec *sp, struct pc_http_spec_mem *mem,
                      char **err)
 {
   lua_State *L = pc_lua_state(h);
-  static const char *const body_keys[] = {"body", "json", "form"};
+  static const char *const body_keys[] = {"body", "json", "form", "body_file", "multipart"};
+  static const int body_k[] = {K_BODY, K_JSON, K_FORM, K_BODY_FILE, K_MULTIPART};
   const char *body_key = NULL;
-  for (size_t i = 0; i < 3; i++) {
-    if (!HAS(K_BODY + (int)i))
+  for (size_t i = 0; i < PC_ARRAY_SIZE(body_keys); i++) {
+    if (!HAS(body_k[i]))
       continue;
     rawfield(L, tbl, body_keys[i]);
     bool set = !lua_isnil(L, -1);
@@ -531,6 +644,15 @@ static int read_body(struct pc_lua *h, int tbl, keyset present, char *json,
     sp->body = json;
     sp->body_len = strlen(json);
     sp->body_type = "application/json";
+  } else if (body_key && strcmp(body_key, "body_file") == 0) {
+    if (opt_cstring(h, tbl, "body_file", &sp->body_file, "a path", mem, err) != 0)
+      return -1;
+    if (!*sp->body_file)
+      return fail(err, pc_xstrdup("http.body_file: the path is empty"));
+    sp->body_type = "application/octet-stream";
+  } else if (body_key && strcmp(body_key, "multipart") == 0) {
+    if (read_parts(h, tbl, sp, mem, err) != 0)
+      return -1;
   } else if (body_key) {
     rawfield(L, tbl, "form"); /* form */
     struct pc_buf f;

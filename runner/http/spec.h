@@ -27,7 +27,7 @@ struct pc_lua;
  * shorthands (get: URL, post: URL, ...) are PC_HTTP_SHORTHANDS entries
  * from PC_HTTP_SHORTHAND_FIRST on; the last entry, `timeout`, is
  * pacer.http's only (a step has its own). */
-#define PC_HTTP_OPTION_KEYS 23
+#define PC_HTTP_OPTION_KEYS 25
 #define PC_HTTP_SHORTHAND_FIRST 2
 #define PC_HTTP_SHORTHANDS 6
 extern const char *const pc_http_option_keys[PC_HTTP_OPTION_KEYS];
@@ -49,6 +49,7 @@ struct pc_http_spec_mem {
   char *url;    /* the URL with the query added */
   char *body;   /* a json or form body */
   char *cookie; /* the `cookies` map as a Cookie value */
+  struct pc_http_part *parts; /* `multipart` (their strings borrowed) */
   char **texts; /* numbers and booleans written as text */
   size_t ntexts;
 };
