@@ -26,7 +26,8 @@ static const char *const defaults_keys[] = {
     "http_version", "insecure",     "ca_file",            "max_response_bytes",
     "max_connections", "max_connections_per_host", "trace_context",
     /* issue 15 */
-    "cookies", "auth"};
+    "cookies", "auth", "cert", "key", "key_password", "tls_version", "proxy", "resolve",
+    "connect_to", "unix_socket", "max_redirects", "compressed"};
 
 /* The value is known only at run time. */
 static bool dynamic(const struct pc_tmpl *t)
@@ -335,6 +336,58 @@ static int check_parts(struct pc_load_ctx *c, const struct pc_node *n, const str
   return bad;
 }
 
+/* issue 15: `resolve` (a map of HOST:PORT to an address) and `connect_to`
+ * (a list of HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT); the run-time
+ * reader (spec.c) checks the same, and evaluated values. */
+static int check_routes(struct pc_load_ctx *c, const char *k, const struct pc_node *n,
+                        const struct pc_tmpl *t)
+{
+  if (t && t->kind == PC_T_EXPR)
+    return 0;
+  bool resolve = strcmp(k, "resolve") == 0;
+  if (n->kind != (resolve ? PC_NODE_MAP : PC_NODE_SEQ)) {
+    pc_load_error(c, n, resolve ? "http.resolve: expected a map of HOST:PORT to addresses, got %s"
+                                : "http.connect_to: expected a list of HOST:PORT:CONNECT-TO-HOST:"
+                                  "CONNECT-TO-PORT, got %s", kind_of(n));
+    return -1;
+  }
+  int bad = 0;
+  for (size_t i = 0; i < n->n; i++) {
+    const struct pc_node *v = n->items[i];
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
+    if (resolve) {
+      const struct pc_node *key = n->keys[i];
+      const char *colon = strrchr(key->str, ':');
+      char *end = NULL;
+      long port = colon ? strtol(colon + 1, &end, 10) : 0;
+      if (!colon || colon == key->str || !colon[1] || *end || port < 1 || port > 65535) {
+        pc_load_error(c, key, "http.resolve: \"%s\" is not HOST:PORT", key->str);
+        bad = -1;
+      }
+      if (check_text(c, v, vt, "resolve") != 0)
+        bad = -1;
+      else if (!dynamic(vt) && strpbrk(v->str, " \t\r\n")) {
+        pc_load_error(c, v, "http.resolve: the address for %s must be an IP address", key->str);
+        bad = -1;
+      }
+      continue;
+    }
+    if (check_text(c, v, vt, "connect_to") != 0) {
+      bad = -1;
+      continue;
+    }
+    int colons = 0;
+    for (const char *p = v->str; !dynamic(vt) && *p; p++)
+      colons += *p == ':';
+    if (!dynamic(vt) && colons < 3) {
+      pc_load_error(c, v, "http.connect_to: entry %zu must be HOST:PORT:CONNECT-TO-HOST:"
+                    "CONNECT-TO-PORT (as curl --connect-to)", i + 1);
+      bad = -1;
+    }
+  }
+  return bad;
+}
+
 /* The options shared by a step's http map and defaults.http. */
 static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const struct pc_tmpl *t)
 {
@@ -359,7 +412,8 @@ static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const 
     } else if (strcmp(k, "http_version") == 0) {
       bad |= check_version(c, v, vt);
     } else if (strcmp(k, "ca_file") == 0 || strcmp(k, "save_to") == 0 ||
-               strcmp(k, "body_file") == 0) {
+               strcmp(k, "body_file") == 0 || strcmp(k, "cert") == 0 || strcmp(k, "key") == 0 ||
+               strcmp(k, "unix_socket") == 0) {
       bad |= check_text(c, v, vt, k);
       char *w = pc_asprintf("http.%s", k);
       bad |= pc_load_no_nul(c, v, w, "a path");
@@ -377,6 +431,21 @@ static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const 
       bad |= check_cookies(c, v, vt);
     } else if (strcmp(k, "auth") == 0) {
       bad |= check_auth(c, v, vt);
+    } else if (strcmp(k, "key_password") == 0 || strcmp(k, "proxy") == 0) {
+      bad |= check_text(c, v, vt, k);
+    } else if (strcmp(k, "compressed") == 0) {
+      bad |= check_bool(c, v, vt, k);
+    } else if (strcmp(k, "max_redirects") == 0) {
+      bad |= check_int(c, v, vt, k, 0, 100, false);
+    } else if (strcmp(k, "tls_version") == 0) {
+      static const char *const ok[] = {"1.0", "1.1", "1.2", "1.3"};
+      if (!dynamic(vt) && (v->kind != PC_NODE_SCALAR || !in_list(v->str, ok, 4))) {
+        pc_load_error(c, v, "http.tls_version: expected 1.0, 1.1, 1.2 or 1.3, got %s",
+                      v->kind == PC_NODE_SCALAR ? v->str : kind_of(v));
+        bad = -1;
+      }
+    } else if (strcmp(k, "resolve") == 0 || strcmp(k, "connect_to") == 0) {
+      bad |= check_routes(c, k, v, vt);
     } else if (strcmp(k, "trace_context") == 0) {
       /* issue 18: whether requests send a traceparent header; run-wide,
        * so a plain boolean (defaults.http only: a step's keys exclude it). */

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <curl/curl.h>
+
 #include "base/redact.h"
 
 /* Appends " " and s single-quoted, with each named secret's value as
@@ -104,6 +106,26 @@ void pc_http_curl_command(const struct pc_http_spec *sp, struct pc_buf *out)
     pc_buf_puts(out, " -k");
   if (sp->ca_file)
     put_opt(out, "--cacert", sp->ca_file, strlen(sp->ca_file));
+  if (sp->cert)
+    put_opt(out, "--cert", sp->cert, strlen(sp->cert));
+  if (sp->key)
+    put_opt(out, "--key", sp->key, strlen(sp->key));
+  if (sp->key_password)
+    put_opt(out, "--pass", sp->key_password, strlen(sp->key_password));
+  static const struct { long v; const char *opt; } tls[] = {
+      {CURL_SSLVERSION_TLSv1_0, " --tlsv1.0"}, {CURL_SSLVERSION_TLSv1_1, " --tlsv1.1"},
+      {CURL_SSLVERSION_TLSv1_2, " --tlsv1.2"}, {CURL_SSLVERSION_TLSv1_3, " --tlsv1.3"}};
+  for (size_t i = 0; i < 4; i++)
+    if (sp->tls_version == tls[i].v)
+      pc_buf_puts(out, tls[i].opt);
+  if (sp->proxy)
+    put_opt(out, "-x", sp->proxy, strlen(sp->proxy));
+  for (size_t i = 0; i < sp->nconnect_to; i++)
+    put_opt(out, "--connect-to", sp->connect_to[i], strlen(sp->connect_to[i]));
+  if (sp->unix_socket)
+    put_opt(out, "--unix-socket", sp->unix_socket, strlen(sp->unix_socket));
+  if (sp->follow_redirects && sp->max_redirects != PC_HTTP_MAX_REDIRECTS)
+    pc_buf_printf(out, " --max-redirs %d", sp->max_redirects);
   if (sp->connect_timeout_ms >= 0)
     pc_buf_printf(out, " --connect-timeout %g", sp->connect_timeout_ms / 1000.0);
   if (sp->timeout_ms > 0)

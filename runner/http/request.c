@@ -44,7 +44,6 @@
 #define SAVE_HEAD_MAX 4096              /* with save_to: body bytes kept for messages */
 #define TRACE_BODY_MAX 1024             /* -vv: body bytes shown per request and response */
 #define TRACE_LINE_MAX 200              /* -vv: bytes shown of a request header line */
-#define CA_FILE_MAX ((off_t)64 << 20)   /* a CA bundle is well under a megabyte */
 
 /* What libcurl says of the latest response (curl_easy_getinfo). */
 struct resp_info {
@@ -82,10 +81,7 @@ struct pc_http_request {
   struct pc_buf set_cookies; /* the Set-Cookie lines of every response (result.set_cookies) */
   bool extra_cookie;  /* CURLOPT_COOKIE is set (spec.cookie): dropped on another origin */
   bool auth;          /* credentials are set (spec.auth): dropped on another origin */
-  int body_fd;        /* spec.body_file, open while the request lives; -1: none */
-  char *body_file;    /* its path (owned) */
-  int read_errno;     /* reading it failed */
-  curl_mime *mime;    /* spec.multipart's body (CURLOPT_MIMEPOST); NULL: none */
+  struct pc_http__upload up; /* a body_file or a multipart body (upload.h) */
   struct pc_outfile out; /* open (fd >= 0) while the body streams into save_to */
   int write_errno;
   bool saved;
@@ -101,6 +97,8 @@ struct pc_http_request {
   bool sent;
   /* Redirects are followed here, not by libcurl (follow_redirect). */
   bool follow;   /* follow_redirects */
+  int max_redirects;
+  struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO (owned) */
   bool discard;  /* its body belongs to a redirect we follow: dropped */
   bool as_get;   /* a redirect turned the method into GET without a body */
   bool has_body; /* the request (still) sends a body */
@@ -129,12 +127,15 @@ void pc_http_spec_init(struct pc_http_spec *sp)
   sp->version = PC_HTTP_VERSION_AUTO;
   sp->max_response_bytes = PC_HTTP_MAX_RESPONSE_DEFAULT;
   sp->cookie_jar = true;
+  sp->max_redirects = PC_HTTP_MAX_REDIRECTS;
+  sp->compressed = true;
 }
 
 static void req_free(struct pc_http_request *r)
 {
   pc_outfile_discard(&r->out); /* closes and removes a temporary file */
   curl_slist_free_all(r->hdr_list);
+  curl_slist_free_all(r->connect_to); /* the handle let go of it first */
   for (int i = 0; i < r->nredirects; i++)
     free((char *)r->redirects[i].url);
   free(r->redirects);
@@ -143,10 +144,7 @@ static void req_free(struct pc_http_request *r)
   pc_buf_free(&r->body);
   pc_buf_free(&r->hdrs);
   pc_buf_free(&r->set_cookies);
-  if (r->body_fd >= 0)
-    close(r->body_fd);
-  free(r->body_file);
-  curl_mime_free(r->mime); /* after the handle let go of it (recycled or cleaned up) */
+  pc_http__upload_free(&r->up); /* after the handle let go of it (recycled or cleaned up) */
   free(r);
 }
 
@@ -240,31 +238,6 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
   return n;
 }
 
-/* CURLOPT_READFUNCTION: the next bytes of body_file, straight from the
- * file into libcurl's buffer (the body is never held in memory). A
- * regular file: read() does not wait on anything but the disk. */
-static size_t on_read(char *buf, size_t size, size_t nitems, void *userdata)
-{
-  struct pc_http_request *r = userdata;
-  ssize_t got;
-  do
-    got = read(r->body_fd, buf, size * nitems);
-  while (got < 0 && errno == EINTR);
-  if (got < 0) {
-    r->read_errno = errno;
-    return CURL_READFUNC_ABORT;
-  }
-  return (size_t)got;
-}
-
-/* CURLOPT_SEEKFUNCTION: libcurl sends the body again (a kept-alive
- * connection that died, a Digest challenge): back to where it asks. */
-static int on_seek(void *userdata, curl_off_t offset, int origin)
-{
-  struct pc_http_request *r = userdata;
-  return lseek(r->body_fd, (off_t)offset, origin) < 0 ? CURL_SEEKFUNC_FAIL : CURL_SEEKFUNC_OK;
-}
-
 /* CURLOPT_HEADERFUNCTION: the header block of the latest response. */
 static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 {
@@ -307,36 +280,9 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 
 /* ================================================================ start */
 
-/* 0 if `path` names a regular file pacer can read, else -1 with *err set
- * ("http.WHAT: ...", `want` saying what to name instead). Files are read
- * on the loop thread: a ca_file by libcurl (OpenSSL) during the TLS
- * handshake, a body_file or a multipart file while the body is sent. A
- * FIFO, a terminal or a character device would block the whole run there
- * (timeouts and signals included), so only a regular file (of a sane size,
- * for CA certificates) gets that far. stat() itself never waits on the
- * file. */
-static int check_file(const char *what, const char *path, const char *want, char **err)
-{
-  struct stat st;
-  if (stat(path, &st) != 0 || access(path, R_OK) != 0)
-    *err = pc_asprintf("http.%s: cannot read \"%s\": %s", what, path, strerror(errno));
-  else if (!S_ISREG(st.st_mode))
-    *err = pc_asprintf("http.%s: \"%s\" is not a regular file (%s); name %s", what, path,
-                       S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a directory"
-                       : S_ISCHR(st.st_mode) ? "a character device"
-                       : S_ISSOCK(st.st_mode) ? "a socket" : "not a file", want);
-  else if (strcmp(what, "ca_file") == 0 && st.st_size > CA_FILE_MAX)
-    *err = pc_asprintf("http.ca_file: \"%s\" is %lld bytes: too large for a file of CA "
-                       "certificates (at most %lld)", path, (long long)st.st_size,
-                       (long long)CA_FILE_MAX);
-  else
-    return 0;
-  return -1;
-}
-
 static int check_ca_file(const char *path, char **err)
 {
-  return check_file("ca_file", path, "a PEM file of CA certificates", err);
+  return pc_http__check_file("ca_file", path, "a PEM file of CA certificates", err);
 }
 
 /* Opens save_to through outfile.h: a regular file (or none yet) gets a
@@ -369,56 +315,6 @@ static void note_url_password(const char *url)
   curl_url_cleanup(u);
 }
 
-/* Opens body_file for on_read. Returns 0, or -1 with *err set. */
-static int open_body_file(struct pc_http_request *r, const char *path, char **err)
-{
-  if (check_file("body_file", path, "a file to send", err) != 0)
-    return -1;
-  r->body_file = pc_xstrdup(path);
-  r->body_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (r->body_fd < 0) {
-    *err = pc_asprintf("http.body_file: cannot open \"%s\": %s", path, strerror(errno));
-    return -1;
-  }
-  return 0;
-}
-
-/* The multipart body of sp, with libcurl's mime API (it copies what it is
- * given; files are opened and streamed by libcurl as the body is sent).
- * Returns 0, or -1 with *err set. */
-static int make_mime(struct pc_http_request *r, const struct pc_http_spec *sp, char **err)
-{
-  r->mime = curl_mime_init(r->t.easy);
-  if (!r->mime) {
-    *err = pc_xstrdup("http.multipart: libcurl could not make a multipart body");
-    return -1;
-  }
-  for (size_t i = 0; i < sp->nparts; i++) {
-    const struct pc_http_part *p = &sp->parts[i];
-    curl_mimepart *part = curl_mime_addpart(r->mime);
-    CURLcode rc = part ? curl_mime_name(part, p->name) : CURLE_OUT_OF_MEMORY;
-    if (rc == CURLE_OK && p->file) {
-      char *what = pc_asprintf("multipart.%s", p->name);
-      int bad = check_file(what, p->file, "a file to send", err);
-      free(what);
-      if (bad)
-        return -1;
-      rc = curl_mime_filedata(part, p->file);
-    } else if (rc == CURLE_OK) {
-      rc = curl_mime_data(part, p->data, p->data_len);
-    }
-    if (rc == CURLE_OK && p->type)
-      rc = curl_mime_type(part, p->type);
-    if (rc == CURLE_OK && p->filename)
-      rc = curl_mime_filename(part, p->filename);
-    if (rc != CURLE_OK) {
-      *err = pc_asprintf("http.multipart.%s: %s", p->name, curl_easy_strerror(rc));
-      return -1;
-    }
-  }
-  return 0;
-}
-
 /* A new request for sp, with its strings copied, on easy handle e. */
 static struct pc_http_request *req_new(struct pc_http_session *s, CURL *e,
                                        const struct pc_http_spec *sp)
@@ -432,7 +328,7 @@ static struct pc_http_request *req_new(struct pc_http_session *s, CURL *e,
   r->label = memcpy(p + ulen, label, llen);
   if (slen)
     r->save_to = memcpy(p + ulen + llen, sp->save_to, slen);
-  r->body_fd = -1;
+  pc_http__upload_init(&r->up);
   r->t.ops = &transfer_ops;
   r->t.s = s;
   r->t.easy = e;
@@ -449,6 +345,7 @@ static struct pc_http_request *req_new(struct pc_http_session *s, CURL *e,
   r->timeout_ms = sp->timeout_ms;
   r->connect_timeout_ms = sp->connect_timeout_ms;
   r->follow = sp->follow_redirects;
+  r->max_redirects = sp->max_redirects;
   r->has_body = sp->has_body;
   pc_buf_init(&r->body, r->max_bytes > 0 && (uint64_t)r->max_bytes < SIZE_MAX
                             ? (size_t)r->max_bytes : SIZE_MAX);
@@ -615,6 +512,44 @@ static bool set_options(struct pc_http_request *r, const struct pc_http_spec *sp
     r->auth = true;
     set_auth(e, sp);
   }
+  if (!sp->compressed) {
+    plain = false;
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+  }
+  if (sp->cert) {
+    plain = false;
+    curl_easy_setopt(e, CURLOPT_SSLCERT, sp->cert);
+  }
+  if (sp->key) {
+    plain = false;
+    curl_easy_setopt(e, CURLOPT_SSLKEY, sp->key);
+  }
+  if (sp->key_password) {
+    plain = false;
+    pc_secret_add(sp->key_password, strlen(sp->key_password));
+    curl_easy_setopt(e, CURLOPT_KEYPASSWD, sp->key_password);
+  }
+  if (sp->tls_version) {
+    plain = false;
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, sp->tls_version);
+  }
+  if (sp->proxy) {
+    plain = false;
+    curl_easy_setopt(e, CURLOPT_PROXY, sp->proxy);
+    r->t.no_lookup |= *sp->proxy != '\0';
+  }
+  if (sp->nconnect_to) {
+    plain = false;
+    for (size_t i = 0; i < sp->nconnect_to; i++)
+      r->connect_to = curl_slist_append(r->connect_to, sp->connect_to[i]);
+    curl_easy_setopt(e, CURLOPT_CONNECT_TO, r->connect_to);
+    r->t.no_lookup = true;
+  }
+  if (sp->unix_socket) {
+    plain = false;
+    curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, sp->unix_socket);
+    r->t.no_lookup = true;
+  }
   if (sp->method == PC_HTTP_HEAD) {
     plain = false;
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -624,17 +559,8 @@ static bool set_options(struct pc_http_request *r, const struct pc_http_spec *sp
       curl_easy_setopt(e, CURLOPT_POST, 1L);
     else
       curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method_name(r));
-    if (r->body_fd >= 0) {
-      struct stat st;
-      curl_off_t size = fstat(r->body_fd, &st) == 0 ? (curl_off_t)st.st_size : -1;
-      curl_easy_setopt(e, CURLOPT_POST, 1L); /* with the method above, if not POST */
-      curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-      curl_easy_setopt(e, CURLOPT_READDATA, r);
-      curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
-      curl_easy_setopt(e, CURLOPT_SEEKDATA, r);
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, size);
-    } else if (r->mime) {
-      curl_easy_setopt(e, CURLOPT_MIMEPOST, r->mime);
+    if (pc_http__upload_set(&r->up, e)) {
+      /* a body_file or a multipart body */
     } else if (sp->has_body || pc_http_method_sends_body(sp->method)) {
       curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)sp->body_len);
       curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, sp->body ? sp->body : "");
@@ -684,6 +610,10 @@ int pc_http_request_start(struct pc_http_session *s, const struct pc_http_spec *
   assert(!(sp->has_body && sp->method == PC_HTTP_HEAD));
   if (sp->ca_file && check_ca_file(sp->ca_file, err) != 0)
     return -1;
+  if ((sp->cert &&
+       pc_http__check_file("cert", sp->cert, "a PEM file of a client certificate", err)) ||
+      (sp->key && pc_http__check_file("key", sp->key, "a PEM file of a private key", err)))
+    return -1;
   if (sp->save_to && !*sp->save_to) {
     *err = pc_xstrdup("http.save_to: the path is empty");
     return -1;
@@ -703,8 +633,8 @@ int pc_http_request_start(struct pc_http_session *s, const struct pc_http_spec *
     req_free(r);
     return -1;
   }
-  if ((sp->body_file && open_body_file(r, sp->body_file, err) != 0) ||
-      (sp->multipart && make_mime(r, sp, err) != 0)) {
+  if (pc_http__upload_open(&r->up, e, sp->body_file, sp->multipart, sp->parts, sp->nparts,
+                           err) != 0) {
     pc_http__easy_recycle(s, e, primed);
     r->t.easy = NULL;
     req_free(r);
@@ -857,9 +787,9 @@ static enum pc_fail follow_redirect(struct pc_http_request *r, const char *next,
   const char *here = here_url(r);
   const char *method = method_name(r);
   int status = (int)r->info.status;
-  if (r->nredirects >= PC_HTTP_MAX_REDIRECTS) {
+  if (r->nredirects >= r->max_redirects) {
     pc_buf_printf(m, "%s %s: too many redirects (more than %d; a redirect loop?), last at %s",
-                  method, r->url, PC_HTTP_MAX_REDIRECTS, here);
+                  method, r->url, r->max_redirects, here);
     return PC_FAIL_ERROR;
   }
   if (!pc_http_url_scheme_ok(next)) {
@@ -928,7 +858,7 @@ static enum pc_fail follow_redirect(struct pc_http_request *r, const char *next,
   }
   /* A body kept from a file goes again from its start (libcurl rewinds a
    * multipart body itself). */
-  if (!to_get && r->body_fd >= 0 && lseek(r->body_fd, 0, SEEK_SET) != 0) {
+  if (!to_get && pc_http__upload_rewind(&r->up) != 0) {
     pc_buf_printf(m, "%s %s: cannot send body_file again after the redirect: %s", method,
                   r->url, strerror(errno));
     return PC_FAIL_ERROR;
@@ -1025,8 +955,8 @@ static enum pc_fail describe_failure(const struct pc_http_request *r, CURLcode r
       .max_bytes = r->max_bytes,
       .write_errno = r->write_errno,
       .save_to = r->save_to,
-      .read_errno = r->read_errno,
-      .body_file = r->body_file,
+      .read_errno = r->up.read_errno,
+      .body_file = r->up.path,
       .no_memory = r->no_memory,
       .received = r->received,
       .headers_too_big = r->hdrs_too_big,

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "http/rules.h"
+#include "http/upload.h"
 #include "model/action.h"
 #include "model/workflow.h"
 
@@ -43,17 +44,6 @@ enum pc_http_auth {
   PC_HTTP_AUTH_BASIC,  /* auth_user, auth_password */
   PC_HTTP_AUTH_DIGEST, /* auth_user, auth_password: answers the server's challenge */
   PC_HTTP_AUTH_BEARER, /* auth_token */
-};
-
-/* One part of a multipart/form-data body (spec `multipart`): text
- * (`data`) or the content of a file (`file`, streamed by libcurl). */
-struct pc_http_part {
-  const char *name;
-  const char *data; /* data_len bytes; NULL: `file` */
-  size_t data_len;
-  const char *file;     /* a regular file; its name goes as the filename unless `filename` */
-  const char *type;     /* Content-Type of the part; NULL: libcurl's guess (files), none (text) */
-  const char *filename; /* NULL: the file's base name (files), none (text) */
 };
 
 struct pc_http_header {
@@ -87,7 +77,8 @@ struct pc_http_spec {
   bool multipart;
   double connect_timeout_ms; /* bound on DNS + TCP + TLS; < 0: libcurl's default */
   double timeout_ms;         /* bound on the whole request, redirects included; <= 0: none */
-  bool follow_redirects;     /* 301, 302, 303, 307, 308; at most PC_HTTP_MAX_REDIRECTS */
+  bool follow_redirects;     /* 301, 302, 303, 307, 308; at most max_redirects */
+  int max_redirects;         /* PC_HTTP_MAX_REDIRECTS unless set; 0: a redirect is an error */
   enum pc_http_version version;
   bool insecure;       /* no TLS verification (warned once per host) */
   const char *ca_file; /* PEM file of CA certificates instead of the system's; NULL: those */
@@ -110,10 +101,29 @@ struct pc_http_spec {
    * origin. */
   enum pc_http_auth auth;
   const char *auth_user, *auth_password, *auth_token;
+  /* TLS and routing (NULL: not set). cert/key: a client certificate (PEM
+   * files, regular files only: OpenSSL reads them on the loop thread);
+   * key_password is registered as a secret. tls_version: the lowest TLS
+   * version accepted, a CURL_SSLVERSION_* value (0: libcurl's default).
+   * proxy: a proxy URL, or "" for none (NULL: the environment's).
+   * connect_to: curl's "HOST:PORT:CONNECT-HOST:CONNECT-PORT" entries
+   * (`resolve:` is given as such entries too: they apply to this request
+   * only, unlike CURLOPT_RESOLVE, which fills the multi handle's DNS cache
+   * for every request). unix_socket: connect to this socket path instead.
+   * compressed false: ask for and decode no content encoding (the body is
+   * kept as it came). With a proxy, connect_to or unix_socket, pacer's own
+   * resolver leaves names to libcurl (see resolve.h). */
+  const char *cert, *key, *key_password;
+  long tls_version;
+  const char *proxy;
+  const char *const *connect_to;
+  size_t nconnect_to;
+  const char *unix_socket;
+  bool compressed;
 };
 
 /* GET, no headers, no body, no timeouts, follow redirects, auto version,
- * PC_HTTP_MAX_RESPONSE_DEFAULT, in memory, cookies kept. */
+ * PC_HTTP_MAX_RESPONSE_DEFAULT, in memory, cookies kept, compressed. */
 void pc_http_spec_init(struct pc_http_spec *sp);
 
 struct pc_http_redirect {

@@ -701,7 +701,9 @@ static CURLMcode transfer_enter(struct pc_http_session *s, struct pc_http__trans
   if (t->timeout_ms > 0 && (bound < 0 || t->timeout_ms < bound))
     bound = t->timeout_ms;
   const char *resolve = NULL;
-  switch (pc_http_resolver_start(s->resolver, t->url, bound, &t->lookup, on_lookup, &resolve)) {
+  switch (t->no_lookup ? PC_HTTP_RESOLVE_NONE
+                       : pc_http_resolver_start(s->resolver, t->url, bound, &t->lookup, on_lookup,
+                                                &resolve)) {
   case PC_HTTP_RESOLVE_WAIT:
     t->resolving = true;
     t->lookup_t0 = uv_hrtime();

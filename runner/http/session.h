@@ -133,6 +133,8 @@ struct pc_http__transfer {
   double connect_timeout_ms; /* as set on the handle; <= 0: none */
   double timeout_ms;         /* as set on the handle; <= 0: none */
   bool mux;                  /* it may multiplex (HTTPS, HTTP/2 allowed): see "Admission" */
+  bool no_lookup;            /* libcurl resolves what it connects to (a proxy, connect_to,
+                              * a unix socket): pacer's resolver is not asked */
   /* The session's: */
   struct pc_queue wait;      /* on the session's queue while `queued` */
   bool queued;               /* waiting for a slot (also on the live list) */

@@ -37,7 +37,9 @@
 const char *const pc_http_option_keys[PC_HTTP_OPTION_KEYS] = {
     "method", "url", "get", "post", "put", "patch", "delete", "head", "query", "headers",
     "body", "json", "form", "connect_timeout", "follow_redirects", "http_version", "insecure",
-    "ca_file", "max_response_bytes", "save_to", "cookies", "auth", "body_file", "multipart", "timeout"};
+    "ca_file", "max_response_bytes", "save_to", "cookies", "auth", "body_file", "multipart", "cert", "key", "key_password",
+    "tls_version", "proxy", "resolve", "connect_to", "unix_socket", "max_redirects", "compressed",
+    "timeout"};
 
 /* Keys of a request that defaults.http never supplies. */
 static const char *const request_only[] = {"method", "url", "get",  "post", "put",  "patch",
@@ -46,13 +48,6 @@ static const char *const request_only[] = {"method", "url", "get",  "post", "put
                                            "max_connections", "max_connections_per_host",
                                            "trace_context"};
 
-static bool in_list(const char *s, const char *const *list, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(s, list[i]) == 0)
-      return true;
-  return false;
-}
 
 void pc_http_limits_of(const struct pc_tmpl *d, struct pc_http_limits *lim)
 {
@@ -80,101 +75,26 @@ void pc_http_spec_mem_free(struct pc_http_spec_mem *mem)
   free(mem->body);
   free(mem->cookie);
   free(mem->parts);
+  for (size_t i = 0; i < mem->nconnect_to; i++)
+    free(mem->connect_to[i]);
+  free(mem->connect_to);
   for (size_t i = 0; i < mem->ntexts; i++)
     free(mem->texts[i]);
   free(mem->texts);
   memset(mem, 0, sizeof *mem);
 }
 
-/* t[k] without metamethods. */
-static int rawfield(lua_State *L, int tbl, const char *k)
-{
-  lua_pushstring(L, k);
-  return lua_rawget(L, tbl);
-}
 
-static bool is_null(lua_State *L, int idx)
-{
-  return lua_isnil(L, idx) || (lua_type(L, idx) == LUA_TLIGHTUSERDATA &&
-                               lua_touserdata(L, idx) == NULL);
-}
 
-/* The text of a string at idx (borrowed: see the opening comment), or of a
- * number or a boolean (made, and kept in mem); NULL for anything else. */
-static const char *scalar_text(struct pc_lua *h, int idx, size_t *len,
-                               struct pc_http_spec_mem *mem)
-{
-  lua_State *L = pc_lua_state(h);
-  int t = lua_type(L, idx);
-  if (t == LUA_TSTRING)
-    return lua_tolstring(L, idx, len);
-  if (t != LUA_TNUMBER && t != LUA_TBOOLEAN)
-    return NULL;
-  char *s = pc_lua_to_text(h, idx, len);
-  mem->texts = pc_xrealloc(mem->texts, (mem->ntexts + 1) * sizeof *mem->texts);
-  mem->texts[mem->ntexts++] = s;
-  return s;
-}
 
-/* Optional text field that becomes a C string (`what` it becomes: a URL,
- * a path): 0 (absent, or *out set), -1 with *err; a NUL byte in it is
- * refused, since the C string would end there. */
-static int opt_cstring(struct pc_lua *h, int tbl, const char *key, const char **out,
-                       const char *what, struct pc_http_spec_mem *mem, char **err)
-{
-  lua_State *L = pc_lua_state(h);
-  rawfield(L, tbl, key); /* value */
-  int rc = 0;
-  if (!is_null(L, -1)) {
-    size_t len = 0;
-    const char *s = scalar_text(h, -1, &len, mem);
-    if (!s) {
-      *err = pc_asprintf("http.%s: expected text, got %s", key, luaL_typename(L, -1));
-      rc = -1;
-    } else if (memchr(s, '\0', len)) {
-      *err = pc_asprintf("http.%s contains a NUL byte (\\0), which %s cannot hold", key, what);
-      rc = -1;
-    } else {
-      *out = s;
-    }
-  }
-  lua_pop(L, 1);
-  return rc;
-}
 
-/* A Lua string whose text a C string would cut short (a NUL byte in it). */
-static bool cut_by_nul(lua_State *L, int idx)
-{
-  size_t len;
-  return lua_type(L, idx) == LUA_TSTRING && strlen(lua_tolstring(L, idx, &len)) != len;
-}
 
-static int opt_bool(lua_State *L, int tbl, const char *key, bool *out, char **err)
-{
-  rawfield(L, tbl, key); /* value */
-  int rc = 0;
-  if (cut_by_nul(L, -1)) {
-    *err = pc_asprintf("http.%s: contains a NUL byte", key);
-    rc = -1;
-  } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
-    *out = lua_toboolean(L, -1);
-  } else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "true") == 0) {
-    *out = true;
-  } else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "false") == 0) {
-    *out = false;
-  } else if (!is_null(L, -1)) {
-    *err = pc_asprintf("http.%s: expected true or false, got %s", key, luaL_typename(L, -1));
-    rc = -1;
-  }
-  lua_pop(L, 1);
-  return rc;
-}
 
 static int opt_duration(lua_State *L, int tbl, const char *key, double *ms, char **err)
 {
-  rawfield(L, tbl, key); /* value */
+  pc_http__rawfield(L, tbl, key); /* value */
   int rc = 0;
-  if (cut_by_nul(L, -1)) {
+  if (pc_http__cut_by_nul(L, -1)) {
     *err = pc_asprintf("http.%s: contains a NUL byte", key);
     lua_pop(L, 1);
     return -1;
@@ -187,7 +107,7 @@ static int opt_duration(lua_State *L, int tbl, const char *key, double *ms, char
       *ms = sec * 1000.0;
   } else if (lua_type(L, -1) == LUA_TSTRING) {
     rc = pc_parse_duration(lua_tostring(L, -1), ms) == 0 ? 0 : -1;
-  } else if (!is_null(L, -1)) {
+  } else if (!pc_http__is_null(L, -1)) {
     rc = -1;
   }
   if (rc)
@@ -200,12 +120,12 @@ static int opt_duration(lua_State *L, int tbl, const char *key, double *ms, char
 
 static int opt_version(lua_State *L, int tbl, enum pc_http_version *out, char **err)
 {
-  rawfield(L, tbl, "http_version"); /* value */
+  pc_http__rawfield(L, tbl, "http_version"); /* value */
   int rc = 0;
-  if (cut_by_nul(L, -1)) {
+  if (pc_http__cut_by_nul(L, -1)) {
     *err = pc_xstrdup("http.http_version: contains a NUL byte");
     rc = -1;
-  } else if (!is_null(L, -1)) {
+  } else if (!pc_http__is_null(L, -1)) {
     const char *v = NULL;
     char num[32];
     if (lua_type(L, -1) == LUA_TNUMBER) {
@@ -233,17 +153,7 @@ static int opt_version(lua_State *L, int tbl, enum pc_http_version *out, char **
   return rc;
 }
 
-/* Sets *err to msg (malloc'd) and returns -1: `return fail(err, ...)`. */
-static int fail(char **err, char *msg)
-{
-  *err = msg;
-  return -1;
-}
 
-static int cmp_str(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 /* (curl_easy_escape ignores its handle: none is needed.) */
 static void put_escaped(struct pc_buf *b, const char *s, size_t len)
@@ -263,7 +173,7 @@ static int encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc_b
 {
   lua_State *L = pc_lua_state(h);
   if (!lua_istable(L, tbl))
-    return fail(err, pc_asprintf("http.%s: expected a map of names to values, got %s", what,
+    return pc_http__fail(err, pc_asprintf("http.%s: expected a map of names to values, got %s", what,
                                  luaL_typename(L, tbl)));
   const char **keys = NULL;
   size_t n = 0;
@@ -280,9 +190,9 @@ static int encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc_b
     lua_pop(L, 1); /* key */
   }
   if (n)
-    qsort(keys, n, sizeof *keys, cmp_str);
+    qsort(keys, n, sizeof *keys, pc_http__cmp_str);
   for (size_t i = 0; i < n && !*err; i++) {
-    rawfield(L, tbl, keys[i]); /* value */
+    pc_http__rawfield(L, tbl, keys[i]); /* value */
     int vi = lua_gettop(L);
     size_t cnt = 1;
     bool list = lua_istable(L, vi);
@@ -303,9 +213,9 @@ static int encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc_b
         lua_rawgeti(L, vi, (lua_Integer)j); /* value, item */
       else
         lua_pushvalue(L, vi); /* value, value */
-      if (!is_null(L, -1)) {
+      if (!pc_http__is_null(L, -1)) {
         size_t len;
-        const char *txt = scalar_text(h, -1, &len, mem);
+        const char *txt = pc_http__scalar_text(h, -1, &len, mem);
         if (!txt) {
           *err = pc_asprintf("http.%s: the value of %s must be text or a list of texts, got %s",
                              what, keys[i], luaL_typename(L, -1));
@@ -332,7 +242,7 @@ static int read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
 {
   lua_State *L = pc_lua_state(h);
   if (!lua_istable(L, tbl))
-    return fail(err, pc_asprintf("http.headers: expected a map of header names to values, got "
+    return pc_http__fail(err, pc_asprintf("http.headers: expected a map of header names to values, got "
                                  "%s", luaL_typename(L, tbl)));
   size_t cap = 0;
   lua_pushnil(L); /* nil */
@@ -346,9 +256,9 @@ static int read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
       lua_pop(L, 2);
       break;
     }
-    if (!is_null(L, -1)) {
+    if (!pc_http__is_null(L, -1)) {
       size_t vlen;
-      const char *val = scalar_text(h, -1, &vlen, mem);
+      const char *val = pc_http__scalar_text(h, -1, &vlen, mem);
       if (!val) {
         *err = pc_asprintf("http.headers: the value of %s must be text, got %s", name,
                            luaL_typename(L, -1));
@@ -377,12 +287,21 @@ typedef uint64_t keyset; /* K_* bits */
 enum {
   K_METHOD, K_URL, K_GET, K_POST, K_PUT, K_PATCH, K_DELETE, K_HEAD, K_QUERY, K_HEADERS,
   K_BODY, K_JSON, K_FORM, K_CONNECT_TIMEOUT, K_FOLLOW, K_VERSION, K_INSECURE, K_CA_FILE,
-  K_MAX_BYTES, K_SAVE_TO, K_COOKIES, K_AUTH, K_BODY_FILE, K_MULTIPART, K_TIMEOUT, K_COUNT
+  K_MAX_BYTES, K_SAVE_TO, K_COOKIES, K_AUTH, K_BODY_FILE, K_MULTIPART, K_CERT, K_KEY, K_KEY_PASSWORD,
+  K_TLS_VERSION, K_PROXY, K_RESOLVE, K_CONNECT_TO, K_UNIX_SOCKET, K_MAX_REDIRECTS, K_COMPRESSED,
+  K_TIMEOUT, K_COUNT
 };
 _Static_assert(K_COUNT == PC_HTTP_OPTION_KEYS, "pc_http_option_keys and K_* differ");
 _Static_assert(K_GET == PC_HTTP_SHORTHAND_FIRST && K_HEAD == K_GET + PC_HTTP_SHORTHANDS - 1 &&
                    K_TIMEOUT == K_COUNT - 1,
                "the shorthands are K_GET .. K_HEAD, and timeout is last");
+
+/* The keys pc_http__read_tls_routing reads. */
+#define TLS_ROUTING_KEYS                                                                       \
+  (((keyset)1 << K_CERT) | ((keyset)1 << K_KEY) | ((keyset)1 << K_KEY_PASSWORD) |             \
+   ((keyset)1 << K_TLS_VERSION) | ((keyset)1 << K_PROXY) | ((keyset)1 << K_RESOLVE) |         \
+   ((keyset)1 << K_CONNECT_TO) | ((keyset)1 << K_UNIX_SOCKET) |                               \
+   ((keyset)1 << K_MAX_REDIRECTS) | ((keyset)1 << K_COMPRESSED))
 
 static int runtime_key(const char *k)
 {
@@ -426,32 +345,32 @@ static int read_target(struct pc_lua *h, int tbl, keyset present, struct pc_http
     if (!HAS(k))
       continue;
     const char *key = pc_http_option_keys[k];
-    rawfield(L, tbl, key);
-    bool set = !is_null(L, -1);
+    pc_http__rawfield(L, tbl, key);
+    bool set = !pc_http__is_null(L, -1);
     lua_pop(L, 1);
     if (set && url_key)
-      return fail(err, pc_asprintf("http: `%s` and `%s` both give the URL", url_key, key));
+      return pc_http__fail(err, pc_asprintf("http: `%s` and `%s` both give the URL", url_key, key));
     if (set)
       url_key = key;
   }
   bool has_url = false;
   if (HAS(K_URL)) {
-    rawfield(L, tbl, "url");
-    has_url = !is_null(L, -1);
+    pc_http__rawfield(L, tbl, "url");
+    has_url = !pc_http__is_null(L, -1);
     lua_pop(L, 1);
   }
   if (has_url && url_key)
-    return fail(err, pc_asprintf("http: `%s` and `url` both give the URL", url_key));
+    return pc_http__fail(err, pc_asprintf("http: `%s` and `url` both give the URL", url_key));
   if (!has_url && !url_key)
-    return fail(err, pc_xstrdup("http: no URL: give get: URL (or post:, put:, ...), or method "
+    return pc_http__fail(err, pc_xstrdup("http: no URL: give get: URL (or post:, put:, ...), or method "
                                 "and url"));
-  if (opt_cstring(h, tbl, has_url ? "url" : url_key, &sp->url, "a URL", mem, err) != 0)
+  if (pc_http__opt_cstring(h, tbl, has_url ? "url" : url_key, &sp->url, "a URL", mem, err) != 0)
     return -1;
   const char *method = NULL;
-  if (HAS(K_METHOD) && opt_cstring(h, tbl, "method", &method, "a method", mem, err) != 0)
+  if (HAS(K_METHOD) && pc_http__opt_cstring(h, tbl, "method", &method, "a method", mem, err) != 0)
     return -1;
   if (method && url_key)
-    return fail(err, pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key));
+    return pc_http__fail(err, pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key));
   int m = pc_http_method_parse(method ? method : url_key ? url_key : "GET");
   if (m < 0) {
     char *up = pc_xstrdup(method);
@@ -464,9 +383,9 @@ static int read_target(struct pc_lua *h, int tbl, keyset present, struct pc_http
   }
   sp->method = (enum pc_http_method)m;
   if (!pc_http_url_scheme_ok(sp->url))
-    return fail(err, pc_asprintf("http: \"%s\" is not an http:// or https:// URL", sp->url));
+    return pc_http__fail(err, pc_asprintf("http: \"%s\" is not an http:// or https:// URL", sp->url));
   if (strpbrk(sp->url, " \r\n\t"))
-    return fail(err, pc_asprintf("http: the URL \"%s\" contains spaces or line breaks; encode "
+    return pc_http__fail(err, pc_asprintf("http: the URL \"%s\" contains spaces or line breaks; encode "
                                  "them, or pass values with query:", sp->url));
   return 0;
 }
@@ -476,8 +395,8 @@ static int read_query(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
                       struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
-  rawfield(L, tbl, "query"); /* query */
-  if (!is_null(L, -1)) {
+  pc_http__rawfield(L, tbl, "query"); /* query */
+  if (!pc_http__is_null(L, -1)) {
     struct pc_buf q;
     pc_buf_init(&q, (size_t)64 << 20);
     int rc = encode_pairs(h, lua_gettop(L), "query", &q, mem, err);
@@ -495,116 +414,6 @@ static int read_query(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
   return *err ? -1 : 0;
 }
 
-/* Text at t[key] of a multipart part (`what`: "multipart.NAME.type"), as
- * a C string; absent: *out stays NULL. Returns 0, or -1 with *err set. */
-static int part_text(struct pc_lua *h, int t, const char *key, const char *what,
-                     const char **out, struct pc_http_spec_mem *mem, char **err)
-{
-  lua_State *L = pc_lua_state(h);
-  rawfield(L, t, key);
-  if (!is_null(L, -1)) {
-    size_t len = 0;
-    const char *v = scalar_text(h, -1, &len, mem);
-    if (!v)
-      *err = pc_asprintf("http.%s.%s: expected text, got %s", what, key, luaL_typename(L, -1));
-    else if (!pc_http_header_value_valid(v, len))
-      *err = pc_asprintf("http.%s.%s contains a line break (CR or LF) or a NUL byte", what, key);
-    else
-      *out = v;
-  }
-  lua_pop(L, 1);
-  return *err ? -1 : 0;
-}
-
-/* `multipart`: a map of part names (sent in name order) to text, or to
- * {value: TEXT | file: PATH, type?, filename?}. Into mem->parts. Returns
- * 0, or -1 with *err set. */
-static int read_parts(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
-                      struct pc_http_spec_mem *mem, char **err)
-{
-  lua_State *L = pc_lua_state(h);
-  static const char *const part_keys[] = {"value", "file", "type", "filename"};
-  rawfield(L, tbl, "multipart"); /* parts */
-  int pi = lua_gettop(L);
-  if (!lua_istable(L, pi)) {
-    *err = pc_asprintf("http.multipart: expected a map of part names to text or {file: PATH}, "
-                       "got %s", luaL_typename(L, pi));
-    lua_pop(L, 1);
-    return -1;
-  }
-  const char **names = NULL;
-  size_t n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, pi)) { /* parts, name, value */
-    size_t nlen = 0;
-    const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
-    if (!*err && (!name || !nlen || !pc_http_header_value_valid(name, nlen)))
-      *err = name ? pc_xstrdup("http.multipart: a part name is empty or contains a line break "
-                               "or a NUL byte")
-                  : pc_asprintf("http.multipart: part names must be text, got %s",
-                                luaL_typename(L, -2));
-    else if (!*err) {
-      names = pc_xrealloc(names, (n + 1) * sizeof *names);
-      names[n++] = name;
-    }
-    lua_pop(L, 1);
-  }
-  if (n)
-    qsort(names, n, sizeof *names, cmp_str);
-  mem->parts = n ? pc_xcalloc(n, sizeof *mem->parts) : NULL;
-  for (size_t i = 0; i < n && !*err; i++) {
-    struct pc_http_part *p = &mem->parts[i];
-    p->name = names[i];
-    rawfield(L, pi, names[i]); /* parts, value */
-    int vi = lua_gettop(L);
-    char *what = pc_asprintf("multipart.%s", names[i]);
-    if (!lua_istable(L, vi)) {
-      p->data = scalar_text(h, vi, &p->data_len, mem);
-      if (!p->data)
-        *err = pc_asprintf("http.%s: expected text or {file: PATH}, got %s", what,
-                           luaL_typename(L, vi));
-    } else {
-      lua_pushnil(L);
-      while (!*err && lua_next(L, vi)) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-        if (!in_list(k, part_keys, PC_ARRAY_SIZE(part_keys)))
-          *err = pc_asprintf("http.%s: unknown key \"%s\" (expected value or file, type, "
-                             "filename)", what, k);
-        lua_pop(L, 1);
-      }
-      if (*err)
-        lua_pop(L, 1);
-      rawfield(L, vi, "value");
-      if (!*err && !is_null(L, -1)) {
-        p->data = scalar_text(h, -1, &p->data_len, mem);
-        if (!p->data)
-          *err = pc_asprintf("http.%s.value: expected text, got %s", what, luaL_typename(L, -1));
-      }
-      lua_pop(L, 1);
-      if (!*err)
-        part_text(h, vi, "file", what, &p->file, mem, err);
-      if (!*err && (!p->data) == (!p->file))
-        *err = pc_asprintf("http.%s: give one of value and file", what);
-      if (!*err && p->file && !*p->file)
-        *err = pc_asprintf("http.%s.file: the path is empty", what);
-      if (!*err)
-        part_text(h, vi, "type", what, &p->type, mem, err);
-      if (!*err)
-        part_text(h, vi, "filename", what, &p->filename, mem, err);
-    }
-    free(what);
-    lua_pop(L, 1);
-  }
-  free(names);
-  lua_pop(L, 1);
-  if (*err)
-    return -1;
-  sp->parts = mem->parts;
-  sp->nparts = n;
-  sp->multipart = true;
-  return 0;
-}
-
 /* The body: at most one of body, json (encoded already: json, jerr), form,
  * body_file and multipart. Returns 0, or -1 with *err set. */
 static int read_body(struct pc_lua *h, int tbl, keyset present, char *json,
@@ -618,18 +427,18 @@ static int read_body(struct pc_lua *h, int tbl, keyset present, char *json,
   for (size_t i = 0; i < PC_ARRAY_SIZE(body_keys); i++) {
     if (!HAS(body_k[i]))
       continue;
-    rawfield(L, tbl, body_keys[i]);
+    pc_http__rawfield(L, tbl, body_keys[i]);
     bool set = !lua_isnil(L, -1);
     lua_pop(L, 1);
     if (set && body_key)
-      return fail(err, pc_asprintf("http: `%s` and `%s` cannot both be set: a request has one "
+      return pc_http__fail(err, pc_asprintf("http: `%s` and `%s` cannot both be set: a request has one "
                                    "body", body_key, body_keys[i]));
     if (set)
       body_key = body_keys[i];
   }
   if (body_key && strcmp(body_key, "body") == 0) {
-    rawfield(L, tbl, "body"); /* body */
-    sp->body = scalar_text(h, -1, &sp->body_len, mem);
+    pc_http__rawfield(L, tbl, "body"); /* body */
+    sp->body = pc_http__scalar_text(h, -1, &sp->body_len, mem);
     if (!sp->body)
       *err = pc_asprintf("http.body: expected text, got %s; use json: to send a map or a list",
                          luaL_typename(L, -1));
@@ -639,22 +448,22 @@ static int read_body(struct pc_lua *h, int tbl, keyset present, char *json,
     sp->body_type = "text/plain; charset=utf-8";
   } else if (body_key && strcmp(body_key, "json") == 0) {
     if (!json)
-      return fail(err, pc_asprintf("http.json: %s", jerr));
+      return pc_http__fail(err, pc_asprintf("http.json: %s", jerr));
     mem->body = json;
     sp->body = json;
     sp->body_len = strlen(json);
     sp->body_type = "application/json";
   } else if (body_key && strcmp(body_key, "body_file") == 0) {
-    if (opt_cstring(h, tbl, "body_file", &sp->body_file, "a path", mem, err) != 0)
+    if (pc_http__opt_cstring(h, tbl, "body_file", &sp->body_file, "a path", mem, err) != 0)
       return -1;
     if (!*sp->body_file)
-      return fail(err, pc_xstrdup("http.body_file: the path is empty"));
+      return pc_http__fail(err, pc_xstrdup("http.body_file: the path is empty"));
     sp->body_type = "application/octet-stream";
   } else if (body_key && strcmp(body_key, "multipart") == 0) {
-    if (read_parts(h, tbl, sp, mem, err) != 0)
+    if (pc_http__read_parts(h, tbl, sp, mem, err) != 0)
       return -1;
   } else if (body_key) {
-    rawfield(L, tbl, "form"); /* form */
+    pc_http__rawfield(L, tbl, "form"); /* form */
     struct pc_buf f;
     pc_buf_init(&f, (size_t)64 << 20);
     int rc = encode_pairs(h, lua_gettop(L), "form", &f, mem, err);
@@ -668,190 +477,7 @@ static int read_body(struct pc_lua *h, int tbl, keyset present, char *json,
   }
   sp->has_body = body_key != NULL;
   if (sp->has_body && sp->method == PC_HTTP_HEAD)
-    return fail(err, pc_xstrdup("http: a HEAD request cannot have a body"));
-  return 0;
-}
-
-/* Whether a cookie value can go in a Cookie header as it is: no `;` (it
- * would start another cookie), no control character. */
-static bool cookie_value_ok(const char *v, size_t len)
-{
-  for (size_t i = 0; i < len; i++)
-    if (v[i] == ';' || (unsigned char)v[i] < 0x20 || v[i] == 0x7f)
-      return false;
-  return true;
-}
-
-/* `cookies`: true or false (the session's jar, spec.cookie_jar), or a map
- * of cookies to send besides (jar on), written "a=1; b=2" in name order
- * into mem->cookie. Returns 0, or -1 with *err set. */
-static int read_cookies(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
-                        struct pc_http_spec_mem *mem, char **err)
-{
-  lua_State *L = pc_lua_state(h);
-  rawfield(L, tbl, "cookies"); /* cookies */
-  int ci = lua_gettop(L);
-  if (!lua_istable(L, ci)) {
-    int t = lua_type(L, ci);
-    const char *txt = t == LUA_TSTRING ? lua_tostring(L, ci) : NULL;
-    if (t == LUA_TBOOLEAN || (txt && !cut_by_nul(L, ci) &&
-                              (strcmp(txt, "true") == 0 || strcmp(txt, "false") == 0)))
-      sp->cookie_jar = t == LUA_TBOOLEAN ? lua_toboolean(L, ci) : strcmp(txt, "true") == 0;
-    else if (!is_null(L, ci))
-      *err = pc_asprintf("http.cookies: expected true, false or a map of cookie names to "
-                         "values, got %s", luaL_typename(L, ci));
-    lua_pop(L, 1);
-    return *err ? -1 : 0;
-  }
-  const char **keys = NULL;
-  size_t n = 0;
-  lua_pushnil(L);
-  while (lua_next(L, ci)) { /* cookies, name, value */
-    size_t nlen = 0;
-    const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
-    if (!*err && (!name || !pc_http_header_name_valid(name, nlen)))
-      *err = name ? pc_asprintf("http.cookies: \"%s\" is not a valid cookie name", name)
-                  : pc_asprintf("http.cookies: cookie names must be text, got %s",
-                                luaL_typename(L, -2));
-    else if (!*err) {
-      keys = pc_xrealloc(keys, (n + 1) * sizeof *keys);
-      keys[n++] = name; /* borrowed: the table holds it */
-    }
-    lua_pop(L, 1);
-  }
-  if (n)
-    qsort(keys, n, sizeof *keys, cmp_str);
-  struct pc_buf b;
-  pc_buf_init(&b, (size_t)1 << 20);
-  for (size_t i = 0; i < n && !*err; i++) {
-    rawfield(L, ci, keys[i]); /* cookies, value */
-    size_t vlen = 0;
-    const char *v = scalar_text(h, -1, &vlen, mem);
-    if (!v)
-      *err = pc_asprintf("http.cookies: the value of %s must be text, got %s", keys[i],
-                         luaL_typename(L, -1));
-    else if (!cookie_value_ok(v, vlen)) /* never echoed: it may be a secret */
-      *err = pc_asprintf("http.cookies: the value of %s contains a `;` or a control "
-                         "character, which a Cookie header cannot carry", keys[i]);
-    else
-      pc_buf_printf(&b, "%s%s=%.*s", b.len ? "; " : "", keys[i], (int)vlen, v);
-    lua_pop(L, 1);
-  }
-  free(keys);
-  lua_pop(L, 1);
-  if (*err) {
-    pc_buf_free(&b);
-    return -1;
-  }
-  if (b.len) {
-    mem->cookie = pc_buf_steal(&b);
-    sp->cookie = mem->cookie;
-  } else {
-    pc_buf_free(&b);
-  }
-  return 0;
-}
-
-/* Text at t[key] for `auth` (`what` names it in messages: "basic.user"):
- * no NUL byte, nor a line break (it goes in a header). Never echoed: it may
- * be a secret. Returns 0 with *out set, or -1 with *err. */
-static int auth_text(struct pc_lua *h, int t, const char *key, const char *what,
-                     const char **out, struct pc_http_spec_mem *mem, char **err)
-{
-  lua_State *L = pc_lua_state(h);
-  rawfield(L, t, key);
-  size_t len = 0;
-  const char *v = is_null(L, -1) ? NULL : scalar_text(h, -1, &len, mem);
-  if (!v)
-    *err = pc_asprintf("http.auth.%s: expected text, got %s", what, luaL_typename(L, -1));
-  else if (!pc_http_header_value_valid(v, len))
-    *err = pc_asprintf("http.auth.%s contains a line break (CR or LF) or a NUL byte", what);
-  else
-    *out = v;
-  lua_pop(L, 1);
-  return *err ? -1 : 0;
-}
-
-/* `auth`: {basic: {user, password}}, {digest: {user, password}} or
- * {bearer: TOKEN}. Returns 0, or -1 with *err set. */
-static int read_auth(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
-                     struct pc_http_spec_mem *mem, char **err)
-{
-  lua_State *L = pc_lua_state(h);
-  static const char *const kinds[] = {"basic", "digest", "bearer"};
-  rawfield(L, tbl, "auth"); /* auth */
-  int ai = lua_gettop(L);
-  if (is_null(L, ai)) {
-    lua_pop(L, 1);
-    return 0;
-  }
-  const char *kind = NULL;
-  if (!lua_istable(L, ai)) {
-    *err = pc_asprintf("http.auth: expected a map with one of basic, digest or bearer, got %s",
-                       luaL_typename(L, ai));
-  } else {
-    lua_pushnil(L);
-    while (!*err && lua_next(L, ai)) { /* auth, k, v */
-      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-      if (!k || !in_list(k, kinds, 3))
-        *err = pc_asprintf("http.auth: unknown kind \"%s\" (expected basic, digest or bearer)",
-                           k ? k : luaL_typename(L, -2));
-      else if (kind)
-        *err = pc_asprintf("http.auth: `%s` and `%s` both given; a request authenticates one "
-                           "way", kind, k);
-      else
-        kind = k;
-      lua_pop(L, 1);
-    }
-    if (!*err && !kind)
-      *err = pc_xstrdup("http.auth: expected one of basic, digest or bearer");
-    if (*err)
-      lua_pop(L, 1);
-  }
-  if (*err) {
-    lua_pop(L, 1);
-    return -1;
-  }
-  if (strcmp(kind, "bearer") == 0) {
-    sp->auth = PC_HTTP_AUTH_BEARER;
-    auth_text(h, ai, "bearer", "bearer", &sp->auth_token, mem, err);
-  } else {
-    sp->auth = strcmp(kind, "basic") == 0 ? PC_HTTP_AUTH_BASIC : PC_HTTP_AUTH_DIGEST;
-    rawfield(L, ai, kind); /* auth, creds */
-    int ci = lua_gettop(L);
-    char what[32];
-    if (!lua_istable(L, ci)) {
-      *err = pc_asprintf("http.auth.%s: expected a map {user, password}, got %s", kind,
-                         luaL_typename(L, ci));
-    } else {
-      lua_pushnil(L);
-      while (!*err && lua_next(L, ci)) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-        if (strcmp(k, "user") != 0 && strcmp(k, "password") != 0)
-          *err = pc_asprintf("http.auth.%s: unknown key \"%s\" (expected user and password)",
-                             kind, k);
-        lua_pop(L, 1);
-      }
-      if (*err)
-        lua_pop(L, 1);
-      snprintf(what, sizeof what, "%s.user", kind);
-      if (!*err && auth_text(h, ci, "user", what, &sp->auth_user, mem, err) == 0 &&
-          strchr(sp->auth_user, ':'))
-        *err = pc_asprintf("http.auth.%s.user contains `:`, which Basic and Digest credentials "
-                           "cannot carry in a user name", kind);
-      snprintf(what, sizeof what, "%s.password", kind);
-      if (!*err)
-        auth_text(h, ci, "password", what, &sp->auth_password, mem, err);
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  if (*err)
-    return -1;
-  for (size_t i = 0; i < sp->nheaders; i++)
-    if (sp->headers[i].name_len == 13 && strncasecmp(sp->headers[i].name, "authorization", 13) == 0)
-      return fail(err, pc_xstrdup("http: `auth` and an Authorization header both authenticate "
-                                  "the request; use one"));
+    return pc_http__fail(err, pc_xstrdup("http: a HEAD request cannot have a body"));
   return 0;
 }
 
@@ -863,23 +489,23 @@ static int read_rest(struct pc_lua *h, int tbl, keyset present, struct pc_http_s
   if ((HAS(K_CONNECT_TIMEOUT) &&
        opt_duration(L, tbl, "connect_timeout", &sp->connect_timeout_ms, err) != 0) ||
       (HAS(K_TIMEOUT) && opt_duration(L, tbl, "timeout", &sp->timeout_ms, err) != 0) ||
-      (HAS(K_FOLLOW) && opt_bool(L, tbl, "follow_redirects", &sp->follow_redirects, err) != 0) ||
-      (HAS(K_INSECURE) && opt_bool(L, tbl, "insecure", &sp->insecure, err) != 0) ||
+      (HAS(K_FOLLOW) && pc_http__opt_bool(L, tbl, "follow_redirects", &sp->follow_redirects, err) != 0) ||
+      (HAS(K_INSECURE) && pc_http__opt_bool(L, tbl, "insecure", &sp->insecure, err) != 0) ||
       (HAS(K_VERSION) && opt_version(L, tbl, &sp->version, err) != 0) ||
       (HAS(K_CA_FILE) &&
-       opt_cstring(h, tbl, "ca_file", &sp->ca_file, "a path", mem, err) != 0) ||
+       pc_http__opt_cstring(h, tbl, "ca_file", &sp->ca_file, "a path", mem, err) != 0) ||
       (HAS(K_SAVE_TO) &&
-       opt_cstring(h, tbl, "save_to", &sp->save_to, "a path", mem, err) != 0))
+       pc_http__opt_cstring(h, tbl, "save_to", &sp->save_to, "a path", mem, err) != 0))
     return -1;
   if (!HAS(K_MAX_BYTES))
     return 0;
-  rawfield(L, tbl, "max_response_bytes"); /* max */
-  if (!is_null(L, -1)) {
+  pc_http__rawfield(L, tbl, "max_response_bytes"); /* max */
+  if (!pc_http__is_null(L, -1)) {
     int isnum = 0;
     lua_Integer v = lua_tointegerx(L, -1, &isnum);
     if (!isnum || v < 1) {
       size_t len;
-      const char *txt = scalar_text(h, -1, &len, mem);
+      const char *txt = pc_http__scalar_text(h, -1, &len, mem);
       *err = pc_asprintf("http.max_response_bytes: expected a whole number >= 1, got %s",
                          txt ? txt : luaL_typename(L, -1));
     } else {
@@ -910,7 +536,7 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
   /* The JSON body first (see the opening comment); its error, if any, is
    * reported where the other checks would reach it. */
   char *json = NULL, *jerr = NULL;
-  if (HAS(K_JSON) && rawfield(L, tbl, "json") != LUA_TNIL) /* json */
+  if (HAS(K_JSON) && pc_http__rawfield(L, tbl, "json") != LUA_TNIL) /* json */
     json = pc_lua_to_json(h, -1, &jerr);
   if (HAS(K_JSON))
     lua_pop(L, 1);
@@ -919,8 +545,8 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
   if (rc == 0 && HAS(K_QUERY))
     rc = read_query(h, tbl, sp, mem, err);
   if (rc == 0 && HAS(K_HEADERS)) {
-    rawfield(L, tbl, "headers"); /* headers */
-    if (!is_null(L, -1))
+    pc_http__rawfield(L, tbl, "headers"); /* headers */
+    if (!pc_http__is_null(L, -1))
       rc = read_headers(h, lua_gettop(L), sp, mem, err);
     lua_settop(L, top); /* (tbl still holds the headers) */
   }
@@ -929,9 +555,11 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
   if (rc == 0)
     rc = read_rest(h, tbl, present, sp, mem, err);
   if (rc == 0 && HAS(K_COOKIES))
-    rc = read_cookies(h, tbl, sp, mem, err);
+    rc = pc_http__read_cookies(h, tbl, sp, mem, err);
   if (rc == 0 && HAS(K_AUTH))
-    rc = read_auth(h, tbl, sp, mem, err);
+    rc = pc_http__read_auth(h, tbl, sp, mem, err);
+  if (rc == 0 && (present & TLS_ROUTING_KEYS))
+    rc = pc_http__read_tls_routing(h, tbl, sp, mem, err);
   if (json && mem->body != json)
     free(json);
   free(jerr);
@@ -994,7 +622,7 @@ int pc_http_spec_merge(struct pc_lua *h, const struct pc_tmpl *d, int idx, int s
   lua_pushnil(L);
   while (lua_next(L, D)) { /* defaults, merged, key, value */
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-    if (k && !in_list(k, request_only, PC_ARRAY_SIZE(request_only))) {
+    if (k && !pc_http__in_list(k, request_only, PC_ARRAY_SIZE(request_only))) {
       lua_pushvalue(L, -2);
       lua_insert(L, -2);
       lua_rawset(L, M); /* defaults, merged, key */
