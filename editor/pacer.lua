@@ -21,6 +21,7 @@ pacer = {}
 ---@field headers table<string, string> names lower-cased (read in any case); a repeated header's values joined with ", "
 ---@field header_values table<string, string[]> every value of each header, in order (read in any case)
 ---@field cookies table<string, string> the cookies the responses of the request (redirects included) set
+---@field redirects {status: integer, url: string}[] the redirects followed, in order
 ---@field body string
 ---@field json any the body decoded as JSON on first use (raises if it is not JSON); integers are integers, null is pacer.null
 ---@field http_version string
@@ -47,6 +48,16 @@ pacer = {}
 ---@field auth? pacer.HttpAuth credentials, own origin only, redacted
 ---@field body_file? string a regular file sent as the body, streamed (application/octet-stream unless a header says)
 ---@field multipart? table<string, string|pacer.HttpPart> multipart/form-data parts, sent in name order
+---@field cert? string client certificate (PEM file)
+---@field key? string its private key (PEM file)
+---@field key_password? string passphrase of an encrypted key (redacted)
+---@field tls_version? "1.0"|"1.1"|"1.2"|"1.3" lowest TLS version accepted
+---@field proxy? string proxy URL ("" for none; default: the environment's)
+---@field resolve? table<string, string> HOST:PORT to an IP address, this request only (curl --resolve)
+---@field connect_to? string[] HOST:PORT:CONNECT-HOST:CONNECT-PORT entries (curl --connect-to)
+---@field unix_socket? string connect through this unix socket
+---@field max_redirects? integer default 10
+---@field compressed? boolean default true; false keeps the body as it came (no Accept-Encoding)
 
 ---@class pacer.HttpPart
 ---@field value? string text of the part (or file)

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,19 +24,19 @@
 
 /* A result's lazy fields. Every result table of a Lua state shares one
  * metatable (made on first use, kept in the registry) whose __index builds
- * `json`, `headers`, `header_values`, `cookies` and `timing` when first
+ * `json`, `headers`, `header_values`, `cookies`, `redirects` and `timing` when first
  * read and rawsets them, so each is built at most once, and only if
  * something reads it. What they are built from is a `struct lazy` (a full
  * userdata: the header block, the timings, the request's method and step
- * label, the Set-Cookie lines; user value 1: the URL),
+ * label, the Set-Cookie lines, the redirects; user value 1: the URL),
  * found through a weak-keyed table (registry, and upvalue 1 of the
  * metamethods) from the result, so it lives exactly as long as the result
  * and nothing shows in the table itself. `__pairs` builds the lazy tables
  * first, so pairs(), json() and interpolation see every field;
  * a raw next() sees them only once built. The metatable is protected
  * (__metatable): one plugin cannot change every result. */
-enum { LAZY_HEADERS = 1, LAZY_TIMING = 2, LAZY_VALUES = 4, LAZY_COOKIES = 8 };
-#define LAZY_ALL (LAZY_HEADERS | LAZY_TIMING | LAZY_VALUES | LAZY_COOKIES)
+enum { LAZY_HEADERS = 1, LAZY_TIMING = 2, LAZY_VALUES = 4, LAZY_COOKIES = 8, LAZY_REDIRECTS = 16 };
+#define LAZY_ALL (LAZY_HEADERS | LAZY_TIMING | LAZY_VALUES | LAZY_COOKIES | LAZY_REDIRECTS)
 
 struct lazy {
   unsigned built;   /* LAZY_* already set in the table */
@@ -43,7 +44,8 @@ struct lazy {
   size_t hdrs_len;
   size_t label_off; /* of the step label in data; 0: none ("http") */
   size_t cookies_off, cookies_len; /* the Set-Cookie lines of the chain, in data */
-  char data[];      /* header block, method NUL, [label NUL], Set-Cookie lines */
+  size_t redirects_off, redirects_len; /* "STATUS URL" NUL per redirect followed, in data */
+  char data[]; /* header block, method NUL, [label NUL], Set-Cookie lines, redirects */
 };
 
 static const char *const timing_names[5] = {"dns", "connect", "tls", "ttfb", "total"};
@@ -175,9 +177,35 @@ static void add_header(lua_State *L, int t, const char *name, const char *v, siz
   lua_setfield(L, t, name);
 }
 
+/* Appends " " and v to the value of `name` last added to the table at t
+ * (obsolete line folding continues the previous value). */
+static void fold_header(lua_State *L, int t, const char *name, const char *v, size_t vlen,
+                        bool lists)
+{
+  if (lists) {
+    if (lua_getfield(L, t, name) != LUA_TTABLE) { /* list */
+      lua_pop(L, 1);
+      return;
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    lua_rawgeti(L, -1, n); /* list, old */
+    lua_pushliteral(L, " ");
+    lua_pushlstring(L, v, vlen);
+    lua_concat(L, 3);      /* list, value */
+    lua_rawseti(L, -2, n); /* list */
+    lua_pop(L, 1);
+    return;
+  }
+  lua_getfield(L, t, name); /* old */
+  lua_pushliteral(L, " ");
+  lua_pushlstring(L, v, vlen);
+  lua_concat(L, 3);
+  lua_setfield(L, t, name);
+}
+
 /* Pushes the headers table parsed from a raw header block: `headers`, or
- * with `lists` `header_values`. Obsolete line folding continues the
- * previous value. */
+ * with `lists` `header_values`. Nothing here holds memory of its own: the
+ * Lua state may raise (out of memory) at any allocation. */
 static void push_headers(lua_State *L, const char *data, size_t len, bool lists)
 {
   lua_newtable(L); /* headers */
@@ -185,25 +213,18 @@ static void push_headers(lua_State *L, const char *data, size_t len, bool lists)
   const char *p = data, *end = data + len;
   char name[256];
   bool have_name = false;
-  struct pc_buf val; /* the value of `name`, until the next header starts */
-  pc_buf_init(&val, SIZE_MAX);
-  while (p <= end) {
-    const char *eol = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
     const char *le = eol ? eol : end;
     while (le > p && le[-1] == '\r')
       le--;
-    if (p < end && le > p && (*p == ' ' || *p == '\t') && have_name) {
+    if (le > p && (*p == ' ' || *p == '\t') && have_name) {
       const char *v = p;
       while (v < le && (*v == ' ' || *v == '\t'))
         v++;
-      pc_buf_puts(&val, " ");
-      pc_buf_append(&val, v, (size_t)(le - v));
+      fold_header(L, t, name, v, (size_t)(le - v), lists);
     } else {
-      if (have_name)
-        add_header(L, t, name, val.data ? val.data : "", val.len, lists);
-      have_name = false;
-      pc_buf_reset(&val);
-      const char *colon = p < end ? memchr(p, ':', (size_t)(le - p)) : NULL;
+      const char *colon = memchr(p, ':', (size_t)(le - p));
       if (colon && colon > p && (size_t)(colon - p) < sizeof name) {
         size_t nl = (size_t)(colon - p);
         for (size_t i = 0; i < nl; i++)
@@ -216,14 +237,13 @@ static void push_headers(lua_State *L, const char *data, size_t len, bool lists)
         const char *ve = le;
         while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
           ve--;
-        pc_buf_append(&val, v, (size_t)(ve - v));
+        add_header(L, t, name, v, (size_t)(ve - v), lists);
+      } else {
+        have_name = false;
       }
     }
-    if (p == end)
-      break;
     p = eol ? eol + 1 : end;
   }
-  pc_buf_free(&val);
   set_headers_mt(L, t);
 }
 
@@ -286,6 +306,22 @@ static void lazy_build(lua_State *L, int t, struct lazy *z, unsigned which)
     push_headers(L, z->data, z->hdrs_len, true);
     lua_setfield(L, t, "header_values");
   }
+  if ((which & LAZY_REDIRECTS) && raw_absent(L, t, "redirects")) {
+    lua_newtable(L); /* redirects */
+    const char *p = z->data + z->redirects_off, *end = p + z->redirects_len;
+    for (lua_Integer i = 1; p < end; i++) {
+      char *sp;
+      long status = strtol(p, &sp, 10);
+      lua_createtable(L, 0, 2);
+      lua_pushinteger(L, status);
+      lua_setfield(L, -2, "status");
+      lua_pushstring(L, sp + 1);
+      lua_setfield(L, -2, "url");
+      lua_rawseti(L, -2, i);
+      p += strlen(p) + 1;
+    }
+    lua_setfield(L, t, "redirects");
+  }
   if ((which & LAZY_COOKIES) && raw_absent(L, t, "cookies")) {
     push_cookies(L, z->data + z->cookies_off, z->cookies_len);
     lua_setfield(L, t, "cookies");
@@ -317,6 +353,8 @@ static int l_http_result_index(lua_State *L)
     which = LAZY_VALUES;
   else if (strcmp(k, "cookies") == 0)
     which = LAZY_COOKIES;
+  else if (strcmp(k, "redirects") == 0)
+    which = LAZY_REDIRECTS;
   struct lazy *z = which ? lazy_of(L, 1) : NULL;
   if (!z || (z->built & which))
     return 0; /* built once: a field the caller removed stays removed */
@@ -421,8 +459,12 @@ static int l_http_result_fill(lua_State *L)
   size_t mlen = strlen(res->method) + 1;
   bool labelled = res->label && strcmp(res->label, "http") != 0;
   size_t llen = labelled ? strlen(res->label) + 1 : 0;
+  size_t rdlen = 0; /* the redirects, "STATUS URL" NUL each */
+  for (size_t i = 0; i < res->nredirects; i++)
+    rdlen += (size_t)snprintf(NULL, 0, "%d %s", res->redirects[i].status,
+                              res->redirects[i].url) + 1;
   struct lazy *z = lua_newuserdatauv(L, sizeof *z + res->headers_len + mlen + llen +
-                                            res->set_cookies_len, 1);
+                                            res->set_cookies_len + rdlen, 1);
   /* url, lazy */
   z->built = 0;
   const struct pc_http_timing *tm = &res->timing;
@@ -441,6 +483,11 @@ static int l_http_result_fill(lua_State *L)
   z->cookies_len = res->set_cookies_len;
   if (res->set_cookies_len)
     memcpy(z->data + z->cookies_off, res->set_cookies, res->set_cookies_len);
+  z->redirects_off = z->cookies_off + z->cookies_len;
+  z->redirects_len = rdlen;
+  char *rp = z->data + z->redirects_off;
+  for (size_t i = 0; i < res->nredirects; i++)
+    rp += sprintf(rp, "%d %s", res->redirects[i].status, res->redirects[i].url) + 1;
   lua_rotate(L, -2, 1);        /* lazy, url */
   lua_setiuservalue(L, -2, 1); /* lazy */
   push_result_mt(L);           /* lazy, mt, data */
