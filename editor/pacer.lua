@@ -70,6 +70,33 @@ pacer = {}
 ---@field digest? {user: string, password: string}
 ---@field bearer? string
 
+---Encodings and digests (issue 15), as the expression helpers of the same names.
+---@param s string
+---@return string
+function pacer.base64_encode(s) end
+---@param s string
+---@return string raises on invalid base64
+function pacer.base64_decode(s) end
+---@param s string
+---@return string URL-safe alphabet, no padding
+function pacer.base64url_encode(s) end
+---@param s string
+---@return string
+function pacer.base64url_decode(s) end
+---@param s string
+---@return string 64 lowercase hex digits
+function pacer.sha256(s) end
+---@param key string
+---@param message string
+---@return string 64 lowercase hex digits
+function pacer.hmac_sha256(key, message) end
+---@param s string
+---@return string %XX decoded
+function pacer.urldecode(s) end
+---@param url string
+---@return {scheme: string, user?: string, password?: string, host: string, port: integer, path: string, query?: string, fragment?: string}
+function pacer.parse_url(url) end
+
 ---@class pacer.http
 pacer.http = {}
 
