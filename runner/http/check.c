@@ -548,6 +548,14 @@ int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc
     bad = -1;
   }
   bad |= check_common(c, v, t);
+  /* issue 15: `auth` and a literal Authorization header both authenticate */
+  const struct pc_node *auth = pc_node_get(v, "auth"), *hdrs = pc_node_get(v, "headers");
+  for (size_t i = 0; auth && hdrs && hdrs->kind == PC_NODE_MAP && i < hdrs->n; i++)
+    if (strcasecmp(hdrs->keys[i]->str, "Authorization") == 0) {
+      pc_load_error(c, hdrs->keys[i], "http: `auth` and an Authorization header both "
+                    "authenticate the request; use one");
+      bad = -1;
+    }
   return bad ? -1 : 0;
 }
 
