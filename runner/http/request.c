@@ -1082,8 +1082,10 @@ static void on_transfer_done(struct pc_http__transfer *t, CURLcode rc)
    * per handle, never per transfer (curl/curl#18926), and gives up after
    * 5, so a handle kept as it is would fail a later request that a fresh
    * handle retries. */
-  if (rc != CURLE_OK || os_errno != 0)
+  if (rc != CURLE_OK || os_errno != 0) {
+    curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
     curl_easy_cleanup(t->easy);
+  }
   else /* each redirect pacer followed is one send of its own */
     pc_http__easy_recycle(s, t->easy, r->plain && r->sends <= r->nredirects + 1);
   t->easy = NULL;

@@ -549,6 +549,7 @@ void pc_http_session_close(struct pc_http_session *s)
     struct pc_queue *q = pc_queue_head(&s->live);
     struct pc_http__transfer *t = pc_queue_data(q, struct pc_http__transfer, live);
     transfer_out(s, t, true);
+    curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
     curl_easy_cleanup(t->easy);
     t->easy = NULL;
     t->ops->drop(t);
@@ -608,6 +609,11 @@ void pc_http__easy_recycle(struct pc_http_session *s, CURL *e, bool primed)
 {
   if (!e)
     return;
+  /* A request that keeps cookies sets CURLOPT_COOKIEFILE "" to turn the
+   * cookie engine on, which leaves a list on the handle that libcurl 7.88
+   * may never free (not in curl_easy_reset, not in curl_easy_cleanup):
+   * NULL frees it (and leaves the shared jar alone). */
+  curl_easy_setopt(e, CURLOPT_COOKIEFILE, NULL);
   if (s->nidle < FREE_EASY_MAX && !s->closing) {
     if (primed) {
       curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
@@ -837,6 +843,7 @@ void pc_http__transfer_cancel(struct pc_http_session *s, struct pc_http__transfe
 {
   transfer_out(s, t, false);
   slot_give_back(s, t);
+  curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
   curl_easy_cleanup(t->easy);
   t->easy = NULL;
   s->stats.cancelled++;
