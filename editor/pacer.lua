@@ -18,7 +18,10 @@ pacer = {}
 ---@field method string
 ---@field url string final URL (after redirects)
 ---@field status integer
----@field headers table<string, string> names lower-cased
+---@field headers table<string, string> names lower-cased (read in any case); a repeated header's values joined with ", "
+---@field header_values table<string, string[]> every value of each header, in order (read in any case)
+---@field cookies table<string, string> the cookies the responses of the request (redirects included) set
+---@field redirects {status: integer, url: string}[] the redirects followed, in order
 ---@field body string
 ---@field json any the body decoded as JSON on first use (raises if it is not JSON); integers are integers, null is pacer.null
 ---@field http_version string
@@ -41,6 +44,58 @@ pacer = {}
 ---@field ca_file? string
 ---@field max_response_bytes? integer default 64 MiB; not checked for HEAD
 ---@field save_to? string
+---@field cookies? boolean|table<string, string> false: keep out of the run's cookie jar; a map: cookies sent besides the jar's (own origin only)
+---@field auth? pacer.HttpAuth credentials, own origin only, redacted
+---@field body_file? string a regular file sent as the body, streamed (application/octet-stream unless a header says)
+---@field multipart? table<string, string|pacer.HttpPart> multipart/form-data parts, sent in name order
+---@field cert? string client certificate (PEM file)
+---@field key? string its private key (PEM file)
+---@field key_password? string passphrase of an encrypted key (redacted)
+---@field tls_version? "1.0"|"1.1"|"1.2"|"1.3" lowest TLS version accepted
+---@field proxy? string proxy URL ("" for none; default: the environment's)
+---@field resolve? table<string, string> HOST:PORT to an IP address, this request only (curl --resolve)
+---@field connect_to? string[] HOST:PORT:CONNECT-HOST:CONNECT-PORT entries (curl --connect-to)
+---@field unix_socket? string connect through this unix socket
+---@field max_redirects? integer default 10
+---@field compressed? boolean default true; false keeps the body as it came (no Accept-Encoding)
+
+---@class pacer.HttpPart
+---@field value? string text of the part (or file)
+---@field file? string a regular file, streamed
+---@field type? string Content-Type of the part
+---@field filename? string filename sent (default: the file's base name)
+
+---@class pacer.HttpAuth one of:
+---@field basic? {user: string, password: string}
+---@field digest? {user: string, password: string}
+---@field bearer? string
+
+---Encodings and digests (issue 15), as the expression helpers of the same names.
+---@param s string
+---@return string
+function pacer.base64_encode(s) end
+---@param s string
+---@return string raises on invalid base64
+function pacer.base64_decode(s) end
+---@param s string
+---@return string URL-safe alphabet, no padding
+function pacer.base64url_encode(s) end
+---@param s string
+---@return string
+function pacer.base64url_decode(s) end
+---@param s string
+---@return string 64 lowercase hex digits
+function pacer.sha256(s) end
+---@param key string
+---@param message string
+---@return string 64 lowercase hex digits
+function pacer.hmac_sha256(key, message) end
+---@param s string
+---@return string %XX decoded
+function pacer.urldecode(s) end
+---@param url string
+---@return {scheme: string, user?: string, password?: string, host: string, port: integer, path: string, query?: string, fragment?: string}
+function pacer.parse_url(url) end
 
 ---@class pacer.http
 pacer.http = {}

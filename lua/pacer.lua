@@ -31,6 +31,11 @@ pacer.pool = core.pool
 pacer.exec = core.exec
 pacer.secret = H.secret
 pacer.now = H.now
+-- issue 15: the encoding helpers of expressions (parse_url gives a plain table here)
+pacer.base64_encode, pacer.base64_decode = H.base64_encode, H.base64_decode
+pacer.base64url_encode, pacer.base64url_decode = H.base64url_encode, H.base64url_decode
+pacer.sha256, pacer.hmac_sha256, pacer.urldecode = H.sha256, H.hmac_sha256, H.urldecode
+pacer.parse_url = function(url) return unwrap(H.parse_url(url)) end
 pacer.null = json.null
 
 local function callable(f)

@@ -5,8 +5,10 @@
 --
 -- Called with: json (runner/script/json.c: decode, null, object, is_object),
 -- getenv_secret(name), mark_secret(text), now_seconds(), make_ro(proxy_of,
--- target_of, mt) (the read-only proxies' ro and __index, in C).
-local json, getenv_secret, mark_secret, now_seconds, make_ro = ...
+-- target_of, mt) (the read-only proxies' ro and __index, in C), codec
+-- (runner/script/mod_codec.c: base64, sha256, hmac_sha256, urldecode,
+-- parse_url).
+local json, getenv_secret, mark_secret, now_seconds, make_ro, codec = ...
 local P = {}
 
 -- JSON null (a light userdata NULL). It stays in data, so lists keep their
@@ -367,6 +369,20 @@ end
 function H.urlencode(s)
   s = P.to_text(s)
   return (s:gsub("[^%w%-%._~]", function(c) return sformat("%%%02X", sbyte(c)) end))
+end
+
+-- issue 15: encodings and digests (nettle), urldecode and parse_url
+-- (libcurl); every value is read as text first (a number as it prints).
+for _, name in ipairs({ "base64_encode", "base64_decode", "base64url_encode", "base64url_decode",
+                        "sha256", "urldecode" }) do
+  local f = codec[name]
+  H[name] = function(s) return f(P.to_text(s)) end
+end
+function H.hmac_sha256(key, message)
+  return codec.hmac_sha256(P.to_text(key), P.to_text(message))
+end
+function H.parse_url(url)
+  return ro(codec.parse_url(P.to_text(url)))
 end
 
 function H.default(v, fallback)

@@ -129,6 +129,7 @@ TRANSPORT = [
     "runner/http/rules.[ch]",     # redirects, retries, limits
     "runner/http/failure.[ch]",   # failure text from curl and errno
     "runner/http/curlshim.[ch]",  # the dlopen shim for libcurl
+    "runner/http/upload.[ch]",    # bodies from files and multipart (issue 15)
 ]
 LUA_HEADERS = {"lua.h", "lauxlib.h", "lualib.h", "luaconf.h", "lua.hpp"}
 

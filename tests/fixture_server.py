@@ -60,7 +60,13 @@ HTTPS routes (nginx): /conn answers {"connection": N, "requests": R, "protocol":
 multiplexed on one connection); /method answers the request's method,
 Content-Length ("length") and Content-Type ("type"), its protocol and
 connection; /r301, /r302, /r303, /r307 and /r308 redirect to /method with
-that status; /hello.json is a static JSON file; /hn/v0/... as above.
+that status; /hello.json is a static JSON file; /hn/v0/... as above; /tls
+answers {"protocol", "verify", "subject"}: the TLS version (nginx offers
+TLS 1.2 only) and the client
+certificate's verification and subject (client.pem, client.key and
+client-enc.key, passphrase "client-key-pass", lie beside the CA file).
+The same nginx answers /unix with {"via": "unix", "host"} over plain HTTP
+on the unix socket nginx.sock beside the CA file.
 """
 import argparse
 import ctypes
@@ -380,6 +386,15 @@ def make_certs(d):
          "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"], d)
     run(["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
          "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"], d)
+    # A client certificate signed by the same CA (http cert/key, issue 15):
+    # client.pem, its key client.key and the same key encrypted with the
+    # passphrase "client-key-pass" (client-enc.key), beside ca.pem.
+    run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=pacer client"], d)
+    run(["openssl", "x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "client.pem", "-days", "2"], d)
+    run(["openssl", "pkey", "-in", "client.key", "-aes256", "-passout", "pass:client-key-pass",
+         "-out", "client-enc.key"], d)
     return os.path.join(d, "ca.pem")
 
 
@@ -428,6 +443,24 @@ http {{
     location = /r303 {{ return 303 /method; }}
     location = /r307 {{ return 307 /method; }}
     location = /r308 {{ return 308 /method; }}
+    # issue 15: the TLS version (TLS 1.2 at most, nginx 1.22's default made
+    # explicit: a client that asks for 1.3 at least is refused) and the
+    # client certificate, if any
+    ssl_protocols TLSv1.2;
+    ssl_verify_client optional;
+    ssl_client_certificate {d}/ca.pem;
+    location = /tls {{
+      default_type application/json;
+      return 200 '{{"protocol": "$ssl_protocol", "verify": "$ssl_client_verify", "subject": "$ssl_client_s_dn"}}\n';
+    }}
+  }}
+  # issue 15: plain HTTP on a unix socket (nginx.sock beside ca.pem)
+  server {{
+    listen unix:{d}/nginx.sock;
+    location = /unix {{
+      default_type application/json;
+      return 200 '{{"via": "unix", "host": "$host"}}\n';
+    }}
   }}
 }}
 """

@@ -207,6 +207,68 @@ static void test_spec_read(void **state)
   lua_pop(f->L, 1);
 }
 
+/* issue 15: the options that are maps and lists, TLS and routing, read
+ * into a spec: cookies as one Cookie value in name order, auth, resolve as
+ * CURLOPT_CONNECT_TO entries (an IPv6 address bracketed), multipart parts
+ * in name order. */
+static void test_spec_read_issue15(void **state)
+{
+  struct fx *f = *state;
+  struct pc_http_spec sp;
+  struct pc_http_spec_mem mem;
+  char *err = NULL;
+  assert_int_equal(luaL_dostring(f->L, "return {post = 'http://h/', cookies = {b = 2, a = 'x'}, "
+                                       "auth = {digest = {user = 'u', password = 'pw'}}, "
+                                       "resolve = {['h:80'] = '::1'}, "
+                                       "connect_to = {'h:443:127.0.0.1:8443'}, "
+                                       "tls_version = '1.2', proxy = '', max_redirects = 0, "
+                                       "compressed = false, cert = 'c.pem', key = 'k.pem', "
+                                       "key_password = 'kp', unix_socket = '/s', "
+                                       "multipart = {z = 'text', a = {file = 'f.bin', "
+                                       "type = 'image/png', filename = 'x.png'}}}"), LUA_OK);
+  if (pc_http_spec_read(f->h, -1, false, &sp, &mem, &err) != 0)
+    fail_msg("%s", err);
+  assert_string_equal(sp.cookie, "a=x; b=2");
+  assert_true(sp.cookie_jar);
+  assert_int_equal(sp.auth, PC_HTTP_AUTH_DIGEST);
+  assert_string_equal(sp.auth_user, "u");
+  assert_string_equal(sp.auth_password, "pw");
+  assert_int_equal(sp.nconnect_to, 2);
+  assert_string_equal(sp.connect_to[0], "h:80:[::1]:80");
+  assert_string_equal(sp.connect_to[1], "h:443:127.0.0.1:8443");
+  assert_int_equal(sp.tls_version, CURL_SSLVERSION_TLSv1_2);
+  assert_string_equal(sp.proxy, "");
+  assert_int_equal(sp.max_redirects, 0);
+  assert_false(sp.compressed);
+  assert_string_equal(sp.cert, "c.pem");
+  assert_string_equal(sp.key, "k.pem");
+  assert_string_equal(sp.key_password, "kp");
+  assert_string_equal(sp.unix_socket, "/s");
+  assert_true(sp.multipart && sp.has_body);
+  assert_int_equal(sp.nparts, 2);
+  assert_string_equal(sp.parts[0].name, "a");
+  assert_string_equal(sp.parts[0].file, "f.bin");
+  assert_string_equal(sp.parts[0].type, "image/png");
+  assert_string_equal(sp.parts[0].filename, "x.png");
+  assert_string_equal(sp.parts[1].name, "z");
+  assert_memory_equal(sp.parts[1].data, "text", 4);
+  pc_http_spec_mem_free(&mem);
+  lua_pop(f->L, 1);
+  assert_int_equal(luaL_dostring(f->L, "return {put = 'http://h/', body_file = 'b.bin', "
+                                       "cookies = false, auth = {bearer = 'tok'}}"), LUA_OK);
+  assert_int_equal(pc_http_spec_read(f->h, -1, false, &sp, &mem, &err), 0);
+  assert_string_equal(sp.body_file, "b.bin");
+  assert_string_equal(sp.body_type, "application/octet-stream");
+  assert_false(sp.cookie_jar);
+  assert_null(sp.cookie);
+  assert_int_equal(sp.auth, PC_HTTP_AUTH_BEARER);
+  assert_string_equal(sp.auth_token, "tok");
+  assert_int_equal(sp.max_redirects, PC_HTTP_MAX_REDIRECTS);
+  assert_true(sp.compressed);
+  pc_http_spec_mem_free(&mem);
+  lua_pop(f->L, 1);
+}
+
 static void test_response_and_reuse(void **state)
 {
   struct fx *f = *state;
@@ -308,6 +370,24 @@ static void test_bad_options(void **state)
       {"return {get = 'http://x/', max_response_bytes = 0}", "http.max_response_bytes"},
       {"return {head = 'http://x/', body = 'a'}", "HEAD request cannot have a body"},
       {"return {get = 'http://x/', query = {a = {b = {}}}}", "must be text"},
+      /* issue 15 */
+      {"return {get = 'http://x/', cookies = {a = 'b;c'}}", "contains a `;`"},
+      {"return {get = 'http://x/', cookies = 3}", "expected true, false or a map"},
+      {"return {get = 'http://x/', auth = {basic = {user = 'a:b', password = 'p'}}}",
+       "contains `:`"},
+      {"return {get = 'http://x/', auth = {basic = {user = 'a'}, bearer = 't'}}",
+       "a request authenticates one way"},
+      {"return {get = 'http://x/', auth = {bearer = 't'}, headers = {authorization = 'x'}}",
+       "both authenticate"},
+      {"return {post = 'http://x/', body_file = '/nonexistent/f'}", "http.body_file: cannot read"},
+      {"return {post = 'http://x/', multipart = {f = {file = '/'}}}", "is not a regular file"},
+      {"return {post = 'http://x/', multipart = {f = {value = 'a', file = 'b'}}}",
+       "give one of value and file"},
+      {"return {get = 'http://x/', resolve = {x = '127.0.0.1'}}", "is not HOST:PORT"},
+      {"return {get = 'http://x/', connect_to = {'a:b'}}", "http.connect_to: entry 1"},
+      {"return {get = 'http://x/', tls_version = '1.4'}", "http.tls_version"},
+      {"return {get = 'http://x/', max_redirects = 101}", "http.max_redirects"},
+      {"return {get = 'https://x/', cert = '/nonexistent.pem'}", "http.cert: cannot read"},
       /* a plugin's table whose __index raises: read raw, no Lua error escapes */
       {"return setmetatable({}, {__index = function() error('boom') end})", "http: no URL"},
   };
@@ -384,6 +464,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_spec_read, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_spec_read_issue15, setup, teardown),
       cmocka_unit_test_setup_teardown(test_response_and_reuse, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),

@@ -864,6 +864,55 @@ static void test_redirect_headers(void **state)
   server_stop(&srv);
 }
 
+/* issue 15: a body_file is sent again from its start on a 307 (and
+ * dropped on a 303), and the request's own cookies (spec.cookie) and
+ * credentials (spec.auth) go to its origin only, as Authorization and
+ * Cookie headers do. */
+static void test_redirect_file_auth_cookie(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  char path[] = "/tmp/pacer-body-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, "file-body-0123", 14), 14);
+  close(fd);
+  for (int status = 303; status <= 307; status += 4) {
+    struct done d = {0};
+    struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/r/%d?to=/echo", srv.port, status);
+    sp.method = PC_HTTP_POST;
+    sp.has_body = true;
+    sp.body_file = path;
+    sp.body_type = "application/octet-stream";
+    run_spec(f, &sp, &d);
+    assert_int_equal(d.fail, PC_FAIL_NONE);
+    assert_int_equal(d.nredirects, 1);
+    assert_true(echo_has(&d, status == 307 ? "POST /echo" : "GET /echo"));
+    assert_int_equal(echo_has(&d, "file-body-0123"), status == 307);
+    done_free(&d);
+  }
+  unlink(path);
+  for (int cross = 0; cross <= 1; cross++) {
+    struct done d = {0};
+    struct pc_http_spec sp =
+        get_spec("http://127.0.0.1:%d/r/302?to=http://%s:%d/echo", srv.port,
+                 cross ? "localhost" : "127.0.0.1", srv.port);
+    sp.cookie = "a=1; b=2";
+    sp.auth = PC_HTTP_AUTH_BASIC;
+    sp.auth_user = "user";
+    sp.auth_password = "pass-0123456789";
+    run_spec(f, &sp, &d);
+    assert_int_equal(d.fail, PC_FAIL_NONE);
+    assert_int_equal(echo_has(&d, "Cookie: a=1; b=2"), !cross);
+    /* base64("user:pass-0123456789") */
+    assert_int_equal(echo_has(&d, "Authorization: Basic dXNlcjpwYXNzLTAxMjM0NTY3ODk="), !cross);
+    done_free(&d);
+  }
+  pc_secrets_clear();
+  server_stop(&srv);
+}
+
 /* More than PC_HTTP_MAX_REDIRECTS, a Location that is not http(s), and
  * follow_redirects off. */
 static void test_redirect_limits(void **state)
@@ -1629,6 +1678,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_close_at_every_moment, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redirect_methods, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redirect_headers, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_redirect_file_auth_cookie, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redirect_limits, setup, teardown),
       cmocka_unit_test_setup_teardown(test_max_response_bytes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_header_limit, setup, teardown),

@@ -25,7 +25,10 @@ static bool in_list(const char *s, const char *const *list, size_t n)
 static const char *const defaults_keys[] = {
     "query",    "headers",          "connect_timeout",    "follow_redirects",
     "http_version", "insecure",     "ca_file",            "max_response_bytes",
-    "max_connections", "max_connections_per_host", "trace_context"};
+    "max_connections", "max_connections_per_host", "trace_context",
+    /* issue 15 */
+    "cookies", "auth", "cert", "key", "key_password", "tls_version", "proxy", "resolve",
+    "connect_to", "unix_socket", "max_redirects", "compressed"};
 
 /* The value is known only at run time. */
 static bool dynamic(const struct pc_tmpl *t)
@@ -201,6 +204,191 @@ static int check_int(struct pc_load_ctx *c, const struct pc_node *n, const struc
   return -1;
 }
 
+/* issue 15: `cookies`: true, false, or a map of cookie names to text. */
+static int check_cookies(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
+{
+  if (dynamic(t) || (n->kind == PC_NODE_SCALAR && pc_node_scalar_type(n) == PC_SCALAR_BOOL))
+    return 0;
+  if (n->kind != PC_NODE_MAP) {
+    pc_load_error(c, n, "http.cookies: expected true, false or a map of cookie names to "
+                  "values, got %s", kind_of(n));
+    return -1;
+  }
+  int bad = 0;
+  for (size_t i = 0; i < n->n; i++) {
+    const struct pc_node *k = n->keys[i], *v = n->items[i];
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
+    if (!pc_http_header_name_valid(k->str, k->len)) {
+      pc_load_error(c, k, "http.cookies: \"%s\" is not a valid cookie name", k->str);
+      bad = -1;
+    }
+    if (!plain_scalar(v) && !dynamic(vt)) {
+      pc_load_error(c, v, "http.cookies: the value of %s must be text, got %s", k->str,
+                    kind_of(v));
+      bad = -1;
+    } else if (!dynamic(vt) && v->kind == PC_NODE_SCALAR && strpbrk(v->str, ";\r\n")) {
+      pc_load_error(c, v, "http.cookies: the value of %s contains a `;` or a control "
+                    "character, which a Cookie header cannot carry", k->str);
+      bad = -1;
+    }
+  }
+  return bad;
+}
+
+/* issue 15: `auth`: one of {basic: {user, password}}, {digest: {user,
+ * password}}, {bearer: TOKEN}. */
+static int check_auth(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
+{
+  if (t && t->kind == PC_T_EXPR)
+    return 0;
+  static const char *const kinds[] = {"basic", "digest", "bearer"};
+  if (n->kind != PC_NODE_MAP || n->n != 1) {
+    pc_load_error(c, n, "http.auth: expected a map with one of basic, digest or bearer%s%s",
+                  n->kind == PC_NODE_MAP ? "" : ", got ", n->kind == PC_NODE_MAP ? "" : kind_of(n));
+    return -1;
+  }
+  const struct pc_node *k = n->keys[0], *v = n->items[0];
+  const struct pc_tmpl *vt = pc_tmpl_at(t, 0);
+  if (!in_list(k->str, kinds, PC_ARRAY_SIZE(kinds))) {
+    pc_load_error(c, k, "http.auth: unknown kind \"%s\" (expected basic, digest or bearer)",
+                  k->str);
+    return -1;
+  }
+  if (strcmp(k->str, "bearer") == 0) {
+    return check_text(c, v, vt, "auth.bearer");
+  }
+  if (vt && vt->kind == PC_T_EXPR)
+    return 0;
+  if (v->kind != PC_NODE_MAP) {
+    pc_load_error(c, v, "http.auth.%s: expected a map {user, password}, got %s", k->str,
+                  kind_of(v));
+    return -1;
+  }
+  static const char *const keys[] = {"user", "password"};
+  int bad = 0;
+  for (size_t i = 0; i < v->n; i++) {
+    const struct pc_node *ck = v->keys[i], *cv = v->items[i];
+    char *w = pc_asprintf("auth.%s.%s", k->str, ck->str);
+    if (!in_list(ck->str, keys, 2)) {
+      pc_load_error(c, ck, "http.auth.%s: unknown key \"%s\" (expected user and password)",
+                    k->str, ck->str);
+      bad = -1;
+    } else if (check_text(c, cv, pc_tmpl_at(vt, i), w) != 0) {
+      bad = -1;
+    } else if (strcmp(ck->str, "user") == 0 && !dynamic(pc_tmpl_at(vt, i)) &&
+               strchr(cv->str, ':')) {
+      pc_load_error(c, cv, "http.auth.%s.user contains `:`, which Basic and Digest "
+                    "credentials cannot carry in a user name", k->str);
+      bad = -1;
+    }
+    free(w);
+  }
+  for (size_t i = 0; i < 2 && !bad; i++)
+    if (!pc_node_get(v, keys[i])) {
+      pc_load_error(c, v, "http.auth.%s: `%s` is missing", k->str, keys[i]);
+      bad = -1;
+    }
+  return bad;
+}
+
+/* issue 15: `multipart`: part names to text, or to {value | file, type,
+ * filename}. */
+static int check_parts(struct pc_load_ctx *c, const struct pc_node *n, const struct pc_tmpl *t)
+{
+  if (t && t->kind == PC_T_EXPR)
+    return 0;
+  if (n->kind != PC_NODE_MAP) {
+    pc_load_error(c, n, "http.multipart: expected a map of part names to text or {file: PATH}, "
+                  "got %s", kind_of(n));
+    return -1;
+  }
+  static const char *const keys[] = {"value", "file", "type", "filename"};
+  int bad = 0;
+  for (size_t i = 0; i < n->n; i++) {
+    const struct pc_node *k = n->keys[i], *v = n->items[i];
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
+    if (dynamic(vt) || plain_scalar(v))
+      continue;
+    if (v->kind != PC_NODE_MAP) {
+      pc_load_error(c, v, "http.multipart.%s: expected text or {file: PATH}, got %s", k->str,
+                    kind_of(v));
+      bad = -1;
+      continue;
+    }
+    int given = 0;
+    for (size_t j = 0; j < v->n; j++) {
+      const struct pc_node *pk = v->keys[j];
+      char *w = pc_asprintf("multipart.%s.%s", k->str, pk->str);
+      if (!in_list(pk->str, keys, PC_ARRAY_SIZE(keys))) {
+        pc_load_error(c, pk, "http.multipart.%s: unknown key \"%s\" (expected value or file, "
+                      "type, filename)", k->str, pk->str);
+        bad = -1;
+      } else if (check_text(c, v->items[j], pc_tmpl_at(vt, j), w) != 0) {
+        bad = -1;
+      }
+      free(w);
+      given += strcmp(pk->str, "value") == 0 || strcmp(pk->str, "file") == 0;
+    }
+    if (given != 1 && !bad) {
+      pc_load_error(c, v, "http.multipart.%s: give one of value and file", k->str);
+      bad = -1;
+    }
+  }
+  return bad;
+}
+
+/* issue 15: `resolve` (a map of HOST:PORT to an address) and `connect_to`
+ * (a list of HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT); the run-time
+ * reader (spec.c) checks the same, and evaluated values. */
+static int check_routes(struct pc_load_ctx *c, const char *k, const struct pc_node *n,
+                        const struct pc_tmpl *t)
+{
+  if (t && t->kind == PC_T_EXPR)
+    return 0;
+  bool resolve = strcmp(k, "resolve") == 0;
+  if (n->kind != (resolve ? PC_NODE_MAP : PC_NODE_SEQ)) {
+    pc_load_error(c, n, resolve ? "http.resolve: expected a map of HOST:PORT to addresses, got %s"
+                                : "http.connect_to: expected a list of HOST:PORT:CONNECT-TO-HOST:"
+                                  "CONNECT-TO-PORT, got %s", kind_of(n));
+    return -1;
+  }
+  int bad = 0;
+  for (size_t i = 0; i < n->n; i++) {
+    const struct pc_node *v = n->items[i];
+    const struct pc_tmpl *vt = pc_tmpl_at(t, i);
+    if (resolve) {
+      const struct pc_node *key = n->keys[i];
+      const char *colon = strrchr(key->str, ':');
+      char *end = NULL;
+      long port = colon ? strtol(colon + 1, &end, 10) : 0;
+      if (!colon || colon == key->str || !colon[1] || *end || port < 1 || port > 65535) {
+        pc_load_error(c, key, "http.resolve: \"%s\" is not HOST:PORT", key->str);
+        bad = -1;
+      }
+      if (check_text(c, v, vt, "resolve") != 0)
+        bad = -1;
+      else if (!dynamic(vt) && strpbrk(v->str, " \t\r\n")) {
+        pc_load_error(c, v, "http.resolve: the address for %s must be an IP address", key->str);
+        bad = -1;
+      }
+      continue;
+    }
+    if (check_text(c, v, vt, "connect_to") != 0) {
+      bad = -1;
+      continue;
+    }
+    int colons = 0;
+    for (const char *p = v->str; !dynamic(vt) && *p; p++)
+      colons += *p == ':';
+    if (!dynamic(vt) && colons < 3) {
+      pc_load_error(c, v, "http.connect_to: entry %zu must be HOST:PORT:CONNECT-TO-HOST:"
+                    "CONNECT-TO-PORT (as curl --connect-to)", i + 1);
+      bad = -1;
+    }
+  }
+  return bad;
+}
+
 /* The options shared by a step's http map and defaults.http. */
 static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const struct pc_tmpl *t)
 {
@@ -224,7 +412,9 @@ static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const 
       bad |= check_bool(c, v, vt, k);
     } else if (strcmp(k, "http_version") == 0) {
       bad |= check_version(c, v, vt);
-    } else if (strcmp(k, "ca_file") == 0 || strcmp(k, "save_to") == 0) {
+    } else if (strcmp(k, "ca_file") == 0 || strcmp(k, "save_to") == 0 ||
+               strcmp(k, "body_file") == 0 || strcmp(k, "cert") == 0 || strcmp(k, "key") == 0 ||
+               strcmp(k, "unix_socket") == 0) {
       bad |= check_text(c, v, vt, k);
       char *w = pc_asprintf("http.%s", k);
       bad |= pc_load_no_nul(c, v, w, "a path");
@@ -238,6 +428,25 @@ static int check_common(struct pc_load_ctx *c, const struct pc_node *map, const 
     } else if (strcmp(k, "max_connections") == 0 ||
                strcmp(k, "max_connections_per_host") == 0) {
       bad |= check_int(c, v, vt, k, 0, 100000, true);
+    } else if (strcmp(k, "cookies") == 0) {
+      bad |= check_cookies(c, v, vt);
+    } else if (strcmp(k, "auth") == 0) {
+      bad |= check_auth(c, v, vt);
+    } else if (strcmp(k, "key_password") == 0 || strcmp(k, "proxy") == 0) {
+      bad |= check_text(c, v, vt, k);
+    } else if (strcmp(k, "compressed") == 0) {
+      bad |= check_bool(c, v, vt, k);
+    } else if (strcmp(k, "max_redirects") == 0) {
+      bad |= check_int(c, v, vt, k, 0, 100, false);
+    } else if (strcmp(k, "tls_version") == 0) {
+      static const char *const ok[] = {"1.0", "1.1", "1.2", "1.3"};
+      if (!dynamic(vt) && (v->kind != PC_NODE_SCALAR || !in_list(v->str, ok, 4))) {
+        pc_load_error(c, v, "http.tls_version: expected 1.0, 1.1, 1.2 or 1.3, got %s",
+                      v->kind == PC_NODE_SCALAR ? v->str : kind_of(v));
+        bad = -1;
+      }
+    } else if (strcmp(k, "resolve") == 0 || strcmp(k, "connect_to") == 0) {
+      bad |= check_routes(c, k, v, vt);
     } else if (strcmp(k, "trace_context") == 0) {
       /* issue 18: whether requests send a traceparent header; run-wide,
        * so a plain boolean (defaults.http only: a step's keys exclude it). */
@@ -298,7 +507,8 @@ int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc
       method = k;
       bad |= check_method(c, val, vt);
     } else if (strcmp(k->str, "body") == 0 || strcmp(k->str, "json") == 0 ||
-               strcmp(k->str, "form") == 0) {
+               strcmp(k->str, "form") == 0 || strcmp(k->str, "body_file") == 0 ||
+               strcmp(k->str, "multipart") == 0) {
       if (first_body) {
         pc_load_error(c, k, "http: `%s` and `%s` cannot both be set: a request has one body",
                       first_body->str, k->str);
@@ -312,6 +522,8 @@ int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc
         bad = -1;
       } else if (strcmp(k->str, "form") == 0) {
         bad |= check_pairs(c, val, vt, "form");
+      } else if (strcmp(k->str, "multipart") == 0) {
+        bad |= check_parts(c, val, vt);
       }
     }
   }
@@ -337,6 +549,14 @@ int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc
     bad = -1;
   }
   bad |= check_common(c, v, t);
+  /* issue 15: `auth` and a literal Authorization header both authenticate */
+  const struct pc_node *auth = pc_node_get(v, "auth"), *hdrs = pc_node_get(v, "headers");
+  for (size_t i = 0; auth && hdrs && hdrs->kind == PC_NODE_MAP && i < hdrs->n; i++)
+    if (strcasecmp(hdrs->keys[i]->str, "Authorization") == 0) {
+      pc_load_error(c, hdrs->keys[i], "http: `auth` and an Authorization header both "
+                    "authenticate the request; use one");
+      bad = -1;
+    }
   return bad ? -1 : 0;
 }
 

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <curl/curl.h>
+
 #include "base/redact.h"
 
 /* Appends " " and s single-quoted, with each named secret's value as
@@ -104,10 +106,41 @@ void pc_http_curl_command(const struct pc_http_spec *sp, struct pc_buf *out)
     pc_buf_puts(out, " -k");
   if (sp->ca_file)
     put_opt(out, "--cacert", sp->ca_file, strlen(sp->ca_file));
+  if (sp->cert)
+    put_opt(out, "--cert", sp->cert, strlen(sp->cert));
+  if (sp->key)
+    put_opt(out, "--key", sp->key, strlen(sp->key));
+  if (sp->key_password)
+    put_opt(out, "--pass", sp->key_password, strlen(sp->key_password));
+  static const struct { long v; const char *opt; } tls[] = {
+      {CURL_SSLVERSION_TLSv1_0, " --tlsv1.0"}, {CURL_SSLVERSION_TLSv1_1, " --tlsv1.1"},
+      {CURL_SSLVERSION_TLSv1_2, " --tlsv1.2"}, {CURL_SSLVERSION_TLSv1_3, " --tlsv1.3"}};
+  for (size_t i = 0; i < 4; i++)
+    if (sp->tls_version == tls[i].v)
+      pc_buf_puts(out, tls[i].opt);
+  if (sp->proxy)
+    put_opt(out, "-x", sp->proxy, strlen(sp->proxy));
+  for (size_t i = 0; i < sp->nconnect_to; i++)
+    put_opt(out, "--connect-to", sp->connect_to[i], strlen(sp->connect_to[i]));
+  if (sp->unix_socket)
+    put_opt(out, "--unix-socket", sp->unix_socket, strlen(sp->unix_socket));
+  if (sp->follow_redirects && sp->max_redirects != PC_HTTP_MAX_REDIRECTS)
+    pc_buf_printf(out, " --max-redirs %d", sp->max_redirects);
   if (sp->connect_timeout_ms >= 0)
     pc_buf_printf(out, " --connect-timeout %g", sp->connect_timeout_ms / 1000.0);
   if (sp->timeout_ms > 0)
     pc_buf_printf(out, " --max-time %g", sp->timeout_ms / 1000.0);
+  if (sp->cookie)
+    put_opt(out, "-b", sp->cookie, strlen(sp->cookie));
+  if (sp->auth == PC_HTTP_AUTH_BEARER) {
+    put_opt(out, "--oauth2-bearer", sp->auth_token, strlen(sp->auth_token));
+  } else if (sp->auth != PC_HTTP_AUTH_NONE) {
+    if (sp->auth == PC_HTTP_AUTH_DIGEST)
+      pc_buf_puts(out, " --digest");
+    char *up = pc_asprintf("%s:%s", sp->auth_user, sp->auth_password);
+    put_opt(out, "-u", up, strlen(up));
+    free(up);
+  }
   for (size_t i = 0; i < sp->nheaders; i++) {
     const struct pc_http_header *hd = &sp->headers[i];
     struct pc_buf h;
@@ -118,7 +151,33 @@ void pc_http_curl_command(const struct pc_http_spec *sp, struct pc_buf *out)
     put_opt(out, "-H", h.data, h.len);
     pc_buf_free(&h);
   }
-  if (sp->has_body && sp->method != PC_HTTP_HEAD) {
+  if (sp->multipart) {
+    for (size_t i = 0; i < sp->nparts; i++) {
+      const struct pc_http_part *p = &sp->parts[i];
+      struct pc_buf f;
+      pc_buf_init(&f, (size_t)1 << 20);
+      pc_buf_printf(&f, "%s=", p->name);
+      if (p->file)
+        pc_buf_printf(&f, "@%s", p->file);
+      else
+        pc_buf_append(&f, p->data, p->data_len);
+      if (p->filename)
+        pc_buf_printf(&f, ";filename=%s", p->filename);
+      if (p->type)
+        pc_buf_printf(&f, ";type=%s", p->type);
+      put_opt(out, p->file || p->type || p->filename ? "-F" : "--form-string", f.data, f.len);
+      pc_buf_free(&f);
+    }
+  } else if (sp->body_file) {
+    if (sp->body_type && !has_header(sp, "content-type")) {
+      char *h = pc_asprintf("Content-Type: %s", sp->body_type);
+      put_opt(out, "-H", h, strlen(h));
+      free(h);
+    }
+    char *at = pc_asprintf("@%s", sp->body_file);
+    put_opt(out, "--data-binary", at, strlen(at));
+    free(at);
+  } else if (sp->has_body && sp->method != PC_HTTP_HEAD) {
     if (sp->body_type && !has_header(sp, "content-type")) {
       char *h = pc_asprintf("Content-Type: %s", sp->body_type);
       put_opt(out, "-H", h, strlen(h));
@@ -130,7 +189,7 @@ void pc_http_curl_command(const struct pc_http_spec *sp, struct pc_buf *out)
       pc_buf_printf(out, " --data-binary @BODY_FILE");
   }
   put_arg(out, sp->url, strlen(sp->url));
-  if (sp->has_body && sp->method != PC_HTTP_HEAD &&
+  if (sp->has_body && sp->method != PC_HTTP_HEAD && !sp->body_file && !sp->multipart &&
       !body_is_text(sp->body ? sp->body : "", sp->body_len))
     pc_buf_printf(out, "  # BODY_FILE: the %zu-byte body, not shown", sp->body_len);
 }

@@ -9,6 +9,7 @@
 #define CURL_DISABLE_TYPECHECK /* the typecheck macros would rename our definitions */
 #include "http/curlshim.h"
 
+#include <assert.h>
 #include <curl/curl.h>
 #include <dirent.h>
 #include <dlfcn.h>
@@ -54,7 +55,19 @@
   X(CURLU *, curl_url, (void))                                                       \
   X(void, curl_url_cleanup, (CURLU *))                                               \
   X(CURLUcode, curl_url_get, (CURLU *, CURLUPart, char **, unsigned int))            \
-  X(CURLUcode, curl_url_set, (CURLU *, CURLUPart, const char *, unsigned int))
+  X(CURLUcode, curl_url_set, (CURLU *, CURLUPart, const char *, unsigned int))        \
+  X(char *, curl_easy_unescape, (CURL *, const char *, int, int *))                  \
+  X(CURLSH *, curl_share_init, (void))                                               \
+  X(CURLSHcode, curl_share_setopt, (CURLSH *, CURLSHoption, ...))                    \
+  X(CURLSHcode, curl_share_cleanup, (CURLSH *))                                      \
+  X(curl_mime *, curl_mime_init, (CURL *))                                           \
+  X(void, curl_mime_free, (curl_mime *))                                             \
+  X(curl_mimepart *, curl_mime_addpart, (curl_mime *))                               \
+  X(CURLcode, curl_mime_name, (curl_mimepart *, const char *))                       \
+  X(CURLcode, curl_mime_filename, (curl_mimepart *, const char *))                   \
+  X(CURLcode, curl_mime_type, (curl_mimepart *, const char *))                       \
+  X(CURLcode, curl_mime_data, (curl_mimepart *, const char *, size_t))               \
+  X(CURLcode, curl_mime_filedata, (curl_mimepart *, const char *))
 
 #define PC_CURL_FIELD(ret, name, params) ret(*name) params;
 static struct {
@@ -332,6 +345,80 @@ CURLUcode curl_url_get(CURLU *handle, CURLUPart what, char **part, unsigned int 
 CURLUcode curl_url_set(CURLU *handle, CURLUPart what, const char *part, unsigned int flags)
 {
   return pc_curl_load() ? real.curl_url_set(handle, what, part, flags) : CURLUE_BAD_HANDLE;
+}
+
+char *curl_easy_unescape(CURL *handle, const char *string, int length, int *outlength)
+{
+  return pc_curl_load() ? real.curl_easy_unescape(handle, string, length, outlength) : NULL;
+}
+
+/* ------------------------------------------------------------- share */
+
+CURLSH *curl_share_init(void)
+{
+  return pc_curl_load() ? real.curl_share_init() : NULL;
+}
+
+/* pacer passes only CURLSHOPT_SHARE and CURLSHOPT_UNSHARE, which take a
+ * long. */
+CURLSHcode curl_share_setopt(CURLSH *share, CURLSHoption option, ...)
+{
+  if (!pc_curl_load())
+    return CURLSHE_INVALID;
+  va_list ap;
+  va_start(ap, option);
+  long v = va_arg(ap, long);
+  va_end(ap);
+  assert(option == CURLSHOPT_SHARE || option == CURLSHOPT_UNSHARE);
+  return real.curl_share_setopt(share, option, v);
+}
+
+CURLSHcode curl_share_cleanup(CURLSH *share)
+{
+  return pc_curl_load() ? real.curl_share_cleanup(share) : CURLSHE_INVALID;
+}
+
+/* -------------------------------------------------------------- mime */
+
+curl_mime *curl_mime_init(CURL *easy)
+{
+  return pc_curl_load() ? real.curl_mime_init(easy) : NULL;
+}
+
+void curl_mime_free(curl_mime *mime)
+{
+  if (pc_curl_load())
+    real.curl_mime_free(mime);
+}
+
+curl_mimepart *curl_mime_addpart(curl_mime *mime)
+{
+  return pc_curl_load() ? real.curl_mime_addpart(mime) : NULL;
+}
+
+CURLcode curl_mime_name(curl_mimepart *part, const char *name)
+{
+  return pc_curl_load() ? real.curl_mime_name(part, name) : CURLE_FAILED_INIT;
+}
+
+CURLcode curl_mime_filename(curl_mimepart *part, const char *filename)
+{
+  return pc_curl_load() ? real.curl_mime_filename(part, filename) : CURLE_FAILED_INIT;
+}
+
+CURLcode curl_mime_type(curl_mimepart *part, const char *mimetype)
+{
+  return pc_curl_load() ? real.curl_mime_type(part, mimetype) : CURLE_FAILED_INIT;
+}
+
+CURLcode curl_mime_data(curl_mimepart *part, const char *data, size_t datasize)
+{
+  return pc_curl_load() ? real.curl_mime_data(part, data, datasize) : CURLE_FAILED_INIT;
+}
+
+CURLcode curl_mime_filedata(curl_mimepart *part, const char *filename)
+{
+  return pc_curl_load() ? real.curl_mime_filedata(part, filename) : CURLE_FAILED_INIT;
 }
 
 /* ------------------------------------------------------- socketpair */

@@ -54,6 +54,10 @@ enum pc_fail pc_http_failure_describe(const struct pc_http_failure *f, struct pc
   } else if (f->write_errno) {
     pc_buf_printf(m, "cannot write \"%s\": %s", f->save_to, strerror(f->write_errno));
     kind = PC_FAIL_ERROR;
+  } else if (f->read_errno) {
+    pc_buf_printf(m, "cannot read \"%s\" (body_file): %s", f->body_file,
+                  strerror(f->read_errno));
+    kind = PC_FAIL_ERROR;
   } else if (f->no_memory) {
     pc_buf_printf(m, "the response from %s does not fit in memory (%lld bytes received)", hp,
                   (long long)f->received);

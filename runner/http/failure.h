@@ -36,6 +36,8 @@ struct pc_http_failure {
   int64_t max_bytes;
   int write_errno;          /* writing save_to failed with it */
   const char *save_to;
+  int read_errno;           /* reading body_file failed with it */
+  const char *body_file;
   bool no_memory;           /* the body or headers did not fit in memory */
   int64_t received;         /* body bytes received by then */
   bool headers_too_big;     /* the header block passed its limit (header_max) */

@@ -21,6 +21,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,6 @@
 #define SAVE_HEAD_MAX 4096              /* with save_to: body bytes kept for messages */
 #define TRACE_BODY_MAX 1024             /* -vv: body bytes shown per request and response */
 #define TRACE_LINE_MAX 200              /* -vv: bytes shown of a request header line */
-#define CA_FILE_MAX ((off_t)64 << 20)   /* a CA bundle is well under a megabyte */
 
 /* What libcurl says of the latest response (curl_easy_getinfo). */
 struct resp_info {
@@ -78,6 +78,10 @@ struct pc_http_request {
   int sends;         /* requests libcurl sent (on_prereq): 1 + redirects followed + retries */
   struct pc_buf body; /* the response body (with save_to: its first SAVE_HEAD_MAX bytes) */
   struct pc_buf hdrs; /* header lines of the latest response */
+  struct pc_buf set_cookies; /* the Set-Cookie lines of every response (result.set_cookies) */
+  bool extra_cookie;  /* CURLOPT_COOKIE is set (spec.cookie): dropped on another origin */
+  bool auth;          /* credentials are set (spec.auth): dropped on another origin */
+  struct pc_http__upload up; /* a body_file or a multipart body (upload.h) */
   struct pc_outfile out; /* open (fd >= 0) while the body streams into save_to */
   int write_errno;
   bool saved;
@@ -93,6 +97,8 @@ struct pc_http_request {
   bool sent;
   /* Redirects are followed here, not by libcurl (follow_redirect). */
   bool follow;   /* follow_redirects */
+  int max_redirects;
+  struct curl_slist *connect_to; /* CURLOPT_CONNECT_TO (owned) */
   bool discard;  /* its body belongs to a redirect we follow: dropped */
   bool as_get;   /* a redirect turned the method into GET without a body */
   bool has_body; /* the request (still) sends a body */
@@ -120,12 +126,16 @@ void pc_http_spec_init(struct pc_http_spec *sp)
   sp->follow_redirects = true;
   sp->version = PC_HTTP_VERSION_AUTO;
   sp->max_response_bytes = PC_HTTP_MAX_RESPONSE_DEFAULT;
+  sp->cookie_jar = true;
+  sp->max_redirects = PC_HTTP_MAX_REDIRECTS;
+  sp->compressed = true;
 }
 
 static void req_free(struct pc_http_request *r)
 {
   pc_outfile_discard(&r->out); /* closes and removes a temporary file */
   curl_slist_free_all(r->hdr_list);
+  curl_slist_free_all(r->connect_to); /* the handle let go of it first */
   for (int i = 0; i < r->nredirects; i++)
     free((char *)r->redirects[i].url);
   free(r->redirects);
@@ -133,6 +143,8 @@ static void req_free(struct pc_http_request *r)
   free(r->save_ok);
   pc_buf_free(&r->body);
   pc_buf_free(&r->hdrs);
+  pc_buf_free(&r->set_cookies);
+  pc_http__upload_free(&r->up); /* after the handle let go of it (recycled or cleaned up) */
   free(r);
 }
 
@@ -255,34 +267,23 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
     r->no_memory = true;
     return 0;
   }
+  /* Set-Cookie of every response (the redirects' too: a login often sets
+   * its cookie on a 302), for the result's `cookies`; libcurl's jar has
+   * stored them already. Bounded as the header block is. */
+  if (n > 11 && strncasecmp(buf, "set-cookie:", 11) == 0 &&
+      n <= HEADERS_MAX - r->set_cookies.len &&
+      buf_try_append(&r->set_cookies, buf, n, 0) != 0) {
+    r->no_memory = true;
+    return 0;
+  }
   return n;
 }
 
 /* ================================================================ start */
 
-/* 0 if `path` names a regular file pacer can read, else -1 with *err set.
- * libcurl (OpenSSL) reads the file on the loop thread during the TLS
- * handshake: a FIFO, a terminal or a character device would block the
- * whole run there (timeouts and signals included), so only a regular file
- * of a sane size gets that far. stat() itself never waits on the file. */
 static int check_ca_file(const char *path, char **err)
 {
-  struct stat st;
-  if (stat(path, &st) != 0 || access(path, R_OK) != 0)
-    *err = pc_asprintf("http.ca_file: cannot read \"%s\": %s", path, strerror(errno));
-  else if (!S_ISREG(st.st_mode))
-    *err = pc_asprintf("http.ca_file: \"%s\" is not a regular file (%s); name a PEM file of CA "
-                       "certificates", path,
-                       S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a directory"
-                       : S_ISCHR(st.st_mode) ? "a character device"
-                       : S_ISSOCK(st.st_mode) ? "a socket" : "not a file");
-  else if (st.st_size > CA_FILE_MAX)
-    *err = pc_asprintf("http.ca_file: \"%s\" is %lld bytes: too large for a file of CA "
-                       "certificates (at most %lld)", path, (long long)st.st_size,
-                       (long long)CA_FILE_MAX);
-  else
-    return 0;
-  return -1;
+  return pc_http__check_file("ca_file", path, "a PEM file of CA certificates", err);
 }
 
 /* Opens save_to through outfile.h: a regular file (or none yet) gets a
@@ -328,6 +329,7 @@ static struct pc_http_request *req_new(struct pc_http_session *s, CURL *e,
   r->label = memcpy(p + ulen, label, llen);
   if (slen)
     r->save_to = memcpy(p + ulen + llen, sp->save_to, slen);
+  pc_http__upload_init(&r->up);
   r->t.ops = &transfer_ops;
   r->t.s = s;
   r->t.easy = e;
@@ -344,10 +346,12 @@ static struct pc_http_request *req_new(struct pc_http_session *s, CURL *e,
   r->timeout_ms = sp->timeout_ms;
   r->connect_timeout_ms = sp->connect_timeout_ms;
   r->follow = sp->follow_redirects;
+  r->max_redirects = sp->max_redirects;
   r->has_body = sp->has_body;
   pc_buf_init(&r->body, r->max_bytes > 0 && (uint64_t)r->max_bytes < SIZE_MAX
                             ? (size_t)r->max_bytes : SIZE_MAX);
   pc_buf_init(&r->hdrs, HEADERS_MAX);
+  pc_buf_init(&r->set_cookies, HEADERS_MAX);
   return r;
 }
 
@@ -378,7 +382,7 @@ static struct curl_slist *header_list(const struct pc_http_spec *sp)
     char *line = pc_asprintf("Content-Type: %s", sp->body_type);
     list = curl_slist_append(list, line);
     free(line);
-  } else if (!has_ctype) {
+  } else if (!has_ctype && !sp->multipart) { /* libcurl's multipart type has the boundary */
     list = curl_slist_append(list, "Content-Type:");
   }
   if (!has_expect)
@@ -422,6 +426,25 @@ static void set_constants(CURL *e, struct pc_http_session *s)
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "pacer/" PACER_VERSION);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+}
+
+/* The credentials of sp.auth, made secrets (redacted wherever they would
+ * show: the Basic form too, which a server may echo), set for libcurl to
+ * send. libcurl sends them to whatever URL the handle has: follow_redirect
+ * clears them before another origin. */
+static void set_auth(CURL *e, const struct pc_http_spec *sp)
+{
+  if (sp->auth == PC_HTTP_AUTH_BEARER) {
+    pc_secret_add(sp->auth_token, strlen(sp->auth_token));
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+    curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, sp->auth_token);
+    return;
+  }
+  pc_secret_add_userinfo(sp->auth_user, sp->auth_password);
+  curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)(sp->auth == PC_HTTP_AUTH_DIGEST
+                                                   ? CURLAUTH_DIGEST : CURLAUTH_BASIC));
+  curl_easy_setopt(e, CURLOPT_USERNAME, sp->auth_user);
+  curl_easy_setopt(e, CURLOPT_PASSWORD, sp->auth_password);
 }
 
 /* Sets the options of sp that not every request has. Returns whether none
@@ -473,6 +496,65 @@ static bool set_options(struct pc_http_request *r, const struct pc_http_spec *sp
     plain = false;
     curl_easy_setopt(e, CURLOPT_CAINFO, sp->ca_file);
   }
+  /* The jar: set for every request, since a primed handle carries the
+   * previous request's share. Attaching the share turns libcurl's cookie
+   * engine on for the handle; detaching it leaves the handle without one
+   * (its cookies were the share's), and such a handle is reset before it
+   * is used again. */
+  CURLSH *jar = sp->cookie_jar ? pc_http__cookie_jar(r->t.s) : NULL;
+  curl_easy_setopt(e, CURLOPT_SHARE, jar);
+  if (jar)
+    curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
+  else
+    plain = false;
+  if (sp->cookie) {
+    plain = false;
+    r->extra_cookie = true;
+    curl_easy_setopt(e, CURLOPT_COOKIE, sp->cookie);
+  }
+  if (sp->auth != PC_HTTP_AUTH_NONE) {
+    plain = false;
+    r->auth = true;
+    set_auth(e, sp);
+  }
+  if (!sp->compressed) {
+    plain = false;
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
+  }
+  if (sp->cert) {
+    plain = false;
+    curl_easy_setopt(e, CURLOPT_SSLCERT, sp->cert);
+  }
+  if (sp->key) {
+    plain = false;
+    curl_easy_setopt(e, CURLOPT_SSLKEY, sp->key);
+  }
+  if (sp->key_password) {
+    plain = false;
+    pc_secret_add(sp->key_password, strlen(sp->key_password));
+    curl_easy_setopt(e, CURLOPT_KEYPASSWD, sp->key_password);
+  }
+  if (sp->tls_version) {
+    plain = false;
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, sp->tls_version);
+  }
+  if (sp->proxy) {
+    plain = false;
+    curl_easy_setopt(e, CURLOPT_PROXY, sp->proxy);
+    r->t.no_lookup |= *sp->proxy != '\0';
+  }
+  if (sp->nconnect_to) {
+    plain = false;
+    for (size_t i = 0; i < sp->nconnect_to; i++)
+      r->connect_to = curl_slist_append(r->connect_to, sp->connect_to[i]);
+    curl_easy_setopt(e, CURLOPT_CONNECT_TO, r->connect_to);
+    r->t.no_lookup = true;
+  }
+  if (sp->unix_socket) {
+    plain = false;
+    curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, sp->unix_socket);
+    r->t.no_lookup = true;
+  }
   if (sp->method == PC_HTTP_HEAD) {
     plain = false;
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
@@ -482,7 +564,9 @@ static bool set_options(struct pc_http_request *r, const struct pc_http_spec *sp
       curl_easy_setopt(e, CURLOPT_POST, 1L);
     else
       curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method_name(r));
-    if (sp->has_body || pc_http_method_sends_body(sp->method)) {
+    if (pc_http__upload_set(&r->up, e)) {
+      /* a body_file or a multipart body */
+    } else if (sp->has_body || pc_http_method_sends_body(sp->method)) {
       curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)sp->body_len);
       curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, sp->body ? sp->body : "");
     }
@@ -508,6 +592,17 @@ static void show_request(struct pc_buf *out, const struct pc_http_spec *sp, size
     return;
   if (sp->body_type && !typed)
     pc_buf_printf(out, "\n  > Content-Type: %s", sp->body_type);
+  if (sp->body_file) {
+    pc_buf_printf(out, "\n  body: the file %s", sp->body_file);
+    return;
+  }
+  if (sp->multipart) {
+    for (size_t i = 0; i < sp->nparts; i++)
+      pc_buf_printf(out, "\n  part %s: %s%s", sp->parts[i].name,
+                    sp->parts[i].file ? "the file " : "",
+                    sp->parts[i].file ? sp->parts[i].file : "(text)");
+    return;
+  }
   pc_http_show_body(out, sp->body ? sp->body : "", sp->body_len, sp->body_type,
             sp->body_type ? strlen(sp->body_type) : 0, max);
 }
@@ -519,6 +614,10 @@ int pc_http_request_start(struct pc_http_session *s, const struct pc_http_spec *
   assert(s && sp && sp->url && cb && !pc_http__closing(s));
   assert(!(sp->has_body && sp->method == PC_HTTP_HEAD));
   if (sp->ca_file && check_ca_file(sp->ca_file, err) != 0)
+    return -1;
+  if ((sp->cert &&
+       pc_http__check_file("cert", sp->cert, "a PEM file of a client certificate", err)) ||
+      (sp->key && pc_http__check_file("key", sp->key, "a PEM file of a private key", err)))
     return -1;
   if (sp->save_to && !*sp->save_to) {
     *err = pc_xstrdup("http.save_to: the path is empty");
@@ -534,6 +633,13 @@ int pc_http_request_start(struct pc_http_session *s, const struct pc_http_spec *
   r->cb = cb;
   r->data = data;
   if (r->save_to && open_save_to(r, err) != 0) {
+    pc_http__easy_recycle(s, e, primed);
+    r->t.easy = NULL;
+    req_free(r);
+    return -1;
+  }
+  if (pc_http__upload_open(&r->up, e, sp->body_file, sp->multipart, sp->parts, sp->nparts,
+                           err) != 0) {
     pc_http__easy_recycle(s, e, primed);
     r->t.easy = NULL;
     req_free(r);
@@ -686,9 +792,9 @@ static enum pc_fail follow_redirect(struct pc_http_request *r, const char *next,
   const char *here = here_url(r);
   const char *method = method_name(r);
   int status = (int)r->info.status;
-  if (r->nredirects >= PC_HTTP_MAX_REDIRECTS) {
+  if (r->nredirects >= r->max_redirects) {
     pc_buf_printf(m, "%s %s: too many redirects (more than %d; a redirect loop?), last at %s",
-                  method, r->url, PC_HTTP_MAX_REDIRECTS, here);
+                  method, r->url, r->max_redirects, here);
     return PC_FAIL_ERROR;
   }
   if (!pc_http_url_scheme_ok(next)) {
@@ -733,12 +839,34 @@ static enum pc_fail follow_redirect(struct pc_http_request *r, const char *next,
     curl_slist_free_all(r->hdr_list);
     r->hdr_list = kept;
   }
+  /* The step's own cookies are for its origin (the jar's follow their
+   * domains by themselves). */
+  if (cross && r->extra_cookie) {
+    curl_easy_setopt(e, CURLOPT_COOKIE, NULL);
+    r->extra_cookie = false;
+    cross_secret = true;
+  }
+  if (cross && r->auth) { /* auth: the same as an Authorization header */
+    curl_easy_setopt(e, CURLOPT_USERNAME, NULL);
+    curl_easy_setopt(e, CURLOPT_PASSWORD, NULL);
+    curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, NULL);
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+    r->auth = false;
+    cross_secret = true;
+  }
   if (to_get) {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     r->as_get = true;
     r->has_body = false;
     r->plain = false;
+  }
+  /* A body kept from a file goes again from its start (libcurl rewinds a
+   * multipart body itself). */
+  if (!to_get && pc_http__upload_rewind(&r->up) != 0) {
+    pc_buf_printf(m, "%s %s: cannot send body_file again after the redirect: %s", method,
+                  r->url, strerror(errno));
+    return PC_FAIL_ERROR;
   }
   /* `here` (the handle's effective URL) is invalid from here on. */
   curl_easy_setopt(e, CURLOPT_URL, next);
@@ -836,6 +964,8 @@ static enum pc_fail describe_failure(const struct pc_http_request *r, CURLcode r
       .max_bytes = r->max_bytes,
       .write_errno = r->write_errno,
       .save_to = r->save_to,
+      .read_errno = r->up.read_errno,
+      .body_file = r->up.path,
       .no_memory = r->no_memory,
       .received = r->received,
       .headers_too_big = r->hdrs_too_big,
@@ -924,6 +1054,8 @@ static void on_transfer_done(struct pc_http__transfer *t, CURLcode rc)
       .timing = timing_of(r),
       .redirects = r->redirects,
       .nredirects = (size_t)r->nredirects,
+      .set_cookies = r->set_cookies.data ? r->set_cookies.data : "",
+      .set_cookies_len = r->set_cookies.len,
   };
   count_response(r, fail != PC_FAIL_NONE);
 
@@ -959,8 +1091,10 @@ static void on_transfer_done(struct pc_http__transfer *t, CURLcode rc)
    * per handle, never per transfer (curl/curl#18926), and gives up after
    * 5, so a handle kept as it is would fail a later request that a fresh
    * handle retries. */
-  if (rc != CURLE_OK || os_errno != 0)
+  if (rc != CURLE_OK || os_errno != 0) {
+    curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
     curl_easy_cleanup(t->easy);
+  }
   else /* each redirect pacer followed is one send of its own */
     pc_http__easy_recycle(s, t->easy, r->plain && r->sends <= r->nredirects + 1);
   t->easy = NULL;

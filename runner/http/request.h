@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "http/rules.h"
+#include "http/upload.h"
 #include "model/action.h"
 #include "model/workflow.h"
 
@@ -33,6 +34,16 @@ enum pc_http_version {
   PC_HTTP_VERSION_1_0,
   PC_HTTP_VERSION_1_1,
   PC_HTTP_VERSION_2, /* also over cleartext (an upgrade most servers ignore) */
+};
+
+/* How the request authenticates (spec `auth`): libcurl makes the
+ * Authorization header (CURLOPT_HTTPAUTH), which is sent to the request's
+ * own origin only. */
+enum pc_http_auth {
+  PC_HTTP_AUTH_NONE,
+  PC_HTTP_AUTH_BASIC,  /* auth_user, auth_password */
+  PC_HTTP_AUTH_DIGEST, /* auth_user, auth_password: answers the server's challenge */
+  PC_HTTP_AUTH_BEARER, /* auth_token */
 };
 
 struct pc_http_header {
@@ -55,9 +66,19 @@ struct pc_http_spec {
   const char *body; /* body_len bytes (NULL: empty) */
   size_t body_len;
   const char *body_type;     /* Content-Type of the body unless headers set one */
+  /* Instead of `body` (has_body set): the content of this regular file,
+   * streamed as it is sent (never read into memory) and sent again from
+   * its start when a redirect keeps the body. */
+  const char *body_file;
+  /* Instead of `body` (has_body set): a multipart/form-data body made by
+   * libcurl's mime API (which sets the Content-Type with its boundary). */
+  const struct pc_http_part *parts;
+  size_t nparts;
+  bool multipart;
   double connect_timeout_ms; /* bound on DNS + TCP + TLS; < 0: libcurl's default */
   double timeout_ms;         /* bound on the whole request, redirects included; <= 0: none */
-  bool follow_redirects;     /* 301, 302, 303, 307, 308; at most PC_HTTP_MAX_REDIRECTS */
+  bool follow_redirects;     /* 301, 302, 303, 307, 308; at most max_redirects */
+  int max_redirects;         /* PC_HTTP_MAX_REDIRECTS unless set; 0: a redirect is an error */
   enum pc_http_version version;
   bool insecure;       /* no TLS verification (warned once per host) */
   const char *ca_file; /* PEM file of CA certificates instead of the system's; NULL: those */
@@ -68,10 +89,41 @@ struct pc_http_spec {
   const struct pc_status_range *save_ok;
   size_t nsave_ok;
   const char *label; /* names the request in log lines (a step label); NULL: "http" */
+  /* Cookies: with cookie_jar (the default) the request takes part in the
+   * session's jar (session.h): it sends the cookies stored for its URL and
+   * stores those its responses set, every hop of a redirect chain. `cookie`
+   * ("a=1; b=2", NULL: none) is sent besides, to the request's own origin
+   * only (a redirect to another one drops it). */
+  bool cookie_jar;
+  const char *cookie;
+  /* Credentials (registered as secrets when the request starts, with the
+   * Basic form of user and password); dropped on a redirect to another
+   * origin. */
+  enum pc_http_auth auth;
+  const char *auth_user, *auth_password, *auth_token;
+  /* TLS and routing (NULL: not set). cert/key: a client certificate (PEM
+   * files, regular files only: OpenSSL reads them on the loop thread);
+   * key_password is registered as a secret. tls_version: the lowest TLS
+   * version accepted, a CURL_SSLVERSION_* value (0: libcurl's default).
+   * proxy: a proxy URL, or "" for none (NULL: the environment's).
+   * connect_to: curl's "HOST:PORT:CONNECT-HOST:CONNECT-PORT" entries
+   * (`resolve:` is given as such entries too: they apply to this request
+   * only, unlike CURLOPT_RESOLVE, which fills the multi handle's DNS cache
+   * for every request). unix_socket: connect to this socket path instead.
+   * compressed false: ask for and decode no content encoding (the body is
+   * kept as it came). With a proxy, connect_to or unix_socket, pacer's own
+   * resolver leaves names to libcurl (see resolve.h). */
+  const char *cert, *key, *key_password;
+  long tls_version;
+  const char *proxy;
+  const char *const *connect_to;
+  size_t nconnect_to;
+  const char *unix_socket;
+  bool compressed;
 };
 
 /* GET, no headers, no body, no timeouts, follow redirects, auto version,
- * PC_HTTP_MAX_RESPONSE_DEFAULT, in memory. */
+ * PC_HTTP_MAX_RESPONSE_DEFAULT, in memory, cookies kept, compressed. */
 void pc_http_spec_init(struct pc_http_spec *sp);
 
 struct pc_http_redirect {
@@ -115,6 +167,10 @@ struct pc_http_result {
   struct pc_http_timing timing;
   const struct pc_http_redirect *redirects; /* followed, in order */
   size_t nredirects;
+  /* The Set-Cookie header lines of every response of the chain, in order,
+   * each ending in a line break ("" if none). */
+  const char *set_cookies;
+  size_t set_cookies_len;
 };
 
 /* Called exactly once per request that was not cancelled, from a libuv

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -23,24 +24,28 @@
 
 /* A result's lazy fields. Every result table of a Lua state shares one
  * metatable (made on first use, kept in the registry) whose __index builds
- * `json`, `headers` and `timing` when first read and rawsets them, so each
- * is built at most once, and only if something reads it. What they are
- * built from is a `struct lazy` (a full userdata: the header block, the
- * timings, the request's method and step label; user value 1: the URL),
+ * `json`, `headers`, `header_values`, `cookies`, `redirects` and `timing` when first
+ * read and rawsets them, so each is built at most once, and only if
+ * something reads it. What they are built from is a `struct lazy` (a full
+ * userdata: the header block, the timings, the request's method and step
+ * label, the Set-Cookie lines, the redirects; user value 1: the URL),
  * found through a weak-keyed table (registry, and upvalue 1 of the
  * metamethods) from the result, so it lives exactly as long as the result
- * and nothing shows in the table itself. `__pairs` builds `headers` and
- * `timing` first, so pairs(), json() and interpolation see every field;
+ * and nothing shows in the table itself. `__pairs` builds the lazy tables
+ * first, so pairs(), json() and interpolation see every field;
  * a raw next() sees them only once built. The metatable is protected
  * (__metatable): one plugin cannot change every result. */
-enum { LAZY_HEADERS = 1, LAZY_TIMING = 2 };
+enum { LAZY_HEADERS = 1, LAZY_TIMING = 2, LAZY_VALUES = 4, LAZY_COOKIES = 8, LAZY_REDIRECTS = 16 };
+#define LAZY_ALL (LAZY_HEADERS | LAZY_TIMING | LAZY_VALUES | LAZY_COOKIES | LAZY_REDIRECTS)
 
 struct lazy {
   unsigned built;   /* LAZY_* already set in the table */
   double timing[5]; /* dns, connect, tls, ttfb, total, in ms */
   size_t hdrs_len;
   size_t label_off; /* of the step label in data; 0: none ("http") */
-  char data[];      /* header block, method NUL, [label NUL] */
+  size_t cookies_off, cookies_len; /* the Set-Cookie lines of the chain, in data */
+  size_t redirects_off, redirects_len; /* "STATUS URL" NUL per redirect followed, in data */
+  char data[]; /* header block, method NUL, [label NUL], Set-Cookie lines, redirects */
 };
 
 static const char *const timing_names[5] = {"dns", "connect", "tls", "ttfb", "total"};
@@ -104,8 +109,108 @@ static int push_json(lua_State *L)
   return 1;
 }
 
-/* Pushes the headers table parsed from a raw header block. */
-static void push_headers(lua_State *L, const char *data, size_t len)
+/* The metatable of `headers` and `header_values` (made on first use, kept
+ * in the registry): names are stored lower-cased, and __index finds a name
+ * written in any case (`headers['Content-Type']`). */
+static const char headers_mt_key = 'h';
+
+static int l_headers_index(lua_State *L)
+{
+  size_t len;
+  const char *k = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : NULL;
+  if (!k || len > 255)
+    return 0;
+  char low[256];
+  bool upper = false;
+  for (size_t i = 0; i < len; i++) {
+    low[i] = (char)tolower((unsigned char)k[i]);
+    upper |= low[i] != k[i];
+  }
+  if (!upper)
+    return 0; /* already lower-case: the raw lookup said nil */
+  lua_pushlstring(L, low, len);
+  lua_rawget(L, 1);
+  return 1;
+}
+
+static void set_headers_mt(lua_State *L, int t)
+{
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &headers_mt_key) != LUA_TTABLE) { /* mt */
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 2);
+    lua_pushcfunction(L, l_headers_index);
+    lua_setfield(L, -2, "__index");
+    lua_pushliteral(L, "http headers");
+    lua_setfield(L, -2, "__metatable");
+    /* its raw contents are the data: the journal writes it as an object
+     * (script/json.c, pc_json_encode_exact) */
+    lua_pushliteral(L, "object");
+    lua_setfield(L, -2, "__json");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &headers_mt_key);
+  }
+  lua_setmetatable(L, t);
+}
+
+/* Adds one header (name lower-cased, value) to the table at t: as text,
+ * a repeated name's values joined with ", " (`headers`), or as a list of
+ * every value in order (`header_values`). */
+static void add_header(lua_State *L, int t, const char *name, const char *v, size_t vlen,
+                       bool lists)
+{
+  if (lists) {
+    if (lua_getfield(L, t, name) != LUA_TTABLE) { /* list or nil */
+      lua_pop(L, 1);
+      lua_newtable(L);
+      lua_pushvalue(L, -1);
+      lua_setfield(L, t, name);
+    }
+    lua_pushlstring(L, v, vlen);
+    lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 1);
+    return;
+  }
+  if (lua_getfield(L, t, name) == LUA_TSTRING) { /* headers, old */
+    lua_pushliteral(L, ", ");
+    lua_pushlstring(L, v, vlen);
+    lua_concat(L, 3); /* headers, value */
+  } else {
+    lua_pop(L, 1);
+    lua_pushlstring(L, v, vlen);
+  }
+  lua_setfield(L, t, name);
+}
+
+/* Appends " " and v to the value of `name` last added to the table at t
+ * (obsolete line folding continues the previous value). */
+static void fold_header(lua_State *L, int t, const char *name, const char *v, size_t vlen,
+                        bool lists)
+{
+  if (lists) {
+    if (lua_getfield(L, t, name) != LUA_TTABLE) { /* list */
+      lua_pop(L, 1);
+      return;
+    }
+    lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
+    lua_rawgeti(L, -1, n); /* list, old */
+    lua_pushliteral(L, " ");
+    lua_pushlstring(L, v, vlen);
+    lua_concat(L, 3);      /* list, value */
+    lua_rawseti(L, -2, n); /* list */
+    lua_pop(L, 1);
+    return;
+  }
+  lua_getfield(L, t, name); /* old */
+  lua_pushliteral(L, " ");
+  lua_pushlstring(L, v, vlen);
+  lua_concat(L, 3);
+  lua_setfield(L, t, name);
+}
+
+/* Pushes the headers table parsed from a raw header block: `headers`, or
+ * with `lists` `header_values`. Nothing here holds memory of its own: the
+ * Lua state may raise (out of memory) at any allocation. */
+static void push_headers(lua_State *L, const char *data, size_t len, bool lists)
 {
   lua_newtable(L); /* headers */
   int t = lua_gettop(L);
@@ -118,15 +223,10 @@ static void push_headers(lua_State *L, const char *data, size_t len)
     while (le > p && le[-1] == '\r')
       le--;
     if (le > p && (*p == ' ' || *p == '\t') && have_name) {
-      /* obsolete line folding: continues the previous value */
       const char *v = p;
       while (v < le && (*v == ' ' || *v == '\t'))
         v++;
-      lua_getfield(L, t, name);                /* headers, old */
-      lua_pushliteral(L, " ");                 /* headers, old, " " */
-      lua_pushlstring(L, v, (size_t)(le - v)); /* headers, old, " ", more */
-      lua_concat(L, 3);                        /* headers, value */
-      lua_setfield(L, t, name);                /* headers */
+      fold_header(L, t, name, v, (size_t)(le - v), lists);
     } else {
       const char *colon = memchr(p, ':', (size_t)(le - p));
       if (colon && colon > p && (size_t)(colon - p) < sizeof name) {
@@ -141,17 +241,46 @@ static void push_headers(lua_State *L, const char *data, size_t len)
         const char *ve = le;
         while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
           ve--;
-        if (lua_getfield(L, t, name) == LUA_TSTRING) { /* headers, old */
-          lua_pushliteral(L, ", ");                      /* headers, old, ", " */
-          lua_pushlstring(L, v, (size_t)(ve - v));       /* headers, old, ", ", more */
-          lua_concat(L, 3);                              /* headers, value */
-        } else {
-          lua_pop(L, 1);
-          lua_pushlstring(L, v, (size_t)(ve - v)); /* headers, value */
-        }
-        lua_setfield(L, t, name); /* headers */
+        add_header(L, t, name, v, (size_t)(ve - v), lists);
       } else {
         have_name = false;
+      }
+    }
+    p = eol ? eol + 1 : end;
+  }
+  set_headers_mt(L, t);
+}
+
+/* Pushes the map of cookie names to values that the Set-Cookie lines
+ * (`Set-Cookie: NAME=VALUE; attributes`) set, a later one winning. */
+static void push_cookies(lua_State *L, const char *data, size_t len)
+{
+  lua_newtable(L);
+  const char *p = data, *end = data + len;
+  while (p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *le = eol ? eol : end;
+    const char *v = memchr(p, ':', (size_t)(le - p));
+    if (v) {
+      v++;
+      const char *semi = memchr(v, ';', (size_t)(le - v));
+      const char *pe = semi ? semi : le;
+      const char *eq = memchr(v, '=', (size_t)(pe - v));
+      if (eq) {
+        const char *n = v, *ne = eq, *vs = eq + 1, *ve = pe;
+        while (n < ne && (*n == ' ' || *n == '\t'))
+          n++;
+        while (ne > n && (ne[-1] == ' ' || ne[-1] == '\t'))
+          ne--;
+        while (vs < ve && (*vs == ' ' || *vs == '\t'))
+          vs++;
+        while (ve > vs && (ve[-1] == ' ' || ve[-1] == '\t' || ve[-1] == '\r'))
+          ve--;
+        if (ne > n) {
+          lua_pushlstring(L, n, (size_t)(ne - n));
+          lua_pushlstring(L, vs, (size_t)(ve - vs));
+          lua_rawset(L, -3);
+        }
       }
     }
     p = eol ? eol + 1 : end;
@@ -174,8 +303,32 @@ static void lazy_build(lua_State *L, int t, struct lazy *z, unsigned which)
   which &= ~z->built;
   z->built |= which;
   if ((which & LAZY_HEADERS) && raw_absent(L, t, "headers")) {
-    push_headers(L, z->data, z->hdrs_len); /* headers */
-    lua_setfield(L, t, "headers");         /* (t has no __newindex) */
+    push_headers(L, z->data, z->hdrs_len, false); /* headers */
+    lua_setfield(L, t, "headers");                /* (t has no __newindex) */
+  }
+  if ((which & LAZY_VALUES) && raw_absent(L, t, "header_values")) {
+    push_headers(L, z->data, z->hdrs_len, true);
+    lua_setfield(L, t, "header_values");
+  }
+  if ((which & LAZY_REDIRECTS) && raw_absent(L, t, "redirects")) {
+    lua_newtable(L); /* redirects */
+    const char *p = z->data + z->redirects_off, *end = p + z->redirects_len;
+    for (lua_Integer i = 1; p < end; i++) {
+      char *sp;
+      long status = strtol(p, &sp, 10);
+      lua_createtable(L, 0, 2);
+      lua_pushinteger(L, status);
+      lua_setfield(L, -2, "status");
+      lua_pushstring(L, sp + 1);
+      lua_setfield(L, -2, "url");
+      lua_rawseti(L, -2, i);
+      p += strlen(p) + 1;
+    }
+    lua_setfield(L, t, "redirects");
+  }
+  if ((which & LAZY_COOKIES) && raw_absent(L, t, "cookies")) {
+    push_cookies(L, z->data + z->cookies_off, z->cookies_len);
+    lua_setfield(L, t, "cookies");
   }
   if ((which & LAZY_TIMING) && raw_absent(L, t, "timing")) {
     lua_createtable(L, 0, 5); /* timing */
@@ -200,6 +353,12 @@ static int l_http_result_index(lua_State *L)
     which = LAZY_HEADERS;
   else if (strcmp(k, "timing") == 0)
     which = LAZY_TIMING;
+  else if (strcmp(k, "header_values") == 0)
+    which = LAZY_VALUES;
+  else if (strcmp(k, "cookies") == 0)
+    which = LAZY_COOKIES;
+  else if (strcmp(k, "redirects") == 0)
+    which = LAZY_REDIRECTS;
   struct lazy *z = which ? lazy_of(L, 1) : NULL;
   if (!z || (z->built & which))
     return 0; /* built once: a field the caller removed stays removed */
@@ -224,7 +383,7 @@ static int l_http_result_pairs(lua_State *L)
 {
   struct lazy *z = lazy_of(L, 1);
   if (z)
-    lazy_build(L, 1, z, LAZY_HEADERS | LAZY_TIMING);
+    lazy_build(L, 1, z, LAZY_ALL);
   lua_pushcfunction(L, l_http_result_next); /* t, next */
   lua_pushvalue(L, 1);               /* t, next, t */
   lua_pushnil(L);                    /* t, next, t, nil */
@@ -310,7 +469,12 @@ static int l_http_result_fill(lua_State *L)
   size_t mlen = strlen(res->method) + 1;
   bool labelled = res->label && strcmp(res->label, "http") != 0;
   size_t llen = labelled ? strlen(res->label) + 1 : 0;
-  struct lazy *z = lua_newuserdatauv(L, sizeof *z + res->headers_len + mlen + llen, 1);
+  size_t rdlen = 0; /* the redirects, "STATUS URL" NUL each */
+  for (size_t i = 0; i < res->nredirects; i++)
+    rdlen += (size_t)snprintf(NULL, 0, "%d %s", res->redirects[i].status,
+                              res->redirects[i].url) + 1;
+  struct lazy *z = lua_newuserdatauv(L, sizeof *z + res->headers_len + mlen + llen +
+                                            res->set_cookies_len + rdlen, 1);
   /* url, lazy */
   z->built = 0;
   const struct pc_http_timing *tm = &res->timing;
@@ -325,6 +489,15 @@ static int l_http_result_fill(lua_State *L)
   z->label_off = labelled ? res->headers_len + mlen : 0;
   if (labelled)
     memcpy(z->data + z->label_off, res->label, llen);
+  z->cookies_off = res->headers_len + mlen + llen;
+  z->cookies_len = res->set_cookies_len;
+  if (res->set_cookies_len)
+    memcpy(z->data + z->cookies_off, res->set_cookies, res->set_cookies_len);
+  z->redirects_off = z->cookies_off + z->cookies_len;
+  z->redirects_len = rdlen;
+  char *rp = z->data + z->redirects_off;
+  for (size_t i = 0; i < res->nredirects; i++)
+    rp += sprintf(rp, "%d %s", res->redirects[i].status, res->redirects[i].url) + 1;
   lua_rotate(L, -2, 1);        /* lazy, url */
   lua_setiuservalue(L, -2, 1); /* lazy */
   push_result_mt(L);           /* lazy, mt, data */

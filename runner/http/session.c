@@ -129,6 +129,13 @@ struct sock_ctx {
 struct pc_http_session {
   uv_loop_t *loop; /* borrowed */
   CURLM *multi;
+  /* The run's cookie jar (CURL_LOCK_DATA_COOKIE): every request that keeps
+   * cookies (spec `cookies`, on by default) attaches its easy handle to it,
+   * so a cookie one response sets goes with the next request to its
+   * domain, across steps and redirects. One thread uses it: no locks.
+   * Cleaned up after the last easy handle (they hold it). NULL if libcurl
+   * could not make one: requests then keep no cookies. */
+  CURLSH *share;
   uv_timer_t timer;
   bool timer_closing;
   bool in_timer; /* inside on_loop_timer's curl_multi_socket_action */
@@ -171,6 +178,8 @@ static void session_maybe_free(struct pc_http_session *s)
   for (size_t i = 0; i < s->nwarned; i++)
     free(s->warned[i]);
   free(s->warned);
+  if (s->share)
+    curl_share_cleanup(s->share);
   free(s->socks);
   free(s->last_prefix);
   pc_http_stats_free(&s->stats);
@@ -522,6 +531,12 @@ struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_htt
   }
   s->fresh_ok = total <= 0 && per_host <= 0;
   s->resolver = pc_http_resolver_new(loop);
+  s->share = curl_share_init();
+  if (s->share && curl_share_setopt(s->share, CURLSHOPT_SHARE, (long)CURL_LOCK_DATA_COOKIE) !=
+                      CURLSHE_OK) {
+    curl_share_cleanup(s->share);
+    s->share = NULL;
+  }
   return s;
 }
 
@@ -568,6 +583,7 @@ void pc_http_session_close(struct pc_http_session *s)
     struct pc_queue *q = pc_queue_head(&s->live);
     struct pc_http__transfer *t = pc_queue_data(q, struct pc_http__transfer, live);
     transfer_out(s, t, true);
+    curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
     curl_easy_cleanup(t->easy);
     t->easy = NULL;
     t->ops->drop(t);
@@ -575,6 +591,11 @@ void pc_http_session_close(struct pc_http_session *s)
   for (size_t i = 0; i < s->nidle; i++)
     curl_easy_cleanup(s->idle[i]);
   s->nidle = 0;
+  /* The jar, unless a handle still holds it: the one of a request whose
+   * callback closes the session, cleaned up when the callback returns;
+   * then session_maybe_free frees it. */
+  if (s->share && curl_share_cleanup(s->share) == CURLSHE_OK)
+    s->share = NULL;
   struct pc_http_resolver_stats rs;
   pc_http_resolver_stats(s->resolver, &rs);
   s->stats.lookups = rs.lookups;
@@ -598,6 +619,11 @@ void pc_http_session_close(struct pc_http_session *s)
 
 /* ====================================================== transfers */
 
+CURLSH *pc_http__cookie_jar(const struct pc_http_session *s)
+{
+  return s->share;
+}
+
 CURL *pc_http__easy_take(struct pc_http_session *s, bool *primed)
 {
   if (s->nidle) {
@@ -617,6 +643,11 @@ void pc_http__easy_recycle(struct pc_http_session *s, CURL *e, bool primed)
 {
   if (!e)
     return;
+  /* A request that keeps cookies sets CURLOPT_COOKIEFILE "" to turn the
+   * cookie engine on, which leaves a list on the handle that libcurl 7.88
+   * may never free (not in curl_easy_reset, not in curl_easy_cleanup):
+   * NULL frees it (and leaves the shared jar alone). */
+  curl_easy_setopt(e, CURLOPT_COOKIEFILE, NULL);
   if (s->nidle < FREE_EASY_MAX && !s->closing) {
     if (primed) {
       curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
@@ -711,7 +742,9 @@ static CURLMcode transfer_enter(struct pc_http_session *s, struct pc_http__trans
   if (t->timeout_ms > 0 && (bound < 0 || t->timeout_ms < bound))
     bound = t->timeout_ms;
   const char *resolve = NULL;
-  switch (pc_http_resolver_start(s->resolver, t->url, bound, &t->lookup, on_lookup, &resolve)) {
+  switch (t->no_lookup ? PC_HTTP_RESOLVE_NONE
+                       : pc_http_resolver_start(s->resolver, t->url, bound, &t->lookup, on_lookup,
+                                                &resolve)) {
   case PC_HTTP_RESOLVE_WAIT:
     t->resolving = true;
     t->lookup_t0 = uv_hrtime();
@@ -851,6 +884,7 @@ void pc_http__transfer_cancel(struct pc_http_session *s, struct pc_http__transfe
 {
   transfer_out(s, t, false);
   slot_give_back(s, t);
+  curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
   curl_easy_cleanup(t->easy);
   t->easy = NULL;
   s->stats.cancelled++;

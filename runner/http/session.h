@@ -134,6 +134,8 @@ struct pc_http__transfer {
   double timeout_ms;         /* as set on the handle; <= 0: none */
   bool mux;                  /* it may multiplex (HTTPS, HTTP/2 allowed): see "Admission" */
   bool h1;                   /* it can only speak HTTP/1 (see "Fresh connections") */
+  bool no_lookup;            /* libcurl resolves what it connects to (a proxy, connect_to,
+                              * a unix socket): pacer's resolver is not asked */
   /* The session's: */
   struct pc_queue wait;      /* on the session's queue while `queued` */
   bool queued;               /* waiting for a slot (also on the live list) */
@@ -208,5 +210,9 @@ void pc_http__count(struct pc_http_session *s, const char *url,
 /* Logs the warning of insecure: true, once per host and session. */
 void pc_http__warn_insecure(struct pc_http_session *s, const char *label, const char *url);
 bool pc_http__closing(const struct pc_http_session *s);
+/* The session's cookie jar, a share handle with CURL_LOCK_DATA_COOKIE
+ * (NULL: none could be made). A request that keeps cookies sets it as its
+ * handle's CURLOPT_SHARE; the session frees it after the last handle. */
+CURLSH *pc_http__cookie_jar(const struct pc_http_session *s);
 
 #endif

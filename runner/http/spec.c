@@ -37,21 +37,17 @@
 const char *const pc_http_option_keys[PC_HTTP_OPTION_KEYS] = {
     "method", "url", "get", "post", "put", "patch", "delete", "head", "query", "headers",
     "body", "json", "form", "connect_timeout", "follow_redirects", "http_version", "insecure",
-    "ca_file", "max_response_bytes", "save_to", "timeout"};
+    "ca_file", "max_response_bytes", "save_to", "cookies", "auth", "body_file", "multipart", "cert", "key", "key_password",
+    "tls_version", "proxy", "resolve", "connect_to", "unix_socket", "max_redirects", "compressed",
+    "timeout"};
 
 /* Keys of a request that defaults.http never supplies. */
 static const char *const request_only[] = {"method", "url", "get",  "post", "put",  "patch",
                                            "delete", "head", "body", "json", "form", "save_to",
+                                           "body_file", "multipart",
                                            "max_connections", "max_connections_per_host",
                                            "trace_context"};
 
-static bool in_list(const char *s, const char *const *list, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    if (strcmp(s, list[i]) == 0)
-      return true;
-  return false;
-}
 
 void pc_http_limits_of(const struct pc_tmpl *d, struct pc_http_limits *lim)
 {
@@ -77,101 +73,28 @@ void pc_http_spec_mem_free(struct pc_http_spec_mem *mem)
   free(mem->headers);
   free(mem->url);
   free(mem->body);
+  free(mem->cookie);
+  free(mem->parts);
+  for (size_t i = 0; i < mem->nconnect_to; i++)
+    free(mem->connect_to[i]);
+  free(mem->connect_to);
   for (size_t i = 0; i < mem->ntexts; i++)
     free(mem->texts[i]);
   free(mem->texts);
   memset(mem, 0, sizeof *mem);
 }
 
-/* t[k] without metamethods. */
-static int rawfield(lua_State *L, int tbl, const char *k)
-{
-  lua_pushstring(L, k);
-  return lua_rawget(L, tbl);
-}
 
-static bool is_null(lua_State *L, int idx)
-{
-  return lua_isnil(L, idx) || (lua_type(L, idx) == LUA_TLIGHTUSERDATA &&
-                               lua_touserdata(L, idx) == NULL);
-}
 
-/* The text of a string at idx (borrowed: see the opening comment), or of a
- * number or a boolean (made, and kept in mem); NULL for anything else. */
-static const char *scalar_text(struct pc_lua *h, int idx, size_t *len,
-                               struct pc_http_spec_mem *mem)
-{
-  lua_State *L = pc_lua_state(h);
-  int t = lua_type(L, idx);
-  if (t == LUA_TSTRING)
-    return lua_tolstring(L, idx, len);
-  if (t != LUA_TNUMBER && t != LUA_TBOOLEAN)
-    return NULL;
-  char *s = pc_lua_to_text(h, idx, len);
-  mem->texts = pc_xrealloc(mem->texts, (mem->ntexts + 1) * sizeof *mem->texts);
-  mem->texts[mem->ntexts++] = s;
-  return s;
-}
 
-/* Optional text field that becomes a C string (`what` it becomes: a URL,
- * a path): 0 (absent, or *out set), -1 with *err; a NUL byte in it is
- * refused, since the C string would end there. */
-static int opt_cstring(struct pc_lua *h, int tbl, const char *key, const char **out,
-                       const char *what, struct pc_http_spec_mem *mem, char **err)
-{
-  lua_State *L = pc_lua_state(h);
-  rawfield(L, tbl, key); /* value */
-  int rc = 0;
-  if (!is_null(L, -1)) {
-    size_t len = 0;
-    const char *s = scalar_text(h, -1, &len, mem);
-    if (!s) {
-      *err = pc_asprintf("http.%s: expected text, got %s", key, luaL_typename(L, -1));
-      rc = -1;
-    } else if (memchr(s, '\0', len)) {
-      *err = pc_asprintf("http.%s contains a NUL byte (\\0), which %s cannot hold", key, what);
-      rc = -1;
-    } else {
-      *out = s;
-    }
-  }
-  lua_pop(L, 1);
-  return rc;
-}
 
-/* A Lua string whose text a C string would cut short (a NUL byte in it). */
-static bool cut_by_nul(lua_State *L, int idx)
-{
-  size_t len;
-  return lua_type(L, idx) == LUA_TSTRING && strlen(lua_tolstring(L, idx, &len)) != len;
-}
 
-static int opt_bool(lua_State *L, int tbl, const char *key, bool *out, char **err)
-{
-  rawfield(L, tbl, key); /* value */
-  int rc = 0;
-  if (cut_by_nul(L, -1)) {
-    *err = pc_asprintf("http.%s: contains a NUL byte", key);
-    rc = -1;
-  } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
-    *out = lua_toboolean(L, -1);
-  } else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "true") == 0) {
-    *out = true;
-  } else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "false") == 0) {
-    *out = false;
-  } else if (!is_null(L, -1)) {
-    *err = pc_asprintf("http.%s: expected true or false, got %s", key, luaL_typename(L, -1));
-    rc = -1;
-  }
-  lua_pop(L, 1);
-  return rc;
-}
 
 static int opt_duration(lua_State *L, int tbl, const char *key, double *ms, char **err)
 {
-  rawfield(L, tbl, key); /* value */
+  pc_http__rawfield(L, tbl, key); /* value */
   int rc = 0;
-  if (cut_by_nul(L, -1)) {
+  if (pc_http__cut_by_nul(L, -1)) {
     *err = pc_asprintf("http.%s: contains a NUL byte", key);
     lua_pop(L, 1);
     return -1;
@@ -184,7 +107,7 @@ static int opt_duration(lua_State *L, int tbl, const char *key, double *ms, char
       *ms = sec * 1000.0;
   } else if (lua_type(L, -1) == LUA_TSTRING) {
     rc = pc_parse_duration(lua_tostring(L, -1), ms) == 0 ? 0 : -1;
-  } else if (!is_null(L, -1)) {
+  } else if (!pc_http__is_null(L, -1)) {
     rc = -1;
   }
   if (rc)
@@ -197,12 +120,12 @@ static int opt_duration(lua_State *L, int tbl, const char *key, double *ms, char
 
 static int opt_version(lua_State *L, int tbl, enum pc_http_version *out, char **err)
 {
-  rawfield(L, tbl, "http_version"); /* value */
+  pc_http__rawfield(L, tbl, "http_version"); /* value */
   int rc = 0;
-  if (cut_by_nul(L, -1)) {
+  if (pc_http__cut_by_nul(L, -1)) {
     *err = pc_xstrdup("http.http_version: contains a NUL byte");
     rc = -1;
-  } else if (!is_null(L, -1)) {
+  } else if (!pc_http__is_null(L, -1)) {
     const char *v = NULL;
     char num[32];
     if (lua_type(L, -1) == LUA_TNUMBER) {
@@ -230,17 +153,7 @@ static int opt_version(lua_State *L, int tbl, enum pc_http_version *out, char **
   return rc;
 }
 
-/* Sets *err to msg (malloc'd) and returns -1: `return fail(err, ...)`. */
-static int fail(char **err, char *msg)
-{
-  *err = msg;
-  return -1;
-}
 
-static int cmp_str(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 /* (curl_easy_escape ignores its handle: none is needed.) */
 static void put_escaped(struct pc_buf *b, const char *s, size_t len)
@@ -260,7 +173,7 @@ static int encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc_b
 {
   lua_State *L = pc_lua_state(h);
   if (!lua_istable(L, tbl))
-    return fail(err, pc_asprintf("http.%s: expected a map of names to values, got %s", what,
+    return pc_http__fail(err, pc_asprintf("http.%s: expected a map of names to values, got %s", what,
                                  luaL_typename(L, tbl)));
   const char **keys = NULL;
   size_t n = 0;
@@ -277,9 +190,9 @@ static int encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc_b
     lua_pop(L, 1); /* key */
   }
   if (n)
-    qsort(keys, n, sizeof *keys, cmp_str);
+    qsort(keys, n, sizeof *keys, pc_http__cmp_str);
   for (size_t i = 0; i < n && !*err; i++) {
-    rawfield(L, tbl, keys[i]); /* value */
+    pc_http__rawfield(L, tbl, keys[i]); /* value */
     int vi = lua_gettop(L);
     size_t cnt = 1;
     bool list = lua_istable(L, vi);
@@ -300,9 +213,9 @@ static int encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc_b
         lua_rawgeti(L, vi, (lua_Integer)j); /* value, item */
       else
         lua_pushvalue(L, vi); /* value, value */
-      if (!is_null(L, -1)) {
+      if (!pc_http__is_null(L, -1)) {
         size_t len;
-        const char *txt = scalar_text(h, -1, &len, mem);
+        const char *txt = pc_http__scalar_text(h, -1, &len, mem);
         if (!txt) {
           *err = pc_asprintf("http.%s: the value of %s must be text or a list of texts, got %s",
                              what, keys[i], luaL_typename(L, -1));
@@ -329,7 +242,7 @@ static int read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
 {
   lua_State *L = pc_lua_state(h);
   if (!lua_istable(L, tbl))
-    return fail(err, pc_asprintf("http.headers: expected a map of header names to values, got "
+    return pc_http__fail(err, pc_asprintf("http.headers: expected a map of header names to values, got "
                                  "%s", luaL_typename(L, tbl)));
   size_t cap = 0;
   lua_pushnil(L); /* nil */
@@ -343,9 +256,9 @@ static int read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
       lua_pop(L, 2);
       break;
     }
-    if (!is_null(L, -1)) {
+    if (!pc_http__is_null(L, -1)) {
       size_t vlen;
-      const char *val = scalar_text(h, -1, &vlen, mem);
+      const char *val = pc_http__scalar_text(h, -1, &vlen, mem);
       if (!val) {
         *err = pc_asprintf("http.headers: the value of %s must be text, got %s", name,
                            luaL_typename(L, -1));
@@ -369,16 +282,26 @@ static int read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
 
 /* Indices in pc_http_option_keys: pc_http_spec_read looks up only the keys
  * the table has. */
+typedef uint64_t keyset; /* K_* bits */
 #define HAS(k) ((present >> (k)) & 1u)
 enum {
   K_METHOD, K_URL, K_GET, K_POST, K_PUT, K_PATCH, K_DELETE, K_HEAD, K_QUERY, K_HEADERS,
   K_BODY, K_JSON, K_FORM, K_CONNECT_TIMEOUT, K_FOLLOW, K_VERSION, K_INSECURE, K_CA_FILE,
-  K_MAX_BYTES, K_SAVE_TO, K_TIMEOUT, K_COUNT
+  K_MAX_BYTES, K_SAVE_TO, K_COOKIES, K_AUTH, K_BODY_FILE, K_MULTIPART, K_CERT, K_KEY, K_KEY_PASSWORD,
+  K_TLS_VERSION, K_PROXY, K_RESOLVE, K_CONNECT_TO, K_UNIX_SOCKET, K_MAX_REDIRECTS, K_COMPRESSED,
+  K_TIMEOUT, K_COUNT
 };
 _Static_assert(K_COUNT == PC_HTTP_OPTION_KEYS, "pc_http_option_keys and K_* differ");
 _Static_assert(K_GET == PC_HTTP_SHORTHAND_FIRST && K_HEAD == K_GET + PC_HTTP_SHORTHANDS - 1 &&
                    K_TIMEOUT == K_COUNT - 1,
                "the shorthands are K_GET .. K_HEAD, and timeout is last");
+
+/* The keys pc_http__read_tls_routing reads. */
+#define TLS_ROUTING_KEYS                                                                       \
+  (((keyset)1 << K_CERT) | ((keyset)1 << K_KEY) | ((keyset)1 << K_KEY_PASSWORD) |             \
+   ((keyset)1 << K_TLS_VERSION) | ((keyset)1 << K_PROXY) | ((keyset)1 << K_RESOLVE) |         \
+   ((keyset)1 << K_CONNECT_TO) | ((keyset)1 << K_UNIX_SOCKET) |                               \
+   ((keyset)1 << K_MAX_REDIRECTS) | ((keyset)1 << K_COMPRESSED))
 
 static int runtime_key(const char *k)
 {
@@ -390,16 +313,16 @@ static int runtime_key(const char *k)
 
 /* The keys of the table at tbl as K_* bits, or -1 with *err for a key
  * that is no option. */
-static int64_t read_keys(lua_State *L, int tbl, bool allow_timeout, char **err)
+static int read_keys(lua_State *L, int tbl, bool allow_timeout, keyset *out, char **err)
 {
-  uint32_t present = 0;
+  keyset present = 0;
   lua_pushnil(L);
   while (lua_next(L, tbl)) { /* key, value */
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
     int ki = k ? runtime_key(k) : -1;
     bool ok = ki >= 0 && (allow_timeout || ki != K_TIMEOUT);
     if (ok)
-      present |= (uint32_t)1 << ki;
+      present |= (keyset)1 << ki;
     lua_pop(L, 1);
     if (!ok) {
       *err = k ? pc_asprintf("http: unknown option \"%s\"", k)
@@ -408,11 +331,12 @@ static int64_t read_keys(lua_State *L, int tbl, bool allow_timeout, char **err)
       return -1;
     }
   }
-  return present;
+  *out = present;
+  return 0;
 }
 
 /* The URL and the method. Returns 0, or -1 with *err set. */
-static int read_target(struct pc_lua *h, int tbl, uint32_t present, struct pc_http_spec *sp,
+static int read_target(struct pc_lua *h, int tbl, keyset present, struct pc_http_spec *sp,
                        struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
@@ -421,32 +345,32 @@ static int read_target(struct pc_lua *h, int tbl, uint32_t present, struct pc_ht
     if (!HAS(k))
       continue;
     const char *key = pc_http_option_keys[k];
-    rawfield(L, tbl, key);
-    bool set = !is_null(L, -1);
+    pc_http__rawfield(L, tbl, key);
+    bool set = !pc_http__is_null(L, -1);
     lua_pop(L, 1);
     if (set && url_key)
-      return fail(err, pc_asprintf("http: `%s` and `%s` both give the URL", url_key, key));
+      return pc_http__fail(err, pc_asprintf("http: `%s` and `%s` both give the URL", url_key, key));
     if (set)
       url_key = key;
   }
   bool has_url = false;
   if (HAS(K_URL)) {
-    rawfield(L, tbl, "url");
-    has_url = !is_null(L, -1);
+    pc_http__rawfield(L, tbl, "url");
+    has_url = !pc_http__is_null(L, -1);
     lua_pop(L, 1);
   }
   if (has_url && url_key)
-    return fail(err, pc_asprintf("http: `%s` and `url` both give the URL", url_key));
+    return pc_http__fail(err, pc_asprintf("http: `%s` and `url` both give the URL", url_key));
   if (!has_url && !url_key)
-    return fail(err, pc_xstrdup("http: no URL: give get: URL (or post:, put:, ...), or method "
+    return pc_http__fail(err, pc_xstrdup("http: no URL: give get: URL (or post:, put:, ...), or method "
                                 "and url"));
-  if (opt_cstring(h, tbl, has_url ? "url" : url_key, &sp->url, "a URL", mem, err) != 0)
+  if (pc_http__opt_cstring(h, tbl, has_url ? "url" : url_key, &sp->url, "a URL", mem, err) != 0)
     return -1;
   const char *method = NULL;
-  if (HAS(K_METHOD) && opt_cstring(h, tbl, "method", &method, "a method", mem, err) != 0)
+  if (HAS(K_METHOD) && pc_http__opt_cstring(h, tbl, "method", &method, "a method", mem, err) != 0)
     return -1;
   if (method && url_key)
-    return fail(err, pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key));
+    return pc_http__fail(err, pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key));
   int m = pc_http_method_parse(method ? method : url_key ? url_key : "GET");
   if (m < 0) {
     char *up = pc_xstrdup(method);
@@ -459,9 +383,9 @@ static int read_target(struct pc_lua *h, int tbl, uint32_t present, struct pc_ht
   }
   sp->method = (enum pc_http_method)m;
   if (!pc_http_url_scheme_ok(sp->url))
-    return fail(err, pc_asprintf("http: \"%s\" is not an http:// or https:// URL", sp->url));
+    return pc_http__fail(err, pc_asprintf("http: \"%s\" is not an http:// or https:// URL", sp->url));
   if (strpbrk(sp->url, " \r\n\t"))
-    return fail(err, pc_asprintf("http: the URL \"%s\" contains spaces or line breaks; encode "
+    return pc_http__fail(err, pc_asprintf("http: the URL \"%s\" contains spaces or line breaks; encode "
                                  "them, or pass values with query:", sp->url));
   return 0;
 }
@@ -471,8 +395,8 @@ static int read_query(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
                       struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
-  rawfield(L, tbl, "query"); /* query */
-  if (!is_null(L, -1)) {
+  pc_http__rawfield(L, tbl, "query"); /* query */
+  if (!pc_http__is_null(L, -1)) {
     struct pc_buf q;
     pc_buf_init(&q, (size_t)64 << 20);
     int rc = encode_pairs(h, lua_gettop(L), "query", &q, mem, err);
@@ -490,30 +414,31 @@ static int read_query(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
   return *err ? -1 : 0;
 }
 
-/* The body: at most one of body, json (encoded already: json, jerr) and
- * form. Returns 0, or -1 with *err set. */
-static int read_body(struct pc_lua *h, int tbl, uint32_t present, char *json,
+/* The body: at most one of body, json (encoded already: json, jerr), form,
+ * body_file and multipart. Returns 0, or -1 with *err set. */
+static int read_body(struct pc_lua *h, int tbl, keyset present, char *json,
                      const char *jerr, struct pc_http_spec *sp, struct pc_http_spec_mem *mem,
                      char **err)
 {
   lua_State *L = pc_lua_state(h);
-  static const char *const body_keys[] = {"body", "json", "form"};
+  static const char *const body_keys[] = {"body", "json", "form", "body_file", "multipart"};
+  static const int body_k[] = {K_BODY, K_JSON, K_FORM, K_BODY_FILE, K_MULTIPART};
   const char *body_key = NULL;
-  for (size_t i = 0; i < 3; i++) {
-    if (!HAS(K_BODY + (int)i))
+  for (size_t i = 0; i < PC_ARRAY_SIZE(body_keys); i++) {
+    if (!HAS(body_k[i]))
       continue;
-    rawfield(L, tbl, body_keys[i]);
+    pc_http__rawfield(L, tbl, body_keys[i]);
     bool set = !lua_isnil(L, -1);
     lua_pop(L, 1);
     if (set && body_key)
-      return fail(err, pc_asprintf("http: `%s` and `%s` cannot both be set: a request has one "
+      return pc_http__fail(err, pc_asprintf("http: `%s` and `%s` cannot both be set: a request has one "
                                    "body", body_key, body_keys[i]));
     if (set)
       body_key = body_keys[i];
   }
   if (body_key && strcmp(body_key, "body") == 0) {
-    rawfield(L, tbl, "body"); /* body */
-    sp->body = scalar_text(h, -1, &sp->body_len, mem);
+    pc_http__rawfield(L, tbl, "body"); /* body */
+    sp->body = pc_http__scalar_text(h, -1, &sp->body_len, mem);
     if (!sp->body)
       *err = pc_asprintf("http.body: expected text, got %s; use json: to send a map or a list",
                          luaL_typename(L, -1));
@@ -523,13 +448,22 @@ static int read_body(struct pc_lua *h, int tbl, uint32_t present, char *json,
     sp->body_type = "text/plain; charset=utf-8";
   } else if (body_key && strcmp(body_key, "json") == 0) {
     if (!json)
-      return fail(err, pc_asprintf("http.json: %s", jerr));
+      return pc_http__fail(err, pc_asprintf("http.json: %s", jerr));
     mem->body = json;
     sp->body = json;
     sp->body_len = strlen(json);
     sp->body_type = "application/json";
+  } else if (body_key && strcmp(body_key, "body_file") == 0) {
+    if (pc_http__opt_cstring(h, tbl, "body_file", &sp->body_file, "a path", mem, err) != 0)
+      return -1;
+    if (!*sp->body_file)
+      return pc_http__fail(err, pc_xstrdup("http.body_file: the path is empty"));
+    sp->body_type = "application/octet-stream";
+  } else if (body_key && strcmp(body_key, "multipart") == 0) {
+    if (pc_http__read_parts(h, tbl, sp, mem, err) != 0)
+      return -1;
   } else if (body_key) {
-    rawfield(L, tbl, "form"); /* form */
+    pc_http__rawfield(L, tbl, "form"); /* form */
     struct pc_buf f;
     pc_buf_init(&f, (size_t)64 << 20);
     int rc = encode_pairs(h, lua_gettop(L), "form", &f, mem, err);
@@ -543,35 +477,35 @@ static int read_body(struct pc_lua *h, int tbl, uint32_t present, char *json,
   }
   sp->has_body = body_key != NULL;
   if (sp->has_body && sp->method == PC_HTTP_HEAD)
-    return fail(err, pc_xstrdup("http: a HEAD request cannot have a body"));
+    return pc_http__fail(err, pc_xstrdup("http: a HEAD request cannot have a body"));
   return 0;
 }
 
 /* The options that take one value each. Returns 0, or -1 with *err set. */
-static int read_rest(struct pc_lua *h, int tbl, uint32_t present, struct pc_http_spec *sp,
+static int read_rest(struct pc_lua *h, int tbl, keyset present, struct pc_http_spec *sp,
                      struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
   if ((HAS(K_CONNECT_TIMEOUT) &&
        opt_duration(L, tbl, "connect_timeout", &sp->connect_timeout_ms, err) != 0) ||
       (HAS(K_TIMEOUT) && opt_duration(L, tbl, "timeout", &sp->timeout_ms, err) != 0) ||
-      (HAS(K_FOLLOW) && opt_bool(L, tbl, "follow_redirects", &sp->follow_redirects, err) != 0) ||
-      (HAS(K_INSECURE) && opt_bool(L, tbl, "insecure", &sp->insecure, err) != 0) ||
+      (HAS(K_FOLLOW) && pc_http__opt_bool(L, tbl, "follow_redirects", &sp->follow_redirects, err) != 0) ||
+      (HAS(K_INSECURE) && pc_http__opt_bool(L, tbl, "insecure", &sp->insecure, err) != 0) ||
       (HAS(K_VERSION) && opt_version(L, tbl, &sp->version, err) != 0) ||
       (HAS(K_CA_FILE) &&
-       opt_cstring(h, tbl, "ca_file", &sp->ca_file, "a path", mem, err) != 0) ||
+       pc_http__opt_cstring(h, tbl, "ca_file", &sp->ca_file, "a path", mem, err) != 0) ||
       (HAS(K_SAVE_TO) &&
-       opt_cstring(h, tbl, "save_to", &sp->save_to, "a path", mem, err) != 0))
+       pc_http__opt_cstring(h, tbl, "save_to", &sp->save_to, "a path", mem, err) != 0))
     return -1;
   if (!HAS(K_MAX_BYTES))
     return 0;
-  rawfield(L, tbl, "max_response_bytes"); /* max */
-  if (!is_null(L, -1)) {
+  pc_http__rawfield(L, tbl, "max_response_bytes"); /* max */
+  if (!pc_http__is_null(L, -1)) {
     int isnum = 0;
     lua_Integer v = lua_tointegerx(L, -1, &isnum);
     if (!isnum || v < 1) {
       size_t len;
-      const char *txt = scalar_text(h, -1, &len, mem);
+      const char *txt = pc_http__scalar_text(h, -1, &len, mem);
       *err = pc_asprintf("http.max_response_bytes: expected a whole number >= 1, got %s",
                          txt ? txt : luaL_typename(L, -1));
     } else {
@@ -596,14 +530,13 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
   }
   /* Unknown keys (a map built by an expression, or the Lua API); the
    * others are noted in `present`, and only those are looked up. */
-  int64_t keys = read_keys(L, tbl, allow_timeout, err);
-  if (keys < 0)
+  keyset present;
+  if (read_keys(L, tbl, allow_timeout, &present, err) != 0)
     return -1;
-  uint32_t present = (uint32_t)keys;
   /* The JSON body first (see the opening comment); its error, if any, is
    * reported where the other checks would reach it. */
   char *json = NULL, *jerr = NULL;
-  if (HAS(K_JSON) && rawfield(L, tbl, "json") != LUA_TNIL) /* json */
+  if (HAS(K_JSON) && pc_http__rawfield(L, tbl, "json") != LUA_TNIL) /* json */
     json = pc_lua_to_json(h, -1, &jerr);
   if (HAS(K_JSON))
     lua_pop(L, 1);
@@ -612,8 +545,8 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
   if (rc == 0 && HAS(K_QUERY))
     rc = read_query(h, tbl, sp, mem, err);
   if (rc == 0 && HAS(K_HEADERS)) {
-    rawfield(L, tbl, "headers"); /* headers */
-    if (!is_null(L, -1))
+    pc_http__rawfield(L, tbl, "headers"); /* headers */
+    if (!pc_http__is_null(L, -1))
       rc = read_headers(h, lua_gettop(L), sp, mem, err);
     lua_settop(L, top); /* (tbl still holds the headers) */
   }
@@ -621,6 +554,12 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
     rc = read_body(h, tbl, present, json, jerr, sp, mem, err);
   if (rc == 0)
     rc = read_rest(h, tbl, present, sp, mem, err);
+  if (rc == 0 && HAS(K_COOKIES))
+    rc = pc_http__read_cookies(h, tbl, sp, mem, err);
+  if (rc == 0 && HAS(K_AUTH))
+    rc = pc_http__read_auth(h, tbl, sp, mem, err);
+  if (rc == 0 && (present & TLS_ROUTING_KEYS))
+    rc = pc_http__read_tls_routing(h, tbl, sp, mem, err);
   if (json && mem->body != json)
     free(json);
   free(jerr);
@@ -683,7 +622,7 @@ int pc_http_spec_merge(struct pc_lua *h, const struct pc_tmpl *d, int idx, int s
   lua_pushnil(L);
   while (lua_next(L, D)) { /* defaults, merged, key, value */
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-    if (k && !in_list(k, request_only, PC_ARRAY_SIZE(request_only))) {
+    if (k && !pc_http__in_list(k, request_only, PC_ARRAY_SIZE(request_only))) {
       lua_pushvalue(L, -2);
       lua_insert(L, -2);
       lua_rawset(L, M); /* defaults, merged, key */

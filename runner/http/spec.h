@@ -18,6 +18,7 @@
 
 #include "http/request.h"
 #include "http/session.h"
+#include "http/spec_maps.h"
 #include "model/workflow.h"
 
 struct pc_lua;
@@ -27,7 +28,7 @@ struct pc_lua;
  * shorthands (get: URL, post: URL, ...) are PC_HTTP_SHORTHANDS entries
  * from PC_HTTP_SHORTHAND_FIRST on; the last entry, `timeout`, is
  * pacer.http's only (a step has its own). */
-#define PC_HTTP_OPTION_KEYS 21
+#define PC_HTTP_OPTION_KEYS 35
 #define PC_HTTP_SHORTHAND_FIRST 2
 #define PC_HTTP_SHORTHANDS 6
 extern const char *const pc_http_option_keys[PC_HTTP_OPTION_KEYS];
@@ -41,16 +42,7 @@ bool pc_http_trace_context_of(const struct pc_tmpl *defaults);
 
 /* ------------------------------------------------------------- run time */
 
-/* What pc_http_spec_read made for a spec beyond what it borrows from the
- * table (owned; pc_http_spec_mem_free frees it, and is safe after a
- * failed read). */
-struct pc_http_spec_mem {
-  struct pc_http_header *headers;
-  char *url;    /* the URL with the query added */
-  char *body;   /* a json or form body */
-  char **texts; /* numbers and booleans written as text */
-  size_t ntexts;
-};
+/* struct pc_http_spec_mem: spec_maps.h */
 void pc_http_spec_mem_free(struct pc_http_spec_mem *mem);
 
 /* Pushes the options table at idx merged over defaults.http (`defaults`,

@@ -173,7 +173,8 @@ static int init_state(lua_State *L)
   lua_pushcfunction(L, l_secret_mark);   /* ..., mark_secret */
   lua_pushcfunction(L, l_misc_now);      /* ..., now */
   lua_pushcfunction(L, l_make_ro);       /* ..., make_ro */
-  lua_call(L, 5, 1);                     /* json, P */
+  pc__codec_push(L);                     /* ..., codec */
+  lua_call(L, 6, 1);                     /* json, P */
   lua_getfield(L, -1, "ro");                        /* json, P, ro */
   h->ro_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, -1, "unwrap");

@@ -220,6 +220,11 @@ int l_misc_log(lua_State *L);
 int l_misc_out(lua_State *L);
 int l_misc_read_file(lua_State *L);
 int l_misc_now(lua_State *L);
+/* mod_codec.c: pushes a table of the encoding and hashing helpers
+ * (base64_encode, base64_decode, base64url_encode, base64url_decode,
+ * sha256, hmac_sha256, urldecode, parse_url), for the prelude's helpers
+ * and the pacer module. */
+void pc__codec_push(lua_State *L);
 int l_misc_is_managed(lua_State *L);
 int l_misc_guard_tripped(lua_State *L);
 /* gc.c: the sandbox's setmetatable, and a sentinel's __gc */
