@@ -65,6 +65,8 @@ static inline double pc__rec_end(const struct pc_record *s)
  * written values, computes the same ones to the millisecond (a sum of the
  * exact values could fall on the other side of a millisecond). */
 double pc__ms_as_written(double v);
+/* The same with `decimals` (the run's duration_ms is written with none). */
+double pc__as_written(double v, int decimals);
 
 /* The wall-clock time of an offset: the run's one wall-clock reading plus
  * monotonic time, so a clock step during the run moves nothing. */

@@ -80,7 +80,9 @@ static void junit_case(struct pc_buf *b, const struct pc_run_report *r, size_t s
   pc__record_title(&sname, r, suite);
   junit_classname(b, r->wf->name, sname.data);
   pc_buf_free(&sname);
-  pc_buf_printf(b, "\" time=\"%.3f\"", s->duration_ms / 1000.0);
+  /* durations as the JSON report writes them, so that a merged report's
+   * JUnit is the run's to the millisecond (pc__ms_as_written) */
+  pc_buf_printf(b, "\" time=\"%.3f\"", pc__ms_as_written(s->duration_ms) / 1000.0);
   if (s->step) {
     pc_buf_puts(b, " file=\"");
     pc__xml_str(b, s->step->file, true);
@@ -163,7 +165,7 @@ void pc__render_junit(struct pc_buf *b, const struct pc_run_report *r)
   }
 
   char ts[40];
-  junit_timestamp(r->start_ms, ts, sizeof ts);
+  junit_timestamp(pc__ms_as_written(r->start_ms), ts, sizeof ts);
   size_t failures = an.counts[PC_FAILED];
   size_t errors = an.counts[PC_ERROR] + an.counts[PC_TIMEOUT];
   size_t skipped = an.counts[PC_SKIPPED] + an.counts[PC_SKIPPED + 1] + an.counts[PC_CANCELLED];
@@ -175,7 +177,8 @@ void pc__render_junit(struct pc_buf *b, const struct pc_run_report *r)
   pc__xml_str(b, r->wf->name, true);
   pc_buf_printf(b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" "
                    "time=\"%.3f\" timestamp=\"%s\">\n",
-                an.ncases, failures, errors, skipped, r->duration_ms / 1000.0, ts);
+                an.ncases, failures, errors, skipped, pc__as_written(r->duration_ms, 0) / 1000.0,
+                ts);
   size_t suite_no = 0;
   for (size_t su = 0; su < n; su++) {
     if (first[su] == PC_NO_RECORD)
@@ -185,7 +188,7 @@ void pc__render_junit(struct pc_buf *b, const struct pc_run_report *r)
     for (size_t i = first[su]; i != PC_NO_RECORD; i = next[i]) {
       const struct pc_record *s = &r->records[i];
       t++;
-      sum += s->duration_ms;
+      sum += pc__ms_as_written(s->duration_ms);
       if (!s->done || s->outcome == PC_SKIPPED ||
           (s->outcome == PC_CANCELLED && s->parent != PC_NO_RECORD))
         sk++;
@@ -195,7 +198,7 @@ void pc__render_junit(struct pc_buf *b, const struct pc_run_report *r)
         e++;
     }
     const struct pc_record *sr = &r->records[su];
-    double secs = (sr->parent == PC_NO_RECORD ? sum : sr->duration_ms) / 1000.0;
+    double secs = (sr->parent == PC_NO_RECORD ? sum : pc__ms_as_written(sr->duration_ms)) / 1000.0;
     junit_timestamp(pc__wall_at(r, sr->start_off_ms), ts, sizeof ts);
     pc_buf_printf(b, "  <testsuite id=\"%zu\" name=\"", suite_no++);
     struct pc_buf sname;

@@ -104,11 +104,16 @@ bool pc__is_instance(const struct pc_run_report *r, const struct pc_record *s)
   return s->item && s->parent != PC_NO_RECORD && r->records[s->parent].step == s->step;
 }
 
-double pc__ms_as_written(double v)
+double pc__as_written(double v, int decimals)
 {
   char t[64];
-  snprintf(t, sizeof t, "%.3f", v);
+  snprintf(t, sizeof t, "%.*f", decimals, v);
   return strtod(t, NULL);
+}
+
+double pc__ms_as_written(double v)
+{
+  return pc__as_written(v, 3);
 }
 
 /* How record_path writes a fan-out item. */
