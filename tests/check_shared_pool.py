@@ -21,6 +21,12 @@ Usage: check_shared_pool.py --pacer PATH SCENARIO...
              (one warning: no answer within 2000 ms), the run goes on at
              the pool's own rate, exit 0; while the pool waits for Redis the
              loop is not blocked (another branch's request goes out on time)
+  pause      one pool (no Redis), 10/s: the server answers one request 429
+             with Retry-After: 2; no other request of the pool arrives
+             during those 2 s (a pool-wide pause), the rest after
+  pause_shared  two shards share a pool of 10/s through Redis; one request
+             of shard 1 gets 429 with Retry-After: 2: neither shard sends
+             during the pause (beyond tokens reserved before it)
   auth       a Redis with a password: the password in the URL or in
              REDISCLI_AUTH is sent with AUTH and works; a wrong one gives
              one warning that quotes Redis's refusal and never the password
@@ -106,7 +112,9 @@ class Redis:
 class Arrivals:
     """An HTTP server that notes (monotonic time, path) of each request."""
 
-    def __init__(self):
+    def __init__(self, throttle=None):
+        """throttle: (N, SECS): the Nth request (from 1) answers 429 with
+        Retry-After: SECS."""
         self.seen = []
         lock = threading.Lock()
         seen = self.seen
@@ -117,6 +125,14 @@ class Arrivals:
             def do_GET(self):
                 with lock:
                     seen.append((time.monotonic(), self.path))
+                    nth = sum(1 for _, p in seen if p != "/tick")
+                if throttle and nth == throttle[0] and self.path != "/tick":
+                    self.send_response(429)
+                    self.send_header("Retry-After", str(throttle[1]))
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"no")
+                    return
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -323,7 +339,75 @@ def sc_auth(tmp):
         redis.stop()
 
 
-SCENARIOS = {"shards": sc_shards, "fallback": sc_fallback, "down": sc_down, "killed": sc_killed, "slow": sc_slow,
+PAUSE = """\
+pools:
+  api: {{ rate: 10/s{shared} }}
+steps:
+  - for_each: ${{{{ range(1, {n}) }}}}
+    pool: api
+    http: {{ get: "${{{{ env.BASE }}}}/p/${{{{ env.WHO }}}}/${{{{ item }}}}" }}
+    expect: {{ status: [200, 429] }}
+"""
+
+
+def pause_window(srv, secs):
+    """The 429's arrival, and the requests that came during its pause (the
+    first 0.6 s aside: requests sent before the answer came back, and
+    tokens a shard had reserved from Redis)."""
+    t = sorted(srv.seen)
+    t429 = t[srv.throttle_n - 1][0]
+    during = [x for x, _ in t if t429 + 0.6 * TF < x < t429 + srv.throttle_s - 0.1]
+    after = [x for x, _ in t if x >= t429 + srv.throttle_s - 0.1]
+    return t429, during, after
+
+
+def sc_pause(tmp):
+    srv = Arrivals(throttle=(4, 2))
+    srv.throttle_n, srv.throttle_s = 4, 2
+    try:
+        path = os.path.join(tmp, "pause.yml")
+        with open(path, "w") as f:
+            f.write(PAUSE.format(shared="", n=12))
+        rc, out, err = finish(start(path, srv, args=["-v"]))
+        check(rc == 0, "exit %d: %s" % (rc, err))
+        check(len(srv.seen) == 12, "requests seen: %d" % len(srv.seen))
+        t429, during, after = pause_window(srv, 2)
+        check(not during, "%d requests during the pause" % len(during))
+        check(len(after) >= 7, "only %d requests after the pause" % len(after))
+        lines = [l for l in err.splitlines() if 'pool "api" paused for 2s' in l]
+        check(len(lines) == 1 and "HTTP 429" in lines[0], "expected one pause line: %s" % err)
+    finally:
+        srv.close()
+
+
+def sc_pause_shared(tmp):
+    redis = Redis(tmp)
+    srv = Arrivals(throttle=(8, 2))
+    srv.throttle_n, srv.throttle_s = 8, 2
+    try:
+        url = "redis://127.0.0.1:%d/pacer:pause" % redis.port
+        path = os.path.join(tmp, "pause_shared.yml")
+        with open(path, "w") as f:
+            f.write(PAUSE.format(shared=', shared: "%s"' % url, n=40))
+        ps = [start(path, srv, {"WHO": str(k)}, ["--shard", "%d/2" % k, "-v"]) for k in (1, 2)]
+        res = [finish(p) for p in ps]
+        for rc, out, err in res:
+            check(rc == 0, "a shard failed (%d): %s" % (rc, err))
+            check(not warnings(err), "a shard fell back: %s" % err)
+        check(len(srv.seen) == 40, "requests seen: %d" % len(srv.seen))
+        t429, during, after = pause_window(srv, 2)
+        check(not during, "%d requests during the pause" % len(during))
+        paused = [k for k, (_, _, err) in enumerate(res, 1) if "every shard sharing" in err]
+        check(len(paused) == 1, "expected one shard to log the pause: %s" % paused)
+        other = "/p/%d/" % (3 - paused[0])
+        check(any(x >= t429 + 1.9 for x, p in srv.seen if p.startswith(other)),
+              "the other shard sent nothing after the pause")
+    finally:
+        srv.close()
+        redis.stop()
+
+
+SCENARIOS = {"pause": sc_pause, "pause_shared": sc_pause_shared, "shards": sc_shards, "fallback": sc_fallback, "down": sc_down, "killed": sc_killed, "slow": sc_slow,
              "auth": sc_auth}
 
 

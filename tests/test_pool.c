@@ -288,6 +288,132 @@ static void test_source_failure_falls_back(void **state)
     assert_true(r[i].at_ms - r[i - 1].at_ms >= 45);
 }
 
+/* ---------------------------------------------------------- pauses */
+
+/* A pause (a server's Retry-After) holds every waiter, even with free
+ * slots and tokens; a shorter pause within it changes nothing; the
+ * longest is capped. */
+static void test_pause_holds_queue(void **state)
+{
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct pc_pool_limits def = {.concurrency = 4, .rate = 100, .burst = 4};
+  struct pc_pool p;
+  pc_pool_init(&loop, &p, &def);
+  struct rec r[3];
+  norder = 0;
+  release_on_grant = &p;
+  t0 = now_ms();
+  assert_true(pc_pool_pause(&p, 150));
+  assert_false(pc_pool_pause(&p, 50)); /* within the current pause */
+  assert_true(pc_pool_paused(&p));
+  for (int i = 0; i < 3; i++) {
+    r[i].id = i;
+    r[i].w.data = &r[i];
+    r[i].w.queued = false;
+    assert_false(pc_pool_acquire(&p, &r[i].w, on_grant));
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  release_on_grant = NULL;
+  assert_int_equal(norder, 3);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(order[i], i);
+    assert_true(r[i].at_ms >= 149);
+    assert_true(r[i].at_ms < 600);
+  }
+  assert_false(pc_pool_paused(&p));
+  assert_int_equal(p.pauses, 1);
+  /* A Retry-After of a day pauses for PC_POOL_PAUSE_MAX_MS at most. */
+  assert_true(pc_pool_pause(&p, 86400e3));
+  assert_true(p.paused_until - now_ms() <= PC_POOL_PAUSE_MAX_MS);
+  assert_int_equal(p.pauses, 2);
+  close_loop(&loop, &p);
+}
+
+static double paused_ms;
+static int npaused;
+
+static void fake_pause(struct pc_pool_source *src, double ms)
+{
+  (void)src;
+  paused_ms = ms;
+  npaused++;
+}
+
+static double pause_began;
+
+static void pause_soon(uv_timer_t *t)
+{
+  pause_began = now_ms() - t0;
+  pc_pool_pause(t->data, 120);
+}
+
+/* With a source: the source is told of the pause, and tokens it reserved
+ * before the pause (due at once, 10 ms apart) are spent after it, still
+ * 10 ms apart, not all at once when it ends. */
+static void test_pause_source(void **state)
+{
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct pc_pool_limits def = {.rate = 1, .burst = 1};
+  struct pc_pool p;
+  pc_pool_init(&loop, &p, &def);
+  struct fake_source f = {.first = 0, .interval = 10};
+  uv_timer_init(&loop, &f.timer);
+  f.timer.data = &f;
+  f.src.request = fake_request;
+  f.src.pause = fake_pause;
+  pc_pool_set_source(&p, &f.src);
+  npaused = 0;
+  uv_timer_t pt;
+  uv_timer_init(&loop, &pt);
+  pt.data = &p;
+  struct rec r[4];
+  norder = 0;
+  release_on_grant = &p;
+  t0 = now_ms();
+  for (int i = 0; i < 4; i++) {
+    r[i].id = i;
+    r[i].w.data = &r[i];
+    r[i].w.queued = false;
+    assert_false(pc_pool_acquire(&p, &r[i].w, on_grant));
+  }
+  /* Pausing before the answer: its tokens fall due after the pause. */
+  assert_true(pc_pool_pause(&p, 120));
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(npaused, 1);
+  assert_true(paused_ms == 120);
+  assert_int_equal(norder, 4);
+  /* Each at its due time pushed past the pause, or later (a late timer
+   * grants the overdue ones together), never sooner. */
+  for (int i = 0; i < 4; i++)
+    assert_true(r[i].at_ms >= 119 + 10 * i);
+  /* Pausing with tokens reserved and not yet due (first 100 ms on). */
+  f.first = 100;
+  norder = 0;
+  t0 = now_ms();
+  for (int i = 0; i < 4; i++) {
+    r[i].w.queued = false;
+    assert_false(pc_pool_acquire(&p, &r[i].w, on_grant));
+  }
+  uv_timer_start(&pt, pause_soon, 10, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  release_on_grant = NULL;
+  assert_int_equal(npaused, 2);
+  assert_int_equal(norder, 4);
+  /* The pause began 10 ms on (or later, on a loaded machine, but before
+   * the first token fell due): the tokens moved past it, keeping their
+   * spacing. */
+  assert_true(pause_began < 100);
+  for (int i = 0; i < 4; i++)
+    assert_true(r[i].at_ms >= pause_began + 119 + 10 * i);
+  uv_close((uv_handle_t *)&pt, NULL);
+  uv_close((uv_handle_t *)&f.timer, NULL);
+  close_loop(&loop, &p);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -298,6 +424,8 @@ int main(void)
       cmocka_unit_test(test_source_due_times),
       cmocka_unit_test(test_source_asks_for_shortfall),
       cmocka_unit_test(test_source_failure_falls_back),
+      cmocka_unit_test(test_pause_holds_queue),
+      cmocka_unit_test(test_pause_source),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,14 @@
  * available one at the moment the source said it may be used (the timer
  * wakes the queue then). One request at a time is outstanding; the pool
  * asks again while more wait than it holds reserved, from the moment the
- * first token of the last answer falls due (pool.h says why). */
+ * first token of the last answer falls due (pool.h says why).
+ *
+ * A pause (pc_pool_pause) holds the whole queue until it ends: the timer
+ * wakes the queue then. Tokens the local bucket earns meanwhile are capped
+ * at the burst as always; tokens reserved from a source are pushed past
+ * the pause, keeping their spacing, so the pool never spends them in a
+ * rush when it ends (spending a reserved token later never exceeds the
+ * shared rate). */
 #include "base/pool.h"
 
 #include <assert.h>
@@ -58,6 +65,16 @@ static void refill(struct pc_pool *p)
   p->refilled_at = now;
 }
 
+static bool paused_at(const struct pc_pool *p, double now)
+{
+  return now < p->paused_until;
+}
+
+bool pc_pool_paused(const struct pc_pool *p)
+{
+  return paused_at(p, now_ms());
+}
+
 static bool slot_free(const struct pc_pool *p)
 {
   return p->lim.concurrency <= 0 || p->in_use < p->lim.concurrency;
@@ -104,7 +121,7 @@ static void arm_timer(struct pc_pool *p);
 static void dispatch(struct pc_pool *p)
 {
   refill(p);
-  while (p->head && slot_free(p) && token_ready(p)) {
+  while (p->head && slot_free(p) && token_ready(p) && !pc_pool_paused(p)) {
     struct pc_pool_waiter *w = p->head;
     unlink_waiter(w);
     take(p);
@@ -163,7 +180,17 @@ static void arm_remote(struct pc_pool *p)
  * a release wakes those). */
 static void arm_timer(struct pc_pool *p)
 {
-  if (!p->head || !slot_free(p) || token_ready(p)) {
+  if (!p->head || !slot_free(p)) {
+    uv_timer_stop(&p->timer);
+    return;
+  }
+  double now = now_ms();
+  if (paused_at(p, now)) { /* a release or an answer does not end a pause */
+    uv_update_time(p->timer.loop);
+    uv_timer_start(&p->timer, on_token_due, (uint64_t)ceil(p->paused_until - now), 0);
+    return;
+  }
+  if (token_ready(p)) {
     uv_timer_stop(&p->timer);
     return;
   }
@@ -210,6 +237,8 @@ void pc_pool_init(uv_loop_t *loop, struct pc_pool *p, const struct pc_pool_limit
   p->nseg = p->left = 0;
   p->interval = 0;
   p->src_tokens = 0;
+  p->paused_until = 0;
+  p->pauses = 0;
 }
 
 void pc_pool_set_source(struct pc_pool *p, struct pc_pool_source *src)
@@ -240,6 +269,9 @@ void pc_pool_source_answer(struct pc_pool *p, int count, double first_ms, double
     assert(p->nseg < PC_POOL_SEGS);
     p->seg[p->nseg].left = (unsigned)count;
     p->seg[p->nseg].next_due = now + (first_ms > 0 ? first_ms : 0);
+    /* Asked before a pause began: these fall due after it. */
+    if (p->seg[p->nseg].next_due < p->paused_until)
+      p->seg[p->nseg].next_due = p->paused_until;
     p->nseg++;
     p->left += (unsigned)count;
     /* More may be asked for once the first of these falls due: sooner, a
@@ -252,11 +284,43 @@ void pc_pool_source_answer(struct pc_pool *p, int count, double first_ms, double
   dispatch(p);
 }
 
+bool pc_pool_pause(struct pc_pool *p, double ms)
+{
+  if (!(ms > 0))
+    return false;
+  if (ms > PC_POOL_PAUSE_MAX_MS)
+    ms = PC_POOL_PAUSE_MAX_MS;
+  double now = now_ms(), until = now + ms;
+  if (until <= p->paused_until)
+    return false;
+  bool fresh = !paused_at(p, now);
+  p->paused_until = until;
+  if (fresh)
+    p->pauses++;
+  if (remote(p)) {
+    /* Reserved tokens move past the pause, in order and spacing; those
+     * already due wait, at most a burst of them. */
+    if (p->nseg && p->seg[0].next_due < until) {
+      double shift = until - p->seg[0].next_due;
+      for (unsigned i = 0; i < p->nseg; i++)
+        p->seg[i].next_due += shift;
+    }
+    if (p->tokens > p->lim.burst)
+      p->tokens = p->lim.burst;
+    if (p->src_retry_at < until)
+      p->src_retry_at = until;
+    if (p->src->pause)
+      p->src->pause(p->src, ms);
+  }
+  arm_timer(p);
+  return fresh;
+}
+
 bool pc_pool_acquire(struct pc_pool *p, struct pc_pool_waiter *w, pc_pool_grant_cb cb)
 {
   assert(!w->queued);
   refill(p);
-  if (!p->head && slot_free(p) && token_ready(p)) {
+  if (!p->head && slot_free(p) && token_ready(p) && !pc_pool_paused(p)) {
     take(p);
     return true;
   }

@@ -16,7 +16,13 @@
  * answer falls due: a process that asked only when its reservation ran out
  * would find the budget taken by those that asked sooner, and one that
  * asked at once after each answer would take it from the others. If the source fails, the pool goes back to its own
- * token bucket for the rest of the run. */
+ * token bucket for the rest of the run.
+ *
+ * A pool may be paused (pc_pool_pause): a server answered one of its
+ * requests 429 or 503 with a Retry-After, and no permit is granted until
+ * that time, to any waiter. With a source, the pause goes to the source
+ * too (the shared budget then holds every process back), and tokens it
+ * had reserved are spent after the pause rather than during it. */
 #ifndef PACER_POOL_H
 #define PACER_POOL_H
 
@@ -57,8 +63,15 @@ struct pc_pool;
  * source stops it from answering before the pool closes. */
 struct pc_pool_source {
   void (*request)(struct pc_pool_source *src);
+  /* Optional: the pool was paused for `ms` from now; the source makes
+   * the others that share it wait as long (never answers the pool). */
+  void (*pause)(struct pc_pool_source *src, double ms);
   struct pc_pool *pool; /* set by pc_pool_set_source */
 };
+
+/* The longest pause a Retry-After can impose on a pool (10 minutes): a
+ * longer one, or an HTTP-date far ahead, is cut to this. */
+#define PC_POOL_PAUSE_MAX_MS (10.0 * 60 * 1000)
 
 struct pc_pool {
   struct pc_pool_limits lim;
@@ -85,6 +98,8 @@ struct pc_pool {
   unsigned left; /* reserved in all segments */
   double interval;
   unsigned long src_tokens; /* tokens the source granted (statistics, tests) */
+  double paused_until;      /* monotonic ms: no permit before this (a Retry-After) */
+  unsigned long pauses;     /* pauses begun (statistics, tests) */
 };
 
 void pc_pool_init(uv_loop_t *loop, struct pc_pool *p, const struct pc_pool_limits *lim);
@@ -113,6 +128,14 @@ unsigned pc_pool_source_wanted(const struct pc_pool *p);
  * count 0: none for now, ask again after first_ms; count < 0: the source
  * failed, and the pool uses its own rate from now on. */
 void pc_pool_source_answer(struct pc_pool *p, int count, double first_ms, double interval_ms);
+/* A server asked the pool's requests to wait `ms` (Retry-After): no
+ * permit is granted for that long (at most PC_POOL_PAUSE_MAX_MS), and the
+ * source, if any, is told. A pause within the current one changes nothing.
+ * Returns true if a new pause begins (the pool was not paused: the caller
+ * logs it), false if it extends the current one or changes nothing. */
+bool pc_pool_pause(struct pc_pool *p, double ms);
+/* Whether the pool is paused now. */
+bool pc_pool_paused(const struct pc_pool *p);
 /* Closes the timer; the pool may be freed after `cb` (or after uv_run
  * returns, when cb is NULL). No waiter may be queued. */
 void pc_pool_close(struct pc_pool *p, uv_close_cb cb);

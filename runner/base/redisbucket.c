@@ -36,13 +36,18 @@
 #include "base/util.h"
 
 /* KEYS[1]: the bucket. ARGV: the interval between tokens (µs), the burst,
- * how many tokens are wanted, the horizon (µs). The bucket's state is its
- * theoretical arrival time (TAT, µs on Redis's clock), which expires when
- * idle. Returns {granted, first}: `granted` tokens reserved, the first due
+ * how many tokens are wanted, the horizon (µs), a pause (µs, 0: none).
+ * The bucket's state is its theoretical arrival time (TAT, µs on Redis's
+ * clock), which expires when idle. A pause (a server's Retry-After seen by
+ * one process) moves the TAT so that no token falls due before the pause
+ * ends, for every process that shares the bucket; it is applied in the
+ * same script, before the tokens are counted, so no call sees half of it.
+ * Returns {granted, first}: `granted` tokens reserved, the first due
  * `first` µs from now (<= 0: at once), the next ones every interval; or
- * {0, first} when none falls due within the horizon. At most a quarter
- * of the horizon's worth per call, so that the process that calls first
- * cannot take the whole horizon from the others. */
+ * {0, first} when none falls due within the horizon (or none is wanted: a
+ * call that only pauses). At most a quarter of the horizon's worth per
+ * call, so that the process that calls first cannot take the whole
+ * horizon from the others. */
 static const char script[] =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
@@ -50,17 +55,28 @@ static const char script[] =
     "local tau = (tonumber(ARGV[2]) - 1) * T\n"
     "local want = tonumber(ARGV[3])\n"
     "local horizon = tonumber(ARGV[4])\n"
+    "local pause = tonumber(ARGV[5]) or 0\n"
     "local tat = tonumber(redis.call('GET', KEYS[1])) or now\n"
     "if tat < now then tat = now end\n"
+    "local set = false\n"
+    "if pause > 0 and tat < now + pause + tau then\n"
+    "  tat = now + pause + tau\n"
+    "  set = true\n"
+    "end\n"
     "local first = tat - tau - now\n"
-    "if first > horizon then return {0, math.floor(first)} end\n"
-    "local n = math.floor((horizon - first) / T) + 1\n"
-    "local cap = math.max(1, math.floor(horizon / 4 / T))\n"
-    "if n > cap then n = cap end\n"
-    "if n > want then n = want end\n"
-    "tat = tat + n * T\n"
-    "redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX',\n"
-    "           math.floor((tat - now) / 1000) + 1000)\n"
+    "local n = 0\n"
+    "if first <= horizon and want > 0 then\n"
+    "  n = math.floor((horizon - first) / T) + 1\n"
+    "  local cap = math.max(1, math.floor(horizon / 4 / T))\n"
+    "  if n > cap then n = cap end\n"
+    "  if n > want then n = want end\n"
+    "  tat = tat + n * T\n"
+    "  set = true\n"
+    "end\n"
+    "if set then\n"
+    "  redis.call('SET', KEYS[1], string.format('%.3f', tat), 'PX',\n"
+    "             math.floor((tat - now) / 1000) + 1000)\n"
+    "end\n"
     "return {n, math.floor(first)}\n";
 
 struct pc_redis_bucket {
@@ -78,6 +94,9 @@ struct pc_redis_bucket {
   bool failed, closing, timer_closed;
   double interval_us;         /* the shared budget's rate and burst */
   int burst;
+  double pause_us;            /* a pause not sent yet (0: none) */
+  double call_pause_us;       /* the pause the outstanding token call carries */
+  double last_pause_us;       /* the pause a pause-only call carries (for its resend) */
 };
 
 /* ============================================================ the URL */
@@ -283,13 +302,18 @@ static void on_auth(redisAsyncContext *ac, void *r, void *privdata)
 
 static void send_call(struct pc_redis_bucket *b, bool eval)
 {
-  char interval[32], burst[16], want[16], horizon[16];
+  char interval[32], burst[16], want[16], horizon[16], pause[32];
   snprintf(interval, sizeof interval, "%.3f", b->interval_us);
   snprintf(burst, sizeof burst, "%d", b->burst);
   snprintf(want, sizeof want, "%u", pc_pool_source_wanted(b->src.pool));
   snprintf(horizon, sizeof horizon, "%d", PC_REDIS_HORIZON_MS * 1000);
+  if (!eval) { /* a resend after NOSCRIPT carries the same pause */
+    b->call_pause_us = b->pause_us;
+    b->pause_us = 0;
+  }
+  snprintf(pause, sizeof pause, "%.0f", b->call_pause_us);
   const char *argv[] = {eval ? "EVAL" : "EVALSHA", eval ? script : b->sha, "1", b->u.key,
-                        interval, burst, want, horizon};
+                        interval, burst, want, horizon, pause};
   size_t lens[PC_ARRAY_SIZE(argv)];
   for (size_t i = 0; i < PC_ARRAY_SIZE(argv); i++)
     lens[i] = strlen(argv[i]);
@@ -314,6 +338,63 @@ static void on_send(uv_timer_t *t)
     return;
   }
   send_call(b, false);
+}
+
+/* The reply to a call that only pauses: nothing to hand the pool. A
+ * NOSCRIPT (the first call of a connection may be this one) sends it
+ * again with EVAL; a lost connection or an error is the bucket's failure
+ * (the pool keeps its own pause either way). */
+static void send_pause(struct pc_redis_bucket *b, bool eval);
+
+static void on_pause_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+  struct pc_redis_bucket *b = privdata;
+  redisReply *reply = r;
+  if (b->closing || b->failed)
+    return;
+  if (!reply) {
+    fail(b, ac->errstr[0] ? ac->errstr : "the connection was lost", false);
+    return;
+  }
+  if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+    send_pause(b, true);
+    return;
+  }
+  if (reply->type == REDIS_REPLY_ERROR)
+    fail(b, reply->str, true);
+}
+
+static void send_pause(struct pc_redis_bucket *b, bool eval)
+{
+  char interval[32], burst[16], pause[32], horizon[16];
+  snprintf(interval, sizeof interval, "%.3f", b->interval_us);
+  snprintf(burst, sizeof burst, "%d", b->burst);
+  snprintf(horizon, sizeof horizon, "%d", PC_REDIS_HORIZON_MS * 1000);
+  snprintf(pause, sizeof pause, "%.0f", b->last_pause_us);
+  const char *argv[] = {eval ? "EVAL" : "EVALSHA", eval ? script : b->sha, "1", b->u.key,
+                        interval, burst, "0", horizon, pause};
+  size_t lens[PC_ARRAY_SIZE(argv)];
+  for (size_t i = 0; i < PC_ARRAY_SIZE(argv); i++)
+    lens[i] = strlen(argv[i]);
+  if (redisAsyncCommandArgv(b->ac, on_pause_reply, b, (int)PC_ARRAY_SIZE(argv), argv, lens) !=
+      REDIS_OK)
+    fail(b, b->ac->errstr[0] ? b->ac->errstr : "cannot send the call", true);
+}
+
+/* The pool was paused: the bucket's TAT moves past the pause at once (a
+ * call of its own, pipelined behind any call outstanding), or with the
+ * first call once connected. */
+static void pause_source(struct pc_pool_source *src, double ms)
+{
+  struct pc_redis_bucket *b = PC_CONTAINER_OF(src, struct pc_redis_bucket, src);
+  if (b->failed || b->closing)
+    return;
+  b->pause_us = ms * 1000.0;
+  if (!b->ac)
+    return; /* still resolving: send_call carries it */
+  b->last_pause_us = b->pause_us;
+  b->pause_us = 0;
+  send_pause(b, false);
 }
 
 static void request(struct pc_pool_source *src)
@@ -482,6 +563,7 @@ struct pc_redis_bucket *pc_redis_bucket_start(uv_loop_t *loop, struct pc_pool *p
   b->name = name;
   b->url = pc_xstrdup(url);
   b->src.request = request;
+  b->src.pause = pause_source;
   b->interval_us = 1e6 / budget->rate;
   b->burst = budget->burst > 0 ? budget->burst : 1;
   uv_timer_init(loop, &b->timer);

@@ -510,11 +510,37 @@ static enum pc_outcome fail_outcome(enum pc_fail f)
   return PC_ERROR;
 }
 
+/* A server answered 429 or 503 with a Retry-After: every pool of the step
+ * stops granting permits for that long (pool.h), whatever the step's retry
+ * says, since the server speaks of the client, not of this one request.
+ * One line at -v when a pool's pause begins (extending one is silent: a
+ * fan-out gets many 429s at once). */
+static void pause_pools(struct task *t)
+{
+  const struct pc_attempt *a = &t->att;
+  if ((a->status != 429 && a->status != 503) || a->retry_after_ms <= 0)
+    return;
+  const struct pc_step *st = t->step;
+  for (size_t i = 0; i < st->npools; i++) {
+    if (!pc_pool_pause(&t->run->pools[st->pools[i]], a->retry_after_ms) ||
+        !pc_log_enabled(PC_LOG_DEBUG))
+      continue;
+    char dur[32];
+    pc_format_duration(fmin(a->retry_after_ms, PC_POOL_PAUSE_MAX_MS), dur, sizeof dur);
+    char *label = pc__task_label(t);
+    pc_log(PC_LOG_DEBUG, label, "pool \"%s\" paused for %s (HTTP %d with Retry-After)%s",
+           t->run->wf->pools[st->pools[i]].name, dur, a->status,
+           t->run->buckets[st->pools[i]] ? ", on every shard sharing its budget" : "");
+    free(label);
+  }
+}
+
 /* One attempt is over (done, failed or timed out): check expectations, then
  * retry or finish. Takes ownership of msg. */
 void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
 {
   pc__task_timer_stop(t);
+  pause_pools(t);
   release_pools(t);
   t->status_failed = false;
   if (fail == PC_FAIL_NONE) {
