@@ -157,6 +157,27 @@ static char *leaf_key(struct task *t)
   return pc_buf_steal(&b);
 }
 
+/* The leaf's path as the JSON report writes it (report.c, record_path):
+ * the root, then each step's id or ACTION@LINE, a fan-out item as [N]. */
+static void task_path(const struct task *t, struct pc_buf *b)
+{
+  if (!t->parent) {
+    pc_buf_puts(b, t->kind != TK_LEAF && t->root_name ? t->root_name : "steps");
+    if (t->kind != TK_LEAF || !t->step)
+      return;
+  } else {
+    task_path(t->parent, b);
+  }
+  if (t->instance && t->parent && t->parent->step == t->step) {
+    pc_buf_printf(b, "[%zu]", t->item);
+    return;
+  }
+  if (t->step && t->step->id)
+    pc_buf_printf(b, "/%s", t->step->id);
+  else if (t->step)
+    pc_buf_printf(b, "/%s@%d", pc_step_key(t->step), t->step->line);
+}
+
 bool pc__journal_restore(struct task *t)
 {
   struct pc_run *run = t->run;
@@ -167,6 +188,19 @@ bool pc__journal_restore(struct task *t)
   struct pc_journal_leaf l;
   bool found = run->journal_ops->lookup(run->journal, key, &l);
   free(key);
+  if (!found && run->journal_ops->rerun) {
+    struct pc_buf p;
+    pc_buf_init(&p, (size_t)1 << 20);
+    task_path(t, &p);
+    bool rerun = run->journal_ops->rerun(run->journal, p.data ? p.data : "");
+    pc_buf_free(&p);
+    if (!rerun) {
+      pc__task_finish(t, PC_SKIPPED,
+                      "not rerun: --rerun-failed runs only the steps its report lists as "
+                      "failed, and the journal has no ok result of this one");
+      return true;
+    }
+  }
   if (!found)
     return false;
   if (l.json && *l.json) {
