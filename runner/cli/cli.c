@@ -29,6 +29,7 @@
 #include "cli/builtins.h"
 #include "http/curlshim.h"
 #include "journal/journal.h"
+#include "cli/rerun.h"
 #include "base/diag.h"
 #include "base/digest.h"
 #include "core/run.h"
@@ -698,6 +699,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   bool dry = false;
   enum pc_progress_mode progress = PC_PROGRESS_AUTO;
   const char *lock_path = NULL, *shard_spec = NULL, *shards_spec = NULL, *journal_path = NULL;
+  const char *rerun_report = NULL; /* --rerun-failed REPORT */
   bool resume = false, no_history = false;
   char *history = NULL;
   int lock_fd = -1, shard_k = 1, shard_n = 1;
@@ -762,6 +764,9 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     } else if (opt_is(a, "--journal")) {
       if (!(journal_path = opt_value("--journal", argc, argv, &i)))
         goto missing;
+    } else if (opt_is(a, "--rerun-failed")) {
+      if (!(rerun_report = opt_value("--rerun-failed", argc, argv, &i)))
+        goto missing;
     } else if (strcmp(a, "--resume") == 0) {
       resume = true;
     } else if (strcmp(a, "--no-history") == 0) {
@@ -820,6 +825,19 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   }
   if (resume && !journal_path) {
     fprintf(stderr, "pacer run: --resume needs --journal PATH (the journal to resume from)\n");
+    goto out;
+  }
+  if (rerun_report && !journal_path) {
+    /* The steps not rerun need their results for the ones that are (a
+     * login's token): only the reported run's journal has them. */
+    fprintf(stderr, "pacer run: --rerun-failed needs --journal PATH: the journal of the run that "
+                    "wrote the report (--journal PATH --report json:REPORT), which gives the "
+                    "steps not rerun their results\n");
+    goto out;
+  }
+  if (rerun_report && resume) {
+    fprintf(stderr, "pacer run: --rerun-failed and --resume cannot be combined: --resume runs "
+                    "every step not finished ok, --rerun-failed only the report's failures\n");
     goto out;
   }
   if (journal_path && nfiles > 1) {
@@ -906,16 +924,32 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     o.journal = NULL;
     if (journal_path && !dry) {
       char *jerr = NULL;
+      char **rerun_paths = NULL; /* the report's failures, until the journal takes them */
+      size_t nrerun = 0;
       if (!o.shard) {
         fprintf(stderr, "pacer run: --journal: the workflow's digest is not known (its "
                         "vars file cannot be read)\n");
         c = PC_EXIT_USAGE;
-      } else if (!(o.journal = pc_journal_open(journal_path, resume, o.shard->workflow_sha256,
-                                               o.shard->vars_sha256, &jerr))) {
+      } else if (rerun_report &&
+                 pc_cli_rerun_read(rerun_report, o.shard->workflow_sha256, o.shard->vars_sha256,
+                                   &rerun_paths, &nrerun, &jerr) != 0) {
+        fprintf(stderr, "pacer run: --rerun-failed %s; nothing was run\n", jerr);
+        free(jerr);
+        c = PC_EXIT_USAGE;
+      } else if (!(o.journal = pc_journal_open(journal_path, resume || rerun_report,
+                                               o.shard->workflow_sha256, o.shard->vars_sha256,
+                                               &jerr))) {
         fprintf(stderr, "pacer run: --journal %s; nothing was run\n", jerr);
         free(jerr);
         c = PC_EXIT_USAGE;
+      } else if (rerun_report) {
+        pc_journal_rerun_only(o.journal, rerun_paths, nrerun);
+        rerun_paths = NULL;
+        nrerun = 0;
       }
+      for (size_t r = 0; r < nrerun; r++)
+        free(rerun_paths[r]);
+      free(rerun_paths);
     }
     if (c != PC_EXIT_OK)
       ;

@@ -44,6 +44,7 @@ static const char run_help[] =
     "  --resume              with --journal: do not rerun the steps that finished ok\n"
     "                        there (their results come back); the workflow file and\n"
     "                        vars must be the journaled run's\n"
+    "  --rerun-failed REPORT with --journal: rerun only the steps REPORT lists as failed\n"
     "  --no-history          do not append the run to the run history (pacer history)\n"
     "  --progress auto|always|never\n"
     "                        live progress on stderr (auto: when it is a terminal)\n"

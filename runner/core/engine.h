@@ -61,6 +61,10 @@ struct pc_journal_ops {
   bool (*lookup)(void *j, const char *key, struct pc_journal_leaf *out);
   /* Leaf `key` finished: its record. */
   void (*record)(void *j, const char *key, const struct pc_journal_leaf *leaf);
+  /* --rerun-failed: whether a leaf the journal does not restore, named by
+   * its path as in the JSON report ("steps/each[2]"), is to run; one that
+   * is not is skipped. */
+  bool (*rerun)(void *j, const char *path);
 };
 
 struct pc_run {

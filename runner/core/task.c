@@ -136,7 +136,7 @@ struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct 
   }
   pc_queue_init(&t->live);
   t->cause_rec = PC_NO_RECORD;
-  t->list_ref = t->items_ref = t->inst_mt_ref = t->body_params_ref = LUA_NOREF;
+  t->list_ref = t->keys_ref = t->items_ref = t->inst_mt_ref = t->body_params_ref = LUA_NOREF;
   t->fail_fast = true;
   t->group_timeout_ms = -1;
   if (st) {
@@ -364,6 +364,8 @@ void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
   if (t->kind != TK_LEAF) {
     pc_lua_unref(run->lua, t->list_ref);
     t->list_ref = LUA_NOREF;
+    pc_lua_unref(run->lua, t->keys_ref);
+    t->keys_ref = LUA_NOREF;
     pc_lua_unref(run->lua, t->items_ref);
     t->items_ref = LUA_NOREF;
     pc_lua_unref(run->lua, t->inst_mt_ref);
@@ -710,6 +712,12 @@ static void foreach_begin(struct task *t)
     return;
   }
   t->total = (size_t)luaL_len(L, -1);
+  if (t->step->item_key && pc__journal_item_keys(t, &err) != 0) {
+    lua_pop(L, 1);
+    pc__task_finish(t, PC_ERROR, err);
+    free(err);
+    return;
+  }
   /* --shard K/N: the outermost fan-out on each path runs items K, K+N...
    * (striped by position: shares differ by at most one item, and item i is
    * on the same shard in every run); a fan-out inside one of its items is

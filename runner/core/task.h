@@ -91,6 +91,7 @@ struct task {
       bool bg_ending;  /* sequence: its own steps are over; its background ones are cancelled */
       int limit;       /* max children in flight; 0 = unlimited */
       int list_ref;    /* fan-out: the items */
+      int keys_ref;    /* fan-out with `key:`: the items' keys (strings), index for index */
       int items_ref;   /* fan-out: per-item results; LUA_NOREF when nothing can read them */
       int inst_mt_ref; /* fan-out of a leaf body: the metatable of its items' scopes */
       int body_params_ref; /* fan-out of a constant scalar body: its value, shared */
@@ -266,6 +267,11 @@ double pc__task_run_ms(const struct task *t);
  * run finished ok is finished now with its recorded result; returns true
  * then. */
 bool pc__journal_restore(struct task *t);
+/* A fan-out with `key:` (the list on top of the stack, left there): its
+ * items' keys, evaluated with item and index bound, into t->keys_ref.
+ * Returns 0, or -1 with *err (malloc'd) when a key is not a string or a
+ * number, its expression fails, or two items have the same key. */
+int pc__journal_item_keys(struct task *t, char **err);
 /* A leaf that ran finished (its result built): the journal records it. */
 void pc__journal_record(struct task *t);
 

@@ -53,6 +53,9 @@ struct pc_journal {
   size_t pending;  /* records in the open transaction */
   size_t restored; /* leaves taken from the journal */
   bool failed;     /* a write failed: said once, then the journal is off */
+  bool rerun_set;  /* --rerun-failed: only the leaves in rerun run (or are restored) */
+  char **rerun;    /* --rerun-failed: the report's failed leaves, sorted (owned); or NULL */
+  size_t nrerun;
 };
 
 static int exec_sql(struct pc_journal *j, const char *sql, char **err)
@@ -166,7 +169,27 @@ static void j_record(void *p, const char *key, const struct pc_journal_leaf *l)
     commit(j);
 }
 
-static const struct pc_journal_ops journal_ops = {j_lookup, j_record};
+static int cmp_str(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool j_rerun(void *p, const char *path)
+{
+  struct pc_journal *j = p;
+  return bsearch(&path, j->rerun, j->nrerun, sizeof *j->rerun, cmp_str) != NULL;
+}
+
+static const struct pc_journal_ops journal_ops = {j_lookup, j_record, NULL};
+static const struct pc_journal_ops rerun_ops = {j_lookup, j_record, j_rerun};
+
+void pc_journal_rerun_only(struct pc_journal *j, char **paths, size_t n)
+{
+  qsort(paths, n, sizeof *paths, cmp_str);
+  j->rerun = paths;
+  j->nrerun = n;
+  j->rerun_set = true;
+}
 
 /* Creates the file with mode 0600, or narrows an existing one of ours to
  * it, before SQLite opens it (SQLite gives its -wal and -shm files the
@@ -308,7 +331,7 @@ fail:
 
 void pc_journal_attach(struct pc_journal *j, struct pc_run *run)
 {
-  run->journal_ops = &journal_ops;
+  run->journal_ops = j->rerun_set ? &rerun_ops : &journal_ops;
   run->journal = j;
   uv_prepare_init(pc_run_loop(run), &j->prepare);
   j->prepare.data = j;
@@ -343,6 +366,9 @@ void pc_journal_close(struct pc_journal *j)
   }
   for (int i = 0; i < 3; i++)
     free(j->text[i]);
+  for (size_t i = 0; i < j->nrerun; i++)
+    free(j->rerun[i]);
+  free(j->rerun);
   free(j->path);
   free(j);
 }

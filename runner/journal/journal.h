@@ -21,6 +21,10 @@ struct pc_journal;
  * again. Returns NULL with *err (malloc'd) on failure. */
 struct pc_journal *pc_journal_open(const char *path, bool resume, const char *workflow_sha256,
                                    const char *vars_sha256, char **err);
+/* --rerun-failed: of the leaves the journal does not restore, only those
+ * at `paths` (as the JSON report names them) run; the others are skipped.
+ * Takes `paths` (malloc'd strings in a malloc'd array). Before attach. */
+void pc_journal_rerun_only(struct pc_journal *j, char **paths, size_t n);
 /* Hooks the journal into a run before its roots start (the engine's
  * struct pc_journal_ops): records are committed in batches, before each
  * time the loop waits, so a crash loses at most what finished in the loop

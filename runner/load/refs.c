@@ -482,6 +482,7 @@ static bool tmpl_reads_id(const struct pc_tmpl *t, const char *id, struct tok **
 static bool step_reads(const struct pc_step *st, const char *id, struct tok **toks, size_t *cap)
 {
   if (expr_reads_id(st->if_expr, id, toks, cap) || expr_reads_id(st->shard_key, id, toks, cap) ||
+      expr_reads_id(st->item_key, id, toks, cap) ||
       expr_reads_id(st->poll.until, id, toks, cap) ||
       expr_reads_id(st->poll.fail_if, id, toks, cap) ||
       tmpl_reads_id(st->for_each, id, toks, cap) || tmpl_reads_id(st->label, id, toks, cap) ||

@@ -31,7 +31,7 @@ static const char *const expect_keys[] = {"status", "exit_code", "that"};
 static const char *const modifier_keys[] = {
   "id",   "name",  "if",      "for_each", "label", "concurrency", "fail_fast", "pool",
   "timeout", "retry", "continue_on_error", "expect", "outputs", "shard", "shard_key",
-  "until", "fail_if", "every", "within", "background", "wait",
+  "key",  "until", "fail_if", "every", "within", "background", "wait",
 };
 
 static const char *const every_keys[] = {"interval", "factor", "max", "jitter"};
@@ -338,6 +338,7 @@ void pc__step_free(struct pc_step *st)
   free(st->name);
   pc__expr_free(st->if_expr);
   pc__expr_free(st->shard_key);
+  pc__expr_free(st->item_key);
   free(st->waits);
   pc__expr_free(st->poll.until);
   pc__expr_free(st->poll.fail_if);
@@ -750,6 +751,13 @@ static struct pc_step *load_step(struct loader *L, const struct pc_node *n, int 
       pc_load_error(c, k, "shard_key applies to for_each");
     else
       st->shard_key = pc_load_bare_expr(c, v);
+  }
+  if ((v = pc__find_key(n, "key", &k))) {
+    /* An item's identity in the journal (--journal, --resume): core/resume.c. */
+    if (!pc_node_get(n, "for_each"))
+      pc_load_error(c, k, "key applies to for_each (it names each item in the journal)");
+    else
+      st->item_key = pc_load_bare_expr(c, v);
   }
   if ((v = pc__find_key(n, "label", &k))) {
     /* Names each item of a fan-out in logs and reports (stories[3] ...). */

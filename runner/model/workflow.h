@@ -172,6 +172,7 @@ struct pc_step {
   bool fail_fast;            /* default true */
   bool shard_one;            /* `shard: one`: with --shard, only shard 1 runs it */
   struct pc_expr *shard_key; /* for_each: `shard_key:`, what an item's shard is a hash of; or NULL */
+  struct pc_expr *item_key;  /* for_each: `key:`, an item's identity in the journal; or NULL */
   size_t *pools;             /* indexes into wf->pools, sorted ascending, unique */
   size_t npools;
   double timeout_ms;         /* < 0: none (after defaults were applied to leaf steps) */
