@@ -45,6 +45,7 @@ static void attempt_start(struct task *t)
   lua_State *L = run->L;
   const struct pc_step *st = t->step;
   t->state = TS_RUNNING;
+  t->att_end_mono = 0;
   struct pc_attempt *a = &t->att;
   a->run = run;
   a->step = st;
@@ -540,6 +541,9 @@ static void pause_pools(struct task *t)
 void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
 {
   pc__task_timer_stop(t);
+  /* The leaf stops running when its permits go back: a waiter they go to
+   * starts now, and the two records must not overlap (pc__task_run_ms). */
+  t->att_end_mono = pc_mono_ms();
   pause_pools(t);
   release_pools(t);
   t->status_failed = false;

@@ -20,7 +20,14 @@
 double pc__task_run_ms(const struct task *t)
 {
   double from = t->kind == TK_LEAF ? t->ran_mono : t->started_mono;
-  return from > 0 ? pc_mono_ms() - from : 0;
+  if (from <= 0)
+    return 0;
+  /* A finished leaf ran until its last attempt gave its pool permits back
+   * (what its outputs and its parent did after that is not its running
+   * time), so records of one pool never overlap beyond its concurrency. */
+  if (t->kind == TK_LEAF && t->state == TS_DONE && t->att_end_mono >= from)
+    return t->att_end_mono - from;
+  return pc_mono_ms() - from;
 }
 
 /* When the task started running (or was reached, if it never ran), as

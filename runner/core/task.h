@@ -121,6 +121,8 @@ struct task {
       bool waiting;           /* queued for a pool permit right now */
       int lane;               /* lane held while running (records), -1 otherwise */
       double ran_mono;        /* when the first attempt got its permits and ran; 0: never */
+      double att_end_mono;    /* when the latest attempt ended and gave its permits back;
+                               * 0 while one runs */
       double wait_since;      /* while waiting: when the wait began */
       double queued_ms;       /* time spent waiting for permits, all attempts */
       /* Polling (until:): polls ended, polls that failed (retry.attempts
