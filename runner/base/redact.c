@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nettle/base64.h>
+
 #define REDACT_BUF_MAX ((size_t)1 << 40) /* effectively unbounded, see log.c */
 #define NBUCKETS 4096                    /* a power of two */
 #define MASK "***"
@@ -264,22 +266,18 @@ void pc_secret_add(const char *s, size_t len)
 
 void pc_secret_add_userinfo(const char *user, const char *password)
 {
-  static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   pc_secret_add(password, strlen(password));
+  /* The Basic credential as sent, base64 by nettle (as pacer's base64
+   * helpers, script/mod_codec.c). */
   char *cred = pc_asprintf("%s:%s", user, password);
-  const unsigned char *c = (const unsigned char *)cred;
   size_t n = strlen(cred);
-  struct pc_buf b;
-  pc_buf_init(&b, REDACT_BUF_MAX);
-  for (size_t i = 0; i < n; i += 3) {
-    unsigned v = (unsigned)c[i] << 16 | (i + 1 < n ? (unsigned)c[i + 1] << 8 : 0) |
-                 (i + 2 < n ? c[i + 2] : 0);
-    char q[4] = {b64[v >> 18], b64[(v >> 12) & 63], i + 1 < n ? b64[(v >> 6) & 63] : '=',
-                 i + 2 < n ? b64[v & 63] : '='};
-    pc_buf_append(&b, q, 4);
-  }
-  pc_secret_add(b.data, b.len);
-  pc_buf_free(&b);
+  char *b64 = pc_xmalloc(BASE64_ENCODE_LENGTH(n) + BASE64_ENCODE_FINAL_LENGTH);
+  struct base64_encode_ctx ctx;
+  base64_encode_init(&ctx);
+  size_t len = base64_encode_update(&ctx, b64, n, (const uint8_t *)cred);
+  len += base64_encode_final(&ctx, b64 + len);
+  pc_secret_add(b64, len);
+  free(b64);
   free(cred);
 }
 
