@@ -71,7 +71,9 @@ LAYERS = [
     ("runner/core/*", 4, "engine"),
     ("runner/actions/*", 3, "actions"),
     ("runner/http/action.[ch]", 3, "actions"),
-    ("runner/script/plugin.[ch]", 3, "actions"),
+    # the uses and lua actions: plugin.c, plugin_find.c, plugin_check.c and
+    # their internal header plugin_int.h
+    ("runner/script/plugin*.[ch]", 3, "actions"),
     ("runner/http/*", 2, "shared services"),
     ("runner/proc/*", 2, "shared services"),
     ("runner/script/*", 2, "shared services"),
@@ -118,7 +120,7 @@ ACTION_HEADERS = [
     "runner/actions/*",        # the built-in actions
     "runner/http/*",           # the http action and its transport
     "runner/proc/*",           # the process runner of exec and shell
-    "runner/script/plugin.h",  # the uses and lua actions, plugin discovery
+    "runner/script/plugin*.h",  # the uses and lua actions, plugin discovery
 ]
 
 # The HTTP transport, which is plain C (rule transport-lua). Patterns that
