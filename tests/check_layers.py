@@ -24,11 +24,14 @@ fails when one of these rules is broken:
   transport-lua  the HTTP transport (TRANSPORT) reaches lua.h, lauxlib.h,
                  lualib.h or a script/ header, directly or through the
                  headers it includes;
-  size           a file is over HARD_LINES lines (files over SOFT_LINES are
-                 listed as a notice: split them when you next work there);
+  size           a file is over HARD_LINES (1,000) lines (files over
+                 SOFT_LINES are listed as a notice: split them when you
+                 next work there);
   opening        a file does not open with a comment paragraph saying what
-                 it is for (STYLE.md), or the paragraph begins with another
-                 file's name ("actions.c: ..." in basic.c, left by a move).
+                 it is for (STYLE.md), before its first line of code or
+                 preprocessor (#include, #ifndef), or the paragraph begins
+                 with another file's name ("actions.c: ..." in basic.c,
+                 left by a move).
 
 While the redesign (issue 13) is under way, the violations that exist are
 listed in tests/layers_allow.txt, one line each with its reason. The check
@@ -135,8 +138,13 @@ TRANSPORT = [
 ]
 LUA_HEADERS = {"lua.h", "lauxlib.h", "lualib.h", "luaconf.h", "lua.hpp"}
 
-SOFT_LINES = 1000
-HARD_LINES = 1200
+# A file over HARD_LINES lines is a violation (STYLE.md: a file per job, no
+# file much over a thousand lines); one over SOFT_LINES is listed as a
+# notice, so a file nearing the limit is split before it reaches it. A file
+# another branch is splitting right now is listed in the allowlist
+# (`size runner/...`), and its line goes when the split is merged.
+SOFT_LINES = 900
+HARD_LINES = 1000
 
 ALLOW_DEFAULT = os.path.join("tests", "layers_allow.txt")
 

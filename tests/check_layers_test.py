@@ -218,15 +218,23 @@ class CheckLayersTest(unittest.TestCase):
 
     def test_file_size(self):
         t = clean_tree(self)
-        t.add("runner/base/big.c", "int x;\n" * 1100)
+        t.add("runner/base/big.c", "int x;\n" * 950)
         rc, out = t.run()
         self.assertEqual(rc, 0, out)
-        self.assertIn("notice: runner/base/big.c: 1102 lines", out)
-        t.add("runner/base/big.c", "int x;\n" * 1300)
+        self.assertIn("notice: runner/base/big.c: 952 lines", out)
+        t.add("runner/base/big.c", "int x;\n" * 998)  # 1,000 lines: still allowed
+        rc, out = t.run()
+        self.assertEqual(rc, 0, out)
+        t.add("runner/base/big.c", "int x;\n" * 999)
         rc, out = t.run()
         self.assertEqual(rc, 1, out)
         self.assertViolation(out, "runner/base/big.c", "size")
-        self.assertIn("1302 lines", out)
+        self.assertIn("1001 lines, over the limit of 1000", out)
+        # A file another branch is splitting is listed, with its reason.
+        t.allow("size runner/base/big.c -- being split on another branch\n")
+        rc, out = t.run()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("allowlisted: size 1", out)
 
     def test_opening_paragraph(self):
         t = clean_tree(self)
@@ -239,11 +247,14 @@ class CheckLayersTest(unittest.TestCase):
               "// as long as it says what the file is for.\nint d;\n", raw=True)
         t.add("runner/base/e.c", "\n\n/* The helpers of the fake tree, described without\n"
               " * starting with a file name: also fine. */\n", raw=True)
+        t.add("runner/base/f.h", "#ifndef F_H\n/* f.h: a paragraph after the include guard\n"
+              " * comes after the first preprocessor line. */\n#define F_H\n#endif\n", raw=True)
         rc, out = t.run()
         self.assertEqual(rc, 1, out)
         self.assertViolation(out, "runner/base/a.c:1", "opening")
         self.assertViolation(out, "runner/base/b.c:1", "opening")
         self.assertViolation(out, "runner/base/c.c:1", "opening")
+        self.assertViolation(out, "runner/base/f.h:1", "opening")
         self.assertIn("another file's name (actions.c)", out)
         self.assertNotIn("runner/base/d.c", out)
         self.assertNotIn("runner/base/e.c", out)
