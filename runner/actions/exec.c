@@ -125,6 +125,16 @@ static char *refused(lua_State *L, int idx, const char *what, const char *kind,
   return pc_asprintf("%s, got %s", not_text, luaL_typename(L, idx));
 }
 
+/* refused() for a value that had to be text: "WHAT must be a string, got
+ * TYPE", or the NUL byte it holds. */
+static char *not_a_string(lua_State *L, int idx, const char *what, const char *kind)
+{
+  char *must = pc_asprintf("%s must be a string", what);
+  char *m = refused(L, idx, what, kind, must);
+  free(must);
+  return m;
+}
+
 /* Text of a string, number or boolean with no NUL byte; NULL otherwise. */
 static char *text_arg(struct pc_lua *h, int idx)
 {
@@ -157,10 +167,8 @@ static char *parse_argv(struct pc_lua *h, int idx, const struct pc_tmpl *t, stru
     char *s = text_arg(h, -1);
     if (!s) {
       char *arg = pc_asprintf("%s: argument %zu", what, i + 1);
-      char *must = pc_asprintf("%s must be a string", arg);
-      char *m = refused(L, -1, arg, "a program argument", must);
+      char *m = not_a_string(L, -1, arg, "a program argument");
       free(arg);
-      free(must);
       lua_pop(L, 1);
       return m;
     }
@@ -194,10 +202,8 @@ static char *parse_env(struct pc_lua *h, int idx, struct exec_spec *sp)
     char *v = text_arg(h, -1);
     if (!v) {
       char *what = pc_asprintf("env: the value of %s", name);
-      char *must = pc_asprintf("%s must be a string", what);
-      char *m = refused(L, -1, what, "an environment variable", must);
+      char *m = not_a_string(L, -1, what, "an environment variable");
       free(what);
-      free(must);
       lua_pop(L, 2);
       return m;
     }

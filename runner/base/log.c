@@ -7,7 +7,6 @@
 #include "base/log.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -206,30 +205,6 @@ void pc_log_step(enum pc_log_level lvl, const char *step, const struct pc_log_fi
   va_end(ap);
 }
 
-/* Writes all of `data` to `fd`. Returns 0 or -errno. A descriptor left
- * non-blocking by whoever opened it (EAGAIN) is waited for, since a line
- * must go out whole or be an error. */
-static int write_all(int fd, const char *data, size_t len)
-{
-  while (len > 0) {
-    ssize_t n = write(fd, data, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-      (void)poll(&pfd, 1, -1);
-      continue;
-    }
-    if (n < 0)
-      return -errno;
-    if (n == 0)
-      return -EIO;
-    data += n;
-    len -= (size_t)n;
-  }
-  return 0;
-}
-
 int pc_out_line(const char *text, size_t len)
 {
   size_t n;
@@ -243,7 +218,7 @@ int pc_out_line(const char *text, size_t len)
    * later). SIGPIPE is ignored (main.c), so a reader that went away is
    * EPIPE here. */
   fflush(stdout);
-  int err = write_all(STDOUT_FILENO, red, n + 1);
+  int err = pc_write_all(STDOUT_FILENO, red, n + 1);
   if (hook_after)
     hook_after(hook_data);
   free(red);

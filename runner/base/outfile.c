@@ -251,19 +251,7 @@ int pc_outfile_write(struct pc_outfile *of, const void *data, size_t len)
   }
   if (of->fd < 0)
     return -EBADF;
-  const char *p = data;
-  while (len > 0) {
-    ssize_t n = write(of->fd, p, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return -errno;
-    if (n == 0)
-      return -EIO;
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
+  return pc_write_all(of->fd, data, len);
 }
 
 int pc_outfile_commit(struct pc_outfile *of, char **err)

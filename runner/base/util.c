@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -571,4 +572,26 @@ void pc_json_quote(struct pc_buf *b, const char *s)
     avail -= n;
   }
   pc_buf_puts(b, "\"");
+}
+
+int pc_write_all(int fd, const void *data, size_t len)
+{
+  const char *p = data;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+      (void)poll(&pfd, 1, -1);
+      continue;
+    }
+    if (n < 0)
+      return -errno;
+    if (n == 0)
+      return -EIO;
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
 }

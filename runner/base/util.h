@@ -90,5 +90,10 @@ void pc_format_iso8601(double epoch_ms, char *out, size_t outlen);
 /* Reads a whole file, refusing files larger than `max` bytes.
  * Returns 0, -errno, or -EFBIG. */
 int pc_read_file(const char *path, size_t max, char **out, size_t *outlen);
+/* Writes all of `data` to `fd`, going on after EINTR and a short write.
+ * A descriptor left non-blocking by whoever opened it (EAGAIN) is waited
+ * for with poll(), since what is written must go out whole or be an
+ * error. Returns 0 or -errno (-EIO for a write of nothing). */
+int pc_write_all(int fd, const void *data, size_t len);
 
 #endif

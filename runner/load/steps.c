@@ -218,6 +218,20 @@ static void warn_unsafe_retry(struct loader *L, const struct pc_step *st,
   }
 }
 
+/* A backoff factor (retry.factor, every.factor): a finite number >= 1,
+ * stored in *out only when it is one. */
+static void load_factor(struct pc_load_ctx *c, const char *what, const struct pc_node *v,
+                        double *out)
+{
+  double f;
+  if (pc__load_number(c, what, v, &f) != 0)
+    return;
+  if (!(f >= 1 && isfinite(f)))
+    pc_load_error(c, v, "%s: expected a number >= 1, got %s", what, pc_node_describe(v).s);
+  else
+    *out = f;
+}
+
 /* Applies the keys present in `n` over `r`: a step's retry refines
  * defaults.retry key by key instead of replacing it. */
 void pc__load_retry(struct pc_load_ctx *c, const struct pc_node *n, struct pc_retry *r)
@@ -231,15 +245,8 @@ void pc__load_retry(struct pc_load_ctx *c, const struct pc_node *n, struct pc_re
     pc__load_duration(c, "retry.backoff", v, &r->backoff_ms);
   if ((v = pc_node_get(n, "max_backoff")))
     pc__load_duration(c, "retry.max_backoff", v, &r->max_backoff_ms);
-  if ((v = pc_node_get(n, "factor"))) {
-    double f;
-    if (pc__load_number(c, "retry.factor", v, &f) == 0) {
-      if (!(f >= 1 && isfinite(f)))
-        pc_load_error(c, v, "retry.factor: expected a number >= 1, got %s", pc_node_describe(v).s);
-      else
-        r->factor = f;
-    }
-  }
+  if ((v = pc_node_get(n, "factor")))
+    load_factor(c, "retry.factor", v, &r->factor);
   if ((v = pc_node_get(n, "jitter")))
     pc__load_bool(c, "retry.jitter", v, &r->jitter);
   if ((v = pc_node_get(n, "unsafe")))
@@ -483,15 +490,8 @@ static void load_every(struct pc_load_ctx *c, const struct pc_node *v, struct pc
     pc__load_duration(c, "every.max", x, &p->max_ms);
   if ((x = pc_node_get(v, "jitter")))
     pc__load_bool(c, "every.jitter", x, &p->jitter);
-  if ((x = pc_node_get(v, "factor"))) {
-    double f;
-    if (pc__load_number(c, "every.factor", x, &f) == 0) {
-      if (!(f >= 1 && isfinite(f)))
-        pc_load_error(c, x, "every.factor: expected a number >= 1, got %s", pc_node_describe(x).s);
-      else
-        p->factor = f;
-    }
-  }
+  if ((x = pc_node_get(v, "factor")))
+    load_factor(c, "every.factor", x, &p->factor);
 }
 
 /* until / fail_if / every / within: polling belongs to a leaf's attempts,

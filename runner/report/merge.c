@@ -296,6 +296,17 @@ static int by_start(const void *a, const void *b)
   return x->start < y->start ? -1 : x->start > y->start ? 1 : (x->rec > y->rec) - (x->rec < y->rec);
 }
 
+/* Swaps entries i and j of the heap of (end, lane) pairs. */
+static void heap_swap(double *hend, int *hlane, size_t i, size_t j)
+{
+  double te = hend[i];
+  int tl = hlane[i];
+  hend[i] = hend[j];
+  hlane[i] = hlane[j];
+  hend[j] = te;
+  hlane[j] = tl;
+}
+
 static void assign_lanes(struct pc_run_report *r)
 {
   size_t n = 0;
@@ -327,12 +338,7 @@ static void assign_lanes(struct pc_run_report *r)
           s = rr;
         if (s == i)
           break;
-        double te = hend[i];
-        int tl = hlane[i];
-        hend[i] = hend[s];
-        hlane[i] = hlane[s];
-        hend[s] = te;
-        hlane[s] = tl;
+        heap_swap(hend, hlane, i, s);
         i = s;
       }
     } else {
@@ -345,12 +351,7 @@ static void assign_lanes(struct pc_run_report *r)
     hlane[i] = lane;
     while (i > 0 && hend[(i - 1) / 2] > hend[i]) {
       size_t p = (i - 1) / 2;
-      double te = hend[i];
-      int tl = hlane[i];
-      hend[i] = hend[p];
-      hlane[i] = hlane[p];
-      hend[p] = te;
-      hlane[p] = tl;
+      heap_swap(hend, hlane, i, p);
       i = p;
     }
   }

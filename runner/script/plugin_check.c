@@ -113,24 +113,12 @@ static char *find_flow(struct check *c, const struct pc_step *st, int ul, int uc
                 "slash (./flows/NAME.yml, relative to this file)", st->uses);
     return NULL;
   }
-  size_t n;
-  char **dirs = pc__plugin_search_dirs(file, c->opts, &n);
-  char *found = NULL;
-  struct pc_buf b;
-  pc_buf_init(&b, 1 << 16);
-  for (size_t i = 0; i < n && !found; i++) {
-    char *p = pc_asprintf("%s/%s", dirs[i], st->uses);
-    if (pc__plugin_is_file(p))
-      found = p;
-    else
-      free(p);
-    pc_buf_printf(&b, "%s%s", i ? ", " : "", dirs[i]);
-  }
+  char *looked = NULL;
+  char *found = pc__plugin_find(file, c->opts, st->uses, &looked);
   if (!found)
     pc_diag_add(c->d, file, ul, uc, "uses: no workflow file named \"%s\" (looked in: %s; a "
-                "path relative to this file starts with ./)", st->uses, b.data ? b.data : "");
-  pc_buf_free(&b);
-  pc__plugin_free_dirs(dirs, n);
+                "path relative to this file starts with ./)", st->uses, looked ? looked : "");
+  free(looked);
   return found;
 }
 
@@ -168,7 +156,9 @@ static void check_uses(struct check *c, struct pc_step *st)
     return;
   }
   char *looked = NULL;
-  path = pc__plugin_find(file, c->opts, st->uses, &looked);
+  char *lua_file = pc_asprintf("%s.lua", st->uses);
+  path = pc__plugin_find(file, c->opts, lua_file, &looked);
+  free(lua_file);
   if (!path) {
     pc_diag_add(c->d, file, ul, uc, "uses: no plugin named \"%s\" (looked for %s.lua in: %s)",
                 st->uses, st->uses, looked);

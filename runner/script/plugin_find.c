@@ -51,8 +51,8 @@ bool pc__plugin_valid_name(const char *s, size_t len)
  * options' directories (--plugins, then PACER_PLUGIN_PATH, then the
  * plugins bundled with pacer, found relative to its binary: the command
  * line gathers them). Returns a malloc'd array of malloc'd strings. */
-char **pc__plugin_search_dirs(const char *workflow_file, const struct pc_load_opts *opts,
-                              size_t *n)
+static char **search_dirs(const char *workflow_file, const struct pc_load_opts *opts,
+                          size_t *n)
 {
   size_t nopt = opts ? opts->nplugin_dirs : 0, cnt = 0;
   char **v = pc_xcalloc(nopt + 1, sizeof *v);
@@ -67,7 +67,7 @@ char **pc__plugin_search_dirs(const char *workflow_file, const struct pc_load_op
   return v;
 }
 
-void pc__plugin_free_dirs(char **v, size_t n)
+static void free_dirs(char **v, size_t n)
 {
   for (size_t i = 0; i < n; i++)
     free(v[i]);
@@ -80,25 +80,23 @@ bool pc__plugin_is_file(const char *path)
   return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-/* Finds NAME.lua. Returns the malloc'd path, or NULL with *looked set to
- * the directories searched (malloc'd). */
-char *pc__plugin_find(const char *workflow_file, const struct pc_load_opts *opts, const char *name,
+char *pc__plugin_find(const char *workflow_file, const struct pc_load_opts *opts, const char *file,
                       char **looked)
 {
   size_t n;
-  char **dirs = pc__plugin_search_dirs(workflow_file, opts, &n);
+  char **dirs = search_dirs(workflow_file, opts, &n);
   char *found = NULL;
   struct pc_buf b;
   pc_buf_init(&b, 1 << 16);
   for (size_t i = 0; i < n && !found; i++) {
-    char *p = pc_asprintf("%s/%s.lua", dirs[i], name);
+    char *p = pc_asprintf("%s/%s", dirs[i], file);
     if (pc__plugin_is_file(p))
       found = p;
     else
       free(p);
     pc_buf_printf(&b, "%s%s", i ? ", " : "", dirs[i]);
   }
-  pc__plugin_free_dirs(dirs, n);
+  free_dirs(dirs, n);
   if (found)
     pc_buf_free(&b);
   else
@@ -221,7 +219,7 @@ int pc_plugins_list(struct pc_lua *h, const char *workflow_file,
   }
   lua_State *L = pc_lua_state(h);
   size_t ndirs;
-  char **dirs = pc__plugin_search_dirs(workflow_file, opts, &ndirs);
+  char **dirs = search_dirs(workflow_file, opts, &ndirs);
   size_t nseen = 0, cap = 16;
   char **seen = pc_xcalloc(cap, sizeof *seen);
   int code = PC_EXIT_OK;
@@ -283,6 +281,6 @@ int pc_plugins_list(struct pc_lua *h, const char *workflow_file,
   for (size_t k = 0; k < nseen; k++)
     free(seen[k]);
   free(seen);
-  pc__plugin_free_dirs(dirs, ndirs);
+  free_dirs(dirs, ndirs);
   return code;
 }

@@ -22,19 +22,14 @@ extern const char pc__plugin_steps_key;
  * NAME.lua cannot leave the directory it is looked for in. */
 bool pc__plugin_valid_name(const char *s, size_t len);
 
-/* The search path, in order: plugins/ beside `workflow_file` (if not NULL),
- * then opts->plugin_dirs (`opts` may be NULL). Returns a malloc'd array of
- * *n malloc'd strings, freed with pc__plugin_free_dirs. */
-char **pc__plugin_search_dirs(const char *workflow_file, const struct pc_load_opts *opts,
-                              size_t *n);
-void pc__plugin_free_dirs(char **v, size_t n);
-
 /* Whether `path` is a regular file (following links). */
 bool pc__plugin_is_file(const char *path);
 
-/* Finds NAME.lua on the search path. Returns the malloc'd path, or NULL
- * with *looked set to the directories searched (malloc'd). */
-char *pc__plugin_find(const char *workflow_file, const struct pc_load_opts *opts, const char *name,
+/* Finds `file` (NAME.lua, NAME.yml) on the search path: plugins/ beside
+ * `workflow_file` (if not NULL), then opts->plugin_dirs (`opts` may be
+ * NULL). Returns the malloc'd path of the first, or NULL with *looked set
+ * to the directories searched, comma-separated (malloc'd). */
+char *pc__plugin_find(const char *workflow_file, const struct pc_load_opts *opts, const char *file,
                       char **looked);
 
 /* Pushes the spec of the plugin at `path`, loading it once per state.
