@@ -43,6 +43,8 @@ import tempfile
 import time
 import zlib
 
+from scenarios import Failure, check
+
 # Colours from runner/report/report.c (html_css): .o-ok and .o-failed fills, the svg
 # border.
 OK = (0x2D, 0xA4, 0x4E)
@@ -92,14 +94,6 @@ CHROMIUM_FLAGS = [
     "--force-device-scale-factor=1", "--force-color-profile=srgb",
 ]
 
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
 
 
 class Terminated(Exception):

@@ -29,7 +29,6 @@ tests/check_shard_run.py merges the reports of N real `--shard` runs.
 
 Prints "ok SCENARIO" per scenario; exits 1 on failure.
 """
-import argparse
 import copy
 import json
 import math
@@ -39,12 +38,10 @@ import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
+import scenarios
+from scenarios import check
+
 PACER = None
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
 
 
 def run(args, timeout=60):
@@ -435,22 +432,10 @@ SCENARIOS = {
 
 def main():
     global PACER
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pacer", required=True)
-    ap.add_argument("scenarios", nargs="+")
-    a = ap.parse_args()
-    PACER = os.path.abspath(a.pacer)
-    failed = False
-    for name in a.scenarios:
-        with tempfile.TemporaryDirectory(prefix="pacer-merge-") as tmp:
-            try:
-                SCENARIOS[name](tmp)
-                print("ok", name)
-            except AssertionError as e:
-                print("FAIL %s: %s" % (name, e))
-                failed = True
-    sys.exit(1 if failed else 0)
+    opts = scenarios.parse_args(SCENARIOS)
+    PACER = opts.pacer
+    return scenarios.run(SCENARIOS, opts.scenarios, "pacer-merge-")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

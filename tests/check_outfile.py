@@ -33,33 +33,20 @@ Usage: check_outfile.py --pacer PATH --http URL [SCENARIO...]
 
 Prints "ok SCENARIO" per scenario; exits 1 on failure.
 """
-import argparse
 import json
 import os
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import xml.etree.ElementTree as ET
 
+import scenarios
+from scenarios import check, write
+
 PACER = None
 HTTP = None
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-
-
-def write(path, text):
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def workflow(tmp, save_to=None, marker=None, log=None):
@@ -357,24 +344,11 @@ SCENARIOS = {
 
 def main():
     global PACER, HTTP
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pacer", required=True)
-    ap.add_argument("--http", required=True, help="the fixture server's base URL")
-    ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
-    opts = ap.parse_args()
-    PACER = os.path.abspath(opts.pacer)
+    opts = scenarios.parse_args(SCENARIOS, add_arguments=lambda ap: ap.add_argument(
+        "--http", required=True, help="the fixture server's base URL"))
+    PACER = opts.pacer
     HTTP = opts.http
-    failed = 0
-    for name in opts.scenarios:
-        with tempfile.TemporaryDirectory(prefix="pacer-out-") as tmp:
-            try:
-                SCENARIOS[name](tmp)
-                print("ok " + name)
-            except Exception as e:  # report every scenario, then fail
-                failed += 1
-                print("FAIL %s: %s" % (name, e), file=sys.stderr)
-    sys.stdout.flush()
-    return 1 if failed else 0
+    return scenarios.run(SCENARIOS, opts.scenarios, "pacer-out-")
 
 
 if __name__ == "__main__":

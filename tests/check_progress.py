@@ -32,6 +32,8 @@ import tempfile
 import termios
 import time
 
+from scenarios import Failure as Fail, check
+
 WIDTH, HEIGHT = 100, 40
 
 WORKFLOW = r"""
@@ -68,15 +70,6 @@ steps:
 LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} (error|warn |info |debug) ")
 ITEM_LINE = re.compile(r"^item \d+$")
 CONT_LINE = re.compile(r"^  \S")  # a log record's next line
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
 
 
 def run_pty(cmd, env):

@@ -27,7 +27,6 @@ binary on it with every report format, and checks what came out:
 It is called by the tests/cases/report_*.yml cases (through an `exec` step)
 and can be run by hand. Prints "ok SCENARIO" per scenario; exits 1 on failure.
 """
-import argparse
 import glob
 import html.parser
 import json
@@ -36,26 +35,14 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 
+import scenarios
+from scenarios import check, write
+
 FORMATS = ("json", "junit", "trace", "html")
 PACER = None
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise Failure(msg)
-
-
-def write(path, text):
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def run(tmp, workflow, args=(), env=None, sig=None, timeout=60):
@@ -491,23 +478,10 @@ SCENARIOS = {
 
 def main():
     global PACER
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pacer", default=os.environ.get("PACER") or os.path.join(
+    opts = scenarios.parse_args(SCENARIOS, pacer_default=os.environ.get("PACER") or os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "build", "pacer"))
-    ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
-    opts = ap.parse_args()
-    PACER = os.path.abspath(opts.pacer)
-    failed = 0
-    for name in opts.scenarios:
-        with tempfile.TemporaryDirectory(prefix="pacer-rep-") as tmp:
-            try:
-                SCENARIOS[name](tmp)
-                print("ok " + name)
-            except Exception as e:  # report every scenario, then fail
-                failed += 1
-                print("FAIL %s: %s" % (name, e), file=sys.stderr)
-    sys.stdout.flush()
-    return 1 if failed else 0
+    PACER = opts.pacer
+    return scenarios.run(SCENARIOS, opts.scenarios, "pacer-rep-")
 
 
 if __name__ == "__main__":

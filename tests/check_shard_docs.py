@@ -28,6 +28,8 @@ import tempfile
 
 import yaml
 
+from scenarios import check
+
 PACER = None
 FLOW = """\
 steps:
@@ -36,11 +38,6 @@ steps:
   - for_each: ${{ range(1, 10) }}
     log: item ${{ item }}
 """
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
 
 
 def manifests(doc):

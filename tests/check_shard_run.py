@@ -26,18 +26,17 @@ Usage: check_shard_run.py --pacer PATH SCENARIO...
 
 Prints "ok SCENARIO" per scenario; exits 1 on failure.
 """
-import argparse
 import collections
 import json
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from check_shared_pool import Arrivals, check  # noqa: E402
+import scenarios  # noqa: E402
 
 PACER = None
 ITEMS = 20
@@ -302,22 +301,10 @@ SCENARIOS = {"jobs": sc_jobs, "gitlab": sc_gitlab, "killed": sc_killed, "keyed":
 
 def main():
     global PACER
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pacer", required=True)
-    ap.add_argument("scenarios", nargs="+", choices=sorted(SCENARIOS))
-    a = ap.parse_args()
-    PACER = a.pacer
-    failed = False
-    for name in a.scenarios:
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                SCENARIOS[name](tmp)
-                print("ok", name)
-            except AssertionError as e:
-                print("FAIL %s: %s" % (name, e))
-                failed = True
-    sys.exit(1 if failed else 0)
+    opts = scenarios.parse_args(SCENARIOS)
+    PACER = opts.pacer
+    return scenarios.run(SCENARIOS, opts.scenarios, "pacer-shard-run-")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

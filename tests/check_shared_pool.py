@@ -33,24 +33,20 @@ Usage: check_shared_pool.py --pacer PATH SCENARIO...
 
 Prints "ok SCENARIO" per scenario; exits 1 on failure.
 """
-import argparse
 import http.server
 import os
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
+import scenarios
+from scenarios import check
+
 PACER = None
 TF = float(os.environ.get("PACER_TIME_FACTOR", "1"))
-
-
-def check(cond, msg):
-    if not cond:
-        raise AssertionError(msg)
 
 
 def free_port():
@@ -413,22 +409,10 @@ SCENARIOS = {"pause": sc_pause, "pause_shared": sc_pause_shared, "shards": sc_sh
 
 def main():
     global PACER
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--pacer", required=True)
-    ap.add_argument("scenarios", nargs="+", choices=sorted(SCENARIOS))
-    a = ap.parse_args()
-    PACER = a.pacer
-    failed = False
-    for name in a.scenarios:
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                SCENARIOS[name](tmp)
-                print("ok", name)
-            except AssertionError as e:
-                print("FAIL %s: %s" % (name, e))
-                failed = True
-    sys.exit(1 if failed else 0)
+    opts = scenarios.parse_args(SCENARIOS)
+    PACER = opts.pacer
+    return scenarios.run(SCENARIOS, opts.scenarios, "pacer-shared-pool-")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
