@@ -96,18 +96,16 @@ static void take(struct pc_pool *p)
   p->granted++;
 }
 
+/* The first waiter of a non-empty queue. */
+static struct pc_pool_waiter *head_waiter(const struct pc_pool *p)
+{
+  return pc_queue_data(pc_queue_head(&p->waiters), struct pc_pool_waiter, node);
+}
+
 static void unlink_waiter(struct pc_pool_waiter *w)
 {
   struct pc_pool *p = w->pool;
-  if (w->prev)
-    w->prev->next = w->next;
-  else
-    p->head = w->next;
-  if (w->next)
-    w->next->prev = w->prev;
-  else
-    p->tail = w->prev;
-  w->next = w->prev = NULL;
+  pc_queue_remove(&w->node);
   w->queued = false;
   w->pool = NULL;
   p->nwaiting--;
@@ -121,8 +119,8 @@ static void arm_timer(struct pc_pool *p);
 static void dispatch(struct pc_pool *p)
 {
   refill(p);
-  while (p->head && slot_free(p) && token_ready(p) && !pc_pool_paused(p)) {
-    struct pc_pool_waiter *w = p->head;
+  while (!pc_queue_empty(&p->waiters) && slot_free(p) && token_ready(p) && !pc_pool_paused(p)) {
+    struct pc_pool_waiter *w = head_waiter(p);
     unlink_waiter(w);
     take(p);
     w->cb(w);
@@ -180,7 +178,7 @@ static void arm_remote(struct pc_pool *p)
  * a release wakes those). */
 static void arm_timer(struct pc_pool *p)
 {
-  if (!p->head || !slot_free(p)) {
+  if (pc_queue_empty(&p->waiters) || !slot_free(p)) {
     uv_timer_stop(&p->timer);
     return;
   }
@@ -227,7 +225,7 @@ void pc_pool_init(uv_loop_t *loop, struct pc_pool *p, const struct pc_pool_limit
   p->in_use = 0;
   p->tokens = lim->burst > 0 ? lim->burst : 1;
   p->refilled_at = now_ms();
-  p->head = p->tail = NULL;
+  pc_queue_init(&p->waiters);
   p->granted = 0;
   p->max_in_use = 0;
   p->nwaiting = 0;
@@ -243,7 +241,7 @@ void pc_pool_init(uv_loop_t *loop, struct pc_pool *p, const struct pc_pool_limit
 
 void pc_pool_set_source(struct pc_pool *p, struct pc_pool_source *src)
 {
-  assert(p->lim.rate > 0 && !p->head);
+  assert(p->lim.rate > 0 && pc_queue_empty(&p->waiters));
   p->src = src;
   src->pool = p;
   p->tokens = 0; /* every token comes from the shared budget */
@@ -320,19 +318,13 @@ bool pc_pool_acquire(struct pc_pool *p, struct pc_pool_waiter *w, pc_pool_grant_
 {
   assert(!w->queued);
   refill(p);
-  if (!p->head && slot_free(p) && token_ready(p) && !pc_pool_paused(p)) {
+  if (pc_queue_empty(&p->waiters) && slot_free(p) && token_ready(p) && !pc_pool_paused(p)) {
     take(p);
     return true;
   }
   w->cb = cb;
   w->pool = p;
-  w->next = NULL;
-  w->prev = p->tail;
-  if (p->tail)
-    p->tail->next = w;
-  else
-    p->head = w;
-  p->tail = w;
+  pc_queue_insert_tail(&p->waiters, &w->node);
   w->queued = true;
   p->nwaiting++;
   arm_timer(p);
@@ -344,7 +336,7 @@ void pc_pool_cancel(struct pc_pool_waiter *w)
   if (!w->queued)
     return;
   struct pc_pool *p = w->pool;
-  bool was_head = p->head == w;
+  bool was_head = head_waiter(p) == w;
   unlink_waiter(w);
   /* The next waiter may be able to go now that the head left. */
   if (was_head)
@@ -360,6 +352,6 @@ void pc_pool_release(struct pc_pool *p)
 
 void pc_pool_close(struct pc_pool *p, uv_close_cb cb)
 {
-  assert(!p->head);
+  assert(pc_queue_empty(&p->waiters));
   uv_close((uv_handle_t *)&p->timer, cb);
 }

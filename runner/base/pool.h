@@ -30,6 +30,8 @@
 
 #include <uv.h>
 
+#include "base/queue.h"
+
 /* A pool's limits (the workflow's pool definition gives them). */
 struct pc_pool_limits {
   int concurrency; /* 0: unlimited */
@@ -41,7 +43,7 @@ struct pc_pool_waiter;
 typedef void (*pc_pool_grant_cb)(struct pc_pool_waiter *w);
 
 struct pc_pool_waiter {
-  struct pc_pool_waiter *next, *prev; /* FIFO links while queued */
+  struct pc_queue node;               /* in the pool's FIFO while queued */
   struct pc_pool *pool;               /* borrowed; set while queued */
   pc_pool_grant_cb cb;
   void *data; /* the waiter's owner, for the callback */
@@ -79,7 +81,7 @@ struct pc_pool {
   int in_use;                    /* concurrency slots held */
   double tokens;                 /* rate tokens available (<= burst) */
   double refilled_at;            /* monotonic ms of the last refill */
-  struct pc_pool_waiter *head, *tail;
+  struct pc_queue waiters; /* of struct pc_pool_waiter, FIFO */
   unsigned long granted; /* permits granted so far (statistics, tests) */
   int max_in_use;        /* high-water mark of in_use (statistics, tests) */
   unsigned nwaiting;     /* waiters queued */

@@ -43,6 +43,7 @@
 #include <uv.h>
 
 #include "base/log.h"
+#include "base/queue.h"
 #include "base/redact.h"
 #include "base/util.h"
 #include "model/action.h"
@@ -80,7 +81,7 @@ struct pc_proc_set {
   uv_loop_t *loop;        /* borrowed */
   struct pc_run *run;     /* borrowed: the run whose state this is; NULL for tests' sets */
   struct groups_chunk groups; /* the published group ids (the first chunk) */
-  struct pc_proc *live;   /* every pc_proc not yet freed */
+  struct pc_queue live;   /* of struct pc_proc: every one not yet freed, newest first */
   struct lingering *linger; /* groups left behind by finished steps */
   size_t nlinger;
   uv_timer_t reap;        /* teardown: waits for lingering groups to go */
@@ -116,7 +117,7 @@ struct pc_proc {
   uv_timer_t grace; /* after cancel: SIGTERM -> SIGKILL */
   uv_write_t wreq;
   struct pc_proc_set *rs;         /* borrowed: the registry */
-  struct pc_proc *prev, *next; /* in rs->live */
+  struct pc_queue node;        /* in rs->live */
   atomic_int *group;           /* its published slot while the group may live, or NULL */
   char *label;                 /* owned; NULL: output is not logged */
   bool quiet;                  /* output is not logged (pc_proc_opts.quiet) */
@@ -144,6 +145,7 @@ struct pc_proc_set *pc_proc_set_new(uv_loop_t *loop)
 {
   struct pc_proc_set *rs = pc_xcalloc(1, sizeof *rs);
   rs->loop = loop;
+  pc_queue_init(&rs->live);
   return rs;
 }
 
@@ -290,12 +292,7 @@ static void proc_free(struct pc_proc *p)
 {
   struct pc_proc_set *rs = p->rs;
   group_unpublish(&p->group);
-  if (p->prev)
-    p->prev->next = p->next;
-  else
-    rs->live = p->next;
-  if (p->next)
-    p->next->prev = p->prev;
+  pc_queue_remove(&p->node);
   pc_buf_free(&p->out.cap);
   pc_buf_free(&p->err.cap);
   pc_redact_stream_free(&p->out.red);
@@ -757,10 +754,7 @@ int pc_proc_spawn(struct pc_proc_set *rs, const struct pc_proc_opts *o, pc_proc_
     uv_pipe_init(loop, &p->in, 0);
     p->in.data = p;
   }
-  p->next = rs->live;
-  if (rs->live)
-    rs->live->prev = p;
-  rs->live = p;
+  pc_queue_insert_head(&rs->live, &p->node);
 
   char **envp = o->env ? build_env(o->env) : NULL;
   uv_stdio_container_t stdio[3];
@@ -827,7 +821,7 @@ void pc_proc_cancel(struct pc_proc *p)
 
 static void rs_maybe_free(struct pc_proc_set *rs)
 {
-  if (!rs->tearing_down || rs->live || rs->reap_active)
+  if (!rs->tearing_down || !pc_queue_empty(&rs->live) || rs->reap_active)
     return;
   if (rs->run)
     pc_run_state_release(rs->run, &pc_proc_run_hooks);
@@ -893,7 +887,9 @@ void pc_proc_set_close(struct pc_proc_set *rs)
   rs->tearing_down = true;
   /* The run's loop only stops once every pc_proc is gone, so this finds any
    * only if someone stopped the loop early: kill them outright. */
-  for (struct pc_proc *p = rs->live; p; p = p->next) {
+  struct pc_queue *q, *next;
+  pc_queue_foreach_safe(q, next, &rs->live) {
+    struct pc_proc *p = pc_queue_data(q, struct pc_proc, node);
     if (p->finishing || !p->spawned)
       continue;
     p->cancelled = true;
