@@ -431,10 +431,7 @@ SCENARIOS = {
 
 
 def main():
-    global PACER
-    opts = scenarios.parse_args(SCENARIOS)
-    PACER = opts.pacer
-    return scenarios.run(SCENARIOS, opts.scenarios, "pacer-merge-")
+    return scenarios.main(SCENARIOS, "pacer-merge-", globals())
 
 
 if __name__ == "__main__":

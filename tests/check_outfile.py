@@ -343,12 +343,9 @@ SCENARIOS = {
 
 
 def main():
-    global PACER, HTTP
-    opts = scenarios.parse_args(SCENARIOS, add_arguments=lambda ap: ap.add_argument(
-        "--http", required=True, help="the fixture server's base URL"))
-    PACER = opts.pacer
-    HTTP = opts.http
-    return scenarios.run(SCENARIOS, opts.scenarios, "pacer-out-")
+    def add_arguments(ap):
+        ap.add_argument("--http", required=True, help="the fixture server's base URL")
+    return scenarios.main(SCENARIOS, "pacer-out-", globals(), add_arguments=add_arguments)
 
 
 if __name__ == "__main__":

@@ -477,11 +477,9 @@ SCENARIOS = {
 
 
 def main():
-    global PACER
-    opts = scenarios.parse_args(SCENARIOS, pacer_default=os.environ.get("PACER") or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)), "..", "build", "pacer"))
-    PACER = opts.pacer
-    return scenarios.run(SCENARIOS, opts.scenarios, "pacer-rep-")
+    here = os.path.dirname(os.path.abspath(__file__))
+    return scenarios.main(SCENARIOS, "pacer-rep-", globals(), pacer_default=os.environ.get(
+        "PACER") or os.path.join(here, "..", "build", "pacer"))
 
 
 if __name__ == "__main__":

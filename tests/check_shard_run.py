@@ -300,10 +300,7 @@ SCENARIOS = {"jobs": sc_jobs, "gitlab": sc_gitlab, "killed": sc_killed, "keyed":
 
 
 def main():
-    global PACER
-    opts = scenarios.parse_args(SCENARIOS)
-    PACER = opts.pacer
-    return scenarios.run(SCENARIOS, opts.scenarios, "pacer-shard-run-")
+    return scenarios.main(SCENARIOS, "pacer-shard-run-", globals())
 
 
 if __name__ == "__main__":

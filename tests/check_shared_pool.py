@@ -408,10 +408,7 @@ SCENARIOS = {"pause": sc_pause, "pause_shared": sc_pause_shared, "shards": sc_sh
 
 
 def main():
-    global PACER
-    opts = scenarios.parse_args(SCENARIOS)
-    PACER = opts.pacer
-    return scenarios.run(SCENARIOS, opts.scenarios, "pacer-shared-pool-")
+    return scenarios.main(SCENARIOS, "pacer-shared-pool-", globals())
 
 
 if __name__ == "__main__":

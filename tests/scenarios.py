@@ -10,7 +10,8 @@ one is reported, `ok NAME` or `FAIL NAME: why`, before the exit status
 says whether any failed. A scenario fails by raising: an AssertionError
 or a Failure from check(), or any other exception (a scenario that
 crashes has failed too). The helpers check() and write() are the ones
-those scripts' scenarios use.
+those scripts' scenarios use. A script's whole main is
+`sys.exit(scenarios.main(SCENARIOS, PREFIX, globals()))`.
 """
 
 import argparse
@@ -74,3 +75,15 @@ def run(scenarios, names, prefix):
                 print("FAIL %s: %s: %s" % (name, type(e).__name__, e), file=sys.stderr,
                       flush=True)
     return 1 if failed else 0
+
+
+def main(scenarios, prefix, script_globals, **parse_kw):
+    """The whole main() of a scenario script: parse_args(scenarios,
+    **parse_kw), then each option is set as the script's global of its name
+    in capitals (--pacer as PACER, --http as HTTP), then run(). Returns the
+    exit status."""
+    opts = parse_args(scenarios, **parse_kw)
+    for name, value in vars(opts).items():
+        if name != "scenarios":
+            script_globals[name.upper()] = value
+    return run(scenarios, opts.scenarios, prefix)
