@@ -298,7 +298,9 @@ class CheckLayersTest(unittest.TestCase):
             "runner/main.c": 7, "runner/cli/builtins.c": 7, "runner/load/load.c": 6,
             "runner/core/run.c": 5, "runner/core/watchdog.h": 5, "runner/report/junit.c": 5,
             "runner/core/task.c": 4, "runner/core/defer.h": 4, "runner/actions/basic.c": 3,
-            "runner/http/action.c": 3, "runner/script/plugin.c": 3, "runner/http/session.c": 2,
+            "runner/http/action.c": 3, "runner/script/plugin.c": 3,
+            "runner/script/plugin_check.c": 3, "runner/script/plugin_int.h": 3,
+            "runner/http/session.c": 2,
             "runner/proc/proc.c": 2, "runner/script/coro.h": 2, "runner/script/mod_time.c": 2,
             "runner/model/action.h": 1, "runner/base/queue.h": 0,
         }
