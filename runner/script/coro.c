@@ -150,6 +150,11 @@ struct pc_run *pc_coro_run(const struct pc_coro *co)
   return co->job->run;
 }
 
+struct pc_attempt *pc_coro_attempt(const struct pc_coro *co)
+{
+  return co->job->attempt;
+}
+
 int pc_coro_scope(const struct pc_coro *co)
 {
   return co->job->scope_ref;
@@ -624,6 +629,7 @@ struct pc_coro_job *pc_coro_job_start(struct pc_lua *h, const struct pc_coro_job
   j->h = h;
   j->sched = o->sched;
   j->run = o->run;
+  j->attempt = o->attempt;
   j->scope_ref = o->scope_ref;
   j->label = o->label ? o->label : pc_xstrdup("?");
   j->deadline = o->deadline;

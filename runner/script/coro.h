@@ -66,6 +66,9 @@ struct pc_coro_job_opts {
    * there is none (tests): those functions then raise. Borrowed. */
   struct pc_run *run;
   int scope_ref;
+  /* The step attempt the job runs for (borrowed; NULL: none): pacer.http
+   * names its span in a traceparent header when the run asks for one. */
+  struct pc_attempt *attempt;
   /* Called when the root coroutine returns, with its first return value
    * (or nil) on top of the main thread's stack, before the rest of the job
    * is closed; the callee leaves the stack as it found it. Optional. */
@@ -117,6 +120,7 @@ const char *pc_coro_label(const struct pc_coro *co);
 uv_loop_t *pc_coro_loop(const struct pc_coro *co);
 struct pc_run *pc_coro_run(const struct pc_coro *co); /* NULL in tests */
 int pc_coro_scope(const struct pc_coro *co);
+struct pc_attempt *pc_coro_attempt(const struct pc_coro *co); /* NULL: none */
 
 /* Something a job's code holds beyond one operation (a semaphore or pool
  * permit): the job keeps a list, and when it ends it warns that `what` was

@@ -153,6 +153,7 @@ struct pc_coro_job {
   struct pc_coro_sched sched;
   struct pc_run *run;                /* borrowed, or NULL */
   int scope_ref;                     /* borrowed */
+  struct pc_attempt *attempt;        /* borrowed, or NULL */
   char *label;
   struct pc_coro *root;
   struct pc_queue tops;  /* coroutines without a parent (the root, tasks), newest first */

@@ -103,11 +103,18 @@ int l_http_request(lua_State *L)
   op->h = h;
   op->co = co;
   op->result_ref = LUA_NOREF;
+  /* With defaults.http.trace_context, a plugin's request names the span of
+   * the step attempt it runs in, as an http step's names its own. */
+  char traceparent[PC_TRACEPARENT_SIZE];
+  struct pc_attempt *att = pc_coro_attempt(co);
   struct pc_http_spec_opts o = {
       .defaults = pc_workflow_defaults(pc_run_workflow_def(run), "http"),
       .scope_ref = pc_coro_scope(co),
       .allow_timeout = true,
       .label = pc_coro_label(co),
+      .traceparent = att && pc_http_trace_context(run) && pc_attempt_traceparent(att, traceparent)
+                         ? traceparent
+                         : NULL,
   };
   if (pc_http_spec_start(h, base + 1, &o, sess, on_http_done, op, &op->req, &err) != 0) {
     free(op);

@@ -83,6 +83,7 @@ static void start_job(struct pc_attempt *a, int nargs)
       .deadline = INFINITY,
       .run = a->run,
       .scope_ref = a->scope_ref,
+      .attempt = a,
       .returned = on_job_returned,
       .done = on_job_done,
       .data = a,
