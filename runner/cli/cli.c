@@ -479,7 +479,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   const char *rerun_report = NULL; /* --rerun-failed REPORT */
   bool resume = false, no_history = false;
   char *history = NULL;
-  int lock_fd = -1, shard_k = 1, shard_n = 1;
+  int lock_fd = -1, shard_k = 1, shard_n = 1, jobs = 1;
   int code = PC_EXIT_USAGE;
   struct var_names vn = {0};
 
@@ -548,6 +548,11 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
       resume = true;
     } else if (strcmp(a, "--no-history") == 0) {
       no_history = true;
+    } else if (opt_is(a, "--jobs") || strcmp(a, "-j") == 0) {
+      if (!(v = opt_value(opt_is(a, "--jobs") ? "--jobs" : "-j", argc, argv, &i)))
+        goto missing;
+      if (pc_cli_parse_jobs(v, &jobs) != 0)
+        goto out;
     } else if (opt_is(a, "--lock")) {
       if (!(lock_path = opt_value("--lock", argc, argv, &i)))
         goto missing;
@@ -594,11 +599,19 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     fprintf(stderr, "pacer run: name a workflow file (see pacer run --help)\n");
     goto out;
   }
-  if (nfiles > 1 && o.nreports > 0) {
-    /* One report per run would overwrite each other at the same path. */
-    fprintf(stderr, "pacer run: --report takes one workflow file (%zu given): run the files one "
-                    "at a time to get a report of each\n", nfiles);
-    goto out;
+  for (size_t r = 0; nfiles > 1 && r < o.nreports; r++) {
+    /* One report covers every file; a format that speaks of one run only
+     * is refused before anything runs. */
+    const char *colon = strchr(reports[r], ':');
+    char *format = pc_xstrndup(reports[r], (size_t)(colon - reports[r]));
+    bool ok = pc_report_format_runs(format);
+    if (!ok)
+      fprintf(stderr, "pacer run: --report %s: the %s report covers one workflow file, not the %zu "
+                      "given (json, junit and trace cover several); nothing was run\n",
+              reports[r], format, nfiles);
+    free(format);
+    if (!ok)
+      goto out;
   }
   if (resume && !journal_path) {
     fprintf(stderr, "pacer run: --resume needs --journal PATH (the journal to resume from)\n");
@@ -661,27 +674,18 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
     goto out;
   }
+  if (!history && !dry && !no_history)
+    history = pc_history_default_path();
+  o.history = dry || no_history ? NULL : history;
+  if (nfiles > 1 && !dry) {
+    struct pc_cli_files cf = {files, nfiles, wfs, hosts, texts, text_lens};
+    code = pc_cli_run_many(&cf, &o, jobs, shard_k, shard_n);
+    goto out;
+  }
+  /* One file (several only with --dry-run: each one's plan). */
   code = PC_EXIT_OK;
-  size_t ran = 0, nok = 0;
-  /* Several files: one summary for all of them, printed at the end. A run
-   * leaves SIGINT, SIGTERM and SIGHUP ignored when it returns (run.h), so
-   * a signal between two runs is dropped rather than killing pacer without
-   * its closing lines; each run watches SIGINT and SIGTERM again, and
-   * SIGHUP unless pacer started with it ignored (nohup): that one is given
-   * back its default action just before each later run, which then sees
-   * it is not ignored and watches it. */
-  struct pc_summary all;
-  memset(&all, 0, sizeof all);
-  if (nfiles > 1)
-    o.summary = &all;
-  struct sigaction hup;
-  bool hup_ignored = sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler == SIG_IGN;
-  struct pc_buf failed; /* "FILE (exit N)" of the files that did not exit 0 */
-  pc_buf_init(&failed, (size_t)1 << 20);
   for (size_t f = 0; f < nfiles; f++) {
     int c = PC_EXIT_OK;
-    if (f > 0 && !hup_ignored)
-      signal(SIGHUP, SIG_DFL);
     /* The shard identity of this file for its reports: the digest of the
      * bytes it was loaded from. */
     struct pc_shard_id shard;
@@ -695,9 +699,6 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     }
     char real[PATH_MAX];
     o.history_workflow = strcmp(files[f], "-") != 0 && realpath(files[f], real) ? real : files[f];
-    if (!history && !dry && !no_history)
-      history = pc_history_default_path();
-    o.history = dry || no_history ? NULL : history;
     o.journal = NULL;
     if (journal_path && !dry) {
       char *jerr = NULL;
@@ -737,24 +738,9 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     pc_journal_close(o.journal);
     o.journal = NULL;
     o.shard = NULL;
-    ran++;
-    if (c == PC_EXIT_OK)
-      nok++;
-    else
-      pc_buf_printf(&failed, "%s%s (exit %d)", failed.len ? ", " : "", files[f], c);
-    if (pc_cli_exit_rank(c) > pc_cli_exit_rank(code))
+    if (pc_exit_rank(c) > pc_exit_rank(code))
       code = c;
-    if (pc_cli_exit_rank(c) == 7) /* interrupted: the files after it do not run */
-      break;
   }
-  if (nfiles > 1 && !dry)
-    pc__summary_log(&all, code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL, 0);
-  pc__summary_free(&all);
-  if (nfiles > 1 && !dry)
-    pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL,
-           "%zu workflow files: %zu ok%s%s%s (exit %d)", nfiles, nok, failed.len ? ", not ok: " : "",
-           failed.len ? failed.data : "", ran < nfiles ? ", the rest not run" : "", code);
-  pc_buf_free(&failed);
   goto out;
 
 missing:

@@ -14,7 +14,13 @@
 
 #include <uv.h>
 
+#include <limits.h>
+
+#include "base/log.h"
 #include "base/util.h"
+#include "cli/shard.h"
+#include "core/run.h"
+#include "core/summary.h"
 #include "model/outcome.h"
 
 /* Takes an exclusive, non-blocking flock on `path` (created if needed). The
@@ -41,31 +47,6 @@ int pc_cli_take_lock(const char *path)
     return -err;
   }
   return fd;
-}
-
-/* The exit code of several runs: SPEC's precedence, top to bottom --
- * signals, the deadline, an error, a failure, a bad file, the lock, ok. */
-int pc_cli_exit_rank(int code)
-{
-  switch (code) {
-  case PC_EXIT_SIGHUP:
-  case PC_EXIT_SIGINT:
-  case PC_EXIT_SIGTERM:
-    return 7;
-  case PC_EXIT_DEADLINE:
-    return 6;
-  case PC_EXIT_ERROR:
-    return 5;
-  case PC_EXIT_FAILED:
-    return 4;
-  case PC_EXIT_USAGE:
-    return 3;
-  case PC_EXIT_LOCKED:
-    return 2;
-  case PC_EXIT_OK:
-    return 0;
-  }
-  return 5;
 }
 
 static int cmp_cstr(const void *a, const void *b)
@@ -120,3 +101,87 @@ int pc_cli_add_run_files(const char *arg, char ***files, size_t *n, size_t *cap)
   return 0;
 }
 
+
+int pc_cli_parse_jobs(const char *v, int *jobs)
+{
+  char *end;
+  errno = 0;
+  long n = strtol(v, &end, 10);
+  if (errno || end == v || *end || n < 1 || n > PC_CLI_JOBS_MAX) {
+    fprintf(stderr, "pacer run: --jobs expects how many workflow files run at once, a whole "
+                    "number from 1 to %d; got \"%s\"; nothing was run\n", PC_CLI_JOBS_MAX, v);
+    return -1;
+  }
+  *jobs = (int)n;
+  return 0;
+}
+
+int pc_cli_run_many(const struct pc_cli_files *cf, const struct pc_run_opts *base, int jobs,
+                    int shard_k, int shard_n)
+{
+  size_t n = cf->n;
+  struct pc_run_file *runs = pc_xcalloc(n, sizeof *runs);
+  struct pc_shard_id *shards = pc_xcalloc(n, sizeof *shards);
+  char **real = pc_xcalloc(n, sizeof *real);
+  struct pc_summary all;
+  memset(&all, 0, sizeof all);
+  for (size_t f = 0; f < n; f++) {
+    struct pc_run_opts *o = &runs[f].opts;
+    runs[f].wf = cf->wfs[f];
+    runs[f].h = cf->hosts[f];
+    *o = *base;
+    /* The reports are one set for all the files (pc_run_many); each run
+     * keeps its records for them. */
+    o->reports = NULL;
+    o->nreports = 0;
+    o->record = base->record || base->nreports > 0;
+    /* One live display at a time: with files running together their
+     * progress would overwrite each other's lines. */
+    o->progress = base->progress && jobs == 1;
+    o->summary = &all;
+    /* The shard identity of this file for its reports: the digest of the
+     * bytes it was loaded from. */
+    o->shard = NULL;
+    if (cf->texts[f] && pc_cli_shard_identity(&shards[f], cf->texts[f], cf->text_lens[f], base,
+                                              shard_k, shard_n) == 0) {
+      o->shard = &shards[f];
+      if (shard_n > 1 && (pc_cli_has_shard_key(cf->wfs[f]->steps, cf->wfs[f]->nsteps) ||
+                          pc_cli_has_shard_key(cf->wfs[f]->finally, cf->wfs[f]->nfinally)))
+        shards[f].rule = "keyed";
+    }
+    real[f] = strcmp(cf->files[f], "-") != 0 ? realpath(cf->files[f], NULL) : NULL;
+    o->history_workflow = real[f] ? real[f] : cf->files[f];
+  }
+  struct pc_run_many_opts mo = {.jobs = jobs, .reports = base->reports,
+                                .nreports = base->nreports};
+  int code = pc_run_many(runs, n, &mo);
+
+  /* One summary for all of them, then which files did not exit 0. */
+  size_t ran = 0, nok = 0;
+  struct pc_buf failed; /* "FILE (exit N)" of the files that did not exit 0 */
+  pc_buf_init(&failed, (size_t)1 << 20);
+  for (size_t f = 0; f < n; f++) {
+    if (!runs[f].ran)
+      continue;
+    ran++;
+    if (runs[f].code == PC_EXIT_OK)
+      nok++;
+    else
+      pc_buf_printf(&failed, "%s%s (exit %d)", failed.len ? ", " : "", cf->files[f],
+                    runs[f].code);
+  }
+  int lvl = code == 0 ? PC_LOG_INFO : PC_LOG_ERROR;
+  pc__summary_log(&all, lvl, mo.written, mo.nwritten);
+  pc_log(lvl, NULL, "%zu workflow files: %zu ok%s%s%s (exit %d)", n, nok,
+         failed.len ? ", not ok: " : "", failed.len ? failed.data : "",
+         ran < n ? ", the rest not run" : "", code);
+  pc_buf_free(&failed);
+  pc__summary_free(&all);
+  free(mo.written);
+  for (size_t f = 0; f < n; f++)
+    free(real[f]);
+  free(real);
+  free(shards);
+  free(runs);
+  return code;
+}

@@ -124,6 +124,19 @@ void pc__latency_json(struct pc_buf *b, const struct pc_latency *l, size_t n);
 
 /* ------------------------------------------------ the formats */
 
+/* Pieces the report of several runs (runs.c) is made of. */
+void pc__json_stats_section(struct pc_buf *b, const struct pc_stats_section *s);
+struct pc__junit_counts {
+  size_t tests, failures, errors, skipped;
+};
+void pc__junit_counts(const struct pc_run_report *r, struct pc__junit_counts *c);
+/* One <testsuite> holding every case of the run, named after its file. */
+void pc__junit_file_suite(struct pc_buf *b, const struct pc_run_report *r, size_t id);
+/* The run's trace events as process `pid`, its times moved by off_ms; the
+ * first event without a leading comma when `first`. */
+void pc__trace_events(struct pc_buf *b, const struct pc_run_report *r, int pid, double off_ms,
+                      bool first);
+
 void pc__render_json(struct pc_buf *b, const struct pc_run_report *r);
 void pc__render_junit(struct pc_buf *b, const struct pc_run_report *r);
 void pc__render_trace(struct pc_buf *b, const struct pc_run_report *r);
