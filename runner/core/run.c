@@ -185,8 +185,11 @@ static void on_deadline(uv_timer_t *timer)
   struct driver *d = PC_CONTAINER_OF(timer, struct driver, deadline);
   char dur[32];
   pc_format_duration(d->run.timeout_ms, dur, sizeof dur);
-  pc_log(PC_LOG_ERROR, NULL, "workflow %s: deadline of %s exceeded; cancelling",
-         d->run.wf->name, dur);
+  if (d->group)
+    pc_log(PC_LOG_ERROR, NULL, "workflow %s: deadline of %s exceeded; cancelling",
+           d->run.wf->name, dur);
+  else
+    pc_log(PC_LOG_ERROR, NULL, "workflow deadline of %s exceeded; cancelling", dur);
   d->deadline_hit = true;
   char *msg = pc_asprintf("cancelled: the workflow deadline (%s) was exceeded", dur);
   cancel_everything(d, PC_CANCELLED, msg);
