@@ -599,20 +599,6 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     fprintf(stderr, "pacer run: name a workflow file (see pacer run --help)\n");
     goto out;
   }
-  for (size_t r = 0; nfiles > 1 && r < o.nreports; r++) {
-    /* One report covers every file; a format that speaks of one run only
-     * is refused before anything runs. */
-    const char *colon = strchr(reports[r], ':');
-    char *format = pc_xstrndup(reports[r], (size_t)(colon - reports[r]));
-    bool ok = pc_report_format_runs(format);
-    if (!ok)
-      fprintf(stderr, "pacer run: --report %s: the %s report covers one workflow file, not the %zu "
-                      "given (json, junit and trace cover several); nothing was run\n",
-              reports[r], format, nfiles);
-    free(format);
-    if (!ok)
-      goto out;
-  }
   if (resume && !journal_path) {
     fprintf(stderr, "pacer run: --resume needs --journal PATH (the journal to resume from)\n");
     goto out;
@@ -669,6 +655,8 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
       loaded = false;
   }
   if (!loaded)
+    goto out;
+  if (nfiles > 1 && pc_cli_check_runs_reports(reports, o.nreports, wfs, nfiles) != 0)
     goto out;
   if (lock_path && !dry && (lock_fd = pc_cli_take_lock(lock_path)) < 0) {
     code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;

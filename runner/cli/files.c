@@ -22,6 +22,7 @@
 #include "core/run.h"
 #include "core/summary.h"
 #include "model/outcome.h"
+#include "report/report.h"
 
 /* Takes an exclusive, non-blocking flock on `path` (created if needed). The
  * lock lives as long as the descriptor, and the kernel drops it if pacer
@@ -184,4 +185,34 @@ int pc_cli_run_many(const struct pc_cli_files *cf, const struct pc_run_opts *bas
   free(shards);
   free(runs);
   return code;
+}
+
+int pc_cli_check_runs_reports(const char *const *reports, size_t nreports,
+                              struct pc_workflow *const *wfs, size_t nfiles)
+{
+  for (size_t r = 0; r < nreports; r++) {
+    const char *colon = strchr(reports[r], ':');
+    char *format = pc_xstrndup(reports[r], (size_t)(colon - reports[r]));
+    bool known = pc_report_format_runs(format);
+    bool prom = strcmp(format, "prometheus") == 0;
+    free(format);
+    if (!known) {
+      fprintf(stderr, "pacer run: --report %s: this format covers one workflow file, not the "
+                      "%zu given; nothing was run\n", reports[r], nfiles);
+      return -1;
+    }
+    /* Prometheus tells the files' series apart by the workflow label (the
+     * workflow's name): two files of one name would write one series
+     * twice, which the text format forbids. */
+    for (size_t i = 0; prom && i < nfiles; i++)
+      for (size_t k = 0; k < i; k++)
+        if (strcmp(wfs[i]->name, wfs[k]->name) == 0) {
+          fprintf(stderr, "pacer run: --report %s: %s and %s are both workflow \"%s\", and "
+                          "the metrics of several files are told apart by the workflow's name "
+                          "(give one a `name:`); nothing was run\n",
+                  reports[r], wfs[k]->file, wfs[i]->file, wfs[i]->name);
+          return -1;
+        }
+  }
+  return 0;
 }

@@ -24,6 +24,12 @@ int pc_cli_add_run_files(const char *arg, char ***files, size_t *n, size_t *cap)
 #define PC_CLI_JOBS_MAX 256
 int pc_cli_parse_jobs(const char *v, int *jobs);
 
+/* With several files, each --report covers them all: refuses (-1, said
+ * on stderr) a format that cannot, and prometheus when two files have one
+ * workflow name (their series would collide). */
+int pc_cli_check_runs_reports(const char *const *reports, size_t nreports,
+                              struct pc_workflow *const *wfs, size_t nfiles);
+
 /* The workflow files of a `pacer run`, loaded (borrowed). */
 struct pc_cli_files {
   char *const *files; /* as named ("-": stdin) */

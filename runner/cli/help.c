@@ -38,7 +38,6 @@ static const char run_help[] =
     "  --shards N            with --shard auto in a Kubernetes Indexed Job: the count\n"
     "  --report FORMAT:PATH  write a report (json, junit, trace, html, prometheus);\n"
     "                        repeatable; with several files one covers them all\n"
-    "                        (json, junit, trace only)\n"
     "  --jobs N, -j N        run up to N workflow files at once (default 1)\n"
     "  --push URL            push the run's metrics to a Prometheus Pushgateway\n"
     "  --ping URL            ping a healthchecks.io-style check at start and end\n"

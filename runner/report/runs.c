@@ -3,10 +3,9 @@
  * format says what it can of several runs with the pieces of the
  * one-run formats: JSON holds each file's own report, unchanged, in a
  * list; JUnit one <testsuite> per file in one <testsuites>; the trace one
- * process per file on one time line. HTML and Prometheus are about one
- * run (one page with one timeline; one set of series per workflow, whose
- * last-success series reads back the file it replaces) and are refused
- * with several files before anything runs. */
+ * process per file on one time line; HTML one page with a table of the
+ * files and each file's section; Prometheus each file's series under its
+ * workflow label, each family once. */
 #include "report/report.h"
 
 #include <stdlib.h>
@@ -31,7 +30,7 @@ static const char *runs_outcome(int code)
 }
 
 static void render_json(struct pc_buf *b, const struct pc_run_report *const *reps, size_t n,
-                        const struct pc_runs_info *info)
+                        const struct pc_runs_info *info, const char *previous)
 {
   char ts[40];
   pc_format_iso8601(info->start_ms, ts, sizeof ts);
@@ -58,7 +57,7 @@ static void render_json(struct pc_buf *b, const struct pc_run_report *const *rep
 }
 
 static void render_junit(struct pc_buf *b, const struct pc_run_report *const *reps, size_t n,
-                         const struct pc_runs_info *info)
+                         const struct pc_runs_info *info, const char *previous)
 {
   struct pc__junit_counts all = {0};
   for (size_t i = 0; i < n; i++) {
@@ -83,7 +82,7 @@ static void render_junit(struct pc_buf *b, const struct pc_run_report *const *re
 }
 
 static void render_trace(struct pc_buf *b, const struct pc_run_report *const *reps, size_t n,
-                         const struct pc_runs_info *info)
+                         const struct pc_runs_info *info, const char *previous)
 {
   char ts[40];
   pc_format_iso8601(info->start_ms, ts, sizeof ts);
@@ -107,14 +106,61 @@ static void render_trace(struct pc_buf *b, const struct pc_run_report *const *re
   pc_buf_puts(b, "\n]}\n");
 }
 
+/* One page: a table of the files (each linking to its section), then
+ * each file's summary, failures and timeline, as its own report shows
+ * them. */
+static void render_html(struct pc_buf *b, const struct pc_run_report *const *reps, size_t n,
+                        const struct pc_runs_info *info, const char *previous)
+{
+  (void)previous;
+  const char *outcome = runs_outcome(info->exit_code);
+  char *title = pc_asprintf("%zu workflow files", info->nfiles);
+  pc__html_page_start(b, title, outcome);
+  pc_buf_printf(b, "<h1>%s <span class=\"badge o-%s\">%s</span></h1>\n<p class=\"meta\">",
+                title, outcome, outcome);
+  free(title);
+  char ts[40];
+  pc_format_iso8601(info->start_ms, ts, sizeof ts);
+  pc_buf_printf(b, "started %s &middot; took ", ts);
+  pc__html_duration(b, info->duration_ms);
+  pc_buf_printf(b, " &middot; %zu ran &middot; <b>exit code %d</b></p>\n", n, info->exit_code);
+  pc_buf_puts(b, "<table class=\"counts\"><tr><th>file</th><th>workflow</th><th>outcome</th>"
+                 "<th>exit code</th><th>took</th></tr>\n");
+  for (size_t i = 0; i < n; i++) {
+    const struct pc_run_report *r = reps[i];
+    const char *o = r->outcome ? r->outcome : "running";
+    pc_buf_printf(b, "<tr><td><a href=\"#file-%zu\">", i);
+    pc__xml_str(b, r->wf->file, false);
+    pc_buf_puts(b, "</a></td><td>");
+    pc__xml_str(b, r->wf->name, false);
+    pc_buf_puts(b, "</td><td><span class=\"badge o-");
+    pc__xml_str(b, o, true);
+    pc_buf_puts(b, "\">");
+    pc__xml_str(b, o, false);
+    pc_buf_printf(b, "</span></td><td>%d</td><td>", r->exit_code);
+    pc__html_duration(b, r->duration_ms);
+    pc_buf_puts(b, "</td></tr>\n");
+  }
+  pc_buf_puts(b, "</table>\n");
+  for (size_t i = 0; i < n; i++)
+    pc__html_run_section(b, reps[i], i);
+  pc__html_page_end(b);
+}
+
+static void render_prometheus(struct pc_buf *b, const struct pc_run_report *const *reps,
+                              size_t n, const struct pc_runs_info *info, const char *previous)
+{
+  pc__render_prometheus_runs(b, reps, n, info->stats, info->nstats, previous);
+}
+
 static const struct {
   const char *name;
   void (*render)(struct pc_buf *b, const struct pc_run_report *const *reps, size_t n,
-                 const struct pc_runs_info *info);
+                 const struct pc_runs_info *info, const char *previous);
 } formats[] = {
-    {"json", render_json},
-    {"junit", render_junit},
-    {"trace", render_trace},
+    {"json", render_json},         {"junit", render_junit},
+    {"trace", render_trace},       {"html", render_html},
+    {"prometheus", render_prometheus},
 };
 
 bool pc_report_format_runs(const char *format)
@@ -139,7 +185,7 @@ int pc_report_write_runs(const char *format, struct pc_outfile *out,
   }
   struct pc_buf b;
   pc_buf_init(&b, REPORT_BUF_MAX);
-  formats[i].render(&b, reps, n, info);
+  formats[i].render(&b, reps, n, info, out->atomic ? out->target : NULL);
   size_t len;
   char *red = pc_redact(b.data ? b.data : "", b.len, &len);
   pc_buf_free(&b);
