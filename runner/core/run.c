@@ -712,7 +712,11 @@ struct group {
   struct pc_run_file *files; /* borrowed */
   size_t nfiles;
   const struct pc_run_many_opts *mo; /* borrowed */
-  struct driver **d; /* per file; NULL: not started, or it did not get to run */
+  /* per file; NULL: not started, or it did not get to run. Atomic: the
+   * watchdog's thread walks them (group_kill_now) while the loop's thread
+   * starts runs; a driver is published complete, and freed only after the
+   * watchdog has stopped. */
+  _Atomic(struct driver *) *d;
   size_t next;       /* the next file to start */
   size_t running;
   struct pc_run_states shared;
