@@ -11,11 +11,8 @@
 #include "cli/shard.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +32,6 @@
 #include "base/diag.h"
 #include "base/digest.h"
 #include "core/run.h"
-#include "core/summary.h"
 #include "base/log.h"
 #include "base/pool.h"
 #include "base/redisbucket.h"

@@ -7,7 +7,14 @@
  * its own handles and the tree's when `finally` is over, the actions'
  * run-wide state (statistics taken first), the reports, and last the
  * signal handlers, so that a signal while programs are being stopped never
- * kills pacer with the default action. */
+ * kills pacer with the default action.
+ *
+ * Several files (pc_run_many, `pacer run --jobs N`) run on one loop: each
+ * has its driver as above, but the group holds what there is one of per
+ * process (the signal watchers, the watchdog, the reports) and the table
+ * of run-wide state the runs share (the HTTP session); it hears of each
+ * run's end, finishes that run (its state, closing line) and starts the
+ * next file. */
 #include "core/run.h"
 
 #include <assert.h>
