@@ -167,6 +167,65 @@ static void test_signals_after_the_run(void **state)
     sigaction(sigs[i], &dfl, NULL);
 }
 
+/* Several files on one loop (pc_run_many): each ends with its own exit
+ * code, the whole with the most severe (an error over a failure), every
+ * file ran, and, as after one run, the signals are left ignored. */
+static void test_run_many(void **state)
+{
+  (void)state;
+  static const char *const texts[] = {
+      "steps:\n  - sleep: 20ms\n  - assert: ['1 == 2']\n",
+      "steps:\n  - lua: error('boom')\n",
+      "steps:\n  - sleep: 10ms\n",
+  };
+  enum { N = 3 };
+  struct pc_lua *hosts[N];
+  struct pc_workflow *wfs[N];
+  struct pc_run_file files[N];
+  memset(files, 0, sizeof files);
+  for (size_t i = 0; i < N; i++) {
+    struct pc_diag d;
+    pc_diag_init(&d);
+    hosts[i] = pc_lua_new();
+    assert_non_null(hosts[i]);
+    int rc = pc_workflow_load_string("test.yml", texts[i], strlen(texts[i]), pc_builtin_actions,
+                                     &wfs[i], &d);
+    if (rc == 0)
+      rc = pc_lua_compile_workflow(hosts[i], wfs[i], &d);
+    if (rc != 0)
+      pc_diag_print(&d, stderr);
+    assert_int_equal(rc, 0);
+    pc_diag_free(&d);
+    files[i].wf = wfs[i];
+    files[i].h = hosts[i];
+    pc_run_opts_init(&files[i].opts);
+  }
+  struct pc_run_many_opts mo = {.jobs = 2};
+  int code = pc_run_many(files, N, &mo);
+  assert_int_equal(code, PC_EXIT_ERROR);
+  assert_int_equal(files[0].code, PC_EXIT_FAILED);
+  assert_int_equal(files[1].code, PC_EXIT_ERROR);
+  assert_int_equal(files[2].code, PC_EXIT_OK);
+  for (size_t i = 0; i < N; i++) {
+    assert_true(files[i].ran);
+    pc_workflow_free(wfs[i]);
+    pc_lua_free(hosts[i]);
+  }
+  assert_int_equal(mo.nwritten, 0);
+  static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    struct sigaction sa;
+    assert_int_equal(sigaction(sigs[i], NULL, &sa), 0);
+    assert_true(sa.sa_handler == SIG_IGN);
+    sigaction(sigs[i], &dfl, NULL);
+  }
+  assert_int_equal(pc_exit_rank(PC_EXIT_SIGTERM) > pc_exit_rank(PC_EXIT_DEADLINE), 1);
+  assert_int_equal(pc_exit_rank(PC_EXIT_ERROR) > pc_exit_rank(PC_EXIT_FAILED), 1);
+}
+
 int main(void)
 {
   struct pc_log_opts lo = {-1, false, false};
@@ -178,6 +237,7 @@ int main(void)
       cmocka_unit_test(test_retry_backoff),
       cmocka_unit_test(test_large_fanout),
       cmocka_unit_test(test_signals_after_the_run),
+      cmocka_unit_test(test_run_many),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

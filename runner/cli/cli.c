@@ -4,16 +4,15 @@
  * printed as "file:line:column: error: ..." and exit 2 before anything
  * runs. */
 #include "cli/cli.h"
+#include "cli/files.h"
 #include "cli/help.h"
 #include "cli/merge.h"
+#include "cli/plan.h"
 #include "cli/shard.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +32,6 @@
 #include "base/diag.h"
 #include "base/digest.h"
 #include "core/run.h"
-#include "core/summary.h"
 #include "base/log.h"
 #include "base/pool.h"
 #include "base/redisbucket.h"
@@ -299,129 +297,6 @@ static int load_workflow(const char *path, const char *text, size_t len, struct 
   return rc;
 }
 
-/* ----------------------------------------------------------- the plan */
-
-/* The plan of shard k of n (1 of 1: not sharded); `split`: a fan-out
- * above has been partitioned already. */
-struct plan_shard {
-  int k, n;
-};
-
-/* `in`: the workflow file the step is written in when it is not the top
- * one (the steps of a workflow file run as a step, s->sub), else NULL. */
-static void print_step(const struct pc_workflow *wf, const struct pc_step *s, int depth,
-                       struct plan_shard sh, bool split, const char *in)
-{
-  printf("%*s- ", depth * 2, "");
-  if (s->id)
-    printf("%s: ", s->id);
-  if (s->name)
-    printf("\"%s\" ", s->name);
-  printf("%s", pc_step_key(s));
-  if (s->uses)
-    printf(" %s", s->uses);
-  if (s->for_each)
-    printf(", for_each");
-  for (size_t i = 0; i < s->nmatrix_keys; i++) /* the dimensions, outermost first */
-    printf("%s%s", i ? " x " : " matrix ", s->matrix_keys[i]);
-  if (s->for_each && sh.n > 1 && !split) {
-    if (sh.n == 2)
-      printf(" (this shard: items %d, %d, ...)", sh.k, sh.k + sh.n);
-    else
-      printf(" (this shard: items %d, %d, %d, ...)", sh.k, sh.k + sh.n, sh.k + 2 * sh.n);
-  }
-  if (s->shard_one)
-    printf(sh.n > 1 && sh.k > 1 && !split ? ", shard one (not on this shard)" : ", shard one");
-  if (s->if_expr)
-    printf(", if %s", s->if_expr->src);
-  if ((s->for_each || s->kind == PC_STEP_GATHER) && s->concurrency)
-    printf(", concurrency %d", s->concurrency);
-  if ((s->for_each || pc_step_is_group(s)) && !s->fail_fast)
-    printf(", fail_fast false");
-  for (size_t i = 0; i < s->npools; i++)
-    printf("%s%s", i ? "," : ", pool ", wf->pools[s->pools[i]].name);
-  if (s->timeout_ms >= 0) {
-    char d[32];
-    pc_format_duration(s->timeout_ms, d, sizeof d);
-    printf(", timeout %s", d);
-  }
-  if (s->retry.attempts > 1)
-    printf(", retry %d", s->retry.attempts);
-  if (s->continue_on_error)
-    printf(", continue_on_error");
-  if (s->poll.until) {
-    char d[32];
-    pc_format_duration(s->poll.within_ms, d, sizeof d);
-    printf(", until %s within %s", s->poll.until->src, d);
-  }
-  if (s->background)
-    printf(", background");
-  for (size_t i = 0; i < s->nwaits; i++)
-    printf("%s%s", i ? "," : ", waits for ", s->waits[i]);
-  if (in)
-    printf("  (%s line %d)\n", in, s->line);
-  else
-    printf("  (line %d)\n", s->line);
-  bool below_split = split || (s->for_each && sh.n > 1);
-  for (size_t i = 0; i < s->nchildren; i++)
-    print_step(wf, s->children[i], depth + 1, sh, below_split, in);
-  if (s->sub) { /* its pools were made the top file's when it loaded */
-    const char *base = strrchr(s->sub->file, '/');
-    base = base ? base + 1 : s->sub->file;
-    for (size_t i = 0; i < s->sub->nsteps; i++)
-      print_step(wf, s->sub->steps[i], depth + 1, sh, below_split, base);
-    if (s->sub->nfinally)
-      printf("%*sfinally:\n", (depth + 1) * 2, "");
-    for (size_t i = 0; i < s->sub->nfinally; i++)
-      print_step(wf, s->sub->finally[i], depth + 1, sh, below_split, base);
-  }
-}
-
-static void print_plan(const struct pc_workflow *wf, struct plan_shard sh)
-{
-  printf("workflow %s (%s)\n", wf->name, wf->file);
-  if (sh.n > 1)
-    printf("shard %d of %d (striped)\n", sh.k, sh.n);
-  if (wf->timeout_ms >= 0) {
-    char d[32];
-    pc_format_duration(wf->timeout_ms, d, sizeof d);
-    printf("timeout: %s\n", d);
-  }
-  for (size_t i = 0; i < wf->npools; i++) {
-    const struct pc_pool_def *def = &wf->pools[i];
-    struct pc_pool_limits whole = {def->concurrency, def->rate, def->burst};
-    struct pc_pool_limits p = sh.n > 1 ? pc_pool_limits_share(&whole, sh.k, sh.n) : whole;
-    printf("pool %s:", def->name);
-    if (p.concurrency)
-      printf(" concurrency %d", p.concurrency);
-    if (p.rate > 0)
-      printf(" rate %g/s burst %d", p.rate, p.burst);
-    if (sh.n > 1)
-      printf(" (this shard's share)");
-    if (def->shared) {
-      /* The whole rate, from Redis; the URL without its password. */
-      struct pc_redis_url u;
-      char *err = NULL;
-      if (pc_redis_url_parse(def->shared, &u, &err) == 0) {
-        printf(", shared: rate %g/s from redis://%s%s%s:%d/%s%s", wf->pools[i].rate,
-               strchr(u.host, ':') ? "[" : "", u.host, strchr(u.host, ':') ? "]" : "", u.port,
-               u.key, u.password ? " (with a password)" : "");
-        pc_redis_url_free(&u);
-      }
-      free(err);
-    }
-    printf("\n");
-  }
-  printf("steps:\n");
-  for (size_t i = 0; i < wf->nsteps; i++)
-    print_step(wf, wf->steps[i], 1, sh, false, NULL);
-  if (wf->nfinally) {
-    printf("finally:\n");
-    for (size_t i = 0; i < wf->nfinally; i++)
-      print_step(wf, wf->finally[i], 1, sh, false, NULL);
-  }
-}
-
 /* -------------------------------------------------------- subcommands */
 
 static int cmd_version(void)
@@ -526,31 +401,6 @@ static int cmd_plugins(struct cli *cli, int argc, char **argv)
   return code;
 }
 
-/* Takes an exclusive, non-blocking flock on `path` (created if needed). The
- * lock lives as long as the descriptor, and the kernel drops it if pacer
- * dies, so a crashed run never leaves a stale lock behind (unlike a PID
- * file). Returns the descriptor, -EWOULDBLOCK if another run holds it, or
- * another negative errno. */
-static int take_lock(const char *path)
-{
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    int err = errno;
-    fprintf(stderr, "pacer run: --lock %s: %s\n", path, strerror(err));
-    return -err;
-  }
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int err = errno;
-    close(fd);
-    if (err == EWOULDBLOCK) {
-      fprintf(stderr, "pacer run: %s is locked by another run; exiting\n", path);
-      return -EWOULDBLOCK;
-    }
-    fprintf(stderr, "pacer run: --lock %s: %s\n", path, strerror(err));
-    return -err;
-  }
-  return fd;
-}
 
 static const char *opt_value(const char *name, int argc, char **argv, int *i)
 {
@@ -570,83 +420,6 @@ static bool opt_is(const char *a, const char *name)
 }
 
 /* ------------------------------------------------- several workflow files */
-
-/* The exit code of several runs: SPEC's precedence, top to bottom --
- * signals, the deadline, an error, a failure, a bad file, the lock, ok. */
-static int exit_rank(int code)
-{
-  switch (code) {
-  case PC_EXIT_SIGHUP:
-  case PC_EXIT_SIGINT:
-  case PC_EXIT_SIGTERM:
-    return 7;
-  case PC_EXIT_DEADLINE:
-    return 6;
-  case PC_EXIT_ERROR:
-    return 5;
-  case PC_EXIT_FAILED:
-    return 4;
-  case PC_EXIT_USAGE:
-    return 3;
-  case PC_EXIT_LOCKED:
-    return 2;
-  case PC_EXIT_OK:
-    return 0;
-  }
-  return 5;
-}
-
-static int cmp_cstr(const void *a, const void *b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The files a `run` argument names: itself, or for a directory its *.yml
- * and *.yaml files (not recursive), sorted, appended to *files (malloc'd
- * paths). Returns 0, or -1 with a message. */
-static int add_run_files(const char *arg, char ***files, size_t *n, size_t *cap)
-{
-  struct stat st;
-  if (strcmp(arg, "-") != 0 && stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
-    uv_fs_t req;
-    int rc = uv_fs_scandir(NULL, &req, arg, 0, NULL);
-    if (rc < 0) {
-      fprintf(stderr, "pacer run: %s: %s\n", arg, uv_strerror(rc));
-      uv_fs_req_cleanup(&req);
-      return -1;
-    }
-    size_t first = *n;
-    uv_dirent_t ent;
-    while (uv_fs_scandir_next(&req, &ent) != UV_EOF) {
-      size_t len = strlen(ent.name);
-      bool yml = (len > 4 && strcmp(ent.name + len - 4, ".yml") == 0) ||
-                 (len > 5 && strcmp(ent.name + len - 5, ".yaml") == 0);
-      if (!yml || ent.name[0] == '.' || (ent.type != UV_DIRENT_FILE && ent.type != UV_DIRENT_LINK &&
-                                         ent.type != UV_DIRENT_UNKNOWN))
-        continue;
-      if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 8;
-        *files = pc_xrealloc(*files, *cap * sizeof **files);
-      }
-      size_t alen = strlen(arg);
-      (*files)[(*n)++] = pc_asprintf("%s%s%s", arg, alen && arg[alen - 1] == '/' ? "" : "/",
-                                     ent.name);
-    }
-    uv_fs_req_cleanup(&req);
-    if (*n == first) {
-      fprintf(stderr, "pacer run: %s: no workflow files (*.yml, *.yaml) in this directory\n", arg);
-      return -1;
-    }
-    qsort(*files + first, *n - first, sizeof **files, cmp_cstr);
-    return 0;
-  }
-  if (*n == *cap) {
-    *cap = *cap ? *cap * 2 : 8;
-    *files = pc_xrealloc(*files, *cap * sizeof **files);
-  }
-  (*files)[(*n)++] = pc_xstrdup(arg);
-  return 0;
-}
 
 /* Loads `path` ("-": standard input, named "stdin" in messages). The
  * bytes it loaded are handed out in *text (malloc'd; NULL if the file
@@ -702,7 +475,7 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   const char *rerun_report = NULL; /* --rerun-failed REPORT */
   bool resume = false, no_history = false;
   char *history = NULL;
-  int lock_fd = -1, shard_k = 1, shard_n = 1;
+  int lock_fd = -1, shard_k = 1, shard_n = 1, jobs = 1;
   int code = PC_EXIT_USAGE;
   struct var_names vn = {0};
 
@@ -771,6 +544,11 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
       resume = true;
     } else if (strcmp(a, "--no-history") == 0) {
       no_history = true;
+    } else if (opt_is(a, "--jobs") || strcmp(a, "-j") == 0) {
+      if (!(v = opt_value(opt_is(a, "--jobs") ? "--jobs" : "-j", argc, argv, &i)))
+        goto missing;
+      if (pc_cli_parse_jobs(v, &jobs) != 0)
+        goto out;
     } else if (opt_is(a, "--lock")) {
       if (!(lock_path = opt_value("--lock", argc, argv, &i)))
         goto missing;
@@ -809,18 +587,12 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
         }
         stdin_named = true;
       }
-      if (add_run_files(a, &files, &nfiles, &files_cap) != 0)
+      if (pc_cli_add_run_files(a, &files, &nfiles, &files_cap) != 0)
         goto out;
     }
   }
   if (nfiles == 0) {
     fprintf(stderr, "pacer run: name a workflow file (see pacer run --help)\n");
-    goto out;
-  }
-  if (nfiles > 1 && o.nreports > 0) {
-    /* One report per run would overwrite each other at the same path. */
-    fprintf(stderr, "pacer run: --report takes one workflow file (%zu given): run the files one "
-                    "at a time to get a report of each\n", nfiles);
     goto out;
   }
   if (resume && !journal_path) {
@@ -880,31 +652,24 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
   }
   if (!loaded)
     goto out;
-  if (lock_path && !dry && (lock_fd = take_lock(lock_path)) < 0) {
+  if (nfiles > 1 && pc_cli_check_runs_reports(reports, o.nreports, wfs, nfiles) != 0)
+    goto out;
+  if (lock_path && !dry && (lock_fd = pc_cli_take_lock(lock_path)) < 0) {
     code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
     goto out;
   }
+  if (!history && !dry && !no_history)
+    history = pc_history_default_path();
+  o.history = dry || no_history ? NULL : history;
+  if (nfiles > 1 && !dry) {
+    struct pc_cli_files cf = {files, nfiles, wfs, hosts, texts, text_lens};
+    code = pc_cli_run_many(&cf, &o, jobs, shard_k, shard_n);
+    goto out;
+  }
+  /* One file (several only with --dry-run: each one's plan). */
   code = PC_EXIT_OK;
-  size_t ran = 0, nok = 0;
-  /* Several files: one summary for all of them, printed at the end. A run
-   * leaves SIGINT, SIGTERM and SIGHUP ignored when it returns (run.h), so
-   * a signal between two runs is dropped rather than killing pacer without
-   * its closing lines; each run watches SIGINT and SIGTERM again, and
-   * SIGHUP unless pacer started with it ignored (nohup): that one is given
-   * back its default action just before each later run, which then sees
-   * it is not ignored and watches it. */
-  struct pc_summary all;
-  memset(&all, 0, sizeof all);
-  if (nfiles > 1)
-    o.summary = &all;
-  struct sigaction hup;
-  bool hup_ignored = sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler == SIG_IGN;
-  struct pc_buf failed; /* "FILE (exit N)" of the files that did not exit 0 */
-  pc_buf_init(&failed, (size_t)1 << 20);
   for (size_t f = 0; f < nfiles; f++) {
     int c = PC_EXIT_OK;
-    if (f > 0 && !hup_ignored)
-      signal(SIGHUP, SIG_DFL);
     /* The shard identity of this file for its reports: the digest of the
      * bytes it was loaded from. */
     struct pc_shard_id shard;
@@ -918,9 +683,6 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     }
     char real[PATH_MAX];
     o.history_workflow = strcmp(files[f], "-") != 0 && realpath(files[f], real) ? real : files[f];
-    if (!history && !dry && !no_history)
-      history = pc_history_default_path();
-    o.history = dry || no_history ? NULL : history;
     o.journal = NULL;
     if (journal_path && !dry) {
       char *jerr = NULL;
@@ -954,30 +716,15 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     if (c != PC_EXIT_OK)
       ;
     else if (dry)
-      print_plan(wfs[f], (struct plan_shard){shard_k, shard_n});
+      pc_cli_print_plan(wfs[f], shard_k, shard_n);
     else
       c = pc_run_workflow(wfs[f], hosts[f], &o);
     pc_journal_close(o.journal);
     o.journal = NULL;
     o.shard = NULL;
-    ran++;
-    if (c == PC_EXIT_OK)
-      nok++;
-    else
-      pc_buf_printf(&failed, "%s%s (exit %d)", failed.len ? ", " : "", files[f], c);
-    if (exit_rank(c) > exit_rank(code))
+    if (pc_exit_rank(c) > pc_exit_rank(code))
       code = c;
-    if (exit_rank(c) == 7) /* interrupted: the files after it do not run */
-      break;
   }
-  if (nfiles > 1 && !dry)
-    pc__summary_log(&all, code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL, 0);
-  pc__summary_free(&all);
-  if (nfiles > 1 && !dry)
-    pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL,
-           "%zu workflow files: %zu ok%s%s%s (exit %d)", nfiles, nok, failed.len ? ", not ok: " : "",
-           failed.len ? failed.data : "", ran < nfiles ? ", the rest not run" : "", code);
-  pc_buf_free(&failed);
   goto out;
 
 missing:

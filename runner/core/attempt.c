@@ -85,7 +85,7 @@ static void attempt_start(struct task *t)
     }
   }
   if (limit >= 0) {
-    uv_update_time(&run->loop); /* the loop's cached time may be stale by a busy iteration */
+    uv_update_time(run->loop); /* the loop's cached time may be stale by a busy iteration */
     uv_timer_start(pc__task_timer(t), on_attempt_timeout, (uint64_t)ceil(limit), 0);
   }
   if (st->params && t->instance && t->parent->body_params_ref != LUA_NOREF) {
@@ -476,7 +476,7 @@ static void poll_next(struct task *t)
   }
   drop_result(t);
   t->state = TS_BACKOFF;
-  uv_update_time(&t->run->loop); /* the cached clock may be stale */
+  uv_update_time(t->run->loop); /* the cached clock may be stale */
   uv_timer_start(pc__task_timer(t), on_backoff_done, (uint64_t)ceil(wait), 0);
 }
 
@@ -597,7 +597,7 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
     free(msg);
     drop_result(t);
     t->state = TS_BACKOFF;
-    uv_update_time(&t->run->loop); /* the cached clock may be stale */
+    uv_update_time(t->run->loop); /* the cached clock may be stale */
     uv_timer_start(pc__task_timer(t), on_backoff_done, (uint64_t)ceil(wait), 0);
     return;
   }

@@ -48,7 +48,7 @@ void pc__on_drain(uv_idle_t *h)
 void pc__defer_init(struct pc_run *run)
 {
   pc_queue_init(&run->deferred);
-  uv_idle_init(&run->loop, &run->drain);
+  uv_idle_init(run->loop, &run->drain);
 }
 
 void pc_run_defer(struct pc_run *run, struct pc_deferred *d, void (*cb)(struct pc_deferred *d))

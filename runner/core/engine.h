@@ -35,6 +35,15 @@ struct task;
 struct pc_run_state_entry {
   const struct pc_run_hooks *hooks; /* set before the entry is published */
   _Atomic(void *) state;            /* NULL once released */
+  struct pc_run *maker;             /* the run that made it: the run its cleanup gets */
+};
+
+/* A table of run-wide states (hooks.c): a run's own, or the one the runs
+ * on one loop share (struct pc_run.shared). Entries below n are complete
+ * (published with release order, for the watchdog's thread). */
+struct pc_run_states {
+  struct pc_run_state_entry e[PC_RUN_HOOKS_MAX];
+  atomic_size_t n;
 };
 
 struct pc_redis_bucket;
@@ -68,7 +77,9 @@ struct pc_journal_ops {
 };
 
 struct pc_run {
-  uv_loop_t loop;     /* initialised and closed by the driver */
+  /* borrowed: the driver's loop, which the runs of one `pacer run` with
+   * several files share (run.c, "Several files") */
+  uv_loop_t *loop;
   struct pc_lua *lua; /* borrowed */
   lua_State *L;       /* borrowed: the state of `lua` */
   const struct pc_workflow *wf; /* borrowed */
@@ -78,10 +89,12 @@ struct pc_run {
   struct pc_pool *pools; /* owned: one per pool of the workflow (pc__engine_init) */
   size_t npools;
   /* The run hooks with their states (pc_run_state), in the order they were
-   * made; entries below nhooks are complete (published with release
-   * order, for the watchdog's thread). */
-  struct pc_run_state_entry hooks[PC_RUN_HOOKS_MAX];
-  atomic_size_t nhooks;
+   * made. A hook marked `shared` keeps its state in *shared instead when
+   * the run has one: the table of every run on the same loop (several
+   * files in one `pacer run`; borrowed from the driver), so that one HTTP
+   * session serves them all. */
+  struct pc_run_states states;
+  struct pc_run_states *shared;
   /* --shard K/N (docs/shards.md): the outermost fan-out on each path runs
    * items K, K+N, K+2N...; 0/0 when the run is not sharded. */
   int shard_index, shard_count;
@@ -155,19 +168,28 @@ void pc__root_bound(struct task *root, double ms);
 /* ------------------------------------------------------------ run hooks */
 
 /* Calls every registered state's kill_now (a second signal, or the
- * watchdog's thread: see struct pc_run_hooks for the contract). */
+ * watchdog's thread: see struct pc_run_hooks for the contract): the run's
+ * own; pc__run_states_kill_now for a shared table. */
 void pc__run_hooks_kill_now(struct pc_run *run);
-/* Calls every registered state's cleanup, in the order they were made;
- * run the loop afterwards. */
+void pc__run_states_kill_now(struct pc_run_states *states);
+/* Calls every registered state's cleanup, in the order they were made:
+ * the run's own (a shared table's, pc__run_states_cleanup, once the last
+ * run on the loop is over); run the loop afterwards. */
 void pc__run_hooks_cleanup(struct pc_run *run);
+void pc__run_states_cleanup(struct pc_run_states *states);
+/* Which statistics pc__run_hooks_stats takes: all of them (a run alone),
+ * or, for a run that shares a table with others, those of its own states
+ * (its report's) or those of the shared ones (the whole `pacer run`'s). */
+enum pc__stats_of { PC_STATS_ALL, PC_STATS_OWN, PC_STATS_SHARED };
 /* The statistics sections for the reports, one per run hook with stats
  * among `declared` (those the actions declare: their sections are there
  * even when no step made the state) and those registered, taken before
  * pc__run_hooks_cleanup. */
 void pc__run_hooks_stats(struct pc_run *run, struct pc_run_report *rep,
-                         const struct pc_run_hooks *const *declared, size_t ndeclared);
+                         const struct pc_run_hooks *const *declared, size_t ndeclared,
+                         enum pc__stats_of which);
 /* pc__run_hooks_stats with the hooks of every action of the workflow's
  * table (hooks.c). */
-void pc__actions_stats(struct pc_run *run, struct pc_run_report *rep);
+void pc__actions_stats(struct pc_run *run, struct pc_run_report *rep, enum pc__stats_of which);
 
 #endif

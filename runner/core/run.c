@@ -7,7 +7,14 @@
  * its own handles and the tree's when `finally` is over, the actions'
  * run-wide state (statistics taken first), the reports, and last the
  * signal handlers, so that a signal while programs are being stopped never
- * kills pacer with the default action. */
+ * kills pacer with the default action.
+ *
+ * Several files (pc_run_many, `pacer run --jobs N`) run on one loop: each
+ * has its driver as above, but the group holds what there is one of per
+ * process (the signal watchers, the watchdog, the reports) and the table
+ * of run-wide state the runs share (the HTTP session); it hears of each
+ * run's end, finishes that run (its state, closing line) and starts the
+ * next file. */
 #include "core/run.h"
 
 #include <assert.h>
@@ -58,7 +65,19 @@ struct driver {
   struct pc_trace trace;    /* the run's trace context (TRACEPARENT, or its own) */
   struct pc_export *exp;    /* pings, push, OpenTelemetry; NULL: none */
   bool exporting;           /* the end's exports are being waited for */
+  uv_loop_t own_loop;       /* the loop of a run alone (pc_run_workflow) */
+  /* A run among several on one loop (pc_run_many), or NULL: the group
+   * owns the signals, the watchdog and the reports, and hears of the
+   * run's end through `over` (a clean stack, not the drain's). */
+  struct group *group;
+  size_t index;   /* in the group's files */
+  uv_timer_t over;
+  int code;       /* the exit code, once concluded */
 };
+
+struct group;
+static void group_run_over(struct driver *d);
+static void run_finished(struct driver *d);
 
 void pc_run_opts_init(struct pc_run_opts *o)
 {
@@ -76,10 +95,13 @@ static void close_run_handles(struct driver *d)
   d->watchdog = NULL;
   /* The signal handlers stay until the reports are written (a signal
    * while programs are being stopped must not kill pacer with the default
-   * action), but no longer keep the loop alive. */
-  uv_unref((uv_handle_t *)&d->sigint);
-  uv_unref((uv_handle_t *)&d->sigterm);
-  uv_unref((uv_handle_t *)&d->sighup);
+   * action), but no longer keep the loop alive. (A run among several has
+   * none: the group's serve them all.) */
+  if (!d->group) {
+    uv_unref((uv_handle_t *)&d->sigint);
+    uv_unref((uv_handle_t *)&d->sigterm);
+    uv_unref((uv_handle_t *)&d->sighup);
+  }
   uv_close((uv_handle_t *)&d->deadline, NULL);
   pc_progress_stop(d->progress);
   d->progress = NULL;
@@ -98,11 +120,25 @@ static void keep_cause(struct driver *d, struct task *root)
   d->rep.cause_rec = rec;
 }
 
-static void on_subs_over(struct pc_run *run)
+static void on_over(uv_timer_t *t)
 {
-  struct driver *d = PC_CONTAINER_OF(run, struct driver, run);
+  group_run_over(PC_CONTAINER_OF(t, struct driver, over));
+}
+
+/* `steps` and `finally` are over (and any sub-group's `finally`). A run
+ * alone goes on when its loop returns; one among several tells its group,
+ * from a timer: this is the drain's stack. */
+static void run_finished(struct driver *d)
+{
   d->finished = true;
   close_run_handles(d);
+  if (d->group)
+    uv_timer_start(&d->over, on_over, 0, 0);
+}
+
+static void on_subs_over(struct pc_run *run)
+{
+  run_finished(PC_CONTAINER_OF(run, struct driver, run));
 }
 
 static void on_root_done(struct pc_run *run, struct task *t)
@@ -138,8 +174,7 @@ static void on_root_done(struct pc_run *run, struct task *t)
     run->subs_over = on_subs_over;
     return;
   }
-  d->finished = true;
-  close_run_handles(d);
+  run_finished(d);
 }
 
 static void cancel_everything(struct driver *d, enum pc_outcome as, const char *msg)
@@ -157,7 +192,11 @@ static void on_deadline(uv_timer_t *timer)
   struct driver *d = PC_CONTAINER_OF(timer, struct driver, deadline);
   char dur[32];
   pc_format_duration(d->run.timeout_ms, dur, sizeof dur);
-  pc_log(PC_LOG_ERROR, NULL, "workflow deadline of %s exceeded; cancelling", dur);
+  if (d->group)
+    pc_log(PC_LOG_ERROR, NULL, "workflow %s: deadline of %s exceeded; cancelling",
+           d->run.wf->name, dur);
+  else
+    pc_log(PC_LOG_ERROR, NULL, "workflow deadline of %s exceeded; cancelling", dur);
   d->deadline_hit = true;
   char *msg = pc_asprintf("cancelled: the workflow deadline (%s) was exceeded", dur);
   cancel_everything(d, PC_CANCELLED, msg);
@@ -185,16 +224,9 @@ static int signal_exit(int signum)
 /* SIGINT, SIGTERM and SIGHUP (a closed terminal, a restarted supervisor)
  * all mean "stop": cancel, run `finally`, write the reports. A second one
  * means "now". */
-static void on_signal(uv_signal_t *h, int signum)
+static void driver_signal(struct driver *d, int signum)
 {
-  struct driver *d = h->data;
   const char *name = signal_name(signum);
-  if (d->signal) {
-    pc_log(PC_LOG_ERROR, NULL, "second %s: exiting at once", name);
-    kill_children_now(d);
-    fflush(NULL);
-    _exit(signal_exit(signum));
-  }
   d->signal = signum;
   if (d->exporting) { /* the reports are written; the exit code stands */
     pc_log(PC_LOG_WARN, NULL, "%s received: giving up the exports", name);
@@ -209,11 +241,27 @@ static void on_signal(uv_signal_t *h, int signum)
     kill_children_now(d);
     return;
   }
-  pc_log(PC_LOG_WARN, NULL, "%s received: cancelling, then running finally", name);
+  if (d->group)
+    pc_log(PC_LOG_WARN, NULL, "workflow %s: %s received: cancelling, then running finally",
+           d->run.wf->name, name);
+  else
+    pc_log(PC_LOG_WARN, NULL, "%s received: cancelling, then running finally", name);
   uv_timer_stop(&d->deadline);
   char *msg = pc_asprintf("cancelled: interrupted by %s", name);
   cancel_everything(d, PC_CANCELLED, msg);
   free(msg);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+  struct driver *d = h->data;
+  if (d->signal) {
+    pc_log(PC_LOG_ERROR, NULL, "second %s: exiting at once", signal_name(signum));
+    kill_children_now(d);
+    fflush(NULL);
+    _exit(signal_exit(signum));
+  }
+  driver_signal(d, signum);
 }
 
 /* The run is over and its reports are written: from now until pacer exits,
@@ -223,7 +271,7 @@ static void on_signal(uv_signal_t *h, int signum)
  * kill pacer in the moments before it exits. So they are ignored instead,
  * before and after libuv's reset, with this thread blocking them across it
  * (setting SIG_IGN discards one already pending). */
-static void close_signals(struct driver *d)
+static void close_signals(uv_signal_t *sigint, uv_signal_t *sigterm, uv_signal_t *sighup)
 {
   static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
   sigset_t set, old;
@@ -236,9 +284,9 @@ static void close_signals(struct driver *d)
   ign.sa_handler = SIG_IGN;
   for (size_t i = 0; i < PC_ARRAY_SIZE(sigs); i++)
     sigaction(sigs[i], &ign, NULL);
-  uv_close((uv_handle_t *)&d->sigint, NULL);
-  uv_close((uv_handle_t *)&d->sigterm, NULL);
-  uv_close((uv_handle_t *)&d->sighup, NULL);
+  uv_close((uv_handle_t *)sigint, NULL);
+  uv_close((uv_handle_t *)sigterm, NULL);
+  uv_close((uv_handle_t *)sighup, NULL);
   for (size_t i = 0; i < PC_ARRAY_SIZE(sigs); i++)
     sigaction(sigs[i], &ign, NULL);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -352,92 +400,107 @@ static int exit_code(const struct driver *d)
 
 /* Every report must be writable before anything runs: a run that has done
  * its work and then cannot leave its report turns green into red with
- * nothing to look at. Returns 0, or -1 with the message printed and
- * nothing left open. */
-static int open_reports(struct driver *d)
+ * nothing to look at. Returns the open files (one per report, malloc'd),
+ * or NULL with the message printed and nothing left open. */
+static struct pc_outfile *open_reports(const char *const *reports, size_t n)
 {
-  const struct pc_run_opts *o = d->opts;
-  d->outs = pc_xcalloc(o->nreports ? o->nreports : 1, sizeof *d->outs);
-  for (size_t i = 0; i < o->nreports; i++) {
-    pc_outfile_init(&d->outs[i]);
-    const char *path = strchr(o->reports[i], ':') + 1;
+  struct pc_outfile *outs = pc_xcalloc(n ? n : 1, sizeof *outs);
+  for (size_t i = 0; i < n; i++) {
+    pc_outfile_init(&outs[i]);
+    const char *path = strchr(reports[i], ':') + 1;
     char *oerr = NULL;
-    if (pc_outfile_open(&d->outs[i], path, PC_OUTFILE_MKDIRS | PC_OUTFILE_SYNC | PC_OUTFILE_LATER,
+    if (pc_outfile_open(&outs[i], path, PC_OUTFILE_MKDIRS | PC_OUTFILE_SYNC | PC_OUTFILE_LATER,
                         &oerr) != 0) {
-      fprintf(stderr, "pacer run: --report %s: %s; nothing was run\n", o->reports[i], oerr);
+      fprintf(stderr, "pacer run: --report %s: %s; nothing was run\n", reports[i], oerr);
       free(oerr);
       for (size_t k = 0; k <= i; k++)
-        pc_outfile_discard(&d->outs[k]);
-      free(d->outs);
-      d->outs = NULL;
-      return -1;
+        pc_outfile_discard(&outs[k]);
+      free(outs);
+      return NULL;
     }
   }
-  return 0;
+  return outs;
 }
 
-/* Writes every report, whatever happened (failure, deadline or signal).
- * A report that cannot be written turns a success into an error. */
-static int write_reports(struct driver *d, int code)
+/* Writes every report, whatever happened (failure, deadline or signal):
+ * of one run (`n` 1), or of several runs in one document each. A report
+ * that cannot be written turns a success into an error. The reports
+ * written are added to *written (malloc'd here; the strings borrowed from
+ * `reports`). Frees `outs`. */
+static int write_reports(const char *const *reports, size_t nreports, struct pc_outfile *outs,
+                         const struct pc_run_report *const *reps, size_t n,
+                         const struct pc_runs_info *info, int code, const char ***written,
+                         size_t *nwritten)
 {
-  const struct pc_run_opts *o = d->opts;
-  for (size_t i = 0; i < o->nreports; i++) {
-    const char *colon = strchr(o->reports[i], ':');
-    char *format = pc_xstrndup(o->reports[i], (size_t)(colon - o->reports[i]));
+  for (size_t i = 0; i < nreports; i++) {
+    const char *colon = strchr(reports[i], ':');
+    char *format = pc_xstrndup(reports[i], (size_t)(colon - reports[i]));
     char *err = NULL;
-    if (pc_report_write(format, &d->outs[i], &d->rep, &err) != 0) {
+    int rc = info ? pc_report_write_runs(format, &outs[i], reps, n, info, &err)
+                  : pc_report_write(format, &outs[i], reps[0], &err);
+    if (rc != 0) {
       fprintf(stderr, "pacer: report %s: %s\n", format, err);
       free(err);
       if (code == PC_EXIT_OK)
         code = PC_EXIT_ERROR;
     } else {
-      if (!d->written)
-        d->written = pc_xcalloc(o->nreports, sizeof *d->written);
-      d->written[d->nwritten++] = o->reports[i];
+      if (!*written)
+        *written = pc_xcalloc(nreports, sizeof **written);
+      (*written)[(*nwritten)++] = reports[i];
     }
     free(format);
   }
-  free(d->outs);
-  d->outs = NULL;
+  free(outs);
   return code;
 }
 
 /* Starts the driver's handles on the loop: signals, the deadline, the
  * watchdog (after the signal watchers: it chains their handlers), the
- * progress display. */
+ * progress display. A run among several has only its deadline (and the
+ * timer that tells its group it is over): the group has the rest. */
 static void start_handles(struct driver *d)
 {
   struct pc_run *run = &d->run;
-  uv_timer_init(&run->loop, &d->deadline);
-  uv_signal_init(&run->loop, &d->sigint);
-  uv_signal_init(&run->loop, &d->sigterm);
-  uv_signal_init(&run->loop, &d->sighup);
-  d->sigint.data = d->sigterm.data = d->sighup.data = d;
-  uv_signal_start(&d->sigint, on_signal, SIGINT);
-  uv_signal_start(&d->sigterm, on_signal, SIGTERM);
-  /* Under nohup SIGHUP is ignored, and must stay so: watching it would
-   * turn the hangup nohup protects against into a cancellation. */
-  struct sigaction hup;
-  if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
-    uv_signal_start(&d->sighup, on_signal, SIGHUP);
+  uv_timer_init(run->loop, &d->deadline);
+  if (d->group) {
+    uv_timer_init(run->loop, &d->over);
+  } else {
+    uv_signal_init(run->loop, &d->sigint);
+    uv_signal_init(run->loop, &d->sigterm);
+    uv_signal_init(run->loop, &d->sighup);
+    d->sigint.data = d->sigterm.data = d->sighup.data = d;
+    uv_signal_start(&d->sigint, on_signal, SIGINT);
+    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+    /* Under nohup SIGHUP is ignored, and must stay so: watching it would
+     * turn the hangup nohup protects against into a cancellation. */
+    struct sigaction hup;
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+      uv_signal_start(&d->sighup, on_signal, SIGHUP);
+  }
   if (run->timeout_ms >= 0) {
     /* Counted from the run's start, as pc_run_deadline_ms() is. */
-    uv_update_time(&run->loop);
+    uv_update_time(run->loop);
     double left = run->started_mono + run->timeout_ms - pc_mono_ms();
     uv_timer_start(&d->deadline, on_deadline, (uint64_t)ceil(left > 0 ? left : 0), 0);
   }
-  d->watchdog = pc_watchdog_start(
-      &run->loop, run->timeout_ms >= 0 ? run->started_mono + run->timeout_ms : -1,
-      kill_children_now, d);
+  if (!d->group)
+    d->watchdog = pc_watchdog_start(
+        run->loop, run->timeout_ms >= 0 ? run->started_mono + run->timeout_ms : -1,
+        kill_children_now, d);
   if (d->opts->progress)
-    d->progress = pc_progress_start(&run->loop, &d->rep);
+    d->progress = pc_progress_start(run->loop, &d->rep);
 }
 
-int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_run_opts *o)
+/* Makes a driver for `wf` and evaluates its vars and inputs: everything
+ * before the loop. Returns the driver, or NULL with *code set (the
+ * problem printed) and nothing left. */
+static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
+                                 const struct pc_run_opts *o, struct group *g, int *code)
 {
   struct driver *d = pc_xcalloc(1, sizeof *d);
   struct pc_run *run = &d->run;
   d->opts = o;
+  d->group = g;
   run->lua = h;
   run->L = pc_lua_state(h);
   run->wf = wf;
@@ -475,13 +538,15 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   if (build_vars(d) != 0) {
     pc_export_free(d->exp);
     free(d);
-    return PC_EXIT_USAGE;
+    *code = PC_EXIT_USAGE;
+    return NULL;
   }
-  if (open_reports(d) != 0) {
+  if (!(d->outs = open_reports(o->reports, o->nreports))) {
     lua_pop(run->L, 1); /* the vars table */
     pc_export_free(d->exp);
     free(d);
-    return PC_EXIT_USAGE;
+    *code = PC_EXIT_USAGE;
+    return NULL;
   }
   d->root_scope = pc_lua_root_scope(h, wf->name, d->run_id);
   if (wf->ninputs) {
@@ -496,44 +561,51 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
     }
     pc_lua_scope_set(h, d->root_scope, "inputs");
   }
+  return d;
+}
 
-  int err = uv_loop_init(&run->loop);
-  if (err) {
-    fprintf(stderr, "error: cannot start the event loop: %s\n", uv_strerror(err));
-    for (size_t i = 0; i < o->nreports; i++)
-      pc_outfile_discard(&d->outs[i]);
-    free(d->outs);
-    pc_lua_unref(h, d->root_scope);
-    pc_export_free(d->exp);
-    free(d);
-    return PC_EXIT_ERROR;
-  }
+/* Starts the run on `loop`: the tree, the journal, the handles, the start
+ * ping, the root `steps`. */
+static void driver_start(struct driver *d, uv_loop_t *loop, struct pc_run_states *shared)
+{
+  struct pc_run *run = &d->run;
+  run->loop = loop;
+  run->shared = shared;
   pc__engine_init(run);
-  if (o->journal)
-    pc_journal_attach(o->journal, run);
+  if (d->opts->journal)
+    pc_journal_attach(d->opts->journal, run);
   start_handles(d);
-  pc_export_start(d->exp, &run->loop, d->run_id); /* the start ping, not waited for */
+  pc_export_start(d->exp, run->loop, d->run_id); /* the start ping, not waited for */
+  if (!d->group)
+    pc_log_set_run_id(d->run_id);
+  pc_log(PC_LOG_DEBUG, NULL, "run %s of %s (%s)", d->run_id, run->wf->name, run->wf->file);
+  d->main = pc__root_start(run, "steps", run->wf->steps, run->wf->nsteps, d->root_scope, -1,
+                           on_root_done);
+}
 
-  pc_log_set_run_id(d->run_id);
-  pc_log(PC_LOG_DEBUG, NULL, "run %s of %s (%s)", d->run_id, wf->name, wf->file);
-  d->main = pc__root_start(run, "steps", wf->steps, wf->nsteps, d->root_scope, -1, on_root_done);
-  uv_run(&run->loop, UV_RUN_DEFAULT);
+/* `steps` and `finally` are over: the journal is told, the statistics are
+ * taken and the run's own run-wide state goes (the HTTP session with it,
+ * unless the runs on the loop share it); run the loop afterwards. */
+static void driver_steps_over(struct driver *d)
+{
+  struct pc_run *run = &d->run;
   assert(d->finished);
-  if (o->journal) {
-    pc_journal_detach(o->journal);
-    size_t n = pc_journal_restored(o->journal);
+  if (d->opts->journal) {
+    pc_journal_detach(d->opts->journal);
+    size_t n = pc_journal_restored(d->opts->journal);
     if (n)
       pc_log(PC_LOG_INFO, NULL, "%zu step%s finished ok in the journaled run: not run again", n,
              n == 1 ? "" : "s");
   }
-
-  /* The actions' run-wide state goes now (the HTTP session with it): keep
-   * its statistics first. */
   if (run->rep)
-    pc__actions_stats(run, &d->rep);
+    pc__actions_stats(run, &d->rep, d->group ? PC_STATS_OWN : PC_STATS_ALL);
   pc__run_hooks_cleanup(run);
-  uv_run(&run->loop, UV_RUN_DEFAULT);
+}
 
+/* The run's exit code and the end of its record. */
+static int driver_conclude(struct driver *d)
+{
+  struct pc_run *run = &d->run;
   /* A loop blocked past the deadline (CPU-bound Lua stopped by its guard)
    * can end the run before the deadline timer had a chance to fire: the
    * deadline was exceeded all the same. */
@@ -541,24 +613,22 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
       pc_mono_ms() - run->started_mono >= run->timeout_ms)
     d->deadline_hit = true;
   int code = exit_code(d);
-  char dur[32];
-  pc_format_duration(pc_mono_ms() - run->started_mono, dur, sizeof dur);
-  const char *what = d->signal ? "interrupted" : d->deadline_hit ? "deadline exceeded"
-                     : code == 0 ? "ok" : code == PC_EXIT_FAILED ? "failed" : "error";
-
   d->rep.duration_ms = pc_mono_ms() - run->started_mono;
   d->rep.outcome = d->signal         ? "cancelled"
                    : d->deadline_hit ? "timeout"
                                      : pc_outcome_name(d->main_outcome);
   d->rep.exit_code = code;
   d->rep.finished = true;
-  code = write_reports(d, code);
-  /* Pings, push, trace: bounded (PC_EXPORT_BOUND_MS), never the exit code. */
-  d->exporting = true;
-  pc_export_end(d->exp, &d->rep);
-  uv_run(&run->loop, UV_RUN_DEFAULT);
+  return code;
+}
+
+/* The run's history row, its summary and its closing line. */
+static void driver_closing(struct driver *d, int code)
+{
+  struct pc_run *run = &d->run;
+  const struct pc_run_opts *o = d->opts;
   if (o->history) {
-    struct pc_history_run hr = {o->history_workflow ? o->history_workflow : wf->file,
+    struct pc_history_run hr = {o->history_workflow ? o->history_workflow : run->wf->file,
                                 o->shard ? o->shard->workflow_sha256 : "", d->rep.start_ms,
                                 d->rep.duration_ms, d->rep.outcome, code, &run->summary};
     char *herr = NULL;
@@ -571,22 +641,311 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
   if (o->summary)
     pc__summary_merge(o->summary, &run->summary);
   else
-    pc__summary_log(&run->summary, code == 0 ? PC_LOG_INFO : PC_LOG_ERROR,
-                    d->written, d->nwritten);
-  free(d->written);
+    pc__summary_log(&run->summary, code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, d->written,
+                    d->nwritten);
+  char dur[32];
+  pc_format_duration(pc_mono_ms() - run->started_mono, dur, sizeof dur);
+  const char *what = d->signal ? "interrupted" : d->deadline_hit ? "deadline exceeded"
+                     : code == 0 ? "ok" : code == PC_EXIT_FAILED ? "failed" : "error";
   pc_log(code == 0 ? PC_LOG_INFO : PC_LOG_ERROR, NULL, "workflow %s: %s in %s (exit %d)",
-         wf->name, what, dur, code);
-  pc_log_set_run_id(NULL);
-  close_signals(d);
-  uv_run(&run->loop, UV_RUN_DEFAULT);
-  err = uv_loop_close(&run->loop);
-  assert(err == 0);
-  (void)err;
+         run->wf->name, what, dur, code);
+}
+
+/* Frees the driver once its loop has run its closes. */
+static void driver_free(struct driver *d)
+{
+  free(d->outs); /* a run among several: its (empty) set; the group writes the reports */
+  free(d->written);
   pc_export_free(d->exp);
   pc_records_free(&d->rep);
-  pc__engine_free(run);
-  pc_lua_unref(h, d->root_scope);
+  pc__engine_free(&d->run);
+  pc_lua_unref(d->run.lua, d->root_scope);
   free(d->cause);
   free(d);
+}
+
+int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_run_opts *o)
+{
+  int code = PC_EXIT_OK;
+  struct driver *d = driver_new(wf, h, o, NULL, &code);
+  if (!d)
+    return code;
+  struct pc_run *run = &d->run;
+  int err = uv_loop_init(&d->own_loop);
+  if (err) {
+    fprintf(stderr, "error: cannot start the event loop: %s\n", uv_strerror(err));
+    for (size_t i = 0; i < o->nreports; i++)
+      pc_outfile_discard(&d->outs[i]);
+    free(d->outs);
+    pc_lua_unref(h, d->root_scope);
+    pc_export_free(d->exp);
+    free(d);
+    return PC_EXIT_ERROR;
+  }
+  driver_start(d, &d->own_loop, NULL);
+  uv_run(run->loop, UV_RUN_DEFAULT);
+  driver_steps_over(d);
+  uv_run(run->loop, UV_RUN_DEFAULT);
+
+  code = driver_conclude(d);
+  const struct pc_run_report *rep = &d->rep;
+  code = write_reports(o->reports, o->nreports, d->outs, &rep, 1, NULL, code, &d->written,
+                       &d->nwritten);
+  d->outs = NULL;
+  /* Pings, push, trace: bounded (PC_EXPORT_BOUND_MS), never the exit code. */
+  d->exporting = true;
+  pc_export_end(d->exp, &d->rep);
+  uv_run(run->loop, UV_RUN_DEFAULT);
+  driver_closing(d, code);
+  pc_log_set_run_id(NULL);
+  close_signals(&d->sigint, &d->sigterm, &d->sighup);
+  uv_run(run->loop, UV_RUN_DEFAULT);
+  err = uv_loop_close(run->loop);
+  assert(err == 0);
+  (void)err;
+  driver_free(d);
+  return code;
+}
+
+/* ======================================================= several files */
+
+/* Several workflow files on one loop (pc_run_many): up to `jobs` run at
+ * once, each a run of its own (vars, deadline, `finally`, pools, closing
+ * line) but with one table of shared run-wide state (the HTTP session),
+ * one set of signal watchers and one watchdog for all, and one set of
+ * reports written when the last is over. */
+struct group {
+  uv_loop_t loop;
+  struct pc_run_file *files; /* borrowed */
+  size_t nfiles;
+  const struct pc_run_many_opts *mo; /* borrowed */
+  /* per file; NULL: not started, or it did not get to run. Atomic: the
+   * watchdog's thread walks them (group_kill_now) while the loop's thread
+   * starts runs; a driver is published complete, and freed only after the
+   * watchdog has stopped. */
+  _Atomic(struct driver *) *d;
+  size_t next;       /* the next file to start */
+  size_t running;
+  struct pc_run_states shared;
+  uv_signal_t sigint, sigterm, sighup;
+  struct pc_watchdog *watchdog;
+  int signal; /* first signal received, 0 if none */
+  bool over;  /* every started run is over and no more will start */
+  bool exporting;
+  char run_id[40]; /* for the log's run_id field: the first run's */
+};
+
+int pc_exit_rank(int code)
+{
+  switch (code) {
+  case PC_EXIT_SIGHUP:
+  case PC_EXIT_SIGINT:
+  case PC_EXIT_SIGTERM:
+    return 7;
+  case PC_EXIT_DEADLINE:
+    return 6;
+  case PC_EXIT_ERROR:
+    return 5;
+  case PC_EXIT_FAILED:
+    return 4;
+  case PC_EXIT_USAGE:
+    return 3;
+  case PC_EXIT_LOCKED:
+    return 2;
+  case PC_EXIT_OK:
+    return 0;
+  }
+  return 5;
+}
+
+static void group_kill_now(void *data)
+{
+  struct group *g = data;
+  for (size_t i = 0; i < g->nfiles; i++)
+    if (g->d[i])
+      pc__run_hooks_kill_now(&g->d[i]->run);
+  pc__run_states_kill_now(&g->shared);
+}
+
+/* Every run over and none to start: the group's handles no longer keep
+ * the loop alive (the signal watchers stay until the reports are
+ * written, as a run alone's do). */
+static void group_close(struct group *g)
+{
+  g->over = true;
+  pc_watchdog_stop(g->watchdog);
+  g->watchdog = NULL;
+  uv_unref((uv_handle_t *)&g->sigint);
+  uv_unref((uv_handle_t *)&g->sigterm);
+  uv_unref((uv_handle_t *)&g->sighup);
+}
+
+/* Starts files while fewer than `jobs` run, none has been interrupted
+ * and some are left. A file whose vars or reports cannot be made does not
+ * run (exit 2), and the next one starts. */
+static void group_fill(struct group *g)
+{
+  while (!g->signal && g->running < (size_t)g->mo->jobs && g->next < g->nfiles) {
+    size_t i = g->next++;
+    struct pc_run_file *f = &g->files[i];
+    f->ran = true;
+    struct driver *d = driver_new(f->wf, f->h, &f->opts, g, &f->code);
+    if (!d)
+      continue;
+    d->index = i;
+    if (!g->run_id[0]) {
+      snprintf(g->run_id, sizeof g->run_id, "%s", d->run_id);
+      pc_log_set_run_id(g->run_id);
+    }
+    g->d[i] = d;
+    g->running++;
+    driver_start(d, &g->loop, &g->shared);
+  }
+  if (g->running == 0 && !g->over)
+    group_close(g);
+}
+
+/* A run of the group is over (from its `over` timer): its own state goes,
+ * its closing line is printed, and the next file starts. */
+static void group_run_over(struct driver *d)
+{
+  struct group *g = d->group;
+  uv_close((uv_handle_t *)&d->over, NULL);
+  driver_steps_over(d);
+  d->code = driver_conclude(d);
+  g->files[d->index].code = d->code;
+  driver_closing(d, d->code);
+  g->running--;
+  group_fill(g);
+}
+
+static void group_on_signal(uv_signal_t *h, int signum)
+{
+  struct group *g = h->data;
+  const char *name = signal_name(signum);
+  if (g->signal) {
+    pc_log(PC_LOG_ERROR, NULL, "second %s: exiting at once", name);
+    group_kill_now(g);
+    fflush(NULL);
+    _exit(signal_exit(signum));
+  }
+  g->signal = signum;
+  if (g->exporting) { /* the reports are written; the exit code stands */
+    pc_log(PC_LOG_WARN, NULL, "%s received: giving up the exports", name);
+    for (size_t i = 0; i < g->nfiles; i++)
+      if (g->d[i])
+        pc_export_abort(g->d[i]->exp);
+    return;
+  }
+  if (g->next < g->nfiles)
+    pc_log(PC_LOG_WARN, NULL, "%s received: the %zu workflow file%s not started will not run",
+           name, g->nfiles - g->next, g->nfiles - g->next == 1 ? "" : "s");
+  /* Every run that is not over is stopped (each runs its `finally`); one
+   * that is over but still stopping its programs kills them now. */
+  for (size_t i = 0; i < g->nfiles; i++) {
+    struct driver *d = g->d[i];
+    if (!d)
+      continue;
+    if (!d->finished)
+      driver_signal(d, signum);
+    else
+      kill_children_now(d);
+  }
+}
+
+int pc_run_many(struct pc_run_file *files, size_t n, struct pc_run_many_opts *mo)
+{
+  assert(mo->jobs >= 1);
+  struct group *g = pc_xcalloc(1, sizeof *g);
+  g->files = files;
+  g->nfiles = n;
+  g->mo = mo;
+  g->d = pc_xcalloc(n ? n : 1, sizeof *g->d);
+  for (size_t i = 0; i < n; i++)
+    files[i].ran = false, files[i].code = PC_EXIT_OK;
+  struct pc_outfile *outs = open_reports(mo->reports, mo->nreports);
+  if (!outs) {
+    free(g->d);
+    free(g);
+    return PC_EXIT_USAGE;
+  }
+  int err = uv_loop_init(&g->loop);
+  if (err) {
+    fprintf(stderr, "error: cannot start the event loop: %s\n", uv_strerror(err));
+    for (size_t i = 0; i < mo->nreports; i++)
+      pc_outfile_discard(&outs[i]);
+    free(outs);
+    free(g->d);
+    free(g);
+    return PC_EXIT_ERROR;
+  }
+  double started_wall = pc_wall_ms(), started_mono = pc_mono_ms();
+  uv_signal_init(&g->loop, &g->sigint);
+  uv_signal_init(&g->loop, &g->sigterm);
+  uv_signal_init(&g->loop, &g->sighup);
+  g->sigint.data = g->sigterm.data = g->sighup.data = g;
+  uv_signal_start(&g->sigint, group_on_signal, SIGINT);
+  uv_signal_start(&g->sigterm, group_on_signal, SIGTERM);
+  struct sigaction hup; /* as a run alone: not under nohup */
+  if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+    uv_signal_start(&g->sighup, group_on_signal, SIGHUP);
+  /* One watchdog for the process (it counts signals process-wide); the
+   * runs' deadlines differ, so it watches for signals only, and each
+   * run's deadline is its timer's and the Lua guard's. */
+  g->watchdog = pc_watchdog_start(&g->loop, -1, group_kill_now, g);
+
+  group_fill(g);
+  uv_run(&g->loop, UV_RUN_DEFAULT);
+  assert(g->over);
+
+  /* The shared state's statistics cover every file; then it goes. */
+  struct pc_run_report shared_stats;
+  memset(&shared_stats, 0, sizeof shared_stats);
+  struct pc_run *any = NULL;
+  for (size_t i = 0; i < n && !any; i++)
+    if (g->d[i])
+      any = &g->d[i]->run;
+  if (any)
+    pc__actions_stats(any, &shared_stats, PC_STATS_SHARED);
+  pc__run_states_cleanup(&g->shared);
+  uv_run(&g->loop, UV_RUN_DEFAULT);
+
+  int code = PC_EXIT_OK;
+  const struct pc_run_report **reps = pc_xcalloc(n ? n : 1, sizeof *reps);
+  size_t nreps = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (files[i].ran && pc_exit_rank(files[i].code) > pc_exit_rank(code))
+      code = files[i].code;
+    if (g->d[i])
+      reps[nreps++] = &g->d[i]->rep;
+  }
+  struct pc_runs_info info = {
+      .start_ms = started_wall,
+      .duration_ms = pc_mono_ms() - started_mono,
+      .exit_code = code,
+      .nfiles = n,
+      .stats = shared_stats.stats,
+      .nstats = shared_stats.nstats,
+  };
+  code = write_reports(mo->reports, mo->nreports, outs, reps, nreps, &info, code, &mo->written,
+                       &mo->nwritten);
+  free(reps);
+  pc_records_free(&shared_stats);
+  g->exporting = true;
+  for (size_t i = 0; i < n; i++)
+    if (g->d[i])
+      pc_export_end(g->d[i]->exp, &g->d[i]->rep);
+  uv_run(&g->loop, UV_RUN_DEFAULT);
+  close_signals(&g->sigint, &g->sigterm, &g->sighup);
+  uv_run(&g->loop, UV_RUN_DEFAULT);
+  err = uv_loop_close(&g->loop);
+  assert(err == 0);
+  (void)err;
+  pc_log_set_run_id(NULL);
+  for (size_t i = 0; i < n; i++)
+    if (g->d[i])
+      driver_free(g->d[i]);
+  free(g->d);
+  free(g);
   return code;
 }

@@ -54,4 +54,33 @@ void pc_run_opts_init(struct pc_run_opts *o);
  * watched restores its default action first). */
 int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_run_opts *o);
 
+/* Several workflow files in one `pacer run` (docs/reference.md, "run"):
+ * each is a run of its own (its vars, `--timeout` deadline, pools,
+ * `finally`, closing line), on one loop, up to `jobs` at once, started in
+ * order. What actions keep run-wide and mark shared (the HTTP session)
+ * serves them all; the reports are one set for all of them. */
+struct pc_run_file {
+  struct pc_workflow *wf;  /* borrowed */
+  struct pc_lua *h;        /* borrowed: the file's own Lua host */
+  struct pc_run_opts opts; /* its own options; no reports (the set is below) */
+  int code;                /* out: its exit code (PC_EXIT_USAGE: bad vars) */
+  bool ran;                /* out: it was started (a signal stops the rest) */
+};
+struct pc_run_many_opts {
+  int jobs;                   /* >= 1 */
+  const char *const *reports; /* "FORMAT:PATH", each covering every file */
+  size_t nreports;
+  /* out: the reports written (malloc'd; the strings are `reports`') */
+  const char **written;
+  size_t nwritten;
+};
+/* Runs the files and returns the exit code of them all: the most severe
+ * by SPEC's precedence (pc_exit_rank), or an error if a report could not
+ * be written. Problems opening the reports: PC_EXIT_USAGE, nothing run.
+ * SIGINT, SIGTERM and SIGHUP are left ignored, as by pc_run_workflow. */
+int pc_run_many(struct pc_run_file *files, size_t n, struct pc_run_many_opts *mo);
+/* The rank of an exit code in SPEC's precedence (higher wins): signals 7,
+ * the deadline 6, an error 5, a failure 4, a bad file 3, the lock 2, ok 0. */
+int pc_exit_rank(int code);
+
 #endif

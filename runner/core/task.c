@@ -95,7 +95,7 @@ uv_timer_t *pc__task_timer(struct task *t)
 {
   if (!t->timer) {
     t->timer = pc_xmalloc(sizeof *t->timer);
-    uv_timer_init(&t->run->loop, t->timer);
+    uv_timer_init(t->run->loop, t->timer);
     t->timer->data = t;
   }
   return t->timer;
@@ -816,7 +816,7 @@ void pc__task_start(struct task *t)
       /* The loop's clock is cached per iteration (and the first group starts
        * before the loop runs at all): refresh it, or the timeout comes early
        * by however long the loop has been busy. */
-      uv_update_time(&run->loop);
+      uv_update_time(run->loop);
       uv_timer_start(pc__task_timer(t), on_group_timeout, (uint64_t)ceil(t->group_timeout_ms), 0);
     }
     group_fill(t);
@@ -870,7 +870,7 @@ void pc__task_cancel(struct task *t, enum pc_outcome as, const char *msg)
 
 /* The run services of model/action.h. */
 
-uv_loop_t *pc_run_loop(struct pc_run *run) { return &run->loop; }
+uv_loop_t *pc_run_loop(struct pc_run *run) { return run->loop; }
 struct pc_lua *pc_run_lua(struct pc_run *run) { return run->lua; }
 const struct pc_workflow *pc_run_workflow_def(struct pc_run *run) { return run->wf; }
 
@@ -902,9 +902,9 @@ void pc__engine_init(struct pc_run *run)
     struct pc_pool_limits lim = run->shard_count > 1
                                     ? pc_pool_limits_share(&whole, run->shard_index, run->shard_count)
                                     : whole;
-    pc_pool_init(&run->loop, &run->pools[i], &lim);
+    pc_pool_init(run->loop, &run->pools[i], &lim);
     if (def->shared) /* the whole budget, shared by every shard */
-      run->buckets[i] = pc_redis_bucket_start(&run->loop, &run->pools[i], def->name, def->shared,
+      run->buckets[i] = pc_redis_bucket_start(run->loop, &run->pools[i], def->name, def->shared,
                                               &whole);
   }
 }
@@ -967,6 +967,6 @@ void pc__root_bound(struct task *root, double ms)
   if (root->group_timeout_ms >= 0 || root->cancelled || root->state == TS_DONE)
     return;
   root->group_timeout_ms = ms;
-  uv_update_time(&root->run->loop);
+  uv_update_time(root->run->loop);
   uv_timer_start(pc__task_timer(root), on_group_timeout, (uint64_t)ceil(ms), 0);
 }

@@ -2,7 +2,11 @@
  * a run, from a step or from pacer.http, and is a run hook: the run takes
  * its statistics for the reports (the counters the JSON report has always
  * had, in its order, and one row per host) and closes the session at the
- * end. */
+ * end. It is shared by the runs on one loop (several files in one `pacer
+ * run`, model/action.h): one session, so connections are pooled across
+ * the files; its limits are those of the first file that makes a request,
+ * and what it reads of a workflow per call (trace_context) is read for
+ * the calling run's. */
 #include "http/run.h"
 
 #include <stdlib.h>
@@ -15,7 +19,8 @@
 
 struct http_run {
   struct pc_http_session *session; /* NULL until the first request (or if libcurl fails) */
-  int trace_context; /* defaults.http.trace_context: -1 not read yet, else 0 or 1 */
+  int trace_context; /* defaults.http.trace_context of tc_wf: -1 not read yet, else 0 or 1 */
+  const struct pc_workflow *tc_wf; /* borrowed: the workflow trace_context was read from */
   /* pc_step_label of the steps that made requests lately (the steps are
    * the run's, and live as long as it) */
   struct {
@@ -76,6 +81,7 @@ static void http_run_stats(void *state, struct pc_stats_section *s)
 
 const struct pc_run_hooks pc_http_run_hooks = {
     .name = "the HTTP session",
+    .shared = true,
     .create = http_run_create,
     .cleanup = http_run_cleanup,
     .stats = http_run_stats,
@@ -108,8 +114,10 @@ const char *pc_http_step_label(struct pc_run *run, const struct pc_step *step)
 bool pc_http_trace_context(struct pc_run *run)
 {
   struct http_run *hr = pc_run_state(run, &pc_http_run_hooks, true);
-  if (hr->trace_context < 0)
-    hr->trace_context =
-        pc_http_trace_context_of(pc_workflow_defaults(pc_run_workflow_def(run), "http"));
+  const struct pc_workflow *wf = pc_run_workflow_def(run);
+  if (hr->trace_context < 0 || hr->tc_wf != wf) {
+    hr->trace_context = pc_http_trace_context_of(pc_workflow_defaults(wf, "http"));
+    hr->tc_wf = wf;
+  }
   return hr->trace_context != 0;
 }

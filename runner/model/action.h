@@ -305,6 +305,14 @@ void pc_subgroup_detach(struct pc_subgroup *g);
  * Threads: everything here runs on the loop's thread, except kill_now. */
 struct pc_run_hooks {
   const char *name; /* what the state is, for messages: "the HTTP session" */
+  /* The state may serve every run on the loop (several files in one
+   * `pacer run`): it is made by the first run that needs it, kept by the
+   * runs' shared table, and cleaned up (with the run that made it) when
+   * the last run is over; its statistics are the whole `pacer run`'s. A
+   * state that reads its run's workflow must then read it per call, not
+   * keep what the first run's said. Without a shared table (one file),
+   * the flag changes nothing. */
+  bool shared;
   /* Makes the state (pc_run_state with create). Must not fail. */
   void *(*create)(struct pc_run *run);
   /* Called once, when the run's steps are all over, before the reports

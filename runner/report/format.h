@@ -124,6 +124,31 @@ void pc__latency_json(struct pc_buf *b, const struct pc_latency *l, size_t n);
 
 /* ------------------------------------------------ the formats */
 
+/* Pieces the report of several runs (runs.c) is made of. */
+void pc__json_stats_section(struct pc_buf *b, const struct pc_stats_section *s);
+struct pc__junit_counts {
+  size_t tests, failures, errors, skipped;
+};
+void pc__junit_counts(const struct pc_run_report *r, struct pc__junit_counts *c);
+/* One <testsuite> holding every case of the run, named after its file. */
+void pc__junit_file_suite(struct pc_buf *b, const struct pc_run_report *r, size_t id);
+/* The run's part of a page (html.c): its summary, failures and timeline
+ * in a <section id="file-ID">; the page around it; a duration as shown. */
+void pc__html_run_section(struct pc_buf *b, const struct pc_run_report *r, size_t id);
+void pc__html_page_start(struct pc_buf *b, const char *title, const char *outcome);
+void pc__html_page_end(struct pc_buf *b);
+void pc__html_duration(struct pc_buf *b, double ms);
+/* The metrics of several runs in one file (prometheus.c): each run's
+ * series with its workflow label, each family once; the shared state's
+ * statistics without a workflow label. */
+void pc__render_prometheus_runs(struct pc_buf *b, const struct pc_run_report *const *reps,
+                                size_t n, const struct pc_stats_section *stats, size_t nstats,
+                                const char *previous);
+/* The run's trace events as process `pid`, its times moved by off_ms; the
+ * first event without a leading comma when `first`. */
+void pc__trace_events(struct pc_buf *b, const struct pc_run_report *r, int pid, double off_ms,
+                      bool first);
+
 void pc__render_json(struct pc_buf *b, const struct pc_run_report *r);
 void pc__render_junit(struct pc_buf *b, const struct pc_run_report *r);
 void pc__render_trace(struct pc_buf *b, const struct pc_run_report *r);

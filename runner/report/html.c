@@ -364,6 +364,40 @@ static void html_timeline(struct pc_buf *b, const struct pc_run_report *r,
   pc_buf_puts(b, "</svg>\n");
 }
 
+void pc__html_run_section(struct pc_buf *b, const struct pc_run_report *r, size_t id)
+{
+  struct pc__analysis an;
+  pc__analyse(r, &an);
+  pc_buf_printf(b, "<section id=\"file-%zu\">\n", id);
+  html_summary(b, r, &an);
+  html_failures(b, r, &an);
+  html_timeline(b, r, &an);
+  pc_buf_puts(b, "</section>\n");
+  pc__analysis_free(&an);
+}
+
+void pc__html_page_start(struct pc_buf *b, const char *title, const char *outcome)
+{
+  pc_buf_puts(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+                 "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+                 "<title>pacer: ");
+  pc__xml_str(b, title, false);
+  pc_buf_printf(b, " \xE2\x80\x94 %s</title>\n<style>%s</style>\n</head>\n<body>\n", outcome,
+                html_css);
+}
+
+void pc__html_page_end(struct pc_buf *b)
+{
+  pc_buf_printf(b, "<p class=\"note\">Written by pacer %s. Reports: JSON, JUnit, trace and "
+                   "HTML are described in docs/reports.md.</p>\n</body>\n</html>\n",
+                PACER_VERSION);
+}
+
+void pc__html_duration(struct pc_buf *b, double ms)
+{
+  html_duration(b, ms);
+}
+
 void pc__render_html(struct pc_buf *b, const struct pc_run_report *r)
 {
   struct pc__analysis an;

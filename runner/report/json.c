@@ -24,7 +24,7 @@ static void json_counters(struct pc_buf *b, const struct pc_stat *c, size_t n, b
 
 /* A statistics section, under "stats" by its name: its counters, then its
  * table as a list of objects (the row's key first). */
-static void json_stats_section(struct pc_buf *b, const struct pc_stats_section *s)
+void pc__json_stats_section(struct pc_buf *b, const struct pc_stats_section *s)
 {
   pc_buf_puts(b, ",");
   pc__json_str(b, s->name);
@@ -153,7 +153,7 @@ void pc__render_json(struct pc_buf *b, const struct pc_run_report *r)
                   o <= PC_SKIPPED ? pc_outcome_name((enum pc_outcome)o) : "running", by[o]);
   pc_buf_puts(b, "}");
   for (size_t i = 0; i < r->nstats; i++)
-    json_stats_section(b, &r->stats[i]);
+    pc__json_stats_section(b, &r->stats[i]);
   pc_buf_puts(b, "},");
   size_t nlat;
   bool own_lat;

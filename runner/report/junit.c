@@ -132,12 +132,10 @@ static void junit_case(struct pc_buf *b, const struct pc_run_report *r, size_t s
   pc_buf_printf(b, "</%s>\n    </testcase>\n", tag);
 }
 
-void pc__render_junit(struct pc_buf *b, const struct pc_run_report *r)
+/* suite_of[i]: the record whose suite holds record i (malloc'd). */
+static size_t *junit_suites(const struct pc_run_report *r)
 {
-  struct pc__analysis an;
-  pc__analyse(r, &an);
   size_t n = r->nrecords;
-  /* suite_of[i]: the record whose suite holds record i. */
   size_t *suite_of = pc_xcalloc(n + 1, sizeof *suite_of);
   for (size_t i = 0; i < n; i++) {
     const struct pc_record *s = &r->records[i];
@@ -148,6 +146,54 @@ void pc__render_junit(struct pc_buf *b, const struct pc_run_report *r)
     else
       suite_of[i] = suite_of[s->parent];
   }
+  return suite_of;
+}
+
+/* The counts of a run's cases as the <testsuites> element gives them. */
+void pc__junit_counts(const struct pc_run_report *r, struct pc__junit_counts *c)
+{
+  struct pc__analysis an;
+  pc__analyse(r, &an);
+  c->tests = an.ncases;
+  c->failures = an.counts[PC_FAILED];
+  c->errors = an.counts[PC_ERROR] + an.counts[PC_TIMEOUT];
+  c->skipped = an.counts[PC_SKIPPED] + an.counts[PC_SKIPPED + 1] + an.counts[PC_CANCELLED];
+  for (size_t i = 0; i < r->nrecords; i++) /* cancelled roots are errors, not skips */
+    if (an.own_case[i] && r->records[i].parent == PC_NO_RECORD &&
+        r->records[i].done && r->records[i].outcome == PC_CANCELLED)
+      c->errors++, c->skipped--;
+  pc__analysis_free(&an);
+}
+
+void pc__junit_file_suite(struct pc_buf *b, const struct pc_run_report *r, size_t id)
+{
+  struct pc__analysis an;
+  pc__analyse(r, &an);
+  struct pc__junit_counts c;
+  pc__junit_counts(r, &c);
+  size_t *suite_of = junit_suites(r);
+  char ts[40];
+  junit_timestamp(pc__ms_as_written(r->start_ms), ts, sizeof ts);
+  pc_buf_printf(b, "  <testsuite id=\"%zu\" name=\"", id);
+  pc__xml_str(b, r->wf->file, true);
+  pc_buf_printf(b, "\" tests=\"%zu\" failures=\"%zu\" errors=\"%zu\" skipped=\"%zu\" "
+                   "time=\"%.3f\" timestamp=\"%s\">\n",
+                c.tests, c.failures, c.errors, c.skipped,
+                pc__as_written(r->duration_ms, 0) / 1000.0, ts);
+  for (size_t i = 0; i < r->nrecords; i++)
+    if (r->records[i].kind == PC_REC_LEAF || an.own_case[i])
+      junit_case(b, r, suite_of[i], i);
+  pc_buf_puts(b, "  </testsuite>\n");
+  free(suite_of);
+  pc__analysis_free(&an);
+}
+
+void pc__render_junit(struct pc_buf *b, const struct pc_run_report *r)
+{
+  struct pc__analysis an;
+  pc__analyse(r, &an);
+  size_t n = r->nrecords;
+  size_t *suite_of = junit_suites(r);
   /* Cases of each suite, chained in record order. */
   size_t *first = pc_xcalloc(n + 1, sizeof *first), *last = pc_xcalloc(n + 1, sizeof *last),
          *next = pc_xcalloc(n + 1, sizeof *next);

@@ -234,11 +234,10 @@ static void render_steps(struct prom *p)
 
 /* The statistics sections (the HTTP session's): pacer_SECTION_COUNTER, and
  * pacer_SECTION_ROWS_COUNTER{ROWKEY="..."} for the rows of its table. */
-static void render_stats(struct prom *p)
+static void render_stats(struct prom *p, const struct pc_stats_section *stats, size_t nstats)
 {
-  const struct pc_run_report *r = p->r;
-  for (size_t k = 0; k < r->nstats; k++) {
-    const struct pc_stats_section *sec = &r->stats[k];
+  for (size_t k = 0; k < nstats; k++) {
+    const struct pc_stats_section *sec = &stats[k];
     for (size_t c = 0; c < sec->ncounters; c++) {
       struct pc_buf n;
       pc_buf_init(&n, 1024);
@@ -325,7 +324,7 @@ static void render(struct pc_buf *b, const struct pc_run_report *r, bool workflo
   }
   family(&p, "pacer_run_attempts", "gauge", "Attempts of the leaf steps of the last run.");
   sample(&p, "pacer_run_attempts", NULL, (double)attempts, "%.0f");
-  render_stats(&p);
+  render_stats(&p, r->stats, r->nstats);
   render_steps(&p);
 }
 
@@ -370,6 +369,82 @@ void pc__render_prometheus(struct pc_buf *b, const struct pc_run_report *r,
   double last = r->exit_code == 0 ? (r->start_ms + r->duration_ms) / 1000.0
                                   : previous_success(r, previous);
   render(b, r, true, last);
+}
+
+/* ------------------------------------------------------ several runs */
+
+/* A metric family of the text as rendered: its HELP and TYPE lines, then
+ * its samples. */
+struct fam {
+  char *name;
+  struct pc_buf head, samples;
+};
+
+/* Adds the families of `text` to fams (*n of them), a family seen before
+ * getting the new samples after its own: the text format wants each
+ * family's samples together, under one HELP and TYPE. */
+static void add_families(struct fam **fams, size_t *n, const char *text)
+{
+  struct fam *cur = NULL;
+  for (const char *line = text; *line;) {
+    const char *eol = strchr(line, '\n');
+    size_t len = eol ? (size_t)(eol - line) + 1 : strlen(line);
+    if (strncmp(line, "# HELP ", 7) == 0) {
+      size_t nl = strcspn(line + 7, " \n");
+      cur = NULL;
+      for (size_t i = 0; i < *n && !cur; i++)
+        if (strlen((*fams)[i].name) == nl && strncmp((*fams)[i].name, line + 7, nl) == 0)
+          cur = &(*fams)[i];
+      if (!cur) {
+        *fams = pc_xrealloc(*fams, (*n + 1) * sizeof **fams);
+        cur = &(*fams)[(*n)++];
+        cur->name = pc_xstrndup(line + 7, nl);
+        pc_buf_init(&cur->head, REPORT_BUF_MAX);
+        pc_buf_init(&cur->samples, REPORT_BUF_MAX);
+        pc_buf_append(&cur->head, line, len);
+      }
+    } else if (strncmp(line, "# TYPE ", 7) == 0) {
+      if (cur && !strstr(cur->head.data, "\n# TYPE "))
+        pc_buf_append(&cur->head, line, len);
+    } else if (cur) {
+      pc_buf_append(&cur->samples, line, len);
+    }
+    line += len;
+  }
+}
+
+void pc__render_prometheus_runs(struct pc_buf *b, const struct pc_run_report *const *reps,
+                                size_t n, const struct pc_stats_section *stats, size_t nstats,
+                                const char *previous)
+{
+  struct fam *fams = NULL;
+  size_t nfams = 0;
+  for (size_t i = 0; i < n; i++) {
+    struct pc_buf one;
+    pc_buf_init(&one, REPORT_BUF_MAX);
+    pc__render_prometheus(&one, reps[i], previous);
+    if (one.data)
+      add_families(&fams, &nfams, one.data);
+    pc_buf_free(&one);
+  }
+  /* The state the runs shared (the HTTP session) is the whole command's:
+   * its series carry no workflow label. */
+  struct pc_buf shared;
+  pc_buf_init(&shared, REPORT_BUF_MAX);
+  struct prom p = {&shared, NULL, false};
+  render_stats(&p, stats, nstats);
+  if (shared.data)
+    add_families(&fams, &nfams, shared.data);
+  pc_buf_free(&shared);
+  for (size_t i = 0; i < nfams; i++) {
+    pc_buf_append(b, fams[i].head.data, fams[i].head.len);
+    if (fams[i].samples.len)
+      pc_buf_append(b, fams[i].samples.data, fams[i].samples.len);
+    pc_buf_free(&fams[i].head);
+    pc_buf_free(&fams[i].samples);
+    free(fams[i].name);
+  }
+  free(fams);
 }
 
 char *pc_report_metrics(const struct pc_run_report *r, bool workflow_label, size_t *len)

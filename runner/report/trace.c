@@ -13,14 +13,14 @@
  * thread never overlap, so nothing depends on the viewer's nesting rules.
  * Times are microseconds since the run started. */
 
-static void trace_thread(struct pc_buf *b, int tid, const char *name, int sort)
+static void trace_thread(struct pc_buf *b, int pid, int tid, const char *name, int sort)
 {
-  pc_buf_printf(b, ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":%d,\"name\":\"thread_name\",\"args\":{"
-                   "\"name\":", tid);
+  pc_buf_printf(b, ",\n{\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"name\":\"thread_name\",\"args\":{"
+                   "\"name\":", pid, tid);
   pc__json_str(b, name);
-  pc_buf_printf(b, "}},\n{\"ph\":\"M\",\"pid\":1,\"tid\":%d,\"name\":\"thread_sort_index\","
+  pc_buf_printf(b, "}},\n{\"ph\":\"M\",\"pid\":%d,\"tid\":%d,\"name\":\"thread_sort_index\","
                    "\"args\":{\"sort_index\":%d}}",
-                tid, sort);
+                pid, tid, sort);
 }
 
 static const char *trace_color(const struct pc_record *s)
@@ -40,8 +40,6 @@ static const char *trace_color(const struct pc_record *s)
 
 void pc__render_trace(struct pc_buf *b, const struct pc_run_report *r)
 {
-  struct pc__analysis an;
-  pc__analyse(r, &an);
   char ts[40];
   pc_format_iso8601(r->start_ms, ts, sizeof ts);
   pc_buf_puts(b, "{\"displayTimeUnit\":\"ms\",\"otherData\":{\"schema\":\"pacer-trace\","
@@ -64,28 +62,39 @@ void pc__render_trace(struct pc_buf *b, const struct pc_run_report *r)
     pc_buf_puts(b, "null");
   }
   pc_buf_puts(b, "},\"traceEvents\":[");
+  pc__trace_events(b, r, 1, 0, true);
+  pc_buf_puts(b, "\n]}\n");
+}
+
+void pc__trace_events(struct pc_buf *b, const struct pc_run_report *r, int pid, double off_ms,
+                      bool first)
+{
+  struct pc__analysis an;
+  pc__analyse(r, &an);
+  double off_us = off_ms * 1000.0;
   char *pname = pc_asprintf("pacer: %s", r->wf->name);
-  pc_buf_puts(b, "\n{\"ph\":\"M\",\"pid\":1,\"name\":\"process_name\",\"args\":{\"name\":");
+  pc_buf_printf(b, "%s\n{\"ph\":\"M\",\"pid\":%d,\"name\":\"process_name\",\"args\":{\"name\":",
+                first ? "" : ",", pid);
   pc__json_str(b, pname);
   pc_buf_puts(b, "}}");
   free(pname);
   int first_leaf_tid = 2 + an.ngroup_lanes;
-  trace_thread(b, 1, "run", 0);
+  trace_thread(b, pid, 1, "run", 0);
   for (int g = 0; g < an.ngroup_lanes; g++) {
     char name[32];
     snprintf(name, sizeof name, "groups %d", g + 1);
-    trace_thread(b, 2 + g, name, 1 + g);
+    trace_thread(b, pid, 2 + g, name, 1 + g);
   }
   for (int l = 0; l < r->nlanes; l++) {
     char name[32];
     snprintf(name, sizeof name, "lane %d", l + 1);
-    trace_thread(b, first_leaf_tid + l, name, first_leaf_tid + l);
+    trace_thread(b, pid, first_leaf_tid + l, name, first_leaf_tid + l);
   }
   /* Leaves that never ran (skipped, or stopped while queued) hold no lane:
    * they are instants on a track of their own. */
   int not_run_tid = first_leaf_tid + r->nlanes;
   if (an.never_ran)
-    trace_thread(b, not_run_tid, "not run", not_run_tid);
+    trace_thread(b, pid, not_run_tid, "not run", not_run_tid);
   /* Waiting for a pool permit is not running: a counter track, "queued",
    * with the number of steps waiting. */
   if (an.nqueue) {
@@ -94,9 +103,9 @@ void pc__render_trace(struct pc_buf *b, const struct pc_run_report *r)
       cur += an.queue_d[k];
       if (k + 1 < an.nqueue && an.queue_t[k + 1] == an.queue_t[k])
         continue; /* one sample per moment */
-      pc_buf_printf(b, ",\n{\"ph\":\"C\",\"pid\":1,\"name\":\"queued\",\"ts\":%.3f,"
+      pc_buf_printf(b, ",\n{\"ph\":\"C\",\"pid\":%d,\"name\":\"queued\",\"ts\":%.3f,"
                        "\"args\":{\"waiting for a pool permit\":%ld}}",
-                    an.queue_t[k] * 1000.0, cur);
+                    pid, off_us + an.queue_t[k] * 1000.0, cur);
     }
   }
   struct pc_buf path;
@@ -106,9 +115,9 @@ void pc__render_trace(struct pc_buf *b, const struct pc_run_report *r)
     int tid = s->kind == PC_REC_ROOT ? 1
               : s->kind == PC_REC_LEAF ? (s->lane >= 0 ? first_leaf_tid + s->lane : not_run_tid)
                                        : 2 + an.group_lane[i];
-    pc_buf_puts(b, ",\n{\"ph\":\"X\",\"pid\":1,\"tid\":");
-    pc_buf_printf(b, "%d,\"ts\":%.3f,\"dur\":%.3f,\"name\":", tid, s->start_off_ms * 1000.0,
-                  s->duration_ms * 1000.0);
+    pc_buf_printf(b, ",\n{\"ph\":\"X\",\"pid\":%d,\"tid\":", pid);
+    pc_buf_printf(b, "%d,\"ts\":%.3f,\"dur\":%.3f,\"name\":", tid,
+                  off_us + s->start_off_ms * 1000.0, s->duration_ms * 1000.0);
     pc__json_str(b, s->label);
     pc_buf_puts(b, ",\"cat\":");
     pc__json_str(b, s->action ? s->action : "root");
@@ -139,7 +148,6 @@ void pc__render_trace(struct pc_buf *b, const struct pc_run_report *r)
     pc_buf_puts(b, "}}");
   }
   pc_buf_free(&path);
-  pc_buf_puts(b, "\n]}\n");
   pc__analysis_free(&an);
 }
 
