@@ -35,9 +35,11 @@
 #include "base/redact.h"
 #include "base/util.h"
 
+static CURLcode on_transfer_admit(struct pc_http__transfer *t);
 static void on_transfer_drop(struct pc_http__transfer *t);
 
 static const struct pc_http__transfer_ops transfer_ops = {
+    .admit = on_transfer_admit,
     .done = pc_http__on_transfer_done,
     .drop = on_transfer_drop,
 };
@@ -110,23 +112,73 @@ static void note_url_password(const char *url)
   curl_url_cleanup(u);
 }
 
-/* A new request for sp, with its strings copied, on easy handle e. */
-static struct pc_http_request *req_new(struct pc_http_session *s, CURL *e,
+/* Appends the NUL-terminated copy of n bytes at p to the request's text
+ * (*at: where the next one goes) and returns it; NULL stays NULL. */
+static const char *text_put(char **at, const char *p, size_t n)
+{
+  if (!p)
+    return NULL;
+  char *d = *at;
+  memcpy(d, p, n);
+  d[n] = '\0';
+  *at = d + n + 1;
+  return d;
+}
+
+static size_t text_len(const char *p)
+{
+  return p ? strlen(p) + 1 : 0;
+}
+
+/* A new request for sp, with everything it keeps of the spec copied into
+ * one allocation (the strings its handle is set up from when it is
+ * admitted, and a body in memory); no easy handle yet. */
+static struct pc_http_request *req_new(struct pc_http_session *s,
                                        const struct pc_http_spec *sp)
 {
   const char *label = sp->label ? sp->label : "http";
-  size_t ulen = strlen(sp->url) + 1, llen = strlen(label) + 1;
-  size_t slen = sp->save_to ? strlen(sp->save_to) + 1 : 0;
-  struct pc_http_request *r = pc_xcalloc(1, sizeof *r + ulen + llen + slen);
-  char *p = r->text;
-  r->url = memcpy(p, sp->url, ulen);
-  r->label = memcpy(p + ulen, label, llen);
-  if (slen)
-    r->save_to = memcpy(p + ulen + llen, sp->save_to, slen);
+  bool auth = sp->auth != PC_HTTP_AUTH_NONE, bearer = sp->auth == PC_HTTP_AUTH_BEARER;
+  /* A body in memory: the spec's (not a file, not multipart), or an empty
+   * one for a method that sends a body. */
+  bool send_body = sp->method != PC_HTTP_HEAD && !sp->body_file && !sp->multipart &&
+                   (sp->has_body || pc_http_method_sends_body(sp->method));
+  size_t body_len = send_body && sp->body ? sp->body_len : 0;
+  size_t n = text_len(sp->url) + text_len(label) + text_len(sp->save_to) +
+             text_len(sp->ca_file) + text_len(sp->cookie) +
+             (auth && !bearer ? text_len(sp->auth_user) + text_len(sp->auth_password) : 0) +
+             (bearer ? text_len(sp->auth_token) : 0) + text_len(sp->cert) +
+             text_len(sp->key) + text_len(sp->key_password) + text_len(sp->proxy) +
+             text_len(sp->unix_socket) + (send_body ? body_len + 1 : 0);
+  struct pc_http_request *r = pc_xcalloc(1, sizeof *r + n);
+  char *at = r->text;
+  r->url = text_put(&at, sp->url, strlen(sp->url));
+  r->label = text_put(&at, label, strlen(label));
+  if (sp->save_to)
+    r->save_to = text_put(&at, sp->save_to, strlen(sp->save_to));
+#define PUT(field, src) r->opt.field = (src) ? text_put(&at, (src), strlen(src)) : NULL
+  PUT(ca_file, sp->ca_file);
+  PUT(cookie, sp->cookie);
+  if (auth && !bearer) {
+    PUT(auth_user, sp->auth_user);
+    PUT(auth_password, sp->auth_password);
+  }
+  if (bearer)
+    PUT(auth_token, sp->auth_token);
+  PUT(cert, sp->cert);
+  PUT(key, sp->key);
+  PUT(key_password, sp->key_password);
+  PUT(proxy, sp->proxy);
+  PUT(unix_socket, sp->unix_socket);
+#undef PUT
+  r->opt.send_body = send_body;
+  if (send_body) {
+    r->opt.body = text_put(&at, body_len ? sp->body : "", body_len);
+    r->opt.body_len = body_len;
+  }
+  assert((size_t)(at - r->text) == n);
   pc_http__upload_init(&r->up);
   r->t.ops = &transfer_ops;
   r->t.s = s;
-  r->t.easy = e;
   r->t.url = r->url;
   pc_queue_init(&r->t.live);
   pc_outfile_init(&r->out);
@@ -222,150 +274,186 @@ static void set_constants(CURL *e, struct pc_http_session *s)
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 }
 
-/* The credentials of sp.auth, made secrets (redacted wherever they would
- * show: the Basic form too, which a server may echo), set for libcurl to
- * send. libcurl sends them to whatever URL the handle has: follow_redirect
- * clears them before another origin. */
-static void set_auth(CURL *e, const struct pc_http_spec *sp)
+/* What of sp is not the same for every request, worked out when the
+ * request starts (no easy handle yet: see apply_options). Returns whether
+ * none of it needs an option beyond the constant ones (the handle may then
+ * be recycled primed): options left at curl_easy_reset's defaults are not
+ * set (CURL_HTTP_VERSION_2TLS, GET, no CURLOPT_FOLLOWLOCATION: redirects
+ * are followed by follow_redirect). Credentials become secrets here
+ * (redacted wherever they would show: the Basic form too, which a server
+ * may echo), and insecure: true is warned about, whether or not the
+ * request ever leaves the session's queue. */
+static bool plan_options(struct pc_http_request *r, const struct pc_http_spec *sp)
 {
-  if (sp->auth == PC_HTTP_AUTH_BEARER) {
-    pc_secret_add(sp->auth_token, strlen(sp->auth_token));
-    curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
-    curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, sp->auth_token);
-    return;
-  }
-  pc_secret_add_userinfo(sp->auth_user, sp->auth_password);
-  curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)(sp->auth == PC_HTTP_AUTH_DIGEST
-                                                   ? CURLAUTH_DIGEST : CURLAUTH_BASIC));
-  curl_easy_setopt(e, CURLOPT_USERNAME, sp->auth_user);
-  curl_easy_setopt(e, CURLOPT_PASSWORD, sp->auth_password);
-}
-
-/* Sets the options of sp that not every request has. Returns whether none
- * was needed (the handle may then be recycled primed): options left at
- * curl_easy_reset's defaults are not set (CURL_HTTP_VERSION_2TLS, GET, no
- * CURLOPT_FOLLOWLOCATION: redirects are followed by follow_redirect);
- * PIPEWAIT is set either way. */
-static bool set_options(struct pc_http_request *r, const struct pc_http_spec *sp)
-{
-  CURL *e = r->t.easy;
   bool plain = true;
   long version = curl_version_of(sp->version);
-  if (version != CURL_HTTP_VERSION_2TLS) {
+  r->opt.version = version;
+  if (version != CURL_HTTP_VERSION_2TLS)
     plain = false;
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, version);
-  }
   /* Over TLS, wait for a connection that may multiplex (HTTP/2) instead of
-   * opening another one; over cleartext there is nothing to wait for. Set
-   * either way: a primed handle may carry the previous request's value. */
+   * opening another one; over cleartext there is nothing to wait for. */
   bool pipewait = strncasecmp(r->url, "https://", 8) == 0 &&
                   version != CURL_HTTP_VERSION_1_1 && version != CURL_HTTP_VERSION_1_0;
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, pipewait ? 1L : 0L);
   r->t.mux = pipewait;
   /* Only HTTP/1 (one transfer per connection): see "Fresh connections"
    * in session.h. HTTP/2 over cleartext (an upgrade) may multiplex. */
   r->t.h1 = !pipewait && version != CURL_HTTP_VERSION_2_0 &&
             version != CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE;
   /* Both bound name resolution too, which the session does before the
-   * handle goes in (t.connect_timeout_ms, t.timeout_ms). */
+   * handle goes in (t.connect_timeout_ms, t.timeout_ms); a wait in the
+   * session's queue counts in the timeout (session.c, on_admit). */
   if (sp->connect_timeout_ms >= 0) {
     plain = false;
-    long ct = (long)(sp->connect_timeout_ms > 0 && sp->connect_timeout_ms < 1
-                         ? 1 : sp->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, ct);
-    r->t.connect_timeout_ms = (double)ct; /* 0: libcurl's default */
+    r->opt.connect_timeout = true;
+    r->t.connect_timeout_ms = (double)(long)(sp->connect_timeout_ms > 0 &&
+                                             sp->connect_timeout_ms < 1
+                                                 ? 1 : sp->connect_timeout_ms); /* 0: default */
   }
   if (sp->timeout_ms > 0) {
     plain = false;
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)ceil(sp->timeout_ms));
     r->t.timeout_ms = ceil(sp->timeout_ms);
   }
+  r->opt.insecure = sp->insecure;
   if (sp->insecure) {
     plain = false;
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
     pc_http__warn_insecure(r->t.s, r->label, r->url);
   }
-  if (sp->ca_file) {
+  r->opt.jar = sp->cookie_jar && pc_http__cookie_jar(r->t.s);
+  r->opt.compressed = sp->compressed;
+  r->opt.auth = (int)sp->auth;
+  r->opt.tls_version = sp->tls_version;
+  if (r->opt.ca_file || !r->opt.jar || r->opt.cookie || !sp->compressed || r->opt.cert ||
+      r->opt.key || r->opt.key_password || sp->tls_version || r->opt.proxy ||
+      sp->nconnect_to || r->opt.unix_socket)
     plain = false;
-    curl_easy_setopt(e, CURLOPT_CAINFO, sp->ca_file);
+  r->extra_cookie = r->opt.cookie != NULL;
+  if (sp->auth == PC_HTTP_AUTH_BEARER) {
+    pc_secret_add(sp->auth_token, strlen(sp->auth_token));
+  } else if (sp->auth != PC_HTTP_AUTH_NONE) {
+    pc_secret_add_userinfo(sp->auth_user, sp->auth_password);
   }
+  if (sp->auth != PC_HTTP_AUTH_NONE) {
+    plain = false;
+    r->auth = true;
+  }
+  if (sp->key_password)
+    pc_secret_add(sp->key_password, strlen(sp->key_password));
+  if (sp->proxy)
+    r->t.no_lookup |= *sp->proxy != '\0';
+  for (size_t i = 0; i < sp->nconnect_to; i++)
+    r->connect_to = curl_slist_append(r->connect_to, sp->connect_to[i]);
+  if (sp->nconnect_to || sp->unix_socket)
+    r->t.no_lookup = true;
+  if (sp->method != PC_HTTP_GET || sp->has_body)
+    plain = false;
+  return plain;
+}
+
+/* Sets up the admitted request's easy handle e from what plan_options
+ * kept (r->opt and r->t's bounds; a wait in the session's queue has been
+ * taken off t.timeout_ms). PIPEWAIT and the jar are set either way: a
+ * primed handle may carry the previous request's. Returns CURLE_OK, or
+ * the error of a multipart body libcurl could not make. */
+static CURLcode apply_options(struct pc_http_request *r, CURL *e)
+{
+  if (r->opt.version != CURL_HTTP_VERSION_2TLS)
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, r->opt.version);
+  curl_easy_setopt(e, CURLOPT_PIPEWAIT, r->t.mux ? 1L : 0L);
+  if (r->opt.connect_timeout)
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)r->t.connect_timeout_ms);
+  if (r->t.timeout_ms > 0)
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->t.timeout_ms);
+  if (r->opt.insecure) {
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  if (r->opt.ca_file)
+    curl_easy_setopt(e, CURLOPT_CAINFO, r->opt.ca_file);
   /* The jar: set for every request, since a primed handle carries the
    * previous request's share. Attaching the share turns libcurl's cookie
    * engine on for the handle; detaching it leaves the handle without one
    * (its cookies were the share's), and such a handle is reset before it
    * is used again. */
-  CURLSH *jar = sp->cookie_jar ? pc_http__cookie_jar(r->t.s) : NULL;
+  CURLSH *jar = r->opt.jar ? pc_http__cookie_jar(r->t.s) : NULL;
   curl_easy_setopt(e, CURLOPT_SHARE, jar);
   if (jar)
     curl_easy_setopt(e, CURLOPT_COOKIEFILE, "");
-  else
-    plain = false;
-  if (sp->cookie) {
-    plain = false;
-    r->extra_cookie = true;
-    curl_easy_setopt(e, CURLOPT_COOKIE, sp->cookie);
+  if (r->opt.cookie)
+    curl_easy_setopt(e, CURLOPT_COOKIE, r->opt.cookie);
+  /* libcurl sends credentials to whatever URL the handle has:
+   * follow_redirect clears them before another origin. */
+  if (r->opt.auth == PC_HTTP_AUTH_BEARER) {
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BEARER);
+    curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, r->opt.auth_token);
+  } else if (r->opt.auth != PC_HTTP_AUTH_NONE) {
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)(r->opt.auth == PC_HTTP_AUTH_DIGEST
+                                                     ? CURLAUTH_DIGEST : CURLAUTH_BASIC));
+    curl_easy_setopt(e, CURLOPT_USERNAME, r->opt.auth_user);
+    curl_easy_setopt(e, CURLOPT_PASSWORD, r->opt.auth_password);
   }
-  if (sp->auth != PC_HTTP_AUTH_NONE) {
-    plain = false;
-    r->auth = true;
-    set_auth(e, sp);
-  }
-  if (!sp->compressed) {
-    plain = false;
+  if (!r->opt.compressed)
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, NULL);
-  }
-  if (sp->cert) {
-    plain = false;
-    curl_easy_setopt(e, CURLOPT_SSLCERT, sp->cert);
-  }
-  if (sp->key) {
-    plain = false;
-    curl_easy_setopt(e, CURLOPT_SSLKEY, sp->key);
-  }
-  if (sp->key_password) {
-    plain = false;
-    pc_secret_add(sp->key_password, strlen(sp->key_password));
-    curl_easy_setopt(e, CURLOPT_KEYPASSWD, sp->key_password);
-  }
-  if (sp->tls_version) {
-    plain = false;
-    curl_easy_setopt(e, CURLOPT_SSLVERSION, sp->tls_version);
-  }
-  if (sp->proxy) {
-    plain = false;
-    curl_easy_setopt(e, CURLOPT_PROXY, sp->proxy);
-    r->t.no_lookup |= *sp->proxy != '\0';
-  }
-  if (sp->nconnect_to) {
-    plain = false;
-    for (size_t i = 0; i < sp->nconnect_to; i++)
-      r->connect_to = curl_slist_append(r->connect_to, sp->connect_to[i]);
+  if (r->opt.cert)
+    curl_easy_setopt(e, CURLOPT_SSLCERT, r->opt.cert);
+  if (r->opt.key)
+    curl_easy_setopt(e, CURLOPT_SSLKEY, r->opt.key);
+  if (r->opt.key_password)
+    curl_easy_setopt(e, CURLOPT_KEYPASSWD, r->opt.key_password);
+  if (r->opt.tls_version)
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, r->opt.tls_version);
+  if (r->opt.proxy)
+    curl_easy_setopt(e, CURLOPT_PROXY, r->opt.proxy);
+  if (r->connect_to)
     curl_easy_setopt(e, CURLOPT_CONNECT_TO, r->connect_to);
-    r->t.no_lookup = true;
-  }
-  if (sp->unix_socket) {
-    plain = false;
-    curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, sp->unix_socket);
-    r->t.no_lookup = true;
-  }
-  if (sp->method == PC_HTTP_HEAD) {
-    plain = false;
+  if (r->opt.unix_socket)
+    curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, r->opt.unix_socket);
+  if (r->method == PC_HTTP_HEAD) {
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-  } else if (sp->method != PC_HTTP_GET || sp->has_body) {
-    plain = false;
-    if (sp->method == PC_HTTP_POST)
+  } else if (r->method != PC_HTTP_GET || r->has_body) {
+    if (r->method == PC_HTTP_POST)
       curl_easy_setopt(e, CURLOPT_POST, 1L);
     else
       curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method_name(r));
-    if (pc_http__upload_set(&r->up, e)) {
-      /* a body_file or a multipart body */
-    } else if (sp->has_body || pc_http_method_sends_body(sp->method)) {
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)sp->body_len);
-      curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, sp->body ? sp->body : "");
+    int up = pc_http__upload_set(&r->up, e);
+    if (up < 0)
+      return CURLE_OUT_OF_MEMORY;
+    if (up == 0 && r->opt.send_body) {
+      /* The request's own copy, which outlives the handle's use of it. */
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->opt.body_len);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->opt.body);
     }
   }
-  return plain;
+  return CURLE_OK;
+}
+
+/* The session's `admit`: the request got its slot. Its easy handle is
+ * taken (an idle one, or a new one) and set up. */
+static CURLcode on_transfer_admit(struct pc_http__transfer *t)
+{
+  struct pc_http_request *r = PC_CONTAINER_OF(t, struct pc_http_request, t);
+  struct pc_http_session *s = t->s;
+  bool primed;
+  CURL *e = pc_http__easy_take(s, &primed);
+  if (!e)
+    return CURLE_OUT_OF_MEMORY;
+  t->easy = e;
+  /* The options of every request: per-request pointers, then constants
+   * (already set on a primed handle). */
+  curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+  curl_easy_setopt(e, CURLOPT_URL, r->url);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdr_list);
+  /* A HEAD response's Content-Length is that of a body it does not have:
+   * no limit applies (0). */
+  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, r->method == PC_HTTP_HEAD
+                                                     ? (curl_off_t)0 : (curl_off_t)r->max_bytes);
+  if (!primed)
+    set_constants(e, s);
+  return apply_options(r, e);
 }
 
 /* -vv: what a request sends, each line after "\n  ": "> " and each header
@@ -417,54 +505,27 @@ int pc_http_request_start(struct pc_http_session *s, const struct pc_http_spec *
     *err = pc_xstrdup("http.save_to: the path is empty");
     return -1;
   }
-  bool primed;
-  CURL *e = pc_http__easy_take(s, &primed);
-  if (!e) {
-    *err = pc_xstrdup("http: libcurl could not create a transfer");
-    return -1;
-  }
-  struct pc_http_request *r = req_new(s, e, sp);
+  struct pc_http_request *r = req_new(s, sp);
   r->cb = cb;
   r->data = data;
-  if (r->save_to && open_save_to(r, err) != 0) {
-    pc_http__easy_recycle(s, e, primed);
-    r->t.easy = NULL;
-    pc_http__req_free(r);
-    return -1;
-  }
-  if (pc_http__upload_open(&r->up, e, sp->body_file, sp->multipart, sp->parts, sp->nparts,
+  if ((r->save_to && open_save_to(r, err) != 0) ||
+      pc_http__upload_open(&r->up, sp->body_file, sp->multipart, sp->parts, sp->nparts,
                            err) != 0) {
-    pc_http__easy_recycle(s, e, primed);
-    r->t.easy = NULL;
     pc_http__req_free(r);
     return -1;
   }
   r->hdr_list = header_list(sp);
-
-  /* The options of every request: per-request pointers, then constants
-   * (already set on a primed handle). */
-  curl_easy_setopt(e, CURLOPT_PRIVATE, &r->t);
-  curl_easy_setopt(e, CURLOPT_URL, r->url);
   if (strchr(r->url, '@'))
     note_url_password(r->url);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &r->t);
-  curl_easy_setopt(e, CURLOPT_PREREQDATA, r);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->hdr_list);
-  /* A HEAD response's Content-Length is that of a body it does not have:
-   * no limit applies (0). */
-  curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, r->method == PC_HTTP_HEAD
-                                                     ? (curl_off_t)0 : (curl_off_t)r->max_bytes);
-  if (!primed)
-    set_constants(e, s);
-  r->plain = set_options(r, sp);
+  r->plain = plan_options(r, sp);
 
+  /* Admitted at once (on_transfer_admit makes the handle), or queued. */
   CURLMcode mc = pc_http__transfer_add(s, &r->t);
   if (mc != CURLM_OK) {
-    *err = pc_asprintf("http: cannot start the request: %s", curl_multi_strerror(mc));
-    pc_http__easy_recycle(s, e, r->plain);
+    *err = r->t.easy ? pc_asprintf("http: cannot start the request: %s",
+                                   curl_multi_strerror(mc))
+                     : pc_xstrdup("http: libcurl could not create a transfer");
+    pc_http__easy_recycle(s, r->t.easy, r->plain);
     r->t.easy = NULL;
     pc_http__req_free(r);
     return -1;

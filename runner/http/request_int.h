@@ -93,7 +93,24 @@ struct pc_http_request {
   struct pc_http_redirect *redirects; /* the redirects followed, in order (urls owned) */
   int nredirects;
   struct hop_sums before; /* timings of the responses before the last */
-  char text[];            /* url, label, save_to: NUL-terminated, one after the other */
+  /* What the easy handle is set up from once the request is admitted
+   * (session.h, "Admission"): a queued request has no handle, only this
+   * copy of its spec. The strings point into text[] (NULL: not set). */
+  struct {
+    long version;         /* CURL_HTTP_VERSION_* */
+    bool connect_timeout; /* t.connect_timeout_ms is set on the handle */
+    bool insecure, jar, compressed;
+    int auth;             /* enum pc_http_auth */
+    long tls_version;
+    const char *ca_file, *cookie, *auth_user, *auth_password, *auth_token;
+    const char *cert, *key, *key_password, *proxy, *unix_socket;
+    const char *body; /* body_len bytes, sent with CURLOPT_POSTFIELDS (no copy) */
+    size_t body_len;
+    bool send_body;   /* a body in memory goes (perhaps empty) */
+  } opt;
+  /* url, label, save_to, then opt's strings and the body: each
+   * NUL-terminated, one after the other */
+  char text[];
 };
 
 static inline const char *method_name(const struct pc_http_request *r)

@@ -521,7 +521,9 @@ void pc_http__on_transfer_done(struct pc_http__transfer *t, CURLcode rc)
    * per handle, never per transfer (curl/curl#18926), and gives up after
    * 5, so a handle kept as it is would fail a later request that a fresh
    * handle retries. */
-  if (rc != CURLE_OK || os_errno != 0) {
+  if (!t->easy) {
+    /* it ended before it was admitted: it never had one */
+  } else if (rc != CURLE_OK || os_errno != 0) {
     curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
     curl_easy_cleanup(t->easy);
   }

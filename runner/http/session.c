@@ -583,9 +583,11 @@ void pc_http_session_close(struct pc_http_session *s)
     struct pc_queue *q = pc_queue_head(&s->live);
     struct pc_http__transfer *t = pc_queue_data(q, struct pc_http__transfer, live);
     transfer_out(s, t, true);
-    curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
-    curl_easy_cleanup(t->easy);
-    t->easy = NULL;
+    if (t->easy) {
+      curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
+      curl_easy_cleanup(t->easy);
+      t->easy = NULL;
+    }
     t->ops->drop(t);
   }
   for (size_t i = 0; i < s->nidle; i++)
@@ -632,7 +634,10 @@ CURL *pc_http__easy_take(struct pc_http_session *s, bool *primed)
     return s->idle[s->nidle];
   }
   *primed = false;
-  return curl_easy_init();
+  CURL *e = curl_easy_init();
+  if (e)
+    s->stats.handles++;
+  return e;
 }
 
 /* Skipping curl_easy_reset for a primed handle matters: with the constant
@@ -807,15 +812,16 @@ static void on_admit(uv_idle_t *h)
     slot_take(s, t);
     CURLMcode mc = CURLM_OK;
     CURLcode rc = CURLE_OK;
+    assert(!t->easy);
     if (t->timeout_ms > 0) {
       double waited = (double)(uv_hrtime() - t->queue_t0) / 1e6;
-      if (waited >= t->timeout_ms) {
-        rc = CURLE_OPERATION_TIMEDOUT;
-      } else {
-        t->timeout_ms = (double)bound_left(t->timeout_ms, waited);
-        curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
-      }
+      if (waited >= t->timeout_ms)
+        rc = CURLE_OPERATION_TIMEDOUT; /* no handle is made for it */
+      else
+        t->timeout_ms = (double)bound_left(t->timeout_ms, waited); /* set by admit */
     }
+    if (rc == CURLE_OK)
+      rc = t->ops->admit(t);
     if (rc == CURLE_OK && (mc = transfer_enter(s, t)) != CURLM_OK)
       rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
     if (rc != CURLE_OK) {
@@ -838,6 +844,10 @@ CURLMcode pc_http__transfer_add(struct pc_http_session *s, struct pc_http__trans
       return CURLM_OK;
     }
     slot_take(s, t);
+  }
+  if (!t->easy && t->ops->admit(t) != CURLE_OK) {
+    slot_give_back(s, t);
+    return CURLM_OUT_OF_MEMORY;
   }
   CURLMcode mc = transfer_enter(s, t);
   if (mc == CURLM_OK)
@@ -865,7 +875,8 @@ static void transfer_out(struct pc_http_session *s, struct pc_http__transfer *t,
     pc_http_resolver_abandon(s->resolver, &t->lookup);
     t->resolving = false;
   }
-  curl_multi_remove_handle(s->multi, t->easy); /* CURLM_OK if it was never added */
+  if (t->easy) /* none while it waited for its slot */
+    curl_multi_remove_handle(s->multi, t->easy); /* CURLM_OK if it was never added */
   if (t->conn == 1)
     s->conn_opening--;
   else if (t->conn == 2)
@@ -884,9 +895,11 @@ void pc_http__transfer_cancel(struct pc_http_session *s, struct pc_http__transfe
 {
   transfer_out(s, t, false);
   slot_give_back(s, t);
-  curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
-  curl_easy_cleanup(t->easy);
-  t->easy = NULL;
+  if (t->easy) {
+    curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
+    curl_easy_cleanup(t->easy);
+    t->easy = NULL;
+  }
   s->stats.cancelled++;
 }
 

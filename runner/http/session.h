@@ -68,6 +68,7 @@ struct pc_http_stats {
   uint64_t lookups;     /* names pacer resolved (getaddrinfo calls; resolve.h) */
   uint64_t queued;      /* requests that waited in the session's queue (see "Admission") */
   uint64_t admitted_max; /* the most transfers handed to libcurl at once (resolving or in it) */
+  uint64_t handles;     /* easy handles made (curl_easy_init); idle ones are reused */
   unsigned lookup_threads; /* the most resolver threads that ran at once */
   struct pc_http_host_stats *hosts;
   size_t nhosts;
@@ -83,6 +84,13 @@ void pc_http_stats_free(struct pc_http_stats *st);
 struct pc_http__transfer;
 
 struct pc_http__transfer_ops {
+  /* The transfer got its slot (see "Admission"): the request takes its
+   * easy handle (pc_http__easy_take) into t->easy and sets it up. Until
+   * then a transfer has no handle (t->easy NULL): a queued request is its
+   * spec and nothing of libcurl's. Returns CURLE_OK, or the error; on an
+   * error t->easy may be set (the session ends the transfer through `done`
+   * or its add fails, and the request gives the handle back). */
+  CURLcode (*admit)(struct pc_http__transfer *t);
   /* libcurl finished the transfer (curl_multi_info_read, from a loop
    * callback, never inside libcurl). It is still in the multi handle and
    * on the live list: the request reads what it needs from the easy handle,
@@ -107,7 +115,11 @@ struct pc_http__transfer_ops {
  * max_connections_per_host (libcurl alone knows which host has a free
  * connection), nothing waits in the session: every transfer goes to
  * libcurl at once, as before. A transfer's own timeout (t->timeout_ms)
- * counts its wait in the queue; the wait is not part of its timing. */
+ * counts its wait in the queue; the wait is not part of its timing. A
+ * transfer that waits has no easy handle: it gets one (ops->admit) when
+ * it gets its slot, so 20,000 requests handed over at once cost 20,000
+ * small structs and as many easy handles as connections; one cancelled
+ * or timed out while it waits never had a handle. */
 #define PC_HTTP_STREAMS_PER_CONNECTION 100
 
 /* What the session knows of a request: embedded in struct
@@ -125,7 +137,7 @@ struct pc_http__transfer_ops {
 struct pc_http__transfer {
   const struct pc_http__transfer_ops *ops;
   struct pc_http_session *s; /* borrowed */
-  CURL *easy;                /* owned by the request (NULL once given back) */
+  CURL *easy;                /* owned by the request; NULL until admitted, and once given back */
   struct pc_queue live;      /* on the session's live list while added (resolving or in the multi handle) */
   int open_errno; /* why the open-socket callback could not make a socket; 0: it could */
   /* Set by the request before each pc_http__transfer_add: */
