@@ -1498,6 +1498,43 @@ static void test_queue_order_and_reuse(void **state)
   server_stop(&srv);
 }
 
+/* Without a connection cap, a burst of fresh connections keeps
+ * PC_HTTP_NOCAP_KEEP of them for later requests and closes the rest when
+ * their transfers end (session.h, "Fresh connections"): a second burst
+ * reuses exactly the kept ones and opens the others anew. */
+static void test_nocap_keeps_some(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  enum { N = PC_HTTP_NOCAP_KEEP + 20 };
+  struct done *d = pc_xcalloc(N, sizeof *d);
+  session_with(f, 0, 0);
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/x", srv.port);
+  for (int wave = 0; wave < 2; wave++) {
+    for (int i = 0; i < N; i++)
+      start(f, &sp, &d[i]);
+    for (int i = 0; i < N; i++) {
+      wait_done(f, &d[i]);
+      if (d[i].status != 200)
+        fail_msg("wave %d, request %d: %s", wave, i, d[i].error);
+      done_free(&d[i]);
+    }
+    struct pc_http_stats st;
+    stats_of(f, &st);
+    if (wave == 0) {
+      assert_int_equal(st.connections, N);
+      assert_int_equal(st.reused, 0);
+    } else {
+      assert_int_equal(st.reused, PC_HTTP_NOCAP_KEEP);
+      assert_int_equal(st.connections, N + 20);
+    }
+    pc_http_stats_free(&st);
+  }
+  free(d);
+  server_stop(&srv);
+}
+
 /* ================================================================ names */
 
 /* Runs the loop once at a time until *v (a dns_ counter) reaches want, for
@@ -1881,6 +1918,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_admission, setup, teardown),
     cmocka_unit_test_setup_teardown(test_queue_no_handle, setup, teardown),
     cmocka_unit_test_setup_teardown(test_queue_order_and_reuse, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_nocap_keeps_some, setup, teardown),
       cmocka_unit_test(test_resolve_target),
       cmocka_unit_test_setup_teardown(test_resolver_answers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_names_one_lookup, setup, teardown),

@@ -39,6 +39,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -50,6 +51,7 @@
 
 struct pc_http_session;
 static void transfer_out(struct pc_http_session *s, struct pc_http__transfer *t, bool ran);
+static void fresh_settled(struct pc_http_session *s, struct pc_http__transfer *t);
 
 /* ============================================================== sockets */
 
@@ -153,6 +155,7 @@ struct pc_http_session {
   /* Fresh connections (session.h): whether they apply, and the counts. */
   bool fresh_ok, fresh_used;
   long conn_socks, conn_opening, conn_busy;
+  long fresh_waiting; /* fresh transfers whose first socket is not open yet */
   /* Idle easy handles, a stack: bounded, and CURL is opaque, so they are
    * kept in an array rather than on a list. */
   CURL *idle[FREE_EASY_MAX];
@@ -425,6 +428,7 @@ curl_socket_t pc_http__open_socket_cb(void *clientp, curlsocktype purpose,
     sock_drop(s, stale);
   sock_new(s, fd, true, a->family);
   s->conn_socks++;
+  fresh_settled(s, t);
   if (t->conn == 0) {
     t->conn = 1;
     s->conn_opening++;
@@ -452,8 +456,27 @@ static void set_fresh(struct pc_http_session *s, struct pc_http__transfer *t)
     s->fresh_ok = false; /* for good: connections may carry several transfers */
   bool fresh = s->fresh_ok && s->conn_socks - s->conn_opening - s->conn_busy <= 0;
   s->fresh_used |= fresh;
-  /* Set either way once used: an idle handle keeps the option. */
+  /* A fresh connection beyond the ones the session keeps is closed when
+   * its transfer ends (see "Fresh connections": libcurl 7.88 walks the
+   * cache on every curl_multi_remove_handle). Counted with the fresh
+   * transfers whose socket is not open yet: a burst is added in one go. */
+  bool keep = !fresh || s->conn_socks + s->fresh_waiting < PC_HTTP_NOCAP_KEEP;
+  if (fresh) {
+    t->fresh_wait = true;
+    s->fresh_waiting++;
+  }
+  /* Set either way once used: an idle handle keeps the options. */
   curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+  curl_easy_setopt(t->easy, CURLOPT_FORBID_REUSE, keep ? 0L : 1L);
+}
+
+/* The fresh transfer t opened its first socket, or left. */
+static void fresh_settled(struct pc_http_session *s, struct pc_http__transfer *t)
+{
+  if (t->fresh_wait) {
+    t->fresh_wait = false;
+    s->fresh_waiting--;
+  }
 }
 
 /* CURLOPT_CLOSESOCKETFUNCTION: libuv must forget the descriptor (uv_close
@@ -495,6 +518,24 @@ static bool curl_ready(void)
   return state == 1;
 }
 
+/* How many idle connections the cache keeps: as many as may be open at
+ * once, so a burst followed by a quiet moment does not lose them. Without
+ * a cap, as many as the process may have open: libcurl 7.88 walks every
+ * cached connection each time a transfer gives one back to a full cache
+ * (Curl_conncache_extract_oldest, "cache is full, closing the oldest"),
+ * which with a smaller cache made the end of a burst of 5,000 connections
+ * quadratic (bench w12: half of the run's CPU time; issue 16). */
+static long cache_size(long total)
+{
+  if (total > 0)
+    return total;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+      rl.rlim_cur > (rlim_t)1 << 20)
+    return 1L << 20;
+  return rl.rlim_cur < 1000 ? 1000L : (long)rl.rlim_cur;
+}
+
 struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_http_limits *lim)
 {
   if (!curl_ready()) {
@@ -522,9 +563,7 @@ struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_htt
   long per_host = lim ? lim->max_per_host : PC_HTTP_MAX_PER_HOST_DEFAULT;
   curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, total);
   curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, per_host);
-  /* Keep as many idle connections as may be open at once, so a burst
-   * followed by a quiet moment does not lose them. */
-  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, total > 0 ? total : 1000L);
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, cache_size(total));
   if (total > 0 && per_host <= 0) {
     s->cap[1] = (size_t)total;
     s->cap[2] = (size_t)total * PC_HTTP_STREAMS_PER_CONNECTION;
@@ -882,6 +921,7 @@ static void transfer_out(struct pc_http_session *s, struct pc_http__transfer *t,
   else if (t->conn == 2)
     s->conn_busy--;
   t->conn = 0;
+  fresh_settled(s, t);
   forget_resolve(s, t, ran);
   pc_queue_remove(&t->live);
 }

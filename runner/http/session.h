@@ -160,6 +160,7 @@ struct pc_http__transfer {
   struct pc_http_lookup lookup;
   struct curl_slist *resolve; /* the CURLOPT_RESOLVE entry this hop carries (owned) */
   unsigned char conn;         /* 0: no connection, 1: opening one, 2: has one (prereq) */
+  bool fresh_wait;            /* went in fresh; its first socket is not open yet */
 };
 
 /* Fresh connections. For each new transfer libcurl 7.88 walks every
@@ -173,7 +174,19 @@ struct pc_http__transfer {
  * socket a transfer opens, or its prereq callback, until it leaves the
  * multi handle); when none can be idle, the transfer goes in with
  * CURLOPT_FRESH_CONNECT and libcurl skips the search. A transfer that may
- * multiplex turns this off for the session's life. */
+ * multiplex turns this off for the session's life.
+ *
+ * libcurl 7.88 also walks the connection cache in every
+ * curl_multi_remove_handle, up to the connection the transfer just gave
+ * back (multi.c, close_connect_only), and connections are kept in the
+ * order they were made: with 5,000 connections to one host that walk was
+ * ~40% of the run's CPU time (w12) once the search above was gone. So in
+ * such a session a fresh transfer beyond PC_HTTP_NOCAP_KEEP connections
+ * goes in with CURLOPT_FORBID_REUSE: its connection is closed when it
+ * ends, and is never in the walk of the ones that finish after it. The
+ * session keeps PC_HTTP_NOCAP_KEEP connections for what comes next
+ * (requests on them reuse them as always). */
+#define PC_HTTP_NOCAP_KEEP 256
 void pc_http__transfer_connected(struct pc_http__transfer *t);
 
 /* An easy handle for a new transfer: an idle one (*primed: it still carries
