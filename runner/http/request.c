@@ -12,8 +12,12 @@
  * the session's multi handle and has the transfer as CURLOPT_PRIVATE; the
  * handle goes back to the session's idle list (or is cleaned up) when the
  * request ends. Everything the spec pointed at is copied at start: the
- * URL, label and save_to path into the request's own allocation, the
- * header lines into a curl_slist, the body by CURLOPT_COPYPOSTFIELDS. */
+ * URL, label, save_to path, string options and a body in memory into the
+ * request's own allocation (text[], r->opt), the header lines into a
+ * curl_slist, a multipart body's parts by upload.c. The easy handle is
+ * taken and set up from that copy only when the session admits the
+ * request (on_transfer_admit): a request waiting in the session's queue
+ * has none. */
 #include "http/request.h"
 
 #include "http/request_int.h"
