@@ -131,6 +131,8 @@ ACTION_HEADERS = [
 TRANSPORT = [
     "runner/http/session.[ch]",   # the curl multi session on the loop
     "runner/http/request.[ch]",   # one request from a plain C spec
+    "runner/http/request_int.h",  # what request.c and response.c share
+    "runner/http/response.c",     # the receiving half of a request
     "runner/http/rules.[ch]",     # redirects, retries, limits
     "runner/http/failure.[ch]",   # failure text from curl and errno
     "runner/http/curlshim.[ch]",  # the dlopen shim for libcurl

@@ -35,7 +35,7 @@
 
 #include "base/util.h"
 
-#define SERVER_CONNS_MAX 64
+#define SERVER_CONNS_MAX 1024
 
 struct conn {
   uv_tcp_t tcp;
@@ -290,7 +290,9 @@ static int server_start(uv_loop_t *loop, struct server *s, bool answer)
   uv_ip4_addr("127.0.0.1", 0, &a);
   uv_tcp_init(loop, &s->tcp);
   if (uv_tcp_bind(&s->tcp, (const struct sockaddr *)&a, 0) != 0 ||
-      uv_listen((uv_stream_t *)&s->tcp, 16, on_connection) != 0)
+      /* a deep queue: a test may open hundreds of connections in one go,
+       * before this loop gets to accept any */
+      uv_listen((uv_stream_t *)&s->tcp, 1024, on_connection) != 0)
     return -1;
   struct sockaddr_in got;
   int len = sizeof got;

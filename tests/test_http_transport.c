@@ -1306,6 +1306,235 @@ static void test_admission(void **state)
   server_stop(&quiet);
 }
 
+/* A request completed, in the order of completion. */
+struct ordered {
+  struct done d; /* first: on_done's data */
+  int *seq;      /* the shared counter */
+  int at;        /* its value when this one completed (1, 2, ...) */
+};
+
+static void on_done_ordered(void *data, const struct pc_http_result *r)
+{
+  struct ordered *o = data;
+  on_done(&o->d, r);
+  o->at = ++*o->seq;
+}
+
+/* A queued request has no easy handle: one cancelled while it waits, one
+ * whose timeout passes while it waits (it fails as timed out, with nothing
+ * sent, once it leaves the queue: as when it had a handle) and the ones
+ * dropped by closing the session never get one; the session makes a handle
+ * only for a request it admits. */
+static void test_queue_no_handle(void **state)
+{
+  struct fx *f = *state;
+  struct server quiet;
+  assert_int_equal(server_start(&f->loop, &quiet, false), 0);
+  struct done d[6];
+  memset(d, 0, sizeof d);
+  session_with(f, 1, 0);
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/slow", quiet.port);
+  struct pc_http_request *holder = start(f, &sp, &d[0]);
+  /* waiting: one with a body, headers and credentials, cancelled; two that
+   * time out; one that is admitted in the end */
+  const struct pc_http_header hdrs[] = {{"X-Waiting", 9, "yes", 3}};
+  sp.method = PC_HTTP_POST;
+  sp.has_body = true;
+  sp.body = "a body";
+  sp.body_len = 6;
+  sp.headers = hdrs;
+  sp.nheaders = 1;
+  sp.auth = PC_HTTP_AUTH_BASIC;
+  sp.auth_user = "u";
+  sp.auth_password = "queued-secret";
+  struct pc_http_request *cancelled = start(f, &sp, &d[1]);
+  sp = get_spec("http://127.0.0.1:%d/slow", quiet.port);
+  sp.timeout_ms = 100;
+  start(f, &sp, &d[2]);
+  start(f, &sp, &d[3]);
+  sp.timeout_ms = -1;
+  struct pc_http_request *last = start(f, &sp, &d[4]);
+  for (int i = 0; i < 5; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+  struct pc_http_stats st;
+  stats_of(f, &st);
+  assert_int_equal(st.handles, 1); /* the holder's only */
+  assert_int_equal(st.queued, 4);
+  pc_http_stats_free(&st);
+  pc_http_request_cancel(cancelled);
+
+  uv_timer_t t;
+  uv_timer_init(&f->loop, &t);
+  t.data = &holder;
+  uv_timer_start(&t, on_queue_cancel_timer, 300, 0);
+  wait_done(f, &d[2]);
+  wait_done(f, &d[3]);
+  for (int i = 2; i < 4; i++) {
+    assert_int_equal(d[i].fail, PC_FAIL_TIMEOUT);
+    assert_true(d[i].nothing_sent);
+    assert_non_null(strstr(d[i].error, "timed out"));
+    assert_int_equal(d[i].status, 0);
+    done_free(&d[i]);
+  }
+  assert_null(holder);
+  /* the last one is admitted: the second handle made (a cancelled
+   * request's handle is cleaned up, not reused) */
+  stats_of(f, &st);
+  assert_int_equal(st.handles, 2);
+  assert_int_equal(st.cancelled, 2);
+  pc_http_stats_free(&st);
+  pc_http_request_cancel(last);
+  assert_int_equal(d[0].calls + d[1].calls + d[4].calls, 0);
+
+  /* Closing the session with one request in libcurl and three queued:
+   * one handle made, no callback, nothing leaked (ASan, valgrind). */
+  session_with(f, 1, 0);
+  for (int i = 0; i < 4; i++)
+    start(f, &sp, &d[i]);
+  for (int i = 0; i < 5; i++)
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+  stats_of(f, &st);
+  assert_int_equal(st.handles, 1);
+  pc_http_stats_free(&st);
+  session_with(f, 1, 0);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(d[i].calls, 0);
+  server_stop(&quiet);
+}
+
+/* Queued requests are admitted first in first out, each with what its own
+ * spec said when it started (the spec's memory is gone by then: the
+ * request keeps a copy); and a handle reused after a request with a body,
+ * headers, credentials and a cookie sends none of them with the next. */
+static void test_queue_order_and_reuse(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  enum { N = 8 };
+  struct ordered o[N];
+  memset(o, 0, sizeof o);
+  int seq = 0;
+  session_with(f, 1, 0);
+  char *err = NULL;
+  for (int i = 0; i < N; i++) {
+    char body[32], hval[32], url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", srv.port);
+    snprintf(body, sizeof body, "body-%d", i);
+    snprintf(hval, sizeof hval, "h%d", i);
+    struct pc_http_header h = {"X-Order", 7, hval, strlen(hval)};
+    struct pc_http_spec sp;
+    pc_http_spec_init(&sp);
+    sp.url = url;
+    sp.method = i % 2 ? PC_HTTP_PUT : PC_HTTP_POST;
+    sp.has_body = true;
+    sp.body = body;
+    sp.body_len = strlen(body);
+    sp.headers = &h;
+    sp.nheaders = 1;
+    o[i].seq = &seq;
+    assert_int_equal(pc_http_request_start(f->s, &sp, on_done_ordered, &o[i], NULL, &err), 0);
+    memset(body, 'z', sizeof body); /* the spec's memory changes under the queued request */
+    memset(hval, 'z', sizeof hval);
+    memset(url, 'z', sizeof url - 1);
+  }
+  for (int i = 0; i < N; i++) {
+    wait_done(f, &o[i].d);
+    assert_int_equal(o[i].at, i + 1);
+    assert_int_equal(o[i].d.status, 200);
+    char line[64];
+    snprintf(line, sizeof line, "%s /echo\n", i % 2 ? "PUT" : "POST");
+    assert_true(echo_has(&o[i].d, line));
+    snprintf(line, sizeof line, "X-Order: h%d\n", i);
+    assert_true(echo_has(&o[i].d, line));
+    snprintf(line, sizeof line, "\n\nbody-%d", i);
+    assert_true(echo_has(&o[i].d, line));
+    done_free(&o[i].d);
+  }
+  struct pc_http_stats st;
+  stats_of(f, &st);
+  assert_int_equal(st.queued, N - 1);
+  assert_int_equal(st.handles, 1); /* one handle, reused by each in turn */
+  pc_http_stats_free(&st);
+
+  /* A request with everything, then a plain GET on the same handle. */
+  struct done d = {0};
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/echo", srv.port);
+  const struct pc_http_header hdrs[] = {{"X-Leak", 6, "leaky", 5}};
+  sp.method = PC_HTTP_PATCH;
+  sp.has_body = true;
+  sp.body = "leaked body";
+  sp.body_len = 11;
+  sp.body_type = "text/x-leak";
+  sp.headers = hdrs;
+  sp.nheaders = 1;
+  sp.auth = PC_HTTP_AUTH_BASIC;
+  sp.auth_user = "user";
+  sp.auth_password = "pw";
+  sp.cookie = "leak=1";
+  sp.timeout_ms = 5000;
+  sp.connect_timeout_ms = 5000;
+  sp.compressed = false;
+  run_spec(f, &sp, &d);
+  assert_true(echo_has(&d, "PATCH /echo\n"));
+  assert_true(echo_has(&d, "X-Leak: leaky\n"));
+  assert_true(echo_has(&d, "Authorization: Basic"));
+  assert_true(echo_has(&d, "Cookie: leak=1"));
+  done_free(&d);
+  sp = get_spec("http://127.0.0.1:%d/echo", srv.port);
+  run_spec(f, &sp, &d);
+  assert_true(echo_has(&d, "GET /echo\n"));
+  assert_false(echo_has(&d, "X-Leak"));
+  assert_false(echo_has(&d, "leaked body"));
+  assert_false(echo_has(&d, "Content-Length"));
+  assert_false(echo_has(&d, "Content-Type"));
+  assert_false(echo_has(&d, "Authorization"));
+  assert_false(echo_has(&d, "Cookie"));
+  assert_true(echo_has(&d, "Accept-Encoding: ")); /* compressed again, as by default */
+  done_free(&d);
+  stats_of(f, &st);
+  assert_int_equal(st.handles, 1); /* still the one handle: it was reused */
+  pc_http_stats_free(&st);
+  server_stop(&srv);
+}
+
+/* Without a connection cap, a burst of fresh connections keeps
+ * PC_HTTP_NOCAP_KEEP of them for later requests and closes the rest when
+ * their transfers end (session.h, "Fresh connections"): a second burst
+ * reuses exactly the kept ones and opens the others anew. */
+static void test_nocap_keeps_some(void **state)
+{
+  struct fx *f = *state;
+  struct server srv;
+  assert_int_equal(server_start(&f->loop, &srv, true), 0);
+  enum { N = PC_HTTP_NOCAP_KEEP + 20 };
+  struct done *d = pc_xcalloc(N, sizeof *d);
+  session_with(f, 0, 0);
+  struct pc_http_spec sp = get_spec("http://127.0.0.1:%d/x", srv.port);
+  for (int wave = 0; wave < 2; wave++) {
+    for (int i = 0; i < N; i++)
+      start(f, &sp, &d[i]);
+    for (int i = 0; i < N; i++) {
+      wait_done(f, &d[i]);
+      if (d[i].status != 200)
+        fail_msg("wave %d, request %d: %s", wave, i, d[i].error);
+      done_free(&d[i]);
+    }
+    struct pc_http_stats st;
+    stats_of(f, &st);
+    if (wave == 0) {
+      assert_int_equal(st.connections, N);
+      assert_int_equal(st.reused, 0);
+    } else {
+      assert_int_equal(st.reused, PC_HTTP_NOCAP_KEEP);
+      assert_int_equal(st.connections, N + 20);
+    }
+    pc_http_stats_free(&st);
+  }
+  free(d);
+  server_stop(&srv);
+}
+
 /* ================================================================ names */
 
 /* Runs the loop once at a time until *v (a dns_ counter) reaches want, for
@@ -1687,6 +1916,9 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_timeouts, setup, teardown),
       cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_admission, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_queue_no_handle, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_queue_order_and_reuse, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_nocap_keeps_some, setup, teardown),
       cmocka_unit_test(test_resolve_target),
       cmocka_unit_test_setup_teardown(test_resolver_answers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_names_one_lookup, setup, teardown),

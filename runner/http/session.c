@@ -39,6 +39,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -50,6 +51,7 @@
 
 struct pc_http_session;
 static void transfer_out(struct pc_http_session *s, struct pc_http__transfer *t, bool ran);
+static void fresh_settled(struct pc_http_session *s, struct pc_http__transfer *t);
 
 /* ============================================================== sockets */
 
@@ -153,6 +155,7 @@ struct pc_http_session {
   /* Fresh connections (session.h): whether they apply, and the counts. */
   bool fresh_ok, fresh_used;
   long conn_socks, conn_opening, conn_busy;
+  long fresh_waiting; /* fresh transfers whose first socket is not open yet */
   /* Idle easy handles, a stack: bounded, and CURL is opaque, so they are
    * kept in an array rather than on a list. */
   CURL *idle[FREE_EASY_MAX];
@@ -425,6 +428,7 @@ curl_socket_t pc_http__open_socket_cb(void *clientp, curlsocktype purpose,
     sock_drop(s, stale);
   sock_new(s, fd, true, a->family);
   s->conn_socks++;
+  fresh_settled(s, t);
   if (t->conn == 0) {
     t->conn = 1;
     s->conn_opening++;
@@ -452,8 +456,27 @@ static void set_fresh(struct pc_http_session *s, struct pc_http__transfer *t)
     s->fresh_ok = false; /* for good: connections may carry several transfers */
   bool fresh = s->fresh_ok && s->conn_socks - s->conn_opening - s->conn_busy <= 0;
   s->fresh_used |= fresh;
-  /* Set either way once used: an idle handle keeps the option. */
+  /* A fresh connection beyond the ones the session keeps is closed when
+   * its transfer ends (see "Fresh connections": libcurl 7.88 walks the
+   * cache on every curl_multi_remove_handle). Counted with the fresh
+   * transfers whose socket is not open yet: a burst is added in one go. */
+  bool keep = !fresh || s->conn_socks + s->fresh_waiting < PC_HTTP_NOCAP_KEEP;
+  if (fresh) {
+    t->fresh_wait = true;
+    s->fresh_waiting++;
+  }
+  /* Set either way once used: an idle handle keeps the options. */
   curl_easy_setopt(t->easy, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+  curl_easy_setopt(t->easy, CURLOPT_FORBID_REUSE, keep ? 0L : 1L);
+}
+
+/* The fresh transfer t opened its first socket, or left. */
+static void fresh_settled(struct pc_http_session *s, struct pc_http__transfer *t)
+{
+  if (t->fresh_wait) {
+    t->fresh_wait = false;
+    s->fresh_waiting--;
+  }
 }
 
 /* CURLOPT_CLOSESOCKETFUNCTION: libuv must forget the descriptor (uv_close
@@ -495,6 +518,24 @@ static bool curl_ready(void)
   return state == 1;
 }
 
+/* How many idle connections the cache keeps: as many as may be open at
+ * once, so a burst followed by a quiet moment does not lose them. Without
+ * a cap, as many as the process may have open: libcurl 7.88 walks every
+ * cached connection each time a transfer gives one back to a full cache
+ * (Curl_conncache_extract_oldest, "cache is full, closing the oldest"),
+ * which with a smaller cache made the end of a burst of 5,000 connections
+ * quadratic (bench w12: half of the run's CPU time; issue 16). */
+static long cache_size(long total)
+{
+  if (total > 0)
+    return total;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+      rl.rlim_cur > (rlim_t)1 << 20)
+    return 1L << 20;
+  return rl.rlim_cur < 1000 ? 1000L : (long)rl.rlim_cur;
+}
+
 struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_http_limits *lim)
 {
   if (!curl_ready()) {
@@ -522,9 +563,7 @@ struct pc_http_session *pc_http_session_new(uv_loop_t *loop, const struct pc_htt
   long per_host = lim ? lim->max_per_host : PC_HTTP_MAX_PER_HOST_DEFAULT;
   curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, total);
   curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, per_host);
-  /* Keep as many idle connections as may be open at once, so a burst
-   * followed by a quiet moment does not lose them. */
-  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, total > 0 ? total : 1000L);
+  curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, cache_size(total));
   if (total > 0 && per_host <= 0) {
     s->cap[1] = (size_t)total;
     s->cap[2] = (size_t)total * PC_HTTP_STREAMS_PER_CONNECTION;
@@ -583,9 +622,11 @@ void pc_http_session_close(struct pc_http_session *s)
     struct pc_queue *q = pc_queue_head(&s->live);
     struct pc_http__transfer *t = pc_queue_data(q, struct pc_http__transfer, live);
     transfer_out(s, t, true);
-    curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
-    curl_easy_cleanup(t->easy);
-    t->easy = NULL;
+    if (t->easy) {
+      curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
+      curl_easy_cleanup(t->easy);
+      t->easy = NULL;
+    }
     t->ops->drop(t);
   }
   for (size_t i = 0; i < s->nidle; i++)
@@ -632,7 +673,10 @@ CURL *pc_http__easy_take(struct pc_http_session *s, bool *primed)
     return s->idle[s->nidle];
   }
   *primed = false;
-  return curl_easy_init();
+  CURL *e = curl_easy_init();
+  if (e)
+    s->stats.handles++;
+  return e;
 }
 
 /* Skipping curl_easy_reset for a primed handle matters: with the constant
@@ -807,15 +851,16 @@ static void on_admit(uv_idle_t *h)
     slot_take(s, t);
     CURLMcode mc = CURLM_OK;
     CURLcode rc = CURLE_OK;
+    assert(!t->easy);
     if (t->timeout_ms > 0) {
       double waited = (double)(uv_hrtime() - t->queue_t0) / 1e6;
-      if (waited >= t->timeout_ms) {
-        rc = CURLE_OPERATION_TIMEDOUT;
-      } else {
-        t->timeout_ms = (double)bound_left(t->timeout_ms, waited);
-        curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms);
-      }
+      if (waited >= t->timeout_ms)
+        rc = CURLE_OPERATION_TIMEDOUT; /* no handle is made for it */
+      else
+        t->timeout_ms = (double)bound_left(t->timeout_ms, waited); /* set by admit */
     }
+    if (rc == CURLE_OK)
+      rc = t->ops->admit(t);
     if (rc == CURLE_OK && (mc = transfer_enter(s, t)) != CURLM_OK)
       rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
     if (rc != CURLE_OK) {
@@ -838,6 +883,10 @@ CURLMcode pc_http__transfer_add(struct pc_http_session *s, struct pc_http__trans
       return CURLM_OK;
     }
     slot_take(s, t);
+  }
+  if (!t->easy && t->ops->admit(t) != CURLE_OK) {
+    slot_give_back(s, t);
+    return CURLM_OUT_OF_MEMORY;
   }
   CURLMcode mc = transfer_enter(s, t);
   if (mc == CURLM_OK)
@@ -865,12 +914,14 @@ static void transfer_out(struct pc_http_session *s, struct pc_http__transfer *t,
     pc_http_resolver_abandon(s->resolver, &t->lookup);
     t->resolving = false;
   }
-  curl_multi_remove_handle(s->multi, t->easy); /* CURLM_OK if it was never added */
+  if (t->easy) /* none while it waited for its slot */
+    curl_multi_remove_handle(s->multi, t->easy); /* CURLM_OK if it was never added */
   if (t->conn == 1)
     s->conn_opening--;
   else if (t->conn == 2)
     s->conn_busy--;
   t->conn = 0;
+  fresh_settled(s, t);
   forget_resolve(s, t, ran);
   pc_queue_remove(&t->live);
 }
@@ -884,9 +935,11 @@ void pc_http__transfer_cancel(struct pc_http_session *s, struct pc_http__transfe
 {
   transfer_out(s, t, false);
   slot_give_back(s, t);
-  curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
-  curl_easy_cleanup(t->easy);
-  t->easy = NULL;
+  if (t->easy) {
+    curl_easy_setopt(t->easy, CURLOPT_COOKIEFILE, NULL); /* see pc_http__easy_recycle */
+    curl_easy_cleanup(t->easy);
+    t->easy = NULL;
+  }
   s->stats.cancelled++;
 }
 

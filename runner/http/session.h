@@ -68,6 +68,7 @@ struct pc_http_stats {
   uint64_t lookups;     /* names pacer resolved (getaddrinfo calls; resolve.h) */
   uint64_t queued;      /* requests that waited in the session's queue (see "Admission") */
   uint64_t admitted_max; /* the most transfers handed to libcurl at once (resolving or in it) */
+  uint64_t handles;     /* easy handles made (curl_easy_init); idle ones are reused */
   unsigned lookup_threads; /* the most resolver threads that ran at once */
   struct pc_http_host_stats *hosts;
   size_t nhosts;
@@ -83,6 +84,13 @@ void pc_http_stats_free(struct pc_http_stats *st);
 struct pc_http__transfer;
 
 struct pc_http__transfer_ops {
+  /* The transfer got its slot (see "Admission"): the request takes its
+   * easy handle (pc_http__easy_take) into t->easy and sets it up. Until
+   * then a transfer has no handle (t->easy NULL): a queued request is its
+   * spec and nothing of libcurl's. Returns CURLE_OK, or the error; on an
+   * error t->easy may be set (the session ends the transfer through `done`
+   * or its add fails, and the request gives the handle back). */
+  CURLcode (*admit)(struct pc_http__transfer *t);
   /* libcurl finished the transfer (curl_multi_info_read, from a loop
    * callback, never inside libcurl). It is still in the multi handle and
    * on the live list: the request reads what it needs from the easy handle,
@@ -107,7 +115,11 @@ struct pc_http__transfer_ops {
  * max_connections_per_host (libcurl alone knows which host has a free
  * connection), nothing waits in the session: every transfer goes to
  * libcurl at once, as before. A transfer's own timeout (t->timeout_ms)
- * counts its wait in the queue; the wait is not part of its timing. */
+ * counts its wait in the queue; the wait is not part of its timing. A
+ * transfer that waits has no easy handle: it gets one (ops->admit) when
+ * it gets its slot, so 20,000 requests handed over at once cost 20,000
+ * small structs and as many easy handles as connections; one cancelled
+ * or timed out while it waits never had a handle. */
 #define PC_HTTP_STREAMS_PER_CONNECTION 100
 
 /* What the session knows of a request: embedded in struct
@@ -125,7 +137,7 @@ struct pc_http__transfer_ops {
 struct pc_http__transfer {
   const struct pc_http__transfer_ops *ops;
   struct pc_http_session *s; /* borrowed */
-  CURL *easy;                /* owned by the request (NULL once given back) */
+  CURL *easy;                /* owned by the request; NULL until admitted, and once given back */
   struct pc_queue live;      /* on the session's live list while added (resolving or in the multi handle) */
   int open_errno; /* why the open-socket callback could not make a socket; 0: it could */
   /* Set by the request before each pc_http__transfer_add: */
@@ -148,6 +160,7 @@ struct pc_http__transfer {
   struct pc_http_lookup lookup;
   struct curl_slist *resolve; /* the CURLOPT_RESOLVE entry this hop carries (owned) */
   unsigned char conn;         /* 0: no connection, 1: opening one, 2: has one (prereq) */
+  bool fresh_wait;            /* went in fresh; its first socket is not open yet */
 };
 
 /* Fresh connections. For each new transfer libcurl 7.88 walks every
@@ -161,7 +174,19 @@ struct pc_http__transfer {
  * socket a transfer opens, or its prereq callback, until it leaves the
  * multi handle); when none can be idle, the transfer goes in with
  * CURLOPT_FRESH_CONNECT and libcurl skips the search. A transfer that may
- * multiplex turns this off for the session's life. */
+ * multiplex turns this off for the session's life.
+ *
+ * libcurl 7.88 also walks the connection cache in every
+ * curl_multi_remove_handle, up to the connection the transfer just gave
+ * back (multi.c, close_connect_only), and connections are kept in the
+ * order they were made: with 5,000 connections to one host that walk was
+ * ~40% of the run's CPU time (w12) once the search above was gone. So in
+ * such a session a fresh transfer beyond PC_HTTP_NOCAP_KEEP connections
+ * goes in with CURLOPT_FORBID_REUSE: its connection is closed when it
+ * ends, and is never in the walk of the ones that finish after it. The
+ * session keeps PC_HTTP_NOCAP_KEEP connections for what comes next
+ * (requests on them reuse them as always). */
+#define PC_HTTP_NOCAP_KEEP 256
 void pc_http__transfer_connected(struct pc_http__transfer *t);
 
 /* An easy handle for a new transfer: an idle one (*primed: it still carries

@@ -29,6 +29,10 @@ void pc_http__upload_free(struct pc_http__upload *u)
   u->path = NULL;
   curl_mime_free(u->mime);
   u->mime = NULL;
+  free(u->parts);
+  u->parts = NULL;
+  u->nparts = 0;
+  u->multipart = false;
 }
 
 /* 0 if `path` names a regular file pacer can read, else -1 with *err set
@@ -97,62 +101,104 @@ static int open_body_file(struct pc_http__upload *u, const char *path, char **er
   return 0;
 }
 
-/* The multipart body of sp, with libcurl's mime API (it copies what it is
- * given; files are opened and streamed by libcurl as the body is sent).
- * Returns 0, or -1 with *err set. */
-static int make_mime(struct pc_http__upload *u, CURL *e, const struct pc_http_part *parts,
-                     size_t nparts, char **err)
+/* Keeps a copy of the parts (one allocation: the array, then each part's
+ * strings and data), for make_mime once the request has an easy handle.
+ * Each file is checked now, so that a bad one fails the start. Returns 0,
+ * or -1 with *err set. */
+static int keep_parts(struct pc_http__upload *u, const struct pc_http_part *parts,
+                      size_t nparts, char **err)
 {
-  u->mime = curl_mime_init(e);
-  if (!u->mime) {
-    *err = pc_xstrdup("http.multipart: libcurl could not make a multipart body");
-    return -1;
-  }
+  size_t n = nparts * sizeof *parts;
   for (size_t i = 0; i < nparts; i++) {
     const struct pc_http_part *p = &parts[i];
-    curl_mimepart *part = curl_mime_addpart(u->mime);
-    CURLcode rc = part ? curl_mime_name(part, p->name) : CURLE_OUT_OF_MEMORY;
-    if (rc == CURLE_OK && p->file) {
+    if (p->file) {
       char *what = pc_asprintf("multipart.%s", p->name);
       int bad = pc_http__check_file(what, p->file, "a file to send", err);
       free(what);
       if (bad)
         return -1;
-      rc = curl_mime_filedata(part, p->file);
-    } else if (rc == CURLE_OK) {
-      rc = curl_mime_data(part, p->data, p->data_len);
     }
+    n += strlen(p->name) + 1 + (p->file ? strlen(p->file) + 1 : p->data_len + 1) +
+         (p->type ? strlen(p->type) + 1 : 0) + (p->filename ? strlen(p->filename) + 1 : 0);
+  }
+  struct pc_http_part *kept = pc_xmalloc(n ? n : 1);
+  char *at = (char *)(kept + nparts);
+#define PUT(dst, src, len)                                                                     \
+  do {                                                                                         \
+    memcpy(at, (src), (len));                                                                  \
+    at[len] = '\0';                                                                            \
+    (dst) = at;                                                                                \
+    at += (len) + 1;                                                                           \
+  } while (0)
+  for (size_t i = 0; i < nparts; i++) {
+    const struct pc_http_part *p = &parts[i];
+    struct pc_http_part *k = &kept[i];
+    memset(k, 0, sizeof *k);
+    PUT(k->name, p->name, strlen(p->name));
+    if (p->file) {
+      PUT(k->file, p->file, strlen(p->file));
+    } else {
+      PUT(k->data, p->data ? p->data : "", p->data ? p->data_len : 0);
+      k->data_len = p->data ? p->data_len : 0;
+    }
+    if (p->type)
+      PUT(k->type, p->type, strlen(p->type));
+    if (p->filename)
+      PUT(k->filename, p->filename, strlen(p->filename));
+  }
+#undef PUT
+  u->parts = kept;
+  u->nparts = nparts;
+  u->multipart = true;
+  return 0;
+}
+
+/* The multipart body of the kept parts, with libcurl's mime API (it copies
+ * what it is given; files are opened and streamed by libcurl as the body
+ * is sent), made for easy handle e. Returns CURLE_OK or libcurl's error. */
+static CURLcode make_mime(struct pc_http__upload *u, CURL *e)
+{
+  u->mime = curl_mime_init(e);
+  if (!u->mime)
+    return CURLE_OUT_OF_MEMORY;
+  for (size_t i = 0; i < u->nparts; i++) {
+    const struct pc_http_part *p = &u->parts[i];
+    curl_mimepart *part = curl_mime_addpart(u->mime);
+    CURLcode rc = part ? curl_mime_name(part, p->name) : CURLE_OUT_OF_MEMORY;
+    if (rc == CURLE_OK && p->file)
+      rc = curl_mime_filedata(part, p->file);
+    else if (rc == CURLE_OK)
+      rc = curl_mime_data(part, p->data, p->data_len);
     if (rc == CURLE_OK && p->type)
       rc = curl_mime_type(part, p->type);
     if (rc == CURLE_OK && p->filename)
       rc = curl_mime_filename(part, p->filename);
-    if (rc != CURLE_OK) {
-      *err = pc_asprintf("http.multipart.%s: %s", p->name, curl_easy_strerror(rc));
-      return -1;
-    }
+    if (rc != CURLE_OK)
+      return rc;
   }
-  return 0;
+  return CURLE_OK;
 }
 
-int pc_http__upload_open(struct pc_http__upload *u, CURL *e, const char *body_file,
-                         bool multipart, const struct pc_http_part *parts, size_t nparts,
-                         char **err)
+int pc_http__upload_open(struct pc_http__upload *u, const char *body_file, bool multipart,
+                         const struct pc_http_part *parts, size_t nparts, char **err)
 {
   if (body_file)
     return open_body_file(u, body_file, err);
   if (multipart)
-    return make_mime(u, e, parts, nparts, err);
+    return keep_parts(u, parts, nparts, err);
   return 0;
 }
 
-bool pc_http__upload_set(struct pc_http__upload *u, CURL *e)
+int pc_http__upload_set(struct pc_http__upload *u, CURL *e)
 {
-  if (u->mime) {
+  if (u->multipart) {
+    if (!u->mime && make_mime(u, e) != CURLE_OK)
+      return -1;
     curl_easy_setopt(e, CURLOPT_MIMEPOST, u->mime);
-    return true;
+    return 1;
   }
   if (u->fd < 0)
-    return false;
+    return 0;
   struct stat st;
   curl_off_t size = fstat(u->fd, &st) == 0 ? (curl_off_t)st.st_size : -1;
   curl_easy_setopt(e, CURLOPT_POST, 1L); /* with the request's method, if not POST */
@@ -161,7 +207,7 @@ bool pc_http__upload_set(struct pc_http__upload *u, CURL *e)
   curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
   curl_easy_setopt(e, CURLOPT_SEEKDATA, u);
   curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, size);
-  return true;
+  return 1;
 }
 
 int pc_http__upload_rewind(struct pc_http__upload *u)

@@ -30,20 +30,26 @@ struct pc_http__upload {
   int fd;          /* spec.body_file, open while the request lives; -1: none */
   char *path;      /* its path (owned; NULL: none) */
   int read_errno;  /* reading it failed with this errno (the request fails) */
-  curl_mime *mime; /* spec.multipart's body (CURLOPT_MIMEPOST); NULL: none */
+  /* spec.multipart: a copy of its parts (one allocation, owned), kept
+   * until the request is admitted and has an easy handle, and the body
+   * made of them then (CURLOPT_MIMEPOST; NULL: not yet). */
+  bool multipart;
+  struct pc_http_part *parts;
+  size_t nparts;
+  curl_mime *mime;
 };
 
 void pc_http__upload_init(struct pc_http__upload *u);
-/* Opens body_file (not NULL), or makes the multipart body of the nparts
- * parts on easy handle e (multipart); nothing otherwise. Every file must
- * be a regular file pacer can read. Returns 0, or -1 with *err set
- * ("http.body_file: ..."). */
-int pc_http__upload_open(struct pc_http__upload *u, CURL *e, const char *body_file,
-                         bool multipart, const struct pc_http_part *parts, size_t nparts,
-                         char **err);
-/* Sets the body's options on e (after the method): true if there is such
- * a body, false (nothing set) otherwise. */
-bool pc_http__upload_set(struct pc_http__upload *u, CURL *e);
+/* When the request starts (no easy handle yet): opens body_file (not
+ * NULL), or keeps a copy of the nparts parts of a multipart body
+ * (multipart); nothing otherwise. Every file must be a regular file pacer
+ * can read. Returns 0, or -1 with *err set ("http.body_file: ..."). */
+int pc_http__upload_open(struct pc_http__upload *u, const char *body_file, bool multipart,
+                         const struct pc_http_part *parts, size_t nparts, char **err);
+/* Sets the body's options on e (after the method), making the multipart
+ * body first: 1 if there is such a body, 0 (nothing set) if not, -1 if
+ * libcurl could not make the multipart body. */
+int pc_http__upload_set(struct pc_http__upload *u, CURL *e);
 /* Before a redirect that keeps the body: a body_file goes again from its
  * start (libcurl rewinds a multipart body itself). 0, or -1 with errno. */
 int pc_http__upload_rewind(struct pc_http__upload *u);
