@@ -68,13 +68,16 @@ struct lazy {
   bool reused;
   bool has_body;    /* a body (none with save_to once the file is written) */
   double timing[5]; /* dns, connect, tls, ttfb, total, in ms */
-  size_t hdrs_len;
-  size_t url_off;      /* of the final URL (NUL-terminated) in data */
-  size_t version_off;  /* of the HTTP version; 0: none */
-  size_t label_off; /* of the step label in data; 0: none ("http") */
-  size_t cookies_off, cookies_len; /* the Set-Cookie lines of the chain, in data */
-  size_t redirects_off, redirects_len; /* "STATUS URL" NUL per redirect followed, in data */
-  size_t body_off, body_len;
+  /* Offsets and lengths in data: 32 bits, as the header block is capped
+   * at 256 KiB and a URL far below 4 GiB (l_http_result_fill checks). */
+  uint32_t hdrs_len;
+  uint32_t url_off;     /* of the final URL (NUL-terminated) */
+  uint32_t version_off; /* of the HTTP version; 0: none */
+  uint32_t label_off;   /* of the step label; 0: none ("http") */
+  uint32_t cookies_off, cookies_len;     /* the Set-Cookie lines of the chain */
+  uint32_t redirects_off, redirects_len; /* "STATUS URL" NUL per redirect followed */
+  uint32_t body_off;
+  size_t body_len;
   /* header block, method NUL, URL NUL, [version NUL], [label NUL],
    * Set-Cookie lines, redirects, body */
   char data[];
@@ -555,9 +558,10 @@ static int l_http_result_fill(lua_State *L)
     rdlen += (size_t)snprintf(NULL, 0, "%d %s", res->redirects[i].status,
                               res->redirects[i].url) + 1;
   size_t blen = has_body ? res->body_len : 0;
-  struct lazy *z = lua_newuserdatauv(L, sizeof *z + res->headers_len + mlen + ulen + vlen + llen +
-                                            res->set_cookies_len + rdlen + blen, 0);
-  /* lazy */
+  size_t head = res->headers_len + mlen + ulen + vlen + llen + res->set_cookies_len + rdlen;
+  if (head > UINT32_MAX)
+    return luaL_error(L, "the response's headers and URLs take %zu bytes", head);
+  struct lazy *z = lua_newuserdatauv(L, sizeof *z + head + blen, 0); /* lazy */
   z->built = 0;
   z->reused = res->reused;
   z->has_body = has_body;
@@ -568,34 +572,34 @@ static int l_http_result_fill(lua_State *L)
   z->timing[3] = tm->ttfb;
   z->timing[4] = tm->total;
   size_t at = 0;
-  z->hdrs_len = res->headers_len;
+  z->hdrs_len = (uint32_t)res->headers_len;
   memcpy(z->data, res->headers, res->headers_len);
   at += res->headers_len;
   memcpy(z->data + at, res->method, mlen);
   at += mlen;
-  z->url_off = at;
+  z->url_off = (uint32_t)at;
   memcpy(z->data + at, res->final_url, ulen);
   at += ulen;
-  z->version_off = vlen ? at : 0;
+  z->version_off = vlen ? (uint32_t)at : 0;
   if (vlen)
     memcpy(z->data + at, res->http_version, vlen);
   at += vlen;
-  z->label_off = labelled ? at : 0;
+  z->label_off = labelled ? (uint32_t)at : 0;
   if (labelled)
     memcpy(z->data + at, res->label, llen);
   at += llen;
-  z->cookies_off = at;
-  z->cookies_len = res->set_cookies_len;
+  z->cookies_off = (uint32_t)at;
+  z->cookies_len = (uint32_t)res->set_cookies_len;
   if (res->set_cookies_len)
     memcpy(z->data + at, res->set_cookies, res->set_cookies_len);
   at += res->set_cookies_len;
-  z->redirects_off = at;
-  z->redirects_len = rdlen;
+  z->redirects_off = (uint32_t)at;
+  z->redirects_len = (uint32_t)rdlen;
   char *rp = z->data + at;
   for (size_t i = 0; i < res->nredirects; i++)
     rp += sprintf(rp, "%d %s", res->redirects[i].status, res->redirects[i].url) + 1;
   at += rdlen;
-  z->body_off = at;
+  z->body_off = (uint32_t)at;
   z->body_len = blen;
   if (blen)
     memcpy(z->data + at, res->body, blen);
