@@ -62,10 +62,12 @@ static void attempt_start(struct task *t)
   free(t->sub_cause); /* a retry: the last attempt's sub-group, if any, says */
   t->sub_cause = NULL;
   /* The result table, for actions that fill one or expectations that read
-   * it; otherwise it is made at the end, if anything can read it. */
+   * it; otherwise it is made at the end, if anything can read it. Sized
+   * for the engine's common fields and an action's few raw ones (an HTTP
+   * result keeps the rest in a record of its own: http/result.c). */
   a->result_ref = LUA_NOREF;
   if (t->ops->fills_result || st->expect.nthat || st->poll.until) {
-    lua_createtable(L, 0, t->ops->fills_result ? 16 : 0);
+    lua_createtable(L, 0, t->ops->fills_result ? 8 : 0);
     a->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   a->params_ref = LUA_NOREF;

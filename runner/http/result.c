@@ -1,10 +1,9 @@
 /* result.c: the Lua view of a finished request (see result.h). The table
  * is filled under lua_pcall, because the body may not fit in what the Lua
- * state has left; the fields few expressions read (headers, timing, json)
- * are built only when read, from a small userdata that copies what they
- * need, so a result keeps no request, no easy handle and no session alive.
- * For w1 (20 000 results kept) that is about 7 MB less than building them
- * at once. */
+ * state has left; every field but status is answered from one record (a
+ * userdata that copies what they need, see struct lazy) and built only
+ * when read, so a result keeps no request, no easy handle and no session
+ * alive, and a result kept for later costs little more than its bytes. */
 #include "http/result.h"
 
 #include <ctype.h>
@@ -22,30 +21,66 @@
 #include "script/luahost.h"
 #include "base/redact.h"
 
-/* A result's lazy fields. Every result table of a Lua state shares one
- * metatable (made on first use, kept in the registry) whose __index builds
- * `json`, `headers`, `header_values`, `cookies`, `redirects` and `timing` when first
- * read and rawsets them, so each is built at most once, and only if
- * something reads it. What they are built from is a `struct lazy` (a full
- * userdata: the header block, the timings, the request's method and step
- * label, the Set-Cookie lines, the redirects; user value 1: the URL),
- * found through a weak-keyed table (registry, and upvalue 1 of the
- * metamethods) from the result, so it lives exactly as long as the result
- * and nothing shows in the table itself. `__pairs` builds the lazy tables
- * first, so pairs(), json() and interpolation see every field;
- * a raw next() sees them only once built. The metatable is protected
- * (__metatable): one plugin cannot change every result. */
-enum { LAZY_HEADERS = 1, LAZY_TIMING = 2, LAZY_VALUES = 4, LAZY_COOKIES = 8, LAZY_REDIRECTS = 16 };
-#define LAZY_ALL (LAZY_HEADERS | LAZY_TIMING | LAZY_VALUES | LAZY_COOKIES | LAZY_REDIRECTS)
+/* A result's record. An HTTP result is a Lua table holding only what the
+ * engine and every expression read (status, and the engine's common fields:
+ * outcome, attempts, times, outputs); everything else the response gave is
+ * one `struct lazy`, a full userdata without user values: the raw header
+ * block, method, final URL, step label, HTTP version, Set-Cookie lines,
+ * redirects and body, in one allocation (`data`), with the timings. A
+ * kept result so costs its table, this record and nothing else (issue 16:
+ * it was ~2.1 KB a result with every field a Lua value and the decoded
+ * JSON cached; docs/BENCHMARKS.md).
+ *
+ * Every result table of a Lua state shares one metatable (made on first
+ * use, kept in the registry) whose __index answers from the record:
+ * `method`, `url`, `http_version` and `reused` are pushed on each read
+ * (short strings, interned by Lua); `body`, `headers`, `header_values`,
+ * `cookies`, `redirects` and `timing` are built when first read and
+ * rawset, so each is built at most once, and only if something reads it;
+ * `json` is decoded from the record's body bytes on each read and never
+ * stored in the table: the last document decoded is kept (with the result
+ * it came from) in the registry, so reading `result.json.id` and then
+ * `result.json.score`, or an expression and then the next one of the same
+ * attempt, decodes once, while a result kept for later keeps no decoded
+ * document. The record is found through a weak-keyed table (registry, and
+ * upvalue 1 of the metamethods) from the result, so it lives exactly as
+ * long as the result and nothing shows in the table itself. `__pairs`
+ * builds every field but `json` into the table first, so pairs(), json()
+ * and interpolation see every field; a raw next() sees them only once
+ * built. The metatable is protected (__metatable): one plugin cannot
+ * change every result. */
+enum {
+  LAZY_HEADERS = 1,
+  LAZY_TIMING = 2,
+  LAZY_VALUES = 4,
+  LAZY_COOKIES = 8,
+  LAZY_REDIRECTS = 16,
+  LAZY_BODY = 32,
+  LAZY_SCALARS = 64, /* method, url, http_version, reused (for pairs) */
+  LAZY_JSON = 128,   /* json was read (and decoded): pairs() lists it, as when it was stored */
+};
+#define LAZY_ALL                                                                                   \
+  (LAZY_HEADERS | LAZY_TIMING | LAZY_VALUES | LAZY_COOKIES | LAZY_REDIRECTS | LAZY_BODY |         \
+   LAZY_SCALARS)
 
 struct lazy {
   unsigned built;   /* LAZY_* already set in the table */
+  bool reused;
+  bool has_body;    /* a body (none with save_to once the file is written) */
   double timing[5]; /* dns, connect, tls, ttfb, total, in ms */
-  size_t hdrs_len;
-  size_t label_off; /* of the step label in data; 0: none ("http") */
-  size_t cookies_off, cookies_len; /* the Set-Cookie lines of the chain, in data */
-  size_t redirects_off, redirects_len; /* "STATUS URL" NUL per redirect followed, in data */
-  char data[]; /* header block, method NUL, [label NUL], Set-Cookie lines, redirects */
+  /* Offsets and lengths in data: 32 bits, as the header block is capped
+   * at 256 KiB and a URL far below 4 GiB (l_http_result_fill checks). */
+  uint32_t hdrs_len;
+  uint32_t url_off;     /* of the final URL (NUL-terminated) */
+  uint32_t version_off; /* of the HTTP version; 0: none */
+  uint32_t label_off;   /* of the step label; 0: none ("http") */
+  uint32_t cookies_off, cookies_len;     /* the Set-Cookie lines of the chain */
+  uint32_t redirects_off, redirects_len; /* "STATUS URL" NUL per redirect followed */
+  uint32_t body_off;
+  size_t body_len;
+  /* header block, method NUL, URL NUL, [version NUL], [label NUL],
+   * Set-Cookie lines, redirects, body */
+  char data[];
 };
 
 static const char *const timing_names[5] = {"dns", "connect", "tls", "ttfb", "total"};
@@ -63,49 +98,62 @@ static struct lazy *lazy_of(lua_State *L, int t)
 }
 
 /* "GET URL (step LABEL)": the request, for messages. */
-static void put_request(lua_State *L, const struct lazy *z, int zi, struct pc_buf *b)
+static void put_request(const struct lazy *z, struct pc_buf *b)
 {
-  lua_getiuservalue(L, zi, 1); /* ..., url */
-  pc_buf_printf(b, "%s %s", z->data + z->hdrs_len, lua_tostring(L, -1));
-  lua_pop(L, 1);
+  pc_buf_printf(b, "%s %s", z->data + z->hdrs_len, z->data + z->url_off);
   if (z->label_off)
     pc_buf_printf(b, " (step %s)", z->data + z->label_off);
 }
 
-/* Decodes `body` (t at 1) with json.decode (upvalue 2, runner/script/json.c); pushes the value. */
-static int push_json(lua_State *L)
+/* Registry keys of the last document decoded and the result it is of. */
+static const char json_of_key = 'r';
+static const char json_doc_key = 'j';
+
+/* lua_pcall'd by push_json (1: the struct lazy): the decoded body. */
+static int decode_body(lua_State *L)
 {
-  lua_pushliteral(L, "body");
-  if (lua_rawget(L, 1) != LUA_TSTRING) /* t, k, body */
+  const struct lazy *z = lua_touserdata(L, 1);
+  return pc_json_decode_text(L, z->data + z->body_off, z->body_len);
+}
+
+/* Pushes `json` of the result t at 1 (its record z): the last document
+ * decoded if it is this result's, or the body decoded now (see struct
+ * lazy); nothing (returns 0) without a body. Raises "response body of ...
+ * is not JSON: ..." if the body is not JSON. */
+static int push_json(lua_State *L, struct lazy *z)
+{
+  if (!z->has_body)
     return 0;
-  size_t len;
-  const char *body = lua_tolstring(L, 3, &len);
-  lua_pushvalue(L, lua_upvalueindex(2)); /* t, k, body, decode */
-  lua_pushvalue(L, 3);                   /* t, k, body, decode, body */
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* t, k, body, value or message */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &json_of_key); /* ..., of */
+  bool same = lua_rawequal(L, -1, 1);
+  lua_pop(L, 1);
+  if (same) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &json_doc_key);
+    return 1;
+  }
+  lua_pushcfunction(L, decode_body);     /* ..., decode */
+  lua_pushlightuserdata(L, z);           /* ..., decode, z (t keeps it alive) */
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* ..., value or message */
     struct pc_buf b;
     pc_buf_init(&b, 4096);
     pc_buf_puts(&b, "response body of ");
-    lua_pushvalue(L, 1);                /* ..., message, t */
-    lua_rawget(L, lua_upvalueindex(1)); /* ..., message, lazy */
-    struct lazy *z = lua_touserdata(L, -1);
-    if (z)
-      put_request(L, z, lua_gettop(L), &b);
-    lua_pop(L, 1); /* ..., message */
+    put_request(z, &b);
     pc_buf_puts(&b, " is not JSON: ");
-    if (len == 0) {
+    if (z->body_len == 0) {
       pc_buf_puts(&b, "the body is empty");
     } else {
       pc_buf_printf(&b, "%s; it starts with: ", lua_tostring(L, -1));
-      pc_http_excerpt(&b, body, len, 80);
+      pc_http_excerpt(&b, z->data + z->body_off, z->body_len, 80);
     }
     lua_pushlstring(L, b.data, b.len);
     pc_buf_free(&b);
     return lua_error(L);
   }
-  lua_pushliteral(L, "json"); /* t, k, body, value, "json" */
-  lua_pushvalue(L, -2);       /* t, k, body, value, "json", value */
-  lua_rawset(L, 1);           /* t, k, body, value */
+  z->built |= LAZY_JSON;
+  lua_pushvalue(L, -1);                             /* ..., value, value */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &json_doc_key); /* ..., value */
+  lua_pushvalue(L, 1);                              /* ..., value, t */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &json_of_key);  /* ..., value */
   return 1;
 }
 
@@ -296,12 +344,39 @@ static bool raw_absent(lua_State *L, int t, const char *k)
   return absent;
 }
 
+/* Pushes the value of a field answered on each read (LAZY_SCALARS);
+ * returns whether k is one. */
+static bool push_scalar(lua_State *L, const struct lazy *z, const char *k)
+{
+  if (strcmp(k, "method") == 0)
+    lua_pushstring(L, z->data + z->hdrs_len);
+  else if (strcmp(k, "url") == 0)
+    lua_pushstring(L, z->data + z->url_off);
+  else if (strcmp(k, "reused") == 0)
+    lua_pushboolean(L, z->reused);
+  else if (strcmp(k, "http_version") == 0 && z->version_off)
+    lua_pushstring(L, z->data + z->version_off);
+  else
+    return false;
+  return true;
+}
+
 /* Builds the lazy fields in `which` not built yet into the table at t
  * (unless the table's owner has set them already). */
 static void lazy_build(lua_State *L, int t, struct lazy *z, unsigned which)
 {
   which &= ~z->built;
   z->built |= which;
+  if (which & LAZY_SCALARS) {
+    static const char *const names[] = {"method", "url", "reused", "http_version"};
+    for (size_t i = 0; i < PC_ARRAY_SIZE(names); i++)
+      if (raw_absent(L, t, names[i]) && push_scalar(L, z, names[i]))
+        lua_setfield(L, t, names[i]);
+  }
+  if ((which & LAZY_BODY) && z->has_body && raw_absent(L, t, "body")) {
+    lua_pushlstring(L, z->data + z->body_off, z->body_len);
+    lua_setfield(L, t, "body");
+  }
   if ((which & LAZY_HEADERS) && raw_absent(L, t, "headers")) {
     push_headers(L, z->data, z->hdrs_len, false); /* headers */
     lua_setfield(L, t, "headers");                /* (t has no __newindex) */
@@ -340,16 +415,21 @@ static void lazy_build(lua_State *L, int t, struct lazy *z, unsigned which)
   }
 }
 
-/* __index (t, k); upvalues: the weak table of struct lazy, json.decode. */
+/* __index (t, k); upvalue: the weak table of struct lazy. */
 static int l_http_result_index(lua_State *L)
 {
   if (lua_type(L, 2) != LUA_TSTRING)
     return 0;
   const char *k = lua_tostring(L, 2);
-  unsigned which = 0;
+  struct lazy *z = lazy_of(L, 1);
+  if (!z)
+    return 0;
   if (strcmp(k, "json") == 0)
-    return push_json(L);
-  if (strcmp(k, "headers") == 0)
+    return push_json(L, z);
+  unsigned which = 0;
+  if (strcmp(k, "body") == 0)
+    which = LAZY_BODY;
+  else if (strcmp(k, "headers") == 0)
     which = LAZY_HEADERS;
   else if (strcmp(k, "timing") == 0)
     which = LAZY_TIMING;
@@ -359,8 +439,9 @@ static int l_http_result_index(lua_State *L)
     which = LAZY_COOKIES;
   else if (strcmp(k, "redirects") == 0)
     which = LAZY_REDIRECTS;
-  struct lazy *z = which ? lazy_of(L, 1) : NULL;
-  if (!z || (z->built & which))
+  else
+    return !(z->built & LAZY_SCALARS) && push_scalar(L, z, k) ? 1 : 0;
+  if (z->built & which)
     return 0; /* built once: a field the caller removed stays removed */
   lazy_build(L, 1, z, which);
   lua_pushvalue(L, 2); /* t, k, k */
@@ -368,25 +449,41 @@ static int l_http_result_index(lua_State *L)
   return 1;
 }
 
+/* The iterator __pairs gives (upvalue 1 as __index's): the table's raw
+ * pairs, then `json` if it was read (decoded again if the registry no
+ * longer holds it): a result lists the same fields as when `json` was
+ * stored in it once read. */
 static int l_http_result_next(lua_State *L)
 {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 2);
+  if (lua_type(L, 2) == LUA_TSTRING && strcmp(lua_tostring(L, 2), "json") == 0 &&
+      raw_absent(L, 1, "json")) {
+    lua_pushnil(L); /* after the listed json: the end */
+    return 1;
+  }
   if (lua_next(L, 1))
     return 2;
+  struct lazy *z = lazy_of(L, 1);
+  if (z && (z->built & LAZY_JSON) && raw_absent(L, 1, "json")) {
+    lua_pushliteral(L, "json"); /* t, "json" */
+    if (push_json(L, z))        /* t, "json", value */
+      return 2;
+  }
   lua_pushnil(L);
   return 1;
 }
 
-/* __pairs (t): next, t, nil once headers and timing are in the table. */
+/* __pairs (t): next, t, nil once every field but json is in the table. */
 static int l_http_result_pairs(lua_State *L)
 {
   struct lazy *z = lazy_of(L, 1);
   if (z)
     lazy_build(L, 1, z, LAZY_ALL);
-  lua_pushcfunction(L, l_http_result_next); /* t, next */
-  lua_pushvalue(L, 1);               /* t, next, t */
-  lua_pushnil(L);                    /* t, next, t, nil */
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, l_http_result_next, 1); /* t, next */
+  lua_pushvalue(L, 1);                        /* t, next, t */
+  lua_pushnil(L);                             /* t, next, t, nil */
   return 3;
 }
 
@@ -405,14 +502,7 @@ static void push_result_mt(lua_State *L)
   lua_setfield(L, -2, "__mode");  /* mt, data, datamt */
   lua_setmetatable(L, -2);        /* mt, data */
   lua_pushvalue(L, -1);           /* mt, data, data */
-  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE); /* mt, data, data, loaded */
-  if (lua_getfield(L, -1, PC_JSON_MODULE) == LUA_TTABLE) /* mt, data, data, loaded, json */
-    lua_getfield(L, -1, "decode");                /* ..., json, decode */
-  else
-    lua_pushnil(L);
-  lua_replace(L, -3);                       /* mt, data, data, decode, json */
-  lua_pop(L, 1);                            /* mt, data, data, decode */
-  lua_pushcclosure(L, l_http_result_index, 2); /* mt, data, __index */
+  lua_pushcclosure(L, l_http_result_index, 1); /* mt, data, __index */
   lua_setfield(L, -3, "__index");           /* mt, data */
   lua_pushvalue(L, -1);                     /* mt, data, data */
   lua_pushcclosure(L, l_http_result_pairs, 1); /* mt, data, __pairs */
@@ -439,67 +529,80 @@ static int l_http_result_fill(lua_State *L)
   const struct pc_http_result *res = lua_touserdata(L, 2);
   const int idx = 1;
   lua_settop(L, 1);
-  lua_pushstring(L, res->method);
-  lua_setfield(L, idx, "method");
-  lua_pushstring(L, res->final_url); /* url */
-  lua_pushvalue(L, -1);              /* url, url */
-  lua_setfield(L, idx, "url");       /* url */
-  if (res->status <= 0)
+  if (res->status <= 0) {
+    /* No response: what was asked for, for messages and reports. */
+    lua_pushstring(L, res->method);
+    lua_setfield(L, idx, "method");
+    lua_pushstring(L, res->final_url);
+    lua_setfield(L, idx, "url");
     return 0;
+  }
   lua_pushinteger(L, res->status);
   lua_setfield(L, idx, "status");
-  if (res->http_version) {
-    lua_pushstring(L, res->http_version);
-    lua_setfield(L, idx, "http_version");
-  }
-  lua_pushboolean(L, res->reused);
-  lua_setfield(L, idx, "reused");
   if (res->saved_to) {
     lua_pushstring(L, res->saved_to);
     lua_setfield(L, idx, "saved_to");
-  } else if (res->body) {
-    /* The body (with save_to and a status that was not accepted: its start). */
-    if (res->body_cut)
-      pc_secret_cut(res->body, res->body_len); /* its start: cut by pacer */
-    lua_pushlstring(L, res->body, res->body_len);
-    lua_setfield(L, idx, "body");
   }
+  bool has_body = !res->saved_to && res->body;
+  if (has_body && res->body_cut)
+    pc_secret_cut(res->body, res->body_len); /* its start: cut by pacer */
 
-  /* headers, timing and json: built on first use (see struct lazy) */
+  /* Everything else: the record (see struct lazy) */
   size_t mlen = strlen(res->method) + 1;
+  size_t ulen = strlen(res->final_url) + 1;
+  size_t vlen = res->http_version ? strlen(res->http_version) + 1 : 0;
   bool labelled = res->label && strcmp(res->label, "http") != 0;
   size_t llen = labelled ? strlen(res->label) + 1 : 0;
   size_t rdlen = 0; /* the redirects, "STATUS URL" NUL each */
   for (size_t i = 0; i < res->nredirects; i++)
     rdlen += (size_t)snprintf(NULL, 0, "%d %s", res->redirects[i].status,
                               res->redirects[i].url) + 1;
-  struct lazy *z = lua_newuserdatauv(L, sizeof *z + res->headers_len + mlen + llen +
-                                            res->set_cookies_len + rdlen, 1);
-  /* url, lazy */
+  size_t blen = has_body ? res->body_len : 0;
+  size_t head = res->headers_len + mlen + ulen + vlen + llen + res->set_cookies_len + rdlen;
+  if (head > UINT32_MAX)
+    return luaL_error(L, "the response's headers and URLs take %zu bytes", head);
+  struct lazy *z = lua_newuserdatauv(L, sizeof *z + head + blen, 0); /* lazy */
   z->built = 0;
+  z->reused = res->reused;
+  z->has_body = has_body;
   const struct pc_http_timing *tm = &res->timing;
   z->timing[0] = tm->dns;
   z->timing[1] = tm->connect;
   z->timing[2] = tm->tls;
   z->timing[3] = tm->ttfb;
   z->timing[4] = tm->total;
-  z->hdrs_len = res->headers_len;
+  size_t at = 0;
+  z->hdrs_len = (uint32_t)res->headers_len;
   memcpy(z->data, res->headers, res->headers_len);
-  memcpy(z->data + res->headers_len, res->method, mlen);
-  z->label_off = labelled ? res->headers_len + mlen : 0;
+  at += res->headers_len;
+  memcpy(z->data + at, res->method, mlen);
+  at += mlen;
+  z->url_off = (uint32_t)at;
+  memcpy(z->data + at, res->final_url, ulen);
+  at += ulen;
+  z->version_off = vlen ? (uint32_t)at : 0;
+  if (vlen)
+    memcpy(z->data + at, res->http_version, vlen);
+  at += vlen;
+  z->label_off = labelled ? (uint32_t)at : 0;
   if (labelled)
-    memcpy(z->data + z->label_off, res->label, llen);
-  z->cookies_off = res->headers_len + mlen + llen;
-  z->cookies_len = res->set_cookies_len;
+    memcpy(z->data + at, res->label, llen);
+  at += llen;
+  z->cookies_off = (uint32_t)at;
+  z->cookies_len = (uint32_t)res->set_cookies_len;
   if (res->set_cookies_len)
-    memcpy(z->data + z->cookies_off, res->set_cookies, res->set_cookies_len);
-  z->redirects_off = z->cookies_off + z->cookies_len;
-  z->redirects_len = rdlen;
-  char *rp = z->data + z->redirects_off;
+    memcpy(z->data + at, res->set_cookies, res->set_cookies_len);
+  at += res->set_cookies_len;
+  z->redirects_off = (uint32_t)at;
+  z->redirects_len = (uint32_t)rdlen;
+  char *rp = z->data + at;
   for (size_t i = 0; i < res->nredirects; i++)
     rp += sprintf(rp, "%d %s", res->redirects[i].status, res->redirects[i].url) + 1;
-  lua_rotate(L, -2, 1);        /* lazy, url */
-  lua_setiuservalue(L, -2, 1); /* lazy */
+  at += rdlen;
+  z->body_off = (uint32_t)at;
+  z->body_len = blen;
+  if (blen)
+    memcpy(z->data + at, res->body, blen);
   push_result_mt(L);           /* lazy, mt, data */
   lua_rotate(L, -2, 1);        /* lazy, data, mt */
   lua_setmetatable(L, idx);    /* lazy, data */
@@ -539,12 +642,8 @@ void pc_http_result_exchange(struct pc_lua *h, int idx, struct pc_buf *out, size
   lua_pushvalue(L, idx);
   lua_rawget(L, -2); /* data, lazy */
   const struct lazy *z = lua_touserdata(L, -1);
-  lua_pushliteral(L, "body");
-  const char *body = NULL;
-  size_t len = 0;
-  if (lua_rawget(L, idx) == LUA_TSTRING) /* data, lazy, body */
-    body = lua_tolstring(L, -1, &len);
   if (z && z->hdrs_len)
-    pc_http_show_response(out, z->data, z->hdrs_len, body, len, max);
-  lua_pop(L, 3);
+    pc_http_show_response(out, z->data, z->hdrs_len, z->has_body ? z->data + z->body_off : NULL,
+                          z->body_len, max);
+  lua_pop(L, 2);
 }

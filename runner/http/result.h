@@ -1,6 +1,6 @@
 /* result.h: the Lua view of a finished request: the result table of SPEC
- * §3 (status, url, method, body or saved_to, http_version, reused; and
- * headers, timing and json, built on first use), filled from the plain C
+ * §3 (status, url, method, body or saved_to, http_version, reused,
+ * headers, timing, json: all but status built when read), filled from the plain C
  * struct pc_http_result of request.h. With spec.h, the only part of
  * runner/http that touches Lua besides the action. */
 #ifndef PACER_HTTP_RESULT_H
@@ -14,13 +14,17 @@
 
 struct pc_lua;
 
-/* Sets the result fields of SPEC §3 in the table at `idx`: method and url
- * always; status, url (final), http_version, reused, and body (or
- * saved_to) when a response arrived. headers, timing and json are built
- * on first access (a metatable shared by every result of the Lua state:
- * __index, and __pairs, which builds headers and timing first); `json`
- * raises "response body of ... is not JSON: ..." if the body is not. The
- * table keeps no reference to the request. Returns 0, or -1 with *err set
+/* Makes the table at `idx` the result of SPEC section 3: status (and
+ * saved_to) in the table; everything else the response gave (method, url,
+ * http_version, reused, body, headers, timing, json, ...) in one compact
+ * record the table's shared metatable answers from, each field built when
+ * read (result.c, struct lazy). `json` is decoded from the record on each
+ * read and not stored in the table; the last document decoded is kept
+ * while nothing else is decoded, so repeated reads give the same table.
+ * __pairs lists every field (json once it was read); `json` raises
+ * "response body of ... is not JSON: ..." if the body is not. Without a
+ * response, only method and url are set. The table keeps no reference to
+ * the request. Returns 0, or -1 with *err set
  * (malloc'd: "METHOD URL: the response does not fit in memory ...") when
  * the Lua state runs out of memory (a body larger than what is left, under
  * ulimit -v or --lua-memory): the table is then incomplete, and the caller

@@ -223,12 +223,19 @@ static int raise_parse_error(lua_State *L, struct decoder *d, const char *text, 
   return luaL_error(L, "invalid JSON: %s at byte %d", what, (int)(at > 0 ? at : 1));
 }
 
+/* The text to decode, for decode_protected. */
+struct text {
+  const char *s;
+  size_t len;
+};
+
 /* Protected part: (decoder, text) -> value. */
 static int decode_protected(lua_State *L)
 {
   struct decoder *d = lua_touserdata(L, 1);
-  size_t len;
-  const char *text = lua_tolstring(L, 2, &len);
+  const struct text *tx = lua_touserdata(L, 2);
+  const char *text = tx->s;
+  size_t len = tx->len;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &OBJECT_MT_KEY); /* d, text, mt */
   d->object_mt = lua_gettop(L);
   yajl_status st = yajl_parse(d->y, (const unsigned char *)text, len);
@@ -243,7 +250,15 @@ static int decode_protected(lua_State *L)
 
 int pc_json_decode(lua_State *L)
 {
-  luaL_checkstring(L, 1);
+  struct text tx;
+  tx.s = luaL_checklstring(L, 1, &tx.len);
+  lua_settop(L, 1); /* the string stays on the stack while it is parsed */
+  return pc_json_decode_text(L, tx.s, tx.len);
+}
+
+int pc_json_decode_text(lua_State *L, const char *text, size_t len)
+{
+  struct text tx = {text, len};
   struct decoder d = {.L = L};
   d.frames = d.inline_frames;
   d.cap = PC_ARRAY_SIZE(d.inline_frames);
@@ -253,10 +268,10 @@ int pc_json_decode(lua_State *L)
   /* Bytes are passed on as they are, as lua-cjson did: a Latin-1 byte in a
    * string does not make a whole response unreadable. */
   yajl_config(d.y, yajl_dont_validate_strings, 1);
-  lua_pushcfunction(L, decode_protected); /* text, fn */
-  lua_pushlightuserdata(L, &d);           /* text, fn, d */
-  lua_pushvalue(L, 1);                    /* text, fn, d, text */
-  int rc = lua_pcall(L, 2, 1, 0);         /* text, value or message */
+  lua_pushcfunction(L, decode_protected); /* fn */
+  lua_pushlightuserdata(L, &d);           /* fn, d */
+  lua_pushlightuserdata(L, &tx);          /* fn, d, text */
+  int rc = lua_pcall(L, 2, 1, 0);         /* value or message */
   yajl_free(d.y);
   if (d.frames != d.inline_frames)
     free(d.frames);

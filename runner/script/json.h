@@ -15,6 +15,8 @@
 #ifndef PACER_JSON_H
 #define PACER_JSON_H
 
+#include <stddef.h>
+
 #include <lua.h>
 
 /* The module's name in package.loaded (set by the Lua host). */
@@ -28,6 +30,10 @@
 int pc_json_open(lua_State *L);
 /* decode(text) -> value; raises "invalid JSON: ..." with the byte offset. */
 int pc_json_decode(lua_State *L);
+/* The same for len bytes at text, which must stay where they are while it
+ * runs (a Lua string on the stack, or a userdata something keeps alive):
+ * pushes the value, or raises. No Lua string is made of the text. */
+int pc_json_decode_text(lua_State *L, const char *text, size_t len);
 /* Writes the value at idx as JSON text into out, exactly enough that
  * pc_json_decode gives the same value back: nil and null as null,
  * booleans, finite numbers (a float keeps a fraction or an exponent, so it
