@@ -137,6 +137,7 @@ TRANSPORT = [
     "runner/http/failure.[ch]",   # failure text from curl and errno
     "runner/http/curlshim.[ch]",  # the dlopen shim for libcurl
     "runner/http/upload.[ch]",    # bodies from files and multipart (issue 15)
+    "runner/http/stats.[ch]",     # the session's counters by origin
 ]
 LUA_HEADERS = {"lua.h", "lauxlib.h", "lualib.h", "luaconf.h", "lua.hpp"}
 

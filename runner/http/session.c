@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "http/rules.h"
+#include "http/stats.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -164,9 +165,7 @@ struct pc_http_session {
   int pending_closes;
   bool closing;
   bool background; /* pc_http_session_background: handles unref'd, no statistics logged */
-  struct pc_http_stats stats;
-  char *last_prefix; /* "scheme://authority" of the URL last counted, as written */
-  size_t last_host;  /* its entry in stats.hosts */
+  struct pc_http_counts counts; /* the statistics (http/stats.h) */
   char **warned;     /* hosts already warned about insecure: true */
   size_t nwarned;
 };
@@ -184,8 +183,7 @@ static void session_maybe_free(struct pc_http_session *s)
   if (s->share)
     curl_share_cleanup(s->share);
   free(s->socks);
-  free(s->last_prefix);
-  pc_http_stats_free(&s->stats);
+  pc_http_counts_free(&s->counts);
   free(s);
 }
 
@@ -272,7 +270,7 @@ static int sock_watch(struct pc_http_session *s, struct sock_ctx *ctx, int event
     }
     ctx->polling = true;
     ctx->events = 0;
-    s->stats.sockets++;
+    s->counts.stats.sockets++;
     if (s->background)
       uv_unref((uv_handle_t *)&ctx->poll);
   }
@@ -592,7 +590,7 @@ void pc_http_session_close(struct pc_http_session *s)
     return;
   s->closing = true;
   if (pc_log_enabled(PC_LOG_DEBUG) && !s->background) {
-    const struct pc_http_stats *st = &s->stats;
+    const struct pc_http_stats *st = &s->counts.stats;
     pc_log(PC_LOG_DEBUG, NULL,
            "http: %llu requests (%llu failed, %llu cancelled), %llu connections opened, %llu "
            "requests on a reused connection, %llu bytes down, %llu bytes up",
@@ -639,8 +637,8 @@ void pc_http_session_close(struct pc_http_session *s)
     s->share = NULL;
   struct pc_http_resolver_stats rs;
   pc_http_resolver_stats(s->resolver, &rs);
-  s->stats.lookups = rs.lookups;
-  s->stats.lookup_threads = rs.max_threads;
+  s->counts.stats.lookups = rs.lookups;
+  s->counts.stats.lookup_threads = rs.max_threads;
   pc_http_resolver_close(s->resolver);
   s->resolver = NULL;
   /* 2. the multi handle (closing connections may still call on_curl_socket) */
@@ -675,7 +673,7 @@ CURL *pc_http__easy_take(struct pc_http_session *s, bool *primed)
   *primed = false;
   CURL *e = curl_easy_init();
   if (e)
-    s->stats.handles++;
+    s->counts.stats.handles++;
   return e;
 }
 
@@ -813,8 +811,8 @@ static void slot_take(struct pc_http_session *s, struct pc_http__transfer *t)
   t->slot = t->mux ? 2 : 1;
   size_t n = s->used[1] + s->used[2] + 1;
   s->used[t->slot]++;
-  if (n > s->stats.admitted_max)
-    s->stats.admitted_max = n;
+  if (n > s->counts.stats.admitted_max)
+    s->counts.stats.admitted_max = n;
 }
 
 static bool slot_free(const struct pc_http_session *s, const struct pc_http__transfer *t)
@@ -879,7 +877,7 @@ CURLMcode pc_http__transfer_add(struct pc_http_session *s, struct pc_http__trans
       t->queue_t0 = uv_hrtime();
       pc_queue_insert_tail(&s->waiting, &t->wait);
       pc_queue_insert_head(&s->live, &t->live);
-      s->stats.queued++;
+      s->counts.stats.queued++;
       return CURLM_OK;
     }
     slot_take(s, t);
@@ -940,7 +938,7 @@ void pc_http__transfer_cancel(struct pc_http_session *s, struct pc_http__transfe
     curl_easy_cleanup(t->easy);
     t->easy = NULL;
   }
-  s->stats.cancelled++;
+  s->counts.stats.cancelled++;
 }
 
 bool pc_http__closing(const struct pc_http_session *s)
@@ -950,83 +948,24 @@ bool pc_http__closing(const struct pc_http_session *s)
 
 /* ========================================================= statistics */
 
-/* The statistics entry of url's origin. Requests to the origin of the
- * previous one, written the same way, find it without parsing the URL. */
-static struct pc_http_host_stats *host_stats_of(struct pc_http_session *s, const char *url)
-{
-  struct pc_http_stats *st = &s->stats;
-  size_t plen = pc_http_url_prefix_len(url);
-  if (s->last_prefix && plen && strlen(s->last_prefix) == plen &&
-      memcmp(s->last_prefix, url, plen) == 0)
-    return &st->hosts[s->last_host];
-  char *host = pc_http_url_origin(url);
-  size_t i = 0;
-  while (i < st->nhosts && strcmp(st->hosts[i].host, host) != 0)
-    i++;
-  if (i == st->nhosts) {
-    st->hosts = pc_xrealloc(st->hosts, (st->nhosts + 1) * sizeof *st->hosts);
-    memset(&st->hosts[i], 0, sizeof *st->hosts);
-    st->hosts[i].host = host;
-    st->nhosts++;
-  } else {
-    free(host);
-  }
-  free(s->last_prefix);
-  s->last_prefix = plen ? pc_xstrndup(url, plen) : NULL;
-  s->last_host = i;
-  return &st->hosts[i];
-}
-
-static void host_stats_add(struct pc_http_host_stats *hs, const struct pc_http_host_stats *d)
-{
-  hs->requests += d->requests;
-  hs->connections += d->connections;
-  hs->reused += d->reused;
-  hs->bytes_down += d->bytes_down;
-  hs->bytes_up += d->bytes_up;
-}
-
 void pc_http__count(struct pc_http_session *s, const char *url,
                     const struct pc_http_host_stats *d, bool failed)
 {
-  struct pc_http_stats *st = &s->stats;
-  st->requests += d->requests;
-  st->failed += failed;
-  st->connections += d->connections;
-  st->reused += d->reused;
-  st->bytes_down += d->bytes_down;
-  st->bytes_up += d->bytes_up;
-  host_stats_add(host_stats_of(s, url), d);
+  pc_http_counts_add(&s->counts, url, d, failed);
 }
-
 
 void pc_http_session_stats(const struct pc_http_session *s, struct pc_http_stats *out)
 {
   memset(out, 0, sizeof *out);
   if (!s)
     return;
-  *out = s->stats;
+  pc_http_counts_copy(&s->counts, out);
   if (s->resolver) {
     struct pc_http_resolver_stats rs;
     pc_http_resolver_stats(s->resolver, &rs);
     out->lookups = rs.lookups;
     out->lookup_threads = rs.max_threads;
   }
-  out->hosts = s->stats.nhosts ? pc_xcalloc(s->stats.nhosts, sizeof *out->hosts) : NULL;
-  for (size_t i = 0; i < s->stats.nhosts; i++) {
-    out->hosts[i] = s->stats.hosts[i];
-    out->hosts[i].host = pc_xstrdup(s->stats.hosts[i].host);
-  }
-}
-
-
-void pc_http_stats_free(struct pc_http_stats *st)
-{
-  for (size_t i = 0; i < st->nhosts; i++)
-    free(st->hosts[i].host);
-  free(st->hosts);
-  st->hosts = NULL;
-  st->nhosts = 0;
 }
 
 void pc_http__warn_insecure(struct pc_http_session *s, const char *label, const char *url)

@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 #include <uv.h>
 
+#include "http/stats.h"
 #include "base/queue.h"
 #include "http/resolve.h"
 
@@ -51,33 +52,11 @@ void pc_http_session_close(struct pc_http_session *s);
 
 /* ------------------------------------------------------------ statistics */
 
-struct pc_http_host_stats {
-  char *host; /* "scheme://host:port" */
-  uint64_t requests, connections, reused, bytes_down, bytes_up;
-};
-
-struct pc_http_stats {
-  uint64_t requests;    /* requests that finished (any outcome) */
-  uint64_t failed;      /* of those, without a complete response */
-  uint64_t cancelled;   /* stopped before they finished */
-  uint64_t connections; /* new connections opened */
-  uint64_t reused;      /* requests that needed no new connection */
-  uint64_t bytes_down;  /* headers + body as received */
-  uint64_t bytes_up;    /* request headers + body */
-  uint64_t sockets;     /* sockets watched: one poll context each, kept while it is open */
-  uint64_t lookups;     /* names pacer resolved (getaddrinfo calls; resolve.h) */
-  uint64_t queued;      /* requests that waited in the session's queue (see "Admission") */
-  uint64_t admitted_max; /* the most transfers handed to libcurl at once (resolving or in it) */
-  uint64_t handles;     /* easy handles made (curl_easy_init); idle ones are reused */
-  unsigned lookup_threads; /* the most resolver threads that ran at once */
-  struct pc_http_host_stats *hosts;
-  size_t nhosts;
-};
+/* struct pc_http_stats and pc_http_stats_free: http/stats.h. */
 
 /* Copies the statistics of s (zeros for NULL) into *out; free the copy
  * with pc_http_stats_free. */
 void pc_http_session_stats(const struct pc_http_session *s, struct pc_http_stats *out);
-void pc_http_stats_free(struct pc_http_stats *st);
 
 /* ===================================================== for request.c only */
 
