@@ -26,6 +26,13 @@ void pc_param_expect(const struct pc_param *pm, struct pc_buf *b);
  * NULL, or a malloc'd message: "KEY: unknown key "k" (expected a, b or
  * c)", "LABEL: invalid duration X", "LABEL: expected EXPECT, got X". */
 char *pc_params_check(lua_State *L, int idx, const char *key, const struct pc_params *p);
+/* One value (at idx) against one param of action `key` (its label:
+ * pc_param_label): its type, bounds, allowed values, NUL bytes where it
+ * becomes a C string, and a map's or a list's keys and items, in the
+ * wording of the load-time check (for PC_GOT_BARE_KIND and PC_GOT_TEXT:
+ * the kind of a value as the loader names a node's). NULL or a malloc'd
+ * message. For an action that reads its map form itself (http). */
+char *pc_param_check(lua_State *L, int idx, const char *key, const struct pc_param *pm);
 /* The map form's unknown keys alone, for an action that reads the rest
  * itself (exec). */
 char *pc_params_check_keys(lua_State *L, int idx, const char *key, const struct pc_params *p);

@@ -1,0 +1,31 @@
+/* params.h: the `http` action's parameter tables (model/action.h,
+ * "parameter tables"): a step's `http:` map, pacer.http's options (the
+ * same and `timeout`) and `defaults.http`. Each option is declared once,
+ * in params.c; the tables drive the load-time check (check.c, through
+ * pc_load_params), the run-time check of evaluated options (spec.c,
+ * through pc_param_check) and the JSON Schema (`pacer schema`:
+ * definitions.http and definitions.http_defaults). */
+#ifndef PACER_HTTP_PARAMS_H
+#define PACER_HTTP_PARAMS_H
+
+#include "model/action.h"
+
+/* The options of a request, in this order (spec.c's K_* indices): the
+ * first PC_HTTP_OPTION_KEYS - 1 are a step's (pc_http_params); the last,
+ * `timeout`, is pacer.http's only (a step has its own). The shorthands
+ * (get: URL, ...) are PC_HTTP_SHORTHANDS entries from
+ * PC_HTTP_SHORTHAND_FIRST on. */
+#define PC_HTTP_OPTION_KEYS 35
+#define PC_HTTP_SHORTHAND_FIRST 2
+#define PC_HTTP_SHORTHANDS 6
+extern const struct pc_param pc_http_option_params[PC_HTTP_OPTION_KEYS];
+
+/* A step's `http:` (the options but `timeout`). */
+extern const struct pc_params pc_http_params;
+/* `defaults.http`: the options every step starts from, and the run-wide
+ * settings (max_connections, max_connections_per_host, trace_context). */
+extern const struct pc_params pc_http_defaults_params;
+/* The keys that give a request's body; at most one of them is given. */
+extern const char *const pc_http_body_keys[];
+
+#endif
