@@ -3,7 +3,9 @@
  * Lua options (pc_http_spec_start) against the tiny server of
  * http_test_server.h and their result tables (result.c: lazy headers,
  * timing and json, the shared protected metatable, a failure's table), and
- * the load-time checks of defaults.http (check.c). The transport itself is
+ * the load-time checks of defaults.http (check.c), and the parameter
+ * tables (params.c) against `pacer schema` and the messages they give at
+ * load and at run time. The transport itself is
  * tested without Lua in test_http_transport.c. Every test closes what it
  * opened and ends with uv_loop_close() == 0. */
 #include <setjmp.h>
@@ -27,9 +29,14 @@
 #include <lua.h>
 #include <uv.h>
 
+#include <yajl/yajl_tree.h>
+
+#include "http/action.h"
 #include "http/check.h"
+#include "http/params.h"
 #include "http/result.h"
 #include "http/spec.h"
+#include "load/schema.h"
 #include "script/luahost.h"
 #include "base/util.h"
 #include "base/yamlload.h"
@@ -460,6 +467,141 @@ static void test_load_defaults(void **state)
   free(m);
 }
 
+
+/* ------------------------------------------------- the parameter tables */
+
+/* The schema node of a param: the object branch of a union or of "this or
+ * one ${{ }}", or the node itself. */
+static yajl_val object_branch(yajl_val v)
+{
+  const char *one_of[] = {"oneOf", NULL}, *type[] = {"type", NULL};
+  yajl_val alts = yajl_tree_get(v, one_of, yajl_t_array);
+  for (size_t i = 0; alts && i < alts->u.array.len; i++) {
+    yajl_val t = yajl_tree_get(alts->u.array.values[i], type, yajl_t_string);
+    if (t && strcmp(t->u.string, "object") == 0)
+      return alts->u.array.values[i];
+  }
+  return v;
+}
+
+/* Every key of `p` (and of the maps of given keys below it) is a property
+ * of the schema object `obj`, with the table's description, and the
+ * object has no other property. */
+static void check_keys_in_schema(const struct pc_params *p, yajl_val obj, const char *where)
+{
+  const char *props_path[] = {"properties", NULL}, *desc_path[] = {"description", NULL};
+  yajl_val props = yajl_tree_get(obj, props_path, yajl_t_object);
+  if (!props)
+    fail_msg("%s: no properties in the schema", where);
+  if (props->u.object.len != p->nkeys)
+    fail_msg("%s: the schema has %zu properties, the table %zu keys", where,
+             props->u.object.len, p->nkeys);
+  for (size_t i = 0; i < p->nkeys; i++) {
+    const struct pc_param *pm = &p->keys[i];
+    const char *key_path[] = {pm->name, NULL};
+    yajl_val v = yajl_tree_get(props, key_path, yajl_t_object);
+    if (!v)
+      fail_msg("%s.%s: in the table, not in the schema", where, pm->name);
+    yajl_val d = yajl_tree_get(v, desc_path, yajl_t_string);
+    if (pm->description && (!d || strcmp(d->u.string, pm->description) != 0))
+      fail_msg("%s.%s: the schema's description is not the table's", where, pm->name);
+    if (pm->type == PC_PARAM_MAP && pm->sub && pm->sub->nkeys) {
+      char *sub = pc_asprintf("%s.%s", where, pm->name);
+      check_keys_in_schema(pm->sub, object_branch(v), sub);
+      free(sub);
+    }
+  }
+}
+
+/* Loads `yaml` as a step's http map: the first message, or NULL. */
+static char *load_step_msg(const char *yaml)
+{
+  struct pc_node *n = NULL;
+  struct pc_diag d;
+  pc_diag_init(&d);
+  assert_int_equal(pc_yaml_load_string("t.yml", yaml, strlen(yaml), &pc_yaml_default_limits, &n,
+                                       &d), 0);
+  struct pc_workflow wf;
+  memset(&wf, 0, sizeof wf);
+  struct pc_load_ctx c = {.wf = &wf, .d = &d, .file = "t.yml"};
+  struct pc_step st;
+  memset(&st, 0, sizeof st);
+  pc_http_load_step(&c, &st, n);
+  char *m = d.n ? pc_xstrdup(d.items[0].msg) : NULL;
+  pc_tmpl_free(st.params);
+  pc_diag_free(&d);
+  pc_node_free(n);
+  free(wf.exprs);
+  return m;
+}
+
+/* Reads the options a Lua chunk returns: the message, or NULL. */
+static char *read_msg(struct fx *f, const char *chunk)
+{
+  assert_int_equal(luaL_dostring(f->L, chunk), LUA_OK); /* opts */
+  struct pc_http_spec sp;
+  struct pc_http_spec_mem mem;
+  char *err = NULL;
+  pc_http_spec_read(f->h, -1, false, &sp, &mem, &err);
+  pc_http_spec_mem_free(&mem);
+  lua_pop(f->L, 1);
+  return err;
+}
+
+/* The tables are what `pacer schema` says (every key, with its
+ * description, and no other), and a value of the wrong type gives the same
+ * message when the file has it (load time) as when a ${{ }} computed it
+ * (run time): both come from the table. */
+static void test_table_schema_and_messages(void **state)
+{
+  struct fx *f = *state;
+  const struct pc_action_ops *const actions[] = {&pc_http_ops, NULL};
+  char *json = pc_schema_json(actions);
+  assert_non_null(json);
+  char err[256];
+  yajl_val root = yajl_tree_parse(json, err, sizeof err);
+  assert_non_null(root);
+  const char *http_path[] = {"definitions", "http", NULL};
+  const char *defaults_path[] = {"definitions", "http_defaults", NULL};
+  check_keys_in_schema(&pc_http_params, yajl_tree_get(root, http_path, yajl_t_object),
+                       "definitions.http");
+  check_keys_in_schema(&pc_http_defaults_params,
+                       yajl_tree_get(root, defaults_path, yajl_t_object),
+                       "definitions.http_defaults");
+  yajl_tree_free(root);
+  free(json);
+
+  /* Each option with values of every kind, in YAML and in Lua. */
+  static const char *const values[][2] = {
+      {"{a: 1}", "{a = 1}"}, {"[1]", "{1}"},      {"x y", "'x y'"},  {"7", "7"},
+      {"true", "true"},      {"{a: [1]}", "{a = {1}}"}, {"{a: {b: 1}}", "{a = {b = 1}}"},
+      {"[{a: 1}]", "{{a = 1}}"}, {"\"1.4\"", "'1.4'"}, {"-1", "-1"},
+      /* (not {}: in Lua an empty table is a map and a list alike) */
+  };
+  size_t compared = 0;
+  for (size_t i = 0; i < pc_http_params.nkeys; i++) {
+    const char *k = pc_http_params.keys[i].name;
+    bool is_url = i >= 1 && i < PC_HTTP_SHORTHAND_FIRST + PC_HTTP_SHORTHANDS;
+    const char *base_y = is_url ? "" : strcmp(k, "method") == 0 ? "url: http://h/, " : "get: http://h/, ";
+    const char *base_l = is_url ? "" : strcmp(k, "method") == 0 ? "url = 'http://h/', " : "get = 'http://h/', ";
+    for (size_t j = 0; j < PC_ARRAY_SIZE(values); j++) {
+      char *y = pc_asprintf("{%s%s: %s}\n", base_y, k, values[j][0]);
+      char *l = pc_asprintf("return {%s%s = %s}", base_l, k, values[j][1]);
+      char *lm = load_step_msg(y), *rm = read_msg(f, l);
+      /* Where the loader finds the type wrong, the run finds it so too,
+       * with the same words. */
+      if (lm && strstr(lm, "expected") && (!rm || strcmp(lm, rm) != 0))
+        fail_msg("%s: load time says \"%s\", run time \"%s\"", y, lm, rm ? rm : "(nothing)");
+      compared += lm != NULL;
+      free(lm);
+      free(rm);
+      free(y);
+      free(l);
+    }
+  }
+  assert_true(compared > 100);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -469,6 +611,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
       cmocka_unit_test(test_load_defaults),
+      cmocka_unit_test_setup_teardown(test_table_schema_and_messages, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

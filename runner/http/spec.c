@@ -20,7 +20,6 @@
  * borrowed, so nothing it does can free a string the spec points at. */
 #include "http/spec.h"
 
-#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,25 +261,29 @@ static int runtime_key(const char *k)
   return -1;
 }
 
-/* The keys of the table at tbl as K_* bits, each value checked against
- * its entry of the parameter table (as the loader checks the file's), or
- * -1 with *err for a key that is no option or a value of the wrong type.
- * Null (nil or the JSON null) is no value: the option is not given. */
-static int read_keys(lua_State *L, int tbl, bool allow_timeout, keyset *out, char **err)
+/* The keys of the table at tbl as K_* bits (`given`: those whose value is
+ * not the JSON null), each value checked against its entry of the
+ * parameter table (as the loader checks the file's), or -1 with *err for a
+ * key that is no option or a value of the wrong type. Null is no value:
+ * the option is not given (but `json: null` is a body). */
+static int read_keys(lua_State *L, int tbl, bool allow_timeout, keyset *out, keyset *given,
+                     char **err)
 {
-  keyset present = 0;
+  keyset present = 0, set = 0;
   lua_pushnil(L);
   while (lua_next(L, tbl)) { /* key, value */
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
     int ki = k ? runtime_key(k) : -1;
     bool ok = ki >= 0 && (allow_timeout || ki != K_TIMEOUT);
-    if (ok && !pc_http__is_null(L, -1) &&
-        (*err = pc_param_check(L, -1, "http", &pc_http_option_params[ki])) != NULL) {
+    bool null = !ok || pc_http__is_null(L, -1);
+    if (!null && (*err = pc_param_check(L, -1, "http", &pc_http_option_params[ki])) != NULL) {
       lua_pop(L, 2);
       return -1;
     }
     if (ok)
       present |= (keyset)1 << ki;
+    if (!null)
+      set |= (keyset)1 << ki;
     lua_pop(L, 1);
     if (!ok) {
       *err = k ? pc_asprintf("http: unknown option \"%s\"", k)
@@ -290,33 +293,25 @@ static int read_keys(lua_State *L, int tbl, bool allow_timeout, keyset *out, cha
     }
   }
   *out = present;
+  *given = set;
   return 0;
 }
 
 /* The URL and the method. Returns 0, or -1 with *err set. */
-static int read_target(struct pc_lua *h, int tbl, keyset present, struct pc_http_spec *sp,
+static int read_target(struct pc_lua *h, int tbl, keyset given, struct pc_http_spec *sp,
                        struct pc_http_spec_mem *mem, char **err)
 {
-  lua_State *L = pc_lua_state(h);
+  keyset present = given; /* HAS(): only the keys with a value */
   const char *url_key = NULL;
   for (int k = K_GET; k <= K_HEAD; k++) {
     if (!HAS(k))
       continue;
     const char *key = pc_http_option_params[k].name;
-    pc_http__rawfield(L, tbl, key);
-    bool set = !pc_http__is_null(L, -1);
-    lua_pop(L, 1);
-    if (set && url_key)
+    if (url_key)
       return pc_http__fail(err, pc_asprintf("http: `%s` and `%s` both give the URL", url_key, key));
-    if (set)
-      url_key = key;
+    url_key = key;
   }
-  bool has_url = false;
-  if (HAS(K_URL)) {
-    pc_http__rawfield(L, tbl, "url");
-    has_url = !pc_http__is_null(L, -1);
-    lua_pop(L, 1);
-  }
+  bool has_url = HAS(K_URL);
   if (has_url && url_key)
     return pc_http__fail(err, pc_asprintf("http: `%s` and `url` both give the URL", url_key));
   if (!has_url && !url_key)
@@ -329,15 +324,10 @@ static int read_target(struct pc_lua *h, int tbl, keyset present, struct pc_http
   if (method && url_key)
     return pc_http__fail(err, pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key));
   int m = pc_http_method_parse(method ? method : url_key ? url_key : "GET");
-  if (m < 0) {
-    char *up = pc_xstrdup(method);
-    for (char *p = up; *p; p++)
-      *p = (char)toupper((unsigned char)*p);
-    *err = pc_asprintf("http.method: unknown method \"%s\" (expected one of GET, HEAD, POST, "
-                       "PUT, PATCH, DELETE, OPTIONS, TRACE)", up);
-    free(up);
-    return -1;
-  }
+  if (m < 0) /* as written, as the loader says it */
+    return pc_http__fail(err, pc_asprintf("http.method: unknown method \"%s\" (expected one of "
+                                          "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE)",
+                                          method));
   sp->method = (enum pc_http_method)m;
   if (!pc_http_url_scheme_ok(sp->url))
     return pc_http__fail(err, pc_asprintf("http: \"%s\" is not an http:// or https:// URL", sp->url));
@@ -473,8 +463,8 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
   }
   /* Unknown keys (a map built by an expression, or the Lua API); the
    * others are noted in `present`, and only those are looked up. */
-  keyset present;
-  if (read_keys(L, tbl, allow_timeout, &present, err) != 0)
+  keyset present, given;
+  if (read_keys(L, tbl, allow_timeout, &present, &given, err) != 0)
     return -1;
   /* The JSON body first (see the opening comment); its error, if any, is
    * reported where the other checks would reach it. */
@@ -484,7 +474,7 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
   if (HAS(K_JSON))
     lua_pop(L, 1);
   int top = lua_gettop(L);
-  int rc = read_target(h, tbl, present, sp, mem, err);
+  int rc = read_target(h, tbl, given, sp, mem, err);
   if (rc == 0 && HAS(K_QUERY))
     rc = read_query(h, tbl, sp, mem, err);
   if (rc == 0 && HAS(K_HEADERS)) {

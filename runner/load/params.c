@@ -316,6 +316,11 @@ static int check_node(struct pc_load_ctx *c, const char *label, const char *item
       if (n->kind != PC_NODE_SEQ)
         return wrong(c, label, item, msg, n);
       int bad = 0;
+      /* A union's list (query's "text or a list of texts"): an item of
+       * the wrong kind is the whole value's fault, in the union's words. */
+      for (size_t j = 0; msg != pm && pm->sub && pm->sub->value && j < n->n; j++)
+        if (!kind_fits(pm->sub->value, n->items[j]))
+          return wrong(c, label, item, msg, n);
       for (size_t j = 0; pm->sub && pm->sub->value && j < n->n; j++) {
         char entry[32];
         snprintf(entry, sizeof entry, "entry %zu", j + 1);

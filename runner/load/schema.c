@@ -297,7 +297,8 @@ static void put_type_members(yajl_gen g, const struct pc_param *pm)
 static bool takes_string(const struct pc_param *pm)
 {
   return pm->type == PC_PARAM_ANY || pm->type == PC_PARAM_TEXT || pm->type == PC_PARAM_NAME ||
-         pm->type == PC_PARAM_CODE || pm->type == PC_PARAM_EXPRS || pm->from_text;
+         pm->type == PC_PARAM_CODE || pm->type == PC_PARAM_EXPRS ||
+         (pm->from_text && pm->type != PC_PARAM_ENUM); /* an enum's strings are its own */
 }
 
 /* One param's schema: its type's, or (when a ${{ }} may compute it and

@@ -166,6 +166,25 @@ static bool is_null(lua_State *L, int idx)
   return t == LUA_TNIL || (t == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL);
 }
 
+/* Whether the table at idx reads as a map (no items: "map" in messages)
+ * or a list (items, or empty: {} is both, as a YAML {} or [] becomes). */
+static bool is_map(lua_State *L, int idx)
+{
+  return lua_type(L, idx) == LUA_TTABLE && lua_rawlen(L, idx) == 0;
+}
+static bool is_list(lua_State *L, int idx)
+{
+  if (lua_type(L, idx) != LUA_TTABLE)
+    return false;
+  if (lua_rawlen(L, idx) > 0)
+    return true;
+  lua_pushnil(L);
+  bool empty = lua_next(L, idx) == 0; /* (key, value pushed when not empty) */
+  if (!empty)
+    lua_pop(L, 2);
+  return empty;
+}
+
 /* Whether the value at idx is of the param's kind (see load/params.c). */
 static bool kind_fits(lua_State *L, int idx, const struct pc_param *pm)
 {
@@ -174,8 +193,10 @@ static bool kind_fits(lua_State *L, int idx, const struct pc_param *pm)
   case PC_PARAM_ANY:
     return true;
   case PC_PARAM_MAP:
-  case PC_PARAM_ENV:
+    return is_map(L, idx);
   case PC_PARAM_LIST:
+    return is_list(L, idx);
+  case PC_PARAM_ENV:
   case PC_PARAM_ARGV:
     return table;
   case PC_PARAM_EXPRS:
@@ -205,7 +226,24 @@ static bool enum_allows(lua_State *L, int idx, const struct pc_param *pm)
   return ok;
 }
 
-static char *check_node(lua_State *L, int idx, const char *label, const char *item,
+/* A parameter's name in messages (pc_param_label), made only when a
+ * message needs it: a value that passes costs no formatting. */
+struct name {
+  const char *label; /* made, or given */
+  const char *key;
+  const struct pc_param *pm;
+  char buf[160];
+};
+static const char *name_of(struct name *nm)
+{
+  if (!nm->label) {
+    pc_param_label(nm->key, nm->pm, nm->buf, sizeof nm->buf);
+    nm->label = nm->buf;
+  }
+  return nm->label;
+}
+
+static char *check_node(lua_State *L, int idx, struct name *nm, const char *item,
                         const struct pc_param *pm);
 
 /* A table against `sub` (PC_PARAM_MAP): its keys, or each value. */
@@ -220,8 +258,8 @@ static char *check_sub_map(lua_State *L, int idx, const char *label, const struc
         const char *k = lua_tostring(L, -2);
         char *named = sub->item_labels ? pc_asprintf("%s.%s", label, k)
                                        : pc_asprintf("the value of %s", k);
-        m = sub->item_labels ? check_node(L, -1, named, NULL, sub->value)
-                             : check_node(L, -1, label, named, sub->value);
+        struct name nn = {.label = sub->item_labels ? named : label};
+        m = check_node(L, -1, &nn, sub->item_labels ? NULL : named, sub->value);
         free(named);
       }
       lua_pop(L, 1); /* key */
@@ -263,18 +301,17 @@ static char *check_sub_map(lua_State *L, int idx, const char *label, const struc
     if (is_null(L, -1) && pm->required) {
       m = pc_asprintf("%s: `%s` is missing", label, pm->name);
     } else if (!is_null(L, -1)) {
-      char sl[160];
-      pc_param_label(label, pm, sl, sizeof sl);
-      m = check_node(L, -1, sl, NULL, pm);
+      struct name nn = {.key = label, .pm = pm};
+      m = check_node(L, -1, &nn, NULL, pm);
     }
     lua_pop(L, 1);
   }
   return m;
 }
 
-/* One value against one param: NULL or a message. `label` names it (with
+/* One value against one param: NULL or a message. `nm` names it (with
  * `item`, for an item of a map or a list). */
-static char *check_node(lua_State *L, int idx, const char *label, const char *item,
+static char *check_node(lua_State *L, int idx, struct name *nm, const char *item,
                         const struct pc_param *pm)
 {
   idx = lua_absindex(L, idx);
@@ -293,9 +330,9 @@ static char *check_node(lua_State *L, int idx, const char *label, const char *it
     const char *s = lua_tolstring(L, idx, &len);
     if (strlen(s) != len)
       return pm->nul_kind
-                 ? pc_asprintf("%s contains a NUL byte (\\0), which %s cannot hold", label,
+                 ? pc_asprintf("%s contains a NUL byte (\\0), which %s cannot hold", name_of(nm),
                                pm->nul_kind)
-                 : pc_asprintf("%s: contains a NUL byte", label);
+                 : pc_asprintf("%s: contains a NUL byte", name_of(nm));
   }
   bool ok = true;
   switch (pm->type) {
@@ -343,7 +380,7 @@ static char *check_node(lua_State *L, int idx, const char *label, const char *it
                     : pc_asprintf("%s: %p", luaL_typename(L, idx), lua_topointer(L, idx));
     if (plain)
       lua_pop(L, 1);
-    char *m = pc_asprintf("%s: invalid duration %s", label, v);
+    char *m = pc_asprintf("%s: invalid duration %s", name_of(nm), v);
     free(v);
     return m;
   }
@@ -355,23 +392,35 @@ static char *check_node(lua_State *L, int idx, const char *label, const char *it
     ok = type == LUA_TTABLE;
     break;
   case PC_PARAM_MAP:
-    if (type != LUA_TTABLE) {
+    if (!is_map(L, idx)) {
       ok = false;
       break;
     }
-    return pm->sub ? check_sub_map(L, idx, label, pm->sub) : NULL;
+    return pm->sub ? check_sub_map(L, idx, name_of(nm), pm->sub) : NULL;
   case PC_PARAM_LIST: {
-    if (type != LUA_TTABLE) {
+    if (!is_list(L, idx)) {
       ok = false;
       break;
     }
     char *m = NULL;
     size_t n = (size_t)lua_rawlen(L, idx);
+    /* A union's list: an item of the wrong kind is the whole value's
+     * fault, in the union's words (as load/params.c says it). */
+    for (size_t i = 1; msg != pm && pm->sub && pm->sub->value && i <= n; i++) {
+      lua_rawgeti(L, idx, (lua_Integer)i); /* item */
+      ok = kind_fits(L, -1, pm->sub->value);
+      lua_pop(L, 1);
+      if (!ok)
+        break;
+    }
+    if (!ok)
+      break;
     for (size_t i = 1; !m && pm->sub && pm->sub->value && i <= n; i++) {
       lua_rawgeti(L, idx, (lua_Integer)i); /* item */
       char entry[32];
       snprintf(entry, sizeof entry, "entry %zu", i);
-      m = check_node(L, -1, label, entry, pm->sub->value);
+      struct name nn = {.label = name_of(nm)};
+      m = check_node(L, -1, &nn, entry, pm->sub->value);
       lua_pop(L, 1);
     }
     return m;
@@ -386,6 +435,7 @@ static char *check_node(lua_State *L, int idx, const char *label, const char *it
   /* The hint, in the loader's wording only (the older actions' run-time
    * messages never had it). */
   const char *hint = msg->got == PC_GOT_BARE_KIND || msg->got == PC_GOT_TEXT ? msg->hint : NULL;
+  const char *label = name_of(nm);
   char *m = item ? pc_asprintf("%s: %s must be %s, got %s%s%s", label, item, e.data, v,
                                hint ? "; " : "", hint ? hint : "")
                  : pc_asprintf("%s: expected %s, got %s%s%s", label, e.data, v, hint ? "; " : "",
@@ -397,9 +447,11 @@ static char *check_node(lua_State *L, int idx, const char *label, const char *it
 
 static char *check_value(lua_State *L, int idx, const char *key, const struct pc_param *pm)
 {
-  char label[128];
-  pc_param_label(key, pm, label, sizeof label);
-  return check_node(L, idx, label, NULL, pm);
+  struct name nm; /* (its buffer is written only when a message needs it) */
+  nm.label = NULL;
+  nm.key = key;
+  nm.pm = pm;
+  return check_node(L, idx, &nm, NULL, pm);
 }
 
 char *pc_param_check(lua_State *L, int idx, const char *key, const struct pc_param *pm)
