@@ -600,6 +600,13 @@ static void test_table_schema_and_messages(void **state)
     }
   }
   assert_true(compared > 100);
+  /* The whole value, not a map. */
+  char *lm = load_step_msg("just text\n"), *rm = read_msg(f, "return 'just text'");
+  assert_non_null(lm);
+  assert_non_null(rm);
+  assert_string_equal(lm, rm);
+  free(lm);
+  free(rm);
 }
 
 int main(void)

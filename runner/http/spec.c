@@ -155,19 +155,9 @@ static int encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc_b
     pc_http__rawfield(L, tbl, keys[i]); /* value */
     int vi = lua_gettop(L);
     size_t cnt = 1;
-    bool list = lua_istable(L, vi);
-    if (list) {
+    bool list = lua_istable(L, vi); /* a list: the table refused a map here */
+    if (list)
       cnt = (size_t)lua_rawlen(L, vi);
-      size_t entries = 0;
-      lua_pushnil(L);
-      while (lua_next(L, vi)) { /* value, k, v */
-        entries++;
-        lua_pop(L, 1);
-      }
-      if (entries != cnt)
-        *err = pc_asprintf("http.%s: the value of %s must be text or a list of texts, got a map",
-                           what, keys[i]);
-    }
     for (size_t j = 1; j <= cnt && !*err; j++) {
       if (list)
         lua_rawgeti(L, vi, (lua_Integer)j); /* value, item */
@@ -458,7 +448,8 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
   memset(mem, 0, sizeof *mem);
   *err = NULL;
   if (!lua_istable(L, tbl)) {
-    *err = pc_asprintf("http: expected a map of options, got %s", luaL_typename(L, tbl));
+    *err = pc_asprintf("http: expected a map of options like {get: URL}, got %s",
+                       pc_lua_kind_name(L, tbl)); /* as check.c says it */
     return -1;
   }
   /* Unknown keys (a map built by an expression, or the Lua API); the

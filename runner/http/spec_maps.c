@@ -162,8 +162,10 @@ int pc_http__read_parts(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
     pc_http__rawfield(L, pi, names[i]); /* parts, value */
     int vi = lua_gettop(L);
     char *what = pc_asprintf("multipart.%s", names[i]);
-    if (!lua_istable(L, vi)) {
-      p->data = pc_http__scalar_text(h, vi, &p->data_len, mem);
+    if (!lua_istable(L, vi)) { /* text (or the JSON null: neither value nor file) */
+      p->data = pc_http__is_null(L, vi) ? NULL : pc_http__scalar_text(h, vi, &p->data_len, mem);
+      if (!p->data)
+        *err = pc_asprintf("http.%s: give one of value and file", what);
     } else {
       pc_http__rawfield(L, vi, "value");
       if (!pc_http__is_null(L, -1))

@@ -94,9 +94,7 @@ int pc_lua_duration(lua_State *L, int idx, double *ms)
   return -1;
 }
 
-/* The kind of a Lua value in the loader's words (pc_node_kind_name): a
- * table with items is a list, any other a map; the JSON null is null. */
-static const char *kind_of(lua_State *L, int idx)
+const char *pc_lua_kind_name(lua_State *L, int idx)
 {
   switch (lua_type(L, idx)) {
   case LUA_TSTRING:
@@ -140,7 +138,7 @@ static char *shown(lua_State *L, int idx, enum pc_param_got got)
   int type = lua_type(L, idx);
   if (got == PC_GOT_BARE_KIND || (got == PC_GOT_TEXT && type != LUA_TSTRING &&
                                   type != LUA_TNUMBER && type != LUA_TBOOLEAN))
-    return pc_xstrdup(kind_of(L, idx));
+    return pc_xstrdup(pc_lua_kind_name(L, idx));
   switch (type) {
   case LUA_TSTRING:
     return got == PC_GOT_TEXT ? pc_xstrdup(lua_tostring(L, idx))

@@ -36,6 +36,11 @@ char *pc_param_check(lua_State *L, int idx, const char *key, const struct pc_par
 /* The map form's unknown keys alone, for an action that reads the rest
  * itself (exec). */
 char *pc_params_check_keys(lua_State *L, int idx, const char *key, const struct pc_params *p);
+/* The kind of the Lua value at idx in the loader's words
+ * (pc_node_kind_name): "string", "integer", "number", "boolean", "null"
+ * (nil or the JSON null), "list" (a table with items), "map" (any other
+ * table), else its Lua type name. */
+const char *pc_lua_kind_name(lua_State *L, int idx);
 /* A duration value (a number of seconds, at most 30 days, or a duration
  * string) in milliseconds; 0, or -1 if it is none. */
 int pc_lua_duration(lua_State *L, int idx, double *ms);
