@@ -415,7 +415,9 @@ static void test_bad_options(void **state)
 
 /* ------------------------------------------------------------ defaults */
 
-static int load_defaults(const char *yaml, char **msgs)
+/* Loads `yaml` as defaults.http (`step`: as a step's http map instead):
+ * 0 or -1, and the messages ("line:col: msg\n") in *msgs. */
+static int load_http(const char *yaml, bool step, char **msgs)
 {
   struct pc_node *n = NULL;
   struct pc_diag d;
@@ -425,9 +427,12 @@ static int load_defaults(const char *yaml, char **msgs)
   struct pc_workflow wf;
   memset(&wf, 0, sizeof wf);
   struct pc_load_ctx c = {.wf = &wf, .d = &d, .file = "t.yml"};
-  struct pc_tmpl *t = pc_http_load_defaults(&c, n);
-  int rc = t ? 0 : -1;
+  struct pc_step st;
+  memset(&st, 0, sizeof st);
+  struct pc_tmpl *t = NULL;
+  int rc = step ? pc_http_load_step(&c, &st, n) : (t = pc_http_load_defaults(&c, n)) ? 0 : -1;
   pc_tmpl_free(t);
+  pc_tmpl_free(st.params);
   struct pc_buf b;
   pc_buf_init(&b, 1 << 16);
   for (size_t i = 0; i < d.n; i++)
@@ -437,6 +442,11 @@ static int load_defaults(const char *yaml, char **msgs)
   pc_node_free(n);
   free(wf.exprs);
   return rc;
+}
+
+static int load_defaults(const char *yaml, char **msgs)
+{
+  return load_http(yaml, false, msgs);
 }
 
 static void test_load_defaults(void **state)
@@ -513,25 +523,19 @@ static void check_keys_in_schema(const struct pc_params *p, yajl_val obj, const 
   }
 }
 
-/* Loads `yaml` as a step's http map: the first message, or NULL. */
+/* Loads `yaml` as a step's http map: the first message (without its
+ * position), or NULL. */
 static char *load_step_msg(const char *yaml)
 {
-  struct pc_node *n = NULL;
-  struct pc_diag d;
-  pc_diag_init(&d);
-  assert_int_equal(pc_yaml_load_string("t.yml", yaml, strlen(yaml), &pc_yaml_default_limits, &n,
-                                       &d), 0);
-  struct pc_workflow wf;
-  memset(&wf, 0, sizeof wf);
-  struct pc_load_ctx c = {.wf = &wf, .d = &d, .file = "t.yml"};
-  struct pc_step st;
-  memset(&st, 0, sizeof st);
-  pc_http_load_step(&c, &st, n);
-  char *m = d.n ? pc_xstrdup(d.items[0].msg) : NULL;
-  pc_tmpl_free(st.params);
-  pc_diag_free(&d);
-  pc_node_free(n);
-  free(wf.exprs);
+  char *msgs = NULL;
+  load_http(yaml, true, &msgs);
+  char *m = NULL;
+  if (msgs && *msgs) {
+    const char *text = strchr(strchr(msgs, ':') + 1, ':') + 2; /* after "L:C: " */
+    m = pc_xstrdup(text);
+    m[strcspn(m, "\n")] = '\0';
+  }
+  free(msgs);
   return m;
 }
 

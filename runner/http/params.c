@@ -157,6 +157,14 @@ static const char *const tls_versions[] = {"1.0", "1.1", "1.2", "1.3", NULL};
   BOOL_("compressed", "Default true: ask for gzip, deflate, br, zstd and decode; false: send "  \
                       "no Accept-Encoding and keep the body as it came.")
 
+/* The options of a connection and a response, and the TLS and routing
+ * options (issue 15), in this order in both tables. */
+#define CONNECTION                                                                             \
+  CONNECT_TIMEOUT, FOLLOW_REDIRECTS, HTTP_VERSION, INSECURE, CA_FILE, MAX_RESPONSE_BYTES
+#define TLS_AND_ROUTING                                                                        \
+  CERT, KEY, KEY_PASSWORD, TLS_VERSION, PROXY, RESOLVE, CONNECT_TO, UNIX_SOCKET, MAX_REDIRECTS, \
+      COMPRESSED
+
 static const struct pc_params cookie_map_sub = {.value = &text_value};
 static const struct pc_param cookie_map = {.type = PC_PARAM_MAP, .sub = &cookie_map_sub};
 
@@ -177,12 +185,7 @@ const struct pc_param pc_http_option_params[PC_HTTP_OPTION_KEYS] = {
      .description = "Request body: any value, sent as JSON (null as null, {} as {}, integers "
                     "without .0)."},
     PAIRS_("form", "Request body: a map sent as application/x-www-form-urlencoded."),
-    CONNECT_TIMEOUT,
-    FOLLOW_REDIRECTS,
-    HTTP_VERSION,
-    INSECURE,
-    CA_FILE,
-    MAX_RESPONSE_BYTES,
+    CONNECTION,
     PATH_("save_to", "Stream the body to this file (written atomically)."),
     COOKIES_("The run's cookie jar (on by default): `false` keeps this request out of it (it "
              "sends and stores no cookies); a map of cookie names to text sends these besides "
@@ -196,16 +199,7 @@ const struct pc_param pc_http_option_params[PC_HTTP_OPTION_KEYS] = {
      .description = "Request body: multipart/form-data (libcurl's mime API), parts sent in name "
                     "order: a part is text, or {value: TEXT} or {file: PATH} (streamed) with "
                     "optional `type` and `filename`."},
-    CERT,
-    KEY,
-    KEY_PASSWORD,
-    TLS_VERSION,
-    PROXY,
-    RESOLVE,
-    CONNECT_TO,
-    UNIX_SOCKET,
-    MAX_REDIRECTS,
-    COMPRESSED,
+    TLS_AND_ROUTING,
     DURATION_("timeout", "pacer.http only: bound on the whole request."),
 };
 
@@ -230,12 +224,7 @@ const struct pc_params pc_http_params = {
 static const struct pc_param defaults_keys[] = {
     QUERY,
     HEADERS,
-    CONNECT_TIMEOUT,
-    FOLLOW_REDIRECTS,
-    HTTP_VERSION,
-    INSECURE,
-    CA_FILE,
-    MAX_RESPONSE_BYTES,
+    CONNECTION,
     CAP_("max_connections", "Run-wide: connections open at once over all hosts (default 100; "
                             "0: no cap); requests beyond wait for one."),
     CAP_("max_connections_per_host", "Run-wide: connections open at once to one host (default "
@@ -246,16 +235,7 @@ static const struct pc_param defaults_keys[] = {
                     "of an http step (a plain boolean: run-wide)."},
     COOKIES_("`false`: no request keeps cookies (see http.cookies)."),
     AUTH,
-    CERT,
-    KEY,
-    KEY_PASSWORD,
-    TLS_VERSION,
-    PROXY,
-    RESOLVE,
-    CONNECT_TO,
-    UNIX_SOCKET,
-    MAX_REDIRECTS,
-    COMPRESSED,
+    TLS_AND_ROUTING,
 };
 
 const struct pc_params pc_http_defaults_params = {

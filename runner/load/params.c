@@ -183,9 +183,7 @@ static int check_sub_map(struct pc_load_ctx *c, const char *label, const struct 
   }
   struct pc_buf names;
   pc_buf_init(&names, 1024);
-  for (size_t i = 0; i < sub->nkeys; i++)
-    pc_buf_printf(&names, "%s%s", i == 0 ? "" : i + 1 == sub->nkeys ? " or " : ", ",
-                  sub->keys[i].name);
+  pc_params_key_list(sub, &names);
   if (sub->one_key && n->n == 0) {
     pc_load_error(c, n, "%s: expected a map with one of %s", label, names.data);
     pc_buf_free(&names);

@@ -80,6 +80,12 @@ void pc_param_expect(const struct pc_param *pm, struct pc_buf *b)
   }
 }
 
+void pc_params_key_list(const struct pc_params *p, struct pc_buf *b)
+{
+  for (size_t i = 0; i < p->nkeys; i++)
+    pc_buf_printf(b, "%s%s", i == 0 ? "" : i + 1 == p->nkeys ? " or " : ", ", p->keys[i].name);
+}
+
 int pc_lua_duration(lua_State *L, int idx, double *ms)
 {
   if (lua_type(L, idx) == LUA_TNUMBER) {
@@ -268,9 +274,7 @@ static char *check_sub_map(lua_State *L, int idx, const char *label, const struc
   }
   struct pc_buf names;
   pc_buf_init(&names, 1024);
-  for (size_t i = 0; i < sub->nkeys; i++)
-    pc_buf_printf(&names, "%s%s", i == 0 ? "" : i + 1 == sub->nkeys ? " or " : ", ",
-                  sub->keys[i].name);
+  pc_params_key_list(sub, &names);
   size_t n = 0;
   const char *first = NULL; /* borrowed: the table holds it */
   lua_pushnil(L);                       /* nil */
@@ -469,9 +473,7 @@ char *pc_params_check_keys(lua_State *L, int idx, const char *key, const struct 
     /* Not luaL_tolstring: a key's __tostring is plugin code. */
     struct pc_buf b;
     pc_buf_init(&b, 1024);
-    for (size_t i = 0; i < p->nkeys; i++)
-      pc_buf_printf(&b, "%s%s", i == 0 ? "" : i + 1 == p->nkeys ? " or " : ", ",
-                    p->keys[i].name);
+    pc_params_key_list(p, &b);
     char *m = pc_asprintf("%s: unknown key \"%s\" (expected %s)", key,
                           k ? k : luaL_typename(L, -1), b.data ? b.data : "nothing");
     pc_buf_free(&b);

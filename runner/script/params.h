@@ -19,6 +19,9 @@ void pc_param_label(const char *key, const struct pc_param *pm, char *buf, size_
 /* What the parameter expects, for "expected ...": its `expect`, else its
  * type's ("a string", "an integer from 1 to 10", "a, b or c"). */
 void pc_param_expect(const struct pc_param *pm, struct pc_buf *b);
+/* The names of the map form's keys, "a, b or c", into an initialised `b`
+ * (empty when there are none). */
+void pc_params_key_list(const struct pc_params *p, struct pc_buf *b);
 
 /* Checks the evaluated value at `idx` of action `key` against `p`: a
  * table in the map form (when `p` has keys and no short form takes a
