@@ -58,7 +58,7 @@ static int check_url(struct pc_load_ctx *c, const struct pc_node *n, const struc
     return -1;
   }
   if (strncasecmp(n->str, "http://", 7) != 0 && strncasecmp(n->str, "https://", 8) != 0) {
-    pc_load_error(c, n, "http.%s: \"%s\" is not an http:// or https:// URL", what, n->str);
+    pc_load_error(c, n, PC_HTTP_MSG_SCHEME, what, n->str);
     return -1;
   }
   return 0;
@@ -107,8 +107,7 @@ static int check_method(struct pc_load_ctx *c, const struct pc_node *n, const st
 {
   if (!literal(n, t) || pc_http_method_parse(n->str) >= 0)
     return 0;
-  pc_load_error(c, n, "http.method: unknown method \"%s\" (expected one of GET, HEAD, POST, PUT, "
-                "PATCH, DELETE, OPTIONS, TRACE)", n->str);
+  pc_load_error(c, n, PC_HTTP_MSG_METHOD, n->str);
   return -1;
 }
 
@@ -269,8 +268,7 @@ int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc
     const struct pc_tmpl *vt = pc_tmpl_at(t, i);
     if (in_list(k->str, pc_http_params.one_of)) {
       if (first_url) {
-        pc_load_error(c, k, "http: `%s` and `%s` both give the URL; use one shorthand (get: "
-                      "URL, post: URL, ...) or method + url", first_url->str, k->str);
+        pc_load_error(c, k, PC_HTTP_MSG_TWO_URLS, first_url->str, k->str);
         bad = -1;
       } else {
         first_url = k;
@@ -283,8 +281,7 @@ int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc
       bad |= check_method(c, val, vt);
     } else if (in_list(k->str, pc_http_body_keys)) {
       if (first_body) {
-        pc_load_error(c, k, "http: `%s` and `%s` cannot both be set: a request has one body",
-                      first_body->str, k->str);
+        pc_load_error(c, k, PC_HTTP_MSG_TWO_BODIES, first_body->str, k->str);
         bad = -1;
       } else {
         first_body = k;
@@ -301,15 +298,13 @@ int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc
       st->unsafe_method = unsafe_method(mv->str);
   }
   if (method && first_url && first_url != url) {
-    pc_load_error(c, method, "http: `method` goes with `url`, not with the shorthand `%s`",
-                  first_url->str);
+    pc_load_error(c, method, PC_HTTP_MSG_METHOD_WITH, first_url->str);
     bad = -1;
   } else if (method && !url) {
     pc_load_error(c, method, "http: `method` needs `url` (or use a shorthand like post: URL)");
     bad = -1;
   } else if (!first_url) {
-    pc_load_error(c, v, "http: no URL: write get: URL (or post:, put:, patch:, delete:, head:), "
-                  "or method and url");
+    pc_load_error(c, v, PC_HTTP_MSG_NO_URL);
     bad = -1;
   }
   bad |= check_rules(c, v, t);

@@ -20,6 +20,21 @@
 #define PC_HTTP_SHORTHANDS 6
 extern const struct pc_param pc_http_option_params[PC_HTTP_OPTION_KEYS];
 
+/* The messages of the rules a table cannot say, which the load-time
+ * checks (check.c, with positions) and the run-time reader (spec.c) both
+ * give, written once. */
+#define PC_HTTP_MSG_TWO_URLS                                                                   \
+  "http: `%s` and `%s` both give the URL; use one shorthand (get: URL, post: URL, ...) or "     \
+  "method + url"
+#define PC_HTTP_MSG_TWO_BODIES "http: `%s` and `%s` cannot both be set: a request has one body"
+#define PC_HTTP_MSG_METHOD_WITH "http: `method` goes with `url`, not with the shorthand `%s`"
+#define PC_HTTP_MSG_NO_URL                                                                     \
+  "http: no URL: write get: URL (or post:, put:, patch:, delete:, head:), or method and url"
+#define PC_HTTP_MSG_SCHEME "http.%s: \"%s\" is not an http:// or https:// URL"
+#define PC_HTTP_MSG_METHOD                                                                     \
+  "http.method: unknown method \"%s\" (expected one of GET, HEAD, POST, PUT, PATCH, DELETE, "   \
+  "OPTIONS, TRACE)"
+
 /* A step's `http:` (the options but `timeout`). */
 extern const struct pc_params pc_http_params;
 /* `defaults.http`: the options every step starts from, and the run-wide

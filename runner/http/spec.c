@@ -298,29 +298,26 @@ static int read_target(struct pc_lua *h, int tbl, keyset given, struct pc_http_s
       continue;
     const char *key = pc_http_option_params[k].name;
     if (url_key)
-      return pc_http__fail(err, pc_asprintf("http: `%s` and `%s` both give the URL", url_key, key));
+      return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_TWO_URLS, url_key, key));
     url_key = key;
   }
   bool has_url = HAS(K_URL);
   if (has_url && url_key)
-    return pc_http__fail(err, pc_asprintf("http: `%s` and `url` both give the URL", url_key));
+    return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_TWO_URLS, "url", url_key));
   if (!has_url && !url_key)
-    return pc_http__fail(err, pc_xstrdup("http: no URL: give get: URL (or post:, put:, ...), or method "
-                                "and url"));
+    return pc_http__fail(err, pc_xstrdup(PC_HTTP_MSG_NO_URL));
   pc_http__opt_text(h, tbl, has_url ? "url" : url_key, &sp->url, mem);
   const char *method = NULL;
   if (HAS(K_METHOD))
     pc_http__opt_text(h, tbl, "method", &method, mem);
   if (method && url_key)
-    return pc_http__fail(err, pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key));
+    return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_METHOD_WITH, url_key));
   int m = pc_http_method_parse(method ? method : url_key ? url_key : "GET");
   if (m < 0) /* as written, as the loader says it */
-    return pc_http__fail(err, pc_asprintf("http.method: unknown method \"%s\" (expected one of "
-                                          "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE)",
-                                          method));
+    return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_METHOD, method));
   sp->method = (enum pc_http_method)m;
   if (!pc_http_url_scheme_ok(sp->url))
-    return pc_http__fail(err, pc_asprintf("http: \"%s\" is not an http:// or https:// URL", sp->url));
+    return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_SCHEME, has_url ? "url" : url_key, sp->url));
   if (strpbrk(sp->url, " \r\n\t"))
     return pc_http__fail(err, pc_asprintf("http: the URL \"%s\" contains spaces or line breaks; encode "
                                  "them, or pass values with query:", sp->url));
@@ -362,16 +359,11 @@ static int read_body(struct pc_lua *h, int tbl, keyset present, char *json,
   static const int body_k[] = {K_BODY, K_JSON, K_FORM, K_BODY_FILE, K_MULTIPART};
   const char *body_key = NULL;
   for (size_t i = 0; i < PC_ARRAY_SIZE(body_keys); i++) {
-    if (!HAS(body_k[i]))
+    if (!HAS(body_k[i])) /* (a key a table has has a value: `json: null` is a body) */
       continue;
-    pc_http__rawfield(L, tbl, body_keys[i]);
-    bool set = !lua_isnil(L, -1);
-    lua_pop(L, 1);
-    if (set && body_key)
-      return pc_http__fail(err, pc_asprintf("http: `%s` and `%s` cannot both be set: a request has one "
-                                   "body", body_key, body_keys[i]));
-    if (set)
-      body_key = body_keys[i];
+    if (body_key)
+      return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_TWO_BODIES, body_key, body_keys[i]));
+    body_key = body_keys[i];
   }
   if (body_key && strcmp(body_key, "body") == 0) {
     pc_http__rawfield(L, tbl, "body"); /* body */
