@@ -613,6 +613,19 @@ static void test_table_schema_and_messages(void **state)
       {"{get: ftp://h/}", "{get = 'ftp://h/'}"},
       {"{headers: {a: b}}", "{headers = {a = 'b'}}"},
       {"{post: http://h/, method: PUT}", "{post = 'http://h/', method = 'PUT'}"},
+      {"{get: http://h/, headers: {X-A: \"a\\nb\"}}", "{get = 'http://h/', headers = {['X-A'] = 'a\\nb'}}"},
+      {"{get: http://h/, headers: {X-A: \"a\\0b\"}}", "{get = 'http://h/', headers = {['X-A'] = 'a\\0b'}}"},
+      {"{get: http://h/, headers: {\"A B\": x}}", "{get = 'http://h/', headers = {['A B'] = 'x'}}"},
+      {"{get: http://h/, cookies: {a: \"b;c\"}}", "{get = 'http://h/', cookies = {a = 'b;c'}}"},
+      {"{get: http://h/, cookies: {\"a b\": c}}", "{get = 'http://h/', cookies = {['a b'] = 'c'}}"},
+      {"{get: http://h/, auth: {basic: {user: \"a:b\", password: p}}}",
+       "{get = 'http://h/', auth = {basic = {user = 'a:b', password = 'p'}}}"},
+      {"{post: http://h/, multipart: {f: {type: a}}}",
+       "{post = 'http://h/', multipart = {f = {type = 'a'}}}"},
+      {"{get: http://h/, resolve: {h: 1.2.3.4}}", "{get = 'http://h/', resolve = {h = '1.2.3.4'}}"},
+      {"{get: http://h/, resolve: {\"h:1\": \"1 2\"}}", "{get = 'http://h/', resolve = {['h:1'] = '1 2'}}"},
+      {"{get: http://h/, connect_to: [\"a:b\"]}", "{get = 'http://h/', connect_to = {'a:b'}}"},
+      {"{get: http://h/, unix_socket: \"\"}", "{get = 'http://h/', unix_socket = ''}"},
   };
   for (size_t i = 0; i < PC_ARRAY_SIZE(rules); i++) {
     char *l = pc_asprintf("return %s", rules[i][1]);

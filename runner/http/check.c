@@ -73,7 +73,7 @@ static int check_headers(struct pc_load_ctx *c, const struct pc_node *n, const s
     const struct pc_node *k = n->keys[i], *v = n->items[i];
     const struct pc_tmpl *vt = pc_tmpl_at(t, i);
     if (!pc_http_header_name_valid(k->str, k->len)) {
-      pc_load_error(c, k, "http.headers: \"%s\" is not a valid header name", k->str);
+      pc_load_error(c, k, PC_HTTP_MSG_HEADER_NAME, k->str);
       bad = -1;
     }
     if (v->kind != PC_NODE_SCALAR)
@@ -91,12 +91,10 @@ static int check_headers(struct pc_load_ctx *c, const struct pc_node *n, const s
       crlf = !pc_http_header_value_valid(v->str, v->len);
     }
     if (memchr(v->str, '\0', v->len)) {
-      pc_load_error(c, v, "http.headers: the value of %s contains a NUL byte (\\0), which "
-                    "would cut the header short", k->str);
+      pc_load_error(c, v, PC_HTTP_MSG_HEADER_NUL, k->str);
       bad = -1;
     } else if (crlf) {
-      pc_load_error(c, v, "http.headers: the value of %s contains a line break (CR or LF), "
-                    "which would split the header", k->str);
+      pc_load_error(c, v, PC_HTTP_MSG_HEADER_CRLF, k->str);
       bad = -1;
     }
   }
@@ -120,12 +118,11 @@ static int check_cookies(struct pc_load_ctx *c, const struct pc_node *n, const s
   for (size_t i = 0; i < n->n; i++) {
     const struct pc_node *k = n->keys[i], *v = n->items[i];
     if (!pc_http_header_name_valid(k->str, k->len)) {
-      pc_load_error(c, k, "http.cookies: \"%s\" is not a valid cookie name", k->str);
+      pc_load_error(c, k, PC_HTTP_MSG_COOKIE_NAME, k->str);
       bad = -1;
     }
     if (literal(v, pc_tmpl_at(t, i)) && strpbrk(v->str, ";\r\n")) {
-      pc_load_error(c, v, "http.cookies: the value of %s contains a `;` or a control "
-                    "character, which a Cookie header cannot carry", k->str);
+      pc_load_error(c, v, PC_HTTP_MSG_COOKIE_VALUE, k->str);
       bad = -1;
     }
   }
@@ -139,8 +136,7 @@ static int check_auth(struct pc_load_ctx *c, const struct pc_node *n, const stru
     return 0;
   const struct pc_node *user = pc_node_get(n->items[0], "user");
   if (user && literal(user, pc_tmpl_get(pc_tmpl_at(t, 0), "user")) && strchr(user->str, ':')) {
-    pc_load_error(c, user, "http.auth.%s.user contains `:`, which Basic and Digest "
-                  "credentials cannot carry in a user name", n->keys[0]->str);
+    pc_load_error(c, user, PC_HTTP_MSG_AUTH_USER, n->keys[0]->str);
     return -1;
   }
   return 0;
@@ -157,7 +153,7 @@ static int check_parts(struct pc_load_ctx *c, const struct pc_node *n, const str
     if (!literal_map(v, pc_tmpl_at(t, i)))
       continue;
     if ((pc_node_get(v, "value") != NULL) == (pc_node_get(v, "file") != NULL)) {
-      pc_load_error(c, v, "http.multipart.%s: give one of value and file", n->keys[i]->str);
+      pc_load_error(c, v, PC_HTTP_MSG_PART, n->keys[i]->str);
       bad = -1;
     }
   }
@@ -183,11 +179,11 @@ static int check_routes(struct pc_load_ctx *c, const char *k, const struct pc_no
       char *end = NULL;
       long port = colon ? strtol(colon + 1, &end, 10) : 0;
       if (!colon || colon == key->str || !colon[1] || *end || port < 1 || port > 65535) {
-        pc_load_error(c, key, "http.resolve: \"%s\" is not HOST:PORT", key->str);
+        pc_load_error(c, key, PC_HTTP_MSG_RESOLVE_KEY, key->str);
         bad = -1;
       }
       if (lit && strpbrk(v->str, " \t\r\n")) {
-        pc_load_error(c, v, "http.resolve: the address for %s must be an IP address", key->str);
+        pc_load_error(c, v, PC_HTTP_MSG_RESOLVE_ADDRESS, key->str);
         bad = -1;
       }
       continue;
@@ -196,8 +192,7 @@ static int check_routes(struct pc_load_ctx *c, const char *k, const struct pc_no
     for (const char *p = v->str; lit && *p; p++)
       colons += *p == ':';
     if (lit && colons < 3) {
-      pc_load_error(c, v, "http.connect_to: entry %zu must be HOST:PORT:CONNECT-TO-HOST:"
-                    "CONNECT-TO-PORT (as curl --connect-to)", i + 1);
+      pc_load_error(c, v, PC_HTTP_MSG_CONNECT_TO, i + 1);
       bad = -1;
     }
   }
@@ -220,7 +215,7 @@ static int check_rules(struct pc_load_ctx *c, const struct pc_node *map, const s
       bad |= check_headers(c, v, vt);
     } else if (in_list(k, paths)) {
       if (literal(v, vt) && v->len == 0) {
-        pc_load_error(c, v, "http.%s: the path is empty", k);
+        pc_load_error(c, v, PC_HTTP_MSG_EMPTY_PATH, k);
         bad = -1;
       }
     } else if (strcmp(k, "cookies") == 0) {

@@ -31,6 +31,26 @@ extern const struct pc_param pc_http_option_params[PC_HTTP_OPTION_KEYS];
 #define PC_HTTP_MSG_NO_URL                                                                     \
   "http: no URL: write get: URL (or post:, put:, patch:, delete:, head:), or method and url"
 #define PC_HTTP_MSG_SCHEME "http.%s: \"%s\" is not an http:// or https:// URL"
+#define PC_HTTP_MSG_HEADER_NAME "http.headers: \"%s\" is not a valid header name"
+/* (A header's or a cookie's value is never echoed: it may be a secret.) */
+#define PC_HTTP_MSG_HEADER_CRLF                                                                \
+  "http.headers: the value of %s contains a line break (CR or LF), which would split the header"
+#define PC_HTTP_MSG_HEADER_NUL                                                                 \
+  "http.headers: the value of %s contains a NUL byte (\\0), which would cut the header short"
+#define PC_HTTP_MSG_COOKIE_NAME "http.cookies: \"%s\" is not a valid cookie name"
+#define PC_HTTP_MSG_COOKIE_VALUE                                                               \
+  "http.cookies: the value of %s contains a `;` or a control character, which a Cookie "      \
+  "header cannot carry"
+#define PC_HTTP_MSG_AUTH_USER                                                                  \
+  "http.auth.%s.user contains `:`, which Basic and Digest credentials cannot carry in a user " \
+  "name"
+#define PC_HTTP_MSG_PART "http.multipart.%s: give one of value and file"
+#define PC_HTTP_MSG_RESOLVE_KEY "http.resolve: \"%s\" is not HOST:PORT"
+#define PC_HTTP_MSG_RESOLVE_ADDRESS "http.resolve: the address for %s must be an IP address"
+#define PC_HTTP_MSG_CONNECT_TO                                                                 \
+  "http.connect_to: entry %zu must be HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT (as curl "     \
+  "--connect-to)"
+#define PC_HTTP_MSG_EMPTY_PATH "http.%s: the path is empty"
 #define PC_HTTP_MSG_METHOD                                                                     \
   "http.method: unknown method \"%s\" (expected one of GET, HEAD, POST, PUT, PATCH, DELETE, "   \
   "OPTIONS, TRACE)"

@@ -193,7 +193,7 @@ static int read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
     size_t nlen = 0;
     const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
     if (!name || !pc_http_header_name_valid(name, nlen)) {
-      *err = name ? pc_asprintf("http.headers: \"%s\" is not a valid header name", name)
+      *err = name ? pc_asprintf(PC_HTTP_MSG_HEADER_NAME, name)
                   : pc_asprintf("http.headers: header names must be text, got %s",
                                 luaL_typename(L, -2));
       lua_pop(L, 2);
@@ -202,10 +202,9 @@ static int read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
     if (!pc_http__is_null(L, -1)) {
       size_t vlen;
       const char *val = pc_http__scalar_text(h, -1, &vlen, mem);
-      if (!pc_http_header_value_valid(val, vlen)) {
-        /* Never echo the value: it may be a secret. */
-        *err = pc_asprintf("http.headers: the value of %s contains a line break (CR or LF) or "
-                           "a NUL byte, which would split the header", name);
+      if (!pc_http_header_value_valid(val, vlen)) { /* never echoed: it may be a secret */
+        *err = pc_asprintf(memchr(val, '\0', vlen) ? PC_HTTP_MSG_HEADER_NUL
+                                                   : PC_HTTP_MSG_HEADER_CRLF, name);
       } else {
         if (sp->nheaders == cap) {
           cap = cap ? cap * 2 : 8;
@@ -380,7 +379,7 @@ static int read_body(struct pc_lua *h, int tbl, keyset present, char *json,
   } else if (body_key && strcmp(body_key, "body_file") == 0) {
     pc_http__opt_text(h, tbl, "body_file", &sp->body_file, mem);
     if (!*sp->body_file)
-      return pc_http__fail(err, pc_xstrdup("http.body_file: the path is empty"));
+      return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_EMPTY_PATH, "body_file"));
     sp->body_type = "application/octet-stream";
   } else if (body_key && strcmp(body_key, "multipart") == 0) {
     if (pc_http__read_parts(h, tbl, sp, mem, err) != 0)

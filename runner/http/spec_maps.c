@@ -18,6 +18,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "http/params.h"
 #include "http/rules.h"
 #include "script/luahost.h"
 #include "base/util.h"
@@ -165,7 +166,7 @@ int pc_http__read_parts(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
     if (!lua_istable(L, vi)) { /* text (or the JSON null: neither value nor file) */
       p->data = pc_http__is_null(L, vi) ? NULL : pc_http__scalar_text(h, vi, &p->data_len, mem);
       if (!p->data)
-        *err = pc_asprintf("http.%s: give one of value and file", what);
+        *err = pc_asprintf(PC_HTTP_MSG_PART, names[i]);
     } else {
       pc_http__rawfield(L, vi, "value");
       if (!pc_http__is_null(L, -1))
@@ -174,7 +175,7 @@ int pc_http__read_parts(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
       if (!*err)
         part_text(h, vi, "file", what, &p->file, mem, err);
       if (!*err && (!p->data) == (!p->file))
-        *err = pc_asprintf("http.%s: give one of value and file", what);
+        *err = pc_asprintf(PC_HTTP_MSG_PART, names[i]);
       if (!*err && p->file && !*p->file)
         *err = pc_asprintf("http.%s.file: the path is empty", what);
       if (!*err)
@@ -226,7 +227,7 @@ int pc_http__read_cookies(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
     size_t nlen = 0;
     const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
     if (!*err && (!name || !pc_http_header_name_valid(name, nlen)))
-      *err = name ? pc_asprintf("http.cookies: \"%s\" is not a valid cookie name", name)
+      *err = name ? pc_asprintf(PC_HTTP_MSG_COOKIE_NAME, name)
                   : pc_asprintf("http.cookies: cookie names must be text, got %s",
                                 luaL_typename(L, -2));
     else if (!*err) {
@@ -244,8 +245,7 @@ int pc_http__read_cookies(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
     size_t vlen = 0;
     const char *v = pc_http__scalar_text(h, -1, &vlen, mem); /* NULL: null, not sent */
     if (v && !cookie_value_ok(v, vlen)) /* never echoed: it may be a secret */
-      *err = pc_asprintf("http.cookies: the value of %s contains a `;` or a control "
-                         "character, which a Cookie header cannot carry", keys[i]);
+      *err = pc_asprintf(PC_HTTP_MSG_COOKIE_VALUE, keys[i]);
     else if (v)
       pc_buf_printf(&b, "%s%s=%.*s", b.len ? "; " : "", keys[i], (int)vlen, v);
     lua_pop(L, 1);
@@ -318,8 +318,7 @@ int pc_http__read_auth(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
       snprintf(what, sizeof what, "%s.user", kind);
       if (auth_text(h, ci, "user", what, &sp->auth_user, mem, err) == 0 &&
           strchr(sp->auth_user, ':'))
-        *err = pc_asprintf("http.auth.%s.user contains `:`, which Basic and Digest credentials "
-                           "cannot carry in a user name", kind);
+        *err = pc_asprintf(PC_HTTP_MSG_AUTH_USER, kind);
       snprintf(what, sizeof what, "%s.password", kind);
       if (!*err)
         auth_text(h, ci, "password", what, &sp->auth_password, mem, err);
@@ -388,9 +387,9 @@ static int read_routes(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
         long port;
         const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &vlen) : NULL;
         if (!k || pc_http__cut_by_nul(L, -2) || !host_port(k, &hlen, &port))
-          *err = pc_asprintf("http.resolve: \"%s\" is not HOST:PORT", k ? k : "(not text)");
+          *err = pc_asprintf(PC_HTTP_MSG_RESOLVE_KEY, k ? k : "(not text)");
         else if (!v || !route_text_ok(v, vlen) || strlen(v) != vlen)
-          *err = pc_asprintf("http.resolve: the address for %s must be an IP address", k);
+          *err = pc_asprintf(PC_HTTP_MSG_RESOLVE_ADDRESS, k);
         else
           add_connect_to(sp, mem, pc_asprintf("%.*s:%ld:%s%s%s:%ld", (int)hlen, k, port,
                                               strchr(v, ':') && v[0] != '[' ? "[" : "", v,
@@ -417,8 +416,7 @@ static int read_routes(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
         for (size_t j = 0; v && j < len; j++)
           colons += v[j] == ':';
         if (!v || !route_text_ok(v, len) || strlen(v) != len || colons < 3)
-          *err = pc_asprintf("http.connect_to: entry %zu must be HOST:PORT:CONNECT-TO-HOST:"
-                             "CONNECT-TO-PORT (as curl --connect-to)", i);
+          *err = pc_asprintf(PC_HTTP_MSG_CONNECT_TO, i);
         else
           add_connect_to(sp, mem, pc_xstrdup(v));
         lua_pop(L, 1);
@@ -468,7 +466,7 @@ int pc_http__read_tls_routing(struct pc_lua *h, int tbl, struct pc_http_spec *sp
   if (read_routes(h, tbl, sp, mem, err) != 0)
     return -1;
   if (sp->unix_socket && !*sp->unix_socket)
-    return pc_http__fail(err, pc_xstrdup("http.unix_socket: the path is empty"));
+    return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_EMPTY_PATH, "unix_socket"));
   if (sp->proxy && *sp->proxy && !route_text_ok(sp->proxy, strlen(sp->proxy)))
     return pc_http__fail(err, pc_xstrdup("http.proxy: the URL contains spaces or control characters"));
   pc_http__rawfield(L, tbl, "max_redirects"); /* 0 to 100: the table checked it */
