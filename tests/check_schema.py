@@ -82,6 +82,28 @@ INVALID = [
     ("shell stdin a list", "steps: [{shell: {command: ls, stdin: [1]}}]\n", "stdin"),
     ("empty plugin name", "steps: [{uses: \"\"}]\n", "uses"),
     ("lua not a string", "steps: [{lua: [1]}]\n", "lua"),
+    # http's (definitions.http and .http_defaults, from runner/http/params.c).
+    ("http two auth kinds",
+     "steps: [{http: {get: x, auth: {bearer: t, basic: {user: a, password: b}}}}]\n", "auth"),
+    ("http auth without password", "steps: [{http: {get: x, auth: {basic: {user: a}}}}]\n",
+     "auth"),
+    ("http max_redirects too many", "steps: [{http: {get: x, max_redirects: 500}}]\n",
+     "max_redirects"),
+    ("http version 3", "steps: [{http: {get: x, http_version: 3}}]\n", "http_version"),
+    ("http tls_version 1.4", "steps: [{http: {get: x, tls_version: 1.4}}]\n", "tls_version"),
+    ("http cookies a list", "steps: [{http: {get: x, cookies: [a]}}]\n", "cookies"),
+    ("http headers a list", "steps: [{http: {get: x, headers: [a]}}]\n", "headers"),
+    ("http header value a map", "steps: [{http: {get: x, headers: {A: {b: 1}}}}]\n",
+     "headers"),
+    ("http multipart part key", "steps: [{http: {post: x, multipart: {f: {path: a}}}}]\n",
+     "multipart"),
+    ("http connect_to a map", "steps: [{http: {get: x, connect_to: {a: b}}}]\n", "connect_to"),
+    ("http follow_redirects a number", "steps: [{http: {get: x, follow_redirects: 3}}]\n",
+     "follow_redirects"),
+    ("defaults.http unknown key", "defaults: {http: {haeders: {}}}\nsteps: [{log: hi}]\n",
+     "haeders"),
+    ("defaults.http max_connections text",
+     "defaults: {http: {max_connections: lots}}\nsteps: [{log: hi}]\n", "max_connections"),
 ]
 
 
@@ -130,7 +152,10 @@ BUILTIN_ACTIONS = [("sleep", None), ("log", None), ("assert", None), ("http", "h
                    ("uses", None), ("lua", None), ("exec", None), ("shell", None)]
 # Those whose definitions.KEY runner/load/schema.c writes from their
 # parameter table (model/action.h): the base has none for them.
-TABLE_ACTIONS = {"sleep", "log", "assert", "uses", "lua", "exec", "shell"}
+TABLE_ACTIONS = {"sleep", "log", "assert", "http", "uses", "lua", "exec", "shell"}
+# The defaults keys whose definitions.KEY_defaults is written from the
+# action's defaults table (the base has none for them either).
+TABLE_DEFAULTS = {"http"}
 
 
 def base_problems(base):
@@ -141,7 +166,7 @@ def base_problems(base):
         if branch.get("required", [None])[0] not in GROUPS | {"wait"}:
             out.append("schema/workflow.schema.json: definitions.step.oneOf has %r: the "
                        "actions' branches are generated (runner/load/schema.c)" % branch)
-    for key in sorted(TABLE_ACTIONS):
+    for key in sorted(TABLE_ACTIONS) + ["%s_defaults" % k for k in sorted(TABLE_DEFAULTS)]:
         if key in base.get("definitions", {}):
             out.append("schema/workflow.schema.json: definitions.%s: the action's parameter "
                        "table describes its value (runner/load/schema.c writes it)" % key)
@@ -169,8 +194,10 @@ def with_action_parts(base, actions, generated):
         step["oneOf"].append({"required": [key]})
         if dkey:
             d = dkey + "_defaults"
+            if dkey in TABLE_DEFAULTS:
+                defs[d] = generated["definitions"].get(d)
             s["properties"]["defaults"]["properties"][dkey] = (
-                {"$ref": "#/definitions/" + d} if d in base["definitions"] else {"type": "object"})
+                {"$ref": "#/definitions/" + d} if d in defs else {"type": "object"})
     return s
 
 

@@ -3,7 +3,9 @@
  * Lua options (pc_http_spec_start) against the tiny server of
  * http_test_server.h and their result tables (result.c: lazy headers,
  * timing and json, the shared protected metatable, a failure's table), and
- * the load-time checks of defaults.http (check.c). The transport itself is
+ * the load-time checks of defaults.http (check.c), and the parameter
+ * tables (params.c) against `pacer schema` and the messages they give at
+ * load and at run time. The transport itself is
  * tested without Lua in test_http_transport.c. Every test closes what it
  * opened and ends with uv_loop_close() == 0. */
 #include <setjmp.h>
@@ -27,9 +29,14 @@
 #include <lua.h>
 #include <uv.h>
 
+#include <yajl/yajl_tree.h>
+
+#include "http/action.h"
 #include "http/check.h"
+#include "http/params.h"
 #include "http/result.h"
 #include "http/spec.h"
+#include "load/schema.h"
 #include "script/luahost.h"
 #include "base/util.h"
 #include "base/yamlload.h"
@@ -413,7 +420,9 @@ static void test_bad_options(void **state)
 
 /* ------------------------------------------------------------ defaults */
 
-static int load_defaults(const char *yaml, char **msgs)
+/* Loads `yaml` as defaults.http (`step`: as a step's http map instead):
+ * 0 or -1, and the messages ("line:col: msg\n") in *msgs. */
+static int load_http(const char *yaml, bool step, char **msgs)
 {
   struct pc_node *n = NULL;
   struct pc_diag d;
@@ -423,9 +432,12 @@ static int load_defaults(const char *yaml, char **msgs)
   struct pc_workflow wf;
   memset(&wf, 0, sizeof wf);
   struct pc_load_ctx c = {.wf = &wf, .d = &d, .file = "t.yml"};
-  struct pc_tmpl *t = pc_http_load_defaults(&c, n);
-  int rc = t ? 0 : -1;
+  struct pc_step st;
+  memset(&st, 0, sizeof st);
+  struct pc_tmpl *t = NULL;
+  int rc = step ? pc_http_load_step(&c, &st, n) : (t = pc_http_load_defaults(&c, n)) ? 0 : -1;
   pc_tmpl_free(t);
+  pc_tmpl_free(st.params);
   struct pc_buf b;
   pc_buf_init(&b, 1 << 16);
   for (size_t i = 0; i < d.n; i++)
@@ -435,6 +447,11 @@ static int load_defaults(const char *yaml, char **msgs)
   pc_node_free(n);
   free(wf.exprs);
   return rc;
+}
+
+static int load_defaults(const char *yaml, char **msgs)
+{
+  return load_http(yaml, false, msgs);
 }
 
 static void test_load_defaults(void **state)
@@ -465,6 +482,175 @@ static void test_load_defaults(void **state)
   free(m);
 }
 
+
+/* ------------------------------------------------- the parameter tables */
+
+/* The schema node of a param: the object branch of a union or of "this or
+ * one ${{ }}", or the node itself. */
+static yajl_val object_branch(yajl_val v)
+{
+  const char *one_of[] = {"oneOf", NULL}, *type[] = {"type", NULL};
+  yajl_val alts = yajl_tree_get(v, one_of, yajl_t_array);
+  for (size_t i = 0; alts && i < alts->u.array.len; i++) {
+    yajl_val t = yajl_tree_get(alts->u.array.values[i], type, yajl_t_string);
+    if (t && strcmp(t->u.string, "object") == 0)
+      return alts->u.array.values[i];
+  }
+  return v;
+}
+
+/* Every key of `p` (and of the maps of given keys below it) is a property
+ * of the schema object `obj`, with the table's description, and the
+ * object has no other property. */
+static void check_keys_in_schema(const struct pc_params *p, yajl_val obj, const char *where)
+{
+  const char *props_path[] = {"properties", NULL}, *desc_path[] = {"description", NULL};
+  yajl_val props = yajl_tree_get(obj, props_path, yajl_t_object);
+  if (!props)
+    fail_msg("%s: no properties in the schema", where);
+  if (props->u.object.len != p->nkeys)
+    fail_msg("%s: the schema has %zu properties, the table %zu keys", where,
+             props->u.object.len, p->nkeys);
+  for (size_t i = 0; i < p->nkeys; i++) {
+    const struct pc_param *pm = &p->keys[i];
+    const char *key_path[] = {pm->name, NULL};
+    yajl_val v = yajl_tree_get(props, key_path, yajl_t_object);
+    if (!v)
+      fail_msg("%s.%s: in the table, not in the schema", where, pm->name);
+    yajl_val d = yajl_tree_get(v, desc_path, yajl_t_string);
+    if (pm->description && (!d || strcmp(d->u.string, pm->description) != 0))
+      fail_msg("%s.%s: the schema's description is not the table's", where, pm->name);
+    if (pm->type == PC_PARAM_MAP && pm->sub && pm->sub->nkeys) {
+      char *sub = pc_asprintf("%s.%s", where, pm->name);
+      check_keys_in_schema(pm->sub, object_branch(v), sub);
+      free(sub);
+    }
+  }
+}
+
+/* Loads `yaml` as a step's http map: the first message (without its
+ * position), or NULL. */
+static char *load_step_msg(const char *yaml)
+{
+  char *msgs = NULL;
+  load_http(yaml, true, &msgs);
+  char *m = NULL;
+  if (msgs && *msgs) {
+    const char *text = strchr(strchr(msgs, ':') + 1, ':') + 2; /* after "L:C: " */
+    m = pc_xstrdup(text);
+    m[strcspn(m, "\n")] = '\0';
+  }
+  free(msgs);
+  return m;
+}
+
+/* Reads the options a Lua chunk returns: the message, or NULL. */
+static char *read_msg(struct fx *f, const char *chunk)
+{
+  assert_int_equal(luaL_dostring(f->L, chunk), LUA_OK); /* opts */
+  struct pc_http_spec sp;
+  struct pc_http_spec_mem mem;
+  char *err = NULL;
+  pc_http_spec_read(f->h, -1, false, &sp, &mem, &err);
+  pc_http_spec_mem_free(&mem);
+  lua_pop(f->L, 1);
+  return err;
+}
+
+/* The tables are what `pacer schema` says (every key, with its
+ * description, and no other), and a value of the wrong type gives the same
+ * message when the file has it (load time) as when a ${{ }} computed it
+ * (run time): both come from the table. */
+static void test_table_schema_and_messages(void **state)
+{
+  struct fx *f = *state;
+  const struct pc_action_ops *const actions[] = {&pc_http_ops, NULL};
+  char *json = pc_schema_json(actions);
+  assert_non_null(json);
+  char err[256];
+  yajl_val root = yajl_tree_parse(json, err, sizeof err);
+  assert_non_null(root);
+  const char *http_path[] = {"definitions", "http", NULL};
+  const char *defaults_path[] = {"definitions", "http_defaults", NULL};
+  check_keys_in_schema(&pc_http_params, yajl_tree_get(root, http_path, yajl_t_object),
+                       "definitions.http");
+  check_keys_in_schema(&pc_http_defaults_params,
+                       yajl_tree_get(root, defaults_path, yajl_t_object),
+                       "definitions.http_defaults");
+  yajl_tree_free(root);
+  free(json);
+
+  /* Each option with values of every kind, in YAML and in Lua. */
+  static const char *const values[][2] = {
+      {"{a: 1}", "{a = 1}"}, {"[1]", "{1}"},      {"x y", "'x y'"},  {"7", "7"},
+      {"true", "true"},      {"{a: [1]}", "{a = {1}}"}, {"{a: {b: 1}}", "{a = {b = 1}}"},
+      {"[{a: 1}]", "{{a = 1}}"}, {"\"1.4\"", "'1.4'"}, {"-1", "-1"},
+      /* (not {}: in Lua an empty table is a map and a list alike) */
+  };
+  size_t compared = 0;
+  for (size_t i = 0; i < pc_http_params.nkeys; i++) {
+    const char *k = pc_http_params.keys[i].name;
+    bool is_url = i >= 1 && i < PC_HTTP_SHORTHAND_FIRST + PC_HTTP_SHORTHANDS;
+    const char *base_y = is_url ? "" : strcmp(k, "method") == 0 ? "url: http://h/, " : "get: http://h/, ";
+    const char *base_l = is_url ? "" : strcmp(k, "method") == 0 ? "url = 'http://h/', " : "get = 'http://h/', ";
+    for (size_t j = 0; j < PC_ARRAY_SIZE(values); j++) {
+      char *y = pc_asprintf("{%s%s: %s}\n", base_y, k, values[j][0]);
+      char *l = pc_asprintf("return {%s%s = %s}", base_l, k, values[j][1]);
+      char *lm = load_step_msg(y), *rm = read_msg(f, l);
+      /* Where the loader finds the type wrong, the run finds it so too,
+       * with the same words. */
+      if (lm && strstr(lm, "expected") && (!rm || strcmp(lm, rm) != 0))
+        fail_msg("%s: load time says \"%s\", run time \"%s\"", y, lm, rm ? rm : "(nothing)");
+      compared += lm != NULL;
+      free(lm);
+      free(rm);
+      free(y);
+      free(l);
+    }
+  }
+  assert_true(compared > 100);
+  /* The rules a table cannot say, written once for both (params.h). */
+  static const char *const rules[][2] = {
+      {"{get: http://h/, post: http://h/}", "{get = 'http://h/', post = 'http://h/'}"},
+      {"{url: http://h/, get: http://h/}", "{url = 'http://h/', get = 'http://h/'}"},
+      {"{post: http://h/, body: a, json: 1}", "{post = 'http://h/', body = 'a', json = 1}"},
+      {"{url: http://h/, method: FETCH}", "{url = 'http://h/', method = 'FETCH'}"},
+      {"{get: ftp://h/}", "{get = 'ftp://h/'}"},
+      {"{headers: {a: b}}", "{headers = {a = 'b'}}"},
+      {"{post: http://h/, method: PUT}", "{post = 'http://h/', method = 'PUT'}"},
+      {"{get: http://h/, headers: {X-A: \"a\\nb\"}}", "{get = 'http://h/', headers = {['X-A'] = 'a\\nb'}}"},
+      {"{get: http://h/, headers: {X-A: \"a\\0b\"}}", "{get = 'http://h/', headers = {['X-A'] = 'a\\0b'}}"},
+      {"{get: http://h/, headers: {\"A B\": x}}", "{get = 'http://h/', headers = {['A B'] = 'x'}}"},
+      {"{get: http://h/, cookies: {a: \"b;c\"}}", "{get = 'http://h/', cookies = {a = 'b;c'}}"},
+      {"{get: http://h/, cookies: {\"a b\": c}}", "{get = 'http://h/', cookies = {['a b'] = 'c'}}"},
+      {"{get: http://h/, auth: {basic: {user: \"a:b\", password: p}}}",
+       "{get = 'http://h/', auth = {basic = {user = 'a:b', password = 'p'}}}"},
+      {"{post: http://h/, multipart: {f: {type: a}}}",
+       "{post = 'http://h/', multipart = {f = {type = 'a'}}}"},
+      {"{get: http://h/, resolve: {h: 1.2.3.4}}", "{get = 'http://h/', resolve = {h = '1.2.3.4'}}"},
+      {"{get: http://h/, resolve: {\"h:1\": \"1 2\"}}", "{get = 'http://h/', resolve = {['h:1'] = '1 2'}}"},
+      {"{get: http://h/, connect_to: [\"a:b\"]}", "{get = 'http://h/', connect_to = {'a:b'}}"},
+      {"{get: http://h/, unix_socket: \"\"}", "{get = 'http://h/', unix_socket = ''}"},
+  };
+  for (size_t i = 0; i < PC_ARRAY_SIZE(rules); i++) {
+    char *l = pc_asprintf("return %s", rules[i][1]);
+    char *lm = load_step_msg(rules[i][0]), *rm = read_msg(f, l);
+    if (!lm || !rm || strcmp(lm, rm) != 0)
+      fail_msg("%s: load time says \"%s\", run time \"%s\"", rules[i][0], lm ? lm : "(nothing)",
+               rm ? rm : "(nothing)");
+    free(lm);
+    free(rm);
+    free(l);
+  }
+  /* The whole value, not a map. */
+  char *lm = load_step_msg("just text\n"), *rm = read_msg(f, "return 'just text'");
+  assert_non_null(lm);
+  assert_non_null(rm);
+  assert_string_equal(lm, rm);
+  free(lm);
+  free(rm);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -474,6 +660,7 @@ int main(void)
       cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_options, setup, teardown),
       cmocka_unit_test(test_load_defaults),
+      cmocka_unit_test_setup_teardown(test_table_schema_and_messages, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 #include "model/action.h"
 #include "http/check.h"
 #include "http/curlshim.h"
+#include "http/params.h"
 #include "http/request.h"
 #include "http/result.h"
 #include "http/run.h"
@@ -178,6 +179,7 @@ static const int retry_codes[] = {429, 502, 503, 504};
 const struct pc_action_ops pc_http_ops = {
     .key = "http",
     .load = pc_http_load_step,
+    .params = &pc_http_params,
     .start = http_start,
     .cancel = http_cancel,
     .describe = http_describe,
@@ -185,6 +187,7 @@ const struct pc_action_ops pc_http_ops = {
     .hooks = &pc_http_run_hooks,
     .defaults_key = "http",
     .load_defaults = pc_http_load_defaults,
+    .defaults_params = &pc_http_defaults_params,
     .load_check = pc_http_load_check,
     .default_on = PC_ON_NETWORK | PC_ON_TIMEOUT,
     .default_codes = retry_codes,

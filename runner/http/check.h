@@ -1,8 +1,9 @@
 /* check.h: the load-time checks of a request's options: a step's `http:`
  * map and the workflow's `defaults.http`, checked on the YAML nodes so that
- * every problem is reported with its position, before anything runs.
- * Values written with ${{ }} are checked when they are evaluated, by
- * spec.c, with the same messages. */
+ * every problem is reported with its position, before anything runs:
+ * against the parameter tables (params.h), then the rules a table cannot
+ * say. Values written with ${{ }} are checked when they are evaluated, by
+ * the same tables and spec.c, with the same messages. */
 #ifndef PACER_HTTP_CHECK_H
 #define PACER_HTTP_CHECK_H
 
@@ -16,12 +17,11 @@ struct pc_lua;
  * with pc_load_error). */
 int pc_http_load_step(struct pc_load_ctx *c, struct pc_step *st, const struct pc_node *v);
 /* The `http` action's defaults hook: validates `defaults.http` (a map) at
- * load time: the request options that make sense for every step (query,
- * headers, connect_timeout, follow_redirects, http_version, insecure,
- * ca_file, max_response_bytes) plus the run-wide max_connections and
- * max_connections_per_host, which must be plain integers. Reports with
- * pc_load_error; returns the template (the workflow keeps it:
- * pc_workflow_defaults), or NULL. */
+ * load time against pc_http_defaults_params (the request options that make
+ * sense for every step, and the run-wide max_connections,
+ * max_connections_per_host and trace_context, which must be written out),
+ * then the rules a table cannot say. Reports with pc_load_error; returns
+ * the template (the workflow keeps it: pc_workflow_defaults), or NULL. */
 struct pc_tmpl *pc_http_load_defaults(struct pc_load_ctx *c, const struct pc_node *map);
 
 /* The `http` action's load check (after every step is loaded): warns

@@ -1,11 +1,13 @@
-/* spec.c: a request's options, from YAML and from Lua (see spec.h).
+/* spec.c: a request's options, from Lua (see spec.h).
  *
- * Two readers of the same options, written side by side so that their
- * messages stay the same: the load-time checks work on YAML nodes and
- * report with positions; the run-time reader works on the Lua table an
+ * The run-time reader of the options: it works on the Lua table an
  * attempt evaluated (or pacer.http was given) and returns the first
- * problem as a message. The Lua reader never raises and never runs a
- * metamethod: the table is read with raw access, since a plugin's table
+ * problem as a message. Each option's type is checked first, against the
+ * parameter table the loader checks the file with (params.c, through
+ * pc_param_check: the same messages); what the table cannot say (one
+ * URL, one body, header names, the URL's scheme) is checked here, as
+ * check.c checks it at load time. The reader never raises and never runs
+ * a metamethod: the table is read with raw access, since a plugin's table
  * may have an __index that raises and nothing here runs under a pcall.
  *
  * Borrowing: the spec points into the Lua table for its strings (the URL,
@@ -18,7 +20,6 @@
  * borrowed, so nothing it does can free a string the spec points at. */
 #include "http/spec.h"
 
-#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,14 +33,8 @@
 #include "http/curlcmd.h"
 #include "http/rules.h"
 #include "script/luahost.h"
+#include "script/params.h"
 #include "base/util.h"
-
-const char *const pc_http_option_keys[PC_HTTP_OPTION_KEYS] = {
-    "method", "url", "get", "post", "put", "patch", "delete", "head", "query", "headers",
-    "body", "json", "form", "connect_timeout", "follow_redirects", "http_version", "insecure",
-    "ca_file", "max_response_bytes", "save_to", "cookies", "auth", "body_file", "multipart", "cert", "key", "key_password",
-    "tls_version", "proxy", "resolve", "connect_to", "unix_socket", "max_redirects", "compressed",
-    "timeout"};
 
 /* Keys of a request that defaults.http never supplies. */
 static const char *const request_only[] = {"method", "url", "get",  "post", "put",  "patch",
@@ -90,70 +85,35 @@ void pc_http_spec_mem_free(struct pc_http_spec_mem *mem)
 
 
 
-static int opt_duration(lua_State *L, int tbl, const char *key, double *ms, char **err)
+/* A duration option (the table checked it: a number of seconds or a
+ * duration's text) in milliseconds; absent or null: *ms unchanged. */
+static void opt_duration(lua_State *L, int tbl, const char *key, double *ms)
 {
   pc_http__rawfield(L, tbl, key); /* value */
-  int rc = 0;
-  if (pc_http__cut_by_nul(L, -1)) {
-    *err = pc_asprintf("http.%s: contains a NUL byte", key);
-    lua_pop(L, 1);
-    return -1;
-  }
-  if (lua_type(L, -1) == LUA_TNUMBER) {
-    double sec = lua_tonumber(L, -1);
-    if (!(sec >= 0 && sec <= 30.0 * 86400))
-      rc = -1;
-    else
-      *ms = sec * 1000.0;
-  } else if (lua_type(L, -1) == LUA_TSTRING) {
-    rc = pc_parse_duration(lua_tostring(L, -1), ms) == 0 ? 0 : -1;
-  } else if (!pc_http__is_null(L, -1)) {
-    rc = -1;
-  }
-  if (rc)
-    *err = pc_asprintf("http.%s: expected a duration like \"5s\", got %s", key,
-                       lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                      : luaL_typename(L, -1));
+  if (!pc_http__is_null(L, -1))
+    pc_lua_duration(L, -1, ms);
   lua_pop(L, 1);
-  return rc;
 }
 
-static int opt_version(lua_State *L, int tbl, enum pc_http_version *out, char **err)
+/* http_version (the table checked it: one of its allowed texts, or a
+ * number written so). */
+static void opt_version(lua_State *L, int tbl, enum pc_http_version *out)
 {
   pc_http__rawfield(L, tbl, "http_version"); /* value */
-  int rc = 0;
-  if (pc_http__cut_by_nul(L, -1)) {
-    *err = pc_xstrdup("http.http_version: contains a NUL byte");
-    rc = -1;
-  } else if (!pc_http__is_null(L, -1)) {
-    const char *v = NULL;
+  if (!pc_http__is_null(L, -1)) {
     char num[32];
-    if (lua_type(L, -1) == LUA_TNUMBER) {
-      double d = lua_tonumber(L, -1);
-      snprintf(num, sizeof num, "%.1f", d);
-      v = num;
-    } else if (lua_type(L, -1) == LUA_TSTRING) {
+    const char *v = num;
+    if (lua_type(L, -1) == LUA_TNUMBER)
+      snprintf(num, sizeof num, "%.1f", lua_tonumber(L, -1));
+    else
       v = lua_tostring(L, -1);
-    }
-    if (v && strcmp(v, "auto") == 0)
-      *out = PC_HTTP_VERSION_AUTO;
-    else if (v && strcmp(v, "1.0") == 0)
-      *out = PC_HTTP_VERSION_1_0;
-    else if (v && strcmp(v, "1.1") == 0)
-      *out = PC_HTTP_VERSION_1_1;
-    else if (v && (strcmp(v, "2") == 0 || strcmp(v, "2.0") == 0))
-      *out = PC_HTTP_VERSION_2;
-    else {
-      *err = pc_asprintf("http.http_version: expected auto, 1.0, 1.1 or 2, got %s",
-                         v ? v : luaL_typename(L, -1));
-      rc = -1;
-    }
+    *out = strcmp(v, "1.0") == 0   ? PC_HTTP_VERSION_1_0
+           : strcmp(v, "1.1") == 0 ? PC_HTTP_VERSION_1_1
+           : strcmp(v, "auto") == 0 ? PC_HTTP_VERSION_AUTO
+                                    : PC_HTTP_VERSION_2;
   }
   lua_pop(L, 1);
-  return rc;
 }
-
-
 
 /* (curl_easy_escape ignores its handle: none is needed.) */
 static void put_escaped(struct pc_buf *b, const char *s, size_t len)
@@ -166,8 +126,8 @@ static void put_escaped(struct pc_buf *b, const char *s, size_t len)
 }
 
 /* Appends name=value pairs (sorted by name, lists repeated) of the table at
- * `tbl` to b, urlencoded. Returns 0, or -1 with *err
- * set (*err is NULL on entry). */
+ * `tbl` to b, urlencoded; the values' types the table checked (params.c).
+ * Returns 0, or -1 with *err set (*err is NULL on entry). */
 static int encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc_buf *b,
                         struct pc_http_spec_mem *mem, char **err)
 {
@@ -195,37 +155,22 @@ static int encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc_b
     pc_http__rawfield(L, tbl, keys[i]); /* value */
     int vi = lua_gettop(L);
     size_t cnt = 1;
-    bool list = lua_istable(L, vi);
-    if (list) {
+    bool list = lua_istable(L, vi); /* a list: the table refused a map here */
+    if (list)
       cnt = (size_t)lua_rawlen(L, vi);
-      size_t entries = 0;
-      lua_pushnil(L);
-      while (lua_next(L, vi)) { /* value, k, v */
-        entries++;
-        lua_pop(L, 1);
-      }
-      if (entries != cnt)
-        *err = pc_asprintf("http.%s: the value of %s must be text or a list of texts, got a map",
-                           what, keys[i]);
-    }
     for (size_t j = 1; j <= cnt && !*err; j++) {
       if (list)
         lua_rawgeti(L, vi, (lua_Integer)j); /* value, item */
       else
         lua_pushvalue(L, vi); /* value, value */
-      if (!pc_http__is_null(L, -1)) {
-        size_t len;
-        const char *txt = pc_http__scalar_text(h, -1, &len, mem);
-        if (!txt) {
-          *err = pc_asprintf("http.%s: the value of %s must be text or a list of texts, got %s",
-                             what, keys[i], luaL_typename(L, -1));
-        } else {
-          if (b->len)
-            pc_buf_puts(b, "&");
-          put_escaped(b, keys[i], strlen(keys[i]));
-          pc_buf_puts(b, "=");
-          put_escaped(b, txt, len);
-        }
+      size_t len;
+      const char *txt = pc_http__is_null(L, -1) ? NULL : pc_http__scalar_text(h, -1, &len, mem);
+      if (txt) {
+        if (b->len)
+          pc_buf_puts(b, "&");
+        put_escaped(b, keys[i], strlen(keys[i]));
+        pc_buf_puts(b, "=");
+        put_escaped(b, txt, len);
       }
       lua_pop(L, 1); /* value */
     }
@@ -236,21 +181,19 @@ static int encode_pairs(struct pc_lua *h, int tbl, const char *what, struct pc_b
 }
 
 /* The headers table at tbl into mem->headers (names and values borrowed,
- * or values made from numbers). Returns 0, or -1 with *err set. */
+ * or values made from numbers; their types the table checked). Returns 0,
+ * or -1 with *err set. */
 static int read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
                         struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
-  if (!lua_istable(L, tbl))
-    return pc_http__fail(err, pc_asprintf("http.headers: expected a map of header names to values, got "
-                                 "%s", luaL_typename(L, tbl)));
   size_t cap = 0;
   lua_pushnil(L); /* nil */
   while (!*err && lua_next(L, tbl)) { /* name, value */
     size_t nlen = 0;
     const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
     if (!name || !pc_http_header_name_valid(name, nlen)) {
-      *err = name ? pc_asprintf("http.headers: \"%s\" is not a valid header name", name)
+      *err = name ? pc_asprintf(PC_HTTP_MSG_HEADER_NAME, name)
                   : pc_asprintf("http.headers: header names must be text, got %s",
                                 luaL_typename(L, -2));
       lua_pop(L, 2);
@@ -259,13 +202,9 @@ static int read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
     if (!pc_http__is_null(L, -1)) {
       size_t vlen;
       const char *val = pc_http__scalar_text(h, -1, &vlen, mem);
-      if (!val) {
-        *err = pc_asprintf("http.headers: the value of %s must be text, got %s", name,
-                           luaL_typename(L, -1));
-      } else if (!pc_http_header_value_valid(val, vlen)) {
-        /* Never echo the value: it may be a secret. */
-        *err = pc_asprintf("http.headers: the value of %s contains a line break (CR or LF) or "
-                           "a NUL byte, which would split the header", name);
+      if (!pc_http_header_value_valid(val, vlen)) { /* never echoed: it may be a secret */
+        *err = pc_asprintf(memchr(val, '\0', vlen) ? PC_HTTP_MSG_HEADER_NUL
+                                                   : PC_HTTP_MSG_HEADER_CRLF, name);
       } else {
         if (sp->nheaders == cap) {
           cap = cap ? cap * 2 : 8;
@@ -280,8 +219,8 @@ static int read_headers(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
   return *err ? -1 : 0;
 }
 
-/* Indices in pc_http_option_keys: pc_http_spec_read looks up only the keys
- * the table has. */
+/* Indices in pc_http_option_params (params.c): pc_http_spec_read looks up
+ * only the keys the table has. */
 typedef uint64_t keyset; /* K_* bits */
 #define HAS(k) ((present >> (k)) & 1u)
 enum {
@@ -291,7 +230,7 @@ enum {
   K_TLS_VERSION, K_PROXY, K_RESOLVE, K_CONNECT_TO, K_UNIX_SOCKET, K_MAX_REDIRECTS, K_COMPRESSED,
   K_TIMEOUT, K_COUNT
 };
-_Static_assert(K_COUNT == PC_HTTP_OPTION_KEYS, "pc_http_option_keys and K_* differ");
+_Static_assert(K_COUNT == PC_HTTP_OPTION_KEYS, "pc_http_option_params and K_* differ");
 _Static_assert(K_GET == PC_HTTP_SHORTHAND_FIRST && K_HEAD == K_GET + PC_HTTP_SHORTHANDS - 1 &&
                    K_TIMEOUT == K_COUNT - 1,
                "the shorthands are K_GET .. K_HEAD, and timeout is last");
@@ -306,23 +245,34 @@ _Static_assert(K_GET == PC_HTTP_SHORTHAND_FIRST && K_HEAD == K_GET + PC_HTTP_SHO
 static int runtime_key(const char *k)
 {
   for (int i = 0; i < K_COUNT; i++)
-    if (strcmp(k, pc_http_option_keys[i]) == 0)
+    if (strcmp(k, pc_http_option_params[i].name) == 0)
       return i;
   return -1;
 }
 
-/* The keys of the table at tbl as K_* bits, or -1 with *err for a key
- * that is no option. */
-static int read_keys(lua_State *L, int tbl, bool allow_timeout, keyset *out, char **err)
+/* The keys of the table at tbl as K_* bits (`given`: those whose value is
+ * not the JSON null), each value checked against its entry of the
+ * parameter table (as the loader checks the file's), or -1 with *err for a
+ * key that is no option or a value of the wrong type. Null is no value:
+ * the option is not given (but `json: null` is a body). */
+static int read_keys(lua_State *L, int tbl, bool allow_timeout, keyset *out, keyset *given,
+                     char **err)
 {
-  keyset present = 0;
+  keyset present = 0, set = 0;
   lua_pushnil(L);
   while (lua_next(L, tbl)) { /* key, value */
     const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
     int ki = k ? runtime_key(k) : -1;
     bool ok = ki >= 0 && (allow_timeout || ki != K_TIMEOUT);
+    bool null = !ok || pc_http__is_null(L, -1);
+    if (!null && (*err = pc_param_check(L, -1, "http", &pc_http_option_params[ki])) != NULL) {
+      lua_pop(L, 2);
+      return -1;
+    }
     if (ok)
       present |= (keyset)1 << ki;
+    if (!null)
+      set |= (keyset)1 << ki;
     lua_pop(L, 1);
     if (!ok) {
       *err = k ? pc_asprintf("http: unknown option \"%s\"", k)
@@ -332,58 +282,41 @@ static int read_keys(lua_State *L, int tbl, bool allow_timeout, keyset *out, cha
     }
   }
   *out = present;
+  *given = set;
   return 0;
 }
 
 /* The URL and the method. Returns 0, or -1 with *err set. */
-static int read_target(struct pc_lua *h, int tbl, keyset present, struct pc_http_spec *sp,
+static int read_target(struct pc_lua *h, int tbl, keyset given, struct pc_http_spec *sp,
                        struct pc_http_spec_mem *mem, char **err)
 {
-  lua_State *L = pc_lua_state(h);
+  keyset present = given; /* HAS(): only the keys with a value */
   const char *url_key = NULL;
   for (int k = K_GET; k <= K_HEAD; k++) {
     if (!HAS(k))
       continue;
-    const char *key = pc_http_option_keys[k];
-    pc_http__rawfield(L, tbl, key);
-    bool set = !pc_http__is_null(L, -1);
-    lua_pop(L, 1);
-    if (set && url_key)
-      return pc_http__fail(err, pc_asprintf("http: `%s` and `%s` both give the URL", url_key, key));
-    if (set)
-      url_key = key;
+    const char *key = pc_http_option_params[k].name;
+    if (url_key)
+      return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_TWO_URLS, url_key, key));
+    url_key = key;
   }
-  bool has_url = false;
-  if (HAS(K_URL)) {
-    pc_http__rawfield(L, tbl, "url");
-    has_url = !pc_http__is_null(L, -1);
-    lua_pop(L, 1);
-  }
+  bool has_url = HAS(K_URL);
   if (has_url && url_key)
-    return pc_http__fail(err, pc_asprintf("http: `%s` and `url` both give the URL", url_key));
+    return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_TWO_URLS, "url", url_key));
   if (!has_url && !url_key)
-    return pc_http__fail(err, pc_xstrdup("http: no URL: give get: URL (or post:, put:, ...), or method "
-                                "and url"));
-  if (pc_http__opt_cstring(h, tbl, has_url ? "url" : url_key, &sp->url, "a URL", mem, err) != 0)
-    return -1;
+    return pc_http__fail(err, pc_xstrdup(PC_HTTP_MSG_NO_URL));
+  pc_http__opt_text(h, tbl, has_url ? "url" : url_key, &sp->url, mem);
   const char *method = NULL;
-  if (HAS(K_METHOD) && pc_http__opt_cstring(h, tbl, "method", &method, "a method", mem, err) != 0)
-    return -1;
+  if (HAS(K_METHOD))
+    pc_http__opt_text(h, tbl, "method", &method, mem);
   if (method && url_key)
-    return pc_http__fail(err, pc_asprintf("http: `method` goes with `url`, not with `%s`", url_key));
+    return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_METHOD_WITH, url_key));
   int m = pc_http_method_parse(method ? method : url_key ? url_key : "GET");
-  if (m < 0) {
-    char *up = pc_xstrdup(method);
-    for (char *p = up; *p; p++)
-      *p = (char)toupper((unsigned char)*p);
-    *err = pc_asprintf("http.method: unknown method \"%s\" (expected one of GET, HEAD, POST, "
-                       "PUT, PATCH, DELETE, OPTIONS, TRACE)", up);
-    free(up);
-    return -1;
-  }
+  if (m < 0) /* as written, as the loader says it */
+    return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_METHOD, method));
   sp->method = (enum pc_http_method)m;
   if (!pc_http_url_scheme_ok(sp->url))
-    return pc_http__fail(err, pc_asprintf("http: \"%s\" is not an http:// or https:// URL", sp->url));
+    return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_SCHEME, has_url ? "url" : url_key, sp->url));
   if (strpbrk(sp->url, " \r\n\t"))
     return pc_http__fail(err, pc_asprintf("http: the URL \"%s\" contains spaces or line breaks; encode "
                                  "them, or pass values with query:", sp->url));
@@ -425,26 +358,16 @@ static int read_body(struct pc_lua *h, int tbl, keyset present, char *json,
   static const int body_k[] = {K_BODY, K_JSON, K_FORM, K_BODY_FILE, K_MULTIPART};
   const char *body_key = NULL;
   for (size_t i = 0; i < PC_ARRAY_SIZE(body_keys); i++) {
-    if (!HAS(body_k[i]))
+    if (!HAS(body_k[i])) /* (a key a table has has a value: `json: null` is a body) */
       continue;
-    pc_http__rawfield(L, tbl, body_keys[i]);
-    bool set = !lua_isnil(L, -1);
-    lua_pop(L, 1);
-    if (set && body_key)
-      return pc_http__fail(err, pc_asprintf("http: `%s` and `%s` cannot both be set: a request has one "
-                                   "body", body_key, body_keys[i]));
-    if (set)
-      body_key = body_keys[i];
+    if (body_key)
+      return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_TWO_BODIES, body_key, body_keys[i]));
+    body_key = body_keys[i];
   }
   if (body_key && strcmp(body_key, "body") == 0) {
     pc_http__rawfield(L, tbl, "body"); /* body */
     sp->body = pc_http__scalar_text(h, -1, &sp->body_len, mem);
-    if (!sp->body)
-      *err = pc_asprintf("http.body: expected text, got %s; use json: to send a map or a list",
-                         luaL_typename(L, -1));
     lua_pop(L, 1);
-    if (*err)
-      return -1;
     sp->body_type = "text/plain; charset=utf-8";
   } else if (body_key && strcmp(body_key, "json") == 0) {
     if (!json)
@@ -454,10 +377,9 @@ static int read_body(struct pc_lua *h, int tbl, keyset present, char *json,
     sp->body_len = strlen(json);
     sp->body_type = "application/json";
   } else if (body_key && strcmp(body_key, "body_file") == 0) {
-    if (pc_http__opt_cstring(h, tbl, "body_file", &sp->body_file, "a path", mem, err) != 0)
-      return -1;
+    pc_http__opt_text(h, tbl, "body_file", &sp->body_file, mem);
     if (!*sp->body_file)
-      return pc_http__fail(err, pc_xstrdup("http.body_file: the path is empty"));
+      return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_EMPTY_PATH, "body_file"));
     sp->body_type = "application/octet-stream";
   } else if (body_key && strcmp(body_key, "multipart") == 0) {
     if (pc_http__read_parts(h, tbl, sp, mem, err) != 0)
@@ -481,39 +403,31 @@ static int read_body(struct pc_lua *h, int tbl, keyset present, char *json,
   return 0;
 }
 
-/* The options that take one value each. Returns 0, or -1 with *err set. */
-static int read_rest(struct pc_lua *h, int tbl, keyset present, struct pc_http_spec *sp,
-                     struct pc_http_spec_mem *mem, char **err)
+/* The options that take one value each (their types the table checked). */
+static void read_rest(struct pc_lua *h, int tbl, keyset present, struct pc_http_spec *sp,
+                      struct pc_http_spec_mem *mem)
 {
   lua_State *L = pc_lua_state(h);
-  if ((HAS(K_CONNECT_TIMEOUT) &&
-       opt_duration(L, tbl, "connect_timeout", &sp->connect_timeout_ms, err) != 0) ||
-      (HAS(K_TIMEOUT) && opt_duration(L, tbl, "timeout", &sp->timeout_ms, err) != 0) ||
-      (HAS(K_FOLLOW) && pc_http__opt_bool(L, tbl, "follow_redirects", &sp->follow_redirects, err) != 0) ||
-      (HAS(K_INSECURE) && pc_http__opt_bool(L, tbl, "insecure", &sp->insecure, err) != 0) ||
-      (HAS(K_VERSION) && opt_version(L, tbl, &sp->version, err) != 0) ||
-      (HAS(K_CA_FILE) &&
-       pc_http__opt_cstring(h, tbl, "ca_file", &sp->ca_file, "a path", mem, err) != 0) ||
-      (HAS(K_SAVE_TO) &&
-       pc_http__opt_cstring(h, tbl, "save_to", &sp->save_to, "a path", mem, err) != 0))
-    return -1;
-  if (!HAS(K_MAX_BYTES))
-    return 0;
-  pc_http__rawfield(L, tbl, "max_response_bytes"); /* max */
-  if (!pc_http__is_null(L, -1)) {
-    int isnum = 0;
-    lua_Integer v = lua_tointegerx(L, -1, &isnum);
-    if (!isnum || v < 1) {
-      size_t len;
-      const char *txt = pc_http__scalar_text(h, -1, &len, mem);
-      *err = pc_asprintf("http.max_response_bytes: expected a whole number >= 1, got %s",
-                         txt ? txt : luaL_typename(L, -1));
-    } else {
-      sp->max_response_bytes = (int64_t)v;
-    }
+  if (HAS(K_CONNECT_TIMEOUT))
+    opt_duration(L, tbl, "connect_timeout", &sp->connect_timeout_ms);
+  if (HAS(K_TIMEOUT))
+    opt_duration(L, tbl, "timeout", &sp->timeout_ms);
+  if (HAS(K_FOLLOW))
+    pc_http__opt_bool(L, tbl, "follow_redirects", &sp->follow_redirects);
+  if (HAS(K_INSECURE))
+    pc_http__opt_bool(L, tbl, "insecure", &sp->insecure);
+  if (HAS(K_VERSION))
+    opt_version(L, tbl, &sp->version);
+  if (HAS(K_CA_FILE))
+    pc_http__opt_text(h, tbl, "ca_file", &sp->ca_file, mem);
+  if (HAS(K_SAVE_TO))
+    pc_http__opt_text(h, tbl, "save_to", &sp->save_to, mem);
+  if (HAS(K_MAX_BYTES)) {
+    pc_http__rawfield(L, tbl, "max_response_bytes"); /* max */
+    if (!pc_http__is_null(L, -1))
+      sp->max_response_bytes = (int64_t)lua_tointegerx(L, -1, NULL);
+    lua_pop(L, 1);
   }
-  lua_pop(L, 1);
-  return *err ? -1 : 0;
 }
 
 int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_http_spec *sp,
@@ -525,13 +439,14 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
   memset(mem, 0, sizeof *mem);
   *err = NULL;
   if (!lua_istable(L, tbl)) {
-    *err = pc_asprintf("http: expected a map of options, got %s", luaL_typename(L, tbl));
+    *err = pc_asprintf("http: expected a map of options like {get: URL}, got %s",
+                       pc_lua_kind_name(L, tbl)); /* as check.c says it */
     return -1;
   }
   /* Unknown keys (a map built by an expression, or the Lua API); the
    * others are noted in `present`, and only those are looked up. */
-  keyset present;
-  if (read_keys(L, tbl, allow_timeout, &present, err) != 0)
+  keyset present, given;
+  if (read_keys(L, tbl, allow_timeout, &present, &given, err) != 0)
     return -1;
   /* The JSON body first (see the opening comment); its error, if any, is
    * reported where the other checks would reach it. */
@@ -541,7 +456,7 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
   if (HAS(K_JSON))
     lua_pop(L, 1);
   int top = lua_gettop(L);
-  int rc = read_target(h, tbl, present, sp, mem, err);
+  int rc = read_target(h, tbl, given, sp, mem, err);
   if (rc == 0 && HAS(K_QUERY))
     rc = read_query(h, tbl, sp, mem, err);
   if (rc == 0 && HAS(K_HEADERS)) {
@@ -553,7 +468,7 @@ int pc_http_spec_read(struct pc_lua *h, int idx, bool allow_timeout, struct pc_h
   if (rc == 0)
     rc = read_body(h, tbl, present, json, jerr, sp, mem, err);
   if (rc == 0)
-    rc = read_rest(h, tbl, present, sp, mem, err);
+    read_rest(h, tbl, present, sp, mem);
   if (rc == 0 && HAS(K_COOKIES))
     rc = pc_http__read_cookies(h, tbl, sp, mem, err);
   if (rc == 0 && HAS(K_AUTH))

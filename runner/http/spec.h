@@ -3,8 +3,9 @@
  *
  * At run time, `defaults.http` is evaluated in the attempt's scope and
  * merged under the request's own options (pc_http_spec_merge), and the
- * merged Lua table is read into a spec (pc_http_spec_read), checked again,
- * since expressions and plugins can make any value. The spec
+ * merged Lua table is read into a spec (pc_http_spec_read), checked again
+ * against the parameter table (params.h), since expressions and plugins
+ * can make any value. The spec
  * borrows its strings from that table: it is valid while the table stays
  * on the stack, unchanged, which pc_http_spec_start guarantees for the
  * start of the request. With result.h, the only part of runner/http that
@@ -16,22 +17,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "http/params.h"
 #include "http/request.h"
 #include "http/session.h"
 #include "http/spec_maps.h"
 #include "model/workflow.h"
 
 struct pc_lua;
-
-/* Every option of a request, as a step's `http:` map or pacer.http's
- * table writes it; the load-time checks (check.c) use the same list. The
- * shorthands (get: URL, post: URL, ...) are PC_HTTP_SHORTHANDS entries
- * from PC_HTTP_SHORTHAND_FIRST on; the last entry, `timeout`, is
- * pacer.http's only (a step has its own). */
-#define PC_HTTP_OPTION_KEYS 35
-#define PC_HTTP_SHORTHAND_FIRST 2
-#define PC_HTTP_SHORTHANDS 6
-extern const char *const pc_http_option_keys[PC_HTTP_OPTION_KEYS];
 
 /* The connection caps of defaults.http (its template; NULL: none), or the
  * defaults of session.h. */

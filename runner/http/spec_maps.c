@@ -1,8 +1,10 @@
 /* spec_maps.c: the options of a request that are maps or lists of their
  * own (cookies, auth, multipart, resolve, connect_to) and the TLS and
  * routing options (issue 15), read from the Lua options table into a
- * struct pc_http_spec, with the rules and messages of spec.c (whose
- * raw-access helpers they share: spec_maps.h). Never raises, never runs a
+ * struct pc_http_spec, after spec.c checked their types against the
+ * parameter table (params.c); the rules left here are those a table
+ * cannot say (names and values a header can carry, HOST:PORT). spec.c's
+ * raw-access helpers are shared through spec_maps.h. Never raises, never runs a
  * metamethod; strings are borrowed from the table as spec.c's are, and
  * what is made here is owned by the struct pc_http_spec_mem. */
 #include "http/spec_maps.h"
@@ -16,6 +18,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include "http/params.h"
 #include "http/rules.h"
 #include "script/luahost.h"
 #include "base/util.h"
@@ -60,30 +63,18 @@ const char *pc_http__scalar_text(struct pc_lua *h, int idx, size_t *len,
   return s;
 }
 
-/* Optional text field that becomes a C string (`what` it becomes: a URL,
- * a path): 0 (absent, or *out set), -1 with *err; a NUL byte in it is
- * refused, since the C string would end there. */
-int pc_http__opt_cstring(struct pc_lua *h, int tbl, const char *key, const char **out,
-                       const char *what, struct pc_http_spec_mem *mem, char **err)
+/* Optional text option `key` that becomes a C string (the table checked
+ * its type and that no NUL byte cuts it short): absent or null, *out is
+ * unchanged. */
+void pc_http__opt_text(struct pc_lua *h, int tbl, const char *key, const char **out,
+                       struct pc_http_spec_mem *mem)
 {
   lua_State *L = pc_lua_state(h);
   pc_http__rawfield(L, tbl, key); /* value */
-  int rc = 0;
-  if (!pc_http__is_null(L, -1)) {
-    size_t len = 0;
-    const char *s = pc_http__scalar_text(h, -1, &len, mem);
-    if (!s) {
-      *err = pc_asprintf("http.%s: expected text, got %s", key, luaL_typename(L, -1));
-      rc = -1;
-    } else if (memchr(s, '\0', len)) {
-      *err = pc_asprintf("http.%s contains a NUL byte (\\0), which %s cannot hold", key, what);
-      rc = -1;
-    } else {
-      *out = s;
-    }
-  }
+  size_t len;
+  if (!pc_http__is_null(L, -1))
+    *out = pc_http__scalar_text(h, -1, &len, mem);
   lua_pop(L, 1);
-  return rc;
 }
 
 /* A Lua string whose text a C string would cut short (a NUL byte in it). */
@@ -93,25 +84,14 @@ bool pc_http__cut_by_nul(lua_State *L, int idx)
   return lua_type(L, idx) == LUA_TSTRING && strlen(lua_tolstring(L, idx, &len)) != len;
 }
 
-int pc_http__opt_bool(lua_State *L, int tbl, const char *key, bool *out, char **err)
+void pc_http__opt_bool(lua_State *L, int tbl, const char *key, bool *out)
 {
   pc_http__rawfield(L, tbl, key); /* value */
-  int rc = 0;
-  if (pc_http__cut_by_nul(L, -1)) {
-    *err = pc_asprintf("http.%s: contains a NUL byte", key);
-    rc = -1;
-  } else if (lua_type(L, -1) == LUA_TBOOLEAN) {
+  if (lua_type(L, -1) == LUA_TBOOLEAN)
     *out = lua_toboolean(L, -1);
-  } else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "true") == 0) {
-    *out = true;
-  } else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "false") == 0) {
-    *out = false;
-  } else if (!pc_http__is_null(L, -1)) {
-    *err = pc_asprintf("http.%s: expected true or false, got %s", key, luaL_typename(L, -1));
-    rc = -1;
-  }
+  else if (lua_type(L, -1) == LUA_TSTRING) /* "true" or "false": the table checked it */
+    *out = strcmp(lua_tostring(L, -1), "true") == 0;
   lua_pop(L, 1);
-  return rc;
 }
 
 /* Sets *err to msg (malloc'd) and returns -1: `return pc_http__fail(err, ...)`. */
@@ -128,8 +108,9 @@ int pc_http__cmp_str(const void *a, const void *b)
 
 /* ============================================== options of issue 15 */
 
-/* Text at t[key] of a multipart part (`what`: "multipart.NAME.type"), as
- * a C string; absent: *out stays NULL. Returns 0, or -1 with *err set. */
+/* Text at t[key] of a multipart part (`what`: "multipart.NAME"; its type
+ * the table checked), as a C string; absent: *out stays NULL. Returns 0,
+ * or -1 with *err set. */
 static int part_text(struct pc_lua *h, int t, const char *key, const char *what,
                      const char **out, struct pc_http_spec_mem *mem, char **err)
 {
@@ -138,9 +119,7 @@ static int part_text(struct pc_lua *h, int t, const char *key, const char *what,
   if (!pc_http__is_null(L, -1)) {
     size_t len = 0;
     const char *v = pc_http__scalar_text(h, -1, &len, mem);
-    if (!v)
-      *err = pc_asprintf("http.%s.%s: expected text, got %s", what, key, luaL_typename(L, -1));
-    else if (!pc_http_header_value_valid(v, len))
+    if (!pc_http_header_value_valid(v, len))
       *err = pc_asprintf("http.%s.%s contains a line break (CR or LF) or a NUL byte", what, key);
     else
       *out = v;
@@ -156,15 +135,8 @@ int pc_http__read_parts(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
                       struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
-  static const char *const part_keys[] = {"value", "file", "type", "filename"};
-  pc_http__rawfield(L, tbl, "multipart"); /* parts */
+  pc_http__rawfield(L, tbl, "multipart"); /* parts: a table (the table checked it) */
   int pi = lua_gettop(L);
-  if (!lua_istable(L, pi)) {
-    *err = pc_asprintf("http.multipart: expected a map of part names to text or {file: PATH}, "
-                       "got %s", luaL_typename(L, pi));
-    lua_pop(L, 1);
-    return -1;
-  }
   const char **names = NULL;
   size_t n = 0;
   lua_pushnil(L);
@@ -191,33 +163,19 @@ int pc_http__read_parts(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
     pc_http__rawfield(L, pi, names[i]); /* parts, value */
     int vi = lua_gettop(L);
     char *what = pc_asprintf("multipart.%s", names[i]);
-    if (!lua_istable(L, vi)) {
-      p->data = pc_http__scalar_text(h, vi, &p->data_len, mem);
+    if (!lua_istable(L, vi)) { /* text (or the JSON null: neither value nor file) */
+      p->data = pc_http__is_null(L, vi) ? NULL : pc_http__scalar_text(h, vi, &p->data_len, mem);
       if (!p->data)
-        *err = pc_asprintf("http.%s: expected text or {file: PATH}, got %s", what,
-                           luaL_typename(L, vi));
+        *err = pc_asprintf(PC_HTTP_MSG_PART, names[i]);
     } else {
-      lua_pushnil(L);
-      while (!*err && lua_next(L, vi)) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-        if (!pc_http__in_list(k, part_keys, PC_ARRAY_SIZE(part_keys)))
-          *err = pc_asprintf("http.%s: unknown key \"%s\" (expected value or file, type, "
-                             "filename)", what, k);
-        lua_pop(L, 1);
-      }
-      if (*err)
-        lua_pop(L, 1);
       pc_http__rawfield(L, vi, "value");
-      if (!*err && !pc_http__is_null(L, -1)) {
+      if (!pc_http__is_null(L, -1))
         p->data = pc_http__scalar_text(h, -1, &p->data_len, mem);
-        if (!p->data)
-          *err = pc_asprintf("http.%s.value: expected text, got %s", what, luaL_typename(L, -1));
-      }
       lua_pop(L, 1);
       if (!*err)
         part_text(h, vi, "file", what, &p->file, mem, err);
       if (!*err && (!p->data) == (!p->file))
-        *err = pc_asprintf("http.%s: give one of value and file", what);
+        *err = pc_asprintf(PC_HTTP_MSG_PART, names[i]);
       if (!*err && p->file && !*p->file)
         *err = pc_asprintf("http.%s.file: the path is empty", what);
       if (!*err)
@@ -257,17 +215,10 @@ int pc_http__read_cookies(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
   lua_State *L = pc_lua_state(h);
   pc_http__rawfield(L, tbl, "cookies"); /* cookies */
   int ci = lua_gettop(L);
-  if (!lua_istable(L, ci)) {
-    int t = lua_type(L, ci);
-    const char *txt = t == LUA_TSTRING ? lua_tostring(L, ci) : NULL;
-    if (t == LUA_TBOOLEAN || (txt && !pc_http__cut_by_nul(L, ci) &&
-                              (strcmp(txt, "true") == 0 || strcmp(txt, "false") == 0)))
-      sp->cookie_jar = t == LUA_TBOOLEAN ? lua_toboolean(L, ci) : strcmp(txt, "true") == 0;
-    else if (!pc_http__is_null(L, ci))
-      *err = pc_asprintf("http.cookies: expected true, false or a map of cookie names to "
-                         "values, got %s", luaL_typename(L, ci));
+  if (!lua_istable(L, ci)) { /* true or false (the table checked it) */
     lua_pop(L, 1);
-    return *err ? -1 : 0;
+    pc_http__opt_bool(L, tbl, "cookies", &sp->cookie_jar);
+    return 0;
   }
   const char **keys = NULL;
   size_t n = 0;
@@ -276,7 +227,7 @@ int pc_http__read_cookies(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
     size_t nlen = 0;
     const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
     if (!*err && (!name || !pc_http_header_name_valid(name, nlen)))
-      *err = name ? pc_asprintf("http.cookies: \"%s\" is not a valid cookie name", name)
+      *err = name ? pc_asprintf(PC_HTTP_MSG_COOKIE_NAME, name)
                   : pc_asprintf("http.cookies: cookie names must be text, got %s",
                                 luaL_typename(L, -2));
     else if (!*err) {
@@ -292,14 +243,10 @@ int pc_http__read_cookies(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
   for (size_t i = 0; i < n && !*err; i++) {
     pc_http__rawfield(L, ci, keys[i]); /* cookies, value */
     size_t vlen = 0;
-    const char *v = pc_http__scalar_text(h, -1, &vlen, mem);
-    if (!v)
-      *err = pc_asprintf("http.cookies: the value of %s must be text, got %s", keys[i],
-                         luaL_typename(L, -1));
-    else if (!cookie_value_ok(v, vlen)) /* never echoed: it may be a secret */
-      *err = pc_asprintf("http.cookies: the value of %s contains a `;` or a control "
-                         "character, which a Cookie header cannot carry", keys[i]);
-    else
+    const char *v = pc_http__scalar_text(h, -1, &vlen, mem); /* NULL: null, not sent */
+    if (v && !cookie_value_ok(v, vlen)) /* never echoed: it may be a secret */
+      *err = pc_asprintf(PC_HTTP_MSG_COOKIE_VALUE, keys[i]);
+    else if (v)
       pc_buf_printf(&b, "%s%s=%.*s", b.len ? "; " : "", keys[i], (int)vlen, v);
     lua_pop(L, 1);
   }
@@ -318,9 +265,10 @@ int pc_http__read_cookies(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
   return 0;
 }
 
-/* Text at t[key] for `auth` (`what` names it in messages: "basic.user"):
- * no NUL byte, nor a line break (it goes in a header). Never echoed: it may
- * be a secret. Returns 0 with *out set, or -1 with *err. */
+/* Text at t[key] for `auth` (`what` names it in messages: "basic.user";
+ * its type the table checked): no NUL byte, nor a line break (it goes in
+ * a header). Never echoed: it may be a secret. Returns 0 with *out set, or
+ * -1 with *err. */
 static int auth_text(struct pc_lua *h, int t, const char *key, const char *what,
                      const char **out, struct pc_http_spec_mem *mem, char **err)
 {
@@ -329,7 +277,7 @@ static int auth_text(struct pc_lua *h, int t, const char *key, const char *what,
   size_t len = 0;
   const char *v = pc_http__is_null(L, -1) ? NULL : pc_http__scalar_text(h, -1, &len, mem);
   if (!v)
-    *err = pc_asprintf("http.auth.%s: expected text, got %s", what, luaL_typename(L, -1));
+    *err = pc_asprintf("http.auth.%s: expected text, got null", what);
   else if (!pc_http_header_value_valid(v, len))
     *err = pc_asprintf("http.auth.%s contains a line break (CR or LF) or a NUL byte", what);
   else
@@ -339,45 +287,23 @@ static int auth_text(struct pc_lua *h, int t, const char *key, const char *what,
 }
 
 /* `auth`: {basic: {user, password}}, {digest: {user, password}} or
- * {bearer: TOKEN}. Returns 0, or -1 with *err set. */
+ * {bearer: TOKEN}; the table checked that it is one of them, and the
+ * types. Returns 0, or -1 with *err set. */
 int pc_http__read_auth(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
                      struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
-  static const char *const kinds[] = {"basic", "digest", "bearer"};
   pc_http__rawfield(L, tbl, "auth"); /* auth */
   int ai = lua_gettop(L);
   if (pc_http__is_null(L, ai)) {
     lua_pop(L, 1);
     return 0;
   }
-  const char *kind = NULL;
-  if (!lua_istable(L, ai)) {
-    *err = pc_asprintf("http.auth: expected a map with one of basic, digest or bearer, got %s",
-                       luaL_typename(L, ai));
-  } else {
-    lua_pushnil(L);
-    while (!*err && lua_next(L, ai)) { /* auth, k, v */
-      const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
-      if (!k || !pc_http__in_list(k, kinds, 3))
-        *err = pc_asprintf("http.auth: unknown kind \"%s\" (expected basic, digest or bearer)",
-                           k ? k : luaL_typename(L, -2));
-      else if (kind)
-        *err = pc_asprintf("http.auth: `%s` and `%s` both given; a request authenticates one "
-                           "way", kind, k);
-      else
-        kind = k;
-      lua_pop(L, 1);
-    }
-    if (!*err && !kind)
-      *err = pc_xstrdup("http.auth: expected one of basic, digest or bearer");
-    if (*err)
-      lua_pop(L, 1);
-  }
-  if (*err) {
-    lua_pop(L, 1);
-    return -1;
-  }
+  lua_pushnil(L);
+  lua_next(L, ai);          /* auth, kind, value: its one key */
+  lua_pop(L, 1);            /* auth, kind */
+  const char *kind = lua_tostring(L, -1); /* borrowed: auth holds it */
+  lua_pop(L, 1);            /* auth */
   if (strcmp(kind, "bearer") == 0) {
     sp->auth = PC_HTTP_AUTH_BEARER;
     auth_text(h, ai, "bearer", "bearer", &sp->auth_token, mem, err);
@@ -386,25 +312,13 @@ int pc_http__read_auth(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
     pc_http__rawfield(L, ai, kind); /* auth, creds */
     int ci = lua_gettop(L);
     char what[32];
-    if (!lua_istable(L, ci)) {
-      *err = pc_asprintf("http.auth.%s: expected a map {user, password}, got %s", kind,
-                         luaL_typename(L, ci));
+    if (!lua_istable(L, ci)) { /* the JSON null */
+      *err = pc_asprintf("http.auth.%s: expected a map {user, password}, got null", kind);
     } else {
-      lua_pushnil(L);
-      while (!*err && lua_next(L, ci)) {
-        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "";
-        if (strcmp(k, "user") != 0 && strcmp(k, "password") != 0)
-          *err = pc_asprintf("http.auth.%s: unknown key \"%s\" (expected user and password)",
-                             kind, k);
-        lua_pop(L, 1);
-      }
-      if (*err)
-        lua_pop(L, 1);
       snprintf(what, sizeof what, "%s.user", kind);
-      if (!*err && auth_text(h, ci, "user", what, &sp->auth_user, mem, err) == 0 &&
+      if (auth_text(h, ci, "user", what, &sp->auth_user, mem, err) == 0 &&
           strchr(sp->auth_user, ':'))
-        *err = pc_asprintf("http.auth.%s.user contains `:`, which Basic and Digest credentials "
-                           "cannot carry in a user name", kind);
+        *err = pc_asprintf(PC_HTTP_MSG_AUTH_USER, kind);
       snprintf(what, sizeof what, "%s.password", kind);
       if (!*err)
         auth_text(h, ci, "password", what, &sp->auth_password, mem, err);
@@ -456,8 +370,8 @@ static bool host_port(const char *s, size_t *hlen, long *port)
 
 /* `resolve`: a map of "HOST:PORT" to an address, as curl --resolve, and
  * `connect_to`: a list of curl's "HOST:PORT:CONNECT-HOST:CONNECT-PORT";
- * both become CURLOPT_CONNECT_TO entries (see struct pc_http_spec).
- * Returns 0, or -1 with *err set. */
+ * both become CURLOPT_CONNECT_TO entries (see struct pc_http_spec). A map
+ * and a list (the table checked them). Returns 0, or -1 with *err set. */
 static int read_routes(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
                        struct pc_http_spec_mem *mem, char **err)
 {
@@ -473,9 +387,9 @@ static int read_routes(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
         long port;
         const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &vlen) : NULL;
         if (!k || pc_http__cut_by_nul(L, -2) || !host_port(k, &hlen, &port))
-          *err = pc_asprintf("http.resolve: \"%s\" is not HOST:PORT", k ? k : "(not text)");
+          *err = pc_asprintf(PC_HTTP_MSG_RESOLVE_KEY, k ? k : "(not text)");
         else if (!v || !route_text_ok(v, vlen) || strlen(v) != vlen)
-          *err = pc_asprintf("http.resolve: the address for %s must be an IP address", k);
+          *err = pc_asprintf(PC_HTTP_MSG_RESOLVE_ADDRESS, k);
         else
           add_connect_to(sp, mem, pc_asprintf("%.*s:%ld:%s%s%s:%ld", (int)hlen, k, port,
                                               strchr(v, ':') && v[0] != '[' ? "[" : "", v,
@@ -484,9 +398,6 @@ static int read_routes(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
       }
       if (*err)
         lua_pop(L, 1);
-    } else if (!pc_http__is_null(L, ri)) {
-      *err = pc_asprintf("http.resolve: expected a map of HOST:PORT to addresses, got %s",
-                         luaL_typename(L, ri));
     }
     lua_pop(L, 1);
     if (*err)
@@ -505,46 +416,37 @@ static int read_routes(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
         for (size_t j = 0; v && j < len; j++)
           colons += v[j] == ':';
         if (!v || !route_text_ok(v, len) || strlen(v) != len || colons < 3)
-          *err = pc_asprintf("http.connect_to: entry %zu must be HOST:PORT:CONNECT-TO-HOST:"
-                             "CONNECT-TO-PORT (as curl --connect-to)", i);
+          *err = pc_asprintf(PC_HTTP_MSG_CONNECT_TO, i);
         else
           add_connect_to(sp, mem, pc_xstrdup(v));
         lua_pop(L, 1);
       }
-    } else if (!pc_http__is_null(L, ci)) {
-      *err = pc_asprintf("http.connect_to: expected a list of HOST:PORT:CONNECT-TO-HOST:"
-                         "CONNECT-TO-PORT, got %s", luaL_typename(L, ci));
     }
     lua_pop(L, 1);
   }
   return *err ? -1 : 0;
 }
 
-/* `tls_version`: the lowest accepted, "1.0" to "1.3". */
-static int opt_tls_version(lua_State *L, int tbl, long *out, char **err)
+/* `tls_version`: the lowest accepted, "1.0" to "1.3" (the table checked
+ * it: one of those, or a number written so). */
+static void opt_tls_version(lua_State *L, int tbl, long *out)
 {
   pc_http__rawfield(L, tbl, "tls_version");
   if (!pc_http__is_null(L, -1)) {
     char num[32];
-    const char *v = NULL;
-    if (lua_type(L, -1) == LUA_TNUMBER) {
+    const char *v = num;
+    if (lua_type(L, -1) == LUA_TNUMBER)
       snprintf(num, sizeof num, "%.1f", lua_tonumber(L, -1));
-      v = num;
-    } else if (lua_type(L, -1) == LUA_TSTRING && !pc_http__cut_by_nul(L, -1)) {
+    else
       v = lua_tostring(L, -1);
-    }
     static const char *const names[] = {"1.0", "1.1", "1.2", "1.3"};
     static const long values[] = {CURL_SSLVERSION_TLSv1_0, CURL_SSLVERSION_TLSv1_1,
                                   CURL_SSLVERSION_TLSv1_2, CURL_SSLVERSION_TLSv1_3};
-    for (size_t i = 0; v && i < 4; i++)
+    for (size_t i = 0; i < 4; i++)
       if (strcmp(v, names[i]) == 0)
         *out = values[i];
-    if (!*out)
-      *err = pc_asprintf("http.tls_version: expected 1.0, 1.1, 1.2 or 1.3, got %s",
-                         v ? v : luaL_typename(L, -1));
   }
   lua_pop(L, 1);
-  return *err ? -1 : 0;
 }
 
 /* TLS and routing: cert, key, key_password, tls_version, proxy, resolve,
@@ -554,32 +456,22 @@ int pc_http__read_tls_routing(struct pc_lua *h, int tbl, struct pc_http_spec *sp
                             struct pc_http_spec_mem *mem, char **err)
 {
   lua_State *L = pc_lua_state(h);
-  if (pc_http__opt_cstring(h, tbl, "cert", &sp->cert, "a path", mem, err) != 0 ||
-      pc_http__opt_cstring(h, tbl, "key", &sp->key, "a path", mem, err) != 0 ||
-      pc_http__opt_cstring(h, tbl, "key_password", &sp->key_password, "a password", mem, err) ||
-      pc_http__opt_cstring(h, tbl, "proxy", &sp->proxy, "a URL", mem, err) != 0 ||
-      pc_http__opt_cstring(h, tbl, "unix_socket", &sp->unix_socket, "a path", mem, err) != 0 ||
-      pc_http__opt_bool(L, tbl, "compressed", &sp->compressed, err) != 0 ||
-      opt_tls_version(L, tbl, &sp->tls_version, err) != 0 ||
-      read_routes(h, tbl, sp, mem, err) != 0)
+  pc_http__opt_text(h, tbl, "cert", &sp->cert, mem);
+  pc_http__opt_text(h, tbl, "key", &sp->key, mem);
+  pc_http__opt_text(h, tbl, "key_password", &sp->key_password, mem);
+  pc_http__opt_text(h, tbl, "proxy", &sp->proxy, mem);
+  pc_http__opt_text(h, tbl, "unix_socket", &sp->unix_socket, mem);
+  pc_http__opt_bool(L, tbl, "compressed", &sp->compressed);
+  opt_tls_version(L, tbl, &sp->tls_version);
+  if (read_routes(h, tbl, sp, mem, err) != 0)
     return -1;
   if (sp->unix_socket && !*sp->unix_socket)
-    return pc_http__fail(err, pc_xstrdup("http.unix_socket: the path is empty"));
+    return pc_http__fail(err, pc_asprintf(PC_HTTP_MSG_EMPTY_PATH, "unix_socket"));
   if (sp->proxy && *sp->proxy && !route_text_ok(sp->proxy, strlen(sp->proxy)))
     return pc_http__fail(err, pc_xstrdup("http.proxy: the URL contains spaces or control characters"));
-  {
-    pc_http__rawfield(L, tbl, "max_redirects");
-    if (!pc_http__is_null(L, -1)) {
-      int isnum = 0;
-      lua_Integer v = lua_tointegerx(L, -1, &isnum);
-      if (!isnum || v < 0 || v > 100)
-        *err = pc_asprintf("http.max_redirects: expected a whole number from 0 to 100, got %s",
-                           lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                          : luaL_typename(L, -1));
-      else
-        sp->max_redirects = (int)v;
-    }
-    lua_pop(L, 1);
-  }
-  return *err ? -1 : 0;
+  pc_http__rawfield(L, tbl, "max_redirects"); /* 0 to 100: the table checked it */
+  if (!pc_http__is_null(L, -1))
+    sp->max_redirects = (int)lua_tointegerx(L, -1, NULL);
+  lua_pop(L, 1);
+  return 0;
 }

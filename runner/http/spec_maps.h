@@ -39,14 +39,15 @@ bool pc_http__is_null(lua_State *L, int idx);
  * mem); NULL for anything else. */
 const char *pc_http__scalar_text(struct pc_lua *h, int idx, size_t *len,
                                  struct pc_http_spec_mem *mem);
-/* Optional text option `key` that becomes a C string: 0 (absent, or *out
- * set), -1 with *err. */
-int pc_http__opt_cstring(struct pc_lua *h, int tbl, const char *key, const char **out,
-                         const char *what, struct pc_http_spec_mem *mem, char **err);
+/* Optional text option `key` that becomes a C string, its type checked by
+ * the parameter table: *out set, or unchanged when absent or null. */
+void pc_http__opt_text(struct pc_lua *h, int tbl, const char *key, const char **out,
+                       struct pc_http_spec_mem *mem);
 /* A Lua string whose text a C string would cut short. */
 bool pc_http__cut_by_nul(lua_State *L, int idx);
-/* Optional true/false option `key`: 0 (absent, or *out set), -1 with *err. */
-int pc_http__opt_bool(lua_State *L, int tbl, const char *key, bool *out, char **err);
+/* Optional true/false option `key` (a boolean, or "true" or "false"), its
+ * type checked by the parameter table: *out set, or unchanged. */
+void pc_http__opt_bool(lua_State *L, int tbl, const char *key, bool *out);
 /* Sets *err to msg and returns -1. */
 int pc_http__fail(char **err, char *msg);
 /* qsort comparison of C strings. */

@@ -25,14 +25,16 @@ static const char *article(const char *word)
   return strchr("aeiou", word[0]) ? "an" : "a";
 }
 
-/* "LABEL: expected EXPECT, got GOT[; HINT]"; returns -1. */
-static int wrong(struct pc_load_ctx *c, const char *label, const struct pc_param *pm,
-                 const struct pc_node *n)
+/* "LABEL: expected EXPECT, got GOT[; HINT]", or for an item of a map or
+ * a list (`item`: "the value of X-A", "entry 2") "LABEL: ITEM must be
+ * EXPECT, got GOT"; returns -1. */
+static int wrong(struct pc_load_ctx *c, const char *label, const char *item,
+                 const struct pc_param *pm, const struct pc_node *n)
 {
   struct pc_buf e;
   pc_buf_init(&e, 128);
   pc_param_expect(pm, &e);
-  if (pm->type == PC_PARAM_ENUM && !pm->expect) {
+  if (pm->type == PC_PARAM_ENUM && !pm->expect && pm->got != PC_GOT_TEXT && !item) {
     /* "exec.output: expected log, quiet or on_failure (did you mean quiet?)" */
     size_t na = 0;
     while (pm->allowed && pm->allowed[na])
@@ -49,10 +51,16 @@ static int wrong(struct pc_load_ctx *c, const char *label, const struct pc_param
     snprintf(got, sizeof got, "%s", pc_node_describe(n).s);
   else if (pm->got == PC_GOT_KIND)
     snprintf(got, sizeof got, "%s %s", article(kind), kind);
+  else if (pm->got == PC_GOT_TEXT && n->kind == PC_NODE_SCALAR)
+    snprintf(got, sizeof got, "%s", n->str);
   else
     snprintf(got, sizeof got, "%s", kind);
-  pc_load_error(c, n, "%s: expected %s, got %s%s%s", label, e.data, got, pm->hint ? "; " : "",
-                pm->hint ? pm->hint : "");
+  if (item)
+    pc_load_error(c, n, "%s: %s must be %s, got %s%s%s", label, item, e.data, got,
+                  pm->hint ? "; " : "", pm->hint ? pm->hint : "");
+  else
+    pc_load_error(c, n, "%s: expected %s, got %s%s%s", label, e.data, got, pm->hint ? "; " : "",
+                  pm->hint ? pm->hint : "");
   pc_buf_free(&e);
   return -1;
 }
@@ -133,23 +141,105 @@ static bool in_range(const struct pc_param *pm, double v)
   return !(pm->max > pm->min) || (v >= pm->min && v <= pm->max);
 }
 
-/* One value against one param. `t` is its template, NULL when the action
- * reads no ${{ }} in it. */
-static int check_value(struct pc_load_ctx *c, const char *key, const struct pc_param *pm,
-                       const struct pc_node *n, const struct pc_tmpl *t)
+/* Whether the node is of the param's kind (a map, a list, a scalar): a
+ * union's (pm->alt) type is tried when the first's kind does not fit. */
+static bool kind_fits(const struct pc_param *pm, const struct pc_node *n)
 {
-  char label[128];
-  pc_param_label(key, pm, label, sizeof label);
+  switch (pm->type) {
+  case PC_PARAM_ANY:
+    return true;
+  case PC_PARAM_MAP:
+  case PC_PARAM_ENV:
+    return n->kind == PC_NODE_MAP;
+  case PC_PARAM_LIST:
+  case PC_PARAM_ARGV:
+    return n->kind == PC_NODE_SEQ;
+  case PC_PARAM_EXPRS:
+    return n->kind != PC_NODE_MAP;
+  default:
+    return n->kind == PC_NODE_SCALAR;
+  }
+}
+
+static int check_node(struct pc_load_ctx *c, const char *label, const char *item,
+                      const struct pc_param *pm, const struct pc_node *n,
+                      const struct pc_tmpl *t);
+
+/* A map's keys and values against `sub` (PC_PARAM_MAP). */
+static int check_sub_map(struct pc_load_ctx *c, const char *label, const struct pc_params *sub,
+                         const struct pc_node *n, const struct pc_tmpl *t)
+{
+  int bad = 0;
+  if (sub->nkeys == 0) { /* any names, each value sub->value */
+    for (size_t i = 0; sub->value && i < n->n; i++) {
+      char *named = sub->item_labels ? pc_asprintf("%s.%s", label, n->keys[i]->str)
+                                     : pc_asprintf("the value of %s", n->keys[i]->str);
+      bad |= sub->item_labels
+                 ? check_node(c, named, NULL, sub->value, n->items[i], pc_tmpl_at(t, i))
+                 : check_node(c, label, named, sub->value, n->items[i], pc_tmpl_at(t, i));
+      free(named);
+    }
+    return bad;
+  }
+  struct pc_buf names;
+  pc_buf_init(&names, 1024);
+  pc_params_key_list(sub, &names);
+  if (sub->one_key && n->n == 0) {
+    pc_load_error(c, n, "%s: expected a map with one of %s", label, names.data);
+    pc_buf_free(&names);
+    return -1;
+  }
+  if (sub->one_key && n->n > 1) {
+    pc_load_error(c, n->keys[1], "%s: `%s` and `%s` both given; %s", label, n->keys[0]->str,
+                  n->keys[1]->str, sub->one_why ? sub->one_why : "give one");
+    pc_buf_free(&names);
+    return -1;
+  }
+  for (size_t i = 0; i < n->n; i++)
+    if (!pc_params_find(sub, n->keys[i]->str)) {
+      pc_load_error(c, n->keys[i], "%s: unknown %s \"%s\" (expected %s)", label,
+                    sub->key_noun ? sub->key_noun : "key", n->keys[i]->str, names.data);
+      bad = -1;
+    }
+  pc_buf_free(&names);
+  for (size_t i = 0; i < sub->nkeys; i++) {
+    const struct pc_param *pm = &sub->keys[i];
+    const struct pc_node *v = pc_node_get(n, pm->name);
+    char sl[160];
+    pc_param_label(label, pm, sl, sizeof sl);
+    if (v)
+      bad |= check_node(c, sl, NULL, pm, v, pc_tmpl_get(t, pm->name));
+    else if (pm->required && !bad) {
+      pc_load_error(c, n, "%s: `%s` is missing", label, pm->name);
+      bad = -1;
+    }
+  }
+  return bad;
+}
+
+/* One value against one param: `label` names it in messages (with
+ * `item`, when it is an item of a map or a list). `t` is its template,
+ * NULL when the action reads no ${{ }} in it. */
+static int check_node(struct pc_load_ctx *c, const char *label, const char *item,
+                      const struct pc_param *pm, const struct pc_node *n,
+                      const struct pc_tmpl *t)
+{
   bool computed = false;
   if (t && t->has_expr) {
     if (pm->static_only) {
-      pc_load_error(c, n, "%s: must be written out, not computed with ${{ }} (it is read when the "
-                    "file loads)", label);
+      if (pm->static_why)
+        pc_load_error(c, n, "%s: %s", label, pm->static_why);
+      else
+        pc_load_error(c, n, "%s: must be written out, not computed with ${{ }} (it is read "
+                      "when the file loads)", label);
       return -1;
     }
     /* One ${{ }} can be anything; text with a ${{ }} in it is text. */
     computed = t->kind == PC_T_EXPR || (n->kind == PC_NODE_SCALAR && pc_param_is_scalar(pm->type));
   }
+  const struct pc_param *msg = pm; /* a union's messages are its first type's */
+  if (!computed && pm->alt && !kind_fits(pm, n) && kind_fits(pm->alt, n))
+    pm = pm->alt;
   if (!computed && !(pm->nullable && n->kind == PC_NODE_SCALAR &&
                      pc_node_scalar_type(n) == PC_SCALAR_NULL)) {
     enum pc_scalar_type st = n->kind == PC_NODE_SCALAR ? pc_node_scalar_type(n) : PC_SCALAR_NULL;
@@ -163,34 +253,39 @@ static int check_value(struct pc_load_ctx *c, const char *key, const struct pc_p
       for (size_t j = 0; ok && n->kind == PC_NODE_SEQ && j < n->n; j++)
         ok = is_text(n->items[j]);
       if (!ok)
-        return wrong(c, label, pm, n);
+        return wrong(c, label, item, msg, n);
       break;
     }
     case PC_PARAM_TEXT:
       if (!is_text(n))
-        return wrong(c, label, pm, n);
+        return wrong(c, label, item, msg, n);
       break;
     case PC_PARAM_NAME:
     case PC_PARAM_CODE:
       if (n->kind != PC_NODE_SCALAR || st != PC_SCALAR_STR || n->len == 0)
-        return wrong(c, label, pm, n);
+        return wrong(c, label, item, msg, n);
       break;
     case PC_PARAM_INT:
       if (n->kind != PC_NODE_SCALAR || st != PC_SCALAR_INT || !pc__parse_int(n, &i) ||
           !in_range(pm, (double)i))
-        return wrong(c, label, pm, n);
+        return wrong(c, label, item, msg, n);
       break;
     case PC_PARAM_NUMBER:
       if (!node_number(n, &d) || !in_range(pm, d))
-        return wrong(c, label, pm, n);
+        return wrong(c, label, item, msg, n);
       break;
     case PC_PARAM_BOOL:
       if (n->kind != PC_NODE_SCALAR || st != PC_SCALAR_BOOL)
-        return wrong(c, label, pm, n);
+        return wrong(c, label, item, msg, n);
       break;
     case PC_PARAM_DURATION:
       if (n->kind != PC_NODE_SCALAR)
-        return wrong(c, label, pm, n);
+        return wrong(c, label, item, msg, n);
+      if (msg->got == PC_GOT_TEXT) { /* the param's own wording (http's) */
+        if (pc_parse_duration(n->str, &d) != 0)
+          return wrong(c, label, item, msg, n);
+        break;
+      }
       /* The loader's own duration message; a whole value's names no key. */
       if (pc__load_duration(c, pm->name ? label : NULL, n, &d) != 0)
         return -1;
@@ -200,17 +295,37 @@ static int check_value(struct pc_load_ctx *c, const char *key, const struct pc_p
       for (const char *const *a = pm->allowed; n->kind == PC_NODE_SCALAR && a && *a; a++)
         ok = ok || (strlen(*a) == n->len && memcmp(*a, n->str, n->len) == 0);
       if (!ok)
-        return wrong(c, label, pm, n);
+        return wrong(c, label, item, msg, n);
       break;
     }
     case PC_PARAM_ARGV:
       if (n->kind != PC_NODE_SEQ)
-        return wrong(c, label, pm, n);
+        return wrong(c, label, item, msg, n);
       return check_argv(c, label, n);
     case PC_PARAM_ENV:
       if (n->kind != PC_NODE_MAP)
-        return wrong(c, label, pm, n);
+        return wrong(c, label, item, msg, n);
       return check_env(c, label, n);
+    case PC_PARAM_MAP:
+      if (n->kind != PC_NODE_MAP)
+        return wrong(c, label, item, msg, n);
+      return pm->sub ? check_sub_map(c, label, pm->sub, n, t) : 0;
+    case PC_PARAM_LIST: {
+      if (n->kind != PC_NODE_SEQ)
+        return wrong(c, label, item, msg, n);
+      int bad = 0;
+      /* A union's list (query's "text or a list of texts"): an item of
+       * the wrong kind is the whole value's fault, in the union's words. */
+      for (size_t j = 0; msg != pm && pm->sub && pm->sub->value && j < n->n; j++)
+        if (!kind_fits(pm->sub->value, n->items[j]))
+          return wrong(c, label, item, msg, n);
+      for (size_t j = 0; pm->sub && pm->sub->value && j < n->n; j++) {
+        char entry[32];
+        snprintf(entry, sizeof entry, "entry %zu", j + 1);
+        bad |= check_node(c, label, entry, pm->sub->value, n->items[j], pc_tmpl_at(t, j));
+      }
+      return bad;
+    }
     }
   }
   if (pm->nul_kind && n->kind == PC_NODE_SCALAR) {
@@ -219,6 +334,15 @@ static int check_value(struct pc_load_ctx *c, const char *key, const struct pc_p
     return pc_load_no_nul(c, n, what, pm->nul_kind);
   }
   return 0;
+}
+
+/* One value of the action `key` against one param. */
+static int check_value(struct pc_load_ctx *c, const char *key, const struct pc_param *pm,
+                       const struct pc_node *n, const struct pc_tmpl *t)
+{
+  char label[128];
+  pc_param_label(key, pm, label, sizeof label);
+  return check_node(c, label, NULL, pm, n, t);
 }
 
 /* The map form: its keys, the required ones, each value. */
@@ -234,7 +358,7 @@ static int check_map(struct pc_load_ctx *c, const char *key, const struct pc_par
     const struct pc_param *pm = &p->keys[i];
     const struct pc_node *n = pc_node_get(v, pm->name);
     if (n) {
-      bad |= check_value(c, key, pm, n, t ? pc_tmpl_get(t, pm->name) : NULL);
+      bad |= check_value(c, p->prefix ? p->prefix : key, pm, n, t ? pc_tmpl_get(t, pm->name) : NULL);
       continue;
     }
     if (!pm->required)

@@ -128,6 +128,96 @@ static void put_num(yajl_gen g, const char *key, double v)
 
 static const char *const text_types[] = {"string", "number", "boolean", NULL};
 
+static void put_param(yajl_gen g, const struct pc_param *pm, const char *description);
+
+/* "type": T, or with from_text [T, "string"] (a computed string holding
+ * the value's text is taken). */
+static void put_type(yajl_gen g, const struct pc_param *pm, const char *type)
+{
+  put_str(g, "type");
+  if (!pm->from_text) {
+    put_str(g, type);
+    return;
+  }
+  yajl_gen_array_open(g);
+  put_str(g, type);
+  put_str(g, "string");
+  yajl_gen_array_close(g);
+}
+
+/* An enum's values; with from_text, those that read as a number also as
+ * that number (`http_version: 1.1` is written unquoted), each once. */
+static void put_enum(yajl_gen g, const struct pc_param *pm)
+{
+  if (pm->from_text) {
+    static const char *const types[] = {"string", "number", NULL};
+    put_types(g, false, types);
+  }
+  put_str(g, "enum");
+  yajl_gen_array_open(g);
+  for (const char *const *a = pm->allowed; a && *a; a++)
+    put_str(g, *a);
+  for (const char *const *a = pm->allowed; pm->from_text && a && *a; a++) {
+    char *end;
+    double v = strtod(*a, &end);
+    bool seen = false;
+    for (const char *const *b = pm->allowed; b != a; b++) {
+      char *bend;
+      double w = strtod(*b, &bend);
+      seen = seen || (bend != *b && *bend == '\0' && w == v);
+    }
+    if (end != *a && *end == '\0' && !seen) {
+      char num[32];
+      int len = snprintf(num, sizeof num, "%.17g", v);
+      yajl_gen_number(g, num, (size_t)len);
+    }
+  }
+  yajl_gen_array_close(g);
+}
+
+/* A map's members: its keys (none other, the required ones, exactly one
+ * of them with one_key), or any names with a value of sub->value. */
+static void put_map_members(yajl_gen g, const struct pc_params *sub)
+{
+  put_str(g, "type");
+  put_str(g, "object");
+  if (!sub)
+    return;
+  if (sub->nkeys == 0) {
+    if (sub->value) {
+      put_str(g, "additionalProperties");
+      put_param(g, sub->value, NULL);
+    }
+    return;
+  }
+  put_str(g, "additionalProperties");
+  yajl_gen_bool(g, 0);
+  if (sub->one_key) {
+    put_str(g, "minProperties");
+    yajl_gen_integer(g, 1);
+    put_str(g, "maxProperties");
+    yajl_gen_integer(g, 1);
+  }
+  size_t nreq = 0;
+  for (size_t i = 0; i < sub->nkeys; i++)
+    nreq += sub->keys[i].required;
+  if (nreq) {
+    put_str(g, "required");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < sub->nkeys; i++)
+      if (sub->keys[i].required)
+        put_str(g, sub->keys[i].name);
+    yajl_gen_array_close(g);
+  }
+  put_str(g, "properties");
+  yajl_gen_map_open(g);
+  for (size_t i = 0; i < sub->nkeys; i++) {
+    put_str(g, sub->keys[i].name);
+    put_param(g, &sub->keys[i], NULL);
+  }
+  yajl_gen_map_close(g);
+}
+
 /* The members of one type's schema (inside an open map). */
 static void put_type_members(yajl_gen g, const struct pc_param *pm)
 {
@@ -146,27 +236,21 @@ static void put_type_members(yajl_gen g, const struct pc_param *pm)
     break;
   case PC_PARAM_INT:
   case PC_PARAM_NUMBER:
-    put_str(g, "type");
-    put_str(g, pm->type == PC_PARAM_INT ? "integer" : "number");
+    put_type(g, pm, pm->type == PC_PARAM_INT ? "integer" : "number");
     if (pm->max > pm->min) {
       put_num(g, "minimum", pm->min);
       put_num(g, "maximum", pm->max);
     }
     break;
   case PC_PARAM_BOOL:
-    put_str(g, "type");
-    put_str(g, "boolean");
+    put_type(g, pm, "boolean");
     break;
   case PC_PARAM_DURATION:
     put_str(g, "$ref");
     put_str(g, "#/definitions/duration");
     break;
   case PC_PARAM_ENUM:
-    put_str(g, "enum");
-    yajl_gen_array_open(g);
-    for (const char *const *a = pm->allowed; a && *a; a++)
-      put_str(g, *a);
-    yajl_gen_array_close(g);
+    put_enum(g, pm);
     break;
   case PC_PARAM_ARGV:
     put_str(g, "type");
@@ -195,24 +279,42 @@ static void put_type_members(yajl_gen g, const struct pc_param *pm)
     put_str(g, "$ref");
     put_str(g, "#/definitions/expressions");
     break;
+  case PC_PARAM_MAP:
+    put_map_members(g, pm->sub);
+    break;
+  case PC_PARAM_LIST:
+    put_str(g, "type");
+    put_str(g, "array");
+    if (pm->sub && pm->sub->value) {
+      put_str(g, "items");
+      put_param(g, pm->sub->value, NULL);
+    }
+    break;
   }
+}
+
+/* Whether the type's schema takes a string that could hold a ${{ }}. */
+static bool takes_string(const struct pc_param *pm)
+{
+  return pm->type == PC_PARAM_ANY || pm->type == PC_PARAM_TEXT || pm->type == PC_PARAM_NAME ||
+         pm->type == PC_PARAM_CODE || pm->type == PC_PARAM_EXPRS ||
+         (pm->from_text && pm->type != PC_PARAM_ENUM); /* an enum's strings are its own */
 }
 
 /* One param's schema: its type's, or (when a ${{ }} may compute it and
  * the type takes no string that could hold one) that or exactly one
- * ${{ }}; with its description (`description`, when not NULL, instead). */
+ * ${{ }}; a union's (pm->alt) its two types'; with its description
+ * (`description`, when not NULL, instead). */
 static void put_param(yajl_gen g, const struct pc_param *pm, const char *description)
 {
-  bool any_string = pm->type == PC_PARAM_ANY || pm->type == PC_PARAM_TEXT ||
-                    pm->type == PC_PARAM_NAME || pm->type == PC_PARAM_CODE ||
-                    pm->type == PC_PARAM_EXPRS;
+  bool expr = !pm->static_only && !takes_string(pm) && !(pm->alt && takes_string(pm->alt));
   const char *d = description ? description : pm->description;
   yajl_gen_map_open(g);
   if (d) {
     put_str(g, "description");
     put_str(g, d);
   }
-  if (pm->static_only || any_string) {
+  if (!expr && !pm->alt) {
     put_type_members(g, pm);
   } else {
     put_str(g, "oneOf");
@@ -220,14 +322,21 @@ static void put_param(yajl_gen g, const struct pc_param *pm, const char *descrip
     yajl_gen_map_open(g);
     put_type_members(g, pm);
     yajl_gen_map_close(g);
-    put_ref(g, "single_expression");
+    if (pm->alt) {
+      yajl_gen_map_open(g);
+      put_type_members(g, pm->alt);
+      yajl_gen_map_close(g);
+    }
+    if (expr)
+      put_ref(g, "single_expression");
     yajl_gen_array_close(g);
   }
   yajl_gen_map_close(g);
 }
 
-/* The map form: its keys, none other, the required ones; with a
- * description when `description` is not NULL. */
+/* The map form: its keys, none other, the required ones, and exactly one
+ * of `one_of` when the table has it; with a description when
+ * `description` is not NULL. */
 static void put_map_form(yajl_gen g, const struct pc_params *p, const char *description)
 {
   yajl_gen_map_open(g);
@@ -235,28 +344,20 @@ static void put_map_form(yajl_gen g, const struct pc_params *p, const char *desc
     put_str(g, "description");
     put_str(g, description);
   }
-  put_str(g, "type");
-  put_str(g, "object");
-  put_str(g, "additionalProperties");
-  yajl_gen_bool(g, 0);
-  size_t nreq = 0;
-  for (size_t i = 0; i < p->nkeys; i++)
-    nreq += p->keys[i].required;
-  if (nreq) {
-    put_str(g, "required");
+  put_map_members(g, p);
+  if (p->one_of) {
+    put_str(g, "oneOf");
     yajl_gen_array_open(g);
-    for (size_t i = 0; i < p->nkeys; i++)
-      if (p->keys[i].required)
-        put_str(g, p->keys[i].name);
+    for (const char *const *k = p->one_of; *k; k++) {
+      yajl_gen_map_open(g);
+      put_str(g, "required");
+      yajl_gen_array_open(g);
+      put_str(g, *k);
+      yajl_gen_array_close(g);
+      yajl_gen_map_close(g);
+    }
     yajl_gen_array_close(g);
   }
-  put_str(g, "properties");
-  yajl_gen_map_open(g);
-  for (size_t i = 0; i < p->nkeys; i++) {
-    put_str(g, p->keys[i].name);
-    put_param(g, &p->keys[i], NULL);
-  }
-  yajl_gen_map_close(g);
   yajl_gen_map_close(g);
 }
 

@@ -82,12 +82,21 @@ enum pc_param_type {
   PC_PARAM_ARGV,     /* a list of text, at least one item */
   PC_PARAM_ENV,      /* a map of NAME (no "=") to text */
   PC_PARAM_EXPRS,    /* one bare expression or a list of them (assert) */
+  /* A map (http's headers, auth, multipart): with `sub` keys, those keys
+   * (none other; `sub` says which are required, and whether exactly one
+   * is given); with a `sub` value, any names, each value that. */
+  PC_PARAM_MAP,
+  PC_PARAM_LIST, /* a list, each item `sub`'s value (http's connect_to) */
 };
 
 /* How a wrong-type message shows the value: its text ("\"many\"", or "a
  * list" for a collection), its kind ("a string", "a list"), or its kind
  * without an article (the `lua` action's older wording). */
-enum pc_param_got { PC_GOT_VALUE, PC_GOT_KIND, PC_GOT_BARE_KIND };
+enum pc_param_got { PC_GOT_VALUE, PC_GOT_KIND, PC_GOT_BARE_KIND, PC_GOT_TEXT };
+/* PC_GOT_TEXT: a scalar's text as written, unquoted ("got soon", "got
+ * 500"), anything else its kind without an article (http's wording). */
+
+struct pc_params;
 
 struct pc_param {
   const char *name;            /* the key in the map form; NULL for the whole value */
@@ -111,6 +120,19 @@ struct pc_param {
    * names "LABEL[: NOUN]" and says which kind of text cannot hold it. */
   const char *nul_kind;
   const char *noun;
+  /* PC_PARAM_MAP, _LIST: their keys or items (above). */
+  const struct pc_params *sub;
+  /* A second type the value may take instead (http's cookies: true, false
+   * or a map): tried when the value is not of the first type's kind; the
+   * messages are the first's. */
+  const struct pc_param *alt;
+  /* A computed string holding the value's text is taken (what ${{ }}
+   * inside text makes: "true", "1.1", "10"), and the schema takes a
+   * string too (http's booleans, numbers and versions). */
+  bool from_text;
+  /* With static_only: the message when it is computed anyway, after
+   * "LABEL: " (else the generic one). */
+  const char *static_why;
 };
 
 struct pc_params {
@@ -122,6 +144,21 @@ struct pc_params {
    * value that is a map takes this form when there are keys. */
   const struct pc_param *keys;
   size_t nkeys;
+  /* The messages' KEY when it is not the action's key (defaults.http's
+   * keys are named http.NAME), or NULL. */
+  const char *prefix;
+  /* As a `sub` of a map: exactly one of the keys is given (http's auth),
+   * and what a key is called in its messages ("kind"; else "key"). */
+  bool one_key;
+  const char *one_why; /* with one_key: why one ("a request authenticates one way") */
+  const char *key_noun;
+  /* As a `sub` with a value and no keys: an item is named LABEL.NAME in
+   * messages (http's multipart.PART), not "LABEL: the value of NAME". */
+  bool item_labels;
+  /* For the schema only: exactly one of these keys is given (http's URL:
+   * `url` or a shorthand), NULL-terminated; the action's own load checks
+   * it, with its own messages. */
+  const char *const *one_of;
 };
 
 /* Load time: checks `v`, the value of the step's action `key`, against
@@ -146,7 +183,8 @@ static inline const struct pc_param *pc_params_find(const struct pc_params *p, c
  * is computed). */
 static inline bool pc_param_is_scalar(enum pc_param_type t)
 {
-  return t != PC_PARAM_ANY && t != PC_PARAM_ARGV && t != PC_PARAM_ENV && t != PC_PARAM_EXPRS;
+  return t != PC_PARAM_ANY && t != PC_PARAM_ARGV && t != PC_PARAM_ENV && t != PC_PARAM_EXPRS &&
+         t != PC_PARAM_MAP && t != PC_PARAM_LIST;
 }
 
 struct pc_action_ops {
