@@ -99,20 +99,14 @@ static void opt_duration(lua_State *L, int tbl, const char *key, double *ms)
  * number written so). */
 static void opt_version(lua_State *L, int tbl, enum pc_http_version *out)
 {
-  pc_http__rawfield(L, tbl, "http_version"); /* value */
-  if (!pc_http__is_null(L, -1)) {
-    char num[32];
-    const char *v = num;
-    if (lua_type(L, -1) == LUA_TNUMBER)
-      snprintf(num, sizeof num, "%.1f", lua_tonumber(L, -1));
-    else
-      v = lua_tostring(L, -1);
+  char num[32];
+  const char *v = pc_http__version_field(L, tbl, "http_version", num);
+  if (v) {
     *out = strcmp(v, "1.0") == 0   ? PC_HTTP_VERSION_1_0
            : strcmp(v, "1.1") == 0 ? PC_HTTP_VERSION_1_1
            : strcmp(v, "auto") == 0 ? PC_HTTP_VERSION_AUTO
                                     : PC_HTTP_VERSION_2;
   }
-  lua_pop(L, 1);
 }
 
 /* (curl_easy_escape ignores its handle: none is needed.) */

@@ -46,6 +46,20 @@ bool pc_http__is_null(lua_State *L, int idx)
                                lua_touserdata(L, idx) == NULL);
 }
 
+const char *pc_http__version_field(lua_State *L, int tbl, const char *key, char buf[32])
+{
+  const char *v = NULL;
+  pc_http__rawfield(L, tbl, key);
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    snprintf(buf, 32, "%.1f", lua_tonumber(L, -1));
+    v = buf;
+  } else if (!pc_http__is_null(L, -1)) {
+    v = lua_tostring(L, -1); /* kept alive by the options table */
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
 /* The text of a string at idx (borrowed: see the opening comment), or of a
  * number or a boolean (made, and kept in mem); NULL for anything else. */
 const char *pc_http__scalar_text(struct pc_lua *h, int idx, size_t *len,
@@ -431,14 +445,9 @@ static int read_routes(struct pc_lua *h, int tbl, struct pc_http_spec *sp,
  * it: one of those, or a number written so). */
 static void opt_tls_version(lua_State *L, int tbl, long *out)
 {
-  pc_http__rawfield(L, tbl, "tls_version");
-  if (!pc_http__is_null(L, -1)) {
-    char num[32];
-    const char *v = num;
-    if (lua_type(L, -1) == LUA_TNUMBER)
-      snprintf(num, sizeof num, "%.1f", lua_tonumber(L, -1));
-    else
-      v = lua_tostring(L, -1);
+  char num[32];
+  const char *v = pc_http__version_field(L, tbl, "tls_version", num);
+  if (v) {
     static const char *const names[] = {"1.0", "1.1", "1.2", "1.3"};
     static const long values[] = {CURL_SSLVERSION_TLSv1_0, CURL_SSLVERSION_TLSv1_1,
                                   CURL_SSLVERSION_TLSv1_2, CURL_SSLVERSION_TLSv1_3};
@@ -446,7 +455,6 @@ static void opt_tls_version(lua_State *L, int tbl, long *out)
       if (strcmp(v, names[i]) == 0)
         *out = values[i];
   }
-  lua_pop(L, 1);
 }
 
 /* TLS and routing: cert, key, key_password, tls_version, proxy, resolve,

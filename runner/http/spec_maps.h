@@ -35,6 +35,11 @@ struct pc_http_spec_mem {
 int pc_http__rawfield(lua_State *L, int tbl, const char *k);
 /* nil, or the JSON null (a NULL light userdata). */
 bool pc_http__is_null(lua_State *L, int idx);
+/* A version option (`http_version`, `tls_version`), which the parameter
+ * table checked is one of its texts or a number written so: its text in
+ * buf (or borrowed from the string), NULL when absent or null. Pushes
+ * nothing. */
+const char *pc_http__version_field(lua_State *L, int tbl, const char *key, char buf[32]);
 /* The text of a string (borrowed), a number or a boolean (made, kept in
  * mem); NULL for anything else. */
 const char *pc_http__scalar_text(struct pc_lua *h, int idx, size_t *len,
