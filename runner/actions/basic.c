@@ -76,8 +76,8 @@ static void sleep_start(struct pc_attempt *a)
    * string without a NUL byte that parses) is what the table accepts, so
    * the table's check, which parses it too, runs only to word the error
    * of one that is not. Checking first doubled the cost of a sleep
-   * (docs/BENCHMARKS.md, "The redesign (issue 13)": w4, +1 170
-   * instructions a sleep, ~840 of them the second parse and the check). */
+   * (docs/BENCHMARKS.md, "The redesign (issue 13)": w4, +1 120
+   * instructions a sleep, ~810 of them the check and the second parse). */
   double ms = 0;
   bool ok;
   if (lua_type(L, -1) == LUA_TSTRING) {
