@@ -45,6 +45,7 @@ including on SIGINT/SIGTERM.
 """
 import argparse
 import collections
+import copy
 import datetime
 import json
 import math
@@ -502,6 +503,21 @@ def build_workloads(a, srv, tmp):
                    Tool("python3 -c asyncio", [py, "-c", "import asyncio; asyncio.run(asyncio.sleep(0))"]),
                ], "timeout": 60, "startup": True})
     wl.extend(build_workloads_16(a, srv, tmp))
+    if a.baseline:
+        # The binary before a change, as a tool of its own beside each
+        # pacer variant: "pacer@base", "pacer@base, expect.that", ... It
+        # runs in the same rounds, so the ratio of the two is taken under
+        # the same load (and w13's callgrind pass counts it too).
+        base_bin = os.path.abspath(a.baseline)
+        for w in wl:
+            extra = []
+            for t in w["tools"]:
+                if t.name.startswith("pacer") and t.argv[0] == pacer:
+                    b = copy.copy(t)
+                    b.name = "pacer@base" + t.name[len("pacer"):]
+                    b.argv = [base_bin, *t.argv[1:]]
+                    extra.append(b)
+            w["tools"].extend(extra)
     if a.only:
         wl = [w for w in wl if w["id"] in a.only]
     if a.tool:
@@ -1184,6 +1200,7 @@ def network_info():
 
 def versions(a):
     v = {"pacer": cmd_output([a.pacer, "version"]).replace("\n", ", "),
+         **({"pacer@base": cmd_output([a.baseline, "version"]).replace("\n", ", ")} if a.baseline else {}),
          "curl": cmd_output(["curl", "--version"]).splitlines()[0],
          "nginx": cmd_output([nginx_binary(), "-v"]),
          "python": cmd_output([a.python, "--version"]),
@@ -1394,6 +1411,9 @@ def write_doc(path, body, markers=(BEGIN, END)):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--pacer", required=True, help="the pacer binary to measure")
+    ap.add_argument("--baseline", metavar="PACER",
+                    help="also run this pacer binary (e.g. the commit before a change) as pacer@base "
+                         "beside each pacer tool, in the same alternating rounds")
     ap.add_argument("--python", default="/usr/bin/python3",
                     help="the Python with aiohttp (default: Debian's /usr/bin/python3)")
     ap.add_argument("--smoke", action="store_true", help="tiny correctness-only run (CI)")

@@ -72,15 +72,28 @@ static void sleep_start(struct pc_attempt *a)
 {
   lua_State *L = pc_lua_state(pc_run_lua(a->run));
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->params_ref); /* value */
-  char *m = pc_params_check(L, -1, "sleep", &sleep_params);
-  if (m) {
+  /* The duration is parsed once: a value that is one (a number, or a
+   * string without a NUL byte that parses) is what the table accepts, so
+   * the table's check, which parses it too, runs only to word the error
+   * of one that is not. Checking first doubled the cost of a sleep
+   * (docs/BENCHMARKS.md, "The redesign (issue 13)": w4, +1 120
+   * instructions a sleep, ~810 of them the check and the second parse). */
+  double ms = 0;
+  bool ok;
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, -1, &len);
+    ok = strlen(s) == len && pc_parse_duration(s, &ms) == 0; /* a NUL byte: not one */
+  } else {
+    ok = pc_lua_duration(L, -1, &ms) == 0;
+  }
+  if (!ok) {
+    char *m = pc_params_check(L, -1, "sleep", &sleep_params);
     lua_pop(L, 1);
-    pc_attempt_done(a, PC_FAIL_ERROR, m);
+    pc_attempt_done(a, PC_FAIL_ERROR, m ? m : "sleep: invalid duration");
     free(m);
     return;
   }
-  double ms = 0;
-  pc_lua_duration(L, -1, &ms);
   lua_pop(L, 1);
   sleep_add(a, ms);
 }

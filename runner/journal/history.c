@@ -33,10 +33,22 @@
 
 /* WAL with synchronous=NORMAL and no checkpoint on close: appending a row
  * costs no fsync (a run of 10 ms must not wait for the disk at its end,
- * however loaded the machine); SQLite checkpoints every 1 000 pages. A
- * power loss may lose the last rows, never corrupt the file. Making the
- * file (the first run) is not synced at all: an empty history lost to a
- * power cut is made again. */
+ * however loaded the machine). A power loss may lose the last rows, never
+ * corrupt the file. Making the file (the first run) is not synced at all:
+ * an empty history lost to a power cut is made again.
+ *
+ * The WAL is truncated by the run whose row takes it past WAL_MAX_FRAMES
+ * (~2 frames a run, so one run in ~64 pays a checkpoint's fsyncs). SQLite's
+ * own automatic checkpoint cannot keep it short here: each run is the only
+ * connection, so opening the file rebuilds the WAL index from the WAL
+ * (reading all of it), which also forgets what the last checkpoint copied,
+ * and a WAL is only started again from its beginning once everything in it
+ * is known to be copied. Left to itself it grew by ~9 KB a run, forever,
+ * and every run read all of it: 9 M instructions at the end of a run with
+ * a 10 MB WAL, against 0.6 M for a short one (docs/BENCHMARKS.md, "The
+ * redesign (issue 13)"). The checkpoint does not wait: with another
+ * connection busy it is left to a later run. */
+#define WAL_MAX_FRAMES 128
 static const char schema_sql[] =
     "PRAGMA synchronous=OFF; PRAGMA journal_mode=WAL;"
     "CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY, workflow TEXT NOT NULL, "
@@ -104,12 +116,23 @@ static sqlite3 *open_db(const char *path, bool create, char **err)
   return db;
 }
 
+/* sqlite3_wal_hook: the number of frames in the WAL after a commit. */
+static int note_wal_frames(void *frames, sqlite3 *db, const char *name, int n)
+{
+  (void)db;
+  (void)name;
+  *(int *)frames = n;
+  return SQLITE_OK;
+}
+
 int pc_history_append(const char *path, const struct pc_history_run *r, char **err)
 {
   *err = NULL;
   sqlite3 *db = open_db(path, true, err);
   if (!db)
     return -1;
+  int frames = 0; /* (the hook replaces SQLite's automatic checkpoint) */
+  sqlite3_wal_hook(db, note_wal_frames, &frames);
   sqlite3_stmt *s = NULL;
   int rc = -1;
   if (sqlite3_prepare_v2(db,
@@ -129,6 +152,10 @@ int pc_history_append(const char *path, const struct pc_history_run *r, char **e
   if (rc != 0)
     *err = pc_asprintf("%s: %s", path, sqlite3_errmsg(db));
   sqlite3_finalize(s);
+  if (rc == 0 && frames >= WAL_MAX_FRAMES) {
+    sqlite3_busy_timeout(db, 0); /* busy: a later run does it */
+    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+  }
   sqlite3_close(db);
   return rc;
 }
