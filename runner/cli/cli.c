@@ -628,6 +628,15 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     lo.color = false;
   pc_log_init(&lo);
   o.progress = pc_progress_wanted(progress);
+  if (o.progress && nfiles > 1 && jobs > 1 && !dry) {
+    /* The display draws one run's bars in the last lines of the terminal;
+     * files running at once would draw over each other. Say so once
+     * rather than drop a display that was asked for in silence. */
+    pc_log(PC_LOG_WARN, NULL, "--progress: no live display with --jobs %d: files running at "
+                              "once would draw over each other's lines (--jobs 1 shows each "
+                              "file's in turn)", jobs);
+    o.progress = false;
+  }
   o.vars = vars;
   o.reports = reports;
 
