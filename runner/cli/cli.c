@@ -599,6 +599,16 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     fprintf(stderr, "pacer run: --resume needs --journal PATH (the journal to resume from)\n");
     goto out;
   }
+  if (rerun_report && pc_cli_report_is_runs(rerun_report)) {
+    /* Such a report comes from a run of several files, which keeps no
+     * journal (--journal takes one file): the steps not rerun would have
+     * no results to read. */
+    fprintf(stderr, "pacer run: --rerun-failed %s: a report of several workflow files; a rerun "
+                    "takes the JSON report of one file's run, written with its journal (pacer "
+                    "run FILE --journal J --report json:R, then pacer run FILE --journal J "
+                    "--rerun-failed R); nothing was run\n", rerun_report);
+    goto out;
+  }
   if (rerun_report && !journal_path) {
     /* The steps not rerun need their results for the ones that are (a
      * login's token): only the reported run's journal has them. */
