@@ -673,6 +673,8 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     goto out;
   if (nfiles > 1 && pc_cli_check_runs_reports(reports, o.nreports, wfs, nfiles) != 0)
     goto out;
+  if (nfiles > 1 && !dry)
+    pc_cli_warn_shared_limits(wfs, nfiles);
   if (lock_path && !dry && (lock_fd = pc_cli_take_lock(lock_path)) < 0) {
     code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
     goto out;
