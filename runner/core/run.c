@@ -77,6 +77,7 @@ struct driver {
 
 struct group;
 static void group_run_over(struct driver *d);
+static void group_watch_deadline(struct group *g);
 static void run_finished(struct driver *d);
 
 void pc_run_opts_init(struct pc_run_opts *o)
@@ -132,8 +133,10 @@ static void run_finished(struct driver *d)
 {
   d->finished = true;
   close_run_handles(d);
-  if (d->group)
+  if (d->group) {
+    group_watch_deadline(d->group);
     uv_timer_start(&d->over, on_over, 0, 0);
+  }
 }
 
 static void on_subs_over(struct pc_run *run)
@@ -767,6 +770,25 @@ static void group_kill_now(void *data)
   pc__run_states_kill_now(&g->shared);
 }
 
+/* The group's watchdog enforces the earliest deadline among the runs
+ * not over (started, `steps` and `finally` not done), as a run alone's
+ * enforces its own: a loop blocked past it (and the grace) ends the
+ * process with exit 4, whichever file blocks it. Called as runs start
+ * and finish. */
+static void group_watch_deadline(struct group *g)
+{
+  double earliest = -1;
+  for (size_t i = 0; i < g->nfiles; i++) {
+    struct driver *d = g->d[i];
+    if (!d || d->finished || d->run.timeout_ms < 0)
+      continue;
+    double at = d->run.started_mono + d->run.timeout_ms;
+    if (earliest < 0 || at < earliest)
+      earliest = at;
+  }
+  pc_watchdog_set_deadline(g->watchdog, earliest);
+}
+
 /* Every run over and none to start: the group's handles no longer keep
  * the loop alive (the signal watchers stay until the reports are
  * written, as a run alone's do). */
@@ -801,6 +823,7 @@ static void group_fill(struct group *g)
     g->running++;
     driver_start(d, &g->loop, &g->shared);
   }
+  group_watch_deadline(g);
   if (g->running == 0 && !g->over)
     group_close(g);
 }
@@ -890,8 +913,8 @@ int pc_run_many(struct pc_run_file *files, size_t n, struct pc_run_many_opts *mo
   if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
     uv_signal_start(&g->sighup, group_on_signal, SIGHUP);
   /* One watchdog for the process (it counts signals process-wide); the
-   * runs' deadlines differ, so it watches for signals only, and each
-   * run's deadline is its timer's and the Lua guard's. */
+   * runs' deadlines differ, so it enforces the earliest of the runs not
+   * over, moved as they start and finish (group_watch_deadline). */
   g->watchdog = pc_watchdog_start(&g->loop, -1, group_kill_now, g);
 
   group_fill(g);
