@@ -78,6 +78,7 @@ struct driver {
 struct group;
 static void group_run_over(struct driver *d);
 static void group_watch_deadline(struct group *g);
+static size_t group_starting(const struct group *g);
 static void run_finished(struct driver *d);
 
 void pc_run_opts_init(struct pc_run_opts *o)
@@ -193,6 +194,7 @@ static void cancel_everything(struct driver *d, enum pc_outcome as, const char *
 static void on_deadline(uv_timer_t *timer)
 {
   struct driver *d = PC_CONTAINER_OF(timer, struct driver, deadline);
+  const char *prev_id = pc_log_push_run_id(d->run_id);
   char dur[32];
   pc_format_duration(d->run.timeout_ms, dur, sizeof dur);
   if (d->group)
@@ -204,6 +206,7 @@ static void on_deadline(uv_timer_t *timer)
   char *msg = pc_asprintf("cancelled: the workflow deadline (%s) was exceeded", dur);
   cancel_everything(d, PC_CANCELLED, msg);
   free(msg);
+  pc_log_pop_run_id(prev_id);
 }
 
 /* What would outlive an immediate exit (child process groups) is stopped;
@@ -227,7 +230,16 @@ static int signal_exit(int signum)
 /* SIGINT, SIGTERM and SIGHUP (a closed terminal, a restarted supervisor)
  * all mean "stop": cancel, run `finally`, write the reports. A second one
  * means "now". */
+static void driver_signal_own(struct driver *d, int signum);
+
 static void driver_signal(struct driver *d, int signum)
+{
+  const char *prev_id = pc_log_push_run_id(d->run_id);
+  driver_signal_own(d, signum);
+  pc_log_pop_run_id(prev_id);
+}
+
+static void driver_signal_own(struct driver *d, int signum)
 {
   const char *name = signal_name(signum);
   d->signal = signum;
@@ -515,8 +527,17 @@ static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
     pc_format_iso8601(run->started_wall, ts, sizeof ts);
     snprintf(d->run_id, sizeof d->run_id, "%.4s%.2s%.2sT%.2s%.2s%.2s-%04x", ts, ts + 5,
              ts + 8, ts + 11, ts + 14, ts + 17, (unsigned)(getpid() & 0xffff));
+    /* The runs of one process (several files) start within the same second:
+     * each gets its file's position too ("-2"), so that no two share one. */
+    if (g) {
+      size_t len = strlen(d->run_id);
+      snprintf(d->run_id + len, sizeof d->run_id - len, "-%zu", group_starting(g));
+    }
   }
   srand((unsigned)(uv_hrtime() ^ (uint64_t)getpid()));
+  /* What is logged while the run is made (vars, TRACEPARENT) is its own:
+   * given back before each return (and before d goes). */
+  const char *prev_id = pc_log_push_run_id(d->run_id);
   const char *why = NULL;
   pc_trace_init(&d->trace, getenv("TRACEPARENT"), &why);
   if (why)
@@ -529,6 +550,7 @@ static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
   d->rep.keep_attempts = pc_export_wants_attempts(d->exp);
   d->rep.wf = wf;
   d->rep.run_id = d->run_id;
+  run->run_id = d->run_id;
   d->rep.start_ms = run->started_wall;
   d->rep.start_mono = run->started_mono;
   d->rep.shard = o->shard;
@@ -539,12 +561,14 @@ static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
   d->rep.cause_rec = PC_NO_RECORD;
 
   if (build_vars(d) != 0) {
+    pc_log_pop_run_id(prev_id);
     pc_export_free(d->exp);
     free(d);
     *code = PC_EXIT_USAGE;
     return NULL;
   }
   if (!(d->outs = open_reports(o->reports, o->nreports))) {
+    pc_log_pop_run_id(prev_id);
     lua_pop(run->L, 1); /* the vars table */
     pc_export_free(d->exp);
     free(d);
@@ -564,6 +588,7 @@ static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
     }
     pc_lua_scope_set(h, d->root_scope, "inputs");
   }
+  pc_log_pop_run_id(prev_id);
   return d;
 }
 
@@ -578,12 +603,14 @@ static void driver_start(struct driver *d, uv_loop_t *loop, struct pc_run_states
   if (d->opts->journal)
     pc_journal_attach(d->opts->journal, run);
   start_handles(d);
-  pc_export_start(d->exp, run->loop, d->run_id); /* the start ping, not waited for */
   if (!d->group)
     pc_log_set_run_id(d->run_id);
+  const char *prev_id = pc_log_push_run_id(d->run_id);
+  pc_export_start(d->exp, run->loop, d->run_id); /* the start ping, not waited for */
   pc_log(PC_LOG_DEBUG, NULL, "run %s of %s (%s)", d->run_id, run->wf->name, run->wf->file);
   d->main = pc__root_start(run, "steps", run->wf->steps, run->wf->nsteps, d->root_scope, -1,
                            on_root_done);
+  pc_log_pop_run_id(prev_id);
 }
 
 /* `steps` and `finally` are over: the journal is told, the statistics are
@@ -735,8 +762,13 @@ struct group {
   int signal; /* first signal received, 0 if none */
   bool over;  /* every started run is over and no more will start */
   bool exporting;
-  char run_id[40]; /* for the log's run_id field: the first run's */
 };
+
+/* The position (1-based) of the file whose run is being made. */
+static size_t group_starting(const struct group *g)
+{
+  return g->next;
+}
 
 int pc_exit_rank(int code)
 {
@@ -815,10 +847,7 @@ static void group_fill(struct group *g)
     if (!d)
       continue;
     d->index = i;
-    if (!g->run_id[0]) {
-      snprintf(g->run_id, sizeof g->run_id, "%s", d->run_id);
-      pc_log_set_run_id(g->run_id);
-    }
+    pc_log_add_run(f->wf->file, d->run_id);
     g->d[i] = d;
     g->running++;
     driver_start(d, &g->loop, &g->shared);
@@ -834,10 +863,12 @@ static void group_run_over(struct driver *d)
 {
   struct group *g = d->group;
   uv_close((uv_handle_t *)&d->over, NULL);
+  const char *prev_id = pc_log_push_run_id(d->run_id);
   driver_steps_over(d);
   d->code = driver_conclude(d);
   g->files[d->index].code = d->code;
   driver_closing(d, d->code);
+  pc_log_pop_run_id(prev_id);
   g->running--;
   group_fill(g);
 }
@@ -956,15 +987,18 @@ int pc_run_many(struct pc_run_file *files, size_t n, struct pc_run_many_opts *mo
   pc_records_free(&shared_stats);
   g->exporting = true;
   for (size_t i = 0; i < n; i++)
-    if (g->d[i])
+    if (g->d[i]) {
+      const char *prev_id = pc_log_push_run_id(g->d[i]->run_id);
       pc_export_end(g->d[i]->exp, &g->d[i]->rep);
+      pc_log_pop_run_id(prev_id);
+    }
   uv_run(&g->loop, UV_RUN_DEFAULT);
   close_signals(&g->sigint, &g->sigterm, &g->sighup);
   uv_run(&g->loop, UV_RUN_DEFAULT);
   err = uv_loop_close(&g->loop);
   assert(err == 0);
   (void)err;
-  pc_log_set_run_id(NULL);
+  pc_log_clear_runs();
   for (size_t i = 0; i < n; i++)
     if (g->d[i])
       driver_free(g->d[i]);
