@@ -78,7 +78,6 @@ struct driver {
 struct group;
 static void group_run_over(struct driver *d);
 static void group_watch_deadline(struct group *g);
-static size_t group_starting(const struct group *g);
 static void run_finished(struct driver *d);
 
 void pc_run_opts_init(struct pc_run_opts *o)
@@ -230,16 +229,7 @@ static int signal_exit(int signum)
 /* SIGINT, SIGTERM and SIGHUP (a closed terminal, a restarted supervisor)
  * all mean "stop": cancel, run `finally`, write the reports. A second one
  * means "now". */
-static void driver_signal_own(struct driver *d, int signum);
-
 static void driver_signal(struct driver *d, int signum)
-{
-  const char *prev_id = pc_log_push_run_id(d->run_id);
-  driver_signal_own(d, signum);
-  pc_log_pop_run_id(prev_id);
-}
-
-static void driver_signal_own(struct driver *d, int signum)
 {
   const char *name = signal_name(signum);
   d->signal = signum;
@@ -506,11 +496,12 @@ static void start_handles(struct driver *d)
     d->progress = pc_progress_start(run->loop, &d->rep);
 }
 
-/* Makes a driver for `wf` and evaluates its vars and inputs: everything
- * before the loop. Returns the driver, or NULL with *code set (the
- * problem printed) and nothing left. */
+/* Makes a driver for `wf` (the pos'th file of group g, from 1; or alone)
+ * and evaluates its vars and inputs: everything before the loop. Returns
+ * the driver, or NULL with *code set (the problem printed) and nothing left. */
 static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
-                                 const struct pc_run_opts *o, struct group *g, int *code)
+                                 const struct pc_run_opts *o, struct group *g, size_t pos,
+                                 int *code)
 {
   struct driver *d = pc_xcalloc(1, sizeof *d);
   struct pc_run *run = &d->run;
@@ -531,7 +522,7 @@ static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
      * each gets its file's position too ("-2"), so that no two share one. */
     if (g) {
       size_t len = strlen(d->run_id);
-      snprintf(d->run_id + len, sizeof d->run_id - len, "-%zu", group_starting(g));
+      snprintf(d->run_id + len, sizeof d->run_id - len, "-%zu", pos);
     }
   }
   srand((unsigned)(uv_hrtime() ^ (uint64_t)getpid()));
@@ -697,7 +688,7 @@ static void driver_free(struct driver *d)
 int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_run_opts *o)
 {
   int code = PC_EXIT_OK;
-  struct driver *d = driver_new(wf, h, o, NULL, &code);
+  struct driver *d = driver_new(wf, h, o, NULL, 0, &code);
   if (!d)
     return code;
   struct pc_run *run = &d->run;
@@ -763,12 +754,6 @@ struct group {
   bool over;  /* every started run is over and no more will start */
   bool exporting;
 };
-
-/* The position (1-based) of the file whose run is being made. */
-static size_t group_starting(const struct group *g)
-{
-  return g->next;
-}
 
 int pc_exit_rank(int code)
 {
@@ -843,7 +828,7 @@ static void group_fill(struct group *g)
     size_t i = g->next++;
     struct pc_run_file *f = &g->files[i];
     f->ran = true;
-    struct driver *d = driver_new(f->wf, f->h, &f->opts, g, &f->code);
+    struct driver *d = driver_new(f->wf, f->h, &f->opts, g, i + 1, &f->code);
     if (!d)
       continue;
     d->index = i;
@@ -900,10 +885,12 @@ static void group_on_signal(uv_signal_t *h, int signum)
     struct driver *d = g->d[i];
     if (!d)
       continue;
+    const char *prev_id = pc_log_push_run_id(d->run_id); /* what it says is its own */
     if (!d->finished)
       driver_signal(d, signum);
     else
       kill_children_now(d);
+    pc_log_pop_run_id(prev_id);
   }
 }
 
