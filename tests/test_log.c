@@ -394,6 +394,62 @@ static void test_log_text(void **state)
   free(line);
 }
 
+/* The run_id of the JSON line pc_log writes for `step` (malloc'd; "" when
+ * the line has none). */
+static char *run_of(const char *step)
+{
+  char *line = logged(true, step, "m");
+  const char *p = strstr(line, "\"run_id\":\"");
+  char *id = strdup("");
+  if (p) {
+    p += strlen("\"run_id\":\"");
+    free(id);
+    id = strndup(p, strcspn(p, "\""));
+  }
+  free(line);
+  return id;
+}
+
+#define EXPECT_RUN(step, want)                                                                  \
+  do {                                                                                          \
+    char *got_ = run_of(step);                                                                  \
+    assert_string_equal(got_, want);                                                            \
+    free(got_);                                                                                 \
+  } while (0)
+
+/* Several runs in one process (pacer run --jobs N): a line is the run's
+ * of the file its step's label names, else the run pushed (the one whose
+ * work is being done), else the process's. */
+static void test_log_run_ids(void **state)
+{
+  (void)state;
+  pc_log_set_run_id("base");
+  pc_log_add_run("dir/a.yml", "ra");
+  pc_log_add_run("b.yml", "rb");
+  pc_log_add_run("one/x.yml", "rx1");
+  pc_log_add_run("two/x.yml", "rx2"); /* one name, two runs: tells neither */
+  EXPECT_RUN("get (a.yml:4)", "ra");
+  EXPECT_RUN("each[2] y (z) / get (b.yml:12)", "rb");    /* the last " (" is the place */
+  EXPECT_RUN("t (a.yml:9 \u203a b.yml:2)", "ra");         /* a sub-workflow: the caller's */
+  EXPECT_RUN(NULL, "base");
+  EXPECT_RUN("s (x.yml:1)", "base");
+  EXPECT_RUN("s (other.yml:1)", "base");
+  const char *prev = pc_log_push_run_id("rx2");
+  EXPECT_RUN("s (x.yml:1)", "rx2");
+  EXPECT_RUN(NULL, "rx2");
+  EXPECT_RUN("get (a.yml:4)", "ra"); /* the label wins over the pushed run */
+  const char *inner = pc_log_push_run_id("rb");
+  EXPECT_RUN(NULL, "rb");
+  pc_log_pop_run_id(inner);
+  EXPECT_RUN(NULL, "rx2");
+  pc_log_pop_run_id(prev);
+  EXPECT_RUN(NULL, "base");
+  pc_log_clear_runs();
+  EXPECT_RUN("get (a.yml:4)", "base");
+  pc_log_set_run_id(NULL);
+  EXPECT_RUN("get (a.yml:4)", "");
+}
+
 static void test_json_quote(void **state)
 {
   (void)state;
@@ -418,6 +474,7 @@ int main(void)
       cmocka_unit_test_teardown(test_userinfo, teardown),
       cmocka_unit_test_teardown(test_log_json, teardown),
       cmocka_unit_test_teardown(test_log_text, teardown),
+      cmocka_unit_test_teardown(test_log_run_ids, teardown),
       cmocka_unit_test_teardown(test_json_quote, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

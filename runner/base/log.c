@@ -109,10 +109,83 @@ static void put_text(struct pc_buf *b, const char *s, size_t len)
 }
 
 static char run_id[64]; /* "" until pc_log_set_run_id */
+static const char *cur_run; /* pc_log_push_run_id's (borrowed), or NULL: run_id */
+
+/* The runs of several files, by the file name their steps' labels show
+ * (pc_log_add_run). Owned; an entry whose name two runs have is kept with
+ * id NULL, so that neither is taken for the other. */
+struct run_name {
+  char *file;
+  char *id;
+};
+static struct run_name *runs;
+static size_t nruns, runs_cap;
 
 void pc_log_set_run_id(const char *id)
 {
   snprintf(run_id, sizeof run_id, "%s", id ? id : "");
+}
+
+const char *pc_log_push_run_id(const char *id)
+{
+  const char *prev = cur_run;
+  cur_run = id;
+  return prev;
+}
+
+void pc_log_pop_run_id(const char *prev)
+{
+  cur_run = prev;
+}
+
+void pc_log_add_run(const char *file, const char *id)
+{
+  const char *base = strrchr(file, '/');
+  base = base ? base + 1 : file;
+  for (size_t i = 0; i < nruns; i++)
+    if (strcmp(runs[i].file, base) == 0) {
+      free(runs[i].id);
+      runs[i].id = NULL;
+      return;
+    }
+  if (nruns == runs_cap) {
+    runs_cap = runs_cap ? 2 * runs_cap : 8;
+    runs = pc_xrealloc(runs, runs_cap * sizeof *runs);
+  }
+  runs[nruns].file = pc_xstrdup(base);
+  runs[nruns].id = pc_xstrdup(id);
+  nruns++;
+}
+
+void pc_log_clear_runs(void)
+{
+  for (size_t i = 0; i < nruns; i++) {
+    free(runs[i].file);
+    free(runs[i].id);
+  }
+  free(runs);
+  runs = NULL;
+  nruns = runs_cap = 0;
+}
+
+/* The run a line naming `step` belongs to, from the file its label names:
+ * the first name in its last " (FILE:LINE" (the run's own file, before a
+ * sub-workflow's " › "). NULL: no registered run. */
+static const char *run_of_step(const char *step)
+{
+  if (!nruns || !step)
+    return NULL;
+  const char *open = NULL;
+  for (const char *p = strstr(step, " ("); p; p = strstr(p + 1, " ("))
+    open = p + 2;
+  const char *colon = open ? strchr(open, ':') : NULL;
+  if (!colon)
+    return NULL;
+  size_t len = (size_t)(colon - open);
+  for (size_t i = 0; i < nruns; i++)
+    if (strlen(runs[i].file) == len && memcmp(runs[i].file, open, len) == 0)
+      return runs[i].id;
+  return NULL;
 }
 
 /* Appends ,"key":"value" with the value redacted (then quoted). */
@@ -147,8 +220,11 @@ static void vlog(enum pc_log_level lvl, const char *step, const struct pc_log_fi
     pc_json_quote(&b, ts);
     pc_buf_puts(&b, ",\"level\":");
     pc_json_quote(&b, level_name(lvl));
-    if (run_id[0])
-      json_field(&b, "run_id", run_id);
+    const char *rid = run_of_step(step);
+    if (!rid)
+      rid = cur_run ? cur_run : run_id;
+    if (rid[0])
+      json_field(&b, "run_id", rid);
     if (rstep) {
       pc_buf_puts(&b, ",\"step\":");
       pc_json_quote(&b, rstep);

@@ -46,6 +46,22 @@ void pc_log_step(enum pc_log_level lvl, const char *step, const struct pc_log_fi
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* The run's id, a field of every JSON line from now on (NULL: none). */
 void pc_log_set_run_id(const char *id);
+/* Several runs in one process (`pacer run --jobs N`): which run a JSON
+ * line belongs to. A line naming a step takes the id of the run of the
+ * file its label names ("get (a.yml:4)": the run registered for a.yml;
+ * a sub-workflow's step, "t (a.yml:9 › login.yml:2)", the run that called
+ * it). Registered here (the name copied) as each run starts; a name that
+ * two runs share (two dir/a.yml) tells no run apart and is not used.
+ * pc_log_clear_runs forgets them all. */
+void pc_log_add_run(const char *file, const char *id);
+void pc_log_clear_runs(void);
+/* Other lines (no step, or one no registered file names) take the run
+ * whose work is being done: the driver sets it around what it does for one
+ * run (its deadline, its signal, its closing line). Returns the previous
+ * one, to be given back with pc_log_pop_run_id. `id` is borrowed until
+ * then; NULL: the id of pc_log_set_run_id. */
+const char *pc_log_push_run_id(const char *id);
+void pc_log_pop_run_id(const char *prev);
 /* One line on stdout (a `log` step, plugin output). A trailing newline is
  * added. Returns 0, or -errno when stdout cannot be written (a reader that
  * went away: -EPIPE; a full disk: -ENOSPC): the caller makes that an error

@@ -599,6 +599,16 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     fprintf(stderr, "pacer run: --resume needs --journal PATH (the journal to resume from)\n");
     goto out;
   }
+  if (rerun_report && pc_cli_report_is_runs(rerun_report)) {
+    /* Such a report comes from a run of several files, which keeps no
+     * journal (--journal takes one file): the steps not rerun would have
+     * no results to read. */
+    fprintf(stderr, "pacer run: --rerun-failed %s: a report of several workflow files; a rerun "
+                    "takes the JSON report of one file's run, written with its journal (pacer "
+                    "run FILE --journal J --report json:R, then pacer run FILE --journal J "
+                    "--rerun-failed R); nothing was run\n", rerun_report);
+    goto out;
+  }
   if (rerun_report && !journal_path) {
     /* The steps not rerun need their results for the ones that are (a
      * login's token): only the reported run's journal has them. */
@@ -628,6 +638,15 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     lo.color = false;
   pc_log_init(&lo);
   o.progress = pc_progress_wanted(progress);
+  if (o.progress && nfiles > 1 && jobs > 1 && !dry) {
+    /* The display draws one run's bars in the last lines of the terminal;
+     * files running at once would draw over each other. Say so once
+     * rather than drop a display that was asked for in silence. */
+    pc_log(PC_LOG_WARN, NULL, "--progress: no live display with --jobs %d: files running at "
+                              "once would draw over each other's lines (--jobs 1 shows each "
+                              "file's in turn)", jobs);
+    o.progress = false;
+  }
   o.vars = vars;
   o.reports = reports;
 
@@ -654,6 +673,8 @@ static int cmd_run(struct cli *cli, int argc, char **argv)
     goto out;
   if (nfiles > 1 && pc_cli_check_runs_reports(reports, o.nreports, wfs, nfiles) != 0)
     goto out;
+  if (nfiles > 1 && !dry)
+    pc_cli_warn_shared_limits(wfs, nfiles);
   if (lock_path && !dry && (lock_fd = pc_cli_take_lock(lock_path)) < 0) {
     code = lock_fd == -EWOULDBLOCK ? PC_EXIT_LOCKED : PC_EXIT_USAGE;
     goto out;

@@ -1,6 +1,7 @@
 /* files.c: what `pacer run` needs around its workflow files: the files a
  * run argument names (a directory's *.yml and *.yaml), the exit code of
- * several runs by SPEC's precedence, and --lock. */
+ * several runs by SPEC's precedence, the warning when they set the shared
+ * HTTP session's limits differently, and --lock. */
 #include "cli/files.h"
 
 #include <errno.h>
@@ -21,6 +22,7 @@
 #include "cli/shard.h"
 #include "core/run.h"
 #include "core/summary.h"
+#include "http/spec.h"
 #include "model/outcome.h"
 #include "report/report.h"
 
@@ -215,4 +217,51 @@ int pc_cli_check_runs_reports(const char *const *reports, size_t nreports,
         }
   }
   return 0;
+}
+
+/* A connection limit of `wf` as its session would take it, and where the
+ * file sets it (NULL: it does not, the value is the default). */
+static long shared_limit(const struct pc_workflow *wf, const char *key,
+                         const struct pc_tmpl **where)
+{
+  const struct pc_tmpl *d = pc_workflow_defaults(wf, "http");
+  struct pc_http_limits lim;
+  pc_http_limits_of(d, &lim);
+  *where = d ? pc_tmpl_get(d, key) : NULL;
+  return strcmp(key, "max_connections") == 0 ? lim.max_connections : lim.max_per_host;
+}
+
+/* "a.yml:3:5" where the file sets it, else the file (malloc'd). */
+static char *limit_place(const struct pc_workflow *wf, const struct pc_tmpl *where)
+{
+  return where ? pc_asprintf("%s:%d:%d", wf->file, where->line, where->col)
+               : pc_xstrdup(wf->file);
+}
+
+void pc_cli_warn_shared_limits(struct pc_workflow *const *wfs, size_t nfiles)
+{
+  static const char *const keys[] = {"max_connections", "max_connections_per_host"};
+  for (size_t k = 0; k < PC_ARRAY_SIZE(keys) && nfiles > 1; k++) {
+    const struct pc_tmpl *w0, *wi;
+    long v0 = shared_limit(wfs[0], keys[k], &w0);
+    for (size_t i = 1; i < nfiles; i++) {
+      long vi = shared_limit(wfs[i], keys[k], &wi);
+      if (vi == v0)
+        continue;
+      /* The file that sets it leads the line (file:line:col, as a load
+       * warning); the other is named with its value. */
+      bool first_leads = w0 || !wi;
+      char *lead = first_leads ? limit_place(wfs[0], w0) : limit_place(wfs[i], wi);
+      const struct pc_workflow *other = first_leads ? wfs[i] : wfs[0];
+      const struct pc_tmpl *ow = first_leads ? wi : w0;
+      long lv = first_leads ? v0 : vi, ov = first_leads ? vi : v0;
+      pc_log(PC_LOG_WARN, NULL,
+             "%s: defaults.http.%s is %ld here and %ld in %s%s: the files share one "
+             "HTTP session, whose connection limits are those of the first file that makes a "
+             "request (so either value may hold; set the same in every file)",
+             lead, keys[k], lv, ov, other->file, ow ? "" : " (unset: the default)");
+      free(lead);
+      break;
+    }
+  }
 }

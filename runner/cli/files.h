@@ -30,6 +30,13 @@ int pc_cli_parse_jobs(const char *v, int *jobs);
 int pc_cli_check_runs_reports(const char *const *reports, size_t nreports,
                               struct pc_workflow *const *wfs, size_t nfiles);
 
+/* The files of one `pacer run` share one HTTP session, whose connection
+ * limits (defaults.http.max_connections, max_connections_per_host) are
+ * those of the first file that makes a request: when the files set them
+ * differently, one warning per setting names two files that differ and
+ * their values (at load, before anything runs). */
+void pc_cli_warn_shared_limits(struct pc_workflow *const *wfs, size_t nfiles);
+
 /* The workflow files of a `pacer run`, loaded (borrowed). */
 struct pc_cli_files {
   char *const *files; /* as named ("-": stdin) */

@@ -14,6 +14,7 @@
 
 #include "base/outfile.h"
 #include "base/util.h"
+#include "cli/rerun.h"
 #include "model/outcome.h"
 #include "report/merge.h"
 #include "report/report.h"
@@ -68,6 +69,15 @@ int pc_cli_merge(int argc, char **argv)
     usage(stderr);
     goto out;
   }
+  /* A report of several workflow files (pacer run A.yml B.yml) holds whole
+   * runs of different files, not shards of one run: nothing to merge. */
+  for (size_t i = 0; i < nfiles; i++)
+    if (pc_cli_report_is_runs(files[i])) {
+      fprintf(stderr, "pacer merge: %s: a report of several workflow files; merge takes shard "
+                      "reports (run --shard K/N --report json:PATH), and that report already "
+                      "covers its files; nothing was written\n", files[i]);
+      goto out;
+    }
   /* Every report must be writable before the shards are read (as for a
    * run: nothing is half done for want of a report). */
   outs = pc_xcalloc(nreports, sizeof *outs);

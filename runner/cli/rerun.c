@@ -7,6 +7,7 @@
  * as a tree. */
 #include "cli/rerun.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,29 @@ static int on_record(struct pc_jv *el, void *data, char **err)
   }
   pc_jv_free(el);
   return 0;
+}
+
+bool pc_cli_report_is_runs(const char *path)
+{
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return false;
+  /* report/runs.c writes the schema first; a document edited by hand may
+   * have moved it, and is then told apart by the full read (as "not a
+   * pacer JSON report"). */
+  char head[512];
+  size_t n = fread(head, 1, sizeof head - 1, f);
+  fclose(f);
+  head[n] = '\0';
+  const char *p = strstr(head, "\"schema\"");
+  if (!p)
+    return false;
+  p += strlen("\"schema\"");
+  p += strspn(p, " \t\r\n");
+  if (*p++ != ':')
+    return false;
+  p += strspn(p, " \t\r\n");
+  return strncmp(p, "\"pacer-runs\"", 12) == 0;
 }
 
 int pc_cli_rerun_read(const char *path, const char *workflow_sha256, const char *vars_sha256,

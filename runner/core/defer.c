@@ -16,6 +16,7 @@
  * docs/engine.md, "The deferred queue". */
 #include "core/task.h"
 
+#include "base/log.h"
 #include "base/queue.h"
 #include "base/util.h"
 
@@ -30,14 +31,19 @@ void pc__on_drain(uv_idle_t *h)
   struct pc_run *run = PC_CONTAINER_OF(h, struct pc_run, drain);
   double until = pc_mono_ms() + DRAIN_BUDGET_MS;
   unsigned n = 0;
+  /* What the drain runs is this run's work: its log lines carry its id. */
+  const char *prev_id = pc_log_push_run_id(run->run_id);
   while (!pc_queue_empty(&run->deferred)) {
-    if (++n % 64 == 0 && pc_mono_ms() >= until)
+    if (++n % 64 == 0 && pc_mono_ms() >= until) {
+      pc_log_pop_run_id(prev_id);
       return; /* more next turn */
+    }
     struct pc_queue *q = pc_queue_head(&run->deferred);
     pc_queue_remove(q);
     struct pc_deferred *d = pc_queue_data(q, struct pc_deferred, node);
     d->cb(d); /* may free d, or queue it again */
   }
+  pc_log_pop_run_id(prev_id);
   uv_idle_stop(h);
   /* The loop computes how long to poll from the time cached when this
    * iteration began: after Lua code held it for 300 ms, a timer due then

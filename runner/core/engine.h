@@ -131,6 +131,10 @@ struct pc_run {
   /* The end-of-run summary: every run keeps it (a few counters, the first
    * failures), whether it records or not. */
   struct pc_summary summary;
+  /* The run's id (borrowed from the driver; NULL: none): the drain gives
+   * it to the log for what it runs (base/log.h, pc_log_push_run_id), so
+   * that with several runs on one loop a JSON line says whose it is. */
+  const char *run_id;
 };
 
 /* Sets up the tree's part of a run whose fields above the queues are set

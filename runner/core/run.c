@@ -77,6 +77,7 @@ struct driver {
 
 struct group;
 static void group_run_over(struct driver *d);
+static void group_watch_deadline(struct group *g);
 static void run_finished(struct driver *d);
 
 void pc_run_opts_init(struct pc_run_opts *o)
@@ -132,8 +133,10 @@ static void run_finished(struct driver *d)
 {
   d->finished = true;
   close_run_handles(d);
-  if (d->group)
+  if (d->group) {
+    group_watch_deadline(d->group);
     uv_timer_start(&d->over, on_over, 0, 0);
+  }
 }
 
 static void on_subs_over(struct pc_run *run)
@@ -190,6 +193,7 @@ static void cancel_everything(struct driver *d, enum pc_outcome as, const char *
 static void on_deadline(uv_timer_t *timer)
 {
   struct driver *d = PC_CONTAINER_OF(timer, struct driver, deadline);
+  const char *prev_id = pc_log_push_run_id(d->run_id);
   char dur[32];
   pc_format_duration(d->run.timeout_ms, dur, sizeof dur);
   if (d->group)
@@ -201,6 +205,7 @@ static void on_deadline(uv_timer_t *timer)
   char *msg = pc_asprintf("cancelled: the workflow deadline (%s) was exceeded", dur);
   cancel_everything(d, PC_CANCELLED, msg);
   free(msg);
+  pc_log_pop_run_id(prev_id);
 }
 
 /* What would outlive an immediate exit (child process groups) is stopped;
@@ -491,11 +496,12 @@ static void start_handles(struct driver *d)
     d->progress = pc_progress_start(run->loop, &d->rep);
 }
 
-/* Makes a driver for `wf` and evaluates its vars and inputs: everything
- * before the loop. Returns the driver, or NULL with *code set (the
- * problem printed) and nothing left. */
+/* Makes a driver for `wf` (the pos'th file of group g, from 1; or alone)
+ * and evaluates its vars and inputs: everything before the loop. Returns
+ * the driver, or NULL with *code set (the problem printed) and nothing left. */
 static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
-                                 const struct pc_run_opts *o, struct group *g, int *code)
+                                 const struct pc_run_opts *o, struct group *g, size_t pos,
+                                 int *code)
 {
   struct driver *d = pc_xcalloc(1, sizeof *d);
   struct pc_run *run = &d->run;
@@ -512,8 +518,17 @@ static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
     pc_format_iso8601(run->started_wall, ts, sizeof ts);
     snprintf(d->run_id, sizeof d->run_id, "%.4s%.2s%.2sT%.2s%.2s%.2s-%04x", ts, ts + 5,
              ts + 8, ts + 11, ts + 14, ts + 17, (unsigned)(getpid() & 0xffff));
+    /* The runs of one process (several files) start within the same second:
+     * each gets its file's position too ("-2"), so that no two share one. */
+    if (g) {
+      size_t len = strlen(d->run_id);
+      snprintf(d->run_id + len, sizeof d->run_id - len, "-%zu", pos);
+    }
   }
   srand((unsigned)(uv_hrtime() ^ (uint64_t)getpid()));
+  /* What is logged while the run is made (vars, TRACEPARENT) is its own:
+   * given back before each return (and before d goes). */
+  const char *prev_id = pc_log_push_run_id(d->run_id);
   const char *why = NULL;
   pc_trace_init(&d->trace, getenv("TRACEPARENT"), &why);
   if (why)
@@ -526,6 +541,7 @@ static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
   d->rep.keep_attempts = pc_export_wants_attempts(d->exp);
   d->rep.wf = wf;
   d->rep.run_id = d->run_id;
+  run->run_id = d->run_id;
   d->rep.start_ms = run->started_wall;
   d->rep.start_mono = run->started_mono;
   d->rep.shard = o->shard;
@@ -536,12 +552,14 @@ static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
   d->rep.cause_rec = PC_NO_RECORD;
 
   if (build_vars(d) != 0) {
+    pc_log_pop_run_id(prev_id);
     pc_export_free(d->exp);
     free(d);
     *code = PC_EXIT_USAGE;
     return NULL;
   }
   if (!(d->outs = open_reports(o->reports, o->nreports))) {
+    pc_log_pop_run_id(prev_id);
     lua_pop(run->L, 1); /* the vars table */
     pc_export_free(d->exp);
     free(d);
@@ -561,6 +579,7 @@ static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
     }
     pc_lua_scope_set(h, d->root_scope, "inputs");
   }
+  pc_log_pop_run_id(prev_id);
   return d;
 }
 
@@ -575,12 +594,14 @@ static void driver_start(struct driver *d, uv_loop_t *loop, struct pc_run_states
   if (d->opts->journal)
     pc_journal_attach(d->opts->journal, run);
   start_handles(d);
-  pc_export_start(d->exp, run->loop, d->run_id); /* the start ping, not waited for */
   if (!d->group)
     pc_log_set_run_id(d->run_id);
+  const char *prev_id = pc_log_push_run_id(d->run_id);
+  pc_export_start(d->exp, run->loop, d->run_id); /* the start ping, not waited for */
   pc_log(PC_LOG_DEBUG, NULL, "run %s of %s (%s)", d->run_id, run->wf->name, run->wf->file);
   d->main = pc__root_start(run, "steps", run->wf->steps, run->wf->nsteps, d->root_scope, -1,
                            on_root_done);
+  pc_log_pop_run_id(prev_id);
 }
 
 /* `steps` and `finally` are over: the journal is told, the statistics are
@@ -667,7 +688,7 @@ static void driver_free(struct driver *d)
 int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_run_opts *o)
 {
   int code = PC_EXIT_OK;
-  struct driver *d = driver_new(wf, h, o, NULL, &code);
+  struct driver *d = driver_new(wf, h, o, NULL, 0, &code);
   if (!d)
     return code;
   struct pc_run *run = &d->run;
@@ -732,7 +753,6 @@ struct group {
   int signal; /* first signal received, 0 if none */
   bool over;  /* every started run is over and no more will start */
   bool exporting;
-  char run_id[40]; /* for the log's run_id field: the first run's */
 };
 
 int pc_exit_rank(int code)
@@ -767,6 +787,25 @@ static void group_kill_now(void *data)
   pc__run_states_kill_now(&g->shared);
 }
 
+/* The group's watchdog enforces the earliest deadline among the runs
+ * not over (started, `steps` and `finally` not done), as a run alone's
+ * enforces its own: a loop blocked past it (and the grace) ends the
+ * process with exit 4, whichever file blocks it. Called as runs start
+ * and finish. */
+static void group_watch_deadline(struct group *g)
+{
+  double earliest = -1;
+  for (size_t i = 0; i < g->nfiles; i++) {
+    struct driver *d = g->d[i];
+    if (!d || d->finished || d->run.timeout_ms < 0)
+      continue;
+    double at = d->run.started_mono + d->run.timeout_ms;
+    if (earliest < 0 || at < earliest)
+      earliest = at;
+  }
+  pc_watchdog_set_deadline(g->watchdog, earliest);
+}
+
 /* Every run over and none to start: the group's handles no longer keep
  * the loop alive (the signal watchers stay until the reports are
  * written, as a run alone's do). */
@@ -789,18 +828,16 @@ static void group_fill(struct group *g)
     size_t i = g->next++;
     struct pc_run_file *f = &g->files[i];
     f->ran = true;
-    struct driver *d = driver_new(f->wf, f->h, &f->opts, g, &f->code);
+    struct driver *d = driver_new(f->wf, f->h, &f->opts, g, i + 1, &f->code);
     if (!d)
       continue;
     d->index = i;
-    if (!g->run_id[0]) {
-      snprintf(g->run_id, sizeof g->run_id, "%s", d->run_id);
-      pc_log_set_run_id(g->run_id);
-    }
+    pc_log_add_run(f->wf->file, d->run_id);
     g->d[i] = d;
     g->running++;
     driver_start(d, &g->loop, &g->shared);
   }
+  group_watch_deadline(g);
   if (g->running == 0 && !g->over)
     group_close(g);
 }
@@ -811,10 +848,12 @@ static void group_run_over(struct driver *d)
 {
   struct group *g = d->group;
   uv_close((uv_handle_t *)&d->over, NULL);
+  const char *prev_id = pc_log_push_run_id(d->run_id);
   driver_steps_over(d);
   d->code = driver_conclude(d);
   g->files[d->index].code = d->code;
   driver_closing(d, d->code);
+  pc_log_pop_run_id(prev_id);
   g->running--;
   group_fill(g);
 }
@@ -846,10 +885,12 @@ static void group_on_signal(uv_signal_t *h, int signum)
     struct driver *d = g->d[i];
     if (!d)
       continue;
+    const char *prev_id = pc_log_push_run_id(d->run_id); /* what it says is its own */
     if (!d->finished)
       driver_signal(d, signum);
     else
       kill_children_now(d);
+    pc_log_pop_run_id(prev_id);
   }
 }
 
@@ -890,8 +931,8 @@ int pc_run_many(struct pc_run_file *files, size_t n, struct pc_run_many_opts *mo
   if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
     uv_signal_start(&g->sighup, group_on_signal, SIGHUP);
   /* One watchdog for the process (it counts signals process-wide); the
-   * runs' deadlines differ, so it watches for signals only, and each
-   * run's deadline is its timer's and the Lua guard's. */
+   * runs' deadlines differ, so it enforces the earliest of the runs not
+   * over, moved as they start and finish (group_watch_deadline). */
   g->watchdog = pc_watchdog_start(&g->loop, -1, group_kill_now, g);
 
   group_fill(g);
@@ -933,15 +974,18 @@ int pc_run_many(struct pc_run_file *files, size_t n, struct pc_run_many_opts *mo
   pc_records_free(&shared_stats);
   g->exporting = true;
   for (size_t i = 0; i < n; i++)
-    if (g->d[i])
+    if (g->d[i]) {
+      const char *prev_id = pc_log_push_run_id(g->d[i]->run_id);
       pc_export_end(g->d[i]->exp, &g->d[i]->rep);
+      pc_log_pop_run_id(prev_id);
+    }
   uv_run(&g->loop, UV_RUN_DEFAULT);
   close_signals(&g->sigint, &g->sigterm, &g->sighup);
   uv_run(&g->loop, UV_RUN_DEFAULT);
   err = uv_loop_close(&g->loop);
   assert(err == 0);
   (void)err;
-  pc_log_set_run_id(NULL);
+  pc_log_clear_runs();
   for (size_t i = 0; i < n; i++)
     if (g->d[i])
       driver_free(g->d[i]);

@@ -46,7 +46,7 @@ struct pc_watchdog {
   uv_prepare_t beat;
   uv_loop_t *loop; /* borrowed: read by the thread through uv_metrics_idle_time only */
   atomic_ulong heartbeat;
-  double deadline_ms;
+  double deadline_ms; /* under mu once the thread runs (pc_watchdog_set_deadline) */
   pc_watchdog_kill_fn kill;
   void *data;
   pthread_t thread;
@@ -209,6 +209,15 @@ struct pc_watchdog *pc_watchdog_start(uv_loop_t *loop, double deadline_ms,
       chain(watched[i], &chained[i]);
   }
   return w;
+}
+
+void pc_watchdog_set_deadline(struct pc_watchdog *w, double deadline_ms)
+{
+  if (!w)
+    return;
+  pthread_mutex_lock(&w->mu);
+  w->deadline_ms = deadline_ms;
+  pthread_mutex_unlock(&w->mu);
 }
 
 static void on_beat_closed(uv_handle_t *h)

@@ -29,6 +29,11 @@ typedef void (*pc_watchdog_kill_fn)(void *data);
  * (the run goes on without it; a warning is logged). */
 struct pc_watchdog *pc_watchdog_start(uv_loop_t *loop, double deadline_ms,
                                       pc_watchdog_kill_fn kill, void *data);
+/* Moves the deadline the watchdog enforces (same clock, negative: none).
+ * Called on the loop's thread while the watchdog runs; the thread reads it
+ * under its lock. Several files on one loop (run.c) keep it at the
+ * earliest deadline among the runs not over. NULL is allowed. */
+void pc_watchdog_set_deadline(struct pc_watchdog *w, double deadline_ms);
 /* Stops the thread and closes the heartbeat handle (run the loop afterwards
  * so the close completes). NULL is allowed. */
 void pc_watchdog_stop(struct pc_watchdog *w);
