@@ -63,6 +63,8 @@ LAYERS = [
     ("runner/cli/*", 7, "command line"),
     ("runner/load/*", 6, "loading"),
     ("runner/core/run.[ch]", 5, "run driver"),
+    ("runner/core/run_int.h", 5, "run driver"),
+    ("runner/core/run_many.c", 5, "run driver"),
     ("runner/core/watchdog.[ch]", 5, "run driver"),
     ("runner/report/*", 5, "reports"),
     # run-end exporters (pings, Pushgateway, OpenTelemetry): called by the

@@ -9,13 +9,10 @@
  * signal handlers, so that a signal while programs are being stopped never
  * kills pacer with the default action.
  *
- * Several files (pc_run_many, `pacer run --jobs N`) run on one loop: each
- * has its driver as above, but the group holds what there is one of per
- * process (the signal watchers, the watchdog, the reports) and the table
- * of run-wide state the runs share (the HTTP session); it hears of each
- * run's end, finishes that run (its state, closing line) and starts the
- * next file. */
+ * Several files (pc_run_many, `pacer run --jobs N`) run on one loop, each
+ * with its driver as above, under a group: run_many.c. */
 #include "core/run.h"
+#include "core/run_int.h"
 
 #include <assert.h>
 #include <math.h>
@@ -40,44 +37,6 @@
 #include "report/report.h"
 #include "script/luahost.h"
 
-/* The driver's state. It embeds the tree's (struct pc_run, which actions
- * see) and gets back to itself from it with PC_CONTAINER_OF. */
-struct driver {
-  struct pc_run run;
-  const struct pc_run_opts *opts; /* borrowed */
-  int root_scope;
-  uv_signal_t sigint, sigterm, sighup;
-  uv_timer_t deadline;
-  struct pc_watchdog *watchdog;
-  struct pc_progress *progress; /* live display, or NULL */
-  const char **written;         /* the reports written at the end ("FORMAT:PATH", borrowed) */
-  size_t nwritten;
-  struct task *main, *fin;      /* the root sequences while they run */
-  enum pc_outcome main_outcome, fin_outcome;
-  bool fin_ran;
-  int signal; /* first signal received, 0 if none */
-  bool deadline_hit;
-  bool finished; /* `steps` and `finally` are over */
-  char *cause;   /* the label of the run's root cause, or NULL (owned) */
-  char run_id[40];
-  struct pc_run_report rep; /* the records (when recording) and the run's end */
-  struct pc_outfile *outs;  /* one per --report, opened before anything runs */
-  struct pc_trace trace;    /* the run's trace context (TRACEPARENT, or its own) */
-  struct pc_export *exp;    /* pings, push, OpenTelemetry; NULL: none */
-  bool exporting;           /* the end's exports are being waited for */
-  uv_loop_t own_loop;       /* the loop of a run alone (pc_run_workflow) */
-  /* A run among several on one loop (pc_run_many), or NULL: the group
-   * owns the signals, the watchdog and the reports, and hears of the
-   * run's end through `over` (a clean stack, not the drain's). */
-  struct group *group;
-  size_t index;   /* in the group's files */
-  uv_timer_t over;
-  int code;       /* the exit code, once concluded */
-};
-
-struct group;
-static void group_run_over(struct driver *d);
-static void group_watch_deadline(struct group *g);
 static void run_finished(struct driver *d);
 
 void pc_run_opts_init(struct pc_run_opts *o)
@@ -123,7 +82,7 @@ static void keep_cause(struct driver *d, struct task *root)
 
 static void on_over(uv_timer_t *t)
 {
-  group_run_over(PC_CONTAINER_OF(t, struct driver, over));
+  pc__group_run_over(PC_CONTAINER_OF(t, struct driver, over));
 }
 
 /* `steps` and `finally` are over (and any sub-group's `finally`). A run
@@ -134,7 +93,7 @@ static void run_finished(struct driver *d)
   d->finished = true;
   close_run_handles(d);
   if (d->group) {
-    group_watch_deadline(d->group);
+    pc__group_watch_deadline(d->group);
     uv_timer_start(&d->over, on_over, 0, 0);
   }
 }
@@ -210,18 +169,18 @@ static void on_deadline(uv_timer_t *timer)
 
 /* What would outlive an immediate exit (child process groups) is stopped;
  * used by a second signal and by the watchdog thread. */
-static void kill_children_now(void *data)
+void pc__run_kill_children_now(void *data)
 {
   struct driver *d = data;
   pc__run_hooks_kill_now(&d->run);
 }
 
-static const char *signal_name(int signum)
+const char *pc__run_signal_name(int signum)
 {
   return signum == SIGINT ? "SIGINT" : signum == SIGHUP ? "SIGHUP" : "SIGTERM";
 }
 
-static int signal_exit(int signum)
+int pc__run_signal_exit(int signum)
 {
   return signum == SIGINT ? PC_EXIT_SIGINT : signum == SIGHUP ? PC_EXIT_SIGHUP : PC_EXIT_SIGTERM;
 }
@@ -229,9 +188,9 @@ static int signal_exit(int signum)
 /* SIGINT, SIGTERM and SIGHUP (a closed terminal, a restarted supervisor)
  * all mean "stop": cancel, run `finally`, write the reports. A second one
  * means "now". */
-static void driver_signal(struct driver *d, int signum)
+void pc__driver_signal(struct driver *d, int signum)
 {
-  const char *name = signal_name(signum);
+  const char *name = pc__run_signal_name(signum);
   d->signal = signum;
   if (d->exporting) { /* the reports are written; the exit code stands */
     pc_log(PC_LOG_WARN, NULL, "%s received: giving up the exports", name);
@@ -243,7 +202,7 @@ static void driver_signal(struct driver *d, int signum)
      * being stopped (SIGTERM, a grace period, SIGKILL) before the reports
      * are written. Do not wait for the grace period. */
     pc_log(PC_LOG_WARN, NULL, "%s received while stopping programs: killing them now", name);
-    kill_children_now(d);
+    pc__run_kill_children_now(d);
     return;
   }
   if (d->group)
@@ -261,12 +220,12 @@ static void on_signal(uv_signal_t *h, int signum)
 {
   struct driver *d = h->data;
   if (d->signal) {
-    pc_log(PC_LOG_ERROR, NULL, "second %s: exiting at once", signal_name(signum));
-    kill_children_now(d);
+    pc_log(PC_LOG_ERROR, NULL, "second %s: exiting at once", pc__run_signal_name(signum));
+    pc__run_kill_children_now(d);
     fflush(NULL);
-    _exit(signal_exit(signum));
+    _exit(pc__run_signal_exit(signum));
   }
-  driver_signal(d, signum);
+  pc__driver_signal(d, signum);
 }
 
 /* The run is over and its reports are written: from now until pacer exits,
@@ -276,7 +235,7 @@ static void on_signal(uv_signal_t *h, int signum)
  * kill pacer in the moments before it exits. So they are ignored instead,
  * before and after libuv's reset, with this thread blocking them across it
  * (setting SIG_IGN discards one already pending). */
-static void close_signals(uv_signal_t *sigint, uv_signal_t *sigterm, uv_signal_t *sighup)
+void pc__run_close_signals(uv_signal_t *sigint, uv_signal_t *sigterm, uv_signal_t *sighup)
 {
   static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
   sigset_t set, old;
@@ -384,10 +343,10 @@ static int build_vars(struct driver *d)
   return 0;
 }
 
-static int exit_code(const struct driver *d)
+int pc__run_exit_code(const struct driver *d)
 {
   if (d->signal)
-    return signal_exit(d->signal);
+    return pc__run_signal_exit(d->signal);
   if (d->deadline_hit)
     return PC_EXIT_DEADLINE;
   enum pc_outcome outs[2] = {d->main_outcome, d->fin_ran ? d->fin_outcome : PC_OK};
@@ -407,7 +366,7 @@ static int exit_code(const struct driver *d)
  * its work and then cannot leave its report turns green into red with
  * nothing to look at. Returns the open files (one per report, malloc'd),
  * or NULL with the message printed and nothing left open. */
-static struct pc_outfile *open_reports(const char *const *reports, size_t n)
+struct pc_outfile *pc__run_open_reports(const char *const *reports, size_t n)
 {
   struct pc_outfile *outs = pc_xcalloc(n ? n : 1, sizeof *outs);
   for (size_t i = 0; i < n; i++) {
@@ -432,7 +391,7 @@ static struct pc_outfile *open_reports(const char *const *reports, size_t n)
  * that cannot be written turns a success into an error. The reports
  * written are added to *written (malloc'd here; the strings borrowed from
  * `reports`). Frees `outs`. */
-static int write_reports(const char *const *reports, size_t nreports, struct pc_outfile *outs,
+int pc__run_write_reports(const char *const *reports, size_t nreports, struct pc_outfile *outs,
                          const struct pc_run_report *const *reps, size_t n,
                          const struct pc_runs_info *info, int code, const char ***written,
                          size_t *nwritten)
@@ -491,7 +450,7 @@ static void start_handles(struct driver *d)
   if (!d->group)
     d->watchdog = pc_watchdog_start(
         run->loop, run->timeout_ms >= 0 ? run->started_mono + run->timeout_ms : -1,
-        kill_children_now, d);
+        pc__run_kill_children_now, d);
   if (d->opts->progress)
     d->progress = pc_progress_start(run->loop, &d->rep);
 }
@@ -499,7 +458,7 @@ static void start_handles(struct driver *d)
 /* Makes a driver for `wf` (the pos'th file of group g, from 1; or alone)
  * and evaluates its vars and inputs: everything before the loop. Returns
  * the driver, or NULL with *code set (the problem printed) and nothing left. */
-static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
+struct driver *pc__driver_new(struct pc_workflow *wf, struct pc_lua *h,
                                  const struct pc_run_opts *o, struct group *g, size_t pos,
                                  int *code)
 {
@@ -558,7 +517,7 @@ static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
     *code = PC_EXIT_USAGE;
     return NULL;
   }
-  if (!(d->outs = open_reports(o->reports, o->nreports))) {
+  if (!(d->outs = pc__run_open_reports(o->reports, o->nreports))) {
     pc_log_pop_run_id(prev_id);
     lua_pop(run->L, 1); /* the vars table */
     pc_export_free(d->exp);
@@ -585,7 +544,7 @@ static struct driver *driver_new(struct pc_workflow *wf, struct pc_lua *h,
 
 /* Starts the run on `loop`: the tree, the journal, the handles, the start
  * ping, the root `steps`. */
-static void driver_start(struct driver *d, uv_loop_t *loop, struct pc_run_states *shared)
+void pc__driver_start(struct driver *d, uv_loop_t *loop, struct pc_run_states *shared)
 {
   struct pc_run *run = &d->run;
   run->loop = loop;
@@ -607,7 +566,7 @@ static void driver_start(struct driver *d, uv_loop_t *loop, struct pc_run_states
 /* `steps` and `finally` are over: the journal is told, the statistics are
  * taken and the run's own run-wide state goes (the HTTP session with it,
  * unless the runs on the loop share it); run the loop afterwards. */
-static void driver_steps_over(struct driver *d)
+void pc__driver_steps_over(struct driver *d)
 {
   struct pc_run *run = &d->run;
   assert(d->finished);
@@ -624,7 +583,7 @@ static void driver_steps_over(struct driver *d)
 }
 
 /* The run's exit code and the end of its record. */
-static int driver_conclude(struct driver *d)
+int pc__driver_conclude(struct driver *d)
 {
   struct pc_run *run = &d->run;
   /* A loop blocked past the deadline (CPU-bound Lua stopped by its guard)
@@ -633,7 +592,7 @@ static int driver_conclude(struct driver *d)
   if (!d->deadline_hit && run->timeout_ms >= 0 &&
       pc_mono_ms() - run->started_mono >= run->timeout_ms)
     d->deadline_hit = true;
-  int code = exit_code(d);
+  int code = pc__run_exit_code(d);
   d->rep.duration_ms = pc_mono_ms() - run->started_mono;
   d->rep.outcome = d->signal         ? "cancelled"
                    : d->deadline_hit ? "timeout"
@@ -644,7 +603,7 @@ static int driver_conclude(struct driver *d)
 }
 
 /* The run's history row, its summary and its closing line. */
-static void driver_closing(struct driver *d, int code)
+void pc__driver_closing(struct driver *d, int code)
 {
   struct pc_run *run = &d->run;
   const struct pc_run_opts *o = d->opts;
@@ -673,7 +632,7 @@ static void driver_closing(struct driver *d, int code)
 }
 
 /* Frees the driver once its loop has run its closes. */
-static void driver_free(struct driver *d)
+void pc__driver_free(struct driver *d)
 {
   free(d->outs); /* a run among several: its (empty) set; the group writes the reports */
   free(d->written);
@@ -688,7 +647,7 @@ static void driver_free(struct driver *d)
 int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_run_opts *o)
 {
   int code = PC_EXIT_OK;
-  struct driver *d = driver_new(wf, h, o, NULL, 0, &code);
+  struct driver *d = pc__driver_new(wf, h, o, NULL, 0, &code);
   if (!d)
     return code;
   struct pc_run *run = &d->run;
@@ -703,293 +662,27 @@ int pc_run_workflow(struct pc_workflow *wf, struct pc_lua *h, const struct pc_ru
     free(d);
     return PC_EXIT_ERROR;
   }
-  driver_start(d, &d->own_loop, NULL);
+  pc__driver_start(d, &d->own_loop, NULL);
   uv_run(run->loop, UV_RUN_DEFAULT);
-  driver_steps_over(d);
+  pc__driver_steps_over(d);
   uv_run(run->loop, UV_RUN_DEFAULT);
 
-  code = driver_conclude(d);
+  code = pc__driver_conclude(d);
   const struct pc_run_report *rep = &d->rep;
-  code = write_reports(o->reports, o->nreports, d->outs, &rep, 1, NULL, code, &d->written,
+  code = pc__run_write_reports(o->reports, o->nreports, d->outs, &rep, 1, NULL, code, &d->written,
                        &d->nwritten);
   d->outs = NULL;
   /* Pings, push, trace: bounded (PC_EXPORT_BOUND_MS), never the exit code. */
   d->exporting = true;
   pc_export_end(d->exp, &d->rep);
   uv_run(run->loop, UV_RUN_DEFAULT);
-  driver_closing(d, code);
+  pc__driver_closing(d, code);
   pc_log_set_run_id(NULL);
-  close_signals(&d->sigint, &d->sigterm, &d->sighup);
+  pc__run_close_signals(&d->sigint, &d->sigterm, &d->sighup);
   uv_run(run->loop, UV_RUN_DEFAULT);
   err = uv_loop_close(run->loop);
   assert(err == 0);
   (void)err;
-  driver_free(d);
-  return code;
-}
-
-/* ======================================================= several files */
-
-/* Several workflow files on one loop (pc_run_many): up to `jobs` run at
- * once, each a run of its own (vars, deadline, `finally`, pools, closing
- * line) but with one table of shared run-wide state (the HTTP session),
- * one set of signal watchers and one watchdog for all, and one set of
- * reports written when the last is over. */
-struct group {
-  uv_loop_t loop;
-  struct pc_run_file *files; /* borrowed */
-  size_t nfiles;
-  const struct pc_run_many_opts *mo; /* borrowed */
-  /* per file; NULL: not started, or it did not get to run. Atomic: the
-   * watchdog's thread walks them (group_kill_now) while the loop's thread
-   * starts runs; a driver is published complete, and freed only after the
-   * watchdog has stopped. */
-  _Atomic(struct driver *) *d;
-  size_t next;       /* the next file to start */
-  size_t running;
-  struct pc_run_states shared;
-  uv_signal_t sigint, sigterm, sighup;
-  struct pc_watchdog *watchdog;
-  int signal; /* first signal received, 0 if none */
-  bool over;  /* every started run is over and no more will start */
-  bool exporting;
-};
-
-int pc_exit_rank(int code)
-{
-  switch (code) {
-  case PC_EXIT_SIGHUP:
-  case PC_EXIT_SIGINT:
-  case PC_EXIT_SIGTERM:
-    return 7;
-  case PC_EXIT_DEADLINE:
-    return 6;
-  case PC_EXIT_ERROR:
-    return 5;
-  case PC_EXIT_FAILED:
-    return 4;
-  case PC_EXIT_USAGE:
-    return 3;
-  case PC_EXIT_LOCKED:
-    return 2;
-  case PC_EXIT_OK:
-    return 0;
-  }
-  return 5;
-}
-
-static void group_kill_now(void *data)
-{
-  struct group *g = data;
-  for (size_t i = 0; i < g->nfiles; i++)
-    if (g->d[i])
-      pc__run_hooks_kill_now(&g->d[i]->run);
-  pc__run_states_kill_now(&g->shared);
-}
-
-/* The group's watchdog enforces the earliest deadline among the runs
- * not over (started, `steps` and `finally` not done), as a run alone's
- * enforces its own: a loop blocked past it (and the grace) ends the
- * process with exit 4, whichever file blocks it. Called as runs start
- * and finish. */
-static void group_watch_deadline(struct group *g)
-{
-  double earliest = -1;
-  for (size_t i = 0; i < g->nfiles; i++) {
-    struct driver *d = g->d[i];
-    if (!d || d->finished || d->run.timeout_ms < 0)
-      continue;
-    double at = d->run.started_mono + d->run.timeout_ms;
-    if (earliest < 0 || at < earliest)
-      earliest = at;
-  }
-  pc_watchdog_set_deadline(g->watchdog, earliest);
-}
-
-/* Every run over and none to start: the group's handles no longer keep
- * the loop alive (the signal watchers stay until the reports are
- * written, as a run alone's do). */
-static void group_close(struct group *g)
-{
-  g->over = true;
-  pc_watchdog_stop(g->watchdog);
-  g->watchdog = NULL;
-  uv_unref((uv_handle_t *)&g->sigint);
-  uv_unref((uv_handle_t *)&g->sigterm);
-  uv_unref((uv_handle_t *)&g->sighup);
-}
-
-/* Starts files while fewer than `jobs` run, none has been interrupted
- * and some are left. A file whose vars or reports cannot be made does not
- * run (exit 2), and the next one starts. */
-static void group_fill(struct group *g)
-{
-  while (!g->signal && g->running < (size_t)g->mo->jobs && g->next < g->nfiles) {
-    size_t i = g->next++;
-    struct pc_run_file *f = &g->files[i];
-    f->ran = true;
-    struct driver *d = driver_new(f->wf, f->h, &f->opts, g, i + 1, &f->code);
-    if (!d)
-      continue;
-    d->index = i;
-    pc_log_add_run(f->wf->file, d->run_id);
-    g->d[i] = d;
-    g->running++;
-    driver_start(d, &g->loop, &g->shared);
-  }
-  group_watch_deadline(g);
-  if (g->running == 0 && !g->over)
-    group_close(g);
-}
-
-/* A run of the group is over (from its `over` timer): its own state goes,
- * its closing line is printed, and the next file starts. */
-static void group_run_over(struct driver *d)
-{
-  struct group *g = d->group;
-  uv_close((uv_handle_t *)&d->over, NULL);
-  const char *prev_id = pc_log_push_run_id(d->run_id);
-  driver_steps_over(d);
-  d->code = driver_conclude(d);
-  g->files[d->index].code = d->code;
-  driver_closing(d, d->code);
-  pc_log_pop_run_id(prev_id);
-  g->running--;
-  group_fill(g);
-}
-
-static void group_on_signal(uv_signal_t *h, int signum)
-{
-  struct group *g = h->data;
-  const char *name = signal_name(signum);
-  if (g->signal) {
-    pc_log(PC_LOG_ERROR, NULL, "second %s: exiting at once", name);
-    group_kill_now(g);
-    fflush(NULL);
-    _exit(signal_exit(signum));
-  }
-  g->signal = signum;
-  if (g->exporting) { /* the reports are written; the exit code stands */
-    pc_log(PC_LOG_WARN, NULL, "%s received: giving up the exports", name);
-    for (size_t i = 0; i < g->nfiles; i++)
-      if (g->d[i])
-        pc_export_abort(g->d[i]->exp);
-    return;
-  }
-  if (g->next < g->nfiles)
-    pc_log(PC_LOG_WARN, NULL, "%s received: the %zu workflow file%s not started will not run",
-           name, g->nfiles - g->next, g->nfiles - g->next == 1 ? "" : "s");
-  /* Every run that is not over is stopped (each runs its `finally`); one
-   * that is over but still stopping its programs kills them now. */
-  for (size_t i = 0; i < g->nfiles; i++) {
-    struct driver *d = g->d[i];
-    if (!d)
-      continue;
-    const char *prev_id = pc_log_push_run_id(d->run_id); /* what it says is its own */
-    if (!d->finished)
-      driver_signal(d, signum);
-    else
-      kill_children_now(d);
-    pc_log_pop_run_id(prev_id);
-  }
-}
-
-int pc_run_many(struct pc_run_file *files, size_t n, struct pc_run_many_opts *mo)
-{
-  assert(mo->jobs >= 1);
-  struct group *g = pc_xcalloc(1, sizeof *g);
-  g->files = files;
-  g->nfiles = n;
-  g->mo = mo;
-  g->d = pc_xcalloc(n ? n : 1, sizeof *g->d);
-  for (size_t i = 0; i < n; i++)
-    files[i].ran = false, files[i].code = PC_EXIT_OK;
-  struct pc_outfile *outs = open_reports(mo->reports, mo->nreports);
-  if (!outs) {
-    free(g->d);
-    free(g);
-    return PC_EXIT_USAGE;
-  }
-  int err = uv_loop_init(&g->loop);
-  if (err) {
-    fprintf(stderr, "error: cannot start the event loop: %s\n", uv_strerror(err));
-    for (size_t i = 0; i < mo->nreports; i++)
-      pc_outfile_discard(&outs[i]);
-    free(outs);
-    free(g->d);
-    free(g);
-    return PC_EXIT_ERROR;
-  }
-  double started_wall = pc_wall_ms(), started_mono = pc_mono_ms();
-  uv_signal_init(&g->loop, &g->sigint);
-  uv_signal_init(&g->loop, &g->sigterm);
-  uv_signal_init(&g->loop, &g->sighup);
-  g->sigint.data = g->sigterm.data = g->sighup.data = g;
-  uv_signal_start(&g->sigint, group_on_signal, SIGINT);
-  uv_signal_start(&g->sigterm, group_on_signal, SIGTERM);
-  struct sigaction hup; /* as a run alone: not under nohup */
-  if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
-    uv_signal_start(&g->sighup, group_on_signal, SIGHUP);
-  /* One watchdog for the process (it counts signals process-wide); the
-   * runs' deadlines differ, so it enforces the earliest of the runs not
-   * over, moved as they start and finish (group_watch_deadline). */
-  g->watchdog = pc_watchdog_start(&g->loop, -1, group_kill_now, g);
-
-  group_fill(g);
-  uv_run(&g->loop, UV_RUN_DEFAULT);
-  assert(g->over);
-
-  /* The shared state's statistics cover every file; then it goes. */
-  struct pc_run_report shared_stats;
-  memset(&shared_stats, 0, sizeof shared_stats);
-  struct pc_run *any = NULL;
-  for (size_t i = 0; i < n && !any; i++)
-    if (g->d[i])
-      any = &g->d[i]->run;
-  if (any)
-    pc__actions_stats(any, &shared_stats, PC_STATS_SHARED);
-  pc__run_states_cleanup(&g->shared);
-  uv_run(&g->loop, UV_RUN_DEFAULT);
-
-  int code = PC_EXIT_OK;
-  const struct pc_run_report **reps = pc_xcalloc(n ? n : 1, sizeof *reps);
-  size_t nreps = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (files[i].ran && pc_exit_rank(files[i].code) > pc_exit_rank(code))
-      code = files[i].code;
-    if (g->d[i])
-      reps[nreps++] = &g->d[i]->rep;
-  }
-  struct pc_runs_info info = {
-      .start_ms = started_wall,
-      .duration_ms = pc_mono_ms() - started_mono,
-      .exit_code = code,
-      .nfiles = n,
-      .stats = shared_stats.stats,
-      .nstats = shared_stats.nstats,
-  };
-  code = write_reports(mo->reports, mo->nreports, outs, reps, nreps, &info, code, &mo->written,
-                       &mo->nwritten);
-  free(reps);
-  pc_records_free(&shared_stats);
-  g->exporting = true;
-  for (size_t i = 0; i < n; i++)
-    if (g->d[i]) {
-      const char *prev_id = pc_log_push_run_id(g->d[i]->run_id);
-      pc_export_end(g->d[i]->exp, &g->d[i]->rep);
-      pc_log_pop_run_id(prev_id);
-    }
-  uv_run(&g->loop, UV_RUN_DEFAULT);
-  close_signals(&g->sigint, &g->sigterm, &g->sighup);
-  uv_run(&g->loop, UV_RUN_DEFAULT);
-  err = uv_loop_close(&g->loop);
-  assert(err == 0);
-  (void)err;
-  pc_log_clear_runs();
-  for (size_t i = 0; i < n; i++)
-    if (g->d[i])
-      driver_free(g->d[i]);
-  free(g->d);
-  free(g);
+  pc__driver_free(d);
   return code;
 }
