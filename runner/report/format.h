@@ -24,6 +24,13 @@ void pc__json_str(struct pc_buf *b, const char *s);
  * (attr); redacted and valid UTF-8. Nothing for NULL. */
 void pc__xml_str(struct pc_buf *b, const char *s, bool attr);
 
+/* --------------------------------------------- writing (report.c) */
+
+struct pc_outfile;
+/* Writes a rendered report (b, freed) to out redacted, and commits it:
+ * 0, or -1 with *err set (malloc'd) and out discarded. */
+int pc__report_emit(struct pc_outfile *out, struct pc_buf *b, char **err);
+
 /* --------------------------------------------- records (report.c) */
 
 const char *pc__kind_name(enum pc_record_kind k);

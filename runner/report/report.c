@@ -225,9 +225,14 @@ int pc_report_write(const char *format, struct pc_outfile *out, const struct pc_
     formats[i].render_at(&b, r, out->atomic ? out->target : NULL);
   else
     formats[i].render(&b, r);
+  return pc__report_emit(out, &b, err);
+}
+
+int pc__report_emit(struct pc_outfile *out, struct pc_buf *b, char **err)
+{
   size_t len;
-  char *red = pc_redact(b.data ? b.data : "", b.len, &len);
-  pc_buf_free(&b);
+  char *red = pc_redact(b->data ? b->data : "", b->len, &len);
+  pc_buf_free(b);
   int rc = pc_outfile_write(out, red, len);
   if (rc == 0) {
     rc = pc_outfile_commit(out, err);

@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/redact.h"
 #include "base/util.h"
 #include "report/format.h"
 
@@ -186,16 +185,5 @@ int pc_report_write_runs(const char *format, struct pc_outfile *out,
   struct pc_buf b;
   pc_buf_init(&b, REPORT_BUF_MAX);
   formats[i].render(&b, reps, n, info, out->atomic ? out->target : NULL);
-  size_t len;
-  char *red = pc_redact(b.data ? b.data : "", b.len, &len);
-  pc_buf_free(&b);
-  int rc = pc_outfile_write(out, red, len);
-  if (rc == 0) {
-    rc = pc_outfile_commit(out, err);
-  } else {
-    *err = pc_asprintf("cannot write \"%s\": %s", out->path ? out->path : "?", strerror(-rc));
-    pc_outfile_discard(out);
-  }
-  free(red);
-  return rc ? -1 : 0;
+  return pc__report_emit(out, &b, err);
 }
