@@ -96,6 +96,20 @@ ro_lib = function(v)
 end
 P.ro_lib = ro_lib
 
+-- The `outputs` of every result that has none (issue 16: an empty table
+-- per kept result was ~56 bytes each): one table for the whole run, read-only
+-- by construction. Writing to it raises as writing through a proxy does;
+-- it is its own target, so ro() hands it out as it is, is_ro() is true
+-- (the plugins' rawset refuses it; expressions have no rawset) and unwrap()
+-- gives it back; the JSON encoders see an empty list, as before.
+local empty_ro = setmetatable({}, {
+  __newindex = readonly_error,
+  __metatable = "read-only",
+  __json = "array",
+})
+target_of[empty_ro] = empty_ro
+P.empty_ro = empty_ro
+
 local function unwrap(v)
   return target_of[v] or v
 end

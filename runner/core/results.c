@@ -88,12 +88,18 @@ static int eval_outputs(struct task *t, int tbl, char **err)
   lua_State *L = t->run->L;
   struct pc_lua *h = t->run->lua;
   /* An action may have filled outputs of its own (a workflow file run as
-   * a step: the file's `outputs:`); the step's `outputs:` add to them. */
-  if (lua_getfield(L, tbl, "outputs") != LUA_TTABLE) { /* tbl, outputs */
-    lua_pop(L, 1);
-    lua_newtable(L);
+   * a step: the file's `outputs:`); the step's `outputs:` add to them.
+   * A result with none gets the run's shared read-only empty table, so a
+   * kept result costs no table of its own for them (issue 16). */
+  bool have = st && st->noutputs;
+  if (lua_getfield(L, tbl, "outputs") != LUA_TTABLE || pc_lua_is_empty_ro(h, -1)) {
+    lua_pop(L, 1); /* tbl */
+    if (have)
+      lua_createtable(L, 0, (int)st->noutputs);
+    else
+      pc_lua_push_empty_ro(h);
   }
-  if (st && st->noutputs) {
+  if (have) {
     int scope = t->scope_ref;
     lua_pushvalue(L, tbl);                 /* tbl, outputs, result */
     pc_lua_scope_bind(h, scope, "result"); /* tbl, outputs, old */
@@ -134,11 +140,11 @@ void pc__build_result(struct task *t, enum pc_outcome o)
       t->outcome = PC_ERROR;
       free(t->error);
       t->error = oerr;
-      lua_newtable(L);
+      pc_lua_push_empty_ro(run->lua);
       lua_setfield(L, tbl, "outputs");
     }
   } else {
-    lua_newtable(L);
+    pc_lua_push_empty_ro(run->lua);
     lua_setfield(L, tbl, "outputs");
   }
   if (!t->restored)
@@ -191,7 +197,7 @@ void pc__unreached_result(struct task *group, const struct pc_step *st, const ch
   lua_setfield(L, -2, "outcome");
   lua_pushstring(L, why);
   lua_setfield(L, -2, "error");
-  lua_newtable(L);
+  pc_lua_push_empty_ro(group->run->lua);
   lua_setfield(L, -2, "outputs");
   pc_lua_scope_set_step(group->run->lua, group->scope_ref, st->id); /* pops r */
 }

@@ -181,6 +181,8 @@ static int init_state(lua_State *L)
   h->unwrap_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, -1, "to_text");
   h->to_text_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "empty_ro");
+  h->empty_ro_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, -1, "instance_mt");
   h->instance_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushliteral(L, "item");
@@ -336,6 +338,21 @@ lua_State *pc_lua_state(struct pc_lua *h)
 void pc_lua_unref(struct pc_lua *h, int ref)
 {
   luaL_unref(h->L, LUA_REGISTRYINDEX, ref);
+}
+
+void pc_lua_push_empty_ro(struct pc_lua *h)
+{
+  lua_rawgeti(h->L, LUA_REGISTRYINDEX, h->empty_ro_ref);
+}
+
+bool pc_lua_is_empty_ro(struct pc_lua *h, int idx)
+{
+  lua_State *L = h->L;
+  idx = lua_absindex(L, idx);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->empty_ro_ref);
+  bool same = lua_rawequal(L, idx, -1);
+  lua_pop(L, 1);
+  return same;
 }
 
 void pc_lua_push_prelude(struct pc_lua *h, const char *name)

@@ -140,6 +140,11 @@ char *pc_lua_error_text(struct pc_lua *h, lua_State *co, int status, bool traceb
  * outside a guard. pc_lua_eval hands C a plain copy instead of a table
  * with such a metatable. `idx` is on thread L's stack. */
 void pc_lua_note_plugin_mt(struct pc_lua *h, lua_State *L, int idx);
+/* Pushes the run's one read-only empty table (every result without
+ * outputs has it as its `outputs`; writing to it raises). */
+void pc_lua_push_empty_ro(struct pc_lua *h);
+/* Whether the value at idx (on h's main stack) is that table. */
+bool pc_lua_is_empty_ro(struct pc_lua *h, int idx);
 /* Pushes field `name` of the table lua/prelude.lua returned (ro, unwrap,
  * to_json, helpers, ...), or the table itself when name is NULL. */
 void pc_lua_push_prelude(struct pc_lua *h, const char *name);

@@ -385,15 +385,20 @@ static int encode_table(lua_State *L, int idx, struct pc_buf *out, int depth)
     lua_rawgetp(L, LUA_REGISTRYINDEX, &OBJECT_MT_KEY); /* mt, object_mt */
     marked = lua_rawequal(L, -1, -2);
     lua_pop(L, 2);
-    /* A metatable that says its table's raw contents are an object (the
-     * HTTP result's case-insensitive headers: __json = "object"). */
+    /* A metatable that says how its table's raw contents encode: as an
+     * object (the HTTP result's case-insensitive headers: __json =
+     * "object"), or as plain data (the shared read-only empty `outputs`:
+     * __json = "array", an empty table, as a table of its own encoded). */
+    bool plain = false;
     if (!marked && luaL_getmetafield(L, idx, "__json") != LUA_TNIL) { /* __json */
-      marked = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "object") == 0;
+      const char *how = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+      marked = strcmp(how, "object") == 0;
+      plain = strcmp(how, "array") == 0;
       lua_pop(L, 1);
-      if (!marked)
+      if (!marked && !plain)
         return -1;
     }
-    if (!marked) {
+    if (!marked && !plain) {
       /* A table with fields built on first use (an HTTP result): its
        * __pairs builds those pairs() lists, __fields names those it does
        * not (read through __index). Any other metatable: a proxy, or a
