@@ -67,7 +67,8 @@ static void attempt_start(struct task *t)
    * result keeps the rest in a record of its own: http/result.c). */
   a->result_ref = LUA_NOREF;
   if (t->ops->fills_result || st->expect.nthat || st->poll.until) {
-    lua_createtable(L, 0, t->ops->fills_result ? 8 : 0);
+    int slots = !t->ops->fills_result ? 0 : t->ops->result_slots ? t->ops->result_slots : 8;
+    lua_createtable(L, 0, slots);
     a->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   a->params_ref = LUA_NOREF;
