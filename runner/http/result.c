@@ -21,20 +21,22 @@
 #include "script/luahost.h"
 #include "base/redact.h"
 
-/* A result's record. An HTTP result is a Lua table holding only what the
- * engine and every expression read (status, and the engine's common fields:
- * outcome, attempts, times, outputs); everything else the response gave is
- * one `struct lazy`, a full userdata without user values: the raw header
- * block, method, final URL, step label, HTTP version, Set-Cookie lines,
- * redirects and body, in one allocation (`data`), with the timings. A
+/* A result's record. An HTTP result is a Lua table holding only what every
+ * expression reads (status; error and polls when set); everything else,
+ * the engine's common fields included (outcome, attempts, times, an empty
+ * outputs: struct pc_result_common, script/host.h, set by the engine when
+ * the step ends), is one `struct lazy`, a full userdata without user
+ * values: the raw header block, method, final URL, step label, HTTP
+ * version, Set-Cookie lines, redirects and body, in one allocation
+ * (`data`), with the timings. A
  * kept result so costs its table, this record and nothing else (issue 16:
  * it was ~2.1 KB a result with every field a Lua value and the decoded
  * JSON cached; docs/BENCHMARKS.md).
  *
  * Every result table of a Lua state shares one metatable (made on first
  * use, kept in the registry) whose __index answers from the record:
- * `method`, `url`, `http_version` and `reused` are pushed on each read
- * (short strings, interned by Lua); `body`, `headers`, `header_values`,
+ * the common fields, `method`, `url`, `http_version` and `reused` are
+ * pushed on each read (short strings, interned by Lua); `body`, `headers`, `header_values`,
  * `cookies`, `redirects` and `timing` are built when first read and
  * rawset, so each is built at most once, and only if something reads it;
  * `json` is decoded from the record's body bytes on each read and never
