@@ -110,6 +110,18 @@ local empty_ro = setmetatable({}, {
 target_of[empty_ro] = empty_ro
 P.empty_ro = empty_ro
 
+-- The view `result` is bound as while expect.that, until and fail_if are
+-- evaluated (expr.c, pc_lua_scope_bind_view): one proxy for the whole run,
+-- pointed at the result being checked for the time of the evaluation and
+-- at an empty table after it. Those expressions give a truth value, so
+-- nothing can keep the view past the evaluation, and a result costs no
+-- proxy of its own to be checked (issue 16: ~2 000 instructions a
+-- response). outputs, whose values are kept, see a proxy of their own.
+local result_view = setmetatable({}, ro_mt)
+local no_target = {}
+target_of[result_view] = no_target
+P.result_view, P.no_target, P.target_of = result_view, no_target, target_of
+
 local function unwrap(v)
   return target_of[v] or v
 end

@@ -303,7 +303,7 @@ static enum pc_fail check_expect(struct task *t, char **msg)
   if (ex->nthat) {
     int scope = t->scope_ref;
     lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref);
-    pc_lua_scope_bind(h, scope, "result"); /* old */
+    bool view = pc_lua_scope_bind_view(h, scope, "result"); /* old */
     enum pc_fail fail = PC_FAIL_NONE;
     for (size_t i = 0; i < ex->nthat && fail == PC_FAIL_NONE; i++) {
       bool ok = false;
@@ -320,7 +320,7 @@ static enum pc_fail check_expect(struct task *t, char **msg)
         free(m);
       }
     }
-    pc_lua_scope_unbind(h, scope, "result");
+    pc_lua_scope_unbind_view(h, scope, "result", view);
     return fail;
   }
   return PC_FAIL_NONE;
@@ -413,7 +413,7 @@ static enum pc_fail poll_check(struct task *t, char **msg, bool *again)
   struct pc_lua *h = t->run->lua;
   int scope = t->scope_ref;
   lua_rawgeti(t->run->L, LUA_REGISTRYINDEX, t->att.result_ref);
-  pc_lua_scope_bind(h, scope, "result"); /* old */
+  bool view = pc_lua_scope_bind_view(h, scope, "result"); /* old */
   enum pc_fail fail = PC_FAIL_NONE;
   bool yes = false;
   char *m = NULL;
@@ -446,7 +446,7 @@ static enum pc_fail poll_check(struct task *t, char **msg, bool *again)
     }
   }
   free(m);
-  pc_lua_scope_unbind(h, scope, "result");
+  pc_lua_scope_unbind_view(h, scope, "result", view);
   if (fail == PC_FAIL_ERROR)
     t->poll_stop = "failure";
   return fail;

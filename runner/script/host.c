@@ -186,6 +186,12 @@ static int init_state(lua_State *L)
   h->to_text_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, -1, "empty_ro");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &empty_ro_key);
+  lua_getfield(L, -1, "result_view");
+  h->view_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "no_target");
+  h->no_target_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "target_of");
+  h->target_of_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, -1, "instance_mt");
   h->instance_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushliteral(L, "item");
