@@ -114,8 +114,9 @@ P.empty_ro = empty_ro
 -- evaluated (expr.c, pc_lua_scope_bind_view): one proxy for the whole run,
 -- pointed at the result being checked for the time of the evaluation and
 -- at an empty table after it. Those expressions give a truth value, so
--- nothing can keep the view past the evaluation (once plugin code has run,
--- whose functions could, expr.c binds proxies again), and a result costs no
+-- nothing can keep the view past the evaluation (once a plugin step has
+-- returned a value, whose functions could, expr.c binds proxies again),
+-- and a result costs no
 -- proxy of its own to be checked (issue 16: ~2 000 instructions a
 -- response). outputs, whose values are kept, see a proxy of their own.
 local result_view = setmetatable({}, ro_mt)

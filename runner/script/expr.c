@@ -185,10 +185,12 @@ bool pc_lua_scope_bind_view(struct pc_lua *h, int scope_ref, const char *name)
 {
   lua_State *L = h->L;
   /* Expressions alone cannot keep a value past their evaluation, but a
-   * function a plugin returned (steps.x.value.f(result)) could: once plugin
-   * code has run (the pacer module is open), results get proxies of their
-   * own, as they did. */
-  bool view = !h->view_bound && h->module_ref == LUA_NOREF && lua_type(L, -1) == LUA_TTABLE;
+   * function a plugin returned (steps.x.value.f(result)) could. Functions
+   * reach expressions only in plugin steps' values (vars, env and the
+   * engine's fields hold none), so once a plugin step has returned one
+   * (pc_lua_note_plugin_value), results get proxies of their own, as
+   * they did. */
+  bool view = !h->view_bound && !h->plugin_values && lua_type(L, -1) == LUA_TTABLE;
   if (view) {
     /* A proxy already (ro's target_of knows it) is bound as it is. */
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->target_of_ref); /* v, target_of */

@@ -52,8 +52,8 @@ void pc_lua_scope_unbind(struct pc_lua *h, int scope_ref, const char *name);
  * the run's one read-only view, pointed at it until
  * pc_lua_scope_unbind_view, instead of a proxy made for it. Returns
  * whether the view was used (not when it is already in use, or the value
- * is not a table or is a proxy already, or plugin code has run: a function
- * it returned could be called with `result` and keep it), which
+ * is not a table or is a proxy already, or a plugin step has returned a
+ * value: a function in it could be called with `result` and keep it), which
  * unbind_view takes. */
 bool pc_lua_scope_bind_view(struct pc_lua *h, int scope_ref, const char *name);
 void pc_lua_scope_unbind_view(struct pc_lua *h, int scope_ref, const char *name, bool view);

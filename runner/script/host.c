@@ -349,6 +349,11 @@ void pc_lua_unref(struct pc_lua *h, int ref)
   luaL_unref(h->L, LUA_REGISTRYINDEX, ref);
 }
 
+void pc_lua_note_plugin_value(struct pc_lua *h)
+{
+  h->plugin_values = true;
+}
+
 void pc_lua_push_empty_ro(lua_State *L)
 {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &empty_ro_key);

@@ -140,6 +140,10 @@ char *pc_lua_error_text(struct pc_lua *h, lua_State *co, int status, bool traceb
  * outside a guard. pc_lua_eval hands C a plain copy instead of a table
  * with such a metatable. `idx` is on thread L's stack. */
 void pc_lua_note_plugin_mt(struct pc_lua *h, lua_State *L, int idx);
+/* A plugin step's value is being stored in its result: from now on a
+ * result may hold a function of plugin code, which an expression could
+ * call with `result` (see pc_lua_scope_bind_view). */
+void pc_lua_note_plugin_value(struct pc_lua *h);
 /* Pushes the state's one read-only empty table (every result without
  * outputs has it as its `outputs`; writing to it raises). */
 void pc_lua_push_empty_ro(lua_State *L);
