@@ -96,6 +96,34 @@ ro_lib = function(v)
 end
 P.ro_lib = ro_lib
 
+-- The `outputs` of every result that has none (issue 16: an empty table
+-- per kept result was ~56 bytes each): one table for the whole run, read-only
+-- by construction. Writing to it raises as writing through a proxy does;
+-- it is its own target, so ro() hands it out as it is, is_ro() is true
+-- (the plugins' rawset refuses it; expressions have no rawset) and unwrap()
+-- gives it back; the JSON encoders see an empty list, as before.
+local empty_ro = setmetatable({}, {
+  __newindex = readonly_error,
+  __metatable = "read-only",
+  __json = "array",
+})
+target_of[empty_ro] = empty_ro
+P.empty_ro = empty_ro
+
+-- The view `result` is bound as while expect.that, until and fail_if are
+-- evaluated (expr.c, pc_lua_scope_bind_view): one proxy for the whole run,
+-- pointed at the result being checked for the time of the evaluation and
+-- at an empty table after it. Those expressions give a truth value, so
+-- nothing can keep the view past the evaluation (once a plugin step has
+-- returned a value, whose functions could, expr.c binds proxies again),
+-- and a result costs no
+-- proxy of its own to be checked (issue 16: ~2 000 instructions a
+-- response). outputs, whose values are kept, see a proxy of their own.
+local result_view = setmetatable({}, ro_mt)
+local no_target = {}
+target_of[result_view] = no_target
+P.result_view, P.no_target, P.target_of = result_view, no_target, target_of
+
 local function unwrap(v)
   return target_of[v] or v
 end

@@ -67,7 +67,8 @@ static void attempt_start(struct task *t)
    * result keeps the rest in a record of its own: http/result.c). */
   a->result_ref = LUA_NOREF;
   if (t->ops->fills_result || st->expect.nthat || st->poll.until) {
-    lua_createtable(L, 0, t->ops->fills_result ? 8 : 0);
+    int slots = !t->ops->fills_result ? 0 : t->ops->result_slots ? t->ops->result_slots : 8;
+    lua_createtable(L, 0, slots);
     a->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   a->params_ref = LUA_NOREF;
@@ -302,7 +303,7 @@ static enum pc_fail check_expect(struct task *t, char **msg)
   if (ex->nthat) {
     int scope = t->scope_ref;
     lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref);
-    pc_lua_scope_bind(h, scope, "result"); /* old */
+    bool view = pc_lua_scope_bind_view(h, scope, "result"); /* old */
     enum pc_fail fail = PC_FAIL_NONE;
     for (size_t i = 0; i < ex->nthat && fail == PC_FAIL_NONE; i++) {
       bool ok = false;
@@ -319,7 +320,7 @@ static enum pc_fail check_expect(struct task *t, char **msg)
         free(m);
       }
     }
-    pc_lua_scope_unbind(h, scope, "result");
+    pc_lua_scope_unbind_view(h, scope, "result", view);
     return fail;
   }
   return PC_FAIL_NONE;
@@ -412,7 +413,7 @@ static enum pc_fail poll_check(struct task *t, char **msg, bool *again)
   struct pc_lua *h = t->run->lua;
   int scope = t->scope_ref;
   lua_rawgeti(t->run->L, LUA_REGISTRYINDEX, t->att.result_ref);
-  pc_lua_scope_bind(h, scope, "result"); /* old */
+  bool view = pc_lua_scope_bind_view(h, scope, "result"); /* old */
   enum pc_fail fail = PC_FAIL_NONE;
   bool yes = false;
   char *m = NULL;
@@ -445,7 +446,7 @@ static enum pc_fail poll_check(struct task *t, char **msg, bool *again)
     }
   }
   free(m);
-  pc_lua_scope_unbind(h, scope, "result");
+  pc_lua_scope_unbind_view(h, scope, "result", view);
   if (fail == PC_FAIL_ERROR)
     t->poll_stop = "failure";
   return fail;

@@ -40,44 +40,67 @@ static double task_start_wall(const struct task *t)
 
 /* ------------------------------------------------------------ results */
 
-/* Pushes a fresh table with the common result fields. */
+/* Sets the common result fields: into the result's record when it offers
+ * one (script/host.h, struct pc_result_common: an HTTP result), otherwise
+ * into the table. The rarer ones (error, polls, poll_stop, items) always
+ * go into the table. */
 static void set_common_fields(struct task *t, int tbl)
 {
   lua_State *L = t->run->L;
-  char ts[40];
-  lua_pushstring(L, pc_outcome_name(t->outcome)); /* tbl.outcome */
-  lua_setfield(L, tbl, "outcome");
+  struct pc_result_common *c = pc_lua_result_common(L, tbl);
+  bool leaf = t->kind == TK_LEAF, timed = t->started_mono > 0, queued = leaf && t->step;
+  if (c) {
+    c->outcome = pc_outcome_name(t->outcome);
+    c->attempts = leaf ? t->attempts : -1;
+    c->started_at = timed ? task_start_wall(t) : -1;
+    c->duration_ms = timed ? (lua_Integer)llround(pc__task_run_ms(t)) : 0;
+    c->queued_ms = timed && queued ? (lua_Integer)llround(t->queued_ms) : -1;
+  } else {
+    lua_pushstring(L, pc_outcome_name(t->outcome)); /* tbl.outcome */
+    lua_setfield(L, tbl, "outcome");
+    if (leaf) {
+      lua_pushinteger(L, t->attempts);
+      lua_setfield(L, tbl, "attempts");
+    }
+    if (timed) {
+      char ts[40];
+      pc_format_iso8601(task_start_wall(t), ts, sizeof ts);
+      lua_pushstring(L, ts);
+      lua_setfield(L, tbl, "started_at");
+      lua_pushinteger(L, (lua_Integer)llround(pc__task_run_ms(t)));
+      lua_setfield(L, tbl, "duration_ms");
+      if (queued) {
+        lua_pushinteger(L, (lua_Integer)llround(t->queued_ms));
+        lua_setfield(L, tbl, "queued_ms");
+      }
+    }
+  }
   if (t->error) {
     lua_pushstring(L, t->error);
     lua_setfield(L, tbl, "error");
   }
-  if (t->kind == TK_LEAF) {
-    lua_pushinteger(L, t->attempts);
-    lua_setfield(L, tbl, "attempts");
-    if (t->step && t->step->poll.until) {
-      lua_pushinteger(L, t->polls);
-      lua_setfield(L, tbl, "polls");
-      if (t->poll_stop) {
-        lua_pushstring(L, t->poll_stop);
-        lua_setfield(L, tbl, "poll_stop");
-      }
-    }
-  }
-  if (t->started_mono > 0) {
-    pc_format_iso8601(task_start_wall(t), ts, sizeof ts);
-    lua_pushstring(L, ts);
-    lua_setfield(L, tbl, "started_at");
-    lua_pushinteger(L, (lua_Integer)llround(pc__task_run_ms(t)));
-    lua_setfield(L, tbl, "duration_ms");
-    if (t->kind == TK_LEAF && t->step) {
-      lua_pushinteger(L, (lua_Integer)llround(t->queued_ms));
-      lua_setfield(L, tbl, "queued_ms");
+  if (leaf && t->step && t->step->poll.until) {
+    lua_pushinteger(L, t->polls);
+    lua_setfield(L, tbl, "polls");
+    if (t->poll_stop) {
+      lua_pushstring(L, t->poll_stop);
+      lua_setfield(L, tbl, "poll_stop");
     }
   }
   if (t->kind == TK_FOREACH && t->items_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->items_ref); /* tbl.items */
     lua_setfield(L, tbl, "items");
   }
+}
+
+/* Sets tbl.outputs to the shared read-only empty table, unless the
+ * result's record answers that (then the table needs no field for it). */
+static void set_no_outputs(lua_State *L, int tbl)
+{
+  if (pc_lua_result_common(L, tbl))
+    return;
+  pc_lua_push_empty_ro(L);
+  lua_setfield(L, tbl, "outputs");
 }
 
 /* Evaluates `outputs` with `result` bound into tbl.outputs. Returns 0, or
@@ -88,12 +111,19 @@ static int eval_outputs(struct task *t, int tbl, char **err)
   lua_State *L = t->run->L;
   struct pc_lua *h = t->run->lua;
   /* An action may have filled outputs of its own (a workflow file run as
-   * a step: the file's `outputs:`); the step's `outputs:` add to them. */
-  if (lua_getfield(L, tbl, "outputs") != LUA_TTABLE) { /* tbl, outputs */
-    lua_pop(L, 1);
-    lua_newtable(L);
+   * a step: the file's `outputs:`); the step's `outputs:` add to them.
+   * A result with none gets the run's shared read-only empty table, so a
+   * kept result costs no table of its own for them (issue 16). */
+  bool have = st && st->noutputs;
+  if (lua_getfield(L, tbl, "outputs") != LUA_TTABLE || pc_lua_is_empty_ro(L, -1)) {
+    lua_pop(L, 1); /* tbl */
+    if (!have) {
+      set_no_outputs(L, tbl);
+      return 0;
+    }
+    lua_createtable(L, 0, (int)st->noutputs);
   }
-  if (st && st->noutputs) {
+  if (have) {
     int scope = t->scope_ref;
     lua_pushvalue(L, tbl);                 /* tbl, outputs, result */
     pc_lua_scope_bind(h, scope, "result"); /* tbl, outputs, old */
@@ -134,12 +164,10 @@ void pc__build_result(struct task *t, enum pc_outcome o)
       t->outcome = PC_ERROR;
       free(t->error);
       t->error = oerr;
-      lua_newtable(L);
-      lua_setfield(L, tbl, "outputs");
+      set_no_outputs(L, tbl);
     }
   } else {
-    lua_newtable(L);
-    lua_setfield(L, tbl, "outputs");
+    set_no_outputs(L, tbl);
   }
   if (!t->restored)
     set_common_fields(t, tbl);
@@ -191,7 +219,7 @@ void pc__unreached_result(struct task *group, const struct pc_step *st, const ch
   lua_setfield(L, -2, "outcome");
   lua_pushstring(L, why);
   lua_setfield(L, -2, "error");
-  lua_newtable(L);
+  pc_lua_push_empty_ro(L);
   lua_setfield(L, -2, "outputs");
   pc_lua_scope_set_step(group->run->lua, group->scope_ref, st->id); /* pops r */
 }

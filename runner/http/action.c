@@ -194,5 +194,6 @@ const struct pc_action_ops pc_http_ops = {
     .ndefault_codes = PC_ARRAY_SIZE(retry_codes),
     .has_status = true,
     .fills_result = true,
+    .result_slots = 1,
     .params_only = true,
 };

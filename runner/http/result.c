@@ -21,20 +21,22 @@
 #include "script/luahost.h"
 #include "base/redact.h"
 
-/* A result's record. An HTTP result is a Lua table holding only what the
- * engine and every expression read (status, and the engine's common fields:
- * outcome, attempts, times, outputs); everything else the response gave is
- * one `struct lazy`, a full userdata without user values: the raw header
- * block, method, final URL, step label, HTTP version, Set-Cookie lines,
- * redirects and body, in one allocation (`data`), with the timings. A
+/* A result's record. An HTTP result is a Lua table holding only what every
+ * expression reads (status; error and polls when set); everything else,
+ * the engine's common fields included (outcome, attempts, times, an empty
+ * outputs: struct pc_result_common, script/host.h, set by the engine when
+ * the step ends), is one `struct lazy`, a full userdata without user
+ * values: the raw header block, method, final URL, step label, HTTP
+ * version, Set-Cookie lines, redirects and body, in one allocation
+ * (`data`), with the timings. A
  * kept result so costs its table, this record and nothing else (issue 16:
  * it was ~2.1 KB a result with every field a Lua value and the decoded
  * JSON cached; docs/BENCHMARKS.md).
  *
  * Every result table of a Lua state shares one metatable (made on first
  * use, kept in the registry) whose __index answers from the record:
- * `method`, `url`, `http_version` and `reused` are pushed on each read
- * (short strings, interned by Lua); `body`, `headers`, `header_values`,
+ * the common fields, `method`, `url`, `http_version` and `reused` are
+ * pushed on each read (short strings, interned by Lua); `body`, `headers`, `header_values`,
  * `cookies`, `redirects` and `timing` are built when first read and
  * rawset, so each is built at most once, and only if something reads it;
  * `json` is decoded from the record's body bytes on each read and never
@@ -58,12 +60,16 @@ enum {
   LAZY_BODY = 32,
   LAZY_SCALARS = 64, /* method, url, http_version, reused (for pairs) */
   LAZY_JSON = 128,   /* json was read (and decoded): pairs() lists it, as when it was stored */
+  LAZY_COMMON = 256, /* the engine's common fields (once the engine has set them) */
 };
 #define LAZY_ALL                                                                                   \
   (LAZY_HEADERS | LAZY_TIMING | LAZY_VALUES | LAZY_COOKIES | LAZY_REDIRECTS | LAZY_BODY |         \
-   LAZY_SCALARS)
+   LAZY_SCALARS | LAZY_COMMON)
 
 struct lazy {
+  /* First: the engine's common fields (outcome, attempts, times; set when
+   * the step finishes), answered like the fields below (script/host.h). */
+  struct pc_result_common common;
   unsigned built;   /* LAZY_* already set in the table */
   bool reused;
   bool has_body;    /* a body (none with save_to once the file is written) */
@@ -365,8 +371,12 @@ static bool push_scalar(lua_State *L, const struct lazy *z, const char *k)
  * (unless the table's owner has set them already). */
 static void lazy_build(lua_State *L, int t, struct lazy *z, unsigned which)
 {
+  if (!z->common.outcome)
+    which &= ~(unsigned)LAZY_COMMON; /* not set yet: built when they are */
   which &= ~z->built;
   z->built |= which;
+  if (which & LAZY_COMMON)
+    pc_lua_result_common_build(L, t, &z->common);
   if (which & LAZY_SCALARS) {
     static const char *const names[] = {"method", "url", "reused", "http_version"};
     for (size_t i = 0; i < PC_ARRAY_SIZE(names); i++)
@@ -439,6 +449,8 @@ static int l_http_result_index(lua_State *L)
     which = LAZY_COOKIES;
   else if (strcmp(k, "redirects") == 0)
     which = LAZY_REDIRECTS;
+  else if (!(z->built & LAZY_COMMON) && pc_lua_result_common_push(L, &z->common, k))
+    return 1;
   else
     return !(z->built & LAZY_SCALARS) && push_scalar(L, z, k) ? 1 : 0;
   if (z->built & which)
@@ -513,6 +525,9 @@ static void push_result_mt(lua_State *L)
   lua_pushliteral(L, "json");
   lua_rawseti(L, -2, 1);
   lua_setfield(L, -3, "__fields");          /* mt, data */
+  /* The engine finds the common fields' record through the same table. */
+  lua_pushvalue(L, -1);                     /* mt, data, data */
+  lua_rawsetp(L, -3, &pc_result_common_key); /* mt, data */
   lua_pushliteral(L, "http result");        /* mt, data, name */
   lua_setfield(L, -3, "__metatable");       /* mt, data */
   lua_pushvalue(L, -2);                     /* mt, data, mt */
@@ -562,6 +577,7 @@ static int l_http_result_fill(lua_State *L)
   if (head > UINT32_MAX)
     return luaL_error(L, "the response's headers and URLs take %zu bytes", head);
   struct lazy *z = lua_newuserdatauv(L, sizeof *z + head + blen, 0); /* lazy */
+  z->common = (struct pc_result_common){.outcome = NULL};
   z->built = 0;
   z->reused = res->reused;
   z->has_body = has_body;

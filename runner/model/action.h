@@ -245,6 +245,10 @@ struct pc_action_ops {
    * creates no result table before the attempt (unless expect.that reads
    * it) and a->result_ref is LUA_NOREF. */
   bool fills_result;
+  /* Hash slots its result table is made with (0: 8, room for the engine's
+   * common fields and a few of the action's). An HTTP result keeps all but
+   * status in a record (http/result.c), so 1. */
+  unsigned char result_slots;
   /* What the action reads at run time is its value (st->params) and its
    * defaults (defaults.KEY) only, evaluated by the engine: no code of the
    * action sees the step's scope. A fan-out over such a step whose value,

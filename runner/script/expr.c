@@ -168,6 +168,63 @@ void pc_lua_scope_bind(struct pc_lua *h, int scope_ref, const char *name)
   lua_pop(L, 1);                                /* old */
 }
 
+/* Points the view at the value on top (popped), or at no_target. */
+static void view_target(struct pc_lua *h, bool value)
+{
+  lua_State *L = h->L;
+  if (!value)
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->no_target_ref); /* v */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->target_of_ref);   /* v, target_of */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->view_ref);        /* v, target_of, view */
+  lua_rotate(L, -3, -1);                                 /* target_of, view, v */
+  lua_rawset(L, -3);                                     /* target_of */
+  lua_pop(L, 1);
+}
+
+bool pc_lua_scope_bind_view(struct pc_lua *h, int scope_ref, const char *name)
+{
+  lua_State *L = h->L;
+  /* Expressions alone cannot keep a value past their evaluation, but a
+   * function a plugin returned (steps.x.value.f(result)) could. Functions
+   * reach expressions only in plugin steps' values (vars, env and the
+   * engine's fields hold none), so once a plugin step has returned one
+   * (pc_lua_note_plugin_value), results get proxies of their own, as
+   * they did. */
+  bool view = !h->view_bound && !h->plugin_values && lua_type(L, -1) == LUA_TTABLE;
+  if (view) {
+    /* A proxy already (ro's target_of knows it) is bound as it is. */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->target_of_ref); /* v, target_of */
+    lua_pushvalue(L, -2);
+    view = lua_rawget(L, -2) == LUA_TNIL;                /* v, target_of, t */
+    lua_pop(L, 2);                                       /* v */
+  }
+  if (!view) {
+    pc_lua_scope_bind(h, scope_ref, name);
+    return false;
+  }
+  h->view_bound = true;
+  view_target(h, true);                           /* (v popped) */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->view_ref); /* view */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, scope_ref);   /* view, scope */
+  push_name(h, name);                             /* view, scope, name */
+  lua_rawget(L, -2);                              /* view, scope, old */
+  lua_insert(L, -3);                              /* old, view, scope */
+  push_name(h, name);                             /* old, view, scope, name */
+  lua_rotate(L, -3, -1);                          /* old, scope, name, view */
+  lua_rawset(L, -3);                              /* old, scope */
+  lua_pop(L, 1);                                  /* old */
+  return true;
+}
+
+void pc_lua_scope_unbind_view(struct pc_lua *h, int scope_ref, const char *name, bool view)
+{
+  pc_lua_scope_unbind(h, scope_ref, name);
+  if (view) {
+    view_target(h, false);
+    h->view_bound = false;
+  }
+}
+
 void pc_lua_scope_set(struct pc_lua *h, int scope_ref, const char *name)
 {
   pc_lua_scope_bind(h, scope_ref, name);

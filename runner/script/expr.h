@@ -47,6 +47,16 @@ void pc_lua_scope_set(struct pc_lua *h, int scope_ref, const char *name);
  * `result` for expect.that and outputs needs no scope of its own. */
 void pc_lua_scope_bind(struct pc_lua *h, int scope_ref, const char *name);
 void pc_lua_scope_unbind(struct pc_lua *h, int scope_ref, const char *name);
+/* The same for a value only expressions that give a truth value read
+ * (expect.that, until, fail_if: nothing can keep it): a table is bound as
+ * the run's one read-only view, pointed at it until
+ * pc_lua_scope_unbind_view, instead of a proxy made for it. Returns
+ * whether the view was used (not when it is already in use, or the value
+ * is not a table or is a proxy already, or a plugin step has returned a
+ * value: a function in it could be called with `result` and keep it), which
+ * unbind_view takes. */
+bool pc_lua_scope_bind_view(struct pc_lua *h, int scope_ref, const char *name);
+void pc_lua_scope_unbind_view(struct pc_lua *h, int scope_ref, const char *name, bool view);
 /* Fan-out items of a leaf body: one metatable per fan-out (inheriting
  * `parent_ref`, returned as a registry reference) shared by every item's
  * scope, which then costs one small table. pc_lua_instance_scope pops the

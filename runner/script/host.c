@@ -130,6 +130,9 @@ static int l_make_ro(lua_State *L)
 
 /* ---------------------------------------------------------------- setup */
 
+/* Registry key of the shared read-only empty table (prelude, empty_ro). */
+static const char empty_ro_key = 'e';
+
 const struct pc_embedded *pc__embedded(const char *name)
 {
   for (const struct pc_embedded *e = pc_embedded_lua; e->name; e++)
@@ -181,6 +184,14 @@ static int init_state(lua_State *L)
   h->unwrap_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, -1, "to_text");
   h->to_text_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "empty_ro");
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &empty_ro_key);
+  lua_getfield(L, -1, "result_view");
+  h->view_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "no_target");
+  h->no_target_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getfield(L, -1, "target_of");
+  h->target_of_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, -1, "instance_mt");
   h->instance_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushliteral(L, "item");
@@ -336,6 +347,108 @@ lua_State *pc_lua_state(struct pc_lua *h)
 void pc_lua_unref(struct pc_lua *h, int ref)
 {
   luaL_unref(h->L, LUA_REGISTRYINDEX, ref);
+}
+
+void pc_lua_note_plugin_value(struct pc_lua *h)
+{
+  h->plugin_values = true;
+}
+
+void pc_lua_push_empty_ro(lua_State *L)
+{
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &empty_ro_key);
+}
+
+bool pc_lua_is_empty_ro(lua_State *L, int idx)
+{
+  idx = lua_absindex(L, idx);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &empty_ro_key);
+  bool same = lua_rawequal(L, idx, -1);
+  lua_pop(L, 1);
+  return same;
+}
+
+/* ------------------------------------------------ results' common fields */
+
+const char pc_result_common_key = 'c';
+
+struct pc_result_common *pc_lua_result_common(lua_State *L, int idx)
+{
+  idx = lua_absindex(L, idx);
+  if (!lua_getmetatable(L, idx)) /* raw: __metatable does not hide it */
+    return NULL;
+  struct pc_result_common *c = NULL;
+  if (lua_rawgetp(L, -1, &pc_result_common_key) == LUA_TTABLE) { /* mt, records */
+    lua_pushvalue(L, idx);
+    if (lua_rawget(L, -2) == LUA_TUSERDATA) /* mt, records, record */
+      c = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  return c; /* the result keeps it alive */
+}
+
+bool pc_lua_result_common_push(lua_State *L, const struct pc_result_common *c, const char *k)
+{
+  if (!c->outcome)
+    return false;
+  switch (k[0]) {
+  case 'o':
+    if (strcmp(k, "outcome") == 0) {
+      lua_pushstring(L, c->outcome);
+      return true;
+    }
+    if (strcmp(k, "outputs") == 0) {
+      pc_lua_push_empty_ro(L);
+      return true;
+    }
+    return false;
+  case 'a':
+    if (c->attempts >= 0 && strcmp(k, "attempts") == 0) {
+      lua_pushinteger(L, c->attempts);
+      return true;
+    }
+    return false;
+  case 's':
+    if (c->started_at >= 0 && strcmp(k, "started_at") == 0) {
+      char ts[40];
+      pc_format_iso8601(c->started_at, ts, sizeof ts);
+      lua_pushstring(L, ts);
+      return true;
+    }
+    return false;
+  case 'd':
+    if (c->started_at >= 0 && strcmp(k, "duration_ms") == 0) {
+      lua_pushinteger(L, c->duration_ms);
+      return true;
+    }
+    return false;
+  case 'q':
+    if (c->started_at >= 0 && c->queued_ms >= 0 && strcmp(k, "queued_ms") == 0) {
+      lua_pushinteger(L, c->queued_ms);
+      return true;
+    }
+    return false;
+  default:
+    return false;
+  }
+}
+
+void pc_lua_result_common_build(lua_State *L, int t, const struct pc_result_common *c)
+{
+  static const char *const names[] = {"outcome", "attempts", "started_at", "duration_ms",
+                                      "queued_ms", "outputs"};
+  t = lua_absindex(L, t);
+  for (size_t i = 0; i < PC_ARRAY_SIZE(names); i++) {
+    lua_pushstring(L, names[i]); /* k */
+    if (lua_rawget(L, t) != LUA_TNIL || !pc_lua_result_common_push(L, c, names[i])) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_pushstring(L, names[i]); /* v, k */
+    lua_insert(L, -2);           /* k, v */
+    lua_rawset(L, t);
+  }
 }
 
 void pc_lua_push_prelude(struct pc_lua *h, const char *name)

@@ -140,6 +140,42 @@ char *pc_lua_error_text(struct pc_lua *h, lua_State *co, int status, bool traceb
  * outside a guard. pc_lua_eval hands C a plain copy instead of a table
  * with such a metatable. `idx` is on thread L's stack. */
 void pc_lua_note_plugin_mt(struct pc_lua *h, lua_State *L, int idx);
+/* A plugin step's value is being stored in its result: from now on a
+ * result may hold a function of plugin code, which an expression could
+ * call with `result` (see pc_lua_scope_bind_view). */
+void pc_lua_note_plugin_value(struct pc_lua *h);
+/* Pushes the state's one read-only empty table (every result without
+ * outputs has it as its `outputs`; writing to it raises). */
+void pc_lua_push_empty_ro(lua_State *L);
+/* Whether the value at idx is that table. */
+bool pc_lua_is_empty_ro(lua_State *L, int idx);
+
+/* The engine's common fields of a result (outcome, attempts, started_at,
+ * duration_ms, queued_ms, and `outputs` when it has none), kept in C by a
+ * result whose record has room for them (issue 16: as Lua fields they
+ * were ~200 bytes of every kept result, started_at as text). A result
+ * offers them when its metatable holds, at the raw key
+ * &pc_result_common_key, a weak-keyed table from the result to a full
+ * userdata that begins with this struct (http/result.c's record); its
+ * __index answers those names from it (pc_lua_result_common_push) and its
+ * __pairs builds them into the table (pc_lua_result_common_build), so
+ * every reader sees the same fields as when they were set in the table. */
+struct pc_result_common {
+  const char *outcome;  /* static (pc_outcome_name); NULL: not set yet */
+  double started_at;    /* wall-clock epoch ms; < 0: none (never started) */
+  lua_Integer duration_ms;
+  lua_Integer queued_ms; /* < 0: none (not a leaf step) */
+  lua_Integer attempts;  /* < 0: none (not a leaf) */
+};
+extern const char pc_result_common_key;
+/* The record of the result at idx, or NULL if it offers none. */
+struct pc_result_common *pc_lua_result_common(lua_State *L, int idx);
+/* Pushes common field k of c and returns true, or returns false (k is
+ * not one, or is not set). */
+bool pc_lua_result_common_push(lua_State *L, const struct pc_result_common *c, const char *k);
+/* Sets every common field c has into the table at t (raw), `outputs`
+ * only where t has none. No-op until the engine has set them. */
+void pc_lua_result_common_build(lua_State *L, int t, const struct pc_result_common *c);
 /* Pushes field `name` of the table lua/prelude.lua returned (ro, unwrap,
  * to_json, helpers, ...), or the table itself when name is NULL. */
 void pc_lua_push_prelude(struct pc_lua *h, const char *name);

@@ -48,6 +48,9 @@ struct pc_lua {
   int prelude_ref; /* the table lua/prelude.lua returned */
   /* Prelude functions called on hot paths, looked up once. */
   int ro_ref, unwrap_ref, to_text_ref, instance_mt_ref;
+  int view_ref, no_target_ref, target_of_ref; /* pc_lua_scope_bind_view's */
+  bool view_bound;                            /* the view is in use */
+  bool plugin_values; /* a plugin step has returned a value (pc_lua_note_plugin_value) */
   int key_item_ref, key_index_ref, key_result_ref; /* "item", "index", "result" */
   int plugin_mts_ref; /* weak-keyed set of metatables plugin code set */
   struct pc_lua_guard g; /* the guard of the code running now */

@@ -57,6 +57,7 @@ static void on_job_returned(void *data)
   struct pc_attempt *a = data;
   struct pc_lua *h = pc_run_lua(a->run);
   lua_State *L = pc_lua_state(h);
+  pc_lua_note_plugin_value(h); /* it may hold functions (expr.c's view) */
   lua_rawgeti(L, LUA_REGISTRYINDEX, a->result_ref); /* v, result */
   pc_lua_push_prelude(h, "unwrap");                  /* v, result, unwrap */
   lua_pushvalue(L, -3);                              /* v, result, unwrap, v */
