@@ -210,6 +210,8 @@ bool pc__journal_restore(struct task *t)
       lua_pop(L, 1); /* a record that does not decode: run the leaf */
       return false;
     }
+    if (t->step && t->step->ops && t->step->ops->restored)
+      t->step->ops->restored(pc_run_lua(run), lua_gettop(L));
     t->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   t->restored = true;

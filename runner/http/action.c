@@ -185,6 +185,7 @@ const struct pc_action_ops pc_http_ops = {
     .describe = http_describe,
     .subject = http_subject,
     .hooks = &pc_http_run_hooks,
+    .restored = pc_http_result_restored,
     .defaults_key = "http",
     .load_defaults = pc_http_load_defaults,
     .defaults_params = &pc_http_defaults_params,

@@ -206,6 +206,22 @@ static void set_headers_mt(lua_State *L, int t)
   lua_setmetatable(L, t);
 }
 
+void pc_http_result_restored(struct pc_lua *h, int idx)
+{
+  lua_State *L = pc_lua_state(h);
+  idx = lua_absindex(L, idx);
+  static const char *const fields[] = {"headers", "header_values"};
+  for (size_t i = 0; i < 2; i++) {
+    if (lua_getfield(L, idx, fields[i]) == LUA_TTABLE) { /* value */
+      if (lua_getmetatable(L, -1))
+        lua_pop(L, 1); /* it has one already: leave it */
+      else
+        set_headers_mt(L, lua_gettop(L));
+    }
+    lua_pop(L, 1);
+  }
+}
+
 /* Adds one header (name lower-cased, value) to the table at t: as text,
  * a repeated name's values joined with ", " (`headers`), or as a list of
  * every value in order (`header_values`). */

@@ -30,6 +30,10 @@ struct pc_lua;
  * ulimit -v or --lua-memory): the table is then incomplete, and the caller
  * fails the request with that message. */
 int pc_http_result_fill(const struct pc_http_result *r, struct pc_lua *h, int idx, char **err);
+/* The result table at idx came back from the journal (plain tables, as
+ * JSON has them): its `headers` and `header_values` find a name written
+ * in any case again, as when the response made them. */
+void pc_http_result_restored(struct pc_lua *h, int idx);
 
 /* Appends the response of the result table at idx, for the message of a
  * failing step: pc_http_show_response (show.h) over the header block the

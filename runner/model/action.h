@@ -222,6 +222,10 @@ struct pc_action_ops {
    * http://host/x: timed out after 500ms"). Called after cancel, with
    * result_ref still valid. */
   void (*subject)(struct pc_attempt *a, struct pc_buf *out);
+  /* Optional: the result table at idx was read back from the journal
+   * (--resume), where it was written as JSON; gives back what JSON does
+   * not keep (http: the headers' lookup by a name in any case). */
+  void (*restored)(struct pc_lua *h, int idx);
   /* The run-wide state the action keeps (see "Run hooks" below), or NULL:
    * the run asks it for statistics even when no step made it, so that
    * every report of a workflow shows the same sections. */
