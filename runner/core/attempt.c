@@ -493,6 +493,10 @@ static void poll_timeout(struct task *t)
                           dur, t->polls, t->polls == 1 ? "" : "s", p->until->src,
                           base_name(p->until->file), p->until->line, p->until->col);
   t->poll_stop = "within";
+  /* It was polling until now: its running time ends at the deadline, not
+   * when its last poll ended (which, on a loaded machine, may be well
+   * before it: steps.ID.duration_ms of a `within` timeout is `within`). */
+  t->att_end_mono = pc_mono_ms();
   drop_result(t);
   pc__task_finish(t, PC_TIMEOUT, msg);
   free(msg);
