@@ -91,8 +91,9 @@ void pc__rec_attempt_close(struct task *t, enum pc_outcome o, const char *msg)
   ar->status = t->att.status;
   ar->exit_code = t->att.exit_code;
   /* what the attempt reported it asked for (pc_attempt_report) */
-  ar->method = t->rep_method ? pc_xstrdup(t->rep_method) : NULL;
-  ar->url = t->rep_url ? pc_xstrdup(t->rep_url) : NULL;
+  const struct leaf_ext *x = t->ext;
+  ar->method = x && x->rep_method ? pc_xstrdup(x->rep_method) : NULL;
+  ar->url = x && x->rep_url ? pc_xstrdup(x->rep_url) : NULL;
 }
 
 /* A leaf's first attempt got its pool permits: from now on it runs, and
@@ -133,18 +134,18 @@ void pc__rec_close(struct task *t)
   r->error = t->error ? pc_xstrdup(t->error) : NULL;
   r->attempts = t->kind == TK_LEAF ? t->attempts : 0;
   if (t->kind == TK_LEAF && t->step && t->step->poll.until) {
-    r->polls = t->polls;
-    r->poll_stop = t->poll_stop;
+    r->polls = t->ext ? t->ext->polls : 0;
+    r->poll_stop = t->ext ? t->ext->poll_stop : NULL;
   }
   r->duration_ms = pc__task_run_ms(t);
   if (t->kind == TK_LEAF && t->step)
     r->queued_ms = t->queued_ms;
   pc__record_waiting(t, false);
   r->status = t->kind == TK_LEAF ? t->att.status : 0;
-  if (t->kind == TK_LEAF) { /* what the last attempt reported (pc_attempt_report) */
-    r->method = t->rep_method;
-    r->url = t->rep_url;
-    t->rep_method = t->rep_url = NULL;
+  if (t->kind == TK_LEAF && t->ext) { /* what the last attempt reported (pc_attempt_report) */
+    r->method = t->ext->rep_method;
+    r->url = t->ext->rep_url;
+    t->ext->rep_method = t->ext->rep_url = NULL;
   }
   if (t->kind == TK_LEAF && t->lane >= 0) {
     run->free_lanes = pc_xrealloc(run->free_lanes, (run->nfree_lanes + 1) * sizeof(int));

@@ -216,8 +216,11 @@ bool pc__journal_restore(struct task *t)
   t->attempts = l.attempts;
   /* what the reports show of it, as the journaled run reported it */
   t->att.status = l.status;
-  t->rep_method = l.method ? pc_xstrdup(l.method) : NULL;
-  t->rep_url = l.url ? pc_xstrdup(l.url) : NULL;
+  if (l.method || l.url) {
+    struct leaf_ext *x = pc__leaf_ext(t);
+    x->rep_method = l.method ? pc_xstrdup(l.method) : NULL;
+    x->rep_url = l.url ? pc_xstrdup(l.url) : NULL;
+  }
   pc__task_finish(t, PC_OK, NULL);
   return true;
 }
@@ -238,7 +241,8 @@ void pc__journal_record(struct task *t)
     lua_pop(L, 1);
   }
   struct pc_journal_leaf l = {(enum pc_outcome)t->outcome, t->attempts, t->att.status,
-                              t->rep_method, t->rep_url, has && ok ? j.data : NULL, ok};
+                              t->ext ? t->ext->rep_method : NULL,
+                              t->ext ? t->ext->rep_url : NULL, has && ok ? j.data : NULL, ok};
   run->journal_ops->record(run->journal, key, &l);
   pc_buf_free(&j);
   free(key);

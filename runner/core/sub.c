@@ -127,9 +127,10 @@ static void on_sub_root_done(struct pc_run *run, struct task *root)
   }
   if (!g->detached) {
     if (g->cause && pc_outcome_is_failure(g->outcome)) {
-      free(g->caller->sub_cause);
-      g->caller->sub_cause = g->cause;
-      g->caller->sub_cause_rec = g->cause_rec;
+      struct leaf_ext *x = pc__leaf_ext(g->caller);
+      free(x->sub_cause);
+      x->sub_cause = g->cause;
+      x->sub_cause_rec = g->cause_rec;
       g->cause = NULL;
     }
     g->done(g->data, g->outcome, g->msg);

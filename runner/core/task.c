@@ -72,8 +72,11 @@ static void task_free(struct task *t)
   if (t->kind == TK_LEAF) {
     free(t->waiters);
     free(t->att_msg);
-    free(t->sub_cause);
-    pc__attempt_report_clear(t);
+    if (t->ext) {
+      free(t->ext->sub_cause);
+      pc__attempt_report_clear(t);
+      free(t->ext);
+    }
   } else {
     free(t->fail_msg);
     free(t->own);
@@ -99,6 +102,16 @@ uv_timer_t *pc__task_timer(struct task *t)
     t->timer->data = t;
   }
   return t->timer;
+}
+
+struct leaf_ext *pc__leaf_ext(struct task *t)
+{
+  assert(t->kind == TK_LEAF);
+  if (!t->ext) {
+    t->ext = pc_xcalloc(1, sizeof *t->ext);
+    t->ext->sub_cause_rec = PC_NO_RECORD;
+  }
+  return t->ext;
 }
 
 /* Called by the parent after it has consumed the child's result. */
@@ -350,7 +363,7 @@ void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
      * counted, and its failure is theirs. */
     bool counted = t->kind == TK_LEAF ? !t->sub_ran : !started_kids;
     bool own = pc_outcome_is_failure(o) && !pc__task_failed_by_children(t) && t->error &&
-               !(t->kind == TK_LEAF && t->sub_cause);
+               !(t->kind == TK_LEAF && t->ext && t->ext->sub_cause);
     char *label = own ? pc__task_label(t) : NULL;
     pc__summary_note(&run->summary, o, counted, label, own ? t->error : NULL,
                      t->step->continue_on_error);
@@ -549,10 +562,10 @@ static void group_child_done(struct task *t, struct task *c)
     if (!t->cause) {
       /* The root cause: the child itself when its failure is its own,
        * else the one that failed it (found further down first). */
-      if (c->kind == TK_LEAF && c->sub_cause) {
-        t->cause = c->sub_cause; /* the step of its sub-group that failed first */
-        t->cause_rec = c->sub_cause_rec;
-        c->sub_cause = NULL;
+      if (c->kind == TK_LEAF && c->ext && c->ext->sub_cause) {
+        t->cause = c->ext->sub_cause; /* the step of its sub-group that failed first */
+        t->cause_rec = c->ext->sub_cause_rec;
+        c->ext->sub_cause = NULL;
       } else if (c->kind == TK_LEAF || !pc__task_failed_by_children(c) || !c->cause) {
         t->cause = pc__task_label(c);
         t->cause_rec = c->rec;
