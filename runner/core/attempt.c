@@ -68,8 +68,8 @@ static void attempt_start(struct task *t)
    * for the engine's common fields and an action's few raw ones (an HTTP
    * result keeps the rest in a record of its own: http/result.c). */
   a->result_ref = LUA_NOREF;
-  if (t->ops->fills_result || st->expect.nthat || st->poll.until) {
-    int slots = !t->ops->fills_result ? 0 : t->ops->result_slots ? t->ops->result_slots : 8;
+  if (t->step->ops->fills_result || st->expect.nthat || st->poll.until) {
+    int slots = !t->step->ops->fills_result ? 0 : t->step->ops->result_slots ? t->step->ops->result_slots : 8;
     lua_createtable(L, 0, slots);
     a->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
@@ -106,7 +106,7 @@ static void attempt_start(struct task *t)
     }
     a->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  t->ops->start(a);
+  t->step->ops->start(a);
 }
 
 /* The leaf stops waiting for permits (it got them, or it is stopped). */
@@ -195,7 +195,7 @@ void pc__leaf_abort(struct task *t)
 {
   if (t->att_live) {
     t->att_live = false;
-    t->ops->cancel(&t->att);
+    t->step->ops->cancel(&t->att);
     pc__record_attempt_end(t, PC_CANCELLED, NULL);
   }
   t->events &= ~(EV_ATTEMPT_DONE | EV_GRANTED);
@@ -214,14 +214,14 @@ static void on_attempt_timeout(uv_timer_t *timer)
   if (!t->att_live)
     return; /* finished just now; its completion is queued and stands */
   t->att_live = false;
-  t->ops->cancel(&t->att);
+  t->step->ops->cancel(&t->att);
   char dur[32];
   pc_format_duration(t->timer_within ? t->step->poll.within_ms : t->step->timeout_ms, dur,
                      sizeof dur);
   struct pc_buf b;
   pc_buf_init(&b, 8192);
-  if (t->ops->subject) {
-    t->ops->subject(&t->att, &b);
+  if (t->step->ops->subject) {
+    t->step->ops->subject(&t->att, &b);
     if (b.len)
       pc_buf_puts(&b, ": ");
   }
@@ -269,7 +269,7 @@ static enum pc_fail check_expect(struct task *t, char **msg)
   lua_State *L = t->run->L;
   t->status_failed = false;
 
-  if (t->ops->has_status) {
+  if (t->step->ops->has_status) {
     static const struct pc_status_range below400 = {0, 399};
     const struct pc_status_range *r = ex->nstatus ? ex->status : &below400;
     size_t n = ex->nstatus ? ex->nstatus : 1;
@@ -288,7 +288,7 @@ static enum pc_fail check_expect(struct task *t, char **msg)
       return PC_FAIL_EXPECT;
     }
   }
-  if (t->ops->has_exit_code) {
+  if (t->step->ops->has_exit_code) {
     bool ok = false;
     if (ex->nexit_codes) {
       for (size_t i = 0; i < ex->nexit_codes; i++)
@@ -336,7 +336,7 @@ static enum pc_fail check_expect(struct task *t, char **msg)
 static bool retry_on_covers(struct task *t, enum pc_fail fail)
 {
   const struct pc_retry *r = &t->step->retry;
-  unsigned on = r->on_set ? r->on : t->ops->default_on;
+  unsigned on = r->on_set ? r->on : t->step->ops->default_on;
   int status = t->att.status;
   switch (fail) {
   case PC_FAIL_NONE:
@@ -349,8 +349,8 @@ static bool retry_on_covers(struct task *t, enum pc_fail fail)
     return on & PC_ON_ERROR;
   case PC_FAIL_EXPECT:
     if (t->status_failed) {
-      size_t ncodes = r->on_set ? r->ncodes : t->ops->ndefault_codes;
-      const int *codes = r->on_set ? r->codes : t->ops->default_codes;
+      size_t ncodes = r->on_set ? r->ncodes : t->step->ops->ndefault_codes;
+      const int *codes = r->on_set ? r->codes : t->step->ops->default_codes;
       for (size_t i = 0; i < ncodes; i++)
         if (codes[i] == status)
           return true;
@@ -563,11 +563,11 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
     free(msg);
     msg = NULL;
     fail = check_expect(t, &msg);
-    if (fail != PC_FAIL_NONE && t->ops->describe) {
+    if (fail != PC_FAIL_NONE && t->step->ops->describe) {
       struct pc_buf b;
       pc_buf_init(&b, (size_t)64 << 10);
       pc_buf_puts(&b, msg);
-      t->ops->describe(&t->att, &b);
+      t->step->ops->describe(&t->att, &b);
       free(msg);
       msg = pc_buf_steal(&b);
     }

@@ -34,11 +34,11 @@ void pc__rec_open(struct task *t)
   struct pc_run_report *rp = run->rep;
   /* A sub-group's roots have no record: their steps' records go below
    * the calling step's (sub.c). */
-  if (!t->step && t->sub)
+  if (!t->step && t->root->sub)
     return;
   size_t parent = t->parent ? t->parent->rec : PC_NO_RECORD;
-  if (t->parent && !t->parent->step && t->parent->sub)
-    parent = pc__sub_caller_rec(t->parent->sub);
+  if (t->parent && !t->parent->step && t->parent->root->sub)
+    parent = pc__sub_caller_rec(t->parent->root->sub);
   t->rec = rec_append(run);
   struct pc_record *r = &rp->records[t->rec];
   r->parent = parent;
@@ -49,7 +49,7 @@ void pc__rec_open(struct task *t)
   static const enum pc_record_kind kinds[] = {PC_REC_LEAF, PC_REC_SEQUENCE, PC_REC_GATHER,
                                               PC_REC_FOREACH};
   r->kind = t->step ? kinds[t->kind] : PC_REC_ROOT;
-  r->root_name = t->step ? NULL : t->root_name;
+  r->root_name = t->step ? NULL : t->root->name;
   r->label = pc__task_label(t);
   if (t->instance && pc__item_text(t))
     r->item_label = pc_xstrdup(pc__item_text(t));

@@ -132,8 +132,8 @@ static void task_key(struct task *t, struct pc_buf *b)
 {
   if (t->parent)
     task_key(t->parent, b);
-  else if (t->kind != TK_LEAF && t->root_name)
-    pc_buf_puts(b, t->root_name);
+  else if (t->kind != TK_LEAF && t->root && t->root->name)
+    pc_buf_puts(b, t->root->name);
   if (t->step && !(t->instance && t->parent && t->parent->step == t->step))
     pc_buf_printf(b, "/%d:%d", t->step->line, t->step->col);
   if (t->instance)
@@ -146,7 +146,7 @@ static bool in_finally(const struct task *t)
 {
   while (t->parent)
     t = t->parent;
-  return t->kind != TK_LEAF && t->root_name && strcmp(t->root_name, "finally") == 0;
+  return t->kind != TK_LEAF && t->root && t->root->name && strcmp(t->root->name, "finally") == 0;
 }
 
 static char *leaf_key(struct task *t)
@@ -162,7 +162,7 @@ static char *leaf_key(struct task *t)
 static void task_path(const struct task *t, struct pc_buf *b)
 {
   if (!t->parent) {
-    pc_buf_puts(b, t->kind != TK_LEAF && t->root_name ? t->root_name : "steps");
+    pc_buf_puts(b, t->kind != TK_LEAF && t->root && t->root->name ? t->root->name : "steps");
     if (t->kind != TK_LEAF || !t->step)
       return;
   } else {

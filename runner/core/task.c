@@ -81,6 +81,7 @@ static void task_free(struct task *t)
     free(t->fail_msg);
     free(t->own);
     free(t->cause);
+    free(t->root);
   }
   free(t->error);
   free(t->item_text);
@@ -139,8 +140,7 @@ struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct 
             : st->for_each && !instance ? TK_FOREACH
                                         : (unsigned char)st->kind;
   if (t->kind == TK_LEAF) {
-    t->ops = st->ops;
-    assert(t->ops);
+    assert(st->ops); /* the leaf's action: t->step->ops */
     if (st->npools)
       t->waiters = pc_xcalloc(st->npools, sizeof *t->waiters);
     t->att.params_ref = t->att.result_ref = LUA_NOREF;
@@ -148,6 +148,8 @@ struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct 
     return t;
   }
   pc_queue_init(&t->live);
+  if (!st)
+    t->root = pc_xcalloc(1, sizeof *t->root);
   t->cause_rec = PC_NO_RECORD;
   t->list_ref = t->keys_ref = t->items_ref = t->inst_mt_ref = t->body_params_ref = LUA_NOREF;
   t->fail_fast = true;
@@ -190,7 +192,7 @@ __attribute__((noinline)) static void task_events(struct task *t, unsigned ev)
     if (t->parent)
       group_child_done(t->parent, t);
     else
-      t->root_done(t->run, t);
+      t->root->done(t->run, t);
   }
 }
 
@@ -256,7 +258,7 @@ static void mark_unreached(struct task *t)
     free(label);
   }
   /* A sub-group's root has no record: its steps' go below the caller's. */
-  size_t parent_rec = !t->step && t->sub ? pc__sub_caller_rec(t->sub) : PC_NO_RECORD;
+  size_t parent_rec = !t->step && t->root->sub ? pc__sub_caller_rec(t->root->sub) : PC_NO_RECORD;
   unreached_steps(t, parent_rec, t->kids + t->next_kid, t->nkids - t->next_kid, why);
   t->next_kid = t->nkids;
   free(why);
@@ -454,8 +456,8 @@ static bool in_partitioned(const struct task *t)
     if (a->kind == TK_FOREACH && a->partitioned)
       return true;
     /* The steps of a sub-group: inside the calling step's fan-out item? */
-    if (!a->parent && !a->step && a->sub)
-      return pc__sub_partitioned(a->sub);
+    if (!a->parent && !a->step && a->root->sub)
+      return pc__sub_partitioned(a->root->sub);
   }
   return false;
 }
@@ -945,8 +947,8 @@ struct task *pc__root_start(struct pc_run *run, const char *name, struct pc_step
                             pc__root_done_cb done)
 {
   struct task *t = pc__task_new(run, NULL, NULL, scope_ref, false, false);
-  t->root_name = name;
-  t->root_done = done;
+  t->root->name = name;
+  t->root->done = done;
   t->kids = steps;
   t->nkids = nsteps;
   t->group_timeout_ms = timeout_ms;

@@ -55,6 +55,14 @@ struct leaf_ext {
   int polls, poll_fails;
 };
 
+/* What only a root sequence has (a run's steps or finally, a sub-group's):
+ * apart, as a gather of sleeps holds one group task per sleep in flight. */
+struct task_root {
+  const char *name;         /* "steps" or "finally" */
+  pc__root_done_cb done;
+  struct pc_subgroup *sub;  /* the sub-group it runs for (sub.c), or NULL */
+};
+
 struct task {
   struct pc_run *run;
   struct task *parent;             /* NULL for a root sequence */
@@ -120,13 +128,9 @@ struct task {
       bool fail_fast;
       bool stopping;   /* start no more children */
       bool failed_error, failed_expect;
-      /* roots only (parent NULL, step NULL): */
-      const char *root_name;     /* "steps" or "finally" */
-      pc__root_done_cb root_done;
-      struct pc_subgroup *sub;   /* the sub-group it runs for (sub.c), or NULL */
+      struct task_root *root; /* a root's (parent NULL, step NULL), owned; else NULL */
     };
-    struct { /* TK_LEAF */
-      const struct pc_action_ops *ops;
+    struct { /* TK_LEAF; its action is step->ops */
       struct pc_pool_waiter *waiters; /* one per pool of the step */
       char *att_msg;
       size_t pools_held;
