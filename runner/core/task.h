@@ -158,6 +158,14 @@ struct task {
   };
 };
 
+/* A gather of N sleeps holds N tasks, so a task's size is most of such a
+ * run's memory (tests/cases/sleep_many_memory.yml, docs/BENCHMARKS.md):
+ * a field only some tasks need goes in struct leaf_ext or struct
+ * task_root, not in the task. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct task) <= 296,
+               "struct task grew past 296 bytes: put a rarely used field in struct leaf_ext or "
+               "struct task_root");
+
 /* ---------------------------------------------------------- defer.c */
 
 /* Makes the deferred queue and its drain (defer.c); part of
