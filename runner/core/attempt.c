@@ -59,15 +59,17 @@ static void attempt_start(struct task *t)
   a->nothing_sent = false;
   pc__record_attempt_start(t);
   pc__attempt_report_clear(t);
-  free(t->sub_cause); /* a retry: the last attempt's sub-group, if any, says */
-  t->sub_cause = NULL;
+  if (t->ext) { /* a retry: the last attempt's sub-group, if any, says */
+    free(t->ext->sub_cause);
+    t->ext->sub_cause = NULL;
+  }
   /* The result table, for actions that fill one or expectations that read
    * it; otherwise it is made at the end, if anything can read it. Sized
    * for the engine's common fields and an action's few raw ones (an HTTP
    * result keeps the rest in a record of its own: http/result.c). */
   a->result_ref = LUA_NOREF;
-  if (t->ops->fills_result || st->expect.nthat || st->poll.until) {
-    int slots = !t->ops->fills_result ? 0 : t->ops->result_slots ? t->ops->result_slots : 8;
+  if (t->step->ops->fills_result || st->expect.nthat || st->poll.until) {
+    int slots = !t->step->ops->fills_result ? 0 : t->step->ops->result_slots ? t->step->ops->result_slots : 8;
     lua_createtable(L, 0, slots);
     a->result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
@@ -79,9 +81,10 @@ static void attempt_start(struct task *t)
   t->timer_within = t->within_hit = false;
   if (st->poll.until) {
     double now = pc_mono_ms();
-    if (t->poll_deadline == 0)
-      t->poll_deadline = now + st->poll.within_ms;
-    double left = fmax(t->poll_deadline - now, 0);
+    struct leaf_ext *x = pc__leaf_ext(t);
+    if (x->poll_deadline == 0)
+      x->poll_deadline = now + st->poll.within_ms;
+    double left = fmax(x->poll_deadline - now, 0);
     if (limit < 0 || left < limit) {
       limit = left;
       t->timer_within = true;
@@ -103,7 +106,7 @@ static void attempt_start(struct task *t)
     }
     a->params_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  t->ops->start(a);
+  t->step->ops->start(a);
 }
 
 /* The leaf stops waiting for permits (it got them, or it is stopped). */
@@ -147,7 +150,7 @@ static void on_backoff_done(uv_timer_t *timer)
   struct task *t = timer->data;
   /* The wait was cut to the deadline; the timer's clock counts whole
    * milliseconds, hence the slack. */
-  if (t->step->poll.until && pc_mono_ms() >= t->poll_deadline - 1) {
+  if (t->step->poll.until && pc_mono_ms() >= t->ext->poll_deadline - 1) {
     poll_timeout(t);
     return;
   }
@@ -160,8 +163,11 @@ void pc_attempt_report(struct pc_attempt *a, const char *method, const char *url
   if (t->rec == PC_NO_RECORD)
     return;
   pc__attempt_report_clear(t);
-  t->rep_method = method ? pc_xstrdup(method) : NULL;
-  t->rep_url = url ? pc_xstrdup(url) : NULL;
+  if (!method && !url)
+    return;
+  struct leaf_ext *x = pc__leaf_ext(t);
+  x->rep_method = method ? pc_xstrdup(method) : NULL;
+  x->rep_url = url ? pc_xstrdup(url) : NULL;
 }
 
 void pc_attempt_done(struct pc_attempt *a, enum pc_fail fail, const char *msg)
@@ -189,7 +195,7 @@ void pc__leaf_abort(struct task *t)
 {
   if (t->att_live) {
     t->att_live = false;
-    t->ops->cancel(&t->att);
+    t->step->ops->cancel(&t->att);
     pc__record_attempt_end(t, PC_CANCELLED, NULL);
   }
   t->events &= ~(EV_ATTEMPT_DONE | EV_GRANTED);
@@ -208,21 +214,21 @@ static void on_attempt_timeout(uv_timer_t *timer)
   if (!t->att_live)
     return; /* finished just now; its completion is queued and stands */
   t->att_live = false;
-  t->ops->cancel(&t->att);
+  t->step->ops->cancel(&t->att);
   char dur[32];
   pc_format_duration(t->timer_within ? t->step->poll.within_ms : t->step->timeout_ms, dur,
                      sizeof dur);
   struct pc_buf b;
   pc_buf_init(&b, 8192);
-  if (t->ops->subject) {
-    t->ops->subject(&t->att, &b);
+  if (t->step->ops->subject) {
+    t->step->ops->subject(&t->att, &b);
     if (b.len)
       pc_buf_puts(&b, ": ");
   }
   if (t->timer_within) {
     t->within_hit = true;
     pc_buf_printf(&b, "within %s passed during poll %d (the condition was never met)", dur,
-                  t->polls + 1);
+                  t->ext->polls + 1);
   } else {
     pc_buf_printf(&b, "timed out after %s", dur);
   }
@@ -263,7 +269,7 @@ static enum pc_fail check_expect(struct task *t, char **msg)
   lua_State *L = t->run->L;
   t->status_failed = false;
 
-  if (t->ops->has_status) {
+  if (t->step->ops->has_status) {
     static const struct pc_status_range below400 = {0, 399};
     const struct pc_status_range *r = ex->nstatus ? ex->status : &below400;
     size_t n = ex->nstatus ? ex->nstatus : 1;
@@ -282,7 +288,7 @@ static enum pc_fail check_expect(struct task *t, char **msg)
       return PC_FAIL_EXPECT;
     }
   }
-  if (t->ops->has_exit_code) {
+  if (t->step->ops->has_exit_code) {
     bool ok = false;
     if (ex->nexit_codes) {
       for (size_t i = 0; i < ex->nexit_codes; i++)
@@ -330,7 +336,7 @@ static enum pc_fail check_expect(struct task *t, char **msg)
 static bool retry_on_covers(struct task *t, enum pc_fail fail)
 {
   const struct pc_retry *r = &t->step->retry;
-  unsigned on = r->on_set ? r->on : t->ops->default_on;
+  unsigned on = r->on_set ? r->on : t->step->ops->default_on;
   int status = t->att.status;
   switch (fail) {
   case PC_FAIL_NONE:
@@ -343,8 +349,8 @@ static bool retry_on_covers(struct task *t, enum pc_fail fail)
     return on & PC_ON_ERROR;
   case PC_FAIL_EXPECT:
     if (t->status_failed) {
-      size_t ncodes = r->on_set ? r->ncodes : t->ops->ndefault_codes;
-      const int *codes = r->on_set ? r->codes : t->ops->default_codes;
+      size_t ncodes = r->on_set ? r->ncodes : t->step->ops->ndefault_codes;
+      const int *codes = r->on_set ? r->codes : t->step->ops->default_codes;
       for (size_t i = 0; i < ncodes; i++)
         if (codes[i] == status)
           return true;
@@ -362,7 +368,7 @@ static bool retry_on_covers(struct task *t, enum pc_fail fail)
  * polls that failed (a poll whose condition is not met yet is no failure). */
 static int tries(const struct task *t)
 {
-  return t->step->poll.until ? t->poll_fails : t->attempts;
+  return t->step->poll.until ? t->ext->poll_fails : t->attempts;
 }
 
 /* A failure is retried when retry.on covers it and attempts are left, but
@@ -410,6 +416,7 @@ static const char *base_name(const char *path)
 static enum pc_fail poll_check(struct task *t, char **msg, bool *again)
 {
   const struct pc_poll *p = &t->step->poll;
+  struct leaf_ext *x = t->ext; /* made by attempt_start */
   struct pc_lua *h = t->run->lua;
   int scope = t->scope_ref;
   lua_rawgeti(t->run->L, LUA_REGISTRYINDEX, t->att.result_ref);
@@ -422,10 +429,10 @@ static enum pc_fail poll_check(struct task *t, char **msg, bool *again)
     if (pc_lua_eval_bool(h, p->fail_if, scope, &yes, &m) != 0) {
       fail = PC_FAIL_ERROR;
     } else if (yes) {
-      m = pc_asprintf("fail_if held at poll %d: %s (%s:%d:%d)", t->polls, p->fail_if->src,
+      m = pc_asprintf("fail_if held at poll %d: %s (%s:%d:%d)", x->polls, p->fail_if->src,
                       base_name(p->fail_if->file), p->fail_if->line, p->fail_if->col);
       fail = PC_FAIL_EXPECT;
-      t->poll_stop = "fail_if";
+      x->poll_stop = "fail_if";
     }
     if (m)
       *msg = pc_lua_explained(h, m, p->fail_if, scope);
@@ -435,10 +442,10 @@ static enum pc_fail poll_check(struct task *t, char **msg, bool *again)
       *msg = pc_lua_explained(h, m, p->until, scope);
       fail = PC_FAIL_ERROR;
     } else if (yes) {
-      t->poll_stop = "until";
+      x->poll_stop = "until";
       if (pc_log_enabled(PC_LOG_DEBUG)) {
         char *label = pc__task_label(t);
-        pc_log(PC_LOG_DEBUG, label, "poll %d: until met (%s)", t->polls, p->until->src);
+        pc_log(PC_LOG_DEBUG, label, "poll %d: until met (%s)", x->polls, p->until->src);
         free(label);
       }
     } else {
@@ -448,7 +455,7 @@ static enum pc_fail poll_check(struct task *t, char **msg, bool *again)
   free(m);
   pc_lua_scope_unbind_view(h, scope, "result", view);
   if (fail == PC_FAIL_ERROR)
-    t->poll_stop = "failure";
+    x->poll_stop = "failure";
   return fail;
 }
 
@@ -465,15 +472,16 @@ static void drop_result(struct task *t)
 static void poll_next(struct task *t)
 {
   const struct pc_poll *p = &t->step->poll;
-  double wait = fmin(p->every_ms * pow(p->factor, t->polls - 1), p->max_ms);
+  const struct leaf_ext *x = t->ext; /* made by attempt_start */
+  double wait = fmin(p->every_ms * pow(p->factor, x->polls - 1), p->max_ms);
   if (p->jitter)
     wait = wait * ((double)rand() / ((double)RAND_MAX + 1.0));
-  wait = fmax(fmin(wait, t->poll_deadline - pc_mono_ms()), 0);
+  wait = fmax(fmin(wait, x->poll_deadline - pc_mono_ms()), 0);
   if (pc_log_enabled(PC_LOG_DEBUG)) {
     char dur[32];
     pc_format_duration(wait, dur, sizeof dur);
     char *label = pc__task_label(t);
-    pc_log(PC_LOG_DEBUG, label, "poll %d: until not met (%s); next poll in %s", t->polls,
+    pc_log(PC_LOG_DEBUG, label, "poll %d: until not met (%s); next poll in %s", x->polls,
            p->until->src, dur);
     free(label);
   }
@@ -487,12 +495,13 @@ static void poll_next(struct task *t)
 static void poll_timeout(struct task *t)
 {
   const struct pc_poll *p = &t->step->poll;
+  struct leaf_ext *x = t->ext; /* made by attempt_start */
   char dur[32];
   pc_format_duration(p->within_ms, dur, sizeof dur);
   char *msg = pc_asprintf("within %s passed after %d poll%s: until %s (%s:%d:%d) was never met",
-                          dur, t->polls, t->polls == 1 ? "" : "s", p->until->src,
+                          dur, x->polls, x->polls == 1 ? "" : "s", p->until->src,
                           base_name(p->until->file), p->until->line, p->until->col);
-  t->poll_stop = "within";
+  x->poll_stop = "within";
   /* It was polling until now: its running time ends at the deadline, not
    * when its last poll ended (which, on a loaded machine, may be well
    * before it: steps.ID.duration_ms of a `within` timeout is `within`). */
@@ -558,24 +567,25 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
     free(msg);
     msg = NULL;
     fail = check_expect(t, &msg);
-    if (fail != PC_FAIL_NONE && t->ops->describe) {
+    if (fail != PC_FAIL_NONE && t->step->ops->describe) {
       struct pc_buf b;
       pc_buf_init(&b, (size_t)64 << 10);
       pc_buf_puts(&b, msg);
-      t->ops->describe(&t->att, &b);
+      t->step->ops->describe(&t->att, &b);
       free(msg);
       msg = pc_buf_steal(&b);
     }
   }
   bool again = false; /* a poll whose condition is not met yet */
   if (t->step->poll.until) {
-    t->polls++;
+    struct leaf_ext *x = t->ext; /* made by attempt_start */
+    x->polls++;
     if (t->within_hit)
-      t->poll_stop = "within";
+      x->poll_stop = "within";
     else if (fail == PC_FAIL_NONE)
       fail = poll_check(t, &msg, &again);
     else
-      t->poll_fails++;
+      x->poll_fails++;
   }
   pc__record_attempt_end(t, fail_outcome(fail), msg);
   release_params(t);
@@ -593,7 +603,7 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
   if (fail != PC_FAIL_NONE && !t->cancelled && !t->within_hit && should_retry(t, fail, &held)) {
     double wait = backoff_ms(t);
     if (t->step->poll.until) /* the deadline bounds a retried poll's wait too */
-      wait = fmax(fmin(wait, t->poll_deadline - pc_mono_ms()), 0);
+      wait = fmax(fmin(wait, t->ext->poll_deadline - pc_mono_ms()), 0);
     char dur[32];
     pc_format_duration(wait, dur, sizeof dur);
     char *label = pc__task_label(t);
@@ -620,8 +630,8 @@ void pc__attempt_end(struct task *t, enum pc_fail fail, char *msg)
     free(msg);
     msg = m;
   }
-  if (t->step->poll.until && !t->poll_stop && !t->cancelled)
-    t->poll_stop = fail == PC_FAIL_NONE ? "until" : "failure";
+  if (t->step->poll.until && !t->ext->poll_stop && !t->cancelled)
+    t->ext->poll_stop = fail == PC_FAIL_NONE ? "until" : "failure";
   pc__task_finish(t, fail_outcome(fail), msg);
   free(msg);
 }

@@ -174,7 +174,7 @@ static char *label_of(const struct pc_step *st, struct task *inst, bool self,
 char *pc__task_label(struct task *t)
 {
   if (!t->step)
-    return pc_xstrdup(t->root_name);
+    return pc_xstrdup(t->root->name);
   struct task *inst = item_of(t);
   return label_of(t->step, inst, inst == t, pc__sub_of(t));
 }

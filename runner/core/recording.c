@@ -34,11 +34,11 @@ void pc__rec_open(struct task *t)
   struct pc_run_report *rp = run->rep;
   /* A sub-group's roots have no record: their steps' records go below
    * the calling step's (sub.c). */
-  if (!t->step && t->sub)
+  if (!t->step && t->root->sub)
     return;
   size_t parent = t->parent ? t->parent->rec : PC_NO_RECORD;
-  if (t->parent && !t->parent->step && t->parent->sub)
-    parent = pc__sub_caller_rec(t->parent->sub);
+  if (t->parent && !t->parent->step && t->parent->root->sub)
+    parent = pc__sub_caller_rec(t->parent->root->sub);
   t->rec = rec_append(run);
   struct pc_record *r = &rp->records[t->rec];
   r->parent = parent;
@@ -49,7 +49,7 @@ void pc__rec_open(struct task *t)
   static const enum pc_record_kind kinds[] = {PC_REC_LEAF, PC_REC_SEQUENCE, PC_REC_GATHER,
                                               PC_REC_FOREACH};
   r->kind = t->step ? kinds[t->kind] : PC_REC_ROOT;
-  r->root_name = t->step ? NULL : t->root_name;
+  r->root_name = t->step ? NULL : t->root->name;
   r->label = pc__task_label(t);
   if (t->instance && pc__item_text(t))
     r->item_label = pc_xstrdup(pc__item_text(t));
@@ -91,8 +91,9 @@ void pc__rec_attempt_close(struct task *t, enum pc_outcome o, const char *msg)
   ar->status = t->att.status;
   ar->exit_code = t->att.exit_code;
   /* what the attempt reported it asked for (pc_attempt_report) */
-  ar->method = t->rep_method ? pc_xstrdup(t->rep_method) : NULL;
-  ar->url = t->rep_url ? pc_xstrdup(t->rep_url) : NULL;
+  const struct leaf_ext *x = t->ext;
+  ar->method = x && x->rep_method ? pc_xstrdup(x->rep_method) : NULL;
+  ar->url = x && x->rep_url ? pc_xstrdup(x->rep_url) : NULL;
 }
 
 /* A leaf's first attempt got its pool permits: from now on it runs, and
@@ -133,18 +134,18 @@ void pc__rec_close(struct task *t)
   r->error = t->error ? pc_xstrdup(t->error) : NULL;
   r->attempts = t->kind == TK_LEAF ? t->attempts : 0;
   if (t->kind == TK_LEAF && t->step && t->step->poll.until) {
-    r->polls = t->polls;
-    r->poll_stop = t->poll_stop;
+    r->polls = t->ext ? t->ext->polls : 0;
+    r->poll_stop = t->ext ? t->ext->poll_stop : NULL;
   }
   r->duration_ms = pc__task_run_ms(t);
   if (t->kind == TK_LEAF && t->step)
     r->queued_ms = t->queued_ms;
   pc__record_waiting(t, false);
   r->status = t->kind == TK_LEAF ? t->att.status : 0;
-  if (t->kind == TK_LEAF) { /* what the last attempt reported (pc_attempt_report) */
-    r->method = t->rep_method;
-    r->url = t->rep_url;
-    t->rep_method = t->rep_url = NULL;
+  if (t->kind == TK_LEAF && t->ext) { /* what the last attempt reported (pc_attempt_report) */
+    r->method = t->ext->rep_method;
+    r->url = t->ext->rep_url;
+    t->ext->rep_method = t->ext->rep_url = NULL;
   }
   if (t->kind == TK_LEAF && t->lane >= 0) {
     run->free_lanes = pc_xrealloc(run->free_lanes, (run->nfree_lanes + 1) * sizeof(int));

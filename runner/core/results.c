@@ -80,10 +80,10 @@ static void set_common_fields(struct task *t, int tbl)
     lua_setfield(L, tbl, "error");
   }
   if (leaf && t->step && t->step->poll.until) {
-    lua_pushinteger(L, t->polls);
+    lua_pushinteger(L, t->ext ? t->ext->polls : 0);
     lua_setfield(L, tbl, "polls");
-    if (t->poll_stop) {
-      lua_pushstring(L, t->poll_stop);
+    if (t->ext && t->ext->poll_stop) {
+      lua_pushstring(L, t->ext->poll_stop);
       lua_setfield(L, tbl, "poll_stop");
     }
   }

@@ -132,8 +132,8 @@ static void task_key(struct task *t, struct pc_buf *b)
 {
   if (t->parent)
     task_key(t->parent, b);
-  else if (t->kind != TK_LEAF && t->root_name)
-    pc_buf_puts(b, t->root_name);
+  else if (t->kind != TK_LEAF && t->root && t->root->name)
+    pc_buf_puts(b, t->root->name);
   if (t->step && !(t->instance && t->parent && t->parent->step == t->step))
     pc_buf_printf(b, "/%d:%d", t->step->line, t->step->col);
   if (t->instance)
@@ -146,7 +146,7 @@ static bool in_finally(const struct task *t)
 {
   while (t->parent)
     t = t->parent;
-  return t->kind != TK_LEAF && t->root_name && strcmp(t->root_name, "finally") == 0;
+  return t->kind != TK_LEAF && t->root && t->root->name && strcmp(t->root->name, "finally") == 0;
 }
 
 static char *leaf_key(struct task *t)
@@ -162,7 +162,7 @@ static char *leaf_key(struct task *t)
 static void task_path(const struct task *t, struct pc_buf *b)
 {
   if (!t->parent) {
-    pc_buf_puts(b, t->kind != TK_LEAF && t->root_name ? t->root_name : "steps");
+    pc_buf_puts(b, t->kind != TK_LEAF && t->root && t->root->name ? t->root->name : "steps");
     if (t->kind != TK_LEAF || !t->step)
       return;
   } else {
@@ -218,8 +218,11 @@ bool pc__journal_restore(struct task *t)
   t->attempts = l.attempts;
   /* what the reports show of it, as the journaled run reported it */
   t->att.status = l.status;
-  t->rep_method = l.method ? pc_xstrdup(l.method) : NULL;
-  t->rep_url = l.url ? pc_xstrdup(l.url) : NULL;
+  if (l.method || l.url) {
+    struct leaf_ext *x = pc__leaf_ext(t);
+    x->rep_method = l.method ? pc_xstrdup(l.method) : NULL;
+    x->rep_url = l.url ? pc_xstrdup(l.url) : NULL;
+  }
   pc__task_finish(t, PC_OK, NULL);
   return true;
 }
@@ -240,7 +243,8 @@ void pc__journal_record(struct task *t)
     lua_pop(L, 1);
   }
   struct pc_journal_leaf l = {(enum pc_outcome)t->outcome, t->attempts, t->att.status,
-                              t->rep_method, t->rep_url, has && ok ? j.data : NULL, ok};
+                              t->ext ? t->ext->rep_method : NULL,
+                              t->ext ? t->ext->rep_url : NULL, has && ok ? j.data : NULL, ok};
   run->journal_ops->record(run->journal, key, &l);
   pc_buf_free(&j);
   free(key);

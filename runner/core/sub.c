@@ -48,7 +48,7 @@ struct pc_subgroup *pc__sub_of(const struct task *t)
 {
   while (t && t->parent)
     t = t->parent;
-  return t && !t->step ? t->sub : NULL;
+  return t && !t->step ? t->root->sub : NULL;
 }
 
 const char *pc__sub_where(const struct pc_subgroup *g) { return g->where; }
@@ -62,9 +62,9 @@ static void start_root(struct pc_subgroup *g, const char *name, struct pc_step *
                        size_t n, double timeout_ms)
 {
   struct task *t = pc__task_new(g->run, NULL, NULL, g->scope_ref, false, false);
-  t->root_name = name;
-  t->root_done = on_sub_root_done;
-  t->sub = g;
+  t->root->name = name;
+  t->root->done = on_sub_root_done;
+  t->root->sub = g;
   t->kids = steps;
   t->nkids = n;
   t->group_timeout_ms = timeout_ms;
@@ -96,7 +96,7 @@ static int badness(enum pc_outcome o)
 
 static void on_sub_root_done(struct pc_run *run, struct task *root)
 {
-  struct pc_subgroup *g = root->sub;
+  struct pc_subgroup *g = root->root->sub;
   enum pc_outcome o = pc__root_outcome(root);
   const char *err = root->error;
   size_t crec;
@@ -127,9 +127,10 @@ static void on_sub_root_done(struct pc_run *run, struct task *root)
   }
   if (!g->detached) {
     if (g->cause && pc_outcome_is_failure(g->outcome)) {
-      free(g->caller->sub_cause);
-      g->caller->sub_cause = g->cause;
-      g->caller->sub_cause_rec = g->cause_rec;
+      struct leaf_ext *x = pc__leaf_ext(g->caller);
+      free(x->sub_cause);
+      x->sub_cause = g->cause;
+      x->sub_cause_rec = g->cause_rec;
       g->cause = NULL;
     }
     g->done(g->data, g->outcome, g->msg);
@@ -162,7 +163,7 @@ struct pc_subgroup *pc_attempt_run_steps(struct pc_attempt *a, const struct pc_s
   for (const struct task *p = t; p; p = p->parent) {
     if (p->kind == TK_FOREACH && p->partitioned)
       g->partitioned = true;
-    if (!p->parent && !p->step && p->sub && p->sub->partitioned)
+    if (!p->parent && !p->step && p->root->sub && p->root->sub->partitioned)
       g->partitioned = true;
   }
   g->run->nsubs++;

@@ -72,12 +72,16 @@ static void task_free(struct task *t)
   if (t->kind == TK_LEAF) {
     free(t->waiters);
     free(t->att_msg);
-    free(t->sub_cause);
-    pc__attempt_report_clear(t);
+    if (t->ext) {
+      free(t->ext->sub_cause);
+      pc__attempt_report_clear(t);
+      free(t->ext);
+    }
   } else {
     free(t->fail_msg);
     free(t->own);
     free(t->cause);
+    free(t->root);
   }
   free(t->error);
   free(t->item_text);
@@ -99,6 +103,16 @@ uv_timer_t *pc__task_timer(struct task *t)
     t->timer->data = t;
   }
   return t->timer;
+}
+
+struct leaf_ext *pc__leaf_ext(struct task *t)
+{
+  assert(t->kind == TK_LEAF);
+  if (!t->ext) {
+    t->ext = pc_xcalloc(1, sizeof *t->ext);
+    t->ext->sub_cause_rec = PC_NO_RECORD;
+  }
+  return t->ext;
 }
 
 /* Called by the parent after it has consumed the child's result. */
@@ -126,8 +140,7 @@ struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct 
             : st->for_each && !instance ? TK_FOREACH
                                         : (unsigned char)st->kind;
   if (t->kind == TK_LEAF) {
-    t->ops = st->ops;
-    assert(t->ops);
+    assert(st->ops); /* the leaf's action: t->step->ops */
     if (st->npools)
       t->waiters = pc_xcalloc(st->npools, sizeof *t->waiters);
     t->att.params_ref = t->att.result_ref = LUA_NOREF;
@@ -135,6 +148,8 @@ struct task *pc__task_new(struct pc_run *run, struct task *parent, const struct 
     return t;
   }
   pc_queue_init(&t->live);
+  if (!st)
+    t->root = pc_xcalloc(1, sizeof *t->root);
   t->cause_rec = PC_NO_RECORD;
   t->list_ref = t->keys_ref = t->items_ref = t->inst_mt_ref = t->body_params_ref = LUA_NOREF;
   t->fail_fast = true;
@@ -177,7 +192,7 @@ __attribute__((noinline)) static void task_events(struct task *t, unsigned ev)
     if (t->parent)
       group_child_done(t->parent, t);
     else
-      t->root_done(t->run, t);
+      t->root->done(t->run, t);
   }
 }
 
@@ -243,7 +258,7 @@ static void mark_unreached(struct task *t)
     free(label);
   }
   /* A sub-group's root has no record: its steps' go below the caller's. */
-  size_t parent_rec = !t->step && t->sub ? pc__sub_caller_rec(t->sub) : PC_NO_RECORD;
+  size_t parent_rec = !t->step && t->root->sub ? pc__sub_caller_rec(t->root->sub) : PC_NO_RECORD;
   unreached_steps(t, parent_rec, t->kids + t->next_kid, t->nkids - t->next_kid, why);
   t->next_kid = t->nkids;
   free(why);
@@ -350,7 +365,7 @@ void pc__task_finish(struct task *t, enum pc_outcome o, const char *err)
      * counted, and its failure is theirs. */
     bool counted = t->kind == TK_LEAF ? !t->sub_ran : !started_kids;
     bool own = pc_outcome_is_failure(o) && !pc__task_failed_by_children(t) && t->error &&
-               !(t->kind == TK_LEAF && t->sub_cause);
+               !(t->kind == TK_LEAF && t->ext && t->ext->sub_cause);
     char *label = own ? pc__task_label(t) : NULL;
     pc__summary_note(&run->summary, o, counted, label, own ? t->error : NULL,
                      t->step->continue_on_error);
@@ -441,8 +456,8 @@ static bool in_partitioned(const struct task *t)
     if (a->kind == TK_FOREACH && a->partitioned)
       return true;
     /* The steps of a sub-group: inside the calling step's fan-out item? */
-    if (!a->parent && !a->step && a->sub)
-      return pc__sub_partitioned(a->sub);
+    if (!a->parent && !a->step && a->root->sub)
+      return pc__sub_partitioned(a->root->sub);
   }
   return false;
 }
@@ -549,10 +564,10 @@ static void group_child_done(struct task *t, struct task *c)
     if (!t->cause) {
       /* The root cause: the child itself when its failure is its own,
        * else the one that failed it (found further down first). */
-      if (c->kind == TK_LEAF && c->sub_cause) {
-        t->cause = c->sub_cause; /* the step of its sub-group that failed first */
-        t->cause_rec = c->sub_cause_rec;
-        c->sub_cause = NULL;
+      if (c->kind == TK_LEAF && c->ext && c->ext->sub_cause) {
+        t->cause = c->ext->sub_cause; /* the step of its sub-group that failed first */
+        t->cause_rec = c->ext->sub_cause_rec;
+        c->ext->sub_cause = NULL;
       } else if (c->kind == TK_LEAF || !pc__task_failed_by_children(c) || !c->cause) {
         t->cause = pc__task_label(c);
         t->cause_rec = c->rec;
@@ -932,8 +947,8 @@ struct task *pc__root_start(struct pc_run *run, const char *name, struct pc_step
                             pc__root_done_cb done)
 {
   struct task *t = pc__task_new(run, NULL, NULL, scope_ref, false, false);
-  t->root_name = name;
-  t->root_done = done;
+  t->root->name = name;
+  t->root->done = done;
   t->kids = steps;
   t->nkids = nsteps;
   t->group_timeout_ms = timeout_ms;

@@ -34,6 +34,35 @@ enum {
   EV_NOTIFY = 4u,       /* the task finished; tell the parent */
 };
 
+/* A leaf's rarely used state, apart so that a plain leaf (a sleep, a
+ * command, a request not recorded) does not carry it: a gather of 1M
+ * sleeps holds 1M tasks. */
+struct leaf_ext {
+  /* What the attempt reported for the record (pc_attempt_report), owned,
+   * for as long as its result stands; NULL if nothing. */
+  char *rep_method, *rep_url;
+  /* The attempt ran a sub-group (sub.c): the step is a group of a kind,
+   * whose own failure is its steps' (their root cause, owned, and its
+   * record); the last attempt's. */
+  char *sub_cause;
+  size_t sub_cause_rec;
+  /* Polling (until:): polls ended, polls that failed (retry.attempts
+   * counts these), the `within` deadline on the monotonic clock (0 before
+   * the first poll) and why polling stopped (a static string: "until",
+   * "fail_if", "within", "failure"; NULL while it goes on). */
+  double poll_deadline;
+  const char *poll_stop;
+  int polls, poll_fails;
+};
+
+/* What only a root sequence has (a run's steps or finally, a sub-group's):
+ * apart, as a gather of sleeps holds one group task per sleep in flight. */
+struct task_root {
+  const char *name;         /* "steps" or "finally" */
+  pc__root_done_cb done;
+  struct pc_subgroup *sub;  /* the sub-group it runs for (sub.c), or NULL */
+};
+
 struct task {
   struct pc_run *run;
   struct task *parent;             /* NULL for a root sequence */
@@ -76,7 +105,6 @@ struct task {
       size_t stride;   /* items started: next_kid, then every stride-th (--shard) */
       size_t end;      /* next_kid runs up to here: total, or nown */
       size_t *own;     /* shard_key: the items (0-based) this shard runs, owned; or NULL */
-      bool partitioned; /* a fan-out this shard runs its share of (--shard) */
       char *fail_msg;  /* first counted failure among the children */
       /* The root cause of the group's failure: the label of the step whose
        * own failure (a leaf's, or a group's that did not come from its
@@ -88,7 +116,6 @@ struct task {
       double group_timeout_ms;
       int running;
       int bg_running;  /* sequence: of the running, those in the background */
-      bool bg_ending;  /* sequence: its own steps are over; its background ones are cancelled */
       int limit;       /* max children in flight; 0 = unlimited */
       int list_ref;    /* fan-out: the items */
       int keys_ref;    /* fan-out with `key:`: the items' keys (strings), index for index */
@@ -96,53 +123,48 @@ struct task {
       int inst_mt_ref; /* fan-out of a leaf body: the metatable of its items' scopes */
       int body_params_ref; /* fan-out of a constant scalar body: its value, shared */
       bool static_body; /* fan-out whose body has no expression: items need no scope */
+      bool partitioned; /* a fan-out this shard runs its share of (--shard) */
+      bool bg_ending;   /* sequence: its own steps are over; its background ones are cancelled */
       bool fail_fast;
       bool stopping;   /* start no more children */
       bool failed_error, failed_expect;
-      /* roots only (parent NULL, step NULL): */
-      const char *root_name;     /* "steps" or "finally" */
-      pc__root_done_cb root_done;
-      struct pc_subgroup *sub;   /* the sub-group it runs for (sub.c), or NULL */
+      struct task_root *root; /* a root's (parent NULL, step NULL), owned; else NULL */
     };
-    struct { /* TK_LEAF */
-      const struct pc_action_ops *ops;
+    struct { /* TK_LEAF; its action is step->ops */
       struct pc_pool_waiter *waiters; /* one per pool of the step */
       char *att_msg;
       size_t pools_held;
       struct pc_attempt att;
-      /* What the attempt reported for the record (pc_attempt_report), for
-       * as long as its result stands; NULL if nothing. */
-      char *rep_method, *rep_url;
       int attempts;
       unsigned char att_fail; /* enum pc_fail */
       bool att_live;          /* the action is running: cancel it before anything else */
       bool params_shared;     /* att.params_ref is the fan-out's body_params_ref */
       bool status_failed;     /* the last attempt failed its status expectation */
       bool waiting;           /* queued for a pool permit right now */
+      bool timer_within;      /* the attempt's timer is the `within` deadline (until:) */
+      bool within_hit;        /* ... and it fired */
+      bool sub_ran;           /* the attempt ran a sub-group (sub.c) */
       int lane;               /* lane held while running (records), -1 otherwise */
       double ran_mono;        /* when the first attempt got its permits and ran; 0: never */
       double att_end_mono;    /* when the latest attempt ended and gave its permits back;
                                * 0 while one runs */
       double wait_since;      /* while waiting: when the wait began */
       double queued_ms;       /* time spent waiting for permits, all attempts */
-      /* Polling (until:): polls ended, polls that failed (retry.attempts
-       * counts these), the `within` deadline on the monotonic clock (0
-       * before the first poll) and why polling stopped (a static string:
-       * "until", "fail_if", "within", "failure"; NULL while it goes on). */
-      int polls, poll_fails;
-      double poll_deadline;
-      const char *poll_stop;
-      bool timer_within;      /* the attempt's timer is the `within` deadline */
-      bool within_hit;        /* ... and it fired */
-      /* The attempt ran a sub-group (sub.c): the step is a group of a
-       * kind, whose own failure is its steps' (their root cause, owned,
-       * and its record); the last attempt's. */
-      char *sub_cause;
-      size_t sub_cause_rec;
-      bool sub_ran;
+      /* What only some leaves need (polling, a sub-group's cause, what
+       * an attempt reported for the record), or NULL until one does:
+       * made by pc__leaf_ext, owned, freed with the task. */
+      struct leaf_ext *ext;
     };
   };
 };
+
+/* A gather of N sleeps holds N tasks, so a task's size is most of such a
+ * run's memory (tests/cases/sleep_many_memory.yml, docs/BENCHMARKS.md):
+ * a field only some tasks need goes in struct leaf_ext or struct
+ * task_root, not in the task. */
+_Static_assert(sizeof(void *) != 8 || sizeof(struct task) <= 296,
+               "struct task grew past 296 bytes: put a rarely used field in struct leaf_ext or "
+               "struct task_root");
 
 /* ---------------------------------------------------------- defer.c */
 
@@ -189,6 +211,8 @@ char *pc__child_label(struct task *parent, const struct pc_step *st);
 const char *pc__step_title(const struct pc_step *st);
 const char *pc__item_text(struct task *t);
 uv_timer_t *pc__task_timer(struct task *t);
+/* A leaf's rarely used state (t->ext), made zeroed on first use. */
+struct leaf_ext *pc__leaf_ext(struct task *t);
 static inline void pc__task_timer_stop(struct task *t)
 {
   if (t->timer)
@@ -215,10 +239,11 @@ void pc__leaf_abort(struct task *t);
  * inline, as it runs for every attempt and there is most often nothing. */
 static inline void pc__attempt_report_clear(struct task *t)
 {
-  if (t->rep_method || t->rep_url) {
-    free(t->rep_method);
-    free(t->rep_url);
-    t->rep_method = t->rep_url = NULL;
+  struct leaf_ext *x = t->ext;
+  if (x && (x->rep_method || x->rep_url)) {
+    free(x->rep_method);
+    free(x->rep_url);
+    x->rep_method = x->rep_url = NULL;
   }
 }
 
