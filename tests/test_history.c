@@ -23,23 +23,7 @@
 #include "base/util.h"
 #include "journal/journal.h"
 
-static char dir[64];
-
-static int setup(void **state)
-{
-  (void)state;
-  snprintf(dir, sizeof dir, "/tmp/pacer-history-XXXXXX");
-  return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-  (void)state;
-  char *cmd = pc_asprintf("rm -rf '%s'", dir);
-  int rc = system(cmd);
-  free(cmd);
-  return rc == 0 ? 0 : -1;
-}
+#include "scratch_dir.h"
 
 static long long file_size(const char *path)
 {
@@ -90,7 +74,7 @@ static void test_wal_stays_small(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_wal_stays_small, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_wal_stays_small, scratch_setup, scratch_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

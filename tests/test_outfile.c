@@ -24,23 +24,7 @@
 #include "base/outfile.h"
 #include "base/util.h"
 
-static char dir[64];
-
-static int setup(void **state)
-{
-  (void)state;
-  snprintf(dir, sizeof dir, "/tmp/pacer-outfile-XXXXXX");
-  return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-  (void)state;
-  char *cmd = pc_asprintf("rm -rf '%s'", dir);
-  int rc = system(cmd);
-  free(cmd);
-  return rc == 0 ? 0 : -1;
-}
+#include "scratch_dir.h"
 
 static char *at(const char *name)
 {
@@ -265,12 +249,12 @@ static void test_later(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(test_missing_and_regular, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_char_device, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_fifo, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_symlinks, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_refused_and_mkdirs, setup, teardown),
-    cmocka_unit_test_setup_teardown(test_later, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_missing_and_regular, scratch_setup, scratch_teardown),
+    cmocka_unit_test_setup_teardown(test_char_device, scratch_setup, scratch_teardown),
+    cmocka_unit_test_setup_teardown(test_fifo, scratch_setup, scratch_teardown),
+    cmocka_unit_test_setup_teardown(test_symlinks, scratch_setup, scratch_teardown),
+    cmocka_unit_test_setup_teardown(test_refused_and_mkdirs, scratch_setup, scratch_teardown),
+    cmocka_unit_test_setup_teardown(test_later, scratch_setup, scratch_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -246,16 +246,24 @@ static void on_timeout(uv_timer_t *t)
   fail(b, why, true);
 }
 
+/* The reply a callback acts on, or NULL when there is none to act on: the
+ * bucket is closing or has failed, or the connection is going (no reply:
+ * hiredis frees it), which is the bucket's failure. */
+static redisReply *reply_of(struct pc_redis_bucket *b, redisAsyncContext *ac, void *r)
+{
+  if (b->closing || b->failed)
+    return NULL;
+  if (!r)
+    fail(b, ac->errstr[0] ? ac->errstr : "the connection was lost", false);
+  return r;
+}
+
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
   struct pc_redis_bucket *b = privdata;
-  redisReply *reply = r;
-  if (b->closing || b->failed)
+  redisReply *reply = reply_of(b, ac, r);
+  if (!reply)
     return;
-  if (!reply) { /* the connection is going: hiredis frees it */
-    fail(b, ac->errstr[0] ? ac->errstr : "the connection was lost", false);
-    return;
-  }
   if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
     send_call(b, true); /* the script is not cached (a restart, SCRIPT FLUSH): EVAL loads it */
     return;
@@ -286,13 +294,9 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
 static void on_auth(redisAsyncContext *ac, void *r, void *privdata)
 {
   struct pc_redis_bucket *b = privdata;
-  redisReply *reply = r;
-  if (b->closing || b->failed)
+  redisReply *reply = reply_of(b, ac, r);
+  if (!reply)
     return;
-  if (!reply) {
-    fail(b, ac->errstr[0] ? ac->errstr : "the connection was lost", false);
-    return;
-  }
   if (reply->type == REDIS_REPLY_ERROR) {
     char why[200];
     snprintf(why, sizeof why, "AUTH: %s", reply->str);
@@ -349,13 +353,9 @@ static void send_pause(struct pc_redis_bucket *b, bool eval);
 static void on_pause_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
   struct pc_redis_bucket *b = privdata;
-  redisReply *reply = r;
-  if (b->closing || b->failed)
+  redisReply *reply = reply_of(b, ac, r);
+  if (!reply)
     return;
-  if (!reply) {
-    fail(b, ac->errstr[0] ? ac->errstr : "the connection was lost", false);
-    return;
-  }
   if (reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0) {
     send_pause(b, true);
     return;
