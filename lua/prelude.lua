@@ -7,8 +7,8 @@
 -- getenv_secret(name), mark_secret(text), now_seconds(), make_ro(proxy_of,
 -- target_of, mt) (the read-only proxies' ro and __index, in C), codec
 -- (runner/script/mod_codec.c: base64, sha256, hmac_sha256, urldecode,
--- parse_url).
-local json, getenv_secret, mark_secret, now_seconds, make_ro, codec = ...
+-- parse_url), jview (runner/script/jsonview.c: to_table, is_view, type).
+local json, getenv_secret, mark_secret, now_seconds, make_ro, codec, jview = ...
 local P = {}
 
 -- JSON null (a light userdata NULL). It stays in data, so lists keep their
@@ -124,14 +124,27 @@ local no_target = {}
 target_of[result_view] = no_target
 P.result_view, P.no_target, P.target_of = result_view, no_target, target_of
 
+-- The JSON views that `result.json` gives while expect.that, until and
+-- fail_if are evaluated (jsonview.c): read-only by construction, read like
+-- proxies; unwrap() gives the tables they stand for.
+local is_view, view_table = jview.is_view, jview.to_table
+
 local function unwrap(v)
-  return target_of[v] or v
+  local t = target_of[v]
+  if t then
+    return t
+  end
+  if type(v) == "userdata" then
+    return view_table(v)
+  end
+  return v
 end
 P.unwrap = unwrap
 
--- True for a read-only proxy (pacer.lua's rawset refuses to write to one).
+-- True for a read-only proxy or view (pacer.lua's rawset refuses to write
+-- to one).
 function P.is_ro(v)
-  return target_of[v] ~= nil
+  return target_of[v] ~= nil or is_view(v)
 end
 
 ---------------------------------------------------------------- text and JSON
@@ -199,6 +212,10 @@ end
 -- infinities, which JSON lacks, as null.
 local function encode(v, out, seen)
   local t = type(v)
+  if t == "userdata" and is_view(v) then
+    v = view_table(v)
+    t = "table"
+  end
   if v == nil or v == null then
     out[#out + 1] = "null"
   elseif t == "boolean" then
@@ -261,7 +278,7 @@ function P.to_text(v)
     return number_text(v)
   elseif t == "boolean" then
     return v and "true" or "false"
-  elseif t == "table" or v == nil or v == null then
+  elseif t == "table" or v == nil or v == null or is_view(v) then
     return P.to_json(v)
   end
   return tostring(v)
@@ -449,6 +466,7 @@ local base = {}
 for _, name in ipairs(safe_globals) do
   base[name] = _G[name]
 end
+base.type = jview.type -- a JSON view is a table to expressions
 base.string = ro(string)
 base.table = ro(table)
 base.math = ro(math)

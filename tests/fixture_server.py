@@ -33,6 +33,8 @@ HTTP routes (HTTP/1.1 keep-alive; every response has a Content-Length):
     /slow-body?ms=N             headers at once, then the body a byte at a time over N ms
     /storm?key=K&fail=N&secs=S  503 with Retry-After: S for the first N requests, then 200
     /badjson                    200, Content-Type application/json, body not JSON
+    /raw?body=TEXT              200, Content-Type application/json, body TEXT as given
+                                (or, without ?body, the request's body)
     /binary[?status=N]          a PNG header followed by terminal escapes (ESC, CR, C1)
                                 and bytes that are not UTF-8
     /redirect?n=N[&ms=M]        302 chain of N hops, then 200 {"redirected": true};
@@ -303,6 +305,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x1b[2J\x1b]0;pwned\x07"
                     b"\rfake line\x9b31m\xc2\x9b\xff\xfe\xe2\x82 end")
             return self.send(int(one.get("status", "200")), body, "image/png")
+        if path == "/raw":
+            return self.send(200, one["body"] if "body" in one else body, "application/json")
         if path == "/badjson":
             return self.send(200, "<html>this is not JSON</html>", "application/json")
         if path == "/redirect":

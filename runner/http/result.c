@@ -111,9 +111,12 @@ static void put_request(const struct lazy *z, struct pc_buf *b)
     pc_buf_printf(b, " (step %s)", z->data + z->label_off);
 }
 
-/* Registry keys of the last document decoded and the result it is of. */
+/* Registry keys of the last document decoded and the result it is of: as
+ * tables, and as a read-only view (while pc_lua_json_views says so). */
 static const char json_of_key = 'r';
 static const char json_doc_key = 'j';
+static const char view_of_key = 'R';
+static const char view_doc_key = 'J';
 
 /* lua_pcall'd by push_json (1: the struct lazy): the decoded body. */
 static int decode_body(lua_State *L)
@@ -125,21 +128,38 @@ static int decode_body(lua_State *L)
 /* Pushes `json` of the result t at 1 (its record z): the last document
  * decoded if it is this result's, or the body decoded now (see struct
  * lazy); nothing (returns 0) without a body. Raises "response body of ...
- * is not JSON: ..." if the body is not JSON. */
+ * is not JSON: ..." if the body is not JSON. While expect.that, until or
+ * fail_if read it with the shared `result` view, the document is a
+ * read-only view (script/json.h): they keep nothing, and it costs less
+ * than tables and their proxies (issue 16). */
 static int push_json(lua_State *L, struct lazy *z)
 {
   if (!z->has_body)
     return 0;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &json_of_key); /* ..., of */
+  bool views = pc_lua_json_views(L);
+  const char *of_key = views ? &view_of_key : &json_of_key;
+  const char *doc_key = views ? &view_doc_key : &json_doc_key;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, of_key); /* ..., of */
   bool same = lua_rawequal(L, -1, 1);
   lua_pop(L, 1);
   if (same) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &json_doc_key);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, doc_key);
     return 1;
   }
-  lua_pushcfunction(L, decode_body);     /* ..., decode */
-  lua_pushlightuserdata(L, z);           /* ..., decode, z (t keeps it alive) */
-  if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* ..., value or message */
+  char err[400];
+  const char *why = NULL;
+  if (views) {
+    if (pc_json_view_decode(L, z->data + z->body_off, z->body_len, err, sizeof err) != 0)
+      why = err; /* ..., value unless why */
+  } else {
+    lua_pushcfunction(L, decode_body);     /* ..., decode */
+    lua_pushlightuserdata(L, z);           /* ..., decode, z (t keeps it alive) */
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) { /* ..., value or message */
+      snprintf(err, sizeof err, "%s", lua_tostring(L, -1));
+      why = err;
+    }
+  }
+  if (why) {
     struct pc_buf b;
     pc_buf_init(&b, 4096);
     pc_buf_puts(&b, "response body of ");
@@ -148,7 +168,7 @@ static int push_json(lua_State *L, struct lazy *z)
     if (z->body_len == 0) {
       pc_buf_puts(&b, "the body is empty");
     } else {
-      pc_buf_printf(&b, "%s; it starts with: ", lua_tostring(L, -1));
+      pc_buf_printf(&b, "%s; it starts with: ", why);
       pc_http_excerpt(&b, z->data + z->body_off, z->body_len, 80);
     }
     lua_pushlstring(L, b.data, b.len);
@@ -156,10 +176,10 @@ static int push_json(lua_State *L, struct lazy *z)
     return lua_error(L);
   }
   z->built |= LAZY_JSON;
-  lua_pushvalue(L, -1);                             /* ..., value, value */
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &json_doc_key); /* ..., value */
-  lua_pushvalue(L, 1);                              /* ..., value, t */
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &json_of_key);  /* ..., value */
+  lua_pushvalue(L, -1);                        /* ..., value, value */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, doc_key);  /* ..., value */
+  lua_pushvalue(L, 1);                         /* ..., value, t */
+  lua_rawsetp(L, LUA_REGISTRYINDEX, of_key);   /* ..., value */
   return 1;
 }
 

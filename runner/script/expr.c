@@ -327,8 +327,8 @@ int pc__expr_call(struct pc_lua *h, int ref, int scope_ref, double limit_ms, con
     free(m);
     return -1;
   }
-  /* Hand back plain values, never proxies. */
-  if (lua_type(L, -1) == LUA_TTABLE) {
+  /* Hand back plain values, never proxies or JSON views. */
+  if (lua_type(L, -1) == LUA_TTABLE || lua_type(L, -1) == LUA_TUSERDATA) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, h->unwrap_ref); /* value, unwrap */
     lua_insert(L, -2);                                /* unwrap, value */
     lua_call(L, 1, 1);                                /* value */

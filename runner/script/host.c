@@ -177,7 +177,8 @@ static int init_state(lua_State *L)
   lua_pushcfunction(L, l_misc_now);      /* ..., now */
   lua_pushcfunction(L, l_make_ro);       /* ..., make_ro */
   pc__codec_push(L);                     /* ..., codec */
-  lua_call(L, 6, 1);                     /* json, P */
+  pc_json_view_open(L);                  /* ..., jview */
+  lua_call(L, 7, 1);                     /* json, P */
   lua_getfield(L, -1, "ro");                        /* json, P, ro */
   h->ro_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_getfield(L, -1, "unwrap");
@@ -347,6 +348,11 @@ lua_State *pc_lua_state(struct pc_lua *h)
 void pc_lua_unref(struct pc_lua *h, int ref)
 {
   luaL_unref(h->L, LUA_REGISTRYINDEX, ref);
+}
+
+bool pc_lua_json_views(lua_State *L)
+{
+  return pc__host(L)->view_bound;
 }
 
 void pc_lua_note_plugin_value(struct pc_lua *h)

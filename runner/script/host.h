@@ -144,6 +144,10 @@ void pc_lua_note_plugin_mt(struct pc_lua *h, lua_State *L, int idx);
  * result may hold a function of plugin code, which an expression could
  * call with `result` (see pc_lua_scope_bind_view). */
 void pc_lua_note_plugin_value(struct pc_lua *h);
+/* Whether reads of JSON now get read-only views (script/json.h,
+ * pc_json_view_decode) rather than tables: while `result` is bound as the
+ * shared view (pc_lua_scope_bind_view), whose evaluation keeps nothing. */
+bool pc_lua_json_views(lua_State *L);
 /* Pushes the state's one read-only empty table (every result without
  * outputs has it as its `outputs`; writing to it raises). */
 void pc_lua_push_empty_ro(lua_State *L);

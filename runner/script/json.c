@@ -26,6 +26,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "base/util.h"
+#include "script/json_int.h"
 
 /* Registry key of the metatable that marks empty JSON objects. */
 static const char OBJECT_MT_KEY = 'o';
@@ -92,19 +93,19 @@ static int on_boolean(void *ud, int b)
 /* An integer when the text is one (no fraction, no exponent) and fits in
  * 64 bits; a float otherwise. yajl has checked the syntax, so up to 18
  * digits (below 10^18, always in range) are summed here directly: strtoll
- * cost ~500 instructions a number, a third of decoding a small document. */
-static int on_number(void *ud, const char *s, size_t len)
+ * cost ~500 instructions a number, a third of decoding a small document.
+ * Returns whether it is an integer (*i) or a float (*d). */
+bool pc__json_number(const char *s, size_t len, lua_Integer *i, double *d)
 {
-  struct decoder *d = ud;
-  size_t i = s[0] == '-' ? 1 : 0;
-  if (len - i <= 18) {
+  size_t neg = s[0] == '-' ? 1 : 0;
+  if (len - neg <= 18) {
     lua_Integer v = 0;
-    size_t j = i;
+    size_t j = neg;
     while (j < len && s[j] >= '0' && s[j] <= '9')
       v = v * 10 + (s[j++] - '0');
     if (j == len) {
-      lua_pushinteger(d->L, i ? -v : v);
-      return put(d);
+      *i = neg ? -v : v;
+      return true;
     }
   }
   char buf[64];
@@ -114,12 +115,25 @@ static int on_number(void *ud, const char *s, size_t len)
   bool integral = strpbrk(text, ".eE") == NULL;
   errno = 0;
   long long n = integral ? strtoll(text, NULL, 10) : 0;
-  if (integral && errno == 0)
-    lua_pushinteger(d->L, (lua_Integer)n);
+  bool is_int = integral && errno == 0;
+  if (is_int)
+    *i = (lua_Integer)n;
   else
-    lua_pushnumber(d->L, strtod(text, NULL));
+    *d = strtod(text, NULL);
   if (text != buf)
     free(text);
+  return is_int;
+}
+
+static int on_number(void *ud, const char *s, size_t len)
+{
+  struct decoder *d = ud;
+  lua_Integer i;
+  double f;
+  if (pc__json_number(s, len, &i, &f))
+    lua_pushinteger(d->L, i);
+  else
+    lua_pushnumber(d->L, f);
   return put(d);
 }
 
@@ -197,30 +211,40 @@ static const yajl_callbacks callbacks = {
     .yajl_end_array = on_end,
 };
 
-/* Raises "invalid JSON: <yajl's message> at byte N". yajl counts the bytes
- * consumed only for the text it was given: an error found when the parse
- * is completed (the text ended early, or more follows a value) is at the
- * end. The message is copied before anything that can raise, so yajl's
- * copy is always freed. */
-static int raise_parse_error(lua_State *L, struct decoder *d, const char *text, size_t len,
-                             bool at_end)
+/* Writes "invalid JSON: <yajl's message> at byte N" into msg. yajl counts
+ * the bytes consumed only for the text it was given: an error found when
+ * the parse is completed (the text ended early, or more follows a value)
+ * is at the end. yajl's copy of its message is freed here. */
+void pc__json_parse_error(yajl_handle y, bool too_deep, const char *text, size_t len,
+                          bool at_end, char *msg, size_t size)
 {
-  size_t at = at_end ? len : yajl_get_bytes_consumed(d->y);
-  if (d->too_deep)
-    return luaL_error(L, "invalid JSON: nested deeper than %d levels (at byte %d)",
-                      PC_JSON_MAX_DEPTH, (int)at);
+  size_t at = at_end ? len : yajl_get_bytes_consumed(y);
+  if (too_deep) {
+    snprintf(msg, size, "invalid JSON: nested deeper than %d levels (at byte %d)",
+             PC_JSON_MAX_DEPTH, (int)at);
+    return;
+  }
   char what[256] = "parse error";
-  unsigned char *msg = yajl_get_error(d->y, 0, (const unsigned char *)text, len);
-  if (msg) {
-    snprintf(what, sizeof what, "%s", (const char *)msg);
-    yajl_free_error(d->y, msg);
+  unsigned char *m = yajl_get_error(y, 0, (const unsigned char *)text, len);
+  if (m) {
+    snprintf(what, sizeof what, "%s", (const char *)m);
+    yajl_free_error(y, m);
   }
   size_t n = strlen(what);
   while (n > 0 && (what[n - 1] == '\n' || what[n - 1] == '.' || what[n - 1] == ' '))
     what[--n] = '\0';
   if (at_end)
-    return luaL_error(L, "invalid JSON: %s at the end of the text", what);
-  return luaL_error(L, "invalid JSON: %s at byte %d", what, (int)(at > 0 ? at : 1));
+    snprintf(msg, size, "invalid JSON: %s at the end of the text", what);
+  else
+    snprintf(msg, size, "invalid JSON: %s at byte %d", what, (int)(at > 0 ? at : 1));
+}
+
+static int raise_parse_error(lua_State *L, struct decoder *d, const char *text, size_t len,
+                             bool at_end)
+{
+  char msg[400];
+  pc__json_parse_error(d->y, d->too_deep, text, len, at_end, msg, sizeof msg);
+  return luaL_error(L, "%s", msg);
 }
 
 /* The text to decode, for decode_protected. */
@@ -321,25 +345,33 @@ static void *arena_realloc(void *ctx, void *ptr, size_t size)
 
 static yajl_alloc_funcs arena_funcs = {arena_malloc, arena_realloc, arena_free, NULL};
 
+yajl_alloc_funcs *pc__json_arena_acquire(void)
+{
+  if (arena_busy)
+    return NULL;
+  arena_busy = true;
+  arena_used = 0;
+  return &arena_funcs;
+}
+
+void pc__json_arena_release(yajl_alloc_funcs *funcs)
+{
+  if (funcs)
+    arena_busy = false;
+}
+
 int pc_json_decode_text(lua_State *L, const char *text, size_t len)
 {
   struct text tx = {text, len};
   struct decoder d = {.L = L};
   d.frames = d.inline_frames;
   d.cap = PC_ARRAY_SIZE(d.inline_frames);
-  bool own_arena = !arena_busy;
-  if (own_arena) {
-    arena_busy = true;
-    arena_used = 0;
-  }
-  d.y = yajl_alloc(&callbacks, own_arena ? &arena_funcs : NULL, &d);
+  yajl_alloc_funcs *funcs = pc__json_arena_acquire();
+  d.y = yajl_alloc(&callbacks, funcs, &d);
   if (!d.y) {
-    if (own_arena)
-      arena_busy = false;
+    pc__json_arena_release(funcs);
     return luaL_error(L, "not enough memory");
   }
-  if (!d.y)
-    return luaL_error(L, "not enough memory");
   /* Bytes are passed on as they are, as lua-cjson did: a Latin-1 byte in a
    * string does not make a whole response unreadable. */
   yajl_config(d.y, yajl_dont_validate_strings, 1);
@@ -348,8 +380,7 @@ int pc_json_decode_text(lua_State *L, const char *text, size_t len)
   lua_pushlightuserdata(L, &tx);          /* fn, d, text */
   int rc = lua_pcall(L, 2, 1, 0);         /* value or message */
   yajl_free(d.y);
-  if (own_arena)
-    arena_busy = false;
+  pc__json_arena_release(funcs);
   if (d.frames != d.inline_frames)
     free(d.frames);
   if (rc != LUA_OK)

@@ -49,4 +49,16 @@ int pc_json_encode_exact(lua_State *L, int idx, struct pc_buf *out);
 /* Marks the table at idx as a JSON object (an empty one encodes as {}). */
 void pc_json_mark_object(lua_State *L, int idx);
 
+/* The read-only views (jsonview.c): the same text decoded into one compact
+ * block, read through a small userdata per container read, for reads that
+ * cannot keep the value (`result.json` in expect.that, until and fail_if).
+ * pc_json_view_decode pushes the document's value (a scalar as
+ * pc_json_decode_text gives it, a container as a view) and returns 0, or
+ * returns -1 with the message pc_json_decode_text would raise in err
+ * (pushing nothing); it raises only when Lua runs out of memory. pc_json_view_open makes the views' metatable and returns the table
+ * lua/prelude.lua uses: to_table(v) (the tables a view stands for),
+ * is_view(v), type(v) ("table" for a view). */
+int pc_json_view_decode(lua_State *L, const char *text, size_t len, char *err, size_t size);
+int pc_json_view_open(lua_State *L);
+
 #endif

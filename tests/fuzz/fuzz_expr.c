@@ -8,7 +8,13 @@
  *           compiled, then evaluated by pc_lua_eval_tmpl;
  *   mode 2  the same as a bare expression, and the value is also formatted
  *           with pc_lua_to_text and pc_lua_to_json (interpolation and
- *           reports).
+ *           reports);
+ *   mode 3  (first byte 0xF0 and above) the text as a JSON document,
+ *           decoded both into tables (pc_json_decode_text) and into a
+ *           read-only view (pc_json_view_decode): both must fail with the
+ *           same message or both succeed, and then give the same JSON text
+ *           (pc_lua_to_json) and the same text when walked through the
+ *           view's own metamethods (index, #, pairs) as through the tables.
  * Evaluation happens in a root scope like a run's: a small `vars` table and
  * one finished step, `steps.top`. Each input gets a fresh Lua state, so a
  * reproducer never depends on what ran before it.
@@ -29,6 +35,7 @@
 #include "base/diag.h"
 #include "fuzz_common.h"
 #include "base/log.h"
+#include "script/json.h"
 #include "script/luahost.h"
 #include "model/workflow.h"
 #include "base/yamlload.h"
@@ -148,6 +155,100 @@ static void eval_template(struct pc_lua *h, int root, const char *src, size_t le
   pc_diag_free(&d);
 }
 
+/* Walks v through metamethods only (pairs, #, indexing; JSON null seen as
+ * nil), giving a canonical text: sorted keys, lists by #. The same for a
+ * view and for the tables it stands for behind a read-only proxy. */
+static const char WALK[] =
+    "local ro = ...\n"
+    "local function walk(v, out)\n"
+    "  local t = type(v)\n"
+    "  if t == 'userdata' or t == 'table' then\n"
+    "    local keys = {}\n"
+    "    for k in pairs(v) do keys[#keys + 1] = k end\n"
+    "    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)\n"
+    "    out[#out + 1] = '{#' .. #v\n"
+    "    for _, k in ipairs(keys) do out[#out + 1] = tostring(k) .. '='; walk(v[k], out) end\n"
+    "    out[#out + 1] = '}'\n"
+    "  elseif math.type(v) == 'float' then out[#out + 1] = string.format('%a', v)\n"
+    "  else out[#out + 1] = t .. ':' .. tostring(v) end\n"
+    "end\n"
+    "return function(v, is_view) local out = {}; walk(is_view and v or ro(v), out); return table.concat(out, ' ') end\n";
+
+/* (text, len) -> tables; (text, len, err) -> view or nothing: under
+ * lua_pcall, as either raises when the memory cap is reached. */
+static int decode_tables(lua_State *L)
+{
+  return pc_json_decode_text(L, lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2));
+}
+
+static int decode_view(lua_State *L)
+{
+  char *err = lua_touserdata(L, 3);
+  if (pc_json_view_decode(L, lua_touserdata(L, 1), (size_t)lua_tointeger(L, 2), err, 400) != 0)
+    return 0;
+  return 1;
+}
+
+/* mode 3: one document, decoded both ways (see the top). */
+static void json_both_ways(struct pc_lua *h, const char *src, size_t len)
+{
+  lua_State *L = pc_lua_state(h);
+  int top = lua_gettop(L);
+  char err[400] = "";
+  lua_pushcfunction(L, decode_view);
+  lua_pushlightuserdata(L, (void *)src);
+  lua_pushinteger(L, (lua_Integer)len);
+  lua_pushlightuserdata(L, err);
+  if (lua_pcall(L, 3, 1, 0) != LUA_OK) { /* out of memory: nothing to compare */
+    lua_settop(L, top);
+    return;
+  }                                      /* view or nil */
+  bool view_ok = err[0] == '\0';
+  lua_pushcfunction(L, decode_tables);
+  lua_pushlightuserdata(L, (void *)src);
+  lua_pushinteger(L, (lua_Integer)len);
+  bool table_ok = lua_pcall(L, 2, 1, 0) == LUA_OK; /* view, tables or message */
+  const char *m = table_ok ? NULL : lua_tostring(L, -1);
+  if (m && strstr(m, "not enough memory")) {
+    lua_settop(L, top);
+    return;
+  }
+  if (view_ok != table_ok)
+    abort();
+  if (!view_ok) {
+    if (!m || strcmp(m, err) != 0)
+      abort();
+    lua_settop(L, top);
+    return;
+  }
+  char *e1 = NULL, *e2 = NULL;
+  char *a = pc_lua_to_json(h, -2, &e1), *b = pc_lua_to_json(h, -1, &e2);
+  if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
+    abort();
+  free(a), free(b), free(e1), free(e2);
+  if (luaL_loadbuffer(L, WALK, sizeof WALK - 1, "=walk") != LUA_OK)
+    abort();
+  pc_lua_push_prelude(h, "ro");
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) /* view, tables, walk */
+    abort();
+  const char *texts[2];
+  for (int i = 0; i < 2; i++) {
+    lua_pushvalue(L, -1);                /* ..., walk, walk */
+    lua_pushvalue(L, top + 1 + i);       /* ..., walk, walk, value */
+    lua_pushboolean(L, i == 0);
+    /* The memory cap may stop a walk: then there is nothing to compare. */
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+      lua_settop(L, top);
+      return;
+    }
+    texts[i] = lua_tostring(L, -1);
+    lua_insert(L, -2);                   /* ..., text, walk */
+  }
+  if (!texts[0] || !texts[1] || strcmp(texts[0], texts[1]) != 0)
+    abort();
+  lua_settop(L, top);
+}
+
 /* Whether `word` occurs in src[0..len) (which need not be NUL-terminated). */
 static bool has_word(const char *src, size_t len, const char *word)
 {
@@ -162,7 +263,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   if (size < 1 || size > EXPR_MAX_INPUT + 1)
     return 0;
-  int mode = data[0] % 3;
+  int mode = data[0] >= 0xF0 ? 3 : data[0] % 3;
   const char *src = (const char *)data + 1;
   size_t len = size - 1;
   /* Lua's pattern matcher can backtrack for hours inside one C call, where
@@ -186,7 +287,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   push_step(L);
   pc_lua_scope_set_step(h, root, "top");
 
-  if (mode == 1)
+  if (mode == 3)
+    json_both_ways(h, src, len);
+  else if (mode == 1)
     eval_template(h, root, src, len);
   else
     eval_bare(h, root, src, len, mode == 2);
