@@ -332,6 +332,37 @@ static void on_bound(uv_timer_t *t)
   give_up_all(e, why);
 }
 
+/* A ping URL's path is the check's secret: healthchecks.io's
+ * `/UUID`, or `/PING-KEY/SLUG`; whoever has it can ping the check (and
+ * mark it failed). It is registered as a secret, whole and each segment
+ * of it long enough to be a key, so that warnings about the pings, and
+ * anything else pacer prints, show *** in its place. Shorter segments (a
+ * `ping/` prefix, a slug word) would blank out ordinary text. */
+#define PING_KEY_MIN 16
+
+static void secret_ping_path(const char *url)
+{
+  const char *p = strstr(url, "://");
+  p = p ? strchr(p + 3, '/') : NULL;
+  if (!p)
+    return;
+  size_t len = strcspn(p, "?#");
+  while (len > 0 && p[0] == '/')
+    p++, len--;
+  while (len > 0 && p[len - 1] == '/')
+    len--;
+  if (len >= PING_KEY_MIN)
+    pc_secret_add(p, len);
+  for (size_t i = 0; i < len;) {
+    size_t n = 0;
+    while (i + n < len && p[i + n] != '/')
+      n++;
+    if (n >= PING_KEY_MIN && n < len)
+      pc_secret_add(p + i, n);
+    i += n + 1;
+  }
+}
+
 /* ============================================================ public */
 
 struct pc_export *pc_export_new(const struct pc_export_opts *o, struct pc_trace *trace)
@@ -349,6 +380,8 @@ struct pc_export *pc_export_new(const struct pc_export_opts *o, struct pc_trace 
     trace->recording = true;
   e->push_url = o->push_url ? pc_xstrdup(o->push_url) : NULL; /* completed at the end */
   e->ping_url = o->ping_url ? pc_xstrdup(o->ping_url) : NULL;
+  if (e->ping_url)
+    secret_ping_path(e->ping_url);
   make_uuid(e->rid);
   struct xreq *all[] = {&e->start_ping, &e->end_ping, &e->push, &e->trace_req};
   for (size_t i = 0; i < PC_ARRAY_SIZE(all); i++)
