@@ -74,6 +74,10 @@ struct lazy {
   bool reused;
   bool has_body;    /* a body (none with save_to once the file is written) */
   double timing[5]; /* dns, connect, tls, ttfb, total, in ms */
+  /* The header block: a Lua string, user value 1 of the record, shared
+   * by the records whose blocks are byte for byte the same (see
+   * push_shared_headers); hdrs points at its bytes. */
+  const char *hdrs;
   /* Offsets and lengths in data: 32 bits, as the header block is capped
    * at 256 KiB and a URL far below 4 GiB (l_http_result_fill checks). */
   uint32_t hdrs_len;
@@ -84,8 +88,8 @@ struct lazy {
   uint32_t redirects_off, redirects_len; /* "STATUS URL" NUL per redirect followed */
   uint32_t body_off;
   size_t body_len;
-  /* header block, method NUL, URL NUL, [version NUL], [label NUL],
-   * Set-Cookie lines, redirects, body */
+  /* method NUL, URL NUL, [version NUL], [label NUL], Set-Cookie lines,
+   * redirects, body */
   char data[];
 };
 
@@ -106,7 +110,7 @@ static struct lazy *lazy_of(lua_State *L, int t)
 /* "GET URL (step LABEL)": the request, for messages. */
 static void put_request(const struct lazy *z, struct pc_buf *b)
 {
-  pc_buf_printf(b, "%s %s", z->data + z->hdrs_len, z->data + z->url_off);
+  pc_buf_printf(b, "%s %s", z->data, z->data + z->url_off);
   if (z->label_off)
     pc_buf_printf(b, " (step %s)", z->data + z->label_off);
 }
@@ -391,7 +395,7 @@ static bool raw_absent(lua_State *L, int t, const char *k)
 static bool push_scalar(lua_State *L, const struct lazy *z, const char *k)
 {
   if (strcmp(k, "method") == 0)
-    lua_pushstring(L, z->data + z->hdrs_len);
+    lua_pushstring(L, z->data);
   else if (strcmp(k, "url") == 0)
     lua_pushstring(L, z->data + z->url_off);
   else if (strcmp(k, "reused") == 0)
@@ -424,11 +428,11 @@ static void lazy_build(lua_State *L, int t, struct lazy *z, unsigned which)
     lua_setfield(L, t, "body");
   }
   if ((which & LAZY_HEADERS) && raw_absent(L, t, "headers")) {
-    push_headers(L, z->data, z->hdrs_len, false); /* headers */
+    push_headers(L, z->hdrs, z->hdrs_len, false); /* headers */
     lua_setfield(L, t, "headers");                /* (t has no __newindex) */
   }
   if ((which & LAZY_VALUES) && raw_absent(L, t, "header_values")) {
-    push_headers(L, z->data, z->hdrs_len, true);
+    push_headers(L, z->hdrs, z->hdrs_len, true);
     lua_setfield(L, t, "header_values");
   }
   if ((which & LAZY_REDIRECTS) && raw_absent(L, t, "redirects")) {
@@ -572,6 +576,52 @@ static void push_result_mt(lua_State *L)
   lua_rawsetp(L, LUA_REGISTRYINDEX, &result_data_key); /* mt, data */
 }
 
+/* Pushes the header block of a response as a Lua string: the same string
+ * as a recent record's when the bytes are the same. A server answers a
+ * fan-out's requests with the same headers but for a date that changes
+ * once a second and a length that changes with the body's, so most kept
+ * results share their block (issue 16: it was ~150 of the ~690 bytes a
+ * kept result holds). The last HDRS_CACHE distinct blocks are remembered
+ * (registry, replaced in turn); blocks longer than HDRS_SHARE_MAX are not
+ * (few servers repeat those, and the cache must stay small). */
+#define HDRS_CACHE 4
+#define HDRS_SHARE_MAX 4096
+static const char hdrs_cache_key = 'H';
+
+static void push_shared_headers(lua_State *L, const char *p, size_t len)
+{
+  if (len > HDRS_SHARE_MAX || len == 0) {
+    lua_pushlstring(L, p ? p : "", len);
+    return;
+  }
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &hdrs_cache_key) != LUA_TTABLE) { /* cache */
+    lua_pop(L, 1);
+    lua_createtable(L, HDRS_CACHE + 1, 0);
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &hdrs_cache_key);
+  }
+  for (lua_Integer i = 1; i <= HDRS_CACHE; i++) {
+    if (lua_rawgeti(L, -1, i) == LUA_TSTRING) { /* cache, block */
+      size_t n;
+      const char *s = lua_tolstring(L, -1, &n);
+      if (n == len && memcmp(s, p, len) == 0) {
+        lua_remove(L, -2); /* block */
+        return;
+      }
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushlstring(L, p, len);                          /* cache, block */
+  lua_rawgeti(L, -2, HDRS_CACHE + 1);                  /* cache, block, turn */
+  lua_Integer turn = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  lua_pushinteger(L, turn + 1);
+  lua_rawseti(L, -3, HDRS_CACHE + 1);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, -3, turn % HDRS_CACHE + 1);           /* cache, block */
+  lua_remove(L, -2);                                   /* block */
+}
+
 /* lua_pcall'd by pc_http_result_fill (1: the result table, 2: the struct
  * pc_http_result as a light userdata): everything it allocates, the body
  * above all, may run out of memory. */
@@ -609,10 +659,14 @@ static int l_http_result_fill(lua_State *L)
     rdlen += (size_t)snprintf(NULL, 0, "%d %s", res->redirects[i].status,
                               res->redirects[i].url) + 1;
   size_t blen = has_body ? res->body_len : 0;
-  size_t head = res->headers_len + mlen + ulen + vlen + llen + res->set_cookies_len + rdlen;
-  if (head > UINT32_MAX)
-    return luaL_error(L, "the response's headers and URLs take %zu bytes", head);
-  struct lazy *z = lua_newuserdatauv(L, sizeof *z + head + blen, 0); /* lazy */
+  size_t head = mlen + ulen + vlen + llen + res->set_cookies_len + rdlen;
+  if (head > UINT32_MAX || res->headers_len > UINT32_MAX)
+    return luaL_error(L, "the response's headers and URLs take %zu bytes",
+                      head + res->headers_len);
+  struct lazy *z = lua_newuserdatauv(L, sizeof *z + head + blen, 1); /* lazy */
+  push_shared_headers(L, res->headers, res->headers_len); /* lazy, block */
+  z->hdrs = lua_tostring(L, -1);
+  lua_setiuservalue(L, -2, 1);                            /* lazy */
   z->common = (struct pc_result_common){.outcome = NULL};
   z->built = 0;
   z->reused = res->reused;
@@ -625,8 +679,6 @@ static int l_http_result_fill(lua_State *L)
   z->timing[4] = tm->total;
   size_t at = 0;
   z->hdrs_len = (uint32_t)res->headers_len;
-  memcpy(z->data, res->headers, res->headers_len);
-  at += res->headers_len;
   memcpy(z->data + at, res->method, mlen);
   at += mlen;
   z->url_off = (uint32_t)at;
@@ -695,7 +747,7 @@ void pc_http_result_exchange(struct pc_lua *h, int idx, struct pc_buf *out, size
   lua_rawget(L, -2); /* data, lazy */
   const struct lazy *z = lua_touserdata(L, -1);
   if (z && z->hdrs_len)
-    pc_http_show_response(out, z->data, z->hdrs_len, z->has_body ? z->data + z->body_off : NULL,
+    pc_http_show_response(out, z->hdrs, z->hdrs_len, z->has_body ? z->data + z->body_off : NULL,
                           z->body_len, max);
   lua_pop(L, 2);
 }
