@@ -25,10 +25,11 @@
  * expression reads (status; error and polls when set); everything else,
  * the engine's common fields included (outcome, attempts, times, an empty
  * outputs: struct pc_result_common, script/host.h, set by the engine when
- * the step ends), is one `struct lazy`, a full userdata without user
- * values: the raw header block, method, final URL, step label, HTTP
- * version, Set-Cookie lines, redirects and body, in one allocation
- * (`data`), with the timings. A
+ * the step ends), is one `struct lazy`, a full userdata: method, final
+ * URL, step label, HTTP version, Set-Cookie lines, redirects and body in
+ * one allocation (`data`), with the timings; its one user value is the raw
+ * header block, a Lua string shared with other records whose blocks are
+ * the same (push_shared_headers). A
  * kept result so costs its table, this record and nothing else (issue 16:
  * it was ~2.1 KB a result with every field a Lua value and the decoded
  * JSON cached; docs/BENCHMARKS.md).

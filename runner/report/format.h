@@ -145,6 +145,8 @@ void pc__html_run_section(struct pc_buf *b, const struct pc_run_report *r, size_
 void pc__html_page_start(struct pc_buf *b, const char *title, const char *outcome);
 void pc__html_page_end(struct pc_buf *b);
 void pc__html_duration(struct pc_buf *b, double ms);
+/* An outcome's badge: <span class="badge o-OUTCOME">OUTCOME</span>. */
+void pc__html_badge(struct pc_buf *b, const char *outcome);
 /* The metrics of several runs in one file (prometheus.c): each run's
  * series with its workflow label, each family once; the shared state's
  * statistics without a workflow label. */

@@ -61,11 +61,9 @@ static void html_summary(struct pc_buf *b, const struct pc_run_report *r,
   const char *outcome = r->outcome ? r->outcome : "running";
   pc_buf_puts(b, "<h1>");
   pc__xml_str(b, r->wf->name, false);
-  pc_buf_puts(b, " <span class=\"badge o-");
-  pc__xml_str(b, outcome, true);
-  pc_buf_puts(b, "\">");
-  pc__xml_str(b, outcome, false);
-  pc_buf_puts(b, "</span></h1>\n<p class=\"meta\">");
+  pc_buf_puts(b, " ");
+  pc__html_badge(b, outcome);
+  pc_buf_puts(b, "</h1>\n<p class=\"meta\">");
   pc__xml_str(b, r->wf->file, false);
   pc_buf_puts(b, " &middot; run ");
   pc__xml_str(b, r->run_id, false);
@@ -124,9 +122,9 @@ static void html_failures(struct pc_buf *b, const struct pc_run_report *r,
     if (i == cause)
       pc_buf_puts(b, "<span class=\"cause\">root cause</span> ");
     pc__xml_str(b, s->label, false);
-    pc_buf_puts(b, " <span class=\"badge o-");
-    pc_buf_puts(b, pc__rec_outcome(s));
-    pc_buf_printf(b, "\">%s</span></h3><div class=\"meta\">", pc__rec_outcome(s));
+    pc_buf_puts(b, " ");
+    pc__html_badge(b, pc__rec_outcome(s));
+    pc_buf_puts(b, "</h3><div class=\"meta\">");
     struct pc_buf path;
     pc_buf_init(&path, REPORT_BUF_MAX);
     pc__record_path(&path, r, i);
@@ -391,6 +389,15 @@ void pc__html_page_end(struct pc_buf *b)
   pc_buf_printf(b, "<p class=\"note\">Written by pacer %s. Reports: JSON, JUnit, trace and "
                    "HTML are described in docs/reports.md.</p>\n</body>\n</html>\n",
                 PACER_VERSION);
+}
+
+void pc__html_badge(struct pc_buf *b, const char *outcome)
+{
+  pc_buf_puts(b, "<span class=\"badge o-");
+  pc__xml_str(b, outcome, true);
+  pc_buf_puts(b, "\">");
+  pc__xml_str(b, outcome, false);
+  pc_buf_puts(b, "</span>");
 }
 
 void pc__html_duration(struct pc_buf *b, double ms)

@@ -115,8 +115,9 @@ static void render_html(struct pc_buf *b, const struct pc_run_report *const *rep
   const char *outcome = runs_outcome(info->exit_code);
   char *title = pc_asprintf("%zu workflow files", info->nfiles);
   pc__html_page_start(b, title, outcome);
-  pc_buf_printf(b, "<h1>%s <span class=\"badge o-%s\">%s</span></h1>\n<p class=\"meta\">",
-                title, outcome, outcome);
+  pc_buf_printf(b, "<h1>%s ", title);
+  pc__html_badge(b, outcome);
+  pc_buf_puts(b, "</h1>\n<p class=\"meta\">");
   free(title);
   char ts[40];
   pc_format_iso8601(info->start_ms, ts, sizeof ts);
@@ -132,11 +133,9 @@ static void render_html(struct pc_buf *b, const struct pc_run_report *const *rep
     pc__xml_str(b, r->wf->file, false);
     pc_buf_puts(b, "</a></td><td>");
     pc__xml_str(b, r->wf->name, false);
-    pc_buf_puts(b, "</td><td><span class=\"badge o-");
-    pc__xml_str(b, o, true);
-    pc_buf_puts(b, "\">");
-    pc__xml_str(b, o, false);
-    pc_buf_printf(b, "</span></td><td>%d</td><td>", r->exit_code);
+    pc_buf_puts(b, "</td><td>");
+    pc__html_badge(b, o);
+    pc_buf_printf(b, "</td><td>%d</td><td>", r->exit_code);
     pc__html_duration(b, r->duration_ms);
     pc_buf_puts(b, "</td></tr>\n");
   }

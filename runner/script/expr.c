@@ -154,10 +154,11 @@ static void push_name(struct pc_lua *h, const char *name)
     lua_pushstring(L, name);
 }
 
-void pc_lua_scope_bind(struct pc_lua *h, int scope_ref, const char *name)
+/* Sets `name` in the scope to the value on top, which is replaced by the
+ * name's old value. */
+static void bind_top(struct pc_lua *h, int scope_ref, const char *name)
 {
   lua_State *L = h->L;
-  to_ro(h);                                     /* value */
   lua_rawgeti(L, LUA_REGISTRYINDEX, scope_ref); /* value, scope */
   push_name(h, name);                           /* value, scope, name */
   lua_rawget(L, -2);                            /* value, scope, old */
@@ -166,6 +167,12 @@ void pc_lua_scope_bind(struct pc_lua *h, int scope_ref, const char *name)
   lua_rotate(L, -3, -1);                        /* old, scope, name, value */
   lua_rawset(L, -3);                            /* old, scope (scopes refuse __newindex) */
   lua_pop(L, 1);                                /* old */
+}
+
+void pc_lua_scope_bind(struct pc_lua *h, int scope_ref, const char *name)
+{
+  to_ro(h);                    /* value */
+  bind_top(h, scope_ref, name); /* old */
 }
 
 /* Points the view at the value on top (popped), or at no_target. */
@@ -205,14 +212,7 @@ bool pc_lua_scope_bind_view(struct pc_lua *h, int scope_ref, const char *name)
   h->view_bound = true;
   view_target(h, true);                           /* (v popped) */
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->view_ref); /* view */
-  lua_rawgeti(L, LUA_REGISTRYINDEX, scope_ref);   /* view, scope */
-  push_name(h, name);                             /* view, scope, name */
-  lua_rawget(L, -2);                              /* view, scope, old */
-  lua_insert(L, -3);                              /* old, view, scope */
-  push_name(h, name);                             /* old, view, scope, name */
-  lua_rotate(L, -3, -1);                          /* old, scope, name, view */
-  lua_rawset(L, -3);                              /* old, scope */
-  lua_pop(L, 1);                                  /* old */
+  bind_top(h, scope_ref, name);                   /* old */
   return true;
 }
 
