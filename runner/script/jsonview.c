@@ -5,8 +5,8 @@
  * pc_lua_json_views). There a document is decoded to be read once and
  * thrown away, and building it as Lua tables (a table per container, a
  * string per key and value, the collector's work to free them) and then
- * wrapping it in read-only proxies cost about half of what `expect.that`
- * adds to a request (issue 16, docs/BENCHMARKS.md, w13).
+ * wrapping it in read-only proxies cost about two thirds of what
+ * `expect.that` added to a request (issue 16, docs/BENCHMARKS.md, w13).
  *
  * The same yajl parser builds a compact tree in one block instead (struct
  * jdoc: nodes, the child lists, the strings), which becomes one userdata;
